@@ -1,0 +1,96 @@
+"""The rule registry: what each rule reads, how it partitions, how far it looks back.
+
+A rule registers itself with :func:`rule`. Its positional parameters are named after the
+tables it reads (the runner passes those LazyFrames); its keyword-only parameters are its
+thresholds, whose values come from the policy file section named after the rule.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Final, Literal
+
+import polars as pl
+
+PartitionKey = Literal["terminal_id", "operator_id", "merchant_id", "card_token"]
+Family = Literal["logins", "pins", "refunds", "scores"]
+
+# Inputs that are not store tables but are supplied by the runner.
+DERIVED_INPUTS: Final = frozenset({"weak_pin_digests"})
+
+RuleFunction = Callable[..., pl.LazyFrame]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A registered rule and what the runner needs to know to run it anywhere."""
+
+    name: str
+    family: Family
+    function: RuleFunction
+    entity_type: str
+    partition_key: PartitionKey
+    lookback: timedelta
+    scenarios: tuple[str, ...]
+    inputs: tuple[str, ...] = field(default=())
+    parameters: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def description(self) -> str:
+        doc = inspect.getdoc(self.function) or ""
+        return doc.split("\n\n")[0].replace("\n", " ")
+
+    def __call__(self, tables: dict[str, pl.LazyFrame], **thresholds: Any) -> pl.LazyFrame:
+        return self.function(*(tables[name] for name in self.inputs), **thresholds)
+
+
+RULES: dict[str, Rule] = {}
+
+
+def rule(
+    *,
+    family: Family,
+    entity_type: str,
+    partition_key: PartitionKey,
+    lookback: timedelta,
+    scenarios: tuple[str, ...] = (),
+) -> Callable[[RuleFunction], RuleFunction]:
+    """Register a rule function; the function itself is returned unchanged."""
+
+    def register(function: RuleFunction) -> RuleFunction:
+        signature = inspect.signature(function)
+        inputs = tuple(
+            p.name
+            for p in signature.parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        )
+        parameters = {
+            p.name: p.default
+            for p in signature.parameters.values()
+            if p.kind is p.KEYWORD_ONLY
+        }
+        RULES[function.__name__] = Rule(
+            name=function.__name__,
+            family=family,
+            function=function,
+            entity_type=entity_type,
+            partition_key=partition_key,
+            lookback=lookback,
+            scenarios=scenarios,
+            inputs=inputs,
+            parameters=parameters,
+        )
+        return function
+
+    return register
+
+
+def all_rules() -> dict[str, Rule]:
+    """Every registered rule, importing the rule modules first."""
+    from posaudit.detect import logins, pins, refunds  # noqa: F401  (registration)
+    from posaudit.score import operators  # noqa: F401  (registration)
+
+    return dict(RULES)

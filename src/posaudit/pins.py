@@ -1,0 +1,247 @@
+"""Operator PINs as the audit sees them: keyed digests, and the weakness classes of candidates.
+
+A PIN never leaves this module in plaintext except as the argument a caller passed in. The
+store holds ``HMAC-SHA256(key, pin)`` only; the audit finds weak PINs the way a payment HSM's
+PIN exclusion list does, by digesting every weak candidate under the same key and comparing
+digests. The same classifier answers ``posaudit pins check``.
+
+Examples
+--------
+>>> classify_pins(["123456", "111111", "739204"])
+['ascending_run', 'repeated_digit', '-']
+>>> len(pin_digest("123456", key=b"k"))
+64
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
+from typing import Final, Literal
+
+import numpy as np
+import polars as pl
+
+PIN_KEY_ENV: Final = "POSAUDIT_PIN_KEY"
+# Simulated worlds are digested under this published key so that anyone can reproduce a demo
+# store; a real deployment sets POSAUDIT_PIN_KEY to the key its terminal management system uses.
+DEMO_PIN_KEY: Final = "posaudit-demo-key/simulated-data-only"
+
+WeaknessClass = Literal[
+    "repeated_digit",
+    "ascending_run",
+    "descending_run",
+    "repeated_pair",
+    "repeated_triple",
+    "mirrored",
+    "doubled_digits",
+    "keypad_shape",
+    "lucky_number",
+    "date",
+    "common_pin",
+    "operator_number",
+]
+# Order is priority: a PIN matching several classes is reported under the first.
+WEAKNESS_CLASSES: Final[tuple[str, ...]] = (
+    "repeated_digit",
+    "ascending_run",
+    "descending_run",
+    "repeated_pair",
+    "repeated_triple",
+    "mirrored",
+    "doubled_digits",
+    "keypad_shape",
+    "lucky_number",
+    "date",
+    "common_pin",
+    "operator_number",
+)
+WEAKNESS_LABELS: Final[dict[str, str]] = {
+    "repeated_digit": "repeated digit",
+    "ascending_run": "ascending run",
+    "descending_run": "descending run",
+    "repeated_pair": "repeated pair",
+    "repeated_triple": "repeated triple",
+    "mirrored": "mirrored halves",
+    "doubled_digits": "doubled digits",
+    "keypad_shape": "keypad shape",
+    "lucky_number": "lucky number",
+    "date": "date",
+    "common_pin": "common PIN",
+    "operator_number": "operator number inside the PIN",
+}
+NO_CLASS: Final = "-"
+
+# Lines on the 3x3 terminal keypad (1-2-3 on top): rows, columns and diagonals, both ways.
+_KEYPAD_LINES: Final = (
+    "123", "456", "789", "147", "258", "369", "159", "357",
+)  # fmt: skip
+# Frequently chosen PINs that no structural class covers (leaked-PIN studies, Chinese sets).
+COMMON_PINS: Final[frozenset[str]] = frozenset(
+    {
+        "123654", "147369", "110110", "119119", "100200", "102030", "010203", "135790",
+        "246810", "135246", "741963", "987456", "456789", "321456", "112211", "121314",
+        "251314", "201314", "131420", "584520", "000123", "123000", "100000", "111222",
+        "123987", "159753", "753951", "456654", "778899", "998877", "101010", "202020",
+    }
+)  # fmt: skip
+_LUCKY_DIGITS: Final = frozenset("689")
+
+
+def pin_key() -> bytes:
+    """The deployment's PIN digest key: ``$POSAUDIT_PIN_KEY``, else the published demo key."""
+    return os.environ.get(PIN_KEY_ENV, DEMO_PIN_KEY).encode()
+
+
+def pin_digest(pin: str, *, key: bytes) -> str:
+    """Hex HMAC-SHA256 of a PIN under ``key``, the only form in which a PIN is ever kept."""
+    return hmac.new(key, pin.encode(), hashlib.sha256).hexdigest()
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A short public fingerprint of the key, stored so a store and a key can be matched."""
+    return hmac.new(key, b"posaudit key fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+def _digits(values: np.ndarray) -> np.ndarray:
+    """Digits of 6-digit integers, shape (6, n), most significant first."""
+    return np.stack([(values // 10 ** (5 - i)) % 10 for i in range(6)])
+
+
+def _valid_month_day(month: np.ndarray, day: np.ndarray) -> np.ndarray:
+    days_in_month = np.array([0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31])
+    ok_month = (month >= 1) & (month <= 12)
+    return ok_month & (day >= 1) & (day <= days_in_month[np.clip(month, 0, 12)])
+
+
+@lru_cache(maxsize=1)
+def _class_codes() -> np.ndarray:
+    """Weakness class code of every 6-digit PIN (0 = none, i = WEAKNESS_CLASSES[i - 1])."""
+    values = np.arange(1_000_000, dtype=np.int64)
+    d = _digits(values)
+    steps = np.diff(d, axis=0) % 10
+    masks: dict[str, np.ndarray] = {
+        "repeated_digit": (d == d[0]).all(axis=0),
+        "ascending_run": (steps == 1).all(axis=0),
+        "descending_run": (steps == 9).all(axis=0),
+        "repeated_pair": (d[0] == d[2]) & (d[2] == d[4]) & (d[1] == d[3]) & (d[3] == d[5]),
+        "repeated_triple": (d[0] == d[3]) & (d[1] == d[4]) & (d[2] == d[5]),
+        "mirrored": (d[0] == d[5]) & (d[1] == d[4]) & (d[2] == d[3]),
+        "doubled_digits": (d[0] == d[1]) & (d[2] == d[3]) & (d[4] == d[5]),
+    }
+    lines = [int(s) for line in _KEYPAD_LINES for s in (line, line[::-1])]
+    halves_high, halves_low = values // 1000, values % 1000
+    masks["keypad_shape"] = np.isin(halves_high, lines) & np.isin(halves_low, lines)
+    text = np.char.zfill(values.astype(str), 6)
+    lucky_digits = np.isin(d, [6, 8, 9]).all(axis=0)
+    has_1314 = np.char.find(text, "1314") >= 0
+    love = np.isin(halves_high, [520, 521]) | np.isin(halves_low, [520, 521])
+    masks["lucky_number"] = (
+        lucky_digits
+        | has_1314
+        | love
+        | (halves_high == halves_low) & (np.isin(halves_high, [168, 518, 668, 888, 666, 999]))
+    )
+    # Birthdays in the three orders people write them; the two-digit year is unrestricted, as
+    # in the published analyses of date-like PINs.
+    p1, p2, p3 = values // 10_000, (values // 100) % 100, values % 100
+    masks["date"] = (
+        _valid_month_day(p2, p3)  # YYMMDD
+        | _valid_month_day(p1, p2)  # MMDDYY
+        | _valid_month_day(p2, p1)  # DDMMYY
+    )
+    masks["common_pin"] = np.isin(values, [int(p) for p in COMMON_PINS])
+    codes = np.zeros(values.size, dtype=np.int8)
+    for code, name in reversed(list(enumerate(WEAKNESS_CLASSES[:-1], start=1))):
+        codes[masks[name]] = code
+    return codes
+
+
+def _operator_number_pins(operator_no: str) -> set[str]:
+    """PINs built from an operator number: the number repeated, or padded with zeros."""
+    if len(operator_no) != 2 or not operator_no.isascii() or not operator_no.isdigit():
+        msg = f"an operator number is 2 digits ('00'..'99'); got {operator_no!r}"
+        raise ValueError(msg)
+    return {operator_no * 3, "0000" + operator_no, operator_no + "0000", "00" + operator_no + "00"}
+
+
+def classify_pins(pins: Iterable[str], *, operator_no: str | None = None) -> list[str]:
+    """Weakness class of each candidate PIN, ``'-'`` where none applies.
+
+    Parameters
+    ----------
+    pins
+        Six-digit strings. Anything else raises ``ValueError`` naming the bad value.
+    operator_no
+        When given, PINs built from this operator number are classed ``operator_number``.
+    """
+    codes = _class_codes()
+    own = _operator_number_pins(operator_no) if operator_no is not None else set()
+    out: list[str] = []
+    for pin in pins:
+        if len(pin) != 6 or not pin.isascii() or not pin.isdigit():
+            # the value itself stays out of the message: it may be someone's real PIN
+            detail = ", not all of them ASCII digits" if len(pin) == 6 else ""
+            msg = f"a PIN is exactly 6 digits; got {len(pin)} characters{detail}"
+            raise ValueError(msg)
+        code = int(codes[int(pin)])
+        if code:
+            out.append(WEAKNESS_CLASSES[code - 1])
+        elif pin in own:
+            out.append("operator_number")
+        else:
+            out.append(NO_CLASS)
+    return out
+
+
+def weak_pin_values() -> pl.DataFrame:
+    """Every 6-digit PIN in a weakness class, with its class (no operator-specific ones)."""
+    codes = _class_codes()
+    values = np.flatnonzero(codes)
+    names = np.array(WEAKNESS_CLASSES)[codes[values] - 1]
+    return pl.DataFrame({"pin": np.char.zfill(values.astype(str), 6), "weakness_class": names})
+
+
+def weak_share_of_random_pins() -> float:
+    """Share of all 10^6 PINs that fall in a structural weakness class."""
+    return float((_class_codes() > 0).mean())
+
+
+@lru_cache(maxsize=4)
+def _exclusion_list_cached(key: bytes, operator_nos: tuple[str, ...]) -> pl.DataFrame:
+    weak = weak_pin_values()
+    digests = [pin_digest(p, key=key) for p in weak.get_column("pin")]
+    general = pl.DataFrame(
+        {
+            "pin_digest": digests,
+            "weakness_class": weak.get_column("weakness_class"),
+            "operator_no": pl.Series([None] * len(digests), dtype=pl.String),
+        }
+    )
+    # A PIN already in a structural class keeps that class (as in classify_pins), so no digest
+    # appears twice in the list and a join on it matches a PIN once.
+    codes = _class_codes()
+    rows = [
+        (pin_digest(p, key=key), "operator_number", no)
+        for no in operator_nos
+        for p in sorted(_operator_number_pins(no))
+        if codes[int(p)] == 0
+    ]
+    own = pl.DataFrame(
+        rows,
+        schema={"pin_digest": pl.String, "weakness_class": pl.String, "operator_no": pl.String},
+        orient="row",
+    )
+    return pl.concat([general, own])
+
+
+def exclusion_list(*, key: bytes, operator_nos: Sequence[str] = ()) -> pl.DataFrame:
+    """Digests of every weak candidate PIN under ``key``: the HSM-style PIN exclusion list.
+
+    Columns: ``pin_digest``, ``weakness_class``, ``operator_no`` (set for the classes that
+    depend on the operator number, null otherwise). Holds no PIN.
+    """
+    return _exclusion_list_cached(key, tuple(sorted(set(operator_nos))))

@@ -1,0 +1,432 @@
+"""The simulation engine: world, PIN timelines and days, written to the store in chunks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from posaudit import __version__
+from posaudit.pins import key_fingerprint, pin_digest, pin_key
+from posaudit.simulate import fraud
+from posaudit.simulate.catalog import CATEGORY_NAMES
+from posaudit.simulate.day import (
+    CHANNEL_NAMES,
+    DayActivity,
+    SimState,
+    due_refunds,
+    forgotten_pins,
+    make_shifts,
+    natural_logins,
+    natural_transactions,
+)
+from posaudit.simulate.pinmodel import ACTORS, KINDS, build_pin_timeline, pin_periods, weak_classes
+from posaudit.simulate.rng import stream
+from posaudit.simulate.scenario import SCENARIOS, Scenario, scenario_from_text
+from posaudit.simulate.world import US_PER_DAY, World, build_world, day_start_us
+from posaudit.store import EVENT_TABLES, Store, StoreError
+
+STALE_AFTER_DAYS: Final = 90  # PCI DSS 8.3.9
+REUSE_HISTORY: Final = 4  # PCI DSS 8.3.7
+SALE_POOL_DAYS: Final = 45
+
+Progress = Callable[[int, int, int], None]
+
+
+@dataclass
+class SimulationSummary:
+    path: Path
+    seed: int
+    first_day: int
+    days: int
+    start: date
+    rows: dict[str, int] = field(default_factory=dict)
+    incidents: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    write_seconds: float = 0.0  # time the writer thread spent in DuckDB
+    wait_seconds: float = 0.0  # time generation waited for the writer
+
+    @property
+    def events(self) -> int:
+        return sum(self.rows.get(t, 0) for t in EVENT_TABLES)
+
+
+def _ts(values: np.ndarray | pl.Series) -> pl.Series:
+    return pl.Series(values, dtype=pl.Int64).cast(pl.Datetime("us"))
+
+
+class _Renderer:
+    """Turns integer-coded rows into the contract's strings; holds the id counters."""
+
+    def __init__(self, world: World, seed: int, counters: dict[str, int]):
+        self.world = world
+        self.t_ids = pl.Series(world.t_ids)
+        self.m_ids = pl.Series(world.merchants.get_column("merchant_id"))
+        self.o_ids = pl.Series(world.o_ids)
+        self.channels = pl.Series(CHANNEL_NAMES, dtype=pl.Enum(CHANNEL_NAMES))
+        self.counters = counters
+        self.batch_base = stream(seed, "world", 1).integers(1, 500, world.n_terminals)
+        self.key = pin_key()
+        self._digests: dict[int, str] = {}
+
+    def _ids(self, prefix: str, n: int) -> pl.Series:
+        start = self.counters[prefix]
+        self.counters[prefix] += n
+        return pl.select(pl.lit(prefix) + pl.int_range(start, start + n, dtype=pl.Int64).cast(pl.String)).to_series()
+
+    def transactions(self, txns: pl.DataFrame, state: SimState, world_day: int) -> pl.DataFrame:
+        w = self.world
+        txns = txns.sort("terminal", "ts", "seq")
+        term = txns.get_column("terminal").to_numpy()
+        rank = txns.select(pl.int_range(1, pl.len() + 1).over("terminal")).to_series().to_numpy()
+        trace = state.trace[term] + rank
+        np.maximum.at(state.trace, term, trace)
+        trace = (trace - 1) % 999_999 + 1  # six-digit trace numbers wrap
+        merchant = w.t_merchant[term]
+        channel = txns.get_column("channel").to_numpy()
+        amount = txns.get_column("amount").to_numpy()
+        bp = np.where(
+            w.m_fee_class[merchant] == 2, 0,
+            np.where(w.m_fee_class[merchant] == 1, w.m_rate_bp[merchant], np.append(CHANNEL_RATE_BP, 0)[channel]),
+        )  # fmt: skip
+        bp = np.where(channel == 5, 0, bp)
+        fee = (amount * bp + 5_000) // 10_000
+        fee = np.where(channel == 0, np.minimum(fee, DEBIT_CAP_FEN), fee)
+        kind = txns.get_column("kind").to_physical().to_numpy()  # 0 sale, 1 void
+        approved = txns.get_column("status").to_physical().to_numpy() == 0
+        fee = np.where((kind == 0) & approved, fee, np.where(kind == 1, -fee, 0))
+        seq = txns.get_column("seq")
+        original = txns.get_column("original")
+        card = txns.get_column("card")
+        prefix = np.where(channel < 2, "C", np.where(channel == 5, "A", "Q"))
+        return pl.DataFrame(
+            {
+                "txn_id": pl.select(pl.lit("X") + seq.cast(pl.String)).to_series(),
+                "ts": _ts(txns.get_column("ts")),
+                "terminal_id": self.t_ids.gather(term),
+                "merchant_id": self.m_ids.gather(merchant),
+                "operator_id": self.o_ids.gather(txns.get_column("operator")),
+                "kind": txns.get_column("kind"),
+                "channel": self.channels.gather(channel),
+                "amount_fen": amount,
+                "fee_fen": fee,
+                "card_token": pl.select(pl.Series(prefix) + card.cast(pl.String)).to_series(),
+                "original_txn_id": pl.select(
+                    pl.when(original >= 0).then(pl.lit("X") + original.cast(pl.String))
+                    .when(original == -2).then(pl.lit("X") + (seq + 7_000_000_000_000).cast(pl.String))
+                ).to_series(),  # fmt: skip
+                "trace_no": pl.Series(trace, dtype=pl.Int32),
+                "batch_no": pl.Series(self.batch_base[term] + world_day, dtype=pl.Int32),
+                "status": txns.get_column("status"),
+                "failure_reason": txns.get_column("failure"),
+            }
+        )
+
+    def logins(self, logins: pl.DataFrame) -> pl.DataFrame:
+        logins = logins.sort("ts", "terminal", "operator_no", "outcome")
+        op = logins.get_column("operator")
+        return pl.DataFrame(
+            {
+                "event_id": self._ids("L", logins.height),
+                "ts": _ts(logins.get_column("ts")),
+                "terminal_id": self.t_ids.gather(logins.get_column("terminal")),
+                "operator_no": logins.get_column("operator_no"),
+                "operator_id": self.o_ids.gather(op.clip(0)).zip_with(op >= 0, pl.Series([None], dtype=pl.String)),
+                "outcome": logins.get_column("outcome"),
+            }
+        )
+
+    def lockouts(self, lockouts: pl.DataFrame) -> pl.DataFrame:
+        lockouts = lockouts.sort("locked_at", "terminal", "operator")
+        return pl.DataFrame(
+            {
+                "lockout_id": self._ids("K", lockouts.height),
+                "terminal_id": self.t_ids.gather(lockouts.get_column("terminal")),
+                "operator_id": self.o_ids.gather(lockouts.get_column("operator")),
+                "locked_at": _ts(lockouts.get_column("locked_at")),
+                "unlocked_at": _ts(lockouts.get_column("unlocked_at")),
+                "unlock_method": lockouts.get_column("unlock_method"),
+            }
+        )
+
+    def digest(self, pin: int) -> str:
+        if pin not in self._digests:
+            self._digests[pin] = pin_digest(f"{pin:06d}", key=self.key)
+        return self._digests[pin]
+
+    def pin_events(self, events: pl.DataFrame) -> pl.DataFrame:
+        events = events.sort("ts", "op")
+        return pl.DataFrame(
+            {
+                "event_id": self._ids("P", events.height),
+                "ts": _ts(events.get_column("ts")),
+                "operator_id": self.o_ids.gather(events.get_column("op")),
+                "kind": pl.Series(KINDS).gather(events.get_column("kind")),
+                "pin_digest": pl.Series([self.digest(int(p)) for p in events.get_column("pin")], dtype=pl.String),
+                "actor": pl.Series(ACTORS).gather(events.get_column("actor")),
+            }
+        )
+
+    def ground_truth(self, labels: pl.DataFrame) -> pl.DataFrame:
+        labels = labels.sort("scenario", "entity_type", "entity", "start")
+        etype = labels.get_column("entity_type")
+        entity = labels.get_column("entity")
+        ids = pl.select(
+            pl.when(etype == "operator").then(self.o_ids.gather(entity.clip(0, self.o_ids.len() - 1)))
+            .when(etype == "terminal").then(self.t_ids.gather(entity.clip(0, self.t_ids.len() - 1)))
+            .otherwise(pl.lit("X") + entity.cast(pl.String))
+        ).to_series()  # fmt: skip
+        return pl.DataFrame(
+            {
+                "incident_id": self._ids("G", labels.height),
+                "scenario": labels.get_column("scenario"),
+                "entity_type": etype,
+                "entity_id": ids,
+                "start_ts": _ts(labels.get_column("start")),
+                "end_ts": _ts(labels.get_column("end")),
+            }
+        )
+
+
+from posaudit.simulate.catalog import CHANNEL_RATE_BP, DEBIT_CAP_FEN  # noqa: E402
+
+LABEL_SCHEMA: Final = {"scenario": pl.String, "entity_type": pl.String, "entity": pl.Int64,
+                       "start": pl.Int64, "end": pl.Int64}  # fmt: skip
+
+
+def condition_labels(world: World, periods: pl.DataFrame, scenario: Scenario, from_us: int, to_us: int) -> pl.DataFrame:
+    """Ground truth of the PIN and lockout conditions over [from_us, to_us), from plaintext state."""
+    p = periods.filter((pl.col("end") > from_us) & (pl.col("start") < to_us))
+    ops = p.get_column("op").to_numpy()
+    p = p.with_columns(pl.Series("weakness", weak_classes(world, ops, p.get_column("pin").to_numpy())))
+    out: list[pl.DataFrame] = []
+
+    def add(name: str, frame: pl.DataFrame, etype: str = "operator") -> None:
+        if scenario.rate(name) >= 0 and scenario.settings["scenarios"][name]["enabled"]:
+            out.append(frame.select(pl.lit(name).alias("scenario"), pl.lit(etype).alias("entity_type"),
+                                    pl.col("entity").cast(pl.Int64), pl.col("start").cast(pl.Int64),
+                                    pl.col("end").cast(pl.Int64)))  # fmt: skip
+
+    add("weak_pin", p.filter(pl.col("weakness") != "-").select(pl.col("op").alias("entity"), "start", "end"))
+    add("default_pin", p.filter((pl.col("kind") == 0) & (pl.col("actor") == 3) & (pl.col("end") == to_us))
+        .select(pl.col("op").alias("entity"), "start", "end"))  # fmt: skip
+    history = p.sort("op", "start").with_columns(
+        pl.concat_list([pl.col("pin").shift(i).over("op") for i in range(1, REUSE_HISTORY + 1)]).alias("earlier")
+    )
+    # earlier periods outside the window count too: compute the history on all periods
+    full = periods.sort("op", "start").with_columns(
+        pl.concat_list([pl.col("pin").shift(i).over("op") for i in range(1, REUSE_HISTORY + 1)]).alias("earlier")
+    )
+    del history
+    reused = full.filter((pl.col("end") > from_us) & (pl.col("start") < to_us) & (pl.col("kind") > 0)
+                         & pl.col("pin").is_in(pl.col("earlier")))  # fmt: skip
+    add("reused_pin", reused.select(pl.col("op").alias("entity"), "start", "end"))
+    stale_from = pl.col("start") + STALE_AFTER_DAYS * US_PER_DAY
+    add("stale_pin", p.filter((pl.col("end") - pl.col("start") > STALE_AFTER_DAYS * US_PER_DAY)
+                              & (pl.col("end") > stale_from))
+        .select(pl.col("op").alias("entity"), stale_from.alias("start"), "end"))  # fmt: skip
+    pairs = p.select("op", "merchant", "pin", "start", "end").join(
+        p.select("op", "merchant", "pin", "start", "end"), on=["merchant", "pin"], suffix="_other"
+    ).filter((pl.col("op") != pl.col("op_other")) & (pl.col("start") < pl.col("end_other"))
+             & (pl.col("start_other") < pl.col("end")))  # fmt: skip
+    shared = pairs.select(
+        pl.col("op").alias("entity"),
+        pl.max_horizontal("start", "start_other").alias("start"),
+        pl.min_horizontal("end", "end_other").alias("end"),
+    ).unique().sort("entity", "start")
+    add("shared_pin", shared)
+    loose = np.flatnonzero(world.t_loose)
+    add("lockout_not_enforced", pl.DataFrame({"entity": loose, "start": from_us, "end": to_us - 1}), "terminal")
+    if not out:
+        return pl.DataFrame(schema=LABEL_SCHEMA)
+    labels = pl.concat(out)
+    # a condition lasting to the end of the world ends with its last instant
+    return labels.with_columns(pl.min_horizontal("end", pl.lit(to_us - 1)).alias("end"))
+
+
+def _world_for(scenario: Scenario, seed: int) -> World:
+    b = scenario.behaviour
+    return build_world(
+        seed, scenario.merchants, scenario.start,
+        lockout_loose_share=scenario.rate("lockout_not_enforced"),
+        flaky_share=b["flaky_terminal_share"], transfer_share=b["transfer_merchant_share"],
+    )  # fmt: skip
+
+
+def simulate(
+    path: Path,
+    scenario: Scenario,
+    *,
+    seed: int,
+    fraud_on: bool = True,
+    append: bool = False,
+    parquet_dir: Path | None = None,
+    progress: Progress | None = None,
+) -> SimulationSummary:
+    """Simulate ``scenario`` into the store at ``path`` in one transaction.
+
+    With ``append`` the store's own world (seed, size, scenario) continues for
+    ``scenario.days`` more days. Raises :class:`StoreError` for an unusable store.
+    """
+    started = time.perf_counter()
+    fingerprint = key_fingerprint(pin_key())
+    with Store.create_or_open(path) as (store, created):
+        if not created and not append:
+            msg = f"{path} already holds a world: add --append to continue it, or choose a new --db"
+            raise StoreError(msg)
+        if created and append:
+            msg = f"--append needs an existing store, and {path} does not exist"
+            raise StoreError(msg)
+        first_day = 0
+        counters = {"L": 0, "K": 0, "P": 0, "G": 0}
+        next_txn = 0
+        if append:
+            store.check_pin_key(fingerprint)
+            rows = store.query(
+                "SELECT seed, start_date, merchants, scenario_toml, first_day + days, fraud FROM simulations "
+                "ORDER BY simulation_id DESC LIMIT 1"
+            )
+            if not rows:
+                msg = f"{path} holds no simulated world to append to"
+                raise StoreError(msg)
+            seed, start, merchants, text, first_day, fraud_on = rows[0]  # type: ignore[assignment]
+            days = scenario.days
+            scenario = scenario_from_text(str(text), merchants=int(merchants), days=days, start=str(start))  # type: ignore[call-overload]
+            for prefix, table, column in (("L", "login_events", "event_id"), ("K", "lockouts", "lockout_id"),
+                                          ("P", "pin_events", "event_id"), ("G", "ground_truth", "incident_id")):  # fmt: skip
+                counters[prefix] = int(store.query(
+                    f"SELECT coalesce(max(CAST(substr({column}, 2) AS BIGINT)), -1) + 1 FROM {table}")[0][0])  # type: ignore[arg-type]  # fmt: skip
+            next_txn = int(store.query(
+                "SELECT coalesce(max(CAST(substr(txn_id, 2) AS BIGINT)), -1) + 1 FROM transactions")[0][0])  # type: ignore[arg-type]  # fmt: skip
+        world = _world_for(scenario, int(seed))
+        summary = SimulationSummary(path=path, seed=int(seed), first_day=int(first_day), days=scenario.days,
+                                    start=scenario.start)  # fmt: skip
+        state = SimState(next_txn=next_txn, trace=stream(int(seed), "world", 2).integers(0, 5_000, world.n_terminals))
+        if append:
+            _restore_state(store, world, state)
+        renderer = _Renderer(world, int(seed), counters)
+        b = scenario.behaviour
+        end_day = int(first_day) + scenario.days
+        from_us = day_start_us(world, int(first_day))
+        to_us = day_start_us(world, end_day)
+        timeline = build_pin_timeline(
+            world, int(seed), to_us,
+            weak_share=scenario.rate("weak_pin"), default_share=scenario.rate("default_pin"),
+            shared_share=scenario.rate("shared_pin"), reused_share=scenario.rate("reused_pin"),
+            stale_share=scenario.rate("stale_pin"), forgotten_per_year=b["forgotten_pins_per_operator_year"],
+        )  # fmt: skip
+        pin_frame = pl.DataFrame({"op": timeline.operator, "ts": timeline.ts_us, "kind": timeline.kind,
+                                  "actor": timeline.actor, "pin": timeline.pin})  # fmt: skip
+        resets = pin_frame.filter((pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us))
+        rates = {name: scenario.rate(name, fraud=bool(fraud_on)) for name in SCENARIOS}
+        phase_rng = stream(int(seed), "fraud", int(first_day))
+        phases = {name: float(phase_rng.random()) for name in SCENARIOS}
+        friendly = fraud.plan_friendly_refunds(world, phase_rng, state, rates["friendly_refunds"],
+                                               int(first_day), scenario.days)  # fmt: skip
+        labels: list[pl.DataFrame] = []
+        counts = {t: 0 for t in EVENT_TABLES}
+        if created:
+            store.initialise(pin_key_fingerprint=fingerprint, code_version=__version__)
+        with store.transaction():
+            if created:
+                store.append("merchants", world.merchants)
+                store.append("terminals", world.terminals)
+                store.append("operators", world.operators)
+            with store.background_writer() as writer:
+                for i, day in enumerate(range(int(first_day), end_day)):
+                    r = stream(int(seed), "day", day)
+                    activity = DayActivity()
+                    shifts = make_shifts(world, day, r, b["roaming_share"])
+                    flaky_today = world.t_flaky & (r.random(world.n_terminals) < b["flaky_day_share"])
+                    natural_logins(world, shifts, r, activity.logins, b, flaky_today)
+                    day_resets = resets.filter((pl.col("ts") >= day_start_us(world, day))
+                                               & (pl.col("ts") < day_start_us(world, day + 1)))  # fmt: skip
+                    forgotten_pins(world, day_resets, r, activity.logins)
+                    txns, sales = natural_transactions(world, day, shifts, r, state, b)
+                    activity.txns.append(txns)
+                    ctx = fraud.DayContext(world, day, stream(int(seed), "fraud", day, 1), state, shifts, sales, activity)
+                    fraud.inject_day(ctx, rates, phases)
+                    activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
+                    _remember_sales(state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, r)
+                    logins, lockouts = fraud.log_frames(activity.logins)
+                    tx = renderer.transactions(pl.concat(activity.txns), state, day)
+                    lg = renderer.logins(logins)
+                    lk = renderer.lockouts(lockouts)
+                    writer.put("transactions", tx)
+                    writer.put("login_events", lg)
+                    writer.put("lockouts", lk)
+                    counts["transactions"] += tx.height
+                    counts["login_events"] += lg.height
+                    counts["lockouts"] += lk.height
+                    if activity.labels:
+                        labels.append(pl.DataFrame(activity.labels, schema=LABEL_SCHEMA, orient="row"))
+                    if progress:
+                        progress(i + 1, scenario.days, sum(counts.values()))
+                lower = -(2**62) if not append else from_us
+                pe = renderer.pin_events(pin_frame.filter((pl.col("ts") >= lower) & (pl.col("ts") < to_us)))
+                writer.put("pin_events", pe)
+                counts["pin_events"] += pe.height
+            summary.write_seconds = writer.busy_seconds
+            summary.wait_seconds = writer.wait_seconds
+            periods = pin_periods(world, timeline, to_us)
+            labels.append(condition_labels(world, periods, scenario, from_us, to_us))
+            if friendly:
+                labels.append(pl.DataFrame([("friendly_refunds", "operator", *f) for f in friendly],
+                                           schema=LABEL_SCHEMA, orient="row"))  # fmt: skip
+            gt = renderer.ground_truth(pl.concat(labels))
+            store.append("ground_truth", gt)
+            summary.rows = dict(counts) | {"ground_truth": gt.height}
+            if created:
+                summary.rows |= {"merchants": world.merchants.height, "terminals": world.terminals.height,
+                                 "operators": world.operators.height}  # fmt: skip
+            summary.incidents = dict(
+                gt.group_by("scenario").len().sort("scenario").iter_rows()  # type: ignore[arg-type]
+            )
+            summary.seconds = time.perf_counter() - started
+            sim_id = int(store.query("SELECT coalesce(max(simulation_id), 0) + 1 FROM simulations")[0][0])  # type: ignore[arg-type]
+            store.execute(
+                "INSERT INTO simulations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [sim_id, datetime.now().replace(microsecond=0), int(seed), scenario.start, int(first_day),
+                 scenario.days, scenario.merchants, bool(fraud_on), scenario.text, summary.events,
+                 round(summary.seconds, 3), __version__],
+            )  # fmt: skip
+        if parquet_dir is not None:
+            store.export_parquet(parquet_dir)
+    summary.seconds = time.perf_counter() - started
+    return summary
+
+
+def _remember_sales(state: SimState, sales: pl.DataFrame, keep_from_us: int, r: np.random.Generator) -> None:
+    """Keep a sample of recent approved sales: what late refunds can still name."""
+    sample = sales.filter(pl.Series(r.random(sales.height) < 0.05)).select(state.sale_pool.columns)
+    state.sale_pool = pl.concat([state.sale_pool.filter(pl.col("ts") >= keep_from_us), sample])
+
+
+def _restore_state(store: Store, world: World, state: SimState) -> None:
+    """Trace counters and recent sales from the store, to continue its world."""
+    frame = store.frame("SELECT terminal_id, max(trace_no) AS trace FROM transactions GROUP BY ALL")
+    index = {t: i for i, t in enumerate(world.t_ids.tolist())}
+    for terminal_id, trace in frame.iter_rows():
+        state.trace[index[terminal_id]] = int(trace)
+    recent = store.frame(
+        "SELECT CAST(substr(txn_id, 2) AS BIGINT) AS seq, epoch_us(ts) AS ts, terminal_id, channel::VARCHAR AS channel, "
+        "amount_fen AS amount, CAST(substr(card_token, 2) AS BIGINT) AS card FROM transactions "
+        "WHERE kind = 'sale' AND status = 'approved' AND channel <> 'account' "
+        f"AND ts >= (SELECT max(ts) FROM transactions) - INTERVAL {SALE_POOL_DAYS} DAY USING SAMPLE 5 PERCENT (bernoulli, 7)"
+    )
+    channel_index = {c: i for i, c in enumerate(CHANNEL_NAMES)}
+    state.sale_pool = recent.select(
+        "seq", "ts",
+        pl.col("terminal_id").replace_strict(index, return_dtype=pl.Int64).alias("terminal"),
+        pl.col("channel").replace_strict(channel_index, return_dtype=pl.Int64).alias("channel"),
+        "amount", "card",
+    ).sort("seq")  # fmt: skip
+
+
+__all__ = ["CATEGORY_NAMES", "SimulationSummary", "simulate"]

@@ -1,0 +1,425 @@
+"""Injected attacks and abuse, each labelled in ground truth (see docs/scenarios.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Final
+
+import numpy as np
+import polars as pl
+
+from posaudit.simulate.attempts import LoginLog, guessing_run
+from posaudit.simulate.day import (
+    KIND_T,
+    REFUND_WINDOW_DAYS,
+    TXN_SCHEMA,
+    DayActivity,
+    Shifts,
+    SimState,
+    snap_to_opening,
+)
+from posaudit.simulate.world import US_PER_DAY, US_PER_MINUTE, World, day_start_us
+
+US_PER_SECOND: Final = 1_000_000
+ATTACKER_CARD_BASE: Final = 900_000_000_000
+
+
+@dataclass
+class DayContext:
+    world: World
+    day: int
+    r: np.random.Generator
+    state: SimState
+    shifts: Shifts
+    sales: pl.DataFrame  # today's approved, unvoided sales
+    activity: DayActivity
+    _by_terminal: tuple[pl.DataFrame, np.ndarray] | None = None
+
+    @property
+    def base(self) -> int:
+        return day_start_us(self.world, self.day)
+
+    def txn(self, rows: dict[str, list[int] | list[str] | list[None] | np.ndarray]) -> pl.DataFrame:
+        n = len(rows["ts"])
+        frame = pl.DataFrame({"seq": self.state.take_seqs(n), **rows}, schema_overrides=TXN_SCHEMA)
+        frame = frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
+                              for c, t in TXN_SCHEMA.items()])  # fmt: skip
+        self.activity.txns.append(frame)
+        return frame
+
+    def label(self, scenario: str, entity_type: str, entity: int, start: int, end: int) -> None:
+        self.activity.labels.append((scenario, entity_type, int(entity), int(start), int(end)))
+
+    def sales_at(self, terminal: int) -> pl.DataFrame:
+        if self._by_terminal is None:
+            ordered = self.sales.sort("terminal", "ts")
+            bounds = np.searchsorted(ordered.get_column("terminal").to_numpy(), np.arange(self.world.n_terminals + 1))
+            self._by_terminal = (ordered, bounds)
+        ordered, bounds = self._by_terminal
+        return ordered.slice(int(bounds[terminal]), int(bounds[terminal + 1] - bounds[terminal]))
+
+    def busy_terminals(self, min_sales: int) -> np.ndarray:
+        counts = np.bincount(self.sales.get_column("terminal").to_numpy(), minlength=self.world.n_terminals)
+        return np.flatnonzero(counts >= min_sales)
+
+    def refund_operator(self, terminal: int) -> int:
+        n = int(self.world.t_refund_n[terminal])
+        return int(self.world.t_refund_ops[terminal, int(self.r.integers(0, n))])
+
+
+def _refund_rows(ctx: DayContext, sales: pl.DataFrame, ts: np.ndarray, operator: int | np.ndarray,
+                 *, amount: np.ndarray | None = None, card: np.ndarray | None = None) -> pl.DataFrame:  # fmt: skip
+    n = sales.height
+    return ctx.txn(
+        {
+            "ts": ts,
+            "terminal": sales.get_column("terminal").to_numpy(),
+            "operator": np.broadcast_to(operator, n).copy(),
+            "kind": ["refund"] * n,
+            "channel": sales.get_column("channel").to_numpy(),
+            "amount": sales.get_column("amount").to_numpy() if amount is None else amount,
+            "card": sales.get_column("card").to_numpy() if card is None else card,
+            "original": sales.get_column("seq").to_numpy(),
+            "status": ["approved"] * n,
+            "failure": [None] * n,
+        }
+    )
+
+
+def pin_brute_force(ctx: DayContext, k: int) -> None:
+    w, r = ctx.world, ctx.r
+    for op in r.choice(w.n_operators, size=k, replace=False):
+        t = int(w.o_terminal[op])
+        night = r.random() < 0.5
+        minute = r.integers(0, 300) if night else w.m_open[w.t_merchant[t]] + r.integers(30, 300)
+        start = ctx.base + int(minute) * US_PER_MINUTE + int(r.integers(0, 60)) * US_PER_SECOND
+        gaps = (r.integers(4, 21, 16) * US_PER_SECOND).tolist()
+        end = guessing_run(
+            ctx.activity.logins, start_us=start, terminal=t, operator=int(op), operator_no=str(w.o_no[op]),
+            threshold=int(w.t_threshold[t]), lockout_minutes=int(w.t_minutes[t]),
+            failures=int(r.integers(20, 61)), gaps_us=gaps, succeed=bool(r.random() < 1 / 3),
+            locked_tries=int(r.integers(1, 3)),
+        )  # fmt: skip
+        ctx.label("pin_brute_force", "operator", op, start, end)
+
+
+def operator_enumeration(ctx: DayContext, k: int) -> None:
+    w, r, log = ctx.world, ctx.r, ctx.activity.logins
+    for t in r.choice(w.n_terminals, size=k, replace=False):
+        m = w.t_merchant[t]
+        directory = {str(w.o_no[o]): int(o) for o in np.flatnonzero((w.o_merchant == m) & ~w.o_is_admin)}
+        directory[str(w.o_no[w.t_admin[t]])] = int(w.t_admin[t])
+        numbers = [f"{i:02d}" for i in range(0, 60)]
+        tried = r.choice(numbers, size=int(r.integers(10, 21)), replace=False).tolist()
+        tried = sorted(set(tried) | set(directory))
+        passes = int(r.integers(2, 4))
+        attempts = (tried * passes)[: int(r.integers(20, 61))]
+        threshold, minutes = int(w.t_threshold[t]), int(w.t_minutes[t])
+        start = ctx.base + int(r.integers(0, 1440 - 90)) * US_PER_MINUTE
+        ts = start
+        counts: dict[int, int] = {}
+        locked_until: dict[int, int] = {}
+        for no in attempts:
+            ts += int(r.integers(3, 13)) * US_PER_SECOND
+            op = directory.get(no, -1)
+            if op < 0:
+                log.event(ts, int(t), no, -1, "unknown_operator")
+                continue
+            if locked_until.get(op, 0) > ts:
+                log.event(ts, int(t), no, op, "locked")
+                continue
+            log.event(ts, int(t), no, op, "wrong_pin")
+            counts[op] = counts.get(op, 0) + 1
+            if threshold > 0 and counts[op] == threshold:
+                locked_until[op] = ts + minutes * US_PER_MINUTE
+                log.lockout(int(t), op, ts, locked_until[op], "timeout")
+                counts[op] = 0
+        ctx.label("operator_enumeration", "terminal", t, start, ts)
+
+
+def credential_sharing(ctx: DayContext, k: int) -> None:
+    w, r = ctx.world, ctx.r
+    multi = np.bincount(w.t_merchant)[w.t_merchant] > 1
+    candidates = np.flatnonzero(multi & (ctx.shifts.operator[:, 0] >= 0))
+    candidates = candidates[~w.o_is_admin[ctx.shifts.operator[candidates, 0]]]
+    if candidates.size == 0:
+        return
+    for t in r.choice(candidates, size=min(k, candidates.size), replace=False):
+        op = int(ctx.shifts.operator[t, 0])
+        siblings = np.flatnonzero((w.t_merchant == w.t_merchant[t]) & (np.arange(w.n_terminals) != t))
+        b = int(r.choice(siblings))
+        s0, s1 = int(ctx.shifts.start_us[t, 0]), int(ctx.shifts.end_us[t, 0])
+        span = int(r.integers(60, 121)) * US_PER_MINUTE
+        w0 = s0 + int(r.random() * max(s1 - s0 - span, 1))
+        ctx.activity.logins.event(w0, b, str(w.o_no[op]), op, "success")
+        n_b, n_a = int(r.integers(3, 9)), int(r.integers(3, 7))
+        times = np.sort(w0 + 60 * US_PER_SECOND + (r.random(n_b + n_a) * span).astype(np.int64))
+        where = r.permutation(np.array([b] * n_b + [int(t)] * n_a))
+        ctx.txn(
+            {
+                "ts": times, "terminal": where, "operator": np.full(times.size, op), "kind": ["sale"] * times.size,
+                "channel": r.integers(0, 5, times.size), "amount": r.integers(1_000, 30_000, times.size),
+                "card": r.integers(0, 10**9, times.size), "original": np.full(times.size, -1),
+                "status": ["approved"] * times.size, "failure": [None] * times.size,
+            }
+        )  # fmt: skip
+        ctx.label("credential_sharing", "operator", op, w0, int(times[-1]))
+
+
+def takeover_refund(ctx: DayContext, k: int) -> None:
+    w, r = ctx.world, ctx.r
+    busy = ctx.busy_terminals(8)
+    if busy.size == 0:
+        return
+    for t in r.choice(busy, size=min(k, busy.size), replace=False):
+        sales = ctx.sales_at(int(t))
+        op = ctx.refund_operator(int(t))
+        start = int(sales.get_column("ts")[5]) + int(r.integers(1, 30)) * US_PER_MINUTE
+        threshold = int(w.t_threshold[t])
+        failures = threshold if threshold > 0 else 8
+        gaps = (r.integers(5, 15, 8) * US_PER_SECOND).tolist()
+        method = str(r.choice(["service_desk", "admin", "timeout"], p=[0.6, 0.2, 0.2]))
+        login = guessing_run(
+            ctx.activity.logins, start_us=start, terminal=int(t), operator=op, operator_no=str(w.o_no[op]),
+            threshold=threshold, lockout_minutes=int(w.t_minutes[t]), failures=failures, gaps_us=gaps,
+            succeed=True, unlock_method=method, unlock_delay_us=int(r.integers(5, 20)) * US_PER_MINUTE,
+            locked_tries=0,
+        )  # fmt: skip
+        earlier = sales.filter(pl.col("ts") < start)
+        n = min(int(r.integers(3, 7)), earlier.height)
+        picked = earlier.sample(n, seed=int(r.integers(0, 2**31)))
+        ts = np.sort(login + (r.integers(2, 40, n) * US_PER_MINUTE))
+        attacker = ATTACKER_CARD_BASE + int(r.integers(0, 10**9))
+        rows = _refund_rows(ctx, picked, ts, op, card=np.full(n, attacker))
+        for seq, when in zip(rows.get_column("seq").to_list(), ts.tolist(), strict=True):
+            ctx.label("refund_other_card", "transaction", seq, when, when)
+        ctx.label("takeover_refund", "operator", op, start, int(ts[-1]))
+
+
+def _single_refunds(ctx: DayContext, k: int, scenario: str) -> None:
+    w, r = ctx.world, ctx.r
+    sales = ctx.sales
+    if scenario == "refund_without_permission":
+        no_refund = np.bincount(w.o_terminal[~w.o_can_refund & ~w.o_is_admin], minlength=w.n_terminals) > 0
+        sales = sales.filter(pl.Series(no_refund[sales.get_column("terminal").to_numpy()]))
+    if scenario == "late_refund":
+        sales = ctx.state.sale_pool.filter(pl.col("ts") < ctx.base - (REFUND_WINDOW_DAYS + 1) * US_PER_DAY)
+    if sales.height == 0 or k == 0:
+        return
+    picked = sales.sample(min(k, sales.height), seed=int(r.integers(0, 2**31)))
+    n = picked.height
+    term = picked.get_column("terminal").to_numpy()
+    if scenario == "late_refund":
+        ts = ctx.base + (w.m_open[w.t_merchant[term]] + 30) * US_PER_MINUTE + r.integers(0, 240, n) * US_PER_MINUTE
+    else:
+        ts = picked.get_column("ts").to_numpy() + r.integers(10, 240, n) * US_PER_MINUTE
+    ts = np.minimum(snap_to_opening(w, w.t_merchant[term], ts, r), ctx.base + US_PER_DAY - 1)
+    ops = np.array([ctx.refund_operator(int(x)) for x in term])
+    amount = picked.get_column("amount").to_numpy()
+    card = picked.get_column("card").to_numpy()
+    if scenario == "refund_without_permission":
+        ops = np.array([int(r.choice(np.flatnonzero((w.o_terminal == x) & ~w.o_can_refund & ~w.o_is_admin)))
+                        for x in term])  # fmt: skip
+    if scenario == "refund_over_sale":
+        amount = (amount * r.uniform(1.2, 3.0, n)).astype(np.int64)
+    if scenario == "refund_other_card":
+        card = ATTACKER_CARD_BASE + r.integers(0, 10**9, n)
+    rows = _refund_rows(ctx, picked, ts, ops, amount=amount, card=card)
+    if scenario == "refund_without_sale":
+        rows = rows.with_columns(pl.Series("original", np.where(r.random(n) < 0.5, -1, -2)))
+        ctx.activity.txns[-1] = rows
+    for seq, when in zip(rows.get_column("seq").to_list(), rows.get_column("ts").to_list(), strict=True):
+        ctx.label(scenario, "transaction", seq, when, when)
+
+
+def _operator_refund_run(ctx: DayContext, k: int, scenario: str) -> None:
+    w, r = ctx.world, ctx.r
+    need = {"off_hours_refunds": 8, "refund_burst": 20, "round_amount_refunds": 1}[scenario]
+    busy = ctx.busy_terminals(need)
+    if scenario == "off_hours_refunds":
+        busy = busy[~w.m_is_24h[w.t_merchant[busy]]]
+    if busy.size == 0:
+        return
+    for t in r.choice(busy, size=min(k, busy.size), replace=False):
+        t = int(t)
+        m = int(w.t_merchant[t])
+        op = ctx.refund_operator(t)
+        sales = ctx.sales_at(t)
+        if scenario == "off_hours_refunds":
+            n = int(r.integers(3, 7))
+            close, open_ = int(w.m_close[m]), int(w.m_open[m])
+            if close + 60 < 1440 - 30 and (r.random() < 0.6 or open_ < 120):
+                minute = close + int(r.integers(60, min(241, 1440 - close - 30)))
+            else:
+                minute = max(open_ - int(r.integers(60, 241)), 5)
+            t0 = ctx.base + minute * US_PER_MINUTE
+            ts = t0 + np.cumsum(r.integers(3, 16, n)) * US_PER_MINUTE
+            picked = sales.filter(pl.col("ts") < ts[0]) if minute > close else sales
+            if picked.height < n:
+                continue
+            picked = picked.sample(n, seed=int(r.integers(0, 2**31)))
+            ctx.activity.logins.event(t0, t, str(w.o_no[op]), op, "success")
+            _refund_rows(ctx, picked, ts, op)
+            ctx.label(scenario, "operator", op, t0, int(ts[-1]))
+        elif scenario == "refund_burst":
+            n = int(r.integers(8, 16))
+            start = int(sales.get_column("ts")[min(sales.height - 1, n + 2)]) + int(r.integers(1, 30)) * US_PER_MINUTE
+            earlier = sales.filter(pl.col("ts") < start)
+            n = min(n, earlier.height)
+            span = int(r.integers(20, 41)) * US_PER_MINUTE
+            ts = np.sort(start + (r.random(n) * span).astype(np.int64))
+            _refund_rows(ctx, earlier.sample(n, seed=int(r.integers(0, 2**31))), ts, op)
+            ctx.label(scenario, "operator", op, int(ts[0]), int(ts[-1]))
+        else:
+            n = int(r.integers(3, 7))
+            s0 = ctx.base + (w.m_open[m] + int(r.integers(10, 120))) * US_PER_MINUTE
+            sale_ts = np.sort(s0 + r.integers(0, 180, n) * US_PER_MINUTE)
+            accomplice = ATTACKER_CARD_BASE + r.integers(0, 10**9, 2)
+            big = ctx.txn(
+                {
+                    "ts": sale_ts, "terminal": np.full(n, t), "operator": np.full(n, op), "kind": ["sale"] * n,
+                    "channel": np.full(n, 1), "amount": r.integers(80_000, 500_000, n),
+                    "card": accomplice[r.integers(0, 2, n)], "original": np.full(n, -1),
+                    "status": ["approved"] * n, "failure": [None] * n,
+                }
+            )  # fmt: skip
+            amount = big.get_column("amount").to_numpy()
+            refund = np.maximum((amount * r.uniform(0.5, 0.9, n) // 10_000) * 10_000, 20_000)
+            ts = np.sort(sale_ts + r.integers(20, 120, n) * US_PER_MINUTE)
+            _refund_rows(ctx, big, ts, op, amount=refund.astype(np.int64))
+            ctx.label(scenario, "operator", op, int(sale_ts[0]), int(ts.max()))
+
+
+INJECTORS: Final[dict[str, Callable[[DayContext, int], None]]] = {
+    "pin_brute_force": pin_brute_force,
+    "operator_enumeration": operator_enumeration,
+    "credential_sharing": credential_sharing,
+    "takeover_refund": takeover_refund,
+    "refund_other_card": lambda c, k: _single_refunds(c, k, "refund_other_card"),
+    "refund_without_sale": lambda c, k: _single_refunds(c, k, "refund_without_sale"),
+    "refund_over_sale": lambda c, k: _single_refunds(c, k, "refund_over_sale"),
+    "refund_without_permission": lambda c, k: _single_refunds(c, k, "refund_without_permission"),
+    "late_refund": lambda c, k: _single_refunds(c, k, "late_refund"),
+    "off_hours_refunds": lambda c, k: _operator_refund_run(c, k, "off_hours_refunds"),
+    "refund_burst": lambda c, k: _operator_refund_run(c, k, "refund_burst"),
+    "round_amount_refunds": lambda c, k: _operator_refund_run(c, k, "round_amount_refunds"),
+}
+# The exposure each daily rate is counted against (docs/scenarios.md).
+EXPOSURE: Final = {
+    "pin_brute_force": "operator_days",
+    "operator_enumeration": "terminal_days",
+    "credential_sharing": "operator_days",
+    "takeover_refund": "operator_days",
+    "refund_other_card": "sales",
+    "refund_without_sale": "sales",
+    "refund_over_sale": "sales",
+    "refund_without_permission": "sales",
+    "late_refund": "late_sales",
+    "off_hours_refunds": "operator_days",
+    "refund_burst": "operator_days",
+    "round_amount_refunds": "operator_days",
+}
+
+
+def allocate(state: SimState, name: str, expected: float, phase: float) -> int:
+    """Whole incidents for today so that the running total tracks the expected total."""
+    acc = state.accumulators.get(name, phase) + expected
+    k = int(np.floor(acc))
+    state.accumulators[name] = acc - k
+    return k
+
+
+def plan_friendly_refunds(world: World, r: np.random.Generator, state: SimState, rate: float,
+                          first_day: int, days: int) -> list[tuple[int, int, int]]:  # fmt: skip
+    """Operators who refund friends' purchases over weeks; returns (operator, start, end)."""
+    able = np.flatnonzero(world.o_can_refund & ~world.o_is_admin)
+    if able.size == 0 or rate == 0:
+        return []
+    chosen = r.choice(able, size=min(able.size, round(rate / 1000 * able.size)), replace=False)
+    incidents = []
+    rows: list[pl.DataFrame] = []
+    for op in chosen:
+        t = int(world.o_terminal[op])
+        m = int(world.t_merchant[t])
+        friends = ATTACKER_CARD_BASE + r.integers(0, 10**9, int(r.integers(2, 4)))
+        day = first_day + int(r.integers(0, 4))
+        first = None
+        last = None
+        while day < first_day + days:
+            minute = int(world.m_open[m]) + int(r.integers(30, max(int(world.m_close[m] - world.m_open[m]) - 60, 31)))
+            ts = day_start_us(world, day) + minute * US_PER_MINUTE
+            due = ts + int(r.integers(1, 4)) * US_PER_DAY + int(r.integers(-60, 60)) * US_PER_MINUTE
+            due = int(snap_to_opening(world, np.array([m]), np.array([due]), r)[0])
+            amount = int(r.integers(3_000, 20_000))
+            rows.append(pl.DataFrame({"day": [day], "ts": [ts], "due": [due], "terminal": [t], "operator": [int(op)],
+                                      "card": [int(r.choice(friends))], "amount": [amount]}))  # fmt: skip
+            first = ts if first is None else first
+            if due < day_start_us(world, first_day + days):
+                last = due
+            day += int(r.integers(2, 5))
+        if first is not None and last is not None:
+            incidents.append((int(op), first, last))
+    state.friendly_plan = pl.concat(rows) if rows else None
+    return incidents
+
+
+def friendly_purchases(ctx: DayContext) -> None:
+    """Today's planned purchases by friendly cards, with their refunds scheduled."""
+    plan = ctx.state.friendly_plan
+    if plan is None:
+        return
+    today = plan.filter(pl.col("day") == ctx.day)
+    n = today.height
+    if n == 0:
+        return
+    sales = ctx.txn(
+        {
+            "ts": today.get_column("ts").to_numpy(), "terminal": today.get_column("terminal").to_numpy(),
+            "operator": today.get_column("operator").to_numpy(), "kind": ["sale"] * n,
+            "channel": np.full(n, 2), "amount": today.get_column("amount").to_numpy(),
+            "card": today.get_column("card").to_numpy(), "original": np.full(n, -1),
+            "status": ["approved"] * n, "failure": [None] * n,
+        }
+    )  # fmt: skip
+    refunds = sales.with_columns(
+        pl.Series("ts", today.get_column("due").to_numpy()),
+        pl.lit("refund", dtype=KIND_T).alias("kind"),
+        pl.col("seq").alias("original"),
+    ).drop("seq")
+    ctx.state.pending = pl.concat([ctx.state.pending, refunds.select(ctx.state.pending.columns)])
+
+
+def inject_day(ctx: DayContext, rates: dict[str, float], phases: dict[str, float]) -> None:
+    """Every scenario's incidents for today, in a fixed order."""
+    w = ctx.world
+    exposure = {
+        "operator_days": float(w.n_operators),
+        "terminal_days": float(w.n_terminals),
+        "sales": float(ctx.sales.height),
+        "late_sales": float(ctx.sales.height) if ctx.day > REFUND_WINDOW_DAYS else 0.0,
+    }
+    for name, inject in INJECTORS.items():
+        rate = rates.get(name, 0.0)
+        if rate <= 0:
+            continue
+        k = allocate(ctx.state, name, rate / 1000 * exposure[EXPOSURE[name]], phases[name])
+        if k:
+            inject(ctx, k)
+    friendly_purchases(ctx)
+
+
+def log_frames(log: LoginLog) -> tuple[pl.DataFrame, pl.DataFrame]:
+    logins = pl.DataFrame(
+        {"ts": log.ts, "terminal": log.terminal, "operator_no": log.operator_no, "operator": log.operator,
+         "outcome": log.outcome},
+        schema={"ts": pl.Int64, "terminal": pl.Int64, "operator_no": pl.String, "operator": pl.Int64,
+                "outcome": pl.String},
+    )  # fmt: skip
+    lockouts = pl.DataFrame(
+        {"terminal": log.lock_terminal, "operator": log.lock_operator, "locked_at": log.locked_at,
+         "unlocked_at": log.unlocked_at, "unlock_method": log.unlock_method},
+        schema={"terminal": pl.Int64, "operator": pl.Int64, "locked_at": pl.Int64, "unlocked_at": pl.Int64,
+                "unlock_method": pl.String},
+    )  # fmt: skip
+    return logins, lockouts

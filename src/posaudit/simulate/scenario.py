@@ -1,0 +1,199 @@
+"""Scenario files: the built-in default, a user's overrides, and their validation."""
+
+from __future__ import annotations
+
+import copy
+import tomllib
+from dataclasses import dataclass
+from datetime import date
+from importlib.resources import files
+from pathlib import Path
+from typing import Any, Final
+
+ATTACK_SCENARIOS: Final = (
+    "pin_brute_force",
+    "operator_enumeration",
+    "credential_sharing",
+    "takeover_refund",
+    "refund_other_card",
+    "refund_without_sale",
+    "refund_over_sale",
+    "refund_without_permission",
+    "late_refund",
+    "off_hours_refunds",
+    "refund_burst",
+    "round_amount_refunds",
+    "friendly_refunds",
+)
+CONDITION_SCENARIOS: Final = (
+    "weak_pin",
+    "default_pin",
+    "shared_pin",
+    "reused_pin",
+    "stale_pin",
+    "lockout_not_enforced",
+)
+SCENARIOS: Final = ATTACK_SCENARIOS + CONDITION_SCENARIOS
+# Keys whose value is a share and so lies in 0..1.
+_SHARE_KEYS: Final = frozenset(
+    {
+        "typo_share",
+        "unknown_operator_share",
+        "flaky_terminal_share",
+        "flaky_day_share",
+        "void_share",
+        "roaming_share",
+        "transfer_merchant_share",
+    }
+)
+MAX_MERCHANTS: Final = 1_000_000
+MAX_DAYS: Final = 3_650
+
+
+class ScenarioError(ValueError):
+    """A scenario file or value that cannot be used; the message is one line for the user."""
+
+
+def default_scenario_text() -> str:
+    return files("posaudit.simulate").joinpath("default_scenario.toml").read_text("utf-8")
+
+
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str, source: str) -> None:
+    for key, value in override.items():
+        path = f"{where}.{key}" if where else key
+        if key not in base:
+            msg = f"{source}: unknown key '{path}'"
+            raise ScenarioError(msg)
+        current = base[key]
+        if isinstance(current, dict):
+            if not isinstance(value, dict):
+                msg = f"{source}: '{path}' must be a table, not {type(value).__name__}"
+                raise ScenarioError(msg)
+            _merge(current, value, path, source)
+            continue
+        ok = isinstance(value, type(current)) and not (
+            isinstance(value, bool) and not isinstance(current, bool)
+        )
+        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+            ok = True
+        if not ok:
+            msg = (
+                f"{source}: '{path}' must be {type(current).__name__}, "
+                f"not {type(value).__name__} ({value!r})"
+            )
+            raise ScenarioError(msg)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            msg = f"{source}: '{path}' must not be negative (got {value})"
+            raise ScenarioError(msg)
+        if key in _SHARE_KEYS and value > 1:
+            msg = f"{source}: '{path}' is a share between 0 and 1 (got {value})"
+            raise ScenarioError(msg)
+        base[key] = value
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """A validated scenario: world size, behaviour knobs, and each scenario's switch and rate."""
+
+    settings: dict[str, Any]
+    text: str
+
+    @property
+    def merchants(self) -> int:
+        return int(self.settings["world"]["merchants"])
+
+    @property
+    def days(self) -> int:
+        return int(self.settings["world"]["days"])
+
+    @property
+    def start(self) -> date:
+        return date.fromisoformat(self.settings["world"]["start"])
+
+    @property
+    def behaviour(self) -> dict[str, Any]:
+        return dict(self.settings["behaviour"])
+
+    def rate(self, scenario: str, *, fraud: bool = True) -> float:
+        """The scenario's configured rate, 0 when it is off (attacks are off without fraud)."""
+        spec = self.settings["scenarios"][scenario]
+        if not spec["enabled"] or (scenario in ATTACK_SCENARIOS and not fraud):
+            return 0.0
+        return float(spec["rate"])
+
+
+def _check(settings: dict[str, Any], source: str) -> None:
+    world = settings["world"]
+    try:
+        date.fromisoformat(world["start"])
+    except ValueError:
+        msg = f"{source}: 'world.start' is not a date (YYYY-MM-DD): {world['start']!r}"
+        raise ScenarioError(msg) from None
+    if not 1 <= world["merchants"] <= MAX_MERCHANTS:
+        msg = f"{source}: 'world.merchants' must be between 1 and {MAX_MERCHANTS:,} (got {world['merchants']})"
+        raise ScenarioError(msg)
+    if not 1 <= world["days"] <= MAX_DAYS:
+        msg = f"{source}: 'world.days' must be between 1 and {MAX_DAYS} (got {world['days']})"
+        raise ScenarioError(msg)
+    for name in CONDITION_SCENARIOS:
+        rate = settings["scenarios"][name]["rate"]
+        if rate > 1:
+            msg = f"{source}: 'scenarios.{name}.rate' is a share between 0 and 1 (got {rate})"
+            raise ScenarioError(msg)
+
+
+def load_scenario(
+    path: Path | None = None,
+    *,
+    merchants: int | None = None,
+    days: int | None = None,
+    start: str | None = None,
+) -> Scenario:
+    """The default scenario, overridden by ``path`` and then by the given values.
+
+    Raises :class:`ScenarioError` with one line naming the problem: an unreadable file,
+    TOML syntax, an unknown key, a value of the wrong type, a negative count or rate.
+    """
+    if path is None:
+        return scenario_from_text(None, merchants=merchants, days=days, start=start)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = f"scenario file {path} does not exist"
+        raise ScenarioError(msg) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"cannot read scenario file {path}: {exc}"
+        raise ScenarioError(msg) from None
+    return scenario_from_text(text, merchants=merchants, days=days, start=start, source=str(path))
+
+
+def scenario_from_text(
+    text: str | None,
+    *,
+    merchants: int | None = None,
+    days: int | None = None,
+    start: str | None = None,
+    source: str = "scenario",
+) -> Scenario:
+    """A scenario from TOML text over the default (``None``: the default alone)."""
+    default_text = default_scenario_text()
+    settings = tomllib.loads(default_text)
+    if text is not None and text != default_text:
+        try:
+            override = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            msg = f"{source} is not valid TOML: {exc}"
+            raise ScenarioError(msg) from None
+        _merge(settings, override, "", source)
+    cli: dict[str, Any] = {}
+    if merchants is not None:
+        cli["merchants"] = merchants
+    if days is not None:
+        cli["days"] = days
+    if start is not None:
+        cli["start"] = start
+    if cli:
+        _merge(settings, {"world": cli}, "", "command line")
+    _check(settings, source)
+    return Scenario(settings=copy.deepcopy(settings), text=text if text is not None else default_text)

@@ -1,0 +1,323 @@
+"""Opening, validating, reading and writing the DuckDB store."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from importlib.resources import files
+from pathlib import Path
+from typing import Final
+
+import duckdb
+import polars as pl
+import pyarrow as pa
+import pyarrow.dataset as pads
+
+SCHEMA_VERSION: Final = "1"
+APPLICATION: Final = "posaudit"
+DB_ENV: Final = "POSAUDIT_DB"
+DEFAULT_DB: Final = "data/posaudit.duckdb"
+
+TABLES: Final = (
+    "merchants",
+    "terminals",
+    "operators",
+    "pin_events",
+    "login_events",
+    "lockouts",
+    "transactions",
+    "ground_truth",
+    "findings",
+    "pipeline_runs",
+    "simulations",
+    "posaudit_meta",
+)
+# Tables whose rows are events in time; what "events" counts everywhere.
+EVENT_TABLES: Final = ("pin_events", "login_events", "lockouts", "transactions")
+# Column holding each event table's time, for Parquet partitioning and look-back windows.
+EVENT_TIME_COLUMN: Final = {
+    "pin_events": "ts",
+    "login_events": "ts",
+    "lockouts": "locked_at",
+    "transactions": "ts",
+}
+
+
+class StoreError(Exception):
+    """A store that cannot be used as asked. The message is one line meant for the user."""
+
+
+def default_db_path() -> Path:
+    """``$POSAUDIT_DB`` if set, else ``data/posaudit.duckdb``."""
+    return Path(os.environ.get(DB_ENV, DEFAULT_DB))
+
+
+def _schema_sql() -> str:
+    return files("posaudit.store").joinpath("schema.sql").read_text(encoding="utf-8")
+
+
+def _remove_database_files(path: Path) -> None:
+    for candidate in (path, path.with_name(path.name + ".wal")):
+        candidate.unlink(missing_ok=True)
+
+
+class Store:
+    """A posaudit DuckDB file.
+
+    Use :meth:`open` for an existing store and :meth:`create` for a new one; both validate
+    the file and raise :class:`StoreError` with one clear line when it cannot be used.
+    """
+
+    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection, *, read_only: bool):
+        self.path = path
+        self.read_only = read_only
+        self._con = connection
+
+    # -- opening ---------------------------------------------------------------------------
+    @staticmethod
+    def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
+        try:
+            return duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            text = str(exc).splitlines()[0]
+            if "lock" in text.lower():
+                msg = f"{path} is in use by another posaudit process (the store is locked)"
+            else:
+                msg = f"{path} is not a DuckDB database: {text}"
+            raise StoreError(msg) from exc
+        except duckdb.Error as exc:
+            msg = f"cannot open {path}: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from exc
+
+    @classmethod
+    def check_new_path(cls, path: Path) -> None:
+        """Raise StoreError if a store cannot be created at ``path``; writes nothing."""
+        if not path.parent.is_dir():
+            msg = f"cannot create the store {path}: folder {path.parent} does not exist"
+            raise StoreError(msg)
+        if path.is_dir():
+            msg = f"cannot create the store {path}: it is a folder"
+            raise StoreError(msg)
+
+    @classmethod
+    def open(cls, path: Path | str, *, read_only: bool = False) -> Store:
+        """Open an existing posaudit store, checking that it is one and of this version."""
+        path = Path(path)
+        if not path.exists():
+            msg = f"no store at {path}: create one with `posaudit simulate --db {path}`"
+            raise StoreError(msg)
+        if path.is_dir():
+            msg = f"{path} is a folder, not a store file"
+            raise StoreError(msg)
+        con = cls._connect(path, read_only=read_only)
+        try:
+            cls._validate(path, con)
+        except BaseException:
+            con.close()
+            raise
+        return cls(path, con, read_only=read_only)
+
+    @classmethod
+    @contextmanager
+    def create_or_open(cls, path: Path | str) -> Iterator[tuple[Store, bool]]:
+        """Open ``path`` for writing, creating a new store if absent.
+
+        Yields ``(store, created)``. If the block fails and the store was created here, the
+        file is removed, so a failed command leaves nothing behind.
+        """
+        path = Path(path)
+        created = not path.exists()
+        if created:
+            cls.check_new_path(path)
+            con = cls._connect(path, read_only=False)
+            store = cls(path, con, read_only=False)
+        else:
+            store = cls.open(path)
+        try:
+            yield store, created
+        except BaseException:
+            store.close()
+            if created:
+                _remove_database_files(path)
+            raise
+        store.close()
+
+    @staticmethod
+    def _validate(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        if "posaudit_meta" not in names:
+            what = "an empty DuckDB database" if not names else "a DuckDB database of another schema"
+            msg = f"{path} is {what}, not a posaudit store (no posaudit_meta table)"
+            raise StoreError(msg)
+        meta = dict(con.execute("SELECT key, value FROM posaudit_meta").fetchall())
+        if meta.get("application") != APPLICATION:
+            msg = f"{path} is not a posaudit store (posaudit_meta names {meta.get('application')!r})"
+            raise StoreError(msg)
+        version = meta.get("schema_version")
+        if version != SCHEMA_VERSION:
+            msg = (
+                f"{path} has store schema version {version}, this posaudit reads version "
+                f"{SCHEMA_VERSION}: rebuild it with `posaudit simulate`"
+            )
+            raise StoreError(msg)
+        missing = [t for t in TABLES if t not in names]
+        if missing:
+            msg = f"{path} is a damaged posaudit store: missing tables {', '.join(missing)}"
+            raise StoreError(msg)
+
+    def initialise(self, *, pin_key_fingerprint: str, code_version: str) -> None:
+        """Create every table of the schema and the metadata rows in a new, empty file."""
+        self._con.execute(_schema_sql())
+        rows = [
+            ("application", APPLICATION),
+            ("schema_version", SCHEMA_VERSION),
+            ("created_at", datetime.now().isoformat(timespec="seconds")),
+            ("created_by", code_version),
+            ("pin_key_fingerprint", pin_key_fingerprint),
+        ]
+        self._con.executemany("INSERT INTO posaudit_meta VALUES (?, ?)", rows)
+
+    def close(self) -> None:
+        self._con.close()
+
+    # -- metadata --------------------------------------------------------------------------
+    def meta(self) -> dict[str, str]:
+        return dict(self._con.execute("SELECT key, value FROM posaudit_meta").fetchall())
+
+    def check_pin_key(self, fingerprint: str) -> None:
+        """Raise StoreError when the store's PINs were digested under another key."""
+        stored = self.meta().get("pin_key_fingerprint")
+        if stored != fingerprint:
+            msg = (
+                f"{self.path} was written with another PIN key than the one set in "
+                "$POSAUDIT_PIN_KEY (fingerprints differ); set the store's key"
+            )
+            raise StoreError(msg)
+
+    # -- reading ---------------------------------------------------------------------------
+    def scan(self, table: str, *, where: str | None = None) -> pl.LazyFrame:
+        """A table as a LazyFrame (materialised from DuckDB through Arrow)."""
+        if table not in TABLES:
+            msg = f"unknown table {table!r}"
+            raise StoreError(msg)
+        query = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
+        return self._con.sql(query).pl().lazy()
+
+    def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
+        """Rows of a SQL query, for small look-ups (counts, maxima, metadata)."""
+        return self._con.execute(sql, params or []).fetchall()
+
+    def frame(self, sql: str) -> pl.DataFrame:
+        """The result of a SQL query as a Polars DataFrame."""
+        return self._con.sql(sql).pl()
+
+    def row_counts(self) -> dict[str, int]:
+        return {t: int(self.query(f"SELECT count(*) FROM {t}")[0][0]) for t in TABLES}  # type: ignore[arg-type]
+
+    # -- writing ---------------------------------------------------------------------------
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """All writes in the block commit together or not at all."""
+        self._con.execute("BEGIN TRANSACTION")
+        try:
+            yield
+        except BaseException:
+            self._con.execute("ROLLBACK")
+            raise
+        self._con.execute("COMMIT")
+
+    def append(self, table: str, data: pa.Table | pl.DataFrame) -> None:
+        """Append rows whose columns are named and ordered as the table's."""
+        arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+        columns = ", ".join(f'"{c}"' for c in arrow.column_names)
+        self._con.register("_posaudit_chunk", arrow)
+        try:
+            self._con.execute(f"INSERT INTO {table} ({columns}) SELECT * FROM _posaudit_chunk")
+        finally:
+            self._con.unregister("_posaudit_chunk")
+
+    def execute(self, sql: str, params: list[object] | None = None) -> None:
+        self._con.execute(sql, params or [])
+
+    @contextmanager
+    def background_writer(self, *, depth: int = 2) -> Iterator[BackgroundWriter]:
+        """A writer thread that appends chunks while the caller builds the next ones."""
+        writer = BackgroundWriter(self, depth=depth)
+        try:
+            yield writer
+        finally:
+            writer.close()
+
+    # -- export ----------------------------------------------------------------------------
+    def export_parquet(self, out_dir: Path, *, tables: tuple[str, ...] = TABLES) -> None:
+        """Write tables as Parquet under ``out_dir``; event tables Hive-partitioned by date."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for table in tables:
+            if table in ("posaudit_meta",):
+                continue
+            target = out_dir / table
+            if table in EVENT_TIME_COLUMN:
+                column = EVENT_TIME_COLUMN[table]
+                self._con.execute(
+                    f"COPY (SELECT *, CAST({column} AS DATE) AS date FROM {table}) "
+                    f"TO '{target}' (FORMAT parquet, PARTITION_BY (date), OVERWRITE_OR_IGNORE)"
+                )
+            else:
+                target.mkdir(parents=True, exist_ok=True)
+                self._con.execute(
+                    f"COPY {table} TO '{target / 'part-0.parquet'}' (FORMAT parquet)"
+                )
+
+
+def read_parquet_table(root: Path, table: str) -> pl.LazyFrame:
+    """A table from a Parquet export made by :meth:`Store.export_parquet`."""
+    dataset = pads.dataset(root / table, format="parquet", partitioning="hive")
+    return pl.scan_pyarrow_dataset(dataset)
+
+
+class BackgroundWriter:
+    """Appends queued chunks on a second thread; DuckDB releases the GIL while it writes."""
+
+    def __init__(self, store: Store, *, depth: int):
+        self._store = store
+        self._queue: queue.Queue[tuple[str, pa.Table] | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self.busy_seconds = 0.0  # time spent writing, for benchmarks
+        self.wait_seconds = 0.0  # time the producer waited for a free slot
+        self._thread = threading.Thread(target=self._run, name="posaudit-writer", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            if self._error is not None:
+                continue
+            table, data = item
+            began = time.perf_counter()
+            try:
+                self._store.append(table, data)
+                self.busy_seconds += time.perf_counter() - began
+            except BaseException as exc:  # re-raised on the caller's thread
+                self._error = exc
+
+    def put(self, table: str, data: pa.Table | pl.DataFrame) -> None:
+        if self._error is not None:
+            raise self._error
+        arrow = data.to_arrow() if isinstance(data, pl.DataFrame) else data
+        if arrow.num_rows:
+            began = time.perf_counter()
+            self._queue.put((table, arrow))
+            self.wait_seconds += time.perf_counter() - began
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
