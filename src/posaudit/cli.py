@@ -139,6 +139,30 @@ def simulate(
     out.print(f"{summary.events:,} events in {summary.seconds:.1f} s ({rate:,.0f} events/s)")
 
 
+@app.command()
+def export(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the Parquet files (one folder per table).")],
+    db: DbOption = None,
+    flat: Annotated[bool, typer.Option("--flat", help="One file per table instead of Hive partitions by date.")] = False,
+) -> None:
+    """Export every table of the store as Parquet, event tables Hive-partitioned by date.
+
+    Example: posaudit export --db data/posaudit.duckdb --out data/parquet
+    """
+    from posaudit.store import Store
+
+    path = db or default_db_path()
+    with user_errors():
+        if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+            fail(f"--out {out_dir} must be a new or empty folder")
+        store = Store.open(path, read_only=True)
+        try:
+            tables = store.export_parquet(out_dir, partitioned=not flat)
+        finally:
+            store.close()
+    out.print(f"exported {len(tables)} tables to {out_dir}")
+
+
 @pins_app.command("check")
 def pins_check(
     operator_no: Annotated[str | None, typer.Option("--operator-no", help="Also flag PINs built from this operator number.")] = None,

@@ -326,7 +326,8 @@ def simulate(
         resets = pin_frame.filter((pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us))
         rates = {name: scenario.rate(name, fraud=bool(fraud_on)) for name in SCENARIOS}
         phase_rng = stream(int(seed), "fraud", int(first_day))
-        phases = {name: float(phase_rng.random()) for name in SCENARIOS}
+        # rounding to the nearest whole incident keeps small worlds on the configured rate
+        phases = dict.fromkeys(SCENARIOS, 0.5)
         friendly = fraud.plan_friendly_refunds(world, phase_rng, state, rates["friendly_refunds"],
                                                int(first_day), scenario.days)  # fmt: skip
         labels: list[pl.DataFrame] = []

@@ -28,6 +28,8 @@ HEAD_PINS: Final = {
     "789456": 0.003, "111222": 0.003, "520131": 0.003, "201314": 0.003, "666888": 0.003,
 }  # fmt: skip
 DATE_SHARE: Final = 0.22
+ZIPF_EXPONENT: Final = 1.1
+STRONG_POPULAR: Final = 0.7
 HISTORY_SIZE: Final = 4  # PCI DSS 8.3.7: a new PIN differs from the last four
 KINDS: Final = ("initial", "change", "reset")
 ACTORS: Final = ("self", "admin", "service_desk", "acquirer")
@@ -61,11 +63,15 @@ def pin_probabilities(weak_share: float) -> np.ndarray:
     other = np.flatnonzero((codes > 0) & (p == 0))
     other = np.random.default_rng(20240601).permutation(other)
     ranks = np.arange(other.size)
-    zipf = 1.0 / (ranks + 10.0) ** 1.1
+    zipf = 1.0 / (ranks + 10.0) ** ZIPF_EXPONENT
     rest = max(weak_share - p.sum(), 0.0)
     p[other] += zipf / zipf.sum() * rest
-    strong = codes == 0
-    p[strong] = (1.0 - weak_share) / strong.sum()
+    # PINs no rule calls weak still repeat (phone and plate fragments, house numbers): half of
+    # their mass follows a popularity curve, the other half is spread evenly
+    strong = np.random.default_rng(20240602).permutation(np.flatnonzero(codes == 0))
+    strong_zipf = 1.0 / (np.arange(strong.size) + 10.0) ** ZIPF_EXPONENT
+    p[strong] = (1.0 - weak_share) * (STRONG_POPULAR * strong_zipf / strong_zipf.sum()
+                                      + (1 - STRONG_POPULAR) / strong.size)  # fmt: skip
     return p / p.sum()
 
 

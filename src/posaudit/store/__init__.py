@@ -14,6 +14,7 @@ from posaudit.store.db import (
     Store,
     StoreError,
     default_db_path,
+    read_parquet_table,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "Store",
     "StoreError",
     "default_db_path",
+    "read_parquet_table",
 ]

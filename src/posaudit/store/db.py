@@ -16,7 +16,6 @@ from typing import Final
 import duckdb
 import polars as pl
 import pyarrow as pa
-import pyarrow.dataset as pads
 
 SCHEMA_VERSION: Final = "1"
 APPLICATION: Final = "posaudit"
@@ -39,6 +38,20 @@ TABLES: Final = (
 )
 # Tables whose rows are events in time; what "events" counts everywhere.
 EVENT_TABLES: Final = ("pin_events", "login_events", "lockouts", "transactions")
+# The key each table's rows are ordered by in exports.
+TABLE_KEYS: Final = {
+    "merchants": "merchant_id",
+    "terminals": "terminal_id",
+    "operators": "operator_id",
+    "pin_events": "event_id",
+    "login_events": "event_id",
+    "lockouts": "lockout_id",
+    "transactions": "txn_id",
+    "ground_truth": "incident_id",
+    "findings": "finding_id",
+    "pipeline_runs": "run_id",
+    "simulations": "simulation_id",
+}
 # Column holding each event table's time, for Parquet partitioning and look-back windows.
 EVENT_TIME_COLUMN: Final = {
     "pin_events": "ts",
@@ -254,30 +267,39 @@ class Store:
             writer.close()
 
     # -- export ----------------------------------------------------------------------------
-    def export_parquet(self, out_dir: Path, *, tables: tuple[str, ...] = TABLES) -> None:
-        """Write tables as Parquet under ``out_dir``; event tables Hive-partitioned by date."""
+    def export_parquet(self, out_dir: Path, *, partitioned: bool = True) -> list[str]:
+        """Write every table as Parquet under ``out_dir/<table>/``, rows in key order.
+
+        Event tables are Hive-partitioned by event date (``date=YYYY-MM-DD``) unless
+        ``partitioned`` is false, which writes one file per table (small samples).
+        Returns the tables written.
+        """
         out_dir.mkdir(parents=True, exist_ok=True)
-        for table in tables:
-            if table in ("posaudit_meta",):
+        written = []
+        for table in TABLES:
+            if table == "posaudit_meta":
                 continue
             target = out_dir / table
-            if table in EVENT_TIME_COLUMN:
+            key = TABLE_KEYS[table]
+            if partitioned and table in EVENT_TIME_COLUMN:
                 column = EVENT_TIME_COLUMN[table]
                 self._con.execute(
-                    f"COPY (SELECT *, CAST({column} AS DATE) AS date FROM {table}) "
+                    f"COPY (SELECT *, CAST({column} AS DATE) AS date FROM {table} ORDER BY {key}) "
                     f"TO '{target}' (FORMAT parquet, PARTITION_BY (date), OVERWRITE_OR_IGNORE)"
                 )
             else:
                 target.mkdir(parents=True, exist_ok=True)
                 self._con.execute(
-                    f"COPY {table} TO '{target / 'part-0.parquet'}' (FORMAT parquet)"
+                    f"COPY (SELECT * FROM {table} ORDER BY {key}) TO '{target / 'part-0.parquet'}' (FORMAT parquet)"
                 )
+            written.append(table)
+        return written
 
 
 def read_parquet_table(root: Path, table: str) -> pl.LazyFrame:
-    """A table from a Parquet export made by :meth:`Store.export_parquet`."""
-    dataset = pads.dataset(root / table, format="parquet", partitioning="hive")
-    return pl.scan_pyarrow_dataset(dataset)
+    """A table from a Parquet export made by :meth:`Store.export_parquet` (either layout)."""
+    frame = pl.scan_parquet(root / table / "**" / "*.parquet", hive_partitioning=True)
+    return frame.drop("date", strict=False) if table in EVENT_TIME_COLUMN else frame
 
 
 class BackgroundWriter:

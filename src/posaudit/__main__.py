@@ -1,0 +1,5 @@
+"""``python -m posaudit``: the command line."""
+
+from posaudit.cli import main
+
+main()

@@ -1,0 +1,241 @@
+"""Determinism, appending, prevalence across sizes, and no plaintext PIN anywhere."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from posaudit.simulate.engine import _world_for
+from posaudit.simulate.pinmodel import build_pin_timeline, pin_probabilities
+from posaudit.simulate.scenario import ATTACK_SCENARIOS, load_scenario
+from posaudit.store import TABLES, Store
+from tests.conftest import SAMPLE_DAYS, SAMPLE_MERCHANTS, SAMPLE_SEED, build_store
+
+ORDER = {
+    "merchants": "merchant_id", "terminals": "terminal_id", "operators": "operator_id",
+    "pin_events": "event_id", "login_events": "event_id", "lockouts": "lockout_id",
+    "transactions": "txn_id", "ground_truth": "incident_id",
+}  # fmt: skip
+
+
+def _tables(path: Path) -> dict[str, pl.DataFrame]:
+    store = Store.open(path, read_only=True)
+    try:
+        return {t: store.frame(f"SELECT * FROM {t} ORDER BY {key}") for t, key in ORDER.items()}
+    finally:
+        store.close()
+
+
+def test_same_seed_same_tables(tmp_path: Path) -> None:
+    a, b, c = (tmp_path / f"{n}.duckdb" for n in "abc")
+    for path in (a, b):
+        build_store(path, merchants=8, days=5, seed=3)
+    build_store(c, merchants=8, days=5, seed=4)
+    first, second, other = _tables(a), _tables(b), _tables(c)
+    for table in ORDER:
+        assert first[table].equals(second[table]), table
+    assert not first["transactions"].equals(other["transactions"])
+
+
+def test_same_seed_same_parquet_bytes(tmp_path: Path) -> None:
+    outputs = []
+    for name in ("a", "b"):
+        path = tmp_path / f"{name}.duckdb"
+        build_store(path, merchants=5, days=3, seed=9)
+        store = Store.open(path, read_only=True)
+        store.export_parquet(tmp_path / f"parquet-{name}")
+        store.close()
+        files = sorted(p.relative_to(tmp_path / f"parquet-{name}") for p in (tmp_path / f"parquet-{name}").rglob("*.parquet"))
+        # `simulations` records when and how fast each run went: the world's tables must match
+        outputs.append({f: (tmp_path / f"parquet-{name}" / f).read_bytes() for f in files
+                        if f.parts[0] != "simulations"})  # fmt: skip
+    assert outputs[0].keys() == outputs[1].keys()
+    assert any("date=" in str(f) for f in outputs[0])  # event tables are partitioned by day
+    assert outputs[0] == outputs[1]
+
+
+def test_append_continues_the_world(tmp_path: Path) -> None:
+    path = tmp_path / "w.duckdb"
+    build_store(path, merchants=6, days=4, seed=5)
+    before = _tables(path)
+    scenario = load_scenario(None, days=2)
+    from posaudit.simulate.engine import simulate
+
+    summary = simulate(path, scenario, seed=5, append=True)
+    after = _tables(path)
+    assert summary.first_day == 4 and summary.days == 2
+    for table in ("merchants", "terminals", "operators"):
+        assert after[table].equals(before[table])
+    tx = after["transactions"]
+    assert tx.height > before["transactions"].height
+    assert tx.get_column("txn_id").is_unique().all()
+    assert after["login_events"].get_column("event_id").is_unique().all()
+    assert after["ground_truth"].get_column("incident_id").is_unique().all()
+    assert tx.get_column("ts").max() >= before["transactions"].get_column("ts").max()
+    new_day = tx.filter(pl.col("ts") >= pl.datetime(2026, 9, 5))
+    assert new_day.height > 0
+    # trace numbers keep increasing across the append boundary
+    steps = tx.sort("terminal_id", "ts", "trace_no").with_columns(
+        (pl.col("trace_no") - pl.col("trace_no").shift(1).over("terminal_id")).alias("step")
+    )
+    assert steps.get_column("step").drop_nulls().eq(1).all()
+    store = Store.open(path, read_only=True)
+    assert store.query("SELECT count(*) FROM simulations")[0][0] == 2
+    store.close()
+
+
+def _exposures(path: Path) -> dict[str, float]:
+    """Each scenario's exposure in units of its rate (thousands of operator-days, ...)."""
+    store = Store.open(path, read_only=True)
+    try:
+        q = lambda sql: float(store.query(sql)[0][0])  # noqa: E731
+        days = q("SELECT count(DISTINCT CAST(ts AS DATE)) FROM transactions")
+        operators, terminals = q("SELECT count(*) FROM operators"), q("SELECT count(*) FROM terminals")
+        sales = q("SELECT count(*) FROM transactions WHERE kind = 'sale' AND status = 'approved'")
+    finally:
+        store.close()
+    out = dict.fromkeys(("pin_brute_force", "credential_sharing", "takeover_refund", "off_hours_refunds",
+                         "refund_burst", "round_amount_refunds"), operators * days / 1000)  # fmt: skip
+    out |= dict.fromkeys(("refund_without_sale", "refund_over_sale", "refund_without_permission",
+                          "refund_other_card"), sales / 1000)  # fmt: skip
+    return out | {"operator_enumeration": terminals * days / 1000, "lockout_not_enforced": terminals}
+
+
+def _prevalence(path: Path) -> dict[str, float]:
+    """Incidents per exposure unit, in the units of the scenario file."""
+    store = Store.open(path, read_only=True)
+    try:
+        q = lambda sql: float(store.query(sql)[0][0])  # noqa: E731
+        days = q("SELECT count(DISTINCT CAST(ts AS DATE)) FROM transactions")
+        operators, terminals = q("SELECT count(*) FROM operators"), q("SELECT count(*) FROM terminals")
+        sales = q("SELECT count(*) FROM transactions WHERE kind = 'sale' AND status = 'approved'")
+        incidents = dict(store.query("SELECT scenario, count(*) FROM ground_truth GROUP BY ALL"))
+        takeover_refunds = q(
+            "SELECT count(*) FROM ground_truth g JOIN transactions t ON g.entity_id = t.txn_id "
+            "WHERE g.scenario = 'refund_other_card' AND EXISTS ("
+            "SELECT 1 FROM ground_truth h WHERE h.scenario = 'takeover_refund' AND h.entity_id = t.operator_id "
+            "AND t.ts BETWEEN h.start_ts AND h.end_ts)"
+        )
+    finally:
+        store.close()
+    per = {
+        "pin_brute_force": operators * days, "operator_enumeration": terminals * days,
+        "credential_sharing": operators * days, "takeover_refund": operators * days,
+        "off_hours_refunds": operators * days, "refund_burst": operators * days,
+        "round_amount_refunds": operators * days, "refund_without_sale": sales,
+        "refund_over_sale": sales, "refund_without_permission": sales,
+    }  # fmt: skip
+    out = {name: 1000 * int(incidents.get(name, 0)) / exposure for name, exposure in per.items()}  # type: ignore[call-overload]
+    out["refund_other_card"] = 1000 * (int(incidents.get("refund_other_card", 0)) - takeover_refunds) / sales  # type: ignore[call-overload]
+    out["lockout_not_enforced"] = int(incidents.get("lockout_not_enforced", 0)) / terminals  # type: ignore[call-overload]
+    return out
+
+
+@pytest.mark.slow
+def test_prevalence_holds_across_world_sizes(tmp_path: Path) -> None:
+    small, large = tmp_path / "small.duckdb", tmp_path / "large.duckdb"
+    small_summary = build_store(small, merchants=12, days=14, seed=21)
+    large_summary = build_store(large, merchants=240, days=14, seed=22)
+    assert 25_000 <= small_summary.events <= 60_000
+    assert large_summary.events >= 15 * small_summary.events
+    configured = load_scenario(None)
+    exposures = {small: _exposures(small), large: _exposures(large)}
+    for path in (small, large):
+        measured = _prevalence(path)
+        for name, value in measured.items():
+            rate = configured.rate(name)
+            assert rate > 0
+            # within 10 %, or (in the smallest world) as near as whole incidents can be
+            expected_incidents = rate * exposures[path][name]
+            assert abs(value / rate - 1) <= 0.10 or abs(value - rate) * exposures[path][name] <= 0.5 + 1e-9, (
+                path.name, name, value, rate, expected_incidents,
+            )
+
+
+def test_human_pins_have_the_published_shape() -> None:
+    p = pin_probabilities(0.6)
+    assert p[123456] == pytest.approx(0.04, rel=0.02)
+    top10 = [123456, 111111, 123123, 0, 123321, 666666, 888888, 654321, 112233, 520520]
+    ranked = np.argsort(-p)[:10]
+    assert set(ranked.tolist()) == set(top10)
+    rng = np.random.default_rng(0)
+    draws = rng.choice(1_000_000, size=100_000, p=p)
+    values, counts = np.unique(draws, return_counts=True)
+    counts = np.sort(counts)[::-1]
+    half = np.searchsorted(np.cumsum(counts), draws.size / 2) + 1
+    share_of_distinct = half / values.size
+    assert 0.05 <= share_of_distinct <= 0.08, share_of_distinct
+    from posaudit.pins import _class_codes
+
+    codes = _class_codes()
+    date_code = 1 + ["repeated_digit", "ascending_run", "descending_run", "repeated_pair", "repeated_triple",
+                     "mirrored", "doubled_digits", "keypad_shape", "lucky_number", "date"].index("date")  # fmt: skip
+    date_share = float((codes[draws] == date_code).mean())
+    assert date_share > 2 * 0.084
+
+
+def _plaintext_pins(seed: int, merchants: int, days: int) -> set[str]:
+    scenario = load_scenario(None, merchants=merchants, days=days)
+    world = _world_for(scenario, seed)
+    horizon = world.start_us + days * 86_400_000_000
+    timeline = build_pin_timeline(
+        world, seed, horizon, weak_share=0.6, default_share=0.15, shared_share=0.15, reused_share=0.1,
+        stale_share=0.5, forgotten_per_year=1.0,
+    )  # fmt: skip
+    return {f"{v:06d}" for v in timeline.pin.tolist()}
+
+
+def test_no_plaintext_pin_in_any_table_parquet_or_log(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+    from posaudit.cli import app
+    from typer.testing import CliRunner
+
+    path = tmp_path / "w.duckdb"
+    result = CliRunner().invoke(app, ["simulate", "--db", str(path), "--merchants", "10", "--days", "4",
+                                      "--seed", "13", "--parquet", str(tmp_path / "pq")])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    pins = _plaintext_pins(13, 10, 4)
+    assert len(pins) > 30
+    # the log: no 6-digit token on stdout/stderr is a PIN
+    tokens = set(re.findall(r"(?<!\d)\d{6}(?!\d)", result.output + capfd.readouterr().err))
+    assert not tokens & pins
+    store = Store.open(path, read_only=True)
+    try:
+        for table in TABLES:
+            frame = store.frame(f"SELECT * FROM {table}")
+            for column, dtype in frame.schema.items():
+                if dtype == pl.String:
+                    cells = set(frame.get_column(column).drop_nulls().to_list())
+                    assert not cells & pins, (table, column)
+                    words = {w for cell in cells for w in re.findall(r"(?<!\d)\d{6}(?!\d)", cell)}
+                    assert not words & pins, (table, column)
+    finally:
+        store.close()
+    for file in (tmp_path / "pq").rglob("*.parquet"):
+        frame = pl.read_parquet(file)
+        for column, dtype in frame.schema.items():
+            if dtype == pl.String:
+                assert not set(frame.get_column(column).drop_nulls().to_list()) & pins, (file, column)
+    # the digests are there instead, and none of them is readable as a PIN
+    store = Store.open(path, read_only=True)
+    digests = store.frame("SELECT pin_digest FROM pin_events").get_column("pin_digest")
+    store.close()
+    assert digests.str.len_chars().eq(64).all()
+
+
+def test_no_fraud_switches_off_attacks_but_keeps_conditions(tmp_path: Path) -> None:
+    path = tmp_path / "calm.duckdb"
+    build_store(path, merchants=15, days=5, seed=2, fraud=False)
+    store = Store.open(path, read_only=True)
+    scenarios = {r[0] for r in store.query("SELECT DISTINCT scenario FROM ground_truth")}
+    store.close()
+    assert not scenarios & set(ATTACK_SCENARIOS)
+    assert {"weak_pin", "stale_pin"} <= scenarios
+
+
+def test_sample_constants_match_data_samples_readme() -> None:
+    readme = (Path(__file__).parents[2] / "data_samples" / "README.md").read_text()
+    assert f"--merchants {SAMPLE_MERCHANTS} --days {SAMPLE_DAYS} --seed {SAMPLE_SEED}" in readme
