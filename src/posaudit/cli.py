@@ -56,13 +56,13 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into one line and exit code 2 (3 when locked)."""
-    from posaudit.simulate.scenario import ScenarioError
+    from posaudit.config import ConfigError
 
     try:
         yield
     except StoreError as exc:
         fail(str(exc), EXIT_LOCKED if "locked" in str(exc) else EXIT_BAD_INPUT)
-    except ScenarioError as exc:
+    except ConfigError as exc:
         fail(str(exc))
 
 
@@ -137,6 +137,106 @@ def simulate(
     out.print(incidents)
     rate = summary.events / summary.seconds if summary.seconds else 0.0
     out.print(f"{summary.events:,} events in {summary.seconds:.1f} s ({rate:,.0f} events/s)")
+
+
+@app.command()
+def run(
+    db: DbOption = None,
+    policy: Annotated[Path | None, typer.Option(help="Policy file (TOML) over the built-in default.")] = None,
+    full: Annotated[bool, typer.Option("--full", help="Re-run over all data (the default for now).")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of tables.")] = False,
+) -> None:
+    """Run every detection rule and anomaly score; write findings and a pipeline_runs row.
+
+    Example: posaudit run --db data/posaudit.duckdb --policy my-policy.toml
+    """
+    import json
+
+    from posaudit.detect.policy import load_policy
+    from posaudit.pipeline import run_pipeline
+    from posaudit.store import Store
+
+    path = db or default_db_path()
+    del full  # every run reads all data until incremental runs exist
+    with user_errors():
+        loaded = load_policy(policy)
+        store = Store.open(path)
+        try:
+            with _progress(_interactive() and not as_json) as bar:
+                task = bar.add_task("audit", total=None, note="")
+                summary = run_pipeline(store, loaded, progress=lambda note: bar.update(task, note=note))
+        finally:
+            store.close()
+    counts = summary.by_family_and_severity()
+    if as_json:
+        record = {
+            "run_id": summary.run_id, "status": "succeeded", "seconds": round(summary.seconds, 3),
+            "rows_read": summary.rows_read, "findings": summary.findings.height, "new": summary.new,
+            "seen": summary.seen, "resolved": summary.resolved, "by_family_and_severity": counts.to_dicts(),
+        }  # fmt: skip
+        out.print_json(json.dumps(record))
+        return
+    table = Table(title=f"{summary.run_id}: findings by family and severity")
+    table.add_column("family")
+    for column in counts.columns[1:]:
+        table.add_column(column, justify="right")
+    for row in counts.iter_rows():
+        table.add_row(*[str(v) for v in row])
+    out.print(table)
+    out.print(
+        f"{summary.findings.height:,} findings ({summary.new:,} new, {summary.seen:,} seen before, "
+        f"{summary.resolved:,} resolved) from {summary.rows_read:,} rows in {summary.seconds:.1f} s"
+    )
+
+
+@app.command()
+def evaluate(
+    db: DbOption = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="The run to evaluate (default: the latest).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+) -> None:
+    """Compare a run's findings with the simulator's ground truth: recall and precision.
+
+    Example: posaudit evaluate --db data/posaudit.duckdb --json
+    """
+    import json
+
+    from posaudit.evaluate import evaluate as evaluate_run
+    from posaudit.store import Store
+
+    path = db or default_db_path()
+    with user_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            runs = store.query("SELECT run_id FROM pipeline_runs WHERE status = 'succeeded' ORDER BY started_at DESC, run_id DESC")
+            if not runs:
+                fail(f"{path} has no successful run to evaluate: run `posaudit run --db {path}` first")
+            chosen = run_id or str(runs[0][0])
+            if chosen not in {str(r[0]) for r in runs}:
+                fail(f"no successful run {chosen!r} in {path}")
+            findings = store.scan("findings", where=f"run_id = '{chosen}'")
+            result = evaluate_run(findings, store.scan("ground_truth"), store.scan("operators"))
+        finally:
+            store.close()
+    if as_json:
+        out.print_json(json.dumps({"run_id": chosen, **result.to_dict()}))
+        return
+    recall = Table(title=f"{chosen}: recall per scenario")
+    for column in ("scenario", "incidents", "detected", "recall"):
+        recall.add_column(column, justify="left" if column == "scenario" else "right")
+    for row in result.recall.iter_rows(named=True):
+        recall.add_row(row["scenario"], f"{row['incidents']:,}", f"{row['detected']:,}", f"{row['recall']:.3f}")
+    out.print(recall)
+    precision = Table(title=f"{chosen}: precision per rule (severity above info)")
+    for column in ("rule", "findings", "true positives", "precision"):
+        precision.add_column(column, justify="left" if column == "rule" else "right")
+    for row in result.precision.iter_rows(named=True):
+        precision.add_row(row["rule"], f"{row['findings']:,}", f"{row['true_positives']:,}", f"{row['precision']:.3f}")
+    out.print(precision)
+    out.print(
+        f"unmatched findings above 'low': {result.unmatched_above_low:,} "
+        f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators)"
+    )
 
 
 @app.command()

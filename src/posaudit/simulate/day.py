@@ -218,7 +218,7 @@ def natural_transactions(world: World, day: int, shifts: Shifts, r: np.random.Ge
                          state: SimState, behaviour: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
     """The day's sales, voids and transfers; refunds of today's sales go to ``state.pending``.
 
-    Returns (transactions, approved sales) frames.
+    Returns (transactions, approved sales that nothing voids or refunds) frames.
     """
     t_m = world.t_merchant
     t_cat = world.m_category[t_m]
@@ -286,7 +286,8 @@ def natural_transactions(world: World, day: int, shifts: Shifts, r: np.random.Ge
     schedule_refunds(world, to_refund, r, state)
 
     transfers = make_transfers(world, day, shifts, r, state)
-    return pl.concat([sales, voids, transfers]), kept
+    # what abuse can still refund today: approved sales neither voided nor refunded
+    return pl.concat([sales, voids, transfers]), kept.filter(~pl.Series(refunded))
 
 
 def schedule_refunds(world: World, sales: pl.DataFrame, r: np.random.Generator, state: SimState) -> None:

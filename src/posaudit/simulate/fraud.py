@@ -35,6 +35,7 @@ class DayContext:
     sales: pl.DataFrame  # today's approved, unvoided sales
     activity: DayActivity
     _by_terminal: tuple[pl.DataFrame, np.ndarray] | None = None
+    _used: set[int] | None = None
 
     @property
     def base(self) -> int:
@@ -51,7 +52,19 @@ class DayContext:
     def label(self, scenario: str, entity_type: str, entity: int, start: int, end: int) -> None:
         self.activity.labels.append((scenario, entity_type, int(entity), int(start), int(end)))
 
+    def use(self, sales: pl.DataFrame) -> None:
+        """Mark sales as refunded by an injection, so no other refunds them again."""
+        if self._used is None:
+            self._used = set()
+        self._used.update(sales.get_column("seq").to_list())
+
+    def unused(self, sales: pl.DataFrame) -> pl.DataFrame:
+        return sales if not self._used else sales.filter(~pl.col("seq").is_in(list(self._used)))
+
     def sales_at(self, terminal: int) -> pl.DataFrame:
+        return self.unused(self._sales_at(terminal))
+
+    def _sales_at(self, terminal: int) -> pl.DataFrame:
         if self._by_terminal is None:
             ordered = self.sales.sort("terminal", "ts")
             bounds = np.searchsorted(ordered.get_column("terminal").to_numpy(), np.arange(self.world.n_terminals + 1))
@@ -71,6 +84,7 @@ class DayContext:
 def _refund_rows(ctx: DayContext, sales: pl.DataFrame, ts: np.ndarray, operator: int | np.ndarray,
                  *, amount: np.ndarray | None = None, card: np.ndarray | None = None) -> pl.DataFrame:  # fmt: skip
     n = sales.height
+    ctx.use(sales)
     return ctx.txn(
         {
             "ts": ts,
@@ -174,6 +188,8 @@ def takeover_refund(ctx: DayContext, k: int) -> None:
         return
     for t in r.choice(busy, size=min(k, busy.size), replace=False):
         sales = ctx.sales_at(int(t))
+        if sales.height < 8:
+            continue
         op = ctx.refund_operator(int(t))
         start = int(sales.get_column("ts")[5]) + int(r.integers(1, 30)) * US_PER_MINUTE
         threshold = int(w.t_threshold[t])
@@ -205,9 +221,12 @@ def _single_refunds(ctx: DayContext, k: int, scenario: str) -> None:
         sales = sales.filter(pl.Series(no_refund[sales.get_column("terminal").to_numpy()]))
     if scenario == "late_refund":
         sales = ctx.state.sale_pool.filter(pl.col("ts") < ctx.base - (REFUND_WINDOW_DAYS + 1) * US_PER_DAY)
+    sales = ctx.unused(sales)
     if sales.height == 0 or k == 0:
         return
     picked = sales.sample(min(k, sales.height), seed=int(r.integers(0, 2**31)))
+    if scenario == "late_refund":
+        ctx.state.sale_pool = ctx.state.sale_pool.filter(~pl.col("seq").is_in(picked.get_column("seq").implode()))
     n = picked.height
     term = picked.get_column("terminal").to_numpy()
     if scenario == "late_refund":
@@ -246,16 +265,15 @@ def _operator_refund_run(ctx: DayContext, k: int, scenario: str) -> None:
         m = int(w.t_merchant[t])
         op = ctx.refund_operator(t)
         sales = ctx.sales_at(t)
+        if sales.height < need:
+            continue
         if scenario == "off_hours_refunds":
             n = int(r.integers(3, 7))
-            close, open_ = int(w.m_close[m]), int(w.m_open[m])
-            if close + 60 < 1440 - 30 and (r.random() < 0.6 or open_ < 120):
-                minute = close + int(r.integers(60, min(241, 1440 - close - 30)))
-            else:
-                minute = max(open_ - int(r.integers(60, 241)), 5)
+            # after closing, into the night: before the next opening, after all of today's sales
+            minute = int(w.m_close[m]) + int(r.integers(60, 241))
             t0 = ctx.base + minute * US_PER_MINUTE
             ts = t0 + np.cumsum(r.integers(3, 16, n)) * US_PER_MINUTE
-            picked = sales.filter(pl.col("ts") < ts[0]) if minute > close else sales
+            picked = sales
             if picked.height < n:
                 continue
             picked = picked.sample(n, seed=int(r.integers(0, 2**31)))

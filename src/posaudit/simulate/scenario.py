@@ -10,6 +10,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
 
+from posaudit.config import ConfigError, merge_settings
+
 ATTACK_SCENARIOS: Final = (
     "pin_brute_force",
     "operator_enumeration",
@@ -50,7 +52,7 @@ MAX_MERCHANTS: Final = 1_000_000
 MAX_DAYS: Final = 3_650
 
 
-class ScenarioError(ValueError):
+class ScenarioError(ConfigError):
     """A scenario file or value that cannot be used; the message is one line for the user."""
 
 
@@ -59,37 +61,7 @@ def default_scenario_text() -> str:
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any], where: str, source: str) -> None:
-    for key, value in override.items():
-        path = f"{where}.{key}" if where else key
-        if key not in base:
-            msg = f"{source}: unknown key '{path}'"
-            raise ScenarioError(msg)
-        current = base[key]
-        if isinstance(current, dict):
-            if not isinstance(value, dict):
-                msg = f"{source}: '{path}' must be a table, not {type(value).__name__}"
-                raise ScenarioError(msg)
-            _merge(current, value, path, source)
-            continue
-        ok = isinstance(value, type(current)) and not (
-            isinstance(value, bool) and not isinstance(current, bool)
-        )
-        if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-            ok = True
-        if not ok:
-            msg = (
-                f"{source}: '{path}' must be {type(current).__name__}, "
-                f"not {type(value).__name__} ({value!r})"
-            )
-            raise ScenarioError(msg)
-        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
-            msg = f"{source}: '{path}' must not be negative (got {value})"
-            raise ScenarioError(msg)
-        if key in _SHARE_KEYS and value > 1:
-            msg = f"{source}: '{path}' is a share between 0 and 1 (got {value})"
-            raise ScenarioError(msg)
-        base[key] = value
+    merge_settings(base, override, source=source, share_keys=_SHARE_KEYS, where=where)
 
 
 @dataclass(frozen=True)
