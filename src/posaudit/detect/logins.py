@@ -1,0 +1,944 @@
+"""Login attacks and lockout hygiene: who is guessing PINs, and which terminals let them.
+
+A terminal's login (a 2-digit operator number and a 6-digit PIN) is all that stands between a
+stranger and the refund and transfer menus. Six digits hold only a million PINs, and people
+choose few of them (DOMAIN.md), so the lockout after N consecutive wrong PINs is what makes
+guessing hopeless: the policy locks after at most 6 for at least 30 minutes (PCI DSS v4.0
+8.3.4 allows at most 10). An auditor wants to know which operators and terminals were under
+attack, and which terminals would not have stopped an attack, without being sent after every
+clerk who forgot a PIN or every terminal with a bad network. The rules here:
+
+- ``pin_brute_force``: many wrong PINs on one operator in one burst, lockouts and all:
+  someone guessing that operator's PIN (critical when the burst ends in a success);
+- ``operator_enumeration``: many operator numbers tried on one terminal in one burst, most of
+  them not existing: someone looking for any login with a guessable PIN;
+- ``lockout_storm``: several operators of one terminal locked out within the hour: the
+  footprint of the same search where the terminal locks quickly;
+- ``lockout_not_enforced``: terminals whose lockout setting is looser than policy (never
+  locks, locks too late or too briefly), or on which an operator made more wrong PINs in a row
+  than the policy allows without being locked;
+- ``credential_sharing``: one operator's login active on two terminals in turn within minutes,
+  back and forth: two people on one login, so nothing done with it is attributable;
+- ``network_failure_burst``: a terminal that could not reach the host many times in a short
+  time; a health note (severity info) that accuses nobody, kept apart so that network trouble
+  is never read as failed credentials.
+
+Natural behaviour these rules leave alone (docs/scenarios.md): typos (1-2 wrong PINs, then a
+success), the odd mistyped operator number, forgotten PINs (3-8 wrong PINs, a lockout, an
+unlock by the administrator or the service desk, a reset), bursts of network errors on flaky
+terminals (which never count toward a lockout), and clerks working a whole shift on a sibling
+terminal of their merchant. Attacks differ in their counts and their pace: 20-60 attempts a
+few seconds apart, resumed as soon as each lockout times out.
+
+Most rules cut the events of one entity into *bursts*: events in time order, a new burst
+starting when the gap since the entity's previous event exceeds a maximum (time an operator
+spent locked out does not count toward that gap). One finding per burst keeps a long attack
+one finding, and the burst's first and last event are the finding's window.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+import polars as pl
+
+from posaudit.detect.findings import EntityType, Severity, to_findings
+from posaudit.detect.registry import rule
+
+FAMILY: Final = "logins"
+MAX_EVIDENCE_IDS: Final = 20
+# Attempts that fail on the PIN of a known operator; `locked` attempts are guesses too, made
+# while the terminal refused them.
+PIN_FAILURES: Final = ("wrong_pin", "locked")
+# Attempts that fail on the credentials (not the network): what someone guessing produces.
+CREDENTIAL_FAILURES: Final = ("wrong_pin", "locked", "unknown_operator")
+
+
+# --- shared steps -------------------------------------------------------------------------
+
+
+def _logins(login_events: pl.LazyFrame) -> pl.LazyFrame:
+    """Login events with plain types: categorical outcome as String, ts as Datetime("us")."""
+    return login_events.select(
+        pl.col("event_id").cast(pl.String),
+        pl.col("ts").cast(pl.Datetime("us")),
+        pl.col("terminal_id").cast(pl.String),
+        pl.col("operator_no").cast(pl.String),
+        pl.col("operator_id").cast(pl.String),
+        pl.col("outcome").cast(pl.String),
+    )
+
+
+def _terminal_settings(terminals: pl.LazyFrame) -> pl.LazyFrame:
+    """terminal_id, merchant_id and the terminal's own lockout setting."""
+    return terminals.select(
+        pl.col("terminal_id").cast(pl.String),
+        pl.col("merchant_id").cast(pl.String),
+        pl.col("lockout_threshold").cast(pl.Int64),
+        pl.col("lockout_minutes").cast(pl.Int64),
+    ).unique(subset="terminal_id", keep="any")
+
+
+def _with_burst_ids(
+    events: pl.LazyFrame,
+    *,
+    by: list[str],
+    max_gap: timedelta,
+    id_column: str = "event_id",
+    paused: tuple[str, str] | None = None,
+) -> pl.LazyFrame:
+    """Add ``burst``: events of each ``by`` group in time order, numbered into bursts.
+
+    A new burst starts with a group's first event and with every event more than
+    ``max_gap`` after the group's previous one. ``paused`` names two columns on each event
+    (from, to) of a span during which the clock stops, such as the lockout the event came
+    after: the part of the gap inside that span does not count. ``id_column`` breaks ties
+    of ``ts`` so the numbering does not depend on row order.
+    """
+    previous_ts = pl.col("ts").shift(1).over(by)
+    gap = pl.col("ts") - previous_ts
+    if paused is not None:
+        paused_from, paused_to = paused
+        # a lock not yet lifted (to is null) pauses the clock up to the event itself
+        overlap = pl.when(pl.col(paused_from).is_not_null()).then(
+            pl.min_horizontal(pl.col("ts"), pl.coalesce(paused_to, "ts"))
+            - pl.max_horizontal(previous_ts, pl.col(paused_from))
+        )
+        gap = gap - overlap.clip(lower_bound=timedelta(0)).fill_null(timedelta(0))
+    return events.sort(*by, "ts", id_column).with_columns(
+        (gap > max_gap).fill_null(True).cast(pl.Int64).cum_sum().over(by).alias("burst")
+    )
+
+
+def _ids(column: str) -> pl.Expr:
+    """Event ids for evidence, in time order, capped so evidence stays readable."""
+    return pl.col(column).sort_by("ts").head(MAX_EVIDENCE_IDS)
+
+
+def _day(column: str) -> pl.Expr:
+    return pl.col(column).dt.strftime("%Y-%m-%d")
+
+
+def _clock(column: str) -> pl.Expr:
+    return pl.col(column).dt.strftime("%H:%M")
+
+
+def _span(start: str = "window_start", end: str = "window_end") -> pl.Expr:
+    """'9 minutes' from start to end, in whole minutes rounded up; '1 minute' at least."""
+    seconds = (pl.col(end) - pl.col(start)).dt.total_seconds()
+    minutes = (seconds / 60).ceil().cast(pl.Int64).clip(lower_bound=1)
+    return _count(minutes, "minute", "minutes")
+
+
+def _count(n: pl.Expr, one: str, many: str) -> pl.Expr:
+    """'1 lockout' / '5 lockouts'."""
+    return pl.format("{} {}", n, pl.when(n == 1).then(pl.lit(one)).otherwise(pl.lit(many)))
+
+
+def _lockout_setting() -> pl.Expr:
+    """'the terminal locks after 5 wrong PINs for 30 minutes' / 'the terminal never locks'."""
+    return (
+        pl.when(pl.col("lockout_threshold").is_null())
+        .then(pl.lit("the terminal never locks"))
+        .otherwise(
+            pl.format(
+                "the terminal locks after {} wrong PINs for {} minutes",
+                pl.col("lockout_threshold"),
+                pl.col("lockout_minutes").cast(pl.String).fill_null("unlimited"),
+            )
+        )
+    )
+
+
+def _findings(
+    frame: pl.LazyFrame,
+    *,
+    rule_name: str,
+    entity_type: EntityType,
+    entity_id: str,
+    severity: Severity | pl.Expr,
+    score: float | pl.Expr,
+    summary: pl.Expr,
+    evidence: dict[str, pl.Expr],
+) -> pl.LazyFrame:
+    return frame.with_columns(pl.col(entity_id).alias("entity_id")).pipe(
+        to_findings,
+        rule=rule_name,
+        family=FAMILY,
+        entity_type=entity_type,
+        severity=severity,
+        score=score,
+        summary=summary,
+        evidence=evidence,
+    )
+
+
+# --- guessing -----------------------------------------------------------------------------
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="terminal_id",
+    # 60 guesses against a terminal that locks after 3 for 60 minutes take 20 hours
+    lookback=timedelta(days=2),
+    scenarios=("pin_brute_force",),
+)
+def pin_brute_force(
+    login_events: pl.LazyFrame,
+    lockouts: pl.LazyFrame,
+    terminals: pl.LazyFrame,
+    *,
+    min_failures: int = 12,  # forgotten PINs make 3-8 wrong + up to 2 locked attempts, typos
+    # 1-2 (docs/scenarios.md); 12 clears both together, attacks make 20-60
+    max_gap_minutes: int = 60,  # attacks try every 4-20 s; shifts' logins are hours apart
+    success_within_minutes: int = 5,  # an attacker's winning guess follows the last wrong one
+) -> pl.LazyFrame:
+    """Operators whose PIN was guessed at: many wrong PINs on one operator in one burst.
+
+    Someone who does not know an operator's PIN but wants its login (for its refund menu, or
+    to act in its name) types candidate PINs one after the other, and where the terminal
+    locks, waits for each lockout to time out and goes on. Forgetful staff stop after a few
+    tries and call the administrator; a typo costs one or two. Failed attempts of one
+    operator on one terminal form a burst while each follows the previous within
+    ``max_gap_minutes``, not counting the time the operator was locked out; a burst with
+    ``min_failures`` or more wrong or locked attempts is a finding, critical when the
+    operator's next attempt within ``success_within_minutes`` succeeded (the guess was
+    right).
+
+    Parameters
+    ----------
+    min_failures
+        Wrong-PIN and locked attempts in one burst that make a finding.
+    max_gap_minutes
+        Longest pause between two failed attempts of one burst, not counting lockouts.
+    success_within_minutes
+        How soon after the burst's last failure a success means the guessing won.
+    """
+    logins = _logins(login_events).filter(pl.col("operator_id").is_not_null())
+    locks = lockouts.select(
+        pl.col("lockout_id").cast(pl.String),
+        pl.col("terminal_id").cast(pl.String),
+        pl.col("operator_id").cast(pl.String),
+        pl.col("locked_at").cast(pl.Datetime("us")),
+        pl.col("unlocked_at").cast(pl.Datetime("us")),
+    ).sort("locked_at")
+    successes = (
+        logins.filter(pl.col("outcome") == "success")
+        .select("terminal_id", "operator_id", pl.col("ts").alias("success_ts"))
+        .sort("success_ts")
+    )
+    in_burst = pl.col("locked_at") >= pl.col("ts").min()
+    # Asof joins with `by` cannot check sortedness per group: both sides are sorted on their
+    # key explicitly here, hence check_sortedness=False.
+    return (
+        logins.filter(pl.col("outcome").is_in(PIN_FAILURES))
+        .sort("ts")
+        # the latest lockout of the operator on the terminal at or before each failure
+        .join_asof(
+            locks,
+            left_on="ts",
+            right_on="locked_at",
+            by=["terminal_id", "operator_id"],
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .pipe(
+            _with_burst_ids,
+            by=["terminal_id", "operator_id"],
+            max_gap=timedelta(minutes=max_gap_minutes),
+            paused=("locked_at", "unlocked_at"),
+        )
+        .group_by("terminal_id", "operator_id", "burst")
+        .agg(
+            pl.len().alias("failures"),
+            (pl.col("outcome") == "wrong_pin").sum().alias("wrong_pins"),
+            (pl.col("outcome") == "locked").sum().alias("locked_attempts"),
+            pl.col("lockout_id").filter(in_burst).n_unique().alias("lockouts"),
+            pl.col("operator_no").sort_by("ts").first(),
+            pl.col("ts").min().alias("window_start"),
+            pl.col("ts").max().alias("last_failure_ts"),
+            _ids("event_id").alias("event_ids"),
+        )
+        .filter(pl.col("failures") >= min_failures)
+        .sort("last_failure_ts")
+        .join_asof(
+            successes,
+            left_on="last_failure_ts",
+            right_on="success_ts",
+            by=["terminal_id", "operator_id"],
+            strategy="forward",
+            allow_exact_matches=False,
+            tolerance=timedelta(minutes=success_within_minutes),
+            check_sortedness=False,
+        )
+        .with_columns(
+            pl.col("success_ts").is_not_null().alias("ended_in_success"),
+            pl.coalesce("success_ts", "last_failure_ts").alias("window_end"),
+        )
+        .join(_terminal_settings(terminals), on="terminal_id", how="left")
+        .pipe(
+            _findings,
+            rule_name="pin_brute_force",
+            entity_type="operator",
+            entity_id="operator_id",
+            severity=pl.when(pl.col("ended_in_success"))
+            .then(pl.lit("critical"))
+            .otherwise(pl.lit("high")),
+            score=(
+                0.7
+                + 0.2 * (pl.col("failures") - min_failures) / max(min_failures, 1)
+                + pl.col("ended_in_success").cast(pl.Float64) * 0.1
+            ).clip(0.7, 1.0),
+            summary=pl.format(
+                "operator {} at terminal {} had {} in {} on {} from {}{}{} ({}){}",
+                pl.col("operator_no"),
+                pl.col("terminal_id"),
+                _count(pl.col("wrong_pins"), "wrong PIN", "wrong PINs"),
+                _span(),
+                _day("window_start"),
+                _clock("window_start"),
+                pl.when(pl.col("lockouts") > 0)
+                .then(pl.format(", was locked out {}", _count(pl.col("lockouts"), "time", "times")))
+                .otherwise(pl.lit(", was never locked out")),
+                pl.when(pl.col("locked_attempts") > 0)
+                .then(
+                    pl.format(
+                        " and tried {} while locked",
+                        _count(pl.col("locked_attempts"), "more time", "more times"),
+                    )
+                )
+                .otherwise(pl.lit("")),
+                _lockout_setting(),
+                pl.when(pl.col("ended_in_success"))
+                .then(pl.format(", then logged in at {}", _clock("success_ts")))
+                .otherwise(pl.lit(", and did not get in")),
+            ),
+            evidence={
+                "terminal_id": pl.col("terminal_id"),
+                "operator_no": pl.col("operator_no"),
+                "failures": pl.col("failures"),
+                "wrong_attempts": pl.col("wrong_pins"),
+                "locked_attempts": pl.col("locked_attempts"),
+                "lockouts": pl.col("lockouts"),
+                "ended_in_success": pl.col("ended_in_success"),
+                "lockout_threshold": pl.col("lockout_threshold"),
+                "lockout_minutes": pl.col("lockout_minutes"),
+                "login_event_ids": pl.col("event_ids"),
+                "min_failures": pl.lit(min_failures),
+                "max_gap_minutes": pl.lit(max_gap_minutes),
+            },
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="terminal",
+    partition_key="terminal_id",
+    lookback=timedelta(days=1),
+    scenarios=("operator_enumeration",),
+)
+def operator_enumeration(
+    login_events: pl.LazyFrame,
+    terminals: pl.LazyFrame,
+    *,
+    min_operator_numbers: int = 8,  # a terminal has 2-6 operators; a mistyped number is one
+    # more now and then; enumerations try 10 numbers or more (docs/scenarios.md)
+    max_gap_minutes: int = 30,  # enumerations try every 3-12 s
+) -> pl.LazyFrame:
+    """Terminals on which many operator numbers were tried in one burst of failed logins.
+
+    Someone who holds a terminal but no login walks through the operator numbers, most of
+    which do not exist, trying a likely PIN on each, looking for any operator with a weak
+    PIN; staff only ever type their own number, and mistype it now and then. Failed logins
+    (wrong PIN, locked, unknown operator) of one terminal form a burst while each follows the
+    previous within ``max_gap_minutes``; a burst with ``min_operator_numbers`` or more
+    distinct typed numbers is a finding.
+
+    Parameters
+    ----------
+    min_operator_numbers
+        Distinct operator numbers with failed logins in one burst that make a finding.
+    max_gap_minutes
+        Longest pause between two failed logins of one burst.
+    """
+    unknown = pl.col("outcome") == "unknown_operator"
+    return (
+        _logins(login_events)
+        .filter(pl.col("outcome").is_in(CREDENTIAL_FAILURES))
+        .pipe(_with_burst_ids, by=["terminal_id"], max_gap=timedelta(minutes=max_gap_minutes))
+        .group_by("terminal_id", "burst")
+        .agg(
+            pl.len().alias("attempts"),
+            pl.col("operator_no").n_unique().alias("operator_numbers"),
+            pl.col("operator_no").filter(unknown).n_unique().alias("unknown_numbers"),
+            unknown.sum().alias("unknown_attempts"),
+            pl.col("operator_id").drop_nulls().n_unique().alias("operators_tried"),
+            pl.col("ts").min().alias("window_start"),
+            pl.col("ts").max().alias("window_end"),
+            _ids("event_id").alias("event_ids"),
+        )
+        .filter(pl.col("operator_numbers") >= min_operator_numbers)
+        .join(_terminal_settings(terminals), on="terminal_id", how="left")
+        .pipe(
+            _findings,
+            rule_name="operator_enumeration",
+            entity_type="terminal",
+            entity_id="terminal_id",
+            severity="high",
+            score=(
+                0.6
+                + 0.2 * pl.col("unknown_numbers") / pl.col("operator_numbers")
+                + 0.2 * (pl.col("operator_numbers") - min_operator_numbers) / 10
+            ).clip(0.6, 1.0),
+            summary=pl.format(
+                "terminal {} was tried with {} operator numbers ({} unknown) in {} failed "
+                "logins over {} on {} from {}",
+                pl.col("terminal_id"),
+                pl.col("operator_numbers"),
+                pl.col("unknown_numbers"),
+                pl.col("attempts"),
+                _span(),
+                _day("window_start"),
+                _clock("window_start"),
+            ),
+            evidence={
+                "attempts": pl.col("attempts"),
+                "operator_numbers": pl.col("operator_numbers"),
+                "unknown_numbers": pl.col("unknown_numbers"),
+                "unknown_attempts": pl.col("unknown_attempts"),
+                "operators_tried": pl.col("operators_tried"),
+                "login_event_ids": pl.col("event_ids"),
+                "min_operator_numbers": pl.lit(min_operator_numbers),
+                "max_gap_minutes": pl.lit(max_gap_minutes),
+            },
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="terminal",
+    partition_key="terminal_id",
+    lookback=timedelta(days=1),
+    scenarios=("operator_enumeration",),
+)
+def lockout_storm(
+    lockouts: pl.LazyFrame,
+    terminals: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    min_operators: int = 2,  # one operator locked again and again is pin_brute_force's case
+    max_gap_minutes: int = 60,  # a forgotten PIN locks one operator about once a year
+    max_lockouts_per_operator: int = 2,  # enumerations lock each operator once; guessing one
+    # operator's PIN locks it again after every timeout (docs/scenarios.md)
+) -> pl.LazyFrame:
+    """Terminals on which several operators were locked out within the hour.
+
+    A lockout is one operator forgetting a PIN, or one operator's PIN being guessed. Two or
+    more operators of one terminal locked out close together is neither: it is someone
+    trying PINs on operator after operator, and the lockouts are where the terminal stopped
+    them. Lockouts of one terminal form a burst while each follows the previous within
+    ``max_gap_minutes``; a burst locking ``min_operators`` or more distinct operators is a
+    finding. An operator locked more than ``max_lockouts_per_operator`` times in a row (its
+    own lockouts no more than ``max_gap_minutes`` apart) is someone guessing that one
+    operator's PIN, reported by ``pin_brute_force``; its lockouts are left out here, so two
+    such attacks at once on one terminal do not make a storm.
+
+    Parameters
+    ----------
+    min_operators
+        Distinct operators locked out in one burst that make a finding.
+    max_gap_minutes
+        Longest pause between two lockouts of one burst.
+    max_lockouts_per_operator
+        Most lockouts of one operator in a row that still count toward a storm.
+    """
+    max_gap = timedelta(minutes=max_gap_minutes)
+    numbers = operators.select(
+        pl.col("operator_id").cast(pl.String), pl.col("operator_no").cast(pl.String)
+    ).unique(subset="operator_id", keep="any")
+    operator = ["terminal_id", "operator_id"]
+    return (
+        lockouts.select(
+            pl.col("lockout_id").cast(pl.String),
+            pl.col("terminal_id").cast(pl.String),
+            pl.col("operator_id").cast(pl.String),
+            pl.col("locked_at").cast(pl.Datetime("us")).alias("ts"),
+            pl.col("unlocked_at").cast(pl.Datetime("us")),
+        )
+        # a guesser resumes when the lock lifts: an operator's lockouts are in a row when each
+        # comes within max_gap of the previous one's unlock
+        .sort(*operator, "ts", "lockout_id")
+        .with_columns(
+            pl.col("ts").shift(1).over(operator).alias("previous_locked_at"),
+            pl.col("unlocked_at").shift(1).over(operator).alias("previous_unlocked_at"),
+        )
+        .pipe(
+            _with_burst_ids,
+            by=operator,
+            max_gap=max_gap,
+            id_column="lockout_id",
+            paused=("previous_locked_at", "previous_unlocked_at"),
+        )
+        .filter(pl.len().over(*operator, "burst") <= max_lockouts_per_operator)
+        .drop("burst")
+        .join(numbers, on="operator_id", how="left")
+        .with_columns(pl.coalesce("operator_no", "operator_id").alias("operator_no"))
+        .pipe(_with_burst_ids, by=["terminal_id"], max_gap=max_gap, id_column="lockout_id")
+        .group_by("terminal_id", "burst")
+        .agg(
+            pl.len().alias("lockouts"),
+            pl.col("operator_id").n_unique().alias("operators"),
+            pl.col("operator_no").unique().sort().alias("operator_nos"),
+            pl.col("ts").min().alias("window_start"),
+            pl.col("ts").max().alias("window_end"),
+            _ids("lockout_id").alias("lockout_ids"),
+        )
+        .filter(pl.col("operators") >= min_operators)
+        .join(_terminal_settings(terminals), on="terminal_id", how="left")
+        .pipe(
+            _findings,
+            rule_name="lockout_storm",
+            entity_type="terminal",
+            entity_id="terminal_id",
+            severity="medium",
+            score=(0.5 + 0.1 * (pl.col("operators") - min_operators)).clip(0.5, 1.0),
+            summary=pl.format(
+                "terminal {} locked out {} operators ({}) {} in {} on {} from {}",
+                pl.col("terminal_id"),
+                pl.col("operators"),
+                pl.col("operator_nos").list.join(", "),
+                _count(pl.col("lockouts"), "time", "times"),
+                _span(),
+                _day("window_start"),
+                _clock("window_start"),
+            ),
+            evidence={
+                "lockouts": pl.col("lockouts"),
+                "operators": pl.col("operators"),
+                "operator_nos": pl.col("operator_nos"),
+                "lockout_ids": pl.col("lockout_ids"),
+                "min_operators": pl.lit(min_operators),
+                "max_gap_minutes": pl.lit(max_gap_minutes),
+            },
+        )
+    )
+
+
+# --- lockout policy -----------------------------------------------------------------------
+
+
+@rule(
+    family=FAMILY,
+    entity_type="terminal",
+    partition_key="terminal_id",
+    # runs of wrong PINs without a success rarely span more than a day; the setting has none
+    lookback=timedelta(days=7),
+    scenarios=("lockout_not_enforced",),
+)
+def lockout_not_enforced(
+    login_events: pl.LazyFrame,
+    lockouts: pl.LazyFrame,
+    terminals: pl.LazyFrame,
+    data_window: pl.LazyFrame,
+    *,
+    max_failures: int = 6,  # policy N <= 6 (DOMAIN.md); PCI DSS v4.0 8.3.4 allows at most 10
+    min_lockout_minutes: int = 30,  # policy M >= 30 (DOMAIN.md), as PCI DSS v4.0 8.3.4
+    max_gap_minutes: int = 10,  # guessing and forgetting both try every few seconds; wrong
+    # PINs further apart (an attack given up, someone else's attempt later) are not one run
+) -> pl.LazyFrame:
+    """Terminals that do not enforce the lockout policy, by their setting or by what happened.
+
+    The lockout is what makes guessing a 6-digit PIN hopeless; a terminal that never locks,
+    locks only after more than ``max_failures`` wrong PINs, or for fewer than
+    ``min_lockout_minutes``, gives a guesser the time the policy denies. Two kinds of
+    evidence make one finding per terminal: its setting (``lockout_threshold`` null or above
+    ``max_failures``, ``lockout_minutes`` below ``min_lockout_minutes``), reported over the
+    whole audited window; and its behaviour, an operator making more than ``max_failures``
+    wrong PINs in a row there (no success, no lockout in between, none more than
+    ``max_gap_minutes`` after the previous one) whatever the setting says, reported over
+    those runs.
+
+    Parameters
+    ----------
+    max_failures
+        Most consecutive wrong PINs the policy allows before the lockout.
+    min_lockout_minutes
+        Shortest lockout the policy allows.
+    max_gap_minutes
+        Longest pause between two wrong PINs of one run.
+    """
+    pair = ["terminal_id", "operator_id"]
+    logins = _logins(login_events).filter(pl.col("operator_id").is_not_null())
+    # only operators with more wrong PINs on a terminal than the policy allows in a row can
+    # have such a run; cutting to them first keeps the sort small
+    candidates = (
+        logins.filter(pl.col("outcome") == "wrong_pin")
+        .group_by(pair)
+        .agg(pl.len().alias("wrong_pins"))
+        .filter(pl.col("wrong_pins") > max_failures)
+        .select(pair)
+    )
+    # a success, a `locked` attempt and a lockout each end a run of wrong PINs; a lockout comes
+    # with the wrong PIN that reached the threshold, so at one instant the wrong PIN sorts first
+    resets = pl.concat(
+        [
+            logins.filter(pl.col("outcome").is_in(("wrong_pin", "success", "locked"))).select(
+                *pair, "ts", "event_id", "operator_no", "outcome"
+            ),
+            lockouts.select(
+                pl.col("terminal_id").cast(pl.String),
+                pl.col("operator_id").cast(pl.String),
+                pl.col("locked_at").cast(pl.Datetime("us")).alias("ts"),
+                pl.col("lockout_id").cast(pl.String).alias("event_id"),
+                pl.lit(None, pl.String).alias("operator_no"),
+                pl.lit("lockout").alias("outcome"),
+            ),
+        ]
+    ).join(candidates, on=pair, how="semi")
+    is_reset = pl.col("outcome") != "wrong_pin"
+    runs = (
+        resets.with_columns(is_reset.alias("is_reset"))
+        .sort(*pair, "ts", "is_reset", "event_id")
+        .with_columns(pl.col("is_reset").cast(pl.Int64).cum_sum().over(pair).alias("run"))
+        .filter(~pl.col("is_reset"))
+        .pipe(_with_burst_ids, by=[*pair, "run"], max_gap=timedelta(minutes=max_gap_minutes))
+        .group_by(*pair, "run", "burst")
+        .agg(
+            pl.len().alias("wrong_pins"),
+            pl.col("operator_no").first(),
+            pl.col("ts").min().alias("run_start"),
+            pl.col("ts").max().alias("run_end"),
+            _ids("event_id").alias("event_ids"),
+        )
+        .filter(pl.col("wrong_pins") > max_failures)
+        .group_by("terminal_id")
+        .agg(
+            pl.len().alias("runs_without_lockout"),
+            pl.col("wrong_pins").max().alias("longest_run"),
+            pl.col("operator_no").sort_by("wrong_pins", descending=True).first(),
+            pl.col("run_start").sort_by("wrong_pins", descending=True).first().alias("longest_at"),
+            pl.col("operator_id").unique().sort().alias("operator_ids"),
+            pl.col("run_start").min(),
+            pl.col("run_end").max(),
+            pl.col("event_ids").sort_by("run_start").list.explode().head(MAX_EVIDENCE_IDS),
+        )
+    )
+    never_locks = pl.col("lockout_threshold").is_null()
+    locks_late = pl.col("lockout_threshold") > max_failures
+    locks_briefly = pl.col("lockout_minutes") < min_lockout_minutes
+    setting_looser = (never_locks | locks_late | locks_briefly).fill_null(False)
+    has_runs = pl.col("runs_without_lockout").is_not_null()
+    window = data_window.select(
+        pl.col("data_from").cast(pl.Datetime("us")), pl.col("data_to").cast(pl.Datetime("us"))
+    )
+    setting_sentence = (
+        pl.when(never_locks)
+        .then(pl.lit("never locks an operator"))
+        .when(locks_late & locks_briefly.fill_null(False))
+        .then(
+            pl.format(
+                "locks only after {} wrong PINs and only for {} minutes",
+                pl.col("lockout_threshold"),
+                pl.col("lockout_minutes"),
+            )
+        )
+        .when(locks_late)
+        .then(pl.format("locks only after {} wrong PINs", pl.col("lockout_threshold")))
+        .when(locks_briefly.fill_null(False))
+        .then(pl.format("locks for only {} minutes", pl.col("lockout_minutes")))
+    )
+    runs_sentence = pl.format(
+        "operator {} made {} wrong PINs in a row there on {} without a lockout",
+        pl.col("operator_no"),
+        pl.col("longest_run"),
+        _day("longest_at"),
+    )
+    summary_parts = pl.concat_list(
+        pl.when(setting_looser).then(setting_sentence),
+        pl.when(has_runs).then(runs_sentence),
+    ).list.drop_nulls()
+    return (
+        _terminal_settings(terminals)
+        .join(runs, on="terminal_id", how="left")
+        .filter(setting_looser | has_runs)
+        .join(window, how="cross")
+        .with_columns(
+            setting_looser.alias("setting_looser"),
+            pl.when(setting_looser)
+            .then(pl.min_horizontal("data_from", "run_start"))
+            .otherwise(pl.col("run_start"))
+            .alias("window_start"),
+            pl.when(setting_looser)
+            .then(pl.max_horizontal("data_to", "run_end"))
+            .otherwise(pl.col("run_end"))
+            .alias("window_end"),
+            pl.concat_list(
+                pl.when(never_locks).then(pl.lit("never_locks")),
+                pl.when(locks_late).then(pl.lit("locks_after_too_many")),
+                pl.when(locks_briefly).then(pl.lit("locks_too_briefly")),
+                pl.when(has_runs).then(pl.lit("failures_without_lockout")),
+            )
+            .list.drop_nulls()
+            .alias("reasons"),
+        )
+        .pipe(
+            _findings,
+            rule_name="lockout_not_enforced",
+            entity_type="terminal",
+            entity_id="terminal_id",
+            severity="high",
+            score=pl.when(setting_looser & has_runs)
+            .then(0.95)
+            .when(setting_looser)
+            .then(0.85)
+            .otherwise(0.75),
+            summary=pl.format(
+                "terminal {} {}; policy locks after at most {} wrong PINs for at least {} minutes",
+                pl.col("terminal_id"),
+                summary_parts.list.join(", and "),
+                pl.lit(max_failures),
+                pl.lit(min_lockout_minutes),
+            ),
+            evidence={
+                "reasons": pl.col("reasons"),
+                "setting_looser": pl.col("setting_looser"),
+                "lockout_threshold": pl.col("lockout_threshold"),
+                "lockout_minutes": pl.col("lockout_minutes"),
+                "runs_without_lockout": pl.col("runs_without_lockout").fill_null(0),
+                "longest_run": pl.col("longest_run").fill_null(0),
+                "operator_ids": pl.col("operator_ids").fill_null(pl.lit([], pl.List(pl.String))),
+                "login_event_ids": pl.col("event_ids").fill_null(pl.lit([], pl.List(pl.String))),
+                "max_failures": pl.lit(max_failures),
+                "min_lockout_minutes": pl.lit(min_lockout_minutes),
+            },
+        )
+    )
+
+
+# --- sharing ------------------------------------------------------------------------------
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="operator_id",
+    lookback=timedelta(days=1),
+    scenarios=("credential_sharing",),
+)
+def credential_sharing(
+    login_events: pl.LazyFrame,
+    transactions: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    # A roaming clerk works a sibling terminal a whole shift (docs/scenarios.md): one switch at
+    # most. Measured on simulated worlds (1,000 merchants x 30 days, with and without fraud):
+    # 30 / 3 / 120 find 98.9 % of injected sharing and nothing in a natural world; 2 switches
+    # find 99.5 %, but A->B->A is also a clerk stepping over to help for a minute.
+    max_gap_minutes: int = 30,  # sharing alternates every few minutes
+    min_switches: int = 3,  # A->B->A->B; a handover from one terminal to another is one switch
+    window_minutes: int = 120,  # sharing goes on "within the same hour or two"
+) -> pl.LazyFrame:
+    """Operators whose login is active on two terminals in turn, back and forth within minutes.
+
+    A login is one person. When one operator number logs in and sells on one terminal while
+    its activity goes on at another terminal of the merchant, back and forth, two people are
+    using it: a shared PIN, or a login taken over, and nothing done with it can be
+    attributed. Activity is successful logins and sales, voids and transfers of any status;
+    refunds are left out, since a refund is made on the terminal that holds the sale and is
+    booked to the operator trusted with refunds wherever that operator is (the refunds
+    family judges refunds). A *switch* is two consecutive activities of the operator on
+    different terminals no more than ``max_gap_minutes`` apart; switches form an episode
+    while each follows the previous within ``window_minutes``. An episode with
+    ``min_switches`` or more switches, at least one of them back to a terminal the operator
+    had just left, is a finding.
+
+    Parameters
+    ----------
+    max_gap_minutes
+        Longest time between activities on two terminals that counts as a switch.
+    min_switches
+        Switches in one episode that make a finding.
+    window_minutes
+        Longest time between two switches of one episode.
+    """
+    by = ["operator_id"]
+    day = pl.col("ts").dt.date().alias("day")
+    numbers = operators.select(
+        pl.col("operator_id").cast(pl.String),
+        pl.col("operator_no").cast(pl.String),
+        pl.col("terminal_id").cast(pl.String).alias("home_terminal_id"),
+        pl.col("merchant_id").cast(pl.String),
+    ).unique(subset="operator_id", keep="any")
+    logins = (
+        _logins(login_events)
+        .filter((pl.col("outcome") == "success") & pl.col("operator_id").is_not_null())
+        .select("operator_id", "terminal_id", "ts", "event_id", day)
+    )
+    # Nobody works a terminal without logging in on it, so an operator can only switch on a
+    # day it logged in on two terminals, or on one other than its home terminal (the login on
+    # its own may be from the day before). Finding those few days in the logins first spares
+    # sorting millions of transactions.
+    switch_days = (
+        logins.join(numbers.select("operator_id", "home_terminal_id"), on="operator_id", how="left")
+        .group_by("operator_id", "day")
+        .agg(
+            (pl.col("terminal_id").n_unique() > 1)
+            | pl.col("terminal_id").ne_missing(pl.col("home_terminal_id")).any()
+        )
+        .filter(pl.col("terminal_id"))
+        .select("operator_id", "day")
+    )
+    activity = pl.concat(
+        [
+            logins,
+            transactions.filter(pl.col("kind") != "refund").select(
+                pl.col("operator_id").cast(pl.String),
+                pl.col("terminal_id").cast(pl.String),
+                pl.col("ts").cast(pl.Datetime("us")),
+                pl.col("txn_id").cast(pl.String).alias("event_id"),
+                day,
+            ),
+        ]
+    ).join(switch_days, on=["operator_id", "day"], how="semi")
+    previous = [
+        pl.col(c).shift(1).over(by).alias(f"previous_{c}")
+        for c in ("terminal_id", "ts", "event_id")
+    ]
+    back = pl.col("terminal_id") == pl.col("previous_terminal_id").shift(1).over(*by, "burst")
+    return (
+        activity.sort(*by, "ts", "event_id")
+        .with_columns(*previous)
+        .filter(
+            (pl.col("terminal_id") != pl.col("previous_terminal_id"))
+            & ((pl.col("ts") - pl.col("previous_ts")) <= timedelta(minutes=max_gap_minutes))
+        )
+        .pipe(_with_burst_ids, by=by, max_gap=timedelta(minutes=window_minutes))
+        .with_columns(back.fill_null(False).alias("is_back"))
+        .group_by(*by, "burst")
+        .agg(
+            pl.len().alias("switches"),
+            pl.col("is_back").sum().alias("switches_back"),
+            pl.concat_list("previous_terminal_id", "terminal_id")
+            .list.explode()
+            .unique()
+            .sort()
+            .alias("terminal_ids"),
+            pl.col("previous_ts").min().alias("window_start"),
+            pl.col("ts").max().alias("window_end"),
+            pl.concat_list("previous_event_id", "event_id")
+            .list.explode()
+            .unique(maintain_order=True)
+            .head(MAX_EVIDENCE_IDS)
+            .alias("event_ids"),
+        )
+        .filter((pl.col("switches") >= min_switches) & (pl.col("switches_back") >= 1))
+        .join(numbers, on="operator_id", how="left")
+        .with_columns(pl.coalesce("operator_no", "operator_id").alias("operator_no"))
+        .pipe(
+            _findings,
+            rule_name="credential_sharing",
+            entity_type="operator",
+            entity_id="operator_id",
+            severity="high",
+            score=(0.7 + 0.05 * (pl.col("switches") - min_switches)).clip(0.7, 1.0),
+            summary=pl.format(
+                "operator {} of terminal {} was active on terminals {} in turn on {} from {} "
+                "to {}, switching {} times with at most {} minutes between terminals",
+                pl.col("operator_no"),
+                pl.col("home_terminal_id").fill_null("unknown"),
+                pl.col("terminal_ids").list.join(" and "),
+                _day("window_start"),
+                _clock("window_start"),
+                _clock("window_end"),
+                pl.col("switches"),
+                pl.lit(max_gap_minutes),
+            ),
+            evidence={
+                "operator_no": pl.col("operator_no"),
+                "home_terminal_id": pl.col("home_terminal_id"),
+                "terminal_ids": pl.col("terminal_ids"),
+                "switches": pl.col("switches"),
+                "switches_back": pl.col("switches_back"),
+                "event_ids": pl.col("event_ids"),
+                "max_gap_minutes": pl.lit(max_gap_minutes),
+                "min_switches": pl.lit(min_switches),
+                "window_minutes": pl.lit(window_minutes),
+            },
+        )
+    )
+
+
+# --- terminal health ----------------------------------------------------------------------
+
+
+@rule(
+    family=FAMILY,
+    entity_type="terminal",
+    partition_key="terminal_id",
+    lookback=timedelta(days=1),
+    scenarios=(),
+)
+def network_failure_burst(
+    login_events: pl.LazyFrame,
+    terminals: pl.LazyFrame,
+    *,
+    min_errors: int = 5,  # every terminal has the odd single network error; flaky ones 5-40
+    # in a burst (docs/scenarios.md)
+    max_gap_minutes: int = 30,  # bursts retry every 20-120 s
+) -> pl.LazyFrame:
+    """Terminals that could not reach the host many times in a short time (a health note).
+
+    Failed logins for a network error are not failed credentials: they never count toward
+    a lockout, and reading them as guessing would accuse staff of a bad line. Reported as
+    'info' so the network can be fixed, and kept apart from the credential rules. Network
+    errors of one terminal form a burst while each follows the previous within
+    ``max_gap_minutes``; a burst of ``min_errors`` or more is a finding.
+
+    Parameters
+    ----------
+    min_errors
+        Network errors in one burst that make a finding.
+    max_gap_minutes
+        Longest pause between two network errors of one burst.
+    """
+    return (
+        _logins(login_events)
+        .filter(pl.col("outcome") == "network_error")
+        .pipe(_with_burst_ids, by=["terminal_id"], max_gap=timedelta(minutes=max_gap_minutes))
+        .group_by("terminal_id", "burst")
+        .agg(
+            pl.len().alias("network_errors"),
+            pl.col("ts").min().alias("window_start"),
+            pl.col("ts").max().alias("window_end"),
+            _ids("event_id").alias("event_ids"),
+        )
+        .filter(pl.col("network_errors") >= min_errors)
+        .join(_terminal_settings(terminals), on="terminal_id", how="left")
+        .pipe(
+            _findings,
+            rule_name="network_failure_burst",
+            entity_type="terminal",
+            entity_id="terminal_id",
+            severity="info",
+            score=(0.3 + 0.02 * (pl.col("network_errors") - min_errors)).clip(0.3, 0.8),
+            summary=pl.format(
+                "terminal {} could not reach the host {} times in {} on {} from {}; "
+                "check its network (these are not wrong PINs)",
+                pl.col("terminal_id"),
+                pl.col("network_errors"),
+                _span(),
+                _day("window_start"),
+                _clock("window_start"),
+            ),
+            evidence={
+                "network_errors": pl.col("network_errors"),
+                "login_event_ids": pl.col("event_ids"),
+                "min_errors": pl.lit(min_errors),
+                "max_gap_minutes": pl.lit(max_gap_minutes),
+            },
+        )
+    )
