@@ -160,9 +160,13 @@ def _class_codes() -> np.ndarray:
     return codes
 
 
+def _is_operator_number(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 2 and value.isascii() and value.isdigit()
+
+
 def _operator_number_pins(operator_no: str) -> set[str]:
     """PINs built from an operator number: the number repeated, or padded with zeros."""
-    if len(operator_no) != 2 or not operator_no.isascii() or not operator_no.isdigit():
+    if not _is_operator_number(operator_no):
         msg = f"an operator number is 2 digits ('00'..'99'); got {operator_no!r}"
         raise ValueError(msg)
     return {operator_no * 3, "0000" + operator_no, operator_no + "0000", "00" + operator_no + "00"}
@@ -174,9 +178,11 @@ def classify_pins(pins: Iterable[str], *, operator_no: str | None = None) -> lis
     Parameters
     ----------
     pins
-        Six-digit strings. Anything else raises ``ValueError`` naming the bad value.
+        Six-digit strings. Anything else raises ``ValueError``; its message gives the
+        length but never the value, which may be someone's real PIN.
     operator_no
-        When given, PINs built from this operator number are classed ``operator_number``.
+        When given (2 digits, else ``ValueError``), PINs built from this operator number
+        are classed ``operator_number``.
     """
     codes = _class_codes()
     own = _operator_number_pins(operator_no) if operator_no is not None else set()
@@ -242,6 +248,9 @@ def exclusion_list(*, key: bytes, operator_nos: Sequence[str] = ()) -> pl.DataFr
     """Digests of every weak candidate PIN under ``key``: the HSM-style PIN exclusion list.
 
     Columns: ``pin_digest``, ``weakness_class``, ``operator_no`` (set for the classes that
-    depend on the operator number, null otherwise). Holds no PIN.
+    depend on the operator number, null otherwise). Holds no PIN, and each digest once: a
+    PIN of a structural class is listed under that class only. ``operator_nos`` usually come
+    from the store; a value that is not 2 digits builds no 6-digit PIN and is skipped.
     """
-    return _exclusion_list_cached(key, tuple(sorted(set(operator_nos))))
+    numbers = {no for no in operator_nos if _is_operator_number(no)}
+    return _exclusion_list_cached(key, tuple(sorted(numbers)))

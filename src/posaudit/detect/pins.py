@@ -1,0 +1,615 @@
+"""PIN hygiene: operators whose PIN is weak, the acquirer's default, stale, shared or reused.
+
+An operator's 6-digit PIN is the only thing between a passer-by and the terminal's refund and
+transfer menus. The acquirer tells operators to avoid runs and repeats, to change the PIN
+every 90 days (PCI DSS v4.0 8.3.9) to none of their last 4 (8.3.7), and never to share it;
+what people do is another matter (DOMAIN.md). Each rule here finds one break of those rules:
+
+- ``weak_pins``: a PIN held during the audited window is in a weakness class (repeated digit,
+  run, repeated pair or triple, mirrored, doubled digits, keypad shape, lucky number, date,
+  common PIN, or built from the operator's own number): a guesser's first tries;
+- ``default_pins``: an operator still holds the acquirer's default PIN, issued at installation
+  and never changed: public knowledge, and on an administrator it opens every setting;
+- ``stale_pins``: a PIN kept longer than 90 days: every day widens the circle that has seen it;
+- ``shared_pins``: operators of one merchant holding the same PIN at the same time: nothing
+  any of them does can be attributed to a person, and any of them can act as the others;
+- ``reused_pins``: a change or reset back to one of the operator's last 4 PINs: a change in
+  name only.
+
+The rules never see a PIN. The store keeps ``pin_digest``, a keyed HMAC-SHA256 under the
+deployment's key, and the audit works the way a payment HSM's PIN exclusion list does: the
+runner digests every weak candidate PIN (and the acquirer's default PINs) under the same key
+(:func:`posaudit.pins.exclusion_list`) and the rules compare digests. Equal digests under one key
+also reveal two operators on one PIN and a change back to an old one. Findings name the
+weakness class, never the PIN nor its digest.
+
+A PIN *period* is the time an operator held one PIN: from a PIN event to the operator's next
+PIN event, or to the end of the data (``data_window.data_to``), or to the operator's
+``disabled_at``. PIN events go back to each operator's creation, so the rules read the whole
+history (their look-back is unbounded in practice) and report the periods that reach into the
+audited window ``[data_from, data_to]``.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+import polars as pl
+
+from posaudit.detect.findings import Severity, to_findings
+from posaudit.detect.registry import rule
+from posaudit.pins import WEAKNESS_CLASSES, WEAKNESS_LABELS
+
+FAMILY: Final = "pins"
+# The whole PIN history: a PIN may be held for years (operators who never change), and reuse
+# looks 4 PINs back. PIN events are few (a handful per operator-year), so this costs little.
+PIN_HISTORY: Final = timedelta(days=100 * 365)
+SECONDS_PER_DAY: Final = 86_400
+
+# Classes a guesser tries within the first lockout cycles (10 candidates each, the head of
+# leaked-PIN lists, or the operator number the attacker types anyway) are high; the rest medium.
+SEVERITY_BY_CLASS: Final[dict[str, Severity]] = {
+    "repeated_digit": "high",
+    "ascending_run": "high",
+    "descending_run": "high",
+    "common_pin": "high",
+    "operator_number": "high",
+    "repeated_pair": "medium",
+    "repeated_triple": "medium",
+    "mirrored": "medium",
+    "doubled_digits": "medium",
+    "keypad_shape": "medium",
+    "lucky_number": "medium",
+    "date": "medium",
+}
+# Strength of the finding: how early a guesser reaches the class (smaller classes, higher).
+SCORE_BY_CLASS: Final[dict[str, float]] = {
+    "repeated_digit": 0.95,
+    "ascending_run": 0.95,
+    "descending_run": 0.9,
+    "common_pin": 0.85,
+    "operator_number": 0.85,
+    "repeated_pair": 0.8,
+    "repeated_triple": 0.8,
+    "mirrored": 0.75,
+    "doubled_digits": 0.75,
+    "keypad_shape": 0.75,
+    "lucky_number": 0.7,
+    "date": 0.6,
+}
+# A PIN matching several rows of the exclusion list is reported under its first class.
+CLASS_PRIORITY: Final[dict[str, int]] = {name: i for i, name in enumerate(WEAKNESS_CLASSES)}
+ACTOR_WORDS: Final[dict[str, str]] = {
+    "self": "the operator",
+    "admin": "the administrator",
+    "service_desk": "the service desk",
+    "acquirer": "the acquirer",
+}
+# Sharing among this many operators or more is a habit of the shop, not a slip of two people.
+SHARED_GROUP_HIGH: Final = 3
+
+
+# --- shared steps -------------------------------------------------------------------------
+
+
+def _pin_periods(
+    pin_events: pl.LazyFrame, operators: pl.LazyFrame, data_window: pl.LazyFrame
+) -> pl.LazyFrame:
+    """One row per PIN held: the event that set it and the operator who held it.
+
+    Columns: pin_event_id, operator_id, operator_no, terminal_id, merchant_id, role, kind,
+    actor, pin_digest, period_start, period_end (the operator's next PIN event, its
+    ``disabled_at`` or ``data_to``, whichever comes first), is_current (still held at
+    ``data_to``), data_from, data_to. Events after ``data_to`` are not yet history and are
+    left out; operators missing from ``operators`` are left out (no merchant to name).
+    """
+    window = data_window.select(
+        pl.col("data_from").cast(pl.Datetime("us")),
+        pl.col("data_to").cast(pl.Datetime("us")),
+    ).head(1)
+    people = operators.select(
+        pl.col("operator_id").cast(pl.String),
+        pl.col("operator_no").cast(pl.String),
+        pl.col("terminal_id").cast(pl.String),
+        pl.col("merchant_id").cast(pl.String),
+        pl.col("role").cast(pl.String),
+        pl.col("disabled_at").cast(pl.Datetime("us")),
+    ).unique(subset="operator_id", keep="any")
+    disabled = pl.col("disabled_at").is_not_null() & (pl.col("disabled_at") <= pl.col("data_to"))
+    return (
+        pin_events.select(
+            pl.col("event_id").cast(pl.String).alias("pin_event_id"),
+            pl.col("ts").cast(pl.Datetime("us")).alias("period_start"),
+            pl.col("operator_id").cast(pl.String),
+            pl.col("kind").cast(pl.String),
+            pl.col("actor").cast(pl.String),
+            pl.col("pin_digest").cast(pl.String),
+        )
+        .join(people, on="operator_id", how="inner")
+        .join(window, how="cross")
+        .filter(pl.col("period_start") <= pl.col("data_to"))
+        # a PIN set after the operator was disabled was never usable
+        .filter(pl.col("disabled_at").is_null() | (pl.col("period_start") < pl.col("disabled_at")))
+        .sort("operator_id", "period_start", "pin_event_id")
+        .with_columns(pl.col("period_start").shift(-1).over("operator_id").alias("next_set_at"))
+        .with_columns(
+            pl.min_horizontal("next_set_at", "disabled_at", "data_to").alias("period_end"),
+            (pl.col("next_set_at").is_null() & ~disabled).alias("is_current"),
+        )
+        .drop("next_set_at", "disabled_at")
+    )
+
+
+def _in_data_window() -> pl.Expr:
+    """The period reaches into the audited window (every period starts before its end)."""
+    return (pl.col("period_end") >= pl.col("data_from")) & (
+        pl.col("period_start") <= pl.col("data_to")
+    )
+
+
+def _day(column: str) -> pl.Expr:
+    return pl.col(column).dt.strftime("%Y-%m-%d")
+
+
+def _stamp(column: str) -> pl.Expr:
+    return pl.col(column).dt.strftime("%Y-%m-%dT%H:%M:%S")
+
+
+def _held_days(start: str = "period_start", end: str = "period_end") -> pl.Expr:
+    """Whole days between two timestamps."""
+    return ((pl.col(end) - pl.col(start)).dt.total_seconds() // SECONDS_PER_DAY).cast(pl.Int64)
+
+
+def _role_word() -> pl.Expr:
+    return (
+        pl.when(pl.col("role") == "admin")
+        .then(pl.lit("administrator"))
+        .otherwise(pl.lit("operator"))
+    )
+
+
+def _who() -> pl.Expr:
+    """'operator 03 at terminal T000123 of merchant M00042' ('administrator 00' for admins)."""
+    return pl.format(
+        "{} {} at terminal {} of merchant {}",
+        _role_word(),
+        pl.col("operator_no"),
+        pl.col("terminal_id"),
+        pl.col("merchant_id"),
+    )
+
+
+def _period_evidence() -> dict[str, pl.Expr]:
+    """What every finding on one PIN period reports: the event that set it, never the PIN."""
+    return {
+        "pin_event_id": pl.col("pin_event_id"),
+        "operator_no": pl.col("operator_no"),
+        "terminal_id": pl.col("terminal_id"),
+        "set_kind": pl.col("kind"),
+        "set_by": pl.col("actor"),
+        "set_at": _stamp("period_start"),
+        "held_until": _stamp("period_end"),
+        "still_held": pl.col("is_current"),
+    }
+
+
+def _operator_findings(
+    frame: pl.LazyFrame,
+    *,
+    rule_name: str,
+    severity: Severity | pl.Expr,
+    score: float | pl.Expr,
+    summary: pl.Expr,
+    evidence: dict[str, pl.Expr],
+) -> pl.LazyFrame:
+    return frame.with_columns(pl.col("operator_id").alias("entity_id")).pipe(
+        to_findings,
+        rule=rule_name,
+        family=FAMILY,
+        entity_type="operator",
+        severity=severity,
+        score=score,
+        summary=summary,
+        evidence=evidence,
+    )
+
+
+# --- rules --------------------------------------------------------------------------------
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="operator_id",
+    lookback=PIN_HISTORY,
+    scenarios=("weak_pin",),
+)
+def weak_pins(
+    pin_events: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    weak_pin_digests: pl.LazyFrame,
+    data_window: pl.LazyFrame,
+) -> pl.LazyFrame:
+    """PINs in a weakness class, held by an operator during the audited window.
+
+    A weak PIN is among a guesser's first tries: ten candidates cover repeated digits, ten
+    more the runs, and a lockout after 6 attempts only slows a patient attacker down. Each
+    period the operator held such a PIN is one finding, with the weakness class as the
+    exclusion list names it. Rows of the list with an ``operator_no`` (PINs built from an
+    operator number) apply only to operators with that number.
+    """
+    exclusion = weak_pin_digests.select(
+        pl.col("pin_digest").cast(pl.String),
+        pl.col("weakness_class").cast(pl.String),
+        pl.col("operator_no").cast(pl.String).alias("class_operator_no"),
+    )
+    applies = pl.col("class_operator_no").is_null() | (
+        pl.col("class_operator_no") == pl.col("operator_no")
+    )
+    priority = pl.col("weakness_class").replace_strict(
+        CLASS_PRIORITY, default=len(CLASS_PRIORITY), return_dtype=pl.Int64
+    )
+    label = pl.col("weakness_class").replace_strict(
+        WEAKNESS_LABELS, default=pl.col("weakness_class"), return_dtype=pl.String
+    )
+    period = ["operator_id", "pin_event_id"]
+    return (
+        _pin_periods(pin_events, operators, data_window)
+        .filter(_in_data_window())
+        .join(exclusion, on="pin_digest", how="inner")
+        .filter(applies)
+        .with_columns(priority.alias("class_priority"))
+        .filter(pl.col("class_priority") == pl.col("class_priority").min().over(period))
+        .unique(subset=period, keep="any")
+        .with_columns(
+            label.alias("weakness_label"),
+            pl.col("period_start").alias("window_start"),
+            pl.col("period_end").alias("window_end"),
+        )
+        .pipe(
+            _operator_findings,
+            rule_name="weak_pins",
+            severity=pl.col("weakness_class").replace_strict(
+                SEVERITY_BY_CLASS, default="medium", return_dtype=pl.String
+            ),
+            score=pl.col("weakness_class").replace_strict(
+                SCORE_BY_CLASS, default=0.6, return_dtype=pl.Float64
+            ),
+            summary=pl.when(pl.col("is_current"))
+            .then(
+                pl.format(
+                    "{} has held a weak PIN ({}) since {} and still did on {}; have it changed",
+                    _who(),
+                    pl.col("weakness_label"),
+                    _day("period_start"),
+                    _day("data_to"),
+                )
+            )
+            .otherwise(
+                pl.format(
+                    "{} held a weak PIN ({}) from {} to {}",
+                    _who(),
+                    pl.col("weakness_label"),
+                    _day("period_start"),
+                    _day("period_end"),
+                )
+            ),
+            evidence={
+                **_period_evidence(),
+                "weakness_class": pl.col("weakness_class"),
+                "held_days": _held_days(),
+            },
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="operator_id",
+    lookback=PIN_HISTORY,
+    scenarios=("default_pin",),
+)
+def default_pins(
+    pin_events: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    default_pin_digests: pl.LazyFrame,
+    data_window: pl.LazyFrame,
+) -> pl.LazyFrame:
+    """Operators who still hold the acquirer's default PIN, issued at installation and never
+    changed.
+
+    The acquirer sets every new terminal's administrator to a default PIN that is the same on
+    every terminal of the family and printed in the manual; whoever read it can open the
+    terminal's settings, add operators and reset their PINs. ``default_pin_digests`` holds
+    the digests of the default PINs under the deployment key (column ``pin_digest``): the
+    runner computes them, so no PIN is written in a policy file. A finding needs the
+    operator's current PIN to be the one set by the acquirer's ``initial`` event and to be a
+    default; it runs from installation to the end of the data. Critical on administrators.
+    """
+    defaults = default_pin_digests.select(pl.col("pin_digest").cast(pl.String)).unique()
+    is_admin = pl.col("role") == "admin"
+    return (
+        _pin_periods(pin_events, operators, data_window)
+        .filter(
+            pl.col("is_current")
+            & (pl.col("kind") == "initial")
+            & (pl.col("actor") == "acquirer")
+            & _in_data_window()
+        )
+        .join(defaults, on="pin_digest", how="semi")
+        .with_columns(
+            pl.col("period_start").alias("window_start"),
+            pl.col("data_to").alias("window_end"),
+        )
+        .pipe(
+            _operator_findings,
+            rule_name="default_pins",
+            severity=pl.when(is_admin).then(pl.lit("critical")).otherwise(pl.lit("high")),
+            score=pl.when(is_admin).then(0.95).otherwise(0.9),
+            summary=pl.format(
+                "{} still holds the acquirer's default PIN, set on {} and never changed in "
+                "{} days up to {}; have it changed now",
+                _who(),
+                _day("period_start"),
+                _held_days(),
+                _day("data_to"),
+            ),
+            evidence={**_period_evidence(), "held_days": _held_days()},
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="operator_id",
+    lookback=PIN_HISTORY,
+    scenarios=("stale_pin",),
+)
+def stale_pins(
+    pin_events: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    data_window: pl.LazyFrame,
+    *,
+    max_age_days: int = 90,  # PCI DSS v4.0 8.3.9: change at least every 90 days (DOMAIN.md)
+) -> pl.LazyFrame:
+    """PINs kept longer than ``max_age_days``, for the time they were over age.
+
+    The longer a PIN lives, the more colleagues, former staff and shoulder-surfers know it;
+    the acquirer's policy is a change at least every three months. One finding per PIN
+    period longer than that, from the day it went stale to its change (or the end of the
+    data), when that span reaches into the audited window. Low up to twice the limit,
+    medium beyond; the score grows with the age.
+
+    Parameters
+    ----------
+    max_age_days
+        Longest a PIN may be kept; a PIN held longer (strictly) is stale.
+    """
+    max_age = timedelta(days=max_age_days)
+    age_days = (pl.col("period_end") - pl.col("period_start")).dt.total_seconds() / SECONDS_PER_DAY
+    over = (pl.col("age_days") - max_age_days) / (3 * max(max_age_days, 1))
+    return (
+        _pin_periods(pin_events, operators, data_window)
+        .filter(((pl.col("period_end") - pl.col("period_start")) > max_age) & _in_data_window())
+        .with_columns(
+            (pl.col("period_start") + max_age).alias("window_start"),
+            pl.col("period_end").alias("window_end"),
+            age_days.alias("age_days"),
+        )
+        .pipe(
+            _operator_findings,
+            rule_name="stale_pins",
+            severity=pl.when(pl.col("age_days") > 2 * max_age_days)
+            .then(pl.lit("medium"))
+            .otherwise(pl.lit("low")),
+            score=(0.5 + 0.4 * over).clip(0.5, 0.9),
+            summary=pl.when(pl.col("is_current"))
+            .then(
+                pl.format(
+                    "{} has not changed its PIN since {}: {} days old on {}, over the "
+                    "{}-day limit since {}",
+                    _who(),
+                    _day("period_start"),
+                    _held_days(),
+                    _day("data_to"),
+                    pl.lit(max_age_days),
+                    _day("window_start"),
+                )
+            )
+            .otherwise(
+                pl.format(
+                    "{} kept one PIN for {} days from {} to {}, over the {}-day limit since {}",
+                    _who(),
+                    _held_days(),
+                    _day("period_start"),
+                    _day("period_end"),
+                    pl.lit(max_age_days),
+                    _day("window_start"),
+                )
+            ),
+            evidence={
+                **_period_evidence(),
+                "age_days": pl.col("age_days").round(1),
+                "max_age_days": pl.lit(max_age_days),
+            },
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    # the operators who share a PIN are compared with each other: a merchant's are together
+    partition_key="merchant_id",
+    lookback=PIN_HISTORY,
+    scenarios=("shared_pin",),
+)
+def shared_pins(
+    pin_events: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    data_window: pl.LazyFrame,
+) -> pl.LazyFrame:
+    """Operators of one merchant who held the same PIN at the same time.
+
+    Operator numbers exist so that every sale, refund and transfer names the person who made
+    it; a PIN two people share makes that record worthless, and lets each act as the other.
+    Equal digests under one key mean equal PINs, so the rule pairs the PIN periods of a
+    merchant's operators on their digest and keeps the pairs that overlap in time. One
+    finding per operator and PIN period, over the time it was shared, naming the other
+    operators (never the PIN); high when three or more shared it.
+    """
+    periods = _pin_periods(pin_events, operators, data_window).filter(_in_data_window())
+    others = periods.select(
+        "merchant_id",
+        "pin_digest",
+        pl.col("operator_id").alias("other_operator_id"),
+        pl.format("{} {} at {}", _role_word(), pl.col("operator_no"), pl.col("terminal_id")).alias(
+            "other_operator"
+        ),
+        pl.col("period_start").alias("other_start"),
+        pl.col("period_end").alias("other_end"),
+    )
+    kept = (
+        *("operator_no", "terminal_id", "merchant_id", "role", "kind", "actor"),
+        *("period_start", "period_end", "is_current", "data_from", "data_to"),
+    )
+    return (
+        periods.join(others, on=["merchant_id", "pin_digest"], how="inner")
+        .filter(
+            (pl.col("operator_id") != pl.col("other_operator_id"))
+            & (pl.col("period_start") < pl.col("other_end"))
+            & (pl.col("other_start") < pl.col("period_end"))
+        )
+        .group_by("operator_id", "pin_event_id")
+        .agg(
+            *(pl.col(c).first() for c in kept),
+            pl.max_horizontal("period_start", "other_start").min().alias("window_start"),
+            pl.min_horizontal("period_end", "other_end").max().alias("window_end"),
+            pl.col("other_operator_id").unique().sort().alias("other_operator_ids"),
+            pl.col("other_operator").unique().sort().alias("other_operators"),
+        )
+        .with_columns((pl.col("other_operator_ids").list.len() + 1).alias("group_size"))
+        .pipe(
+            _operator_findings,
+            rule_name="shared_pins",
+            severity=pl.when(pl.col("group_size") >= SHARED_GROUP_HIGH)
+            .then(pl.lit("high"))
+            .otherwise(pl.lit("medium")),
+            score=pl.when(pl.col("group_size") >= SHARED_GROUP_HIGH).then(0.9).otherwise(0.8),
+            summary=pl.format(
+                "{} held the same PIN as {} of the merchant ({}) from {} to {}; their actions "
+                "cannot be told apart",
+                _who(),
+                pl.when(pl.col("group_size") == 2)
+                .then(pl.lit("another operator"))
+                .otherwise(pl.format("{} other operators", pl.col("group_size") - 1)),
+                pl.col("other_operators").list.join(", "),
+                _day("window_start"),
+                _day("window_end"),
+            ),
+            evidence={
+                **_period_evidence(),
+                "other_operator_ids": pl.col("other_operator_ids"),
+                "other_operators": pl.col("other_operators"),
+                "group_size": pl.col("group_size"),
+                "shared_from": _stamp("window_start"),
+                "shared_until": _stamp("window_end"),
+            },
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="operator_id",
+    lookback=PIN_HISTORY,
+    scenarios=("reused_pin",),
+)
+def reused_pins(
+    pin_events: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    data_window: pl.LazyFrame,
+    *,
+    history_size: int = 4,  # PCI DSS v4.0 8.3.7: a new PIN differs from the last 4 (DOMAIN.md)
+) -> pl.LazyFrame:
+    """PIN changes and resets back to one of the operator's last ``history_size`` PINs.
+
+    A change to a PIN the operator already had is a change in name only: whoever learnt the
+    old PIN knows the new one. The digests of one operator's PIN events, in time order, are
+    compared with the ``history_size`` before each change or reset; the finding covers the
+    time the reused PIN was held, when that reaches into the audited window.
+
+    Parameters
+    ----------
+    history_size
+        How many earlier PINs a new one must differ from.
+    """
+    if history_size < 1:
+        msg = f"history_size must be at least 1; got {history_size}"
+        raise ValueError(msg)
+    back = range(1, history_size + 1)
+
+    def earlier(column: str, k: int) -> pl.Expr:
+        return pl.col(column).shift(k).over("operator_id")
+
+    same_as = {k: pl.col("pin_digest") == earlier("pin_digest", k) for k in back}
+    pins_back = pl.min_horizontal(*(pl.when(same_as[k]).then(pl.lit(k)) for k in back))
+    earlier_set_at = pl.coalesce(
+        *(pl.when(same_as[k]).then(earlier("period_start", k)) for k in back)
+    )
+    how = (
+        pl.when(pl.col("kind") == "reset")
+        .then(
+            pl.format(
+                "a reset by {}",
+                pl.col("actor").replace_strict(ACTOR_WORDS, default=pl.col("actor")),
+            )
+        )
+        .otherwise(pl.lit("a change"))
+    )
+    return (
+        _pin_periods(pin_events, operators, data_window)
+        .sort("operator_id", "period_start", "pin_event_id")
+        .with_columns(
+            pins_back.cast(pl.Int64).alias("pins_back"),
+            earlier_set_at.alias("earlier_set_at"),
+        )
+        .filter(
+            pl.col("kind").is_in(["change", "reset"])
+            & pl.col("pins_back").is_not_null()
+            & _in_data_window()
+        )
+        .with_columns(
+            pl.col("period_start").alias("window_start"),
+            pl.col("period_end").alias("window_end"),
+            how.alias("how"),
+        )
+        .pipe(
+            _operator_findings,
+            rule_name="reused_pins",
+            severity="medium",
+            score=pl.when(pl.col("pins_back") == 1).then(0.85).otherwise(0.8),
+            summary=pl.format(
+                "{} went back, by {} on {}, to a PIN it already held from {} ({} back; "
+                "policy: none of the last {})",
+                _who(),
+                pl.col("how"),
+                _day("period_start"),
+                _day("earlier_set_at"),
+                pl.when(pl.col("pins_back") == 1)
+                .then(pl.lit("the PIN it replaced"))
+                .otherwise(pl.format("{} PINs", pl.col("pins_back"))),
+                pl.lit(history_size),
+            ),
+            evidence={
+                **_period_evidence(),
+                "pins_back": pl.col("pins_back"),
+                "earlier_set_at": _stamp("earlier_set_at"),
+                "history_size": pl.lit(history_size),
+            },
+        )
+    )
