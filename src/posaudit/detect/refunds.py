@@ -1,0 +1,1020 @@
+"""Refund abuse: refunds that return money the merchant never took, or return it to the wrong place.
+
+A refund is the one terminal operation that moves money *out* of the merchant's account, so it
+is where a dishonest clerk, or someone who has taken over a clerk's login, cashes out. A
+legitimate refund goes back to the card that paid, for no more than the sale took, within the
+acquirer's refund window, by an operator trusted with refunds, during opening hours, and is
+rare (1-3 % of sales, hours to two weeks after the sale). Each rule here looks for one break
+of that pattern:
+
+- per refund: no original sale (``refunds_without_sale``), more than the sale
+  (``refunds_over_sale``), to another card (``refunds_to_other_card``), by an operator without
+  refund permission (``refunds_without_permission``), after the refund window
+  (``late_refunds``);
+- per operator: refunds outside opening hours (``off_hours_refunds``), many refunds in a short
+  time (``refund_bursts``), partial refunds of round amounts, the signature of cash-out
+  (``round_amount_refunds``), and refunds to other cards right after a suspicious login, the
+  signature of an account takeover (``refunds_after_suspicious_login``).
+
+Only approved refunds are candidates: the terminal refuses most bad refunds itself (they show
+as ``failed``), and a refused refund moved no money. A refund's original sale is the approved
+sale of the same merchant named by ``original_txn_id`` and made no later than the refund; a
+refund naming anything else has no sale. Every rule filters the few refunds out of the
+transactions first and joins only those with their sales.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Final
+
+import polars as pl
+
+from posaudit.detect.findings import Severity, fen_to_yuan, to_findings
+from posaudit.detect.registry import rule
+
+FAMILY: Final = "refunds"
+# A refund's sale may be older than the 15-day refund window (a late refund names one), so the
+# rules that look a refund's sale up read three months back; a sale older than that is past
+# any refund window and its refund is late in any case.
+SALE_LOOKBACK: Final = timedelta(days=90)
+MAX_EVIDENCE_IDS: Final = 20
+SECONDS_PER_DAY: Final = 86_400
+# Merchants open around the clock store closes_at as 23:59:59; read that as midnight.
+LAST_SECOND_OF_DAY: Final = SECONDS_PER_DAY - 1
+
+REFUND_COLUMNS: Final = (
+    "txn_id",
+    "ts",
+    "terminal_id",
+    "merchant_id",
+    "operator_id",
+    "amount_fen",
+    "card_token",
+    "original_txn_id",
+)
+
+
+# --- shared steps -------------------------------------------------------------------------
+
+
+def _approved_refunds(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """The approved refunds, the only ones that moved money, with the columns rules read."""
+    return transactions.filter(
+        (pl.col("kind") == "refund") & (pl.col("status") == "approved")
+    ).select(
+        *(pl.col(c).cast(pl.String) for c in REFUND_COLUMNS if c not in ("ts", "amount_fen")),
+        pl.col("ts").cast(pl.Datetime("us")),
+        pl.col("amount_fen").cast(pl.Int64),
+    )
+
+
+def _refunds_with_sales(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """Approved refunds with their original sale: ``sale_ts``, ``sale_amount_fen``,
+    ``sale_card_token`` (null when the refund has no sale) and ``has_sale``.
+
+    The refunds are few, so the sales are cut down to those the refunds name before the join.
+    """
+    refunds = _approved_refunds(transactions)
+    sales = (
+        transactions.filter((pl.col("kind") == "sale") & (pl.col("status") == "approved"))
+        .select(
+            pl.col("txn_id").cast(pl.String).alias("original_txn_id"),
+            pl.col("merchant_id").cast(pl.String),
+            pl.col("ts").cast(pl.Datetime("us")).alias("sale_ts"),
+            pl.col("amount_fen").cast(pl.Int64).alias("sale_amount_fen"),
+            pl.col("card_token").cast(pl.String).alias("sale_card_token"),
+        )
+        .join(refunds.select("original_txn_id").unique(), on="original_txn_id", how="semi")
+        # a txn_id is unique in the store; keep one row even if a feed repeats a sale
+        .unique(subset=["original_txn_id", "merchant_id"], keep="any")
+    )
+    matched = pl.col("sale_ts").is_not_null() & (pl.col("sale_ts") <= pl.col("ts"))
+    return (
+        refunds.join(sales, on=["original_txn_id", "merchant_id"], how="left")
+        .with_columns(matched.alias("has_sale"))
+        .with_columns(
+            pl.when(pl.col("has_sale")).then(pl.col(c)).alias(c)
+            for c in ("sale_ts", "sale_amount_fen", "sale_card_token")
+        )
+    )
+
+
+def _with_operator_no(frame: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
+    """Add ``operator_no`` (the number people know), falling back to the operator id."""
+    numbers = operators.select(
+        pl.col("operator_id").cast(pl.String), pl.col("operator_no").cast(pl.String)
+    ).unique(subset="operator_id", keep="any")
+    return frame.join(numbers, on="operator_id", how="left").with_columns(
+        pl.coalesce("operator_no", "operator_id").alias("operator_no")
+    )
+
+
+def _minute(column: str) -> pl.Expr:
+    return pl.col(column).dt.strftime("%Y-%m-%d %H:%M")
+
+
+def _ids(column: str) -> pl.Expr:
+    """Event ids for evidence, in time order, capped so evidence stays readable."""
+    return pl.col(column).sort_by("ts").head(MAX_EVIDENCE_IDS)
+
+
+def _refund_sentence(what: pl.Expr) -> pl.Expr:
+    """'refund X of 523.00 CNY on 2026-03-04 14:02 at terminal T by operator 03 <what>'."""
+    return pl.format(
+        "refund {} of {} on {} at terminal {} by operator {} {}",
+        pl.col("txn_id"),
+        fen_to_yuan("amount_fen"),
+        _minute("ts"),
+        pl.col("terminal_id"),
+        pl.col("operator_no"),
+        what,
+    )
+
+
+def _transaction_findings(
+    frame: pl.LazyFrame,
+    *,
+    rule_name: str,
+    severity: Severity,
+    score: float | pl.Expr,
+    summary: pl.Expr,
+    evidence: dict[str, pl.Expr],
+) -> pl.LazyFrame:
+    """One finding per refund: the refund itself is the entity and its time the window."""
+    return frame.with_columns(
+        pl.col("txn_id").alias("entity_id"),
+        pl.col("ts").alias("window_start"),
+        pl.col("ts").alias("window_end"),
+    ).pipe(
+        to_findings,
+        rule=rule_name,
+        family=FAMILY,
+        entity_type="transaction",
+        severity=severity,
+        score=score,
+        summary=summary,
+        evidence={
+            "refund_txn_id": pl.col("txn_id"),
+            "amount_fen": pl.col("amount_fen"),
+            "operator_id": pl.col("operator_id"),
+            "terminal_id": pl.col("terminal_id"),
+            "original_txn_id": pl.col("original_txn_id"),
+            **evidence,
+        },
+    )
+
+
+def _dense_runs(
+    events: pl.LazyFrame, *, min_events: int, window: timedelta, by: str = "operator_id"
+) -> pl.LazyFrame:
+    """The events of ``by`` that lie in some span of ``window`` holding ``min_events`` or more,
+    with ``run_id`` numbering each maximal run of such events per ``by`` value.
+
+    The k-th event closes a dense span when the event k-1 places before it (in time order) is
+    no more than ``window`` earlier; every event of such a span is kept. Consecutive kept
+    events more than ``window`` apart start a new run (no dense span has a gap that long).
+    """
+    k = max(min_events, 1)
+    gap = pl.col("ts") - pl.col("ts").shift(1).over(by)
+    closes_span = (pl.col("ts") - pl.col("ts").shift(k - 1).over(by)) <= window
+    return (
+        events.sort(by, "ts", "txn_id")
+        .with_columns(closes_span.fill_null(False).alias("closes_span"))
+        # an event is in a dense span when one of itself and the k-1 events after it closes one
+        .with_columns(
+            pl.col("closes_span")
+            .reverse()
+            .rolling_max(window_size=k, min_samples=1)
+            .reverse()
+            .over(by)
+            .alias("in_span")
+        )
+        .with_columns(
+            (
+                pl.col("in_span")
+                & (
+                    ~pl.col("in_span").shift(1).over(by).fill_null(False)
+                    | (gap > window).fill_null(True)
+                )
+            )
+            .cast(pl.Int64)
+            .cum_sum()
+            .over(by)
+            .alias("run_id")
+        )
+        .filter(pl.col("in_span"))
+    )
+
+
+# --- per refund ---------------------------------------------------------------------------
+
+
+@rule(
+    family=FAMILY,
+    entity_type="transaction",
+    partition_key="merchant_id",
+    lookback=SALE_LOOKBACK,
+    scenarios=("refund_without_sale",),
+)
+def refunds_without_sale(transactions: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
+    """Approved refunds that name no original sale, or name one that does not exist.
+
+    A terminal refunds by picking the original sale from its records, so a refund with no
+    sale behind it returns money the merchant never took: the simplest cash-out, and the one
+    a host that fails to check the reference lets through. Declined or failed sales, sales of
+    another merchant and sales made after the refund do not count as the refund's sale.
+    """
+    named = pl.col("original_txn_id").is_not_null()
+    return (
+        _refunds_with_sales(transactions)
+        .filter(~pl.col("has_sale"))
+        .pipe(_with_operator_no, operators)
+        .pipe(
+            _transaction_findings,
+            rule_name="refunds_without_sale",
+            severity="high",
+            score=pl.when(named).then(0.9).otherwise(0.85),
+            summary=_refund_sentence(
+                pl.when(named)
+                .then(pl.format("names sale {}, which this merchant never took", "original_txn_id"))
+                .otherwise(pl.lit("names no original sale"))
+            ),
+            evidence={"original_named": named},
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="transaction",
+    partition_key="merchant_id",
+    lookback=SALE_LOOKBACK,
+    scenarios=("refund_over_sale",),
+)
+def refunds_over_sale(
+    transactions: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    tolerance_fen: int = 0,  # the acquirer refuses any refund beyond what is left of the sale
+) -> pl.LazyFrame:
+    """Refunds that, with earlier refunds of the same sale, return more than the sale took.
+
+    The acquirer's refund policy forbids returning more than what is left of a sale; an
+    approved refund past that line means the host's check failed or was bypassed, and the
+    excess is money paid out of the merchant's account for nothing. The refund that crosses
+    the line is reported, once per sale; the evidence counts every approved refund of the
+    sale, so refunds after the crossing one are in view without a finding each.
+
+    Parameters
+    ----------
+    tolerance_fen
+        Excess over the sale amount that is still accepted (0: none).
+    """
+    sale = ("original_txn_id", "merchant_id")
+    refunded = pl.col("amount_fen").cum_sum().over(*sale, order_by=["ts", "txn_id"])
+    limit = pl.col("sale_amount_fen") + tolerance_fen
+    return (
+        _refunds_with_sales(transactions)
+        .filter(pl.col("has_sale"))
+        .with_columns(
+            refunded.alias("refunded_fen"),
+            pl.len().over(*sale).alias("refunds_of_sale"),
+            pl.col("amount_fen").sum().over(*sale).alias("sale_refunded_total_fen"),
+        )
+        .filter(
+            (pl.col("refunded_fen") > limit)
+            & (pl.col("refunded_fen") - pl.col("amount_fen") <= limit)
+        )
+        .with_columns((pl.col("refunded_fen") / pl.col("sale_amount_fen")).alias("ratio"))
+        .pipe(_with_operator_no, operators)
+        .pipe(
+            _transaction_findings,
+            rule_name="refunds_over_sale",
+            severity="high",
+            score=(0.7 + 0.3 * (pl.col("ratio") - 1.0)).clip(0.7, 1.0),
+            summary=_refund_sentence(
+                pl.format(
+                    "brought the refunds of sale {} to {}, {}x the {} it took",
+                    pl.col("original_txn_id"),
+                    fen_to_yuan("refunded_fen"),
+                    pl.col("ratio").round(2),
+                    fen_to_yuan("sale_amount_fen"),
+                )
+            ),
+            evidence={
+                "sale_amount_fen": pl.col("sale_amount_fen"),
+                "refunded_fen": pl.col("refunded_fen"),
+                "excess_fen": pl.col("refunded_fen") - pl.col("sale_amount_fen"),
+                "refunds_of_sale": pl.col("refunds_of_sale"),
+                "sale_refunded_total_fen": pl.col("sale_refunded_total_fen"),
+                "tolerance_fen": pl.lit(tolerance_fen),
+            },
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="transaction",
+    partition_key="merchant_id",
+    lookback=SALE_LOOKBACK,
+    scenarios=("refund_other_card",),
+)
+def refunds_to_other_card(transactions: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
+    """Approved refunds paid to another card or wallet than the one that paid the sale.
+
+    A refund goes back to the card that paid; sending it elsewhere turns a refund into a
+    transfer from the merchant to whoever holds that card, which is how both dishonest clerks
+    and account takeovers cash out. A missing token on one side only counts as different.
+    """
+    return (
+        _refunds_with_sales(transactions)
+        .filter(pl.col("has_sale") & pl.col("card_token").ne_missing(pl.col("sale_card_token")))
+        .pipe(_with_operator_no, operators)
+        .pipe(
+            _transaction_findings,
+            rule_name="refunds_to_other_card",
+            severity="high",
+            score=0.9,
+            summary=_refund_sentence(
+                pl.format(
+                    "went to another card than the one that paid sale {} of {} on {}",
+                    pl.col("original_txn_id"),
+                    fen_to_yuan("sale_amount_fen"),
+                    _minute("sale_ts"),
+                )
+            ),
+            evidence={
+                "refund_card_token": pl.col("card_token"),
+                "sale_card_token": pl.col("sale_card_token"),
+                "sale_amount_fen": pl.col("sale_amount_fen"),
+            },
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="transaction",
+    partition_key="operator_id",
+    lookback=timedelta(days=1),
+    scenarios=("refund_without_permission",),
+)
+def refunds_without_permission(transactions: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
+    """Approved refunds by an operator without refund permission (or with no operator record,
+    or disabled at the time).
+
+    Refund permission is given only to the staff whose job needs it; a refund by anyone else
+    means the terminal's permission check was bypassed or the operator table was tampered
+    with, and it is the refund the merchant is least likely to have sanctioned.
+    """
+    permissions = operators.select(
+        pl.col("operator_id").cast(pl.String),
+        pl.col("operator_no").cast(pl.String),
+        pl.col("can_refund").cast(pl.Boolean),
+        pl.col("disabled_at").cast(pl.Datetime("us")),
+    ).unique(subset="operator_id", keep="any")
+    reason = (
+        pl.when(pl.col("can_refund").is_null())
+        .then(pl.lit("unknown_operator"))
+        .when(~pl.col("can_refund"))
+        .then(pl.lit("no_refund_permission"))
+        .otherwise(pl.lit("operator_disabled"))
+    )
+    return (
+        _approved_refunds(transactions)
+        .join(permissions, on="operator_id", how="left")
+        .filter(
+            ~pl.col("can_refund").fill_null(False)
+            | (pl.col("disabled_at").is_not_null() & (pl.col("disabled_at") <= pl.col("ts")))
+        )
+        .with_columns(
+            pl.coalesce("operator_no", "operator_id").alias("operator_no"),
+            reason.alias("reason"),
+        )
+        .pipe(
+            _transaction_findings,
+            rule_name="refunds_without_permission",
+            severity="high",
+            score=0.9,
+            summary=_refund_sentence(
+                pl.when(pl.col("reason") == "no_refund_permission")
+                .then(pl.lit("although the operator has no refund permission"))
+                .when(pl.col("reason") == "operator_disabled")
+                .then(pl.format("although the operator was disabled on {}", _minute("disabled_at")))
+                .otherwise(pl.lit("although no such operator is on record"))
+            ),
+            evidence={"reason": pl.col("reason"), "can_refund": pl.col("can_refund")},
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="transaction",
+    partition_key="merchant_id",
+    lookback=SALE_LOOKBACK,
+    scenarios=("late_refund",),
+)
+def late_refunds(
+    transactions: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    refund_window_days: int = 15,  # the acquirer's refund window (docs/scenarios.md)
+) -> pl.LazyFrame:
+    """Approved refunds made longer after their sale than the acquirer's refund window.
+
+    The acquirer refuses refunds past its window, so an approved one means the check was
+    bypassed; and a refund of an old sale is a favourite of cash-out because the customer
+    is long gone and nobody disputes it.
+
+    Parameters
+    ----------
+    refund_window_days
+        Days after the sale in which a refund is allowed.
+    """
+    window = timedelta(days=refund_window_days)
+    lag_days = (pl.col("ts") - pl.col("sale_ts")).dt.total_seconds() / SECONDS_PER_DAY
+    return (
+        _refunds_with_sales(transactions)
+        .filter(pl.col("has_sale") & ((pl.col("ts") - pl.col("sale_ts")) > window))
+        .with_columns(lag_days.alias("lag_days"))
+        .pipe(_with_operator_no, operators)
+        .pipe(
+            _transaction_findings,
+            rule_name="late_refunds",
+            severity="medium",
+            score=(0.5 + 0.5 * (pl.col("lag_days") / refund_window_days - 1.0)).clip(0.5, 1.0),
+            summary=_refund_sentence(
+                pl.format(
+                    "came {} days after sale {} of {}; the refund window is {} days",
+                    pl.col("lag_days").round(1),
+                    pl.col("original_txn_id"),
+                    fen_to_yuan("sale_amount_fen"),
+                    pl.lit(refund_window_days),
+                )
+            ),
+            evidence={
+                "sale_ts": pl.col("sale_ts").dt.strftime("%Y-%m-%dT%H:%M:%S"),
+                "lag_days": pl.col("lag_days").round(2),
+                "refund_window_days": pl.lit(refund_window_days),
+            },
+        )
+    )
+
+
+# --- per operator -------------------------------------------------------------------------
+
+
+def _operator_findings(
+    frame: pl.LazyFrame,
+    *,
+    rule_name: str,
+    severity: Severity,
+    score: pl.Expr,
+    summary: pl.Expr,
+    evidence: dict[str, pl.Expr],
+) -> pl.LazyFrame:
+    return frame.with_columns(pl.col("operator_id").alias("entity_id")).pipe(
+        to_findings,
+        rule=rule_name,
+        family=FAMILY,
+        entity_type="operator",
+        severity=severity,
+        score=score,
+        summary=summary,
+        evidence=evidence,
+    )
+
+
+def _refund_group_aggregates() -> list[pl.Expr]:
+    """What every per-operator rule reports about a group of refunds."""
+    return [
+        pl.col("merchant_id").sort_by("ts").first(),
+        pl.col("terminal_id").sort_by("ts").first(),
+        pl.col("terminal_id").unique().sort().alias("terminal_ids"),
+        pl.col("ts").min().alias("window_start"),
+        pl.col("ts").max().alias("window_end"),
+        pl.len().alias("refunds"),
+        pl.col("amount_fen").sum().alias("refunded_fen"),
+        _ids("txn_id").alias("refund_txn_ids"),
+    ]
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="merchant_id",
+    lookback=timedelta(days=1),
+    scenarios=("off_hours_refunds",),
+)
+def off_hours_refunds(
+    transactions: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    merchants: pl.LazyFrame,
+    *,
+    grace_minutes: int = 30,  # staff closing up or opening early; legit refunds stay inside hours
+    min_refunds: int = 2,  # one stray refund is a clock or a late customer; two are a pattern
+    cluster_gap_minutes: int = 180,  # refunds closer than this belong to one night
+) -> pl.LazyFrame:
+    """Operators who make several refunds while their merchant is closed.
+
+    Nobody comes back for a refund at 2 a.m.: refunds outside opening hours are made when no
+    customer and no colleague is there to see them, which is when cash-out happens. Merchants
+    open around the clock are skipped; hours that run past midnight (closes_at before
+    opens_at) are read as one span across midnight.
+
+    Parameters
+    ----------
+    grace_minutes
+        Minutes before opening and after closing still counted as opening hours.
+    min_refunds
+        Off-hours refunds of one operator in one night that make a finding.
+    cluster_gap_minutes
+        A gap longer than this between two off-hours refunds starts a new night.
+    """
+    hours = merchants.select(
+        pl.col("merchant_id").cast(pl.String),
+        pl.col("opens_at").dt.strftime("%H:%M").alias("opens"),
+        pl.col("closes_at").dt.strftime("%H:%M").alias("closes"),
+        _second_of_day("opens_at").alias("open_s"),
+        # 23:59:59 is how the store writes midnight
+        pl.when(_second_of_day("closes_at") >= LAST_SECOND_OF_DAY)
+        .then(SECONDS_PER_DAY)
+        .otherwise(_second_of_day("closes_at"))
+        .alias("close_s"),
+        pl.col("is_24h").cast(pl.Boolean),
+    )
+    second = _second_of_day("ts")
+    since_close = (second - pl.col("close_s")) % SECONDS_PER_DAY
+    until_open = (pl.col("open_s") - second) % SECONDS_PER_DAY
+    closed_length = (pl.col("open_s") - pl.col("close_s")) % SECONDS_PER_DAY
+    outside_minutes = pl.min_horizontal(since_close, until_open) / 60
+    night = (
+        (pl.col("ts") - pl.col("ts").shift(1).over("operator_id"))
+        > timedelta(minutes=cluster_gap_minutes)
+    ).fill_null(True)
+    return (
+        _approved_refunds(transactions)
+        .join(hours, on="merchant_id", how="inner")
+        .filter(~pl.col("is_24h") & (closed_length > 0) & (since_close < closed_length))
+        .with_columns(outside_minutes.alias("outside_minutes"))
+        .filter(pl.col("outside_minutes") > grace_minutes)
+        .sort("operator_id", "ts", "txn_id")
+        .with_columns(night.cast(pl.Int64).cum_sum().over("operator_id").alias("night"))
+        .group_by("operator_id", "night")
+        .agg(
+            *_refund_group_aggregates(),
+            pl.col("opens").first(),
+            pl.col("closes").first(),
+            pl.col("outside_minutes").max().alias("max_outside_minutes"),
+        )
+        .filter(pl.col("refunds") >= min_refunds)
+        .pipe(_with_operator_no, operators)
+        .pipe(
+            _operator_findings,
+            rule_name="off_hours_refunds",
+            severity="high",
+            score=(0.6 + 0.1 * (pl.col("refunds") - min_refunds)).clip(0.6, 1.0),
+            summary=pl.format(
+                "operator {} at terminal {} made {} refunds totalling {} between {} and {}, "
+                "while the merchant was closed (open {}-{}), up to {} minutes outside hours",
+                pl.col("operator_no"),
+                pl.col("terminal_id"),
+                pl.col("refunds"),
+                fen_to_yuan("refunded_fen"),
+                _minute("window_start"),
+                _minute("window_end"),
+                pl.col("opens"),
+                pl.col("closes"),
+                pl.col("max_outside_minutes").round(0).cast(pl.Int64),
+            ),
+            evidence={
+                "refund_txn_ids": pl.col("refund_txn_ids"),
+                "refunds": pl.col("refunds"),
+                "refunded_fen": pl.col("refunded_fen"),
+                "terminal_ids": pl.col("terminal_ids"),
+                "opens_at": pl.col("opens"),
+                "closes_at": pl.col("closes"),
+                "max_outside_minutes": pl.col("max_outside_minutes").round(1),
+                "grace_minutes": pl.lit(grace_minutes),
+                "min_refunds": pl.lit(min_refunds),
+            },
+        )
+    )
+
+
+def _second_of_day(column: str) -> pl.Expr:
+    # the parts are Int8: widen before multiplying
+    c = pl.col(column)
+    return (
+        c.dt.hour().cast(pl.Int64) * 3600
+        + c.dt.minute().cast(pl.Int64) * 60
+        + c.dt.second().cast(pl.Int64)
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="operator_id",
+    lookback=timedelta(days=1),
+    scenarios=("refund_burst",),
+)
+def refund_bursts(
+    transactions: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    min_refunds: int = 8,  # measured on simulated worlds: at most 7 natural refunds per
+    # operator-hour in 1,000 merchants x 30 days (6 in 13 operators); injected bursts hold 8-15
+    window_minutes: int = 60,
+) -> pl.LazyFrame:
+    """Operators who make many refunds in a short time.
+
+    Legitimate refunds are 1-3 % of sales and spread over the day, so even a busy operator
+    rarely makes more than a few an hour; a burst is someone emptying the merchant's account
+    through refunds of earlier sales before anybody notices. Overlapping bursts of one
+    operator merge into one finding.
+
+    Parameters
+    ----------
+    min_refunds
+        Approved refunds within ``window_minutes`` that make a burst.
+    window_minutes
+        Length of the sliding window.
+    """
+    window = timedelta(minutes=window_minutes)
+    return (
+        _approved_refunds(transactions)
+        .pipe(_dense_runs, min_events=min_refunds, window=window)
+        .group_by("operator_id", "run_id")
+        .agg(*_refund_group_aggregates())
+        .with_columns(
+            ((pl.col("window_end") - pl.col("window_start")).dt.total_seconds() / 60)
+            .round(0)
+            .cast(pl.Int64)
+            .alias("span_minutes")
+        )
+        .pipe(_with_operator_no, operators)
+        .pipe(
+            _operator_findings,
+            rule_name="refund_bursts",
+            severity="high",
+            score=(0.7 + 0.05 * (pl.col("refunds") - min_refunds)).clip(0.7, 1.0),
+            summary=pl.format(
+                "operator {} at terminal {} made {} refunds totalling {} in {} minutes "
+                "from {}; {} within {} minutes make a burst",
+                pl.col("operator_no"),
+                pl.col("terminal_id"),
+                pl.col("refunds"),
+                fen_to_yuan("refunded_fen"),
+                pl.col("span_minutes"),
+                _minute("window_start"),
+                pl.lit(min_refunds),
+                pl.lit(window_minutes),
+            ),
+            evidence={
+                "refund_txn_ids": pl.col("refund_txn_ids"),
+                "refunds": pl.col("refunds"),
+                "refunded_fen": pl.col("refunded_fen"),
+                "span_minutes": pl.col("span_minutes"),
+                "terminal_ids": pl.col("terminal_ids"),
+                "min_refunds": pl.lit(min_refunds),
+                "window_minutes": pl.lit(window_minutes),
+            },
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="merchant_id",
+    lookback=timedelta(days=30),
+    scenarios=("round_amount_refunds",),
+)
+def round_amount_refunds(
+    transactions: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    round_unit_fen: int = 10_000,  # 100 CNY: the banknote cash-out is counted in
+    min_amount_fen: int = 20_000,  # 200 CNY: below this a round refund is small change
+    min_refunds: int = 3,  # measured on simulated worlds: no natural partial refund is round
+    window_hours: int = 12,  # cash-out comes in a few hours; a shift and a half covers it
+) -> pl.LazyFrame:
+    """Operators who make several partial refunds of round amounts in a few hours: cash-out.
+
+    A clerk who pays a friend (or himself) in cash and books it as a refund onto the friend's
+    earlier large purchase refunds round sums of 100 CNY notes; real partial refunds (a
+    returned item, a price correction) are never that round. Refunds that return exactly the
+    whole sale are left out: hotels take round deposits and refund them in full, which is
+    normal.
+
+    Parameters
+    ----------
+    round_unit_fen
+        A refund is round when its amount is a multiple of this.
+    min_amount_fen
+        Smallest round refund that counts.
+    min_refunds
+        Round partial refunds of one operator within ``window_hours`` that make a finding.
+    window_hours
+        Length of the sliding window.
+    """
+    window = timedelta(hours=window_hours)
+    full_refund = pl.col("has_sale") & (pl.col("amount_fen") == pl.col("sale_amount_fen"))
+    return (
+        _refunds_with_sales(transactions)
+        .filter(
+            (pl.col("amount_fen") % round_unit_fen == 0)
+            & (pl.col("amount_fen") >= min_amount_fen)
+            & ~full_refund
+        )
+        .pipe(_dense_runs, min_events=min_refunds, window=window)
+        .group_by("operator_id", "run_id")
+        .agg(
+            *_refund_group_aggregates(),
+            pl.col("sale_amount_fen").sum().alias("sales_fen"),
+        )
+        .pipe(_with_operator_no, operators)
+        .pipe(
+            _operator_findings,
+            rule_name="round_amount_refunds",
+            severity="high",
+            score=(0.6 + 0.1 * (pl.col("refunds") - min_refunds)).clip(0.6, 1.0),
+            summary=pl.format(
+                "operator {} at terminal {} made {} partial refunds in round amounts "
+                "totalling {} between {} and {}",
+                pl.col("operator_no"),
+                pl.col("terminal_id"),
+                pl.col("refunds"),
+                fen_to_yuan("refunded_fen"),
+                _minute("window_start"),
+                _minute("window_end"),
+            ),
+            evidence={
+                "refund_txn_ids": pl.col("refund_txn_ids"),
+                "refunds": pl.col("refunds"),
+                "refunded_fen": pl.col("refunded_fen"),
+                "terminal_ids": pl.col("terminal_ids"),
+                "round_unit_fen": pl.lit(round_unit_fen),
+                "min_amount_fen": pl.lit(min_amount_fen),
+                "min_refunds": pl.lit(min_refunds),
+                "window_hours": pl.lit(window_hours),
+            },
+        )
+    )
+
+
+# --- after a suspicious login -------------------------------------------------------------
+
+FAILED_OUTCOMES: Final = ("wrong_pin", "locked")
+
+
+def _suspicious_logins(
+    login_events: pl.LazyFrame,
+    lockouts: pl.LazyFrame,
+    *,
+    min_failures: int,
+    failure_window: timedelta,
+    unlock_window: timedelta,
+) -> pl.LazyFrame:
+    """Successful logins that come soon after a lockout of the operator, or after
+    ``min_failures`` or more wrong or locked attempts on it within ``failure_window``.
+
+    Columns: operator_id, login_event_id, login_ts, lockout_id, locked_at, unlock_method,
+    failures (wrong or locked attempts from ``failure_window`` before the lockout, or before
+    the login when there was none, up to the login) and first_failure_ts.
+    """
+    logins = login_events.filter(pl.col("operator_id").is_not_null()).select(
+        pl.col("event_id").cast(pl.String),
+        pl.col("ts").cast(pl.Datetime("us")),
+        pl.col("operator_id").cast(pl.String),
+        pl.col("outcome").cast(pl.String),
+    )
+    failures = (
+        logins.filter(pl.col("outcome").is_in(FAILED_OUTCOMES))
+        .select("operator_id", pl.col("ts").alias("failure_ts"))
+        .sort("operator_id", "failure_ts")
+        .with_columns(pl.int_range(pl.len()).over("operator_id").alias("failure_no"))
+        .sort("failure_ts")
+    )
+    released = lockouts.select(
+        pl.col("lockout_id").cast(pl.String),
+        pl.col("operator_id").cast(pl.String),
+        pl.col("locked_at").cast(pl.Datetime("us")),
+        pl.col("unlock_method").cast(pl.String),
+        pl.coalesce("unlocked_at", "locked_at").cast(pl.Datetime("us")).alias("released_at"),
+    ).sort("released_at")
+    # Asof joins with `by` cannot check sortedness per group: both sides are sorted on their
+    # key explicitly here, hence check_sortedness=False.
+    return (
+        logins.filter(pl.col("outcome") == "success")
+        .select(
+            "operator_id",
+            pl.col("event_id").alias("login_event_id"),
+            pl.col("ts").alias("login_ts"),
+        )
+        .sort("login_ts")
+        .join_asof(
+            released,
+            left_on="login_ts",
+            right_on="released_at",
+            strategy="backward",
+            tolerance=unlock_window,
+            by="operator_id",
+            check_sortedness=False,
+        )
+        .with_columns(
+            (pl.coalesce("locked_at", "login_ts") - failure_window).alias("failures_from")
+        )
+        .join_asof(
+            failures.select("operator_id", "failure_ts", pl.col("failure_no").alias("last_no")),
+            left_on="login_ts",
+            right_on="failure_ts",
+            strategy="backward",
+            allow_exact_matches=False,
+            by="operator_id",
+            check_sortedness=False,
+        )
+        .drop("failure_ts")
+        .sort("failures_from")
+        .join_asof(
+            failures.select(
+                "operator_id",
+                pl.col("failure_ts").alias("first_failure_ts"),
+                pl.col("failure_no").alias("first_no"),
+            ),
+            left_on="failures_from",
+            right_on="first_failure_ts",
+            strategy="forward",
+            by="operator_id",
+            check_sortedness=False,
+        )
+        .with_columns(
+            pl.when(pl.col("first_failure_ts") < pl.col("login_ts"))
+            .then(pl.col("last_no") - pl.col("first_no") + 1)
+            .otherwise(0)
+            .alias("failures"),
+        )
+        .with_columns(
+            pl.when(pl.col("failures") > 0)
+            .then(pl.col("first_failure_ts"))
+            .alias("first_failure_ts")
+        )
+        .filter(pl.col("lockout_id").is_not_null() | (pl.col("failures") >= min_failures))
+        .select(
+            "operator_id",
+            "login_event_id",
+            "login_ts",
+            "lockout_id",
+            "locked_at",
+            "unlock_method",
+            "failures",
+            "first_failure_ts",
+        )
+    )
+
+
+@rule(
+    family=FAMILY,
+    entity_type="operator",
+    partition_key="merchant_id",
+    lookback=timedelta(days=30),
+    scenarios=("takeover_refund",),
+)
+def refunds_after_suspicious_login(
+    transactions: pl.LazyFrame,
+    login_events: pl.LazyFrame,
+    lockouts: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    min_failures: int = 5,  # above typos (1-2 wrong PINs); policy locks after at most 6 (DOMAIN.md)
+    failure_window_minutes: int = 60,  # a guessing run fits in an hour, 4-40 s an attempt
+    unlock_window_minutes: int = 60,  # a login this soon after the unlock follows from the lockout
+    window_minutes: int = 60,  # a takeover cashes out within the session it won (40 min injected)
+    min_refunds: int = 2,  # one refund in the hour after is what an honest operator may do
+    min_refunds_to_other_card: int = 1,  # honest refunds always go back to the paying card
+) -> pl.LazyFrame:
+    """Operators who, right after a suspicious login, refund money to cards that never paid.
+
+    A suspicious login is a success soon after a lockout of the operator (however it was
+    unlocked), or after ``min_failures`` wrong or locked attempts on it within the hour: the
+    trace of someone guessing or resetting their way into another person's login. Forgetful
+    staff leave the same trace every day (wrong PINs, a lockout, an unlock by the
+    administrator or the service desk, a reset, a login) and then work normally, which may
+    include a refund. So the rule also asks for what a takeover is for: ``min_refunds`` or
+    more approved refunds by that operator within ``window_minutes`` of the login, at least
+    ``min_refunds_to_other_card`` of them to a card other than the one that paid the sale (or
+    with no sale at all). An honest refund always goes back to the paying card.
+
+    Parameters
+    ----------
+    min_failures
+        Wrong or locked attempts within ``failure_window_minutes`` before a login that make
+        it suspicious without a lockout.
+    failure_window_minutes
+        How far before the login (or its lockout) failures count.
+    unlock_window_minutes
+        Longest time from an unlock (or a lock never lifted) to the login that follows it.
+    window_minutes
+        How long after the login its refunds count.
+    min_refunds
+        Approved refunds after the login that make a finding.
+    min_refunds_to_other_card
+        Of those, refunds to another card than the paying one (or of no sale).
+    """
+    suspicious = _suspicious_logins(
+        login_events,
+        lockouts,
+        min_failures=min_failures,
+        failure_window=timedelta(minutes=failure_window_minutes),
+        unlock_window=timedelta(minutes=unlock_window_minutes),
+    ).sort("login_ts")
+    to_other_card = ~pl.col("has_sale") | pl.col("card_token").ne_missing(pl.col("sale_card_token"))
+    return (
+        _refunds_with_sales(transactions)
+        .with_columns(to_other_card.alias("to_other_card"))
+        .sort("ts")
+        .join_asof(
+            suspicious,
+            left_on="ts",
+            right_on="login_ts",
+            by="operator_id",
+            strategy="backward",
+            tolerance=timedelta(minutes=window_minutes),
+            check_sortedness=False,
+        )
+        .filter(pl.col("login_event_id").is_not_null())
+        .group_by("operator_id", "login_event_id")
+        .agg(
+            *_refund_group_aggregates(),
+            pl.col("to_other_card").sum().alias("refunds_to_other_card"),
+            *(
+                pl.col(c).first()
+                for c in (
+                    "login_ts",
+                    "lockout_id",
+                    "locked_at",
+                    "unlock_method",
+                    "failures",
+                    "first_failure_ts",
+                )
+            ),
+        )
+        .filter(
+            (pl.col("refunds") >= min_refunds)
+            & (pl.col("refunds_to_other_card") >= min_refunds_to_other_card)
+        )
+        .rename({"window_start": "first_refund_ts"})
+        .with_columns(
+            pl.min_horizontal("first_failure_ts", "locked_at", "login_ts").alias("window_start"),
+            pl.when(pl.col("lockout_id").is_not_null())
+            .then(
+                pl.format(
+                    "a lockout on {} lifted by {}",
+                    _minute("locked_at"),
+                    pl.col("unlock_method").fill_null("nobody"),
+                )
+            )
+            .otherwise(pl.format("{} failed attempts", pl.col("failures")))
+            .alias("trigger"),
+        )
+        .pipe(_with_operator_no, operators)
+        .pipe(
+            _operator_findings,
+            rule_name="refunds_after_suspicious_login",
+            severity="critical",
+            score=(0.8 + 0.05 * pl.col("refunds_to_other_card")).clip(0.8, 1.0),
+            summary=pl.format(
+                "operator {} at terminal {} logged in on {} after {}, then made {} refunds "
+                "totalling {} within {} minutes, {} of them to cards that did not pay",
+                pl.col("operator_no"),
+                pl.col("terminal_id"),
+                _minute("login_ts"),
+                pl.col("trigger"),
+                pl.col("refunds"),
+                fen_to_yuan("refunded_fen"),
+                ((pl.col("window_end") - pl.col("login_ts")).dt.total_seconds() / 60)
+                .ceil()
+                .cast(pl.Int64),
+                pl.col("refunds_to_other_card"),
+            ),
+            evidence={
+                "login_event_id": pl.col("login_event_id"),
+                "lockout_id": pl.col("lockout_id"),
+                "unlock_method": pl.col("unlock_method"),
+                "failures": pl.col("failures"),
+                "refund_txn_ids": pl.col("refund_txn_ids"),
+                "refunds": pl.col("refunds"),
+                "refunds_to_other_card": pl.col("refunds_to_other_card"),
+                "refunded_fen": pl.col("refunded_fen"),
+                "terminal_ids": pl.col("terminal_ids"),
+                "min_failures": pl.lit(min_failures),
+                "window_minutes": pl.lit(window_minutes),
+                "min_refunds": pl.lit(min_refunds),
+                "min_refunds_to_other_card": pl.lit(min_refunds_to_other_card),
+            },
+        )
+    )
