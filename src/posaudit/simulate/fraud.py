@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Final
+from dataclasses import dataclass, field
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
 
 from posaudit.simulate.attempts import LoginLog, guessing_run
 from posaudit.simulate.day import (
+    FAILURE_T,
     KIND_T,
+    STATUS_T,
     REFUND_WINDOW_DAYS,
     TXN_SCHEMA,
     DayActivity,
@@ -25,6 +27,20 @@ US_PER_SECOND: Final = 1_000_000
 ATTACKER_CARD_BASE: Final = 900_000_000_000
 
 
+class Rows:
+    """Injected rows as plain arrays, read like a DataFrame's columns."""
+
+    def __init__(self, data: dict[str, np.ndarray]):
+        self._data = data
+
+    @property
+    def height(self) -> int:
+        return int(self._data["ts"].size)
+
+    def get_column(self, name: str) -> pl.Series:
+        return pl.Series(name, self._data[name])
+
+
 @dataclass
 class DayContext:
     world: World
@@ -36,30 +52,51 @@ class DayContext:
     activity: DayActivity
     _by_terminal: tuple[pl.DataFrame, np.ndarray] | None = None
     _used: set[int] | None = None
+    _buffer: list[dict[str, np.ndarray]] = field(default_factory=list)
 
     @property
     def base(self) -> int:
         return day_start_us(self.world, self.day)
 
-    def txn(self, rows: dict[str, list[int] | list[str] | list[None] | np.ndarray]) -> pl.DataFrame:
+    def txn(self, rows: dict[str, Any]) -> Rows:
+        """Buffer injected transactions (always approved); returns their numeric columns."""
         n = len(rows["ts"])
-        frame = pl.DataFrame({"seq": self.state.take_seqs(n), **rows}, schema_overrides=TXN_SCHEMA)
-        frame = frame.select([pl.col(c).cast(t) if c in frame.columns else pl.lit(None, t).alias(c)
-                              for c, t in TXN_SCHEMA.items()])  # fmt: skip
-        self.activity.txns.append(frame)
-        return frame
+        data = {"seq": self.state.take_seqs(n)}
+        for column in ("ts", "terminal", "operator", "channel", "amount", "card", "original"):
+            data[column] = np.broadcast_to(np.asarray(rows[column], dtype=np.int64), n)
+        data["kind"] = np.broadcast_to(np.asarray(rows["kind"]), n)
+        self._buffer.append(data)
+        return Rows(data)
+
+    def flush(self) -> None:
+        """The day's injected transactions, as one frame."""
+        if not self._buffer:
+            return
+        columns = {c: np.concatenate([d[c] for d in self._buffer]) for c in self._buffer[0]}
+        self._buffer.clear()
+        frame = pl.DataFrame(
+            {
+                **{c: v for c, v in columns.items() if c != "kind"},
+                "kind": pl.Series(columns["kind"].astype(str)).cast(KIND_T),
+                "status": pl.Series(["approved"], dtype=STATUS_T).gather(np.zeros(columns["ts"].size, dtype=np.int64)),
+            }
+        ).with_columns(pl.lit(None, FAILURE_T).alias("failure"))
+        self.activity.txns.append(frame.select(list(TXN_SCHEMA)))
 
     def label(self, scenario: str, entity_type: str, entity: int, start: int, end: int) -> None:
         self.activity.labels.append((scenario, entity_type, int(entity), int(start), int(end)))
 
-    def use(self, sales: pl.DataFrame) -> None:
+    def use(self, sales: pl.DataFrame | Rows) -> None:
         """Mark sales as refunded by an injection, so no other refunds them again."""
         if self._used is None:
             self._used = set()
         self._used.update(sales.get_column("seq").to_list())
 
     def unused(self, sales: pl.DataFrame) -> pl.DataFrame:
-        return sales if not self._used else sales.filter(~pl.col("seq").is_in(list(self._used)))
+        if not self._used:
+            return sales
+        used = np.fromiter(self._used, dtype=np.int64, count=len(self._used))
+        return sales.filter(pl.Series(~np.isin(sales.get_column("seq").to_numpy(), used)))
 
     def sales_at(self, terminal: int) -> pl.DataFrame:
         return self.unused(self._sales_at(terminal))
@@ -81,22 +118,20 @@ class DayContext:
         return int(self.world.t_refund_ops[terminal, int(self.r.integers(0, n))])
 
 
-def _refund_rows(ctx: DayContext, sales: pl.DataFrame, ts: np.ndarray, operator: int | np.ndarray,
-                 *, amount: np.ndarray | None = None, card: np.ndarray | None = None) -> pl.DataFrame:  # fmt: skip
-    n = sales.height
+def _refund_rows(ctx: DayContext, sales: pl.DataFrame | Rows, ts: np.ndarray, operator: int | np.ndarray,
+                 *, amount: np.ndarray | None = None, card: np.ndarray | None = None,
+                 original: np.ndarray | None = None) -> pl.DataFrame:  # fmt: skip
     ctx.use(sales)
     return ctx.txn(
         {
             "ts": ts,
             "terminal": sales.get_column("terminal").to_numpy(),
-            "operator": np.broadcast_to(operator, n).copy(),
-            "kind": ["refund"] * n,
+            "operator": operator,
+            "kind": "refund",
             "channel": sales.get_column("channel").to_numpy(),
             "amount": sales.get_column("amount").to_numpy() if amount is None else amount,
             "card": sales.get_column("card").to_numpy() if card is None else card,
-            "original": sales.get_column("seq").to_numpy(),
-            "status": ["approved"] * n,
-            "failure": [None] * n,
+            "original": sales.get_column("seq").to_numpy() if original is None else original,
         }
     )
 
@@ -172,11 +207,10 @@ def credential_sharing(ctx: DayContext, k: int) -> None:
         where = r.permutation(np.array([b] * n_b + [int(t)] * n_a))
         ctx.txn(
             {
-                "ts": times, "terminal": where, "operator": np.full(times.size, op), "kind": ["sale"] * times.size,
+                "ts": times, "terminal": where, "operator": np.full(times.size, op), "kind": "sale",
                 "channel": r.integers(0, 5, times.size), "amount": r.integers(1_000, 30_000, times.size),
                 "card": r.integers(0, 10**9, times.size), "original": np.full(times.size, -1),
-                "status": ["approved"] * times.size, "failure": [None] * times.size,
-            }
+                            }
         )  # fmt: skip
         ctx.label("credential_sharing", "operator", op, w0, int(times[-1]))
 
@@ -244,10 +278,8 @@ def _single_refunds(ctx: DayContext, k: int, scenario: str) -> None:
         amount = (amount * r.uniform(1.2, 3.0, n)).astype(np.int64)
     if scenario == "refund_other_card":
         card = ATTACKER_CARD_BASE + r.integers(0, 10**9, n)
-    rows = _refund_rows(ctx, picked, ts, ops, amount=amount, card=card)
-    if scenario == "refund_without_sale":
-        rows = rows.with_columns(pl.Series("original", np.where(r.random(n) < 0.5, -1, -2)))
-        ctx.activity.txns[-1] = rows
+    original = np.where(r.random(n) < 0.5, -1, -2) if scenario == "refund_without_sale" else None
+    rows = _refund_rows(ctx, picked, ts, ops, amount=amount, card=card, original=original)
     for seq, when in zip(rows.get_column("seq").to_list(), rows.get_column("ts").to_list(), strict=True):
         ctx.label(scenario, "transaction", seq, when, when)
 
@@ -296,11 +328,10 @@ def _operator_refund_run(ctx: DayContext, k: int, scenario: str) -> None:
             accomplice = ATTACKER_CARD_BASE + r.integers(0, 10**9, 2)
             big = ctx.txn(
                 {
-                    "ts": sale_ts, "terminal": np.full(n, t), "operator": np.full(n, op), "kind": ["sale"] * n,
+                    "ts": sale_ts, "terminal": np.full(n, t), "operator": np.full(n, op), "kind": "sale",
                     "channel": np.full(n, 1), "amount": r.integers(80_000, 500_000, n),
                     "card": accomplice[r.integers(0, 2, n)], "original": np.full(n, -1),
-                    "status": ["approved"] * n, "failure": [None] * n,
-                }
+                                    }
             )  # fmt: skip
             amount = big.get_column("amount").to_numpy()
             refund = np.maximum((amount * r.uniform(0.5, 0.9, n) // 10_000) * 10_000, 20_000)
@@ -394,17 +425,20 @@ def friendly_purchases(ctx: DayContext) -> None:
     sales = ctx.txn(
         {
             "ts": today.get_column("ts").to_numpy(), "terminal": today.get_column("terminal").to_numpy(),
-            "operator": today.get_column("operator").to_numpy(), "kind": ["sale"] * n,
+            "operator": today.get_column("operator").to_numpy(), "kind": "sale",
             "channel": np.full(n, 2), "amount": today.get_column("amount").to_numpy(),
             "card": today.get_column("card").to_numpy(), "original": np.full(n, -1),
-            "status": ["approved"] * n, "failure": [None] * n,
+                    }
+    )  # fmt: skip
+    refunds = pl.DataFrame(
+        {
+            "ts": today.get_column("due"), "terminal": sales.get_column("terminal"),
+            "operator": sales.get_column("operator"), "kind": pl.Series(["refund"] * n, dtype=KIND_T),
+            "channel": sales.get_column("channel"), "amount": sales.get_column("amount"),
+            "card": sales.get_column("card"), "original": sales.get_column("seq"),
+            "status": pl.Series(["approved"] * n, dtype=STATUS_T), "failure": pl.Series([None] * n, dtype=FAILURE_T),
         }
     )  # fmt: skip
-    refunds = sales.with_columns(
-        pl.Series("ts", today.get_column("due").to_numpy()),
-        pl.lit("refund", dtype=KIND_T).alias("kind"),
-        pl.col("seq").alias("original"),
-    ).drop("seq")
     ctx.state.pending = pl.concat([ctx.state.pending, refunds.select(ctx.state.pending.columns)])
 
 
@@ -425,6 +459,7 @@ def inject_day(ctx: DayContext, rates: dict[str, float], phases: dict[str, float
         if k:
             inject(ctx, k)
     friendly_purchases(ctx)
+    ctx.flush()
 
 
 def log_frames(log: LoginLog) -> tuple[pl.DataFrame, pl.DataFrame]:
