@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, NoReturn
@@ -139,54 +139,111 @@ def simulate(
     out.print(f"{summary.events:,} events in {summary.seconds:.1f} s ({rate:,.0f} events/s)")
 
 
+def _run_line(record: dict[str, object]) -> None:
+    """The scheduler's summary: one JSON line, always the last line on stdout."""
+    import json
+
+    sys.stdout.write(json.dumps(record, default=str) + "\n")
+    sys.stdout.flush()
+
+
+_RUN_STAGES = {"plan": "reading", "read": "detecting", "detect": "writing findings", "write": "written", "step": "outputs"}
+
+
 @app.command()
 def run(
     db: DbOption = None,
     policy: Annotated[Path | None, typer.Option(help="Policy file (TOML) over the built-in default.")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Re-run over all data (the default for now).")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON summary instead of tables.")] = False,
+    full: Annotated[bool, typer.Option("--full", help="Re-run every rule over all data, not only what new data can change.")] = False,
+    pipeline: Annotated[Path | None, typer.Option(help="A run definition (pipelines/*.toml): detect, then its output steps.")] = None,
+    out_dir: Annotated[Path | None, typer.Option("--out", help="Root folder of the pipeline's outputs (default: its `out`).")] = None,
+    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 4 when a new finding at or above this severity appears (info, low, medium, high, critical).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON summary line, no table.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")] = False,
+    log_json: Annotated[bool, typer.Option("--log-json", help="Log each stage as a JSON line on stderr.")] = False,
 ) -> None:
-    """Run every detection rule and anomaly score; write findings and a pipeline_runs row.
+    """Run the detection rules and scores over what changed since the last run (or --full).
 
-    Example: posaudit run --db data/posaudit.duckdb --policy my-policy.toml
+    Findings are merged into the store (new, seen again, resolved, never duplicated) with a
+    pipeline_runs row, in one transaction. The last line on stdout is a JSON summary for
+    schedulers. Exit codes: 0 ok, 1 failure, 2 bad input, 3 the store is locked by another
+    posaudit process, 4 a new finding at or above --fail-on.
+
+    Example: posaudit run --db data/posaudit.duckdb --pipeline pipelines/nightly.toml --fail-on high
     """
-    import json
-
+    from posaudit.detect.findings import SEVERITIES
     from posaudit.detect.policy import load_policy
-    from posaudit.pipeline import run_pipeline
+    from posaudit.pipeline import event_line, load_pipeline, run_pipeline, run_step, step_summary
     from posaudit.store import Store
 
-    path = db or default_db_path()
-    del full  # every run reads all data until incremental runs exist
     with user_errors():
-        loaded = load_policy(policy)
-        store = Store.open(path)
+        if fail_on is not None and fail_on not in SEVERITIES:
+            fail(f"--fail-on must be one of {', '.join(SEVERITIES)}, got {fail_on!r}")
+        definition = load_pipeline(pipeline) if pipeline is not None else None
+        threshold = fail_on or (definition.fail_on if definition else None)
+        loaded = load_policy(policy or (definition.policy if definition else None))
+    path = db or default_db_path()
+    bars = _interactive() and not (quiet or log_json or as_json)
+    with _progress(bars) as bar:
+        task = bar.add_task("planning", total=len(_RUN_STAGES) - 1 + (len(definition.steps) - 1 if definition else 0), note="")
+
+        def on_event(name: str, fields: Mapping[str, object]) -> None:
+            if bars:
+                bar.update(task, advance=1, description=_RUN_STAGES[name], note=str(fields.get("reason", "")))
+            elif not quiet:
+                err.print(event_line(name, fields, as_json=log_json), markup=False, highlight=False, soft_wrap=True)
+
         try:
-            with _progress(_interactive() and not as_json) as bar:
-                task = bar.add_task("audit", total=None, note="")
-                summary = run_pipeline(store, loaded, progress=lambda note: bar.update(task, note=note))
+            store = Store.open(path)
+        except StoreError as exc:
+            code = EXIT_LOCKED if "locked" in str(exc) else EXIT_BAD_INPUT
+            _run_line({"status": "locked" if code == EXIT_LOCKED else "bad_input", "error": str(exc), "exit_code": code})
+            fail(str(exc), code)
+        try:
+            summary = run_pipeline(store, loaded, full=full or (definition is not None and definition.mode == "full"),
+                                   on_event=on_event)  # fmt: skip
+        except StoreError as exc:
+            _run_line({"status": "bad_input", "error": str(exc), "exit_code": EXIT_BAD_INPUT})
+            fail(str(exc))
+        except Exception as exc:
+            message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
+            _run_line({"status": "failed", "error": message, "exit_code": EXIT_FAILURE})
+            fail(message.splitlines()[0], EXIT_FAILURE)
         finally:
             store.close()
-    counts = summary.by_family_and_severity()
-    if as_json:
-        record = {
-            "run_id": summary.run_id, "status": "succeeded", "seconds": round(summary.seconds, 3),
-            "rows_read": summary.rows_read, "findings": summary.findings.height, "new": summary.new,
-            "seen": summary.seen, "resolved": summary.resolved, "by_family_and_severity": counts.to_dicts(),
-        }  # fmt: skip
-        out.print_json(json.dumps(record))
-        return
-    table = Table(title=f"{summary.run_id}: findings by family and severity")
-    table.add_column("family")
-    for column in counts.columns[1:]:
-        table.add_column(column, justify="right")
-    for row in counts.iter_rows():
-        table.add_row(*[str(v) for v in row])
-    out.print(table)
-    out.print(
-        f"{summary.findings.height:,} findings ({summary.new:,} new, {summary.seen:,} seen before, "
-        f"{summary.resolved:,} resolved) from {summary.rows_read:,} rows in {summary.seconds:.1f} s"
-    )
+        results = []
+        for step in definition.steps[1:] if definition else ():
+            result = run_step(step, db=path, out=out_dir or definition.out, summary=summary, pipeline=definition.name)  # type: ignore[union-attr]
+            on_event("step", result.to_record())
+            results.append(result)
+    failed = [r for r in results if r.status == "failed"]
+    alert = threshold is not None and summary.new_at_or_above(threshold) > 0
+    code = EXIT_FAILURE if failed else EXIT_FINDINGS if alert else EXIT_OK
+    record = summary.to_record() | {"fail_on": threshold, "alert": alert, "exit_code": code}
+    record |= step_summary(definition, results)
+    if failed:
+        record |= {"status": "failed", "error": "; ".join(f"step {r.step}: {r.error}" for r in failed)}
+    if not (as_json or quiet):
+        counts = summary.open_by_family_and_severity
+        table = Table(title=f"{summary.run_id} ({summary.mode}): open findings by family and severity")
+        for column in counts.columns:
+            table.add_column(column, justify="left" if column == "family" else "right")
+        for row in counts.iter_rows():
+            table.add_row(*[f"{v:,}" if isinstance(v, int) else str(v) for v in row])
+        out.print(table)
+        out.print(
+            f"{summary.findings_open:,} open findings: {summary.new:,} new, {summary.seen:,} seen before "
+            f"({summary.counts.carried:,} carried over), {summary.resolved:,} resolved; read {summary.rows_read:,} rows "
+            f"in {summary.seconds:.1f} s ({summary.reason})",
+            markup=False, soft_wrap=True,
+        )  # fmt: skip
+    _run_line(record)
+    for r in failed:
+        err.print(f"posaudit: error: step {r.step} failed: {r.error}", markup=False, soft_wrap=True)
+    if alert and not failed and not quiet:
+        err.print(f"posaudit: {summary.new_at_or_above(threshold):,} new findings at or above {threshold}", markup=False)  # type: ignore[arg-type]
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()
@@ -222,10 +279,11 @@ def evaluate(
         out.print_json(json.dumps({"run_id": chosen, **result.to_dict()}))
         return
     recall = Table(title=f"{chosen}: recall per scenario")
-    for column in ("scenario", "incidents", "detected", "recall"):
+    for column in ("scenario", "incidents", "detected", "recall", "by its own rules"):
         recall.add_column(column, justify="left" if column == "scenario" else "right")
     for row in result.recall.iter_rows(named=True):
-        recall.add_row(row["scenario"], f"{row['incidents']:,}", f"{row['detected']:,}", f"{row['recall']:.3f}")
+        recall.add_row(row["scenario"], f"{row['incidents']:,}", f"{row['detected']:,}", f"{row['recall']:.3f}",
+                       f"{row['recall_own']:.3f}")  # fmt: skip
     out.print(recall)
     precision = Table(title=f"{chosen}: precision per rule (severity above info)")
     for column in ("rule", "findings", "true positives", "precision"):
@@ -237,6 +295,36 @@ def evaluate(
         f"unmatched findings above 'low': {result.unmatched_above_low:,} "
         f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators)"
     )
+
+
+@app.command()
+def report(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report files (created if absent).")],
+    db: DbOption = None,
+    run_id: Annotated[str | None, typer.Option("--run", help="The run to report on (default: the latest).")] = None,
+    formats: Annotated[str, typer.Option("--format", help="Comma-separated: html,pdf,xlsx,csv,parquet.")] = "html,pdf,xlsx,csv,parquet",
+    lang: Annotated[str, typer.Option("--lang", help="Language of the report: en or zh.")] = "en",
+    mask_operators: Annotated[bool, typer.Option("--mask-operators", help="Replace operator names, numbers and ids with stable pseudonyms.")] = False,
+) -> None:
+    """Write a run's audit report: HTML, PDF, Excel workbook, and the findings as CSV and Parquet.
+
+    Example: posaudit report --db data/posaudit.duckdb --out out/report --format html,pdf --lang zh
+    """
+    from posaudit.report import ReportError, build_report, parse_formats
+
+    path = db or default_db_path()
+    with user_errors():
+        try:
+            if lang not in ("en", "zh"):
+                fail(f"--lang must be en or zh, got {lang!r}")
+            chosen = parse_formats(formats)
+            result = build_report(path, out_dir, run_id=run_id, formats=chosen, lang=lang,  # type: ignore[arg-type]
+                                  mask_operators=mask_operators)  # fmt: skip
+        except ReportError as exc:
+            fail(str(exc))
+    out.print(f"{result.run_id}: {result.findings:,} findings reported in {result.seconds['total']:.1f} s")
+    for kind, written in result.paths.items():
+        out.print(f"{kind:8} {written}", markup=False, soft_wrap=True)
 
 
 @app.command()
@@ -292,7 +380,7 @@ def demo(
     days: Annotated[int, typer.Option(help="Days in the demo world.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
 ) -> None:
-    """The main job: simulate the default world into a fresh store and summarise it.
+    """The main job: simulate the default world into a fresh store, audit it and write the report.
 
     Example: posaudit demo --out out
     """
@@ -319,6 +407,17 @@ def demo(
         store = Store.open(path, read_only=True)
         counts = store.row_counts()
         store.close()
+        # the audit of the new world, then its report
+        from posaudit.detect.policy import load_policy
+        from posaudit.pipeline import run_pipeline
+        from posaudit.report import build_report
+
+        store = Store.open(path)
+        try:
+            audit = run_pipeline(store, load_policy())
+        finally:
+            store.close()
+        reported = build_report(path, out_dir, run_id=audit.run_id)
     out.print(f"store: {path} ({summary.events:,} events in {summary.seconds:.1f} s)")
     table = Table(title="the demo world")
     table.add_column("table")
@@ -326,6 +425,10 @@ def demo(
     for name in ("merchants", "terminals", "operators", "pin_events", "login_events", "lockouts", "transactions", "ground_truth"):
         table.add_row(name, f"{counts[name]:,}")
     out.print(table)
+    out.print(f"audit {audit.run_id}: {reported.findings:,} findings in {audit.seconds:.1f} s")
+    out.print(f"report ({reported.seconds['total']:.1f} s):")
+    for kind, written in reported.paths.items():
+        out.print(f"  {kind:8} {written}", markup=False, soft_wrap=True)
 
 
 @app.command()

@@ -19,7 +19,7 @@ PartitionKey = Literal["terminal_id", "operator_id", "merchant_id", "card_token"
 Family = Literal["logins", "pins", "refunds", "scores"]
 
 # Inputs that are not store tables but are supplied by the runner.
-DERIVED_INPUTS: Final = frozenset({"weak_pin_digests"})
+DERIVED_INPUTS: Final = frozenset({"weak_pin_digests", "default_pin_digests", "data_window"})
 
 RuleFunction = Callable[..., pl.LazyFrame]
 

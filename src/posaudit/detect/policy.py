@@ -1,0 +1,83 @@
+"""The audit policy: every rule's thresholds, from default_policy.toml and a user's file."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import tomllib
+from dataclasses import dataclass
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+from posaudit.config import ConfigError, merge_settings
+
+# Keys naming a span of time or a minimum count: zero would make the rule meaningless.
+_POSITIVE_SUFFIXES = ("_minutes", "_hours", "_days")
+_POSITIVE_PREFIXES = ("min_", "max_")
+_SHARE_KEYS = frozenset({"top_fraction", "min_anomaly_score", "medium_anomaly_score"})
+
+
+class PolicyError(ConfigError):
+    """A policy file that cannot be used; the message is one line for the user."""
+
+
+def default_policy_text() -> str:
+    return files("posaudit.detect").joinpath("default_policy.toml").read_text("utf-8")
+
+
+@dataclass(frozen=True)
+class Policy:
+    settings: dict[str, Any]
+    text: str
+
+    @property
+    def hash(self) -> str:
+        """SHA-256 of the effective settings (not of the file's formatting)."""
+        canonical = json.dumps(self.settings, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def enabled(self, rule: str) -> bool:
+        return bool(self.settings["rules"].get(rule, {}).get("enabled", True))
+
+    def parameters(self, rule: str) -> dict[str, Any]:
+        return {k: v for k, v in self.settings["rules"].get(rule, {}).items() if k != "enabled"}
+
+
+def _check(settings: dict[str, Any], source: str) -> None:
+    for rule, params in settings["rules"].items():
+        for key, value in params.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if (key.endswith(_POSITIVE_SUFFIXES) or key.startswith(_POSITIVE_PREFIXES)) and value <= 0:
+                msg = f"{source}: 'rules.{rule}.{key}' must be positive (got {value})"
+                raise PolicyError(msg)
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """The default policy overridden by ``path``; raises PolicyError with one clear line."""
+    default_text = default_policy_text()
+    settings = tomllib.loads(default_text)
+    if path is None:
+        return Policy(settings=settings, text=default_text)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = f"policy file {path} does not exist"
+        raise PolicyError(msg) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"cannot read policy file {path}: {exc}"
+        raise PolicyError(msg) from None
+    try:
+        override = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{path} is not valid TOML: {exc}"
+        raise PolicyError(msg) from None
+    merged = copy.deepcopy(settings)
+    try:
+        merge_settings(merged, override, source=str(path), share_keys=_SHARE_KEYS)
+    except ConfigError as exc:
+        raise PolicyError(str(exc)) from None
+    _check(merged, str(path))
+    return Policy(settings=merged, text=text)

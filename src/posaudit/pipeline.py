@@ -1,0 +1,932 @@
+"""Detection runs: full or incremental, idempotent, atomic, and one writer at a time.
+
+Rules are pure; this module is the wiring. A run reads the tables the enabled rules name,
+supplies the derived inputs (the PIN exclusion list, the default-PIN digests, the data
+window), collects all rules together so Polars shares their work, and merges the findings
+into the store in one transaction with a ``pipeline_runs`` row.
+
+Incremental runs
+----------------
+A run is incremental when the store holds a successful run made with the same policy and the
+same code, and the data up to that run's watermark (its latest event time) is unchanged.
+Every rule declares its look-back ``L``: whether a finding exists, its window and its evidence
+depend on the events from ``L`` before the window's end to the window's end, and later events
+change it only within ``L`` (a burst they extend). So new events after the watermark ``W``
+can only change findings ending at or after ``W - L``; the run re-decides exactly those,
+reading the rule's events from ``W - 2L`` so that each of them has its whole context, and
+carries every finding ending earlier over unchanged. A rule whose look-back reaches back
+over all the data, and a score (family ``scores``: a model ranks every operator-day against
+all others, so any new day can move any rank), is re-run over all the data. A rule with a
+finding whose window is longer than its look-back does not fit that promise and is re-run
+over all the data too. The findings after an incremental run therefore equal those of a full
+run over the same data; the tests check this for every rule.
+
+Findings and runs
+-----------------
+A finding's id is deterministic (rule, entity, window start), so re-runs never duplicate it.
+``first_run_id`` is the run that first reported it and ``run_id`` the latest run whose result
+includes it (an incremental run includes the findings it carries over). A finding a run no
+longer reports is marked ``resolved`` with ``resolved_run_id``, never deleted, and opens
+again if a later run reports it. Everything a run writes commits in one transaction: a run
+that fails or is killed leaves the store as it was (a failure is then recorded as a
+``failed`` row of its own).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Final, Literal
+
+import polars as pl
+
+from posaudit import __version__
+from posaudit.config import ConfigError, merge_settings
+from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
+from posaudit.detect.policy import Policy
+from posaudit.detect.registry import DERIVED_INPUTS, Rule, all_rules
+from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
+from posaudit.store import Store, StoreError
+from posaudit.store.db import EVENT_TIME_COLUMN
+
+Mode = Literal["full", "incremental"]
+StepKind = Literal["detect", "findings", "evaluate", "report"]
+# Receives each stage of a run as it ends: its name and its figures.
+EventSink = Callable[[str, Mapping[str, object]], None]
+
+# The acquirer's factory defaults for administrator PINs (public knowledge: vendor manuals).
+ACQUIRER_DEFAULT_PINS: Final = ("000000", "123456")
+# Families whose findings rank each entity against the whole population: re-run over all data.
+POPULATION_FAMILIES: Final = frozenset({"scores"})
+# Tables without an event time: always read whole.
+DIMENSION_TABLES: Final = ("merchants", "terminals", "operators")
+# The tables that define the data window (first and last event) and the watermark.
+WINDOW_TABLES: Final = ("login_events", "transactions")
+# posaudit_meta key holding what the data looked like at the last run's watermark.
+FINGERPRINT_KEY: Final = "pipeline.fingerprint"
+SEVERITY_RANK: Final = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+# Named points of a run where the kill tests pause (or fail) it: $POSAUDIT_TEST_HOOK=point[:fail].
+TEST_HOOK_ENV: Final = "POSAUDIT_TEST_HOOK"
+HOOK_POINTS: Final = ("locked", "read", "computed", "writing", "committed")
+
+
+class PipelineError(ConfigError):
+    """A pipeline definition that cannot be used; the message is one line for the user."""
+
+
+def _hook(point: str) -> None:
+    """Pause (or fail) at ``point`` when $POSAUDIT_TEST_HOOK names it; a no-op otherwise."""
+    wanted = os.environ.get(TEST_HOOK_ENV)
+    if not wanted:
+        return
+    name, _, action = wanted.partition(":")
+    if name != point:
+        return
+    if action == "fail":
+        msg = f"test hook: failing at {point}"
+        raise RuntimeError(msg)
+    sys.stderr.write(f"posaudit: test hook: paused at {point}\n")
+    sys.stderr.flush()
+    time.sleep(3600)
+
+
+# -- planning ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RuleScope:
+    """What one rule reads and re-decides in a run.
+
+    ``read_from``: the earliest event time the rule reads (None: all events).
+    ``recheck_from``: findings ending at or after it are re-decided, earlier ones carried
+    over (None: all of the rule's findings are re-decided).
+    """
+
+    rule: str
+    read_from: datetime | None
+    recheck_from: datetime | None
+    why_all: str = ""
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    mode: Mode
+    reason: str
+    previous_run_id: str | None
+    changed_from: datetime | None  # incremental: every new or changed event is at or after it
+    data_from: datetime
+    data_to: datetime
+    scopes: dict[str, RuleScope]
+
+    @property
+    def rules_over_all_data(self) -> list[str]:
+        return sorted(name for name, scope in self.scopes.items() if scope.read_from is None)
+
+
+def _ts_literal(value: datetime) -> str:
+    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+
+
+def data_window(store: Store) -> tuple[datetime, datetime]:
+    """First and last event time of the audited event tables (logins and transactions)."""
+    union = " UNION ALL ".join(f"SELECT min(ts) AS lo, max(ts) AS hi FROM {t}" for t in WINDOW_TABLES)
+    lo, hi = store.query(f"SELECT min(lo), max(hi) FROM ({union})")[0]
+    return lo, hi  # type: ignore[return-value]
+
+
+def data_fingerprint(store: Store, watermark: datetime) -> dict[str, Any]:
+    """What the data up to ``watermark`` looks like: events per table and day, dimension hashes.
+
+    The next run compares it with the data as it is then: the earliest day whose count
+    changed is where events were loaded late (or deleted), and incremental work starts
+    there. A changed dimension table (merchants, terminals, operators) needs a full run.
+    """
+    events = {}
+    for table, column in EVENT_TIME_COLUMN.items():
+        rows = store.query(
+            f"SELECT CAST({column} AS DATE) AS day, count(*) FROM {table} WHERE {column} <= ? GROUP BY day",
+            [watermark],
+        )
+        events[table] = {str(day): int(n) for day, n in rows}  # type: ignore[call-overload]
+    dimensions = {}
+    for table in DIMENSION_TABLES:
+        count, digest = store.query(f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t")[0]
+        dimensions[table] = f"{count}:{digest}"
+    return {"watermark": watermark.isoformat(), "events": events, "dimensions": dimensions}
+
+
+def _previous_run(store: Store) -> dict[str, Any] | None:
+    rows = store.query(
+        "SELECT run_id, policy_hash, code_version, watermark FROM pipeline_runs "
+        "WHERE status = 'succeeded' ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+    )
+    if not rows:
+        return None
+    keys = ("run_id", "policy_hash", "code_version", "watermark")
+    return dict(zip(keys, rows[0], strict=True))
+
+
+def _changed_from(
+    store: Store, policy: Policy, previous: dict[str, Any] | None, data_to: datetime
+) -> tuple[datetime | None, str]:
+    """Since when the data may differ from what the previous run saw, and why.
+
+    ``(None, why)`` when the run must be full; else ``(time, why)``: every event added or
+    removed since the previous run lies at or after ``time`` (its watermark, or the start of
+    the earliest day whose events changed before it).
+    """
+    if previous is None:
+        return None, "first run on this store"
+    name = previous["run_id"]
+    if previous["policy_hash"] != policy.hash:
+        return None, f"the policy changed since {name}"
+    if previous["code_version"] != __version__:
+        return None, f"posaudit changed since {name} ({previous['code_version']} -> {__version__})"
+    watermark: datetime | None = previous["watermark"]
+    stored = store.meta().get(FINGERPRINT_KEY)
+    before = json.loads(stored) if stored else {}
+    if watermark is None or before.get("watermark") != watermark.isoformat():
+        return None, f"{name} left no watermark"
+    now = data_fingerprint(store, watermark)
+    changed = [t for t, h in now["dimensions"].items() if before["dimensions"].get(t) != h]
+    if changed:
+        return None, f"{', '.join(changed)} changed since {name}"
+    days = [
+        day
+        for table, counts in now["events"].items()
+        for day in set(counts) | set(before["events"].get(table, {}))
+        if counts.get(day, 0) != before["events"].get(table, {}).get(day, 0)
+    ]
+    if not days and data_to <= watermark:
+        return watermark, f"no new data since {name}"
+    if not days:
+        return watermark, f"new data since {name}'s watermark {watermark:%Y-%m-%d %H:%M:%S}"
+    first = datetime.fromisoformat(min(days))
+    return first, f"new data since {name}, and events changed from {first:%Y-%m-%d} on"
+
+
+def _overlong_rules(store: Store, rules: list[Rule], watermark: datetime) -> set[str]:
+    """Rules with a finding, among those they would re-decide, longer than their look-back."""
+    if not rules:
+        return set()
+    earliest = min(watermark - r.lookback for r in rules)
+    names = ", ".join("'" + r.name + "'" for r in rules)
+    candidates = store.frame(
+        "SELECT rule, window_start, window_end FROM findings "
+        f"WHERE window_end >= {_ts_literal(earliest)} AND rule IN ({names})"
+    )
+    by_name = {r.name: r for r in rules}
+    return {
+        name
+        for name, start, end in candidates.iter_rows()
+        if end >= watermark - by_name[name].lookback and end - start > by_name[name].lookback
+    }
+
+
+def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = False) -> RunPlan:
+    """Decide full or incremental, and what each rule reads and re-decides."""
+    data_from, data_to = data_window(store)
+    previous = _previous_run(store)
+    previous_id = str(previous["run_id"]) if previous else None
+    changed_from, reason = (None, "requested (--full)") if full else _changed_from(store, policy, previous, data_to)
+    if changed_from is None:
+        scopes = {r.name: RuleScope(r.name, None, None, "full run") for r in rules}
+        return RunPlan("full", reason, previous_id, None, data_from, data_to, scopes)
+    starts = {
+        table: _scalar(store, f"SELECT min({column}) FROM {table}")
+        for table, column in EVENT_TIME_COLUMN.items()
+    }
+    overlong = _overlong_rules(store, rules, changed_from)
+    scopes = {}
+    for r in rules:
+        recheck_from = changed_from - r.lookback
+        read_from = recheck_from - r.lookback
+        firsts: list[datetime] = [starts[t] for t in r.inputs if starts.get(t) is not None]
+        if r.family in POPULATION_FAMILIES:
+            why = "ranks the whole population"
+        elif not firsts or read_from <= min(firsts):
+            why = "its look-back covers all the data"
+        elif r.name in overlong:
+            why = "a finding spans more than its look-back"
+        else:
+            scopes[r.name] = RuleScope(r.name, read_from, recheck_from)
+            continue
+        scopes[r.name] = RuleScope(r.name, None, None, why)
+    return RunPlan("incremental", reason, previous_id, changed_from, data_from, data_to, scopes)
+
+
+# -- reading -------------------------------------------------------------------------------
+
+
+class TableReader:
+    """Reads store tables once, whole or from an event time on, with plain string columns."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self.rows_read = 0
+        self._frames: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
+
+    def read(self, name: str, since: datetime | None = None) -> pl.DataFrame:
+        """Rows of ``name`` with event time at or after ``since`` (all rows when None)."""
+        column = EVENT_TIME_COLUMN.get(name)
+        if column is None:
+            since = None
+        held = self._frames.get(name)
+        if held is not None and (held[0] is None or (since is not None and held[0] <= since)):
+            frame = held[1]
+            if since is None or held[0] == since or column is None:
+                return frame
+            return frame.filter(pl.col(column) >= since)
+        where = f"{column} >= {_ts_literal(since)}" if since is not None else None
+        frame = self.store.scan(name, where=where).collect()
+        frame = frame.with_columns(
+            [pl.col(c).cast(pl.String) for c, t in frame.schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+        )
+        self.rows_read += frame.height
+        self._frames[name] = (since, frame)
+        return frame
+
+    def earliest(self, names: tuple[str, ...], default: datetime) -> datetime:
+        """The earliest event time read from ``names`` (``default`` where read whole)."""
+        starts = [held[0] for name, held in self._frames.items() if name in names]
+        return min((s if s is not None else default for s in starts), default=default)
+
+
+def read_inputs(
+    reader: TableReader, rules: list[Rule], scopes: Mapping[str, RuleScope]
+) -> dict[str, dict[str, pl.LazyFrame]]:
+    """Each rule's input tables, cut to its own read window; every table read once."""
+    needed: dict[str, datetime | None] = {}
+    for r in rules:
+        since = scopes[r.name].read_from
+        for name in set(r.inputs) - DERIVED_INPUTS:
+            if name not in EVENT_TIME_COLUMN or since is None:
+                needed[name] = None
+            elif needed.get(name, since) is not None:
+                needed[name] = min(needed.get(name, since), since)  # type: ignore[type-var]
+    frames = {name: reader.read(name, since) for name, since in sorted(needed.items())}
+    inputs = {}
+    for r in rules:
+        since = scopes[r.name].read_from
+        inputs[r.name] = {
+            name: (
+                frames[name].lazy()
+                if since is None or name not in EVENT_TIME_COLUMN or needed[name] == since
+                else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMN[name]) >= since)
+            )
+            for name in set(r.inputs) - DERIVED_INPUTS
+        }
+    return inputs
+
+
+def derived_inputs(
+    rules: list[Rule], operators: pl.DataFrame, *, window: tuple[datetime, datetime], key: bytes
+) -> dict[str, pl.LazyFrame]:
+    """The runner-supplied inputs the rules ask for: exclusion list, default PINs, data window."""
+    wanted = {name for r in rules for name in r.inputs} & DERIVED_INPUTS
+    out: dict[str, pl.LazyFrame] = {}
+    if "weak_pin_digests" in wanted:
+        numbers = operators.get_column("operator_no").unique().to_list()
+        out["weak_pin_digests"] = exclusion_list(key=key, operator_nos=numbers).lazy()
+    if "default_pin_digests" in wanted:
+        digests = [pin_digest(p, key=key) for p in ACQUIRER_DEFAULT_PINS]
+        out["default_pin_digests"] = pl.LazyFrame({"pin_digest": digests})
+    if "data_window" in wanted:
+        out["data_window"] = pl.LazyFrame(
+            {"data_from": [window[0]], "data_to": [window[1]]},
+            schema={"data_from": pl.Datetime("us"), "data_to": pl.Datetime("us")},
+        )
+    return out
+
+
+# -- detecting -----------------------------------------------------------------------------
+
+
+def _shaped(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.select(FINDINGS_SCHEMA.names()).cast(dict(FINDINGS_SCHEMA))  # type: ignore[arg-type]
+
+
+def rule_findings(
+    rules: list[Rule],
+    inputs: Mapping[str, Mapping[str, pl.LazyFrame]],
+    derived: Mapping[str, pl.LazyFrame],
+    policy: Policy,
+    scopes: Mapping[str, RuleScope],
+) -> list[pl.LazyFrame]:
+    """One findings LazyFrame per rule, cut to the findings the rule re-decides; none collected."""
+    frames = []
+    for r in rules:
+        tables = {**inputs[r.name], **derived}
+        frame = _shaped(r(tables, **(r.parameters | policy.parameters(r.name))))
+        recheck_from = scopes[r.name].recheck_from
+        if recheck_from is not None:
+            frame = frame.filter(pl.col("window_end") >= recheck_from)
+        frames.append(frame)
+    return frames
+
+
+def _one_per_id(findings: pl.DataFrame) -> pl.DataFrame:
+    """One finding per id, the same one on every run: the strongest, then the latest-ending.
+
+    Two hits of a rule on one entity with the same window start share an id; which of them
+    a parallel collect returns first varies, so the choice is made here, by content.
+    """
+    return (
+        findings.sort(
+            ["finding_id", "score", "window_end", "summary", "evidence"],
+            descending=[False, True, True, False, False],
+        )
+        .unique("finding_id", keep="first", maintain_order=True)
+        .sort("family", "rule", "window_start", "finding_id")
+    )
+
+
+def _outside_lookback(rule: Rule, scope: RuleScope, findings: pl.DataFrame) -> bool:
+    """True when a windowed rule produced a finding its look-back cannot vouch for."""
+    if scope.read_from is None or findings.is_empty():
+        return False
+    too_long = (pl.col("window_end") - pl.col("window_start")) > rule.lookback
+    return bool(findings.select((too_long | (pl.col("window_start") < scope.read_from)).any()).item())
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def next_run_id(store: Store) -> str:
+    return f"run-{_count(store, 'SELECT count(*) FROM pipeline_runs') + 1:05d}"
+
+
+@dataclass
+class MergeCounts:
+    new: int = 0
+    seen: int = 0  # open after the run and known before: re-decided or carried over
+    carried: int = 0  # of ``seen``: carried over unchanged, outside what the run re-decided
+    reopened: int = 0  # of ``seen``: resolved before, reported again
+    resolved: int = 0
+
+
+def merge_findings(
+    store: Store, findings: pl.DataFrame, run_id: str, scopes: Mapping[str, RuleScope]
+) -> MergeCounts:
+    """Merge a run's findings into the store (inside the caller's transaction).
+
+    New ones are inserted; known ones refreshed (and reopened if resolved); open findings in
+    what the run re-decided but did not report are resolved; the other open findings (older
+    than what an incremental run re-decides, see the module docstring) are carried over.
+    Findings of rules the run did not run at all (switched off in the policy) are resolved.
+    """
+    counts = MergeCounts()
+    store.execute("CREATE TEMP TABLE _run_findings AS SELECT * FROM findings LIMIT 0")
+    store.execute("CREATE TEMP TABLE _run_scope (rule VARCHAR, recheck_from TIMESTAMP)")
+    try:
+        for column in ("first_run_id", "status", "resolved_run_id"):
+            store.execute(f"ALTER TABLE _run_findings DROP COLUMN {column}")
+        staged = findings.with_columns(pl.lit(run_id).alias("run_id"))
+        if staged.height:
+            store.append("_run_findings", staged.select(["finding_id", "run_id", *FINDINGS_SCHEMA.names()[1:]]))
+        scope_frame = pl.DataFrame(
+            {"rule": list(scopes), "recheck_from": [s.recheck_from for s in scopes.values()]},
+            schema={"rule": pl.String, "recheck_from": pl.Datetime("us")},
+        )
+        if scope_frame.height:
+            store.append("_run_scope", scope_frame)
+        # open, not reported, and either in what its rule re-decided or of a rule not run
+        unreported = (
+            "f.status = 'open' AND f.finding_id NOT IN (SELECT finding_id FROM _run_findings) AND NOT EXISTS "
+            "(SELECT 1 FROM _run_scope s WHERE s.rule = f.rule AND s.recheck_from IS NOT NULL "
+            "AND f.window_end < s.recheck_from)"
+        )
+        counts.resolved = _count(store, f"SELECT count(*) FROM findings f WHERE {unreported}")
+        store.execute(
+            f"UPDATE findings SET status = 'resolved', resolved_run_id = ? WHERE finding_id IN "
+            f"(SELECT f.finding_id FROM findings f WHERE {unreported})",
+            [run_id],
+        )
+        carried = "status = 'open' AND finding_id NOT IN (SELECT finding_id FROM _run_findings)"
+        counts.carried = _count(store, f"SELECT count(*) FROM findings WHERE {carried}")
+        store.execute(f"UPDATE findings SET run_id = ? WHERE {carried}", [run_id])
+        known = _count(store, "SELECT count(*) FROM _run_findings n JOIN findings f USING (finding_id)")
+        counts.reopened = _count(
+            store, "SELECT count(*) FROM _run_findings n JOIN findings f USING (finding_id) WHERE f.status <> 'open'"
+        )
+        store.execute(
+            "UPDATE findings SET run_id = n.run_id, severity = n.severity, score = n.score, merchant_id = n.merchant_id, "
+            "window_end = n.window_end, summary = n.summary, evidence = n.evidence, status = 'open', "
+            "resolved_run_id = NULL FROM _run_findings n WHERE findings.finding_id = n.finding_id"
+        )
+        store.execute(
+            "INSERT INTO findings SELECT n.finding_id, n.run_id, n.run_id, n.rule, n.family, n.severity, n.score, "
+            "n.entity_type, n.entity_id, n.merchant_id, n.window_start, n.window_end, n.summary, n.evidence, 'open', NULL "
+            "FROM _run_findings n ANTI JOIN findings f USING (finding_id)"
+        )
+        counts.new = findings.height - known
+        counts.seen = known + counts.carried
+    finally:
+        store.execute("DROP TABLE _run_findings")
+        store.execute("DROP TABLE _run_scope")
+    return counts
+
+
+def _scalar(store: Store, sql: str, params: list[object] | None = None) -> Any:
+    return store.query(sql, params)[0][0]
+
+
+def _count(store: Store, sql: str) -> int:
+    return int(_scalar(store, sql))
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class RunSummary:
+    """What a run did, for the command line, logs and the scheduler's JSON line."""
+
+    run_id: str
+    mode: Mode
+    reason: str
+    previous_run_id: str | None
+    started_at: datetime
+    finished_at: datetime
+    seconds: float
+    rows_read: int
+    data_from: datetime
+    data_to: datetime
+    watermark: datetime
+    counts: MergeCounts
+    findings_open: int
+    rules_over_all_data: list[str]
+    policy_hash: str
+    code_version: str
+    new_by_severity: dict[str, int] = field(default_factory=dict)
+    open_by_family_and_severity: pl.DataFrame = field(default_factory=pl.DataFrame)
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def new(self) -> int:
+        return self.counts.new
+
+    @property
+    def seen(self) -> int:
+        return self.counts.seen
+
+    @property
+    def resolved(self) -> int:
+        return self.counts.resolved
+
+    def new_at_or_above(self, severity: str) -> int:
+        """New findings of this run at or above ``severity``."""
+        floor = SEVERITY_RANK[severity]
+        return sum(n for s, n in self.new_by_severity.items() if SEVERITY_RANK[s] >= floor)
+
+    def to_record(self) -> dict[str, object]:
+        """The summary as a flat JSON-ready dict (the scheduler's line)."""
+        return {
+            "run_id": self.run_id, "status": "succeeded", "mode": self.mode, "reason": self.reason,
+            "previous_run_id": self.previous_run_id, "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat(), "seconds": round(self.seconds, 3),
+            "data_from": self.data_from.isoformat(), "data_to": self.data_to.isoformat(),
+            "watermark": self.watermark.isoformat(), "rows_read": self.rows_read,
+            "findings": self.findings_open, "new": self.new, "seen": self.seen, "carried": self.counts.carried,
+            "reopened": self.counts.reopened, "resolved": self.resolved, "new_by_severity": self.new_by_severity,
+            "rules_over_all_data": len(self.rules_over_all_data), "policy_hash": self.policy_hash,
+            "code_version": self.code_version,
+            "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
+        }  # fmt: skip
+
+
+def run_pipeline(
+    store: Store, policy: Policy, *, full: bool = False, on_event: EventSink | None = None
+) -> RunSummary:
+    """Run every enabled rule (incrementally when possible) and record the run. Raises StoreError.
+
+    ``store`` must be open for writing: DuckDB's file lock makes this process the only
+    writer. A failure after planning is recorded as a ``failed`` run and re-raised; the
+    findings are then untouched.
+    """
+    emit = on_event or (lambda _name, _fields: None)
+    # importing the rule modules (scikit-learn among them) is start-up, not the run's work
+    rules = [r for r in all_rules().values() if policy.enabled(r.name)]
+    started_at = datetime.now().replace(microsecond=0)
+    started = time.perf_counter()
+    store.check_pin_key(key_fingerprint(pin_key()))
+    _hook("locked")
+    if _count(store, "SELECT count(*) FROM transactions") == 0:
+        msg = f"{store.path} holds no transactions: simulate or load data before running the audit"
+        raise StoreError(msg)
+    plan = plan_run(store, policy, rules, full=full)
+    planned = time.perf_counter() - started
+    run_id = next_run_id(store)
+    emit("plan", {"run_id": run_id, "mode": plan.mode, "reason": plan.reason, "previous_run_id": plan.previous_run_id,
+                  "rules": len(rules), "rules_over_all_data": len(plan.rules_over_all_data)})  # fmt: skip
+    try:
+        summary = _execute(store, policy, rules, plan, run_id, started_at, started, emit)
+    except Exception as exc:
+        _record_failure(store, policy, plan, run_id, started_at, time.perf_counter() - started, exc)
+        raise
+    summary.stage_seconds = {"plan": planned, **summary.stage_seconds}
+    return summary
+
+
+def _execute(
+    store: Store,
+    policy: Policy,
+    rules: list[Rule],
+    plan: RunPlan,
+    run_id: str,
+    started_at: datetime,
+    started: float,
+    emit: EventSink,
+) -> RunSummary:
+    stages: dict[str, float] = {}
+    mark = time.perf_counter()
+    reader = TableReader(store)
+    scopes = dict(plan.scopes)
+    inputs = read_inputs(reader, rules, scopes)
+    derived = derived_inputs(rules, reader.read("operators"), window=(plan.data_from, plan.data_to), key=pin_key())
+    stages["read"] = time.perf_counter() - mark
+    emit("read", {"rows": reader.rows_read, "seconds": round(stages["read"], 3)})
+    _hook("read")
+
+    mark = time.perf_counter()
+    frames = dict(zip([r.name for r in rules], pl.collect_all(rule_findings(rules, inputs, derived, policy, scopes)), strict=True))
+    # A windowed rule whose findings outgrow its look-back is re-run over all the data.
+    redo = [r for r in rules if _outside_lookback(r, scopes[r.name], frames[r.name])]
+    if redo:
+        for r in redo:
+            scopes[r.name] = RuleScope(r.name, None, None, "a finding spans more than its look-back")
+        again = read_inputs(reader, redo, scopes)
+        frames |= dict(zip([r.name for r in redo], pl.collect_all(rule_findings(redo, again, derived, policy, scopes)), strict=True))
+    findings = _one_per_id(pl.concat([frames[r.name] for r in rules]) if rules else pl.DataFrame(schema=FINDINGS_SCHEMA))
+    stages["detect"] = time.perf_counter() - mark
+    over_all = sorted(name for name, s in scopes.items() if s.read_from is None)
+    emit("detect", {"rules": len(rules), "rules_over_all_data": len(over_all), "findings": findings.height,
+                    "seconds": round(stages["detect"], 3)})  # fmt: skip
+    _hook("computed")
+
+    mark = time.perf_counter()
+    read_from = reader.earliest(WINDOW_TABLES, plan.data_from)
+    with store.transaction():
+        counts = merge_findings(store, findings, run_id, scopes)
+        _hook("writing")
+        open_now = store.frame(
+            "SELECT family, CAST(severity AS VARCHAR) AS severity, count(*) AS n FROM findings "
+            "WHERE status = 'open' GROUP BY ALL"
+        )
+        new_rows = store.query(
+            "SELECT CAST(severity AS VARCHAR), count(*) FROM findings WHERE first_run_id = ? GROUP BY ALL", [run_id]
+        )
+        seconds = time.perf_counter() - started
+        store.execute(
+            "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, data_from, data_to, "
+            "watermark, rows_read, findings_total, findings_new, findings_seen, findings_resolved, policy_hash, "
+            "policy_toml, code_version, seconds) VALUES (?, ?, ?, 'succeeded', ?, 'local', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, started_at, datetime.now().replace(microsecond=0), plan.mode, read_from, plan.data_to, plan.data_to,
+             reader.rows_read, counts.new + counts.seen, counts.new, counts.seen, counts.resolved, policy.hash,
+             policy.text, __version__, round(seconds, 3)],
+        )  # fmt: skip
+        fingerprint = json.dumps(data_fingerprint(store, plan.data_to))
+        store.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [FINGERPRINT_KEY, fingerprint])
+    stages["write"] = time.perf_counter() - mark
+    emit("write", {"new": counts.new, "seen": counts.seen, "carried": counts.carried, "resolved": counts.resolved,
+                   "seconds": round(stages["write"], 3)})  # fmt: skip
+    _hook("committed")
+    by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]
+    return RunSummary(
+        run_id=run_id, mode=plan.mode, reason=plan.reason, previous_run_id=plan.previous_run_id,
+        started_at=started_at, finished_at=datetime.now().replace(microsecond=0),
+        seconds=time.perf_counter() - started, rows_read=reader.rows_read, data_from=read_from,
+        data_to=plan.data_to, watermark=plan.data_to, counts=counts, findings_open=counts.new + counts.seen,
+        rules_over_all_data=over_all, policy_hash=policy.hash, code_version=__version__,
+        new_by_severity={s: by_severity[s] for s in SEVERITIES if s in by_severity},
+        open_by_family_and_severity=_pivot(open_now), stage_seconds=stages,
+    )  # fmt: skip
+
+
+def _pivot(counts: pl.DataFrame) -> pl.DataFrame:
+    """family x severity counts, severities in order, zeros filled."""
+    if counts.is_empty():
+        return pl.DataFrame({"family": []}, schema={"family": pl.String})
+    wide = counts.pivot(on="severity", index="family", values="n").fill_null(0).sort("family")
+    present = [s for s in SEVERITIES if s in wide.columns]
+    return wide.select("family", *present)
+
+
+def _record_failure(
+    store: Store, policy: Policy, plan: RunPlan, run_id: str, started_at: datetime, seconds: float, exc: BaseException
+) -> None:
+    """Record a failed run in its own transaction; the findings stay as they were."""
+    error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+    try:
+        with store.transaction():
+            store.execute(
+                "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, policy_hash, "
+                "policy_toml, code_version, seconds, error) VALUES (?, ?, ?, 'failed', ?, 'local', ?, ?, ?, ?, ?)",
+                [run_id, started_at, datetime.now().replace(microsecond=0), plan.mode, policy.hash, policy.text,
+                 __version__, round(seconds, 3), error],
+            )  # fmt: skip
+    except Exception:  # the original error is the one to report
+        pass
+
+
+# -- logs ----------------------------------------------------------------------------------
+
+
+def event_line(event: str, fields: Mapping[str, object], *, as_json: bool) -> str:
+    """One structured log line: logfmt (``event=read rows=12``) or a JSON object."""
+    stamp = datetime.now().isoformat(timespec="seconds")
+    if as_json:
+        return json.dumps({"ts": stamp, "event": event, **fields}, default=str)
+    parts = [f"ts={stamp}", f"event={event}"]
+    for key, value in fields.items():
+        if value is None:
+            continue
+        text = ",".join(map(str, value)) if isinstance(value, list | tuple) else str(value)
+        if not text or any(c in text for c in ' "=\t'):
+            text = json.dumps(text)
+        parts.append(f"{key}={text}")
+    return " ".join(parts)
+
+
+# -- pipeline definitions ------------------------------------------------------------------
+
+_PIPELINE_DEFAULTS: Final[dict[str, Any]] = {
+    "name": "",
+    "description": "",
+    "mode": "incremental",
+    "fail_on": "",
+    "out": "out",
+    "policy": "",
+}
+_STEP_DEFAULTS: Final[dict[str, dict[str, Any]]] = {
+    "detect": {},
+    "findings": {"folder": "{date}", "which": "new", "formats": ["csv", "jsonl"]},
+    "evaluate": {"folder": "{date}"},
+    "report": {"folder": "{date}", "formats": ["html"], "lang": "en", "timeout_minutes": 60},
+}
+_FINDINGS_WHICH: Final = ("new", "open")
+_FINDINGS_FORMATS: Final = ("csv", "jsonl", "parquet")
+_REPORT_FORMATS: Final = ("html", "pdf", "xlsx", "csv", "parquet")
+_PLACEHOLDERS: Final = frozenset({"date", "run_id", "pipeline"})
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    options: dict[str, Any]
+
+    def options_without(self, *names: str) -> dict[str, Any]:
+        return {k: v for k, v in self.options.items() if k not in names}
+
+
+@dataclass(frozen=True)
+class PipelineDefinition:
+    """A scheduled run: which steps, which policy, which outputs and where they go."""
+
+    path: Path
+    name: str
+    description: str
+    mode: Mode
+    fail_on: str | None
+    out: Path
+    policy: Path | None
+    steps: tuple[Step, ...]
+
+
+def load_pipeline(path: Path) -> PipelineDefinition:
+    """Read and check a pipeline definition (TOML); raises PipelineError with one clear line."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = f"pipeline file {path} does not exist"
+        raise PipelineError(msg) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"cannot read pipeline file {path}: {exc}"
+        raise PipelineError(msg) from None
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{path} is not valid TOML: {exc}"
+        raise PipelineError(msg) from None
+    unknown = set(raw) - {"pipeline", "steps"}
+    if unknown:
+        msg = f"{source}: unknown table '{sorted(unknown)[0]}' (a pipeline has [pipeline] and [[steps]])"
+        raise PipelineError(msg)
+    settings = dict(_PIPELINE_DEFAULTS)
+    try:
+        merge_settings(settings, raw.get("pipeline", {}), source=source, where="pipeline")
+    except ConfigError as exc:
+        raise PipelineError(str(exc)) from None
+    if settings["mode"] not in ("full", "incremental"):
+        msg = f"{source}: 'pipeline.mode' is 'incremental' or 'full', not {settings['mode']!r}"
+        raise PipelineError(msg)
+    fail_on = settings["fail_on"] or None
+    if fail_on is not None and fail_on not in SEVERITIES:
+        msg = f"{source}: 'pipeline.fail_on' is one of {', '.join(SEVERITIES)}, not {fail_on!r}"
+        raise PipelineError(msg)
+    steps = tuple(_step(source, i, table) for i, table in enumerate(raw.get("steps", []), start=1))
+    kinds = [s.kind for s in steps]
+    if not kinds or kinds[0] != "detect" or kinds.count("detect") != 1:
+        msg = f"{source}: the first of the [[steps]] must be step = \"detect\", and only the first"
+        raise PipelineError(msg)
+    policy = Path(settings["policy"]) if settings["policy"] else None
+    if policy is not None and not policy.is_absolute():
+        policy = Path(path).parent / policy
+    return PipelineDefinition(
+        path=Path(path), name=settings["name"] or Path(path).stem, description=settings["description"],
+        mode=settings["mode"], fail_on=fail_on, out=Path(settings["out"]), policy=policy, steps=steps,
+    )  # fmt: skip
+
+
+def _step(source: str, number: int, table: object) -> Step:
+    where = f"steps[{number}]"
+    if not isinstance(table, dict) or not isinstance(table.get("step"), str):
+        msg = f"{source}: {where} needs step = one of {', '.join(_STEP_DEFAULTS)}"
+        raise PipelineError(msg)
+    kind = table["step"]
+    if kind not in _STEP_DEFAULTS:
+        msg = f"{source}: {where}: unknown step {kind!r} (known: {', '.join(_STEP_DEFAULTS)})"
+        raise PipelineError(msg)
+    options = json.loads(json.dumps(_STEP_DEFAULTS[kind]))
+    try:
+        merge_settings(options, {k: v for k, v in table.items() if k != "step"}, source=source, where=where)
+    except ConfigError as exc:
+        raise PipelineError(str(exc)) from None
+    if "folder" in options:
+        names = {name for _, name, _, _ in string.Formatter().parse(options["folder"]) if name is not None}
+        if names - _PLACEHOLDERS:
+            msg = f"{source}: {where}.folder: unknown placeholder {{{sorted(names - _PLACEHOLDERS)[0]}}} (known: date, run_id, pipeline)"
+            raise PipelineError(msg)
+    allowed = {"findings": _FINDINGS_FORMATS, "report": _REPORT_FORMATS}.get(kind, ())
+    for value in options.get("formats", []):
+        if value not in allowed:
+            msg = f"{source}: {where}.formats: unknown format {value!r} (known: {', '.join(allowed)})"
+            raise PipelineError(msg)
+    if kind == "findings" and options["which"] not in _FINDINGS_WHICH:
+        msg = f"{source}: {where}.which is 'new' or 'open', not {options['which']!r}"
+        raise PipelineError(msg)
+    if kind == "report" and options["lang"] not in ("en", "zh"):
+        msg = f"{source}: {where}.lang is 'en' or 'zh', not {options['lang']!r}"
+        raise PipelineError(msg)
+    return Step(kind, options)
+
+
+@dataclass
+class StepResult:
+    step: str
+    status: Literal["ok", "failed"]
+    seconds: float
+    files: list[str] = field(default_factory=list)
+    error: str | None = None
+
+    def to_record(self) -> dict[str, object]:
+        record: dict[str, object] = {"step": self.step, "status": self.status, "seconds": round(self.seconds, 3)}
+        if self.files:
+            record["files"] = self.files
+        if self.error:
+            record["error"] = self.error
+        return record
+
+
+def step_folder(step: Step, out: Path, *, summary: RunSummary, pipeline: str) -> Path:
+    values = {"date": f"{summary.data_to:%Y-%m-%d}", "run_id": summary.run_id, "pipeline": pipeline}
+    return out / step.options["folder"].format_map(values)
+
+
+def run_step(step: Step, *, db: Path, out: Path, summary: RunSummary, pipeline: str) -> StepResult:
+    """Run one output step after the detect step; a failure is returned, not raised."""
+    began = time.perf_counter()
+    try:
+        folder = step_folder(step, out, summary=summary, pipeline=pipeline)
+        folder.mkdir(parents=True, exist_ok=True)
+        if step.kind == "findings":
+            files = write_findings_files(db, folder, run_id=summary.run_id, **step.options_without("folder"))
+        elif step.kind == "evaluate":
+            files = [write_evaluation(db, folder, run_id=summary.run_id)]
+        elif step.kind == "report":
+            files = run_report(db, folder, run_id=summary.run_id, formats=step.options["formats"],
+                               lang=step.options["lang"], timeout_minutes=step.options["timeout_minutes"])  # fmt: skip
+        else:
+            files = []
+    except Exception as exc:  # a failed output step is reported; the other steps still run
+        text = str(exc).strip().splitlines()
+        return StepResult(step.kind, "failed", time.perf_counter() - began, error=text[-1] if text else type(exc).__name__)
+    return StepResult(step.kind, "ok", time.perf_counter() - began, files=[str(f) for f in files])
+
+
+def write_findings_files(db: Path, folder: Path, *, run_id: str, which: str, formats: list[str]) -> list[Path]:
+    """The run's new (or all open) findings as CSV / JSON Lines / Parquet files in ``folder``."""
+    where = "first_run_id = ?" if which == "new" else "status = 'open' AND run_id = ?"
+    store = Store.open(db, read_only=True)
+    try:
+        frame = store.frame(
+            "SELECT finding_id, first_run_id, run_id, rule, family, CAST(severity AS VARCHAR) AS severity, score, "
+            "CAST(entity_type AS VARCHAR) AS entity_type, entity_id, merchant_id, window_start, window_end, summary, "
+            f"CAST(evidence AS VARCHAR) AS evidence, status FROM findings WHERE {where.replace('?', repr(run_id))} "
+            "ORDER BY finding_id"
+        )
+    finally:
+        store.close()
+    frame = frame.sort(
+        pl.col("severity").replace_strict(SEVERITY_RANK, return_dtype=pl.Int8), "family", "rule", "window_start",
+        "finding_id", descending=[True, False, False, False, False],
+    )  # fmt: skip
+    paths = []
+    for fmt in formats:
+        path = folder / f"findings-{which}-{run_id}.{fmt}"
+        if fmt == "csv":
+            frame.write_csv(path)
+        elif fmt == "jsonl":
+            rows = (row | {"evidence": json.loads(row["evidence"])} for row in frame.iter_rows(named=True))
+            path.write_text("".join(json.dumps(row, default=str) + "\n" for row in rows), encoding="utf-8")
+        else:
+            frame.write_parquet(path)
+        paths.append(path)
+    return paths
+
+
+def write_evaluation(db: Path, folder: Path, *, run_id: str) -> Path:
+    """Recall and precision of the run against the simulator's labels, as JSON."""
+    from posaudit.evaluate import evaluate
+
+    store = Store.open(db, read_only=True)
+    try:
+        if _count(store, "SELECT count(*) FROM ground_truth") == 0:
+            msg = f"{db} holds no ground truth (a simulated world has it): nothing to evaluate against"
+            raise StoreError(msg)
+        findings = store.scan("findings", where=f"run_id = '{run_id}'")
+        result = evaluate(findings, store.scan("ground_truth"), store.scan("operators"))
+    finally:
+        store.close()
+    path = folder / f"evaluation-{run_id}.json"
+    path.write_text(json.dumps({"run_id": run_id, **result.to_dict()}, indent=2), encoding="utf-8")
+    return path
+
+
+def run_report(db: Path, folder: Path, *, run_id: str, formats: list[str], lang: str, timeout_minutes: int) -> list[Path]:
+    """The run's report through ``posaudit report`` (its own process: heavy renderers stay apart)."""
+    command = [sys.executable, "-m", "posaudit", "report", "--db", str(db), "--run", run_id, "--out", str(folder),
+               "--format", ",".join(formats), "--lang", lang]  # fmt: skip
+    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_minutes * 60, check=False)
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines()
+        msg = f"posaudit report exited {done.returncode}: {lines[-1] if lines else 'no message'}"
+        raise RuntimeError(msg)
+    return sorted(p for p in folder.iterdir() if p.is_file() and run_id in p.name)
+
+
+def step_summary(definition: PipelineDefinition | None, results: list[StepResult]) -> dict[str, object]:
+    if definition is None:
+        return {}
+    return {"pipeline": definition.name, "steps": [r.to_record() for r in results]}

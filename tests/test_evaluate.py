@@ -1,0 +1,73 @@
+"""The evaluation rule of DESIGN.md on literal frames."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import polars as pl
+
+from posaudit.evaluate import evaluate
+
+T = datetime
+
+
+def _findings(rows: list[tuple[str, str, str, str, str, datetime, datetime]]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        rows,
+        schema=["finding_id", "rule", "severity", "entity_type", "entity_id", "window_start", "window_end"],
+        orient="row",
+    )
+
+
+def _truth(rows: list[tuple[str, str, str, str, datetime, datetime]]) -> pl.LazyFrame:
+    return pl.LazyFrame(
+        rows, schema=["incident_id", "scenario", "entity_type", "entity_id", "start_ts", "end_ts"], orient="row"
+    )
+
+
+OPS = pl.LazyFrame({"operator_id": [f"O{i}" for i in range(2000)]})
+
+
+def test_overlap_and_entity_decide_a_match() -> None:
+    truth = _truth(
+        [
+            ("G1", "pin_brute_force", "operator", "O1", T(2026, 3, 4, 10), T(2026, 3, 4, 11)),
+            ("G2", "pin_brute_force", "operator", "O2", T(2026, 3, 4, 10), T(2026, 3, 4, 11)),
+            ("G3", "lockout_not_enforced", "terminal", "T1", T(2026, 3, 1), T(2026, 3, 30)),
+        ]
+    )
+    findings = _findings(
+        [
+            # touches the incident's end: overlap is inclusive
+            ("F1", "pin_brute_force", "high", "operator", "O1", T(2026, 3, 4, 11), T(2026, 3, 4, 12)),
+            # right entity, window a day later: no match
+            ("F2", "pin_brute_force", "high", "operator", "O2", T(2026, 3, 5, 10), T(2026, 3, 5, 11)),
+            # same id but another entity type: no match
+            ("F3", "lockout_not_enforced", "high", "operator", "T1", T(2026, 3, 2), T(2026, 3, 3)),
+            ("F4", "lockout_not_enforced", "medium", "terminal", "T1", T(2026, 3, 2), T(2026, 3, 3)),
+            # info findings are health notes: neither precision nor recall
+            ("F5", "network_failure_burst", "info", "operator", "O2", T(2026, 3, 4, 10), T(2026, 3, 4, 11)),
+        ]
+    )
+    result = evaluate(findings, truth, OPS)
+    recall = dict(result.recall.select("scenario", "recall").iter_rows())
+    assert recall == {"lockout_not_enforced": 1.0, "pin_brute_force": 0.5}
+    precision = dict(result.precision.select("rule", "precision").iter_rows())
+    assert precision == {"lockout_not_enforced": 0.5, "pin_brute_force": 0.5}
+    assert "network_failure_burst" not in precision
+    # F2 and F3 are unmatched and above 'low'
+    assert result.unmatched_above_low == 2
+    assert result.unmatched_per_1000_operators == 1.0
+
+
+def test_a_finding_may_detect_several_incidents_and_an_incident_needs_one_finding() -> None:
+    truth = _truth(
+        [
+            ("G1", "weak_pin", "operator", "O1", T(2026, 1, 1), T(2026, 2, 1)),
+            ("G2", "stale_pin", "operator", "O1", T(2026, 1, 15), T(2026, 3, 1)),
+        ]
+    )
+    findings = _findings([("F1", "weak_pins", "medium", "operator", "O1", T(2026, 1, 20), T(2026, 1, 25))])
+    result = evaluate(findings, truth, OPS)
+    assert result.recall.get_column("recall").to_list() == [1.0, 1.0]
+    assert result.precision.get_column("precision").to_list() == [1.0]
