@@ -276,13 +276,17 @@ def simulate(
     """
     started = time.perf_counter()
     fingerprint = key_fingerprint(pin_key())
-    with Store.create_or_open(path) as (store, created):
-        if not created and not append:
-            msg = f"{path} already holds a world: add --append to continue it, or choose a new --db"
-            raise StoreError(msg)
-        if created and append:
-            msg = f"--append needs an existing store, and {path} does not exist"
-            raise StoreError(msg)
+    path = Path(path)
+    if path.exists() and not append:
+        msg = f"{path} already holds a world: add --append to continue it, or choose a new --db"
+        raise StoreError(msg)
+    if append and not path.exists():
+        msg = f"--append needs an existing store, and {path} does not exist"
+        raise StoreError(msg)
+    created = not append
+    # Each day commits on its own, so memory stays flat however many days; the staged copy
+    # keeps the whole simulation all-or-nothing for the store at `path`.
+    with Store.staged(path, append=append) as store:
         first_day = 0
         counters = {"L": 0, "K": 0, "P": 0, "G": 0}
         next_txn = 0
@@ -334,69 +338,68 @@ def simulate(
         counts = {t: 0 for t in EVENT_TABLES}
         if created:
             store.initialise(pin_key_fingerprint=fingerprint, code_version=__version__)
-        with store.transaction():
-            if created:
-                store.append("merchants", world.merchants)
-                store.append("terminals", world.terminals)
-                store.append("operators", world.operators)
-            with store.background_writer() as writer:
-                for i, day in enumerate(range(int(first_day), end_day)):
-                    r = stream(int(seed), "day", day)
-                    activity = DayActivity()
-                    shifts = make_shifts(world, day, r, b["roaming_share"])
-                    flaky_today = world.t_flaky & (r.random(world.n_terminals) < b["flaky_day_share"])
-                    natural_logins(world, shifts, r, activity.logins, b, flaky_today)
-                    day_resets = resets.filter((pl.col("ts") >= day_start_us(world, day))
-                                               & (pl.col("ts") < day_start_us(world, day + 1)))  # fmt: skip
-                    forgotten_pins(world, day_resets, r, activity.logins)
-                    txns, sales = natural_transactions(world, day, shifts, r, state, b)
-                    activity.txns.append(txns)
-                    ctx = fraud.DayContext(world, day, stream(int(seed), "fraud", day, 1), state, shifts, sales, activity)
-                    fraud.inject_day(ctx, rates, phases)
-                    activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
-                    _remember_sales(state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, r)
-                    logins, lockouts = fraud.log_frames(activity.logins)
-                    tx = renderer.transactions(pl.concat(activity.txns), state, day)
-                    lg = renderer.logins(logins)
-                    lk = renderer.lockouts(lockouts)
-                    writer.put("transactions", tx)
-                    writer.put("login_events", lg)
-                    writer.put("lockouts", lk)
-                    counts["transactions"] += tx.height
-                    counts["login_events"] += lg.height
-                    counts["lockouts"] += lk.height
-                    if activity.labels:
-                        labels.append(pl.DataFrame(activity.labels, schema=LABEL_SCHEMA, orient="row"))
-                    if progress:
-                        progress(i + 1, scenario.days, sum(counts.values()))
-                lower = -(2**62) if not append else from_us
-                pe = renderer.pin_events(pin_frame.filter((pl.col("ts") >= lower) & (pl.col("ts") < to_us)))
-                writer.put("pin_events", pe)
-                counts["pin_events"] += pe.height
-            summary.write_seconds = writer.busy_seconds
-            summary.wait_seconds = writer.wait_seconds
-            periods = pin_periods(world, timeline, to_us)
-            labels.append(condition_labels(world, periods, scenario, from_us, to_us))
-            if friendly:
-                labels.append(pl.DataFrame([("friendly_refunds", "operator", *f) for f in friendly],
-                                           schema=LABEL_SCHEMA, orient="row"))  # fmt: skip
-            gt = renderer.ground_truth(pl.concat(labels))
-            store.append("ground_truth", gt)
-            summary.rows = dict(counts) | {"ground_truth": gt.height}
-            if created:
-                summary.rows |= {"merchants": world.merchants.height, "terminals": world.terminals.height,
-                                 "operators": world.operators.height}  # fmt: skip
-            summary.incidents = dict(
-                gt.group_by("scenario").len().sort("scenario").iter_rows()  # type: ignore[arg-type]
-            )
-            summary.seconds = time.perf_counter() - started
-            sim_id = int(store.query("SELECT coalesce(max(simulation_id), 0) + 1 FROM simulations")[0][0])  # type: ignore[arg-type]
-            store.execute(
-                "INSERT INTO simulations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [sim_id, datetime.now().replace(microsecond=0), int(seed), scenario.start, int(first_day),
-                 scenario.days, scenario.merchants, bool(fraud_on), scenario.text, summary.events,
-                 round(summary.seconds, 3), __version__],
-            )  # fmt: skip
+        if created:
+            store.append("merchants", world.merchants)
+            store.append("terminals", world.terminals)
+            store.append("operators", world.operators)
+        with store.background_writer() as writer:
+            for i, day in enumerate(range(int(first_day), end_day)):
+                r = stream(int(seed), "day", day)
+                activity = DayActivity()
+                shifts = make_shifts(world, day, r, b["roaming_share"])
+                flaky_today = world.t_flaky & (r.random(world.n_terminals) < b["flaky_day_share"])
+                natural_logins(world, shifts, r, activity.logins, b, flaky_today)
+                day_resets = resets.filter((pl.col("ts") >= day_start_us(world, day))
+                                           & (pl.col("ts") < day_start_us(world, day + 1)))  # fmt: skip
+                forgotten_pins(world, day_resets, r, activity.logins)
+                txns, sales = natural_transactions(world, day, shifts, r, state, b)
+                activity.txns.append(txns)
+                ctx = fraud.DayContext(world, day, stream(int(seed), "fraud", day, 1), state, shifts, sales, activity)
+                fraud.inject_day(ctx, rates, phases)
+                activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
+                _remember_sales(state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, r)
+                logins, lockouts = fraud.log_frames(activity.logins)
+                tx = renderer.transactions(pl.concat(activity.txns), state, day)
+                lg = renderer.logins(logins)
+                lk = renderer.lockouts(lockouts)
+                writer.put("transactions", tx)
+                writer.put("login_events", lg)
+                writer.put("lockouts", lk)
+                counts["transactions"] += tx.height
+                counts["login_events"] += lg.height
+                counts["lockouts"] += lk.height
+                if activity.labels:
+                    labels.append(pl.DataFrame(activity.labels, schema=LABEL_SCHEMA, orient="row"))
+                if progress:
+                    progress(i + 1, scenario.days, sum(counts.values()))
+            lower = -(2**62) if not append else from_us
+            pe = renderer.pin_events(pin_frame.filter((pl.col("ts") >= lower) & (pl.col("ts") < to_us)))
+            writer.put("pin_events", pe)
+            counts["pin_events"] += pe.height
+        summary.write_seconds = writer.busy_seconds
+        summary.wait_seconds = writer.wait_seconds
+        periods = pin_periods(world, timeline, to_us)
+        labels.append(condition_labels(world, periods, scenario, from_us, to_us))
+        if friendly:
+            labels.append(pl.DataFrame([("friendly_refunds", "operator", *f) for f in friendly],
+                                       schema=LABEL_SCHEMA, orient="row"))  # fmt: skip
+        gt = renderer.ground_truth(pl.concat(labels))
+        store.append("ground_truth", gt)
+        summary.rows = dict(counts) | {"ground_truth": gt.height}
+        if created:
+            summary.rows |= {"merchants": world.merchants.height, "terminals": world.terminals.height,
+                             "operators": world.operators.height}  # fmt: skip
+        summary.incidents = dict(
+            gt.group_by("scenario").len().sort("scenario").iter_rows()  # type: ignore[arg-type]
+        )
+        summary.seconds = time.perf_counter() - started
+        sim_id = int(store.query("SELECT coalesce(max(simulation_id), 0) + 1 FROM simulations")[0][0])  # type: ignore[arg-type]
+        store.execute(
+            "INSERT INTO simulations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [sim_id, datetime.now().replace(microsecond=0), int(seed), scenario.start, int(first_day),
+             scenario.days, scenario.merchants, bool(fraud_on), scenario.text, summary.events,
+             round(summary.seconds, 3), __version__],
+        )  # fmt: skip
         if parquet_dir is not None:
             store.export_parquet(parquet_dir)
     summary.seconds = time.perf_counter() - started

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import queue
+import shutil
 import threading
 import time
 from collections.abc import Iterator
@@ -21,6 +22,7 @@ SCHEMA_VERSION: Final = "1"
 APPLICATION: Final = "posaudit"
 DB_ENV: Final = "POSAUDIT_DB"
 DEFAULT_DB: Final = "data/posaudit.duckdb"
+WRITE_MEMORY_LIMIT: Final = "1GB"
 
 TABLES: Final = (
     "merchants",
@@ -137,28 +139,38 @@ class Store:
 
     @classmethod
     @contextmanager
-    def create_or_open(cls, path: Path | str) -> Iterator[tuple[Store, bool]]:
-        """Open ``path`` for writing, creating a new store if absent.
+    def staged(cls, path: Path | str, *, append: bool) -> Iterator[Store]:
+        """Write a new store, or more into an existing one, through a staged copy.
 
-        Yields ``(store, created)``. If the block fails and the store was created here, the
-        file is removed, so a failed command leaves nothing behind.
+        The block writes into ``<path>.staging`` (a copy of the store when appending) and may
+        commit as often as it likes; only when it completes does the copy replace ``path``,
+        in one rename. A failure, or a kill at any moment, leaves ``path`` as it was.
         """
         path = Path(path)
-        created = not path.exists()
-        if created:
-            cls.check_new_path(path)
-            con = cls._connect(path, read_only=False)
-            store = cls(path, con, read_only=False)
+        staging = path.with_name(path.name + ".staging")
+        if append:
+            cls.open(path, read_only=True).close()  # validate before copying
         else:
-            store = cls.open(path)
+            cls.check_new_path(path)
+            if path.exists():
+                msg = f"{path} already exists"
+                raise StoreError(msg)
+        _remove_database_files(staging)
+        if append:
+            shutil.copyfile(path, staging)
+        con = cls._connect(staging, read_only=False)
+        # a bounded buffer pool keeps a long simulation's memory flat
+        con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
+        store = cls(staging, con, read_only=False)
         try:
-            yield store, created
+            yield store
+            store.execute("CHECKPOINT")
         except BaseException:
             store.close()
-            if created:
-                _remove_database_files(path)
+            _remove_database_files(staging)
             raise
         store.close()
+        os.replace(staging, path)
 
     @staticmethod
     def _validate(path: Path, con: duckdb.DuckDBPyConnection) -> None:
