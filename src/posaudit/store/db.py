@@ -172,6 +172,22 @@ class Store:
         store.close()
         os.replace(staging, path)
 
+    @classmethod
+    def from_parquet(cls, root: Path, path: Path, *, code_version: str) -> Path:
+        """A new store at ``path`` holding a Parquet export (e.g. ``data_samples/world``)."""
+        from posaudit.pins import key_fingerprint, pin_key
+
+        with cls.staged(path, append=False) as store:
+            store.initialise(pin_key_fingerprint=key_fingerprint(pin_key()), code_version=code_version)
+            for table in TABLES:
+                if table == "posaudit_meta" or not (root / table).exists():
+                    continue
+                columns = store.frame(f"SELECT * FROM {table} LIMIT 0").columns
+                rows = read_parquet_table(root, table).collect()
+                if rows.height:
+                    store.append(table, rows.select(columns))
+        return path
+
     @staticmethod
     def _validate(path: Path, con: duckdb.DuckDBPyConnection) -> None:
         names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
