@@ -21,8 +21,11 @@ test: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python benchmarks/simulate_bench.py
 
+# JupyterLab on the notebooks; builds the demo store first when it is missing.
 lab: $(STAMP)
-	$(BIN)/posaudit lab
+	@db="$${POSAUDIT_DB:-data/posaudit.duckdb}"; \
+	test -f "$$db" || $(BIN)/posaudit demo --db "$$db" || exit 1; \
+	$(BIN)/posaudit lab --db "$$db"
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
