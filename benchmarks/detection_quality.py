@@ -53,15 +53,17 @@ def main() -> None:
               f"{report['unmatched_above_low_per_1000_operators']:.2f} |")  # fmt: skip
     fraud_worlds = {k: v for k, v in reports.items() if not v[3]}
     scenarios = sorted({r["scenario"] for v in fraud_worlds.values() for r in v[5]["recall"]})
+    print("\nRecall per scenario: by any finding / by the scenario's own rules (incidents).")
     print("\n| scenario | " + " | ".join(fraud_worlds) + " |")
     print("| --- |" + " ---: |" * len(fraud_worlds))
     for s in scenarios:
         cells = []
         for v in fraud_worlds.values():
             row = next((r for r in v[5]["recall"] if r["scenario"] == s), None)
-            cells.append(f"{row['recall']:.3f} ({row['incidents']})" if row else "-")
+            cells.append(f"{row['recall']:.3f} / {row['recall_own']:.3f} ({row['incidents']})" if row else "-")
         print(f"| {s} | " + " | ".join(cells) + " |")
     rules = sorted({r["rule"] for v in fraud_worlds.values() for r in v[5]["precision"]})
+    print("\nPrecision per rule, severity above info (findings).")
     print("\n| rule | " + " | ".join(fraud_worlds) + " |")
     print("| --- |" + " ---: |" * len(fraud_worlds))
     for rule in rules:

@@ -147,7 +147,24 @@ def _run_line(record: dict[str, object]) -> None:
     sys.stdout.flush()
 
 
-_RUN_STAGES = {"plan": "reading", "read": "detecting", "detect": "writing findings", "write": "written", "step": "outputs"}
+def _run_failed(message: str, code: int, status: str) -> NoReturn:
+    """The error line on stderr, then the summary line (last in a journal too), then exit."""
+    err.print(f"posaudit: error: {message}", markup=False, soft_wrap=True)
+    _run_line({"status": status, "error": message, "exit_code": code})
+    raise typer.Exit(code)
+
+
+def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
+    """What a finished stage of a run reports on the progress bar."""
+    if name == "plan":
+        return f"{fields['mode']}: {fields['reason']}"
+    if name == "read":
+        return f"{fields['rows']:,} rows read"
+    if name == "detect":
+        return f"{fields['findings']:,} findings from {fields['rules']} rules"
+    if name == "write":
+        return f"{fields['new']:,} new, {fields['seen']:,} seen before, {fields['resolved']:,} resolved"
+    return f"{fields['step']}: {fields['status']}"
 
 
 @app.command()
@@ -184,31 +201,31 @@ def run(
         loaded = load_policy(policy or (definition.policy if definition else None))
     path = db or default_db_path()
     bars = _interactive() and not (quiet or log_json or as_json)
+    outputs = [step.kind for step in definition.steps[1:]] if definition else []
+    stages = ["reading", "detecting", "writing", *outputs, "done"]
     with _progress(bars) as bar:
-        task = bar.add_task("planning", total=len(_RUN_STAGES) - 1 + (len(definition.steps) - 1 if definition else 0), note="")
+        task = bar.add_task("planning", total=len(stages), note="")
 
         def on_event(name: str, fields: Mapping[str, object]) -> None:
             if bars:
-                bar.update(task, advance=1, description=_RUN_STAGES[name], note=str(fields.get("reason", "")))
+                bar.update(task, advance=1, description=stages.pop(0), note=_run_progress_note(name, fields))
             elif not quiet:
                 err.print(event_line(name, fields, as_json=log_json), markup=False, highlight=False, soft_wrap=True)
 
         try:
             store = Store.open(path)
         except StoreError as exc:
-            code = EXIT_LOCKED if "locked" in str(exc) else EXIT_BAD_INPUT
-            _run_line({"status": "locked" if code == EXIT_LOCKED else "bad_input", "error": str(exc), "exit_code": code})
-            fail(str(exc), code)
+            locked = "locked" in str(exc)
+            _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
         try:
             summary = run_pipeline(store, loaded, full=full or (definition is not None and definition.mode == "full"),
                                    on_event=on_event)  # fmt: skip
         except StoreError as exc:
-            _run_line({"status": "bad_input", "error": str(exc), "exit_code": EXIT_BAD_INPUT})
-            fail(str(exc))
+            locked = "locked" in str(exc)
+            _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
         except Exception as exc:
             message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
-            _run_line({"status": "failed", "error": message, "exit_code": EXIT_FAILURE})
-            fail(message.splitlines()[0], EXIT_FAILURE)
+            _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
         finally:
             store.close()
         results = []
@@ -225,7 +242,7 @@ def run(
         record |= {"status": "failed", "error": "; ".join(f"step {r.step}: {r.error}" for r in failed)}
     if not (as_json or quiet):
         counts = summary.open_by_family_and_severity
-        table = Table(title=f"{summary.run_id} ({summary.mode}): open findings by family and severity")
+        table = Table(title=f"{summary.run_id}: open findings")
         for column in counts.columns:
             table.add_column(column, justify="left" if column == "family" else "right")
         for row in counts.iter_rows():
@@ -237,11 +254,16 @@ def run(
             f"in {summary.seconds:.1f} s ({summary.reason})",
             markup=False, soft_wrap=True,
         )  # fmt: skip
-    _run_line(record)
     for r in failed:
         err.print(f"posaudit: error: step {r.step} failed: {r.error}", markup=False, soft_wrap=True)
     if alert and not failed and not quiet:
-        err.print(f"posaudit: {summary.new_at_or_above(threshold):,} new findings at or above {threshold}", markup=False)  # type: ignore[arg-type]
+        count = summary.new_at_or_above(threshold)  # type: ignore[arg-type]
+        if log_json:
+            err.print(event_line("alert", {"new_at_or_above": count, "fail_on": threshold}, as_json=True), markup=False,
+                      highlight=False, soft_wrap=True)  # fmt: skip
+        else:
+            err.print(f"posaudit: {count:,} new findings at or above {threshold}", markup=False)
+    _run_line(record)
     if code:
         raise typer.Exit(code)
 
@@ -295,6 +317,52 @@ def evaluate(
         f"unmatched findings above 'low': {result.unmatched_above_low:,} "
         f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators)"
     )
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def lab(
+    ctx: typer.Context,
+    db: DbOption = None,
+    port: Annotated[
+        int | None, typer.Option(help="Port for JupyterLab (default: 8888 or the next free one).")
+    ] = None,
+) -> None:
+    """Open JupyterLab on the notebooks, which read the store read-only.
+
+    Arguments after -- go to JupyterLab unchanged.
+
+    Example: posaudit lab --db data/posaudit.duckdb --port 8890 -- --no-browser
+    """
+    from posaudit.notebook.lab import notebooks_dir, run_lab
+    from posaudit.store import Store
+
+    path = db or default_db_path()
+    if port is not None and not 1 <= port <= 65535:
+        fail(f"--port must be between 1 and 65535, got {port}")
+    notebooks = notebooks_dir()
+    if notebooks is None:
+        fail("no notebooks/ folder here: run `posaudit lab` from the posaudit checkout")
+    with user_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            succeeded = "SELECT count(*) FROM pipeline_runs WHERE status = 'succeeded'"
+            runs = int(store.query(succeeded)[0][0])  # type: ignore[arg-type]
+        finally:
+            store.close()
+    if runs == 0:
+        err.print(
+            f"posaudit: note: {path} has no audit run yet; "
+            f"`posaudit run --db {path}` gives the notebooks their findings",
+            markup=False,
+        )
+    err.print(
+        f"posaudit: JupyterLab on {notebooks}, store {path.resolve()} (read-only); "
+        "Ctrl-C twice stops it",
+        markup=False,
+    )
+    code = run_lab(db=path, notebooks=notebooks, port=port, extra=list(ctx.args))
+    if code:
+        raise typer.Exit(code)
 
 
 @app.command()

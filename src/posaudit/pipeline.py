@@ -100,6 +100,24 @@ def _hook(point: str) -> None:
     time.sleep(3600)
 
 
+def _refuse_while_appending(store: Store) -> None:
+    """Raise the store-locked error while `posaudit simulate --append` writes a staged copy.
+
+    The append holds the lock of its copy, not of the store, and renames the copy over the
+    store when done: a run committed meanwhile would be replaced. A copy nobody holds is
+    left over from a killed append and is ignored.
+    """
+    staging = store.path.with_name(store.path.name + ".staging")
+    if not staging.exists():
+        return
+    try:
+        Store.open(staging, read_only=True).close()
+    except StoreError as exc:
+        if "locked" in str(exc):
+            msg = f"{store.path} is being appended to by another posaudit process (the store is locked)"
+            raise StoreError(msg) from None
+
+
 # -- planning ------------------------------------------------------------------------------
 
 
@@ -139,7 +157,9 @@ def _ts_literal(value: datetime) -> str:
 
 def data_window(store: Store) -> tuple[datetime, datetime]:
     """First and last event time of the audited event tables (logins and transactions)."""
-    union = " UNION ALL ".join(f"SELECT min(ts) AS lo, max(ts) AS hi FROM {t}" for t in WINDOW_TABLES)
+    union = " UNION ALL ".join(
+        f"SELECT min(ts) AS lo, max(ts) AS hi FROM {t}" for t in WINDOW_TABLES
+    )
     lo, hi = store.query(f"SELECT min(lo), max(hi) FROM ({union})")[0]
     return lo, hi  # type: ignore[return-value]
 
@@ -160,7 +180,9 @@ def data_fingerprint(store: Store, watermark: datetime) -> dict[str, Any]:
         events[table] = {str(day): int(n) for day, n in rows}  # type: ignore[call-overload]
     dimensions = {}
     for table in DIMENSION_TABLES:
-        count, digest = store.query(f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t")[0]
+        count, digest = store.query(
+            f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t"
+        )[0]
         dimensions[table] = f"{count}:{digest}"
     return {"watermark": watermark.isoformat(), "events": events, "dimensions": dimensions}
 
@@ -238,7 +260,9 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
     data_from, data_to = data_window(store)
     previous = _previous_run(store)
     previous_id = str(previous["run_id"]) if previous else None
-    changed_from, reason = (None, "requested (--full)") if full else _changed_from(store, policy, previous, data_to)
+    changed_from, reason = (
+        (None, "requested (--full)") if full else _changed_from(store, policy, previous, data_to)
+    )
     if changed_from is None:
         scopes = {r.name: RuleScope(r.name, None, None, "full run") for r in rules}
         return RunPlan("full", reason, previous_id, None, data_from, data_to, scopes)
@@ -290,7 +314,11 @@ class TableReader:
         where = f"{column} >= {_ts_literal(since)}" if since is not None else None
         frame = self.store.scan(name, where=where).collect()
         frame = frame.with_columns(
-            [pl.col(c).cast(pl.String) for c, t in frame.schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+            [
+                pl.col(c).cast(pl.String)
+                for c, t in frame.schema.items()
+                if isinstance(t, pl.Categorical | pl.Enum)
+            ]
         )
         self.rows_read += frame.height
         self._frames[name] = (since, frame)
@@ -396,7 +424,9 @@ def _outside_lookback(rule: Rule, scope: RuleScope, findings: pl.DataFrame) -> b
     if scope.read_from is None or findings.is_empty():
         return False
     too_long = (pl.col("window_end") - pl.col("window_start")) > rule.lookback
-    return bool(findings.select((too_long | (pl.col("window_start") < scope.read_from)).any()).item())
+    return bool(
+        findings.select((too_long | (pl.col("window_start") < scope.read_from)).any()).item()
+    )
 
 
 # -- writing -------------------------------------------------------------------------------
@@ -433,7 +463,10 @@ def merge_findings(
             store.execute(f"ALTER TABLE _run_findings DROP COLUMN {column}")
         staged = findings.with_columns(pl.lit(run_id).alias("run_id"))
         if staged.height:
-            store.append("_run_findings", staged.select(["finding_id", "run_id", *FINDINGS_SCHEMA.names()[1:]]))
+            store.append(
+                "_run_findings",
+                staged.select(["finding_id", "run_id", *FINDINGS_SCHEMA.names()[1:]]),
+            )
         scope_frame = pl.DataFrame(
             {"rule": list(scopes), "recheck_from": [s.recheck_from for s in scopes.values()]},
             schema={"rule": pl.String, "recheck_from": pl.Datetime("us")},
@@ -455,9 +488,12 @@ def merge_findings(
         carried = "status = 'open' AND finding_id NOT IN (SELECT finding_id FROM _run_findings)"
         counts.carried = _count(store, f"SELECT count(*) FROM findings WHERE {carried}")
         store.execute(f"UPDATE findings SET run_id = ? WHERE {carried}", [run_id])
-        known = _count(store, "SELECT count(*) FROM _run_findings n JOIN findings f USING (finding_id)")
+        known = _count(
+            store, "SELECT count(*) FROM _run_findings n JOIN findings f USING (finding_id)"
+        )
         counts.reopened = _count(
-            store, "SELECT count(*) FROM _run_findings n JOIN findings f USING (finding_id) WHERE f.status <> 'open'"
+            store,
+            "SELECT count(*) FROM _run_findings n JOIN findings f USING (finding_id) WHERE f.status <> 'open'",
         )
         store.execute(
             "UPDATE findings SET run_id = n.run_id, severity = n.severity, score = n.score, merchant_id = n.merchant_id, "
@@ -560,6 +596,7 @@ def run_pipeline(
     started_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()
     store.check_pin_key(key_fingerprint(pin_key()))
+    _refuse_while_appending(store)
     _hook("locked")
     if _count(store, "SELECT count(*) FROM transactions") == 0:
         msg = f"{store.path} holds no transactions: simulate or load data before running the audit"
@@ -593,21 +630,41 @@ def _execute(
     reader = TableReader(store)
     scopes = dict(plan.scopes)
     inputs = read_inputs(reader, rules, scopes)
-    derived = derived_inputs(rules, reader.read("operators"), window=(plan.data_from, plan.data_to), key=pin_key())
+    derived = derived_inputs(
+        rules, reader.read("operators"), window=(plan.data_from, plan.data_to), key=pin_key()
+    )
     stages["read"] = time.perf_counter() - mark
     emit("read", {"rows": reader.rows_read, "seconds": round(stages["read"], 3)})
     _hook("read")
 
     mark = time.perf_counter()
-    frames = dict(zip([r.name for r in rules], pl.collect_all(rule_findings(rules, inputs, derived, policy, scopes)), strict=True))
+    frames = dict(
+        zip(
+            [r.name for r in rules],
+            pl.collect_all(rule_findings(rules, inputs, derived, policy, scopes)),
+            strict=True,
+        )
+    )
     # A windowed rule whose findings outgrow its look-back is re-run over all the data.
     redo = [r for r in rules if _outside_lookback(r, scopes[r.name], frames[r.name])]
     if redo:
         for r in redo:
-            scopes[r.name] = RuleScope(r.name, None, None, "a finding spans more than its look-back")
+            scopes[r.name] = RuleScope(
+                r.name, None, None, "a finding spans more than its look-back"
+            )
         again = read_inputs(reader, redo, scopes)
-        frames |= dict(zip([r.name for r in redo], pl.collect_all(rule_findings(redo, again, derived, policy, scopes)), strict=True))
-    findings = _one_per_id(pl.concat([frames[r.name] for r in rules]) if rules else pl.DataFrame(schema=FINDINGS_SCHEMA))
+        frames |= dict(
+            zip(
+                [r.name for r in redo],
+                pl.collect_all(rule_findings(redo, again, derived, policy, scopes)),
+                strict=True,
+            )
+        )
+    findings = _one_per_id(
+        pl.concat([frames[r.name] for r in rules])
+        if rules
+        else pl.DataFrame(schema=FINDINGS_SCHEMA)
+    )
     stages["detect"] = time.perf_counter() - mark
     over_all = sorted(name for name, s in scopes.items() if s.read_from is None)
     emit("detect", {"rules": len(rules), "rules_over_all_data": len(over_all), "findings": findings.height,
@@ -624,7 +681,8 @@ def _execute(
             "WHERE status = 'open' GROUP BY ALL"
         )
         new_rows = store.query(
-            "SELECT CAST(severity AS VARCHAR), count(*) FROM findings WHERE first_run_id = ? GROUP BY ALL", [run_id]
+            "SELECT CAST(severity AS VARCHAR), count(*) FROM findings WHERE first_run_id = ? GROUP BY ALL",
+            [run_id],
         )
         seconds = time.perf_counter() - started
         store.execute(
@@ -636,7 +694,10 @@ def _execute(
              policy.text, __version__, round(seconds, 3)],
         )  # fmt: skip
         fingerprint = json.dumps(data_fingerprint(store, plan.data_to))
-        store.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [FINGERPRINT_KEY, fingerprint])
+        _refuse_while_appending(store)
+        store.execute(
+            "INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [FINGERPRINT_KEY, fingerprint]
+        )
     stages["write"] = time.perf_counter() - mark
     emit("write", {"new": counts.new, "seen": counts.seen, "carried": counts.carried, "resolved": counts.resolved,
                    "seconds": round(stages["write"], 3)})  # fmt: skip
@@ -663,7 +724,13 @@ def _pivot(counts: pl.DataFrame) -> pl.DataFrame:
 
 
 def _record_failure(
-    store: Store, policy: Policy, plan: RunPlan, run_id: str, started_at: datetime, seconds: float, exc: BaseException
+    store: Store,
+    policy: Policy,
+    plan: RunPlan,
+    run_id: str,
+    started_at: datetime,
+    seconds: float,
+    exc: BaseException,
 ) -> None:
     """Record a failed run in its own transaction; the findings stay as they were."""
     error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
@@ -778,7 +845,7 @@ def load_pipeline(path: Path) -> PipelineDefinition:
     steps = tuple(_step(source, i, table) for i, table in enumerate(raw.get("steps", []), start=1))
     kinds = [s.kind for s in steps]
     if not kinds or kinds[0] != "detect" or kinds.count("detect") != 1:
-        msg = f"{source}: the first of the [[steps]] must be step = \"detect\", and only the first"
+        msg = f'{source}: the first of the [[steps]] must be step = "detect", and only the first'
         raise PipelineError(msg)
     policy = Path(settings["policy"]) if settings["policy"] else None
     if policy is not None and not policy.is_absolute():
@@ -800,18 +867,26 @@ def _step(source: str, number: int, table: object) -> Step:
         raise PipelineError(msg)
     options = json.loads(json.dumps(_STEP_DEFAULTS[kind]))
     try:
-        merge_settings(options, {k: v for k, v in table.items() if k != "step"}, source=source, where=where)
+        merge_settings(
+            options, {k: v for k, v in table.items() if k != "step"}, source=source, where=where
+        )
     except ConfigError as exc:
         raise PipelineError(str(exc)) from None
     if "folder" in options:
-        names = {name for _, name, _, _ in string.Formatter().parse(options["folder"]) if name is not None}
+        names = {
+            name
+            for _, name, _, _ in string.Formatter().parse(options["folder"])
+            if name is not None
+        }
         if names - _PLACEHOLDERS:
             msg = f"{source}: {where}.folder: unknown placeholder {{{sorted(names - _PLACEHOLDERS)[0]}}} (known: date, run_id, pipeline)"
             raise PipelineError(msg)
     allowed = {"findings": _FINDINGS_FORMATS, "report": _REPORT_FORMATS}.get(kind, ())
     for value in options.get("formats", []):
         if value not in allowed:
-            msg = f"{source}: {where}.formats: unknown format {value!r} (known: {', '.join(allowed)})"
+            msg = (
+                f"{source}: {where}.formats: unknown format {value!r} (known: {', '.join(allowed)})"
+            )
             raise PipelineError(msg)
     if kind == "findings" and options["which"] not in _FINDINGS_WHICH:
         msg = f"{source}: {where}.which is 'new' or 'open', not {options['which']!r}"
@@ -831,7 +906,11 @@ class StepResult:
     error: str | None = None
 
     def to_record(self) -> dict[str, object]:
-        record: dict[str, object] = {"step": self.step, "status": self.status, "seconds": round(self.seconds, 3)}
+        record: dict[str, object] = {
+            "step": self.step,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+        }
         if self.files:
             record["files"] = self.files
         if self.error:
@@ -851,7 +930,9 @@ def run_step(step: Step, *, db: Path, out: Path, summary: RunSummary, pipeline: 
         folder = step_folder(step, out, summary=summary, pipeline=pipeline)
         folder.mkdir(parents=True, exist_ok=True)
         if step.kind == "findings":
-            files = write_findings_files(db, folder, run_id=summary.run_id, **step.options_without("folder"))
+            files = write_findings_files(
+                db, folder, run_id=summary.run_id, **step.options_without("folder")
+            )
         elif step.kind == "evaluate":
             files = [write_evaluation(db, folder, run_id=summary.run_id)]
         elif step.kind == "report":
@@ -861,11 +942,18 @@ def run_step(step: Step, *, db: Path, out: Path, summary: RunSummary, pipeline: 
             files = []
     except Exception as exc:  # a failed output step is reported; the other steps still run
         text = str(exc).strip().splitlines()
-        return StepResult(step.kind, "failed", time.perf_counter() - began, error=text[-1] if text else type(exc).__name__)
+        return StepResult(
+            step.kind,
+            "failed",
+            time.perf_counter() - began,
+            error=text[-1] if text else type(exc).__name__,
+        )
     return StepResult(step.kind, "ok", time.perf_counter() - began, files=[str(f) for f in files])
 
 
-def write_findings_files(db: Path, folder: Path, *, run_id: str, which: str, formats: list[str]) -> list[Path]:
+def write_findings_files(
+    db: Path, folder: Path, *, run_id: str, which: str, formats: list[str]
+) -> list[Path]:
     """The run's new (or all open) findings as CSV / JSON Lines / Parquet files in ``folder``."""
     where = "first_run_id = ?" if which == "new" else "status = 'open' AND run_id = ?"
     store = Store.open(db, read_only=True)
@@ -888,8 +976,13 @@ def write_findings_files(db: Path, folder: Path, *, run_id: str, which: str, for
         if fmt == "csv":
             frame.write_csv(path)
         elif fmt == "jsonl":
-            rows = (row | {"evidence": json.loads(row["evidence"])} for row in frame.iter_rows(named=True))
-            path.write_text("".join(json.dumps(row, default=str) + "\n" for row in rows), encoding="utf-8")
+            rows = (
+                row | {"evidence": json.loads(row["evidence"])}
+                for row in frame.iter_rows(named=True)
+            )
+            path.write_text(
+                "".join(json.dumps(row, default=str) + "\n" for row in rows), encoding="utf-8"
+            )
         else:
             frame.write_parquet(path)
         paths.append(path)
@@ -914,11 +1007,15 @@ def write_evaluation(db: Path, folder: Path, *, run_id: str) -> Path:
     return path
 
 
-def run_report(db: Path, folder: Path, *, run_id: str, formats: list[str], lang: str, timeout_minutes: int) -> list[Path]:
+def run_report(
+    db: Path, folder: Path, *, run_id: str, formats: list[str], lang: str, timeout_minutes: int
+) -> list[Path]:
     """The run's report through ``posaudit report`` (its own process: heavy renderers stay apart)."""
     command = [sys.executable, "-m", "posaudit", "report", "--db", str(db), "--run", run_id, "--out", str(folder),
                "--format", ",".join(formats), "--lang", lang]  # fmt: skip
-    done = subprocess.run(command, capture_output=True, text=True, timeout=timeout_minutes * 60, check=False)
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=timeout_minutes * 60, check=False
+    )
     if done.returncode != 0:
         lines = done.stderr.strip().splitlines()
         msg = f"posaudit report exited {done.returncode}: {lines[-1] if lines else 'no message'}"
@@ -926,7 +1023,9 @@ def run_report(db: Path, folder: Path, *, run_id: str, formats: list[str], lang:
     return sorted(p for p in folder.iterdir() if p.is_file() and run_id in p.name)
 
 
-def step_summary(definition: PipelineDefinition | None, results: list[StepResult]) -> dict[str, object]:
+def step_summary(
+    definition: PipelineDefinition | None, results: list[StepResult]
+) -> dict[str, object]:
     if definition is None:
         return {}
     return {"pipeline": definition.name, "steps": [r.to_record() for r in results]}

@@ -1,0 +1,192 @@
+"""Incremental runs: the same findings as a full run, no duplicates, nothing deleted."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import timedelta
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+from pipeline_kit import append_days, comparable, copy, findings, frame, run_here
+
+from posaudit import pipeline
+from posaudit.detect import registry
+from posaudit.detect.policy import load_policy
+from posaudit.pipeline import RunSummary
+
+RULES = sorted(name for name in registry.all_rules() if load_policy().enabled(name))
+EVENTS = ("pin_events", "login_events", "lockouts", "transactions")
+
+
+@pytest.fixture(scope="module")
+def chain(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    """The sample world audited as a schedule would: a full run, then a day and an incremental
+    run, twice; and the same data audited once, in full, on a store that never ran."""
+    folder = tmp_path_factory.mktemp("chain")
+    scheduled = copy(sample_store, folder / "scheduled.duckdb")
+    runs = [run_here(scheduled)]
+    for _ in range(2):
+        append_days(scheduled)
+        runs.append(run_here(scheduled))
+    once = copy(sample_store, folder / "once.duckdb")
+    append_days(once)
+    append_days(once)
+    return {"scheduled": scheduled, "runs": runs, "once": once, "full": run_here(once)}
+
+
+def test_both_stores_hold_the_same_events(chain: dict[str, object]) -> None:
+    for table in EVENTS:
+        sql = f"SELECT * FROM {table} ORDER BY ALL"
+        assert frame(chain["scheduled"], sql).equals(frame(chain["once"], sql)), table  # type: ignore[arg-type]
+
+
+def test_the_scheduled_runs_were_incremental(chain: dict[str, object]) -> None:
+    first, *later = chain["runs"]  # type: ignore[misc]
+    assert first.mode == "full" and first.reason == "first run on this store"
+    for summary in later:
+        assert summary.mode == "incremental", summary.reason
+        # some rules re-decided only recent findings and carried the older ones over
+        assert len(summary.rules_over_all_data) < len(RULES)
+        assert summary.counts.carried > 0
+    assert chain["full"].mode == "full"  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("rule", RULES)
+def test_incremental_findings_equal_a_full_run(chain: dict[str, object], rule: str) -> None:
+    scheduled = comparable(findings(chain["scheduled"], f"status = 'open' AND rule = '{rule}'"))  # type: ignore[arg-type]
+    once = comparable(findings(chain["once"], f"status = 'open' AND rule = '{rule}'"))  # type: ignore[arg-type]
+    keys = ["finding_id", "window_start", "window_end"]
+    assert scheduled.select(keys).equals(once.select(keys)), (
+        f"{rule}: only incremental {scheduled.join(once, on=keys, how='anti').select(keys).to_dicts()[:3]}, "
+        f"only full {once.join(scheduled, on=keys, how='anti').select(keys).to_dicts()[:3]}"
+    )
+    assert scheduled.equals(once), rule
+
+
+def test_each_finding_names_its_first_and_last_run(chain: dict[str, object]) -> None:
+    runs: list[RunSummary] = chain["runs"]  # type: ignore[assignment]
+    found = findings(chain["scheduled"], "true")  # type: ignore[arg-type]
+    open_now = found.filter(pl.col("status") == "open")
+    assert set(open_now.get_column("run_id")) == {runs[-1].run_id}
+    assert open_now.get_column("finding_id").is_unique().all()
+    firsts = open_now.group_by("first_run_id").len()
+    counts = dict(zip(firsts.get_column("first_run_id"), firsts.get_column("len"), strict=True))
+    assert counts[runs[0].run_id] > 0
+    for summary in runs[1:]:
+        assert counts.get(summary.run_id, 0) == summary.new
+    stored = frame(chain["scheduled"], "SELECT * FROM pipeline_runs ORDER BY run_id")  # type: ignore[arg-type]
+    assert stored.get_column("mode").to_list() == ["full", "incremental", "incremental"]
+    assert stored.get_column("findings_new").to_list() == [r.new for r in runs]
+    assert stored.get_column("findings_seen").to_list() == [r.seen for r in runs]
+    assert (stored.get_column("findings_total") == open_now.height).to_list()[-1]
+
+
+def test_a_rerun_over_the_same_data_changes_nothing(
+    chain: dict[str, object], tmp_path: Path
+) -> None:
+    store = copy(chain["scheduled"], tmp_path / "again.duckdb")  # type: ignore[arg-type]
+    before = findings(store, "true")
+    summary = run_here(store)
+    assert summary.mode == "incremental" and summary.reason.startswith("no new data")
+    assert (summary.new, summary.resolved, summary.counts.reopened) == (0, 0, 0)
+    after = findings(store, "true")
+    assert comparable(after).equals(comparable(before))
+    assert after.select("finding_id", "first_run_id", "status").equals(
+        before.select("finding_id", "first_run_id", "status")
+    )
+    assert set(after.filter(pl.col("status") == "open").get_column("run_id")) == {summary.run_id}
+
+
+def test_findings_that_stop_appearing_are_resolved_then_reopened(
+    chain: dict[str, object], tmp_path: Path
+) -> None:
+    store = copy(chain["scheduled"], tmp_path / "policy.duckdb")  # type: ignore[arg-type]
+    bursts = findings(store, "rule = 'refund_bursts'")
+    assert bursts.height > 0
+    strict = tmp_path / "strict.toml"
+    strict.write_text("[rules.refund_bursts]\nmin_refunds = 1000\n")
+    resolving = run_here(store, policy=strict)
+    assert resolving.mode == "full" and "policy changed" in resolving.reason
+    assert resolving.resolved == bursts.height
+    gone = findings(store, "rule = 'refund_bursts'")
+    assert gone.height == bursts.height  # resolved, not deleted
+    assert set(gone.get_column("status")) == {"resolved"}
+    assert set(gone.get_column("resolved_run_id")) == {resolving.run_id}
+    assert gone.get_column("run_id").equals(
+        bursts.get_column("run_id")
+    )  # the last run that saw them
+    back = run_here(store)
+    assert back.counts.reopened == bursts.height and back.new == 0
+    again = findings(store, "rule = 'refund_bursts'")
+    assert (
+        set(again.get_column("status")) == {"open"}
+        and again.get_column("resolved_run_id").is_null().all()
+    )
+    assert again.get_column("first_run_id").equals(bursts.get_column("first_run_id"))
+
+
+def test_events_loaded_late_are_audited_from_their_day(
+    chain: dict[str, object], tmp_path: Path
+) -> None:
+    """Events with times before the last watermark (a late load) move the incremental start
+    back to their day, and the findings still equal a full run's."""
+    store = copy(chain["scheduled"], tmp_path / "late.duckdb")  # type: ignore[arg-type]
+    con = duckdb.connect(str(store))
+    # a burst of wrong PINs on one operator, eleven days before the end, loaded now
+    con.execute(
+        "INSERT INTO login_events SELECT 'LATE' || lpad(CAST(i AS VARCHAR), 3, '0'), "
+        "TIMESTAMP '2026-09-12 10:00:00' + INTERVAL (i * 20) SECOND, o.terminal_id, o.operator_no, o.operator_id, "
+        "'wrong_pin' FROM range(30) r(i), (SELECT * FROM operators ORDER BY operator_id LIMIT 1) o"
+    )
+    con.close()
+    fresh = copy(store, tmp_path / "fresh.duckdb")
+    con = duckdb.connect(str(fresh))
+    con.execute(
+        "DELETE FROM findings; DELETE FROM pipeline_runs; DELETE FROM posaudit_meta WHERE key LIKE 'pipeline.%'"
+    )
+    con.close()
+    late = run_here(store)
+    assert late.mode == "incremental" and "from 2026-09-12 on" in late.reason
+    assert run_here(fresh).mode == "full"
+    assert comparable(findings(store)).equals(comparable(findings(fresh)))
+    assert findings(store, "rule = 'pin_brute_force' AND window_start >= TIMESTAMP '2026-09-12 10:00:00' "
+                           "AND window_start < TIMESTAMP '2026-09-12 10:01:00'").height == 1  # fmt: skip
+
+
+def test_a_changed_operator_table_means_a_full_run(
+    chain: dict[str, object], tmp_path: Path
+) -> None:
+    store = copy(chain["scheduled"], tmp_path / "operators.duckdb")  # type: ignore[arg-type]
+    con = duckdb.connect(str(store))
+    con.execute(
+        "UPDATE operators SET can_refund = NOT can_refund WHERE operator_id = (SELECT min(operator_id) FROM operators)"
+    )
+    con.close()
+    summary = run_here(store)
+    assert summary.mode == "full" and "operators changed" in summary.reason
+
+
+@pytest.mark.parametrize(
+    "mistake", ["score re-ranked only on new days", "sales looked up one minute back"]
+)
+def test_the_equality_check_can_fail(chain: dict[str, object], sample_store: Path, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch, mistake: str) -> None:  # fmt: skip
+    """Runs that read less than the rules need differ from a full run, and the comparison sees it."""
+    registry.all_rules()
+    if mistake.startswith("score"):
+        # ranked among the operator-days of its last two days only, like an event rule
+        monkeypatch.setattr(pipeline, "POPULATION_FAMILIES", frozenset())
+        name, lookback = "operator_anomaly_scores", timedelta(days=1)
+    else:
+        name, lookback = "refunds_without_sale", timedelta(minutes=1)
+    monkeypatch.setitem(
+        registry.RULES, name, dataclasses.replace(registry.RULES[name], lookback=lookback)
+    )
+    store = copy(sample_store, tmp_path / "short.duckdb")
+    run_here(store)
+    append_days(store)
+    append_days(store)
+    assert run_here(store).mode == "incremental"
+    assert not comparable(findings(store)).equals(comparable(findings(chain["once"])))  # type: ignore[arg-type]
