@@ -2,12 +2,35 @@
 
 from __future__ import annotations
 
+import tomllib
 from collections.abc import Collection
+from pathlib import Path
 from typing import Any
 
 
 class ConfigError(ValueError):
     """A settings file or value that cannot be used; the message is one line for the user."""
+
+
+def read_text_file(path: Path, *, what: str, error: type[ConfigError] = ConfigError) -> str:
+    """A settings file's text; ``error`` with one line when it is missing or unreadable."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        msg = f"{what} file {path} does not exist"
+        raise error(msg) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        msg = f"cannot read {what} file {path}: {exc}"
+        raise error(msg) from None
+
+
+def parse_toml(text: str, *, source: str, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
+    """TOML text as a dict; ``error`` naming ``source`` when it is not valid TOML."""
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = f"{source} is not valid TOML: {exc}"
+        raise error(msg) from None
 
 
 def merge_settings(

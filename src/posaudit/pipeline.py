@@ -40,7 +40,6 @@ import string
 import subprocess
 import sys
 import time
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -50,7 +49,7 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from posaudit import __version__
-from posaudit.config import ConfigError, merge_settings
+from posaudit.config import ConfigError, merge_settings, parse_toml, read_text_file
 from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import DERIVED_INPUTS, Rule, all_rules
@@ -813,19 +812,8 @@ class PipelineDefinition:
 def load_pipeline(path: Path) -> PipelineDefinition:
     """Read and check a pipeline definition (TOML); raises PipelineError with one clear line."""
     source = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        msg = f"pipeline file {path} does not exist"
-        raise PipelineError(msg) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        msg = f"cannot read pipeline file {path}: {exc}"
-        raise PipelineError(msg) from None
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path} is not valid TOML: {exc}"
-        raise PipelineError(msg) from None
+    text = read_text_file(path, what="pipeline", error=PipelineError)
+    raw = parse_toml(text, source=str(path), error=PipelineError)
     unknown = set(raw) - {"pipeline", "steps"}
     if unknown:
         msg = f"{source}: unknown table '{sorted(unknown)[0]}' (a pipeline has [pipeline] and [[steps]])"

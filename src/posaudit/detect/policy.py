@@ -11,7 +11,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
-from posaudit.config import ConfigError, merge_settings
+from posaudit.config import ConfigError, merge_settings, parse_toml, read_text_file
 
 # Keys naming a span of time or a minimum count: zero would make the rule meaningless.
 _POSITIVE_SUFFIXES = ("_minutes", "_hours", "_days")
@@ -61,19 +61,8 @@ def load_policy(path: Path | None = None) -> Policy:
     settings = tomllib.loads(default_text)
     if path is None:
         return Policy(settings=settings, text=default_text)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        msg = f"policy file {path} does not exist"
-        raise PolicyError(msg) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        msg = f"cannot read policy file {path}: {exc}"
-        raise PolicyError(msg) from None
-    try:
-        override = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        msg = f"{path} is not valid TOML: {exc}"
-        raise PolicyError(msg) from None
+    text = read_text_file(path, what="policy", error=PolicyError)
+    override = parse_toml(text, source=str(path), error=PolicyError)
     merged = copy.deepcopy(settings)
     try:
         merge_settings(merged, override, source=str(path), share_keys=_SHARE_KEYS)

@@ -10,7 +10,7 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
 
-from posaudit.config import ConfigError, merge_settings
+from posaudit.config import ConfigError, merge_settings, parse_toml, read_text_file
 
 ATTACK_SCENARIOS: Final = (
     "pin_brute_force",
@@ -129,14 +129,7 @@ def load_scenario(
     """
     if path is None:
         return scenario_from_text(None, merchants=merchants, days=days, start=start)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        msg = f"scenario file {path} does not exist"
-        raise ScenarioError(msg) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        msg = f"cannot read scenario file {path}: {exc}"
-        raise ScenarioError(msg) from None
+    text = read_text_file(path, what="scenario", error=ScenarioError)
     return scenario_from_text(text, merchants=merchants, days=days, start=start, source=str(path))
 
 
@@ -152,11 +145,7 @@ def scenario_from_text(
     default_text = default_scenario_text()
     settings = tomllib.loads(default_text)
     if text is not None and text != default_text:
-        try:
-            override = tomllib.loads(text)
-        except tomllib.TOMLDecodeError as exc:
-            msg = f"{source} is not valid TOML: {exc}"
-            raise ScenarioError(msg) from None
+        override = parse_toml(text, source=source, error=ScenarioError)
         _merge(settings, override, "", source)
     cli: dict[str, Any] = {}
     if merchants is not None:
