@@ -203,8 +203,9 @@ def _operator_findings(
     summary: pl.Expr,
     evidence: dict[str, pl.Expr],
 ) -> pl.LazyFrame:
-    return frame.with_columns(pl.col("operator_id").alias("entity_id")).pipe(
-        to_findings,
+    return to_findings(
+        frame,
+        entity_id="operator_id",
         rule=rule_name,
         family=FAMILY,
         entity_type="operator",
