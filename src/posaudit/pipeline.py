@@ -402,6 +402,32 @@ def rule_findings(
     return frames
 
 
+def findings_for_tables(
+    rules: list[Rule],
+    tables: Mapping[str, pl.LazyFrame],
+    policy: Policy,
+    *,
+    window: tuple[datetime, datetime],
+    key: bytes,
+) -> pl.DataFrame:
+    """All findings of ``rules`` over ``tables`` (store tables by name), one per finding id.
+
+    The whole detection step without the store: derived inputs, every rule over all the
+    rows given, the findings schema. An engine that splits the data into buckets (each
+    holding every row of the partitions it covers) calls this once per bucket.
+    """
+    operators = tables["operators"].collect() if "operators" in tables else pl.DataFrame(
+        {"operator_no": []}, schema={"operator_no": pl.String}
+    )
+    derived = derived_inputs(rules, operators, window=window, key=key)
+    inputs = {r.name: {n: tables[n] for n in set(r.inputs) - DERIVED_INPUTS} for r in rules}
+    scopes = {r.name: RuleScope(r.name, None, None, "all rows given") for r in rules}
+    frames = pl.collect_all(rule_findings(rules, inputs, derived, policy, scopes))
+    if not frames:
+        return pl.DataFrame(schema=FINDINGS_SCHEMA)
+    return _one_per_id(pl.concat(frames))
+
+
 def _one_per_id(findings: pl.DataFrame) -> pl.DataFrame:
     """One finding per id, the same one on every run: the strongest, then the latest-ending.
 
