@@ -29,7 +29,7 @@ import duckdb
 import polars as pl
 
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import all_rules
+from posaudit.detect.registry import DERIVED_TABLES, all_rules
 from posaudit.pins import pin_key
 from posaudit.pipeline import (
     POPULATION_FAMILIES,
@@ -106,7 +106,11 @@ def rule_costs(path: Path, policy: Path | None) -> list[tuple[str, float]]:
         )
         costs = [("(PIN exclusion list and data window)", time.perf_counter() - began)]
         for r in rules:
-            tables = {t: reader.read(t).lazy() for t in r.inputs if t not in derived} | derived
+            tables = {
+                t: (reader.read_derived(t) if t in DERIVED_TABLES else reader.read(t)).lazy()
+                for t in r.inputs
+                if t not in derived
+            } | derived
             began = time.perf_counter()
             _shaped(r(tables, **(r.parameters | load_policy(policy).parameters(r.name)))).collect()
             costs.append((r.name, time.perf_counter() - began))

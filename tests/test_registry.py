@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from posaudit.detect.registry import DERIVED_INPUTS, all_rules
+from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
 from posaudit.simulate.scenario import SCENARIOS
 from posaudit.store import TABLES
 
@@ -22,7 +22,7 @@ def test_every_rule_is_documented_and_tested() -> None:
 
 def test_rules_declare_inputs_keys_and_scenarios_that_exist() -> None:
     for name, rule in all_rules().items():
-        assert set(rule.inputs) <= set(TABLES) | DERIVED_INPUTS, name
+        assert set(rule.inputs) <= set(TABLES) | DERIVED_INPUTS | set(DERIVED_TABLES), name
         assert "ground_truth" not in rule.inputs, name
         assert set(rule.scenarios) <= set(SCENARIOS), name
         assert rule.lookback.total_seconds() > 0, name
@@ -40,3 +40,15 @@ def test_rules_never_import_duckdb_altair_or_the_cli() -> None:
             assert not any(forbidden in line for line in imports), (module.name, forbidden)
         if module.parent.name == "detect":
             assert not any(re.search(r"\.collect\(\)", line) for line in code), module.name
+
+
+def test_derived_tables_come_from_store_tables_and_filter_real_columns() -> None:
+    all_rules()
+    assert DERIVED_TABLES, "the refund rules share a derived table"
+    for name, table in DERIVED_TABLES.items():
+        assert table.source in TABLES, name
+        assert name not in TABLES, name
+    schema = (ROOT / "src" / "posaudit" / "store" / "schema.sql").read_text()
+    for table in DERIVED_TABLES.values():
+        for column in [*table.rows, *(table.linked or ())]:
+            assert f"{column} " in schema, (table.name, column)

@@ -40,19 +40,27 @@ import string
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import polars as pl
+from polars.io.plugins import register_io_source
 
 from posaudit import __version__
 from posaudit.config import ConfigError, merge_settings, parse_toml, read_text_file
 from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
 from posaudit.detect.policy import Policy
-from posaudit.detect.registry import DERIVED_INPUTS, Rule, all_rules
+from posaudit.detect.registry import (
+    DERIVED_INPUTS,
+    DERIVED_TABLES,
+    DerivedTable,
+    Rule,
+    all_rules,
+    with_derived_tables,
+)
 from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
 from posaudit.store import Store, StoreError
 from posaudit.store.db import EVENT_TIME_COLUMN
@@ -291,13 +299,132 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
 # -- reading -------------------------------------------------------------------------------
 
 
-class TableReader:
-    """Reads store tables once, whole or from an event time on, with plain string columns."""
+def _recording_source(
+    name: str, schema: pl.Schema, seen: dict[str, set[str] | None]
+) -> pl.LazyFrame:
+    """An empty LazyFrame of ``schema`` that notes in ``seen[name]`` the columns a plan reads."""
 
-    def __init__(self, store: Store):
+    def source(
+        with_columns: list[str] | None, _predicate: object, _n_rows: object, _batch_size: object
+    ) -> Iterator[pl.DataFrame]:
+        if with_columns is None:
+            seen[name] = None
+        elif name not in seen or seen[name] is not None:
+            seen.setdefault(name, set()).update(with_columns)  # type: ignore[union-attr]
+        empty = pl.DataFrame(schema=schema)
+        yield empty if with_columns is None else empty.select(with_columns)
+
+    return register_io_source(source, schema=schema)
+
+
+@dataclass(frozen=True)
+class ColumnsUsed:
+    """The columns a run reads: of each store table, and of each derived table's source."""
+
+    tables: dict[str, list[str] | None]
+    derived: dict[str, list[str] | None]
+
+
+def _ordered(columns: set[str] | None, schema: pl.Schema) -> list[str] | None:
+    if columns is None:
+        return None
+    # a plan that only counts rows still needs one column to count
+    return [c for c in schema.names() if c in columns] or schema.names()[:1]
+
+
+def columns_used(
+    rules: list[Rule],
+    policy: Policy,
+    schemas: Mapping[str, pl.Schema],
+    derived: Mapping[str, pl.LazyFrame],
+) -> ColumnsUsed:
+    """Which columns the rules read, found by Polars' projection pushdown.
+
+    Each rule's plan runs once over empty tables that record the columns the optimised plan
+    asks of them; nothing is declared by hand, so a rule that starts using a column gets it.
+    Derived tables are computed whole, from the columns their own plan reads.
+    """
+    seen: dict[str, set[str] | None] = {}
+    derived_seen: dict[str, set[str] | None] = {}
+    shared = {n for r in rules for n in r.inputs if n in DERIVED_TABLES}
+    derived_frames = {}
+    for name in sorted(shared):
+        table = DERIVED_TABLES[name]
+        source = _recording_source(name, schemas[table.source], derived_seen)
+        derived_frames[name] = table(source).collect().lazy()
+    for r in rules:
+        tables = {
+            n: derived.get(n)
+            if n in DERIVED_INPUTS
+            else derived_frames[n]
+            if n in DERIVED_TABLES
+            else _recording_source(n, schemas[n], seen)
+            for n in r.inputs
+        }
+        _shaped(r(tables, **(r.parameters | policy.parameters(r.name)))).collect()  # type: ignore[arg-type]
+    return ColumnsUsed(
+        tables={n: _ordered(c, schemas[n]) for n, c in seen.items()},
+        derived={
+            n: _ordered(c, schemas[DERIVED_TABLES[n].source]) for n, c in derived_seen.items()
+        },
+    )
+
+
+def store_columns_used(
+    store: Store, rules: list[Rule], policy: Policy, derived: Mapping[str, pl.LazyFrame]
+) -> ColumnsUsed:
+    """:func:`columns_used` for the tables of ``store`` the rules read."""
+    stored = {n for r in rules for n in r.inputs} - DERIVED_INPUTS - set(DERIVED_TABLES)
+    stored |= {DERIVED_TABLES[n].source for r in rules for n in r.inputs if n in DERIVED_TABLES}
+    schemas = {n: _plain_strings(store.read(n, where="false")).schema for n in sorted(stored)}
+    return columns_used(rules, policy, schemas, derived)
+
+
+def _derived_rows(table: DerivedTable, since: datetime | None) -> list[str]:
+    """SQL conditions, each selecting other rows, for the rows of ``table.source`` that the
+    derived table can use (see DerivedTable): its own rows from ``since`` on, the rows they
+    name, and (from ``since`` on only) the rows naming the same as they do."""
+    conditions = [
+        f"{column} IN ({', '.join(repr(v) for v in values)})"
+        for column, values in table.rows.items()
+    ]
+    if since is not None:
+        conditions.append(f"{EVENT_TIME_COLUMN[table.source]} >= {_ts_literal(since)}")
+    own = " AND ".join(conditions) or "true"
+    if table.linked is None:
+        return [own]
+    named, key = table.linked
+    names = f"(SELECT {named} FROM {table.source} WHERE {own} AND {named} IS NOT NULL)"
+    parts = [own, f"NOT ({own}) AND {key} IN {names}"]
+    if since is not None:
+        # earlier rows that name the same (the other refunds of a refund's sale)
+        parts.append(f"NOT ({own}) AND {key} NOT IN {names} AND {named} IN {names}")
+    return parts
+
+
+def _plain_strings(frame: pl.DataFrame) -> pl.DataFrame:
+    """Categorical columns (DuckDB ENUMs) as plain strings.
+
+    Polars keeps the categories of Categorical columns in state shared across the process;
+    string kernels running in parallel over such columns (many stores audited in one
+    process) have ended in a Polars 2.1 panic. Plain strings share nothing.
+    """
+    return frame.with_columns(
+        pl.col(c).cast(pl.String)
+        for c, t in frame.schema.items()
+        if isinstance(t, pl.Categorical | pl.Enum)
+    )
+
+
+class TableReader:
+    """Reads store tables once, whole or from an event time on, only the columns asked for."""
+
+    def __init__(self, store: Store, columns: ColumnsUsed | None = None):
         self.store = store
+        self.columns = columns
         self.rows_read = 0
         self._frames: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
+        self._derived: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
 
     def read(self, name: str, since: datetime | None = None) -> pl.DataFrame:
         """Rows of ``name`` with event time at or after ``since`` (all rows when None)."""
@@ -311,16 +438,30 @@ class TableReader:
                 return frame
             return frame.filter(pl.col(column) >= since)
         where = f"{column} >= {_ts_literal(since)}" if since is not None else None
-        frame = self.store.scan(name, where=where).collect()
-        frame = frame.with_columns(
-            [
-                pl.col(c).cast(pl.String)
-                for c, t in frame.schema.items()
-                if isinstance(t, pl.Categorical | pl.Enum)
-            ]
-        )
+        wanted = self.columns.tables.get(name) if self.columns else None
+        frame = _plain_strings(self.store.read(name, columns=wanted, where=where))
         self.rows_read += frame.height
         self._frames[name] = (since, frame)
+        return frame
+
+    def read_derived(self, name: str, since: datetime | None = None) -> pl.DataFrame:
+        """The derived table ``name`` from ``since`` on, over the source rows it can use.
+
+        From ``since`` on it is whole; before it, it holds the rows linked to those after it
+        (a refund's earlier refunds of the same sale), which the rules need and which by their
+        look-back cannot change a finding they re-decide otherwise.
+        """
+        table = DERIVED_TABLES[name]
+        held = self._derived.get(name)
+        if held is not None and (held[0] is None or (since is not None and held[0] <= since)):
+            return held[1]
+        wanted = self.columns.derived.get(name) if self.columns else None
+        rows = _plain_strings(
+            self.store.read(table.source, columns=wanted, where=_derived_rows(table, since))
+        )
+        self.rows_read += rows.height
+        frame = table(rows.lazy()).collect()
+        self._derived[name] = (since, frame)
         return frame
 
     def earliest(self, names: tuple[str, ...], default: datetime) -> datetime:
@@ -337,17 +478,23 @@ def read_inputs(
     for r in rules:
         since = scopes[r.name].read_from
         for name in set(r.inputs) - DERIVED_INPUTS:
-            if name not in EVENT_TIME_COLUMN or since is None:
+            if (name not in EVENT_TIME_COLUMN and name not in DERIVED_TABLES) or since is None:
                 needed[name] = None
             elif needed.get(name, since) is not None:
                 needed[name] = min(needed.get(name, since), since)  # type: ignore[type-var]
-    frames = {name: reader.read(name, since) for name, since in sorted(needed.items())}
+    frames = {
+        name: reader.read_derived(name, since)
+        if name in DERIVED_TABLES
+        else reader.read(name, since)
+        for name, since in sorted(needed.items())
+    }
     inputs = {}
     for r in rules:
         since = scopes[r.name].read_from
         inputs[r.name] = {
             name: (
                 frames[name].lazy()
+                # a derived table keeps its linked rows before the window (see read_derived)
                 if since is None or name not in EVENT_TIME_COLUMN or needed[name] == since
                 else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMN[name]) >= since)
             )
@@ -416,10 +563,21 @@ def findings_for_tables(
     rows given, the findings schema. An engine that splits the data into buckets (each
     holding every row of the partitions it covers) calls this once per bucket.
     """
-    operators = tables["operators"].collect() if "operators" in tables else pl.DataFrame(
-        {"operator_no": []}, schema={"operator_no": pl.String}
+    operators = (
+        tables["operators"].collect()
+        if "operators" in tables
+        else pl.DataFrame({"operator_no": []}, schema={"operator_no": pl.String})
     )
     derived = derived_inputs(rules, operators, window=window, key=key)
+    shared = {n for r in rules for n in r.inputs if n in DERIVED_TABLES}
+    tables = {
+        **tables,
+        **{
+            n: f.collect().lazy()
+            for n, f in with_derived_tables(shared, dict(tables)).items()
+            if n in shared
+        },
+    }
     inputs = {r.name: {n: tables[n] for n in set(r.inputs) - DERIVED_INPUTS} for r in rules}
     scopes = {r.name: RuleScope(r.name, None, None, "all rows given") for r in rules}
     frames = pl.collect_all(rule_findings(rules, inputs, derived, policy, scopes))
@@ -652,12 +810,12 @@ def _execute(
 ) -> RunSummary:
     stages: dict[str, float] = {}
     mark = time.perf_counter()
-    reader = TableReader(store)
+    derived = derived_inputs(
+        rules, store.read("operators"), window=(plan.data_from, plan.data_to), key=pin_key()
+    )
+    reader = TableReader(store, store_columns_used(store, rules, policy, derived))
     scopes = dict(plan.scopes)
     inputs = read_inputs(reader, rules, scopes)
-    derived = derived_inputs(
-        rules, reader.read("operators"), window=(plan.data_from, plan.data_to), key=pin_key()
-    )
     stages["read"] = time.perf_counter() - mark
     emit("read", {"rows": reader.rows_read, "seconds": round(stages["read"], 3)})
     _hook("read")

@@ -180,7 +180,7 @@ def test_rule_is_registered_with_table_inputs_and_typed_thresholds(name: str) ->
     assert registered.family == "refunds"
     assert registered.function is getattr(refunds, name)
     assert set(registered.inputs) <= {
-        "transactions",
+        "approved_refunds",
         "operators",
         "merchants",
         "login_events",
@@ -217,7 +217,7 @@ def test_refunds_without_sale_fires_on_missing_and_unknown_originals(enum: bool)
         refund("R3", T0 + timedelta(hours=4), original_txn_id="S404"),
         enum=enum,
     )
-    found = check(refunds.refunds_without_sale(data, operators()))
+    found = check(refunds.refunds_without_sale(refunds.approved_refunds(data), operators()))
     assert sorted(found["entity_id"]) == ["R2", "R3"]
     assert set(found["severity"]) == {"high"}
     assert set(found["entity_type"]) == {"transaction"}
@@ -238,7 +238,7 @@ def test_refunds_without_sale_treats_declined_foreign_and_later_sales_as_none() 
         refund("R2", T0 + timedelta(hours=1), original_txn_id="S2"),
         refund("R3", T0 + timedelta(hours=1), original_txn_id="S3"),
     )
-    found = check(refunds.refunds_without_sale(data, operators()))
+    found = check(refunds.refunds_without_sale(refunds.approved_refunds(data), operators()))
     assert sorted(found["entity_id"]) == ["R1", "R2", "R3"]
 
 
@@ -249,7 +249,7 @@ def test_refunds_without_sale_ignores_failed_refunds_and_refunds_of_real_sales()
         refund("R2", T0 + timedelta(hours=2), original_txn_id=None, status="failed"),
         txn("V1", T0 + timedelta(minutes=5), kind="void", original_txn_id=None),
     )
-    assert check(refunds.refunds_without_sale(data, operators())).height == 0
+    assert check(refunds.refunds_without_sale(refunds.approved_refunds(data), operators())).height == 0
 
 
 # --- refunds_over_sale --------------------------------------------------------------------
@@ -264,7 +264,7 @@ def test_refunds_over_sale_fires_on_the_refund_that_crosses_the_sale() -> None:
         refund("R4", T0 + timedelta(hours=4), amount_fen=1_000, status="failed"),
         refund("R5", T0 + timedelta(hours=5), amount_fen=2_000),
     )
-    found = check(refunds.refunds_over_sale(data, operators()))
+    found = check(refunds.refunds_over_sale(refunds.approved_refunds(data), operators()))
     assert found["entity_id"].to_list() == ["R3"]
     row = found.row(0, named=True)
     assert "180.00 CNY, 1.8x the 100.00 CNY" in row["summary"]
@@ -275,7 +275,7 @@ def test_refunds_over_sale_fires_on_the_refund_that_crosses_the_sale() -> None:
 
 def test_refunds_over_sale_fires_on_a_single_refund_above_the_sale() -> None:
     data = transactions(sale("S1", T0, amount_fen=10_000), refund("R1", T0, amount_fen=25_000))
-    found = check(refunds.refunds_over_sale(data, operators()))
+    found = check(refunds.refunds_over_sale(refunds.approved_refunds(data), operators()))
     assert found["entity_id"].to_list() == ["R1"]
     assert found["score"][0] == pytest.approx(1.0)
 
@@ -286,14 +286,14 @@ def test_refunds_over_sale_orders_by_time_not_by_row_order() -> None:
         sale("S1", T0, amount_fen=10_000),
         refund("R1", T0 + timedelta(hours=1), amount_fen=7_000),
     )
-    found = check(refunds.refunds_over_sale(data, operators()))
+    found = check(refunds.refunds_over_sale(refunds.approved_refunds(data), operators()))
     assert found["entity_id"].to_list() == ["R2"]
 
 
 def test_refunds_over_sale_respects_tolerance() -> None:
     data = transactions(sale("S1", T0, amount_fen=10_000), refund("R1", T0, amount_fen=10_050))
-    assert check(refunds.refunds_over_sale(data, operators())).height == 1
-    assert check(refunds.refunds_over_sale(data, operators(), tolerance_fen=50)).height == 0
+    assert check(refunds.refunds_over_sale(refunds.approved_refunds(data), operators())).height == 1
+    assert check(refunds.refunds_over_sale(refunds.approved_refunds(data), operators(), tolerance_fen=50)).height == 0
 
 
 @settings(max_examples=60, deadline=None)
@@ -314,7 +314,7 @@ def test_refunds_over_sale_fires_exactly_one_fen_past_the_sale(
         for i, p in enumerate(parts)
     ]
     found = check(
-        refunds.refunds_over_sale(transactions(*rows), operators(), tolerance_fen=tolerance_fen)
+        refunds.refunds_over_sale(refunds.approved_refunds(transactions(*rows)), operators(), tolerance_fen=tolerance_fen)
     )
     # refunds in total exactly equal to sale + tolerance never fire; one fen more fires the last
     assert found["entity_id"].to_list() == ([f"R{len(parts) - 1}"] if extra else [])
@@ -332,7 +332,7 @@ def test_refunds_to_other_card_fires_on_another_or_missing_card() -> None:
         refund("R4", T0 + timedelta(hours=1), card_token="CARD-C", status="failed"),
         refund("R5", T0 + timedelta(hours=1), card_token="CARD-D", original_txn_id=None),
     )
-    found = check(refunds.refunds_to_other_card(data, operators()))
+    found = check(refunds.refunds_to_other_card(refunds.approved_refunds(data), operators()))
     assert sorted(found["entity_id"]) == ["R2", "R3"]
     row = found.filter(pl.col("entity_id") == "R2").row(0, named=True)
     assert "another card than the one that paid sale S1" in row["summary"]
@@ -344,7 +344,7 @@ def test_refunds_to_other_card_is_silent_when_both_tokens_are_missing() -> None:
         sale("S1", T0, card_token=None, channel="wechat_qr"),
         refund("R1", T0 + timedelta(hours=1), card_token=None, channel="wechat_qr"),
     )
-    assert check(refunds.refunds_to_other_card(data, operators())).height == 0
+    assert check(refunds.refunds_to_other_card(refunds.approved_refunds(data), operators())).height == 0
 
 
 # --- refunds_without_permission -----------------------------------------------------------
@@ -361,7 +361,7 @@ def test_refunds_without_permission_fires_on_operators_without_the_right(enum: b
         sale("S2", T0, operator_id=NO_REFUND_CLERK),
         enum=enum,
     )
-    found = check(refunds.refunds_without_permission(data, operators()))
+    found = check(refunds.refunds_without_permission(refunds.approved_refunds(data), operators()))
     assert sorted(found["entity_id"]) == ["R2", "R3"]
     by_id = {r["entity_id"]: r for r in found.iter_rows(named=True)}
     assert "by operator 04 although the operator has no refund permission" in by_id["R2"]["summary"]
@@ -379,7 +379,7 @@ def test_refunds_without_permission_fires_after_the_operator_was_disabled() -> N
         refund("R1", T0 - timedelta(hours=1)),
         refund("R2", T0 + timedelta(hours=1)),
     )
-    found = check(refunds.refunds_without_permission(data, ops))
+    found = check(refunds.refunds_without_permission(refunds.approved_refunds(data), ops))
     assert found["entity_id"].to_list() == ["R2"]
     assert "disabled" in found["summary"][0]
 
@@ -395,11 +395,11 @@ def test_late_refunds_fires_past_the_window_only() -> None:
         refund("R2", T0 + timedelta(days=20), original_txn_id="S2"),
         refund("R3", T0 + timedelta(days=30), original_txn_id="S2", status="failed"),
     )
-    found = check(refunds.late_refunds(data, operators()))
+    found = check(refunds.late_refunds(refunds.approved_refunds(data), operators()))
     assert found["entity_id"].to_list() == ["R2"]
     assert set(found["severity"]) == {"medium"}
     assert "came 20.0 days after sale S2" in found["summary"][0]
-    assert check(refunds.late_refunds(data, operators(), refund_window_days=21)).height == 0
+    assert check(refunds.late_refunds(refunds.approved_refunds(data), operators(), refund_window_days=21)).height == 0
 
 
 @settings(max_examples=40, deadline=None)
@@ -410,7 +410,7 @@ def test_late_refunds_fires_past_the_window_only() -> None:
 def test_late_refunds_boundary_is_the_window_itself(window_days: int, offset_seconds: int) -> None:
     lag = timedelta(days=window_days, seconds=offset_seconds)
     data = transactions(sale("S1", T0), refund("R1", T0 + lag))
-    found = check(refunds.late_refunds(data, operators(), refund_window_days=window_days))
+    found = check(refunds.late_refunds(refunds.approved_refunds(data), operators(), refund_window_days=window_days))
     assert found.height == (1 if offset_seconds > 0 else 0)
 
 
@@ -426,7 +426,7 @@ def test_off_hours_refunds_fires_on_a_night_of_refunds_past_closing() -> None:
         refund("R3", night + timedelta(minutes=95)),
         refund("R4", T0 + timedelta(hours=2)),  # in hours
     )
-    found = check(refunds.off_hours_refunds(data, operators(), merchants()))
+    found = check(refunds.off_hours_refunds(refunds.approved_refunds(data), operators(), merchants()))
     assert found.height == 1
     row = found.row(0, named=True)
     assert row["entity_type"] == "operator" and row["entity_id"] == CLERK
@@ -439,15 +439,15 @@ def test_off_hours_refunds_fires_on_a_night_of_refunds_past_closing() -> None:
 def test_off_hours_refunds_skips_24h_merchants_single_refunds_and_grace() -> None:
     night = datetime(2026, 3, 4, 23, 10)
     data = transactions(refund("R1", night), refund("R2", night + timedelta(minutes=20)))
-    assert check(refunds.off_hours_refunds(data, operators(), merchants(is_24h=True))).height == 0
+    assert check(refunds.off_hours_refunds(refunds.approved_refunds(data), operators(), merchants(is_24h=True))).height == 0
     lone = transactions(refund("R1", night), refund("R2", night + timedelta(hours=5)))
-    assert check(refunds.off_hours_refunds(lone, operators(), merchants())).height == 0
+    assert check(refunds.off_hours_refunds(refunds.approved_refunds(lone), operators(), merchants())).height == 0
     early = transactions(
         refund("R1", datetime(2026, 3, 4, 7, 35)), refund("R2", datetime(2026, 3, 4, 7, 45))
     )
-    assert check(refunds.off_hours_refunds(early, operators(), merchants())).height == 0
+    assert check(refunds.off_hours_refunds(refunds.approved_refunds(early), operators(), merchants())).height == 0
     assert (
-        check(refunds.off_hours_refunds(early, operators(), merchants(), grace_minutes=10)).height
+        check(refunds.off_hours_refunds(refunds.approved_refunds(early), operators(), merchants(), grace_minutes=10)).height
         == 1
     )
 
@@ -457,11 +457,11 @@ def test_off_hours_refunds_reads_hours_across_midnight() -> None:
     inside = transactions(
         refund("R1", datetime(2026, 3, 4, 23, 30)), refund("R2", datetime(2026, 3, 5, 1, 0))
     )
-    assert check(refunds.off_hours_refunds(inside, operators(), bar)).height == 0
+    assert check(refunds.off_hours_refunds(refunds.approved_refunds(inside), operators(), bar)).height == 0
     outside = transactions(
         refund("R1", datetime(2026, 3, 5, 4, 0)), refund("R2", datetime(2026, 3, 5, 4, 30))
     )
-    assert check(refunds.off_hours_refunds(outside, operators(), bar)).height == 1
+    assert check(refunds.off_hours_refunds(refunds.approved_refunds(outside), operators(), bar)).height == 1
 
 
 @settings(max_examples=40, deadline=None)
@@ -485,7 +485,7 @@ def test_off_hours_refunds_grace_boundary(
     data = transactions(refund("R1", first), refund("R2", far))
     found = check(
         refunds.off_hours_refunds(
-            data, operators(), merchants(), grace_minutes=grace_minutes, cluster_gap_minutes=600
+            refunds.approved_refunds(data), operators(), merchants(), grace_minutes=grace_minutes, cluster_gap_minutes=600
         )
     )
     assert found.height == (1 if offset_seconds > 0 else 0)
@@ -505,7 +505,7 @@ def burst(
 
 def test_refund_bursts_fires_on_many_refunds_in_an_hour() -> None:
     data = transactions(sale("S1", T0), *burst(10, T0, timedelta(minutes=3)))
-    found = check(refunds.refund_bursts(data, operators()))
+    found = check(refunds.refund_bursts(refunds.approved_refunds(data), operators()))
     assert found.height == 1
     row = found.row(0, named=True)
     assert row["entity_id"] == CLERK and row["severity"] == "high"
@@ -515,11 +515,11 @@ def test_refund_bursts_fires_on_many_refunds_in_an_hour() -> None:
 
 def test_refund_bursts_ignores_spread_refunds_and_splits_operators() -> None:
     spread = transactions(*burst(12, T0, timedelta(minutes=9)))  # 8 span 63 minutes
-    assert check(refunds.refund_bursts(spread, operators())).height == 0
+    assert check(refunds.refund_bursts(refunds.approved_refunds(spread), operators())).height == 0
     two = transactions(
         *burst(5, T0, timedelta(minutes=2), CLERK), *burst(5, T0, timedelta(minutes=2), ADMIN)
     )
-    assert check(refunds.refund_bursts(two, operators())).height == 0
+    assert check(refunds.refund_bursts(refunds.approved_refunds(two), operators())).height == 0
 
 
 def test_refund_bursts_merges_overlapping_and_separates_distant_bursts() -> None:
@@ -527,7 +527,7 @@ def test_refund_bursts_merges_overlapping_and_separates_distant_bursts() -> None
         *burst(12, T0, timedelta(minutes=5)),
         *[refund(f"L{i}", T0 + timedelta(hours=5) + i * timedelta(minutes=2)) for i in range(8)],
     )
-    found = check(refunds.refund_bursts(data, operators())).sort("window_start")
+    found = check(refunds.refund_bursts(refunds.approved_refunds(data), operators())).sort("window_start")
     assert found.height == 2
     assert json.loads(found["evidence"][0])["refunds"] == 12
     assert json.loads(found["evidence"][1])["refunds"] == 8
@@ -554,7 +554,7 @@ def test_refund_bursts_match_a_brute_force_oracle(minutes: list[int], k: int, wi
     rows = [refund(f"R{i:03d}", T0 + timedelta(minutes=m)) for i, m in enumerate(minutes)]
     found = check(
         refunds.refund_bursts(
-            transactions(*rows), operators(), min_refunds=k, window_minutes=window
+            refunds.approved_refunds(transactions(*rows)), operators(), min_refunds=k, window_minutes=window
         )
     )
     evidence = [json.loads(e) for e in found["evidence"]]
@@ -578,12 +578,12 @@ def test_refund_bursts_threshold_is_inclusive(k: int, window: int) -> None:
     at = transactions(*rows)
     below = transactions(*rows[:-1])
     assert (
-        check(refunds.refund_bursts(at, operators(), min_refunds=k, window_minutes=window)).height
+        check(refunds.refund_bursts(refunds.approved_refunds(at), operators(), min_refunds=k, window_minutes=window)).height
         == 1
     )
     assert (
         check(
-            refunds.refund_bursts(below, operators(), min_refunds=k, window_minutes=window)
+            refunds.refund_bursts(refunds.approved_refunds(below), operators(), min_refunds=k, window_minutes=window)
         ).height
         == 0
     )
@@ -608,7 +608,7 @@ def cash_out(n: int, *, amount_fen: int = 30_000, sale_fen: int = 200_000) -> li
 
 
 def test_round_amount_refunds_fires_on_partial_round_refunds() -> None:
-    found = check(refunds.round_amount_refunds(transactions(*cash_out(4)), operators()))
+    found = check(refunds.round_amount_refunds(refunds.approved_refunds(transactions(*cash_out(4))), operators()))
     assert found.height == 1
     row = found.row(0, named=True)
     assert row["entity_id"] == CLERK
@@ -618,18 +618,18 @@ def test_round_amount_refunds_fires_on_partial_round_refunds() -> None:
 
 def test_round_amount_refunds_excludes_full_deposits_small_and_unround_amounts() -> None:
     full = transactions(*cash_out(4, amount_fen=80_000, sale_fen=80_000))
-    assert check(refunds.round_amount_refunds(full, operators())).height == 0
+    assert check(refunds.round_amount_refunds(refunds.approved_refunds(full), operators())).height == 0
     small = transactions(*cash_out(4, amount_fen=10_000))
-    assert check(refunds.round_amount_refunds(small, operators())).height == 0
+    assert check(refunds.round_amount_refunds(refunds.approved_refunds(small), operators())).height == 0
     unround = transactions(*cash_out(4, amount_fen=30_050))
-    assert check(refunds.round_amount_refunds(unround, operators())).height == 0
+    assert check(refunds.round_amount_refunds(refunds.approved_refunds(unround), operators())).height == 0
     spread = transactions(
         *[
             r | {"ts": T0 + timedelta(hours=13 * i)} if r["kind"] == "refund" else r
             for i, r in enumerate(cash_out(3))
         ]
     )
-    assert check(refunds.round_amount_refunds(spread, operators())).height == 0
+    assert check(refunds.round_amount_refunds(refunds.approved_refunds(spread), operators())).height == 0
 
 
 def test_round_amount_refunds_counts_refunds_without_sale() -> None:
@@ -637,7 +637,7 @@ def test_round_amount_refunds_counts_refunds_without_sale() -> None:
         refund(f"R{i}", T0 + timedelta(minutes=20 * i), amount_fen=50_000, original_txn_id=None)
         for i in range(3)
     ]
-    assert check(refunds.round_amount_refunds(transactions(*rows), operators())).height == 1
+    assert check(refunds.round_amount_refunds(refunds.approved_refunds(transactions(*rows)), operators())).height == 1
 
 
 @settings(max_examples=30, deadline=None)
@@ -649,7 +649,7 @@ def test_round_amount_refunds_counts_refunds_without_sale() -> None:
 def test_round_amount_refunds_threshold(min_refunds: int, units: int, at_threshold: bool) -> None:
     n = min_refunds if at_threshold else min_refunds - 1
     data = transactions(*cash_out(n, amount_fen=units * 10_000, sale_fen=units * 10_000 + 1))
-    found = check(refunds.round_amount_refunds(data, operators(), min_refunds=min_refunds))
+    found = check(refunds.round_amount_refunds(refunds.approved_refunds(data), operators(), min_refunds=min_refunds))
     assert found.height == (1 if at_threshold else 0)
 
 
@@ -688,7 +688,7 @@ def test_refunds_after_lockout_and_unlock_fire_critical() -> None:
     )
     found = check(
         refunds.refunds_after_suspicious_login(
-            transactions(*takeover_refunds(login, 4)),
+            refunds.approved_refunds(transactions(*takeover_refunds(login, 4))),
             events,
             lockouts((locked, unlocked, "service_desk")),
             operators(),
@@ -714,7 +714,7 @@ def test_refunds_after_many_failures_without_lockout_fire() -> None:
     )
     found = check(
         refunds.refunds_after_suspicious_login(
-            transactions(*takeover_refunds(login, 3), enum=True), events, lockouts(), operators()
+            refunds.approved_refunds(transactions(*takeover_refunds(login, 3), enum=True)), events, lockouts(), operators()
         )
     )
     assert found.height == 1
@@ -728,7 +728,7 @@ def test_forgetful_operator_refunding_to_the_paying_card_is_not_a_takeover() -> 
     events = login_events(*guessing(first, 5), (login, "success"))
     found = check(
         refunds.refunds_after_suspicious_login(
-            transactions(*takeover_refunds(login, 3, card="same")),
+            refunds.approved_refunds(transactions(*takeover_refunds(login, 3, card="same"))),
             events,
             lockouts((locked, locked + timedelta(minutes=8), "admin")),
             operators(),
@@ -741,7 +741,7 @@ def test_refunds_to_other_cards_after_a_plain_login_are_not_a_takeover() -> None
     login = datetime(2026, 3, 4, 14, 0)
     events = login_events(*guessing(login - timedelta(minutes=2), 2), (login, "success"))
     found = refunds.refunds_after_suspicious_login(
-        transactions(*takeover_refunds(login, 4)), events, lockouts(), operators()
+        refunds.approved_refunds(transactions(*takeover_refunds(login, 4))), events, lockouts(), operators()
     )
     assert check(found).height == 0
 
@@ -752,7 +752,7 @@ def test_one_refund_after_a_lockout_is_not_enough() -> None:
     login = locked + timedelta(minutes=31)
     events = login_events(*guessing(first, 5), (login, "success"))
     found = refunds.refunds_after_suspicious_login(
-        transactions(*takeover_refunds(login, 1)),
+        refunds.approved_refunds(transactions(*takeover_refunds(login, 1))),
         events,
         lockouts((locked, locked + timedelta(minutes=30), "timeout")),
         operators(),
@@ -765,7 +765,7 @@ def test_refunds_long_after_the_suspicious_login_do_not_count() -> None:
     login = first + timedelta(minutes=3)
     events = login_events(*guessing(first, 8), (login, "success"))
     late = transactions(*takeover_refunds(login + timedelta(hours=2), 4))
-    found = refunds.refunds_after_suspicious_login(late, events, lockouts(), operators())
+    found = refunds.refunds_after_suspicious_login(refunds.approved_refunds(late), events, lockouts(), operators())
     assert check(found).height == 0
 
 
@@ -774,7 +774,7 @@ def test_old_lockout_does_not_make_a_login_suspicious() -> None:
     login = datetime(2026, 3, 4, 14, 0)
     events = login_events((login, "success"))
     found = refunds.refunds_after_suspicious_login(
-        transactions(*takeover_refunds(login, 4)),
+        refunds.approved_refunds(transactions(*takeover_refunds(login, 4))),
         events,
         lockouts((locked, locked + timedelta(minutes=30), "timeout")),
         operators(),
@@ -797,7 +797,7 @@ def test_refunds_after_suspicious_login_failure_threshold(
     events = login_events(*guessing(first, n, timedelta(seconds=gap_seconds)), (login, "success"))
     found = check(
         refunds.refunds_after_suspicious_login(
-            transactions(*takeover_refunds(login, 3)),
+            refunds.approved_refunds(transactions(*takeover_refunds(login, 3))),
             events,
             lockouts(),
             operators(),

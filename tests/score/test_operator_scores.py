@@ -494,7 +494,7 @@ def test_registered_with_its_inputs_and_scenario() -> None:
     registered = RULES["operator_anomaly_scores"]
     assert registered.family == "scores" and registered.entity_type == "operator"
     assert registered.inputs == (
-        "transactions", "login_events", "lockouts", "operators", "merchants"
+        "transactions", "login_events", "lockouts", "operators", "merchants", "approved_refunds"
     )  # fmt: skip
     assert registered.lookback == timedelta(days=CONTEXT_DAYS)
     assert registered.scenarios == ("friendly_refunds",)
@@ -505,3 +505,27 @@ def test_registered_with_its_inputs_and_scenario() -> None:
 def test_docstring_examples_run() -> None:
     result = doctest.testmod(operators, optionflags=doctest.NORMALIZE_WHITESPACE)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_the_fit_sample_is_the_same_whole_or_in_parts() -> None:
+    from datetime import date
+
+    from posaudit.score.operators import fit_sample, sample_key
+
+    days = pl.date_range(date(2026, 1, 1), date(2026, 3, 31), eager=True)
+    frame = pl.DataFrame(
+        {"operator_id": [f"T{t:06d}-{o:02d}" for t in range(40) for o in range(5)]}
+    ).join(pl.DataFrame({"day": days}), how="cross").with_columns(
+        pl.col("operator_id").str.slice(0, 7).alias("merchant_id")
+    )
+    whole = fit_sample(frame, total=frame.height, fit_rows=2_000)
+    parts = pl.concat(
+        fit_sample(part, total=frame.height, fit_rows=2_000)
+        for part in frame.partition_by("merchant_id")
+    )
+    assert 1_500 < whole.height < 2_500
+    assert whole.sort("operator_id", "day").equals(parts.sort("operator_id", "day"))
+    # a fixed key: the same operator and day give the same number in any frame
+    keys = frame.head(50).select(sample_key()).to_series()
+    assert keys.equals(frame.head(50).reverse().select(sample_key()).to_series().reverse())
+    assert fit_sample(frame, total=frame.height, fit_rows=frame.height).height == frame.height

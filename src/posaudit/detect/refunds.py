@@ -19,8 +19,8 @@ of that pattern:
 Only approved refunds are candidates: the terminal refuses most bad refunds itself (they show
 as ``failed``), and a refused refund moved no money. A refund's original sale is the approved
 sale of the same merchant named by ``original_txn_id`` and made no later than the refund; a
-refund naming anything else has no sale. Every rule filters the few refunds out of the
-transactions first and joins only those with their sales.
+refund naming anything else has no sale. The rules share one frame, :func:`approved_refunds`:
+the few approved refunds with their sales, which a run computes once.
 """
 
 from __future__ import annotations
@@ -31,13 +31,13 @@ from typing import Final
 import polars as pl
 
 from posaudit.detect.findings import Severity, fen_to_yuan, to_findings
-from posaudit.detect.registry import rule
+from posaudit.detect.registry import derived_table, rule
 
 FAMILY: Final = "refunds"
-# A refund's sale may be older than the 15-day refund window (a late refund names one), so the
-# rules that look a refund's sale up read three months back; a sale older than that is past
-# any refund window and its refund is late in any case.
-SALE_LOOKBACK: Final = timedelta(days=90)
+# A finding on one refund depends on that refund, its sale and the other refunds of the sale.
+# The shared frame reaches those through original_txn_id whatever their age (its ``linked``
+# rows), so the rules judging one refund at a time look back one day only.
+REFUND_LOOKBACK: Final = timedelta(days=1)
 MAX_EVIDENCE_IDS: Final = 20
 SECONDS_PER_DAY: Final = 86_400
 # Merchants open around the clock store closes_at as 23:59:59; read that as midnight.
@@ -98,6 +98,24 @@ def _refunds_with_sales(transactions: pl.LazyFrame) -> pl.LazyFrame:
             for c in ("sale_ts", "sale_amount_fen", "sale_card_token")
         )
     )
+
+
+@derived_table(
+    source="transactions",
+    rows={"kind": ("refund",), "status": ("approved",)},
+    linked=("original_txn_id", "txn_id"),
+)
+def approved_refunds(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """The approved refunds with their original sale, the frame every refund rule starts from.
+
+    Columns: the refund's ``txn_id``, ``ts``, ``terminal_id``, ``merchant_id``,
+    ``operator_id``, ``amount_fen``, ``card_token`` and ``original_txn_id``, then its sale's
+    ``sale_ts``, ``sale_amount_fen`` and ``sale_card_token`` (null without one) and
+    ``has_sale``. It needs only the approved refunds and the rows they name, so a run reads
+    just those. Rows come in time order (then by id) whatever order the transactions came in,
+    so evidence that lists refunds in time order is the same from any reader.
+    """
+    return _refunds_with_sales(transactions).sort("ts", "txn_id")
 
 
 def _with_operator_no(frame: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
@@ -214,10 +232,10 @@ def _dense_runs(
     family=FAMILY,
     entity_type="transaction",
     partition_key="merchant_id",
-    lookback=SALE_LOOKBACK,
+    lookback=REFUND_LOOKBACK,
     scenarios=("refund_without_sale",),
 )
-def refunds_without_sale(transactions: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
+def refunds_without_sale(approved_refunds: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
     """Approved refunds that name no original sale, or name one that does not exist.
 
     A terminal refunds by picking the original sale from its records, so a refund with no
@@ -227,8 +245,7 @@ def refunds_without_sale(transactions: pl.LazyFrame, operators: pl.LazyFrame) ->
     """
     named = pl.col("original_txn_id").is_not_null()
     return (
-        _refunds_with_sales(transactions)
-        .filter(~pl.col("has_sale"))
+        approved_refunds.filter(~pl.col("has_sale"))
         .pipe(_with_operator_no, operators)
         .pipe(
             _transaction_findings,
@@ -249,11 +266,11 @@ def refunds_without_sale(transactions: pl.LazyFrame, operators: pl.LazyFrame) ->
     family=FAMILY,
     entity_type="transaction",
     partition_key="merchant_id",
-    lookback=SALE_LOOKBACK,
+    lookback=REFUND_LOOKBACK,
     scenarios=("refund_over_sale",),
 )
 def refunds_over_sale(
-    transactions: pl.LazyFrame,
+    approved_refunds: pl.LazyFrame,
     operators: pl.LazyFrame,
     *,
     tolerance_fen: int = 0,  # the acquirer refuses any refund beyond what is left of the sale
@@ -275,8 +292,7 @@ def refunds_over_sale(
     refunded = pl.col("amount_fen").cum_sum().over(*sale, order_by=["ts", "txn_id"])
     limit = pl.col("sale_amount_fen") + tolerance_fen
     return (
-        _refunds_with_sales(transactions)
-        .filter(pl.col("has_sale"))
+        approved_refunds.filter(pl.col("has_sale"))
         .with_columns(
             refunded.alias("refunded_fen"),
             pl.len().over(*sale).alias("refunds_of_sale"),
@@ -318,10 +334,10 @@ def refunds_over_sale(
     family=FAMILY,
     entity_type="transaction",
     partition_key="merchant_id",
-    lookback=SALE_LOOKBACK,
+    lookback=REFUND_LOOKBACK,
     scenarios=("refund_other_card",),
 )
-def refunds_to_other_card(transactions: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
+def refunds_to_other_card(approved_refunds: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
     """Approved refunds paid to another card or wallet than the one that paid the sale.
 
     A refund goes back to the card that paid; sending it elsewhere turns a refund into a
@@ -329,8 +345,9 @@ def refunds_to_other_card(transactions: pl.LazyFrame, operators: pl.LazyFrame) -
     and account takeovers cash out. A missing token on one side only counts as different.
     """
     return (
-        _refunds_with_sales(transactions)
-        .filter(pl.col("has_sale") & pl.col("card_token").ne_missing(pl.col("sale_card_token")))
+        approved_refunds.filter(
+            pl.col("has_sale") & pl.col("card_token").ne_missing(pl.col("sale_card_token"))
+        )
         .pipe(_with_operator_no, operators)
         .pipe(
             _transaction_findings,
@@ -361,7 +378,9 @@ def refunds_to_other_card(transactions: pl.LazyFrame, operators: pl.LazyFrame) -
     lookback=timedelta(days=1),
     scenarios=("refund_without_permission",),
 )
-def refunds_without_permission(transactions: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFrame:
+def refunds_without_permission(
+    approved_refunds: pl.LazyFrame, operators: pl.LazyFrame
+) -> pl.LazyFrame:
     """Approved refunds by an operator without refund permission (or with no operator record,
     or disabled at the time).
 
@@ -383,8 +402,7 @@ def refunds_without_permission(transactions: pl.LazyFrame, operators: pl.LazyFra
         .otherwise(pl.lit("operator_disabled"))
     )
     return (
-        _approved_refunds(transactions)
-        .join(permissions, on="operator_id", how="left")
+        approved_refunds.join(permissions, on="operator_id", how="left")
         .filter(
             ~pl.col("can_refund").fill_null(False)
             | (pl.col("disabled_at").is_not_null() & (pl.col("disabled_at") <= pl.col("ts")))
@@ -414,11 +432,11 @@ def refunds_without_permission(transactions: pl.LazyFrame, operators: pl.LazyFra
     family=FAMILY,
     entity_type="transaction",
     partition_key="merchant_id",
-    lookback=SALE_LOOKBACK,
+    lookback=REFUND_LOOKBACK,
     scenarios=("late_refund",),
 )
 def late_refunds(
-    transactions: pl.LazyFrame,
+    approved_refunds: pl.LazyFrame,
     operators: pl.LazyFrame,
     *,
     refund_window_days: int = 15,  # the acquirer's refund window (docs/scenarios.md)
@@ -437,8 +455,7 @@ def late_refunds(
     window = timedelta(days=refund_window_days)
     lag_days = (pl.col("ts") - pl.col("sale_ts")).dt.total_seconds() / SECONDS_PER_DAY
     return (
-        _refunds_with_sales(transactions)
-        .filter(pl.col("has_sale") & ((pl.col("ts") - pl.col("sale_ts")) > window))
+        approved_refunds.filter(pl.col("has_sale") & ((pl.col("ts") - pl.col("sale_ts")) > window))
         .with_columns(lag_days.alias("lag_days"))
         .pipe(_with_operator_no, operators)
         .pipe(
@@ -511,7 +528,7 @@ def _refund_group_aggregates() -> list[pl.Expr]:
     scenarios=("off_hours_refunds",),
 )
 def off_hours_refunds(
-    transactions: pl.LazyFrame,
+    approved_refunds: pl.LazyFrame,
     operators: pl.LazyFrame,
     merchants: pl.LazyFrame,
     *,
@@ -557,8 +574,7 @@ def off_hours_refunds(
         > timedelta(minutes=cluster_gap_minutes)
     ).fill_null(True)
     return (
-        _approved_refunds(transactions)
-        .join(hours, on="merchant_id", how="inner")
+        approved_refunds.join(hours, on="merchant_id", how="inner")
         .filter(~pl.col("is_24h") & (closed_length > 0) & (since_close < closed_length))
         .with_columns(outside_minutes.alias("outside_minutes"))
         .filter(pl.col("outside_minutes") > grace_minutes)
@@ -624,7 +640,7 @@ def _second_of_day(column: str) -> pl.Expr:
     scenarios=("refund_burst",),
 )
 def refund_bursts(
-    transactions: pl.LazyFrame,
+    approved_refunds: pl.LazyFrame,
     operators: pl.LazyFrame,
     *,
     min_refunds: int = 8,  # measured on simulated worlds: at most 7 natural refunds per
@@ -647,8 +663,7 @@ def refund_bursts(
     """
     window = timedelta(minutes=window_minutes)
     return (
-        _approved_refunds(transactions)
-        .pipe(_dense_runs, min_events=min_refunds, window=window)
+        approved_refunds.pipe(_dense_runs, min_events=min_refunds, window=window)
         .group_by("operator_id", "run_id")
         .agg(*_refund_group_aggregates())
         .with_columns(
@@ -692,11 +707,11 @@ def refund_bursts(
     family=FAMILY,
     entity_type="operator",
     partition_key="merchant_id",
-    lookback=timedelta(days=30),
+    lookback=timedelta(days=2),  # runs of window_hours (12), the sale through the links
     scenarios=("round_amount_refunds",),
 )
 def round_amount_refunds(
-    transactions: pl.LazyFrame,
+    approved_refunds: pl.LazyFrame,
     operators: pl.LazyFrame,
     *,
     round_unit_fen: int = 10_000,  # 100 CNY: the banknote cash-out is counted in
@@ -726,8 +741,7 @@ def round_amount_refunds(
     window = timedelta(hours=window_hours)
     full_refund = pl.col("has_sale") & (pl.col("amount_fen") == pl.col("sale_amount_fen"))
     return (
-        _refunds_with_sales(transactions)
-        .filter(
+        approved_refunds.filter(
             (pl.col("amount_fen") % round_unit_fen == 0)
             & (pl.col("amount_fen") >= min_amount_fen)
             & ~full_refund
@@ -886,7 +900,7 @@ def _suspicious_logins(
     scenarios=("takeover_refund",),
 )
 def refunds_after_suspicious_login(
-    transactions: pl.LazyFrame,
+    approved_refunds: pl.LazyFrame,
     login_events: pl.LazyFrame,
     lockouts: pl.LazyFrame,
     operators: pl.LazyFrame,
@@ -935,8 +949,7 @@ def refunds_after_suspicious_login(
     ).sort("login_ts")
     to_other_card = ~pl.col("has_sale") | pl.col("card_token").ne_missing(pl.col("sale_card_token"))
     return (
-        _refunds_with_sales(transactions)
-        .with_columns(to_other_card.alias("to_other_card"))
+        approved_refunds.with_columns(to_other_card.alias("to_other_card"))
         .sort("ts")
         .join_asof(
             suspicious,

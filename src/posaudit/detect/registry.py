@@ -3,6 +3,10 @@
 A rule registers itself with :func:`rule`. Its positional parameters are named after the
 tables it reads (the runner passes those LazyFrames); its keyword-only parameters are its
 thresholds, whose values come from the policy file section named after the rule.
+
+A frame several rules share (the approved refunds with their sales, say) registers itself
+with :func:`derived_table`; a rule names it as an input like a store table, and the runner
+computes it once per run instead of once per rule.
 """
 
 from __future__ import annotations
@@ -25,6 +29,69 @@ RuleFunction = Callable[..., pl.LazyFrame]
 
 
 @dataclass(frozen=True)
+class DerivedTable:
+    """A frame computed from one store table, shared by the rules that name it.
+
+    ``rows`` (column -> allowed values) and ``linked`` (``(from_column, to_column)``) say
+    which rows of ``source`` the function can use: those matching ``rows``, and the rows whose
+    ``to_column`` one of them names in ``from_column`` or that name the same value there (a
+    refund's sale, and the other refunds of that sale). A reader may read only those; the
+    function gives the same frame from the whole table, which is what the rule tests use.
+    ``time_column`` is the frame's event time, by which a run cuts it to a rule's window.
+    """
+
+    name: str
+    function: Callable[[pl.LazyFrame], pl.LazyFrame]
+    source: str
+    rows: dict[str, tuple[str, ...]]
+    linked: tuple[str, str] | None
+    time_column: str
+
+    def __call__(self, source: pl.LazyFrame) -> pl.LazyFrame:
+        return self.function(source)
+
+
+DERIVED_TABLES: dict[str, DerivedTable] = {}
+
+
+def derived_table(
+    *,
+    source: str,
+    rows: dict[str, tuple[str, ...]],
+    linked: tuple[str, str] | None = None,
+    time_column: str = "ts",
+) -> Callable[[Callable[[pl.LazyFrame], pl.LazyFrame]], Callable[[pl.LazyFrame], pl.LazyFrame]]:
+    """Register a shared frame computed from ``source``; the function is returned unchanged."""
+
+    def register(
+        function: Callable[[pl.LazyFrame], pl.LazyFrame],
+    ) -> Callable[[pl.LazyFrame], pl.LazyFrame]:
+        DERIVED_TABLES[function.__name__] = DerivedTable(
+            name=function.__name__,
+            function=function,
+            source=source,
+            rows=rows,
+            linked=linked,
+            time_column=time_column,
+        )
+        return function
+
+    return register
+
+
+def with_derived_tables(
+    names: tuple[str, ...] | set[str], tables: dict[str, pl.LazyFrame]
+) -> dict[str, pl.LazyFrame]:
+    """``tables`` plus every derived table among ``names`` that it lacks, computed from it."""
+    out = dict(tables)
+    for name in names:
+        if name not in out and name in DERIVED_TABLES:
+            table = DERIVED_TABLES[name]
+            out[name] = table(out[table.source])
+    return out
+
+
+@dataclass(frozen=True)
 class Rule:
     """A registered rule and what the runner needs to know to run it anywhere."""
 
@@ -44,6 +111,8 @@ class Rule:
         return doc.split("\n\n")[0].replace("\n", " ")
 
     def __call__(self, tables: dict[str, pl.LazyFrame], **thresholds: Any) -> pl.LazyFrame:
+        """The rule's findings over ``tables`` (store tables by name; derived ones computed)."""
+        tables = with_derived_tables(self.inputs, tables)
         return self.function(*(tables[name] for name in self.inputs), **thresholds)
 
 
@@ -68,9 +137,7 @@ def rule(
             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
         )
         parameters = {
-            p.name: p.default
-            for p in signature.parameters.values()
-            if p.kind is p.KEYWORD_ONLY
+            p.name: p.default for p in signature.parameters.values() if p.kind is p.KEYWORD_ONLY
         }
         RULES[function.__name__] = Rule(
             name=function.__name__,

@@ -397,6 +397,7 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "seed": ("random seed of the model", "模型随机种子"),
     "n_estimators": ("trees in the forest", "森林中的树数量"),
     "max_samples": ("sample size per tree", "每棵树的样本量"),
+    "fit_rows": ("most operator-days the forest is fitted on", "拟合森林所用的最多操作员日数"),
 }
 WEAKNESS_CLASSES: Final[dict[str, tuple[str, str]]] = {
     "repeated_digit": ("repeated digit", "重复数字"),

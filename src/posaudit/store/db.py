@@ -7,8 +7,8 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
@@ -97,7 +97,12 @@ class Store:
     @staticmethod
     def _connect(path: Path, *, read_only: bool) -> duckdb.DuckDBPyConnection:
         try:
-            return duckdb.connect(str(path), read_only=read_only)
+            con = duckdb.connect(str(path), read_only=read_only)
+            # posaudit reports progress itself: DuckDB's own bar would land in logs and pipes
+            # (inside Jupyter DuckDB refuses the setting without ipywidgets, and draws no bar)
+            with suppress(duckdb.InvalidInputException):
+                con.execute("SET enable_progress_bar = false")
+            return con
         except duckdb.IOException as exc:
             text = str(exc).splitlines()[0]
             if "lock" in text.lower():
@@ -243,11 +248,40 @@ class Store:
     # -- reading ---------------------------------------------------------------------------
     def scan(self, table: str, *, where: str | None = None) -> pl.LazyFrame:
         """A table as a LazyFrame (materialised from DuckDB through Arrow)."""
+        return self.read(table, where=where).lazy()
+
+    def read(
+        self,
+        table: str,
+        *,
+        columns: Sequence[str] | None = None,
+        where: str | Sequence[str] | None = None,
+    ) -> pl.DataFrame:
+        """Rows of a table (``where``: a SQL condition), only ``columns`` when given.
+
+        ``where`` may be several conditions that select disjoint rows: each is read on its
+        own and the rows stacked, which DuckDB runs much faster than one condition joining
+        them with OR when one holds a sub-query. Strings cross to Polars as Arrow string
+        views, Polars' own layout, so they are not copied on the way; ENUM columns arrive as
+        Categorical.
+        """
         if table not in TABLES:
             msg = f"unknown table {table!r}"
             raise StoreError(msg)
-        query = f"SELECT * FROM {table}" + (f" WHERE {where}" if where else "")
-        return self._con.sql(query).pl().lazy()
+        selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
+        conditions = [where] if isinstance(where, str) else list(where or [])
+        query = " UNION ALL ".join(
+            f"SELECT {selected} FROM {table} WHERE {c}" for c in conditions
+        ) or f"SELECT {selected} FROM {table}"
+        self._con.execute("SET produce_arrow_string_view = true")
+        try:
+            return self._con.sql(query).pl()
+        finally:
+            self._con.execute("RESET produce_arrow_string_view")
+
+    def schema(self, table: str) -> pl.Schema:
+        """A table's columns as Polars sees them when read."""
+        return self.read(table, where="false").schema
 
     def query(self, sql: str, params: list[object] | None = None) -> list[tuple[object, ...]]:
         """Rows of a SQL query, for small look-ups (counts, maxima, metadata)."""

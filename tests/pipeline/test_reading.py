@@ -1,0 +1,95 @@
+"""What a run reads: only the columns its rules use, and only the rows a derived table needs."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import polars as pl
+import pytest
+from polars.testing import assert_frame_equal
+
+from posaudit import pipeline
+from posaudit.detect.policy import load_policy
+from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
+from posaudit.pins import pin_key
+from posaudit.store import Store
+
+
+@pytest.fixture(scope="module")
+def store(sample_store: Path) -> Store:
+    return Store.open(sample_store, read_only=True)
+
+
+def _columns(store: Store, names: list[str]) -> pipeline.ColumnsUsed:
+    rules = [all_rules()[n] for n in names]
+    derived = pipeline.derived_inputs(
+        rules, store.read("operators"), window=pipeline.data_window(store), key=pin_key()
+    )
+    tables = {n for r in rules for n in r.inputs} - DERIVED_INPUTS - set(DERIVED_TABLES)
+    tables |= {"transactions"}
+    return pipeline.columns_used(
+        rules, load_policy(), {n: store.schema(n) for n in tables}, derived
+    )
+
+
+def test_a_rule_reads_only_the_columns_its_plan_uses(store: Store) -> None:
+    used = _columns(store, ["lockout_storm"])
+    assert set(used.tables) == set(all_rules()["lockout_storm"].inputs)
+    for table, columns in used.tables.items():
+        assert columns is not None, table
+        assert set(columns) < set(store.schema(table).names()), table
+    assert used.tables["operators"] == ["operator_id", "operator_no"]
+
+
+def test_the_refund_rules_read_no_transactions_but_their_shared_frame(store: Store) -> None:
+    refund_rules = [n for n, r in all_rules().items() if r.family == "refunds"]
+    used = _columns(store, refund_rules)
+    assert "transactions" not in used.tables
+    assert set(used.derived) == {"approved_refunds"}
+    wanted = used.derived["approved_refunds"]
+    assert wanted is not None and "fee_fen" not in wanted and "txn_id" in wanted
+
+
+@pytest.mark.parametrize("days_back", [None, 3, 10])
+def test_a_derived_table_from_the_rows_it_needs_equals_it_from_the_whole_table(
+    store: Store, days_back: int | None
+) -> None:
+    table = DERIVED_TABLES["approved_refunds"]
+    _, last = pipeline.data_window(store)
+    since = None if days_back is None else last - timedelta(days=days_back)
+    read = pipeline.TableReader(store).read_derived("approved_refunds", since)
+    whole = table(store.read("transactions").lazy()).collect()
+    order = ["ts", "txn_id"]
+    if since is None:
+        assert_frame_equal(read.sort(order), whole.sort(order), check_dtypes=False)
+        return
+    after = read.filter(pl.col("ts") >= since)
+    assert after.height > 0
+    assert_frame_equal(
+        after.sort(order), whole.filter(pl.col("ts") >= since).sort(order), check_dtypes=False
+    )
+    # before the window: only the other refunds of sales that refunds in the window name,
+    # exactly as they are in the whole frame
+    before = read.filter(pl.col("ts") < since)
+    named = after.get_column("original_txn_id").drop_nulls()
+    assert before.get_column("original_txn_id").is_in(named.implode()).all()
+    expected = whole.filter((pl.col("ts") < since) & pl.col("original_txn_id").is_in(named.implode()))
+    assert_frame_equal(before.sort(order), expected.sort(order), check_dtypes=False)
+
+
+def test_the_rows_a_derived_table_reads_are_few_and_reach_back_to_old_sales(store: Store) -> None:
+    _, last = pipeline.data_window(store)
+    since = last - timedelta(days=3)
+    conditions = pipeline._derived_rows(DERIVED_TABLES["approved_refunds"], since)
+    rows = store.read("transactions", where=conditions)
+    assert rows.get_column("txn_id").is_unique().all()  # the conditions do not overlap
+    assert rows.height < store.read("transactions", columns=["txn_id"]).height / 20
+    assert rows.filter(pl.col("ts") < since).height > 0  # sales from before the window
+
+
+def test_store_read_refuses_an_unknown_table(store: Store) -> None:
+    from posaudit.store import StoreError
+
+    with pytest.raises(StoreError, match="unknown table"):
+        store.read("approved_refunds")
