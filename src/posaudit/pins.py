@@ -98,7 +98,7 @@ def pin_key() -> bytes:
 
 def pin_digest(pin: str, *, key: bytes) -> str:
     """Hex HMAC-SHA256 of a PIN under ``key``, the only form in which a PIN is ever kept."""
-    return hmac.new(key, pin.encode(), hashlib.sha256).hexdigest()
+    return hmac.digest(key, pin.encode(), "sha256").hex()
 
 
 def key_fingerprint(key: bytes) -> str:
@@ -120,8 +120,8 @@ def _valid_month_day(month: np.ndarray, day: np.ndarray) -> np.ndarray:
 @lru_cache(maxsize=1)
 def _class_codes() -> np.ndarray:
     """Weakness class code of every 6-digit PIN (0 = none, i = WEAKNESS_CLASSES[i - 1])."""
-    values = np.arange(1_000_000, dtype=np.int64)
-    d = _digits(values)
+    values = np.arange(1_000_000, dtype=np.int32)
+    d = _digits(values).astype(np.int8)
     steps = np.diff(d, axis=0) % 10
     masks: dict[str, np.ndarray] = {
         "repeated_digit": (d == d[0]).all(axis=0),
@@ -135,9 +135,11 @@ def _class_codes() -> np.ndarray:
     lines = [int(s) for line in _KEYPAD_LINES for s in (line, line[::-1])]
     halves_high, halves_low = values // 1000, values % 1000
     masks["keypad_shape"] = np.isin(halves_high, lines) & np.isin(halves_low, lines)
-    text = np.char.zfill(values.astype(str), 6)
     lucky_digits = np.isin(d, [6, 8, 9]).all(axis=0)
-    has_1314 = np.char.find(text, "1314") >= 0
+    # "1314" anywhere in the six digits: at the front, in the middle or at the end
+    has_1314 = (
+        (values // 100 == 1314) | ((values // 10) % 10_000 == 1314) | (values % 10_000 == 1314)
+    )
     love = np.isin(halves_high, [520, 521]) | np.isin(halves_low, [520, 521])
     masks["lucky_number"] = (
         lucky_digits
