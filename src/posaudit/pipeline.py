@@ -282,7 +282,9 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
     for r in rules:
         recheck_from = changed_from - r.lookback
         read_from = recheck_from - r.lookback
-        firsts: list[datetime] = [starts[t] for t in r.inputs if starts.get(t) is not None]
+        # a derived table starts where the store table it comes from starts
+        sources = [DERIVED_TABLES[t].source if t in DERIVED_TABLES else t for t in r.inputs]
+        firsts: list[datetime] = [starts[t] for t in sources if starts.get(t) is not None]
         if r.family in POPULATION_FAMILIES:
             why = "ranks the whole population"
         elif not firsts or read_from <= min(firsts):

@@ -49,6 +49,9 @@ def test_the_scheduled_runs_were_incremental(chain: dict[str, object]) -> None:
         assert summary.mode == "incremental", summary.reason
         # some rules re-decided only recent findings and carried the older ones over
         assert len(summary.rules_over_all_data) < len(RULES)
+        # a refund's sale comes through its link, so the per-refund rules read recent days only
+        for name in ("refunds_without_sale", "refunds_over_sale", "late_refunds", "refund_bursts"):
+            assert name not in summary.rules_over_all_data, name
         assert summary.counts.carried > 0
     assert chain["full"].mode == "full"  # type: ignore[attr-defined]
 
