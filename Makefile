@@ -3,6 +3,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+SPARK_STAMP := $(VENV)/.installed-spark
 
 .PHONY: demo test bench lab lint clean
 
@@ -12,10 +13,15 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The tests also cover the optional Spark engine (posaudit[spark]); the demo does not need it.
+$(SPARK_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[dev,spark]'
+	touch $(SPARK_STAMP)
+
 demo: $(STAMP)
 	$(BIN)/posaudit demo
 
-test: $(STAMP)
+test: $(SPARK_STAMP)
 	$(BIN)/pytest
 
 bench: $(STAMP)

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import typer
 from rich.console import Console
@@ -20,6 +20,11 @@ from rich.table import Table
 
 from posaudit import __version__
 from posaudit.store import StoreError, default_db_path
+
+if TYPE_CHECKING:
+    from posaudit.detect.policy import Policy
+    from posaudit.pipeline import RunSummary
+    from posaudit.spark.runner import SparkRun
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -167,6 +172,88 @@ def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
     return f"{fields['step']}: {fields['status']}"
 
 
+def _spark_settings(
+    engine: str,
+    *,
+    master: str | None,
+    conf: list[str],
+    parquet: Path | None,
+    buckets: int | None,
+    strategy: str | None,
+    findings_out: Path | None,
+    pipeline: bool,
+) -> SparkRun | None:
+    """The Spark run asked for (None for the local engine); a bad value fails with exit 2."""
+    spark_only = {"--master": master, "--spark-conf": conf or None, "--parquet": parquet, "--buckets": buckets,
+                  "--spark-strategy": strategy, "--findings-out": findings_out}  # fmt: skip
+    if engine not in ("local", "spark"):
+        fail(f"--engine must be local or spark, got {engine!r}")
+    if engine == "local":
+        given = [name for name, value in spark_only.items() if value is not None]
+        if given:
+            fail(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only with --engine spark")
+        return None
+    from posaudit.spark.runner import STRATEGIES, SparkRun
+    from posaudit.spark.session import (
+        DEFAULT_MASTER,
+        SparkSetupError,
+        parse_conf,
+        parse_master,
+        spark_problem,
+    )
+
+    if strategy is not None and strategy not in STRATEGIES:
+        fail(f"--spark-strategy must be one of {', '.join(STRATEGIES)}, got {strategy!r}")
+    if buckets is not None and buckets < 1:
+        fail(f"--buckets must be at least 1, got {buckets}")
+    if findings_out is not None and pipeline:
+        fail("--findings-out leaves the store unwritten, so the pipeline's steps have nothing to read: drop one")
+    if findings_out is not None and findings_out.exists() and not findings_out.is_dir():
+        fail(f"--findings-out {findings_out} is a file, not a folder")
+    if parquet is not None and parquet.exists() and not parquet.is_dir():
+        fail(f"--parquet {parquet} is a file, not a folder")
+    try:
+        chosen = parse_master(master or DEFAULT_MASTER)
+        settings = parse_conf(conf)
+    except SparkSetupError as exc:
+        fail(str(exc))
+    problem = spark_problem(chosen)
+    if problem:
+        fail(problem)
+    return SparkRun(
+        master=chosen, conf=settings, strategy=strategy or "shards", parquet=parquet,  # type: ignore[arg-type]
+        buckets=buckets, findings_out=findings_out,
+    )  # fmt: skip
+
+
+def _run_on_spark(
+    path: Path, policy: Policy, settings: SparkRun, on_event: Callable[[str, Mapping[str, object]], None]
+) -> RunSummary:
+    """``posaudit run --engine spark``: the run, its errors turned into the run's exit codes."""
+    from posaudit.spark.export import MANIFEST
+    from posaudit.spark.runner import SparkSetupError, run_spark
+    from posaudit.store import Store
+
+    # data kept only as an export needs no store when the findings go to Parquet
+    parquet_only = settings.findings_out is not None and settings.parquet is not None and (
+        settings.parquet / MANIFEST
+    ).exists()  # fmt: skip
+    store = None
+    try:
+        if not parquet_only:
+            store = Store.open(path, read_only=settings.findings_out is not None)
+        return run_spark(settings, policy, store=store, on_event=on_event)
+    except (StoreError, SparkSetupError) as exc:
+        locked = "locked" in str(exc)
+        _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
+    except Exception as exc:
+        message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
+        _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
+    finally:
+        if store is not None:
+            store.close()
+
+
 @app.command()
 def run(
     db: DbOption = None,
@@ -178,6 +265,13 @@ def run(
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON summary line, no table.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")] = False,
     log_json: Annotated[bool, typer.Option("--log-json", help="Log each stage as a JSON line on stderr.")] = False,
+    engine: Annotated[str, typer.Option("--engine", help="local (DuckDB and Polars on this machine) or spark (the same rules per bucket on Spark; always a full run).")] = "local",
+    master: Annotated[str | None, typer.Option("--master", help="Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, yarn, k8s://URL, sc://HOST:PORT (Spark Connect).")] = None,
+    spark_conf: Annotated[list[str] | None, typer.Option("--spark-conf", help="A Spark setting KEY=VALUE for --engine spark, repeatable (spark.executor.memory=8g).")] = None,
+    parquet: Annotated[Path | None, typer.Option("--parquet", help="--engine spark: the bucketed export to read; a new or empty folder gets the store exported into it first (default: a temporary export).")] = None,
+    buckets: Annotated[int | None, typer.Option("--buckets", help="--engine spark: buckets of a new export (default: 4 per Spark core, at least 8).")] = None,
+    spark_strategy: Annotated[str | None, typer.Option("--spark-strategy", help="--engine spark: shards (one task per bucket reads its own files; default) or groupby (Spark reads and groups by bucket).")] = None,
+    findings_out: Annotated[Path | None, typer.Option("--findings-out", help="--engine spark: write the findings as Parquet into this folder instead of into the store.")] = None,
 ) -> None:
     """Run the detection rules and scores over what changed since the last run (or --full).
 
@@ -185,6 +279,9 @@ def run(
     pipeline_runs row, in one transaction. The last line on stdout is a JSON summary for
     schedulers. Exit codes: 0 ok, 1 failure, 2 bad input, 3 the store is locked by another
     posaudit process, 4 a new finding at or above --fail-on.
+
+    --engine spark runs the same rules per bucket of a bucketed Parquet export on Spark
+    (pip install 'posaudit[spark]', Java 17); see docs/scale-out.md.
 
     Example: posaudit run --db data/posaudit.duckdb --pipeline pipelines/nightly.toml --fail-on high
     """
@@ -199,6 +296,10 @@ def run(
         definition = load_pipeline(pipeline) if pipeline is not None else None
         threshold = fail_on or (definition.fail_on if definition else None)
         loaded = load_policy(policy or (definition.policy if definition else None))
+        spark_run = _spark_settings(
+            engine, master=master, conf=spark_conf or [], parquet=parquet, buckets=buckets,
+            strategy=spark_strategy, findings_out=findings_out, pipeline=definition is not None,
+        )  # fmt: skip
     path = db or default_db_path()
     bars = _interactive() and not (quiet or log_json or as_json)
     outputs = [step.kind for step in definition.steps[1:]] if definition else []
@@ -212,22 +313,25 @@ def run(
             elif not quiet:
                 err.print(event_line(name, fields, as_json=log_json), markup=False, highlight=False, soft_wrap=True)
 
-        try:
-            store = Store.open(path)
-        except StoreError as exc:
-            locked = "locked" in str(exc)
-            _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
-        try:
-            summary = run_pipeline(store, loaded, full=full or (definition is not None and definition.mode == "full"),
-                                   on_event=on_event)  # fmt: skip
-        except StoreError as exc:
-            locked = "locked" in str(exc)
-            _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
-        except Exception as exc:
-            message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
-            _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
-        finally:
-            store.close()
+        if spark_run is not None:
+            summary = _run_on_spark(path, loaded, spark_run, on_event)
+        else:
+            try:
+                store = Store.open(path)
+            except StoreError as exc:
+                locked = "locked" in str(exc)
+                _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
+            try:
+                summary = run_pipeline(store, loaded, full=full or (definition is not None and definition.mode == "full"),
+                                       on_event=on_event)  # fmt: skip
+            except StoreError as exc:
+                locked = "locked" in str(exc)
+                _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
+            except Exception as exc:
+                message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
+                _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
+            finally:
+                store.close()
         results = []
         for step in definition.steps[1:] if definition else ():
             result = run_step(step, db=path, out=out_dir or definition.out, summary=summary, pipeline=definition.name)  # type: ignore[union-attr]

@@ -63,6 +63,23 @@ EVENT_TIME_COLUMN: Final = {
 }
 
 
+# The tables detection reads; a bucketed export partitions them by their merchant's bucket.
+BUCKETED_TABLES: Final = (
+    "merchants", "terminals", "operators", "pin_events", "login_events", "lockouts", "transactions",
+)  # fmt: skip
+# How a row of each bucketed table reaches its merchant: (its column naming the merchant or the
+# row that has it, the table mapping that column to a merchant_id).
+_MERCHANT_VIA: Final = {
+    "merchants": ("merchant_id", "merchants"),
+    "terminals": ("merchant_id", "terminals"),
+    "operators": ("merchant_id", "operators"),
+    "transactions": ("merchant_id", "transactions"),
+    "pin_events": ("operator_id", "operators"),
+    "login_events": ("terminal_id", "terminals"),
+    "lockouts": ("terminal_id", "terminals"),
+}
+
+
 class StoreError(Exception):
     """A store that cannot be used as asked. The message is one line meant for the user."""
 
@@ -329,13 +346,28 @@ class Store:
             writer.close()
 
     # -- export ----------------------------------------------------------------------------
-    def export_parquet(self, out_dir: Path, *, partitioned: bool = True) -> list[str]:
+    def export_parquet(
+        self, out_dir: Path, *, partitioned: bool = True, buckets: int | None = None
+    ) -> list[str]:
         """Write every table as Parquet under ``out_dir/<table>/``, rows in key order.
 
         Event tables are Hive-partitioned by event date (``date=YYYY-MM-DD``) unless
         ``partitioned`` is false, which writes one file per table (small samples).
-        Returns the tables written.
+
+        With ``buckets``, the tables detection reads (:data:`BUCKETED_TABLES`) also carry a
+        ``bucket`` column, computed here once: ``md5_number_lower(merchant_id) % buckets`` of
+        the row's merchant (reached through the terminal or the operator where the table has no
+        ``merchant_id``), and are Hive-partitioned by it (``bucket=K/``), so one bucket holds
+        every row of every merchant, terminal and operator it covers; event rows are in time
+        order within a bucket, so a reader of a time window skips the other row groups.
+        ``transactions`` also carry ``card_bucket`` (the same hash of ``card_token``, rows
+        without a card in the bucket of the empty string) for rules keyed by card. In
+        Python, ``int.from_bytes(hashlib.md5(value.encode()).digest()[8:], "little")``
+        modulo ``buckets`` gives the same bucket. Returns the tables written.
         """
+        if buckets is not None and buckets < 1:
+            msg = f"the bucket count must be at least 1, got {buckets}"
+            raise StoreError(msg)
         out_dir.mkdir(parents=True, exist_ok=True)
         written = []
         for table in TABLES:
@@ -343,7 +375,9 @@ class Store:
                 continue
             target = out_dir / table
             key = TABLE_KEYS[table]
-            if partitioned and table in EVENT_TIME_COLUMN:
+            if buckets is not None and table in BUCKETED_TABLES:
+                self._con.execute(_bucketed_copy(table, target, buckets))
+            elif partitioned and table in EVENT_TIME_COLUMN:
                 column = EVENT_TIME_COLUMN[table]
                 self._con.execute(
                     f"COPY (SELECT *, CAST({column} AS DATE) AS date FROM {table} ORDER BY {key}) "
@@ -356,6 +390,35 @@ class Store:
                 )
             written.append(table)
         return written
+
+
+def _bucketed_copy(table: str, target: Path, buckets: int) -> str:
+    """The COPY statement writing ``table`` with its bucket column(s), partitioned by bucket.
+
+    The merchant's bucket is hashed once per merchant (or terminal, or operator) and joined
+    to the rows: hashing every event row costs more than the rest of the export.
+    """
+
+    def bucket_of(value: str) -> str:
+        return f"CAST(md5_number_lower(coalesce({value}, '')) % {buckets} AS INTEGER)"
+
+    column, source = _MERCHANT_VIA[table]
+    keys = (
+        f"SELECT k, {bucket_of('merchant_id')} AS bucket FROM "
+        f"(SELECT DISTINCT {column} AS k, merchant_id FROM {source})"
+    )
+    columns = [f"coalesce(b.bucket, {bucket_of('NULL')}) AS bucket"]
+    if table == "transactions":
+        columns.append(f"{bucket_of('t.card_token')} AS card_bucket")
+    order = ["bucket", f"t.{TABLE_KEYS[table]}"]
+    if table in EVENT_TIME_COLUMN:
+        order.insert(1, f"t.{EVENT_TIME_COLUMN[table]}")
+    rows = (
+        f"SELECT t.*, {', '.join(columns)} FROM {table} t LEFT JOIN ({keys}) b "
+        f"ON b.k = t.{column} ORDER BY {', '.join(order)}"
+    )
+    options = "FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE"
+    return f"COPY ({rows}) TO '{target}' ({options})"
 
 
 def read_parquet_table(root: Path, table: str) -> pl.LazyFrame:

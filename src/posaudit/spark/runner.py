@@ -1,0 +1,715 @@
+"""The Spark engine: every rule per bucket on the executors, findings back to the store.
+
+A run reads a bucketed export (:mod:`posaudit.spark.export`; made from the store first when
+there is none), runs each bucket's rules through Arrow on the executors with
+:func:`posaudit.pipeline.findings_for_tables` (the local engine's own detection step), runs
+the rules that cannot be bucketed on the driver, and merges the findings into the store in
+one transaction with a ``pipeline_runs`` row whose engine is ``spark`` — or writes them as
+Parquet for data that only exists as an export.
+
+Two ways to give each bucket to a task, chosen with ``strategy``:
+
+``shards`` (the default)
+    one task per bucket; the task reads its bucket's folders of the export itself (Polars),
+    so nothing is shuffled. Every executor must be able to read the export's path.
+``groupby``
+    Spark reads the event tables, shuffles them by bucket and hands each bucket to
+    ``groupBy(bucket).applyInArrow``; the small dimension tables travel with the task.
+
+Every run is a full run: it reads all the data, which honours every rule's look-back.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from functools import reduce
+from pathlib import Path
+from typing import TYPE_CHECKING, Final, Literal
+
+import polars as pl
+
+from posaudit import __version__
+from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
+from posaudit.detect.policy import Policy
+from posaudit.detect.registry import Rule, all_rules
+from posaudit.pins import key_fingerprint, pin_key
+from posaudit.pipeline import (
+    FINGERPRINT_KEY,
+    MergeCounts,
+    RuleScope,
+    RunSummary,
+    data_fingerprint,
+    merge_findings,
+    next_run_id,
+)
+from posaudit.spark.buckets import (
+    DIMENSION_TABLES,
+    BucketJob,
+    Placement,
+    one_per_finding_id,
+    place_rules,
+    scan_table,
+    store_tables,
+    table_schemas,
+)
+from posaudit.spark.export import (
+    DEFAULT_BUCKETS,
+    BucketedExport,
+    ExportError,
+    check_export_matches,
+    export_buckets,
+    read_export,
+)
+from posaudit.spark.session import SparkSetupError, is_local, start_session
+from posaudit.store import Store, StoreError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import DataFrame, SparkSession
+
+Strategy = Literal["shards", "groupby"]
+STRATEGIES: Final = ("shards", "groupby")
+BUCKETS_PER_CORE: Final = 4
+MIN_BUCKETS: Final = 8
+EventSink = Callable[[str, Mapping[str, object]], None]
+
+FINDINGS_DDL: Final = (
+    "finding_id string, rule string, family string, severity string, score double, "
+    "entity_type string, entity_id string, merchant_id string, window_start timestamp_ntz, "
+    "window_end timestamp_ntz, summary string, evidence string"
+)
+SEVERITY_RANK: Final = {name: rank for rank, name in enumerate(SEVERITIES)}
+
+
+def _arrow_schema() -> pa.Schema:
+    import pyarrow as pa
+
+    types = {
+        pl.String: pa.string(),
+        pl.Float64: pa.float64(),
+        pl.Datetime("us"): pa.timestamp("us"),
+    }
+    return pa.schema([(name, types[dtype]) for name, dtype in FINDINGS_SCHEMA.items()])
+
+
+def _to_arrow(findings: pl.DataFrame) -> pa.Table:
+    """Findings as Arrow in the types the Spark schema declares (no string views)."""
+    return findings.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(_arrow_schema())
+
+
+def _from_arrow(table: pa.Table) -> pl.DataFrame:
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.select(FINDINGS_SCHEMA.names()).cast(dict(FINDINGS_SCHEMA))  # type: ignore[arg-type]
+
+
+# -- the Spark jobs ------------------------------------------------------------------------
+
+
+def shard_job(spark: SparkSession, job: BucketJob) -> DataFrame:
+    """One task per bucket, each reading its own bucket of the export."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        for batch in batches:
+            for bucket in batch.column(0).to_pylist():
+                yield from _to_arrow(job.shard_findings(int(bucket))).to_batches()
+
+    ids = spark.range(0, job.buckets, 1, numPartitions=job.buckets)
+    return ids.mapInArrow(run, FINDINGS_DDL)
+
+
+def groupby_job(spark: SparkSession, job: BucketJob) -> DataFrame:
+    """Spark reads the event tables and groups them by bucket for ``applyInArrow``."""
+    from pyspark.sql import functions as F
+
+    root = Path(job.root)
+    events = [t for t in job.schemas if t not in DIMENSION_TABLES and job.bucketed(t)]
+    whole = [t for t in job.schemas if t not in events]
+    parts = [
+        spark.read.parquet(str(root / table)).select(
+            F.col(job.bucket_column).cast("int").alias("_bucket"),
+            F.lit(table).alias("_table"),
+            *[F.col(c).alias(f"{table}__{c}") for c in job.schemas[table].names()],
+        )
+        for table in events
+    ]
+    # every bucket gets a group, also one whose merchants have no events at all
+    parts.append(
+        spark.range(job.buckets).select(
+            F.col("id").cast("int").alias("_bucket"), F.lit("").alias("_table")
+        )
+    )
+    union = reduce(lambda a, b: a.unionByName(b, allowMissingColumns=True), parts)
+    # the dimension tables are small: they travel with the task, each group takes its bucket
+    dimensions = {t: scan_table(root, t).collect() for t in whole}
+
+    def run(group: pa.Table) -> pa.Table:
+        rows = pl.from_arrow(group)
+        assert isinstance(rows, pl.DataFrame)
+        bucket = int(rows.get_column("_bucket")[0])
+        tables = {
+            t: job.shaped(
+                t,
+                rows.filter(pl.col("_table") == t).select(
+                    [pl.col(f"{t}__{c}").alias(c) for c in job.schemas[t].names()]
+                ),
+            )
+            for t in events
+        }
+        for t, frame in dimensions.items():
+            if job.bucketed(t):
+                frame = frame.filter(pl.col(job.bucket_column) == bucket)
+            tables[t] = job.shaped(t, frame)
+        return _to_arrow(job.findings(tables))
+
+    return union.groupBy("_bucket").applyInArrow(run, FINDINGS_DDL)
+
+
+def driver_findings(
+    export: BucketedExport, rules: list[Rule], policy: Policy, *, key: bytes
+) -> pl.DataFrame:
+    """Findings of the rules that cannot be bucketed, over all the data, on the driver.
+
+    Today that is the operator anomaly score: its model ranks every operator-day against
+    all others. The score's stages (features per bucket on the executors; category medians,
+    the forest fit on a sample and the threshold here; scoring per bucket) plug in here.
+    """
+    if not rules:
+        return pl.DataFrame(schema=FINDINGS_SCHEMA)
+    tables = store_tables(rules)
+    schemas = table_schemas(export.root, tables)
+    job = BucketJob(
+        str(export.root),
+        "merchant",
+        tuple(r.name for r in rules),
+        schemas,
+        policy,
+        export.window,
+        key,
+        1,
+    )
+    frames = {t: job.shaped(t, scan_table(export.root, t).collect()) for t in tables}
+    # Polars 2.1's streaming engine can panic in the score's string expressions while other
+    # threads (Spark's JVM) compete for the cores; the in-memory engine gives the same rows.
+    with pl.Config(engine_affinity="in-memory"):
+        return job.findings(frames)
+
+
+@dataclass
+class DetectResult:
+    findings: pl.DataFrame
+    rows_read: int
+    rules: list[str]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def detect(
+    spark: SparkSession,
+    export: BucketedExport,
+    rules: list[Rule],
+    policy: Policy,
+    *,
+    key: bytes,
+    strategy: Strategy = "shards",
+) -> DetectResult:
+    """All findings of ``rules`` over the export: bucketed rules on Spark, the rest here."""
+    placement = place_rules(rules)
+    by_name = {r.name: r for r in rules}
+    seconds: dict[str, float] = {}
+    frames = []
+    mark = time.perf_counter()
+    for scheme, names in placement.by_scheme().items():
+        if not names:
+            continue
+        tables = store_tables(by_name[n] for n in names)
+        job = BucketJob(
+            str(export.root),
+            scheme,
+            names,
+            table_schemas(export.root, tables),
+            policy,
+            export.window,
+            key,
+            export.buckets,
+        )
+        frame = (shard_job if strategy == "shards" else groupby_job)(spark, job)
+        frames.append(_from_arrow(frame.toArrow()))
+    seconds["buckets"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    frames.append(driver_findings(export, [by_name[n] for n in placement.driver], policy, key=key))
+    seconds["driver"] = time.perf_counter() - mark
+    rows_read = sum(export.rows.get(t, 0) for t in store_tables(rules))
+    return DetectResult(one_per_finding_id(pl.concat(frames)), rows_read, sorted(by_name), seconds)
+
+
+# -- a run ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SparkRun:
+    """What ``posaudit run --engine spark`` was asked to do."""
+
+    master: str = "local[*]"
+    conf: dict[str, str] = field(default_factory=dict)
+    strategy: Strategy = "shards"
+    parquet: Path | None = None  # the bucketed export to read, or an empty folder to make it in
+    buckets: int | None = None  # buckets of an export made by this run (None: bucket_count)
+    findings_out: Path | None = None  # write findings here as Parquet instead of into the store
+
+
+def bucket_count(spark: SparkSession) -> int:
+    """Buckets for a new export: four per core the session has (at least 8), so tasks balance.
+
+    Measured on 2 cores (docs/benchmarks.md): each bucket adds a fixed cost, so more buckets
+    than the cores can balance only slow a run down.
+    """
+    try:
+        cores = int(spark.sparkContext.defaultParallelism)
+    except Exception:  # Spark Connect has no SparkContext on the client
+        return DEFAULT_BUCKETS
+    return max(MIN_BUCKETS, BUCKETS_PER_CORE * cores)
+
+
+def _reason(placement: Placement) -> str:
+    if placement.driver:
+        return f"Spark engine, every rule over all the data ({len(placement.driver)} on the driver)"
+    return "Spark engine, every rule over all the data"
+
+
+def _previous_run_id(store: Store) -> str | None:
+    rows = store.query(
+        "SELECT run_id FROM pipeline_runs WHERE status = 'succeeded' "
+        "ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+    )
+    return str(rows[0][0]) if rows else None
+
+
+def resolve_export(
+    settings: SparkRun, store: Store | None
+) -> tuple[BucketedExport | None, Path | None]:
+    """The export to read, or (None, folder) when this run must make one in that folder.
+
+    Raises ExportError (one line) for a folder that is neither an export nor empty, an export
+    of other data than the store's, or one the merchant buckets cannot split.
+    """
+    folder = settings.parquet
+    if folder is not None and folder.exists() and folder.is_dir() and not any(folder.iterdir()):
+        export = None
+    elif folder is not None and folder.exists():
+        export = read_export(folder)
+    else:
+        export = None
+    if export is None:
+        if store is None:
+            msg = f"no bucketed export at {folder} and no store to make one from"
+            raise ExportError(msg)
+        if folder is None and not is_local(settings.master):
+            msg = (
+                f"--master {settings.master} runs on other machines: give --parquet DIR on "
+                "storage every executor can read"
+            )
+            raise ExportError(msg)
+        if folder is not None and not folder.parent.is_dir():
+            msg = f"cannot export to {folder}: folder {folder.parent} does not exist"
+            raise ExportError(msg)
+        return None, folder
+    if store is not None:
+        check_export_matches(export, store)
+    elif export.pin_key_fingerprint != key_fingerprint(pin_key()):
+        msg = f"the export in {export.root} was made under another PIN key than $POSAUDIT_PIN_KEY"
+        raise ExportError(msg)
+    if export.cross_merchant_rows:
+        msg = (
+            f"{export.cross_merchant_rows:,} events in {export.root} name an operator of another "
+            "merchant than their terminal's: merchant buckets cannot split such data"
+        )
+        raise ExportError(msg)
+    return export, None
+
+
+def run_spark(
+    settings: SparkRun,
+    policy: Policy,
+    *,
+    store: Store | None,
+    session: SparkSession | None = None,
+    on_event: EventSink | None = None,
+) -> RunSummary:
+    """Run every enabled rule on Spark; findings into ``store`` or ``settings.findings_out``.
+
+    ``store`` must be open for writing when the findings go into it (the run holds its
+    lock throughout), and may be read-only or None when they go to Parquet. Bad input
+    raises StoreError / ExportError / SparkSetupError with one line before anything is
+    written; a failure later is recorded as a ``failed`` run (store) and re-raised.
+    ``session``: an existing Spark session to use (left running); else one is started on
+    ``settings.master`` and stopped at the end.
+    """
+    emit = on_event or (lambda _name, _fields: None)
+    rules = [r for r in all_rules().values() if policy.enabled(r.name)]
+    placement = place_rules(rules)
+    started_at = datetime.now().replace(microsecond=0)
+    started = time.perf_counter()
+    key = pin_key()
+    into_store = settings.findings_out is None
+    if into_store and store is None:
+        msg = "the findings go into the store unless --findings-out is given: name it with --db"
+        raise StoreError(msg)
+    if (
+        settings.findings_out is not None
+        and settings.findings_out.exists()
+        and not settings.findings_out.is_dir()
+    ):
+        msg = f"--findings-out {settings.findings_out} is a file, not a folder"
+        raise StoreError(msg)
+    if store is not None:
+        store.check_pin_key(key_fingerprint(key))
+        if int(store.query("SELECT count(*) FROM transactions")[0][0]) == 0:  # type: ignore[call-overload]
+            msg = f"{store.path} holds no transactions: simulate or load data before the audit"
+            raise StoreError(msg)
+    export, export_into = resolve_export(settings, store)
+    temporary: Path | None = None
+    own_session = session is None
+    spark = session if session is not None else start_session(settings.master, settings.conf)
+    run_id = (
+        next_run_id(store)
+        if into_store and store is not None
+        else _parquet_run_id(settings.findings_out)
+    )
+    try:
+        stages: dict[str, float] = {"start": time.perf_counter() - started}
+        mark = time.perf_counter()
+        if export is None:
+            assert store is not None
+            if export_into is None:
+                temporary = Path(tempfile.mkdtemp(prefix="posaudit-spark-")) / "export"
+                export_into = temporary
+            export = export_buckets(
+                store, export_into, buckets=settings.buckets or bucket_count(spark)
+            )
+        stages["export"] = time.perf_counter() - mark
+        emit(
+            "plan",
+            {
+                "run_id": run_id,
+                "mode": "full",
+                "reason": _reason(placement),
+                "previous_run_id": _previous_run_id(store) if store is not None else None,
+                "rules": len(rules),
+                "rules_over_all_data": len(rules),
+                "engine": "spark",
+                "master": settings.master,
+                "strategy": settings.strategy,
+                "buckets": export.buckets,
+            },
+        )
+        emit(
+            "read",
+            {
+                "rows": sum(export.rows.values()),
+                "seconds": round(stages["export"], 3),
+                "export": str(export.root),
+            },
+        )
+        try:
+            result = detect(spark, export, rules, policy, key=key, strategy=settings.strategy)
+        except Exception as exc:
+            if into_store and store is not None:
+                _record_failure(
+                    store, policy, run_id, started_at, time.perf_counter() - started, exc
+                )
+            raise
+        stages |= {"detect": result.seconds["buckets"] + result.seconds["driver"], **result.seconds}
+        emit(
+            "detect",
+            {
+                "rules": len(rules),
+                "rules_over_all_data": len(rules),
+                "findings": result.findings.height,
+                "seconds": round(stages["detect"], 3),
+                "driver_rules": len(placement.driver),
+            },
+        )
+        if into_store:
+            assert store is not None
+            summary = write_to_store(
+                store,
+                result,
+                rules,
+                policy,
+                export,
+                run_id=run_id,
+                started_at=started_at,
+                started=started,
+                stages=stages,
+                reason=_reason(placement),
+                emit=emit,
+            )
+        else:
+            assert settings.findings_out is not None
+            summary = write_to_parquet(
+                settings.findings_out,
+                result,
+                policy,
+                export,
+                run_id=run_id,
+                started_at=started_at,
+                started=started,
+                stages=stages,
+                reason=_reason(placement),
+                emit=emit,
+            )
+    finally:
+        if own_session:
+            spark.stop()
+        if temporary is not None:
+            shutil.rmtree(temporary.parent, ignore_errors=True)
+    return summary
+
+
+# -- writing -------------------------------------------------------------------------------
+
+
+def _scopes(rules: list[Rule]) -> dict[str, RuleScope]:
+    return {r.name: RuleScope(r.name, None, None, "full run") for r in rules}
+
+
+def _pivot(counts: pl.DataFrame) -> pl.DataFrame:
+    """family x severity counts, severities in order, zeros filled."""
+    if counts.is_empty():
+        return pl.DataFrame({"family": []}, schema={"family": pl.String})
+    wide = counts.pivot(on="severity", index="family", values="n").fill_null(0).sort("family")
+    return wide.select("family", *[s for s in SEVERITIES if s in wide.columns])
+
+
+def write_to_store(
+    store: Store,
+    result: DetectResult,
+    rules: list[Rule],
+    policy: Policy,
+    export: BucketedExport,
+    *,
+    run_id: str,
+    started_at: datetime,
+    started: float,
+    stages: dict[str, float],
+    reason: str,
+    emit: EventSink,
+) -> RunSummary:
+    """Merge the findings and record the run, in one transaction (as the local engine does)."""
+    mark = time.perf_counter()
+    previous = _previous_run_id(store)
+    with store.transaction():
+        counts = merge_findings(store, result.findings, run_id, _scopes(rules))
+        open_now = store.frame(
+            "SELECT family, CAST(severity AS VARCHAR) AS severity, count(*) AS n FROM findings "
+            "WHERE status = 'open' GROUP BY ALL"
+        )
+        new_rows = store.query(
+            "SELECT CAST(severity AS VARCHAR), count(*) FROM findings WHERE first_run_id = ? "
+            "GROUP BY ALL",
+            [run_id],
+        )
+        store.execute(
+            "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, "
+            "data_from, data_to, watermark, rows_read, findings_total, findings_new, "
+            "findings_seen, findings_resolved, policy_hash, policy_toml, code_version, seconds) "
+            "VALUES (?, ?, ?, 'succeeded', 'full', 'spark', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                run_id,
+                started_at,
+                datetime.now().replace(microsecond=0),
+                export.data_from,
+                export.data_to,
+                export.data_to,
+                result.rows_read,
+                counts.new + counts.seen,
+                counts.new,
+                counts.seen,
+                counts.resolved,
+                policy.hash,
+                policy.text,
+                __version__,
+                round(time.perf_counter() - started, 3),
+            ],
+        )
+        store.execute(
+            "INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)",
+            [FINGERPRINT_KEY, json.dumps(data_fingerprint(store, export.data_to))],
+        )
+    stages["write"] = time.perf_counter() - mark
+    emit(
+        "write",
+        {
+            "new": counts.new,
+            "seen": counts.seen,
+            "carried": counts.carried,
+            "resolved": counts.resolved,
+            "seconds": round(stages["write"], 3),
+        },
+    )
+    by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]
+    return _summary(
+        run_id,
+        previous,
+        reason,
+        started_at,
+        started,
+        result,
+        export,
+        counts,
+        policy,
+        by_severity,
+        _pivot(open_now),
+        stages,
+    )
+
+
+def _summary(
+    run_id: str,
+    previous: str | None,
+    reason: str,
+    started_at: datetime,
+    started: float,
+    result: DetectResult,
+    export: BucketedExport,
+    counts: MergeCounts,
+    policy: Policy,
+    by_severity: dict[str, int],
+    open_now: pl.DataFrame,
+    stages: dict[str, float],
+) -> RunSummary:
+    return RunSummary(
+        run_id=run_id,
+        mode="full",
+        reason=reason,
+        previous_run_id=previous,
+        started_at=started_at,
+        finished_at=datetime.now().replace(microsecond=0),
+        seconds=time.perf_counter() - started,
+        rows_read=result.rows_read,
+        data_from=export.data_from,
+        data_to=export.data_to,
+        watermark=export.data_to,
+        counts=counts,
+        findings_open=counts.new + counts.seen,
+        rules_over_all_data=sorted(result.rules),
+        policy_hash=policy.hash,
+        code_version=__version__,
+        new_by_severity={s: by_severity[s] for s in SEVERITIES if s in by_severity},
+        open_by_family_and_severity=open_now,
+        stage_seconds=stages,
+    )
+
+
+def _parquet_run_id(folder: Path | None) -> str:
+    """The next run id in a findings folder: run-00001, run-00002, ..."""
+    done = sorted(folder.glob("run-*.json")) if folder is not None and folder.is_dir() else []
+    return f"run-{len(done) + 1:05d}"
+
+
+def write_to_parquet(
+    folder: Path,
+    result: DetectResult,
+    policy: Policy,
+    export: BucketedExport,
+    *,
+    run_id: str,
+    started_at: datetime,
+    started: float,
+    stages: dict[str, float],
+    reason: str,
+    emit: EventSink,
+) -> RunSummary:
+    """``findings-<run>.parquet`` and ``run-<run>.json`` in ``folder``, each written whole."""
+    mark = time.perf_counter()
+    folder.mkdir(parents=True, exist_ok=True)
+    findings = result.findings.with_columns(pl.lit(run_id).alias("run_id"))
+    target = folder / f"findings-{run_id}.parquet"
+    partial = target.with_name(f".{target.name}.partial")
+    findings.write_parquet(partial)
+    partial.replace(target)
+    counts = MergeCounts(new=findings.height)
+    by_severity = {str(s): int(n) for s, n in findings.group_by("severity").len().iter_rows()}
+    open_now = findings.group_by("family", "severity").len("n")
+    stages["write"] = time.perf_counter() - mark
+    emit(
+        "write",
+        {
+            "new": counts.new,
+            "seen": 0,
+            "carried": 0,
+            "resolved": 0,
+            "seconds": round(stages["write"], 3),
+        },
+    )
+    summary = _summary(
+        run_id,
+        None,
+        reason,
+        started_at,
+        started,
+        result,
+        export,
+        counts,
+        policy,
+        by_severity,
+        _pivot(open_now),
+        stages,
+    )
+    record = summary.to_record() | {
+        "engine": "spark",
+        "findings_file": target.name,
+        "policy_toml": policy.text,
+    }
+    (folder / f"run-{run_id.removeprefix('run-')}.json").write_text(
+        json.dumps(record, indent=2, default=str), encoding="utf-8"
+    )
+    return summary
+
+
+def _record_failure(
+    store: Store,
+    policy: Policy,
+    run_id: str,
+    started_at: datetime,
+    seconds: float,
+    exc: BaseException,
+) -> None:
+    """Record a failed run in its own transaction; the findings stay as they were."""
+    error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+    try:
+        with store.transaction():
+            store.execute(
+                "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, "
+                "policy_hash, policy_toml, code_version, seconds, error) "
+                "VALUES (?, ?, ?, 'failed', 'full', 'spark', ?, ?, ?, ?, ?)",
+                [
+                    run_id,
+                    started_at,
+                    datetime.now().replace(microsecond=0),
+                    policy.hash,
+                    policy.text,
+                    __version__,
+                    round(seconds, 3),
+                    error,
+                ],
+            )
+    except Exception:  # the original error is the one to report
+        pass
+
+
+__all__ = [
+    "STRATEGIES",
+    "ExportError",
+    "SparkRun",
+    "SparkSetupError",
+    "Strategy",
+    "detect",
+    "run_spark",
+]

@@ -1,0 +1,173 @@
+"""The Spark engine in local mode gives the local engine's findings (one session for the module)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from posaudit.detect.findings import FINDINGS_SCHEMA
+from posaudit.detect.policy import load_policy
+from posaudit.detect.registry import all_rules
+from posaudit.pins import pin_key
+from posaudit.pipeline import data_window, findings_for_tables, run_pipeline
+from posaudit.spark.buckets import store_tables
+from posaudit.spark.export import export_buckets
+from posaudit.store import Store
+from tests.conftest import build_store
+from tests.spark.spark_kit import DATA_SAMPLES, assert_same_findings, copy_store, store_findings
+
+pytest.importorskip("pyspark", reason="the Spark engine is the optional extra posaudit[spark]")
+if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+    pytest.skip(
+        "Spark needs Java 17 or later: no java on PATH and no $JAVA_HOME", allow_module_level=True
+    )
+
+from pyspark.sql import SparkSession
+
+from posaudit.spark.runner import SparkRun, detect, run_spark
+from posaudit.spark.session import start_session
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def spark() -> Iterator[SparkSession]:
+    session = start_session("local[2]", {"spark.sql.shuffle.partitions": "4"})
+    yield session
+    session.stop()
+
+
+@pytest.fixture(scope="module")
+def sample_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """data_samples/world as a store (with the findings and runs the sample holds)."""
+    path = tmp_path_factory.mktemp("spark-sample") / "world.duckdb"
+    return Store.from_parquet(DATA_SAMPLES, path, code_version="data_samples")
+
+
+@pytest.fixture(scope="module")
+def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small simulated world: 30 merchants over 6 buckets, 10 days."""
+    path = tmp_path_factory.mktemp("spark-small") / "small.duckdb"
+    build_store(path, merchants=30, days=10, seed=5)
+    return path
+
+
+def test_spark_run_gives_the_local_runs_findings(
+    spark: SparkSession, sample_world: Path, tmp_path: Path
+) -> None:
+    local, remote = (
+        copy_store(sample_world, tmp_path / "local.duckdb"),
+        copy_store(sample_world, tmp_path / "spark.duckdb"),
+    )
+    store = Store.open(local)
+    try:
+        run_pipeline(store, load_policy(), full=True)
+    finally:
+        store.close()
+    store = Store.open(remote)
+    try:
+        summary = run_spark(
+            SparkRun(master="local[2]", buckets=5), load_policy(), store=store, session=spark
+        )
+        runs = store.frame(
+            "SELECT run_id, engine, mode, status, findings_total FROM pipeline_runs "
+            "ORDER BY started_at DESC, run_id DESC"
+        )
+    finally:
+        store.close()
+    want = store_findings(local)
+    assert want.height > 100
+    assert_same_findings(store_findings(remote), want)
+    assert runs.row(0) == (summary.run_id, "spark", "full", "succeeded", want.height)
+    assert summary.findings_open == want.height
+
+
+def test_both_strategies_match_the_local_engine_on_several_buckets(
+    spark: SparkSession, small_world: Path, tmp_path: Path
+) -> None:
+    policy = load_policy()
+    rules = [r for r in all_rules().values() if policy.enabled(r.name)]
+    store = Store.open(small_world, read_only=True)
+    try:
+        window = data_window(store)
+        want = findings_for_tables(
+            rules,
+            {t: store.scan(t) for t in store_tables(rules)},
+            policy,
+            window=window,
+            key=pin_key(),
+        )
+        export = export_buckets(store, tmp_path / "export", buckets=6)
+    finally:
+        store.close()
+    assert export.buckets == 6 and want.height > 50
+    for strategy in ("shards", "groupby"):
+        got = detect(spark, export, rules, policy, key=pin_key(), strategy=strategy)  # type: ignore[arg-type]
+        assert_same_findings(got.findings, want.select(FINDINGS_SCHEMA.names()))
+
+
+def test_findings_from_an_export_alone_go_to_parquet(
+    spark: SparkSession, small_world: Path, tmp_path: Path
+) -> None:
+    store = Store.open(small_world, read_only=True)
+    try:
+        export_buckets(store, tmp_path / "export", buckets=3)
+    finally:
+        store.close()
+    audited = copy_store(small_world, tmp_path / "audited.duckdb")
+    store = Store.open(audited)
+    try:
+        run_pipeline(store, load_policy(), full=True)
+    finally:
+        store.close()
+    settings = SparkRun(
+        master="local[2]", parquet=tmp_path / "export", findings_out=tmp_path / "findings"
+    )
+    summary = run_spark(settings, load_policy(), store=None, session=spark)
+    written = pl.read_parquet(tmp_path / "findings" / f"findings-{summary.run_id}.parquet")
+    assert_same_findings(written.drop("run_id"), store_findings(audited))
+    record = json.loads((tmp_path / "findings" / "run-00001.json").read_text())
+    assert record["engine"] == "spark" and record["findings"] == written.height
+
+
+def test_the_command_line_runs_spark_and_prints_the_json_line(
+    small_world: Path, tmp_path: Path
+) -> None:
+    db = copy_store(small_world, tmp_path / "cli.duckdb")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "posaudit",
+            "run",
+            "--db",
+            str(db),
+            "--engine",
+            "spark",
+            "--master",
+            "local[2]",
+            "--buckets",
+            "3",
+            "--parquet",
+            str(tmp_path / "export"),
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout.strip().splitlines()[-1])
+    assert record["status"] == "succeeded" and record["exit_code"] == 0
+    assert record["findings"] == store_findings(db).height > 0
+    assert (tmp_path / "export" / "_posaudit_export.json").exists()
