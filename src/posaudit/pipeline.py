@@ -41,6 +41,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -505,6 +506,16 @@ def read_inputs(
     return inputs
 
 
+# What each runner-supplied input looks like.
+DERIVED_INPUT_SCHEMAS: Final = {
+    "weak_pin_digests": pl.Schema(
+        {"pin_digest": pl.String, "weakness_class": pl.String, "operator_no": pl.String}
+    ),
+    "default_pin_digests": pl.Schema({"pin_digest": pl.String}),
+    "data_window": pl.Schema({"data_from": pl.Datetime("us"), "data_to": pl.Datetime("us")}),
+}
+
+
 def derived_inputs(
     rules: list[Rule], operators: pl.DataFrame, *, window: tuple[datetime, datetime], key: bytes
 ) -> dict[str, pl.LazyFrame]:
@@ -518,11 +529,17 @@ def derived_inputs(
         digests = [pin_digest(p, key=key) for p in ACQUIRER_DEFAULT_PINS]
         out["default_pin_digests"] = pl.LazyFrame({"pin_digest": digests})
     if "data_window" in wanted:
-        out["data_window"] = pl.LazyFrame(
-            {"data_from": [window[0]], "data_to": [window[1]]},
-            schema={"data_from": pl.Datetime("us"), "data_to": pl.Datetime("us")},
-        )
-    return out
+        out["data_window"] = pl.LazyFrame({"data_from": [window[0]], "data_to": [window[1]]})
+    return {
+        name: frame.cast(dict(DERIVED_INPUT_SCHEMAS[name]))  # type: ignore[arg-type]
+        for name, frame in out.items()
+    }
+
+
+def empty_derived_inputs(rules: list[Rule]) -> dict[str, pl.LazyFrame]:
+    """The derived inputs the rules ask for, empty: enough to plan what the rules read."""
+    wanted = {name for r in rules for name in r.inputs} & DERIVED_INPUTS
+    return {name: pl.LazyFrame(schema=DERIVED_INPUT_SCHEMAS[name]) for name in wanted}
 
 
 # -- detecting -----------------------------------------------------------------------------
@@ -812,12 +829,21 @@ def _execute(
 ) -> RunSummary:
     stages: dict[str, float] = {}
     mark = time.perf_counter()
-    derived = derived_inputs(
-        rules, store.read("operators"), window=(plan.data_from, plan.data_to), key=pin_key()
-    )
-    reader = TableReader(store, store_columns_used(store, rules, policy, derived))
     scopes = dict(plan.scopes)
-    inputs = read_inputs(reader, rules, scopes)
+    # The PIN exclusion list (Python and NumPy) is built on a second thread while the store
+    # is read (DuckDB works without the GIL); the connection stays on this thread.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as pool:
+        building = pool.submit(
+            derived_inputs,
+            rules,
+            store.read("operators"),
+            window=(plan.data_from, plan.data_to),
+            key=pin_key(),
+        )
+        used = store_columns_used(store, rules, policy, empty_derived_inputs(rules))
+        reader = TableReader(store, used)
+        inputs = read_inputs(reader, rules, scopes)
+        derived = building.result()
     stages["read"] = time.perf_counter() - mark
     emit("read", {"rows": reader.rows_read, "seconds": round(stages["read"], 3)})
     _hook("read")
