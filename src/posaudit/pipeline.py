@@ -811,7 +811,10 @@ def run_pipeline(
     try:
         summary = _execute(store, policy, rules, plan, run_id, started_at, started, emit)
     except Exception as exc:
-        _record_failure(store, policy, plan, run_id, started_at, time.perf_counter() - started, exc)
+        record_failed_run(
+            store, policy, run_id=run_id, mode=plan.mode, engine="local", started_at=started_at,
+            seconds=time.perf_counter() - started, exc=exc,
+        )  # fmt: skip
         raise
     summary.stage_seconds = {"plan": planned, **summary.stage_seconds}
     return summary
@@ -934,11 +937,13 @@ def _pivot(counts: pl.DataFrame) -> pl.DataFrame:
     return wide.select("family", *present)
 
 
-def _record_failure(
+def record_failed_run(
     store: Store,
     policy: Policy,
-    plan: RunPlan,
+    *,
     run_id: str,
+    mode: Mode,
+    engine: Literal["local", "spark"],
     started_at: datetime,
     seconds: float,
     exc: BaseException,
@@ -949,9 +954,9 @@ def _record_failure(
         with store.transaction():
             store.execute(
                 "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, policy_hash, "
-                "policy_toml, code_version, seconds, error) VALUES (?, ?, ?, 'failed', ?, 'local', ?, ?, ?, ?, ?)",
-                [run_id, started_at, datetime.now().replace(microsecond=0), plan.mode, policy.hash, policy.text,
-                 __version__, round(seconds, 3), error],
+                "policy_toml, code_version, seconds, error) VALUES (?, ?, ?, 'failed', ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, started_at, datetime.now().replace(microsecond=0), mode, engine, policy.hash,
+                 policy.text, __version__, round(seconds, 3), error],
             )  # fmt: skip
     except Exception:  # the original error is the one to report
         pass

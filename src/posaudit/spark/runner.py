@@ -47,6 +47,7 @@ from posaudit.pipeline import (
     data_fingerprint,
     merge_findings,
     next_run_id,
+    record_failed_run,
 )
 from posaudit.spark.buckets import (
     DIMENSION_TABLES,
@@ -420,9 +421,10 @@ def run_spark(
             result = detect(spark, export, rules, policy, key=key, strategy=settings.strategy)
         except Exception as exc:
             if into_store and store is not None:
-                _record_failure(
-                    store, policy, run_id, started_at, time.perf_counter() - started, exc
-                )
+                record_failed_run(
+                    store, policy, run_id=run_id, mode="full", engine="spark",
+                    started_at=started_at, seconds=time.perf_counter() - started, exc=exc,
+                )  # fmt: skip
             raise
         stages |= {"detect": result.seconds["buckets"] + result.seconds["driver"], **result.seconds}
         emit(
@@ -671,37 +673,6 @@ def write_to_parquet(
         json.dumps(record, indent=2, default=str), encoding="utf-8"
     )
     return summary
-
-
-def _record_failure(
-    store: Store,
-    policy: Policy,
-    run_id: str,
-    started_at: datetime,
-    seconds: float,
-    exc: BaseException,
-) -> None:
-    """Record a failed run in its own transaction; the findings stay as they were."""
-    error = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
-    try:
-        with store.transaction():
-            store.execute(
-                "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, "
-                "policy_hash, policy_toml, code_version, seconds, error) "
-                "VALUES (?, ?, ?, 'failed', 'full', 'spark', ?, ?, ?, ?, ?)",
-                [
-                    run_id,
-                    started_at,
-                    datetime.now().replace(microsecond=0),
-                    policy.hash,
-                    policy.text,
-                    __version__,
-                    round(seconds, 3),
-                    error,
-                ],
-            )
-    except Exception:  # the original error is the one to report
-        pass
 
 
 __all__ = [
