@@ -887,6 +887,56 @@ def _execute(
 
     mark = time.perf_counter()
     read_from = reader.earliest(WINDOW_TABLES, plan.data_from)
+    written = write_run(
+        store, findings, run_id=run_id, scopes=scopes, policy=policy, mode=plan.mode, engine="local",
+        started_at=started_at, started=started, data_from=read_from, data_to=plan.data_to,
+        rows_read=reader.rows_read,
+    )  # fmt: skip
+    counts = written.counts
+    stages["write"] = time.perf_counter() - mark
+    emit("write", {"new": counts.new, "seen": counts.seen, "carried": counts.carried, "resolved": counts.resolved,
+                   "seconds": round(stages["write"], 3)})  # fmt: skip
+    _hook("committed")
+    return RunSummary(
+        run_id=run_id, mode=plan.mode, reason=plan.reason, previous_run_id=plan.previous_run_id,
+        started_at=started_at, finished_at=datetime.now().replace(microsecond=0),
+        seconds=time.perf_counter() - started, rows_read=reader.rows_read, data_from=read_from,
+        data_to=plan.data_to, watermark=plan.data_to, counts=counts, findings_open=counts.new + counts.seen,
+        rules_over_all_data=over_all, policy_hash=policy.hash, code_version=__version__,
+        new_by_severity=written.new_by_severity,
+        open_by_family_and_severity=written.open_by_family_and_severity, stage_seconds=stages,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WrittenRun:
+    """What merging a run's findings left in the store."""
+
+    counts: MergeCounts
+    new_by_severity: dict[str, int]
+    open_by_family_and_severity: pl.DataFrame
+
+
+def write_run(
+    store: Store,
+    findings: pl.DataFrame,
+    *,
+    run_id: str,
+    scopes: Mapping[str, RuleScope],
+    policy: Policy,
+    mode: Mode,
+    engine: Literal["local", "spark"],
+    started_at: datetime,
+    started: float,
+    data_from: datetime,
+    data_to: datetime,
+    rows_read: int,
+) -> WrittenRun:
+    """Merge a run's findings, record the run and the data's fingerprint, in one transaction.
+
+    Either engine ends its run here. ``started`` is the run's ``time.perf_counter()`` at its
+    start; ``data_to`` is the watermark the next run starts from.
+    """
     with store.transaction():
         counts = merge_findings(store, findings, run_id, scopes)
         _hook("writing")
@@ -902,33 +952,26 @@ def _execute(
         store.execute(
             "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, data_from, data_to, "
             "watermark, rows_read, findings_total, findings_new, findings_seen, findings_resolved, policy_hash, "
-            "policy_toml, code_version, seconds) VALUES (?, ?, ?, 'succeeded', ?, 'local', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [run_id, started_at, datetime.now().replace(microsecond=0), plan.mode, read_from, plan.data_to, plan.data_to,
-             reader.rows_read, counts.new + counts.seen, counts.new, counts.seen, counts.resolved, policy.hash,
+            "policy_toml, code_version, seconds) "
+            "VALUES (?, ?, ?, 'succeeded', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [run_id, started_at, datetime.now().replace(microsecond=0), mode, engine, data_from, data_to, data_to,
+             rows_read, counts.new + counts.seen, counts.new, counts.seen, counts.resolved, policy.hash,
              policy.text, __version__, round(seconds, 3)],
         )  # fmt: skip
-        fingerprint = json.dumps(data_fingerprint(store, plan.data_to))
+        fingerprint = json.dumps(data_fingerprint(store, data_to))
         _refuse_while_appending(store)
         store.execute(
             "INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [FINGERPRINT_KEY, fingerprint]
         )
-    stages["write"] = time.perf_counter() - mark
-    emit("write", {"new": counts.new, "seen": counts.seen, "carried": counts.carried, "resolved": counts.resolved,
-                   "seconds": round(stages["write"], 3)})  # fmt: skip
-    _hook("committed")
     by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]
-    return RunSummary(
-        run_id=run_id, mode=plan.mode, reason=plan.reason, previous_run_id=plan.previous_run_id,
-        started_at=started_at, finished_at=datetime.now().replace(microsecond=0),
-        seconds=time.perf_counter() - started, rows_read=reader.rows_read, data_from=read_from,
-        data_to=plan.data_to, watermark=plan.data_to, counts=counts, findings_open=counts.new + counts.seen,
-        rules_over_all_data=over_all, policy_hash=policy.hash, code_version=__version__,
+    return WrittenRun(
+        counts=counts,
         new_by_severity={s: by_severity[s] for s in SEVERITIES if s in by_severity},
-        open_by_family_and_severity=_pivot(open_now), stage_seconds=stages,
-    )  # fmt: skip
+        open_by_family_and_severity=pivot_by_severity(open_now),
+    )
 
 
-def _pivot(counts: pl.DataFrame) -> pl.DataFrame:
+def pivot_by_severity(counts: pl.DataFrame) -> pl.DataFrame:
     """family x severity counts, severities in order, zeros filled."""
     if counts.is_empty():
         return pl.DataFrame({"family": []}, schema={"family": pl.String})

@@ -40,14 +40,13 @@ from posaudit.detect.policy import Policy
 from posaudit.detect.registry import Rule, all_rules
 from posaudit.pins import key_fingerprint, pin_key
 from posaudit.pipeline import (
-    FINGERPRINT_KEY,
     MergeCounts,
     RuleScope,
     RunSummary,
-    data_fingerprint,
-    merge_findings,
     next_run_id,
+    pivot_by_severity,
     record_failed_run,
+    write_run,
 )
 from posaudit.spark.buckets import (
     DIMENSION_TABLES,
@@ -481,14 +480,6 @@ def _scopes(rules: list[Rule]) -> dict[str, RuleScope]:
     return {r.name: RuleScope(r.name, None, None, "full run") for r in rules}
 
 
-def _pivot(counts: pl.DataFrame) -> pl.DataFrame:
-    """family x severity counts, severities in order, zeros filled."""
-    if counts.is_empty():
-        return pl.DataFrame({"family": []}, schema={"family": pl.String})
-    wide = counts.pivot(on="severity", index="family", values="n").fill_null(0).sort("family")
-    return wide.select("family", *[s for s in SEVERITIES if s in wide.columns])
-
-
 def write_to_store(
     store: Store,
     result: DetectResult,
@@ -506,44 +497,21 @@ def write_to_store(
     """Merge the findings and record the run, in one transaction (as the local engine does)."""
     mark = time.perf_counter()
     previous = _previous_run_id(store)
-    with store.transaction():
-        counts = merge_findings(store, result.findings, run_id, _scopes(rules))
-        open_now = store.frame(
-            "SELECT family, CAST(severity AS VARCHAR) AS severity, count(*) AS n FROM findings "
-            "WHERE status = 'open' GROUP BY ALL"
-        )
-        new_rows = store.query(
-            "SELECT CAST(severity AS VARCHAR), count(*) FROM findings WHERE first_run_id = ? "
-            "GROUP BY ALL",
-            [run_id],
-        )
-        store.execute(
-            "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, "
-            "data_from, data_to, watermark, rows_read, findings_total, findings_new, "
-            "findings_seen, findings_resolved, policy_hash, policy_toml, code_version, seconds) "
-            "VALUES (?, ?, ?, 'succeeded', 'full', 'spark', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                started_at,
-                datetime.now().replace(microsecond=0),
-                export.data_from,
-                export.data_to,
-                export.data_to,
-                result.rows_read,
-                counts.new + counts.seen,
-                counts.new,
-                counts.seen,
-                counts.resolved,
-                policy.hash,
-                policy.text,
-                __version__,
-                round(time.perf_counter() - started, 3),
-            ],
-        )
-        store.execute(
-            "INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)",
-            [FINGERPRINT_KEY, json.dumps(data_fingerprint(store, export.data_to))],
-        )
+    written = write_run(
+        store,
+        result.findings,
+        run_id=run_id,
+        scopes=_scopes(rules),
+        policy=policy,
+        mode="full",
+        engine="spark",
+        started_at=started_at,
+        started=started,
+        data_from=export.data_from,
+        data_to=export.data_to,
+        rows_read=result.rows_read,
+    )
+    counts = written.counts
     stages["write"] = time.perf_counter() - mark
     emit(
         "write",
@@ -555,7 +523,6 @@ def write_to_store(
             "seconds": round(stages["write"], 3),
         },
     )
-    by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]
     return _summary(
         run_id,
         previous,
@@ -566,8 +533,8 @@ def write_to_store(
         export,
         counts,
         policy,
-        by_severity,
-        _pivot(open_now),
+        written.new_by_severity,
+        written.open_by_family_and_severity,
         stages,
     )
 
@@ -661,7 +628,7 @@ def write_to_parquet(
         counts,
         policy,
         by_severity,
-        _pivot(open_now),
+        pivot_by_severity(open_now),
         stages,
     )
     record = summary.to_record() | {
