@@ -40,6 +40,7 @@ def test_policy_hash_follows_the_settings(tmp_path: Path) -> None:
         ("[rules.refund_bursts]\nwindow_minutes = -60\n", "must not be negative"),
         ("[rules.refund_bursts]\nwindow_minutes = 0\n", "must be positive"),
         ("[rules.operator_anomaly_scores]\ntop_fraction = 2.0\n", "is a share"),
+        ("[rules.operator_anomaly_scores]\nfit_rows = 0\n", "must be positive"),
         ("[rules.stale_pins]\nenabled = 1\n", "must be bool"),
         ("[rules\n", "not valid TOML"),
     ],

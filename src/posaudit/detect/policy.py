@@ -16,6 +16,8 @@ from posaudit.config import ConfigError, merge_settings, parse_toml, read_text_f
 # Keys naming a span of time or a minimum count: zero would make the rule meaningless.
 _POSITIVE_SUFFIXES = ("_minutes", "_hours", "_days")
 _POSITIVE_PREFIXES = ("min_", "max_")
+# Counts of the anomaly score's model: zero trees or a sample of zero days scores nothing.
+_POSITIVE_KEYS = frozenset({"n_estimators", "fit_rows"})
 _SHARE_KEYS = frozenset({"top_fraction", "min_anomaly_score", "medium_anomaly_score"})
 
 
@@ -50,7 +52,12 @@ def _check(settings: dict[str, Any], source: str) -> None:
         for key, value in params.items():
             if isinstance(value, bool) or not isinstance(value, int | float):
                 continue
-            if (key.endswith(_POSITIVE_SUFFIXES) or key.startswith(_POSITIVE_PREFIXES)) and value <= 0:
+            positive = (
+                key.endswith(_POSITIVE_SUFFIXES)
+                or key.startswith(_POSITIVE_PREFIXES)
+                or key in _POSITIVE_KEYS
+            )
+            if positive and value <= 0:
                 msg = f"{source}: 'rules.{rule}.{key}' must be positive (got {value})"
                 raise PolicyError(msg)
 
