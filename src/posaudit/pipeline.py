@@ -353,6 +353,11 @@ def columns_used(
     derived_frames = {}
     for name in sorted(shared):
         table = DERIVED_TABLES[name]
+        if table.sql is not None:
+            # the store runs the query: nothing of its sources crosses into the run
+            empty = [pl.LazyFrame(schema=schemas[s]) for s in table.sources]
+            derived_frames[name] = table(*empty).collect().lazy()
+            continue
         source = _recording_source(name, schemas[table.source], derived_seen)
         derived_frames[name] = table(source).collect().lazy()
     for r in rules:
@@ -378,7 +383,9 @@ def store_columns_used(
 ) -> ColumnsUsed:
     """:func:`columns_used` for the tables of ``store`` the rules read."""
     stored = {n for r in rules for n in r.inputs} - DERIVED_INPUTS - set(DERIVED_TABLES)
-    stored |= {DERIVED_TABLES[n].source for r in rules for n in r.inputs if n in DERIVED_TABLES}
+    stored |= {
+        s for r in rules for n in r.inputs if n in DERIVED_TABLES for s in DERIVED_TABLES[n].sources
+    }
     schemas = {n: _plain_strings(store.read(n, where="false")).schema for n in sorted(stored)}
     return columns_used(rules, policy, schemas, derived)
 
@@ -452,12 +459,22 @@ class TableReader:
 
         From ``since`` on it is whole; before it, it holds the rows linked to those after it
         (a refund's earlier refunds of the same sale), which the rules need and which by their
-        look-back cannot change a finding they re-decide otherwise.
+        look-back cannot change a finding they re-decide otherwise. A frame defined by a query
+        is computed by the store, from the source's rows from ``since`` on; its rows are the
+        rows read.
         """
         table = DERIVED_TABLES[name]
         held = self._derived.get(name)
         if held is not None and (held[0] is None or (since is not None and held[0] <= since)):
             return held[1]
+        if table.sql is not None:
+            time_column = EVENT_TIME_COLUMN.get(table.source)
+            cut = f"{time_column} >= {_ts_literal(since)}" if since and time_column else None
+            over = {table.source: cut, **dict.fromkeys(table.joined)}
+            frame = _plain_strings(self.store.read_query(table.sql, over=over))
+            self.rows_read += frame.height
+            self._derived[name] = (since, frame)
+            return frame
         wanted = self.columns.derived.get(name) if self.columns else None
         rows = _plain_strings(
             self.store.read(table.source, columns=wanted, where=_derived_rows(table, since))
@@ -793,7 +810,6 @@ def run_pipeline(
     findings are then untouched.
     """
     emit = on_event or (lambda _name, _fields: None)
-    # importing the rule modules (scikit-learn among them) is start-up, not the run's work
     rules = [r for r in all_rules().values() if policy.enabled(r.name)]
     started_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()

@@ -22,10 +22,16 @@ from posaudit.score.operators import (
     CONTEXT_DAYS,
     FEATURES,
     MODEL_FEATURES,
-    operator_anomaly_scores,
+    activity_inputs,
     operator_day_features,
     operator_day_scores,
 )
+
+
+def operator_anomaly_scores(*tables: pl.LazyFrame, **thresholds: Any) -> pl.LazyFrame:
+    """The rule over the store tables of a world (its shared frames computed from them)."""
+    return operators.operator_anomaly_scores(*activity_inputs(*tables), **thresholds)
+
 
 DAY0 = date(2026, 3, 2)
 CLERK = "T000001-03"
@@ -494,7 +500,8 @@ def test_registered_with_its_inputs_and_scenario() -> None:
     registered = RULES["operator_anomaly_scores"]
     assert registered.family == "scores" and registered.entity_type == "operator"
     assert registered.inputs == (
-        "transactions", "login_events", "lockouts", "operators", "merchants", "approved_refunds"
+        "operator_terminal_days", "login_events", "lockouts", "operators", "merchants",
+        "approved_refunds",
     )  # fmt: skip
     assert registered.lookback == timedelta(days=CONTEXT_DAYS)
     assert registered.scenarios == ("friendly_refunds",)

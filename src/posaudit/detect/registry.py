@@ -6,7 +6,10 @@ thresholds, whose values come from the policy file section named after the rule.
 
 A frame several rules share (the approved refunds with their sales, say) registers itself
 with :func:`derived_table`; a rule names it as an input like a store table, and the runner
-computes it once per run instead of once per rule.
+computes it once per run instead of once per rule. A frame that reduces many rows to few
+(counts per operator and day) registers itself with :func:`derived_query`: it is defined by
+one SQL query, which the store runs where the data lies and Polars runs over frames in
+memory, so millions of rows never cross into the run to be counted.
 """
 
 from __future__ import annotations
@@ -38,17 +41,27 @@ class DerivedTable:
     refund's sale, and the other refunds of that sale). A reader may read only those; the
     function gives the same frame from the whole table, which is what the rule tests use.
     ``time_column`` is the frame's event time, by which a run cuts it to a rule's window.
+
+    A frame defined by a query (``sql`` set) reads ``source`` and the ``joined`` tables whole
+    (from a run's start time on for ``source``); its function runs the same query in Polars.
     """
 
     name: str
-    function: Callable[[pl.LazyFrame], pl.LazyFrame]
+    function: Callable[..., pl.LazyFrame]
     source: str
     rows: dict[str, tuple[str, ...]]
     linked: tuple[str, str] | None
     time_column: str
+    joined: tuple[str, ...] = ()
+    sql: str | None = None
 
-    def __call__(self, source: pl.LazyFrame) -> pl.LazyFrame:
-        return self.function(source)
+    @property
+    def sources(self) -> tuple[str, ...]:
+        """The tables the frame is computed from, ``source`` first."""
+        return (self.source, *self.joined)
+
+    def __call__(self, *sources: pl.LazyFrame) -> pl.LazyFrame:
+        return self.function(*sources)
 
 
 DERIVED_TABLES: dict[str, DerivedTable] = {}
@@ -79,6 +92,40 @@ def derived_table(
     return register
 
 
+def derived_query(
+    name: str,
+    *,
+    sql: str,
+    source: str,
+    joined: tuple[str, ...] = (),
+    time_column: str,
+) -> Callable[..., pl.LazyFrame]:
+    """Register a shared frame defined by ``sql`` over ``source`` and the ``joined`` tables.
+
+    The query names the tables as the store does and keeps to the SQL both DuckDB and
+    Polars run (explicit casts, ``CASE WHEN`` rather than ``FILTER``). Returns the frame's
+    Polars function: the source frames in, the query's result out, lazily.
+    """
+    sources = (source, *joined)
+
+    def function(*frames: pl.LazyFrame) -> pl.LazyFrame:
+        context = pl.SQLContext(dict(zip(sources, frames, strict=True)), eager=False)
+        return context.execute(sql)
+
+    function.__name__ = function.__qualname__ = name
+    DERIVED_TABLES[name] = DerivedTable(
+        name=name,
+        function=function,
+        source=source,
+        rows={},
+        linked=None,
+        time_column=time_column,
+        joined=tuple(joined),
+        sql=sql,
+    )
+    return function
+
+
 def with_derived_tables(
     names: tuple[str, ...] | set[str], tables: dict[str, pl.LazyFrame]
 ) -> dict[str, pl.LazyFrame]:
@@ -87,7 +134,7 @@ def with_derived_tables(
     for name in names:
         if name not in out and name in DERIVED_TABLES:
             table = DERIVED_TABLES[name]
-            out[name] = table(out[table.source])
+            out[name] = table(*(out[s] for s in table.sources))
     return out
 
 

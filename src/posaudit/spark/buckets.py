@@ -48,7 +48,7 @@ def store_tables(rules: Iterable[Rule]) -> list[str]:
     names: set[str] = set()
     for r in rules:
         for name in set(r.inputs) - DERIVED_INPUTS:
-            names.add(derived[name].source if name in derived else name)
+            names.update(derived[name].sources if name in derived else (name,))
     return sorted(names)
 
 

@@ -7,7 +7,7 @@ import queue
 import shutil
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
 from importlib.resources import files
@@ -293,6 +293,26 @@ class Store:
         self._con.execute("SET produce_arrow_string_view = true")
         try:
             return self._con.sql(query).pl()
+        finally:
+            self._con.execute("RESET produce_arrow_string_view")
+
+    def read_query(self, sql: str, *, over: Mapping[str, str | None]) -> pl.DataFrame:
+        """The result of a query over tables, each cut to the rows of its condition.
+
+        ``over`` maps each table the query names to a SQL condition (None: every row); the
+        query sees the cut tables under their own names. Strings arrive as in :meth:`read`.
+        """
+        unknown = sorted(set(over) - set(TABLES))
+        if unknown:
+            msg = f"unknown table {unknown[0]!r}"
+            raise StoreError(msg)
+        cuts = ", ".join(
+            f"{t} AS (SELECT * FROM main.{t}{'' if c is None else f' WHERE {c}'})"
+            for t, c in over.items()
+        )
+        self._con.execute("SET produce_arrow_string_view = true")
+        try:
+            return self._con.sql(f"WITH {cuts} {sql}").pl()
         finally:
             self._con.execute("RESET produce_arrow_string_view")
 
