@@ -18,11 +18,18 @@ from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import all_rules
 from posaudit.pins import pin_key
 from posaudit.pipeline import data_window, findings_for_tables, run_pipeline
-from posaudit.spark.buckets import store_tables
+from posaudit.score.operators import operator_day_scores
+from posaudit.spark.buckets import BucketJob, store_tables, table_schemas
 from posaudit.spark.export import export_buckets
 from posaudit.store import Store
 from tests.conftest import build_store
-from tests.spark.spark_kit import DATA_SAMPLES, assert_same_findings, copy_store, store_findings
+from tests.spark.spark_kit import (
+    DATA_SAMPLES,
+    SCORE_TOLERANCE,
+    assert_same_findings,
+    copy_store,
+    store_findings,
+)
 
 pytest.importorskip("pyspark", reason="the Spark engine is the optional extra posaudit[spark]")
 if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
@@ -33,6 +40,7 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 from pyspark.sql import SparkSession
 
 from posaudit.spark.runner import SparkRun, detect, run_spark
+from posaudit.spark.score import SCORE_RULE, STAGING_PREFIX, staged_scores, with_percentiles
 from posaudit.spark.session import start_session
 
 pytestmark = pytest.mark.slow
@@ -171,3 +179,46 @@ def test_the_command_line_runs_spark_and_prints_the_json_line(
     assert record["status"] == "succeeded" and record["exit_code"] == 0
     assert record["findings"] == store_findings(db).height > 0
     assert (tmp_path / "export" / "_posaudit_export.json").exists()
+
+
+def test_the_staged_score_gives_the_local_scores(
+    spark: SparkSession, small_world: Path, tmp_path: Path
+) -> None:
+    """Features and scores per bucket, the forest fitted on the driver: the same numbers."""
+    policy = load_policy()
+    rule = all_rules()[SCORE_RULE]
+    settings = rule.parameters | policy.parameters(rule.name)
+    store = Store.open(small_world, read_only=True)
+    try:
+        tables = [store.scan(t) for t in ("transactions", "login_events", "lockouts")]
+        local = operator_day_scores(
+            *tables,
+            store.scan("operators"),
+            store.scan("merchants"),
+            **{k: settings[k] for k in ("seed", "n_estimators", "max_samples", "fit_rows")},
+        ).collect()
+        export = export_buckets(store, tmp_path / "export", buckets=6)
+    finally:
+        store.close()
+    job = BucketJob(
+        str(export.root),
+        "merchant",
+        (SCORE_RULE,),
+        table_schemas(export.root, store_tables([rule])),
+        policy,
+        export.window,
+        pin_key(),
+        export.buckets,
+    )
+    kept, total, _ = staged_scores(spark, job, rule, policy)
+    assert total == local.height
+    want = local.filter(pl.col("anomaly_score") > settings["min_anomaly_score"])
+    assert kept.height == want.height > 0
+    joined = want.join(
+        with_percentiles(kept, total), on=["operator_id", "day"], how="left", suffix="_spark"
+    )
+    for column in ("anomaly_score", "anomaly_percentile"):
+        gap = (joined.get_column(column) - joined.get_column(f"{column}_spark")).abs().max()
+        assert gap is not None and gap <= SCORE_TOLERANCE, (column, gap)  # type: ignore[operator]
+    # the staging folder goes with the run
+    assert not [p for p in export.root.iterdir() if p.name.startswith(STAGING_PREFIX)]

@@ -66,6 +66,7 @@ from posaudit.spark.export import (
     export_buckets,
     read_export,
 )
+from posaudit.spark.score import SCORE_RULE, score_findings
 from posaudit.spark.session import SparkSetupError, is_local, start_session
 from posaudit.store import Store, StoreError
 
@@ -176,9 +177,9 @@ def driver_findings(
 ) -> pl.DataFrame:
     """Findings of the rules that cannot be bucketed, over all the data, on the driver.
 
-    Today that is the operator anomaly score: its model ranks every operator-day against
-    all others. The score's stages (features per bucket on the executors; category medians,
-    the forest fit on a sample and the threshold here; scoring per bucket) plug in here.
+    A rule that ranks the whole population and has no staged form runs here. The operator
+    anomaly score has one (:mod:`posaudit.spark.score`): features and scores per bucket on
+    the executors, only the model fitted here.
     """
     if not rules:
         return pl.DataFrame(schema=FINDINGS_SCHEMA)
@@ -242,7 +243,26 @@ def detect(
         frames.append(_from_arrow(frame.toArrow()))
     seconds["buckets"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    frames.append(driver_findings(export, [by_name[n] for n in placement.driver], policy, key=key))
+    staged = [n for n in placement.driver if n == SCORE_RULE]
+    for name in staged:
+        tables = store_tables([by_name[name]])
+        job = BucketJob(
+            str(export.root),
+            "merchant",
+            (name,),
+            table_schemas(export.root, tables),
+            policy,
+            export.window,
+            key,
+            export.buckets,
+        )
+        findings, stage_seconds = score_findings(spark, job, by_name[name], policy)
+        frames.append(findings)
+        seconds |= stage_seconds
+    seconds["score"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    rest = [by_name[n] for n in placement.driver if n not in staged]
+    frames.append(driver_findings(export, rest, policy, key=key))
     seconds["driver"] = time.perf_counter() - mark
     rows_read = sum(export.rows.get(t, 0) for t in store_tables(rules))
     return DetectResult(one_per_finding_id(pl.concat(frames)), rows_read, sorted(by_name), seconds)
@@ -277,8 +297,9 @@ def bucket_count(spark: SparkSession) -> int:
 
 
 def _reason(placement: Placement) -> str:
-    if placement.driver:
-        return f"Spark engine, every rule over all the data ({len(placement.driver)} on the driver)"
+    on_driver = [n for n in placement.driver if n != SCORE_RULE]
+    if on_driver:
+        return f"Spark engine, every rule over all the data ({len(on_driver)} on the driver)"
     return "Spark engine, every rule over all the data"
 
 
@@ -425,7 +446,8 @@ def run_spark(
                     started_at=started_at, seconds=time.perf_counter() - started, exc=exc,
                 )  # fmt: skip
             raise
-        stages |= {"detect": result.seconds["buckets"] + result.seconds["driver"], **result.seconds}
+        detect_seconds = sum(result.seconds[k] for k in ("buckets", "score", "driver"))
+        stages |= {"detect": detect_seconds, **result.seconds}
         emit(
             "detect",
             {
@@ -433,7 +455,7 @@ def run_spark(
                 "rules_over_all_data": len(rules),
                 "findings": result.findings.height,
                 "seconds": round(stages["detect"], 3),
-                "driver_rules": len(placement.driver),
+                "driver_rules": len([n for n in placement.driver if n != SCORE_RULE]),
             },
         )
         if into_store:

@@ -1,0 +1,252 @@
+"""The operator anomaly score on Spark: features and scores per bucket, the model on the driver.
+
+The score ranks every operator-day against all others, so no bucket can decide its findings
+alone. It runs in the stages of :mod:`posaudit.score.operators`, each where it belongs:
+
+1. **activity** (executors, one task per merchant bucket): :func:`operator_day_activity`
+   over the bucket's tables; one row per operator-day, written to the run's staging folder.
+2. **category medians** (executors, one group per merchant category):
+   :func:`category_medians` over every bucket's activity rows of the category.
+3. **fit sample** (executors, per bucket): :func:`model_frame` with those medians, cut to
+   :func:`fit_sample`, a sample fixed by operator and day, so every split of the data yields
+   its own share of the one sample the local engine fits on.
+4. **fit** (driver): :func:`fit_forest` on the sample (at most ``fit_rows`` operator-days).
+5. **score** (executors, per bucket): :func:`score_with_forest` with the fitted forest; only
+   the operator-days scoring above ``min_anomaly_score`` (the only ones that can become
+   findings) are kept.
+6. **findings** (driver): each kept day's percentile among all operator-days is the share
+   scoring strictly lower, ``(N - days scoring at least as high) / N``; every day scoring at
+   least as high is itself kept, so the count is exact. :func:`anomaly_findings` then keeps
+   the top ``top_fraction``.
+
+Every stage is the local engine's own function, so the scores are the same numbers and the
+findings the same ids (``tests/spark``). Stages exchange rows through Parquet files in a
+staging folder beside the export (the shard strategy already needs a path every executor
+can read); Spark itself carries only a row count per task.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final
+
+import polars as pl
+
+from posaudit.detect.findings import FINDINGS_SCHEMA
+from posaudit.detect.policy import Policy
+from posaudit.detect.registry import Rule, with_derived_tables
+from posaudit.score.operators import (
+    FEATURES,
+    MODEL_FEATURES,
+    FittedForest,
+    anomaly_findings,
+    category_medians,
+    fit_forest,
+    fit_sample,
+    model_frame,
+    operator_day_activity,
+    score_with_forest,
+)
+from posaudit.spark.buckets import BucketJob
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from pyspark.sql import SparkSession
+
+SCORE_RULE: Final = "operator_anomaly_scores"
+STAGING_PREFIX: Final = ".score-"
+_COUNT_DDL: Final = "bucket long, rows long"
+# the forest's settings, as the rule's keyword parameters name them
+_FOREST: Final = ("seed", "n_estimators", "max_samples")
+_FINDING: Final = ("top_fraction", "medium_anomaly_score", "min_anomaly_score", "seed")
+
+
+@dataclass(frozen=True)
+class ScoreJob:
+    """What a score task needs; pickled and shipped to the executors with each stage."""
+
+    job: BucketJob
+    staging: str
+    thresholds: dict[str, Any]
+    total: int = 0
+    categories: pl.DataFrame | None = None
+    fitted: FittedForest | None = field(default=None, repr=False)
+
+    def folder(self, stage: str, bucket: int | None = None) -> Path:
+        root = Path(self.staging) / stage
+        return root if bucket is None else root / f"bucket={bucket}"
+
+    def _write(self, stage: str, bucket: int, frame: pl.DataFrame) -> int:
+        folder = self.folder(stage, bucket)
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(folder / "part-0.parquet")
+        return frame.height
+
+    def _read(self, stage: str, bucket: int) -> pl.DataFrame:
+        return pl.read_parquet(self.folder(stage, bucket) / "part-0.parquet")
+
+    def activity(self, bucket: int) -> int:
+        """Stage 1: the bucket's operator-days, staged; their number."""
+        rule = self.job.rules[0]
+        inputs = _rule(rule).inputs
+        tables = {table: self.job.read(table, bucket) for table in self.job.schemas}
+        tables = with_derived_tables(inputs, tables)
+        frame = operator_day_activity(*(tables[name] for name in inputs)).collect()
+        return self._write("activity", bucket, frame)
+
+    def _model_frame(self, bucket: int) -> pl.DataFrame:
+        activity = self._read("activity", bucket).lazy()
+        categories = None if self.categories is None else self.categories.lazy()
+        # one row order for every engine: the forest's sub-sampling follows it
+        return model_frame(activity, categories).collect().sort("operator_id", "day")
+
+    def sample(self, bucket: int) -> int:
+        """Stage 3: the bucket's share of the fit sample, staged; its number of rows."""
+        frame = fit_sample(
+            self._model_frame(bucket), total=self.total, fit_rows=self.thresholds["fit_rows"]
+        )
+        model = [f"{f}_model" for f in MODEL_FEATURES]
+        return self._write("sample", bucket, frame.select("operator_id", "day", *model))
+
+    def score(self, bucket: int) -> int:
+        """Stage 5: the bucket's operator-days above the minimum score, staged."""
+        assert self.fitted is not None
+        scored = score_with_forest(self._model_frame(bucket), self.fitted)
+        kept = scored.drop(f"{f}_model" for f in MODEL_FEATURES).filter(
+            pl.col("anomaly_score") > self.thresholds["min_anomaly_score"]
+        )
+        return self._write("scored", bucket, kept)
+
+    def read_stage(self, stage: str) -> pl.DataFrame:
+        """Every bucket's staged rows of ``stage``, in bucket order."""
+        frames = [
+            self._read(stage, b)
+            for b in range(self.job.buckets)
+            if (self.folder(stage, b) / "part-0.parquet").exists()
+        ]
+        return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+
+
+def _rule(name: str) -> Rule:
+    from posaudit.detect.registry import all_rules
+
+    return all_rules()[name]
+
+
+def _per_bucket(spark: SparkSession, job: ScoreJob, stage: str) -> int:
+    """Run ``stage`` (a method of :class:`ScoreJob`) once per bucket; rows it staged in all."""
+
+    def run(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        import pyarrow as pa
+
+        with pl.Config(engine_affinity="in-memory"):
+            for batch in batches:
+                for bucket in batch.column(0).to_pylist():
+                    rows = getattr(job, stage)(int(bucket))
+                    yield pa.RecordBatch.from_pydict({"bucket": [bucket], "rows": [rows]})
+
+    buckets = job.job.buckets
+    ids = spark.range(0, buckets, 1, numPartitions=buckets)
+    counts = ids.mapInArrow(run, _COUNT_DDL).toArrow()
+    return int(sum(counts.column("rows").to_pylist()))
+
+
+def _category_medians(spark: SparkSession, job: ScoreJob) -> pl.DataFrame:
+    """Stage 2: each category's medians, one group per category on the executors."""
+    schema = category_medians(
+        pl.LazyFrame(schema={"category": pl.String, **dict.fromkeys(FEATURES, pl.Float64)})
+    ).collect_schema()
+    ddl = ", ".join(
+        f"`{name}` {'string' if dtype == pl.String else 'double'}" for name, dtype in schema.items()
+    )
+
+    def medians(group: pa.Table) -> pa.Table:
+        import pyarrow as pa
+
+        frame = pl.from_arrow(group)
+        assert isinstance(frame, pl.DataFrame)
+        with pl.Config(engine_affinity="in-memory"):
+            out = category_medians(frame.lazy()).collect().cast(dict(schema))  # type: ignore[arg-type]
+        arrow = pa.schema(
+            [(n, pa.string() if t == pl.String else pa.float64()) for n, t in schema.items()]
+        )
+        return out.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(arrow)
+
+    rows = spark.read.parquet(str(job.folder("activity"))).select("category", *FEATURES)
+    table = rows.groupBy("category").applyInArrow(medians, ddl).toArrow()
+    frame = pl.from_arrow(table)
+    assert isinstance(frame, pl.DataFrame)
+    return frame.cast(dict(schema)).sort("category", nulls_last=True)  # type: ignore[arg-type]
+
+
+def with_percentiles(kept: pl.DataFrame, total: int) -> pl.DataFrame:
+    """``anomaly_percentile`` of kept operator-days among ``total``: the share scoring lower.
+
+    ``kept`` must hold every operator-day scoring at least as high as any of its rows (all
+    above a minimum score): then the days scoring at least ``s`` are counted among them.
+    """
+    at_least = kept.select(
+        pl.col("anomaly_score").rank("max", descending=True).alias("at_least")
+    ).get_column("at_least")
+    return kept.with_columns(((total - at_least) / total).alias("anomaly_percentile"))
+
+
+def staged_scores(
+    spark: SparkSession, job: BucketJob, rule: Rule, policy: Policy
+) -> tuple[pl.DataFrame, int, dict[str, float]]:
+    """Stages 1-5 over the export of ``job`` (a merchant-bucket job of the score rule).
+
+    Returns the operator-days scoring above ``min_anomaly_score`` (the local engine's scored
+    rows, without their percentile), the number of operator-days in all and each stage's
+    seconds. The staging folder is removed on the way out.
+    """
+    import time
+
+    thresholds = rule.parameters | policy.parameters(rule.name)
+    staging = Path(job.root) / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    score = ScoreJob(job, str(staging), thresholds)
+    seconds: dict[str, float] = {}
+    try:
+        mark = time.perf_counter()
+        total = _per_bucket(spark, score, "activity")
+        seconds["score_activity"] = time.perf_counter() - mark
+        if total == 0:
+            return pl.DataFrame(), 0, seconds
+        mark = time.perf_counter()
+        score = replace(score, total=total, categories=_category_medians(spark, score))
+        _per_bucket(spark, score, "sample")
+        sample = score.read_stage("sample")
+        seconds["score_sample"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        fitted = fit_forest(sample, **{k: thresholds[k] for k in _FOREST})
+        seconds["score_fit"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        _per_bucket(spark, replace(score, fitted=fitted), "score")
+        kept = score.read_stage("scored")
+        seconds["score_buckets"] = time.perf_counter() - mark
+        return kept, total, seconds
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def score_findings(
+    spark: SparkSession, job: BucketJob, rule: Rule, policy: Policy
+) -> tuple[pl.DataFrame, dict[str, float]]:
+    """The score's findings over the export of ``job``, and each stage's seconds."""
+    import time
+
+    kept, total, seconds = staged_scores(spark, job, rule, policy)
+    if kept.is_empty():
+        return pl.DataFrame(schema=FINDINGS_SCHEMA), seconds
+    mark = time.perf_counter()
+    thresholds = rule.parameters | policy.parameters(rule.name)
+    with pl.Config(engine_affinity="in-memory"):
+        findings = anomaly_findings(
+            with_percentiles(kept, total).lazy(), **{k: thresholds[k] for k in _FINDING}
+        ).collect()
+    seconds["score_findings"] = time.perf_counter() - mark
+    return findings.select(FINDINGS_SCHEMA.names()), seconds
