@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from posaudit.detect import logins
 from posaudit.detect.findings import FINDINGS_SCHEMA
-from posaudit.detect.registry import RULES
+from posaudit.detect.registry import DERIVED_TABLES, RULES
 
 T0 = datetime(2026, 3, 4, 10, 0)
 MERCHANT = "M000001"
@@ -221,7 +221,13 @@ def test_rule_is_registered_with_table_inputs_and_typed_thresholds(name: str) ->
     registered = RULES[name]
     assert registered.family == "logins"
     assert registered.function is getattr(logins, name)
-    assert set(registered.inputs) <= set(all_tables())
+    # store tables, or shared frames computed from them
+    stored = {
+        s
+        for n in registered.inputs
+        for s in (DERIVED_TABLES[n].sources if n in DERIVED_TABLES else (n,))
+    }
+    assert stored <= set(all_tables())
     assert registered.entity_type in ("operator", "terminal")
     assert registered.lookback >= timedelta(days=1)
     assert all(isinstance(v, int | float | bool | str) for v in registered.parameters.values())
@@ -670,6 +676,14 @@ def test_lockout_not_enforced_fires_iff_a_run_exceeds_max_failures(
 # --- credential_sharing -------------------------------------------------------------------
 
 
+def credential_sharing(
+    events: pl.LazyFrame, txns: pl.LazyFrame, ops: pl.LazyFrame, **thresholds: Any
+) -> pl.LazyFrame:
+    """The rule over store tables, its shared frames computed from them as a run does."""
+    tables = {"login_events": events, "transactions": txns, "operators": ops}
+    return RULES["credential_sharing"](tables, **thresholds)
+
+
 def shared_shift() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The clerk sells on its own terminal all morning; its login is used on the sibling too."""
     logins_ = [attempt(T0 - timedelta(minutes=5), "success")]
@@ -685,7 +699,7 @@ def shared_shift() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 def test_credential_sharing_fires_on_alternating_terminals() -> None:
     logins_, sales = shared_shift()
     found = check(
-        logins.credential_sharing(login_events(*logins_), transactions(*sales), operators())
+        credential_sharing(login_events(*logins_), transactions(*sales), operators())
     )
     assert found.height == 1
     row = found.row(0, named=True)
@@ -717,7 +731,7 @@ def test_credential_sharing_leaves_roaming_and_handovers_alone() -> None:
         sale(f"C{i}", ts, terminal_id=SIBLING)
         for i, ts in enumerate(every(day2 + timedelta(hours=4, minutes=10), 20, 600))
     ]
-    found = logins.credential_sharing(login_events(*logins_), transactions(*sales), operators())
+    found = credential_sharing(login_events(*logins_), transactions(*sales), operators())
     assert check(found).height == 0
 
 
@@ -731,10 +745,10 @@ def test_credential_sharing_leaves_refunds_at_the_home_terminal_alone() -> None:
         for i, m in enumerate((10, 19, 31, 44))
     ]
     events = login_events(*logins_)
-    found = logins.credential_sharing(events, transactions(*sales, *refunds), operators())
+    found = credential_sharing(events, transactions(*sales, *refunds), operators())
     assert check(found).height == 0
     as_sales = [{**r, "kind": "sale"} for r in refunds]
-    found = logins.credential_sharing(events, transactions(*sales, *as_sales), operators())
+    found = credential_sharing(events, transactions(*sales, *as_sales), operators())
     assert check(found).height == 1
 
 
@@ -750,13 +764,13 @@ def test_credential_sharing_needs_a_return_to_a_terminal() -> None:
         attempt(T0 + timedelta(minutes=10 * i - 1), "success", terminal_id=terminal)
         for i, terminal in enumerate(hops)
     ]
-    found = logins.credential_sharing(login_events(*logins_), transactions(*sales), operators())
+    found = credential_sharing(login_events(*logins_), transactions(*sales), operators())
     assert check(found).height == 0
 
 
 def test_credential_sharing_needs_switches_within_max_gap() -> None:
     logins_, sales = shared_shift()
-    found = logins.credential_sharing(
+    found = credential_sharing(
         login_events(*logins_), transactions(*sales), operators(), max_gap_minutes=1
     )
     assert check(found).height == 0

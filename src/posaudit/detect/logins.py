@@ -44,7 +44,7 @@ from typing import Final
 import polars as pl
 
 from posaudit.detect.findings import EntityType, Severity, to_findings
-from posaudit.detect.registry import rule
+from posaudit.detect.registry import derived_query, rule
 
 FAMILY: Final = "logins"
 MAX_EVIDENCE_IDS: Final = 20
@@ -721,6 +721,58 @@ def lockout_not_enforced(
 
 # --- sharing ------------------------------------------------------------------------------
 
+# Nobody works a terminal without logging in on it, so an operator can only switch terminals
+# on a day it logged in on two terminals, or on one other than its home terminal (the login
+# on its own may be from the day before). Finding those few days in the logins first spares
+# reading and sorting millions of transactions: a run has the store pick out the
+# transactions of those days (a few per cent of them).
+SWITCH_DAYS_SQL: Final = """
+SELECT CAST(l.operator_id AS VARCHAR) AS operator_id, CAST(l.ts AS DATE) AS day
+FROM login_events AS l
+LEFT JOIN operators AS o ON l.operator_id = o.operator_id
+WHERE l.outcome = 'success' AND l.operator_id IS NOT NULL
+GROUP BY l.operator_id, CAST(l.ts AS DATE)
+HAVING COUNT(DISTINCT l.terminal_id) > 1
+    OR MAX(CASE WHEN o.terminal_id IS NULL OR o.terminal_id <> l.terminal_id THEN 1 ELSE 0 END)
+        = 1
+"""
+switch_days = derived_query(
+    "switch_days",
+    sql=SWITCH_DAYS_SQL,
+    source="login_events",
+    joined=("operators",),
+    time_column="day",
+)
+switch_days.__doc__ = """Operator-days with a successful login on two terminals, or on one
+other than the operator's home terminal: the only days an operator can switch terminals."""
+
+# Refunds are left out: a refund is made on the terminal that holds the sale and is booked to
+# the operator trusted with refunds wherever that operator is.
+SWITCH_DAY_TRANSACTIONS_SQL: Final = f"""
+SELECT t.operator_id, t.terminal_id, t.ts, t.event_id
+FROM (
+    SELECT
+        CAST(operator_id AS VARCHAR) AS operator_id,
+        CAST(terminal_id AS VARCHAR) AS terminal_id,
+        ts,
+        CAST(txn_id AS VARCHAR) AS event_id,
+        CAST(ts AS DATE) AS day
+    FROM transactions
+    WHERE kind <> 'refund'
+) AS t
+INNER JOIN ({SWITCH_DAYS_SQL}) AS s ON t.operator_id = s.operator_id AND t.day = s.day
+"""
+switch_day_transactions = derived_query(
+    "switch_day_transactions",
+    sql=SWITCH_DAY_TRANSACTIONS_SQL,
+    source="transactions",
+    joined=("login_events", "operators"),
+    time_column="ts",
+)
+switch_day_transactions.__doc__ = """The transactions other than refunds of each operator on
+its :func:`switch_days`: ``operator_id``, ``terminal_id``, ``ts`` and ``event_id`` (the
+transaction's id)."""
+
 
 @rule(
     family=FAMILY,
@@ -731,7 +783,8 @@ def lockout_not_enforced(
 )
 def credential_sharing(
     login_events: pl.LazyFrame,
-    transactions: pl.LazyFrame,
+    switch_days: pl.LazyFrame,
+    switch_day_transactions: pl.LazyFrame,
     operators: pl.LazyFrame,
     *,
     # A roaming clerk works a sibling terminal a whole shift (docs/scenarios.md): one switch at
@@ -773,37 +826,25 @@ def credential_sharing(
         pl.col("terminal_id").cast(pl.String).alias("home_terminal_id"),
         pl.col("merchant_id").cast(pl.String),
     ).unique(subset="operator_id", keep="any")
+    days = switch_days.select(pl.col("operator_id").cast(pl.String), pl.col("day").cast(pl.Date))
     logins = (
         _logins(login_events)
         .filter((pl.col("outcome") == "success") & pl.col("operator_id").is_not_null())
         .select("operator_id", "terminal_id", "ts", "event_id", day)
-    )
-    # Nobody works a terminal without logging in on it, so an operator can only switch on a
-    # day it logged in on two terminals, or on one other than its home terminal (the login on
-    # its own may be from the day before). Finding those few days in the logins first spares
-    # sorting millions of transactions.
-    switch_days = (
-        logins.join(numbers.select("operator_id", "home_terminal_id"), on="operator_id", how="left")
-        .group_by("operator_id", "day")
-        .agg(
-            (pl.col("terminal_id").n_unique() > 1)
-            | pl.col("terminal_id").ne_missing(pl.col("home_terminal_id")).any()
-        )
-        .filter(pl.col("terminal_id"))
-        .select("operator_id", "day")
+        .join(days, on=["operator_id", "day"], how="semi")
     )
     activity = pl.concat(
         [
             logins,
-            transactions.filter(pl.col("kind") != "refund").select(
+            switch_day_transactions.select(
                 pl.col("operator_id").cast(pl.String),
                 pl.col("terminal_id").cast(pl.String),
                 pl.col("ts").cast(pl.Datetime("us")),
-                pl.col("txn_id").cast(pl.String).alias("event_id"),
+                pl.col("event_id").cast(pl.String),
                 day,
             ),
         ]
-    ).join(switch_days, on=["operator_id", "day"], how="semi")
+    )
     previous = [
         pl.col(c).shift(1).over(by).alias(f"previous_{c}")
         for c in ("terminal_id", "ts", "event_id")
