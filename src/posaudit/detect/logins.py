@@ -531,6 +531,15 @@ def lockout_storm(
 # --- lockout policy -----------------------------------------------------------------------
 
 
+def _of_longest_run(column: str) -> pl.Expr:
+    """``column`` of the first of the longest runs, whatever order the runs come in."""
+    return (
+        pl.col(column)
+        .sort_by(["wrong_pins", "run_start", "operator_no"], descending=[True, False, False])
+        .first()
+    )
+
+
 @rule(
     family=FAMILY,
     entity_type="terminal",
@@ -619,8 +628,8 @@ def lockout_not_enforced(
         .agg(
             pl.len().alias("runs_without_lockout"),
             pl.col("wrong_pins").max().alias("longest_run"),
-            pl.col("operator_no").sort_by("wrong_pins", descending=True).first(),
-            pl.col("run_start").sort_by("wrong_pins", descending=True).first().alias("longest_at"),
+            _of_longest_run("operator_no"),
+            _of_longest_run("run_start").alias("longest_at"),
             pl.col("operator_id").unique().sort().alias("operator_ids"),
             pl.col("run_start").min(),
             pl.col("run_end").max(),
