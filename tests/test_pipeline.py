@@ -49,7 +49,7 @@ def test_run_writes_findings_and_a_run_record(audited: Path) -> None:
     store.close()
     row = runs.row(0, named=True)
     assert row["status"] == "succeeded" and row["findings_total"] == findings.height
-    assert row["policy_hash"] and row["code_version"] and row["rows_read"] > 50_000
+    assert row["policy_hash"] and row["code_version"] and row["rows_read"] > 1_000
     assert row["finished_at"] >= row["started_at"]
 
 

@@ -39,9 +39,11 @@ import os
 import string
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -63,6 +65,7 @@ from posaudit.detect.registry import (
     with_derived_tables,
 )
 from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
+from posaudit.score.operators import preload_model
 from posaudit.store import Store, StoreError
 from posaudit.store.db import EVENT_TIME_COLUMN
 
@@ -75,6 +78,11 @@ EventSink = Callable[[str, Mapping[str, object]], None]
 ACQUIRER_DEFAULT_PINS: Final = ("000000", "123456")
 # Families whose findings rank each entity against the whole population: re-run over all data.
 POPULATION_FAMILIES: Final = frozenset({"scores"})
+# Rules collected at once (see collect_findings): more than two measured slower on 2 cores.
+COLLECT_THREADS: Final = 2
+# Tables read at once, each through its own connection: two read a 10 M-event store's inputs
+# in 2.6 s where one after the other took 3.4 s (measured).
+READ_THREADS: Final = 2
 # Tables without an event time: always read whole.
 DIMENSION_TABLES: Final = ("merchants", "terminals", "operators")
 # The tables that define the data window (first and last event) and the watermark.
@@ -433,11 +441,18 @@ class TableReader:
         self.store = store
         self.columns = columns
         self.rows_read = 0
+        self._counting = threading.Lock()
         self._frames: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
         self._derived: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
 
-    def read(self, name: str, since: datetime | None = None) -> pl.DataFrame:
-        """Rows of ``name`` with event time at or after ``since`` (all rows when None)."""
+    def read(
+        self, name: str, since: datetime | None = None, via: Store | None = None
+    ) -> pl.DataFrame:
+        """Rows of ``name`` with event time at or after ``since`` (all rows when None).
+
+        ``via``: the store through another connection (see :meth:`read_all`).
+        """
+        via = via or self.store
         column = EVENT_TIME_COLUMN.get(name)
         if column is None:
             since = None
@@ -449,12 +464,15 @@ class TableReader:
             return frame.filter(pl.col(column) >= since)
         where = f"{column} >= {_ts_literal(since)}" if since is not None else None
         wanted = self.columns.tables.get(name) if self.columns else None
-        frame = _plain_strings(self.store.read(name, columns=wanted, where=where))
-        self.rows_read += frame.height
+        frame = _plain_strings(via.read(name, columns=wanted, where=where))
+        with self._counting:
+            self.rows_read += frame.height
         self._frames[name] = (since, frame)
         return frame
 
-    def read_derived(self, name: str, since: datetime | None = None) -> pl.DataFrame:
+    def read_derived(
+        self, name: str, since: datetime | None = None, via: Store | None = None
+    ) -> pl.DataFrame:
         """The derived table ``name`` from ``since`` on, over the source rows it can use.
 
         From ``since`` on it is whole; before it, it holds the rows linked to those after it
@@ -463,6 +481,7 @@ class TableReader:
         is computed by the store, from the source's rows from ``since`` on; its rows are the
         rows read.
         """
+        via = via or self.store
         table = DERIVED_TABLES[name]
         held = self._derived.get(name)
         if held is not None and (held[0] is None or (since is not None and held[0] <= since)):
@@ -471,18 +490,42 @@ class TableReader:
             time_column = EVENT_TIME_COLUMN.get(table.source)
             cut = f"{time_column} >= {_ts_literal(since)}" if since and time_column else None
             over = {table.source: cut, **dict.fromkeys(table.joined)}
-            frame = _plain_strings(self.store.read_query(table.sql, over=over))
-            self.rows_read += frame.height
+            frame = _plain_strings(via.read_query(table.sql, over=over))
+            with self._counting:
+                self.rows_read += frame.height
             self._derived[name] = (since, frame)
             return frame
         wanted = self.columns.derived.get(name) if self.columns else None
         rows = _plain_strings(
-            self.store.read(table.source, columns=wanted, where=_derived_rows(table, since))
+            via.read(table.source, columns=wanted, where=_derived_rows(table, since))
         )
-        self.rows_read += rows.height
+        with self._counting:
+            self.rows_read += rows.height
         frame = table(rows.lazy()).collect()
         self._derived[name] = (since, frame)
         return frame
+
+    def read_all(self, wanted: Mapping[str, datetime | None]) -> dict[str, pl.DataFrame]:
+        """Each table or derived table of ``wanted`` from its time on, read on
+        ``READ_THREADS`` threads, each through its own connection, the largest first."""
+        order = sorted(wanted, key=lambda n: (n not in DERIVED_TABLES, n))
+        store, local, opening = self.store, threading.local(), threading.Lock()
+        frames: dict[str, pl.DataFrame] = {}
+        with ExitStack() as cursors:
+
+            def read_one(name: str) -> None:
+                if not hasattr(local, "store"):
+                    with opening:
+                        local.store = cursors.enter_context(store.cursor())
+                frames[name] = (
+                    self.read_derived(name, wanted[name], local.store)
+                    if name in DERIVED_TABLES
+                    else self.read(name, wanted[name], local.store)
+                )
+
+            with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="posaudit-read") as pool:
+                list(pool.map(read_one, order))
+        return {name: frames[name] for name in sorted(frames)}
 
     def earliest(self, names: tuple[str, ...], default: datetime) -> datetime:
         """The earliest event time read from ``names`` (``default`` where read whole)."""
@@ -502,12 +545,7 @@ def read_inputs(
                 needed[name] = None
             elif needed.get(name, since) is not None:
                 needed[name] = min(needed.get(name, since), since)  # type: ignore[type-var]
-    frames = {
-        name: reader.read_derived(name, since)
-        if name in DERIVED_TABLES
-        else reader.read(name, since)
-        for name, since in sorted(needed.items())
-    }
+    frames = reader.read_all(needed)
     inputs = {}
     for r in rules:
         since = scopes[r.name].read_from
@@ -585,6 +623,22 @@ def rule_findings(
     return frames
 
 
+def collect_findings(rules: list[Rule], frames: list[pl.LazyFrame]) -> list[pl.DataFrame]:
+    """Collect each rule's findings, two rules at a time, the population rules first.
+
+    One rule's plan rarely keeps two cores busy, and ``pl.collect_all`` ran the rules one
+    after another (measured: 5.1 s for what two threads collect in 3.5 s on a 10 M-event
+    store). The anomaly score is the longest and runs while the others share the other core.
+    """
+    order = sorted(range(len(frames)), key=lambda i: rules[i].family not in POPULATION_FAMILIES)
+    with ThreadPoolExecutor(COLLECT_THREADS, thread_name_prefix="posaudit-rule") as pool:
+        if any(r.family == "scores" for r in rules):
+            # the model's library loads while the other rules run (measured: 0.6 s less)
+            preload_model()
+        done = dict(zip(order, pool.map(lambda i: frames[i].collect(), order), strict=True))
+    return [done[i] for i in range(len(frames))]
+
+
 def findings_for_tables(
     rules: list[Rule],
     tables: Mapping[str, pl.LazyFrame],
@@ -616,7 +670,7 @@ def findings_for_tables(
     }
     inputs = {r.name: {n: tables[n] for n in set(r.inputs) - DERIVED_INPUTS} for r in rules}
     scopes = {r.name: RuleScope(r.name, None, None, "all rows given") for r in rules}
-    frames = pl.collect_all(rule_findings(rules, inputs, derived, policy, scopes))
+    frames = collect_findings(rules, rule_findings(rules, inputs, derived, policy, scopes))
     if not frames:
         return pl.DataFrame(schema=FINDINGS_SCHEMA)
     return _one_per_id(pl.concat(frames))
@@ -871,7 +925,7 @@ def _execute(
     frames = dict(
         zip(
             [r.name for r in rules],
-            pl.collect_all(rule_findings(rules, inputs, derived, policy, scopes)),
+            collect_findings(rules, rule_findings(rules, inputs, derived, policy, scopes)),
             strict=True,
         )
     )
@@ -886,7 +940,7 @@ def _execute(
         frames |= dict(
             zip(
                 [r.name for r in redo],
-                pl.collect_all(rule_findings(redo, again, derived, policy, scopes)),
+                collect_findings(redo, rule_findings(redo, again, derived, policy, scopes)),
                 strict=True,
             )
         )

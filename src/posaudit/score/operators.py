@@ -51,6 +51,8 @@ the whole look-back window, not per shard of operators.
 from __future__ import annotations
 
 import hashlib
+import importlib
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Final
@@ -561,15 +563,15 @@ def with_peer_medians(
     ``categories``: :func:`category_medians` of all the data, when ``activity`` is only part
     of it (one bucket of merchants); computed from ``activity`` when not given.
     """
-    merchant = [
-        pl.when(_comparable(f).sum().over("merchant_id") >= MIN_PEER_DAYS)
-        .then(pl.when(_comparable(f)).then(pl.col(f).cast(pl.Float64)).median().over("merchant_id"))
+    merchants = activity.group_by("merchant_id").agg(
+        pl.when(_comparable(f).sum() >= MIN_PEER_DAYS)
+        .then(pl.col(f).cast(pl.Float64).filter(_comparable(f)).median())
         .alias(_merchant_median(f))
         for f in FEATURES
-    ]
+    )
     categories = category_medians(activity) if categories is None else categories
     return (
-        activity.with_columns(merchant)
+        activity.join(merchants, on="merchant_id", how="left", nulls_equal=True, maintain_order="left")
         .join(categories, on="category", how="left", nulls_equal=True, maintain_order="left")
         .with_columns(
             pl.when(_baseline(f) > 0).then(pl.col(f) / _baseline(f)).alias(_ratio(f))
@@ -696,26 +698,42 @@ _HASH_SPACE: Final = 1 << 32
 
 def _operator_hashes(ids: pl.Series) -> pl.Series:
     # Polars' own hash is not stable across versions or processes; the sample must be.
-    distinct = ids.unique()
+    distinct = ids.unique().drop_nulls().to_list()
     values = [
         int.from_bytes(hashlib.blake2b(i.encode(), digest_size=4).digest(), "big")
-        for i in distinct.to_list()
+        for i in distinct
     ]
-    lookup = dict(zip(distinct.to_list(), values, strict=True))
-    return ids.replace_strict(lookup, return_dtype=pl.UInt64)
+    lookup = pl.DataFrame(
+        {"id": distinct, "hash": values}, schema={"id": pl.String, "hash": pl.UInt64}
+    )
+    return (
+        ids.to_frame("id")
+        .join(lookup, on="id", how="left", maintain_order="left")
+        .get_column("hash")
+        .alias(ids.name)
+    )
+
+
+def _sample_keys(rows: pl.Series) -> pl.Series:
+    """:func:`sample_key` of each (operator_id, day) row of a struct column."""
+    operator = _operator_hashes(rows.struct.field("operator_id").cast(pl.String))
+    ops = operator.fill_null(0).to_numpy().astype(np.uint64)
+    day = rows.struct.field("day").cast(pl.Int32).cast(pl.UInt64).to_numpy().astype(np.uint64)
+    low = np.uint64(0xFFFFFFFF)
+    mixed = (ops ^ ((day * np.uint64(0x9E3779B1)) & low)) & low
+    # the 32-bit finaliser of MurmurHash3: every input bit moves every output bit
+    mixed = ((mixed ^ (mixed >> np.uint64(16))) * np.uint64(0x85EBCA6B)) & low
+    mixed = ((mixed ^ (mixed >> np.uint64(13))) * np.uint64(0xC2B2AE35)) & low
+    return pl.Series("sample_key", mixed ^ (mixed >> np.uint64(16)), dtype=pl.UInt64)
 
 
 def sample_key() -> pl.Expr:
     """A number in [0, 2**32) fixed by the operator and the day alone (the fit sample's key)."""
-    operator = (
-        pl.col("operator_id").cast(pl.String).map_batches(_operator_hashes, return_dtype=pl.UInt64)
+    return (
+        pl.struct("operator_id", "day")
+        .map_batches(_sample_keys, return_dtype=pl.UInt64)
+        .alias("sample_key")
     )
-    day = pl.col("day").cast(pl.Int32).cast(pl.UInt64)
-    mixed = (operator ^ ((day * 0x9E3779B1) & 0xFFFFFFFF)) & 0xFFFFFFFF
-    # the 32-bit finaliser of MurmurHash3: every input bit moves every output bit
-    mixed = ((mixed ^ (mixed // (1 << 16))) * 0x85EBCA6B) & 0xFFFFFFFF
-    mixed = ((mixed ^ (mixed // (1 << 13))) * 0xC2B2AE35) & 0xFFFFFFFF
-    return (mixed ^ (mixed // (1 << 16))).alias("sample_key")
 
 
 def fit_sample(frame: pl.DataFrame, *, total: int, fit_rows: int = FIT_ROWS) -> pl.DataFrame:
@@ -737,6 +755,18 @@ class FittedForest:
     forest: IsolationForest | None
     spread: np.ndarray
     features: tuple[str, ...]
+
+
+def preload_model() -> None:
+    """Start importing scikit-learn on a background thread.
+
+    It takes longer to import (1.5 s) than a small audit takes to run, so it is imported
+    only when a forest is fitted; a run that will fit one starts the import early, while
+    other work keeps the cores busy. Python's import lock makes the fit wait for it.
+    """
+    threading.Thread(
+        target=importlib.import_module, args=("sklearn.ensemble",), daemon=True
+    ).start()
 
 
 def _model_matrix(frame: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray:

@@ -248,6 +248,16 @@ class Store:
     def close(self) -> None:
         self._con.close()
 
+    @contextmanager
+    def cursor(self) -> Iterator[Store]:
+        """The store through a second connection to the same database, for reading on
+        another thread while this one reads too (DuckDB runs the two queries at once)."""
+        cursor = self._con.cursor()
+        try:
+            yield Store(self.path, cursor, read_only=self.read_only)
+        finally:
+            cursor.close()
+
     # -- metadata --------------------------------------------------------------------------
     def meta(self) -> dict[str, str]:
         return dict(self._con.execute("SELECT key, value FROM posaudit_meta").fetchall())
