@@ -158,10 +158,11 @@ def main() -> None:
     )
     print()
     print(
-        "| store | events | local s | export s | spark s | of which start / buckets / driver / "
-        "write | overhead us/event | local / spark peak MiB | same ids |"
+        "| store | events | local s | export s | spark s | of which start / buckets / score / "
+        "write | score: activity / medians + sample / fit / scoring | overhead us/event "
+        "| local / spark peak MiB | same ids |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |")
+    print("| --- | ---: | ---: | ---: | ---: | --- | --- | ---: | ---: | --- |")
     for label, path in stores.items():
         store = Path(path)
         n = events(store)
@@ -180,8 +181,11 @@ def main() -> None:
         spark = spark_runs[0] | {"wall": statistics.median(float(r["wall"]) for r in spark_runs)}  # type: ignore[arg-type]
         stages = {
             k: statistics.median(r["record"]["stage_seconds"][k] for r in spark_runs)  # type: ignore[index]
-            for k in ("start", "buckets", "driver", "write")
-        }
+            for k in (
+                "start", "buckets", "score", "write",
+                "score_activity", "score_sample", "score_fit", "score_buckets",
+            )
+        }  # fmt: skip
         local_wall = statistics.median(local_walls)
         overhead = (float(spark["wall"]) - local_wall) / n * 1e6  # type: ignore[arg-type]
         walls = [float(r["wall"]) for r in spark_runs]  # type: ignore[arg-type]
@@ -189,8 +193,9 @@ def main() -> None:
         print(
             f"| {label} | {n:,} | {local_wall:.1f} | {spark['export_s']:.1f} | "
             f"{spark['wall']:.1f}{spread if args.repeat > 1 else ''} | {stages['start']:.1f} / "
-            f"{stages['buckets']:.1f} / {stages['driver']:.1f} / {stages['write']:.1f} | "
-            f"{overhead:.2f} | {local_peak:,.0f} / {spark['peak']:,.0f} | "
+            f"{stages['buckets']:.1f} / {stages['score']:.1f} / {stages['write']:.1f} | "
+            f"{stages['score_activity']:.1f} / {stages['score_sample']:.1f} / "
+            f"{stages['score_fit']:.1f} / {stages['score_buckets']:.1f} | {overhead:.2f} | {local_peak:,.0f} / {spark['peak']:,.0f} | "
             f"{all(r['ids'] == local_ids for r in spark_runs)} |",
             flush=True,
         )
@@ -200,7 +205,7 @@ def main() -> None:
             shutil.rmtree(spark["export"])  # type: ignore[arg-type]
     if args.sweep:
         print()
-        print("| buckets | strategy | export s | spark s | buckets s | driver s | same ids |")
+        print("| buckets | strategy | export s | spark s | buckets s | score s | same ids |")
         print("| ---: | --- | ---: | ---: | ---: | ---: | --- |")
         runs = [(b, "shards", None) for b in map(int, args.sweep_buckets.split(","))]
         runs.append((args.buckets, "groupby", sweep_export))
@@ -216,7 +221,7 @@ def main() -> None:
             export_s = "-" if spark["export_s"] is None else f"{spark['export_s']:.1f}"
             print(
                 f"| {buckets} | {strategy} | {export_s} | {spark['wall']:.1f} | "
-                f"{stages['buckets']:.1f} | {stages['driver']:.1f} | {spark['ids'] == sweep_ids} |",
+                f"{stages['buckets']:.1f} | {stages['score']:.1f} | {spark['ids'] == sweep_ids} |",
                 flush=True,
             )
             if reuse is None:
