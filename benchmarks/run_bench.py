@@ -1,10 +1,13 @@
 """Detection speed: all rules and scores over a store, against one bare pass over its tables.
 
     python benchmarks/run_bench.py --db data/bench.duckdb     # a store made by `posaudit simulate`
+    python benchmarks/run_bench.py --db data/bench.duckdb --repeat 5 --baseline /tmp/old/src
 
 Prints the full run's wall time and peak memory (a fresh child process each), the bare pass's
 (read every table the rules read, the columns and rows the run reads, and do one group-by each),
-and their ratio.
+and their ratio. With ``--repeat`` the runs are repeated (median and range); with
+``--baseline`` (the ``src`` folder of another checkout) each run of this code is followed by
+one of that code on the same store, so that a slow minute of a shared machine shows in both.
 """
 
 from __future__ import annotations
@@ -12,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import subprocess
 import sys
@@ -47,18 +49,36 @@ pl.collect_all([tables[t].group_by(k).agg(pl.len()) for t, k in keys.items() if 
 print(time.perf_counter() - started)
 """
 
-def child(args: list[str]) -> tuple[float, float, str]:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+# Runs a command and prints its peak resident memory (KiB) last on stderr: a fresh parent per
+# measurement, so no earlier child's peak is counted.
+PEAK = """
+import resource, subprocess, sys
+done = subprocess.run(sys.argv[1:])
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
+sys.exit(done.returncode)
+"""
+
+
+def child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
+    """Wall seconds, peak resident MiB and standard output of a fresh process."""
     started = time.perf_counter()
-    result = subprocess.run(args, capture_output=True, text=True, check=True, env=os.environ | {"CI": "1"})
+    result = subprocess.run(
+        [sys.executable, "-c", PEAK, *args],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"CI": "1"} | (env or {}),
+    )
     wall = time.perf_counter() - started
-    peak = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    peak = int(result.stderr.strip().splitlines()[-1]) / 1024
     return wall, peak, result.stdout
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--db", type=Path, required=True)
+    parser.add_argument("--repeat", type=int, default=1, help="runs of the audit (median, range)")
+    parser.add_argument("--baseline", type=Path, help="src folder of another version to interleave")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="posaudit-run-bench-"))
     copy = work / "store.duckdb"
@@ -66,19 +86,45 @@ def main() -> None:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}")
     bare_wall, bare_peak, out = child([sys.executable, "-c", BARE_PASS, str(copy)])
     bare_inner = float(out.strip().splitlines()[-1])
-    run_wall, run_peak, out = child([sys.executable, "-m", "posaudit", "run", "--db", str(copy), "--json"])
     import json
+    import statistics
 
-    summary = json.loads(out.strip().splitlines()[-1])
+    def run(src: Path | None) -> tuple[float, float, dict[str, object]]:
+        shutil.copy(args.db, copy)
+        env = {"PYTHONPATH": str(src)} if src else {}
+        wall, peak, out = child([sys.executable, "-m", "posaudit", "run", "--db", str(copy), "--json"], env)
+        return wall, peak, json.loads(out.strip().splitlines()[-1])
+
+    runs, baseline = [], []
+    for _ in range(args.repeat):
+        runs.append(run(None))
+        if args.baseline:
+            baseline.append(run(args.baseline))
+
+    def spread(values: list[float]) -> str:
+        middle = statistics.median(values)
+        return f"{middle:.1f}" if len(values) == 1 else f"{middle:.1f} ({min(values):.1f}-{max(values):.1f})"
+
     print("| measure | wall s | peak RSS MiB |")
     print("| --- | ---: | ---: |")
     print(f"| bare pass (process) | {bare_wall:.1f} | {bare_peak:,.0f} |")
     print(f"| bare pass (read + one group-by per table, in process) | {bare_inner:.1f} | |")
-    print(f"| posaudit run (process) | {run_wall:.1f} | {run_peak:,.0f} |")
-    print(f"| posaudit run (in process, as recorded in pipeline_runs) | {summary['seconds']:.1f} | |")
+    for label, done in (("posaudit run", runs), ("baseline run", baseline)):
+        if not done:
+            continue
+        seconds = [float(d["seconds"]) for _, _, d in done]  # type: ignore[arg-type]
+        print(f"| {label} (process) | {spread([w for w, _, _ in done])} | {max(p for _, p, _ in done):,.0f} |")
+        print(f"| {label} (in process, as recorded in pipeline_runs) | {spread(seconds)} | |")
+    summary = runs[0][2]
+    stages = {k: statistics.median(float(d["stage_seconds"][k]) for _, _, d in runs) for k in summary["stage_seconds"]}  # type: ignore[index]
+    seconds = statistics.median(float(d["seconds"]) for _, _, d in runs)  # type: ignore[arg-type]
     print(f"\nrows read: {summary['rows_read']:,}; findings: {summary['findings']:,}; "
-          f"ratio run / bare pass: {summary['seconds'] / bare_inner:.2f} (in process), "
-          f"{run_wall / bare_wall:.2f} (whole processes)")  # fmt: skip
+          f"stages (median): {', '.join(f'{k} {v:.2f}' for k, v in stages.items())}; "
+          f"ratio run / bare pass: {seconds / bare_inner:.2f} (in process), "
+          f"{statistics.median(w for w, _, _ in runs) / bare_wall:.2f} (whole processes)")  # fmt: skip
+    if baseline:
+        same = {d["findings"] for _, _, d in runs} == {d["findings"] for _, _, d in baseline}
+        print(f"baseline findings: {baseline[0][2]['findings']:,} (same count: {same})")
     shutil.rmtree(work)
 
 
