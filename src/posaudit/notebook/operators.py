@@ -14,6 +14,7 @@ from typing import Final
 
 import polars as pl
 
+from posaudit.detect.registry import all_rules
 from posaudit.notebook.session import SEVERITY_RANK, Audit
 from posaudit.score import operators as scoring
 
@@ -63,15 +64,16 @@ _TRANSACTION_COLUMNS: Final = (
 
 
 def score_settings(audit: Audit) -> dict[str, float | int]:
-    """The run's settings of the anomaly score: the forest's and where its findings start."""
-    rule = audit.policy().get("rules", {}).get(SCORE_RULE, {})
+    """The run's settings of the anomaly score (its policy over the rule's defaults)."""
+    defaults = all_rules()[SCORE_RULE].parameters
+    rule = defaults | audit.policy().get("rules", {}).get(SCORE_RULE, {})
     return {
-        "seed": int(rule.get("seed", 0)),
-        "n_estimators": int(rule.get("n_estimators", 200)),
-        "max_samples": int(rule.get("max_samples", 1024)),
-        "top_fraction": float(rule.get("top_fraction", 0.01)),
-        "high_fraction": float(rule.get("high_fraction", 0.001)),
-        "min_anomaly_score": float(rule.get("min_anomaly_score", 0.5)),
+        "seed": int(rule["seed"]),
+        "n_estimators": int(rule["n_estimators"]),
+        "max_samples": int(rule["max_samples"]),
+        "fit_rows": int(rule["fit_rows"]),
+        "top_fraction": float(rule["top_fraction"]),
+        "min_anomaly_score": float(rule["min_anomaly_score"]),
     }
 
 
@@ -93,6 +95,7 @@ def operator_day_scores(audit: Audit) -> pl.DataFrame:
         seed=int(settings["seed"]),
         n_estimators=int(settings["n_estimators"]),
         max_samples=int(settings["max_samples"]),
+        fit_rows=int(settings["fit_rows"]),
     ).collect()
     return scored.with_columns(
         (
