@@ -45,7 +45,15 @@ The model's step is the one place in ``score/`` that needs all rows at once: it 
 ``LazyFrame.map_batches``, so these functions still return LazyFrames and never collect.
 
 The merchant medians and the forest both look across operators and merchants: run the rule on
-the whole look-back window, not per shard of operators.
+the whole look-back window, not per shard of operators. An engine that splits the data runs its
+stages apart instead (:mod:`posaudit.spark.score`): :func:`operator_day_activity` per bucket of
+merchants, :func:`category_medians` over all buckets, :func:`model_frame` and
+:func:`fit_sample` per bucket, :func:`fit_forest` once, :func:`score_with_forest` per bucket and
+:func:`anomaly_findings` over the percentiles.
+
+The transactions reach the score already counted per operator, terminal and day
+(:func:`operator_terminal_days`, one SQL query the store runs in a run), so a run never moves
+millions of transactions into Polars to count them.
 """
 
 from __future__ import annotations

@@ -3,7 +3,9 @@
 A run reads a bucketed export (:mod:`posaudit.spark.export`; made from the store first when
 there is none), runs each bucket's rules through Arrow on the executors with
 :func:`posaudit.pipeline.findings_for_tables` (the local engine's own detection step), runs
-the rules that cannot be bucketed on the driver, and merges the findings into the store in
+the anomaly score in stages (:mod:`posaudit.spark.score`: features and scores per bucket, the
+model fitted on the driver) and any other rule that cannot be bucketed on the driver, and
+merges the findings into the store in
 one transaction with a ``pipeline_runs`` row whose engine is ``spark`` — or writes them as
 Parquet for data that only exists as an export.
 
