@@ -15,7 +15,7 @@ the same code path as the local engine, with the whole store's data window.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -106,6 +106,8 @@ class BucketJob:
 
     ``key`` is the deployment's PIN digest key: executors digest the candidate PINs of the
     exclusion list with it (see docs/scale-out.md on securing the cluster's traffic).
+    ``also``: more work on each bucket's tables once read (the anomaly score's first stage),
+    called with the bucket and its tables; it must pickle.
     """
 
     root: str
@@ -116,6 +118,7 @@ class BucketJob:
     window: tuple[datetime, datetime]
     key: bytes
     buckets: int
+    also: Callable[[int, Mapping[str, pl.LazyFrame]], object] | None = None
 
     @property
     def bucket_column(self) -> str:
@@ -159,9 +162,17 @@ class BucketJob:
             key=self.key,
         ).select(FINDINGS_SCHEMA.names())
 
+    def bucket_findings(self, bucket: int, tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
+        """The rules over bucket ``bucket``'s tables, and this job's other work on them."""
+        if self.also is not None:
+            self.also(bucket, tables)
+        return self.findings(tables)
+
     def shard_findings(self, bucket: int) -> pl.DataFrame:
         """Read bucket ``bucket`` from the export and run the rules over it."""
-        return self.findings({table: self.read(table, bucket) for table in self.schemas})
+        return self.bucket_findings(
+            bucket, {table: self.read(table, bucket) for table in self.schemas}
+        )
 
 
 def one_per_finding_id(findings: pl.DataFrame) -> pl.DataFrame:

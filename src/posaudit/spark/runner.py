@@ -68,7 +68,13 @@ from posaudit.spark.export import (
     export_buckets,
     read_export,
 )
-from posaudit.spark.score import SCORE_RULE, score_findings
+from posaudit.spark.score import (
+    SCORE_RULE,
+    StageActivity,
+    score_findings,
+    score_tables,
+    staging_folder,
+)
 from posaudit.spark.session import SparkSetupError, is_local, start_session
 from posaudit.store import Store, StoreError
 
@@ -169,7 +175,7 @@ def groupby_job(spark: SparkSession, job: BucketJob) -> DataFrame:
             if job.bucketed(t):
                 frame = frame.filter(pl.col(job.bucket_column) == bucket)
             tables[t] = job.shaped(t, frame)
-        return _to_arrow(job.findings(tables))
+        return _to_arrow(job.bucket_findings(bucket, tables))
 
     return union.groupBy("_bucket").applyInArrow(run, FINDINGS_DDL)
 
@@ -226,42 +232,55 @@ def detect(
     by_name = {r.name: r for r in rules}
     seconds: dict[str, float] = {}
     frames = []
-    mark = time.perf_counter()
-    for scheme, names in placement.by_scheme().items():
-        if not names:
-            continue
-        tables = store_tables(by_name[n] for n in names)
-        job = BucketJob(
-            str(export.root),
-            scheme,
-            names,
-            table_schemas(export.root, tables),
-            policy,
-            export.window,
-            key,
-            export.buckets,
-        )
-        frame = (shard_job if strategy == "shards" else groupby_job)(spark, job)
-        frames.append(_from_arrow(frame.toArrow()))
-    seconds["buckets"] = time.perf_counter() - mark
-    mark = time.perf_counter()
     staged = [n for n in placement.driver if n == SCORE_RULE]
-    for name in staged:
-        tables = store_tables([by_name[name]])
-        job = BucketJob(
-            str(export.root),
-            "merchant",
-            (name,),
-            table_schemas(export.root, tables),
-            policy,
-            export.window,
-            key,
-            export.buckets,
-        )
-        findings, stage_seconds = score_findings(spark, job, by_name[name], policy)
-        frames.append(findings)
-        seconds |= stage_seconds
-    seconds["score"] = time.perf_counter() - mark
+    # The score's first stage runs inside the merchant buckets' tasks, on the tables they read
+    # for the rules, when there are such tasks; on its own otherwise.
+    staging = staging_folder(export.root) if staged and placement.merchant else None
+    mark = time.perf_counter()
+    try:
+        for scheme, names in placement.by_scheme().items():
+            if not names:
+                continue
+            tables = store_tables(by_name[n] for n in names)
+            also = None
+            if scheme == "merchant" and staging is not None:
+                tables = sorted({*tables, *score_tables()})
+                also = StageActivity(str(staging))
+            job = BucketJob(
+                str(export.root),
+                scheme,
+                names,
+                table_schemas(export.root, tables),
+                policy,
+                export.window,
+                key,
+                export.buckets,
+                also,
+            )
+            frame = (shard_job if strategy == "shards" else groupby_job)(spark, job)
+            frames.append(_from_arrow(frame.toArrow()))
+        seconds["buckets"] = time.perf_counter() - mark
+        mark = time.perf_counter()
+        for name in staged:
+            job = BucketJob(
+                str(export.root),
+                "merchant",
+                (name,),
+                table_schemas(export.root, score_tables()),
+                policy,
+                export.window,
+                key,
+                export.buckets,
+            )
+            findings, stage_seconds = score_findings(
+                spark, job, by_name[name], policy, staging=staging
+            )
+            frames.append(findings)
+            seconds |= stage_seconds
+        seconds["score"] = time.perf_counter() - mark
+    finally:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
     mark = time.perf_counter()
     rest = [by_name[n] for n in placement.driver if n not in staged]
     frames.append(driver_findings(export, rest, policy, key=key))

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
@@ -91,12 +91,8 @@ class ScoreJob:
 
     def activity(self, bucket: int) -> int:
         """Stage 1: the bucket's operator-days, staged; their number."""
-        rule = self.job.rules[0]
-        inputs = _rule(rule).inputs
         tables = {table: self.job.read(table, bucket) for table in self.job.schemas}
-        tables = with_derived_tables(inputs, tables)
-        frame = operator_day_activity(*(tables[name] for name in inputs)).collect()
-        return self._write("activity", bucket, frame)
+        return StageActivity(self.staging)(bucket, tables)
 
     def _model_frame(self, bucket: int) -> pl.DataFrame:
         activity = self._read("activity", bucket).lazy()
@@ -129,6 +125,39 @@ class ScoreJob:
             if (self.folder(stage, b) / "part-0.parquet").exists()
         ]
         return pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
+
+
+@dataclass(frozen=True)
+class StageActivity:
+    """Stage 1 on tables already read: a bucket's operator-days written to ``staging``.
+
+    Handed to the bucket stage's job (``BucketJob.also``), so that the score's first stage
+    runs on the tables each bucket task has read for the rules, not on a second read.
+    """
+
+    staging: str
+
+    def __call__(self, bucket: int, tables: Mapping[str, pl.LazyFrame]) -> int:
+        inputs = _rule(SCORE_RULE).inputs
+        frames = with_derived_tables(inputs, dict(tables))
+        with pl.Config(engine_affinity="in-memory"):
+            frame = operator_day_activity(*(frames[name] for name in inputs)).collect()
+        folder = Path(self.staging) / "activity" / f"bucket={bucket}"
+        folder.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(folder / "part-0.parquet")
+        return frame.height
+
+
+def staging_folder(root: str | Path) -> Path:
+    """A new staging folder's path inside the export at ``root`` (not yet made)."""
+    return Path(root) / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+
+
+def score_tables() -> list[str]:
+    """The export tables the score's first stage reads."""
+    from posaudit.spark.buckets import store_tables
+
+    return store_tables([_rule(SCORE_RULE)])
 
 
 def _rule(name: str) -> Rule:
@@ -196,23 +225,35 @@ def with_percentiles(kept: pl.DataFrame, total: int) -> pl.DataFrame:
 
 
 def staged_scores(
-    spark: SparkSession, job: BucketJob, rule: Rule, policy: Policy
+    spark: SparkSession,
+    job: BucketJob,
+    rule: Rule,
+    policy: Policy,
+    *,
+    staging: Path | None = None,
 ) -> tuple[pl.DataFrame, int, dict[str, float]]:
     """Stages 1-5 over the export of ``job`` (a merchant-bucket job of the score rule).
 
-    Returns the operator-days scoring above ``min_anomaly_score`` (the local engine's scored
-    rows, without their percentile), the number of operator-days in all and each stage's
-    seconds. The staging folder is removed on the way out.
+    ``staging``: a folder where the bucket stage has already written stage 1
+    (:class:`StageActivity`); a new one, with stage 1 run here, when not given. Returns the
+    operator-days scoring above ``min_anomaly_score`` (the local engine's scored rows,
+    without their percentile), the number of operator-days in all and each stage's seconds.
+    The staging folder is removed on the way out.
     """
     import time
 
     thresholds = rule.parameters | policy.parameters(rule.name)
-    staging = Path(job.root) / f"{STAGING_PREFIX}{uuid.uuid4().hex[:12]}"
+    staged = staging is not None
+    staging = staging or staging_folder(job.root)
     score = ScoreJob(job, str(staging), thresholds)
     seconds: dict[str, float] = {}
     try:
         mark = time.perf_counter()
-        total = _per_bucket(spark, score, "activity")
+        if staged:
+            files = str(score.folder("activity") / "**" / "*.parquet")
+            total = int(pl.scan_parquet(files).select(pl.len()).collect().item())
+        else:
+            total = _per_bucket(spark, score, "activity")
         seconds["score_activity"] = time.perf_counter() - mark
         if total == 0:
             return pl.DataFrame(), 0, seconds
@@ -234,12 +275,18 @@ def staged_scores(
 
 
 def score_findings(
-    spark: SparkSession, job: BucketJob, rule: Rule, policy: Policy
+    spark: SparkSession,
+    job: BucketJob,
+    rule: Rule,
+    policy: Policy,
+    *,
+    staging: Path | None = None,
 ) -> tuple[pl.DataFrame, dict[str, float]]:
-    """The score's findings over the export of ``job``, and each stage's seconds."""
+    """The score's findings over the export of ``job``, and each stage's seconds
+    (``staging``: see :func:`staged_scores`)."""
     import time
 
-    kept, total, seconds = staged_scores(spark, job, rule, policy)
+    kept, total, seconds = staged_scores(spark, job, rule, policy, staging=staging)
     if kept.is_empty():
         return pl.DataFrame(schema=FINDINGS_SCHEMA), seconds
     mark = time.perf_counter()
