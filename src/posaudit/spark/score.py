@@ -5,6 +5,8 @@ alone. It runs in the stages of :mod:`posaudit.score.operators`, each where it b
 
 1. **activity** (executors, one task per merchant bucket): :func:`operator_day_activity`
    over the bucket's tables; one row per operator-day, written to the run's staging folder.
+   It runs inside the bucket stage's tasks (:class:`StageActivity`), on the tables they read
+   for the rules, so each event is read once.
 2. **category medians** (executors, one group per merchant category):
    :func:`category_medians` over every bucket's activity rows of the category.
 3. **fit sample** (executors, per bucket): :func:`model_frame` with those medians, cut to
