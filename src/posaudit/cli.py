@@ -159,6 +159,15 @@ def _run_failed(message: str, code: int, status: str) -> NoReturn:
     raise typer.Exit(code)
 
 
+def _run_error(exc: Exception, *, bad_input: bool) -> NoReturn:
+    """End a run that raised: the store locked (exit 3), bad input (exit 2) or a failure (1)."""
+    if bad_input:
+        locked = "locked" in str(exc)
+        _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
+    message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
+    _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
+
+
 def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
     """What a finished stage of a run reports on the progress bar."""
     if name == "plan":
@@ -243,12 +252,8 @@ def _run_on_spark(
         if not parquet_only:
             store = Store.open(path, read_only=settings.findings_out is not None)
         return run_spark(settings, policy, store=store, on_event=on_event)
-    except (StoreError, SparkSetupError) as exc:
-        locked = "locked" in str(exc)
-        _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
     except Exception as exc:
-        message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
-        _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
+        _run_error(exc, bad_input=isinstance(exc, StoreError | SparkSetupError))
     finally:
         if store is not None:
             store.close()
@@ -319,17 +324,12 @@ def run(
             try:
                 store = Store.open(path)
             except StoreError as exc:
-                locked = "locked" in str(exc)
-                _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
+                _run_error(exc, bad_input=True)
             try:
                 summary = run_pipeline(store, loaded, full=full or (definition is not None and definition.mode == "full"),
                                        on_event=on_event)  # fmt: skip
-            except StoreError as exc:
-                locked = "locked" in str(exc)
-                _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
             except Exception as exc:
-                message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
-                _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
+                _run_error(exc, bad_input=isinstance(exc, StoreError))
             finally:
                 store.close()
         results = []

@@ -673,10 +673,10 @@ def findings_for_tables(
     frames = collect_findings(rules, rule_findings(rules, inputs, derived, policy, scopes))
     if not frames:
         return pl.DataFrame(schema=FINDINGS_SCHEMA)
-    return _one_per_id(pl.concat(frames))
+    return one_per_finding_id(pl.concat(frames))
 
 
-def _one_per_id(findings: pl.DataFrame) -> pl.DataFrame:
+def one_per_finding_id(findings: pl.DataFrame) -> pl.DataFrame:
     """One finding per id, the same one on every run: the strongest, then the latest-ending.
 
     Two hits of a rule on one entity with the same window start share an id; which of them
@@ -944,7 +944,7 @@ def _execute(
                 strict=True,
             )
         )
-    findings = _one_per_id(
+    findings = one_per_finding_id(
         pl.concat([frames[r.name] for r in rules])
         if rules
         else pl.DataFrame(schema=FINDINGS_SCHEMA)

@@ -14,11 +14,10 @@ from posaudit.detect.findings import FINDINGS_SCHEMA, to_findings
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import RULES, Rule, all_rules
 from posaudit.pins import pin_key
-from posaudit.pipeline import data_window, findings_for_tables
+from posaudit.pipeline import data_window, findings_for_tables, one_per_finding_id
 from posaudit.spark.buckets import (
     BucketJob,
     local_bucket_findings,
-    one_per_finding_id,
     place_rules,
     store_tables,
     table_schemas,

@@ -175,22 +175,6 @@ class BucketJob:
         )
 
 
-def one_per_finding_id(findings: pl.DataFrame) -> pl.DataFrame:
-    """One finding per id, chosen by content (as the local engine does), in a stable order.
-
-    Buckets split the entities, so ids from different buckets differ; this only matters if
-    a rule's hit ever lands in two buckets.
-    """
-    return (
-        findings.sort(
-            ["finding_id", "score", "window_end", "summary", "evidence"],
-            descending=[False, True, True, False, False],
-        )
-        .unique("finding_id", keep="first", maintain_order=True)
-        .sort("family", "rule", "window_start", "finding_id")
-    )
-
-
 def local_bucket_findings(job: BucketJob) -> pl.DataFrame:
     """Every bucket of ``job`` run one after another in this process (tests, no Spark)."""
     frames = [job.shard_findings(b) for b in range(job.buckets)]

@@ -67,6 +67,19 @@ _FOREST: Final = ("seed", "n_estimators", "max_samples")
 _FINDING: Final = ("top_fraction", "medium_anomaly_score", "min_anomaly_score", "seed")
 
 
+def _stage_folder(staging: str, stage: str, bucket: int | None = None) -> Path:
+    root = Path(staging) / stage
+    return root if bucket is None else root / f"bucket={bucket}"
+
+
+def _write_stage(staging: str, stage: str, bucket: int, frame: pl.DataFrame) -> int:
+    """Stage ``frame`` as bucket ``bucket``'s rows of ``stage``; its number of rows."""
+    folder = _stage_folder(staging, stage, bucket)
+    folder.mkdir(parents=True, exist_ok=True)
+    frame.write_parquet(folder / "part-0.parquet")
+    return frame.height
+
+
 @dataclass(frozen=True)
 class ScoreJob:
     """What a score task needs; pickled and shipped to the executors with each stage."""
@@ -79,14 +92,10 @@ class ScoreJob:
     fitted: FittedForest | None = field(default=None, repr=False)
 
     def folder(self, stage: str, bucket: int | None = None) -> Path:
-        root = Path(self.staging) / stage
-        return root if bucket is None else root / f"bucket={bucket}"
+        return _stage_folder(self.staging, stage, bucket)
 
     def _write(self, stage: str, bucket: int, frame: pl.DataFrame) -> int:
-        folder = self.folder(stage, bucket)
-        folder.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(folder / "part-0.parquet")
-        return frame.height
+        return _write_stage(self.staging, stage, bucket, frame)
 
     def _read(self, stage: str, bucket: int) -> pl.DataFrame:
         return pl.read_parquet(self.folder(stage, bucket) / "part-0.parquet")
@@ -144,10 +153,7 @@ class StageActivity:
         frames = with_derived_tables(inputs, dict(tables))
         with pl.Config(engine_affinity="in-memory"):
             frame = operator_day_activity(*(frames[name] for name in inputs)).collect()
-        folder = Path(self.staging) / "activity" / f"bucket={bucket}"
-        folder.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(folder / "part-0.parquet")
-        return frame.height
+        return _write_stage(self.staging, "activity", bucket, frame)
 
 
 def staging_folder(root: str | Path) -> Path:
