@@ -61,9 +61,10 @@ from __future__ import annotations
 import hashlib
 import importlib
 import threading
-from dataclasses import dataclass
-from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Final
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from datetime import date, timedelta
+from typing import Any, Final
 
 import numpy as np
 import polars as pl
@@ -71,10 +72,7 @@ import polars as pl
 from posaudit.detect.findings import to_findings
 from posaudit.detect.refunds import approved_refunds as refunds_with_sales
 from posaudit.detect.registry import derived_query, rule
-
-if TYPE_CHECKING:
-    from sklearn.ensemble import IsolationForest
-
+from posaudit.score.models import ForestArrays, WeekModel
 
 CONTEXT_DAYS: Final = 28  # the operator's look-back for slow patterns (friendly_refunds span weeks)
 _CONTEXT: Final = f"{CONTEXT_DAYS}d"
@@ -151,6 +149,10 @@ _BASIS: Final[dict[str, str | None]] = {
 # Below this many comparable operator-days the merchant's median is mostly the operator
 # itself; its category's median stands in (judgement: a median of 5 values moves by 1 outlier).
 MIN_PEER_DAYS: Final = 5
+# A week is compared with the week before it when the data has operator-days on at least this
+# many of that week's days (judgement: five of seven keeps a one-day outage from mattering,
+# while a two-day stub at the start of the data is too thin to be a reference).
+REFERENCE_MIN_DAYS: Final = 5
 
 # How a feature reads in a summary.
 _LABELS: Final = {
@@ -462,6 +464,8 @@ def operator_day_activity(
     operators: pl.LazyFrame,
     merchants: pl.LazyFrame,
     approved_refunds: pl.LazyFrame,
+    *,
+    context: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per acting operator and day with every feature, before any peer comparison.
 
@@ -470,6 +474,12 @@ def operator_day_activity(
     bucket. Its inputs are named as the run names them: ``operator_terminal_days`` and
     ``approved_refunds`` are the shared frames :func:`operator_terminal_days` and
     :func:`posaudit.detect.refunds.approved_refunds` (see :func:`activity_inputs`).
+
+    A day's row depends on events of that day and of the 27 days before it only. To compute
+    the rows from a day ``D`` on without reading 28 days of transactions, pass the events
+    from ``D`` on, the approved refunds from ``D - 27`` on, and as ``context`` the operator-days
+    already computed for the 27 days before ``D`` (``operator_id``, ``day``, ``sale_count``,
+    ``refund_count``): the rows from ``D`` on are then the same as from all the events.
     """
     refunds = _refund_rows(approved_refunds)
     card_days = _refund_card_days(refunds)
@@ -511,14 +521,7 @@ def operator_day_activity(
                 "off_hours_share"
             ),
         )
-        .sort("operator_id", "day")
-        .with_columns(
-            pl.col(c)
-            .rolling_sum_by("day", window_size=_CONTEXT)
-            .over("operator_id")
-            .alias(f"{c}_28d")
-            for c in ("sale_count", "refund_count")
-        )
+        .pipe(_with_context_sums, context)
         .with_columns(
             pl.when(pl.col("sale_count_28d") > 0)
             .then(pl.col("refund_count_28d") / pl.col("sale_count_28d"))
@@ -546,41 +549,121 @@ def operator_day_activity(
     )
 
 
+def _with_context_sums(rows: pl.LazyFrame, context: pl.LazyFrame | None) -> pl.LazyFrame:
+    """Add the 28-day sums of sales and refunds, over ``rows`` and the earlier ``context``."""
+    sums = ("sale_count", "refund_count")
+    if context is not None:
+        earlier = context.select(
+            pl.col("operator_id").cast(pl.String),
+            pl.col("day").cast(pl.Date),
+            *(pl.col(c).cast(rows.collect_schema()[c]) for c in sums),
+            pl.lit(True).alias("_context"),
+        )
+        rows = pl.concat(
+            [rows.with_columns(pl.lit(False).alias("_context")), earlier], how="diagonal"
+        )
+    rows = rows.sort("operator_id", "day").with_columns(
+        pl.col(c).rolling_sum_by("day", window_size=_CONTEXT).over("operator_id").alias(f"{c}_28d")
+        for c in sums
+    )
+    return rows if context is None else rows.filter(~pl.col("_context")).drop("_context")
+
+
 def _comparable(feature: str) -> pl.Expr:
     basis = _BASIS[feature]
     return pl.lit(True) if basis is None else pl.col(basis) > 0
 
 
-def category_medians(activity: pl.LazyFrame) -> pl.LazyFrame:
-    """Per category, every feature's median over its comparable operator-days.
+def week_of(day: str = "day") -> pl.Expr:
+    """The Monday of the calendar week of ``day``: the week whose model scores the day."""
+    return pl.col(day).cast(pl.Date).dt.truncate("1w")
+
+
+def _monday(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+def week_plan(days: Iterable[date]) -> pl.DataFrame:
+    """Per calendar week of ``days`` (operator-days' days), the week whose model scores it.
+
+    Columns: ``week`` (a Monday) and ``model_week``. Each week's model is made from that
+    week's own operator-days (:func:`fit_week_models`). A week is scored by its own model
+    once its last day is in the data, or when no week before it has operator-days on at least
+    ``REFERENCE_MIN_DAYS`` days; until then (the data's current week) by the model of the
+    week before. So a nightly run scores a new day with a model it has kept, and only the
+    night that completes a week fits one (and re-scores the week with it).
+    """
+    present = set(days)
+    if not present:
+        return pl.DataFrame(schema={"week": pl.Date, "model_week": pl.Date})
+    last = max(present)
+    rows = []
+    for week in sorted({_monday(d) for d in present}):
+        before = week - timedelta(days=7)
+        covered = sum(1 for d in present if before <= d < week)
+        complete = last >= week + timedelta(days=6)
+        rows.append((week, week if complete or covered < REFERENCE_MIN_DAYS else before))
+    return pl.DataFrame(rows, schema={"week": pl.Date, "model_week": pl.Date}, orient="row")
+
+
+def with_model_week(rows: pl.LazyFrame, plan: pl.DataFrame) -> pl.LazyFrame:
+    """Add ``model_week`` to operator-days: the week whose model scores each (``plan``)."""
+    return (
+        rows.with_columns(week_of().alias("week"))
+        .join(plan.lazy(), on="week", how="inner", maintain_order="left")
+        .drop("week")
+    )
+
+
+def reference_rows(activity: pl.LazyFrame) -> pl.LazyFrame:
+    """Operator-days labelled with the model made from them: their own week's."""
+    return activity.with_columns(week_of().alias("model_week"))
+
+
+def merchant_medians(reference: pl.LazyFrame) -> pl.LazyFrame:
+    """Per model week and merchant, every feature's median over its comparable operator-days
+    of the reference (null below ``MIN_PEER_DAYS`` of them)."""
+    return reference.group_by("model_week", "merchant_id").agg(
+        pl.when(_comparable(f).sum() >= MIN_PEER_DAYS)
+        .then(pl.col(f).cast(pl.Float64).filter(_comparable(f)).median())
+        .alias(_merchant_median(f))
+        for f in FEATURES
+    )
+
+
+def category_medians(reference: pl.LazyFrame) -> pl.LazyFrame:
+    """Per model week and category, every feature's median over its comparable operator-days
+    of the reference.
 
     The one comparison across merchants: an engine that splits the data by merchant computes
-    it over all buckets' activity rows (they are few: one per operator and day).
+    it over all buckets' reference rows (they are few: one per operator and day).
     """
-    return activity.group_by("category").agg(
+    return reference.group_by("model_week", "category").agg(
         pl.col(f).cast(pl.Float64).filter(_comparable(f)).median().alias(_category_median(f))
         for f in FEATURES
     )
 
 
 def with_peer_medians(
-    activity: pl.LazyFrame, categories: pl.LazyFrame | None = None
+    rows: pl.LazyFrame, merchants: pl.LazyFrame, categories: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """Add each feature's merchant and category medians and its ratio to them.
-
-    ``categories``: :func:`category_medians` of all the data, when ``activity`` is only part
-    of it (one bucket of merchants); computed from ``activity`` when not given.
-    """
-    merchants = activity.group_by("merchant_id").agg(
-        pl.when(_comparable(f).sum() >= MIN_PEER_DAYS)
-        .then(pl.col(f).cast(pl.Float64).filter(_comparable(f)).median())
-        .alias(_merchant_median(f))
-        for f in FEATURES
-    )
-    categories = category_medians(activity) if categories is None else categories
+    """Add to each operator-day (``model_week`` set) its model week's merchant and category
+    medians (:func:`merchant_medians`, :func:`category_medians`) and its ratio to them."""
     return (
-        activity.join(merchants, on="merchant_id", how="left", nulls_equal=True, maintain_order="left")
-        .join(categories, on="category", how="left", nulls_equal=True, maintain_order="left")
+        rows.join(
+            merchants,
+            on=["model_week", "merchant_id"],
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
+        .join(
+            categories,
+            on=["model_week", "category"],
+            how="left",
+            nulls_equal=True,
+            maintain_order="left",
+        )
         .with_columns(
             pl.when(_baseline(f) > 0).then(pl.col(f) / _baseline(f)).alias(_ratio(f))
             for f in FEATURES
@@ -588,6 +671,7 @@ def with_peer_medians(
         .select(
             "operator_id",
             "day",
+            "model_week",
             "merchant_id",
             "category",
             "operator_no",
@@ -672,11 +756,24 @@ def operator_day_features(
     │ 2026-03-02 ┆ 0          ┆ 1            ┆ 25.0                  ┆ 0             │
     └────────────┴────────────┴──────────────┴───────────────────────┴───────────────┘
     """
-    return with_peer_medians(
-        operator_day_activity(
-            *activity_inputs(transactions, login_events, lockouts, operators, merchants)
-        )
+    activity = operator_day_activity(
+        *activity_inputs(transactions, login_events, lockouts, operators, merchants)
     )
+    return activity.map_batches(
+        _with_weekly_medians,
+        schema=_peer_schema(activity),
+    )
+
+
+def _with_weekly_medians(activity: pl.DataFrame) -> pl.DataFrame:
+    """Every operator-day with its week's reference medians and its ratios to them."""
+    plan = week_plan(activity.get_column("day").unique().to_list())
+    reference = reference_rows(activity.lazy())
+    return with_peer_medians(
+        with_model_week(activity.lazy(), plan),
+        merchant_medians(reference),
+        category_medians(reference),
+    ).collect().sort("operator_id", "day")
 
 
 def _model_inputs(features: tuple[str, ...]) -> list[pl.Expr]:
@@ -756,15 +853,6 @@ def fit_sample(frame: pl.DataFrame, *, total: int, fit_rows: int = FIT_ROWS) -> 
     return frame.filter(sample_key() < cut)
 
 
-@dataclass(frozen=True)
-class FittedForest:
-    """An Isolation Forest fitted on a sample of model inputs, and each input's spread."""
-
-    forest: IsolationForest | None
-    spread: np.ndarray
-    features: tuple[str, ...]
-
-
 def preload_model() -> None:
     """Start importing scikit-learn on a background thread.
 
@@ -781,47 +869,82 @@ def _model_matrix(frame: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray:
     return frame.select(_model_column(f) for f in features).to_numpy().astype(np.float64)
 
 
-def fit_forest(
+def _distinct_scores(model: WeekModel, x: np.ndarray) -> np.ndarray:
+    """``model``'s score of every row of ``x``, each distinct point scored once.
+
+    Many operator-days are the same point (every feature at or below its median). Rows
+    compare as raw bytes, much faster than ``np.unique(axis=0)``.
+    """
+    if x.shape[0] == 0:
+        return np.zeros(0)
+    rows = np.ascontiguousarray(x)
+    as_bytes = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
+    _, first_row, point_of_row = np.unique(as_bytes, return_index=True, return_inverse=True)
+    return model.scores(rows[first_row])[point_of_row.reshape(-1)]
+
+
+def fit_week_model(
     sample: pl.DataFrame,
     *,
-    features: tuple[str, ...] = MODEL_FEATURES,
+    week: date,
+    reference_from: date,
+    depends_until: date,
+    merchants: pl.DataFrame,
+    categories: pl.DataFrame,
     seed: int,
     n_estimators: int,
     max_samples: int,
-) -> FittedForest:
-    """Fit the forest on ``sample`` (operator-days with their model inputs)."""
+    features: tuple[str, ...] = MODEL_FEATURES,
+) -> WeekModel:
+    """Fit one week's model on ``sample`` (:func:`fit_sample` of its reference, model inputs
+    set) with the reference's ``merchants`` and ``categories`` medians of that week."""
     # Row order feeds the forest's sub-sampling: fix it so a seed always gives the same scores.
     x = _model_matrix(sample.sort("operator_id", "day"), features)
-    forest = None
+    fitted = forest = None
     if sample.height >= 2:
         from sklearn.ensemble import IsolationForest
 
-        forest = IsolationForest(
+        fitted = IsolationForest(
             n_estimators=n_estimators,
             max_samples=min(max_samples, sample.height),
             contamination="auto",
             random_state=seed,
         ).fit(x)
+        forest = ForestArrays.of(fitted)
     spread = x.std(axis=0) if sample.height else np.ones(len(features))
-    return FittedForest(forest, spread, features)
+    model = WeekModel(
+        week=week,
+        reference_from=reference_from,
+        depends_until=depends_until,
+        features=features,
+        forest=forest,
+        spread=spread,
+        sample_scores=np.zeros(0),
+        merchant_medians=merchants,
+        category_medians=categories,
+        fitted=fitted,
+    )
+    return replace(model, sample_scores=np.sort(_distinct_scores(model, x)))
 
 
-def score_with_forest(frame: pl.DataFrame, fitted: FittedForest) -> pl.DataFrame:
-    """Score every operator-day of ``frame`` and name the features that stand out."""
-    features = fitted.features
+_UNPRECEDENTED: Final = 1e-6
+
+
+def score_week(frame: pl.DataFrame, model: WeekModel) -> pl.DataFrame:
+    """Score the operator-days of ``frame`` (one week's, model inputs set) with its model.
+
+    Adds ``anomaly_score``, ``anomaly_percentile`` (the share of the reference sample scoring
+    strictly lower) and ``standout_feature_1..3`` (the model inputs furthest above their
+    median in units of their spread over the sample: rare excesses such as repeat cards read
+    as more telling than common ones).
+    """
+    features = model.features
     x = _model_matrix(frame, features)
-    anomaly = np.zeros(frame.height)
-    if fitted.forest is not None and frame.height:
-        # Many operator-days are the same point (every feature at or below its median):
-        # score each distinct point once. Rows compare as raw bytes, much faster than
-        # ``np.unique(axis=0)``.
-        rows = np.ascontiguousarray(x)
-        as_bytes = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
-        _, first_row, point_of_row = np.unique(as_bytes, return_index=True, return_inverse=True)
-        anomaly = -fitted.forest.score_samples(rows[first_row])[point_of_row.reshape(-1)]
-    # How far above the median each feature is, in units of that feature's spread over the
-    # sample: rare excesses (repeat cards) read as more telling than common ones.
-    standout = x / np.where(fitted.spread > 0, fitted.spread, 1.0)
+    anomaly = _distinct_scores(model, x)
+    # A feature that no operator-day of the reference sample had above its median has no
+    # spread: any excess of it is unprecedented, the most telling of all.
+    spread = np.where(model.spread > 0, model.spread, _UNPRECEDENTED)
+    standout = x / spread
     order = np.argsort(-standout, axis=1, kind="stable")[:, :EXPLAINED_FEATURES]
     names = np.asarray(features, dtype=object)[order]
     names[np.take_along_axis(standout, order, axis=1) <= 0] = None
@@ -831,30 +954,145 @@ def score_with_forest(frame: pl.DataFrame, fitted: FittedForest) -> pl.DataFrame
             pl.Series(f"standout_feature_{i + 1}", names[:, i].tolist(), dtype=pl.String)
             for i in range(EXPLAINED_FEATURES)
         ),
+        pl.Series("anomaly_percentile", model.percentiles(anomaly), dtype=pl.Float64),
     )
 
 
-def _isolation_forest_scores(
-    frame: pl.DataFrame,
+def fit_week_models(
+    activity: pl.LazyFrame,
+    weeks: Iterable[date],
     *,
-    features: tuple[str, ...],
     seed: int,
     n_estimators: int,
     max_samples: int,
     fit_rows: int,
+) -> dict[date, WeekModel]:
+    """A model for each of ``weeks`` (Mondays), from that week's operator-days in ``activity``.
+
+    A model holds the week's merchant and category medians, a forest fitted on its sample
+    (:func:`fit_sample`) and the sample's scores (:class:`WeekModel`).
+    """
+    weeks = sorted(weeks)
+    if not weeks:
+        return {}
+    reference = reference_rows(activity).filter(pl.col("model_week").is_in(weeks))
+    merchants, categories = pl.collect_all(
+        [merchant_medians(reference), category_medians(reference)]
+    )
+    inputs = model_frame(reference, merchants.lazy(), categories.lazy()).collect()
+    models = {}
+    for week in weeks:
+        rows = inputs.filter(pl.col("model_week") == week)
+        models[week] = fit_week_model(
+            fit_sample(rows, total=rows.height, fit_rows=fit_rows),
+            week=week,
+            reference_from=week,
+            depends_until=week + timedelta(days=7),
+            merchants=merchants.filter(pl.col("model_week") == week),
+            categories=categories.filter(pl.col("model_week") == week),
+            seed=seed,
+            n_estimators=n_estimators,
+            max_samples=max_samples,
+        )
+    return models
+
+
+def score_weeks(
+    activity: pl.DataFrame,
+    plan: pl.DataFrame,
+    models: Mapping[date, WeekModel],
+    *,
+    score_from: date | None = None,
 ) -> pl.DataFrame:
-    """Fit the forest on the sample of all operator-days and score them all."""
-    # A fresh frame in a fixed order: the frame handed in is a view of the engine's batches,
-    # and string columns passed back through as they came have broken later string kernels.
-    frame = frame.sort("operator_id", "day")
-    fitted = fit_forest(
-        fit_sample(frame, total=frame.height, fit_rows=fit_rows),
-        features=features,
+    """Every operator-day of ``activity`` (from ``score_from`` on) scored by the model
+    ``plan`` names for its week (:func:`week_plan`); ``models`` must hold those models.
+
+    The columns of :func:`with_peer_medians` (the medians of the model's week) and those
+    :func:`score_week` adds.
+    """
+    rows = with_model_week(activity.lazy(), plan)
+    if score_from is not None:
+        rows = rows.filter(pl.col("day") >= score_from)
+    weeks = sorted(set(plan.get_column("model_week").to_list()))
+    medians = [models[w].merchant_medians for w in weeks]
+    categories = [models[w].category_medians for w in weeks]
+    empty = _medians_schema(activity.lazy())
+    frame = model_frame(
+        rows,
+        pl.concat(medians).lazy() if medians else pl.LazyFrame(schema=empty[0]),
+        pl.concat(categories).lazy() if categories else pl.LazyFrame(schema=empty[1]),
+    ).collect()
+    model_columns = [_model_column(f) for f in MODEL_FEATURES]
+    scored = [
+        score_week(part, models[w])
+        for w in weeks
+        if not (part := frame.filter(pl.col("model_week") == w)).is_empty()
+    ]
+    if not scored:
+        return _unscored(frame).drop(model_columns)
+    return pl.concat(scored).drop(model_columns).sort("operator_id", "day")
+
+
+def _medians_schema(activity: pl.LazyFrame) -> tuple[pl.Schema, pl.Schema]:
+    rows = pl.LazyFrame(schema=activity.collect_schema()).with_columns(
+        week_of().alias("model_week")
+    )
+    return (
+        merchant_medians(rows).collect_schema(),
+        category_medians(rows).collect_schema(),
+    )
+
+
+def _unscored(frame: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with the columns of :func:`score_week`, for a frame of no week."""
+    return frame.clear().with_columns(
+        pl.lit(None, dtype=pl.Float64).alias("anomaly_score"),
+        *(
+            pl.lit(None, dtype=pl.String).alias(f"standout_feature_{i + 1}")
+            for i in range(EXPLAINED_FEATURES)
+        ),
+        pl.lit(None, dtype=pl.Float64).alias("anomaly_percentile"),
+    )
+
+
+def weekly_scores(
+    activity: pl.DataFrame,
+    *,
+    seed: int,
+    n_estimators: int,
+    max_samples: int,
+    fit_rows: int,
+    models: Mapping[date, WeekModel] | None = None,
+    score_from: date | None = None,
+) -> tuple[pl.DataFrame, dict[date, WeekModel]]:
+    """Score the operator-days of ``activity`` week by week: the scored rows and the models
+    they were scored with.
+
+    ``models``: week models kept from an earlier run, whose weeks' operator-days have not
+    changed since; the other models needed are fitted here, so ``activity`` must hold every
+    operator-day of their weeks. ``score_from``: score only the days from then on (the
+    earlier ones are known). The plan (:func:`week_plan`) is made from the days of
+    ``activity``, which must therefore run to the last day of the data.
+    """
+    # A fresh frame in a fixed order: the frame handed in may be a view of the engine's
+    # batches, and string columns passed back through as they came have broken later
+    # string kernels.
+    activity = activity.sort("operator_id", "day")
+    plan = week_plan(activity.get_column("day").unique().to_list())
+    if score_from is not None:
+        plan = plan.filter(pl.col("week") >= _monday(score_from))
+    needed = set(plan.get_column("model_week").to_list())
+    kept = {w: m for w, m in (models or {}).items() if w in needed}
+    fitted = fit_week_models(
+        activity.lazy(),
+        needed - set(kept),
         seed=seed,
         n_estimators=n_estimators,
         max_samples=max_samples,
+        fit_rows=fit_rows,
     )
-    return score_with_forest(frame, fitted)
+    used = kept | fitted
+    return score_weeks(activity, plan, used, score_from=score_from), used
 
 
 def _counted(n: int, singular: str, plural: str) -> str:
@@ -934,51 +1172,51 @@ def _with_explanation(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.map_batches(lambda df: df.rechunk().with_columns(_explanations(df)), schema=schema)
 
 
-def model_frame(activity: pl.LazyFrame, categories: pl.LazyFrame | None = None) -> pl.LazyFrame:
-    """Operator-days with their peer medians (:func:`with_peer_medians`) and model inputs.
+def model_frame(
+    rows: pl.LazyFrame, merchants: pl.LazyFrame, categories: pl.LazyFrame
+) -> pl.LazyFrame:
+    """Operator-days (``model_week`` set) with their week's peer medians
+    (:func:`with_peer_medians`) and model inputs: the rows a week's model is fitted on
+    (its reference) and scores (its own days)."""
+    return with_peer_medians(rows, merchants, categories).with_columns(
+        _model_inputs(MODEL_FEATURES)
+    )
 
-    ``categories``: :func:`category_medians` of all the data, when ``activity`` is one bucket
-    of it. The rows :func:`fit_forest` fits on and :func:`score_with_forest` scores.
-    """
-    return with_peer_medians(activity, categories).with_columns(_model_inputs(MODEL_FEATURES))
+
+def _peer_schema(activity: pl.LazyFrame) -> pl.Schema:
+    """The columns of :func:`with_peer_medians` over operator-days of ``activity``'s schema."""
+    merchants, categories = _medians_schema(activity)
+    rows = pl.LazyFrame(schema=activity.collect_schema()).with_columns(
+        week_of().alias("model_week")
+    )
+    return with_peer_medians(
+        rows, pl.LazyFrame(schema=merchants), pl.LazyFrame(schema=categories)
+    ).collect_schema()
 
 
-def _scored_schema(inputs: pl.LazyFrame) -> pl.Schema:
+def scored_schema(activity: pl.LazyFrame) -> pl.Schema:
+    """The columns of :func:`score_weeks` over operator-days of ``activity``'s schema."""
     return pl.Schema(
         [
-            *inputs.collect_schema().items(),
+            *_peer_schema(activity).items(),
             ("anomaly_score", pl.Float64()),
             *((f"standout_feature_{i + 1}", pl.String()) for i in range(EXPLAINED_FEATURES)),
+            ("anomaly_percentile", pl.Float64()),
         ]
     )
 
 
 def _scored_operator_days(
-    inputs: pl.LazyFrame, *, seed: int, n_estimators: int, max_samples: int, fit_rows: int
+    activity: pl.LazyFrame, *, seed: int, n_estimators: int, max_samples: int, fit_rows: int
 ) -> pl.LazyFrame:
-    """Every row of :func:`model_frame` scored by a forest fitted on its sample, with its
-    percentile among them all; the model inputs dropped."""
-    return (
-        inputs
+    """Every operator-day of ``activity`` scored by its week's model (:func:`weekly_scores`)."""
+    return activity.map_batches(
         # The one step that needs every operator-day at once: it runs when the caller
         # collects, on the whole frame (not streamed in batches).
-        .map_batches(
-            lambda frame: _isolation_forest_scores(
-                frame,
-                features=MODEL_FEATURES,
-                seed=seed,
-                n_estimators=n_estimators,
-                max_samples=max_samples,
-                fit_rows=fit_rows,
-            ),
-            schema=_scored_schema(inputs),
-        )
-        .drop(_model_column(f) for f in MODEL_FEATURES)
-        .with_columns(
-            # The share of operator-days scoring strictly lower: a tie shares the lowest rank,
-            # so a world of identical days puts none at the top.
-            ((pl.col("anomaly_score").rank("min") - 1) / pl.len()).alias("anomaly_percentile"),
-        )
+        lambda frame: weekly_scores(
+            frame, seed=seed, n_estimators=n_estimators, max_samples=max_samples, fit_rows=fit_rows
+        )[0],
+        schema=scored_schema(activity),
     )
 
 
@@ -997,8 +1235,8 @@ def operator_day_scores(
     """Every operator-day with its anomaly score, percentile and the features behind it.
 
     Columns: those of :func:`operator_day_features`, ``anomaly_score`` (the Isolation Forest
-    score in 0..1; about 0.5 and below is ordinary), ``anomaly_percentile`` (the share of
-    operator-days scoring strictly lower), ``standout_feature_1..3`` (the model features
+    score in 0..1; about 0.5 and below is ordinary), ``anomaly_percentile`` (the share of the
+    week's reference sample scoring strictly lower), ``standout_feature_1..3`` (the model features
     furthest above their median, most telling first) and ``explanation`` (those features in
     words). For notebooks; the rule :func:`operator_anomaly_scores` keeps the top.
 
@@ -1017,11 +1255,7 @@ def operator_day_scores(
         *activity_inputs(transactions, login_events, lockouts, operators, merchants)
     )
     return _scored_operator_days(
-        model_frame(activity),
-        seed=seed,
-        n_estimators=n_estimators,
-        max_samples=max_samples,
-        fit_rows=fit_rows,
+        activity, seed=seed, n_estimators=n_estimators, max_samples=max_samples, fit_rows=fit_rows
     ).pipe(_with_explanation)
 
 
@@ -1151,11 +1385,7 @@ def operator_anomaly_scores(
         operator_terminal_days, login_events, lockouts, operators, merchants, approved_refunds
     )
     scored = _scored_operator_days(
-        model_frame(activity),
-        seed=seed,
-        n_estimators=n_estimators,
-        max_samples=max_samples,
-        fit_rows=fit_rows,
+        activity, seed=seed, n_estimators=n_estimators, max_samples=max_samples, fit_rows=fit_rows
     )
     return anomaly_findings(
         scored,
