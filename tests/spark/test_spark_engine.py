@@ -40,7 +40,7 @@ if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
 from pyspark.sql import SparkSession
 
 from posaudit.spark.runner import SparkRun, detect, run_spark
-from posaudit.spark.score import SCORE_RULE, STAGING_PREFIX, staged_scores, with_percentiles
+from posaudit.spark.score import SCORE_RULE, STAGING_PREFIX, staged_scores
 from posaudit.spark.session import start_session
 
 pytestmark = pytest.mark.slow
@@ -210,13 +210,13 @@ def test_the_staged_score_gives_the_local_scores(
         pin_key(),
         export.buckets,
     )
-    kept, total, _ = staged_scores(spark, job, rule, policy)
-    assert total == local.height
-    want = local.filter(pl.col("anomaly_score") > settings["min_anomaly_score"])
-    assert kept.height == want.height > 0
-    joined = want.join(
-        with_percentiles(kept, total), on=["operator_id", "day"], how="left", suffix="_spark"
+    kept, _ = staged_scores(spark, job, rule, policy)
+    want = local.filter(
+        (pl.col("anomaly_score") > settings["min_anomaly_score"])
+        & (pl.col("anomaly_percentile") >= 1.0 - settings["top_fraction"])
     )
+    assert kept.height == want.height > 0
+    joined = want.join(kept, on=["operator_id", "day"], how="left", suffix="_spark")
     for column in ("anomaly_score", "anomaly_percentile"):
         gap = (joined.get_column(column) - joined.get_column(f"{column}_spark")).abs().max()
         assert gap is not None and gap <= SCORE_TOLERANCE, (column, gap)  # type: ignore[operator]

@@ -66,7 +66,8 @@ class ForestArrays:
             parts["feature"].append(np.where(leaf, 0, tree.feature).astype(np.int64))
             parts["threshold"].append(np.where(leaf, np.inf, tree.threshold).astype(np.float64))
             parts["left"].append(np.where(leaf, nodes, tree.children_left).astype(np.int64) + base)
-            parts["right"].append(np.where(leaf, nodes, tree.children_right).astype(np.int64) + base)
+            right = np.where(leaf, nodes, tree.children_right).astype(np.int64)
+            parts["right"].append(right + base)
             # as IsolationForest adds it: depth of the leaf + average path length below it - 1
             parts["value"].append(
                 forest._decision_path_lengths[i] + forest._average_path_length_per_tree[i] - 1.0

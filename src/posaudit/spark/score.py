@@ -33,6 +33,7 @@ import shutil
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from datetime import date, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -41,17 +42,21 @@ import polars as pl
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import Rule, with_derived_tables
+from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     FEATURES,
     MODEL_FEATURES,
-    FittedForest,
     anomaly_findings,
     category_medians,
-    fit_forest,
     fit_sample,
+    fit_week_model,
+    merchant_medians,
     model_frame,
     operator_day_activity,
-    score_with_forest,
+    reference_rows,
+    score_weeks,
+    week_of,
+    week_plan,
 )
 from posaudit.spark.buckets import BucketJob
 
@@ -87,9 +92,10 @@ class ScoreJob:
     job: BucketJob
     staging: str
     thresholds: dict[str, Any]
-    total: int = 0
+    plan: pl.DataFrame | None = None
+    week_rows: dict[date, int] = field(default_factory=dict)
     categories: pl.DataFrame | None = None
-    fitted: FittedForest | None = field(default=None, repr=False)
+    models: dict[date, WeekModel] = field(default_factory=dict, repr=False)
 
     def folder(self, stage: str, bucket: int | None = None) -> Path:
         return _stage_folder(self.staging, stage, bucket)
@@ -105,26 +111,48 @@ class ScoreJob:
         tables = {table: self.job.read(table, bucket) for table in self.job.schemas}
         return StageActivity(self.staging)(bucket, tables)
 
-    def _model_frame(self, bucket: int) -> pl.DataFrame:
-        activity = self._read("activity", bucket).lazy()
-        categories = None if self.categories is None else self.categories.lazy()
-        # one row order for every engine: the forest's sub-sampling follows it
-        return model_frame(activity, categories).collect().sort("operator_id", "day")
+    def _reference(self, bucket: int) -> tuple[pl.LazyFrame, pl.DataFrame]:
+        """The bucket's operator-days of the weeks models are made from, and the bucket's
+        merchants' medians of those weeks."""
+        assert self.plan is not None
+        weeks = self.plan.get_column("model_week").unique().to_list()
+        reference = reference_rows(self._read("activity", bucket).lazy()).filter(
+            pl.col("model_week").is_in(weeks)
+        )
+        return reference, merchant_medians(reference).collect()
 
     def sample(self, bucket: int) -> int:
-        """Stage 3: the bucket's share of the fit sample, staged; its number of rows."""
-        frame = fit_sample(
-            self._model_frame(bucket), total=self.total, fit_rows=self.thresholds["fit_rows"]
-        )
+        """Stage 3: the bucket's share of each week's fit sample, staged; its number of rows."""
+        assert self.categories is not None
+        reference, merchants = self._reference(bucket)
+        # one row order for every engine: the forest's sub-sampling follows it
+        inputs = model_frame(reference, merchants.lazy(), self.categories.lazy()).collect()
+        inputs = inputs.sort("model_week", "operator_id", "day")
+        samples = [
+            fit_sample(
+                inputs.filter(pl.col("model_week") == week),
+                total=total,
+                fit_rows=self.thresholds["fit_rows"],
+            )
+            for week, total in self.week_rows.items()
+        ]
         model = [f"{f}_model" for f in MODEL_FEATURES]
-        return self._write("sample", bucket, frame.select("operator_id", "day", *model))
+        frame = pl.concat(samples) if samples else inputs.clear()
+        frame = frame.select("operator_id", "day", "model_week", *model)
+        return self._write("sample", bucket, frame)
 
     def score(self, bucket: int) -> int:
-        """Stage 5: the bucket's operator-days above the minimum score, staged."""
-        assert self.fitted is not None
-        scored = score_with_forest(self._model_frame(bucket), self.fitted)
-        kept = scored.drop(f"{f}_model" for f in MODEL_FEATURES).filter(
-            pl.col("anomaly_score") > self.thresholds["min_anomaly_score"]
+        """Stage 5: the bucket's operator-days in the top of their week, staged."""
+        assert self.plan is not None
+        _, merchants = self._reference(bucket)
+        models = {
+            week: replace(model, merchant_medians=merchants.filter(pl.col("model_week") == week))
+            for week, model in self.models.items()
+        }
+        scored = score_weeks(self._read("activity", bucket), self.plan, models)
+        kept = scored.filter(
+            (pl.col("anomaly_percentile") >= 1.0 - self.thresholds["top_fraction"])
+            & (pl.col("anomaly_score") > self.thresholds["min_anomaly_score"])
         )
         return self._write("scored", bucket, kept)
 
@@ -193,13 +221,25 @@ def _per_bucket(spark: SparkSession, job: ScoreJob, stage: str) -> int:
 
 
 def _category_medians(spark: SparkSession, job: ScoreJob) -> pl.DataFrame:
-    """Stage 2: each category's medians, one group per category on the executors."""
-    schema = category_medians(
-        pl.LazyFrame(schema={"category": pl.String, **dict.fromkeys(FEATURES, pl.Float64)})
-    ).collect_schema()
-    ddl = ", ".join(
-        f"`{name}` {'string' if dtype == pl.String else 'double'}" for name, dtype in schema.items()
+    """Stage 2: each category's medians per week, one group per category on the executors."""
+    assert job.plan is not None
+    weeks = job.plan.get_column("model_week").unique().to_list()
+    empty = pl.LazyFrame(
+        schema={"day": pl.Date, "category": pl.String, **dict.fromkeys(FEATURES, pl.Float64)}
     )
+    schema = category_medians(reference_rows(empty)).collect_schema()
+
+    def spark_type(dtype: pl.DataType) -> str:
+        return "string" if dtype == pl.String else "date" if dtype == pl.Date else "double"
+
+    def arrow_type(dtype: pl.DataType) -> pa.DataType:
+        import pyarrow as pa
+
+        if dtype == pl.String:
+            return pa.string()
+        return pa.date32() if dtype == pl.Date else pa.float64()
+
+    ddl = ", ".join(f"`{name}` {spark_type(dtype)}" for name, dtype in schema.items())
 
     def medians(group: pa.Table) -> pa.Table:
         import pyarrow as pa
@@ -207,29 +247,16 @@ def _category_medians(spark: SparkSession, job: ScoreJob) -> pl.DataFrame:
         frame = pl.from_arrow(group)
         assert isinstance(frame, pl.DataFrame)
         with pl.Config(engine_affinity="in-memory"):
-            out = category_medians(frame.lazy()).collect().cast(dict(schema))  # type: ignore[arg-type]
-        arrow = pa.schema(
-            [(n, pa.string() if t == pl.String else pa.float64()) for n, t in schema.items()]
-        )
+            reference = reference_rows(frame.lazy()).filter(pl.col("model_week").is_in(weeks))
+            out = category_medians(reference).collect().cast(dict(schema))  # type: ignore[arg-type]
+        arrow = pa.schema([(n, arrow_type(t)) for n, t in schema.items()])
         return out.to_arrow(compat_level=pl.CompatLevel.oldest()).cast(arrow)
 
-    rows = spark.read.parquet(str(job.folder("activity"))).select("category", *FEATURES)
+    rows = spark.read.parquet(str(job.folder("activity"))).select("day", "category", *FEATURES)
     table = rows.groupBy("category").applyInArrow(medians, ddl).toArrow()
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
-    return frame.cast(dict(schema)).sort("category", nulls_last=True)  # type: ignore[arg-type]
-
-
-def with_percentiles(kept: pl.DataFrame, total: int) -> pl.DataFrame:
-    """``anomaly_percentile`` of kept operator-days among ``total``: the share scoring lower.
-
-    ``kept`` must hold every operator-day scoring at least as high as any of its rows (all
-    above a minimum score): then the days scoring at least ``s`` are counted among them.
-    """
-    at_least = kept.select(
-        pl.col("anomaly_score").rank("max", descending=True).alias("at_least")
-    ).get_column("at_least")
-    return kept.with_columns(((total - at_least) / total).alias("anomaly_percentile"))
+    return frame.cast(dict(schema)).sort("model_week", "category", nulls_last=True)  # type: ignore[arg-type]
 
 
 def staged_scores(
@@ -239,14 +266,14 @@ def staged_scores(
     policy: Policy,
     *,
     staging: Path | None = None,
-) -> tuple[pl.DataFrame, int, dict[str, float]]:
+) -> tuple[pl.DataFrame, dict[str, float]]:
     """Stages 1-5 over the export of ``job`` (a merchant-bucket job of the score rule).
 
     ``staging``: a folder where the bucket stage has already written stage 1
     (:class:`StageActivity`); a new one, with stage 1 run here, when not given. Returns the
-    operator-days scoring above ``min_anomaly_score`` (the local engine's scored rows,
-    without their percentile), the number of operator-days in all and each stage's seconds.
-    The staging folder is removed on the way out.
+    operator-days in the top of their week above ``min_anomaly_score`` (the rows the local
+    engine makes findings of) and each stage's seconds. The staging folder is removed on the
+    way out.
     """
     import time
 
@@ -257,27 +284,47 @@ def staged_scores(
     seconds: dict[str, float] = {}
     try:
         mark = time.perf_counter()
-        if staged:
-            files = str(score.folder("activity") / "**" / "*.parquet")
-            total = int(pl.scan_parquet(files).select(pl.len()).collect().item())
-        else:
-            total = _per_bucket(spark, score, "activity")
+        if not staged:
+            _per_bucket(spark, score, "activity")
+        files = str(score.folder("activity") / "**" / "*.parquet")
+        per_day = (
+            pl.scan_parquet(files).group_by("day").len().collect()
+            if any(score.folder("activity").glob("**/*.parquet"))
+            else pl.DataFrame(schema={"day": pl.Date, "len": pl.UInt32})
+        )
         seconds["score_activity"] = time.perf_counter() - mark
-        if total == 0:
-            return pl.DataFrame(), 0, seconds
+        if per_day.is_empty():
+            return pl.DataFrame(), seconds
         mark = time.perf_counter()
-        score = replace(score, total=total, categories=_category_medians(spark, score))
+        plan = week_plan(per_day.get_column("day").to_list())
+        weeks = sorted(set(plan.get_column("model_week").to_list()))
+        by_week = per_day.group_by(week_of().alias("week")).agg(pl.col("len").sum())
+        week_rows = {w: int(n) for w, n in by_week.iter_rows() if w in weeks}
+        score = replace(score, plan=plan, week_rows=week_rows)
+        categories = _category_medians(spark, score)
+        score = replace(score, categories=categories)
         _per_bucket(spark, score, "sample")
         sample = score.read_stage("sample")
         seconds["score_sample"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        fitted = fit_forest(sample, **{k: thresholds[k] for k in _FOREST})
+        models = {
+            week: fit_week_model(
+                sample.filter(pl.col("model_week") == week),
+                week=week,
+                reference_from=week,
+                depends_until=week + timedelta(days=7),
+                merchants=pl.DataFrame(),
+                categories=categories.filter(pl.col("model_week") == week),
+                **{k: thresholds[k] for k in _FOREST},
+            )
+            for week in weeks
+        }
         seconds["score_fit"] = time.perf_counter() - mark
         mark = time.perf_counter()
-        _per_bucket(spark, replace(score, fitted=fitted), "score")
+        _per_bucket(spark, replace(score, models=models), "score")
         kept = score.read_stage("scored")
         seconds["score_buckets"] = time.perf_counter() - mark
-        return kept, total, seconds
+        return kept, seconds
     finally:
         shutil.rmtree(staging, ignore_errors=True)
 
@@ -294,14 +341,14 @@ def score_findings(
     (``staging``: see :func:`staged_scores`)."""
     import time
 
-    kept, total, seconds = staged_scores(spark, job, rule, policy, staging=staging)
+    kept, seconds = staged_scores(spark, job, rule, policy, staging=staging)
     if kept.is_empty():
         return pl.DataFrame(schema=FINDINGS_SCHEMA), seconds
     mark = time.perf_counter()
     thresholds = rule.parameters | policy.parameters(rule.name)
     with pl.Config(engine_affinity="in-memory"):
         findings = anomaly_findings(
-            with_percentiles(kept, total).lazy(), **{k: thresholds[k] for k in _FINDING}
+            kept.lazy(), **{k: thresholds[k] for k in _FINDING}
         ).collect()
     seconds["score_findings"] = time.perf_counter() - mark
     return findings.select(FINDINGS_SCHEMA.names()), seconds
