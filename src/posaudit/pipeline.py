@@ -65,7 +65,22 @@ from posaudit.detect.registry import (
     with_derived_tables,
 )
 from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
-from posaudit.score.operators import preload_model
+from posaudit.score.kept import (
+    SCORE_RULE,
+    IncrementalScore,
+    context_rows,
+    day_start,
+    forget_kept,
+    incremental_scores,
+    kept_by,
+    write_kept,
+)
+from posaudit.score.operators import (
+    anomaly_findings,
+    operator_day_activity,
+    preload_model,
+    weekly_scores,
+)
 from posaudit.store import Store, StoreError
 from posaudit.store.db import EVENT_TIME_COLUMN
 
@@ -150,6 +165,8 @@ class RuleScope:
     read_from: datetime | None
     recheck_from: datetime | None
     why_all: str = ""
+    # tables the rule reads from a later time than ``read_from``
+    table_from: Mapping[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -271,6 +288,17 @@ def _overlong_rules(store: Store, rules: list[Rule], watermark: datetime) -> set
     }
 
 
+def _score_scope(
+    store: Store, rule: Rule, changed_from: datetime, previous_id: str | None
+) -> RuleScope:
+    """What the anomaly score reads in an incremental run (see :mod:`posaudit.score.kept`)."""
+    if previous_id is None or kept_by(store) != previous_id:
+        return RuleScope(rule.name, None, None, "no operator-days kept by the previous run")
+    reads = IncrementalScore(changed_from.date())
+    events = {t: reads.events_from for t in rule.inputs if t != "approved_refunds"}
+    return RuleScope(rule.name, reads.refunds_from, reads.events_from, table_from=events)
+
+
 def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = False) -> RunPlan:
     """Decide full or incremental, and what each rule reads and re-decides."""
     data_from, data_to = data_window(store)
@@ -294,6 +322,9 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
         # a derived table starts where the store table it comes from starts
         sources = [DERIVED_TABLES[t].source if t in DERIVED_TABLES else t for t in r.inputs]
         firsts: list[datetime] = [starts[t] for t in sources if starts.get(t) is not None]
+        if r.name == SCORE_RULE:
+            scopes[r.name] = _score_scope(store, r, changed_from, previous_id)
+            continue
         if r.family in POPULATION_FAMILIES:
             why = "ranks the whole population"
         elif not firsts or read_from <= min(firsts):
@@ -539,8 +570,8 @@ def read_inputs(
     """Each rule's input tables, cut to its own read window; every table read once."""
     needed: dict[str, datetime | None] = {}
     for r in rules:
-        since = scopes[r.name].read_from
         for name in set(r.inputs) - DERIVED_INPUTS:
+            since = _since(scopes[r.name], name)
             if (name not in EVENT_TIME_COLUMN and name not in DERIVED_TABLES) or since is None:
                 needed[name] = None
             elif needed.get(name, since) is not None:
@@ -548,17 +579,22 @@ def read_inputs(
     frames = reader.read_all(needed)
     inputs = {}
     for r in rules:
-        since = scopes[r.name].read_from
         inputs[r.name] = {
             name: (
                 frames[name].lazy()
                 # a derived table keeps its linked rows before the window (see read_derived)
-                if since is None or name not in EVENT_TIME_COLUMN or needed[name] == since
+                if (since := _since(scopes[r.name], name)) is None
+                or name not in EVENT_TIME_COLUMN
+                or needed[name] == since
                 else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMN[name]) >= since)
             )
             for name in set(r.inputs) - DERIVED_INPUTS
         }
     return inputs
+
+
+def _since(scope: RuleScope, table: str) -> datetime | None:
+    return scope.table_from.get(table, scope.read_from) if scope.read_from else None
 
 
 # What each runner-supplied input looks like.
@@ -922,13 +958,27 @@ def _execute(
     _hook("read")
 
     mark = time.perf_counter()
-    frames = dict(
-        zip(
-            [r.name for r in rules],
-            collect_findings(rules, rule_findings(rules, inputs, derived, policy, scopes)),
-            strict=True,
+    score = next((r for r in rules if r.name == SCORE_RULE), None)
+    others = [r for r in rules if r is not score]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as pool:
+        scoring = (
+            pool.submit(_score, store, score, inputs[score.name], policy, scopes[score.name])
+            if score is not None
+            else None
         )
-    )
+        frames = dict(
+            zip(
+                [r.name for r in others],
+                collect_findings(others, rule_findings(others, inputs, derived, policy, scopes)),
+                strict=True,
+            )
+        )
+        kept: ScoreOutcome | None = scoring.result() if scoring is not None else None
+    if score is not None and kept is not None:
+        frames[score.name] = kept.findings
+        scopes[score.name] = RuleScope(
+            score.name, scopes[score.name].read_from, kept.recheck_from, scopes[score.name].why_all
+        )
     # A windowed rule whose findings outgrow its look-back is re-run over all the data.
     redo = [r for r in rules if _outside_lookback(r, scopes[r.name], frames[r.name])]
     if redo:
@@ -961,6 +1011,8 @@ def _execute(
         store, findings, run_id=run_id, scopes=scopes, policy=policy, mode=plan.mode, engine="local",
         started_at=started_at, started=started, data_from=read_from, data_to=plan.data_to,
         rows_read=reader.rows_read,
+        also=(lambda: write_kept(store, run_id, kept.days, kept.models, changed_day=kept.changed_day))
+        if kept is not None else (lambda: forget_kept(store)),
     )  # fmt: skip
     counts = written.counts
     stages["write"] = time.perf_counter() - mark
@@ -976,6 +1028,55 @@ def _execute(
         new_by_severity=written.new_by_severity,
         open_by_family_and_severity=written.open_by_family_and_severity, stage_seconds=stages,
     )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class ScoreOutcome:
+    """The anomaly score's part of a run: its findings, and what the run keeps for the next.
+
+    ``changed_day``: the first day whose operator-days were recomputed (None: all of them);
+    ``recheck_from``: the first day whose findings were re-decided (None: all).
+    """
+
+    findings: pl.DataFrame
+    days: pl.DataFrame
+    models: dict[Any, Any]
+    changed_day: Any
+    recheck_from: datetime | None
+
+
+def _score(
+    store: Store,
+    rule: Rule,
+    tables: Mapping[str, pl.LazyFrame],
+    policy: Policy,
+    scope: RuleScope,
+) -> ScoreOutcome:
+    """Run the anomaly score, over all the data or from the changed day on with what the
+    previous run kept (:mod:`posaudit.score.kept`)."""
+    thresholds = rule.parameters | policy.parameters(rule.name)
+    frames = with_derived_tables(rule.inputs, dict(tables))
+    inputs = [frames[name] for name in rule.inputs]
+    forest = {k: thresholds[k] for k in ("seed", "n_estimators", "max_samples", "fit_rows")}
+    finding = {
+        k: thresholds[k]
+        for k in ("top_fraction", "medium_anomaly_score", "min_anomaly_score", "seed")
+    }
+    if scope.read_from is None:
+        preload_model()
+        days = operator_day_activity(*inputs).collect()
+        scored, models = weekly_scores(days, **forest)
+        changed_day, recheck_from = None, None
+    else:
+        assert scope.recheck_from is not None
+        changed_day = scope.recheck_from.date()
+        with store.cursor() as cursor:
+            context = context_rows(cursor, changed_day).lazy()
+            days = operator_day_activity(*inputs, context=context).collect()
+            scored, models, score_from = incremental_scores(cursor, days, changed_day, thresholds)
+        recheck_from = day_start(score_from)
+    findings = _shaped(anomaly_findings(scored.lazy(), **finding)).collect()
+    return ScoreOutcome(findings, days, models, changed_day, recheck_from)
 
 
 @dataclass(frozen=True)
@@ -1001,14 +1102,18 @@ def write_run(
     data_from: datetime,
     data_to: datetime,
     rows_read: int,
+    also: Callable[[], None] | None = None,
 ) -> WrittenRun:
     """Merge a run's findings, record the run and the data's fingerprint, in one transaction.
 
     Either engine ends its run here. ``started`` is the run's ``time.perf_counter()`` at its
-    start; ``data_to`` is the watermark the next run starts from.
+    start; ``data_to`` is the watermark the next run starts from. ``also`` writes the rest of
+    the run's state in the same transaction.
     """
     with store.transaction():
         counts = merge_findings(store, findings, run_id, scopes)
+        if also is not None:
+            also()
         _hook("writing")
         open_now = store.frame(
             "SELECT family, CAST(severity AS VARCHAR) AS severity, count(*) AS n FROM findings "

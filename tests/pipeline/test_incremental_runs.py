@@ -172,16 +172,19 @@ def test_a_changed_operator_table_means_a_full_run(
 
 
 @pytest.mark.parametrize(
-    "mistake", ["score re-ranked only on new days", "sales not read through the refunds' links"]
+    "mistake", ["score without the kept 28-day context", "sales not read through the refunds' links"]
 )
 def test_the_equality_check_can_fail(chain: dict[str, object], sample_store: Path, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch, mistake: str) -> None:  # fmt: skip
     """Runs that read less than the rules need differ from a full run, and the comparison sees it."""
     registry.all_rules()
     if mistake.startswith("score"):
-        # ranked among the operator-days of its last two days only, like an event rule
-        monkeypatch.setattr(pipeline, "POPULATION_FAMILIES", frozenset())
-        name, lookback = "operator_anomaly_scores", timedelta(days=1)
+        # the new days' 28-day sums counted from the new days alone
+        kept_context = pipeline.context_rows
+        monkeypatch.setattr(
+            pipeline, "context_rows", lambda store, day: kept_context(store, day).clear()
+        )
+        name, lookback = "operator_anomaly_scores", registry.RULES["operator_anomaly_scores"].lookback
     else:
         # a refund's sale found only within a minute before it, not through original_txn_id
         name, lookback = "refunds_without_sale", timedelta(minutes=1)

@@ -51,6 +51,7 @@ from posaudit.pipeline import (
     record_failed_run,
     write_run,
 )
+from posaudit.score.kept import forget_kept
 from posaudit.spark.buckets import (
     DIMENSION_TABLES,
     BucketJob,
@@ -553,6 +554,8 @@ def write_to_store(
         data_from=export.data_from,
         data_to=export.data_to,
         rows_read=result.rows_read,
+        # the Spark engine keeps no operator-days: the next local run scores them all again
+        also=lambda: forget_kept(store),
     )
     counts = written.counts
     stages["write"] = time.perf_counter() - mark

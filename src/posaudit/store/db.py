@@ -363,6 +363,14 @@ class Store:
         finally:
             self._con.unregister("_posaudit_chunk")
 
+    def create_table_like(self, table: str, frame: pl.DataFrame) -> None:
+        """Create ``table`` with the columns of ``frame`` (no rows), for the run's own state."""
+        self._con.register("_posaudit_shape", frame.head(0).to_arrow())
+        try:
+            self._con.execute(f"CREATE TABLE {table} AS SELECT * FROM _posaudit_shape")
+        finally:
+            self._con.unregister("_posaudit_shape")
+
     def execute(self, sql: str, params: list[object] | None = None) -> None:
         self._con.execute(sql, params or [])
 
