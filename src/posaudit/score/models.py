@@ -130,6 +130,8 @@ class WeekModel:
     merchant_medians: pl.DataFrame
     category_medians: pl.DataFrame
     fitted: IsolationForest | None = None
+    # the sample's operator-days and scores, when fitted in this process
+    sample_rows: pl.DataFrame | None = None
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         """Each row's anomaly score (0 for every row when the reference was too small)."""

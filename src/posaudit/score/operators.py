@@ -899,7 +899,8 @@ def fit_week_model(
     """Fit one week's model on ``sample`` (:func:`fit_sample` of its reference, model inputs
     set) with the reference's ``merchants`` and ``categories`` medians of that week."""
     # Row order feeds the forest's sub-sampling: fix it so a seed always gives the same scores.
-    x = _model_matrix(sample.sort("operator_id", "day"), features)
+    sample = sample.sort("operator_id", "day")
+    x = _model_matrix(sample, features)
     fitted = forest = None
     if sample.height >= 2:
         from sklearn.ensemble import IsolationForest
@@ -924,10 +925,35 @@ def fit_week_model(
         category_medians=categories,
         fitted=fitted,
     )
-    return replace(model, sample_scores=np.sort(_distinct_scores(model, x)))
+    scores = _distinct_scores(model, x)
+    return replace(
+        model,
+        sample_scores=np.sort(scores),
+        sample_rows=sample.select("operator_id", "day").with_columns(
+            pl.Series("anomaly_score", scores, dtype=pl.Float64)
+        ),
+    )
 
 
 _UNPRECEDENTED: Final = 1e-6
+
+
+def _known_or_distinct_scores(frame: pl.DataFrame, x: np.ndarray, model: WeekModel) -> np.ndarray:
+    """Scores of the rows of ``frame``: those of its model's own sample as scored when the
+    model was fitted (a week scored by itself is mostly its sample), the others scored now."""
+    if model.sample_rows is None:
+        return _distinct_scores(model, x)
+    known = (
+        frame.select("operator_id", "day")
+        .join(model.sample_rows, on=["operator_id", "day"], how="left", maintain_order="left")
+        .get_column("anomaly_score")
+        .to_numpy()
+        .copy()
+    )
+    missing = np.isnan(known)
+    if missing.any():
+        known[missing] = _distinct_scores(model, x[missing])
+    return known
 
 
 def score_week(frame: pl.DataFrame, model: WeekModel) -> pl.DataFrame:
@@ -940,7 +966,7 @@ def score_week(frame: pl.DataFrame, model: WeekModel) -> pl.DataFrame:
     """
     features = model.features
     x = _model_matrix(frame, features)
-    anomaly = _distinct_scores(model, x)
+    anomaly = _known_or_distinct_scores(frame, x, model)
     # A feature that no operator-day of the reference sample had above its median has no
     # spread: any excess of it is unprecedented, the most telling of all.
     spread = np.where(model.spread > 0, model.spread, _UNPRECEDENTED)
