@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -65,7 +65,7 @@ from posaudit.detect.registry import (
     with_derived_tables,
 )
 from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
-from posaudit.score.kept import (
+from posaudit.kept import (
     SCORE_RULE,
     IncrementalScore,
     context_rows,
@@ -281,21 +281,25 @@ def _overlong_rules(store: Store, rules: list[Rule], watermark: datetime) -> set
         f"WHERE window_end >= {_ts_literal(earliest)} AND rule IN ({names})"
     )
     by_name = {r.name: r for r in rules}
+
+    def rechecked(rule: Rule) -> timedelta:
+        return rule.lookback if rule.recheck is None else rule.recheck
+
     return {
         name
         for name, start, end in candidates.iter_rows()
-        if end >= watermark - by_name[name].lookback and end - start > by_name[name].lookback
+        if end >= watermark - rechecked(by_name[name]) and end - start > by_name[name].lookback
     }
 
 
 def _score_scope(
     store: Store, rule: Rule, changed_from: datetime, previous_id: str | None
 ) -> RuleScope:
-    """What the anomaly score reads in an incremental run (see :mod:`posaudit.score.kept`)."""
+    """What the anomaly score reads in an incremental run (see :mod:`posaudit.kept`)."""
     if previous_id is None or kept_by(store) != previous_id:
         return RuleScope(rule.name, None, None, "no operator-days kept by the previous run")
     reads = IncrementalScore(changed_from.date())
-    events = {t: reads.events_from for t in rule.inputs if t != "approved_refunds"}
+    events = {t: reads.events_from for t in rule.inputs if t != "approved_refund_cards"}
     return RuleScope(rule.name, reads.refunds_from, reads.events_from, table_from=events)
 
 
@@ -317,8 +321,16 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
     overlong = _overlong_rules(store, rules, changed_from)
     scopes = {}
     for r in rules:
-        recheck_from = changed_from - r.lookback
+        recheck_from = changed_from - (r.lookback if r.recheck is None else r.recheck)
         read_from = recheck_from - r.lookback
+        table_from = (
+            {
+                t: recheck_from - back
+                for t, back in r.reads(r.parameters | policy.parameters(r.name)).items()
+            }
+            if r.reads is not None
+            else {}
+        )
         # a derived table starts where the store table it comes from starts
         sources = [DERIVED_TABLES[t].source if t in DERIVED_TABLES else t for t in r.inputs]
         firsts: list[datetime] = [starts[t] for t in sources if starts.get(t) is not None]
@@ -327,12 +339,16 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
             continue
         if r.family in POPULATION_FAMILIES:
             why = "ranks the whole population"
-        elif not firsts or read_from <= min(firsts):
-            why = "its look-back covers all the data"
         elif r.name in overlong:
             why = "a finding spans more than its look-back"
+        elif not firsts or read_from <= min(firsts):
+            why = "its look-back covers all the data"
+            if table_from:
+                # the tables it reads whole are the ones read whole anyway
+                scopes[r.name] = RuleScope(r.name, None, recheck_from, why, table_from)
+                continue
         else:
-            scopes[r.name] = RuleScope(r.name, read_from, recheck_from)
+            scopes[r.name] = RuleScope(r.name, read_from, recheck_from, table_from=table_from)
             continue
         scopes[r.name] = RuleScope(r.name, None, None, why)
     return RunPlan("incremental", reason, previous_id, changed_from, data_from, data_to, scopes)
@@ -594,7 +610,7 @@ def read_inputs(
 
 
 def _since(scope: RuleScope, table: str) -> datetime | None:
-    return scope.table_from.get(table, scope.read_from) if scope.read_from else None
+    return scope.table_from.get(table, scope.read_from)
 
 
 # What each runner-supplied input looks like.
@@ -1053,7 +1069,7 @@ def _score(
     scope: RuleScope,
 ) -> ScoreOutcome:
     """Run the anomaly score, over all the data or from the changed day on with what the
-    previous run kept (:mod:`posaudit.score.kept`)."""
+    previous run kept (:mod:`posaudit.kept`)."""
     thresholds = rule.parameters | policy.parameters(rule.name)
     frames = with_derived_tables(rule.inputs, dict(tables))
     inputs = [frames[name] for name in rule.inputs]

@@ -898,6 +898,14 @@ def _suspicious_logins(
     partition_key="merchant_id",
     lookback=timedelta(days=30),
     scenarios=("takeover_refund",),
+    # A finding ends with its last refund, and everything it rests on (the login, the lockout,
+    # the failures) comes before: no later event changes it. Only its refunds, within
+    # ``window_minutes`` of the login, need reading from then; the logins and lockouts are
+    # read as far back as the look-back (a lockout may be lifted weeks after it began).
+    recheck=timedelta(0),
+    reads=lambda thresholds: {
+        "approved_refunds": timedelta(minutes=thresholds["window_minutes"])
+    },
 )
 def refunds_after_suspicious_login(
     approved_refunds: pl.LazyFrame,

@@ -15,7 +15,7 @@ memory, so millions of rows never cross into the run to be counted.
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Final, Literal
@@ -151,6 +151,11 @@ class Rule:
     scenarios: tuple[str, ...]
     inputs: tuple[str, ...] = field(default=())
     parameters: dict[str, Any] = field(default_factory=dict)
+    # For an incremental run: how long before the first changed event a finding may end and
+    # still change (None: the look-back), and how far before that each table named here
+    # must be read, given the rule's thresholds (the others: the look-back).
+    recheck: timedelta | None = None
+    reads: Callable[[Mapping[str, Any]], Mapping[str, timedelta]] | None = None
 
     @property
     def description(self) -> str:
@@ -173,8 +178,14 @@ def rule(
     partition_key: PartitionKey,
     lookback: timedelta,
     scenarios: tuple[str, ...] = (),
+    recheck: timedelta | None = None,
+    reads: Callable[[Mapping[str, Any]], Mapping[str, timedelta]] | None = None,
 ) -> Callable[[RuleFunction], RuleFunction]:
-    """Register a rule function; the function itself is returned unchanged."""
+    """Register a rule function; the function itself is returned unchanged.
+
+    ``recheck`` and ``reads`` narrow what an incremental run reads and re-decides for a
+    rule whose look-back is long only for some of its tables (see :class:`Rule`).
+    """
 
     def register(function: RuleFunction) -> RuleFunction:
         signature = inspect.signature(function)
@@ -196,6 +207,8 @@ def rule(
             scenarios=scenarios,
             inputs=inputs,
             parameters=parameters,
+            recheck=recheck,
+            reads=reads,
         )
         return function
 

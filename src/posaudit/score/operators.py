@@ -267,6 +267,29 @@ Columns: ``operator_id``, ``terminal_id``, ``day``, ``event_count`` (all transac
 """
 
 
+# The operators' approved refunds with a card: all the score's repeat-card context needs, read
+# 27 days back in an incremental run, where the refunds with their sales are read for the new
+# days only (finding each refund's sale costs a pass over every transaction).
+APPROVED_REFUND_CARDS_SQL: Final = """
+SELECT
+    CAST(t.txn_id AS VARCHAR) AS txn_id,
+    t.ts AS ts,
+    CAST(t.operator_id AS VARCHAR) AS operator_id,
+    CAST(t.card_token AS VARCHAR) AS card_token
+FROM transactions AS t
+WHERE t.kind = 'refund' AND t.status = 'approved'
+    AND t.operator_id IS NOT NULL AND t.card_token IS NOT NULL
+"""
+approved_refund_cards = derived_query(
+    "approved_refund_cards",
+    sql=APPROVED_REFUND_CARDS_SQL,
+    source="transactions",
+    time_column="ts",
+)
+approved_refund_cards.__doc__ = """The operators' approved refunds to a card: ``txn_id``, ``ts``,
+``operator_id``, ``card_token`` (by ``APPROVED_REFUND_CARDS_SQL``)."""
+
+
 def _transactions_by_terminal(terminal_days: pl.LazyFrame) -> pl.LazyFrame:
     """Sales, voids and off-hours activity per operator, day and terminal."""
     return terminal_days.select(
@@ -464,6 +487,7 @@ def operator_day_activity(
     operators: pl.LazyFrame,
     merchants: pl.LazyFrame,
     approved_refunds: pl.LazyFrame,
+    approved_refund_cards: pl.LazyFrame,
     *,
     context: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
@@ -473,16 +497,24 @@ def operator_day_activity(
     the operator's own merchant, so an engine that splits the data by merchant runs it per
     bucket. Its inputs are named as the run names them: ``operator_terminal_days`` and
     ``approved_refunds`` are the shared frames :func:`operator_terminal_days` and
-    :func:`posaudit.detect.refunds.approved_refunds` (see :func:`activity_inputs`).
+    :func:`posaudit.detect.refunds.approved_refunds`, ``approved_refund_cards`` the refunds
+    to cards of :func:`approved_refund_cards` (see :func:`activity_inputs`).
 
     A day's row depends on events of that day and of the 27 days before it only. To compute
     the rows from a day ``D`` on without reading 28 days of transactions, pass the events
-    from ``D`` on, the approved refunds from ``D - 27`` on, and as ``context`` the operator-days
+    from ``D`` on, the refunds to cards from ``D - 27`` on, and as ``context`` the operator-days
     already computed for the 27 days before ``D`` (``operator_id``, ``day``, ``sale_count``,
     ``refund_count``): the rows from ``D`` on are then the same as from all the events.
     """
     refunds = _refund_rows(approved_refunds)
-    card_days = _refund_card_days(refunds)
+    card_days = _refund_card_days(
+        approved_refund_cards.select(
+            pl.col("txn_id").cast(pl.String),
+            pl.col("operator_id").cast(pl.String),
+            pl.col("card_token").cast(pl.String),
+            pl.col("ts").dt.date().alias("day"),
+        )
+    )
     zero_filled = [
         "refund_count", "refund_amount_fen", "refund_card_count", "repeat_card_refund_count",
         "full_refund_share", "lockout_count", "repeat_refund_card_count_28d",
@@ -701,6 +733,7 @@ def activity_inputs(
         operators,
         merchants,
         refunds_with_sales(transactions),
+        approved_refund_cards(transactions),
     )
 
 
@@ -1362,6 +1395,7 @@ def operator_anomaly_scores(
     operators: pl.LazyFrame,
     merchants: pl.LazyFrame,
     approved_refunds: pl.LazyFrame,
+    approved_refund_cards: pl.LazyFrame,
     *,
     top_fraction: float = 0.01,  # the top 1 % of operator-days an auditor reads (the issue)
     # An anomaly is a lead, not an accusation: 'low' unless the forest isolates the day very
@@ -1408,7 +1442,13 @@ def operator_anomaly_scores(
         Operator-days the forest is fitted on at most (a sample fixed by operator and day).
     """
     activity = operator_day_activity(
-        operator_terminal_days, login_events, lockouts, operators, merchants, approved_refunds
+        operator_terminal_days,
+        login_events,
+        lockouts,
+        operators,
+        merchants,
+        approved_refunds,
+        approved_refund_cards,
     )
     scored = _scored_operator_days(
         activity, seed=seed, n_estimators=n_estimators, max_samples=max_samples, fit_rows=fit_rows

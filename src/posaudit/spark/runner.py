@@ -51,7 +51,7 @@ from posaudit.pipeline import (
     record_failed_run,
     write_run,
 )
-from posaudit.score.kept import forget_kept
+from posaudit.kept import forget_kept
 from posaudit.spark.buckets import (
     DIMENSION_TABLES,
     BucketJob,

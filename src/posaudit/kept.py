@@ -9,7 +9,7 @@ week's model only on that week's rows (:mod:`posaudit.score.operators`). So a ru
   day from which a change of data would change it (``depends_until``).
 
 An incremental run whose data changed from day ``C`` on recomputes the rows from ``C`` on out
-of the events from ``C`` on (and the refunds of the 27 days before, for repeat cards), keeps
+of the events from ``C`` on (and the refunds to cards of the 27 days before), keeps
 the models that depend on days before ``C`` only, fits the others, and re-decides the score's
 findings from ``C`` on (from the week's Monday when the week got a new model). Both tables are
 written in the run's own transaction; they belong to the run recorded in ``posaudit_meta``,
@@ -59,7 +59,7 @@ def day_start(day: date) -> datetime:
 @dataclass(frozen=True)
 class IncrementalScore:
     """How an incremental run reads for the score: events from ``changed_day`` on, the
-    approved refunds from ``refunds_from`` on (repeat cards look back 27 days)."""
+    refunds to cards from ``refunds_from`` on (repeat cards look back 27 days)."""
 
     changed_day: date
 
@@ -160,9 +160,11 @@ def write_kept(
                     "model": [m.to_bytes() for m in fresh],
                 },
                 schema={
-                    "model_week": pl.Date, "depends_until": pl.Date, "run_id": pl.String,
+                    "model_week": pl.Date,
+                    "depends_until": pl.Date,
+                    "run_id": pl.String,
                     "model": pl.Binary,
-                },  # fmt: skip
+                },
             ),
         )
     store.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [STATE_KEY, run_id])
