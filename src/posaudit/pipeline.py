@@ -448,11 +448,12 @@ def store_columns_used(
 def _derived_rows(table: DerivedTable, since: datetime | None) -> list[str]:
     """SQL conditions, each selecting other rows, for the rows of ``table.source`` that the
     derived table can use (see DerivedTable): its own rows from ``since`` on, the rows they
-    name, and (from ``since`` on only) the rows naming the same as they do."""
+    name, and (from ``since`` on only) its earlier own rows naming the same as they do."""
     conditions = [
         f"{column} IN ({', '.join(repr(v) for v in values)})"
         for column, values in table.rows.items()
     ]
+    kind = " AND ".join(conditions) or "true"
     if since is not None:
         conditions.append(f"{EVENT_TIME_COLUMN[table.source]} >= {_ts_literal(since)}")
     own = " AND ".join(conditions) or "true"
@@ -462,8 +463,12 @@ def _derived_rows(table: DerivedTable, since: datetime | None) -> list[str]:
     names = f"(SELECT {named} FROM {table.source} WHERE {own} AND {named} IS NOT NULL)"
     parts = [own, f"NOT ({own}) AND {key} IN {names}"]
     if since is not None:
-        # earlier rows that name the same (the other refunds of a refund's sale)
-        parts.append(f"NOT ({own}) AND {key} NOT IN {names} AND {named} IN {names}")
+        # Earlier rows of its own kind that name the same (the other refunds of a refund's
+        # sale). Only those: the table's function drops any other row, and asking for them
+        # would test every row of the source (measured: 1.9 s against 0.26 s over ten million
+        # transactions).
+        before = f"{EVENT_TIME_COLUMN[table.source]} < {_ts_literal(since)}"
+        parts.append(f"{kind} AND {before} AND {key} NOT IN {names} AND {named} IN {names}")
     return parts
 
 

@@ -37,8 +37,9 @@ class DerivedTable:
 
     ``rows`` (column -> allowed values) and ``linked`` (``(from_column, to_column)``) say
     which rows of ``source`` the function can use: those matching ``rows``, and the rows whose
-    ``to_column`` one of them names in ``from_column`` or that name the same value there (a
-    refund's sale, and the other refunds of that sale). A reader may read only those; the
+    ``to_column`` one of them names in ``from_column`` (a refund's sale); the function uses
+    no other row, so the rows matching ``rows`` that name the same value are the other
+    refunds of that sale. A reader may read only those; the
     function gives the same frame from the whole table, which is what the rule tests use.
     ``time_column`` is the frame's event time, by which a run cuts it to a rule's window.
 
