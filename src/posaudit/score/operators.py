@@ -60,11 +60,13 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import multiprocessing
 import threading
-from collections.abc import Iterable, Mapping
-from dataclasses import replace
+import warnings
+from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
-from typing import Any, Final
+from functools import partial
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
 import polars as pl
@@ -73,6 +75,9 @@ from posaudit.detect.findings import to_findings
 from posaudit.detect.refunds import approved_refunds as refunds_with_sales
 from posaudit.detect.registry import derived_query, rule
 from posaudit.score.models import ForestArrays, WeekModel
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
 
 CONTEXT_DAYS: Final = 28  # the operator's look-back for slow patterns (friendly_refunds span weeks)
 _CONTEXT: Final = f"{CONTEXT_DAYS}d"
@@ -831,6 +836,7 @@ def _model_inputs(features: tuple[str, ...]) -> list[pl.Expr]:
 # Operator-days the forest is fitted on at most: a sample of them, chosen by a hash of the
 # operator and the day, so that every engine (and every split of the data) picks the same.
 FIT_ROWS: Final = 65_536
+FIT_PROCESSES: Final = 2  # the machine class has two cores
 _HASH_SPACE: Final = 1 << 32
 
 
@@ -902,8 +908,8 @@ def _model_matrix(frame: pl.DataFrame, features: tuple[str, ...]) -> np.ndarray:
     return frame.select(_model_column(f) for f in features).to_numpy().astype(np.float64)
 
 
-def _distinct_scores(model: WeekModel, x: np.ndarray) -> np.ndarray:
-    """``model``'s score of every row of ``x``, each distinct point scored once.
+def _distinct(x: np.ndarray, score: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``score`` of every row of ``x``, each distinct point scored once.
 
     Many operator-days are the same point (every feature at or below its median). Rows
     compare as raw bytes, much faster than ``np.unique(axis=0)``.
@@ -913,7 +919,45 @@ def _distinct_scores(model: WeekModel, x: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(x)
     as_bytes = rows.view(np.dtype((np.void, rows.itemsize * rows.shape[1]))).ravel()
     _, first_row, point_of_row = np.unique(as_bytes, return_index=True, return_inverse=True)
-    return model.scores(rows[first_row])[point_of_row.reshape(-1)]
+    return score(rows[first_row])[point_of_row.reshape(-1)]
+
+
+def _distinct_scores(model: WeekModel, x: np.ndarray) -> np.ndarray:
+    """``model``'s score of every row of ``x`` (see :func:`_distinct`)."""
+    return _distinct(x, model.scores)
+
+
+def _fit_forest(
+    x: np.ndarray, seed: int, n_estimators: int, max_samples: int
+) -> tuple[IsolationForest | None, np.ndarray]:
+    """A forest fitted on the rows of ``x`` (None below two rows) and its score of each row."""
+    if x.shape[0] < 2:
+        return None, np.zeros(x.shape[0])
+    from sklearn.ensemble import IsolationForest
+
+    fitted = IsolationForest(
+        n_estimators=n_estimators,
+        max_samples=min(max_samples, x.shape[0]),
+        contamination="auto",
+        random_state=seed,
+    ).fit(x)
+    return fitted, _distinct(x, lambda points: -fitted.score_samples(points))
+
+
+def _fit_forests(
+    xs: list[np.ndarray], seed: int, n_estimators: int, max_samples: int
+) -> list[tuple[IsolationForest | None, np.ndarray]]:
+    """:func:`_fit_forest` of each matrix, two at a time in forked processes when there are
+    several: growing a forest is mostly Python (3 ms a tree), so threads would take turns."""
+    fit = partial(_fit_forest, seed=seed, n_estimators=n_estimators, max_samples=max_samples)
+    if len(xs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return [fit(x) for x in xs]
+    importlib.import_module("sklearn.ensemble")  # once, before the processes are forked
+    with warnings.catch_warnings():
+        # the children run only NumPy and scikit-learn, never Polars
+        warnings.filterwarnings("ignore", message=".*fork.*", category=RuntimeWarning)
+        with multiprocessing.get_context("fork").Pool(FIT_PROCESSES) as pool:
+            return pool.map(fit, xs)
 
 
 def fit_week_model(
@@ -928,40 +972,31 @@ def fit_week_model(
     n_estimators: int,
     max_samples: int,
     features: tuple[str, ...] = MODEL_FEATURES,
+    fitted: tuple[IsolationForest | None, np.ndarray] | None = None,
 ) -> WeekModel:
     """Fit one week's model on ``sample`` (:func:`fit_sample` of its reference, model inputs
-    set) with the reference's ``merchants`` and ``categories`` medians of that week."""
+    set) with the reference's ``merchants`` and ``categories`` medians of that week.
+
+    ``fitted``: the forest and its scores of the sample, already fitted by
+    :func:`_fit_forests` on the sample's model matrix.
+    """
     # Row order feeds the forest's sub-sampling: fix it so a seed always gives the same scores.
     sample = sample.sort("operator_id", "day")
     x = _model_matrix(sample, features)
-    fitted = forest = None
-    if sample.height >= 2:
-        from sklearn.ensemble import IsolationForest
-
-        fitted = IsolationForest(
-            n_estimators=n_estimators,
-            max_samples=min(max_samples, sample.height),
-            contamination="auto",
-            random_state=seed,
-        ).fit(x)
-        forest = ForestArrays.of(fitted)
-    spread = x.std(axis=0) if sample.height else np.ones(len(features))
-    model = WeekModel(
+    forest, scores = fitted or _fit_forest(
+        x, seed=seed, n_estimators=n_estimators, max_samples=max_samples
+    )
+    return WeekModel(
         week=week,
         reference_from=reference_from,
         depends_until=depends_until,
         features=features,
-        forest=forest,
-        spread=spread,
-        sample_scores=np.zeros(0),
+        forest=None if forest is None else ForestArrays.of(forest),
+        spread=x.std(axis=0) if sample.height else np.ones(len(features)),
+        sample_scores=np.sort(scores),
         merchant_medians=merchants,
         category_medians=categories,
-        fitted=fitted,
-    )
-    scores = _distinct_scores(model, x)
-    return replace(
-        model,
-        sample_scores=np.sort(scores),
+        fitted=forest,
         sample_rows=sample.select("operator_id", "day").with_columns(
             pl.Series("anomaly_score", scores, dtype=pl.Float64)
         ),
@@ -1039,11 +1074,23 @@ def fit_week_models(
         [merchant_medians(reference), category_medians(reference)]
     )
     inputs = model_frame(reference, merchants.lazy(), categories.lazy()).collect()
-    models = {}
+    samples = {}
     for week in weeks:
         rows = inputs.filter(pl.col("model_week") == week)
+        samples[week] = fit_sample(rows, total=rows.height, fit_rows=fit_rows).sort(
+            "operator_id", "day"
+        )
+    forests = _fit_forests(
+        [_model_matrix(samples[w], MODEL_FEATURES) for w in weeks],
+        seed=seed,
+        n_estimators=n_estimators,
+        max_samples=max_samples,
+    )
+    models = {}
+    for week, fitted in zip(weeks, forests, strict=True):
         models[week] = fit_week_model(
-            fit_sample(rows, total=rows.height, fit_rows=fit_rows),
+            samples[week],
+            fitted=fitted,
             week=week,
             reference_from=week,
             depends_until=week + timedelta(days=7),
