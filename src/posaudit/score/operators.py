@@ -1060,15 +1060,16 @@ def fit_week_models(
     n_estimators: int,
     max_samples: int,
     fit_rows: int,
-) -> dict[date, WeekModel]:
-    """A model for each of ``weeks`` (Mondays), from that week's operator-days in ``activity``.
+) -> tuple[dict[date, WeekModel], pl.DataFrame | None]:
+    """A model for each of ``weeks`` (Mondays), from that week's operator-days in ``activity``,
+    and those operator-days as :func:`model_frame` rows (None when no week was fitted).
 
     A model holds the week's merchant and category medians, a forest fitted on its sample
     (:func:`fit_sample`) and the sample's scores (:class:`WeekModel`).
     """
     weeks = sorted(weeks)
     if not weeks:
-        return {}
+        return {}, None
     reference = reference_rows(activity).filter(pl.col("model_week").is_in(weeks))
     merchants, categories = pl.collect_all(
         [merchant_medians(reference), category_medians(reference)]
@@ -1100,7 +1101,7 @@ def fit_week_models(
             n_estimators=n_estimators,
             max_samples=max_samples,
         )
-    return models
+    return models, inputs
 
 
 def score_weeks(
@@ -1109,17 +1110,28 @@ def score_weeks(
     models: Mapping[date, WeekModel],
     *,
     score_from: date | None = None,
+    prepared: pl.DataFrame | None = None,
 ) -> pl.DataFrame:
     """Every operator-day of ``activity`` (from ``score_from`` on) scored by the model
     ``plan`` names for its week (:func:`week_plan`); ``models`` must hold those models.
 
     The columns of :func:`with_peer_medians` (the medians of the model's week) and those
-    :func:`score_week` adds.
+    :func:`score_week` adds. ``prepared``: :func:`model_frame` rows of weeks whose models
+    were just fitted on them (see :func:`fit_week_models`), used as they are.
     """
-    rows = with_model_week(activity.lazy(), plan)
+    weeks = sorted(set(plan.get_column("model_week").to_list()))
+    # A week scored by its own model fitted here: its rows are already prepared.
+    ready = (
+        plan.filter(
+            (pl.col("week") == pl.col("model_week"))
+            & pl.col("week").is_in(prepared.get_column("model_week").unique().to_list())
+        ).get_column("week")
+        if prepared is not None
+        else pl.Series([], dtype=pl.Date)
+    )
+    rows = with_model_week(activity.lazy(), plan.filter(~pl.col("week").is_in(ready)))
     if score_from is not None:
         rows = rows.filter(pl.col("day") >= score_from)
-    weeks = sorted(set(plan.get_column("model_week").to_list()))
     medians = [models[w].merchant_medians for w in weeks]
     categories = [models[w].category_medians for w in weeks]
     empty = _medians_schema(activity.lazy())
@@ -1128,6 +1140,11 @@ def score_weeks(
         pl.concat(medians).lazy() if medians else pl.LazyFrame(schema=empty[0]),
         pl.concat(categories).lazy() if categories else pl.LazyFrame(schema=empty[1]),
     ).collect()
+    if prepared is not None and ready.len():
+        done = prepared.filter(pl.col("model_week").is_in(ready))
+        if score_from is not None:
+            done = done.filter(pl.col("day") >= score_from)
+        frame = pl.concat([done.select(frame.columns), frame])
     model_columns = [_model_column(f) for f in MODEL_FEATURES]
     scored = [
         score_week(part, models[w])
@@ -1189,7 +1206,7 @@ def weekly_scores(
         plan = plan.filter(pl.col("week") >= _monday(score_from))
     needed = set(plan.get_column("model_week").to_list())
     kept = {w: m for w, m in (models or {}).items() if w in needed}
-    fitted = fit_week_models(
+    fitted, prepared = fit_week_models(
         activity.lazy(),
         needed - set(kept),
         seed=seed,
@@ -1198,7 +1215,8 @@ def weekly_scores(
         fit_rows=fit_rows,
     )
     used = kept | fitted
-    return score_weeks(activity, plan, used, score_from=score_from), used
+    scored = score_weeks(activity, plan, used, score_from=score_from, prepared=prepared)
+    return scored, used
 
 
 def _counted(n: int, singular: str, plural: str) -> str:
