@@ -64,7 +64,6 @@ from posaudit.detect.registry import (
     all_rules,
     with_derived_tables,
 )
-from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
 from posaudit.kept import (
     SCORE_RULE,
     IncrementalScore,
@@ -72,9 +71,10 @@ from posaudit.kept import (
     day_start,
     forget_kept,
     incremental_scores,
-    kept_by,
+    kept_week,
     write_kept,
 )
+from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
 from posaudit.score.operators import (
     anomaly_findings,
     operator_day_activity,
@@ -296,8 +296,11 @@ def _score_scope(
     store: Store, rule: Rule, changed_from: datetime, previous_id: str | None
 ) -> RuleScope:
     """What the anomaly score reads in an incremental run (see :mod:`posaudit.kept`)."""
-    if previous_id is None or kept_by(store) != previous_id:
+    week = kept_week(store, previous_id)
+    if week is None:
         return RuleScope(rule.name, None, None, "no operator-days kept by the previous run")
+    if changed_from.date() < week:
+        return RuleScope(rule.name, None, None, "events changed before the week it keeps")
     reads = IncrementalScore(changed_from.date())
     events = {t: reads.events_from for t in rule.inputs if t != "approved_refund_cards"}
     return RuleScope(rule.name, reads.refunds_from, reads.events_from, table_from=events)

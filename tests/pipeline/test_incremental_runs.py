@@ -53,7 +53,30 @@ def test_the_scheduled_runs_were_incremental(chain: dict[str, object]) -> None:
         for name in ("refunds_without_sale", "refunds_over_sale", "late_refunds", "refund_bursts"):
             assert name not in summary.rules_over_all_data, name
         assert summary.counts.carried > 0
+        # the score took the operator-days and models the run before kept
+        assert "operator_anomaly_scores" not in summary.rules_over_all_data
     assert chain["full"].mode == "full"  # type: ignore[attr-defined]
+
+
+def test_nightly_runs_through_a_week_equal_one_full_run(
+    sample_store: Path, tmp_path: Path
+) -> None:
+    """Day by day to the end of a week: the score keeps last week's model while the week
+    runs, fits the week's own model the night its Sunday arrives, and always agrees with a
+    full run over the same data."""
+    nightly = copy(sample_store, tmp_path / "nightly.duckdb")
+    run_here(nightly)
+    summaries = []
+    for _ in range(6):  # Tuesday 2026-09-22 to Sunday 2026-09-27
+        append_days(nightly)
+        summaries.append(run_here(nightly))
+    assert all("operator_anomaly_scores" not in s.rules_over_all_data for s in summaries)
+    once = copy(nightly, tmp_path / "once.duckdb")
+    assert run_here(once, full=True).mode == "full"
+    assert comparable(findings(nightly)).equals(comparable(findings(once)))
+    scores = "rule = 'operator_anomaly_scores' AND status = 'open'"
+    week = findings(nightly, f"{scores} AND window_start >= TIMESTAMP '2026-09-21 00:00:00'")
+    assert week.height > 0
 
 
 @pytest.mark.parametrize("rule", RULES)

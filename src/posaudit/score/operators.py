@@ -1187,6 +1187,7 @@ def weekly_scores(
     fit_rows: int,
     models: Mapping[date, WeekModel] | None = None,
     score_from: date | None = None,
+    other_days: Iterable[date] = (),
 ) -> tuple[pl.DataFrame, dict[date, WeekModel]]:
     """Score the operator-days of ``activity`` week by week: the scored rows and the models
     they were scored with.
@@ -1195,13 +1196,14 @@ def weekly_scores(
     changed since; the other models needed are fitted here, so ``activity`` must hold every
     operator-day of their weeks. ``score_from``: score only the days from then on (the
     earlier ones are known). The plan (:func:`week_plan`) is made from the days of
-    ``activity``, which must therefore run to the last day of the data.
+    ``activity`` and ``other_days`` (days with operator-days not given), which must run
+    from the week before ``score_from``'s to the last day of the data.
     """
     # A fresh frame in a fixed order: the frame handed in may be a view of the engine's
     # batches, and string columns passed back through as they came have broken later
     # string kernels.
     activity = activity.sort("operator_id", "day")
-    plan = week_plan(activity.get_column("day").unique().to_list())
+    plan = week_plan({*activity.get_column("day").unique().to_list(), *other_days})
     if score_from is not None:
         plan = plan.filter(pl.col("week") >= _monday(score_from))
     needed = set(plan.get_column("model_week").to_list())
