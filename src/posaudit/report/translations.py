@@ -1078,7 +1078,7 @@ def _operator_anomaly_scores_en(f: FindingFacts) -> str:
     percentile = float(f.ev("anomaly_percentile")) * 100
     return (
         f"{_who(f, 'en')} on {_date(f.ev('day'))} stood out from the merchant's operators and its own past "
-        f"(anomaly score {float(f.ev('anomaly_score')):.2f}, above {percentile:.1f}% of operator-days): {features}"
+        f"(anomaly score {float(f.ev('anomaly_score')):.2f}, above {percentile:.1f}% of the operator-days it was compared with): {features}"
     )
 
 
@@ -1089,7 +1089,7 @@ def _operator_anomaly_scores_zh(f: FindingFacts) -> str:
     percentile = float(f.ev("anomaly_percentile")) * 100
     return (
         f"{_who(f, 'zh')}在 {_date(f.ev('day'))} 的活动明显异于本商户其他操作员及其自身历史"
-        f"（异常分 {float(f.ev('anomaly_score')):.2f}，高于 {percentile:.1f}% 的操作员日）：{features}"
+        f"（异常分 {float(f.ev('anomaly_score')):.2f}，高于 {percentile:.1f}% 的同期比较操作员日）：{features}"
     )
 
 
