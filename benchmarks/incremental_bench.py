@@ -86,11 +86,15 @@ def scopes(path: Path, policy: Path | None) -> list[tuple[str, str]]:
         store.close()
     out = []
     for name, scope in plan.scopes.items():
-        if scope.read_from is None:
+        cuts = "".join(f", {t} from {since:%Y-%m-%d %H:%M}" for t, since in sorted(scope.table_from.items()))
+        if scope.recheck_from is None:
             out.append((name, f"all data ({scope.why_all})"))
-        else:
-            out.append((name, f"events from {scope.read_from:%Y-%m-%d %H:%M}, re-decides findings ending from "
+        elif scope.read_from is None:
+            out.append((name, f"other tables whole{cuts}, re-decides findings ending from "
                               f"{scope.recheck_from:%Y-%m-%d %H:%M}"))  # fmt: skip
+        else:
+            out.append((name, f"events from {scope.read_from:%Y-%m-%d %H:%M}{cuts}, re-decides findings ending "
+                              f"from {scope.recheck_from:%Y-%m-%d %H:%M}"))  # fmt: skip
     return out
 
 
@@ -124,6 +128,12 @@ def main() -> None:
     parser.add_argument("--merchants", type=int, default=200)
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--start",
+        default=None,
+        help="First day of the world (YYYY-MM-DD); the appended day's weekday decides whether "
+        "the night completes a week (the anomaly score then fits the week's own model).",
+    )
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--work", type=Path, default=None, help="Folder for the stores (default: a temporary one)."
@@ -141,10 +151,11 @@ def main() -> None:
     print(f"# {machine()}")
 
     # the simulated world is kept in --work and reused by later invocations with the same size
-    world = work / f"world-{args.merchants}m-{args.days}d-seed{args.seed}.duckdb"
+    start = f"-{args.start}" if args.start else ""
+    world = work / f"world-{args.merchants}m-{args.days}d-seed{args.seed}{start}.duckdb"
     if not world.exists():
         posaudit("simulate", "--db", str(world), "--merchants", str(args.merchants), "--days", str(args.days),
-                 "--seed", str(args.seed))  # fmt: skip
+                 "--seed", str(args.seed), *(["--start", args.start] if args.start else []))  # fmt: skip
     base = work / "base.duckdb"
     for leftover in [*work.glob("base.duckdb*"), *work.glob("incremental-*"), *work.glob("full-*")]:
         leftover.unlink()

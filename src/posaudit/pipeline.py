@@ -963,6 +963,8 @@ def _execute(
     stages: dict[str, float] = {}
     mark = time.perf_counter()
     scopes = dict(plan.scopes)
+    if SCORE_RULE in scopes and _score_fits(scopes[SCORE_RULE], plan.data_to):
+        preload_model()  # while the store is read
     # The PIN exclusion list (Python and NumPy) is built on a second thread while the store
     # is read (DuckDB works without the GIL); the connection stays on this thread.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as pool:
@@ -1069,6 +1071,15 @@ class ScoreOutcome:
     recheck_from: datetime | None
 
 
+def _score_fits(scope: RuleScope, data_to: datetime) -> bool:
+    """Whether the score will fit a model: in a full run, and when the data reaches the end
+    of the week of the changed day (which then gets its own model)."""
+    if scope.recheck_from is None or scope.read_from is None:
+        return True
+    monday = scope.recheck_from.date() - timedelta(days=scope.recheck_from.weekday())
+    return data_to.date() >= monday + timedelta(days=6)
+
+
 def _score(
     store: Store,
     rule: Rule,
@@ -1087,7 +1098,6 @@ def _score(
         for k in ("top_fraction", "medium_anomaly_score", "min_anomaly_score", "seed")
     }
     if scope.read_from is None:
-        preload_model()
         days = operator_day_activity(*inputs).collect()
         scored, models = weekly_scores(days, **forest)
         changed_day, recheck_from = None, None
