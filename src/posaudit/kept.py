@@ -103,7 +103,7 @@ def kept_models(store: Store, changed_day: date) -> dict[date, WeekModel]:
     rows = store.query(
         f"SELECT model FROM {MODELS_TABLE} WHERE depends_until <= ?", [changed_day]
     )
-    models = (WeekModel.from_bytes(bytes(blob)) for (blob,) in rows)  # type: ignore[arg-type]
+    models = (WeekModel.from_bytes(bytes(blob)) for (blob,) in rows)  # type: ignore[call-overload]
     return {m.week: m for m in models if m is not None}
 
 
@@ -169,9 +169,9 @@ def write_kept(
         store.execute(f"DELETE FROM {MODELS_TABLE} WHERE depends_until > ?", [changed_day])
     kept_last = store.query(f"SELECT max(day) FROM {CONTEXT_TABLE}")[0][0]
     new_last = days.get_column("day").max() if days.height else None
-    last = max((d for d in (kept_last, new_last) if d is not None), default=None)
-    if last is not None:
-        week = _monday(last)  # type: ignore[arg-type]
+    found: list[date] = [d for d in (kept_last, new_last) if isinstance(d, date)]
+    if found:
+        week = _monday(max(found))
         context_from = week - timedelta(days=CONTEXT_DAYS - 1)
         store.execute(f"DELETE FROM {DAYS_TABLE} WHERE day < ?", [week])
         store.execute(f"DELETE FROM {CONTEXT_TABLE} WHERE day < ?", [context_from])

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -75,6 +75,7 @@ from posaudit.kept import (
     write_kept,
 )
 from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
+from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     anomaly_findings,
     operator_day_activity,
@@ -302,7 +303,11 @@ def _score_scope(
     if changed_from.date() < week:
         return RuleScope(rule.name, None, None, "events changed before the week it keeps")
     reads = IncrementalScore(changed_from.date())
-    events = {t: reads.events_from for t in rule.inputs if t != "approved_refund_cards"}
+    events = {
+        t: reads.events_from
+        for t in rule.inputs
+        if (t in EVENT_TIME_COLUMN or t in DERIVED_TABLES) and t != "approved_refund_cards"
+    }
     return RuleScope(rule.name, reads.refunds_from, reads.events_from, table_from=events)
 
 
@@ -1066,8 +1071,8 @@ class ScoreOutcome:
 
     findings: pl.DataFrame
     days: pl.DataFrame
-    models: dict[Any, Any]
-    changed_day: Any
+    models: dict[date, WeekModel]
+    changed_day: date | None
     recheck_from: datetime | None
 
 
