@@ -303,10 +303,9 @@ def _score_scope(
     if changed_from.date() < week:
         return RuleScope(rule.name, None, None, "events changed before the week it keeps")
     reads = IncrementalScore(changed_from.date())
+    # the earliest data it uses: the kept 28-day sums and the refunds to cards, 27 days back
     events = {
-        t: reads.events_from
-        for t in rule.inputs
-        if (t in EVENT_TIME_COLUMN or t in DERIVED_TABLES) and t != "approved_refund_cards"
+        t: reads.events_from for t in rule.inputs if t in EVENT_TIME_COLUMN or t in DERIVED_TABLES
     }
     return RuleScope(rule.name, reads.refunds_from, reads.events_from, table_from=events)
 
@@ -1011,7 +1010,7 @@ def _execute(
             score.name, scopes[score.name].read_from, kept.recheck_from, scopes[score.name].why_all
         )
     # A windowed rule whose findings outgrow its look-back is re-run over all the data.
-    redo = [r for r in rules if _outside_lookback(r, scopes[r.name], frames[r.name])]
+    redo = [r for r in others if _outside_lookback(r, scopes[r.name], frames[r.name])]
     if redo:
         for r in redo:
             scopes[r.name] = RuleScope(
@@ -1111,7 +1110,12 @@ def _score(
         changed_day = scope.recheck_from.date()
         with store.cursor() as cursor:
             context = context_rows(cursor, changed_day).lazy()
-            days = operator_day_activity(*inputs, context=context).collect()
+            cards = TableReader(cursor).read_derived(
+                "approved_refund_cards", IncrementalScore(changed_day).refunds_from
+            )
+            days = operator_day_activity(
+                *inputs, refund_cards=cards.lazy(), context=context
+            ).collect()
             scored, models, score_from = incremental_scores(cursor, days, changed_day, thresholds)
         recheck_from = day_start(score_from)
     findings = _shaped(anomaly_findings(scored.lazy(), **finding)).collect()

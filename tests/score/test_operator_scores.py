@@ -509,7 +509,7 @@ def test_registered_with_its_inputs_and_scenario() -> None:
     assert registered.family == "scores" and registered.entity_type == "operator"
     assert registered.inputs == (
         "operator_terminal_days", "login_events", "lockouts", "operators", "merchants",
-        "approved_refunds", "approved_refund_cards",
+        "approved_refunds",
     )  # fmt: skip
     assert registered.lookback == timedelta(days=CONTEXT_DAYS)
     assert registered.scenarios == ("friendly_refunds",)

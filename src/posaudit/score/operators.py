@@ -60,12 +60,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import multiprocessing
 import threading
-import warnings
 from collections.abc import Callable, Iterable, Mapping
 from datetime import date, timedelta
-from functools import partial
 from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
@@ -272,9 +269,10 @@ Columns: ``operator_id``, ``terminal_id``, ``day``, ``event_count`` (all transac
 """
 
 
-# The operators' approved refunds with a card: all the score's repeat-card context needs, read
-# 27 days back in an incremental run, where the refunds with their sales are read for the new
-# days only (finding each refund's sale costs a pass over every transaction).
+# The operators' approved refunds with a card: all the score's repeat-card context needs. An
+# incremental run reads them 27 days back and the refunds with their sales for the new days
+# only (finding each refund's sale costs a pass over every transaction); a full run takes
+# them from the refunds with their sales.
 APPROVED_REFUND_CARDS_SQL: Final = """
 SELECT
     CAST(t.txn_id AS VARCHAR) AS txn_id,
@@ -492,8 +490,8 @@ def operator_day_activity(
     operators: pl.LazyFrame,
     merchants: pl.LazyFrame,
     approved_refunds: pl.LazyFrame,
-    approved_refund_cards: pl.LazyFrame,
     *,
+    refund_cards: pl.LazyFrame | None = None,
     context: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """One row per acting operator and day with every feature, before any peer comparison.
@@ -502,18 +500,23 @@ def operator_day_activity(
     the operator's own merchant, so an engine that splits the data by merchant runs it per
     bucket. Its inputs are named as the run names them: ``operator_terminal_days`` and
     ``approved_refunds`` are the shared frames :func:`operator_terminal_days` and
-    :func:`posaudit.detect.refunds.approved_refunds`, ``approved_refund_cards`` the refunds
-    to cards of :func:`approved_refund_cards` (see :func:`activity_inputs`).
+    :func:`posaudit.detect.refunds.approved_refunds` (see :func:`activity_inputs`).
 
     A day's row depends on events of that day and of the 27 days before it only. To compute
     the rows from a day ``D`` on without reading 28 days of transactions, pass the events
-    from ``D`` on, the refunds to cards from ``D - 27`` on, and as ``context`` the operator-days
+    from ``D`` on, as ``refund_cards`` the refunds to cards from ``D - 27`` on
+    (:func:`approved_refund_cards`; taken from ``approved_refunds`` when not given), and as
+    ``context`` the operator-days
     already computed for the 27 days before ``D`` (``operator_id``, ``day``, ``sale_count``,
     ``refund_count``): the rows from ``D`` on are then the same as from all the events.
     """
     refunds = _refund_rows(approved_refunds)
+    if refund_cards is None:
+        refund_cards = approved_refunds.filter(
+            pl.col("operator_id").is_not_null() & pl.col("card_token").is_not_null()
+        )
     card_days = _refund_card_days(
-        approved_refund_cards.select(
+        refund_cards.select(
             pl.col("txn_id").cast(pl.String),
             pl.col("operator_id").cast(pl.String),
             pl.col("card_token").cast(pl.String),
@@ -738,7 +741,6 @@ def activity_inputs(
         operators,
         merchants,
         refunds_with_sales(transactions),
-        approved_refund_cards(transactions),
     )
 
 
@@ -836,7 +838,6 @@ def _model_inputs(features: tuple[str, ...]) -> list[pl.Expr]:
 # Operator-days the forest is fitted on at most: a sample of them, chosen by a hash of the
 # operator and the day, so that every engine (and every split of the data) picks the same.
 FIT_ROWS: Final = 65_536
-FIT_PROCESSES: Final = 2  # the machine class has two cores
 _HASH_SPACE: Final = 1 << 32
 
 
@@ -947,17 +948,10 @@ def _fit_forest(
 def _fit_forests(
     xs: list[np.ndarray], seed: int, n_estimators: int, max_samples: int
 ) -> list[tuple[IsolationForest | None, np.ndarray]]:
-    """:func:`_fit_forest` of each matrix, two at a time in forked processes when there are
-    several: growing a forest is mostly Python (3 ms a tree), so threads would take turns."""
-    fit = partial(_fit_forest, seed=seed, n_estimators=n_estimators, max_samples=max_samples)
-    if len(xs) < 2 or "fork" not in multiprocessing.get_all_start_methods():
-        return [fit(x) for x in xs]
-    importlib.import_module("sklearn.ensemble")  # once, before the processes are forked
-    with warnings.catch_warnings():
-        # the children run only NumPy and scikit-learn, never Polars
-        warnings.filterwarnings("ignore", message=".*fork.*", category=RuntimeWarning)
-        with multiprocessing.get_context("fork").Pool(FIT_PROCESSES) as pool:
-            return pool.map(fit, xs)
+    """:func:`_fit_forest` of each matrix."""
+    return [
+        _fit_forest(x, seed=seed, n_estimators=n_estimators, max_samples=max_samples) for x in xs
+    ]
 
 
 def fit_week_model(
@@ -1462,7 +1456,6 @@ def operator_anomaly_scores(
     operators: pl.LazyFrame,
     merchants: pl.LazyFrame,
     approved_refunds: pl.LazyFrame,
-    approved_refund_cards: pl.LazyFrame,
     *,
     top_fraction: float = 0.01,  # the top 1 % of operator-days an auditor reads (the issue)
     # An anomaly is a lead, not an accusation: 'low' unless the forest isolates the day very
@@ -1515,7 +1508,6 @@ def operator_anomaly_scores(
         operators,
         merchants,
         approved_refunds,
-        approved_refund_cards,
     )
     scored = _scored_operator_days(
         activity, seed=seed, n_estimators=n_estimators, max_samples=max_samples, fit_rows=fit_rows
