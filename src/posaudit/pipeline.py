@@ -42,7 +42,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -593,9 +593,18 @@ class TableReader:
 
 
 def read_inputs(
-    reader: TableReader, rules: list[Rule], scopes: Mapping[str, RuleScope]
+    reader: TableReader,
+    rules: list[Rule],
+    scopes: Mapping[str, RuleScope],
+    *,
+    first: Rule | None = None,
+    then: Callable[[dict[str, pl.LazyFrame]], object] | None = None,
 ) -> dict[str, dict[str, pl.LazyFrame]]:
-    """Each rule's input tables, cut to its own read window; every table read once."""
+    """Each rule's input tables, cut to its own read window; every table read once.
+
+    ``first``: a rule whose tables are read before the others', handed to ``then`` as soon
+    as they are (so that it can run while the rest is read).
+    """
     needed: dict[str, datetime | None] = {}
     for r in rules:
         for name in set(r.inputs) - DERIVED_INPUTS:
@@ -604,10 +613,9 @@ def read_inputs(
                 needed[name] = None
             elif needed.get(name, since) is not None:
                 needed[name] = min(needed.get(name, since), since)  # type: ignore[type-var]
-    frames = reader.read_all(needed)
-    inputs = {}
-    for r in rules:
-        inputs[r.name] = {
+
+    def cut(r: Rule) -> dict[str, pl.LazyFrame]:
+        return {
             name: (
                 frames[name].lazy()
                 # a derived table keeps its linked rows before the window (see read_derived)
@@ -618,7 +626,13 @@ def read_inputs(
             )
             for name in set(r.inputs) - DERIVED_INPUTS
         }
-    return inputs
+
+    frames: dict[str, pl.DataFrame] = {}
+    if first is not None and then is not None:
+        frames |= reader.read_all({n: needed[n] for n in set(first.inputs) - DERIVED_INPUTS})
+        then(cut(first))
+    frames |= reader.read_all({n: s for n, s in needed.items() if n not in frames})
+    return {r.name: cut(r) for r in rules}
 
 
 def _since(scope: RuleScope, table: str) -> datetime | None:
@@ -969,33 +983,40 @@ def _execute(
     scopes = dict(plan.scopes)
     if SCORE_RULE in scopes and _score_fits(scopes[SCORE_RULE], plan.data_to):
         preload_model()  # while the store is read
-    # The PIN exclusion list (Python and NumPy) is built on a second thread while the store
-    # is read (DuckDB works without the GIL); the connection stays on this thread.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as pool:
-        building = pool.submit(
-            derived_inputs,
-            rules,
-            store.read("operators"),
-            window=(plan.data_from, plan.data_to),
-            key=pin_key(),
-        )
-        used = store_columns_used(store, rules, policy, empty_derived_inputs(rules))
-        reader = TableReader(store, used)
-        inputs = read_inputs(reader, rules, scopes)
-        derived = building.result()
-    stages["read"] = time.perf_counter() - mark
-    emit("read", {"rows": reader.rows_read, "seconds": round(stages["read"], 3)})
-    _hook("read")
-
-    mark = time.perf_counter()
     score = next((r for r in rules if r.name == SCORE_RULE), None)
     others = [r for r in rules if r is not score]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as pool:
-        scoring = (
-            pool.submit(_score, store, score, inputs[score.name], policy, scopes[score.name])
-            if score is not None
-            else None
-        )
+    scoring: list[Future[ScoreOutcome]] = []
+    # The anomaly score, the longest step, starts on its own thread as soon as its tables are
+    # read, while the others are read; the PIN exclusion list (Python and NumPy) is built on a
+    # second thread while the store is read (DuckDB works without the GIL).
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as score_pool:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as pool:
+            building = pool.submit(
+                derived_inputs,
+                rules,
+                store.read("operators"),
+                window=(plan.data_from, plan.data_to),
+                key=pin_key(),
+            )
+            used = store_columns_used(store, rules, policy, empty_derived_inputs(rules))
+            reader = TableReader(store, used)
+            inputs = read_inputs(
+                reader,
+                rules,
+                scopes,
+                first=score,
+                then=lambda tables: scoring.append(
+                    score_pool.submit(
+                        _score, store, score, tables, policy, scopes[SCORE_RULE]  # type: ignore[arg-type]
+                    )
+                ),
+            )
+            derived = building.result()
+        stages["read"] = time.perf_counter() - mark
+        emit("read", {"rows": reader.rows_read, "seconds": round(stages["read"], 3)})
+        _hook("read")
+
+        mark = time.perf_counter()
         frames = dict(
             zip(
                 [r.name for r in others],
@@ -1003,7 +1024,7 @@ def _execute(
                 strict=True,
             )
         )
-        kept: ScoreOutcome | None = scoring.result() if scoring is not None else None
+        kept: ScoreOutcome | None = scoring[0].result() if scoring else None
     if score is not None and kept is not None:
         frames[score.name] = kept.findings
         scopes[score.name] = RuleScope(
