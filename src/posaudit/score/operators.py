@@ -14,11 +14,22 @@ The module has three layers, each usable on its own from a notebook:
   shares (sales, refunds, repeat-card refunds, voids, wrong PINs, lockouts, logins, off-hours
   activity, terminals), the operator's 28-day context (refunds, refund rate, cards refunded on
   two or more days and the refunds that went to them) and every feature's ratio to the
-  merchant's median operator-day.
+  merchant's median operator-day of the week it is compared with.
 - :func:`operator_day_scores`: every operator-day with an Isolation Forest anomaly score, its
   percentile and the features that set it apart.
 - :func:`operator_anomaly_scores`: the registered rule; findings for the top ``top_fraction``
-  of operator-days.
+  of each week's operator-days.
+
+Week by week
+------------
+Operator-days are scored per calendar week (:func:`week_plan`): a complete week by a model of
+its own operator-days (merchant and category medians, a forest fitted on its sample, the
+sample's scores for percentiles), the data's current, incomplete week by the model of the week
+before. A day's score thus depends on its own week (and, until that week is complete, the week
+before) and never on later data: a nightly run scores the new day with a model kept from an
+earlier run (:mod:`posaudit.kept`, the forest kept as arrays by :mod:`posaudit.score.models`),
+and a week's days get their final scores the night the week completes. Comparing a week with
+itself also compares operator-days that have had as many days of 28-day context.
 
 Why an Isolation Forest
 -----------------------
@@ -38,18 +49,18 @@ earlier day (within 27 days): several refunds to one card in a single day are a 
 which the refund rules and the day's own counts already show, while the same card refunded
 week after week is the slow pattern. And the 28-day context enters the model on the days the
 operator refunds, so the findings point at the days it acted, not at the 28 quiet days after.
-On simulated worlds (default scenario, 200-600 merchants, 30-35 days) every friendly_refunds
-incident had an operator-day in the top 1 %.
+On simulated worlds (default scenario, 60-500 merchants, 14-60 days) every friendly_refunds
+incident had an operator-day in the top 1 % of its week.
 
 The model's step is the one place in ``score/`` that needs all rows at once: it runs inside
 ``LazyFrame.map_batches``, so these functions still return LazyFrames and never collect.
 
-The merchant medians and the forest both look across operators and merchants: run the rule on
-the whole look-back window, not per shard of operators. An engine that splits the data runs its
-stages apart instead (:mod:`posaudit.spark.score`): :func:`operator_day_activity` per bucket of
-merchants, :func:`category_medians` over all buckets, :func:`model_frame` and
-:func:`fit_sample` per bucket, :func:`fit_forest` once, :func:`score_with_forest` per bucket and
-:func:`anomaly_findings` over the percentiles.
+The medians and the forests look across operators and merchants: run the rule on whole weeks,
+not per shard of operators. An engine that splits the data runs its stages apart instead
+(:mod:`posaudit.spark.score`): :func:`operator_day_activity` per bucket of merchants,
+:func:`category_medians` per week over all buckets, :func:`merchant_medians`,
+:func:`model_frame` and :func:`fit_sample` per bucket, :func:`fit_week_model` once per week,
+:func:`score_weeks` per bucket and :func:`anomaly_findings` over the kept days.
 
 The transactions reach the score already counted per operator, terminal and day
 (:func:`operator_terminal_days`, one SQL query the store runs in a run), so a run never moves
@@ -1485,13 +1496,15 @@ def operator_anomaly_scores(
     unremarkable) ranks here while no single-event rule fires.
 
     The stages, for an engine that runs them apart: :func:`operator_day_activity`,
-    :func:`model_frame`, :func:`fit_sample` and :func:`fit_forest`,
-    :func:`score_with_forest`, then :func:`anomaly_findings` over the percentiles.
+    :func:`merchant_medians` and :func:`category_medians`, :func:`model_frame`,
+    :func:`fit_sample` and :func:`fit_week_model` per week, :func:`score_weeks`, then
+    :func:`anomaly_findings` over the kept days.
 
     Parameters
     ----------
     top_fraction
-        Share of all operator-days kept, by anomaly percentile.
+        Share of each week's operator-days kept, by anomaly percentile (among the sample
+        of the week it is compared with).
     medium_anomaly_score
         Isolation Forest score above which a finding is 'medium' rather than 'low'.
     min_anomaly_score

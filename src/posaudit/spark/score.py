@@ -1,25 +1,25 @@
-"""The operator anomaly score on Spark: features and scores per bucket, the model on the driver.
+"""The operator anomaly score on Spark: features and scores per bucket, the models on the driver.
 
-The score ranks every operator-day against all others, so no bucket can decide its findings
-alone. It runs in the stages of :mod:`posaudit.score.operators`, each where it belongs:
+Each calendar week is scored by a model of a whole week's operator-days, across merchants, so
+no bucket can decide its findings alone. It runs in the stages of
+:mod:`posaudit.score.operators`, each where it belongs:
 
 1. **activity** (executors, one task per merchant bucket): :func:`operator_day_activity`
    over the bucket's tables; one row per operator-day, written to the run's staging folder.
    It runs inside the bucket stage's tasks (:class:`StageActivity`), on the tables they read
-   for the rules, so each event is read once.
+   for the rules, so each event is read once. The driver then makes the week plan
+   (:func:`week_plan`) from the days staged.
 2. **category medians** (executors, one group per merchant category):
-   :func:`category_medians` over every bucket's activity rows of the category.
-3. **fit sample** (executors, per bucket): :func:`model_frame` with those medians, cut to
-   :func:`fit_sample`, a sample fixed by operator and day, so every split of the data yields
-   its own share of the one sample the local engine fits on.
-4. **fit** (driver): :func:`fit_forest` on the sample (at most ``fit_rows`` operator-days).
-5. **score** (executors, per bucket): :func:`score_with_forest` with the fitted forest; only
-   the operator-days scoring above ``min_anomaly_score`` (the only ones that can become
-   findings) are kept.
-6. **findings** (driver): each kept day's percentile among all operator-days is the share
-   scoring strictly lower, ``(N - days scoring at least as high) / N``; every day scoring at
-   least as high is itself kept, so the count is exact. :func:`anomaly_findings` then keeps
-   the top ``top_fraction``.
+   :func:`category_medians` per week over every bucket's activity rows of the category.
+3. **fit sample** (executors, per bucket): :func:`merchant_medians` and :func:`model_frame`
+   with those medians, cut to :func:`fit_sample` per week, a sample fixed by operator and day,
+   so every split of the data yields its own share of each sample the local engine fits on.
+4. **fit** (driver): :func:`fit_week_model` per week on its sample (at most ``fit_rows``
+   operator-days), which also scores the sample for the week's percentiles.
+5. **score** (executors, per bucket): :func:`score_weeks` with the week models and the
+   bucket's own merchant medians; only the operator-days in the top ``top_fraction`` of their
+   week and above ``min_anomaly_score`` are kept.
+6. **findings** (driver): :func:`anomaly_findings` over the kept days.
 
 Every stage is the local engine's own function, so the scores are the same numbers and the
 findings the same ids (``tests/spark``). Stages exchange rows through Parquet files in a
