@@ -31,7 +31,12 @@ from typing import TYPE_CHECKING, Any, Final
 import polars as pl
 
 from posaudit.score.models import WeekModel
-from posaudit.score.operators import CONTEXT_DAYS, _monday, week_plan, weekly_scores
+from posaudit.score.operators import (
+    CONTEXT_DAYS,
+    _monday,
+    week_plan,
+    weekly_scores,
+)
 
 if TYPE_CHECKING:
     from posaudit.store import Store
@@ -41,23 +46,14 @@ CONTEXT_TABLE: Final = "score_context"
 MODELS_TABLE: Final = "score_models"
 STATE_KEY: Final = "score.state_run_id"  # the run whose rows and models the tables hold
 WEEK_KEY: Final = "score.kept_week"  # the Monday of the week whose rows are kept
-SCORE_RULE: Final = "operator_anomaly_scores"
 _CONTEXT_COLUMNS: Final = ("operator_id", "day", "sale_count", "refund_count")
-
-
-def _exists(store: Store, table: str) -> bool:
-    rows = store.query(
-        "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
-        [table],
-    )
-    return bool(rows[0][0])
 
 
 def kept_week(store: Store, run_id: str | None) -> date | None:
     """The Monday of the week whose operator-days the store keeps for the score, when kept by
     run ``run_id``; None when nothing is kept for it."""
     if run_id is None or not all(
-        _exists(store, t) for t in (DAYS_TABLE, CONTEXT_TABLE, MODELS_TABLE)
+        store.has_table(t) for t in (DAYS_TABLE, CONTEXT_TABLE, MODELS_TABLE)
     ):
         return None
     meta = store.meta()
@@ -150,18 +146,18 @@ def write_kept(
     """Keep what the next run needs (see the module docstring) after a run that computed the
     operator-days ``days`` from ``changed_day`` on (all of them when None) and scored with
     ``models`` (inside the caller's transaction)."""
-    if not _exists(store, DAYS_TABLE) and days.width:
+    if not store.has_table(DAYS_TABLE) and days.width:
         store.create_table_like(DAYS_TABLE, days)
-    if not _exists(store, CONTEXT_TABLE) and days.width:
+    if not store.has_table(CONTEXT_TABLE) and days.width:
         store.create_table_like(CONTEXT_TABLE, days.select(_CONTEXT_COLUMNS))
-    if not _exists(store, MODELS_TABLE):
+    if not store.has_table(MODELS_TABLE):
         store.execute(
             f"CREATE TABLE {MODELS_TABLE} (model_week DATE PRIMARY KEY, "
             "depends_until DATE NOT NULL, run_id VARCHAR NOT NULL, model BLOB NOT NULL)"
         )
     if changed_day is None:
         for table in (DAYS_TABLE, CONTEXT_TABLE, MODELS_TABLE):
-            if _exists(store, table):
+            if store.has_table(table):
                 store.execute(f"DELETE FROM {table}")
     else:
         for table in (DAYS_TABLE, CONTEXT_TABLE):

@@ -65,7 +65,6 @@ from posaudit.detect.registry import (
     with_derived_tables,
 )
 from posaudit.kept import (
-    SCORE_RULE,
     IncrementalScore,
     context_rows,
     day_start,
@@ -77,6 +76,7 @@ from posaudit.kept import (
 from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
+    SCORE_RULE,
     anomaly_findings,
     operator_day_activity,
     preload_model,

@@ -18,7 +18,7 @@ from posaudit.detect.registry import all_rules
 from posaudit.notebook.session import SEVERITY_RANK, Audit
 from posaudit.score import operators as scoring
 
-SCORE_RULE: Final = "operator_anomaly_scores"
+SCORE_RULE: Final = scoring.SCORE_RULE
 FEATURE_LABELS: Final[dict[str, str]] = {
     "sale_count": "sales",
     "sale_amount_fen": "sales amount",

@@ -87,6 +87,7 @@ from posaudit.score.models import ForestArrays, WeekModel
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
 
+SCORE_RULE: Final = "operator_anomaly_scores"  # the registered rule of this module
 CONTEXT_DAYS: Final = 28  # the operator's look-back for slow patterns (friendly_refunds span weeks)
 _CONTEXT: Final = f"{CONTEXT_DAYS}d"
 _US_PER_HOUR: Final = 3_600_000_000
@@ -956,15 +957,6 @@ def _fit_forest(
     return fitted, _distinct(x, lambda points: -fitted.score_samples(points))
 
 
-def _fit_forests(
-    xs: list[np.ndarray], seed: int, n_estimators: int, max_samples: int
-) -> list[tuple[IsolationForest | None, np.ndarray]]:
-    """:func:`_fit_forest` of each matrix."""
-    return [
-        _fit_forest(x, seed=seed, n_estimators=n_estimators, max_samples=max_samples) for x in xs
-    ]
-
-
 def fit_week_model(
     sample: pl.DataFrame,
     *,
@@ -983,7 +975,7 @@ def fit_week_model(
     set) with the reference's ``merchants`` and ``categories`` medians of that week.
 
     ``fitted``: the forest and its scores of the sample, already fitted by
-    :func:`_fit_forests` on the sample's model matrix.
+    :func:`_fit_forest` on the sample's model matrix.
     """
     # Row order feeds the forest's sub-sampling: fix it so a seed always gives the same scores.
     sample = sample.sort("operator_id", "day")
@@ -1086,12 +1078,15 @@ def fit_week_models(
         samples[week] = fit_sample(rows, total=rows.height, fit_rows=fit_rows).sort(
             "operator_id", "day"
         )
-    forests = _fit_forests(
-        [_model_matrix(samples[w], MODEL_FEATURES) for w in weeks],
-        seed=seed,
-        n_estimators=n_estimators,
-        max_samples=max_samples,
-    )
+    forests = [
+        _fit_forest(
+            _model_matrix(samples[w], MODEL_FEATURES),
+            seed=seed,
+            n_estimators=n_estimators,
+            max_samples=max_samples,
+        )
+        for w in weeks
+    ]
     models = {}
     for week, fitted in zip(weeks, forests, strict=True):
         models[week] = fit_week_model(
@@ -1417,7 +1412,7 @@ def anomaly_findings(
         )
         .pipe(
             to_findings,
-            rule="operator_anomaly_scores",
+            rule=SCORE_RULE,
             family="scores",
             entity_type="operator",
             entity_id="operator_id",

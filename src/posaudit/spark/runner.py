@@ -40,6 +40,7 @@ from posaudit import __version__
 from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import Rule, all_rules
+from posaudit.kept import forget_kept
 from posaudit.pins import key_fingerprint, pin_key
 from posaudit.pipeline import (
     MergeCounts,
@@ -51,7 +52,6 @@ from posaudit.pipeline import (
     record_failed_run,
     write_run,
 )
-from posaudit.kept import forget_kept
 from posaudit.spark.buckets import (
     DIMENSION_TABLES,
     BucketJob,

@@ -46,6 +46,7 @@ from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     FEATURES,
     MODEL_FEATURES,
+    SCORE_RULE,
     anomaly_findings,
     category_medians,
     fit_sample,
@@ -64,7 +65,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
     from pyspark.sql import SparkSession
 
-SCORE_RULE: Final = "operator_anomaly_scores"
 STAGING_PREFIX: Final = ".score-"
 _COUNT_DDL: Final = "bucket long, rows long"
 # the forest's settings, as the rule's keyword parameters name them

@@ -363,6 +363,14 @@ class Store:
         finally:
             self._con.unregister("_posaudit_chunk")
 
+    def has_table(self, table: str) -> bool:
+        """Whether the store holds a table of that name (the run's own state included)."""
+        rows = self._con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+            [table],
+        ).fetchall()
+        return bool(rows[0][0])
+
     def create_table_like(self, table: str, frame: pl.DataFrame) -> None:
         """Create ``table`` with the columns of ``frame`` (no rows), for the run's own state."""
         self._con.register("_posaudit_shape", frame.head(0).to_arrow())
