@@ -21,6 +21,7 @@ from posaudit.pins import (
     exclusion_list,
     key_fingerprint,
     pin_digest,
+    pin_digests,
     pin_key,
     weak_pin_values,
     weak_share_of_random_pins,
@@ -173,6 +174,19 @@ def test_other_keys_give_other_digests(value: int, key: bytes) -> None:
     assume(key != KEY)
     pin = f"{value:06d}"
     assert pin_digest(pin, key=key) != pin_digest(pin, key=KEY)
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    st.lists(st.integers(0, 999_999), min_size=1, max_size=40),
+    # keys shorter than, as long as, and longer than SHA-256's 64-byte block (then hashed)
+    st.binary(min_size=1, max_size=150),
+)
+def test_digests_in_bulk_are_the_hmac_of_each_pin(values: list[int], key: bytes) -> None:
+    pins = [f"{v:06d}" for v in values]
+    bulk = pin_digests(pl.Series(pins), key=key)
+    assert bulk.to_list() == [hmac.new(key, p.encode(), hashlib.sha256).hexdigest() for p in pins]
+    assert bulk.name == "pin_digest"
 
 
 def test_the_key_fingerprint_is_short_and_tells_keys_apart() -> None:

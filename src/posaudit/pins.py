@@ -22,6 +22,7 @@ from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from typing import Final, Literal
 
+import duckdb
 import numpy as np
 import polars as pl
 
@@ -29,6 +30,7 @@ PIN_KEY_ENV: Final = "POSAUDIT_PIN_KEY"
 # Simulated worlds are digested under this published key so that anyone can reproduce a demo
 # store; a real deployment sets POSAUDIT_PIN_KEY to the key its terminal management system uses.
 DEMO_PIN_KEY: Final = "posaudit-demo-key/simulated-data-only"
+_SHA256_BLOCK: Final = 64
 
 WeaknessClass = Literal[
     "repeated_digit",
@@ -101,14 +103,29 @@ def pin_digest(pin: str, *, key: bytes) -> str:
     return hmac.digest(key, pin.encode(), "sha256").hex()
 
 
+def pin_digests(pins: pl.Series, *, key: bytes) -> pl.Series:
+    """:func:`pin_digest` of many PINs at once, computed by DuckDB off the interpreter's lock.
+
+    HMAC-SHA256 spelled out over DuckDB's ``sha256``: ``H((K ^ opad) || H((K ^ ipad) || m))``
+    with the key padded to SHA-256's 64-byte block (RFC 2104). Runs in a private in-memory
+    database, so neither the key nor a PIN reaches a store or a file.
+    """
+    if len(key) > _SHA256_BLOCK:
+        key = hashlib.sha256(key).digest()
+    block = key.ljust(_SHA256_BLOCK, b"\0")
+    inner, outer = bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
+    frame = pl.DataFrame({"pin": pins.cast(pl.String)})  # noqa: F841 - DuckDB reads it by name
+    with duckdb.connect() as con:
+        digests = con.sql(
+            "SELECT sha256($outer || unhex(sha256($inner || encode(pin)))) AS d FROM frame",
+            params={"outer": outer, "inner": inner},
+        ).pl()
+    return digests.get_column("d").alias("pin_digest")
+
+
 def key_fingerprint(key: bytes) -> str:
     """A short public fingerprint of the key, stored so a store and a key can be matched."""
     return hmac.new(key, b"posaudit key fingerprint", hashlib.sha256).hexdigest()[:16]
-
-
-def _digits(values: np.ndarray) -> np.ndarray:
-    """Digits of 6-digit integers, shape (6, n), most significant first."""
-    return np.stack([(values // 10 ** (5 - i)) % 10 for i in range(6)])
 
 
 def _valid_month_day(month: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -117,11 +134,18 @@ def _valid_month_day(month: np.ndarray, day: np.ndarray) -> np.ndarray:
     return ok_month & (day >= 1) & (day <= days_in_month[np.clip(month, 0, 12)])
 
 
+def _in(values: np.ndarray, members: Iterable[int], size: int) -> np.ndarray:
+    """``np.isin`` for small non-negative integers, through a lookup table of ``size``."""
+    table = np.zeros(size, dtype=bool)
+    table[list(members)] = True
+    return table[values]
+
+
 @lru_cache(maxsize=1)
 def _class_codes() -> np.ndarray:
     """Weakness class code of every 6-digit PIN (0 = none, i = WEAKNESS_CLASSES[i - 1])."""
     values = np.arange(1_000_000, dtype=np.int32)
-    d = _digits(values).astype(np.int8)
+    d = np.indices((10,) * 6, dtype=np.int8).reshape(6, -1)  # the digits of each value, in order
     steps = np.diff(d, axis=0) % 10
     masks: dict[str, np.ndarray] = {
         "repeated_digit": (d == d[0]).all(axis=0),
@@ -134,28 +158,29 @@ def _class_codes() -> np.ndarray:
     }
     lines = [int(s) for line in _KEYPAD_LINES for s in (line, line[::-1])]
     halves_high, halves_low = values // 1000, values % 1000
-    masks["keypad_shape"] = np.isin(halves_high, lines) & np.isin(halves_low, lines)
-    lucky_digits = np.isin(d, [6, 8, 9]).all(axis=0)
+    masks["keypad_shape"] = _in(halves_high, lines, 1000) & _in(halves_low, lines, 1000)
+    lucky_digits = _in(d, [6, 8, 9], 10).all(axis=0)
     # "1314" anywhere in the six digits: at the front, in the middle or at the end
     has_1314 = (
         (values // 100 == 1314) | ((values // 10) % 10_000 == 1314) | (values % 10_000 == 1314)
     )
-    love = np.isin(halves_high, [520, 521]) | np.isin(halves_low, [520, 521])
+    love = _in(halves_high, [520, 521], 1000) | _in(halves_low, [520, 521], 1000)
     masks["lucky_number"] = (
         lucky_digits
         | has_1314
         | love
-        | (halves_high == halves_low) & (np.isin(halves_high, [168, 518, 668, 888, 666, 999]))
+        | (halves_high == halves_low) & _in(halves_high, [168, 518, 668, 888, 666, 999], 1000)
     )
     # Birthdays in the three orders people write them; the two-digit year is unrestricted, as
     # in the published analyses of date-like PINs.
-    p1, p2, p3 = values // 10_000, (values // 100) % 100, values % 100
+    p1, p2 = values // 10_000, (values // 100) % 100
+    month_day = _valid_month_day(*np.divmod(np.arange(10_000), 100))  # MMDD as one number
     masks["date"] = (
-        _valid_month_day(p2, p3)  # YYMMDD
-        | _valid_month_day(p1, p2)  # MMDDYY
-        | _valid_month_day(p2, p1)  # DDMMYY
+        month_day[values % 10_000]  # YYMMDD
+        | month_day[values // 100]  # MMDDYY
+        | month_day[p2 * 100 + p1]  # DDMMYY
     )
-    masks["common_pin"] = np.isin(values, [int(p) for p in COMMON_PINS])
+    masks["common_pin"] = _in(values, [int(p) for p in COMMON_PINS], 1_000_000)
     codes = np.zeros(values.size, dtype=np.int8)
     for code, name in reversed(list(enumerate(WEAKNESS_CLASSES[:-1], start=1))):
         codes[masks[name]] = code
@@ -210,7 +235,8 @@ def weak_pin_values() -> pl.DataFrame:
     codes = _class_codes()
     values = np.flatnonzero(codes)
     names = np.array(WEAKNESS_CLASSES)[codes[values] - 1]
-    return pl.DataFrame({"pin": np.char.zfill(values.astype(str), 6), "weakness_class": names})
+    pins = pl.Series("pin", values).cast(pl.String).str.zfill(6)
+    return pl.DataFrame([pins, pl.Series("weakness_class", names)])
 
 
 def weak_share_of_random_pins() -> float:
@@ -220,30 +246,24 @@ def weak_share_of_random_pins() -> float:
 
 @lru_cache(maxsize=4)
 def _exclusion_list_cached(key: bytes, operator_nos: tuple[str, ...]) -> pl.DataFrame:
-    weak = weak_pin_values()
-    digests = [pin_digest(p, key=key) for p in weak.get_column("pin")]
-    general = pl.DataFrame(
-        {
-            "pin_digest": digests,
-            "weakness_class": weak.get_column("weakness_class"),
-            "operator_no": pl.Series([None] * len(digests), dtype=pl.String),
-        }
-    )
     # A PIN already in a structural class keeps that class (as in classify_pins), so no digest
     # appears twice in the list and a join on it matches a PIN once.
     codes = _class_codes()
     rows = [
-        (pin_digest(p, key=key), "operator_number", no)
+        (p, "operator_number", no)
         for no in operator_nos
         for p in sorted(_operator_number_pins(no))
         if codes[int(p)] == 0
     ]
     own = pl.DataFrame(
         rows,
-        schema={"pin_digest": pl.String, "weakness_class": pl.String, "operator_no": pl.String},
+        schema={"pin": pl.String, "weakness_class": pl.String, "operator_no": pl.String},
         orient="row",
     )
-    return pl.concat([general, own])
+    general = weak_pin_values().with_columns(operator_no=pl.lit(None, pl.String))
+    candidates = pl.concat([general, own])
+    digests = pin_digests(candidates.get_column("pin"), key=key)
+    return candidates.select(digests, "weakness_class", "operator_no")
 
 
 def exclusion_list(*, key: bytes, operator_nos: Sequence[str] = ()) -> pl.DataFrame:
