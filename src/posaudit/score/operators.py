@@ -418,7 +418,8 @@ def _refunds_by_day(refunds: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def _refund_card_days(refunds: pl.LazyFrame) -> pl.LazyFrame:
-    """One row per operator, card and day it refunded that card.
+    """One row per operator, card and day it refunded that card, for the cards the operator
+    refunded on two days or more (only those can repeat).
 
     ``is_repeat_card``: the operator had refunded the card on an earlier day, at most 27 days
     before (the calendar window of the 28-day context). Repeats count across days only:
@@ -426,8 +427,11 @@ def _refund_card_days(refunds: pl.LazyFrame) -> pl.LazyFrame:
     the day's own counts already show; refunds to the same card week after week are the
     slow pattern this score is for.
     """
+    pair = ["operator_id", "card_token"]
     return (
         refunds.filter(pl.col("card_token").is_not_null())
+        # most cards are refunded once: drop them before grouping by day
+        .filter(pl.col("day").n_unique().over(pair) >= 2)
         .group_by("operator_id", "card_token", "day")
         .agg(pl.len().alias("refund_count"), pl.col("txn_id").sort().alias("txn_ids"))
         .sort("operator_id", "card_token", "day")
