@@ -210,5 +210,84 @@ def _model_rows(models: list[WeekModel], run_id: str) -> pl.DataFrame:
 
 def forget_kept(store: Store) -> None:
     """Mark the kept rows and models as nobody's (inside the caller's transaction): a run
-    that scored without keeping them (the Spark engine) leaves the next run to recompute."""
+    that scored without keeping them leaves the next run to recompute."""
     store.execute("DELETE FROM posaudit_meta WHERE key = ?", [STATE_KEY])
+
+
+def forget_all_kept(store: Store) -> None:
+    """Mark everything kept as nobody's: after a run that keeps nothing (the Spark engine)."""
+    forget_kept(store)
+    forget_kept_refunds(store)
+
+
+# -- the refunds with their sales ----------------------------------------------------------
+#
+# Every refund rule starts from the approved refunds with their original sale
+# (:func:`posaudit.detect.refunds.approved_refunds`). A sale may be of any age, so finding the
+# sales of a run's refunds scans every transaction id, and finding the earlier refunds of
+# the same sales scans every refund again. A run keeps the frame it computed, for all the
+# data: the next incremental run computes only the refunds from its changed time on, with
+# their sales, and takes the earlier ones, and the earlier refunds of the same sales, from
+# what was kept. A kept row never changes: an event loaded late moves the changed time to
+# its day, and every refund whose sale it may be comes after it.
+
+REFUNDS_FRAME: Final = "approved_refunds"
+REFUNDS_TABLE: Final = "kept_refunds"
+REFUNDS_KEY: Final = "refunds.state_run_id"  # the run whose frame the table holds
+
+
+def refunds_kept_by(store: Store, run_id: str | None) -> bool:
+    """Whether the store keeps the refunds frame as run ``run_id`` left it."""
+    return (
+        run_id is not None
+        and store.has_table(REFUNDS_TABLE)
+        and store.meta().get(REFUNDS_KEY) == run_id
+    )
+
+
+def kept_refunds(
+    store: Store, *, since: datetime, before: datetime, names: pl.Series
+) -> pl.DataFrame:
+    """The kept refunds before ``before``: those from ``since`` on, and the earlier ones of
+    a sale named by one of them or in ``names`` (the sales of the refunds after them)."""
+    return store.frame(
+        f"WITH kept AS (SELECT * FROM {REFUNDS_TABLE} WHERE ts < $before), "
+        "named AS (SELECT original_txn_id FROM kept WHERE ts >= $since "
+        "UNION SELECT unnest($names)) "
+        "SELECT * FROM kept WHERE ts >= $since UNION ALL "
+        "SELECT * FROM kept WHERE ts < $since AND original_txn_id IN (SELECT * FROM named)",
+        {"since": since, "before": before, "names": names.drop_nulls().unique().to_list()},
+    )
+
+
+def kept_refund_cards(store: Store, *, since: datetime, before: datetime) -> pl.DataFrame:
+    """The kept refunds to a card by an operator, from ``since`` to ``before``, as the score
+    reads them (:data:`posaudit.score.operators.APPROVED_REFUND_CARDS_SQL`)."""
+    return store.frame(
+        f"SELECT txn_id, ts, operator_id, card_token FROM {REFUNDS_TABLE} "
+        "WHERE ts >= $since AND ts < $before "
+        "AND operator_id IS NOT NULL AND card_token IS NOT NULL",
+        {"since": since, "before": before},
+    )
+
+
+def write_kept_refunds(
+    store: Store, run_id: str, frame: pl.DataFrame, *, changed_from: datetime | None
+) -> None:
+    """Keep the refunds frame after a run that computed ``frame``: every refund when
+    ``changed_from`` is None, else those from ``changed_from`` on (with the earlier ones it
+    took from the kept table). Inside the caller's transaction."""
+    if not store.has_table(REFUNDS_TABLE):
+        store.create_table_like(REFUNDS_TABLE, frame)
+    if changed_from is None:
+        store.execute(f"DELETE FROM {REFUNDS_TABLE}")
+        store.append(REFUNDS_TABLE, frame)
+    else:
+        store.execute(f"DELETE FROM {REFUNDS_TABLE} WHERE ts >= ?", [changed_from])
+        store.append(REFUNDS_TABLE, frame.filter(pl.col("ts") >= changed_from))
+    store.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [REFUNDS_KEY, run_id])
+
+
+def forget_kept_refunds(store: Store) -> None:
+    """Mark the kept refunds as nobody's (inside the caller's transaction)."""
+    store.execute("DELETE FROM posaudit_meta WHERE key = ?", [REFUNDS_KEY])

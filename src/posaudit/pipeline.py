@@ -65,13 +65,19 @@ from posaudit.detect.registry import (
     with_derived_tables,
 )
 from posaudit.kept import (
+    REFUNDS_FRAME,
     IncrementalScore,
     context_rows,
     day_start,
     forget_kept,
+    forget_kept_refunds,
     incremental_scores,
+    kept_refund_cards,
+    kept_refunds,
     kept_week,
+    refunds_kept_by,
     write_kept,
+    write_kept_refunds,
 )
 from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
 from posaudit.score.models import WeekModel
@@ -452,10 +458,13 @@ def store_columns_used(
     return columns_used(rules, policy, schemas, derived)
 
 
-def _derived_rows(table: DerivedTable, since: datetime | None) -> list[str]:
+def _derived_rows(
+    table: DerivedTable, since: datetime | None, *, earlier: bool = True
+) -> list[str]:
     """SQL conditions, each selecting other rows, for the rows of ``table.source`` that the
     derived table can use (see DerivedTable): its own rows from ``since`` on, the rows they
-    name, and (from ``since`` on only) its earlier own rows naming the same as they do."""
+    name, and (from ``since`` on only, unless ``earlier`` is false) its earlier own rows
+    naming the same as they do."""
     conditions = [
         f"{column} IN ({', '.join(repr(v) for v in values)})"
         for column, values in table.rows.items()
@@ -469,7 +478,7 @@ def _derived_rows(table: DerivedTable, since: datetime | None) -> list[str]:
     named, key = table.linked
     names = f"(SELECT {named} FROM {table.source} WHERE {own} AND {named} IS NOT NULL)"
     parts = [own, f"NOT ({own}) AND {key} IN {names}"]
-    if since is not None:
+    if since is not None and earlier:
         # Earlier rows of its own kind that name the same (the other refunds of a refund's
         # sale). Only those: the table's function drops any other row, and asking for them
         # would test every row of the source (measured: 1.9 s against 0.26 s over ten million
@@ -493,12 +502,33 @@ def _plain_strings(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-class TableReader:
-    """Reads store tables once, whole or from an event time on, only the columns asked for."""
+@dataclass(frozen=True)
+class KeptRefunds:
+    """How a run reads the refunds frame with what the previous run kept (:mod:`posaudit.kept`).
 
-    def __init__(self, store: Store, columns: ColumnsUsed | None = None):
+    ``changed_from``: the kept rows before it are current, so only the refunds from it on are
+    computed from the transactions; None: nothing current is kept, and the frame is computed
+    whole (so that this run can keep it).
+    """
+
+    changed_from: datetime | None
+
+
+class TableReader:
+    """Reads store tables once, whole or from an event time on, only the columns asked for.
+
+    With ``kept``, the refunds frame is read with the kept one, and :attr:`refunds_to_keep`
+    then holds what the run can keep: the frame, and the time from which its rows are new
+    (None: all are).
+    """
+
+    def __init__(
+        self, store: Store, columns: ColumnsUsed | None = None, kept: KeptRefunds | None = None
+    ):
         self.store = store
         self.columns = columns
+        self.kept = kept
+        self.refunds_to_keep: tuple[pl.DataFrame, datetime | None] | None = None
         self.rows_read = 0
         self._counting = threading.Lock()
         self._frames: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
@@ -542,9 +572,15 @@ class TableReader:
         """
         via = via or self.store
         table = DERIVED_TABLES[name]
+        kept = self.kept if name == REFUNDS_FRAME else None
+        if kept is not None and kept.changed_from is None:
+            since = None
         held = self._derived.get(name)
         if held is not None and (held[0] is None or (since is not None and held[0] <= since)):
             return held[1]
+        current = kept.changed_from if kept is not None else None
+        if current is not None and since is not None and since <= current:
+            return self._with_kept_refunds(table, since, current, via)
         if table.sql is not None:
             time_column = EVENT_TIME_COLUMN.get(table.source)
             cut = f"{time_column} >= {_ts_literal(since)}" if since and time_column else None
@@ -562,6 +598,32 @@ class TableReader:
             self.rows_read += rows.height
         frame = table(rows.lazy()).collect()
         self._derived[name] = (since, frame)
+        if kept is not None and since is None:
+            self.refunds_to_keep = (frame, None)
+        return frame
+
+    def _with_kept_refunds(
+        self, table: DerivedTable, since: datetime, changed_from: datetime, via: Store
+    ) -> pl.DataFrame:
+        """The refunds frame from ``since`` on: the refunds from ``changed_from`` on computed
+        with their sales, the rest (and their earlier refunds of the same sales) as kept."""
+        wanted = self.columns.derived.get(table.name) if self.columns else None
+        where = _derived_rows(table, changed_from, earlier=False)
+        rows = _plain_strings(via.read(table.source, columns=wanted, where=where))
+        fresh = table(rows.lazy()).collect()
+        earlier = kept_refunds(
+            via,
+            since=since,
+            before=changed_from,
+            names=fresh.filter(pl.col(table.time_column) >= since).get_column("original_txn_id"),
+        )
+        with self._counting:
+            self.rows_read += rows.height + earlier.height
+        frame = pl.concat([_plain_strings(earlier).cast(fresh.schema), fresh]).sort(
+            table.time_column, "txn_id"
+        )
+        self._derived[table.name] = (since, frame)
+        self.refunds_to_keep = (frame, changed_from)
         return frame
 
     def read_all(self, wanted: Mapping[str, datetime | None]) -> dict[str, pl.DataFrame]:
@@ -999,7 +1061,8 @@ def _execute(
                 key=pin_key(),
             )
             used = store_columns_used(store, rules, policy, empty_derived_inputs(rules))
-            reader = TableReader(store, used)
+            current = plan.changed_from is not None and refunds_kept_by(store, plan.previous_run_id)
+            reader = TableReader(store, used, KeptRefunds(plan.changed_from if current else None))
             inputs = read_inputs(
                 reader,
                 rules,
@@ -1007,7 +1070,7 @@ def _execute(
                 first=score,
                 then=lambda tables: scoring.append(
                     score_pool.submit(
-                        _score, store, score, tables, policy, scopes[SCORE_RULE]  # type: ignore[arg-type]
+                        _score, store, score, tables, policy, scopes[SCORE_RULE], reader.kept  # type: ignore[arg-type]
                     )
                 ),
             )
@@ -1062,8 +1125,7 @@ def _execute(
         store, findings, run_id=run_id, scopes=scopes, policy=policy, mode=plan.mode, engine="local",
         started_at=started_at, started=started, data_from=read_from, data_to=plan.data_to,
         rows_read=reader.rows_read,
-        also=(lambda: write_kept(store, run_id, kept.days, kept.models, changed_day=kept.changed_day))
-        if kept is not None else (lambda: forget_kept(store)),
+        also=lambda: _keep(store, run_id, kept, reader.refunds_to_keep),
     )  # fmt: skip
     counts = written.counts
     stages["write"] = time.perf_counter() - mark
@@ -1079,6 +1141,23 @@ def _execute(
         new_by_severity=written.new_by_severity,
         open_by_family_and_severity=written.open_by_family_and_severity, stage_seconds=stages,
     )  # fmt: skip
+
+
+def _keep(
+    store: Store,
+    run_id: str,
+    score: ScoreOutcome | None,
+    refunds: tuple[pl.DataFrame, datetime | None] | None,
+) -> None:
+    """Keep what the next run starts from (:mod:`posaudit.kept`), or mark it as nobody's."""
+    if score is not None:
+        write_kept(store, run_id, score.days, score.models, changed_day=score.changed_day)
+    else:
+        forget_kept(store)
+    if refunds is not None:
+        write_kept_refunds(store, run_id, refunds[0], changed_from=refunds[1])
+    else:
+        forget_kept_refunds(store)
 
 
 @dataclass(frozen=True)
@@ -1111,9 +1190,10 @@ def _score(
     tables: Mapping[str, pl.LazyFrame],
     policy: Policy,
     scope: RuleScope,
+    refunds: KeptRefunds | None = None,
 ) -> ScoreOutcome:
     """Run the anomaly score, over all the data or from the changed day on with what the
-    previous run kept (:mod:`posaudit.kept`)."""
+    previous run kept (:mod:`posaudit.kept`); ``refunds``: how the run reads the refunds."""
     thresholds = rule.parameters | policy.parameters(rule.name)
     frames = with_derived_tables(rule.inputs, dict(tables))
     inputs = [frames[name] for name in rule.inputs]
@@ -1131,9 +1211,7 @@ def _score(
         changed_day = scope.recheck_from.date()
         with store.cursor() as cursor:
             context = context_rows(cursor, changed_day).lazy()
-            cards = TableReader(cursor).read_derived(
-                "approved_refund_cards", IncrementalScore(changed_day).refunds_from
-            )
+            cards = _refund_cards(cursor, frames["approved_refunds"], changed_day, refunds)
             days = operator_day_activity(
                 *inputs, refund_cards=cards.lazy(), context=context
             ).collect()
@@ -1141,6 +1219,24 @@ def _score(
         recheck_from = day_start(score_from)
     findings = _shaped(anomaly_findings(scored.lazy(), **finding)).collect()
     return ScoreOutcome(findings, days, models, changed_day, recheck_from)
+
+
+def _refund_cards(
+    store: Store, refunds: pl.LazyFrame, changed_day: date, kept: KeptRefunds | None
+) -> pl.DataFrame:
+    """The refunds to cards the score reads in an incremental run, 27 days back: from the
+    kept refunds and the run's own (``refunds``, from ``changed_day`` on) when the kept
+    ones are current, else from the transactions."""
+    reads = IncrementalScore(changed_day)
+    if kept is None or kept.changed_from is None or kept.changed_from < reads.events_from:
+        return TableReader(store).read_derived("approved_refund_cards", reads.refunds_from)
+    earlier = kept_refund_cards(store, since=reads.refunds_from, before=reads.events_from)
+    new = refunds.filter(
+        (pl.col("ts") >= reads.events_from)
+        & pl.col("operator_id").is_not_null()
+        & pl.col("card_token").is_not_null()
+    ).select(earlier.columns)
+    return pl.concat([earlier.lazy(), new.cast(earlier.schema)]).collect()  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True)

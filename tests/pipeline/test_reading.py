@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+import shutil
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from posaudit import pipeline
+from posaudit import kept, pipeline
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
 from posaudit.pins import pin_key
+from posaudit.pipeline import run_pipeline
 from posaudit.store import Store
 
 
@@ -127,3 +129,59 @@ def test_a_rule_on_a_query_table_reads_none_of_its_sources(store: Store) -> None
     used = _columns(store, ["operator_anomaly_scores"])
     assert "transactions" not in used.tables
     assert "operator_terminal_days" not in used.derived
+
+
+def _refund_again(store: Store, *, at: datetime) -> None:
+    """Refund the sale of the store's first refund a second time, at ``at``."""
+    first = store.frame(
+        "SELECT * FROM transactions WHERE kind = 'refund' AND status = 'approved' "
+        "AND original_txn_id IS NOT NULL ORDER BY ts, txn_id LIMIT 1"
+    )
+    again = first.with_columns(txn_id=pl.lit("again-1"), ts=pl.lit(at).cast(first.schema["ts"]))
+    store.append("transactions", again)
+
+
+@pytest.mark.parametrize(("days_back", "changed_days_back"), [(3, 1), (10, 2), (2, 2)])
+def test_the_refunds_frame_read_with_what_a_run_kept_equals_it_read_from_the_store(
+    sample_store: Path, tmp_path: Path, days_back: int, changed_days_back: int
+) -> None:
+    path = tmp_path / "kept.duckdb"
+    shutil.copy(sample_store, path)
+    store = Store.open(path)
+    try:
+        _, last = pipeline.data_window(store)
+        _refund_again(store, at=last - timedelta(hours=1))
+        summary = run_pipeline(store, load_policy())
+        assert kept.refunds_kept_by(store, summary.run_id)
+        since = last - timedelta(days=days_back)
+        changed_from = last - timedelta(days=changed_days_back)
+        reader = pipeline.TableReader(store, kept=pipeline.KeptRefunds(changed_from))
+        read = reader.read_derived("approved_refunds", since)
+        expected = pipeline.TableReader(store).read_derived("approved_refunds", since)
+        assert_frame_equal(read, expected, check_dtypes=False)
+        # it reaches back to earlier refunds of the same sales, and keeps the new ones
+        assert read.filter(pl.col("ts") < since).height > 0
+        frame, new_from = reader.refunds_to_keep  # type: ignore[misc]
+        assert frame is read and new_from == changed_from
+    finally:
+        store.close()
+
+
+def test_a_run_keeps_the_refunds_frame_and_a_run_that_cannot_forgets_it(
+    sample_store: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "kept.duckdb"
+    shutil.copy(sample_store, path)
+    store = Store.open(path)
+    try:
+        first = run_pipeline(store, load_policy())
+        whole = DERIVED_TABLES["approved_refunds"](store.read("transactions").lazy()).collect()
+        assert store.frame(f"SELECT count(*) AS n FROM {kept.REFUNDS_TABLE}").item() == whole.height
+        with store.transaction():
+            kept.forget_all_kept(store)
+        # nothing current is kept: the next run computes the frame whole, and keeps it again
+        again = run_pipeline(store, load_policy())
+        assert again.previous_run_id == first.run_id
+        assert kept.refunds_kept_by(store, again.run_id)
+    finally:
+        store.close()

@@ -40,7 +40,7 @@ from posaudit import __version__
 from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import Rule, all_rules
-from posaudit.kept import forget_kept
+from posaudit.kept import forget_all_kept
 from posaudit.pins import key_fingerprint, pin_key
 from posaudit.pipeline import (
     MergeCounts,
@@ -554,8 +554,9 @@ def write_to_store(
         data_from=export.data_from,
         data_to=export.data_to,
         rows_read=result.rows_read,
-        # the Spark engine keeps no operator-days: the next local run scores them all again
-        also=lambda: forget_kept(store),
+        # the Spark engine keeps nothing: the next local run computes the score and the
+        # refunds frame over all the data again
+        also=lambda: forget_all_kept(store),
     )
     counts = written.counts
     stages["write"] = time.perf_counter() - mark

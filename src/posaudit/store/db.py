@@ -334,9 +334,9 @@ class Store:
         """Rows of a SQL query, for small look-ups (counts, maxima, metadata)."""
         return self._con.execute(sql, params or []).fetchall()
 
-    def frame(self, sql: str) -> pl.DataFrame:
-        """The result of a SQL query as a Polars DataFrame."""
-        return self._con.sql(sql).pl()
+    def frame(self, sql: str, params: Mapping[str, object] | None = None) -> pl.DataFrame:
+        """The result of a SQL query as a Polars DataFrame (``params``: named ``$`` values)."""
+        return self._con.sql(sql, params=dict(params) if params else None).pl()
 
     def row_counts(self) -> dict[str, int]:
         return {t: int(self.query(f"SELECT count(*) FROM {t}")[0][0]) for t in TABLES}  # type: ignore[arg-type]
