@@ -287,16 +287,17 @@ def _overlong_rules(store: Store, rules: list[Rule], watermark: datetime) -> set
         "SELECT rule, window_start, window_end FROM findings "
         f"WHERE window_end >= {_ts_literal(earliest)} AND rule IN ({names})"
     )
-    by_name = {r.name: r for r in rules}
-
-    def rechecked(rule: Rule) -> timedelta:
-        return rule.lookback if rule.recheck is None else rule.recheck
-
-    return {
-        name
-        for name, start, end in candidates.iter_rows()
-        if end >= watermark - rechecked(by_name[name]) and end - start > by_name[name].lookback
-    }
+    limits = pl.DataFrame(
+        [(r.name, r.lookback, watermark - (r.lookback if r.recheck is None else r.recheck))
+         for r in rules],
+        schema={"rule": pl.String, "lookback": pl.Duration("us"), "rechecked_from": pl.Datetime("us")},
+        orient="row",
+    )  # fmt: skip
+    overlong = candidates.join(limits, on="rule").filter(
+        (pl.col("window_end") >= pl.col("rechecked_from"))
+        & (pl.col("window_end") - pl.col("window_start") > pl.col("lookback"))
+    )
+    return set(overlong.get_column("rule").unique().to_list())
 
 
 def _score_scope(
