@@ -1,8 +1,19 @@
-"""What the anomaly score keeps in the store between runs, so a nightly run scores one day.
+"""What a run keeps in the store for the next one, so that a nightly run does the new day's work.
 
-A day's operator-day row depends only on events of that day and the 27 days before it, and a
-week's model only on that week's rows (:mod:`posaudit.score.operators`). A run keeps what the
-next nightly run needs, for the data's last week (the week of its last day):
+Everything here is written in the run's own transaction: a killed run leaves the store as it
+was, and a run that could not keep something current marks it as nobody's, so that the next
+run computes it again. Four things are kept:
+
+- the anomaly score's operator-days, 28-day sums and week models (below);
+- the refunds frame, the approved refunds with their original sales (see "the refunds with
+  their sales");
+- the columns each rule reads, and the PIN exclusion list, which the code computes the same
+  way whatever the new data (see "what this code computed once for the store").
+
+The score. A day's operator-day row depends only on events of that day and the 27 days
+before it, and a week's model only on that week's rows (:mod:`posaudit.score.operators`). A
+run keeps what the next nightly run needs, for the data's last week (the week of its last
+day):
 
 - ``score_operator_days``: that week's operator-day rows (:func:`operator_day_activity`): the
   next run fits the week's model on them once the week is complete, and re-scores them;
@@ -18,18 +29,20 @@ recomputes the rows from ``C`` on out of the events from ``C`` on (and the refun
 of the 27 days before), keeps the models that depend on days before ``C`` only, fits the
 others, and re-decides the score's findings from ``C`` on (from the week's Monday when the
 week got a new model). A change before the kept week, or state kept by another run than the
-last successful one, makes the score read all the data again. The tables are written in the
-run's own transaction.
+last successful one, makes the score read all the data again.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import TYPE_CHECKING, Any, Final
 
 import polars as pl
 
+from posaudit import code_digest
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     CONTEXT_DAYS,
@@ -291,3 +304,58 @@ def write_kept_refunds(
 def forget_kept_refunds(store: Store) -> None:
     """Mark the kept refunds as nobody's (inside the caller's transaction)."""
     store.execute("DELETE FROM posaudit_meta WHERE key = ?", [REFUNDS_KEY])
+
+
+# -- what this code computed once for the store --------------------------------------------
+#
+# Two things a run needs cost the same whatever the new data: the columns each rule reads
+# (found by planning every rule) and the PIN exclusion list (the keyed digest of every weak
+# candidate PIN). Both depend only on the code, the policy, the PIN key and the operators'
+# numbers; a run keeps them under a digest of those, and the next run reuses them while the
+# digest is the same.
+#
+# The exclusion list holds keyed digests of candidate PINs, sorted by digest so that nothing
+# in it says which PIN a digest stands for: it tells whoever holds the store which of the
+# operators' digests are weak, and of which class, as the weak-PIN findings next to it do.
+
+EXCLUSION_TABLE: Final = "kept_pin_exclusion"
+EXCLUSION_KEY: Final = "pins.exclusion_for"
+COLUMNS_KEY: Final = "plan.columns_used"
+
+
+def built_for(*parts: str) -> str:
+    """The digest under which something computed from ``parts`` (and this code) is kept."""
+    return hashlib.sha256("\x1f".join((code_digest(), *parts)).encode()).hexdigest()
+
+
+def kept_value(store: Store, key: str, digest: str) -> Any:
+    """The JSON value kept under ``key`` for ``digest``; None when another one is kept."""
+    stored = store.meta().get(key)
+    if stored is None:
+        return None
+    kept = json.loads(stored)
+    return kept["value"] if kept.get("for") == digest else None
+
+
+def keep_value(store: Store, key: str, digest: str, value: Any) -> None:
+    """Keep a JSON value under ``key`` for ``digest`` (inside the caller's transaction)."""
+    store.execute(
+        "INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)",
+        [key, json.dumps({"for": digest, "value": value})],
+    )
+
+
+def kept_exclusion_list(store: Store, digest: str) -> pl.DataFrame | None:
+    """The kept PIN exclusion list when it was built for ``digest``, else None."""
+    if store.meta().get(EXCLUSION_KEY) != digest or not store.has_table(EXCLUSION_TABLE):
+        return None
+    return store.frame(f"SELECT * FROM {EXCLUSION_TABLE}")
+
+
+def keep_exclusion_list(store: Store, digest: str, exclusion: pl.DataFrame) -> None:
+    """Keep the PIN exclusion list built for ``digest`` (inside the caller's transaction)."""
+    if not store.has_table(EXCLUSION_TABLE):
+        store.create_table_like(EXCLUSION_TABLE, exclusion)
+    store.execute(f"DELETE FROM {EXCLUSION_TABLE}")
+    store.append(EXCLUSION_TABLE, exclusion.sort("pin_digest"))
+    store.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [EXCLUSION_KEY, digest])

@@ -65,15 +65,21 @@ from posaudit.detect.registry import (
     with_derived_tables,
 )
 from posaudit.kept import (
+    COLUMNS_KEY,
     REFUNDS_FRAME,
     IncrementalScore,
+    built_for,
     context_rows,
     day_start,
     forget_kept,
     forget_kept_refunds,
     incremental_scores,
+    keep_exclusion_list,
+    keep_value,
+    kept_exclusion_list,
     kept_refund_cards,
     kept_refunds,
+    kept_value,
     kept_week,
     refunds_kept_by,
     write_kept,
@@ -713,14 +719,23 @@ DERIVED_INPUT_SCHEMAS: Final = {
 
 
 def derived_inputs(
-    rules: list[Rule], operators: pl.DataFrame, *, window: tuple[datetime, datetime], key: bytes
+    rules: list[Rule],
+    operators: pl.DataFrame,
+    *,
+    window: tuple[datetime, datetime],
+    key: bytes,
+    exclusion: pl.DataFrame | None = None,
 ) -> dict[str, pl.LazyFrame]:
-    """The runner-supplied inputs the rules ask for: exclusion list, default PINs, data window."""
+    """The runner-supplied inputs the rules ask for: exclusion list, default PINs, data window.
+
+    ``exclusion``: the exclusion list for ``key`` and these operators, when already built.
+    """
     wanted = {name for r in rules for name in r.inputs} & DERIVED_INPUTS
     out: dict[str, pl.LazyFrame] = {}
     if "weak_pin_digests" in wanted:
-        numbers = operators.get_column("operator_no").unique().to_list()
-        out["weak_pin_digests"] = exclusion_list(key=key, operator_nos=numbers).lazy()
+        if exclusion is None:
+            exclusion = exclusion_list(key=key, operator_nos=_operator_numbers(operators))
+        out["weak_pin_digests"] = exclusion.lazy()
     if "default_pin_digests" in wanted:
         digests = [pin_digest(p, key=key) for p in ACQUIRER_DEFAULT_PINS]
         out["default_pin_digests"] = pl.LazyFrame({"pin_digest": digests})
@@ -730,6 +745,10 @@ def derived_inputs(
         name: frame.cast(dict(DERIVED_INPUT_SCHEMAS[name]))  # type: ignore[arg-type]
         for name, frame in out.items()
     }
+
+
+def _operator_numbers(operators: pl.DataFrame) -> list[str]:
+    return sorted(operators.get_column("operator_no").drop_nulls().unique().cast(pl.String))
 
 
 def empty_derived_inputs(rules: list[Rule]) -> dict[str, pl.LazyFrame]:
@@ -1054,14 +1073,19 @@ def _execute(
     # second thread while the store is read (DuckDB works without the GIL).
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as score_pool:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as pool:
+            operators = store.read("operators")
+            made = _made_once(store, rules, policy, operators)
             building = pool.submit(
                 derived_inputs,
                 rules,
-                store.read("operators"),
+                operators,
                 window=(plan.data_from, plan.data_to),
                 key=pin_key(),
+                exclusion=made.exclusion,
             )
-            used = store_columns_used(store, rules, policy, empty_derived_inputs(rules))
+            used = made.columns or store_columns_used(
+                store, rules, policy, empty_derived_inputs(rules)
+            )
             current = plan.changed_from is not None and refunds_kept_by(store, plan.previous_run_id)
             reader = TableReader(store, used, KeptRefunds(plan.changed_from if current else None))
             inputs = read_inputs(
@@ -1126,7 +1150,9 @@ def _execute(
         store, findings, run_id=run_id, scopes=scopes, policy=policy, mode=plan.mode, engine="local",
         started_at=started_at, started=started, data_from=read_from, data_to=plan.data_to,
         rows_read=reader.rows_read,
-        also=lambda: _keep(store, run_id, kept, reader.refunds_to_keep),
+        also=lambda: _keep(
+            store, run_id, kept, reader.refunds_to_keep, made.kept(used, derived)
+        ),
     )  # fmt: skip
     counts = written.counts
     stages["write"] = time.perf_counter() - mark
@@ -1144,13 +1170,57 @@ def _execute(
     )  # fmt: skip
 
 
+@dataclass(frozen=True)
+class MadeOnce:
+    """What a run found kept of what the code computes once for a store (:mod:`posaudit.kept`):
+    the columns the rules read and the PIN exclusion list (None: not kept, or kept for other
+    code, policy, key or operators), and the digests they are kept under."""
+
+    columns_for: str
+    columns: ColumnsUsed | None
+    exclusion_for: str
+    exclusion: pl.DataFrame | None
+
+    def kept(
+        self, columns: ColumnsUsed, derived: Mapping[str, pl.LazyFrame]
+    ) -> Callable[[Store], None]:
+        """What keeps, after a run that used ``columns`` and ``derived``, what was not kept."""
+
+        def keep(store: Store) -> None:
+            if self.columns is None:
+                value = {"tables": columns.tables, "derived": columns.derived}
+                keep_value(store, COLUMNS_KEY, self.columns_for, value)
+            if self.exclusion is None and "weak_pin_digests" in derived:
+                exclusion = derived["weak_pin_digests"].collect()
+                keep_exclusion_list(store, self.exclusion_for, exclusion)
+
+        return keep
+
+
+def _made_once(
+    store: Store, rules: list[Rule], policy: Policy, operators: pl.DataFrame
+) -> MadeOnce:
+    columns_for = built_for(policy.hash, *sorted(r.name for r in rules))
+    columns = kept_value(store, COLUMNS_KEY, columns_for)
+    exclusion_for = built_for(key_fingerprint(pin_key()), *_operator_numbers(operators))
+    wanted = any("weak_pin_digests" in r.inputs for r in rules)
+    return MadeOnce(
+        columns_for,
+        ColumnsUsed(**columns) if columns is not None else None,
+        exclusion_for,
+        kept_exclusion_list(store, exclusion_for) if wanted else None,
+    )
+
+
 def _keep(
     store: Store,
     run_id: str,
     score: ScoreOutcome | None,
     refunds: tuple[pl.DataFrame, datetime | None] | None,
+    made: Callable[[Store], None],
 ) -> None:
     """Keep what the next run starts from (:mod:`posaudit.kept`), or mark it as nobody's."""
+    made(store)
     if score is not None:
         write_kept(store, run_id, score.days, score.models, changed_day=score.changed_day)
     else:
