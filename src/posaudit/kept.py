@@ -2,7 +2,7 @@
 
 Everything here is written in the run's own transaction: a killed run leaves the store as it
 was, and a run that could not keep something current marks it as nobody's, so that the next
-run computes it again. Four things are kept:
+run computes it again. It keeps:
 
 - the anomaly score's operator-days, 28-day sums and week models (below);
 - the refunds frame, the approved refunds with their original sales (see "the refunds with
