@@ -43,7 +43,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack
+from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -1112,48 +1112,51 @@ def _execute(
                 strict=True,
             )
         )
-        kept: ScoreOutcome | None = scoring[0].result() if scoring else None
-    if score is not None and kept is not None:
-        frames[score.name] = kept.findings
-        scopes[score.name] = RuleScope(
-            score.name, scopes[score.name].read_from, kept.recheck_from, scopes[score.name].why_all
-        )
-    # A windowed rule whose findings outgrow its look-back is re-run over all the data.
-    redo = [r for r in others if _outside_lookback(r, scopes[r.name], frames[r.name])]
-    if redo:
-        for r in redo:
-            scopes[r.name] = RuleScope(
-                r.name, None, None, "a finding spans more than its look-back"
+        # A windowed rule whose findings outgrow its look-back is re-run over all the data.
+        redo = [r for r in others if _outside_lookback(r, scopes[r.name], frames[r.name])]
+        if redo:
+            for r in redo:
+                scopes[r.name] = RuleScope(
+                    r.name, None, None, "a finding spans more than its look-back"
+                )
+            again = read_inputs(reader, redo, scopes)
+            frames |= dict(
+                zip(
+                    [r.name for r in redo],
+                    collect_findings(redo, rule_findings(redo, again, derived, policy, scopes)),
+                    strict=True,
+                )
             )
-        again = read_inputs(reader, redo, scopes)
-        frames |= dict(
-            zip(
-                [r.name for r in redo],
-                collect_findings(redo, rule_findings(redo, again, derived, policy, scopes)),
-                strict=True,
+        with store.transaction():
+            # What the next run starts from and owes nothing to the score is written while
+            # the score, often the longest step, still runs on its own thread.
+            _keep_read(store, reader.refunds_to_keep, made.kept(used, derived), run_id=run_id)
+            kept: ScoreOutcome | None = scoring[0].result() if scoring else None
+            if score is not None and kept is not None:
+                frames[score.name] = kept.findings
+                scopes[score.name] = RuleScope(
+                    score.name, scopes[score.name].read_from, kept.recheck_from,
+                    scopes[score.name].why_all,
+                )  # fmt: skip
+            findings = one_per_finding_id(
+                pl.concat([frames[r.name] for r in rules])
+                if rules
+                else pl.DataFrame(schema=FINDINGS_SCHEMA)
             )
-        )
-    findings = one_per_finding_id(
-        pl.concat([frames[r.name] for r in rules])
-        if rules
-        else pl.DataFrame(schema=FINDINGS_SCHEMA)
-    )
-    stages["detect"] = time.perf_counter() - mark
-    over_all = sorted(name for name, s in scopes.items() if s.read_from is None)
-    emit("detect", {"rules": len(rules), "rules_over_all_data": len(over_all), "findings": findings.height,
-                    "seconds": round(stages["detect"], 3)})  # fmt: skip
-    _hook("computed")
+            stages["detect"] = time.perf_counter() - mark
+            over_all = sorted(name for name, s in scopes.items() if s.read_from is None)
+            emit("detect", {"rules": len(rules), "rules_over_all_data": len(over_all),
+                            "findings": findings.height, "seconds": round(stages["detect"], 3)})  # fmt: skip
+            _hook("computed")
 
-    mark = time.perf_counter()
-    read_from = reader.earliest(WINDOW_TABLES, plan.data_from)
-    written = write_run(
-        store, findings, run_id=run_id, scopes=scopes, policy=policy, mode=plan.mode, engine="local",
-        started_at=started_at, started=started, data_from=read_from, data_to=plan.data_to,
-        rows_read=reader.rows_read,
-        also=lambda: _keep(
-            store, run_id, kept, reader.refunds_to_keep, made.kept(used, derived)
-        ),
-    )  # fmt: skip
+            mark = time.perf_counter()
+            read_from = reader.earliest(WINDOW_TABLES, plan.data_from)
+            written = write_run(
+                store, findings, run_id=run_id, scopes=scopes, policy=policy, mode=plan.mode,
+                engine="local", started_at=started_at, started=started, data_from=read_from,
+                data_to=plan.data_to, rows_read=reader.rows_read, in_transaction=True,
+                also=lambda: _keep_score(store, run_id, kept),
+            )  # fmt: skip
     counts = written.counts
     stages["write"] = time.perf_counter() - mark
     emit("write", {"new": counts.new, "seen": counts.seen, "carried": counts.carried, "resolved": counts.resolved,
@@ -1212,23 +1215,28 @@ def _made_once(
     )
 
 
-def _keep(
+def _keep_read(
     store: Store,
-    run_id: str,
-    score: ScoreOutcome | None,
     refunds: tuple[pl.DataFrame, datetime | None] | None,
     made: Callable[[Store], None],
+    *,
+    run_id: str,
 ) -> None:
-    """Keep what the next run starts from (:mod:`posaudit.kept`), or mark it as nobody's."""
+    """Keep what the next run starts from and the score does not decide (:mod:`posaudit.kept`):
+    the refunds frame (or mark it as nobody's), the planned columns and the exclusion list."""
     made(store)
-    if score is not None:
-        write_kept(store, run_id, score.days, score.models, changed_day=score.changed_day)
-    else:
-        forget_kept(store)
     if refunds is not None:
         write_kept_refunds(store, run_id, refunds[0], changed_from=refunds[1])
     else:
         forget_kept_refunds(store)
+
+
+def _keep_score(store: Store, run_id: str, score: ScoreOutcome | None) -> None:
+    """Keep the score's operator-days and models for the next run, or mark them as nobody's."""
+    if score is not None:
+        write_kept(store, run_id, score.days, score.models, changed_day=score.changed_day)
+    else:
+        forget_kept(store)
 
 
 @dataclass(frozen=True)
@@ -1334,14 +1342,16 @@ def write_run(
     data_to: datetime,
     rows_read: int,
     also: Callable[[], None] | None = None,
+    in_transaction: bool = False,
 ) -> WrittenRun:
     """Merge a run's findings, record the run and the data's fingerprint, in one transaction.
 
     Either engine ends its run here. ``started`` is the run's ``time.perf_counter()`` at its
     start; ``data_to`` is the watermark the next run starts from. ``also`` writes the rest of
-    the run's state in the same transaction.
+    the run's state in the same transaction; ``in_transaction``: the caller's transaction,
+    which it commits, is the one (it may hold more of the run's state).
     """
-    with store.transaction():
+    with nullcontext() if in_transaction else store.transaction():
         counts = merge_findings(store, findings, run_id, scopes)
         if also is not None:
             also()
