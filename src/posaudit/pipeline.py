@@ -1069,8 +1069,8 @@ def _execute(
     others = [r for r in rules if r is not score]
     scoring: list[Future[ScoreOutcome]] = []
     # The anomaly score, the longest step, starts on its own thread as soon as its tables are
-    # read, while the others are read; the PIN exclusion list (Python and NumPy) is built on a
-    # second thread while the store is read (DuckDB works without the GIL).
+    # read, while the others are read; the PIN exclusion list, when not kept, is built on a
+    # second thread while the store is read.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as score_pool:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as pool:
             operators = store.read("operators")
@@ -1130,7 +1130,7 @@ def _execute(
         with store.transaction():
             # What the next run starts from and owes nothing to the score is written while
             # the score, often the longest step, still runs on its own thread.
-            _keep_read(store, reader.refunds_to_keep, made.kept(used, derived), run_id=run_id)
+            _keep_read(store, run_id, reader, made, derived)
             kept: ScoreOutcome | None = scoring[0].result() if scoring else None
             if score is not None and kept is not None:
                 frames[score.name] = kept.findings
@@ -1184,20 +1184,16 @@ class MadeOnce:
     exclusion_for: str
     exclusion: pl.DataFrame | None
 
-    def kept(
-        self, columns: ColumnsUsed, derived: Mapping[str, pl.LazyFrame]
-    ) -> Callable[[Store], None]:
-        """What keeps, after a run that used ``columns`` and ``derived``, what was not kept."""
-
-        def keep(store: Store) -> None:
-            if self.columns is None:
-                value = {"tables": columns.tables, "derived": columns.derived}
-                keep_value(store, COLUMNS_KEY, self.columns_for, value)
-            if self.exclusion is None and "weak_pin_digests" in derived:
-                exclusion = derived["weak_pin_digests"].collect()
-                keep_exclusion_list(store, self.exclusion_for, exclusion)
-
-        return keep
+    def keep(
+        self, store: Store, columns: ColumnsUsed, derived: Mapping[str, pl.LazyFrame]
+    ) -> None:
+        """Keep what was not kept, after a run that used ``columns`` and ``derived``."""
+        if self.columns is None:
+            value = {"tables": columns.tables, "derived": columns.derived}
+            keep_value(store, COLUMNS_KEY, self.columns_for, value)
+        if self.exclusion is None and "weak_pin_digests" in derived:
+            exclusion = derived["weak_pin_digests"].collect()
+            keep_exclusion_list(store, self.exclusion_for, exclusion)
 
 
 def _made_once(
@@ -1217,14 +1213,16 @@ def _made_once(
 
 def _keep_read(
     store: Store,
-    refunds: tuple[pl.DataFrame, datetime | None] | None,
-    made: Callable[[Store], None],
-    *,
     run_id: str,
+    reader: TableReader,
+    made: MadeOnce,
+    derived: Mapping[str, pl.LazyFrame],
 ) -> None:
     """Keep what the next run starts from and the score does not decide (:mod:`posaudit.kept`):
     the refunds frame (or mark it as nobody's), the planned columns and the exclusion list."""
-    made(store)
+    assert reader.columns is not None
+    made.keep(store, reader.columns, derived)
+    refunds = reader.refunds_to_keep
     if refunds is not None:
         write_kept_refunds(store, run_id, refunds[0], changed_from=refunds[1])
     else:
