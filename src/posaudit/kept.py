@@ -198,10 +198,8 @@ def write_kept(
         ]
         if fresh:
             store.append(MODELS_TABLE, _model_rows(fresh, run_id))
-        store.execute(
-            "INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [WEEK_KEY, week.isoformat()]
-        )
-    store.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [STATE_KEY, run_id])
+        store.set_meta(WEEK_KEY, week.isoformat())
+    store.set_meta(STATE_KEY, run_id)
 
 
 def _model_rows(models: list[WeekModel], run_id: str) -> pl.DataFrame:
@@ -224,7 +222,7 @@ def _model_rows(models: list[WeekModel], run_id: str) -> pl.DataFrame:
 def forget_kept(store: Store) -> None:
     """Mark the kept rows and models as nobody's (inside the caller's transaction): a run
     that scored without keeping them leaves the next run to recompute."""
-    store.execute("DELETE FROM posaudit_meta WHERE key = ?", [STATE_KEY])
+    store.forget_meta(STATE_KEY)
 
 
 def forget_all_kept(store: Store) -> None:
@@ -298,12 +296,12 @@ def write_kept_refunds(
     else:
         store.execute(f"DELETE FROM {REFUNDS_TABLE} WHERE ts >= ?", [changed_from])
         store.append(REFUNDS_TABLE, frame.filter(pl.col("ts") >= changed_from))
-    store.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [REFUNDS_KEY, run_id])
+    store.set_meta(REFUNDS_KEY, run_id)
 
 
 def forget_kept_refunds(store: Store) -> None:
     """Mark the kept refunds as nobody's (inside the caller's transaction)."""
-    store.execute("DELETE FROM posaudit_meta WHERE key = ?", [REFUNDS_KEY])
+    store.forget_meta(REFUNDS_KEY)
 
 
 # -- what this code computed once for the store --------------------------------------------
@@ -339,10 +337,7 @@ def kept_value(store: Store, key: str, digest: str) -> Any:
 
 def keep_value(store: Store, key: str, digest: str, value: Any) -> None:
     """Keep a JSON value under ``key`` for ``digest`` (inside the caller's transaction)."""
-    store.execute(
-        "INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)",
-        [key, json.dumps({"for": digest, "value": value})],
-    )
+    store.set_meta(key, json.dumps({"for": digest, "value": value}))
 
 
 def kept_exclusion_list(store: Store, digest: str) -> pl.DataFrame | None:
@@ -358,4 +353,4 @@ def keep_exclusion_list(store: Store, digest: str, exclusion: pl.DataFrame) -> N
         store.create_table_like(EXCLUSION_TABLE, exclusion)
     store.execute(f"DELETE FROM {EXCLUSION_TABLE}")
     store.append(EXCLUSION_TABLE, exclusion.sort("pin_digest"))
-    store.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [EXCLUSION_KEY, digest])
+    store.set_meta(EXCLUSION_KEY, digest)

@@ -1374,9 +1374,7 @@ def write_run(
         )  # fmt: skip
         fingerprint = json.dumps(data_fingerprint(store, data_to))
         _refuse_while_appending(store)
-        store.execute(
-            "INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [FINGERPRINT_KEY, fingerprint]
-        )
+        store.set_meta(FINGERPRINT_KEY, fingerprint)
     by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]
     return WrittenRun(
         counts=counts,

@@ -262,6 +262,14 @@ class Store:
     def meta(self) -> dict[str, str]:
         return dict(self._con.execute("SELECT key, value FROM posaudit_meta").fetchall())
 
+    def set_meta(self, key: str, value: str) -> None:
+        """Set one metadata value (inside the caller's transaction, if any)."""
+        self._con.execute("INSERT OR REPLACE INTO posaudit_meta VALUES (?, ?)", [key, value])
+
+    def forget_meta(self, key: str) -> None:
+        """Remove one metadata value (inside the caller's transaction, if any)."""
+        self._con.execute("DELETE FROM posaudit_meta WHERE key = ?", [key])
+
     def check_pin_key(self, fingerprint: str) -> None:
         """Raise StoreError when the store's PINs were digested under another key."""
         stored = self.meta().get("pin_key_fingerprint")
