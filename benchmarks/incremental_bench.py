@@ -151,6 +151,10 @@ def main() -> None:
         "nightly run would take if they cost it nothing).",
     )
     args = parser.parse_args()
+    off = [name for name in args.off.split(",") if name]
+    unknown = sorted(set(off) - set(all_rules()))
+    if unknown:
+        sys.exit(f"--off: no rule named {', '.join(unknown)}")
     work = args.work or Path(tempfile.mkdtemp(prefix="posaudit-incremental-"))
     work.mkdir(parents=True, exist_ok=True)
     print(f"# {datetime.now():%Y-%m-%d %H:%M}  {' '.join([Path(sys.argv[0]).name, *sys.argv[1:]])}")
@@ -167,10 +171,6 @@ def main() -> None:
         leftover.unlink()
     shutil.copy(world, base)
     policy = None
-    off = [name for name in args.off.split(",") if name]
-    unknown = sorted(set(off) - set(all_rules()))
-    if unknown:
-        sys.exit(f"--off: no rule named {', '.join(unknown)}")
     if args.max_lookback_days is not None:
         off += [r.name for r in all_rules().values()
                 if r.lookback.days > args.max_lookback_days or r.family in POPULATION_FAMILIES]  # fmt: skip
