@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from posaudit import __version__
-from posaudit.store import StoreError, default_db_path
+from posaudit.store import StoreError, StoreLockedError, default_db_path
 
 if TYPE_CHECKING:
     from posaudit.detect.policy import Policy
@@ -66,7 +66,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except StoreError as exc:
-        fail(str(exc), EXIT_LOCKED if "locked" in str(exc) else EXIT_BAD_INPUT)
+        fail(str(exc), EXIT_LOCKED if isinstance(exc, StoreLockedError) else EXIT_BAD_INPUT)
     except ConfigError as exc:
         fail(str(exc))
 
@@ -162,7 +162,7 @@ def _run_failed(message: str, code: int, status: str) -> NoReturn:
 def _run_error(exc: Exception, *, bad_input: bool) -> NoReturn:
     """End a run that raised: the store locked (exit 3), bad input (exit 2) or a failure (1)."""
     if bad_input:
-        locked = "locked" in str(exc)
+        locked = isinstance(exc, StoreLockedError)
         _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
     message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
     _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
@@ -250,7 +250,7 @@ def _run_on_spark(
     store = None
     try:
         if not parquet_only:
-            store = Store.open(path, read_only=settings.findings_out is not None)
+            store = Store.open(path, read_only=settings.findings_out is not None, purpose="run --engine spark")
         return run_spark(settings, policy, store=store, on_event=on_event)
     except Exception as exc:
         _run_error(exc, bad_input=isinstance(exc, StoreError | SparkSetupError))
@@ -322,7 +322,7 @@ def run(
             summary = _run_on_spark(path, loaded, spark_run, on_event)
         else:
             try:
-                store = Store.open(path)
+                store = Store.open(path, purpose="run")
             except StoreError as exc:
                 _run_error(exc, bad_input=True)
             try:
@@ -544,6 +544,35 @@ def pins_check(
     sys.stdout.write("".join(f"{pin}\t{cls}\n" for pin, cls in zip(candidates, classes, strict=True)))
 
 
+# posaudit_meta marks the stores `posaudit demo` made: the only files it may replace.
+DEMO_META_KEY = "made_by"
+DEMO_META_VALUE = "posaudit demo"
+
+
+def _check_demo_may_replace(path: Path) -> None:
+    """Refuse (exit 2) when ``path`` holds anything but a store an earlier demo made."""
+    from posaudit.store import Store
+
+    if not path.exists() and not path.is_symlink():
+        return
+    refusal = (
+        f"{path} exists and is not a store made by `posaudit demo`; the demo replaces only its "
+        "own store: choose another --db (or $POSAUDIT_DB), or move that file away"
+    )
+    if not path.is_file():
+        fail(refusal)
+    try:
+        store = Store.open(path, read_only=True)
+    except StoreError:
+        fail(refusal)
+    try:
+        made_by = store.meta().get(DEMO_META_KEY)
+    finally:
+        store.close()
+    if made_by != DEMO_META_VALUE:
+        fail(refusal)
+
+
 @app.command()
 def demo(
     out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's outputs go.")] = Path("out"),
@@ -554,42 +583,58 @@ def demo(
 ) -> None:
     """The main job: simulate the default world into a fresh store, audit it and write the report.
 
+    The store at --db is replaced only when an earlier demo made it; any other file there is
+    left alone (exit 2).
+
     Example: posaudit demo --out out
     """
     from posaudit.simulate.engine import simulate as run_simulation
     from posaudit.simulate.scenario import load_scenario
     from posaudit.store import Store
 
+    from posaudit.store import lock
+
     path = db or default_db_path()
     with user_errors():
         loaded = load_scenario(None, merchants=merchants, days=days)
         path.parent.mkdir(parents=True, exist_ok=True)
-        building = path.with_name(path.name + ".building")
-        for leftover in (building, building.with_name(building.name + ".wal")):
-            leftover.unlink(missing_ok=True)
-        with _progress(_interactive()) as bar:
-            task = bar.add_task("simulating", total=loaded.days, note="")
-            summary = run_simulation(
-                building, loaded, seed=seed,
-                progress=lambda d, t, e: bar.update(task, completed=d, total=t, note=f"{e:,} events"),
-            )  # fmt: skip
-        # the finished store replaces the old one in one step
-        os.replace(building, path)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        store = Store.open(path, read_only=True)
-        counts = store.row_counts()
-        store.close()
-        # the audit of the new world, then its report
-        from posaudit.detect.policy import load_policy
-        from posaudit.pipeline import run_pipeline
-        from posaudit.report import build_report
-
-        store = Store.open(path)
+        # the demo's store is its own: held from the first check to the report
+        lock.acquire(path, purpose="demo")
         try:
-            audit = run_pipeline(store, load_policy())
-        finally:
+            _check_demo_may_replace(path)
+            building = path.with_name(path.name + ".building")
+            for leftover in (building, building.with_name(building.name + ".wal")):
+                leftover.unlink(missing_ok=True)
+            with _progress(_interactive()) as bar:
+                task = bar.add_task("simulating", total=loaded.days, note="")
+                summary = run_simulation(
+                    building, loaded, seed=seed,
+                    progress=lambda d, t, e: bar.update(task, completed=d, total=t, note=f"{e:,} events"),
+                )  # fmt: skip
+            marked = Store.open(building, purpose="demo")
+            try:
+                marked.set_meta(DEMO_META_KEY, DEMO_META_VALUE)
+            finally:
+                marked.close()
+            # the finished store replaces the old demo store in one step
+            os.replace(building, path)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            store = Store.open(path, read_only=True)
+            counts = store.row_counts()
             store.close()
-        reported = build_report(path, out_dir, run_id=audit.run_id)
+            # the audit of the new world, then its report
+            from posaudit.detect.policy import load_policy
+            from posaudit.pipeline import run_pipeline
+            from posaudit.report import build_report
+
+            store = Store.open(path, purpose="demo")
+            try:
+                audit = run_pipeline(store, load_policy())
+            finally:
+                store.close()
+            reported = build_report(path, out_dir, run_id=audit.run_id)
+        finally:
+            lock.release(path)
     out.print(f"store: {path} ({summary.events:,} events in {summary.seconds:.1f} s)")
     table = Table(title="the demo world")
     table.add_column("table")

@@ -144,24 +144,6 @@ def _hook(point: str) -> None:
     time.sleep(3600)
 
 
-def _refuse_while_appending(store: Store) -> None:
-    """Raise the store-locked error while `posaudit simulate --append` writes a staged copy.
-
-    The append holds the lock of its copy, not of the store, and renames the copy over the
-    store when done: a run committed meanwhile would be replaced. A copy nobody holds is
-    left over from a killed append and is ignored.
-    """
-    staging = store.path.with_name(store.path.name + ".staging")
-    if not staging.exists():
-        return
-    try:
-        Store.open(staging, read_only=True).close()
-    except StoreError as exc:
-        if "locked" in str(exc):
-            msg = f"{store.path} is being appended to by another posaudit process (the store is locked)"
-            raise StoreError(msg) from None
-
-
 # -- planning ------------------------------------------------------------------------------
 
 
@@ -1019,7 +1001,7 @@ def run_pipeline(
 ) -> RunSummary:
     """Run every enabled rule (incrementally when possible) and record the run. Raises StoreError.
 
-    ``store`` must be open for writing: DuckDB's file lock makes this process the only
+    ``store`` must be open for writing: its writer lock makes this process the only
     writer. A failure after planning is recorded as a ``failed`` run and re-raised; the
     findings are then untouched.
     """
@@ -1028,7 +1010,6 @@ def run_pipeline(
     started_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()
     store.check_pin_key(key_fingerprint(pin_key()))
-    _refuse_while_appending(store)
     _hook("locked")
     if _count(store, "SELECT count(*) FROM transactions") == 0:
         msg = f"{store.path} holds no transactions: simulate or load data before running the audit"
@@ -1373,7 +1354,6 @@ def write_run(
              policy.text, __version__, round(seconds, 3)],
         )  # fmt: skip
         fingerprint = json.dumps(data_fingerprint(store, data_to))
-        _refuse_while_appending(store)
         store.set_meta(FINGERPRINT_KEY, fingerprint)
     by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]
     return WrittenRun(

@@ -12,10 +12,10 @@ from posaudit.store.db import (
     SCHEMA_VERSION,
     TABLES,
     Store,
-    StoreError,
     default_db_path,
     read_parquet_table,
 )
+from posaudit.store.errors import StoreError, StoreLockedError
 
 __all__ = [
     "EVENT_TABLES",
@@ -23,6 +23,7 @@ __all__ = [
     "TABLES",
     "Store",
     "StoreError",
+    "StoreLockedError",
     "default_db_path",
     "read_parquet_table",
 ]

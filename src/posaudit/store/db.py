@@ -18,6 +18,9 @@ import duckdb
 import polars as pl
 import pyarrow as pa
 
+from posaudit.store import lock
+from posaudit.store.errors import StoreError, StoreLockedError
+
 SCHEMA_VERSION: Final = "1"
 APPLICATION: Final = "posaudit"
 DB_ENV: Final = "POSAUDIT_DB"
@@ -80,10 +83,6 @@ _MERCHANT_VIA: Final = {
 }
 
 
-class StoreError(Exception):
-    """A store that cannot be used as asked. The message is one line meant for the user."""
-
-
 def default_db_path() -> Path:
     """``$POSAUDIT_DB`` if set, else ``data/posaudit.duckdb``."""
     return Path(os.environ.get(DB_ENV, DEFAULT_DB))
@@ -105,10 +104,19 @@ class Store:
     the file and raise :class:`StoreError` with one clear line when it cannot be used.
     """
 
-    def __init__(self, path: Path, connection: duckdb.DuckDBPyConnection, *, read_only: bool):
+    def __init__(
+        self,
+        path: Path,
+        connection: duckdb.DuckDBPyConnection,
+        *,
+        read_only: bool,
+        locked: Path | None = None,
+    ):
         self.path = path
         self.read_only = read_only
         self._con = connection
+        # the store whose writer lock this object let go of when closed (None: it holds none)
+        self._locked = locked
 
     # -- opening ---------------------------------------------------------------------------
     @staticmethod
@@ -124,8 +132,8 @@ class Store:
             text = str(exc).splitlines()[0]
             if "lock" in text.lower():
                 msg = f"{path} is in use by another posaudit process (the store is locked)"
-            else:
-                msg = f"{path} is not a DuckDB database: {text}"
+                raise StoreLockedError(msg) from exc
+            msg = f"{path} is not a DuckDB database: {text}"
             raise StoreError(msg) from exc
         except duckdb.Error as exc:
             msg = f"cannot open {path}: {str(exc).splitlines()[0]}"
@@ -142,8 +150,13 @@ class Store:
             raise StoreError(msg)
 
     @classmethod
-    def open(cls, path: Path | str, *, read_only: bool = False) -> Store:
-        """Open an existing posaudit store, checking that it is one and of this version."""
+    def open(cls, path: Path | str, *, read_only: bool = False, purpose: str = "write") -> Store:
+        """Open an existing posaudit store, checking that it is one and of this version.
+
+        Opened for writing, the store's writer lock (:mod:`posaudit.store.lock`) is held
+        until :meth:`close`: another writer is refused at once with StoreLockedError.
+        ``purpose`` says in the lock file what the writer does.
+        """
         path = Path(path)
         if not path.exists():
             msg = f"no store at {path}: create one with `posaudit simulate --db {path}`"
@@ -151,13 +164,20 @@ class Store:
         if path.is_dir():
             msg = f"{path} is a folder, not a store file"
             raise StoreError(msg)
-        con = cls._connect(path, read_only=read_only)
+        if not read_only:
+            lock.acquire(path, purpose=purpose)
         try:
-            cls._validate(path, con)
+            con = cls._connect(path, read_only=read_only)
+            try:
+                cls._validate(path, con)
+            except BaseException:
+                con.close()
+                raise
         except BaseException:
-            con.close()
+            if not read_only:
+                lock.release(path)
             raise
-        return cls(path, con, read_only=read_only)
+        return cls(path, con, read_only=read_only, locked=None if read_only else path)
 
     @classmethod
     @contextmanager
@@ -170,29 +190,35 @@ class Store:
         """
         path = Path(path)
         staging = path.with_name(path.name + ".staging")
-        if append:
-            cls.open(path, read_only=True).close()  # validate before copying
-        else:
+        if not append:
             cls.check_new_path(path)
-            if path.exists():
+        # the writer lock of the store, from before it is read until the copy is renamed over it
+        lock.acquire(path, purpose="simulate --append" if append else "simulate")
+        try:
+            if append:
+                cls.open(path, read_only=True).close()  # validate before copying
+            elif path.exists():
                 msg = f"{path} already exists"
                 raise StoreError(msg)
-        _remove_database_files(staging)
-        if append:
-            shutil.copyfile(path, staging)
-        con = cls._connect(staging, read_only=False)
-        # a bounded buffer pool keeps a long simulation's memory flat
-        con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
-        store = cls(staging, con, read_only=False)
-        try:
-            yield store
-            store.execute("CHECKPOINT")
-        except BaseException:
-            store.close()
+            # with the lock held, a copy already there is a dead writer's: never read, removed
             _remove_database_files(staging)
-            raise
-        store.close()
-        os.replace(staging, path)
+            if append:
+                shutil.copyfile(path, staging)
+            con = cls._connect(staging, read_only=False)
+            # a bounded buffer pool keeps a long simulation's memory flat
+            con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
+            store = cls(staging, con, read_only=False)
+            try:
+                yield store
+                store.execute("CHECKPOINT")
+            except BaseException:
+                store.close()
+                _remove_database_files(staging)
+                raise
+            store.close()
+            os.replace(staging, path)
+        finally:
+            lock.release(path)
 
     @classmethod
     def from_parquet(cls, root: Path, path: Path, *, code_version: str) -> Path:
@@ -246,7 +272,13 @@ class Store:
         self._con.executemany("INSERT INTO posaudit_meta VALUES (?, ?)", rows)
 
     def close(self) -> None:
-        self._con.close()
+        """Close the connection and let go of the writer lock it held, if any."""
+        try:
+            self._con.close()
+        finally:
+            if self._locked is not None:
+                lock.release(self._locked)
+                self._locked = None
 
     @contextmanager
     def cursor(self) -> Iterator[Store]:
