@@ -461,7 +461,7 @@ def lab(
         )
     err.print(
         f"posaudit: JupyterLab on {notebooks}, store {path.resolve()} (read-only); "
-        "Ctrl-C twice stops it",
+        "Ctrl-C stops it and its kernels",
         markup=False,
     )
     code = run_lab(db=path, notebooks=notebooks, port=port, extra=list(ctx.args))
