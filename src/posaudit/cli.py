@@ -88,6 +88,27 @@ def _interactive() -> bool:
     return err.is_terminal and not os.environ.get("CI")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(__version__)
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def posaudit(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print posaudit's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Audit POS terminals and their operators: simulate, detect, evaluate, report."""
+
+
 @app.command()
 def simulate(
     db: DbOption = None,
