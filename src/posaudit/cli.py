@@ -471,7 +471,7 @@ def lab(
         store = Store.open(path, read_only=True)
         try:
             succeeded = "SELECT count(*) FROM pipeline_runs WHERE status = 'succeeded'"
-            runs = int(store.query(succeeded)[0][0])  # type: ignore[arg-type]
+            runs = int(store.query(succeeded)[0][0])  # type: ignore[call-overload]
         finally:
             store.close()
     if runs == 0:
