@@ -42,6 +42,15 @@ def test_every_command_has_help_with_an_example() -> None:
             assert f"posaudit {name}" in readme, f"{name} is not documented in the README"
 
 
+def test_version_as_an_option_and_as_a_command() -> None:
+    from posaudit import __version__
+
+    for args in (["--version"], ["version"], ["--version", "simulate"]):
+        result = run(*args)
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == f"{__version__}\n" and not result.stderr
+
+
 def test_simulate_summarises_what_it_wrote(tmp_path: Path) -> None:
     result = run("simulate", "--db", str(tmp_path / "w.duckdb"), "--merchants", "4", "--days", "2")
     assert result.returncode == 0, result.stderr

@@ -32,7 +32,7 @@ OTHER_KEY = b"posaudit-test-key/another-deployment"
 HEX_64 = re.compile(r"[0-9a-f]{64}")
 SIX_DIGITS = re.compile(r"\d{6}")
 
-# The most common human-chosen 6-digit PINs (DOMAIN.md and docs/scenarios.md).
+# The most common human-chosen 6-digit PINs (docs/domain.md and docs/scenarios.md).
 TOP_PINS = (
     "123456",
     "111111",

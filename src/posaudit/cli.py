@@ -88,6 +88,27 @@ def _interactive() -> bool:
     return err.is_terminal and not os.environ.get("CI")
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        out.print(__version__)
+        raise typer.Exit(EXIT_OK)
+
+
+@app.callback()
+def posaudit(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print posaudit's version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """Audit POS terminals and their operators: simulate, detect, evaluate, report."""
+
+
 @app.command()
 def simulate(
     db: DbOption = None,
@@ -450,7 +471,7 @@ def lab(
         store = Store.open(path, read_only=True)
         try:
             succeeded = "SELECT count(*) FROM pipeline_runs WHERE status = 'succeeded'"
-            runs = int(store.query(succeeded)[0][0])  # type: ignore[arg-type]
+            runs = int(store.query(succeeded)[0][0])  # type: ignore[call-overload]
         finally:
             store.close()
     if runs == 0:
@@ -461,7 +482,7 @@ def lab(
         )
     err.print(
         f"posaudit: JupyterLab on {notebooks}, store {path.resolve()} (read-only); "
-        "Ctrl-C twice stops it",
+        "Ctrl-C stops it and its kernels",
         markup=False,
     )
     code = run_lab(db=path, notebooks=notebooks, port=port, extra=list(ctx.args))

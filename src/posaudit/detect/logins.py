@@ -2,7 +2,7 @@
 
 A terminal's login (a 2-digit operator number and a 6-digit PIN) is all that stands between a
 stranger and the refund and transfer menus. Six digits hold only a million PINs, and people
-choose few of them (DOMAIN.md), so the lockout after N consecutive wrong PINs is what makes
+choose few of them (docs/domain.md), so the lockout after N consecutive wrong PINs is what makes
 guessing hopeless: the policy locks after at most 6 for at least 30 minutes (PCI DSS v4.0
 8.3.4 allows at most 10). An auditor wants to know which operators and terminals were under
 attack, and which terminals would not have stopped an attack, without being sent after every
@@ -554,8 +554,8 @@ def lockout_not_enforced(
     terminals: pl.LazyFrame,
     data_window: pl.LazyFrame,
     *,
-    max_failures: int = 6,  # policy N <= 6 (DOMAIN.md); PCI DSS v4.0 8.3.4 allows at most 10
-    min_lockout_minutes: int = 30,  # policy M >= 30 (DOMAIN.md), as PCI DSS v4.0 8.3.4
+    max_failures: int = 6,  # policy N <= 6 (docs/domain.md); PCI DSS v4.0 8.3.4 allows at most 10
+    min_lockout_minutes: int = 30,  # policy M >= 30 (docs/domain.md), as PCI DSS v4.0 8.3.4
     max_gap_minutes: int = 10,  # guessing and forgetting both try every few seconds; wrong
     # PINs further apart (an attack given up, someone else's attempt later) are not one run
 ) -> pl.LazyFrame:

@@ -3,7 +3,7 @@
 An operator's 6-digit PIN is the only thing between a passer-by and the terminal's refund and
 transfer menus. The acquirer tells operators to avoid runs and repeats, to change the PIN
 every 90 days (PCI DSS v4.0 8.3.9) to none of their last 4 (8.3.7), and never to share it;
-what people do is another matter (DOMAIN.md). Each rule here finds one break of those rules:
+what people do is another matter (docs/domain.md). Each rule here finds one break of those rules:
 
 - ``weak_pins``: a PIN held during the audited window is in a weakness class (repeated digit,
   run, repeated pair or triple, mirrored, doubled digits, keypad shape, lucky number, date,
@@ -374,7 +374,7 @@ def stale_pins(
     operators: pl.LazyFrame,
     data_window: pl.LazyFrame,
     *,
-    max_age_days: int = 90,  # PCI DSS v4.0 8.3.9: change at least every 90 days (DOMAIN.md)
+    max_age_days: int = 90,  # PCI DSS v4.0 8.3.9: change at least every 90 days (docs/domain.md)
 ) -> pl.LazyFrame:
     """PINs kept longer than ``max_age_days``, for the time they were over age.
 
@@ -535,7 +535,7 @@ def reused_pins(
     operators: pl.LazyFrame,
     data_window: pl.LazyFrame,
     *,
-    history_size: int = 4,  # PCI DSS v4.0 8.3.7: a new PIN differs from the last 4 (DOMAIN.md)
+    history_size: int = 4,  # PCI DSS v4.0 8.3.7: a new PIN differs from the last 4 (docs/domain.md)
 ) -> pl.LazyFrame:
     """PIN changes and resets back to one of the operator's last ``history_size`` PINs.
 

@@ -913,7 +913,7 @@ def refunds_after_suspicious_login(
     lockouts: pl.LazyFrame,
     operators: pl.LazyFrame,
     *,
-    min_failures: int = 5,  # above typos (1-2 wrong PINs); policy locks after at most 6 (DOMAIN.md)
+    min_failures: int = 5,  # above typos (1-2 wrong PINs); policy locks by the 6th (docs/domain.md)
     failure_window_minutes: int = 60,  # a guessing run fits in an hour, 4-40 s an attempt
     unlock_window_minutes: int = 60,  # a login this soon after the unlock follows from the lockout
     window_minutes: int = 60,  # a takeover cashes out within the session it won (40 min injected)

@@ -5,20 +5,36 @@ text) because this session's settings make "Jupytext Notebook" the default viewe
 files, and it starts on ``00-start-here.py``. Those settings live in a folder made for the
 session (any site-wide overrides are kept), so nothing in the user's own JupyterLab settings
 changes. The notebooks open the store read-only (:mod:`posaudit.notebook.session`).
+
+Stopping the session (Ctrl-C, ``kill``, closing the terminal) stops JupyterLab and every
+kernel it started and removes the session's folder: nothing keeps serving the port.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
+import psutil
+
+# The signals that stop a lab session: Ctrl-C, kill, and the terminal closing.
+STOP_SIGNALS: Final = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+# JupyterLab waits up to 5 s (jupyter_client's default) for each kernel to shut down before
+# killing it, so 20 s leaves it room; a kernel may take a moment to be reaped after that.
+SERVER_STOP_SECONDS: Final = 20.0
+KERNEL_STOP_SECONDS: Final = 5.0
+WAIT_SECONDS: Final = 0.5  # how soon a stop signal is acted on
 NOTEBOOK_PATTERN: Final = "[0-9][0-9]-*.py"
 START_NOTEBOOK: Final = "00-start-here.py"
 # JupyterLab settings for the session: text notebooks open as notebooks, no update or news
@@ -86,20 +102,102 @@ def lab_environment(db: Path) -> dict[str, str]:
 def run_lab(
     *, db: Path, notebooks: Path, port: int | None = None, extra: Sequence[str] = ()
 ) -> int:
-    """Run JupyterLab until it exits; returns its exit code.
+    """Run JupyterLab until it exits or this process is asked to stop; returns the exit code.
 
-    Ctrl-C goes to JupyterLab (which asks before shutting down), not to this process.
+    JupyterLab runs in a session of its own, so a Ctrl-C in the terminal reaches this process
+    only. On SIGINT, SIGTERM or SIGHUP it stops JupyterLab and every kernel JupyterLab started
+    (:func:`stop_lab`), removes the session's folder and returns 128 + the signal's number, as
+    a shell reports a process a signal stopped.
     """
     as_root = hasattr(os, "geteuid") and os.geteuid() == 0
-    with tempfile.TemporaryDirectory(prefix="posaudit-lab-") as folder:
-        settings = write_lab_settings(Path(folder) / "settings")
-        command = lab_command(
-            notebooks=notebooks, settings=settings, port=port, extra=extra, as_root=as_root
-        )
-        process = subprocess.Popen(command, env=lab_environment(db), cwd=notebooks)
-        # ignored only once the child runs: a child started while it is ignored ignores it too
-        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
-        try:
-            return process.wait()
-        finally:
-            signal.signal(signal.SIGINT, previous)
+    received: list[int] = []
+
+    def on_stop_signal(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    # set before JupyterLab starts, so no signal can end this process with JupyterLab running
+    previous = {number: signal.signal(number, on_stop_signal) for number in STOP_SIGNALS}
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        with tempfile.TemporaryDirectory(prefix="posaudit-lab-") as folder:
+            settings = write_lab_settings(Path(folder) / "settings")
+            command = lab_command(
+                notebooks=notebooks, settings=settings, port=port, extra=extra, as_root=as_root
+            )
+            process = subprocess.Popen(
+                command, env=lab_environment(db), cwd=notebooks, start_new_session=True
+            )
+            while not received and process.poll() is None:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=WAIT_SECONDS)
+            if process.poll() is None:
+                stop_lab(process)
+            return 128 + received[0] if received else process.returncode
+    finally:
+        if process is not None and process.poll() is None:
+            stop_lab(process)  # an error of this process's own stops JupyterLab too
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+def stop_lab(
+    process: subprocess.Popen[bytes],
+    *,
+    server_seconds: float = SERVER_STOP_SECONDS,
+    kernel_seconds: float = KERNEL_STOP_SECONDS,
+) -> None:
+    """Stop JupyterLab (``process``) and every process it started, kernels included.
+
+    JupyterLab gets SIGTERM, its signal to shut its kernels down and exit without asking; it
+    is killed with its process group if it has not exited within ``server_seconds``. Kernels
+    run in sessions of their own (so that an interrupt reaches all of a kernel's processes),
+    out of reach of a signal to JupyterLab's group: those still running ``kernel_seconds``
+    after JupyterLab exited are killed with their own process groups.
+    """
+    started = descendants(process.pid)
+    signal_group(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=server_seconds)
+    except subprocess.TimeoutExpired:
+        signal_group(process.pid, signal.SIGKILL)
+        process.wait()
+    for leftover in still_running(started, timeout=kernel_seconds):
+        with contextlib.suppress(psutil.Error, OSError):
+            if os.getpgid(leftover.pid) == leftover.pid:
+                os.killpg(leftover.pid, signal.SIGKILL)
+            leftover.kill()
+
+
+def descendants(pid: int) -> list[psutil.Process]:
+    """The processes ``pid`` started, and the ones they started, as they are now."""
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.NoSuchProcess:
+        return []
+
+
+def signal_group(pgid: int, signum: int) -> None:
+    """Send ``signum`` to a process group, if it still has members."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pgid, signum)
+
+
+def still_running(processes: Sequence[psutil.Process], *, timeout: float) -> list[psutil.Process]:
+    """The ``processes`` still running after waiting up to ``timeout`` seconds for them to exit.
+
+    A zombie has exited: it only waits for its parent (after JupyterLab, PID 1) to reap it.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        running = [p for p in processes if is_running(p)]
+        if not running or time.monotonic() >= deadline:
+            return running
+        time.sleep(WAIT_SECONDS / 5)
+
+
+def is_running(process: psutil.Process) -> bool:
+    """Whether ``process`` (the very one, not a later one with its id) has not exited yet."""
+    try:
+        return process.is_running() and process.status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False

@@ -8,7 +8,7 @@ from typing import Final
 import numpy as np
 
 CHANNELS: Final = ("debit_card", "credit_card", "alipay_qr", "wechat_qr", "unionpay_qr")
-# Merchant discount rate in basis points of 0.01 % (DOMAIN.md fee table).
+# Merchant discount rate in basis points of 0.01 % (the fee table of docs/domain.md).
 CHANNEL_RATE_BP: Final = np.array([50, 60, 38, 38, 38], dtype=np.int64)
 DEBIT_CAP_FEN: Final = 2_000  # debit cards: 20 CNY per transaction at most
 DISCOUNT_RATE_BP: Final = (38, 48)  # discount-class merchants, all channels
