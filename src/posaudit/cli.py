@@ -530,6 +530,7 @@ def export(
 
     Example: posaudit export --db data/posaudit.duckdb --out data/parquet
     """
+    from posaudit.atomic import written_folder
     from posaudit.store import Store
 
     path = db or default_db_path()
@@ -538,7 +539,10 @@ def export(
             fail(f"--out {out_dir} must be a new or empty folder")
         store = Store.open(path, read_only=True)
         try:
-            tables = store.export_parquet(out_dir, partitioned=not flat)
+            out_dir.parent.mkdir(parents=True, exist_ok=True)
+            # the folder appears whole or not at all: a failed export leaves nothing to block the next
+            with written_folder(out_dir) as folder:
+                tables = store.export_parquet(folder, partitioned=not flat)
         finally:
             store.close()
     out.print(f"exported {len(tables)} tables to {out_dir}")
@@ -611,9 +615,7 @@ def demo(
     """
     from posaudit.simulate.engine import simulate as run_simulation
     from posaudit.simulate.scenario import load_scenario
-    from posaudit.store import Store
-
-    from posaudit.store import lock
+    from posaudit.store import Store, lock
 
     path = db or default_db_path()
     with user_errors():

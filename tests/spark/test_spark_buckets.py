@@ -236,7 +236,7 @@ def test_export_refuses_what_it_cannot_use(exported: tuple[Path, Path], tmp_path
     try:
         with pytest.raises(ExportError, match="new or empty folder"):
             export_buckets(store, tmp_path / "other", buckets=2)
-        assert not list(tmp_path.glob(".other.exporting-*"))
+        assert not list(tmp_path.glob(".other.partial-*"))
     finally:
         store.close()
 

@@ -12,14 +12,13 @@ a (complete) bucketed export.
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
 from posaudit import __version__
+from posaudit.atomic import written_folder
 from posaudit.pipeline import data_fingerprint, data_window
 from posaudit.store import Store, StoreError
 from posaudit.store.db import BUCKETED_TABLES
@@ -84,8 +83,9 @@ def export_buckets(
 ) -> BucketedExport:
     """Write ``store`` as a bucketed export into ``out_dir`` (new, or an empty folder).
 
-    The export is written into a sibling staging folder and renamed into place when complete,
-    so a failed or killed export leaves no folder that looks like one.
+    The export is written into a sibling folder and renamed into place when complete
+    (:func:`posaudit.atomic.written_folder`), so a failed or killed export leaves no folder
+    that looks like one.
     """
     if buckets < 1:
         msg = f"--buckets must be at least 1, got {buckets}"
@@ -98,9 +98,7 @@ def export_buckets(
         raise ExportError(msg)
     from posaudit.pins import key_fingerprint, pin_key
 
-    staging = out_dir.with_name(f".{out_dir.name}.exporting-{os.getpid()}")
-    shutil.rmtree(staging, ignore_errors=True)
-    try:
+    with written_folder(out_dir) as staging:
         data_from, data_to = data_window(store)
         if data_from is None:
             msg = f"{store.path} holds no events: simulate or load data before running the audit"
@@ -124,12 +122,6 @@ def export_buckets(
             "store": str(store.path),
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-        if out_dir.exists():
-            out_dir.rmdir()
-        os.replace(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return read_export(out_dir)
 
 

@@ -455,6 +455,13 @@ class Store:
             msg = f"the bucket count must be at least 1, got {buckets}"
             raise StoreError(msg)
         out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            return self._export_parquet(out_dir, partitioned=partitioned, buckets=buckets)
+        except duckdb.Error as exc:
+            msg = f"cannot export {self.path}: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from exc
+
+    def _export_parquet(self, out_dir: Path, *, partitioned: bool, buckets: int | None) -> list[str]:
         written = []
         for table in TABLES:
             if table == "posaudit_meta":
