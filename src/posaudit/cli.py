@@ -280,6 +280,17 @@ def _run_on_spark(
             store.close()
 
 
+def _check_output_root(root: Path) -> None:
+    """Refuse (exit 2) an output root the steps could not write, before the run commits."""
+    existing = root
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"--out {root}: {existing} is a file, not a folder for the run's outputs")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        fail(f"--out {root}: cannot write in {existing}")
+
+
 @app.command()
 def run(
     db: DbOption = None,
@@ -326,6 +337,8 @@ def run(
             engine, master=master, conf=spark_conf or [], parquet=parquet, buckets=buckets,
             strategy=spark_strategy, findings_out=findings_out, pipeline=definition is not None,
         )  # fmt: skip
+    if definition is not None:
+        _check_output_root(out_dir or definition.out)
     path = db or default_db_path()
     bars = _interactive() and not (quiet or log_json or as_json)
     outputs = [step.kind for step in definition.steps[1:]] if definition else []

@@ -14,6 +14,7 @@ from pipeline_kit import POSAUDIT, cli, copy, summary_line
 
 pytestmark = pytest.mark.slow
 
+PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 STAGES = ["plan", "read", "detect", "write"]
 SUMMARY_KEYS = {
     "run_id", "status", "mode", "reason", "previous_run_id", "started_at", "finished_at", "seconds", "data_from",
@@ -77,3 +78,18 @@ def test_a_terminal_gets_a_progress_bar(store: Path) -> None:
     assert "━" in text and "detecting" in text and "rows read" in text
     assert "event=" not in text
     assert summary_line(stdout)["mode"] == "incremental"
+
+
+def test_an_output_root_that_is_a_file_is_refused_before_the_run(store: Path, tmp_path: Path) -> None:
+    """The run is not committed when its output steps could not be written."""
+    before = store.read_bytes()
+    target = tmp_path / "outputs"
+    target.write_text("a file, not a folder\n")
+    for out in (target, target / "nightly"):
+        result = cli("run", "--db", str(store), "--pipeline", str(PIPELINES / "nightly.toml"),
+                     "--out", str(out))  # fmt: skip
+        assert result.returncode == 2, result.stderr
+        assert result.stderr == (
+            f"posaudit: error: --out {out}: {target} is a file, not a folder for the run's outputs\n"
+        )
+        assert store.read_bytes() == before
