@@ -155,11 +155,29 @@ def test_pins_check_classifies_and_refuses_bad_lines() -> None:
 def test_pins_check_flags_the_ten_most_common_pins_and_few_random_ones() -> None:
     common = ["123456", "111111", "123123", "000000", "123321", "666666", "888888", "654321", "112233", "520520"]
     result = run("pins", "check", stdin="\n".join(common) + "\n")
-    assert all(line.split("\t")[1] != "-" for line in result.stdout.splitlines())
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert [line.split("\t")[0] for line in lines] == common
+    assert all(line.split("\t")[1] != "-" for line in lines)
     import random
 
     rng = random.Random(5)
     randoms = [f"{rng.randrange(1_000_000):06d}" for _ in range(20_000)]
     result = run("pins", "check", stdin="\n".join(randoms) + "\n")
-    flagged = sum(line.split("\t")[1] != "-" for line in result.stdout.splitlines())
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(randoms)
+    flagged = sum(line.split("\t")[1] != "-" for line in lines)
     assert flagged / len(randoms) <= 0.15
+
+
+def test_pins_check_flags_the_pins_people_really_choose() -> None:
+    chosen = {
+        "197001": "date", "198807": "date", "199912": "date", "200001": "date",
+        "111222": "tripled_digits", "555666": "tripled_digits", "222333": "tripled_digits",
+        "134679": "keypad_shape", "142536": "keypad_shape", "124578": "keypad_shape",
+        "123457": "near_run", "314159": "famous_number", "739204": "-",
+    }  # fmt: skip
+    result = run("pins", "check", stdin="".join(f"{pin}\n" for pin in chosen))
+    assert result.returncode == 0
+    assert result.stdout.splitlines() == [f"{pin}\t{cls}" for pin, cls in chosen.items()]

@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
+import shutil
+from importlib import resources
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -18,6 +21,7 @@ from posaudit.pins import (
     WEAKNESS_CLASSES,
     WEAKNESS_LABELS,
     classify_pins,
+    common_pins,
     exclusion_list,
     key_fingerprint,
     pin_digest,
@@ -45,16 +49,20 @@ TOP_PINS = (
     "112233",
     "520520",
 )
-# One PIN of each structural class, and of operator_number for operator '07'.
+# One PIN of each class, and of operator_number for operator '07'.
 CLASS_EXAMPLES = {
     "repeated_digit": "777777",
     "ascending_run": "345678",
     "descending_run": "876543",
     "repeated_pair": "474747",
     "repeated_triple": "739739",
+    "tripled_digits": "555666",
     "mirrored": "472274",
     "doubled_digits": "447733",
+    "near_run": "123457",
+    "counting": "246810",
     "keypad_shape": "258963",
+    "famous_number": "314159",
     "lucky_number": "698696",
     "date": "880417",
     "common_pin": "135246",
@@ -89,6 +97,127 @@ def test_every_class_has_an_example_and_a_label() -> None:
         assert classify_pins([pin], operator_no="07") == [weakness_class]
 
 
+# PINs people really choose, with the class their simplest explanation gives them.
+CHOSEN_PINS = {
+    # year and month, both ways round
+    "197001": "date",
+    "198807": "date",
+    "199912": "date",
+    "200001": "date",
+    "071988": "date",
+    # two triples; 111222 reads as 11-12-22 too, but the repeated block explains it first
+    "111222": "tripled_digits",
+    "555666": "tripled_digits",
+    "222333": "tripled_digits",
+    "111000": "tripled_digits",
+    # shapes on the keypad: pairs moved down a row, sliding paths, columns and lines
+    "134679": "keypad_shape",
+    "142536": "keypad_shape",
+    "124578": "keypad_shape",
+    "147258": "keypad_shape",
+    "963852": "keypad_shape",
+    "456852": "keypad_shape",
+    "123654": "keypad_shape",
+    "258085": "keypad_shape",
+    # runs with one digit changed, and runs by two
+    "123457": "near_run",
+    "923456": "near_run",
+    "135790": "near_run",
+    "135791": "near_run",
+    # counting in ones, twos or tens
+    "102030": "counting",
+    "010203": "counting",
+    "121314": "counting",
+    "891011": "counting",
+    "100200": "counting",
+    "314159": "famous_number",
+    "112358": "famous_number",
+    "110120": "famous_number",
+    "584520": "lucky_number",
+    "520131": "lucky_number",
+    "201314": "lucky_number",
+    "315475": "common_pin",
+}
+
+
+@pytest.mark.parametrize(("pin", "expected"), CHOSEN_PINS.items())
+def test_pins_people_choose_are_flagged_under_their_simplest_class(pin: str, expected: str) -> None:
+    assert classify_pins([pin]) == [expected]
+
+
+@pytest.mark.parametrize(
+    ("pin", "expected"),
+    [
+        ("194002", "date"),  # February 1940: the first plausible year
+        ("202912", "date"),  # December 2029: the last
+        ("193502", NO_CLASS),  # 1935: no operator or family member of theirs was born then
+        ("203001", NO_CLASS),  # 2030: not yet
+        ("350615", NO_CLASS),  # 35-06-15: a two-digit year of the 1930s
+        ("150635", NO_CLASS),  # 15-06-35 and 06-15-35 alike
+        ("150699", "date"),
+        ("061599", "date"),
+        ("990615", "date"),
+    ],
+)
+def test_dates_need_a_plausible_year(pin: str, expected: str) -> None:
+    assert classify_pins([pin]) == [expected]
+
+
+def test_precedence_is_the_documented_order() -> None:
+    # each pair: a PIN in two classes, reported under the one listed first in WEAKNESS_CLASSES
+    both = {
+        "111222": ("tripled_digits", "date"),
+        "123321": ("mirrored", "keypad_shape"),
+        "147741": ("mirrored", "keypad_shape"),
+        "520520": ("repeated_triple", "lucky_number"),
+        "121314": ("counting", "date"),
+        "110119": ("famous_number", "date"),
+        "123457": ("near_run", "date"),
+    }
+    for pin, (first, second) in both.items():
+        assert WEAKNESS_CLASSES.index(first) < WEAKNESS_CLASSES.index(second)
+        assert classify_pins([pin]) == [first], pin
+
+
+def test_the_blocklist_is_package_data_with_its_source() -> None:
+    text = (resources.files("posaudit") / "common_pins.txt").read_text("utf-8")
+    header = [line for line in text.splitlines() if line.startswith("#")]
+    assert any("danielmiessler/SecLists" in line for line in header)
+    pins = common_pins()
+    assert len(pins) > 10_000
+    assert all(SIX_DIGITS.fullmatch(pin) for pin in pins)
+    # the blocklist only decides where no rule does: most of it is explained by the rules
+    classes = classify_pins(sorted(pins))
+    assert classes.count("common_pin") < len(pins) / 10
+    assert NO_CLASS not in classes
+
+
+def test_a_changed_blocklist_changes_the_code_digest(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # a run keeps the exclusion list under the code's digest: a new blocklist must not reuse it
+    import posaudit
+
+    package = tmp_path / "posaudit"
+    shutil.copytree(Path(posaudit.__file__).parent, package, ignore=shutil.ignore_patterns("*.pyc"))
+    monkeypatch.setattr(posaudit, "__file__", str(package / "__init__.py"))
+    before = posaudit.code_digest.__wrapped__()
+    blocklist = package / "common_pins.txt"
+    blocklist.write_text(blocklist.read_text("utf-8") + "739204\n", "utf-8")
+    assert posaudit.code_digest.__wrapped__() != before
+
+
+def test_the_most_common_pins_of_a_held_out_leak_are_flagged() -> None:
+    # benchmarks/pin_classes.py measures this; the list comes from another leak than the
+    # blocklist (docs/detection.md)
+    path = Path(__file__).parents[1] / "benchmarks" / "heldout_pins_netease.txt"
+    lines = path.read_text("utf-8").splitlines()
+    top = [line for line in lines if line and not line.startswith("#")][:100]
+    classes = classify_pins(top)
+    assert sum(cls != NO_CLASS for cls in classes) >= 95
+    assert sum(cls not in (NO_CLASS, "common_pin") for cls in classes) >= 95
+
+
 def test_strong_pins_are_not_flagged() -> None:
     assert classify_pins(STRONG_PINS) == [NO_CLASS] * len(STRONG_PINS)
 
@@ -98,7 +227,7 @@ def test_the_flagged_share_of_all_pins_stays_small() -> None:
     classes = pl.Series(classify_pins(f"{value:06d}" for value in range(1_000_000)))
     flagged = (classes != NO_CLASS).sum()
     assert flagged / 1_000_000 <= 0.15
-    # ...and it does flag something real: dates alone are over 8 % of random strings.
+    # ...and it does flag something real: dates alone are over 7 % of random strings.
     assert flagged / 1_000_000 >= 0.08
     assert flagged == weak_pin_values().height
     assert weak_share_of_random_pins() == pytest.approx(flagged / 1_000_000)
@@ -113,16 +242,29 @@ def test_weak_pin_values_agree_with_the_classifier() -> None:
 
 
 @pytest.mark.parametrize(
-    ("operator_no", "pins"),
-    [("07", ["070707", "000007", "070000", "000700"]), ("42", ["424242", "000042", "420000"])],
+    ("operator_no", "pins", "classes"),
+    [
+        (
+            "07",
+            ["070707", "070000", "000700"],
+            ["repeated_pair", "operator_number", "operator_number"],
+        ),
+        (
+            "42",
+            ["424242", "000042", "004200"],
+            ["repeated_pair", "operator_number", "operator_number"],
+        ),
+        # a PIN of the leaked-PIN blocklist is common_pin first, whoever holds it
+        ("07", ["000007"], ["common_pin"]),
+    ],
 )
-def test_pins_built_from_the_operator_number(operator_no: str, pins: list[str]) -> None:
-    classes = classify_pins(pins, operator_no=operator_no)
-    # the repeated number is a repeated pair first: a structural class takes priority
-    assert classes[0] == "repeated_pair"
-    assert set(classes[1:]) == {"operator_number"}
-    assert classify_pins(pins[1:]) == [NO_CLASS] * (len(pins) - 1)
-    assert classify_pins(pins[1:], operator_no="13") == [NO_CLASS] * (len(pins) - 1)
+def test_pins_built_from_the_operator_number(
+    operator_no: str, pins: list[str], classes: list[str]
+) -> None:
+    assert classify_pins(pins, operator_no=operator_no) == classes
+    own = [pin for pin, cls in zip(pins, classes, strict=True) if cls == "operator_number"]
+    assert classify_pins(own) == [NO_CLASS] * len(own)
+    assert classify_pins(own, operator_no="13") == [NO_CLASS] * len(own)
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,7 @@ __version__ = "0.1.0"
 
 @lru_cache(maxsize=1)
 def code_digest() -> str:
-    """SHA-256 of the package's sources (Python, SQL, bundled policies and templates).
+    """SHA-256 of the package's sources (Python, SQL, bundled policies, templates and data).
 
     What a run keeps because this code computed it (the columns its rules read, the PIN
     exclusion list) is kept under this digest, so that other code never reuses it.
@@ -24,4 +24,4 @@ def code_digest() -> str:
     return digest.hexdigest()
 
 
-_SOURCES = frozenset({".py", ".sql", ".toml", ".j2", ".css"})
+_SOURCES = frozenset({".py", ".sql", ".toml", ".j2", ".css", ".txt"})

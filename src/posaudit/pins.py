@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import itertools
 import os
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from importlib.resources import files
 from typing import Final, Literal
 
 import duckdb
@@ -38,24 +40,35 @@ WeaknessClass = Literal[
     "descending_run",
     "repeated_pair",
     "repeated_triple",
+    "tripled_digits",
     "mirrored",
     "doubled_digits",
+    "near_run",
+    "counting",
     "keypad_shape",
+    "famous_number",
     "lucky_number",
     "date",
     "common_pin",
     "operator_number",
 ]
-# Order is priority: a PIN matching several classes is reported under the first.
+# Order is precedence: a PIN matching several classes is reported under the first, its simplest
+# explanation. Structure of the digits themselves comes first (111222 is two triples, not the
+# date 11-12-22), then shapes on the keypad, then meanings (famous and lucky numbers, dates),
+# then the blocklist of leaked PINs, and last the operator's own number.
 WEAKNESS_CLASSES: Final[tuple[str, ...]] = (
     "repeated_digit",
     "ascending_run",
     "descending_run",
     "repeated_pair",
     "repeated_triple",
+    "tripled_digits",
     "mirrored",
     "doubled_digits",
+    "near_run",
+    "counting",
     "keypad_shape",
+    "famous_number",
     "lucky_number",
     "date",
     "common_pin",
@@ -67,9 +80,13 @@ WEAKNESS_LABELS: Final[dict[str, str]] = {
     "descending_run": "descending run",
     "repeated_pair": "repeated pair",
     "repeated_triple": "repeated triple",
+    "tripled_digits": "two triples",
     "mirrored": "mirrored halves",
     "doubled_digits": "doubled digits",
+    "near_run": "near-run",
+    "counting": "counting sequence",
     "keypad_shape": "keypad shape",
+    "famous_number": "famous number",
     "lucky_number": "lucky number",
     "date": "date",
     "common_pin": "common PIN",
@@ -77,20 +94,36 @@ WEAKNESS_LABELS: Final[dict[str, str]] = {
 }
 NO_CLASS: Final = "-"
 
-# Lines on the 3x3 terminal keypad (1-2-3 on top): rows, columns and diagonals, both ways.
-_KEYPAD_LINES: Final = (
-    "123", "456", "789", "147", "258", "369", "159", "357",
-)  # fmt: skip
-# Frequently chosen PINs that no structural class covers (leaked-PIN studies, Chinese sets).
-COMMON_PINS: Final[frozenset[str]] = frozenset(
-    {
-        "123654", "147369", "110110", "119119", "100200", "102030", "010203", "135790",
-        "246810", "135246", "741963", "987456", "456789", "321456", "112211", "121314",
-        "251314", "201314", "131420", "584520", "000123", "123000", "100000", "111222",
-        "123987", "159753", "753951", "456654", "778899", "998877", "101010", "202020",
-    }
-)  # fmt: skip
-_LUCKY_DIGITS: Final = frozenset("689")
+# The 3x4 keypad of phones and POS terminals, as (row, column): 1 2 3 / 4 5 6 / 7 8 9 / _ 0 _.
+KEYPAD: Final[dict[int, tuple[int, int]]] = {
+    1: (0, 0), 2: (0, 1), 3: (0, 2),
+    4: (1, 0), 5: (1, 1), 6: (1, 2),
+    7: (2, 0), 8: (2, 1), 9: (2, 2),
+    0: (3, 1),
+}  # fmt: skip
+_KEY_AT: Final = {place: key for key, place in KEYPAD.items()}
+# Straight lines of three keys: rows, columns (the middle one twice, 2-5-8 and 5-8-0), diagonals.
+KEYPAD_LINES: Final = ("123", "456", "789", "147", "258", "580", "369", "159", "357")
+# Numbers everyone knows: pi, e, the golden ratio, square roots of 2 and 3, Fibonacci.
+FAMOUS_NUMBERS: Final[frozenset[str]] = frozenset(
+    {"314159", "271828", "161803", "141421", "173205", "112358", "011235"}
+)
+# Emergency and service numbers (China 110 police, 119 fire, 120 ambulance, 122 traffic; 112,
+# 911, 999 elsewhere): two of them side by side make a PIN nobody forgets.
+SERVICE_NUMBERS: Final = (110, 112, 119, 120, 122, 911, 999)
+# Chinese number-speak: 520/521 "I love you", 1314 "for a lifetime", 530 "I miss you",
+# 584520 "I swear I love you" (Wang et al., ASIACCS 2017, find 520520 and 520131 in the top ten).
+LOVE_HALVES: Final = (520, 521, 530)
+LOVE_PINS: Final[frozenset[str]] = frozenset({"584520", "584521"})
+_LUCKY_DIGITS: Final = (6, 8, 9)
+# Steps people count by (in ones, twos, fives, tens, quarters), up or down.
+COUNTING_STEPS: Final = (1, 2, 3, 4, 5, 10, 20, 25, 50)
+# Plausible years: births of living operators and their families (the oldest born about 1940)
+# up to events of the next few years (2029); two-digit years are 40-99 and 00-29.
+DATE_YEARS: Final = range(1940, 2030)
+# The blocklist of leaked 6-digit PINs (package data), one a line, its source in the header;
+# it classes only the PINs that no rule explains.
+COMMON_PINS_FILE: Final = "common_pins.txt"
 
 
 def pin_key() -> bytes:
@@ -141,46 +174,154 @@ def _in(values: np.ndarray, members: Iterable[int], size: int) -> np.ndarray:
     return table[values]
 
 
+def _pins(strings: Iterable[str]) -> list[int]:
+    return [int(s) for s in strings]
+
+
+def _runs(step: int) -> list[str]:
+    """The 10 six-digit runs that climb by ``step`` (mod 10), one from each first digit."""
+    return ["".join(str((first + i * step) % 10) for i in range(6)) for first in range(10)]
+
+
+def _one_digit_off(pins: Iterable[str]) -> set[str]:
+    """Every PIN that differs from one of ``pins`` in exactly one position."""
+    return {
+        pin[:i] + digit + pin[i + 1 :]
+        for pin in pins
+        for i in range(6)
+        for digit in "0123456789"
+        if digit != pin[i]
+    }
+
+
+def _near_run_pins() -> set[str]:
+    """Runs with one digit changed (123457, 923456), and runs by 2 (135791) and theirs (135790)."""
+    exact = {*_runs(1), *_runs(-1)}
+    by_two = {*_runs(2), *_runs(-2)}
+    return (_one_digit_off(exact) | by_two | _one_digit_off(by_two)) - exact
+
+
+def _counting_pins() -> set[str]:
+    """Numbers counted up or down by a step people count by, written one after another.
+
+    Three terms or more, written plainly (2 4 6 8 10 -> 246810, 8 9 10 11 -> 891011) or
+    padded to two digits (01 02 03 -> 010203, 10 09 08 -> 100908); and a round number then its
+    double in three digits each (100200, 050100).
+    """
+    out: set[str] = set()
+    for padded in (False, True):
+        for start in range(100):
+            for step in (*COUNTING_STEPS, *(-s for s in COUNTING_STEPS)):
+                text, term, terms = "", start, 0
+                while len(text) < 6 and term >= 0 and not (padded and term > 99):
+                    text += f"{term:02d}" if padded else str(term)
+                    term, terms = term + step, terms + 1
+                if len(text) == 6 and terms >= 3:
+                    out.add(text)
+    out |= {f"{a:03d}{2 * a:03d}" for a in range(10, 500, 10)}
+    return out
+
+
+def _keypad_neighbours(a: int, b: int) -> bool:
+    (row_a, col_a), (row_b, col_b) = KEYPAD[a], KEYPAD[b]
+    return max(abs(row_a - row_b), abs(col_a - col_b)) == 1
+
+
+def _keypad_shifted(key: int, row_shift: int, col_shift: int) -> int | None:
+    row, col = KEYPAD[key]
+    return _KEY_AT.get((row + row_shift, col + col_shift))
+
+
+def _keypad_shape_pins() -> set[str]:
+    """Patterns the finger traces on the keypad.
+
+    - two straight lines of three keys, each either way (147369, 123789, 159357, 456852);
+    - six different keys, each next to the one before, sideways or diagonally (142536, 124578,
+      123654, 147852): the finger slides and never lifts;
+    - one shape typed again shifted on the keypad: three keys then the same three moved
+      (147258, 963852, 258369), or three pairs each moved by the same step (134679, 172839).
+    """
+    lines = [s for line in KEYPAD_LINES for s in (line, line[::-1])]
+    out = {a + b for a in lines for b in lines}
+    paths = [[key] for key in KEYPAD]
+    for _ in range(5):
+        paths = [
+            [*path, key]
+            for path in paths
+            for key in KEYPAD
+            if key not in path and _keypad_neighbours(path[-1], key)
+        ]
+    out |= {"".join(map(str, path)) for path in paths}
+    shifts = [(r, c) for r in range(-3, 4) for c in range(-2, 3) if (r, c) != (0, 0)]
+    for r, c in shifts:
+        for triple in itertools.product(KEYPAD, repeat=3):
+            moved = [_keypad_shifted(key, r, c) for key in triple]
+            if None not in moved:
+                out.add("".join(map(str, [*triple, *moved])))
+        for pair in itertools.product(KEYPAD, repeat=2):
+            keys: list[int | None] = [*pair]
+            keys += [_keypad_shifted(key, r, c) for key in pair]
+            keys += [_keypad_shifted(key, 2 * r, 2 * c) for key in pair]
+            if None not in keys:
+                out.add("".join(map(str, keys)))
+    return out
+
+
+@lru_cache(maxsize=1)
+def common_pins() -> frozenset[str]:
+    """The blocklist: leaked 6-digit PINs, read from the package's ``common_pins.txt``."""
+    text = files("posaudit").joinpath(COMMON_PINS_FILE).read_text("utf-8")
+    lines = (line.strip() for line in text.splitlines())
+    return frozenset(line for line in lines if line and not line.startswith("#"))
+
+
 @lru_cache(maxsize=1)
 def _class_codes() -> np.ndarray:
     """Weakness class code of every 6-digit PIN (0 = none, i = WEAKNESS_CLASSES[i - 1])."""
     values = np.arange(1_000_000, dtype=np.int32)
     d = np.indices((10,) * 6, dtype=np.int8).reshape(6, -1)  # the digits of each value, in order
     steps = np.diff(d, axis=0) % 10
+    halves_high, halves_low = values // 1000, values % 1000
     masks: dict[str, np.ndarray] = {
         "repeated_digit": (d == d[0]).all(axis=0),
         "ascending_run": (steps == 1).all(axis=0),
         "descending_run": (steps == 9).all(axis=0),
         "repeated_pair": (d[0] == d[2]) & (d[2] == d[4]) & (d[1] == d[3]) & (d[3] == d[5]),
-        "repeated_triple": (d[0] == d[3]) & (d[1] == d[4]) & (d[2] == d[5]),
+        "repeated_triple": halves_high == halves_low,
+        "tripled_digits": (d[0] == d[1]) & (d[1] == d[2]) & (d[3] == d[4]) & (d[4] == d[5]),
         "mirrored": (d[0] == d[5]) & (d[1] == d[4]) & (d[2] == d[3]),
         "doubled_digits": (d[0] == d[1]) & (d[2] == d[3]) & (d[4] == d[5]),
+        "near_run": _in(values, _pins(_near_run_pins()), 1_000_000),
+        "counting": _in(values, _pins(_counting_pins()), 1_000_000),
+        "keypad_shape": _in(values, _pins(_keypad_shape_pins()), 1_000_000),
+        "famous_number": _in(values, _pins(FAMOUS_NUMBERS), 1_000_000)
+        | _in(halves_high, SERVICE_NUMBERS, 1000) & _in(halves_low, SERVICE_NUMBERS, 1000),
     }
-    lines = [int(s) for line in _KEYPAD_LINES for s in (line, line[::-1])]
-    halves_high, halves_low = values // 1000, values % 1000
-    masks["keypad_shape"] = _in(halves_high, lines, 1000) & _in(halves_low, lines, 1000)
-    lucky_digits = _in(d, [6, 8, 9], 10).all(axis=0)
     # "1314" anywhere in the six digits: at the front, in the middle or at the end
     has_1314 = (
         (values // 100 == 1314) | ((values // 10) % 10_000 == 1314) | (values % 10_000 == 1314)
     )
-    love = _in(halves_high, [520, 521], 1000) | _in(halves_low, [520, 521], 1000)
     masks["lucky_number"] = (
-        lucky_digits
+        _in(d, _LUCKY_DIGITS, 10).all(axis=0)
         | has_1314
-        | love
-        | (halves_high == halves_low) & _in(halves_high, [168, 518, 668, 888, 666, 999], 1000)
+        | _in(halves_high, LOVE_HALVES, 1000)
+        | _in(halves_low, LOVE_HALVES, 1000)
+        | _in(values, _pins(LOVE_PINS), 1_000_000)
     )
-    # Birthdays in the three orders people write them; the two-digit year is unrestricted, as
-    # in the published analyses of date-like PINs.
-    p1, p2 = values // 10_000, (values // 100) % 100
+    # Dates in the orders people write them, with plausible years only (DATE_YEARS)
     month_day = _valid_month_day(*np.divmod(np.arange(10_000), 100))  # MMDD as one number
+    two_digit_years = _in(np.arange(100), [y % 100 for y in DATE_YEARS], 100)
+    first, middle, last = values // 10_000, (values // 100) % 100, values % 100
+    year_month = _in(values // 100, DATE_YEARS, 10_000) & (last >= 1) & (last <= 12)
+    month_year = (first >= 1) & (first <= 12) & _in(values % 10_000, DATE_YEARS, 10_000)
     masks["date"] = (
-        month_day[values % 10_000]  # YYMMDD
-        | month_day[values // 100]  # MMDDYY
-        | month_day[p2 * 100 + p1]  # DDMMYY
+        two_digit_years[first] & month_day[values % 10_000]  # YYMMDD
+        | two_digit_years[last] & month_day[values // 100]  # MMDDYY
+        | two_digit_years[last] & month_day[middle * 100 + first]  # DDMMYY
+        | year_month  # YYYYMM
+        | month_year  # MMYYYY
     )
-    masks["common_pin"] = _in(values, [int(p) for p in COMMON_PINS], 1_000_000)
+    masks["common_pin"] = _in(values, _pins(common_pins()), 1_000_000)
     codes = np.zeros(values.size, dtype=np.int8)
     for code, name in reversed(list(enumerate(WEAKNESS_CLASSES[:-1], start=1))):
         codes[masks[name]] = code

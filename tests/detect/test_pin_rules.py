@@ -259,7 +259,7 @@ def test_operator_number_pins_count_only_for_that_operator() -> None:
     events = pin_events(
         ("C7", "2026-01-01 10:00", "initial", "070000", "admin"),  # its own number
         ("C5", "2026-01-01 10:00", "initial", "070000", "admin"),  # another operator's number
-        ("X7", "2026-01-01 10:00", "initial", "000007", "admin"),  # its own number too
+        ("X7", "2026-01-01 10:00", "initial", "000700", "admin"),  # its own number too
     )
     found = weak_findings(events)
     assert found.get_column("entity_id").to_list() == ["C7", "X7"]

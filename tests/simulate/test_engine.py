@@ -169,13 +169,36 @@ def test_human_pins_have_the_published_shape() -> None:
     half = np.searchsorted(np.cumsum(counts), draws.size / 2) + 1
     share_of_distinct = half / values.size
     assert 0.05 <= share_of_distinct <= 0.08, share_of_distinct
-    from posaudit.pins import _class_codes
+    from posaudit.pins import WEAKNESS_CLASSES, _class_codes
 
     codes = _class_codes()
-    date_code = 1 + ["repeated_digit", "ascending_run", "descending_run", "repeated_pair", "repeated_triple",
-                     "mirrored", "doubled_digits", "keypad_shape", "lucky_number", "date"].index("date")  # fmt: skip
+    date_code = 1 + WEAKNESS_CLASSES.index("date")
+    # people choose dates far more often than a random string reads as one
     date_share = float((codes[draws] == date_code).mean())
-    assert date_share > 2 * 0.084
+    assert date_share > 2 * float((codes == date_code).mean())
+
+
+def test_the_weak_pin_ground_truth_follows_the_classifier() -> None:
+    # evaluation is honest only if a PIN labelled weak is one `pins check` flags, and no other
+    from posaudit.pins import classify_pins
+    from posaudit.simulate.pinmodel import pin_periods, weak_classes
+
+    scenario = load_scenario(None, merchants=20, days=10)
+    world = _world_for(scenario, 3)
+    horizon = world.start_us + 10 * 86_400_000_000
+    timeline = build_pin_timeline(
+        world, 3, horizon, weak_share=0.6, default_share=0.15, shared_share=0.15, reused_share=0.1,
+        stale_share=0.5, forgotten_per_year=1.0,
+    )  # fmt: skip
+    periods = pin_periods(world, timeline, horizon)
+    ops, pins = periods.get_column("op").to_numpy(), periods.get_column("pin").to_numpy()
+    labelled = weak_classes(world, ops, pins).tolist()
+    classified = [
+        classify_pins([f"{pin:06d}"], operator_no=str(world.o_no[op]))[0]
+        for op, pin in zip(ops.tolist(), pins.tolist(), strict=True)
+    ]
+    assert labelled == classified
+    assert "-" in labelled and len(set(labelled)) > 3
 
 
 def _plaintext_pins(seed: int, merchants: int, days: int) -> set[str]:
@@ -210,6 +233,10 @@ def test_no_plaintext_pin_in_any_table_parquet_or_log(tmp_path: Path, capfd: pyt
                 if dtype == pl.String:
                     cells = set(frame.get_column(column).drop_nulls().to_list())
                     assert not cells & pins, (table, column)
+                    if column == "card_token":
+                        # a channel letter and the card's 6-digit number in the world, drawn
+                        # apart from the PINs: its digits equal some operator's PIN by chance
+                        continue
                     words = {w for cell in cells for w in re.findall(r"(?<!\d)\d{6}(?!\d)", cell)}
                     assert not words & pins, (table, column)
     finally:

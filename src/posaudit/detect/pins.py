@@ -6,8 +6,9 @@ every 90 days (PCI DSS v4.0 8.3.9) to none of their last 4 (8.3.7), and never to
 what people do is another matter (docs/domain.md). Each rule here finds one break of those rules:
 
 - ``weak_pins``: a PIN held during the audited window is in a weakness class (repeated digit,
-  run, repeated pair or triple, mirrored, doubled digits, keypad shape, lucky number, date,
-  common PIN, or built from the operator's own number): a guesser's first tries;
+  run, a repeated block of digits, near-run, counting sequence, keypad shape, famous or lucky
+  number, date, a PIN common in leaked password lists, or built from the operator's own
+  number): a guesser's first tries;
 - ``default_pins``: an operator still holds the acquirer's default PIN, issued at installation
   and never changed: public knowledge, and on an administrator it opens every setting;
 - ``stale_pins``: a PIN kept longer than 90 days: every day widens the circle that has seen it;
@@ -57,9 +58,13 @@ SEVERITY_BY_CLASS: Final[dict[str, Severity]] = {
     "operator_number": "high",
     "repeated_pair": "medium",
     "repeated_triple": "medium",
+    "tripled_digits": "medium",
     "mirrored": "medium",
     "doubled_digits": "medium",
+    "near_run": "medium",
+    "counting": "medium",
     "keypad_shape": "medium",
+    "famous_number": "medium",
     "lucky_number": "medium",
     "date": "medium",
 }
@@ -72,9 +77,13 @@ SCORE_BY_CLASS: Final[dict[str, float]] = {
     "operator_number": 0.85,
     "repeated_pair": 0.8,
     "repeated_triple": 0.8,
+    "tripled_digits": 0.8,
+    "famous_number": 0.8,
     "mirrored": 0.75,
     "doubled_digits": 0.75,
     "keypad_shape": 0.75,
+    "counting": 0.75,
+    "near_run": 0.7,
     "lucky_number": 0.7,
     "date": 0.6,
 }
