@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+
+from posaudit.pins import DEMO_PIN_KEY, PIN_KEY_ENV
+
+# Every world the tests build is simulated, so its PINs are digested under the published demo
+# key, set here explicitly (a key in the developer's own environment must not change what the
+# tests see). The tests of a missing or bad key unset or change it for their own commands.
+os.environ[PIN_KEY_ENV] = DEMO_PIN_KEY
 
 from posaudit.simulate.engine import SimulationSummary, simulate
 from posaudit.simulate.scenario import load_scenario

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
 import typer
 from rich.console import Console
@@ -19,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from posaudit import __version__
+from posaudit.config import ConfigError
 from posaudit.store import StoreError, StoreLockedError, default_db_path
 
 if TYPE_CHECKING:
@@ -61,8 +63,6 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into one line and exit code 2 (3 when locked)."""
-    from posaudit.config import ConfigError
-
     try:
         yield
     except StoreError as exc:
@@ -274,7 +274,7 @@ def _run_on_spark(
             store = Store.open(path, read_only=settings.findings_out is not None, purpose="run --engine spark")
         return run_spark(settings, policy, store=store, on_event=on_event)
     except Exception as exc:
-        _run_error(exc, bad_input=isinstance(exc, StoreError | SparkSetupError))
+        _run_error(exc, bad_input=isinstance(exc, StoreError | SparkSetupError | ConfigError))
     finally:
         if store is not None:
             store.close()
@@ -363,7 +363,7 @@ def run(
                 summary = run_pipeline(store, loaded, full=full or (definition is not None and definition.mode == "full"),
                                        on_event=on_event)  # fmt: skip
             except Exception as exc:
-                _run_error(exc, bad_input=isinstance(exc, StoreError))
+                _run_error(exc, bad_input=isinstance(exc, StoreError | ConfigError))
             finally:
                 store.close()
         results = []
@@ -693,8 +693,32 @@ def version() -> None:
     out.print(__version__)
 
 
+def _show_warning(
+    message: Warning | str,
+    category: type[Warning],
+    filename: str,
+    lineno: int,
+    file: TextIO | None = None,
+    line: str | None = None,
+) -> None:
+    """posaudit's own warnings as one line on stderr; others as Python shows them."""
+    from posaudit.pins import DemoPinKeyWarning
+
+    if issubclass(category, DemoPinKeyWarning):
+        err.print(f"posaudit: warning: {message}", markup=False, soft_wrap=True)
+        return
+    _python_showwarning(message, category, filename, lineno, file, line)
+
+
+_python_showwarning = warnings.showwarning
+
+
 def main() -> None:
     """Entry point: usage errors become one line and exit code 2."""
+    from posaudit.pins import DemoPinKeyWarning
+
+    warnings.showwarning = _show_warning
+    warnings.simplefilter("once", DemoPinKeyWarning)
     if len(sys.argv) <= 1:
         app()
     try:

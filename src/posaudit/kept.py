@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 import polars as pl
 
 from posaudit import code_digest
+from posaudit.pins import WEAKNESS_CLASSES, pin_digests
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     CONTEXT_DAYS,
@@ -312,9 +313,13 @@ def forget_kept_refunds(store: Store) -> None:
 # numbers; a run keeps them under a digest of those, and the next run reuses them while the
 # digest is the same.
 #
-# The exclusion list holds keyed digests of candidate PINs, sorted by digest so that nothing
-# in it says which PIN a digest stands for: it tells whoever holds the store which of the
-# operators' digests are weak, and of which class, as the weak-PIN findings next to it do.
+# The exclusion list is kept sealed under the PIN key: each weak digest d is stored as a tag,
+# the first half of HMAC(key, "exclusion:" + d), and its class and operator number as codes
+# masked by bytes of the second half. Whoever holds the store without the key learns nothing
+# from it, not even which digests are weak: a class can narrow a PIN to a handful of values
+# (an operator-number PIN has ten), and the store keeps the digests of PINs no longer held,
+# about which the findings say nothing. A run, which has the key, computes the tags of the
+# digests in pin_events and unseals the rows they meet.
 
 EXCLUSION_TABLE: Final = "kept_pin_exclusion"
 EXCLUSION_KEY: Final = "pins.exclusion_for"
@@ -340,17 +345,54 @@ def keep_value(store: Store, key: str, digest: str, value: Any) -> None:
     store.set_meta(key, json.dumps({"for": digest, "value": value}))
 
 
-def kept_exclusion_list(store: Store, digest: str) -> pl.DataFrame | None:
-    """The kept PIN exclusion list when it was built for ``digest``, else None."""
+def _seals(digests: pl.Series, key: bytes) -> pl.DataFrame:
+    """Per digest: its tag in the kept list and the two mask bytes of its codes."""
+    sealed = pin_digests("exclusion:" + digests, key=key)
+    return pl.DataFrame({"pin_digest": digests}).with_columns(
+        tag=sealed.str.slice(0, 32),
+        class_mask=sealed.str.slice(32, 2).str.to_integer(base=16).cast(pl.UInt8),
+        number_mask=sealed.str.slice(34, 2).str.to_integer(base=16).cast(pl.UInt8),
+    )
+
+
+def kept_exclusion_list(
+    store: Store, digest: str, *, key: bytes, digests: pl.Series
+) -> pl.DataFrame | None:
+    """The kept PIN exclusion list when it was built for ``digest``, else None: the rows of
+    ``digests`` (those the store's PIN events hold), unsealed with ``key``."""
     if store.meta().get(EXCLUSION_KEY) != digest or not store.has_table(EXCLUSION_TABLE):
         return None
-    return store.frame(f"SELECT * FROM {EXCLUSION_TABLE}")
+    sealed = store.frame(f"SELECT * FROM {EXCLUSION_TABLE}")
+    classes = pl.Series(WEAKNESS_CLASSES, dtype=pl.String)
+    number = (pl.col("number_code") ^ pl.col("number_mask")).cast(pl.Int16) - 1
+    found = _seals(digests.unique().sort(), key).join(sealed, on="tag")
+    return found.select(
+        "pin_digest",
+        weakness_class=pl.lit(classes).gather(pl.col("class_code") ^ pl.col("class_mask")),
+        operator_no=pl.when(number >= 0).then(number.cast(pl.String).str.zfill(2)),
+    )
 
 
-def keep_exclusion_list(store: Store, digest: str, exclusion: pl.DataFrame) -> None:
-    """Keep the PIN exclusion list built for ``digest`` (inside the caller's transaction)."""
+def keep_exclusion_list(store: Store, digest: str, exclusion: pl.DataFrame, *, key: bytes) -> None:
+    """Keep the PIN exclusion list built for ``digest`` sealed under ``key`` (inside the
+    caller's transaction)."""
+    codes = {name: code for code, name in enumerate(WEAKNESS_CLASSES)}
+    rows = (
+        _seals(exclusion.get_column("pin_digest").unique(), key)
+        .join(exclusion, on="pin_digest")
+        .select(
+            "tag",
+            class_code=pl.col("weakness_class").replace_strict(codes, return_dtype=pl.UInt8)
+            ^ pl.col("class_mask"),
+            number_code=(pl.col("operator_no").cast(pl.Int16).fill_null(-1) + 1).cast(pl.UInt8)
+            ^ pl.col("number_mask"),
+        )
+        .sort("tag")
+    )
+    if store.has_table(EXCLUSION_TABLE) and store.schema(EXCLUSION_TABLE).names() != rows.columns:
+        store.execute(f"DROP TABLE {EXCLUSION_TABLE}")  # kept by an earlier code, in the clear
     if not store.has_table(EXCLUSION_TABLE):
-        store.create_table_like(EXCLUSION_TABLE, exclusion)
+        store.create_table_like(EXCLUSION_TABLE, rows)
     store.execute(f"DELETE FROM {EXCLUSION_TABLE}")
-    store.append(EXCLUSION_TABLE, exclusion.sort("pin_digest"))
+    store.append(EXCLUSION_TABLE, rows)
     store.set_meta(EXCLUSION_KEY, digest)

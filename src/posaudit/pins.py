@@ -19,6 +19,7 @@ import hashlib
 import hmac
 import itertools
 import os
+import warnings
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
 from importlib.resources import files
@@ -28,10 +29,15 @@ import duckdb
 import numpy as np
 import polars as pl
 
+from posaudit.config import ConfigError
+
 PIN_KEY_ENV: Final = "POSAUDIT_PIN_KEY"
 # Simulated worlds are digested under this published key so that anyone can reproduce a demo
 # store; a real deployment sets POSAUDIT_PIN_KEY to the key its terminal management system uses.
 DEMO_PIN_KEY: Final = "posaudit-demo-key/simulated-data-only"
+# A key is the whole protection of the digests (a 6-digit PIN has 10^6 values to try), so it
+# must be a real secret: 256 bits, as for an HMAC-SHA256 key (NIST SP 800-107, 5.3.4).
+MIN_PIN_KEY_BYTES: Final = 32
 _SHA256_BLOCK: Final = 64
 
 WeaknessClass = Literal[
@@ -126,9 +132,46 @@ DATE_YEARS: Final = range(1940, 2030)
 COMMON_PINS_FILE: Final = "common_pins.txt"
 
 
+class PinKeyError(ConfigError):
+    """A PIN key that must not be used; the message is one line for the user."""
+
+
+class DemoPinKeyWarning(UserWarning):
+    """The published demo key is in use: fit for simulated worlds only."""
+
+
 def pin_key() -> bytes:
-    """The deployment's PIN digest key: ``$POSAUDIT_PIN_KEY``, else the published demo key."""
-    return os.environ.get(PIN_KEY_ENV, DEMO_PIN_KEY).encode()
+    """The deployment's PIN digest key: ``$POSAUDIT_PIN_KEY``, else the published demo key.
+
+    A key shorter than :data:`MIN_PIN_KEY_BYTES` (an empty one included) is refused with
+    :class:`PinKeyError`: the key is the whole protection of the PIN digests, since every
+    6-digit PIN's digest can be computed in seconds by whoever holds it. With the variable
+    unset, the published demo key is used with a :class:`DemoPinKeyWarning`: anyone can
+    compute digests under it, so it fits simulated worlds only.
+    """
+    value = os.environ.get(PIN_KEY_ENV)
+    if value is None:
+        warnings.warn(
+            f"${PIN_KEY_ENV} is not set: using the published demo PIN key, fit for simulated "
+            "worlds only",
+            DemoPinKeyWarning,
+            stacklevel=2,
+        )
+        return DEMO_PIN_KEY.encode()
+    key = value.encode()
+    if len(key) < MIN_PIN_KEY_BYTES:
+        what = "empty" if not key.strip() else f"{len(key)} bytes"
+        msg = (
+            f"${PIN_KEY_ENV} is {what}: a PIN key must be at least {MIN_PIN_KEY_BYTES} bytes "
+            "(the key your terminal management system digests PINs with)"
+        )
+        raise PinKeyError(msg)
+    return key
+
+
+def is_demo_key(key: bytes) -> bool:
+    """Whether ``key`` is the published demo key (simulated worlds only)."""
+    return hmac.compare_digest(key, DEMO_PIN_KEY.encode())
 
 
 def pin_digest(pin: str, *, key: bytes) -> str:

@@ -1174,7 +1174,7 @@ class MadeOnce:
             keep_value(store, COLUMNS_KEY, self.columns_for, value)
         if self.exclusion is None and "weak_pin_digests" in derived:
             exclusion = derived["weak_pin_digests"].collect()
-            keep_exclusion_list(store, self.exclusion_for, exclusion)
+            keep_exclusion_list(store, self.exclusion_for, exclusion, key=pin_key())
 
 
 def _made_once(
@@ -1182,13 +1182,15 @@ def _made_once(
 ) -> MadeOnce:
     columns_for = built_for(policy.hash, *sorted(r.name for r in rules))
     columns = kept_value(store, COLUMNS_KEY, columns_for)
-    exclusion_for = built_for(key_fingerprint(pin_key()), *_operator_numbers(operators))
+    key = pin_key()
+    exclusion_for = built_for(key_fingerprint(key), *_operator_numbers(operators))
     wanted = any("weak_pin_digests" in r.inputs for r in rules)
+    exclusion = None
+    if wanted:
+        digests = store.frame("SELECT DISTINCT pin_digest FROM pin_events").get_column("pin_digest")
+        exclusion = kept_exclusion_list(store, exclusion_for, key=key, digests=digests)
     return MadeOnce(
-        columns_for,
-        ColumnsUsed(**columns) if columns is not None else None,
-        exclusion_for,
-        kept_exclusion_list(store, exclusion_for) if wanted else None,
+        columns_for, ColumnsUsed(**columns) if columns is not None else None, exclusion_for, exclusion
     )
 
 

@@ -23,6 +23,7 @@ import psutil
 import pytest
 
 from posaudit.notebook.lab import still_running, stop_lab
+from posaudit.pins import PIN_KEY_ENV
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario
 
@@ -218,3 +219,25 @@ def test_a_server_and_kernel_that_ignore_sigterm_are_killed_after_their_bounds()
             server.kill()
         server.wait(timeout=10)
         server.stdout.close()
+
+
+def test_the_kernels_get_no_pin_key(
+    lab_session: tuple[subprocess.Popen[str], int], tiny_store: Path
+) -> None:
+    """With the key and the store every PIN digest inverts in seconds: the key is set for this
+    `posaudit lab` (the tests set it), and neither JupyterLab nor a kernel it starts has it."""
+    lab, port = lab_session
+    assert os.environ[PIN_KEY_ENV]
+    kernel_id = started_kernel(port)
+    deadline = time.monotonic() + START_SECONDS
+    while True:
+        started = psutil.Process(lab.pid).children(recursive=True)
+        kernels = [p for p in started if kernel_id in cmdline(p)]
+        if kernels or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    assert kernels and len(started) >= 2
+    for process in started:
+        environment = process.environ()
+        assert PIN_KEY_ENV not in environment, cmdline(process)
+        assert environment["POSAUDIT_DB"] == str(tiny_store.resolve())

@@ -44,16 +44,30 @@ def test_a_run_keeps_the_exclusion_list_it_built_and_the_next_finds_it(audited: 
     assert made.exclusion is not None
     numbers = audited.read("operators").get_column("operator_no").cast(pl.String).to_list()
     built = exclusion_list(key=pin_key(), operator_nos=numbers)
-    assert_frame_equal(made.exclusion.sort("pin_digest"), built.sort("pin_digest"))
-    # kept in digest order: nothing in the table says which PIN a row stands for
-    stored = audited.frame(f"SELECT pin_digest FROM {kept.EXCLUSION_TABLE}")
-    assert stored.get_column("pin_digest").is_sorted()
+    # what the run finds kept: the list's rows for every digest the PIN events hold
+    held = audited.frame("SELECT DISTINCT pin_digest FROM pin_events")
+    weak_held = built.join(held, on="pin_digest")
+    assert weak_held.height > 100
+    order = ["pin_digest", "weakness_class", "operator_no"]
+    assert_frame_equal(made.exclusion.sort(order), weak_held.sort(order))
+
+
+def test_the_kept_exclusion_list_says_nothing_without_the_key(audited: Store) -> None:
+    """Sealed under the key: no digest of the store, weak or not, and no class in the clear."""
+    stored = audited.frame(f"SELECT * FROM {kept.EXCLUSION_TABLE}")
+    assert stored.columns == ["tag", "class_code", "number_code"]
+    assert stored.get_column("tag").is_sorted()
+    digests = set(audited.frame("SELECT pin_digest FROM pin_events").get_column("pin_digest"))
+    text = " ".join(stored.get_column("tag"))
+    assert not any(d[:32] in text for d in digests)
+    # the class codes are masked per row: about as many distinct as a byte allows
+    assert stored.get_column("class_code").n_unique() > 200
 
 
 def test_another_pin_key_finds_no_exclusion_list(
     audited: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(PIN_KEY_ENV, "another deployment's key")
+    monkeypatch.setenv(PIN_KEY_ENV, "another deployment's key, 32 bytes")
     assert key_fingerprint(pin_key()) != audited.meta()["pin_key_fingerprint"]
     assert _made(audited).exclusion is None
 

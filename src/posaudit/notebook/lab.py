@@ -26,6 +26,8 @@ from typing import Any, Final
 
 import psutil
 
+from posaudit.pins import PIN_KEY_ENV
+
 # The signals that stop a lab session: Ctrl-C, kill, and the terminal closing.
 STOP_SIGNALS: Final = tuple(
     getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
@@ -95,8 +97,11 @@ def lab_command(
 
 
 def lab_environment(db: Path) -> dict[str, str]:
-    """This process's environment with ``POSAUDIT_DB`` set to the store's absolute path."""
-    return {**os.environ, "POSAUDIT_DB": str(db.resolve())}
+    """This process's environment with ``POSAUDIT_DB`` set to the store's absolute path, and
+    without the PIN key: with the key and the store, every PIN digest inverts in seconds, and
+    the notebooks never need it (JupyterLab passes its environment to every kernel)."""
+    kept = {name: value for name, value in os.environ.items() if name != PIN_KEY_ENV}
+    return {**kept, "POSAUDIT_DB": str(db.resolve())}
 
 
 def run_lab(

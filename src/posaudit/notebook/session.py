@@ -14,6 +14,7 @@ resolved and later reappeared counts as present in between; the table keeps no m
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -38,6 +39,15 @@ RUN_COLUMNS: Final = (
 
 class AuditError(ValueError):
     """A store, run or finding a notebook cannot show; the message is one line for the analyst."""
+
+
+# What a notebook never reads: the PIN digests and the run's kept state (which holds digests).
+DIGEST_COLUMNS: Final = ("pin_digest",)
+_SECRET_NAMES: Final = re.compile(r"pin_digest|\bkept_\w*", re.IGNORECASE)
+
+
+def _without_digests(frame: pl.DataFrame) -> pl.DataFrame:
+    return frame.drop(DIGEST_COLUMNS, strict=False)
 
 
 @contextmanager
@@ -109,15 +119,27 @@ class Audit:
 
     # -- reading -------------------------------------------------------------------------
     def sql(self, query: str) -> pl.DataFrame:
-        """A SQL query on the store (opened read-only for this query) as a Polars frame."""
+        """A SQL query on the store (opened read-only for this query) as a Polars frame.
+
+        PIN digests stay out of a notebook: a query that names the digest column or what a
+        run keeps for the next (the ``kept_`` tables) is refused, and a digest column that a
+        ``SELECT *`` brings is dropped.
+        """
+        guarded = _SECRET_NAMES.search(query)
+        if guarded:
+            msg = (
+                f"the notebooks do not read {guarded.group(0)!r}: PIN digests stay with the "
+                "scheduled runs"
+            )
+            raise AuditError(msg)
         with read_only(self.db) as store:
-            return plain_strings(store.frame(query))
+            return _without_digests(plain_strings(store.frame(query)))
 
     def table(self, name: str) -> pl.DataFrame:
-        """A whole table, read once per :class:`Audit` and kept in memory."""
+        """A whole table, read once per :class:`Audit` and kept in memory (no PIN digest)."""
         if name not in self._tables:
             with read_only(self.db) as store:
-                self._tables[name] = plain_strings(store.scan(name).collect())
+                self._tables[name] = _without_digests(plain_strings(store.scan(name).collect()))
         return self._tables[name]
 
     # -- runs ----------------------------------------------------------------------------
