@@ -53,6 +53,7 @@ import polars as pl
 from polars.io.plugins import register_io_source
 
 from posaudit import __version__
+from posaudit.atomic import written_file
 from posaudit.config import ConfigError, merge_settings, parse_toml, read_text_file
 from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
 from posaudit.detect.policy import Policy
@@ -96,6 +97,7 @@ from posaudit.score.operators import (
 )
 from posaudit.store import Store, StoreError
 from posaudit.store.db import EVENT_TIME_COLUMN
+from posaudit.untrusted import csv_safe
 
 Mode = Literal["full", "incremental"]
 StepKind = Literal["detect", "findings", "evaluate", "report"]
@@ -1615,18 +1617,20 @@ def write_findings_files(
     paths = []
     for fmt in formats:
         path = folder / f"findings-{which}-{run_id}.{fmt}"
-        if fmt == "csv":
-            frame.write_csv(path)
-        elif fmt == "jsonl":
-            rows = (
-                row | {"evidence": json.loads(row["evidence"])}
-                for row in frame.iter_rows(named=True)
-            )
-            path.write_text(
-                "".join(json.dumps(row, default=str) + "\n" for row in rows), encoding="utf-8"
-            )
-        else:
-            frame.write_parquet(path)
+        # each file appears whole or not at all (a full disk leaves no file that looks done)
+        with written_file(path) as part:
+            if fmt == "csv":
+                csv_safe(frame).write_csv(part)
+            elif fmt == "jsonl":
+                rows = (
+                    row | {"evidence": json.loads(row["evidence"])}
+                    for row in frame.iter_rows(named=True)
+                )
+                part.write_text(
+                    "".join(json.dumps(row, default=str) + "\n" for row in rows), encoding="utf-8"
+                )
+            else:
+                frame.write_parquet(part)
         paths.append(path)
     return paths
 
