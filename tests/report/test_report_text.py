@@ -45,7 +45,7 @@ def reports(audited: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str
             audited,
             out,
             lang=lang,  # type: ignore[arg-type]
-            formats=("html", "csv"),
+            formats=("html", "csv", "xlsx"),
             generated_at=GENERATED_AT,
         )
         for lang in ("en", "zh")
@@ -167,6 +167,12 @@ def test_anomaly_findings_rank_and_show_the_anomaly_score(
     shown = [float(s) for s in re.findall(r"· Score (\d\.\d\d)", section)]
     top = frame.filter(pl.col("severity") == frame.get_column("severity")[0])
     assert shown[0] == round(max(scores[f] for f in top.get_column("finding_id")), 2)
+    from openpyxl import load_workbook
+
+    sheet = load_workbook(reports["en"].paths["xlsx"], read_only=True)["Anomaly scores"]
+    rows = list(sheet.iter_rows(values_only=True))
+    score, finding_id = rows[0].index("Score"), rows[0].index("Finding ID")
+    assert all(r[score] == pytest.approx(scores[r[finding_id]], abs=0.01) for r in rows[1:])
     zh = _html(reports, "zh")
     assert "高于 100.0%" not in zh and "above 100.0%" not in _html(reports, "en")
 

@@ -795,7 +795,7 @@ def _excel_frame(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
     """The findings as the workbook lists them, headers in the report's language."""
     columns = {
         "severity_shown": text("severity", lang),
-        "score": text("score", lang),
+        "rank_score": text("score", lang),  # an anomaly finding's anomaly score
         "rule_shown": text("rule", lang),
         "entity_type_shown": text("entity_type", lang),
         "entity_shown": text("entity_id", lang),
