@@ -64,6 +64,7 @@ from posaudit.report.translations import (
     WEAKNESS_CLASSES,
     FindingFacts,
     Language,
+    english_count,
     evidence_items,
     finding_sentence,
     label,
@@ -513,9 +514,10 @@ def _key_points(
                     "point_severity",
                     lang,
                     count=f"{rows.height:,}",
-                    severity=label(SEVERITY_LABELS, severity, lang).lower()
-                    if lang == "en"
-                    else label(SEVERITY_LABELS, severity, lang),
+                    findings=english_count(
+                        rows.height, f"{severity} finding", f"{severity} findings"
+                    ),
+                    severity=label(SEVERITY_LABELS, severity, lang),
                     rules=rules,
                 )
             )
@@ -640,7 +642,10 @@ def _families(
                     "family_intro",
                     lang,
                     count=f"{rows.height:,}",
-                    rules=len(rule_counts),
+                    findings=english_count(rows.height, "finding", "findings"),
+                    rules=english_count(len(rule_counts), "rule", "rules")
+                    if lang == "en"
+                    else len(rule_counts),
                     critical_high=f"{critical_high:,}",
                     new=f"{int(rows.get_column('is_new').sum()):,}",
                 ),

@@ -89,7 +89,7 @@ UI: Final[dict[str, tuple[str, str]]] = {
     ),
     "key_points": ("Key points", "要点"),
     "point_severity": (
-        "{count} {severity} findings: {rules}.",
+        "{findings}: {rules}.",
         "严重程度为“{severity}”的发现 {count} 项：{rules}。",
     ),
     "point_none": ("No finding is critical or high.", "没有严重或高级别的发现。"),
@@ -161,7 +161,7 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "signature": ("Signature", "签名"),
     # family sections
     "family_intro": (
-        "{count} findings from {rules} rules ({critical_high} critical or high, {new} new).",
+        "{findings} from {rules} ({critical_high} critical or high, {new} new).",
         "共 {count} 项发现，来自 {rules} 条规则（严重或高 {critical_high} 项，新增 {new} 项）。",
     ),
     "family_none": ("No findings in this family.", "该类别没有发现。"),
@@ -525,6 +525,11 @@ def zh_spacing(value: str) -> str:
     value = _SPACE_BY_PUNCTUATION.sub(r"\1", value)
     value = _HAN_THEN_HALF.sub(" ", value)
     return _HALF_THEN_HAN.sub(" ", value)
+
+
+def english_count(n: int, one: str, many: str) -> str:
+    """'1 rule', '1,208 rules': an English count with its noun."""
+    return f"{n:,} {one if n == 1 else many}"
 
 
 def money_text(fen: int | float | str, lang: Language) -> str:
