@@ -296,3 +296,9 @@ def test_english_sentences_are_capitalised_and_end_with_a_full_stop(
     for _, sentence in _sentences(reports, "en").values():
         assert sentence[0].isupper() and sentence.endswith("."), sentence
         assert not re.search(r"(?<![\d.,])1 (minutes|times|days|refunds)\b", sentence), sentence
+
+
+def test_english_counts_agree_with_their_nouns(reports: dict[str, ReportResult]) -> None:
+    page = " ".join(_text_nodes(_html(reports, "en")))
+    assert "from 1 rule (" in page  # the anomaly family has one rule
+    assert not re.search(r"(?<![\d.,])1 (rules|findings|[a-z]+ findings)\b", page)
