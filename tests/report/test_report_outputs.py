@@ -188,8 +188,9 @@ def test_csv_and_parquet_hold_every_finding(
     if lang == "zh":
         assert summaries.str.contains(r"[\u4e00-\u9fff]").all()
     else:
-        english = dict(findings.select("finding_id", "summary").iter_rows())
-        assert all(english[f] == s for f, s in parquet.select("finding_id", "summary").iter_rows())
+        # written from the evidence as the Chinese ones are, not copied from the rule's summary
+        assert not summaries.str.contains(r"[\u4e00-\u9fff]").any()
+        assert summaries.str.contains(r"^[A-Z].*\.$").all()
 
 
 def test_no_pin_digest_in_any_output(

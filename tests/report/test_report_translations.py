@@ -89,8 +89,8 @@ def test_lockout_storm_sentence() -> None:
     )
     en = finding_sentence(_facts("lockout_storm", evidence), "en")
     assert en == (
-        "terminal T000007 locked out 3 operators (01, 02, 05) 4 times in 42 minutes "
-        "on 2026-09-02 from 10:05"
+        "Terminal T000007 locked out 3 operators (01, 02, 05) 4 times in 42 minutes "
+        "on 2026-09-02 from 10:05."
     )
     masked = finding_sentence(_facts("lockout_storm", evidence, masked=True), "en")
     assert masked is not None and masked.count("OP-") == 3 and not re.search(r"\(0\d|, 0\d", masked)

@@ -442,6 +442,8 @@ def stale_pins(
             ),
             evidence={
                 **_period_evidence(),
+                # the whole days the summary states; age_days keeps the fraction
+                "held_days": _held_days(),
                 "age_days": pl.col("age_days").round(1),
                 "max_age_days": pl.lit(max_age_days),
             },

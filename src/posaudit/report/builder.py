@@ -37,12 +37,14 @@ from posaudit.report.data import (
     FAMILY_ORDER,
     SEVERITY_ORDER,
     SEVERITY_RANK,
+    MoneyAtRisk,
     PinHygiene,
     ReportData,
     ReportError,
     change_counts,
     family_severity_counts,
     load_report_data,
+    money_at_risk,
     pin_hygiene,
     top_entities,
     top_merchants,
@@ -62,8 +64,11 @@ from posaudit.report.translations import (
     WEAKNESS_CLASSES,
     FindingFacts,
     Language,
+    english_count,
+    evidence_items,
     finding_sentence,
     label,
+    money_text,
     text,
 )
 from posaudit.report.translations import (
@@ -125,11 +130,11 @@ def localized_findings(
 ) -> tuple[pl.DataFrame, int]:
     """The findings with their sentence, evidence, entity and operator as the report shows them.
 
-    Adds ``sentence``, ``evidence_shown`` (JSON, masked), ``entity_shown``, ``operator_shown``
-    and ``is_fallback``; returns the frame and how many sentences fell back to English.
+    Adds ``sentence`` (written from the evidence in ``lang``), ``evidence_shown`` (JSON,
+    masked), ``entity_shown``, ``operator_shown`` and ``is_fallback``; returns the frame and how
+    many sentences fell back to the rule's English summary (a rule without a template).
     """
     sentences, evidence_shown, entities, operators, fallbacks = [], [], [], [], []
-    keep_summary = lang == "en" and not pseudonyms.enabled
     for row in findings.select(
         "rule",
         "entity_type",
@@ -145,20 +150,20 @@ def localized_findings(
         "terminal_id",
     ).iter_rows(named=True):
         evidence = _scrub(json.loads(row["evidence"]) if row["evidence"] else {})
-        sentence: str | None = row["summary"] if keep_summary else None
-        if sentence is None:
-            facts = FindingFacts(
-                rule=row["rule"],
-                entity_type=row["entity_type"],
-                entity_id=row["entity_id"],
-                merchant_id=row["merchant_id"],
-                window_start=row["window_start"],
-                window_end=row["window_end"],
-                evidence=evidence,
-                role=row["operator_role"],
-                pseudonyms=pseudonyms,
-            )
-            sentence = finding_sentence(facts, lang)
+        # Both languages are written from the evidence, never the rule's stored summary: one
+        # set of facts and one number format for every language the report is read in.
+        facts = FindingFacts(
+            rule=row["rule"],
+            entity_type=row["entity_type"],
+            entity_id=row["entity_id"],
+            merchant_id=row["merchant_id"],
+            window_start=row["window_start"],
+            window_end=row["window_end"],
+            evidence=evidence,
+            role=row["operator_role"],
+            pseudonyms=pseudonyms,
+        )
+        sentence = finding_sentence(facts, lang)
         fallback = sentence is None
         if sentence is None:
             ids = [
@@ -201,6 +206,10 @@ def _operator_label(operator_id: str | None, name: str | None, pseudonyms: Pseud
 # -- formatting helpers ------------------------------------------------------------------------
 
 
+def _day(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value else "-"
+
+
 def _stamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
@@ -232,14 +241,7 @@ def _value(value: Any, lang: Language) -> str:
 
 
 def _evidence_items(evidence_json: str, lang: Language) -> list[tuple[str, str]]:
-    evidence = json.loads(evidence_json)
-    items = []
-    for key, value in evidence.items():
-        shown = _value(value, lang)
-        if key.endswith("_fen") and isinstance(value, int):
-            shown += f" ({value / 100:,.2f} {'CNY' if lang == 'en' else '元'})"
-        items.append((key, shown))
-    return items
+    return evidence_items(json.loads(evidence_json), lang)
 
 
 def _merchant(merchant_id: str | None, name: str | None) -> str:
@@ -264,7 +266,7 @@ def _finding_rows(frame: pl.DataFrame, lang: Language, *, evidence: bool) -> lis
                 "merchant": _merchant(row["merchant_id"], row["merchant_name"]),
                 "when": _window(row["window_start"], row["window_end"]),
                 "sentence": _first_upper(row["sentence"]),
-                "score": f"{row['score']:.2f}",
+                "score": f"{row['rank_score']:.2f}",
                 "is_new": row["is_new"],
                 "finding_id": row["finding_id"],
                 "evidence": _evidence_items(row["evidence_shown"], lang) if evidence else [],
@@ -318,8 +320,38 @@ def _scope(
     }
 
 
+def _share_of(n: int, population: int) -> str:
+    """A share of operators, as every figure of the report writes it: '66.5%'."""
+    return f"{n / max(population, 1) * 100:.1f}%"
+
+
+def _money_section(money: MoneyAtRisk, lang: Language) -> dict[str, Any]:
+    rows = [
+        {
+            "family": label(FAMILIES, r["family"], lang),
+            "rule": label(RULES, r["rule"], lang),
+            "findings": f"{r['findings']:,}",
+            "refunds": f"{r['refunds']:,}",
+            "amount": money_text(r["amount_fen"], lang),
+        }
+        for r in money.by_rule.iter_rows(named=True)
+    ]
+    return {
+        "total": money_text(money.total_fen, lang),
+        "refunds": f"{money.refunds:,}",
+        "rows": rows,
+        "unlisted": money_text(money.unlisted_fen, lang) if money.unlisted_fen else "",
+    }
+
+
 def _summary(
-    data: ReportData, shown: pl.DataFrame, lang: Language, pseudonyms: Pseudonyms
+    data: ReportData,
+    shown: pl.DataFrame,
+    lang: Language,
+    pseudonyms: Pseudonyms,
+    *,
+    hygiene: PinHygiene,
+    money: MoneyAtRisk,
 ) -> dict[str, Any]:
     findings = data.findings
     counts = family_severity_counts(findings)
@@ -391,7 +423,15 @@ def _summary(
     ]
     new_total = int(changes.get_column("new").sum())
     resolved_total = int(changes.get_column("resolved").sum())
-    points = _key_points(data, lang, merchants=merchants, new=new_total, resolved=resolved_total)
+    points = _key_points(
+        data,
+        lang,
+        merchants=merchants,
+        new=new_total,
+        resolved=resolved_total,
+        hygiene=hygiene,
+        money=money,
+    )
     return {
         "points": points,
         "tiles": [
@@ -399,7 +439,9 @@ def _summary(
             (text("critical_high", lang), f"{critical_high:,}", "alarm"),
             (text("new_findings", lang), f"{new_total:,}", "new"),
             (text("resolved_findings", lang), f"{resolved_total:,}", "resolved"),
+            (text("money_at_risk", lang), money_text(money.total_fen, lang), "money"),
         ],
+        "money": _money_section(money, lang),
         "severity_headers": list(severity_labels.items()),
         "table": table,
         "totals": totals,
@@ -440,11 +482,18 @@ def _in_sentence(title: str) -> str:
 
 
 def _key_points(
-    data: ReportData, lang: Language, *, merchants: list[dict[str, Any]], new: int, resolved: int
+    data: ReportData,
+    lang: Language,
+    *,
+    merchants: list[dict[str, Any]],
+    new: int,
+    resolved: int,
+    hygiene: PinHygiene,
+    money: MoneyAtRisk,
 ) -> list[str]:
     """The few sentences a manager reads first."""
     findings = data.findings
-    separator = ", " if lang == "en" else "，"
+    separator = ", " if lang == "en" else "、"
     points = []
     for severity in ("critical", "high"):
         rows = findings.filter(pl.col("severity") == severity)
@@ -465,23 +514,37 @@ def _key_points(
                     "point_severity",
                     lang,
                     count=f"{rows.height:,}",
-                    severity=label(SEVERITY_LABELS, severity, lang).lower()
-                    if lang == "en"
-                    else label(SEVERITY_LABELS, severity, lang),
+                    findings=english_count(
+                        rows.height, f"{severity} finding", f"{severity} findings"
+                    ),
+                    severity=label(SEVERITY_LABELS, severity, lang),
                     rules=rules,
                 )
             )
     if not points:
         points.append(text("point_none", lang))
-    hygiene = pin_hygiene(findings, operators_in_scope=data.population["operators"])
-    population = max(hygiene.operators_in_scope, 1)
+    if money.refunds:
+        top = money.by_rule.row(0, named=True)
+        points.append(
+            text(
+                "point_money",
+                lang,
+                refunds=f"{money.refunds:,}",
+                amount=money_text(money.total_fen, lang),
+                rule=_in_sentence(label(RULES, top["rule"], lang))
+                if lang == "en"
+                else label(RULES, top["rule"], lang),
+                rule_amount=money_text(top["amount_fen"], lang),
+            )
+        )
     points.append(
         text(
             "point_pins",
             lang,
+            end=_day(data.run.data_to),
             weak=f"{hygiene.weak_operators:,}",
             operators=f"{hygiene.operators_in_scope:,}",
-            share=f"{hygiene.weak_operators / population:.0%}",
+            share=_share_of(hygiene.weak_operators, hygiene.operators_in_scope),
             default=f"{hygiene.default_operators:,}",
             shared=f"{hygiene.shared_operators:,}",
         )
@@ -579,7 +642,10 @@ def _families(
                     "family_intro",
                     lang,
                     count=f"{rows.height:,}",
-                    rules=len(rule_counts),
+                    findings=english_count(rows.height, "finding", "findings"),
+                    rules=english_count(len(rule_counts), "rule", "rules")
+                    if lang == "en"
+                    else len(rule_counts),
                     critical_high=f"{critical_high:,}",
                     new=f"{int(rows.get_column('is_new').sum()):,}",
                 ),
@@ -608,11 +674,13 @@ def _families(
     return sections
 
 
-def _pin_section(hygiene: PinHygiene, lang: Language, pseudonyms: Pseudonyms) -> dict[str, Any]:
+def _pin_section(
+    hygiene: PinHygiene, lang: Language, pseudonyms: Pseudonyms, *, end: datetime | None
+) -> dict[str, Any]:
     population = max(hygiene.operators_in_scope, 1)
 
     def share(n: int) -> str:
-        return f"{n / population * 100:.1f}%"
+        return _share_of(n, hygiene.operators_in_scope)
 
     headline = [
         ("weak_operators", hygiene.weak_operators),
@@ -652,7 +720,6 @@ def _pin_section(hygiene: PinHygiene, lang: Language, pseudonyms: Pseudonyms) ->
             "merchant": _merchant(r["merchant_id"], r["merchant_name"]),
             "set_at": r["set_at"] or "—",
             "held_days": f"{r['held_days']:,}" if r["held_days"] is not None else "—",
-            "still_held": text("yes" if r["still_held"] else "no", lang),
         }
         for r in hygiene.default_pins.head(PIN_LIST_LIMIT).iter_rows(named=True)
     ]
@@ -661,13 +728,15 @@ def _pin_section(hygiene: PinHygiene, lang: Language, pseudonyms: Pseudonyms) ->
             "merchant": _merchant(r["merchant_id"], r["merchant_name"]),
             "members": ", ".join(pseudonyms.operator(m) for m in r["members"]),
             "size": r["size"],
-            "period": f"{r['shared_from'] or '?'} – {r['shared_until'] or '?'}",
+            "since": r["shared_from"] or "—",
         }
         for r in hygiene.groups.head(PIN_LIST_LIMIT).iter_rows(named=True)
     ]
     sheet = label(FAMILIES, "pins", lang)
     return {
+        "definition": text("pin_definition", lang, end=_day(end)),
         "population": f"{hygiene.operators_in_scope:,}",
+        "population_share": share(hygiene.operators_in_scope),
         "headline": [(text(k, lang), f"{n:,}", share(n)) for k, n in headline]
         + [(text("shared_groups", lang), f"{hygiene.shared_groups:,}", "")],
         "chart": Markup(charts.chart_svg(chart)),
@@ -731,7 +800,7 @@ def _excel_frame(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
     """The findings as the workbook lists them, headers in the report's language."""
     columns = {
         "severity_shown": text("severity", lang),
-        "score": text("score", lang),
+        "rank_score": text("score", lang),  # an anomaly finding's anomaly score
         "rule_shown": text("rule", lang),
         "entity_type_shown": text("entity_type", lang),
         "entity_shown": text("entity_id", lang),
@@ -999,13 +1068,11 @@ def build_report(
     mark = time.perf_counter()
     now = generated_at or datetime.now().replace(microsecond=0)
     scope = _scope(data, lang, pseudonyms, now)
-    summary = _summary(data, shown, lang, pseudonyms)
+    pins = pin_hygiene(data.findings, operators_in_scope=data.population["operators_at_end"])
+    money = money_at_risk(data.findings, data.refund_amounts)
+    summary = _summary(data, shown, lang, pseudonyms, hygiene=pins, money=money)
     families = _families(data, shown, lang, first_number=3)
-    hygiene = _pin_section(
-        pin_hygiene(data.findings, operators_in_scope=data.population["operators"]),
-        lang,
-        pseudonyms,
-    )
+    hygiene = _pin_section(pins, lang, pseudonyms, end=data.run.data_to)
     seconds["sections"] = time.perf_counter() - mark
 
     out.mkdir(parents=True, exist_ok=True)

@@ -84,6 +84,10 @@ class ReportData:
     policy_verified: bool
     policy_changes: list[tuple[str, str, Any, Any]]
     operator_roles: dict[str, str] = field(default_factory=dict)
+    # the approved refunds findings name by id in a list (amounts of the others are in evidence)
+    refund_amounts: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema={"txn_id": pl.String, "amount_fen": pl.Int64})
+    )
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -205,12 +209,38 @@ def _terminal() -> pl.Expr:
     )
 
 
+ANOMALY_RULE: Final = "operator_anomaly_scores"
+
+
+def _rank_score() -> pl.Expr:
+    """The score a finding is ranked and shown by: its anomaly score for an anomaly finding.
+
+    An anomaly finding's ``score`` column is its percentile within its week, a rank the
+    report does not compare across weeks; the anomaly score itself is what makes one
+    operator-day more anomalous than another.
+    """
+    return (
+        pl.when(pl.col("rule") == ANOMALY_RULE)
+        .then(
+            pl.coalesce(
+                pl.col("evidence").str.json_path_match("$.anomaly_score").cast(pl.Float64),
+                pl.col("score"),
+            )
+        )
+        .otherwise(pl.col("score"))
+        .alias("rank_score")
+    )
+
+
 def with_names(
     findings: pl.DataFrame, merchants: pl.DataFrame, operators: pl.DataFrame
 ) -> pl.DataFrame:
-    """Findings with the names people know them by, and severity ranks, most severe first."""
+    """Findings with the names people know them by, severity ranks and rank scores.
+
+    Most severe first; within a severity the highest rank score first, then the earliest.
+    """
     return (
-        findings.with_columns(_attributed_operator(), _severity_rank())
+        findings.with_columns(_attributed_operator(), _severity_rank(), _rank_score())
         .join(
             merchants.select("merchant_id", pl.col("name").alias("merchant_name")),
             on="merchant_id",
@@ -229,7 +259,7 @@ def with_names(
         .with_columns(_terminal())
         .drop("operator_terminal_id")
         .sort(
-            ["severity_rank", "score", "window_start", "finding_id"],
+            ["severity_rank", "rank_score", "window_start", "finding_id"],
             descending=[True, True, False, False],
         )
     )
@@ -240,21 +270,29 @@ def _count(store: Store, sql: str, params: list[object] | None = None) -> int:
 
 
 def population(store: Store, run: RunRecord) -> dict[str, int]:
-    """Merchants, terminals and operators in the audit's scope (operators active in the window)."""
-    operators = (
-        _count(store, "SELECT count(*) FROM operators")
-        if run.data_from is None or run.data_to is None
-        else _count(
+    """Merchants, terminals and operators in the audit's scope (operators active in the window),
+    and ``operators_at_end``: the operators still active at the end of the data."""
+    if run.data_from is None or run.data_to is None:
+        operators = at_end = _count(store, "SELECT count(*) FROM operators")
+    else:
+        operators = _count(
             store,
             "SELECT count(*) FROM operators "
             "WHERE created_at <= ? AND (disabled_at IS NULL OR disabled_at >= ?)",
             [run.data_to, run.data_from],
         )
-    )
+        # as the PIN rules read it: an operator disabled by data_to holds no PIN then
+        at_end = _count(
+            store,
+            "SELECT count(*) FROM operators "
+            "WHERE created_at <= ? AND (disabled_at IS NULL OR disabled_at > ?)",
+            [run.data_to, run.data_to],
+        )
     return {
         "merchants": _count(store, "SELECT count(*) FROM merchants"),
         "terminals": _count(store, "SELECT count(*) FROM terminals"),
         "operators": operators,
+        "operators_at_end": at_end,
     }
 
 
@@ -352,6 +390,11 @@ def load_report_data(store: Store, run_id: str | None = None) -> ReportData:
         operator_roles=dict(
             operators.select("operator_id", pl.col("role").cast(pl.String)).iter_rows()
         ),
+        refund_amounts=store.frame(
+            "SELECT txn_id, CAST(amount_fen AS BIGINT) AS amount_fen FROM transactions "
+            "WHERE list_contains($ids, txn_id) AND kind = 'refund'",
+            {"ids": refund_ids_named(findings)},
+        ),
     )
 
 
@@ -436,9 +479,14 @@ def top_merchants(findings: pl.DataFrame, *, limit: int = 10) -> pl.DataFrame:
 
 @dataclass(frozen=True)
 class PinHygiene:
-    """Operator PINs in the way a password audit reports them; no PIN, no digest."""
+    """Operator PINs as a password audit reports them; no PIN, no digest.
 
-    operators_in_scope: int
+    One definition throughout: every figure counts the operators active at the end of the
+    data by the PIN each held then (findings whose ``still_held`` is true). A PIN changed
+    during the window is a finding of its rule, not a figure here.
+    """
+
+    operators_in_scope: int  # operators active at the end of the data
     weak_operators: int
     default_operators: int
     stale_operators: int
@@ -446,37 +494,43 @@ class PinHygiene:
     shared_groups: int
     reused_operators: int
     by_weakness: pl.DataFrame  # weakness_class, operators, administrators
-    default_pins: (
-        pl.DataFrame
-    )  # operator_id, terminal_id, merchant_id, merchant_name, set_at, held_days, still_held
+    default_pins: pl.DataFrame  # operator_id, terminal_id, merchant_id, merchant_name, set_at,
+    # held_days
     stale_by_age: pl.DataFrame  # bucket, operators
-    groups: (
-        pl.DataFrame
-    )  # merchant_id, merchant_name, members (list), size, shared_from, shared_until
+    groups: pl.DataFrame  # merchant_id, merchant_name, members (list), size, shared_from
 
 
 def _json(column: str, path: str) -> pl.Expr:
     return pl.col(column).str.json_path_match(path)
 
 
+def _held_at_end() -> pl.Expr:
+    return _json("evidence", "$.still_held") == "true"
+
+
+def _day_of(path: str) -> pl.Expr:
+    return _json("evidence", path).str.slice(0, 10)
+
+
 def pin_hygiene(findings: pl.DataFrame, *, operators_in_scope: int) -> PinHygiene:
-    """Counts of the PIN findings by weakness, default, age, sharing and reuse."""
-    pins = findings.filter(pl.col("family") == "pins")
+    """The PINs operators held at the end of the data: by weakness, default, age, sharing and
+    reuse (``operators_in_scope``: the operators active then)."""
+    pins = findings.filter((pl.col("family") == "pins") & _held_at_end())
 
     def operators_of(rule: str) -> pl.DataFrame:
         return pins.filter(pl.col("rule") == rule)
 
-    weak = operators_of("weak_pins").with_columns(
-        _json("evidence", "$.weakness_class").alias("weakness_class")
+    # an operator holds one PIN at a time: one class each, so the classes add up
+    weak = (
+        operators_of("weak_pins")
+        .with_columns(_json("evidence", "$.weakness_class").alias("weakness_class"))
+        .unique(subset="entity_id", keep="first")
     )
     by_weakness = (
         weak.group_by("weakness_class")
         .agg(
-            pl.col("entity_id").n_unique().alias("operators"),
-            pl.col("entity_id")
-            .filter(pl.col("operator_role") == "admin")
-            .n_unique()
-            .alias("administrators"),
+            pl.len().alias("operators"),
+            (pl.col("operator_role") == "admin").sum().alias("administrators"),
         )
         .sort(["operators", "weakness_class"], descending=[True, False])
     )
@@ -487,37 +541,50 @@ def pin_hygiene(findings: pl.DataFrame, *, operators_in_scope: int) -> PinHygien
             "terminal_id",
             "merchant_id",
             "merchant_name",
-            _json("evidence", "$.set_at").str.slice(0, 10).alias("set_at"),
+            _day_of("$.set_at").alias("set_at"),
             _json("evidence", "$.held_days").cast(pl.Int64, strict=False).alias("held_days"),
-            (_json("evidence", "$.still_held") == "true").alias("still_held"),
         )
-        .sort("held_days", descending=True, nulls_last=True)
+        .unique(subset="operator_id", keep="first")
+        .sort(["held_days", "operator_id"], descending=[True, False], nulls_last=True)
     )
-    stale = operators_of("stale_pins").with_columns(
-        _json("evidence", "$.age_days").cast(pl.Float64, strict=False).alias("age_days")
+    stale = (
+        operators_of("stale_pins")
+        .with_columns(
+            pl.coalesce(
+                _json("evidence", "$.held_days").cast(pl.Float64, strict=False),
+                _json("evidence", "$.age_days").cast(pl.Float64, strict=False).floor(),
+            ).alias("age_days")
+        )
+        .group_by("entity_id")
+        .agg(pl.col("age_days").max())
     )
-    oldest = stale.group_by("entity_id").agg(pl.col("age_days").max())
     bucket = pl.lit("2y+")
     for name, upper in reversed(AGE_BUCKETS[:-1]):
         bucket = pl.when(pl.col("age_days") <= upper).then(pl.lit(name)).otherwise(bucket)
     stale_by_age = (
         pl.DataFrame({"bucket": [b for b, _ in AGE_BUCKETS]})
         .join(
-            oldest.with_columns(bucket.alias("bucket")).group_by("bucket").len("operators"),
+            stale.with_columns(bucket.alias("bucket")).group_by("bucket").len("operators"),
             on="bucket",
             how="left",
         )
         .fill_null(0)
     )
-    shared = operators_of("shared_pins").with_columns(
+    # Shared at the end: the operator's PIN still held and the sharing lasting to its end;
+    # a group is the operators still sharing with one another.
+    shared = operators_of("shared_pins").filter(
+        _json("evidence", "$.shared_until") == _json("evidence", "$.held_until")
+    )
+    sharing = set(shared.get_column("entity_id").to_list())
+    shared = shared.with_columns(
         pl.col("evidence")
         .str.json_path_match("$.other_operator_ids")
         .str.json_decode(pl.List(pl.String))
         .fill_null(pl.lit([], pl.List(pl.String)))
+        .list.eval(pl.element().filter(pl.element().is_in(list(sharing))))
         .alias("others"),
-        _json("evidence", "$.shared_from").alias("shared_from"),
-        _json("evidence", "$.shared_until").alias("shared_until"),
-    )
+        _day_of("$.shared_from").alias("shared_from"),
+    ).filter(pl.col("others").list.len() > 0)
     groups = (
         shared.with_columns(
             pl.concat_list(pl.col("entity_id"), "others").list.unique().list.sort().alias("members")
@@ -526,8 +593,7 @@ def pin_hygiene(findings: pl.DataFrame, *, operators_in_scope: int) -> PinHygien
         .agg(
             pl.col("merchant_id").first(),
             pl.col("merchant_name").first(),
-            pl.col("shared_from").min().str.slice(0, 10),
-            pl.col("shared_until").max().str.slice(0, 10),
+            pl.col("shared_from").max(),
         )
         .with_columns(pl.col("members").list.len().alias("size"))
         .sort(["size", "merchant_id", "shared_from"], descending=[True, False, False])
@@ -537,9 +603,9 @@ def pin_hygiene(findings: pl.DataFrame, *, operators_in_scope: int) -> PinHygien
     )
     return PinHygiene(
         operators_in_scope=operators_in_scope,
-        weak_operators=weak.get_column("entity_id").n_unique(),
-        default_operators=default.get_column("operator_id").n_unique(),
-        stale_operators=oldest.height,
+        weak_operators=weak.height,
+        default_operators=default.height,
+        stale_operators=stale.height,
         shared_operators=int(shared_operators),
         shared_groups=groups.height,
         reused_operators=operators_of("reused_pins").get_column("entity_id").n_unique(),
@@ -547,6 +613,124 @@ def pin_hygiene(findings: pl.DataFrame, *, operators_in_scope: int) -> PinHygien
         default_pins=default,
         stale_by_age=stale_by_age,
         groups=groups,
+    )
+
+
+# -- money at risk -----------------------------------------------------------------------------
+
+# Refund findings name refunds that break a rule; an anomaly finding names an operator-day
+# whose refunds are a lead, not money known to be at risk.
+MONEY_FAMILIES: Final = ("refunds",)
+
+
+@dataclass(frozen=True)
+class MoneyAtRisk:
+    """The approved refunds findings name, in fen, each refund counted once.
+
+    ``by_rule``: family, rule, findings, refunds and amount_fen per rule (a refund named by
+    several findings of one rule counted once); ``total_fen`` and ``refunds``: over every
+    rule, a refund named by several rules counted once. ``unlisted_fen``: refunds a
+    finding counts but does not list by id (its list is capped), counted in its rule's row
+    and the total as they are, as they cannot be matched.
+    """
+
+    total_fen: int
+    refunds: int
+    unlisted_fen: int
+    by_rule: pl.DataFrame
+
+
+def refund_ids_named(findings: pl.DataFrame) -> list[str]:
+    """Every refund id that the refund findings name in a list."""
+    ids = (
+        findings.filter(pl.col("family").is_in(MONEY_FAMILIES))
+        .select(
+            pl.col("evidence")
+            .str.json_path_match("$.refund_txn_ids")
+            .str.json_decode(pl.List(pl.String))
+            .alias("ids")
+        )
+        .explode("ids")
+        .drop_nulls()
+        .unique()
+    )
+    return ids.get_column("ids").sort().to_list()
+
+
+def money_at_risk(findings: pl.DataFrame, refund_amounts: pl.DataFrame) -> MoneyAtRisk:
+    """The refunded amount behind the findings: see :class:`MoneyAtRisk`."""
+    relevant = findings.filter(pl.col("family").is_in(MONEY_FAMILIES))
+    single = relevant.select(
+        "finding_id",
+        "family",
+        "rule",
+        _json("evidence", "$.refund_txn_id").alias("txn_id"),
+        _json("evidence", "$.amount_fen").cast(pl.Int64, strict=False).alias("amount_fen"),
+    ).filter(pl.col("txn_id").is_not_null() & pl.col("amount_fen").is_not_null())
+    listed = (
+        relevant.filter(~pl.col("finding_id").is_in(single.get_column("finding_id").implode()))
+        .select(
+            "finding_id",
+            "family",
+            "rule",
+            pl.col("evidence")
+            .str.json_path_match("$.refund_txn_ids")
+            .str.json_decode(pl.List(pl.String))
+            .alias("txn_id"),
+            pl.coalesce(
+                _json("evidence", "$.refunded_fen").cast(pl.Int64, strict=False),
+                _json("evidence", "$.refund_amount_fen").cast(pl.Int64, strict=False),
+            ).alias("counted_fen"),
+        )
+        .filter(pl.col("txn_id").list.len() > 0)
+    )
+    named = listed.explode("txn_id").join(refund_amounts, on="txn_id", how="left")
+    unlisted = (
+        named.group_by("finding_id", "family", "rule")
+        .agg(
+            pl.col("counted_fen").first(),
+            pl.col("amount_fen").sum().alias("listed_fen"),
+        )
+        .with_columns(
+            (pl.col("counted_fen").fill_null(0) - pl.col("listed_fen"))
+            .clip(lower_bound=0)
+            .alias("unlisted_fen")
+        )
+    )
+    refunds = pl.concat(
+        [
+            single.select("family", "rule", "txn_id", "amount_fen"),
+            named.select("family", "rule", "txn_id", pl.col("amount_fen").fill_null(0)),
+        ]
+    )
+    per_rule = (
+        refunds.unique(subset=["rule", "txn_id"])
+        .group_by("family", "rule")
+        .agg(pl.len().alias("refunds"), pl.col("amount_fen").sum())
+        .join(
+            unlisted.group_by("rule").agg(pl.col("unlisted_fen").sum()),
+            on="rule",
+            how="left",
+        )
+        .join(relevant.group_by("rule").len("findings"), on="rule", how="left")
+        .with_columns(
+            (pl.col("amount_fen") + pl.col("unlisted_fen").fill_null(0)).alias("amount_fen")
+        )
+        .with_columns(
+            pl.col("family")
+            .replace_strict({f: i for i, f in enumerate(FAMILY_ORDER)}, return_dtype=pl.Int8)
+            .alias("family_rank")
+        )
+        .sort(["family_rank", "amount_fen", "rule"], descending=[False, True, False])
+        .select("family", "rule", "findings", "refunds", "amount_fen")
+    )
+    distinct = refunds.unique(subset="txn_id")
+    unlisted_fen = int(unlisted.get_column("unlisted_fen").sum())
+    return MoneyAtRisk(
+        total_fen=int(distinct.get_column("amount_fen").sum()) + unlisted_fen,
+        refunds=distinct.height,
+        unlisted_fen=unlisted_fen,
+        by_rule=per_rule,
     )
 
 

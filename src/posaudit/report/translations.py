@@ -14,6 +14,7 @@ renders every finding of the sample run in both languages and fails on any fallb
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +29,7 @@ LANGUAGES: Final[tuple[Language, ...]] = ("en", "zh")
 
 UI: Final[dict[str, tuple[str, str]]] = {
     "title": ("POS terminal and operator audit", "POS 终端与操作员审计报告"),
-    "subtitle": ("Audit report for run {run_id}", "审计运行 {run_id} 的报告"),
+    "subtitle": ("Audit report for run {run_id}", "运行 {run_id} 的审计报告"),
     "confidential": ("Confidential: for the audit team", "机密：仅限审计团队"),
     "confidential_masked": (
         "Operators pseudonymised: fit for distribution outside the audit team",
@@ -57,7 +58,7 @@ UI: Final[dict[str, tuple[str, str]]] = {
         "{merchants} merchants, {terminals} terminals, {operators} operators",
         "{merchants} 家商户，{terminals} 台终端，{operators} 名操作员",
     ),
-    "policy_hash": ("Policy (SHA-256 of its settings)", "审计策略（设置的 SHA-256）"),
+    "policy_hash": ("Policy (SHA-256 of its settings)", "审计策略（其设置的 SHA-256 值）"),
     "policy_verified": ("matches the thresholds shown in this report", "与本报告所列阈值一致"),
     "policy_unverified": (
         "the stored policy text could not be matched to this hash: thresholds shown are the rules' defaults where the text is silent",
@@ -88,13 +89,31 @@ UI: Final[dict[str, tuple[str, str]]] = {
     ),
     "key_points": ("Key points", "要点"),
     "point_severity": (
-        "{count} {severity} findings: {rules}.",
+        "{findings}: {rules}.",
         "严重程度为“{severity}”的发现 {count} 项：{rules}。",
     ),
     "point_none": ("No finding is critical or high.", "没有严重或高级别的发现。"),
     "point_pins": (
-        "{weak} of {operators} operators in scope ({share}) hold a weak PIN; {default} still use the acquirer's default PIN; {shared} share a PIN with a colleague.",
-        "审计范围内 {operators} 名操作员中有 {weak} 名（{share}）使用弱密码；{default} 名仍在使用收单机构的默认密码；{shared} 名与同事共用密码。",
+        "At the end of the data ({end}), {weak} of the {operators} operators active then ({share}) held a weak PIN, {default} still held the acquirer's default PIN and {shared} shared a PIN with a colleague.",
+        "截至数据截止日（{end}），当时仍启用的 {operators} 名操作员中有 {weak} 名（{share}）使用弱密码，{default} 名仍在使用收单机构的默认密码，{shared} 名与同事共用密码。",
+    ),
+    "point_money": (
+        "Refund findings name {refunds} refunds totalling {amount}, each counted once; the largest amount, {rule_amount}, is in {rule}.",
+        "退款类发现共涉及 {refunds} 笔退款，合计 {amount}（每笔只计一次）；金额最多的一类是“{rule}”，共 {rule_amount}。",
+    ),
+    "money_at_risk": ("Money at risk", "涉险金额"),
+    "money_title": ("Money at risk by rule", "按规则统计的涉险金额"),
+    "money_definition": (
+        "Money at risk is the amount of the approved refunds that refund findings name, each refund counted once however many findings name it. Each rule's row counts its refunds once; the rows add up to more than the total when a refund breaks several rules. Anomaly findings are leads, not breaches: the refunds of the operator-days they name are not counted.",
+        "涉险金额指退款类发现所涉及的已批准退款的金额合计，同一笔退款无论被多少项发现提及都只计一次。每条规则一行，行内每笔退款计一次；一笔退款违反多条规则时，各行相加会大于合计。异常评分类发现只是线索而非违规，其所涉操作员日的退款不计入。",
+    ),
+    "money_none": ("No refund finding: no money at risk.", "没有退款类发现，涉险金额为零。"),
+    "money_refunds": ("Refunds", "退款笔数"),
+    "money_amount": ("Amount", "金额"),
+    "money_total": ("Total, each refund once", "合计（每笔退款只计一次）"),
+    "money_unlisted": (
+        "Of the total, {amount} is from refunds a finding counts without listing them one by one; they cannot be matched against other findings.",
+        "合计中有 {amount} 来自发现中未逐笔列出的退款，无法与其他发现去重。",
     ),
     "point_merchant": (
         "The merchant with the most findings is {merchant}: {count}, of which {critical_high} critical or high.",
@@ -142,15 +161,15 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "signature": ("Signature", "签名"),
     # family sections
     "family_intro": (
-        "{count} findings from {rules} rules ({critical_high} critical or high, {new} new).",
+        "{findings} from {rules} ({critical_high} critical or high, {new} new).",
         "共 {count} 项发现，来自 {rules} 条规则（严重或高 {critical_high} 项，新增 {new} 项）。",
     ),
     "family_none": ("No findings in this family.", "该类别没有发现。"),
     "by_rule_severity": ("Findings by rule and severity", "按规则和严重程度统计的发现"),
     "top_findings": ("Top findings", "最重要的发现"),
     "top_findings_note": (
-        "The {shown} most severe of {count}, by severity and then score; the workbook lists them all.",
-        "按严重程度和评分列出 {count} 项中最重要的 {shown} 项；Excel 工作簿列出全部发现。",
+        "The {shown} most severe of {count}: by severity, then score (highest first), then time. The workbook lists them all.",
+        "依次按严重程度、评分（从高到低）和时间排序，列出 {count} 项中最靠前的 {shown} 项；Excel 工作簿列出全部发现。",
     ),
     "method": ("Method and thresholds", "方法与阈值"),
     "threshold": ("Threshold", "阈值"),
@@ -162,6 +181,10 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "rule_findings_one": ("1 finding", "1 项发现"),
     "severity": ("Severity", "严重程度"),
     "score": ("Score", "评分"),
+    "score_note": (
+        "Score: how strongly a finding holds, from 0 to 1; for an anomaly finding, its anomaly score.",
+        "评分：发现的确定程度，取值 0 至 1；异常评分类发现取其异常分。",
+    ),
     "rule": ("Rule", "规则"),
     "window": ("When", "时间"),
     "finding": ("Finding", "发现"),
@@ -173,27 +196,34 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "pin_intro": (
         "Operator PINs audited the way a password audit reads a directory: the terminal management "
         "system keeps only keyed digests, and weak candidates are digested under the same key and "
-        "compared. Figures count operators in scope; no PIN is shown.",
+        "compared. No PIN is shown.",
         "参照口令审计的方式审查操作员密码：终端管理系统只保存带密钥的摘要，审计时以同一密钥计算弱密码候选的摘要并比对。"
-        "下列数字按审计范围内的操作员计算；不显示任何密码。",
+        "本节不显示任何密码。",
     ),
     "pin_headline": ("At a glance", "概览"),
-    "operators_in_scope": ("Operators in scope", "审计范围内的操作员"),
+    "operators_in_scope": ("Operators active at the end of the data", "数据截止时仍启用的操作员"),
+    "pin_definition": (
+        "Every figure in this section counts the operators active at the end of the data ({end}) by the PIN each held then. A PIN changed before then is a finding in the Operator PINs section, not a figure here.",
+        "本节所有数字均以数据截止时（{end}）仍启用的操作员为对象，按其当时使用的密码统计。此前已更换的密码列在“操作员密码”一节的发现中，不计入本节。",
+    ),
     "weak_operators": ("Operators with a weak PIN", "使用弱密码的操作员"),
     "default_operators": ("Operators on the acquirer's default PIN", "仍使用默认密码的操作员"),
     "stale_operators": ("Operators with a stale PIN (over the age limit)", "密码超期未换的操作员"),
-    "shared_groups": ("Shared-PIN groups", "共用密码的小组"),
+    "shared_groups": ("Shared-PIN groups", "共用同一密码的操作员组"),
     "shared_operators": ("Operators sharing a PIN", "共用密码的操作员"),
     "reused_operators": ("Operators who went back to an old PIN", "改回旧密码的操作员"),
     "share_of_operators": ("Share of operators", "占操作员比例"),
     "operators": ("Operators", "操作员"),
-    "administrators": ("of them administrators", "其中管理员"),
+    "administrators": ("Of them, administrators", "其中管理员"),
     "by_weakness": ("Weak PINs by weakness class", "按弱点类别统计的弱密码"),
     "weakness_class": ("Weakness class", "弱点类别"),
-    "default_pins_title": ("Default PINs, longest held first", "默认密码（按使用时长排列）"),
+    "default_pins_title": (
+        "Operators on the default PIN, longest held first",
+        "仍在使用默认密码的操作员（按使用时长从长到短）",
+    ),
     "default_none": (
-        "No operator holds the acquirer's default PIN.",
-        "没有操作员使用收单机构的默认密码。",
+        "At the end of the data no operator held the acquirer's default PIN.",
+        "数据截止时没有操作员使用收单机构的默认密码。",
     ),
     "stale_title": ("Stale PINs by age", "按密码使用时长统计的超期密码"),
     "age": ("PIN age", "密码使用时长"),
@@ -201,27 +231,30 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "still_held": ("Still held at the end of the data", "数据截止时仍在使用"),
     "yes": ("yes", "是"),
     "no": ("no", "否"),
-    "shared_title": ("Shared-PIN groups, largest first", "共用密码的小组（按人数排列）"),
+    "shared_title": (
+        "Shared-PIN groups, largest first",
+        "共用同一密码的操作员组（按人数从多到少）",
+    ),
     "list_capped": (
         "The first {shown} of {count}; the workbook's sheet “{sheet}” lists them all.",
         "列出 {count} 项中的前 {shown} 项；Excel 工作簿的“{sheet}”工作表列出全部。",
     ),
     "shared_none": (
-        "No two operators of a merchant shared a PIN.",
-        "同一商户内没有操作员共用密码。",
+        "At the end of the data no two operators of a merchant shared a PIN.",
+        "数据截止时，同一商户内没有操作员共用密码。",
     ),
-    "group_members": ("Operators in the group", "小组成员"),
+    "group_members": ("Operators in the group", "组内操作员"),
     "group_size": ("Size", "人数"),
-    "shared_period": ("Shared", "共用期间"),
+    "shared_since": ("Shared since", "开始共用"),
     "operator": ("Operator", "操作员"),
     "terminal": ("Terminal", "终端"),
-    "set_at": ("PIN set", "设置时间"),
+    "set_at": ("PIN set on", "密码设置日期"),
     "operator_pins_chart": ("Operators by PIN weakness", "按密码弱点统计的操作员"),
     # appendix
     "appendix": ("Appendix: all findings", "附录：全部发现"),
     "appendix_intro": (
-        "Every finding of the run, most severe first (by severity, then score). The workbook and the CSV and Parquet files hold the same rows.",
-        "本次运行的全部发现，按严重程度和评分从高到低排列。Excel 工作簿以及 CSV、Parquet 文件包含相同的记录。",
+        "Every finding of the run, most severe first: by severity, then score (highest first), then time. The workbook and the CSV and Parquet files hold the same rows.",
+        "本次运行的全部发现，依次按严重程度、评分（从高到低）和时间排列。Excel 工作簿以及 CSV、Parquet 文件包含相同的记录。",
     ),
     "appendix_capped": (
         "The {shown} most severe of {count} findings; all {count} are in the HTML report, the workbook and the CSV and Parquet files.",
@@ -231,14 +264,14 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "number": ("#", "序号"),
     # workbook
     "sheet_summary": ("Summary", "摘要"),
-    "finding_id": ("Finding id", "发现编号"),
-    "first_run": ("First found in run", "首次发现于"),
+    "finding_id": ("Finding ID", "发现编号"),
+    "first_run": ("First found in run", "首次发现的运行"),
     "is_new": ("New in this run", "本次新增"),
     "window_start": ("From", "开始时间"),
     "window_end": ("To", "结束时间"),
-    "merchant_id": ("Merchant id", "商户编号"),
+    "merchant_id": ("Merchant ID", "商户编号"),
     "merchant_name": ("Merchant name", "商户名称"),
-    "entity_id": ("Entity id", "对象编号"),
+    "entity_id": ("Entity ID", "对象编号"),
     "operator_label": ("Operator", "操作员"),
     "status": ("Status", "状态"),
 }
@@ -474,6 +507,40 @@ _UNLOCK: Final[dict[str, tuple[str, str]]] = {
 }
 
 
+# The one spacing rule of Chinese text: one half-width space between a Chinese character and
+# a Latin letter or Arabic numeral (a number's % sign goes with it), none between two Chinese
+# characters, none beside full-width punctuation.
+_HAN: Final = "\u3400-\u4dbf\u4e00-\u9fff"
+_HALF_WIDTH: Final = "A-Za-z0-9%"
+_FULL_WIDTH_PUNCTUATION: Final = "，。、；：？！（）“”‘’《》【】"
+_SPACE_BETWEEN_HAN: Final = re.compile(f"(?<=[{_HAN}]) +(?=[{_HAN}])")
+_SPACE_BY_PUNCTUATION: Final = re.compile(f" *([{_FULL_WIDTH_PUNCTUATION}]) *")
+_HAN_THEN_HALF: Final = re.compile(f"(?<=[{_HAN}])(?=[{_HALF_WIDTH}])")
+_HALF_THEN_HAN: Final = re.compile(f"(?<=[{_HALF_WIDTH}])(?=[{_HAN}])")
+
+
+def zh_spacing(value: str) -> str:
+    """Chinese text spaced by the report's one rule.
+
+    >>> zh_spacing("是原交易金额 149.81 元 的 2.07倍（1至2年）")
+    '是原交易金额 149.81 元的 2.07 倍（1 至 2 年）'
+    """
+    value = _SPACE_BETWEEN_HAN.sub("", value)
+    value = _SPACE_BY_PUNCTUATION.sub(r"\1", value)
+    value = _HAN_THEN_HALF.sub(" ", value)
+    return _HALF_THEN_HAN.sub(" ", value)
+
+
+def english_count(n: int, one: str, many: str) -> str:
+    """'1 rule', '1,208 rules': an English count with its noun."""
+    return f"{n:,} {one if n == 1 else many}"
+
+
+def money_text(fen: int | float | str, lang: Language) -> str:
+    """An amount of fen as the report writes every amount: '12,050.52 CNY' / '12,050.52 元'."""
+    return _money(fen, lang)
+
+
 def _pick(pair: tuple[str, str], lang: Language) -> str:
     return pair[0] if lang == "en" else pair[1]
 
@@ -481,7 +548,8 @@ def _pick(pair: tuple[str, str], lang: Language) -> str:
 def text(key: str, lang: Language, **values: object) -> str:
     """A word or sentence of the page in ``lang``, with ``{placeholders}`` filled."""
     template = _pick(UI[key], lang)
-    return template.format(**values) if values else template
+    filled = template.format(**values) if values else template
+    return zh_spacing(filled) if lang == "zh" else filled
 
 
 def label(table: dict[str, tuple[str, str]], key: str, lang: Language) -> str:
@@ -533,14 +601,22 @@ def _number(operator_id: str) -> str:
     return operator_id.rsplit("-", 1)[1] if "-" in operator_id else operator_id
 
 
+def _home_terminal(operator_id: str) -> str | None:
+    return operator_id.rsplit("-", 1)[0] if "-" in operator_id else None
+
+
 def _who(
     f: FindingFacts, lang: Language, *, merchant: bool = False, operator_id: str | None = None
 ) -> str:
-    """The operator a finding is about, as a sentence names it."""
+    """The operator a finding is about, as a sentence names it.
+
+    An operator is known by its number at its home terminal (its id is ``T…-NN``), in both
+    languages; a terminal it worked on that day is named apart, where the sentence says so.
+    """
     operator = operator_id or f.operator_id()
     if operator is None:
         raise KeyError("operator_id")
-    terminal = operator.rsplit("-", 1)[0] if "-" in operator else (f.terminal_id() or "?")
+    terminal = _home_terminal(operator) or f.terminal_id() or "?"
     admin = f.role == "admin" and operator_id is None
     if f.pseudonyms.enabled:
         name = f.pseudonyms.operator(operator)
@@ -557,6 +633,39 @@ def _who(
         return f"{role} {number} at terminal {terminal}{where}"
     where = f"商户 {f.merchant_id} " if merchant and f.merchant_id else ""
     return f"{where}终端 {terminal} 的 {number} 号{'管理员' if admin else '操作员'}"
+
+
+def _worked_on(f: FindingFacts, lang: Language, operator_id: str | None = None) -> str:
+    """' (working on terminal T…)' when the evidence's terminal is not the operator's home one."""
+    operator = operator_id or f.operator_id()
+    worked = f.evidence.get("terminal_id")
+    if not worked or not operator or worked == _home_terminal(operator):
+        return ""
+    return f" (working on terminal {worked})" if lang == "en" else f"在终端 {worked} 上"
+
+
+# -- one formatting rule for every number, in both languages ---------------------------------
+
+
+def _n(value: Any) -> str:
+    """A count or whole number: '1,499'."""
+    return f"{int(value):,}"
+
+
+def _decimal(value: int | float | str) -> str:
+    """A measure with one decimal: '28.9'."""
+    return f"{float(value):,.1f}"
+
+
+def _money(fen: int | float | str, lang: Language) -> str:
+    """An amount of fen as yuan: '12,050.52 CNY' / '12,050.52 元'."""
+    yuan = f"{int(fen) / 100:,.2f}"
+    return f"{yuan} CNY" if lang == "en" else f"{yuan} 元"
+
+
+def _share(value: int | float | str) -> str:
+    """A share in 0..1 as a percentage, never rounded up to 100 %: '99.9%'."""
+    return f"{math.floor(float(value) * 1000) / 10:.1f}%"
 
 
 def _date(value: datetime | str) -> str:
@@ -577,13 +686,13 @@ def _minutes(f: FindingFacts) -> int:
     return max(1, math.ceil((f.window_end - f.window_start).total_seconds() / 60))
 
 
-def _money(fen: int | float, lang: Language) -> str:
-    yuan = f"{int(fen) / 100:,.2f}"
-    return f"{yuan} CNY" if lang == "en" else f"{yuan} 元"
+def _plural(n: int | float | str, one: str, many: str) -> str:
+    return f"{_n(n)} {one if int(n) == 1 else many}"
 
 
-def _plural(n: int, one: str, many: str) -> str:
-    return f"{n} {one if n == 1 else many}"
+def _span(f: FindingFacts, lang: Language) -> str:
+    """The finding's window in whole minutes: '1 minute', '42 minutes' / '42 分钟'."""
+    return _plural(_minutes(f), "minute", "minutes") if lang == "en" else f"{_n(_minutes(f))} 分钟"
 
 
 def _join(items: Sequence[str], lang: Language) -> str:
@@ -605,8 +714,8 @@ def _lockout_setting(f: FindingFacts, lang: Language) -> str:
     if threshold is None:
         return "the terminal never locks" if lang == "en" else "该终端从不锁定"
     if lang == "en":
-        return f"the terminal locks after {threshold} wrong PINs for {minutes} minutes"
-    return f"该终端输错 {threshold} 次后锁定 {minutes} 分钟"
+        return f"the terminal locks after {_n(threshold)} wrong PINs for {_n(minutes)} minutes"
+    return f"该终端输错 {_n(threshold)} 次后锁定 {_n(minutes)} 分钟"
 
 
 # Each template takes the finding's facts and returns its sentence; a KeyError (missing
@@ -617,8 +726,8 @@ Template = Callable[[FindingFacts], str]
 def _pin_brute_force_en(f: FindingFacts) -> str:
     lockouts, locked = int(f.ev("lockouts")), int(f.ev("locked_attempts"))
     text_ = (
-        f"{_who(f, 'en')} had {_plural(int(f.ev('wrong_attempts')), 'wrong PIN', 'wrong PINs')} in "
-        f"{_minutes(f)} minutes on {_date(f.window_start)} from {_clock(f.window_start)}"
+        f"{_who(f, 'en')} had {_plural(f.ev('wrong_attempts'), 'wrong PIN', 'wrong PINs')} in "
+        f"{_span(f, 'en')} on {_date(f.window_start)} from {_clock(f.window_start)}"
     )
     text_ += (
         f", was locked out {_plural(lockouts, 'time', 'times')}"
@@ -628,50 +737,58 @@ def _pin_brute_force_en(f: FindingFacts) -> str:
     if locked:
         text_ += f" and tried {_plural(locked, 'more time', 'more times')} while locked"
     text_ += f" ({_lockout_setting(f, 'en')})"
-    return text_ + (", then got in" if f.ev("ended_in_success") else ", and did not get in")
+    return text_ + (
+        f", then got in at {_clock(f.window_end)}"
+        if f.ev("ended_in_success")
+        else ", and did not get in"
+    )
 
 
 def _pin_brute_force_zh(f: FindingFacts) -> str:
     lockouts, locked = int(f.ev("lockouts")), int(f.ev("locked_attempts"))
     text_ = (
-        f"{_who(f, 'zh')}于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_minutes(f)} 分钟内"
-        f"输错密码 {f.ev('wrong_attempts')} 次，"
+        f"{_who(f, 'zh')}于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_span(f, 'zh')}内"
+        f"输错密码 {_n(f.ev('wrong_attempts'))} 次，"
     )
-    text_ += f"被锁定 {lockouts} 次" if lockouts else "从未被锁定"
+    text_ += f"被锁定 {_n(lockouts)} 次" if lockouts else "一次也未被锁定"
     if locked:
-        text_ += f"，锁定期间又尝试 {locked} 次"
+        text_ += f"，锁定期间又尝试 {_n(locked)} 次"
     text_ += f"（{_lockout_setting(f, 'zh')}）"
-    return text_ + ("，随后登录成功" if f.ev("ended_in_success") else "，最终未能登录")
+    return text_ + (
+        f"，随后于 {_clock(f.window_end)} 登录成功"
+        if f.ev("ended_in_success")
+        else "，最终未能登录"
+    )
 
 
 def _operator_enumeration_en(f: FindingFacts) -> str:
     return (
-        f"terminal {f.entity_id} was tried with {f.ev('operator_numbers')} operator numbers "
-        f"({f.ev('unknown_numbers')} unknown) in {f.ev('attempts')} failed logins over {_minutes(f)} minutes "
-        f"on {_date(f.window_start)} from {_clock(f.window_start)}"
+        f"terminal {f.entity_id} was tried with {_n(f.ev('operator_numbers'))} operator numbers "
+        f"({_n(f.ev('unknown_numbers'))} unknown) in {_plural(f.ev('attempts'), 'failed login', 'failed logins')} "
+        f"over {_span(f, 'en')} on {_date(f.window_start)} from {_clock(f.window_start)}"
     )
 
 
 def _operator_enumeration_zh(f: FindingFacts) -> str:
     return (
-        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_minutes(f)} 分钟内"
-        f"被尝试了 {f.ev('operator_numbers')} 个操作员编号（其中 {f.ev('unknown_numbers')} 个不存在），"
-        f"共 {f.ev('attempts')} 次登录失败"
+        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_span(f, 'zh')}内"
+        f"被尝试了 {_n(f.ev('operator_numbers'))} 个操作员编号（其中 {_n(f.ev('unknown_numbers'))} 个不存在），"
+        f"登录失败共 {_n(f.ev('attempts'))} 次"
     )
 
 
 def _lockout_storm_en(f: FindingFacts) -> str:
     return (
-        f"terminal {f.entity_id} locked out {f.ev('operators')} operators ({', '.join(_numbers(f, 'operator_nos'))}) "
-        f"{_plural(int(f.ev('lockouts')), 'time', 'times')} in {_minutes(f)} minutes on {_date(f.window_start)} "
+        f"terminal {f.entity_id} locked out {_n(f.ev('operators'))} operators ({', '.join(_numbers(f, 'operator_nos'))}) "
+        f"{_plural(f.ev('lockouts'), 'time', 'times')} in {_span(f, 'en')} on {_date(f.window_start)} "
         f"from {_clock(f.window_start)}"
     )
 
 
 def _lockout_storm_zh(f: FindingFacts) -> str:
     return (
-        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_minutes(f)} 分钟内"
-        f"有 {f.ev('operators')} 名操作员（{'、'.join(_numbers(f, 'operator_nos'))}）被锁定，共 {f.ev('lockouts')} 次"
+        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_span(f, 'zh')}内"
+        f"有 {_n(f.ev('operators'))} 名操作员（{'、'.join(_numbers(f, 'operator_nos'))}）被锁定，共 {_n(f.ev('lockouts'))} 次"
     )
 
 
@@ -686,26 +803,28 @@ def _setting_parts(f: FindingFacts, lang: Language) -> list[str]:
         brief = minutes is not None and int(minutes) < min_minutes
         if late and brief:
             parts.append(
-                f"locks only after {threshold} wrong PINs and only for {minutes} minutes"
+                f"locks only after {_n(threshold)} wrong PINs and only for {_n(minutes)} minutes"
                 if lang == "en"
-                else f"输错 {threshold} 次才锁定且仅锁定 {minutes} 分钟"
+                else f"输错 {_n(threshold)} 次才锁定，且只锁定 {_n(minutes)} 分钟"
             )
         elif late:
             parts.append(
-                f"locks only after {threshold} wrong PINs"
+                f"locks only after {_n(threshold)} wrong PINs"
                 if lang == "en"
-                else f"输错 {threshold} 次才锁定"
+                else f"输错 {_n(threshold)} 次才锁定"
             )
         elif brief:
             parts.append(
-                f"locks for only {minutes} minutes" if lang == "en" else f"仅锁定 {minutes} 分钟"
+                f"locks for only {_n(minutes)} minutes"
+                if lang == "en"
+                else f"只锁定 {_n(minutes)} 分钟"
             )
     runs, longest = int(f.ev("runs_without_lockout")), int(f.ev("longest_run"))
     if runs:
         parts.append(
-            f"had {_plural(runs, 'run', 'runs')} of wrong PINs without a lockout, the longest {longest} in a row"
+            f"had {_plural(runs, 'run', 'runs')} of wrong PINs without a lockout, the longest {_n(longest)} in a row"
             if lang == "en"
-            else f"有 {runs} 次连续输错未触发锁定，最长连续 {longest} 次"
+            else f"有 {_n(runs)} 轮连续输错未触发锁定，最长一轮连续输错 {_n(longest)} 次"
         )
     return parts
 
@@ -713,14 +832,14 @@ def _setting_parts(f: FindingFacts, lang: Language) -> list[str]:
 def _lockout_not_enforced_en(f: FindingFacts) -> str:
     return (
         f"terminal {f.entity_id} {', and '.join(_setting_parts(f, 'en'))}; policy locks after at most "
-        f"{f.ev('max_failures')} wrong PINs for at least {f.ev('min_lockout_minutes')} minutes"
+        f"{_n(f.ev('max_failures'))} wrong PINs for at least {_n(f.ev('min_lockout_minutes'))} minutes"
     )
 
 
 def _lockout_not_enforced_zh(f: FindingFacts) -> str:
     return (
-        f"终端 {f.entity_id} {'，并且'.join(_setting_parts(f, 'zh'))}；政策要求最多输错 {f.ev('max_failures')} 次即锁定，"
-        f"且锁定至少 {f.ev('min_lockout_minutes')} 分钟"
+        f"终端 {f.entity_id} {'，并且'.join(_setting_parts(f, 'zh'))}；政策要求最多输错 {_n(f.ev('max_failures'))} 次即锁定，"
+        f"且锁定至少 {_n(f.ev('min_lockout_minutes'))} 分钟"
     )
 
 
@@ -728,104 +847,121 @@ def _credential_sharing_en(f: FindingFacts) -> str:
     return (
         f"{_who(f, 'en')} was active on terminals {_join(f.ev('terminal_ids'), 'en')} in turn on "
         f"{_date(f.window_start)} from {_clock(f.window_start)} to {_clock(f.window_end)}, switching "
-        f"{f.ev('switches')} times with at most {f.ev('max_gap_minutes')} minutes between terminals"
+        f"{_plural(f.ev('switches'), 'time', 'times')} with at most {_n(f.ev('max_gap_minutes'))} minutes between terminals"
     )
 
 
 def _credential_sharing_zh(f: FindingFacts) -> str:
     return (
         f"{_who(f, 'zh')}于 {_date(f.window_start)} {_clock(f.window_start)} 至 {_clock(f.window_end)} "
-        f"在终端 {_join(f.ev('terminal_ids'), 'zh')} 之间交替活动，切换 {f.ev('switches')} 次，"
-        f"每次间隔不超过 {f.ev('max_gap_minutes')} 分钟"
+        f"在终端 {_join(f.ev('terminal_ids'), 'zh')} 之间交替登录使用，切换 {_n(f.ev('switches'))} 次，"
+        f"每次间隔不超过 {_n(f.ev('max_gap_minutes'))} 分钟"
     )
 
 
 def _network_failure_burst_en(f: FindingFacts) -> str:
     return (
-        f"terminal {f.entity_id} could not reach the host {f.ev('network_errors')} times in {_minutes(f)} minutes "
-        f"on {_date(f.window_start)} from {_clock(f.window_start)}; check its network (these are not wrong PINs)"
+        f"terminal {f.entity_id} could not reach the host {_plural(f.ev('network_errors'), 'time', 'times')} "
+        f"in {_span(f, 'en')} on {_date(f.window_start)} from {_clock(f.window_start)}; check its network "
+        "(these are not wrong PINs)"
     )
 
 
 def _network_failure_burst_zh(f: FindingFacts) -> str:
     return (
-        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_minutes(f)} 分钟内"
-        f" {f.ev('network_errors')} 次无法连接主机；请检查其网络（这些不是密码错误）"
+        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_span(f, 'zh')}内"
+        f"有 {_n(f.ev('network_errors'))} 次无法连接主机；请检查其网络（这些不是密码错误）"
     )
-
-
-def _held(f: FindingFacts, lang: Language) -> str:
-    until = _date(f.ev("held_until"))
-    if f.ev("still_held"):
-        return f"and still did on {until}" if lang == "en" else f"至 {until} 仍在使用"
-    return f"until {until}" if lang == "en" else f"一直使用到 {until}"
 
 
 def _weak_pins_en(f: FindingFacts) -> str:
     weakness = label(WEAKNESS_CLASSES, str(f.ev("weakness_class")), "en")
-    return (
-        f"{_who(f, 'en', merchant=True)} has held a weak PIN ({weakness}) since {_date(f.ev('set_at'))} "
-        f"{_held(f, 'en')}" + ("; have it changed" if f.ev("still_held") else "")
-    )
+    since, until = _date(f.ev("set_at")), _date(f.ev("held_until"))
+    if f.ev("still_held"):
+        return (
+            f"{_who(f, 'en', merchant=True)} has held a weak PIN ({weakness}) since {since} and still "
+            f"held it on {until}; have it changed"
+        )
+    return f"{_who(f, 'en', merchant=True)} held a weak PIN ({weakness}) from {since} to {until}"
 
 
 def _weak_pins_zh(f: FindingFacts) -> str:
     weakness = label(WEAKNESS_CLASSES, str(f.ev("weakness_class")), "zh")
-    return (
-        f"{_who(f, 'zh', merchant=True)}自 {_date(f.ev('set_at'))} 起使用弱密码（{weakness}），{_held(f, 'zh')}"
-        + ("；应立即更换" if f.ev("still_held") else "")
-    )
+    since, until = _date(f.ev("set_at")), _date(f.ev("held_until"))
+    if f.ev("still_held"):
+        return (
+            f"{_who(f, 'zh', merchant=True)}自 {since} 起使用弱密码（{weakness}），至 {until} 仍在使用；"
+            "应立即更换"
+        )
+    return f"{_who(f, 'zh', merchant=True)}在 {since} 至 {until} 期间使用弱密码（{weakness}）"
 
 
 def _default_pins_en(f: FindingFacts) -> str:
+    days = _plural(f.ev("held_days"), "day", "days")
+    if f.ev("still_held"):
+        return (
+            f"{_who(f, 'en', merchant=True)} still holds the acquirer's default PIN, set on "
+            f"{_date(f.ev('set_at'))} and never changed in {days} up to {_date(f.ev('held_until'))}; "
+            "have it changed now"
+        )
     return (
-        f"{_who(f, 'en', merchant=True)} "
-        + ("still holds" if f.ev("still_held") else "held")
-        + f" the acquirer's default PIN, set on {_date(f.ev('set_at'))} and never changed in {f.ev('held_days')} days "
-        f"up to {_date(f.ev('held_until'))}"
-        + ("; have it changed now" if f.ev("still_held") else "")
+        f"{_who(f, 'en', merchant=True)} held the acquirer's default PIN, set on {_date(f.ev('set_at'))}, "
+        f"for {days} until {_date(f.ev('held_until'))}"
     )
 
 
 def _default_pins_zh(f: FindingFacts) -> str:
+    days = _n(f.ev("held_days"))
+    if f.ev("still_held"):
+        return (
+            f"{_who(f, 'zh', merchant=True)}仍在使用收单机构的默认密码：自 {_date(f.ev('set_at'))} 设置后，"
+            f"至 {_date(f.ev('held_until'))} 已有 {days} 天未更改；应立即更换"
+        )
     return (
-        f"{_who(f, 'zh', merchant=True)}"
-        + ("仍在使用" if f.ev("still_held") else "曾使用")
-        + f"收单机构的默认密码：自 {_date(f.ev('set_at'))} 设置后至 {_date(f.ev('held_until'))} 共 {f.ev('held_days')} 天未更改"
-        + ("；应立即更换" if f.ev("still_held") else "")
+        f"{_who(f, 'zh', merchant=True)}曾使用收单机构的默认密码：自 {_date(f.ev('set_at'))} 设置后"
+        f"使用 {days} 天，至 {_date(f.ev('held_until'))} 才更改"
     )
 
 
+def _pin_age_days(f: FindingFacts) -> int:
+    """Whole days a PIN was held, as the rule counts them (``held_days``; older findings
+    carry only ``age_days``, whose whole part is the same count)."""
+    held = f.evidence.get("held_days")
+    return int(held) if held is not None else math.floor(float(f.ev("age_days")))
+
+
 def _stale_pins_en(f: FindingFacts) -> str:
-    age = round(float(f.ev("age_days")))
+    days = _plural(_pin_age_days(f), "day", "days")
+    limit = f"{_n(f.ev('max_age_days'))}-day limit"
     if f.ev("still_held"):
         return (
-            f"{_who(f, 'en', merchant=True)} has not changed its PIN since {_date(f.ev('set_at'))}: {age} days old on "
-            f"{_date(f.ev('held_until'))}, over the {f.ev('max_age_days')}-day limit since {_date(f.window_start)}"
+            f"{_who(f, 'en', merchant=True)} has not changed their PIN since {_date(f.ev('set_at'))}: "
+            f"{days} old on {_date(f.ev('held_until'))}, over the {limit} since {_date(f.window_start)}"
         )
     return (
-        f"{_who(f, 'en', merchant=True)} kept the PIN set on {_date(f.ev('set_at'))} for {age} days, until "
-        f"{_date(f.ev('held_until'))}, over the {f.ev('max_age_days')}-day limit since {_date(f.window_start)}"
+        f"{_who(f, 'en', merchant=True)} kept the PIN set on {_date(f.ev('set_at'))} for {days}, until "
+        f"{_date(f.ev('held_until'))}, over the {limit} since {_date(f.window_start)}"
     )
 
 
 def _stale_pins_zh(f: FindingFacts) -> str:
-    age = round(float(f.ev("age_days")))
+    days = _n(_pin_age_days(f))
+    limit = f"{_n(f.ev('max_age_days'))} 天的期限"
     if f.ev("still_held"):
         return (
             f"{_who(f, 'zh', merchant=True)}自 {_date(f.ev('set_at'))} 起未更换密码：至 {_date(f.ev('held_until'))} "
-            f"已使用 {age} 天，自 {_date(f.window_start)} 起超过 {f.ev('max_age_days')} 天的期限"
+            f"已使用 {days} 天，自 {_date(f.window_start)} 起超出 {limit}"
         )
     return (
-        f"{_who(f, 'zh', merchant=True)}于 {_date(f.ev('set_at'))} 设置的密码使用了 {age} 天，直到 "
-        f"{_date(f.ev('held_until'))}，自 {_date(f.window_start)} 起超过 {f.ev('max_age_days')} 天的期限"
+        f"{_who(f, 'zh', merchant=True)}于 {_date(f.ev('set_at'))} 设置的密码一直用到 {_date(f.ev('held_until'))}，"
+        f"共 {days} 天，自 {_date(f.window_start)} 起超出 {limit}"
     )
 
 
 def _others(f: FindingFacts, lang: Language) -> str:
     others = []
     for operator in f.ev("other_operator_ids"):
-        terminal = operator.rsplit("-", 1)[0]
+        terminal = _home_terminal(operator) or "?"
         if f.pseudonyms.enabled:
             name = f.pseudonyms.operator(operator)
             others.append(
@@ -856,17 +992,24 @@ def _shared_pins_zh(f: FindingFacts) -> str:
     n = len(f.ev("other_operator_ids"))
     return (
         f"{_who(f, 'zh', merchant=True)}在 {_date(f.ev('shared_from'))} 至 {_date(f.ev('shared_until'))} 期间与本商户"
-        f"另外 {n} 名操作员（{_others(f, 'zh')}）使用相同密码；其操作无法区分到人"
+        f"另外 {_n(n)} 名操作员（{_others(f, 'zh')}）使用相同的密码，无法分清各笔操作由谁完成"
     )
+
+
+def _pins_back(f: FindingFacts, lang: Language) -> str:
+    back = int(f.ev("pins_back"))
+    if lang == "en":
+        return "the PIN it replaced" if back == 1 else f"{_n(back)} PINs back"
+    return "即刚被替换的密码" if back == 1 else f"往前数第 {_n(back)} 个"
 
 
 def _reused_pins_en(f: FindingFacts) -> str:
     kind = "a reset" if f.ev("set_kind") == "reset" else "a change"
     by = label(_SET_BY, str(f.ev("set_by")), "en")
     return (
-        f"{_who(f, 'en', merchant=True)} went back, by {kind} by {by} on {_date(f.ev('set_at'))}, to a PIN it already "
-        f"held from {_date(f.ev('earlier_set_at'))} ({f.ev('pins_back')} PINs back; policy: none of the last "
-        f"{f.ev('history_size')})"
+        f"{_who(f, 'en', merchant=True)} went back on {_date(f.ev('set_at'))}, through {kind} made by {by}, "
+        f"to a PIN they already held from {_date(f.ev('earlier_set_at'))} ({_pins_back(f, 'en')}; policy: none of "
+        f"the last {_n(f.ev('history_size'))})"
     )
 
 
@@ -874,24 +1017,36 @@ def _reused_pins_zh(f: FindingFacts) -> str:
     kind = label(_SET_KIND, str(f.ev("set_kind")), "zh")
     by = label(_SET_BY, str(f.ev("set_by")), "zh")
     return (
-        f"{_who(f, 'zh', merchant=True)}于 {_date(f.ev('set_at'))} 经{by}{kind}后，改回了自 {_date(f.ev('earlier_set_at'))} "
-        f"起用过的旧密码（往前第 {f.ev('pins_back')} 个；政策要求不得与最近 {f.ev('history_size')} 个相同）"
+        f"{_who(f, 'zh', merchant=True)}于 {_date(f.ev('set_at'))} 经{by}{kind}密码后，又改回了自 "
+        f"{_date(f.ev('earlier_set_at'))} 起用过的旧密码（{_pins_back(f, 'zh')}；政策要求新密码不得与最近 "
+        f"{_n(f.ev('history_size'))} 个相同）"
     )
 
 
 def _refund_en(f: FindingFacts) -> str:
+    """'refund X of 27.46 CNY on 2026-09-01 06:58 by operator 03 at terminal T (on terminal U)'."""
     operator = str(f.ev("operator_id"))
-    who = f.pseudonyms.operator(operator) if f.pseudonyms.enabled else _number(operator)
     return (
-        f"refund {f.ev('refund_txn_id')} of {_money(f.ev('amount_fen'), 'en')} on {_minute(f.window_start)} at terminal "
-        f"{f.ev('terminal_id')} by operator {who}"
+        f"refund {f.ev('refund_txn_id')} of {_money(f.ev('amount_fen'), 'en')} on {_minute(f.window_start)} "
+        f"by {_who(f, 'en', operator_id=operator)}{_worked_on(f, 'en', operator)}"
     )
 
 
 def _refund_zh(f: FindingFacts) -> str:
+    """The refund as a subject: '…号操作员于 … 办理的退款 X（27.46 元）'."""
+    operator = str(f.ev("operator_id"))
     return (
-        f"{_who(f, 'zh', operator_id=str(f.ev('operator_id')))}于 {_minute(f.window_start)} 办理的退款 "
-        f"{f.ev('refund_txn_id')}（{_money(f.ev('amount_fen'), 'zh')}）"
+        f"{_who(f, 'zh', operator_id=operator)}于 {_minute(f.window_start)} {_worked_on(f, 'zh', operator)}"
+        f"办理的退款 {f.ev('refund_txn_id')}（{_money(f.ev('amount_fen'), 'zh')}）"
+    )
+
+
+def _refund_made_zh(f: FindingFacts) -> str:
+    """The refund as a clause: '…号操作员于 … 办理了退款 X（27.46 元）'."""
+    operator = str(f.ev("operator_id"))
+    return (
+        f"{_who(f, 'zh', operator_id=operator)}于 {_minute(f.window_start)} {_worked_on(f, 'zh', operator)}"
+        f"办理了退款 {f.ev('refund_txn_id')}（{_money(f.ev('amount_fen'), 'zh')}）"
     )
 
 
@@ -911,13 +1066,13 @@ def _refunds_without_sale_zh(f: FindingFacts) -> str:
 
 def _over_ratio(f: FindingFacts) -> str:
     sale = int(f.ev("sale_amount_fen"))
-    return f"{int(f.ev('sale_refunded_total_fen')) / sale:.2f}" if sale else "∞"
+    return f"{int(f.ev('sale_refunded_total_fen')) / sale:,.2f}" if sale else "∞"
 
 
 def _refunds_over_sale_en(f: FindingFacts) -> str:
     return (
         f"{_refund_en(f)} brought the refunds of sale {f.ev('original_txn_id')} to "
-        f"{_money(f.ev('sale_refunded_total_fen'), 'en')}, {_over_ratio(f)}x the "
+        f"{_money(f.ev('sale_refunded_total_fen'), 'en')}, {_over_ratio(f)} times the "
         f"{_money(f.ev('sale_amount_fen'), 'en')} it took"
     )
 
@@ -925,7 +1080,7 @@ def _refunds_over_sale_en(f: FindingFacts) -> str:
 def _refunds_over_sale_zh(f: FindingFacts) -> str:
     return (
         f"{_refund_zh(f)}使原交易 {f.ev('original_txn_id')} 的累计退款达到 {_money(f.ev('sale_refunded_total_fen'), 'zh')}，"
-        f"是原交易金额 {_money(f.ev('sale_amount_fen'), 'zh')} 的 {_over_ratio(f)} 倍"
+        f"是原交易金额 {_money(f.ev('sale_amount_fen'), 'zh')}的 {_over_ratio(f)} 倍"
     )
 
 
@@ -938,8 +1093,8 @@ def _refunds_to_other_card_en(f: FindingFacts) -> str:
 
 def _refunds_to_other_card_zh(f: FindingFacts) -> str:
     return (
-        f"{_refund_zh(f)}退至与原交易 {f.ev('original_txn_id')}（{_money(f.ev('sale_amount_fen'), 'zh')}）"
-        "付款卡不同的卡或钱包"
+        f"{_refund_zh(f)}退到了另一张卡或钱包，而非支付原交易 {f.ev('original_txn_id')}"
+        f"（{_money(f.ev('sale_amount_fen'), 'zh')}）的那一张"
     )
 
 
@@ -954,62 +1109,62 @@ _PERMISSION_REASONS: Final[dict[str, tuple[str, str]]] = {
 
 
 def _refunds_without_permission_en(f: FindingFacts) -> str:
-    return f"{_refund_en(f)} {_pick(_PERMISSION_REASONS[str(f.ev('reason'))], 'en')}"
+    return f"{_refund_en(f)} went through {_pick(_PERMISSION_REASONS[str(f.ev('reason'))], 'en')}"
 
 
 def _refunds_without_permission_zh(f: FindingFacts) -> str:
-    return f"{_refund_zh(f)}，{_pick(_PERMISSION_REASONS[str(f.ev('reason'))], 'zh')}"
+    return f"{_refund_made_zh(f)}，{_pick(_PERMISSION_REASONS[str(f.ev('reason'))], 'zh')}"
 
 
 def _late_refunds_en(f: FindingFacts) -> str:
     return (
-        f"{_refund_en(f)} came {float(f.ev('lag_days')):.1f} days after sale {f.ev('original_txn_id')} of "
-        f"{_date(f.ev('sale_ts'))}; the refund window is {f.ev('refund_window_days')} days"
+        f"{_refund_en(f)} came {_decimal(f.ev('lag_days'))} days after sale {f.ev('original_txn_id')} on "
+        f"{_date(f.ev('sale_ts'))}; the refund window is {_n(f.ev('refund_window_days'))} days"
     )
 
 
 def _late_refunds_zh(f: FindingFacts) -> str:
     return (
         f"{_refund_zh(f)}距原交易 {f.ev('original_txn_id')}（{_date(f.ev('sale_ts'))}）已过 "
-        f"{float(f.ev('lag_days')):.1f} 天，超出 {f.ev('refund_window_days')} 天的退款期限"
+        f"{_decimal(f.ev('lag_days'))} 天，超出 {_n(f.ev('refund_window_days'))} 天的退款期限"
     )
 
 
 def _off_hours_refunds_en(f: FindingFacts) -> str:
     return (
-        f"{_who(f, 'en')} made {_plural(int(f.ev('refunds')), 'refund', 'refunds')} totalling "
+        f"{_who(f, 'en')} made {_plural(f.ev('refunds'), 'refund', 'refunds')} totalling "
         f"{_money(f.ev('refunded_fen'), 'en')} between {_minute(f.window_start)} and {_minute(f.window_end)}, while "
         f"the merchant was closed (open {f.ev('opens_at')}-{f.ev('closes_at')}), up to "
-        f"{round(float(f.ev('max_outside_minutes')))} minutes outside hours"
+        f"{_plural(round(float(f.ev('max_outside_minutes'))), 'minute', 'minutes')} outside opening hours"
     )
 
 
 def _off_hours_refunds_zh(f: FindingFacts) -> str:
     return (
-        f"{_who(f, 'zh')}于 {_minute(f.window_start)} 至 {_minute(f.window_end)} 商户打烊期间"
-        f"（营业时间 {f.ev('opens_at')}-{f.ev('closes_at')}）办理退款 {f.ev('refunds')} 笔，合计 "
-        f"{_money(f.ev('refunded_fen'), 'zh')}，最远超出营业时间 {round(float(f.ev('max_outside_minutes')))} 分钟"
+        f"{_who(f, 'zh')}于 {_minute(f.window_start)} 至 {_minute(f.window_end)}，即商户打烊期间"
+        f"（营业时间 {f.ev('opens_at')}-{f.ev('closes_at')}），办理退款 {_n(f.ev('refunds'))} 笔，合计 "
+        f"{_money(f.ev('refunded_fen'), 'zh')}，最多超出营业时间 {_n(round(float(f.ev('max_outside_minutes'))))} 分钟"
     )
 
 
 def _refund_bursts_en(f: FindingFacts) -> str:
     return (
-        f"{_who(f, 'en')} made {f.ev('refunds')} refunds totalling {_money(f.ev('refunded_fen'), 'en')} in "
-        f"{f.ev('span_minutes')} minutes from {_minute(f.window_start)}; {f.ev('min_refunds')} within "
-        f"{f.ev('window_minutes')} minutes make a burst"
+        f"{_who(f, 'en')} made {_plural(f.ev('refunds'), 'refund', 'refunds')} totalling {_money(f.ev('refunded_fen'), 'en')} in "
+        f"{_plural(f.ev('span_minutes'), 'minute', 'minutes')} from {_minute(f.window_start)}; {_n(f.ev('min_refunds'))} within "
+        f"{_n(f.ev('window_minutes'))} minutes make a burst"
     )
 
 
 def _refund_bursts_zh(f: FindingFacts) -> str:
     return (
-        f"{_who(f, 'zh')}自 {_minute(f.window_start)} 起的 {f.ev('span_minutes')} 分钟内办理退款 {f.ev('refunds')} 笔，"
-        f"合计 {_money(f.ev('refunded_fen'), 'zh')}；{f.ev('window_minutes')} 分钟内达到 {f.ev('min_refunds')} 笔即为集中退款"
+        f"{_who(f, 'zh')}自 {_minute(f.window_start)} 起的 {_n(f.ev('span_minutes'))} 分钟内办理退款 {_n(f.ev('refunds'))} 笔，"
+        f"合计 {_money(f.ev('refunded_fen'), 'zh')}；{_n(f.ev('window_minutes'))} 分钟内达到 {_n(f.ev('min_refunds'))} 笔即为集中退款"
     )
 
 
 def _round_amount_refunds_en(f: FindingFacts) -> str:
     return (
-        f"{_who(f, 'en')} made {f.ev('refunds')} partial refunds in round amounts totalling "
+        f"{_who(f, 'en')} made {_plural(f.ev('refunds'), 'partial refund', 'partial refunds')} in round amounts totalling "
         f"{_money(f.ev('refunded_fen'), 'en')} between {_minute(f.window_start)} and {_minute(f.window_end)}"
     )
 
@@ -1017,7 +1172,7 @@ def _round_amount_refunds_en(f: FindingFacts) -> str:
 def _round_amount_refunds_zh(f: FindingFacts) -> str:
     return (
         f"{_who(f, 'zh')}于 {_minute(f.window_start)} 至 {_minute(f.window_end)} 办理整数金额的部分退款 "
-        f"{f.ev('refunds')} 笔，合计 {_money(f.ev('refunded_fen'), 'zh')}"
+        f"{_n(f.ev('refunds'))} 笔，合计 {_money(f.ev('refunded_fen'), 'zh')}"
     )
 
 
@@ -1034,26 +1189,26 @@ def _suspicious_login(f: FindingFacts, lang: Language) -> str:
             f"在一次锁定（{label(_UNLOCK, str(unlock), 'zh')}）之后" if unlock else "在一次锁定之后"
         )
     return (
-        f"after {f.ev('failures')} failed attempts"
+        f"after {_plural(f.ev('failures'), 'failed attempt', 'failed attempts')}"
         if lang == "en"
-        else f"在连续 {f.ev('failures')} 次登录失败之后"
+        else f"在连续 {_n(f.ev('failures'))} 次登录失败之后"
     )
 
 
 def _refunds_after_suspicious_login_en(f: FindingFacts) -> str:
     return (
-        f"{_who(f, 'en')} logged in {_suspicious_login(f, 'en')}, then made {f.ev('refunds')} refunds totalling "
-        f"{_money(f.ev('refunded_fen'), 'en')} within {f.ev('window_minutes')} minutes, "
-        f"{f.ev('refunds_to_other_card')} of them to cards that did not pay "
+        f"{_who(f, 'en')} logged in {_suspicious_login(f, 'en')}, then made {_plural(f.ev('refunds'), 'refund', 'refunds')} "
+        f"totalling {_money(f.ev('refunded_fen'), 'en')} within {_n(f.ev('window_minutes'))} minutes, "
+        f"{_n(f.ev('refunds_to_other_card'))} of them to cards that did not pay "
         f"({_minute(f.window_start)} to {_clock(f.window_end)})"
     )
 
 
 def _refunds_after_suspicious_login_zh(f: FindingFacts) -> str:
     return (
-        f"{_who(f, 'zh')}{_suspicious_login(f, 'zh')}登录，随即在 {f.ev('window_minutes')} 分钟内办理退款 "
-        f"{f.ev('refunds')} 笔，合计 {_money(f.ev('refunded_fen'), 'zh')}，其中 {f.ev('refunds_to_other_card')} 笔"
-        f"退至未付款的卡（{_minute(f.window_start)} 至 {_clock(f.window_end)}）"
+        f"{_who(f, 'zh')}{_suspicious_login(f, 'zh')}登录，随即在 {_n(f.ev('window_minutes'))} 分钟内办理退款 "
+        f"{_n(f.ev('refunds'))} 笔，合计 {_money(f.ev('refunded_fen'), 'zh')}，其中 {_n(f.ev('refunds_to_other_card'))} 笔"
+        f"退到了并未付款的卡上（{_minute(f.window_start)} 至 {_clock(f.window_end)}）"
     )
 
 
@@ -1061,28 +1216,51 @@ _SHARE_FEATURES: Final = frozenset({"refund_rate", "refund_rate_28d", "off_hours
                                     "repeat_card_refund_share_28d"})  # fmt: skip
 
 
+def _feature_value(feature: str, value: Any, lang: Language) -> str:
+    if feature in _SHARE_FEATURES:
+        return f"{float(value) * 100:.0f}%"
+    if feature.endswith("_fen"):
+        return _money(value, lang)
+    if float(value) == int(float(value)):
+        return _n(value)
+    return _decimal(value)
+
+
 def _feature(f: FindingFacts, feature: str, lang: Language) -> str:
     name = label(FEATURES, feature, lang)
     value = f.evidence.get(feature)
     if value is None:
         return name
-    if feature in _SHARE_FEATURES:
-        shown = f"{float(value) * 100:.0f}%"
-    elif feature.endswith("_fen"):
-        shown = _money(value, lang)
-    else:
-        shown = f"{float(value):g}"
-    return f"{name} {shown}"
+    shown = _feature_value(feature, value, lang)
+    return f"{name}: {shown}" if lang == "en" else f"{name}为 {shown}"
+
+
+def _anomaly_rank(f: FindingFacts, lang: Language) -> str:
+    """The anomaly score, and its percentile in words."""
+    score = f"{float(f.ev('anomaly_score')):.2f}"
+    percentile = float(f.ev("anomaly_percentile"))
+    if lang == "en":
+        rank = (
+            "higher than every operator-day of its week's comparison sample"
+            if percentile >= 1.0
+            else f"higher than {_share(percentile)} of the operator-days of its week's comparison sample"
+        )
+        return f"anomaly score {score}, {rank}"
+    rank = (
+        "高于同周比较样本中的所有操作员日"
+        if percentile >= 1.0
+        else f"高于同周比较样本中 {_share(percentile)} 的操作员日"
+    )
+    return f"异常分 {score}，{rank}"
 
 
 def _operator_anomaly_scores_en(f: FindingFacts) -> str:
     features = (
         "; ".join(_feature(f, x, "en") for x in f.ev("standout_features")) or "no single feature"
     )
-    percentile = float(f.ev("anomaly_percentile")) * 100
     return (
-        f"{_who(f, 'en')} on {_date(f.ev('day'))} stood out from the merchant's operators and its own past "
-        f"(anomaly score {float(f.ev('anomaly_score')):.2f}, above {percentile:.1f}% of the operator-days it was compared with): {features}"
+        f"{_who(f, 'en')}{_worked_on(f, 'en')} on {_date(f.ev('day'))} stood out from the merchant's "
+        f"operators and from their own past ({_anomaly_rank(f, 'en')}): {features}"
     )
 
 
@@ -1090,10 +1268,9 @@ def _operator_anomaly_scores_zh(f: FindingFacts) -> str:
     features = (
         "；".join(_feature(f, x, "zh") for x in f.ev("standout_features")) or "无单一突出特征"
     )
-    percentile = float(f.ev("anomaly_percentile")) * 100
     return (
-        f"{_who(f, 'zh')}在 {_date(f.ev('day'))} 的活动明显异于本商户其他操作员及其自身历史"
-        f"（异常分 {float(f.ev('anomaly_score')):.2f}，高于 {percentile:.1f}% 的同期比较操作员日）：{features}"
+        f"{_who(f, 'zh')}于 {_date(f.ev('day'))} {_worked_on(f, 'zh')}的活动明显异于本商户其他操作员及其自身历史"
+        f"（{_anomaly_rank(f, 'zh')}）：{features}"
     )
 
 
@@ -1148,7 +1325,12 @@ SUMMARIES: Final[dict[Language, dict[str, Template]]] = {
 
 
 def finding_sentence(facts: FindingFacts, lang: Language) -> str | None:
-    """The finding's sentence in ``lang`` from its template; None when it must fall back."""
+    """The finding's sentence in ``lang`` from its template; None when it must fall back.
+
+    Both languages are written from the same evidence through the same number formats; an
+    English sentence starts with a capital and ends with a full stop, a Chinese one ends
+    with "。" and follows :func:`zh_spacing`.
+    """
     template = SUMMARIES[lang].get(facts.rule)
     if template is None:
         return None
@@ -1156,4 +1338,253 @@ def finding_sentence(facts: FindingFacts, lang: Language) -> str | None:
         sentence = template(facts)
     except (KeyError, TypeError, ValueError, IndexError, AttributeError):
         return None
-    return sentence + ("。" if lang == "zh" else "")
+    if lang == "zh":
+        return zh_spacing(sentence) + "。"
+    return sentence[:1].upper() + sentence[1:] + "."
+
+
+# -- evidence, key by key ----------------------------------------------------------------------
+
+EvidenceKind = Literal[
+    "text", "count", "money", "days", "minutes", "hours", "share", "percentile", "score",
+    "stamp", "bool", "number", "set_kind", "set_by", "reason", "unlock", "weakness",
+    "lockout_reasons", "features",
+]  # fmt: skip
+# Every key a rule writes into its evidence: its label in both languages and how its value
+# reads (the unit goes with the value: '30 minutes', '27.46 元'). Anomaly features read with
+# FEATURES' labels.
+EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
+    # who and where
+    "operator_id": ("operator", "操作员", "text"),
+    "operator_no": ("operator number", "操作员编号", "text"),
+    "operator_nos": ("operator numbers", "操作员编号", "text"),
+    "operator_ids": ("operators", "操作员", "text"),
+    "other_operator_ids": ("other operators", "其他操作员", "text"),
+    "other_operators": ("other operators", "其他操作员", "text"),
+    "terminal_id": ("terminal", "终端", "text"),
+    "terminal_ids": ("terminals", "终端", "text"),
+    "home_terminal_id": ("home terminal", "所属终端", "text"),
+    # event ids
+    "event_ids": ("events", "事件编号", "text"),
+    "login_event_id": ("login event", "登录事件编号", "text"),
+    "login_event_ids": ("login events", "登录事件编号", "text"),
+    "lockout_id": ("lockout", "锁定编号", "text"),
+    "lockout_ids": ("lockouts", "锁定编号", "text"),
+    "pin_event_id": ("PIN event", "密码事件编号", "text"),
+    "refund_txn_id": ("refund", "退款交易编号", "text"),
+    "refund_txn_ids": ("refunds", "退款交易编号", "text"),
+    "repeat_card_refund_txn_ids": ("refunds to repeat cards", "退至重复卡的退款编号", "text"),
+    "original_txn_id": ("original sale", "原交易编号", "text"),
+    "refund_card_token": ("card refunded to", "退款卡标记", "text"),
+    "sale_card_token": ("card that paid the sale", "原付款卡标记", "text"),
+    # logins
+    "attempts": ("failed logins", "登录失败次数", "count"),
+    "failures": ("failed attempts", "失败次数", "count"),
+    "wrong_attempts": ("wrong PINs", "密码错误次数", "count"),
+    "locked_attempts": ("attempts while locked", "锁定期间尝试次数", "count"),
+    "lockouts": ("lockouts", "锁定次数", "count"),
+    "ended_in_success": ("ended in a login", "最终登录成功", "bool"),
+    "lockout_threshold": ("terminal locks after (wrong PINs)", "终端锁定前允许输错次数", "count"),
+    "lockout_minutes": ("terminal locks for", "终端锁定时长", "minutes"),
+    "operator_numbers": ("operator numbers tried", "尝试的操作员编号数", "count"),
+    "unknown_numbers": ("unknown operator numbers", "不存在的操作员编号数", "count"),
+    "unknown_attempts": ("attempts on unknown numbers", "对不存在编号的尝试次数", "count"),
+    "operators_tried": ("existing operators tried", "被尝试的现有操作员数", "count"),
+    "operators": ("operators locked out", "被锁定的操作员数", "count"),
+    "runs_without_lockout": (
+        "runs of wrong PINs without a lockout",
+        "未触发锁定的连续输错轮数",
+        "count",
+    ),
+    "longest_run": ("longest run of wrong PINs", "最长连续输错次数", "count"),
+    "setting_looser": ("setting looser than policy", "设置宽于政策", "bool"),
+    "reasons": ("why", "原因", "lockout_reasons"),
+    "switches": ("switches between terminals", "终端切换次数", "count"),
+    "switches_back": ("switches back", "切回次数", "count"),
+    "network_errors": ("network errors", "网络错误次数", "count"),
+    # PINs
+    "weakness_class": ("weakness class", "弱点类别", "weakness"),
+    "set_kind": ("how the PIN was set", "密码设置方式", "set_kind"),
+    "set_by": ("set by", "设置人", "set_by"),
+    "set_at": ("PIN set", "密码设置时间", "stamp"),
+    "held_until": ("held until", "使用至", "stamp"),
+    "still_held": ("still held at the end of the data", "数据截止时仍在使用", "bool"),
+    "held_days": ("days held", "已使用天数", "days"),
+    "age_days": ("PIN age", "密码使用时长", "days"),
+    "group_size": ("operators sharing the PIN", "共用该密码的人数", "count"),
+    "shared_from": ("shared from", "共用起始", "stamp"),
+    "shared_until": ("shared until", "共用截止", "stamp"),
+    "pins_back": ("PINs back", "往前第几个密码", "count"),
+    "earlier_set_at": ("earlier held from", "旧密码最初设置时间", "stamp"),
+    # refunds
+    "amount_fen": ("refund amount", "退款金额", "money"),
+    "sale_amount_fen": ("sale amount", "原交易金额", "money"),
+    "sale_refunded_total_fen": ("refunded on the sale in all", "原交易累计退款", "money"),
+    "excess_fen": ("refunded over the sale", "超出原交易的金额", "money"),
+    "refunded_fen": ("refunded in all", "退款合计", "money"),
+    "refunds_of_sale": ("refunds of the sale", "原交易的退款笔数", "count"),
+    "refunds": ("refunds", "退款笔数", "count"),
+    "refunds_to_other_card": ("refunds to another card", "退至他卡的笔数", "count"),
+    "original_named": ("names an original sale", "引用了原交易", "bool"),
+    "can_refund": ("operator may refund", "操作员有退款权限", "bool"),
+    "reason": ("why", "原因", "reason"),
+    "sale_ts": ("sale made", "原交易时间", "stamp"),
+    "lag_days": ("days after the sale", "距原交易天数", "days"),
+    "opens_at": ("opens at", "开门时间", "text"),
+    "closes_at": ("closes at", "打烊时间", "text"),
+    "max_outside_minutes": ("furthest outside opening hours", "最多超出营业时间", "minutes"),
+    "span_minutes": ("time taken", "历时", "minutes"),
+    "unlock_method": ("lockout lifted", "锁定解除方式", "unlock"),
+    # anomaly scores
+    "day": ("day", "日期", "text"),
+    "anomaly_score": ("anomaly score", "异常分", "score"),
+    "anomaly_percentile": (
+        "scores higher than (share of its week's sample)",
+        "高于同周比较样本的比例",
+        "percentile",
+    ),
+    "standout_features": ("standout features", "突出特征", "features"),
+    "refund_count_median": (
+        "median refunds a day (merchant, else category)",
+        "每日退款笔数中位数（本商户，无则同行业）",
+        "number",
+    ),
+    "refund_rate_28d_median": (
+        "median 28-day refund rate (merchant, else category)",
+        "28 天退款率中位数（本商户，无则同行业）",
+        "share",
+    ),
+    "refund_lag_hours_mean": ("mean hours from sale to refund", "销售至退款平均小时数", "hours"),
+    "sale_count_28d": ("sales in 28 days", "28 天内销售笔数", "count"),
+    # thresholds the rule ran with (PARAMETERS name them in the method tables)
+    "min_failures": ("policy: fewest failed attempts", "阈值：最少失败次数", "count"),
+    "max_gap_minutes": ("policy: longest gap", "阈值：最长间隔", "minutes"),
+    "min_errors": ("policy: fewest network errors", "阈值：最少网络错误次数", "count"),
+    "min_operator_numbers": ("policy: fewest operator numbers", "阈值：最少操作员编号数", "count"),
+    "min_operators": ("policy: fewest operators locked", "阈值：最少被锁定操作员数", "count"),
+    "max_failures": ("policy: lock after at most (wrong PINs)", "政策：最多输错次数", "count"),
+    "min_lockout_minutes": ("policy: lock for at least", "政策：最短锁定时长", "minutes"),
+    "min_switches": ("policy: fewest switches", "阈值：最少切换次数", "count"),
+    "window_minutes": ("policy: window", "阈值：时间窗口", "minutes"),
+    "window_hours": ("policy: window", "阈值：时间窗口", "hours"),
+    "max_age_days": ("policy: longest PIN age", "政策：密码最长使用期限", "days"),
+    "history_size": (
+        "policy: differ from the last (PINs)",
+        "政策：不得与最近几个密码相同",
+        "count",
+    ),
+    "tolerance_fen": ("policy: tolerance", "阈值：容差", "money"),
+    "refund_window_days": ("policy: refund window", "政策：退款期限", "days"),
+    "grace_minutes": ("policy: grace after closing", "阈值：打烊后宽限", "minutes"),
+    "min_refunds": ("policy: fewest refunds", "阈值：最少退款笔数", "count"),
+    "min_refunds_to_other_card": (
+        "policy: fewest refunds to another card",
+        "阈值：最少退至他卡笔数",
+        "count",
+    ),
+    "round_unit_fen": ("policy: round unit", "阈值：整数单位", "money"),
+    "min_amount_fen": ("policy: smallest amount", "阈值：最小金额", "money"),
+    "top_fraction": (
+        "policy: share of operator-days reported",
+        "阈值：报告的操作员日比例",
+        "share",
+    ),
+    "min_anomaly_score": ("policy: lowest anomaly score", "阈值：最低异常分", "score"),
+    "seed": ("model seed", "模型随机种子", "text"),
+}
+_LOCKOUT_REASONS: Final[dict[str, tuple[str, str]]] = {
+    "never_locks": ("never locks", "从不锁定"),
+    "locks_after_too_many": ("locks after too many wrong PINs", "允许输错次数过多"),
+    "locks_too_briefly": ("locks too briefly", "锁定时间过短"),
+    "failures_without_lockout": ("wrong PINs without a lockout", "连续输错未锁定"),
+}
+_REASONS: Final[dict[str, tuple[str, str]]] = {
+    "no_refund_permission": ("no refund permission", "无退款权限"),
+    "operator_disabled": ("operator disabled", "操作员已停用"),
+    "unknown_operator": ("no such operator", "无此操作员"),
+}
+_ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
+    "set_kind": {"initial": ("initial setting", "初始设置"), "change": ("change", "修改"),
+                 "reset": ("reset", "重置")},
+    "set_by": _SET_BY,
+    "reason": _REASONS,
+    "unlock": {"timeout": ("timed out", "超时自动解除"), "admin": ("by the administrator", "由管理员解除"),
+               "service_desk": ("by the service desk", "由服务台解除")},
+    "weakness": WEAKNESS_CLASSES,
+    "lockout_reasons": _LOCKOUT_REASONS,
+    "features": FEATURES,
+}  # fmt: skip
+EVIDENCE_LIST_ITEMS: Final = 6
+
+
+def evidence_label(key: str, lang: Language) -> str | None:
+    """An evidence key's label in ``lang``; None for a key with none."""
+    if key in EVIDENCE:
+        return _pick(EVIDENCE[key][:2], lang)  # type: ignore[arg-type]
+    if key in FEATURES:
+        return label(FEATURES, key, lang)
+    return None
+
+
+def _evidence_kind(key: str) -> EvidenceKind:
+    if key in EVIDENCE:
+        return EVIDENCE[key][2]
+    if key.endswith("_fen"):
+        return "money"
+    if key in _SHARE_FEATURES:
+        return "share"
+    return "number"
+
+
+def _unit(value: str, en: str, zh: str, lang: Language) -> str:
+    return f"{value} {en}" if lang == "en" else f"{value} {zh}"
+
+
+def evidence_value(key: str, value: Any, lang: Language) -> str:
+    """An evidence value as the report shows it: one format per kind, in both languages."""
+    if value is None:
+        return "—"
+    kind = _evidence_kind(key)
+    if isinstance(value, list):
+        if not value:
+            return "—"
+        items = [evidence_value(key, v, lang) for v in value[:EVIDENCE_LIST_ITEMS]]
+        more = len(value) - EVIDENCE_LIST_ITEMS
+        joined = (", " if lang == "en" else "、").join(items)
+        return joined + (f" … (+{_n(more)})" if more > 0 else "")
+    if isinstance(value, bool) or kind == "bool":
+        return text("yes" if value else "no", lang)
+    if kind in _ENUMS:
+        return label(_ENUMS[kind], str(value), lang)
+    if kind == "money":
+        return _money(value, lang)
+    if kind == "count":
+        return _n(value)
+    if kind == "days":
+        shown = _n(value) if float(value) == int(float(value)) else _decimal(value)
+        return _unit(shown, "days" if shown != "1" else "day", "天", lang)
+    if kind == "minutes":
+        shown = _n(round(float(value)))
+        return _unit(shown, "minutes" if shown != "1" else "minute", "分钟", lang)
+    if kind == "hours":
+        shown = _n(value) if float(value) == int(float(value)) else _decimal(value)
+        return _unit(shown, "hours" if shown != "1" else "hour", "小时", lang)
+    if kind == "share":
+        return f"{float(value) * 100:,.1f}%"
+    if kind == "percentile":
+        return _share(value)
+    if kind == "score":
+        return f"{float(value):.2f}"
+    if kind == "stamp":
+        return _minute(str(value))
+    if kind == "number" and isinstance(value, int | float):
+        return _n(value) if float(value) == int(value) else _decimal(value)
+    return str(value)
+
+
+def evidence_items(evidence: dict[str, Any], lang: Language) -> list[tuple[str, str]]:
+    """Each evidence entry as (label, value) in ``lang``; a key without a label shows as is."""
+    return [
+        (evidence_label(key, lang) or key, evidence_value(key, value, lang))
+        for key, value in evidence.items()
+    ]

@@ -1389,6 +1389,11 @@ def operator_day_scores(
     ).pipe(_with_explanation)
 
 
+def _home_terminal() -> pl.Expr:
+    """The terminal an operator belongs to: its id is ``<terminal_id>-<operator_no>``."""
+    return pl.col("operator_id").str.replace(r"-[^-]*$", "")
+
+
 def anomaly_findings(
     scored: pl.LazyFrame,
     *,
@@ -1424,10 +1429,15 @@ def anomaly_findings(
             .then(pl.lit("medium"))
             .otherwise(pl.lit("low")),
             score=pl.col("anomaly_percentile"),
+            # An operator is known by its number at its home terminal (its id's prefix); the
+            # terminal it worked on that day is named apart when it is another.
             summary=pl.format(
-                "operator {} at terminal {} on {}: {}",
+                "operator {} at terminal {}{} on {}: {}",
                 "operator_no",
-                "terminal_id",
+                _home_terminal(),
+                pl.when(pl.col("terminal_id") != _home_terminal())
+                .then(pl.format(" (working on terminal {})", "terminal_id"))
+                .otherwise(pl.lit("")),
                 pl.col("day").dt.strftime("%Y-%m-%d"),
                 "explanation",
             ),
