@@ -1029,17 +1029,6 @@ def build_report(
         "pin_number": 3 + len(families),
         "severity_colours": charts.SEVERITY_COLOURS,
     }
-    if "html" in formats:
-        mark = time.perf_counter()
-        context_html = context | {
-            "appendix": _finding_rows(shown, lang, evidence=False),
-            "appendix_capped": False,
-        }
-        paths["html"] = out / f"{stem}.html"
-        paths["html"].write_text(
-            render_html(context_html, lang=lang, medium="screen"), encoding="utf-8"
-        )
-        seconds["html"] = time.perf_counter() - mark
     pdf_job: Future[None] | None = None
     pool: ProcessPoolExecutor | None = None
     finished: dict[str, float] = {}
