@@ -4,8 +4,9 @@ One pass reads the run from the store (:mod:`posaudit.report.data`), turns every
 the words of the chosen language with operators masked when asked
 (:mod:`posaudit.report.translations`, :mod:`posaudit.report.pseudonyms`), and renders:
 
-- HTML: one self-contained file (inline CSS, charts as inline SVG, no script, no external
-  reference), Jinja2 with autoescaping, so any string from the data shows as text;
+- HTML: one self-contained file (inline CSS, charts as inline SVG, no external reference),
+  Jinja2 with autoescaping, so any string from the data shows as text; its tables sort and
+  filter in a browser through one inline script (:mod:`posaudit.report.tables`);
 - PDF: the same template through WeasyPrint: A4, table of contents with page numbers,
   running headers, page numbers, the report's font named everywhere (Chinese draws);
 - Excel: a summary sheet and one sheet per family, with filters and frozen headers;
@@ -49,6 +50,7 @@ from posaudit.report.data import (
 )
 from posaudit.report.pdf import write_pdf
 from posaudit.report.pseudonyms import Pseudonyms
+from posaudit.report.tables import table_assets
 from posaudit.report.translations import (
     AGE_BUCKETS,
     ENTITY_TYPES,
@@ -256,6 +258,7 @@ def _finding_rows(frame: pl.DataFrame, lang: Language, *, evidence: bool) -> lis
                 "number": number,
                 "severity": row["severity"],
                 "severity_label": label(SEVERITY_LABELS, row["severity"], lang),
+                "severity_rank": SEVERITY_RANK[row["severity"]],
                 "rule": row["rule"],
                 "rule_title": label(RULES, row["rule"], lang),
                 "family_title": label(FAMILIES, row["family"], lang),
@@ -263,8 +266,10 @@ def _finding_rows(frame: pl.DataFrame, lang: Language, *, evidence: bool) -> lis
                 "entity_type": label(ENTITY_TYPES, row["entity_type"], lang),
                 "merchant": _merchant(row["merchant_id"], row["merchant_name"]),
                 "when": _window(row["window_start"], row["window_end"]),
+                "window_start": row["window_start"].isoformat(),
                 "sentence": _first_upper(row["sentence"]),
                 "score": f"{row['score']:.2f}",
+                "score_value": row["score"],
                 "is_new": row["is_new"],
                 "finding_id": row["finding_id"],
                 "evidence": _evidence_items(row["evidence_shown"], lang) if evidence else [],
@@ -652,6 +657,7 @@ def _pin_section(hygiene: PinHygiene, lang: Language, pseudonyms: Pseudonyms) ->
             "merchant": _merchant(r["merchant_id"], r["merchant_name"]),
             "set_at": r["set_at"] or "—",
             "held_days": f"{r['held_days']:,}" if r["held_days"] is not None else "—",
+            "held_days_value": r["held_days"] if r["held_days"] is not None else -1,
             "still_held": text("yes" if r["still_held"] else "no", lang),
         }
         for r in hygiene.default_pins.head(PIN_LIST_LIMIT).iter_rows(named=True)
@@ -724,7 +730,9 @@ def render_html(
 ) -> str:
     """The report page; ``print`` is the PDF's variant (its appendix may be shortened)."""
     template = _environment(lang).get_template("report.html.j2")
-    return template.render(**context, medium=medium)
+    # Scripts are for the screen: WeasyPrint runs none, and the PDF's rows stay as laid out.
+    tables = table_assets(lang) if medium == "screen" else None
+    return template.render(**context, medium=medium, tables=tables, severity_rank=SEVERITY_RANK)
 
 
 def _excel_frame(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
