@@ -48,7 +48,7 @@ from posaudit.report.data import (
     top_entities,
     top_merchants,
 )
-from posaudit.report.pdf import write_pdf
+from posaudit.report.pdf import missing_font, write_pdf
 from posaudit.report.pseudonyms import Pseudonyms
 from posaudit.report.tables import table_assets
 from posaudit.report.translations import (
@@ -990,6 +990,10 @@ def build_report(
     if out.exists() and not out.is_dir():
         msg = f"--out {out} is a file, not a folder"
         raise ReportError(msg)
+    # Without its font WeasyPrint would draw boxes for Chinese and say nothing: refuse first.
+    missing = missing_font() if "pdf" in formats else None
+    if missing:
+        raise ReportError(missing)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     store = Store.open(db, read_only=True)
