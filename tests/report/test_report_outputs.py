@@ -173,8 +173,23 @@ def test_workbook_sheets_match_the_findings(
         sheet = book[name]
         assert sheet.max_row - 1 == counts.get(family, 0), name
         assert sheet.freeze_panes == "A2"
-        assert sheet.tables, name  # an Excel table: filter buttons on the header
-        assert next(iter(sheet.tables.values())).autoFilter is not None
+        # The sheet's own filter (buttons on every header cell in any spreadsheet program).
+        assert sheet.auto_filter.ref == f"A1:P{max(sheet.max_row, 2)}", name
+        header = [c.value for c in sheet[1]]
+        rows = [dict(zip(header, r, strict=True)) for r in sheet.iter_rows(2, values_only=True)]
+        score = "Score" if lang == "en" else "评分"
+        scores = [r[score] for r in rows]
+        assert all(isinstance(v, float | int) and round(v, 4) == v for v in scores), name
+        assert all(c.number_format == "0.0000" for c in next(sheet.iter_cols(2, 2, 2)))
+    stored = dict(findings.select("finding_id", "score").iter_rows())
+    written = {
+        r[14]: r[1] for sheet in book.worksheets[1:] for r in sheet.iter_rows(2, values_only=True)
+    }
+    assert written == {f: round(v, 4) for f, v in stored.items()}
+    assert any(round(v, 4) != v for v in stored.values())  # some scores had more places
+    if lang == "en":
+        sentences = [r[11] for s in book.worksheets[1:] for r in s.iter_rows(2, values_only=True)]
+        assert all(s[0].isupper() for s in sentences)
     summary = book[book.sheetnames[0]]
     cells = [c for row in summary.iter_rows(values_only=True) for c in row if c is not None]
     assert "run-00002" in cells

@@ -771,12 +771,48 @@ def _excel_frame(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
         .then(pl.lit(text("yes", lang)))
         .otherwise(pl.lit(text("no", lang)))
         .alias("is_new_shown"),
+        pl.col("score").round(SCORE_DECIMALS),
+        # A sentence starts with a capital, as in the HTML and the PDF.
+        (pl.col("sentence").str.slice(0, 1).str.to_uppercase() + pl.col("sentence").str.slice(1)),
     ).select([pl.col(c).alias(h) for c, h in columns.items()])
 
 
 _SHEET_NAME: Final = re.compile(r"[\[\]:*?/\\]")
 # Column widths of a family sheet in pixels, in the order of :func:`_excel_frame`'s columns.
 _SHEET_WIDTHS_PX: Final = (70, 50, 190, 70, 110, 170, 80, 80, 190, 120, 120, 640, 70, 90, 150, 420)
+# A score is a fraction in [0, 1]; four places tell apart what two round together.
+SCORE_DECIMALS: Final = 4
+
+
+def _findings_sheet(book: Any, name: str, frame: pl.DataFrame, formats: dict[str, Any]) -> None:
+    """One family's findings: header frozen, a filter on every column, scores to 4 places.
+
+    A worksheet filter rather than an Excel table: every spreadsheet program shows its
+    buttons (LibreOffice ignores a table's own filter), and the sheet reads the same.
+    """
+    sheet = book.add_worksheet(name)
+    for column, (header, width) in enumerate(zip(frame.columns, _SHEET_WIDTHS_PX, strict=True)):
+        sheet.set_column_pixels(column, column, width)
+        sheet.write_string(0, column, header, formats["header"])
+        values = frame.get_column(header)
+        if values.dtype == pl.Datetime:
+            cell = formats["datetime"]
+        elif values.dtype.is_float():
+            cell = formats["score"]
+        else:
+            cell = formats["plain"]
+        sheet.write_column(1, column, values.to_list(), cell)
+    last_row, last_column = max(frame.height, 1), frame.width - 1
+    sheet.autofilter(0, 0, last_row, last_column)
+    sheet.freeze_panes(1, 0)
+    if frame.height:
+        sheet.conditional_format(
+            1,
+            0,
+            frame.height,
+            last_column,
+            {"type": "formula", "criteria": "=MOD(ROW(),2)=0", "format": formats["band"]},
+        )
 
 
 def write_workbook(
@@ -804,6 +840,15 @@ def write_workbook(
             "font_name": charts.FONT,
             "bg_color": "#1f4e79",
             "font_color": "#ffffff",
+        }
+        findings_formats = {
+            "header": book.add_format(header),
+            "plain": plain,
+            "score": book.add_format({"font_name": charts.FONT, "num_format": "0.0000"}),
+            "datetime": book.add_format(
+                {"font_name": charts.FONT, "num_format": "yyyy-mm-dd hh:mm"}
+            ),
+            "band": book.add_format({"bg_color": "#f3f5f7"}),
         }
         sheet_summary = _SHEET_NAME.sub(" ", text("sheet_summary", lang))[:31]
         sheet = book.add_worksheet(sheet_summary)
@@ -910,19 +955,7 @@ def write_workbook(
         for family in FAMILY_ORDER:
             name = _SHEET_NAME.sub(" ", label(FAMILIES, family, lang))[:31]
             frame = _excel_frame(shown.filter(pl.col("family") == family), lang)
-            widths: dict[Any, Any] = dict(zip(frame.columns, _SHEET_WIDTHS_PX, strict=True))
-            frame.write_excel(
-                book,
-                name,
-                header_format=header,
-                autofilter=True,
-                freeze_panes=(1, 0),
-                table_style="Table Style Light 9",
-                column_widths=widths,
-                dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm"},
-                float_precision=2,
-                table_name=f"findings_{family}",
-            )
+            _findings_sheet(book, name, frame, findings_formats)
             rows[name] = frame.height
     return rows
 
