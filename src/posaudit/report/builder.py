@@ -4,8 +4,9 @@ One pass reads the run from the store (:mod:`posaudit.report.data`), turns every
 the words of the chosen language with operators masked when asked
 (:mod:`posaudit.report.translations`, :mod:`posaudit.report.pseudonyms`), and renders:
 
-- HTML: one self-contained file (inline CSS, charts as inline SVG, no script, no external
-  reference), Jinja2 with autoescaping, so any string from the data shows as text;
+- HTML: one self-contained file (inline CSS, charts as inline SVG, no external reference),
+  Jinja2 with autoescaping, so any string from the data shows as text; its tables sort and
+  filter in a browser through one inline script (:mod:`posaudit.report.tables`);
 - PDF: the same template through WeasyPrint: A4, table of contents with page numbers,
   running headers, page numbers, the report's font named everywhere (Chinese draws);
 - Excel: a summary sheet and one sheet per family, with filters and frozen headers;
@@ -49,8 +50,9 @@ from posaudit.report.data import (
     top_entities,
     top_merchants,
 )
-from posaudit.report.pdf import write_pdf
+from posaudit.report.pdf import missing_font, write_pdf
 from posaudit.report.pseudonyms import Pseudonyms
+from posaudit.report.tables import table_assets
 from posaudit.report.translations import (
     AGE_BUCKETS,
     ENTITY_TYPES,
@@ -258,6 +260,7 @@ def _finding_rows(frame: pl.DataFrame, lang: Language, *, evidence: bool) -> lis
                 "number": number,
                 "severity": row["severity"],
                 "severity_label": label(SEVERITY_LABELS, row["severity"], lang),
+                "severity_rank": SEVERITY_RANK[row["severity"]],
                 "rule": row["rule"],
                 "rule_title": label(RULES, row["rule"], lang),
                 "family_title": label(FAMILIES, row["family"], lang),
@@ -265,8 +268,10 @@ def _finding_rows(frame: pl.DataFrame, lang: Language, *, evidence: bool) -> lis
                 "entity_type": label(ENTITY_TYPES, row["entity_type"], lang),
                 "merchant": _merchant(row["merchant_id"], row["merchant_name"]),
                 "when": _window(row["window_start"], row["window_end"]),
+                "window_start": row["window_start"].isoformat(),
                 "sentence": _first_upper(row["sentence"]),
                 "score": f"{row['rank_score']:.2f}",
+                "score_value": row["rank_score"],
                 "is_new": row["is_new"],
                 "finding_id": row["finding_id"],
                 "evidence": _evidence_items(row["evidence_shown"], lang) if evidence else [],
@@ -720,6 +725,7 @@ def _pin_section(
             "merchant": _merchant(r["merchant_id"], r["merchant_name"]),
             "set_at": r["set_at"] or "—",
             "held_days": f"{r['held_days']:,}" if r["held_days"] is not None else "—",
+            "held_days_value": r["held_days"] if r["held_days"] is not None else -1,
         }
         for r in hygiene.default_pins.head(PIN_LIST_LIMIT).iter_rows(named=True)
     ]
@@ -793,7 +799,9 @@ def render_html(
 ) -> str:
     """The report page; ``print`` is the PDF's variant (its appendix may be shortened)."""
     template = _environment(lang).get_template("report.html.j2")
-    return template.render(**context, medium=medium)
+    # Scripts are for the screen: WeasyPrint runs none, and the PDF's rows stay as laid out.
+    tables = table_assets(lang) if medium == "screen" else None
+    return template.render(**context, medium=medium, tables=tables, severity_rank=SEVERITY_RANK)
 
 
 def _excel_frame(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
@@ -832,12 +840,48 @@ def _excel_frame(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
         .then(pl.lit(text("yes", lang)))
         .otherwise(pl.lit(text("no", lang)))
         .alias("is_new_shown"),
+        pl.col("score").round(SCORE_DECIMALS),
+        # A sentence starts with a capital, as in the HTML and the PDF.
+        (pl.col("sentence").str.slice(0, 1).str.to_uppercase() + pl.col("sentence").str.slice(1)),
     ).select([pl.col(c).alias(h) for c, h in columns.items()])
 
 
 _SHEET_NAME: Final = re.compile(r"[\[\]:*?/\\]")
 # Column widths of a family sheet in pixels, in the order of :func:`_excel_frame`'s columns.
 _SHEET_WIDTHS_PX: Final = (70, 50, 190, 70, 110, 170, 80, 80, 190, 120, 120, 640, 70, 90, 150, 420)
+# A score is a fraction in [0, 1]; four places tell apart what two round together.
+SCORE_DECIMALS: Final = 4
+
+
+def _findings_sheet(book: Any, name: str, frame: pl.DataFrame, formats: dict[str, Any]) -> None:
+    """One family's findings: header frozen, a filter on every column, scores to 4 places.
+
+    A worksheet filter rather than an Excel table: every spreadsheet program shows its
+    buttons (LibreOffice ignores a table's own filter), and the sheet reads the same.
+    """
+    sheet = book.add_worksheet(name)
+    for column, (header, width) in enumerate(zip(frame.columns, _SHEET_WIDTHS_PX, strict=True)):
+        sheet.set_column_pixels(column, column, width)
+        sheet.write_string(0, column, header, formats["header"])
+        values = frame.get_column(header)
+        if values.dtype == pl.Datetime:
+            cell = formats["datetime"]
+        elif values.dtype.is_float():
+            cell = formats["score"]
+        else:
+            cell = formats["plain"]
+        sheet.write_column(1, column, values.to_list(), cell)
+    last_row, last_column = max(frame.height, 1), frame.width - 1
+    sheet.autofilter(0, 0, last_row, last_column)
+    sheet.freeze_panes(1, 0)
+    if frame.height:
+        sheet.conditional_format(
+            1,
+            0,
+            frame.height,
+            last_column,
+            {"type": "formula", "criteria": "=MOD(ROW(),2)=0", "format": formats["band"]},
+        )
 
 
 def write_workbook(
@@ -865,6 +909,15 @@ def write_workbook(
             "font_name": charts.FONT,
             "bg_color": "#1f4e79",
             "font_color": "#ffffff",
+        }
+        findings_formats = {
+            "header": book.add_format(header),
+            "plain": plain,
+            "score": book.add_format({"font_name": charts.FONT, "num_format": "0.0000"}),
+            "datetime": book.add_format(
+                {"font_name": charts.FONT, "num_format": "yyyy-mm-dd hh:mm"}
+            ),
+            "band": book.add_format({"bg_color": "#f3f5f7"}),
         }
         sheet_summary = _SHEET_NAME.sub(" ", text("sheet_summary", lang))[:31]
         sheet = book.add_worksheet(sheet_summary)
@@ -971,19 +1024,7 @@ def write_workbook(
         for family in FAMILY_ORDER:
             name = _SHEET_NAME.sub(" ", label(FAMILIES, family, lang))[:31]
             frame = _excel_frame(shown.filter(pl.col("family") == family), lang)
-            widths: dict[Any, Any] = dict(zip(frame.columns, _SHEET_WIDTHS_PX, strict=True))
-            frame.write_excel(
-                book,
-                name,
-                header_format=header,
-                autofilter=True,
-                freeze_panes=(1, 0),
-                table_style="Table Style Light 9",
-                column_widths=widths,
-                dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm"},
-                float_precision=2,
-                table_name=f"findings_{family}",
-            )
+            _findings_sheet(book, name, frame, findings_formats)
             rows[name] = frame.height
     return rows
 
@@ -1051,6 +1092,10 @@ def build_report(
     if out.exists() and not out.is_dir():
         msg = f"--out {out} is a file, not a folder"
         raise ReportError(msg)
+    # Without its font WeasyPrint would draw boxes for Chinese and say nothing: refuse first.
+    missing = missing_font() if "pdf" in formats else None
+    if missing:
+        raise ReportError(missing)
     seconds: dict[str, float] = {}
     started = time.perf_counter()
     store = Store.open(db, read_only=True)
@@ -1096,17 +1141,6 @@ def build_report(
         "pin_number": 3 + len(families),
         "severity_colours": charts.SEVERITY_COLOURS,
     }
-    if "html" in formats:
-        mark = time.perf_counter()
-        context_html = context | {
-            "appendix": _finding_rows(shown, lang, evidence=False),
-            "appendix_capped": False,
-        }
-        paths["html"] = out / f"{stem}.html"
-        paths["html"].write_text(
-            render_html(context_html, lang=lang, medium="screen"), encoding="utf-8"
-        )
-        seconds["html"] = time.perf_counter() - mark
     pdf_job: Future[None] | None = None
     pool: ProcessPoolExecutor | None = None
     finished: dict[str, float] = {}

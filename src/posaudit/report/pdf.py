@@ -2,11 +2,110 @@
 
 Kept apart from the builder, with nothing heavier than WeasyPrint to import, so the builder
 can lay the PDF out in a child process while it writes the other formats.
+
+WeasyPrint draws with whatever font fontconfig offers in place of a missing one, and says
+nothing: without Noto Sans CJK every Chinese character becomes an empty box and the English
+report changes its face. :func:`missing_font` asks fontconfig, as Pango will for WeasyPrint,
+before anything is written.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 from pathlib import Path
+from typing import Final
+
+# The face the stylesheet and the charts name first (charts.FONT); both languages use it.
+PDF_FONT: Final = "Noto Sans CJK SC"
+PDF_FONT_PACKAGE: Final = "fonts-noto-cjk"  # Debian's and Ubuntu's package of it
+# The names WeasyPrint itself tries when find_library finds nothing (Windows, macOS builds).
+_FONTCONFIG_NAMES: Final = (
+    "libfontconfig.so.1",
+    "fontconfig-1",
+    "libfontconfig-1.dll",
+    "libfontconfig.1.dylib",
+)
+_FC_MATCH_PATTERN: Final = 0  # FcMatchKind FcMatchPattern
+_FC_RESULT_MATCH: Final = 0  # FcResult FcResultMatch
+
+
+def _fontconfig() -> ctypes.CDLL | None:
+    """The fontconfig library Pango (and so WeasyPrint) draws with; None if none loads."""
+    found = ctypes.util.find_library("fontconfig")
+    for name in (found, *_FONTCONFIG_NAMES):
+        if name:
+            try:
+                lib = ctypes.CDLL(name)
+            except OSError:
+                continue
+            pointer = ctypes.c_void_p
+            for function, argtypes, restype in (
+                ("FcInitLoadConfigAndFonts", [], pointer),
+                ("FcConfigDestroy", [pointer], None),
+                ("FcPatternCreate", [], pointer),
+                ("FcPatternDestroy", [pointer], None),
+                ("FcPatternAddString", [pointer, ctypes.c_char_p, ctypes.c_char_p], ctypes.c_int),
+                ("FcConfigSubstitute", [pointer, pointer, ctypes.c_int], ctypes.c_int),
+                ("FcDefaultSubstitute", [pointer], None),
+                ("FcFontMatch", [pointer, pointer, ctypes.POINTER(ctypes.c_int)], pointer),
+                (
+                    "FcPatternGetString",
+                    [pointer, ctypes.c_char_p, ctypes.c_int, ctypes.POINTER(ctypes.c_char_p)],
+                    ctypes.c_int,
+                ),
+            ):
+                getattr(lib, function).argtypes = argtypes
+                getattr(lib, function).restype = restype
+            return lib
+    return None
+
+
+def font_families(family: str) -> list[str] | None:
+    """The families of the font fontconfig gives for ``family``; None without fontconfig.
+
+    The question Pango asks when WeasyPrint lays text out, of the same library and under the
+    same configuration (``FONTCONFIG_FILE`` included); it imports nothing of WeasyPrint.
+    """
+    fc = _fontconfig()
+    if fc is None:
+        return None
+    config = fc.FcInitLoadConfigAndFonts()
+    pattern = fc.FcPatternCreate()
+    families: list[str] = []
+    try:
+        fc.FcPatternAddString(pattern, b"family", family.encode("utf-8"))
+        fc.FcConfigSubstitute(config, pattern, _FC_MATCH_PATTERN)
+        fc.FcDefaultSubstitute(pattern)
+        result = ctypes.c_int()
+        match = fc.FcFontMatch(config, pattern, ctypes.byref(result))
+        if match:
+            value = ctypes.c_char_p()
+            while (
+                fc.FcPatternGetString(match, b"family", len(families), ctypes.byref(value))
+                == _FC_RESULT_MATCH
+            ):
+                families.append((value.value or b"").decode("utf-8", "replace"))
+            fc.FcPatternDestroy(match)
+    finally:
+        fc.FcPatternDestroy(pattern)
+        if config:
+            fc.FcConfigDestroy(config)
+    return families
+
+
+def missing_font() -> str | None:
+    """One line for the user when the PDF's font is not installed; None when it is."""
+    families = font_families(PDF_FONT)
+    if families is None:
+        return "the PDF needs fontconfig, which is not installed: `apt-get install fontconfig`"
+    if PDF_FONT in families:
+        return None
+    return (
+        f"the PDF needs the font {PDF_FONT}, which fontconfig cannot find: install it with "
+        f"`apt-get install {PDF_FONT_PACKAGE}` (Debian package {PDF_FONT_PACKAGE}), "
+        "or leave pdf out of --format"
+    )
 
 
 def write_pdf(html: str, path: Path) -> None:
