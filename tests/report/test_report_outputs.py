@@ -18,6 +18,7 @@ import pytest
 from posaudit.detect.policy import load_policy
 from posaudit.pipeline import run_pipeline
 from posaudit.report import FORMATS, ReportResult, build_report
+from posaudit.report.data import _rank_score
 from posaudit.report.translations import FAMILIES, RULES
 from posaudit.store import Store
 
@@ -181,7 +182,8 @@ def test_workbook_sheets_match_the_findings(
         scores = [r[score] for r in rows]
         assert all(isinstance(v, float | int) and round(v, 4) == v for v in scores), name
         assert all(c.number_format == "0.0000" for c in next(sheet.iter_cols(2, 2, 2)))
-    stored = dict(findings.select("finding_id", "score").iter_rows())
+    # the score each finding is ranked by: an anomaly finding's anomaly score, else its score
+    stored = dict(findings.select("finding_id", _rank_score()).iter_rows())
     written = {
         r[14]: r[1] for sheet in book.worksheets[1:] for r in sheet.iter_rows(2, values_only=True)
     }

@@ -840,7 +840,7 @@ def _excel_frame(frame: pl.DataFrame, lang: Language) -> pl.DataFrame:
         .then(pl.lit(text("yes", lang)))
         .otherwise(pl.lit(text("no", lang)))
         .alias("is_new_shown"),
-        pl.col("score").round(SCORE_DECIMALS),
+        pl.col("rank_score").round(SCORE_DECIMALS),
         # A sentence starts with a capital, as in the HTML and the PDF.
         (pl.col("sentence").str.slice(0, 1).str.to_uppercase() + pl.col("sentence").str.slice(1)),
     ).select([pl.col(c).alias(h) for c, h in columns.items()])
