@@ -391,8 +391,11 @@ def keep_exclusion_list(
         )
         .sort("tag")
     )
-    if store.has_table(EXCLUSION_TABLE) and store.schema(EXCLUSION_TABLE).names() != rows.columns:
-        store.execute(f"DROP TABLE {EXCLUSION_TABLE}")  # kept by an earlier code, in the clear
+    if store.has_table(EXCLUSION_TABLE):
+        # a run's own table, unknown to Store.schema; an earlier code kept it in the clear
+        kept_columns = store.frame(f"SELECT * FROM {EXCLUSION_TABLE} LIMIT 0").columns
+        if kept_columns != rows.columns:
+            store.execute(f"DROP TABLE {EXCLUSION_TABLE}")
     if not store.has_table(EXCLUSION_TABLE):
         store.create_table_like(EXCLUSION_TABLE, rows)
     store.execute(f"DELETE FROM {EXCLUSION_TABLE}")

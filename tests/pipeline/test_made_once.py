@@ -92,3 +92,14 @@ def test_other_code_finds_nothing_kept(audited: Store, monkeypatch: pytest.Monke
     monkeypatch.setattr(kept, "code_digest", lambda: "other code")
     made = _made(audited)
     assert made.columns is None and made.exclusion is None
+
+
+def test_a_run_of_other_code_keeps_its_own_exclusion_list(
+    audited: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade, the first run replaces the list an earlier code kept, and the next
+    run finds it."""
+    monkeypatch.setattr(kept, "code_digest", lambda: "other code")
+    assert _made(audited).exclusion is None
+    pipeline.run_pipeline(audited, load_policy())
+    assert _made(audited).exclusion is not None
