@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from posaudit.pins import DEMO_PIN_KEY, PIN_KEY_ENV, DemoPinKeyWarning, PinKeyError, pin_key
+from posaudit.pins import (
+    DEMO_PIN_KEY,
+    PIN_KEY_ENV,
+    DemoPinKeyWarning,
+    PinKeyError,
+    key_fingerprint,
+    pin_digester,
+)
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]
 WARNING = (
@@ -68,9 +75,9 @@ def test_a_real_key_is_used_without_a_word(tmp_path: Path) -> None:
 def test_pin_key_in_the_library(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PIN_KEY_ENV)
     with pytest.warns(DemoPinKeyWarning, match="published demo PIN key"):
-        assert pin_key() == DEMO_PIN_KEY.encode()
+        assert pin_digester().fingerprint == key_fingerprint(DEMO_PIN_KEY.encode())
     monkeypatch.setenv(PIN_KEY_ENV, "")
     with pytest.raises(PinKeyError, match="is empty"):
-        pin_key()
+        pin_digester()
     monkeypatch.setenv(PIN_KEY_ENV, "é" * 16)  # 32 bytes in UTF-8
-    assert pin_key() == ("é" * 16).encode()
+    assert pin_digester().fingerprint == key_fingerprint(("é" * 16).encode())

@@ -20,13 +20,15 @@ from posaudit.pins import (
     PIN_KEY_ENV,
     WEAKNESS_CLASSES,
     WEAKNESS_LABELS,
+    DemoPinKeyWarning,
+    LocalPinKey,
     classify_pins,
     common_pins,
     exclusion_list,
     key_fingerprint,
     pin_digest,
+    pin_digester,
     pin_digests,
-    pin_key,
     weak_pin_values,
     weak_share_of_random_pins,
 )
@@ -292,7 +294,7 @@ def test_operator_numbers_are_two_digits(operator_no: str) -> None:
     with pytest.raises(ValueError, match="operator number"):
         classify_pins(["123456"], operator_no=operator_no)
     # from the store, an odd number must not stop an audit run: it builds no 6-digit PIN
-    listed = exclusion_list(key=KEY, operator_nos=[operator_no, "07"])
+    listed = exclusion_list(digester=LocalPinKey(KEY), operator_nos=[operator_no, "07"])
     assert set(listed.get_column("operator_no").drop_nulls()) == {"07"}
 
 
@@ -340,9 +342,10 @@ def test_the_key_fingerprint_is_short_and_tells_keys_apart() -> None:
 
 def test_the_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(PIN_KEY_ENV, raising=False)
-    assert pin_key() == DEMO_PIN_KEY.encode()
-    monkeypatch.setenv(PIN_KEY_ENV, "deployment-secret")
-    assert pin_key() == b"deployment-secret"
+    with pytest.warns(DemoPinKeyWarning):
+        assert pin_digester().fingerprint == key_fingerprint(DEMO_PIN_KEY.encode())
+    monkeypatch.setenv(PIN_KEY_ENV, "deployment-secret, 32 bytes long")
+    assert pin_digester().fingerprint == key_fingerprint(b"deployment-secret, 32 bytes long")
 
 
 # --- the exclusion list -------------------------------------------------------------------
@@ -350,7 +353,7 @@ def test_the_key_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 @pytest.fixture(scope="module")
 def exclusions() -> pl.DataFrame:
-    return exclusion_list(key=KEY, operator_nos=["07", "42", "00"])
+    return exclusion_list(digester=LocalPinKey(KEY), operator_nos=["07", "42", "00"])
 
 
 def test_the_exclusion_list_holds_digests_and_classes_only(exclusions: pl.DataFrame) -> None:
@@ -389,6 +392,6 @@ def test_operator_number_rows_are_per_number(exclusions: pl.DataFrame) -> None:
 
 
 def test_the_exclusion_list_is_keyed(exclusions: pl.DataFrame) -> None:
-    other = exclusion_list(key=OTHER_KEY, operator_nos=["07"])
+    other = exclusion_list(digester=LocalPinKey(OTHER_KEY), operator_nos=["07"])
     shared = other.join(exclusions, on="pin_digest", how="semi")
     assert shared.height == 0

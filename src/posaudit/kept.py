@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, Final
 import polars as pl
 
 from posaudit import code_digest
-from posaudit.pins import WEAKNESS_CLASSES, pin_digests
+from posaudit.pins import WEAKNESS_CLASSES, PinDigester
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     CONTEXT_DAYS,
@@ -345,9 +345,9 @@ def keep_value(store: Store, key: str, digest: str, value: Any) -> None:
     store.set_meta(key, json.dumps({"for": digest, "value": value}))
 
 
-def _seals(digests: pl.Series, key: bytes) -> pl.DataFrame:
+def _seals(digests: pl.Series, digester: PinDigester) -> pl.DataFrame:
     """Per digest: its tag in the kept list and the two mask bytes of its codes."""
-    sealed = pin_digests("exclusion:" + digests, key=key)
+    sealed = digester.digests("exclusion:" + digests)
     return pl.DataFrame({"pin_digest": digests}).with_columns(
         tag=sealed.str.slice(0, 32),
         class_mask=sealed.str.slice(32, 2).str.to_integer(base=16).cast(pl.UInt8),
@@ -356,16 +356,16 @@ def _seals(digests: pl.Series, key: bytes) -> pl.DataFrame:
 
 
 def kept_exclusion_list(
-    store: Store, digest: str, *, key: bytes, digests: pl.Series
+    store: Store, digest: str, *, digester: PinDigester, digests: pl.Series
 ) -> pl.DataFrame | None:
     """The kept PIN exclusion list when it was built for ``digest``, else None: the rows of
-    ``digests`` (those the store's PIN events hold), unsealed with ``key``."""
+    ``digests`` (those the store's PIN events hold), unsealed through ``digester``."""
     if store.meta().get(EXCLUSION_KEY) != digest or not store.has_table(EXCLUSION_TABLE):
         return None
     sealed = store.frame(f"SELECT * FROM {EXCLUSION_TABLE}")
     classes = pl.Series(WEAKNESS_CLASSES, dtype=pl.String)
     number = (pl.col("number_code") ^ pl.col("number_mask")).cast(pl.Int16) - 1
-    found = _seals(digests.unique().sort(), key).join(sealed, on="tag")
+    found = _seals(digests.unique().sort(), digester).join(sealed, on="tag")
     return found.select(
         "pin_digest",
         weakness_class=pl.lit(classes).gather(pl.col("class_code") ^ pl.col("class_mask")),
@@ -373,12 +373,14 @@ def kept_exclusion_list(
     )
 
 
-def keep_exclusion_list(store: Store, digest: str, exclusion: pl.DataFrame, *, key: bytes) -> None:
-    """Keep the PIN exclusion list built for ``digest`` sealed under ``key`` (inside the
-    caller's transaction)."""
+def keep_exclusion_list(
+    store: Store, digest: str, exclusion: pl.DataFrame, *, digester: PinDigester
+) -> None:
+    """Keep the PIN exclusion list built for ``digest`` sealed under ``digester``'s key
+    (inside the caller's transaction)."""
     codes = {name: code for code, name in enumerate(WEAKNESS_CLASSES)}
     rows = (
-        _seals(exclusion.get_column("pin_digest").unique(), key)
+        _seals(exclusion.get_column("pin_digest").unique(), digester)
         .join(exclusion, on="pin_digest")
         .select(
             "tag",
@@ -389,8 +391,11 @@ def keep_exclusion_list(store: Store, digest: str, exclusion: pl.DataFrame, *, k
         )
         .sort("tag")
     )
-    if store.has_table(EXCLUSION_TABLE) and store.schema(EXCLUSION_TABLE).names() != rows.columns:
-        store.execute(f"DROP TABLE {EXCLUSION_TABLE}")  # kept by an earlier code, in the clear
+    if store.has_table(EXCLUSION_TABLE):
+        # a run's own table, unknown to Store.schema; an earlier code kept it in the clear
+        kept_columns = store.frame(f"SELECT * FROM {EXCLUSION_TABLE} LIMIT 0").columns
+        if kept_columns != rows.columns:
+            store.execute(f"DROP TABLE {EXCLUSION_TABLE}")
     if not store.has_table(EXCLUSION_TABLE):
         store.create_table_like(EXCLUSION_TABLE, rows)
     store.execute(f"DELETE FROM {EXCLUSION_TABLE}")

@@ -5,6 +5,12 @@ store holds ``HMAC-SHA256(key, pin)`` only; the audit finds weak PINs the way a 
 PIN exclusion list does, by digesting every weak candidate under the same key and comparing
 digests. The same classifier answers ``posaudit pins check``.
 
+Whatever posaudit asks of the key goes through one narrow interface, :class:`PinDigester`: a
+public fingerprint, and the digests of a batch of values. :class:`LocalPinKey`, a key read
+from ``$POSAUDIT_PIN_KEY``, is one implementation; a deployment that keeps its key in another
+process or a key service names its own with ``$POSAUDIT_PIN_DIGESTER``
+(:func:`pin_digester`). No code outside this module sees the key's bytes.
+
 Examples
 --------
 >>> classify_pins(["123456", "111111", "739204"])
@@ -17,13 +23,14 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import itertools
 import os
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from importlib.resources import files
-from typing import Final, Literal
+from typing import Final, Literal, Protocol, runtime_checkable
 
 import duckdb
 import numpy as np
@@ -32,6 +39,9 @@ import polars as pl
 from posaudit.config import ConfigError
 
 PIN_KEY_ENV: Final = "POSAUDIT_PIN_KEY"
+# "package.module:factory": a callable returning the deployment's own PinDigester, for a key
+# kept outside the audit's environment (another process, a key service).
+PIN_DIGESTER_ENV: Final = "POSAUDIT_PIN_DIGESTER"
 # Simulated worlds are digested under this published key so that anyone can reproduce a demo
 # store; a real deployment sets POSAUDIT_PIN_KEY to the key its terminal management system uses.
 DEMO_PIN_KEY: Final = "posaudit-demo-key/simulated-data-only"
@@ -140,14 +150,102 @@ class DemoPinKeyWarning(UserWarning):
     """The published demo key is in use: fit for simulated worlds only."""
 
 
-def pin_key() -> bytes:
-    """The deployment's PIN digest key: ``$POSAUDIT_PIN_KEY``, else the published demo key.
+@runtime_checkable
+class PinDigester(Protocol):
+    """All posaudit asks of the PIN key: its public fingerprint and keyed digests.
+
+    ``digests(values)`` is the hex HMAC-SHA256 under the key of each value's UTF-8 bytes,
+    in order, as a String Series named ``pin_digest``; ``fingerprint`` is
+    :func:`key_fingerprint` of the key, kept in each store so a store and a key can be
+    matched. An implementation that forwards to a key service must pickle (the Spark engine
+    ships it to its executors) and must give exactly these digests: the store's digests, its
+    sealed exclusion list and the report's pseudonyms are all made through it.
+    """
+
+    @property
+    def fingerprint(self) -> str: ...
+
+    def digests(self, values: pl.Series) -> pl.Series: ...
+
+
+class LocalPinKey:
+    """The PIN key held in this process: the digester :func:`pin_digester` makes from
+    ``$POSAUDIT_PIN_KEY``.
+
+    Its repr shows the fingerprint only. It pickles with the key, for the Spark executors;
+    nothing else ships or writes it.
+    """
+
+    __slots__ = ("_key", "fingerprint")
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+        self.fingerprint = key_fingerprint(key)
+
+    def __repr__(self) -> str:
+        return f"LocalPinKey(fingerprint={self.fingerprint!r})"
+
+    def __getstate__(self) -> tuple[bytes, str]:
+        return self._key, self.fingerprint
+
+    def __setstate__(self, state: tuple[bytes, str]) -> None:
+        self._key, self.fingerprint = state
+
+    def digests(self, values: pl.Series) -> pl.Series:
+        return pin_digests(values, key=self._key)
+
+
+def pin_digester() -> PinDigester:
+    """The deployment's PIN digester: ``$POSAUDIT_PIN_DIGESTER``'s, else the local key.
+
+    ``$POSAUDIT_PIN_DIGESTER`` names a callable as ``package.module:factory``; called with
+    no argument it returns the deployment's :class:`PinDigester` (one that asks a key
+    service, say). Set it and ``$POSAUDIT_PIN_KEY`` both and neither is used: a
+    :class:`PinKeyError` says so. Otherwise the key comes from ``$POSAUDIT_PIN_KEY``
+    (at least :data:`MIN_PIN_KEY_BYTES`; the demo key with a
+    :class:`DemoPinKeyWarning` when unset) as a :class:`LocalPinKey`.
+    """
+    spec = os.environ.get(PIN_DIGESTER_ENV)
+    if spec is None:
+        return LocalPinKey(_environment_pin_key())
+    if PIN_KEY_ENV in os.environ:
+        msg = (
+            f"${PIN_DIGESTER_ENV} and ${PIN_KEY_ENV} are both set: a deployment digests PINs "
+            "with its own digester or with a local key, not both"
+        )
+        raise PinKeyError(msg)
+    return _named_digester(spec)
+
+
+def _named_digester(spec: str) -> PinDigester:
+    module_name, _, attribute = spec.partition(":")
+    if not module_name or not attribute:
+        msg = f"${PIN_DIGESTER_ENV} is {spec!r}: name a factory as package.module:factory"
+        raise PinKeyError(msg)
+    try:
+        factory: Callable[[], object] = getattr(importlib.import_module(module_name), attribute)
+    except (ImportError, AttributeError) as exc:
+        msg = f"${PIN_DIGESTER_ENV} names {spec!r}, which cannot be imported: {exc}"
+        raise PinKeyError(msg) from None
+    digester = factory()
+    if not isinstance(digester, PinDigester):
+        msg = (
+            f"${PIN_DIGESTER_ENV} names {spec!r}, which made a {type(digester).__name__}: "
+            "a PIN digester has a fingerprint and digests(values)"
+        )
+        raise PinKeyError(msg)
+    return digester
+
+
+def _environment_pin_key() -> bytes:
+    """The local PIN key: ``$POSAUDIT_PIN_KEY``, else the published demo key.
 
     A key shorter than :data:`MIN_PIN_KEY_BYTES` (an empty one included) is refused with
     :class:`PinKeyError`: the key is the whole protection of the PIN digests, since every
     6-digit PIN's digest can be computed in seconds by whoever holds it. With the variable
     unset, the published demo key is used with a :class:`DemoPinKeyWarning`: anyone can
-    compute digests under it, so it fits simulated worlds only.
+    compute digests under it, so it fits simulated worlds only. Only :class:`LocalPinKey`
+    holds what this returns; everything else asks :func:`pin_digester`.
     """
     value = os.environ.get(PIN_KEY_ENV)
     if value is None:
@@ -155,7 +253,7 @@ def pin_key() -> bytes:
             f"${PIN_KEY_ENV} is not set: using the published demo PIN key, fit for simulated "
             "worlds only",
             DemoPinKeyWarning,
-            stacklevel=2,
+            stacklevel=3,
         )
         return DEMO_PIN_KEY.encode()
     key = value.encode()
@@ -428,8 +526,26 @@ def weak_share_of_random_pins() -> float:
     return float((_class_codes() > 0).mean())
 
 
+class _ByFingerprint:
+    """A digester as a cache key: equal to another of the same key, whatever its kind."""
+
+    __slots__ = ("digester",)
+
+    def __init__(self, digester: PinDigester) -> None:
+        self.digester = digester
+
+    def __hash__(self) -> int:
+        return hash(self.digester.fingerprint)
+
+    def __eq__(self, other: object) -> bool:
+        return (
+            isinstance(other, _ByFingerprint)
+            and other.digester.fingerprint == self.digester.fingerprint
+        )
+
+
 @lru_cache(maxsize=4)
-def _exclusion_list_cached(key: bytes, operator_nos: tuple[str, ...]) -> pl.DataFrame:
+def _exclusion_list_cached(key: _ByFingerprint, operator_nos: tuple[str, ...]) -> pl.DataFrame:
     # A PIN already in a structural class keeps that class (as in classify_pins), so no digest
     # appears twice in the list and a join on it matches a PIN once.
     codes = _class_codes()
@@ -446,12 +562,12 @@ def _exclusion_list_cached(key: bytes, operator_nos: tuple[str, ...]) -> pl.Data
     )
     general = weak_pin_values().with_columns(operator_no=pl.lit(None, pl.String))
     candidates = pl.concat([general, own])
-    digests = pin_digests(candidates.get_column("pin"), key=key)
+    digests = key.digester.digests(candidates.get_column("pin")).alias("pin_digest")
     return candidates.select(digests, "weakness_class", "operator_no")
 
 
-def exclusion_list(*, key: bytes, operator_nos: Sequence[str] = ()) -> pl.DataFrame:
-    """Digests of every weak candidate PIN under ``key``: the HSM-style PIN exclusion list.
+def exclusion_list(*, digester: PinDigester, operator_nos: Sequence[str] = ()) -> pl.DataFrame:
+    """Digests of every weak candidate PIN by ``digester``: the HSM-style PIN exclusion list.
 
     Columns: ``pin_digest``, ``weakness_class``, ``operator_no`` (set for the classes that
     depend on the operator number, null otherwise). Holds no PIN, and each digest once: a
@@ -459,4 +575,4 @@ def exclusion_list(*, key: bytes, operator_nos: Sequence[str] = ()) -> pl.DataFr
     from the store; a value that is not 2 digits builds no 6-digit PIN and is skipped.
     """
     numbers = {no for no in operator_nos if _is_operator_number(no)}
-    return _exclusion_list_cached(key, tuple(sorted(numbers)))
+    return _exclusion_list_cached(_ByFingerprint(digester), tuple(sorted(numbers)))

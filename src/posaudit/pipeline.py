@@ -86,7 +86,7 @@ from posaudit.kept import (
     write_kept,
     write_kept_refunds,
 )
-from posaudit.pins import exclusion_list, key_fingerprint, pin_digest, pin_key
+from posaudit.pins import PinDigester, exclusion_list, pin_digester
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     SCORE_RULE,
@@ -707,21 +707,22 @@ def derived_inputs(
     operators: pl.DataFrame,
     *,
     window: tuple[datetime, datetime],
-    key: bytes,
+    digester: PinDigester,
     exclusion: pl.DataFrame | None = None,
 ) -> dict[str, pl.LazyFrame]:
     """The runner-supplied inputs the rules ask for: exclusion list, default PINs, data window.
 
-    ``exclusion``: the exclusion list for ``key`` and these operators, when already built.
+    ``exclusion``: the exclusion list for ``digester``'s key and these operators, when
+    already built.
     """
     wanted = {name for r in rules for name in r.inputs} & DERIVED_INPUTS
     out: dict[str, pl.LazyFrame] = {}
     if "weak_pin_digests" in wanted:
         if exclusion is None:
-            exclusion = exclusion_list(key=key, operator_nos=_operator_numbers(operators))
+            exclusion = exclusion_list(digester=digester, operator_nos=_operator_numbers(operators))
         out["weak_pin_digests"] = exclusion.lazy()
     if "default_pin_digests" in wanted:
-        digests = [pin_digest(p, key=key) for p in ACQUIRER_DEFAULT_PINS]
+        digests = digester.digests(pl.Series(ACQUIRER_DEFAULT_PINS, dtype=pl.String))
         out["default_pin_digests"] = pl.LazyFrame({"pin_digest": digests})
     if "data_window" in wanted:
         out["data_window"] = pl.LazyFrame({"data_from": [window[0]], "data_to": [window[1]]})
@@ -789,7 +790,7 @@ def findings_for_tables(
     policy: Policy,
     *,
     window: tuple[datetime, datetime],
-    key: bytes,
+    digester: PinDigester,
 ) -> pl.DataFrame:
     """All findings of ``rules`` over ``tables`` (store tables by name), one per finding id.
 
@@ -802,7 +803,7 @@ def findings_for_tables(
         if "operators" in tables
         else pl.DataFrame({"operator_no": []}, schema={"operator_no": pl.String})
     )
-    derived = derived_inputs(rules, operators, window=window, key=key)
+    derived = derived_inputs(rules, operators, window=window, digester=digester)
     shared = {n for r in rules for n in r.inputs if n in DERIVED_TABLES}
     tables = {
         **tables,
@@ -999,19 +1000,25 @@ class RunSummary:
 
 
 def run_pipeline(
-    store: Store, policy: Policy, *, full: bool = False, on_event: EventSink | None = None
+    store: Store,
+    policy: Policy,
+    *,
+    full: bool = False,
+    on_event: EventSink | None = None,
+    digester: PinDigester | None = None,
 ) -> RunSummary:
     """Run every enabled rule (incrementally when possible) and record the run. Raises StoreError.
 
     ``store`` must be open for writing: its writer lock makes this process the only
     writer. A failure after planning is recorded as a ``failed`` run and re-raised; the
-    findings are then untouched.
+    findings are then untouched. ``digester``: the PIN key's, else :func:`pin_digester`'s.
     """
     emit = on_event or (lambda _name, _fields: None)
     rules = [r for r in all_rules().values() if policy.enabled(r.name)]
     started_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()
-    store.check_pin_key(key_fingerprint(pin_key()))
+    digester = pin_digester() if digester is None else digester
+    store.check_pin_key(digester.fingerprint)
     _hook("locked")
     if _count(store, "SELECT count(*) FROM transactions") == 0:
         msg = f"{store.path} holds no transactions: simulate or load data before running the audit"
@@ -1022,7 +1029,7 @@ def run_pipeline(
     emit("plan", {"run_id": run_id, "mode": plan.mode, "reason": plan.reason, "previous_run_id": plan.previous_run_id,
                   "rules": len(rules), "rules_over_all_data": len(plan.rules_over_all_data)})  # fmt: skip
     try:
-        summary = _execute(store, policy, rules, plan, run_id, started_at, started, emit)
+        summary = _execute(store, policy, rules, plan, run_id, started_at, started, emit, digester)
     except Exception as exc:
         record_failed_run(
             store, policy, run_id=run_id, mode=plan.mode, engine="local", started_at=started_at,
@@ -1042,6 +1049,7 @@ def _execute(
     started_at: datetime,
     started: float,
     emit: EventSink,
+    digester: PinDigester,
 ) -> RunSummary:
     stages: dict[str, float] = {}
     mark = time.perf_counter()
@@ -1057,13 +1065,13 @@ def _execute(
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as score_pool:
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as pool:
             operators = store.read("operators")
-            made = _made_once(store, rules, policy, operators)
+            made = _made_once(store, rules, policy, operators, digester=digester)
             building = pool.submit(
                 derived_inputs,
                 rules,
                 operators,
                 window=(plan.data_from, plan.data_to),
-                key=pin_key(),
+                digester=digester,
                 exclusion=made.exclusion,
             )
             used = made.columns or store_columns_used(
@@ -1160,12 +1168,14 @@ def _execute(
 class MadeOnce:
     """What a run found kept of what the code computes once for a store (:mod:`posaudit.kept`):
     the columns the rules read and the PIN exclusion list (None: not kept, or kept for other
-    code, policy, key or operators), and the digests they are kept under."""
+    code, policy, key or operators), and the digests they are kept under; ``digester`` seals
+    and unseals the list."""
 
     columns_for: str
     columns: ColumnsUsed | None
     exclusion_for: str
     exclusion: pl.DataFrame | None
+    digester: PinDigester
 
     def keep(
         self, store: Store, columns: ColumnsUsed, derived: Mapping[str, pl.LazyFrame]
@@ -1176,23 +1186,31 @@ class MadeOnce:
             keep_value(store, COLUMNS_KEY, self.columns_for, value)
         if self.exclusion is None and "weak_pin_digests" in derived:
             exclusion = derived["weak_pin_digests"].collect()
-            keep_exclusion_list(store, self.exclusion_for, exclusion, key=pin_key())
+            keep_exclusion_list(store, self.exclusion_for, exclusion, digester=self.digester)
 
 
 def _made_once(
-    store: Store, rules: list[Rule], policy: Policy, operators: pl.DataFrame
+    store: Store,
+    rules: list[Rule],
+    policy: Policy,
+    operators: pl.DataFrame,
+    *,
+    digester: PinDigester,
 ) -> MadeOnce:
     columns_for = built_for(policy.hash, *sorted(r.name for r in rules))
     columns = kept_value(store, COLUMNS_KEY, columns_for)
-    key = pin_key()
-    exclusion_for = built_for(key_fingerprint(key), *_operator_numbers(operators))
+    exclusion_for = built_for(digester.fingerprint, *_operator_numbers(operators))
     wanted = any("weak_pin_digests" in r.inputs for r in rules)
     exclusion = None
     if wanted:
         digests = store.frame("SELECT DISTINCT pin_digest FROM pin_events").get_column("pin_digest")
-        exclusion = kept_exclusion_list(store, exclusion_for, key=key, digests=digests)
+        exclusion = kept_exclusion_list(store, exclusion_for, digester=digester, digests=digests)
     return MadeOnce(
-        columns_for, ColumnsUsed(**columns) if columns is not None else None, exclusion_for, exclusion
+        columns_for,
+        ColumnsUsed(**columns) if columns is not None else None,
+        exclusion_for,
+        exclusion,
+        digester,
     )
 
 

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from posaudit.detect import pins as pin_rules
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.registry import RULES
-from posaudit.pins import exclusion_list, pin_digest
+from posaudit.pins import LocalPinKey, exclusion_list, pin_digest
 
 KEY = b"posaudit-test-key/pin-rules"
 DATA_FROM = datetime(2026, 3, 1, 0, 0)
@@ -111,7 +111,7 @@ def data_window(data_from: datetime = DATA_FROM, data_to: datetime = DATA_TO) ->
 
 def weak_pin_digests() -> pl.LazyFrame:
     numbers = sorted({o[0] for o in OPERATORS.values()})
-    return exclusion_list(key=KEY, operator_nos=numbers).lazy()
+    return exclusion_list(digester=LocalPinKey(KEY), operator_nos=numbers).lazy()
 
 
 def default_pin_digests() -> pl.LazyFrame:

@@ -14,7 +14,7 @@ from polars.testing import assert_frame_equal
 from posaudit import kept, pipeline
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import all_rules
-from posaudit.pins import PIN_KEY_ENV, exclusion_list, key_fingerprint, pin_key
+from posaudit.pins import PIN_KEY_ENV, exclusion_list, pin_digester
 from posaudit.store import Store
 
 
@@ -36,14 +36,15 @@ def _made(
         (tmp / "policy.toml").write_text(policy_text)
         policy = load_policy(tmp / "policy.toml")
     rules = [r for r in all_rules().values() if policy.enabled(r.name)]
-    return pipeline._made_once(store, rules, policy, store.read("operators"))
+    operators = store.read("operators")
+    return pipeline._made_once(store, rules, policy, operators, digester=pin_digester())
 
 
 def test_a_run_keeps_the_exclusion_list_it_built_and_the_next_finds_it(audited: Store) -> None:
     made = _made(audited)
     assert made.exclusion is not None
     numbers = audited.read("operators").get_column("operator_no").cast(pl.String).to_list()
-    built = exclusion_list(key=pin_key(), operator_nos=numbers)
+    built = exclusion_list(digester=pin_digester(), operator_nos=numbers)
     # what the run finds kept: the list's rows for every digest the PIN events hold
     held = audited.frame("SELECT DISTINCT pin_digest FROM pin_events")
     weak_held = built.join(held, on="pin_digest")
@@ -68,7 +69,7 @@ def test_another_pin_key_finds_no_exclusion_list(
     audited: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv(PIN_KEY_ENV, "another deployment's key, 32 bytes")
-    assert key_fingerprint(pin_key()) != audited.meta()["pin_key_fingerprint"]
+    assert pin_digester().fingerprint != audited.meta()["pin_key_fingerprint"]
     assert _made(audited).exclusion is None
 
 
@@ -91,3 +92,14 @@ def test_other_code_finds_nothing_kept(audited: Store, monkeypatch: pytest.Monke
     monkeypatch.setattr(kept, "code_digest", lambda: "other code")
     made = _made(audited)
     assert made.columns is None and made.exclusion is None
+
+
+def test_a_run_of_other_code_keeps_its_own_exclusion_list(
+    audited: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After an upgrade, the first run replaces the list an earlier code kept, and the next
+    run finds it."""
+    monkeypatch.setattr(kept, "code_digest", lambda: "other code")
+    assert _made(audited).exclusion is None
+    pipeline.run_pipeline(audited, load_policy())
+    assert _made(audited).exclusion is not None

@@ -13,7 +13,7 @@ from polars.testing import assert_frame_equal
 from posaudit import kept, pipeline
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
-from posaudit.pins import pin_key
+from posaudit.pins import pin_digester
 from posaudit.pipeline import run_pipeline
 from posaudit.store import Store
 
@@ -26,7 +26,7 @@ def store(sample_store: Path) -> Store:
 def _columns(store: Store, names: list[str]) -> pipeline.ColumnsUsed:
     rules = [all_rules()[n] for n in names]
     derived = pipeline.derived_inputs(
-        rules, store.read("operators"), window=pipeline.data_window(store), key=pin_key()
+        rules, store.read("operators"), window=pipeline.data_window(store), digester=pin_digester()
     )
     tables = {n for r in rules for n in r.inputs} - DERIVED_INPUTS - set(DERIVED_TABLES)
     tables |= {"transactions"}

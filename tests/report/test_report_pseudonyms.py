@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import re
 
+from posaudit.pins import LocalPinKey
 from posaudit.report.pseudonyms import UNKNOWN_OPERATOR, Pseudonyms
 
-KEY = b"posaudit-demo-key/simulated-data-only"
+KEY = LocalPinKey(b"posaudit-demo-key/simulated-data-only")
 PSEUDONYM = re.compile(r"^OP-[A-Z2-7]{6}$")
 
 
 def test_pseudonyms_are_stable_keyed_and_distinct() -> None:
     first = Pseudonyms.for_deployment(KEY, enabled=True)
     again = Pseudonyms.for_deployment(KEY, enabled=True)
-    other_key = Pseudonyms.for_deployment(b"another deployment", enabled=True)
+    other_key = Pseudonyms.for_deployment(LocalPinKey(b"another deployment"), enabled=True)
     ids = [f"T{t:06d}-{n:02d}" for t in range(1, 40) for n in (0, 1, 2, 99)]
     names = [first.operator(i) for i in ids]
     assert all(PSEUDONYM.match(n) for n in names)

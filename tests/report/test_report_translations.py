@@ -13,7 +13,7 @@ import pytest
 
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import all_rules
-from posaudit.pins import pin_key
+from posaudit.pins import LocalPinKey, pin_digester
 from posaudit.pipeline import run_pipeline
 from posaudit.report.builder import localized_findings
 from posaudit.report.data import load_report_data
@@ -69,7 +69,7 @@ def _facts(
         window_end=datetime(2026, 9, 2, 10, 47),
         evidence=evidence,
         role="clerk",
-        pseudonyms=Pseudonyms.for_deployment(b"k", enabled=masked),
+        pseudonyms=Pseudonyms.for_deployment(LocalPinKey(b"k"), enabled=masked),
     )
 
 
@@ -127,7 +127,7 @@ def test_every_finding_of_the_sample_run_has_its_own_sentence(
     shown, fallbacks = localized_findings(
         findings,
         lang=lang,
-        pseudonyms=Pseudonyms.for_deployment(pin_key(), enabled=masked),  # type: ignore[arg-type]
+        pseudonyms=Pseudonyms.for_deployment(pin_digester(), enabled=masked),  # type: ignore[arg-type]
     )
     fell_back = shown.filter(pl.col("is_fallback")).get_column("rule").unique().to_list()
     assert fallbacks == 0, f"no {lang} template for {fell_back}"

@@ -13,7 +13,7 @@ import pytest
 from posaudit.detect.findings import FINDINGS_SCHEMA, to_findings
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import RULES, Rule, all_rules
-from posaudit.pins import pin_key
+from posaudit.pins import pin_digester
 from posaudit.pipeline import data_window, findings_for_tables, one_per_finding_id
 from posaudit.spark.buckets import (
     BucketJob,
@@ -127,7 +127,7 @@ def test_buckets_together_give_the_local_findings(exported: tuple[Path, Path]) -
         policy = load_policy()
         rules = [r for r in all_rules().values() if policy.enabled(r.name) and r.family != "scores"]
         whole = {t: store.scan(t) for t in store_tables(rules)}
-        want = findings_for_tables(rules, whole, policy, window=window, key=pin_key())
+        want = findings_for_tables(rules, whole, policy, window=window, digester=pin_digester())
     finally:
         store.close()
     job = BucketJob(
@@ -137,7 +137,7 @@ def test_buckets_together_give_the_local_findings(exported: tuple[Path, Path]) -
         table_schemas(root, store_tables(rules)),
         policy,
         window,
-        pin_key(),
+        pin_digester(),
         BUCKETS,
     )
     got = one_per_finding_id(local_bucket_findings(job))
@@ -197,7 +197,7 @@ def test_a_card_rule_runs_per_card_bucket(
     finally:
         store.close()
     policy = load_policy()
-    want = findings_for_tables([card], whole, policy, window=window, key=pin_key())
+    want = findings_for_tables([card], whole, policy, window=window, digester=pin_digester())
     job = BucketJob(
         str(root),
         "card",
@@ -205,7 +205,7 @@ def test_a_card_rule_runs_per_card_bucket(
         table_schemas(root, ["transactions"]),
         policy,
         window,
-        pin_key(),
+        pin_digester(),
         BUCKETS,
     )
     got = one_per_finding_id(local_bucket_findings(job))

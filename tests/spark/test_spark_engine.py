@@ -16,7 +16,7 @@ import pytest
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import all_rules
-from posaudit.pins import pin_key
+from posaudit.pins import pin_digester
 from posaudit.pipeline import data_window, findings_for_tables, run_pipeline
 from posaudit.score.operators import operator_day_scores
 from posaudit.spark.buckets import BucketJob, store_tables, table_schemas
@@ -111,14 +111,14 @@ def test_both_strategies_match_the_local_engine_on_several_buckets(
             {t: store.scan(t) for t in store_tables(rules)},
             policy,
             window=window,
-            key=pin_key(),
+            digester=pin_digester(),
         )
         export = export_buckets(store, tmp_path / "export", buckets=6)
     finally:
         store.close()
     assert export.buckets == 6 and want.height > 50
     for strategy in ("shards", "groupby"):
-        got = detect(spark, export, rules, policy, key=pin_key(), strategy=strategy)  # type: ignore[arg-type]
+        got = detect(spark, export, rules, policy, digester=pin_digester(), strategy=strategy)  # type: ignore[arg-type]
         assert_same_findings(got.findings, want.select(FINDINGS_SCHEMA.names()))
 
 
@@ -207,7 +207,7 @@ def test_the_staged_score_gives_the_local_scores(
         table_schemas(export.root, store_tables([rule])),
         policy,
         export.window,
-        pin_key(),
+        pin_digester(),
         export.buckets,
     )
     kept, _ = staged_scores(spark, job, rule, policy)

@@ -26,7 +26,7 @@ from typing import Any, Final
 
 import psutil
 
-from posaudit.pins import PIN_KEY_ENV
+from posaudit.pins import PIN_DIGESTER_ENV, PIN_KEY_ENV
 
 # The signals that stop a lab session: Ctrl-C, kill, and the terminal closing.
 STOP_SIGNALS: Final = tuple(
@@ -98,9 +98,11 @@ def lab_command(
 
 def lab_environment(db: Path) -> dict[str, str]:
     """This process's environment with ``POSAUDIT_DB`` set to the store's absolute path, and
-    without the PIN key: with the key and the store, every PIN digest inverts in seconds, and
-    the notebooks never need it (JupyterLab passes its environment to every kernel)."""
-    kept = {name: value for name, value in os.environ.items() if name != PIN_KEY_ENV}
+    without the PIN key or the name of the deployment's digester: with the key and the store,
+    every PIN digest inverts in seconds, and the notebooks never need it (JupyterLab passes
+    its environment to every kernel)."""
+    secret = (PIN_KEY_ENV, PIN_DIGESTER_ENV)
+    kept = {name: value for name, value in os.environ.items() if name not in secret}
     return {**kept, "POSAUDIT_DB": str(db.resolve())}
 
 

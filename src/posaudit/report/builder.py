@@ -32,7 +32,7 @@ from markupsafe import Markup
 
 from posaudit import __version__
 from posaudit.detect.findings import SEVERITIES
-from posaudit.pins import pin_key
+from posaudit.pins import pin_digester
 from posaudit.report import charts
 from posaudit.report.data import (
     FAMILY_ORDER,
@@ -1106,7 +1106,7 @@ def build_report(
     seconds["read"] = time.perf_counter() - started
 
     mark = time.perf_counter()
-    pseudonyms = Pseudonyms.for_deployment(pin_key(), enabled=mask_operators)
+    pseudonyms = Pseudonyms.for_deployment(pin_digester(), enabled=mask_operators)
     shown, fallbacks = localized_findings(data.findings, lang=lang, pseudonyms=pseudonyms)
     seconds["sentences"] = time.perf_counter() - mark
 

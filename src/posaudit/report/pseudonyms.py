@@ -3,9 +3,10 @@
 An operator is known by a 2-digit number on one terminal (``operator_id`` is
 ``<terminal_id>-<operator_no>``) and by a name. A report made with ``--mask-operators`` shows
 neither: every operator becomes ``OP-XXXXXX``, a keyed digest of its id. The key is derived
-from the deployment's PIN key, so the same operator has the same pseudonym in every report of
-one deployment (an auditor can follow it across months) while nobody without the key can
-turn a pseudonym back into an id by trying all ``T…-NN`` ids.
+from the deployment's PIN key, as its PIN digester's digest of a label, so the same operator
+has the same pseudonym in every report of one deployment (an auditor can follow it across
+months) while nobody without the key can turn a pseudonym back into an id by trying all
+``T…-NN`` ids. The derived key pseudonymises and nothing else: it digests no PIN.
 """
 
 from __future__ import annotations
@@ -18,6 +19,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import polars as pl
+
+from posaudit.pins import PinDigester
+
 # Operator ids as the simulator and the terminal management system write them.
 OPERATOR_ID: Final = re.compile(r"\bT\d{3,}-\d{2}\b")
 # "operator 03", "administrator 99", "clerk 12", optionally followed by its terminal.
@@ -29,7 +34,7 @@ OPERATOR_MENTION: Final = re.compile(
 OPERATOR_NUMBER_LIST: Final = re.compile(r"(\boperators?\b[^.;]*?)\(((?:\d{2}(?:, | and )?)+)\)")
 PSEUDONYM_PREFIX: Final = "OP-"
 UNKNOWN_OPERATOR: Final = "OP-??????"
-_DERIVATION_LABEL: Final = b"posaudit/report/operator-pseudonyms/v1"
+_DERIVATION_LABEL: Final = "posaudit/report/operator-pseudonyms/v1"
 # Evidence keys that hold an operator's number or id, and the lists of them.
 _ID_KEYS: Final = frozenset({"operator_id", "other_operator_ids", "operator_ids"})
 _NUMBER_KEYS: Final = frozenset({"operator_no", "operator_nos"})
@@ -40,14 +45,15 @@ _LABEL_KEYS: Final = frozenset({"other_operators"})
 class Pseudonyms:
     """Operator labels for a report: real ids when ``enabled`` is false, pseudonyms when true."""
 
-    key: bytes
+    key: bytes = field(repr=False)
     enabled: bool = False
     _cache: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
-    def for_deployment(cls, pin_key: bytes, *, enabled: bool) -> Pseudonyms:
-        derived = hmac.new(pin_key, _DERIVATION_LABEL, hashlib.sha256).digest()
-        return cls(key=derived, enabled=enabled)
+    def for_deployment(cls, digester: PinDigester, *, enabled: bool) -> Pseudonyms:
+        """Labels keyed by ``digester``'s key: its digest of a label no PIN can equal."""
+        derived = digester.digests(pl.Series([_DERIVATION_LABEL], dtype=pl.String))
+        return cls(key=bytes.fromhex(derived.item()), enabled=enabled)
 
     def operator(self, operator_id: str | None) -> str:
         """The label of an operator id: the id itself, or its pseudonym when masking."""

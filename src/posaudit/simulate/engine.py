@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from posaudit import __version__
-from posaudit.pins import key_fingerprint, pin_digest, pin_key
+from posaudit.pins import PinDigester, pin_digester
 from posaudit.simulate import fraud
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
@@ -64,7 +64,9 @@ def _ts(values: np.ndarray | pl.Series) -> pl.Series:
 class _Renderer:
     """Turns integer-coded rows into the contract's strings; holds the id counters."""
 
-    def __init__(self, world: World, seed: int, counters: dict[str, int]):
+    def __init__(
+        self, world: World, seed: int, counters: dict[str, int], digester: PinDigester
+    ):
         self.world = world
         self.t_ids = pl.Series(world.t_ids)
         self.m_ids = pl.Series(world.merchants.get_column("merchant_id"))
@@ -72,7 +74,7 @@ class _Renderer:
         self.channels = pl.Series(CHANNEL_NAMES, dtype=pl.Enum(CHANNEL_NAMES))
         self.counters = counters
         self.batch_base = stream(seed, "world", 1).integers(1, 500, world.n_terminals)
-        self.key = pin_key()
+        self.digester = digester
         self._digests: dict[int, str] = {}
 
     def _ids(self, prefix: str, n: int) -> pl.Series:
@@ -155,10 +157,14 @@ class _Renderer:
             }
         )
 
-    def digest(self, pin: int) -> str:
-        if pin not in self._digests:
-            self._digests[pin] = pin_digest(f"{pin:06d}", key=self.key)
-        return self._digests[pin]
+    def digests(self, pins: pl.Series) -> pl.Series:
+        """The digest of each PIN; the digester is asked once a batch, for PINs not seen yet."""
+        values = pins.cast(pl.Int64).to_list()
+        new = sorted(set(values).difference(self._digests))
+        if new:
+            digests = self.digester.digests(pl.Series([f"{p:06d}" for p in new], dtype=pl.String))
+            self._digests.update(zip(new, digests.to_list(), strict=True))
+        return pl.Series([self._digests[p] for p in values], dtype=pl.String)
 
     def pin_events(self, events: pl.DataFrame) -> pl.DataFrame:
         events = events.sort("ts", "op")
@@ -168,7 +174,7 @@ class _Renderer:
                 "ts": _ts(events.get_column("ts")),
                 "operator_id": self.o_ids.gather(events.get_column("op")),
                 "kind": pl.Series(KINDS).gather(events.get_column("kind")),
-                "pin_digest": pl.Series([self.digest(int(p)) for p in events.get_column("pin")], dtype=pl.String),
+                "pin_digest": self.digests(events.get_column("pin")),
                 "actor": pl.Series(ACTORS).gather(events.get_column("actor")),
             }
         )
@@ -268,14 +274,17 @@ def simulate(
     append: bool = False,
     parquet_dir: Path | None = None,
     progress: Progress | None = None,
+    digester: PinDigester | None = None,
 ) -> SimulationSummary:
     """Simulate ``scenario`` into the store at ``path`` in one transaction.
 
     With ``append`` the store's own world (seed, size, scenario) continues for
     ``scenario.days`` more days. Raises :class:`StoreError` for an unusable store.
+    ``digester``: the PIN key's, else :func:`posaudit.pins.pin_digester`'s.
     """
     started = time.perf_counter()
-    fingerprint = key_fingerprint(pin_key())
+    digester = pin_digester() if digester is None else digester
+    fingerprint = digester.fingerprint
     path = Path(path)
     if path.exists() and not append:
         msg = f"{path} already holds a world: add --append to continue it, or choose a new --db"
@@ -314,7 +323,7 @@ def simulate(
         state = SimState(next_txn=next_txn, trace=stream(int(seed), "world", 2).integers(0, 5_000, world.n_terminals))
         if append:
             _restore_state(store, world, state)
-        renderer = _Renderer(world, int(seed), counters)
+        renderer = _Renderer(world, int(seed), counters, digester)
         b = scenario.behaviour
         end_day = int(first_day) + scenario.days
         from_us = day_start_us(world, int(first_day))

@@ -27,6 +27,7 @@ from posaudit.detect import registry
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import DERIVED_INPUTS, Rule, all_rules
+from posaudit.pins import PinDigester
 from posaudit.pipeline import POPULATION_FAMILIES, findings_for_tables
 from posaudit.store.db import EVENT_TIME_COLUMN
 
@@ -104,8 +105,9 @@ def scan_table(root: Path, table: str, *, bucket: int | None = None) -> pl.LazyF
 class BucketJob:
     """Everything one bucket's work needs; pickled once and shipped to the executors.
 
-    ``key`` is the deployment's PIN digest key: executors digest the candidate PINs of the
-    exclusion list with it (see docs/scale-out.md on securing the cluster's traffic).
+    ``digester`` is the deployment's PIN digester: executors digest the candidate PINs of
+    the exclusion list with it, so it pickles, and a local key travels inside the task (see
+    docs/scale-out.md on securing the cluster's traffic).
     ``also``: more work on each bucket's tables once read (the anomaly score's first stage),
     called with the bucket and its tables; it must pickle.
     """
@@ -116,7 +118,7 @@ class BucketJob:
     schemas: dict[str, pl.Schema]
     policy: Policy
     window: tuple[datetime, datetime]
-    key: bytes
+    digester: PinDigester
     buckets: int
     also: Callable[[int, Mapping[str, pl.LazyFrame]], object] | None = None
 
@@ -159,7 +161,7 @@ class BucketJob:
             dict(tables),
             self.policy,
             window=self.window,
-            key=self.key,
+            digester=self.digester,
         ).select(FINDINGS_SCHEMA.names())
 
     def bucket_findings(self, bucket: int, tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:

@@ -96,7 +96,7 @@ def export_buckets(
     if not out_dir.parent.is_dir():
         msg = f"cannot export to {out_dir}: folder {out_dir.parent} does not exist"
         raise ExportError(msg)
-    from posaudit.pins import key_fingerprint, pin_key
+    from posaudit.pins import pin_digester
 
     with written_folder(out_dir) as staging:
         data_from, data_to = data_window(store)
@@ -114,7 +114,7 @@ def export_buckets(
             "data_to": data_to.isoformat(),
             "rows": rows,
             "pin_key_fingerprint": store.meta().get("pin_key_fingerprint")
-            or key_fingerprint(pin_key()),
+            or pin_digester().fingerprint,
             "fingerprint": data_fingerprint(store, data_to),
             "cross_merchant_rows": cross_merchant_rows(store),
             "code_version": __version__,

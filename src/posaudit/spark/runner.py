@@ -41,7 +41,7 @@ from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import Rule, all_rules
 from posaudit.kept import forget_all_kept
-from posaudit.pins import key_fingerprint, pin_key
+from posaudit.pins import PinDigester, pin_digester
 from posaudit.pipeline import (
     MergeCounts,
     RuleScope,
@@ -182,7 +182,7 @@ def groupby_job(spark: SparkSession, job: BucketJob) -> DataFrame:
 
 
 def driver_findings(
-    export: BucketedExport, rules: list[Rule], policy: Policy, *, key: bytes
+    export: BucketedExport, rules: list[Rule], policy: Policy, *, digester: PinDigester
 ) -> pl.DataFrame:
     """Findings of the rules that cannot be bucketed, over all the data, on the driver.
 
@@ -201,7 +201,7 @@ def driver_findings(
         schemas,
         policy,
         export.window,
-        key,
+        digester,
         1,
     )
     frames = {t: job.shaped(t, scan_table(export.root, t).collect()) for t in tables}
@@ -225,7 +225,7 @@ def detect(
     rules: list[Rule],
     policy: Policy,
     *,
-    key: bytes,
+    digester: PinDigester,
     strategy: Strategy = "shards",
 ) -> DetectResult:
     """All findings of ``rules`` over the export: bucketed rules on Spark, the rest here."""
@@ -254,7 +254,7 @@ def detect(
                 table_schemas(export.root, tables),
                 policy,
                 export.window,
-                key,
+                digester,
                 export.buckets,
                 also,
             )
@@ -270,7 +270,7 @@ def detect(
                 table_schemas(export.root, score_tables()),
                 policy,
                 export.window,
-                key,
+                digester,
                 export.buckets,
             )
             findings, stage_seconds = score_findings(
@@ -284,7 +284,7 @@ def detect(
             shutil.rmtree(staging, ignore_errors=True)
     mark = time.perf_counter()
     rest = [by_name[n] for n in placement.driver if n not in staged]
-    frames.append(driver_findings(export, rest, policy, key=key))
+    frames.append(driver_findings(export, rest, policy, digester=digester))
     seconds["driver"] = time.perf_counter() - mark
     rows_read = sum(export.rows.get(t, 0) for t in store_tables(rules))
     return DetectResult(one_per_finding_id(pl.concat(frames)), rows_read, sorted(by_name), seconds)
@@ -334,7 +334,7 @@ def _previous_run_id(store: Store) -> str | None:
 
 
 def resolve_export(
-    settings: SparkRun, store: Store | None
+    settings: SparkRun, store: Store | None, *, digester: PinDigester
 ) -> tuple[BucketedExport | None, Path | None]:
     """The export to read, or (None, folder) when this run must make one in that folder.
 
@@ -364,7 +364,7 @@ def resolve_export(
         return None, folder
     if store is not None:
         check_export_matches(export, store)
-    elif export.pin_key_fingerprint != key_fingerprint(pin_key()):
+    elif export.pin_key_fingerprint != digester.fingerprint:
         msg = f"the export in {export.root} was made under another PIN key than $POSAUDIT_PIN_KEY"
         raise ExportError(msg)
     if export.cross_merchant_rows:
@@ -383,6 +383,7 @@ def run_spark(
     store: Store | None,
     session: SparkSession | None = None,
     on_event: EventSink | None = None,
+    digester: PinDigester | None = None,
 ) -> RunSummary:
     """Run every enabled rule on Spark; findings into ``store`` or ``settings.findings_out``.
 
@@ -391,14 +392,15 @@ def run_spark(
     raises StoreError / ExportError / SparkSetupError with one line before anything is
     written; a failure later is recorded as a ``failed`` run (store) and re-raised.
     ``session``: an existing Spark session to use (left running); else one is started on
-    ``settings.master`` and stopped at the end.
+    ``settings.master`` and stopped at the end. ``digester``: the PIN key's, else
+    :func:`pin_digester`'s; it goes to the executors with each task.
     """
     emit = on_event or (lambda _name, _fields: None)
     rules = [r for r in all_rules().values() if policy.enabled(r.name)]
     placement = place_rules(rules)
     started_at = datetime.now().replace(microsecond=0)
     started = time.perf_counter()
-    key = pin_key()
+    digester = pin_digester() if digester is None else digester
     into_store = settings.findings_out is None
     if into_store and store is None:
         msg = "the findings go into the store unless --findings-out is given: name it with --db"
@@ -411,11 +413,11 @@ def run_spark(
         msg = f"--findings-out {settings.findings_out} is a file, not a folder"
         raise StoreError(msg)
     if store is not None:
-        store.check_pin_key(key_fingerprint(key))
+        store.check_pin_key(digester.fingerprint)
         if int(store.query("SELECT count(*) FROM transactions")[0][0]) == 0:  # type: ignore[call-overload]
             msg = f"{store.path} holds no transactions: simulate or load data before the audit"
             raise StoreError(msg)
-    export, export_into = resolve_export(settings, store)
+    export, export_into = resolve_export(settings, store, digester=digester)
     temporary: Path | None = None
     own_session = session is None
     spark = session if session is not None else start_session(settings.master, settings.conf)
@@ -460,7 +462,9 @@ def run_spark(
             },
         )
         try:
-            result = detect(spark, export, rules, policy, key=key, strategy=settings.strategy)
+            result = detect(
+                spark, export, rules, policy, digester=digester, strategy=settings.strategy
+            )
         except Exception as exc:
             if into_store and store is not None:
                 record_failed_run(

@@ -223,10 +223,10 @@ class Store:
     @classmethod
     def from_parquet(cls, root: Path, path: Path, *, code_version: str) -> Path:
         """A new store at ``path`` holding a Parquet export (e.g. ``data_samples/world``)."""
-        from posaudit.pins import key_fingerprint, pin_key
+        from posaudit.pins import pin_digester
 
         with cls.staged(path, append=False) as store:
-            store.initialise(pin_key_fingerprint=key_fingerprint(pin_key()), code_version=code_version)
+            store.initialise(pin_key_fingerprint=pin_digester().fingerprint, code_version=code_version)
             for table in TABLES:
                 if table == "posaudit_meta" or not (root / table).exists():
                     continue
