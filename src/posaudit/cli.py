@@ -528,6 +528,8 @@ def report(
                                   mask_operators=mask_operators)  # fmt: skip
         except ReportError as exc:
             fail(str(exc))
+        except OSError as exc:  # a full disk, a read-only folder: nothing that looks whole is left
+            fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}")
     out.print(f"{result.run_id}: {result.findings:,} findings reported in {result.seconds['total']:.1f} s")
     for kind, written in result.paths.items():
         out.print(f"{kind:8} {written}", markup=False, soft_wrap=True)

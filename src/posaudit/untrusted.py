@@ -18,6 +18,7 @@ Long unbroken words are the stylesheet's to break (``overflow-wrap: anywhere``).
 
 from __future__ import annotations
 
+import re
 from typing import Final
 
 import polars as pl
@@ -26,6 +27,11 @@ import polars as pl
 CONTROL_CHARACTERS: Final = r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]"
 BIDI_CONTROLS: Final = "[\u202a-\u202e\u2066-\u2069\u200e\u200f\u061c]"
 LINE_BREAKS: Final = r"[\t\n\r\u2028\u2029]"
+# Letters written right to left (Hebrew, Arabic, Syriac, Thaana, N'Ko and their presentation
+# forms): a value holding one is isolated, so it cannot reorder the text around it.
+RIGHT_TO_LEFT: Final = re.compile("[\u0590-\u08ff\ufb1d-\ufdff\ufe70-\ufeff]")
+FIRST_STRONG_ISOLATE: Final = "\u2068"
+POP_DIRECTIONAL_ISOLATE: Final = "\u2069"
 # What makes a spreadsheet read a cell as a formula (OWASP, "CSV Injection")
 FORMULA_START: Final = r"^[=+\-@\t\r]"
 
@@ -39,6 +45,21 @@ def readable(value: str) -> str:
     'two lines'
     """
     return readable_text(pl.Series([value])).item()
+
+
+def shown(value: str) -> str:
+    """:func:`readable`, and isolated (U+2068 ... U+2069) when it holds right-to-left text: how
+    a value from the data is shown in a sentence, a page or a PDF.
+
+    >>> shown("Café 12") == "Café 12"
+    True
+    >>> shown("\u05d7\u05e0\u05d5\u05ea 12") == "\u2068\u05d7\u05e0\u05d5\u05ea 12\u2069"
+    True
+    """
+    text = readable(value)
+    if RIGHT_TO_LEFT.search(text):
+        return f"{FIRST_STRONG_ISOLATE}{text}{POP_DIRECTIONAL_ISOLATE}"
+    return text
 
 
 def readable_text(values: pl.Series) -> pl.Series:

@@ -15,8 +15,10 @@ the words of the chosen language with operators masked when asked
 
 from __future__ import annotations
 
+import contextlib
 import json
 import multiprocessing
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -31,6 +33,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup
 
 from posaudit import __version__
+from posaudit.atomic import written_file
 from posaudit.detect.findings import SEVERITIES
 from posaudit.pins import pin_digester
 from posaudit.report import charts
@@ -50,7 +53,7 @@ from posaudit.report.data import (
     top_entities,
     top_merchants,
 )
-from posaudit.report.pdf import missing_font, write_pdf
+from posaudit.report.pdf import die_with_parent, missing_font, write_pdf
 from posaudit.report.pseudonyms import Pseudonyms
 from posaudit.report.tables import table_assets
 from posaudit.report.translations import (
@@ -77,6 +80,8 @@ from posaudit.report.translations import (
     SEVERITIES as SEVERITY_LABELS,
 )
 from posaudit.store import Store
+from posaudit.untrusted import csv_safe
+from posaudit.untrusted import shown as shown_text
 
 Format = Literal["html", "pdf", "xlsx", "csv", "parquet"]
 FORMATS: Final[tuple[Format, ...]] = ("html", "pdf", "xlsx", "csv", "parquet")
@@ -780,10 +785,19 @@ def _environment(lang: Language) -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown_value,
     )
     env.globals["t"] = lambda key, **values: text(key, lang, **values)
     env.filters["css_string"] = css_string
     return env
+
+
+def _shown_value(value: Any) -> Any:
+    """Every value the template prints: text from the data without control or bidirectional
+    characters, right-to-left text isolated (:mod:`posaudit.untrusted`); markup as it is."""
+    if isinstance(value, str) and not isinstance(value, Markup):
+        return shown_text(value)
+    return value
 
 
 def css_string(value: str) -> Markup:
@@ -1145,56 +1159,70 @@ def build_report(
     pool: ProcessPoolExecutor | None = None
     finished: dict[str, float] = {}
     pdf_started = time.perf_counter()
-    if "pdf" in formats:
-        context_pdf = context | {
-            "appendix": _finding_rows(shown.head(pdf_appendix_limit), lang, evidence=False),
-            "appendix_capped": shown.height > pdf_appendix_limit,
-        }
-        html_print = render_html(context_pdf, lang=lang, medium="print")
-        paths["pdf"] = out / f"{stem}.pdf"
-        if len(formats) > 1:
-            # Layout is the slowest step and single-threaded: it runs beside the other formats.
-            pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
-            )
-            pdf_job = pool.submit(write_pdf, html_print, paths["pdf"])
-            pdf_job.add_done_callback(lambda _: finished.__setitem__("pdf", time.perf_counter()))
-        else:
-            write_pdf(html_print, paths["pdf"])
-            finished["pdf"] = time.perf_counter()
-    try:
-        if "html" in formats:
-            mark = time.perf_counter()
-            context_html = context | {
-                "appendix": _finding_rows(shown, lang, evidence=False),
-                "appendix_capped": False,
-            }
-            paths["html"] = out / f"{stem}.html"
-            paths["html"].write_text(
-                render_html(context_html, lang=lang, medium="screen"), encoding="utf-8"
-            )
-            seconds["html"] = time.perf_counter() - mark
-        if "xlsx" in formats:
-            mark = time.perf_counter()
-            paths["xlsx"] = out / f"{stem}.xlsx"
-            write_workbook(paths["xlsx"], shown, data, {"scope": scope, "summary": summary}, lang)
-            seconds["xlsx"] = time.perf_counter() - mark
-        exported = export_frame(shown, lang) if {"csv", "parquet"} & set(formats) else None
-        if exported is not None and "csv" in formats:
-            mark = time.perf_counter()
-            paths["csv"] = out / f"{stem.replace('report', 'findings')}.csv"
-            exported.write_csv(paths["csv"], include_bom=True)
-            seconds["csv"] = time.perf_counter() - mark
-        if exported is not None and "parquet" in formats:
-            mark = time.perf_counter()
-            paths["parquet"] = out / f"{stem.replace('report', 'findings')}.parquet"
-            exported.write_parquet(paths["parquet"])
-            seconds["parquet"] = time.perf_counter() - mark
-        if pdf_job is not None:
-            pdf_job.result()
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
+    # Every file is written under a temporary name and renamed when all are complete: a
+    # failed or killed report leaves no file that looks whole (posaudit.atomic).
+    with contextlib.ExitStack() as files:
+
+        def part(kind: str, name: str) -> Path:
+            paths[kind] = out / name
+            return files.enter_context(written_file(paths[kind]))
+
+        try:
+            if "pdf" in formats:
+                context_pdf = context | {
+                    "appendix": _finding_rows(shown.head(pdf_appendix_limit), lang, evidence=False),
+                    "appendix_capped": shown.height > pdf_appendix_limit,
+                }
+                html_print = render_html(context_pdf, lang=lang, medium="print")
+                pdf_part = part("pdf", f"{stem}.pdf")
+                if len(formats) > 1:
+                    # Layout is the slowest step and single-threaded: it runs beside the other
+                    # formats, in a worker that dies with this process.
+                    pool = ProcessPoolExecutor(
+                        max_workers=1,
+                        mp_context=multiprocessing.get_context("spawn"),
+                        initializer=die_with_parent,
+                        initargs=(os.getpid(),),
+                    )
+                    pdf_job = pool.submit(write_pdf, html_print, pdf_part)
+                    pdf_job.add_done_callback(
+                        lambda _: finished.__setitem__("pdf", time.perf_counter())
+                    )
+                else:
+                    write_pdf(html_print, pdf_part)
+                    finished["pdf"] = time.perf_counter()
+            if "html" in formats:
+                mark = time.perf_counter()
+                context_html = context | {
+                    "appendix": _finding_rows(shown, lang, evidence=False),
+                    "appendix_capped": False,
+                }
+                part("html", f"{stem}.html").write_text(
+                    render_html(context_html, lang=lang, medium="screen"), encoding="utf-8"
+                )
+                seconds["html"] = time.perf_counter() - mark
+            if "xlsx" in formats:
+                mark = time.perf_counter()
+                workbook = part("xlsx", f"{stem}.xlsx")
+                write_workbook(workbook, shown, data, {"scope": scope, "summary": summary}, lang)
+                seconds["xlsx"] = time.perf_counter() - mark
+            exported = export_frame(shown, lang) if {"csv", "parquet"} & set(formats) else None
+            if exported is not None and "csv" in formats:
+                mark = time.perf_counter()
+                # a name from the data is never a formula to the spreadsheet that opens it
+                csv_safe(exported).write_csv(
+                    part("csv", f"{stem.replace('report', 'findings')}.csv"), include_bom=True
+                )
+                seconds["csv"] = time.perf_counter() - mark
+            if exported is not None and "parquet" in formats:
+                mark = time.perf_counter()
+                exported.write_parquet(part("parquet", f"{stem.replace('report', 'findings')}.parquet"))
+                seconds["parquet"] = time.perf_counter() - mark
+            if pdf_job is not None:
+                pdf_job.result()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
     if "pdf" in formats:
         seconds["pdf"] = finished.get("pdf", time.perf_counter()) - pdf_started
     seconds["total"] = time.perf_counter() - started

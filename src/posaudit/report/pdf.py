@@ -11,8 +11,14 @@ before anything is written.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import ctypes.util
+import os
+import signal
+import sys
+import threading
+import time
 from pathlib import Path
 from typing import Final
 
@@ -108,8 +114,37 @@ def missing_font() -> str | None:
     )
 
 
+# prctl option: the signal this process gets when its parent dies (linux/prctl.h)
+PR_SET_PDEATHSIG: Final = 1
+PARENT_CHECK_SECONDS: Final = 0.5
+
+
 def write_pdf(html: str, path: Path) -> None:
     """Lay out ``html`` (the report page, print variant) and write it to ``path`` as PDF."""
     from weasyprint import HTML
 
     HTML(string=html, base_url=None).write_pdf(path)
+
+
+def die_with_parent(parent: int) -> None:
+    """Make this worker process end when ``parent`` does, however the parent ends.
+
+    A PDF worker whose parent was killed would otherwise lay out and write the PDF after the
+    report has failed, then wait forever for a parent that is gone, holding its memory. On
+    Linux the kernel sends SIGKILL when the parent dies (``PR_SET_PDEATHSIG``); elsewhere, and
+    for a parent that died before this ran, a watcher thread ends the process once its parent
+    is no longer the one it started with.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:
+        os._exit(1)
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(PARENT_CHECK_SECONDS)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="posaudit-parent-watch", daemon=True).start()
