@@ -13,6 +13,7 @@ import pytest
 from posaudit.notebook import (
     AuditError,
     Table,
+    bounds,
     drilldown,
     logins,
     open_audit,
@@ -27,7 +28,7 @@ from posaudit.notebook import (
 from posaudit.notebook import charts as chart_module
 from posaudit.store import Store, StoreError
 
-MODULES = (session, tables, render, overview, logins, pins, refunds, operators, drilldown)
+MODULES = (session, tables, render, bounds, overview, logins, pins, refunds, operators, drilldown)
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -13,6 +13,7 @@ from typing import Final
 
 import polars as pl
 
+from posaudit.notebook import bounds
 from posaudit.notebook.session import Audit, by_severity
 
 NO_FINDING: Final = "no finding"
@@ -93,7 +94,10 @@ def refunds_with_sales(audit: Audit) -> pl.DataFrame:
 
 
 def refund_scatter(
-    refunds: pl.DataFrame, *, max_flagged: int = 2500, max_ordinary: int = 2000
+    refunds: pl.DataFrame,
+    *,
+    max_flagged: int = bounds.REFUND_POINTS_FLAGGED,
+    max_ordinary: int = bounds.REFUND_POINTS_ORDINARY,
 ) -> pl.DataFrame:
     """Refunds with a sale, for the refund-against-sale chart; sampled to stay under Altair's limit.
 
