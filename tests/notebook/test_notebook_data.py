@@ -189,6 +189,9 @@ def test_data_quality_finds_lost_records(damaged_store) -> None:
     assert gaps.filter(pl.col("terminal_id") == terminal).select("after_trace_no", "trace_no").row(
         0
     ) == (start, start + 6)
+    # the store's SQL finds the breaks trace_number_gaps defines, row for row
+    every = audit.sql("SELECT terminal_id, merchant_id, trace_no, ts FROM transactions")
+    assert gaps.equals(overview.trace_number_gaps(every))
     activity = overview.terminal_activity(audit)
     silent = overview.quiet_terminals(activity)
     assert silent.select("terminal_id", "silent_days", "first_silent_day").rows() == [
