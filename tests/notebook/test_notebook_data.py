@@ -270,6 +270,26 @@ def test_scores_agree_with_the_runs_anomaly_findings(audited_store) -> None:
     assert operators.score_distribution(scores).get_column("operator_days").sum() == scores.height
 
 
+def test_scores_are_explained_where_shown_as_the_run_explains_them(audited_store) -> None:
+    audit = open_audit(audited_store.path)
+    scores = operators.operator_day_scores(audit)
+    # the explanation is written for the days a notebook shows, not every operator-day
+    assert "explanation" not in scores.columns
+    inputs = sum(frame.select(pl.len()).collect().item() for frame in operators.score_inputs(audit))
+    assert inputs < audit.sql("SELECT count(*) AS n FROM transactions").item()
+    top = operators.top_operator_days(scores, top=10).filter(pl.col("in_findings"))
+    summaries = audit.findings().filter(pl.col("rule") == operators.SCORE_RULE)
+    assert top.height > 0
+    for day in top.iter_rows(named=True):
+        summary = summaries.filter(
+            (pl.col("entity_id") == day["operator_id"])
+            & (pl.col("window_start").dt.date() == day["day"])
+        ).item(0, "summary")
+        assert day["explanation"] and summary.endswith(f": {day['explanation']}")
+    risk = operators.operator_risk(audit, scores)
+    assert risk.filter(pl.col("top_anomaly_score").is_not_null())["explanation"].is_not_null().all()
+
+
 def test_risk_ranking_counts_each_rule_once(audited_store) -> None:
     audit = open_audit(audited_store.path)
     risk = operators.operator_risk(audit, operators.operator_day_scores(audit))
