@@ -5,8 +5,8 @@ Altair embeds every row a chart draws in the notebook and refuses more than 5,00
 and well before that the chart is a blot of ink and the notebook megabytes larger. So every
 chart function cuts the frame it is given to a bound named here, keeping what the chart is
 for (the most severe, the furthest above their peers, the latest) and saying on the chart
-what it shows: "the 1,000 furthest above their peers of 7,412 operators, and a random sample
-of 1,000 of the other 6,412 (seed 0)". A frame within its bound is drawn whole, and the chart says
+what it shows: "the 1,000 furthest above their peers of 5,870 operators, and a random sample
+of 1,000 of the other 4,870 (seed 0)". A frame within its bound is drawn whole, and the chart says
 nothing more.
 
 Charts over a fixed domain (families by severity, score bins, PIN problems) are bounded by
