@@ -5,9 +5,9 @@ Altair embeds every row a chart draws in the notebook and refuses more than 5,00
 and well before that the chart is a blot of ink and the notebook megabytes larger. So every
 chart function cuts the frame it is given to a bound named here, keeping what the chart is
 for (the most severe, the furthest above their peers, the latest) and saying on the chart
-what it shows: "the 1,000 furthest above their peers of 5,870 operators, and a random sample
-of 1,000 of the other 4,870 (seed 0)". A frame within its bound is drawn whole, and the chart says
-nothing more.
+what it shows: "the 1,000 furthest above their peers of 5,870 operators, and a random
+sample of 1,000 of the other 4,870 (seed 0)". A frame within its bound is drawn whole, and
+the chart says nothing more.
 
 Charts over a fixed domain (families by severity, score bins, PIN problems) are bounded by
 their data functions' constants and need no cut.
@@ -51,7 +51,9 @@ FAILURE_TERMINAL_ROWS: Final = 2_000
 # Heat maps (top operator-days by feature, top operators by family): rows of 17-18 px; past
 # 50 rows the chart is taller than a screen.
 HEATMAP_ROWS: Final = 50
-# A drill-down timeline: every event the evidence names, and others up to this many.
+# A drill-down timeline (640 px, zoomable): every event the evidence names, and others up
+# to this many. Its data function counts ordinary sales per hour past the same number
+# (``drilldown.MAX_EVENTS``); the chart samples only if that was not enough.
 TIMELINE_EVENTS: Final = 3_000
 
 
