@@ -23,7 +23,8 @@
 # sets the top days apart, and then ranks operators over everything the run found on them.
 #
 # The scores are recomputed here with the run's own settings (same seed, same data: the
-# same scores the run saw); on a large store that takes a few seconds.
+# same scores the run saw); on a 10 M-event store that is the longest step of these
+# notebooks (docs/benchmarks.md, Notebooks).
 
 # %% tags=["parameters"]
 db = None  # the store; None: $POSAUDIT_DB, else data/posaudit.duckdb

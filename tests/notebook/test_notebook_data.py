@@ -13,6 +13,7 @@ import pytest
 from posaudit.notebook import (
     AuditError,
     Table,
+    bounds,
     drilldown,
     logins,
     open_audit,
@@ -27,7 +28,7 @@ from posaudit.notebook import (
 from posaudit.notebook import charts as chart_module
 from posaudit.store import Store, StoreError
 
-MODULES = (session, tables, render, overview, logins, pins, refunds, operators, drilldown)
+MODULES = (session, tables, render, bounds, overview, logins, pins, refunds, operators, drilldown)
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
@@ -188,6 +189,9 @@ def test_data_quality_finds_lost_records(damaged_store) -> None:
     assert gaps.filter(pl.col("terminal_id") == terminal).select("after_trace_no", "trace_no").row(
         0
     ) == (start, start + 6)
+    # the store's SQL finds the breaks trace_number_gaps defines, row for row
+    every = audit.sql("SELECT terminal_id, merchant_id, trace_no, ts FROM transactions")
+    assert gaps.equals(overview.trace_number_gaps(every))
     activity = overview.terminal_activity(audit)
     silent = overview.quiet_terminals(activity)
     assert silent.select("terminal_id", "silent_days", "first_silent_day").rows() == [
@@ -264,6 +268,26 @@ def test_scores_agree_with_the_runs_anomaly_findings(audited_store) -> None:
     assert reported.height == findings.height > 0
     assert set(reported.get_column("operator_id")) == set(findings.get_column("entity_id"))
     assert operators.score_distribution(scores).get_column("operator_days").sum() == scores.height
+
+
+def test_scores_are_explained_where_shown_as_the_run_explains_them(audited_store) -> None:
+    audit = open_audit(audited_store.path)
+    scores = operators.operator_day_scores(audit)
+    # the explanation is written for the days a notebook shows, not every operator-day
+    assert "explanation" not in scores.columns
+    inputs = sum(frame.select(pl.len()).collect().item() for frame in operators.score_inputs(audit))
+    assert inputs < audit.sql("SELECT count(*) AS n FROM transactions").item()
+    top = operators.top_operator_days(scores, top=10).filter(pl.col("in_findings"))
+    summaries = audit.findings().filter(pl.col("rule") == operators.SCORE_RULE)
+    assert top.height > 0
+    for day in top.iter_rows(named=True):
+        summary = summaries.filter(
+            (pl.col("entity_id") == day["operator_id"])
+            & (pl.col("window_start").dt.date() == day["day"])
+        ).item(0, "summary")
+        assert day["explanation"] and summary.endswith(f": {day['explanation']}")
+    risk = operators.operator_risk(audit, scores)
+    assert risk.filter(pl.col("top_anomaly_score").is_not_null())["explanation"].is_not_null().all()
 
 
 def test_risk_ranking_counts_each_rule_once(audited_store) -> None:

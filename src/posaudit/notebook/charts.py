@@ -1,9 +1,11 @@
 """The notebooks' charts: one function per chart, a prepared frame in, an Altair chart out.
 
-Every frame arrives aggregated or capped by the data modules (Altair embeds the rows it
-draws and refuses more than 5,000), and every chart names its subject in its title so a
-notebook (and its tests) can tell them apart. Where a chart has a "linked table", clicking or
-brushing the chart filters the table next to it; clicking empty space clears the filter.
+Every chart function cuts the frame it is given to a bound of :mod:`posaudit.notebook.bounds`
+(Altair embeds the rows it draws and refuses more than 5,000) and says in its subtitle what it
+left out, so a chart draws the same whatever the store's size. Every chart names its subject
+in its title so a notebook (and its tests) can tell them apart. Where a chart has a "linked
+table", clicking or brushing the chart filters the table next to it; clicking empty space
+clears the filter.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import altair as alt
 import polars as pl
 
 from posaudit.detect.findings import SEVERITIES
+from posaudit.notebook import bounds
+from posaudit.notebook.session import SEVERITY_RANK, first_per
 from posaudit.notebook.style import (
     FAMILY_COLORS,
     FONT,
@@ -124,8 +128,10 @@ def enable_theme() -> None:
     alt.theme.register(THEME, enable=True)(cast("Callable[[], alt.theme.ThemeConfig]", theme))
 
 
-def _title(text: str, subtitle: str | Sequence[str] | None = None) -> alt.TitleParams:
-    return alt.TitleParams(text, subtitle=subtitle or alt.Undefined)
+def _title(text: str, subtitle: str | Sequence[str | None] | None = None) -> alt.TitleParams:
+    """A title; ``subtitle`` lines that are None (a bound that cut nothing) are left out."""
+    lines = [subtitle] if isinstance(subtitle, str) else [s for s in subtitle or () if s]
+    return alt.TitleParams(text, subtitle=lines or alt.Undefined)
 
 
 def side_legend(title: str | None, *, x: float) -> alt.Legend:
@@ -164,12 +170,17 @@ def linked_table(
     title: str,
     rows: int = 12,
     severity: bool = True,
+    pick_field: str | None = None,
 ) -> alt.HConcatChart:
     """A table of text marks showing the first ``rows`` rows of ``data`` that pass ``selection``.
 
     The data keeps its order (sort it most important first). With ``severity`` and a
-    ``severity`` field, each row starts with a coloured square.
+    ``severity`` field, each row starts with a coloured square. With ``pick_field`` (the field
+    the selection picks), the table carries only the first ``rows`` rows of each of its values:
+    all it can ever show.
     """
+    if pick_field is not None:
+        data = first_per(data, pick_field, rows)
     base = alt.Chart(data)
     if selection is not None:
         base = base.transform_filter(selection)
@@ -216,8 +227,12 @@ def linked_table(
 
 
 def daily_volume_chart(volumes: pl.DataFrame) -> AnyChart:
-    """Events per day, one small chart per table, low days (possible missing data) in red."""
-    base = alt.Chart(volumes).encode(
+    """Events per day, one small chart per table, low days (possible missing data) in red.
+
+    At most the last :data:`~posaudit.notebook.bounds.DAYS` days.
+    """
+    shown = bounds.latest(volumes, "day", limit=bounds.DAYS, unit="full days")
+    base = alt.Chart(shown.frame).encode(
         x=alt.X("day:T", title=None, axis=alt.Axis(format="%m-%d", labelAngle=0)),
         y=alt.Y("events:Q", title=None, axis=alt.Axis(tickCount=3)),
         tooltip=[
@@ -251,7 +266,10 @@ def daily_volume_chart(volumes: pl.DataFrame) -> AnyChart:
         .properties(
             title=_title(
                 "Events per day",
-                "full days of the data, one panel per table; red: under half the usual volume",
+                [
+                    "full days of the data, one panel per table; red: under half the usual volume",
+                    shown.note,
+                ],
             )
         )
     )
@@ -317,6 +335,7 @@ def run_changes_chart(
             Column("summary", "summary", 400),
         ],
         title="New and resolved findings",
+        pick_field="rule",
     )
     return alt.vconcat(bars, table).resolve_scale(color="independent")
 
@@ -327,10 +346,28 @@ def run_changes_chart(
 def failures_chart(
     over_time: pl.DataFrame, by_terminal: pl.DataFrame, *, every: str
 ) -> alt.VConcatChart:
-    """Failed logins over time by outcome; brush a period to see which terminals they hit."""
+    """Failed logins over time by outcome; brush a period to see which terminals they hit.
+
+    At most the last :data:`~posaudit.notebook.bounds.TIME_BUCKETS` buckets, and the
+    terminals with the most credential failures in them within
+    :data:`~posaudit.notebook.bounds.FAILURE_TERMINALS` and
+    :data:`~posaudit.notebook.bounds.FAILURE_TERMINAL_ROWS`.
+    """
     brush = alt.selection_interval(name="period", encodings=["x"])
+    times = bounds.latest(over_time, "time", limit=bounds.TIME_BUCKETS, unit=f"buckets of {every}")
+    if times.note is not None:
+        by_terminal = by_terminal.filter(pl.col("time") >= times.frame.get_column("time").min())
+    worst = bounds.whole_groups(
+        by_terminal,
+        "terminal_id",
+        rank=pl.col("attempts").filter(pl.col("cause") == "credentials").sum(),
+        max_groups=bounds.FAILURE_TERMINALS,
+        max_rows=bounds.FAILURE_TERMINAL_ROWS,
+        noun="terminals",
+        ranked="with the most credential failures",
+    )
     timeline = (
-        alt.Chart(over_time)
+        alt.Chart(times.frame)
         .mark_bar()
         .encode(
             x=alt.X("time:T", title=None),
@@ -351,11 +388,13 @@ def failures_chart(
         .properties(
             width=WIDTH,
             height=170,
-            title=_title("Failed logins over time", "drag across the chart to pick a period"),
+            title=_title(
+                "Failed logins over time", ["drag across the chart to pick a period", times.note]
+            ),
         )
     )
     terminals = (
-        alt.Chart(by_terminal)
+        alt.Chart(worst.frame)
         .transform_filter(brush)
         .mark_bar()
         .encode(
@@ -377,7 +416,8 @@ def failures_chart(
             width=WIDTH - 80,
             height=alt.Step(14),
             title=_title(
-                "Terminals with the most credential failures", "in the period picked above"
+                "Terminals with the most credential failures",
+                ["in the period picked above", worst.note],
             ),
         )
     )
@@ -385,9 +425,10 @@ def failures_chart(
 
 
 def lockouts_chart(lockouts: pl.DataFrame) -> AnyChart:
-    """Lockouts per day, by how they ended."""
+    """Lockouts per day, by how they ended; at most the last :data:`~bounds.DAYS` days."""
+    shown = bounds.latest(lockouts, "time", limit=bounds.DAYS, unit="days")
     return (
-        alt.Chart(lockouts)
+        alt.Chart(shown.frame)
         .mark_bar()
         .encode(
             x=alt.X("time:T", title=None, timeUnit="yearmonthdate", axis=alt.Axis(format="%m-%d")),
@@ -407,15 +448,32 @@ def lockouts_chart(lockouts: pl.DataFrame) -> AnyChart:
             width=WIDTH,
             height=150,
             title=_title(
-                "Lockouts per day", "a storm is many operators of one terminal within the hour"
+                "Lockouts per day",
+                ["a storm is many operators of one terminal within the hour", shown.note],
             ),
         )
     )
 
 
 def login_findings_chart(findings: pl.DataFrame) -> alt.VConcatChart:
-    """Login findings in time, one lane per rule, sized by attempts; click one to read it below."""
+    """Login findings in time, one lane per rule, sized by attempts; click one to read it below.
+
+    At most the :data:`~bounds.LOGIN_FINDING_BUBBLES` most severe findings.
+    """
     pick = alt.selection_point(name="finding_pick", fields=["finding_id"])
+    shown = bounds.top_and_sample(
+        findings.with_columns(
+            pl.col("severity")
+            .replace_strict(SEVERITY_RANK, default=0, return_dtype=pl.Int8)
+            .alias("severity_rank")
+        ),
+        by=["severity_rank", "score", "window_start", "finding_id"],
+        descending=[True, True, False, False],
+        top=bounds.LOGIN_FINDING_BUBBLES,
+        noun="findings",
+        ranked="most severe",
+    )
+    findings = shown.frame.drop("severity_rank")
     rules = sorted(findings.get_column("rule").unique().to_list()) if findings.height else []
     chart = (
         alt.Chart(findings)
@@ -448,7 +506,8 @@ def login_findings_chart(findings: pl.DataFrame) -> alt.VConcatChart:
             width=WIDTH - 60,
             height=alt.Step(56),
             title=_title(
-                "Attacks and sharing, in time", "bubble size: attempts or switches; click a bubble"
+                "Attacks and sharing, in time",
+                ["bubble size: attempts or switches; click a bubble", shown.note],
             ),
         )
     )
@@ -648,16 +707,28 @@ def _flag_scale(flags: Sequence[str]) -> alt.Scale:
 
 
 def refund_scatter_chart(points: pl.DataFrame) -> AnyChart:
-    """Each refund against its sale (log scales); above the line is more than the sale took."""
+    """Each refund against its sale (log scales); above the line is more than the sale took.
+
+    At most :data:`~bounds.REFUND_POINTS_FLAGGED` refunds a finding names and
+    :data:`~bounds.REFUND_POINTS_ORDINARY` others, seeded samples of each; ``flagged_total``
+    and ``ordinary_total`` say how many there were before any sample.
+    """
     pick = alt.selection_point(name="flag_pick", fields=["flag"], bind="legend")
-    shown = points.height
-    sampled = points.height and (
-        points.item(0, "ordinary_shown") < points.item(0, "ordinary_total")
-        or points.item(0, "flagged_shown") < points.item(0, "flagged_total")
+    is_flagged = pl.col("flag") != NO_FINDING
+    flagged = bounds.sample(points.filter(is_flagged), bounds.REFUND_POINTS_FLAGGED)
+    ordinary = bounds.sample(points.filter(~is_flagged), bounds.REFUND_POINTS_ORDINARY)
+    flagged_total, ordinary_total = (
+        max(int(points.item(0, column)) if points.height else 0, part.height)
+        for column, part in (("flagged_total", flagged), ("ordinary_total", ordinary))
     )
+    points = pl.concat([ordinary, flagged])
     subtitle = ["grey: no finding names the refund; click a legend entry to pick one rule"]
-    if sampled:
-        subtitle.append(f"a seeded sample of {shown:,} refunds is drawn")
+    if flagged.height < flagged_total or ordinary.height < ordinary_total:
+        subtitle.append(
+            f"a random sample (seed {bounds.SAMPLE_SEED}): {flagged.height:,} of the "
+            f"{flagged_total:,} refunds a finding names, {ordinary.height:,} of the "
+            f"{ordinary_total:,} others"
+        )
     low = max(
         float(points.select(pl.min_horizontal("sale_cny", "refund_cny").min()).item() or 0.01), 0.01
     )
@@ -777,6 +848,7 @@ def refund_rules_chart(counts: pl.DataFrame, findings: pl.DataFrame) -> alt.VCon
             Column("summary", "summary", 520),
         ],
         title="Refund findings",
+        pick_field="rule",
     )
     return alt.vconcat(bars, table).resolve_scale(color="independent")
 
@@ -791,10 +863,38 @@ def _rate_scatter(
     color: alt.Color,
     size: str,
     tooltip: list[Any],
-    title: alt.TitleParams,
+    title: str,
+    subtitle: str,
+    key: str,
+    noun: str,
+    ranked: str,
 ) -> AnyChart:
+    """A rate against its peers' rate, one point per ``key``.
+
+    At most the :data:`~bounds.RATE_POINTS_TOP` points furthest above their peers (``y`` over
+    ``x``; any rate over a peers' rate of 0 first) and a sample of
+    :data:`~bounds.RATE_POINTS_SAMPLE` of the rest. The axes span every rated point, so a cut
+    never moves them.
+    """
     rated = data.filter(pl.col(x).is_not_null() & pl.col(y).is_not_null())
     top = float(rated.select(pl.max_horizontal(x, y).max()).item() or 0.05) * 1.05
+    shown = bounds.top_and_sample(
+        rated.with_columns(
+            pl.when(pl.col(x) > 0)
+            .then(pl.col(y) / pl.col(x))
+            .when(pl.col(y) > 0)
+            .then(float("inf"))
+            .otherwise(0.0)
+            .alias("_above_peers")
+        ),
+        by=["_above_peers", key],
+        descending=[True, False],
+        top=bounds.RATE_POINTS_TOP,
+        sample=bounds.RATE_POINTS_SAMPLE,
+        noun=noun,
+        ranked=ranked,
+    )
+    rated = shown.frame.drop("_above_peers")
     guides = pl.DataFrame(
         {"from": [0.0, 0.0], "to": [top, top], "times": ["1x", "3x"], "slope": [1.0, 3.0]}
     )
@@ -832,7 +932,9 @@ def _rate_scatter(
             tooltip=tooltip,
         )
     )
-    return alt.layer(lines, points).properties(width=WIDTH - 220, height=330, title=title)
+    return alt.layer(lines, points).properties(
+        width=WIDTH - 220, height=330, title=_title(title, [subtitle, shown.note])
+    )
 
 
 def merchant_rates_chart(rates: pl.DataFrame) -> AnyChart:
@@ -860,10 +962,11 @@ def merchant_rates_chart(rates: pl.DataFrame) -> AnyChart:
             alt.Tooltip("rate_vs_category:Q", format=".1f", title="times the category"),
             "flagged_refunds:Q",
         ],
-        title=_title(
-            "Merchants' refund rates against their category",
-            "dashed: as the category, and three times it",
-        ),
+        title="Merchants' refund rates against their category",
+        subtitle="dashed: as the category, and three times it",
+        key="merchant_id",
+        noun="merchants",
+        ranked="furthest above their category",
     )
 
 
@@ -898,10 +1001,11 @@ def operator_rates_chart(rates: pl.DataFrame) -> AnyChart:
             "flagged_refunds:Q",
             "findings:Q",
         ],
-        title=_title(
-            "Operators' refund rates against their peers",
-            "operators with at least 20 sales; dashed: as the peers, and three times",
-        ),
+        title="Operators' refund rates against their peers",
+        subtitle="operators with at least 20 sales; dashed: as the peers, and three times",
+        key="operator_id",
+        noun="operators",
+        ranked="furthest above their peers",
     )
 
 
@@ -952,8 +1056,25 @@ def score_distribution_chart(distribution: pl.DataFrame, *, cut: float | None) -
     )
 
 
+def _first_ranks(frame: pl.DataFrame, noun: str) -> bounds.Shown:
+    """The rows of the first :data:`~bounds.HEATMAP_ROWS` values of ``rank`` (a heat map's rows)."""
+    ranks = frame.get_column("rank").n_unique()
+    if ranks <= bounds.HEATMAP_ROWS:
+        return bounds.Shown(frame)
+    first = frame.get_column("rank").unique().sort().head(bounds.HEATMAP_ROWS)
+    return bounds.Shown(
+        frame.filter(pl.col("rank").is_in(first.implode())),
+        f"the first {bounds.HEATMAP_ROWS:,} of {ranks:,} {noun}",
+    )
+
+
 def feature_heatmap(ratios: pl.DataFrame) -> AnyChart:
-    """For the top operator-days: how far each feature sits above the merchant's median day."""
+    """For the top operator-days: how far each feature sits above the merchant's median day.
+
+    At most the first :data:`~bounds.HEATMAP_ROWS` operator-days by rank.
+    """
+    shown = _first_ranks(ratios, "operator-days")
+    ratios = shown.frame
     rows = ratios.sort("rank").get_column("operator_day").unique(maintain_order=True).to_list()
     return (
         alt.Chart(ratios)
@@ -979,7 +1100,10 @@ def feature_heatmap(ratios: pl.DataFrame) -> AnyChart:
             height=alt.Step(18),
             title=_title(
                 "Why the top operator-days stand out",
-                "each feature against the merchant's median day; darker is further above",
+                [
+                    "each feature against the merchant's median day; darker is further above",
+                    shown.note,
+                ],
             ),
         )
     )
@@ -1012,8 +1136,15 @@ def standout_chart(standouts: pl.DataFrame) -> AnyChart:
 
 
 def risk_matrix_chart(matrix: pl.DataFrame, findings: pl.DataFrame) -> alt.VConcatChart:
-    """The operators who stand out, findings per family; click an operator to list its findings."""
+    """The operators who stand out, findings per family; click an operator to list its findings.
+
+    At most the first :data:`~bounds.HEATMAP_ROWS` operators by rank, and the findings of
+    those only.
+    """
     pick = alt.selection_point(name="operator_pick", fields=["operator_id"])
+    shown = _first_ranks(matrix, "operators")
+    matrix = shown.frame
+    findings = findings.join(matrix.select("operator_id").unique(), on="operator_id", how="semi")
     order = matrix.sort("rank").get_column("operator").unique(maintain_order=True).to_list()
     base = alt.Chart(matrix).encode(
         x=alt.X(
@@ -1049,7 +1180,8 @@ def risk_matrix_chart(matrix: pl.DataFrame, findings: pl.DataFrame) -> alt.VConc
         width=alt.Step(70),
         height=alt.Step(17),
         title=_title(
-            "Operators who stand out", "ranked by the kinds of trouble found on them; click a row"
+            "Operators who stand out",
+            ["ranked by the kinds of trouble found on them; click a row", shown.note],
         ),
     )
     table = linked_table(
@@ -1062,6 +1194,7 @@ def risk_matrix_chart(matrix: pl.DataFrame, findings: pl.DataFrame) -> alt.VConc
         ],
         title="Their findings",
         rows=14,
+        pick_field="operator_id",
     )
     return alt.vconcat(heat, table).resolve_scale(color="independent")
 
@@ -1105,7 +1238,13 @@ def timeline_chart(
     """
     from posaudit.notebook.drilldown import LANES
 
-    shown = events.filter(pl.col("in_range"))
+    cut = bounds.sample_keeping(
+        events.filter(pl.col("in_range")),
+        pl.col("in_evidence"),
+        limit=bounds.TIMELINE_EVENTS,
+        kept="every event the evidence names",
+    )
+    shown = cut.frame.sort("ts", "lane", "event_id")
     lanes = [lane for lane in LANES if lane in set(shown.get_column("lane").to_list())] or list(
         LANES[:1]
     )
@@ -1172,7 +1311,10 @@ def timeline_chart(
         height=alt.Step(46),
         title=_title(
             title,
-            "shaded: the finding's window; ringed: events the evidence names; drag to pan, "
-            "scroll to zoom",
+            [
+                "shaded: the finding's window; ringed: events the evidence names; drag to pan, "
+                "scroll to zoom",
+                cut.note,
+            ],
         ),
     )

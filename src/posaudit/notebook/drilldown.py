@@ -16,6 +16,7 @@ from typing import Any, Final
 
 import polars as pl
 
+from posaudit.notebook import bounds
 from posaudit.notebook.session import Audit, AuditError
 
 # Time shown around a finding's window: half its length, within these bounds.
@@ -36,8 +37,8 @@ EVENT_LABELS: Final[dict[str, str]] = {
     "network_error": "network error",
 }
 # Above this many events the timeline keeps every event but the ordinary approved sales,
-# which it counts per hour instead (Altair draws at most 5,000 rows).
-MAX_EVENTS: Final = 4000
+# which it counts per hour instead: the timeline chart's bound.
+MAX_EVENTS: Final = bounds.TIMELINE_EVENTS
 
 
 @dataclass(frozen=True)

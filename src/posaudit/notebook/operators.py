@@ -15,7 +15,7 @@ from typing import Final
 import polars as pl
 
 from posaudit.detect.registry import all_rules
-from posaudit.notebook.session import SEVERITY_RANK, Audit
+from posaudit.notebook.session import SEVERITY_RANK, Audit, read_only
 from posaudit.score import operators as scoring
 
 SCORE_RULE: Final = scoring.SCORE_RULE
@@ -57,10 +57,6 @@ def feature_label(feature: str) -> str:
 # Risk points of a rule that fired on an operator, by its worst severity there: one rule counts
 # once however many findings it made, so breadth (several kinds of trouble) outranks volume.
 RISK_POINTS: Final[dict[str, int]] = {"info": 0, "low": 1, "medium": 2, "high": 4, "critical": 8}
-_TRANSACTION_COLUMNS: Final = (
-    "txn_id, ts, terminal_id, merchant_id, operator_id, kind, channel, amount_fen, card_token, "
-    "original_txn_id, status"
-)
 
 
 def score_settings(audit: Audit) -> dict[str, float | int]:
@@ -77,32 +73,52 @@ def score_settings(audit: Audit) -> dict[str, float | int]:
     }
 
 
+def score_inputs(audit: Audit) -> list[pl.LazyFrame]:
+    """The anomaly score's inputs, read as a run reads them.
+
+    The store computes the per-terminal day sums and picks the refunds with their sales
+    (:class:`posaudit.pipeline.TableReader`), so the ten million transactions of a large store
+    never cross into Python: the same frames the run scored, a fraction of the rows.
+    """
+    from posaudit.detect.registry import DERIVED_TABLES
+    from posaudit.pipeline import TableReader
+
+    with read_only(audit.db) as store:
+        reader = TableReader(store)
+        return [
+            (reader.read_derived(name) if name in DERIVED_TABLES else reader.read(name)).lazy()
+            for name in all_rules()[SCORE_RULE].inputs
+        ]
+
+
 def operator_day_scores(audit: Audit) -> pl.DataFrame:
-    """Every operator-day with its anomaly score, percentile, standout features and explanation.
+    """Every operator-day with its anomaly score, percentile and standout features.
 
     Adds ``in_findings``: the day is in the top the run reports (percentile and score over the
-    policy's cut), which is what the rule kept.
+    policy's cut), which is what the rule kept. The explanation in words is written only for
+    the days shown (:func:`with_explanation`): a few hundred, not every operator-day.
     """
     settings = score_settings(audit)
-    scored = scoring.operator_day_scores(
-        audit.sql(f"SELECT {_TRANSACTION_COLUMNS} FROM transactions").lazy(),
-        audit.sql(
-            "SELECT event_id, ts, terminal_id, operator_no, operator_id, outcome FROM login_events"
-        ).lazy(),
-        audit.table("lockouts").lazy(),
-        audit.table("operators").lazy(),
-        audit.table("merchants").lazy(),
+    activity = scoring.operator_day_activity(*score_inputs(audit)).collect()
+    scored, _ = scoring.weekly_scores(
+        activity,
         seed=int(settings["seed"]),
         n_estimators=int(settings["n_estimators"]),
         max_samples=int(settings["max_samples"]),
         fit_rows=int(settings["fit_rows"]),
-    ).collect()
+    )
     return scored.with_columns(
         (
             (pl.col("anomaly_percentile") >= 1.0 - settings["top_fraction"])
             & (pl.col("anomaly_score") > settings["min_anomaly_score"])
         ).alias("in_findings")
     )
+
+
+def with_explanation(days: pl.DataFrame) -> pl.DataFrame:
+    """Operator-days of :func:`operator_day_scores` with ``explanation``: their standout
+    features in words, as the run writes them in its findings."""
+    return days.lazy().pipe(scoring._with_explanation).collect()
 
 
 def score_distribution(scores: pl.DataFrame, *, bins: int = 50) -> pl.DataFrame:
@@ -133,6 +149,7 @@ def top_operator_days(scores: pl.DataFrame, *, top: int = 20) -> pl.DataFrame:
     return (
         scores.sort(["anomaly_score", "operator_id"], descending=[True, False])
         .head(top)
+        .pipe(with_explanation)
         .select(
             "operator_id",
             "operator_no",
@@ -289,9 +306,11 @@ def operator_risk(audit: Audit, scores: pl.DataFrame) -> pl.DataFrame:
         pl.col("rule").unique().sort().alias("rules"),
     )
     best_day = (
-        scores.sort(["anomaly_score", "day"], descending=[True, False])
+        scores.join(counts.select("operator_id"), on="operator_id", how="semi")
+        .sort(["anomaly_score", "day"], descending=[True, False])
         .group_by("operator_id", maintain_order=True)
         .first()
+        .pipe(with_explanation)
         .select(
             "operator_id",
             pl.col("anomaly_score").alias("top_anomaly_score"),

@@ -13,6 +13,7 @@ from typing import Final
 
 import polars as pl
 
+from posaudit.notebook import bounds
 from posaudit.notebook.session import Audit, by_severity
 
 NO_FINDING: Final = "no finding"
@@ -58,15 +59,19 @@ def refunds_with_sales(audit: Audit) -> pl.DataFrame:
     sale_ts, sale_amount_fen, has_sale, same_card, lag_days, refunded_share (of the sale),
     rules (every rule naming the refund), flag (the most severe one's rule, or 'no finding').
     """
+    # The sales are cut to those the refunds name before the join: the store then joins
+    # 190,000 refunds to their sales, not to ten million (half the time on 10 M events).
     refunds = audit.sql(
+        "WITH r AS (SELECT txn_id, ts, merchant_id, terminal_id, operator_id, amount_fen, "
+        "original_txn_id, card_token FROM transactions "
+        "WHERE kind = 'refund' AND status = 'approved'), "
+        "s AS (SELECT txn_id, merchant_id, ts, amount_fen, card_token FROM transactions "
+        "WHERE kind = 'sale' AND txn_id IN (SELECT original_txn_id FROM r)) "
         "SELECT r.txn_id, r.ts, r.merchant_id, r.terminal_id, r.operator_id, r.amount_fen, "
-        "r.original_txn_id, "
-        "s.ts AS sale_ts, s.amount_fen AS sale_amount_fen, r.card_token = s.card_token AS "
-        "same_card "
-        "FROM transactions r LEFT JOIN transactions s ON s.txn_id = r.original_txn_id AND "
-        "s.kind = 'sale' "
-        "AND s.merchant_id = r.merchant_id AND s.ts <= r.ts "
-        "WHERE r.kind = 'refund' AND r.status = 'approved'"
+        "r.original_txn_id, s.ts AS sale_ts, s.amount_fen AS sale_amount_fen, "
+        "r.card_token = s.card_token AS same_card "
+        "FROM r LEFT JOIN s ON s.txn_id = r.original_txn_id AND s.merchant_id = r.merchant_id "
+        "AND s.ts <= r.ts"
     )
     named = (
         refunded_transactions(audit)
@@ -93,7 +98,10 @@ def refunds_with_sales(audit: Audit) -> pl.DataFrame:
 
 
 def refund_scatter(
-    refunds: pl.DataFrame, *, max_flagged: int = 2500, max_ordinary: int = 2000
+    refunds: pl.DataFrame,
+    *,
+    max_flagged: int = bounds.REFUND_POINTS_FLAGGED,
+    max_ordinary: int = bounds.REFUND_POINTS_ORDINARY,
 ) -> pl.DataFrame:
     """Refunds with a sale, for the refund-against-sale chart; sampled to stay under Altair's limit.
 
