@@ -215,8 +215,11 @@ def test_the_staged_score_gives_the_local_scores(
         (pl.col("anomaly_score") > settings["min_anomaly_score"])
         & (pl.col("anomaly_percentile") >= 1.0 - settings["top_fraction"])
     )
+    keys = ["operator_id", "day"]
     assert kept.height == want.height > 0
-    joined = want.join(kept, on=["operator_id", "day"], how="left", suffix="_spark")
+    assert kept.select(keys).sort(keys).equals(want.select(keys).sort(keys))
+    joined = want.join(kept, on=keys, how="inner", suffix="_spark")
+    assert joined.height == want.height
     for column in ("anomaly_score", "anomaly_percentile"):
         gap = (joined.get_column(column) - joined.get_column(f"{column}_spark")).abs().max()
         assert gap is not None and gap <= SCORE_TOLERANCE, (column, gap)  # type: ignore[operator]
