@@ -9,9 +9,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from posaudit.simulate.engine import _world_for
-from posaudit.simulate.pinmodel import build_pin_timeline, pin_probabilities
+from posaudit.simulate.engine import _pin_timeline, _world_for
+from posaudit.simulate.pinmodel import PinTimeline, build_pin_timeline, pin_probabilities
 from posaudit.simulate.scenario import ATTACK_SCENARIOS, load_scenario
+from posaudit.simulate.world import day_start_us
 from posaudit.store import TABLES, Store
 from tests.conftest import SAMPLE_DAYS, SAMPLE_MERCHANTS, SAMPLE_SEED, build_store
 
@@ -176,6 +177,22 @@ def test_human_pins_have_the_published_shape() -> None:
                      "mirrored", "doubled_digits", "keypad_shape", "lucky_number", "date"].index("date")  # fmt: skip
     date_share = float((codes[draws] == date_code).mean())
     assert date_share > 2 * 0.084
+
+
+def _pin_events(timeline: PinTimeline) -> pl.DataFrame:
+    return pl.DataFrame({"op": timeline.operator, "ts": timeline.ts_us, "kind": timeline.kind,
+                         "actor": timeline.actor, "pin": timeline.pin})  # fmt: skip
+
+
+def test_a_longer_horizon_only_adds_pin_events() -> None:
+    """Appending days continues the world: the PIN history before the old end stays as it was."""
+    scenario = load_scenario(None, merchants=20, days=21)
+    world = _world_for(scenario, 11)
+    short = _pin_timeline(world, scenario, 11, day_start_us(world, 21))
+    longer = _pin_timeline(world, scenario, 11, day_start_us(world, 60))
+    before = _pin_events(longer).filter(pl.col("ts") < short.horizon_us)
+    assert before.equals(_pin_events(short))
+    assert _pin_events(longer).height > before.height
 
 
 def _plaintext_pins(seed: int, merchants: int, days: int) -> set[str]:

@@ -26,7 +26,14 @@ from posaudit.simulate.day import (
     natural_logins,
     natural_transactions,
 )
-from posaudit.simulate.pinmodel import ACTORS, KINDS, build_pin_timeline, pin_periods, weak_classes
+from posaudit.simulate.pinmodel import (
+    ACTORS,
+    KINDS,
+    PinTimeline,
+    build_pin_timeline,
+    pin_periods,
+    weak_classes,
+)
 from posaudit.simulate.rng import stream
 from posaudit.simulate.scenario import SCENARIOS, Scenario, scenario_from_text
 from posaudit.simulate.world import US_PER_DAY, World, build_world, day_start_us
@@ -259,6 +266,16 @@ def _world_for(scenario: Scenario, seed: int) -> World:
     )  # fmt: skip
 
 
+def _pin_timeline(world: World, scenario: Scenario, seed: int, to_us: int) -> PinTimeline:
+    return build_pin_timeline(
+        world, seed, to_us,
+        weak_share=scenario.rate("weak_pin"), default_share=scenario.rate("default_pin"),
+        shared_share=scenario.rate("shared_pin"), reused_share=scenario.rate("reused_pin"),
+        stale_share=scenario.rate("stale_pin"),
+        forgotten_per_year=scenario.behaviour["forgotten_pins_per_operator_year"],
+    )  # fmt: skip
+
+
 def simulate(
     path: Path,
     scenario: Scenario,
@@ -319,12 +336,7 @@ def simulate(
         end_day = int(first_day) + scenario.days
         from_us = day_start_us(world, int(first_day))
         to_us = day_start_us(world, end_day)
-        timeline = build_pin_timeline(
-            world, int(seed), to_us,
-            weak_share=scenario.rate("weak_pin"), default_share=scenario.rate("default_pin"),
-            shared_share=scenario.rate("shared_pin"), reused_share=scenario.rate("reused_pin"),
-            stale_share=scenario.rate("stale_pin"), forgotten_per_year=b["forgotten_pins_per_operator_year"],
-        )  # fmt: skip
+        timeline = _pin_timeline(world, scenario, int(seed), to_us)
         pin_frame = pl.DataFrame({"op": timeline.operator, "ts": timeline.ts_us, "kind": timeline.kind,
                                   "actor": timeline.actor, "pin": timeline.pin})  # fmt: skip
         resets = pin_frame.filter((pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us))
