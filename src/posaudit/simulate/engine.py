@@ -276,6 +276,39 @@ def _pin_timeline(world: World, scenario: Scenario, seed: int, to_us: int) -> Pi
     )  # fmt: skip
 
 
+def world_pins(path: Path) -> dict[str, frozenset[str]]:
+    """Every PIN the simulator gave each operator of the world in the store at ``path``, as
+    six digits, by operator id.
+
+    The store holds digests only; the PINs are drawn again in memory from the world's seed
+    and scenario, as :func:`simulate` drew them, and written nowhere. For the checks that no
+    plaintext PIN reaches a table, a file or a log. Raises :class:`StoreError` for a store
+    without a simulated world.
+    """
+    store = Store.open(Path(path), read_only=True)
+    try:
+        last = store.frame(
+            "SELECT seed, CAST(start_date AS VARCHAR) AS start_date, merchants, scenario_toml, "
+            "first_day + days AS end_day FROM simulations ORDER BY simulation_id DESC LIMIT 1"
+        )
+    finally:
+        store.close()
+    if last.is_empty():
+        msg = f"{path} holds no simulated world"
+        raise StoreError(msg)
+    seed, start, merchants, text, end_day = last.row(0)
+    scenario = scenario_from_text(text, merchants=merchants, days=end_day, start=start)
+    world = _world_for(scenario, seed)
+    # a longer horizon only adds PIN events after a shorter one's: the last run's holds them all
+    timeline = _pin_timeline(world, scenario, seed, day_start_us(world, end_day))
+    held = pl.DataFrame({"operator_id": pl.Series(world.o_ids).gather(timeline.operator),
+                         "pin": timeline.pin})  # fmt: skip
+    return {
+        operator: frozenset(f"{pin:06d}" for pin in pins)
+        for operator, pins in held.group_by("operator_id").agg("pin").iter_rows()
+    }
+
+
 def simulate(
     path: Path,
     scenario: Scenario,
