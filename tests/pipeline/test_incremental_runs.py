@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, time, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 import duckdb
@@ -15,41 +15,10 @@ from posaudit import pipeline
 from posaudit.detect import registry
 from posaudit.detect.policy import load_policy
 from posaudit.pipeline import RunSummary
+from tests.injected import add_lockout_storm
 
 RULES = sorted(name for name in registry.all_rules() if load_policy().enabled(name))
 EVENTS = ("pin_events", "login_events", "lockouts", "transactions")
-
-
-# Lockout storms come from enumerations on terminals that lock after 3 failures, and the
-# sample world has none: every stretch of days gets one, alike in each store compared.
-STORM_MINUTES = (0, 20)  # two operators of one terminal locked out 20 minutes apart
-
-
-def add_lockout_storm(path: Path) -> None:
-    """A lockout storm at noon of the store's last day, with the next lockout ids (as the
-    simulator numbers them, so later appends continue after them)."""
-    con = duckdb.connect(str(path))
-    try:
-        (last_day,) = con.execute("SELECT max(ts)::DATE FROM transactions").fetchone()  # type: ignore[misc]
-        (next_id,) = con.execute(
-            "SELECT max(CAST(substr(lockout_id, 2) AS BIGINT)) + 1 FROM lockouts"
-        ).fetchone()  # type: ignore[misc]
-        first_terminal = "(SELECT min(terminal_id) FROM operators)"
-        operators = con.execute(
-            "SELECT terminal_id, operator_id FROM operators "
-            f"WHERE terminal_id = {first_terminal} ORDER BY operator_id LIMIT 2"
-        ).fetchall()
-        noon = datetime.combine(last_day, time(12))
-        rows = []
-        for i, ((terminal, operator), minutes) in enumerate(
-            zip(operators, STORM_MINUTES, strict=True)
-        ):
-            locked_at = noon + timedelta(minutes=minutes)
-            unlocked_at = locked_at + timedelta(minutes=30)
-            rows.append((f"K{next_id + i}", terminal, operator, locked_at, unlocked_at))
-        con.executemany("INSERT INTO lockouts VALUES (?, ?, ?, ?, ?, 'timeout')", rows)
-    finally:
-        con.close()
 
 
 def append_days_with_a_storm(path: Path) -> None:
