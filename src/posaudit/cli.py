@@ -560,7 +560,7 @@ def export(
                 tables = store.export_parquet(folder, partitioned=not flat)
         finally:
             store.close()
-    out.print(f"exported {len(tables)} tables to {out_dir}")
+    out.print(f"exported {len(tables)} tables to {out_dir}", markup=False, soft_wrap=True)
 
 
 @pins_app.command("check")

@@ -28,12 +28,14 @@ from posaudit.notebook import (
 from posaudit.notebook import charts as chart_module
 from posaudit.store import Store, StoreError
 
+# charts is left out until it has examples of its own
 MODULES = (session, tables, render, bounds, overview, logins, pins, refunds, operators, drilldown)
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
 def test_docstring_examples_run(module) -> None:
     result = doctest.testmod(module, optionflags=doctest.NORMALIZE_WHITESPACE)
+    assert result.attempted > 0, f"{module.__name__} has no examples to run"
     assert result.failed == 0
 
 

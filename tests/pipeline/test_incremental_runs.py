@@ -15,24 +15,38 @@ from posaudit import pipeline
 from posaudit.detect import registry
 from posaudit.detect.policy import load_policy
 from posaudit.pipeline import RunSummary
+from tests.injected import add_lockout_storm
 
 RULES = sorted(name for name in registry.all_rules() if load_policy().enabled(name))
 EVENTS = ("pin_events", "login_events", "lockouts", "transactions")
 
 
+def append_days_with_a_storm(path: Path) -> None:
+    append_days(path)
+    add_lockout_storm(path)
+
+
 @pytest.fixture(scope="module")
-def chain(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+def base(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample world with a lockout storm on its last day."""
+    stormy = copy(sample_store, tmp_path_factory.mktemp("base") / "base.duckdb")
+    add_lockout_storm(stormy)
+    return stormy
+
+
+@pytest.fixture(scope="module")
+def chain(base: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
     """The sample world audited as a schedule would: a full run, then a day and an incremental
     run, twice; and the same data audited once, in full, on a store that never ran."""
     folder = tmp_path_factory.mktemp("chain")
-    scheduled = copy(sample_store, folder / "scheduled.duckdb")
+    scheduled = copy(base, folder / "scheduled.duckdb")
     runs = [run_here(scheduled)]
     for _ in range(2):
-        append_days(scheduled)
+        append_days_with_a_storm(scheduled)
         runs.append(run_here(scheduled))
-    once = copy(sample_store, folder / "once.duckdb")
-    append_days(once)
-    append_days(once)
+    once = copy(base, folder / "once.duckdb")
+    append_days_with_a_storm(once)
+    append_days_with_a_storm(once)
     return {"scheduled": scheduled, "runs": runs, "once": once, "full": run_here(once)}
 
 
@@ -83,6 +97,7 @@ def test_nightly_runs_through_a_week_equal_one_full_run(
 def test_incremental_findings_equal_a_full_run(chain: dict[str, object], rule: str) -> None:
     scheduled = comparable(findings(chain["scheduled"], f"status = 'open' AND rule = '{rule}'"))  # type: ignore[arg-type]
     once = comparable(findings(chain["once"], f"status = 'open' AND rule = '{rule}'"))  # type: ignore[arg-type]
+    assert once.height > 0, f"{rule}: no findings to compare"
     keys = ["finding_id", "window_start", "window_end"]
     assert scheduled.select(keys).equals(once.select(keys)), (
         f"{rule}: only incremental {scheduled.join(once, on=keys, how='anti').select(keys).to_dicts()[:3]}, "
@@ -197,7 +212,7 @@ def test_a_changed_operator_table_means_a_full_run(
 @pytest.mark.parametrize(
     "mistake", ["score without the kept 28-day context", "sales not read through the refunds' links"]
 )
-def test_the_equality_check_can_fail(chain: dict[str, object], sample_store: Path, tmp_path: Path,
+def test_the_equality_check_can_fail(chain: dict[str, object], base: Path, tmp_path: Path,
                                      monkeypatch: pytest.MonkeyPatch, mistake: str) -> None:  # fmt: skip
     """Runs that read less than the rules need differ from a full run, and the comparison sees it."""
     registry.all_rules()
@@ -218,9 +233,9 @@ def test_the_equality_check_can_fail(chain: dict[str, object], sample_store: Pat
     monkeypatch.setitem(
         registry.RULES, name, dataclasses.replace(registry.RULES[name], lookback=lookback)
     )
-    store = copy(sample_store, tmp_path / "short.duckdb")
+    store = copy(base, tmp_path / "short.duckdb")
     run_here(store)
-    append_days(store)
-    append_days(store)
+    append_days_with_a_storm(store)
+    append_days_with_a_storm(store)
     assert run_here(store).mode == "incremental"
     assert not comparable(findings(store)).equals(comparable(findings(chain["once"])))  # type: ignore[arg-type]

@@ -9,11 +9,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from posaudit.simulate.engine import _world_for
-from posaudit.simulate.pinmodel import build_pin_timeline, pin_probabilities
+from posaudit.pins import DEMO_PIN_KEY, pin_digest
+from posaudit.simulate.engine import _pin_timeline, _world_for, simulate, world_pins
+from posaudit.simulate.pinmodel import PinTimeline, build_pin_timeline, pin_probabilities
 from posaudit.simulate.scenario import ATTACK_SCENARIOS, load_scenario
-from posaudit.store import TABLES, Store
+from posaudit.simulate.world import day_start_us
+from posaudit.store import Store
 from tests.conftest import SAMPLE_DAYS, SAMPLE_MERCHANTS, SAMPLE_SEED, build_store
+from tests.pin_leaks import pins_in_folder, pins_in_store, pins_in_text
 
 ORDER = {
     "merchants": "merchant_id", "terminals": "terminal_id", "operators": "operator_id",
@@ -201,51 +204,57 @@ def test_the_weak_pin_ground_truth_follows_the_classifier() -> None:
     assert "-" in labelled and len(set(labelled)) > 3
 
 
-def _plaintext_pins(seed: int, merchants: int, days: int) -> set[str]:
-    scenario = load_scenario(None, merchants=merchants, days=days)
-    world = _world_for(scenario, seed)
-    horizon = world.start_us + days * 86_400_000_000
-    timeline = build_pin_timeline(
-        world, seed, horizon, weak_share=0.6, default_share=0.15, shared_share=0.15, reused_share=0.1,
-        stale_share=0.5, forgotten_per_year=1.0,
-    )  # fmt: skip
-    return {f"{v:06d}" for v in timeline.pin.tolist()}
+def _pin_events(timeline: PinTimeline) -> pl.DataFrame:
+    return pl.DataFrame({"op": timeline.operator, "ts": timeline.ts_us, "kind": timeline.kind,
+                         "actor": timeline.actor, "pin": timeline.pin})  # fmt: skip
+
+
+def test_a_longer_horizon_only_adds_pin_events() -> None:
+    """Appending days continues the world: the PIN history before the old end stays as it was."""
+    scenario = load_scenario(None, merchants=20, days=21)
+    world = _world_for(scenario, 11)
+    short = _pin_timeline(world, scenario, 11, day_start_us(world, 21))
+    longer = _pin_timeline(world, scenario, 11, day_start_us(world, 60))
+    before = _pin_events(longer).filter(pl.col("ts") < short.horizon_us)
+    assert before.equals(_pin_events(short))
+    assert _pin_events(longer).height > before.height
+
+
+def test_world_pins_are_the_pins_behind_every_digest(tmp_path: Path) -> None:
+    """world_pins gives each operator's PINs as the simulator drew them, appended days too."""
+    path = tmp_path / "w.duckdb"
+    scenario = tmp_path / "pins.toml"
+    scenario.write_text("[scenarios.weak_pin]\nrate = 0.9\n[scenarios.reused_pin]\nrate = 0.3\n")
+    simulate(path, load_scenario(scenario, merchants=6, days=3), seed=21)
+    simulate(path, load_scenario(None, days=2), seed=0, append=True)
+    held = world_pins(path)
+    key = DEMO_PIN_KEY.encode()  # the tests' key (tests/conftest.py)
+    digests = {(o, pin_digest(pin, key=key)) for o, pins in held.items() for pin in pins}
+    store = Store.open(path, read_only=True)
+    try:
+        events = store.frame("SELECT operator_id, pin_digest FROM pin_events")
+    finally:
+        store.close()
+    assert set(events.iter_rows()) == digests
+    assert all(re.fullmatch(r"\d{6}", pin) for pins in held.values() for pin in pins)
 
 
 def test_no_plaintext_pin_in_any_table_parquet_or_log(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
-    from posaudit.cli import app
     from typer.testing import CliRunner
+
+    from posaudit.cli import app
 
     path = tmp_path / "w.duckdb"
     result = CliRunner().invoke(app, ["simulate", "--db", str(path), "--merchants", "10", "--days", "4",
                                       "--seed", "13", "--parquet", str(tmp_path / "pq")])  # fmt: skip
     assert result.exit_code == 0, result.output
-    pins = _plaintext_pins(13, 10, 4)
+    held = world_pins(path)
+    pins = frozenset().union(*held.values())
     assert len(pins) > 30
     # the log: no 6-digit token on stdout/stderr is a PIN
-    tokens = set(re.findall(r"(?<!\d)\d{6}(?!\d)", result.output + capfd.readouterr().err))
-    assert not tokens & pins
-    store = Store.open(path, read_only=True)
-    try:
-        for table in TABLES:
-            frame = store.frame(f"SELECT * FROM {table}")
-            for column, dtype in frame.schema.items():
-                if dtype == pl.String:
-                    cells = set(frame.get_column(column).drop_nulls().to_list())
-                    assert not cells & pins, (table, column)
-                    if column == "card_token":
-                        # a channel letter and the card's 6-digit number in the world, drawn
-                        # apart from the PINs: its digits equal some operator's PIN by chance
-                        continue
-                    words = {w for cell in cells for w in re.findall(r"(?<!\d)\d{6}(?!\d)", cell)}
-                    assert not words & pins, (table, column)
-    finally:
-        store.close()
-    for file in (tmp_path / "pq").rglob("*.parquet"):
-        frame = pl.read_parquet(file)
-        for column, dtype in frame.schema.items():
-            if dtype == pl.String:
-                assert not set(frame.get_column(column).drop_nulls().to_list()) & pins, (file, column)
+    assert not pins_in_text(result.output + capfd.readouterr().err, pins)
+    assert not pins_in_store(path, held)
+    assert not pins_in_folder(tmp_path / "pq", held)
     # the digests are there instead, and none of them is readable as a PIN
     store = Store.open(path, read_only=True)
     digests = store.frame("SELECT pin_digest FROM pin_events").get_column("pin_digest")

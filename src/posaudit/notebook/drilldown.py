@@ -68,7 +68,15 @@ def evidence_of(finding: dict[str, Any]) -> dict[str, Any]:
 
 
 def evidence_table(finding: dict[str, Any]) -> pl.DataFrame:
-    """The evidence as two columns, item and value: lists joined with commas, fen as CNY."""
+    """The evidence as two columns, item and value: lists joined with commas, fen as CNY.
+
+    Examples
+    --------
+    >>> evidence = '{"refund_amount_fen": 123456, "txn_ids": ["X1", "X2"], "linked": true}'
+    >>> finding = {"evidence": evidence}
+    >>> evidence_table(finding).rows()
+    [('refund_amount_fen', '1,234.56 CNY'), ('txn_ids', 'X1, X2'), ('linked', 'yes')]
+    """
     rows = [
         (
             key,
@@ -92,7 +100,14 @@ def _text(value: Any) -> str:
 
 
 def evidence_ids(finding: dict[str, Any]) -> set[str]:
-    """Every string the evidence holds, flattened: among them the ids of the events it names."""
+    """Every string the evidence holds, flattened: among them the ids of the events it names.
+
+    Examples
+    --------
+    >>> evidence = '{"ids": ["L1", "L2"], "sale": {"txn_id": "X9"}, "n": 3}'
+    >>> sorted(evidence_ids({"evidence": evidence}))
+    ['L1', 'L2', 'X9']
+    """
     found: set[str] = set()
 
     def walk(value: Any) -> None:

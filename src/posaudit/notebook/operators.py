@@ -45,7 +45,13 @@ FAMILIES: Final = ("logins", "pins", "refunds", "scores")
 
 
 def feature_label(feature: str) -> str:
-    """How a model feature reads: 'refunds, 28 days' for ``refund_count_28d``."""
+    """How a model feature reads: 'refunds, 28 days' for ``refund_count_28d``.
+
+    Examples
+    --------
+    >>> feature_label("refund_count_28d"), feature_label("void_amount_fen_28d")
+    ('refunds, 28 days', 'void amount, 28 days')
+    """
     if feature in FEATURE_LABELS:
         return FEATURE_LABELS[feature]
     words = (
@@ -139,7 +145,16 @@ def score_distribution(scores: pl.DataFrame, *, bins: int = 50) -> pl.DataFrame:
 
 
 def score_cut(scores: pl.DataFrame) -> float | None:
-    """The lowest score the run reports (None when it reports no operator-day)."""
+    """The lowest score the run reports (None when it reports no operator-day).
+
+    Examples
+    --------
+    >>> scores = pl.DataFrame(
+    ...     {"anomaly_score": [0.9, 0.7, 0.6], "in_findings": [True, True, False]}
+    ... )
+    >>> score_cut(scores), score_cut(scores.with_columns(in_findings=False))
+    (0.7, None)
+    """
     value = scores.filter(pl.col("in_findings")).get_column("anomaly_score").min()
     return float(value) if value is not None else None  # type: ignore[arg-type]
 

@@ -131,7 +131,15 @@ def pin_roster(audit: Audit) -> pl.DataFrame:
 
 
 def stale_operators(roster: pl.DataFrame) -> pl.DataFrame:
-    """Operators whose current PIN a still-held ``stale_pins`` finding names, oldest PIN first."""
+    """Operators whose current PIN a still-held ``stale_pins`` finding names, oldest PIN first.
+
+    Examples
+    --------
+    >>> roster = pl.DataFrame({"operator_id": ["T1-01", "T1-02", "T2-01"],
+    ...     "is_stale": [True, False, True], "pin_age_days": [400, 900, 700]})
+    >>> stale_operators(roster).get_column("operator_id").to_list()
+    ['T2-01', 'T1-01']
+    """
     return roster.filter(pl.col("is_stale")).sort(
         ["pin_age_days", "operator_id"], descending=[True, False]
     )
@@ -186,6 +194,13 @@ def pin_ages(
     """Operators per PIN-age band and role: age_from_days, age_to_days, band, role, operators.
 
     Ages at or over ``cap_days`` share the last band.
+
+    Examples
+    --------
+    >>> roster = pl.DataFrame({"pin_age_days": [3, 29, 45, 900, None],
+    ...     "role": ["clerk", "clerk", "admin", "clerk", "clerk"]})
+    >>> pin_ages(roster).select("band", "role", "operators").rows()
+    [('0-30 days', 'clerk', 2), ('30-60 days', 'admin', 1), ('720+ days', 'clerk', 1)]
     """
     start = (pl.col("pin_age_days").clip(upper_bound=cap_days) // band_days) * band_days
     return (

@@ -147,6 +147,14 @@ def refund_lags(refunds: pl.DataFrame, *, refund_window_days: float) -> pl.DataF
     Columns: lag_from_days, lag_to_days, flagged, refunds, past_window.
 
     Delays of ``LAG_CAP_DAYS`` or more share the last bin.
+
+    Examples
+    --------
+    >>> refunds = pl.DataFrame({"has_sale": [True, True, True, False],
+    ...     "lag_days": [0.2, 0.4, 40.0, None],
+    ...     "flag": [NO_FINDING, NO_FINDING, "late_refunds", "refunds_without_sale"]})
+    >>> refund_lags(refunds, refund_window_days=15).rows()
+    [(0.0, False, 2, 0.5, False), (30.0, True, 1, 30.5, True)]
     """
     start = (
         pl.col("lag_days").clip(upper_bound=LAG_CAP_DAYS) / LAG_BIN_DAYS

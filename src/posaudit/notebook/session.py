@@ -237,7 +237,16 @@ class Audit:
 
 
 def by_severity(findings: pl.DataFrame) -> pl.DataFrame:
-    """Findings most severe first, then strongest, then earliest; adds ``severity_rank``."""
+    """Findings most severe first, then strongest, then earliest; adds ``severity_rank``.
+
+    Examples
+    --------
+    >>> from datetime import datetime
+    >>> found = pl.DataFrame({"finding_id": ["F1", "F2", "F3"], "severity": ["low", "high", "high"],
+    ...     "score": [0.9, 0.5, 0.5], "window_start": [datetime(2026, 9, d) for d in (1, 3, 2)]})
+    >>> by_severity(found).get_column("finding_id").to_list()
+    ['F3', 'F2', 'F1']
+    """
     return findings.with_columns(
         pl.col("severity")
         .replace_strict(SEVERITY_RANK, default=0, return_dtype=pl.Int8)
@@ -249,7 +258,14 @@ def by_severity(findings: pl.DataFrame) -> pl.DataFrame:
 
 
 def first_per(frame: pl.DataFrame, column: str, n: int) -> pl.DataFrame:
-    """The first ``n`` rows of each value of ``column``, in the frame's order."""
+    """The first ``n`` rows of each value of ``column``, in the frame's order.
+
+    Examples
+    --------
+    >>> frame = pl.DataFrame({"rule": ["a", "b", "a", "a", "b"], "n": [1, 2, 3, 4, 5]})
+    >>> first_per(frame, "rule", 2).get_column("n").to_list()
+    [1, 2, 3, 5]
+    """
     return frame.filter(pl.int_range(pl.len()).over(column) < n)
 
 

@@ -26,7 +26,14 @@ from posaudit.simulate.day import (
     natural_logins,
     natural_transactions,
 )
-from posaudit.simulate.pinmodel import ACTORS, KINDS, build_pin_timeline, pin_periods, weak_classes
+from posaudit.simulate.pinmodel import (
+    ACTORS,
+    KINDS,
+    PinTimeline,
+    build_pin_timeline,
+    pin_periods,
+    weak_classes,
+)
 from posaudit.simulate.rng import stream
 from posaudit.simulate.scenario import SCENARIOS, Scenario, scenario_from_text
 from posaudit.simulate.world import US_PER_DAY, World, build_world, day_start_us
@@ -265,6 +272,49 @@ def _world_for(scenario: Scenario, seed: int) -> World:
     )  # fmt: skip
 
 
+def _pin_timeline(world: World, scenario: Scenario, seed: int, to_us: int) -> PinTimeline:
+    return build_pin_timeline(
+        world, seed, to_us,
+        weak_share=scenario.rate("weak_pin"), default_share=scenario.rate("default_pin"),
+        shared_share=scenario.rate("shared_pin"), reused_share=scenario.rate("reused_pin"),
+        stale_share=scenario.rate("stale_pin"),
+        forgotten_per_year=scenario.behaviour["forgotten_pins_per_operator_year"],
+    )  # fmt: skip
+
+
+def world_pins(path: Path) -> dict[str, frozenset[str]]:
+    """Every PIN the simulator gave each operator of the world in the store at ``path``, as
+    six digits, by operator id.
+
+    The store holds digests only; the PINs are drawn again in memory from the world's seed
+    and scenario, as :func:`simulate` drew them, and written nowhere. For the checks that no
+    plaintext PIN reaches a table, a file or a log. Raises :class:`StoreError` for a store
+    without a simulated world.
+    """
+    store = Store.open(Path(path), read_only=True)
+    try:
+        last = store.frame(
+            "SELECT seed, CAST(start_date AS VARCHAR) AS start_date, merchants, scenario_toml, "
+            "first_day + days AS end_day FROM simulations ORDER BY simulation_id DESC LIMIT 1"
+        )
+    finally:
+        store.close()
+    if last.is_empty():
+        msg = f"{path} holds no simulated world"
+        raise StoreError(msg)
+    seed, start, merchants, text, end_day = last.row(0)
+    scenario = scenario_from_text(text, merchants=merchants, days=end_day, start=start)
+    world = _world_for(scenario, seed)
+    # a longer horizon only adds PIN events after a shorter one's: the last run's holds them all
+    timeline = _pin_timeline(world, scenario, seed, day_start_us(world, end_day))
+    held = pl.DataFrame({"operator_id": pl.Series(world.o_ids).gather(timeline.operator),
+                         "pin": timeline.pin})  # fmt: skip
+    return {
+        operator: frozenset(f"{pin:06d}" for pin in pins)
+        for operator, pins in held.group_by("operator_id").agg("pin").iter_rows()
+    }
+
+
 def simulate(
     path: Path,
     scenario: Scenario,
@@ -328,12 +378,7 @@ def simulate(
         end_day = int(first_day) + scenario.days
         from_us = day_start_us(world, int(first_day))
         to_us = day_start_us(world, end_day)
-        timeline = build_pin_timeline(
-            world, int(seed), to_us,
-            weak_share=scenario.rate("weak_pin"), default_share=scenario.rate("default_pin"),
-            shared_share=scenario.rate("shared_pin"), reused_share=scenario.rate("reused_pin"),
-            stale_share=scenario.rate("stale_pin"), forgotten_per_year=b["forgotten_pins_per_operator_year"],
-        )  # fmt: skip
+        timeline = _pin_timeline(world, scenario, int(seed), to_us)
         pin_frame = pl.DataFrame({"op": timeline.operator, "ts": timeline.ts_us, "kind": timeline.kind,
                                   "actor": timeline.actor, "pin": timeline.pin})  # fmt: skip
         resets = pin_frame.filter((pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us))

@@ -31,6 +31,7 @@ DATE_SHARE: Final = 0.22
 ZIPF_EXPONENT: Final = 1.1
 STRONG_POPULAR: Final = 0.7
 HISTORY_SIZE: Final = 4  # PCI DSS 8.3.7: a new PIN differs from the last four
+GOLDEN_RATIO_STEP: Final = 0.6180339887498949  # successive multiples spread evenly over [0, 1)
 KINDS: Final = ("initial", "change", "reset")
 ACTORS: Final = ("self", "admin", "service_desk", "acquirer")
 
@@ -131,10 +132,13 @@ def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: 
     actor_out: list[int] = []
     pin_out: list[int] = []
     forget_rate = forgotten_per_year / 365.0
-    reuse_acc = reuse_phase
     for op in range(n):
         r = stream(seed, "pins", op)
         history: list[int] = []
+        # Each operator's own reuse accumulator: one shared across operators made the later
+        # operators' PINs depend on how many changes the earlier ones had before the horizon.
+        # Phases a golden-ratio step apart keep the world's share of reuses close to exact.
+        reuse_acc = (reuse_phase + op * GOLDEN_RATIO_STEP) % 1.0
 
         def fresh() -> int:
             while True:
