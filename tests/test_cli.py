@@ -138,7 +138,7 @@ def test_existing_store_needs_append(tmp_path: Path) -> None:
 def test_append_under_another_pin_key_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     db = tmp_path / "w.duckdb"
     assert run("simulate", "--db", str(db), "--merchants", "2", "--days", "1").returncode == 0
-    monkeypatch.setenv("POSAUDIT_PIN_KEY", "another-key")
+    monkeypatch.setenv("POSAUDIT_PIN_KEY", "another deployment's key, 32 bytes long")
     one_error_line(run("simulate", "--db", str(db), "--append", "--days", "1"), "another PIN key")
 
 

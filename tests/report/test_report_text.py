@@ -217,8 +217,9 @@ def test_appendix_is_ordered_by_severity_then_score_then_time(
     appendix = _section(page, "appendix")
     assert "by severity, then score (highest first), then time" in appendix
     rows = re.findall(
-        r'<div class="row"><span class="n">\d+</span><span><span class="chip sev-(\w+)">.*?'
-        r'<span class="when">([^<]*)</span><span class="meta">[^<]*· Score (\d\.\d\d)</span>',
+        r'<tr><td class="num">\d+</td><td class="severity" data-order="\d+">'
+        r'<span class="chip sev-(\w+)">[^<]*</span></td>.*?'
+        r'<td class="when" data-order="([^"]*)">.*?<td class="num" data-order="([^"]*)">',
         appendix,
     )
     assert len(rows) == len(_sentences(reports, "en"))
