@@ -8,6 +8,7 @@ copy, no lock file, an existing store byte for byte as it was.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import subprocess
 import sys
@@ -151,3 +152,238 @@ def test_every_settings_file_refuses_nan_and_infinity_where_it_reads_a_number() 
     settings = {"share": 0.5}
     merge_settings(settings, {"share": 1}, source="f.toml")
     assert settings == {"share": 1.0}
+
+
+# -- options -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "needles"),
+    [
+        (
+            ["--start", "9999-12-31"],
+            ["'world.start' must lie between 2000-01-01 and 2099-12-31", "9999-12-31"],
+        ),
+        (
+            ["--start", "0001-01-01"],
+            ["'world.start' must lie between 2000-01-01 and 2099-12-31", "0001-01-01"],
+        ),
+        (["--start", "2099-12-20"], ["the last simulated day would be 2100-01-18"]),
+        (["--start", "2024W01"], ["'world.start' is not a date (YYYY-MM-DD)", "2024W01"]),
+        (["--start", "20240101"], ["'world.start' is not a date (YYYY-MM-DD)", "20240101"]),
+        (["--seed", "-1"], ["--seed must be between 0 and", "got -1"]),
+        (["--seed", str(10**23)], ["--seed must be between 0 and", f"got {10**23}"]),
+    ],
+)
+def test_simulate_refuses_dates_and_seeds_it_cannot_use(
+    tmp_path: Path, args: list[str], needles: list[str]
+) -> None:
+    result = cli(
+        "simulate", "--db", str(tmp_path / "w.duckdb"), "--merchants", "2", "--days", "30", *args
+    )
+    refused(result, *needles)
+    assert left_in(tmp_path) == []
+
+
+def test_the_demo_refuses_a_seed_it_cannot_use(tmp_path: Path) -> None:
+    result = cli(
+        "demo",
+        "--db",
+        "demo.duckdb",
+        "--out",
+        "out",
+        "--seed",
+        "-1",
+        "--merchants",
+        "2",
+        cwd=tmp_path,
+    )
+    refused(result, "--seed must be between 0 and")
+    assert left_in(tmp_path) == []
+
+
+def test_an_append_of_no_days_is_refused(store: Path) -> None:
+    before = store.read_bytes()
+    refused(
+        cli("simulate", "--db", str(store), "--append", "--days", "0"),
+        "'world.days' must be between 1",
+    )
+    assert store.read_bytes() == before
+    assert left_in(store.parent) == [store.name]
+
+
+def test_a_world_too_large_is_refused_with_its_estimate_unless_confirmed(tmp_path: Path) -> None:
+    db = tmp_path / "w.duckdb"
+    line = refused(
+        cli("simulate", "--db", str(db), "--merchants", "1000000", "--days", "3650"),
+        "events",
+        "TB",
+        "past the limit of 100,000,000 events",
+        "--yes",
+    )
+    assert "billion events" in line
+    assert left_in(tmp_path) == []
+    small = cli("simulate", "--db", str(db), "--merchants", "2", "--days", "1")
+    assert small.returncode == 0, small.stderr
+    assert (
+        small.stdout.startswith("simulating about ")
+        and "(estimated)" in small.stdout.splitlines()[0]
+    )
+
+
+# -- the store's file ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["run", "evaluate", "export", "append", "simulate"])
+def test_a_fifo_at_db_is_refused_before_it_is_opened(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "store.duckdb"
+    os.mkfifo(fifo)
+    args = {
+        "run": ["run"],
+        "evaluate": ["evaluate"],
+        "export": ["export", "--out", str(tmp_path / "out")],
+        "append": ["simulate", "--append"],
+        "simulate": ["simulate", "--merchants", "2", "--days", "1"],
+    }[command]
+    result = cli(*args, "--db", str(fifo))
+    refused(result, str(fifo), "FIFO")
+    assert left_in(tmp_path) == ["store.duckdb"]
+
+
+@pytest.mark.parametrize("command", ["run", "evaluate", "export", "append", "report"])
+def test_a_store_cut_to_half_its_size_is_refused_untouched(
+    store: Path, tmp_path: Path, command: str
+) -> None:
+    with store.open("r+b") as file:
+        file.truncate(store.stat().st_size // 2)
+    before = store.read_bytes()
+    args = {
+        "run": ["run"],
+        "evaluate": ["evaluate"],
+        "export": ["export", "--out", str(tmp_path / "out")],
+        "append": ["simulate", "--append"],
+        "report": ["report", "--out", str(tmp_path / "out"), "--format", "csv"],
+    }[command]
+    refused(cli(*args, "--db", str(store)), str(store), "damaged")
+    assert store.read_bytes() == before
+    assert left_in(tmp_path) == ["audit.duckdb"]
+
+
+@pytest.mark.parametrize("length", [250, 300])
+def test_a_store_name_too_long_for_the_file_system_is_refused(tmp_path: Path, length: int) -> None:
+    db = tmp_path / ("w" * (length - len(".duckdb")) + ".duckdb")
+    refused(
+        cli("simulate", "--db", str(db), "--merchants", "2", "--days", "1"),
+        "cannot create the store",
+        "255",
+    )
+    assert left_in(tmp_path) == []
+
+
+# -- the environment -----------------------------------------------------------------------
+
+
+def test_a_read_only_file_system_is_one_line(
+    read_only_folder: Path, store: Path, tmp_path: Path
+) -> None:
+    refused(
+        cli(
+            "simulate",
+            "--db",
+            str(read_only_folder / "w.duckdb"),
+            "--merchants",
+            "2",
+            "--days",
+            "1",
+        ),
+        str(read_only_folder),
+        "Read-only file system",
+    )
+    db = tmp_path / "w.duckdb"
+    parquet = read_only_folder / "parquet"
+    refused(
+        cli(
+            "simulate",
+            "--db",
+            str(db),
+            "--merchants",
+            "2",
+            "--days",
+            "1",
+            "--parquet",
+            str(parquet),
+        ),
+        str(parquet),
+        "Read-only file system",
+    )
+    assert not db.exists()
+    refused(
+        cli("export", "--db", str(store), "--out", str(read_only_folder / "out")),
+        "Read-only file system",
+    )
+    demo = cli(
+        "demo",
+        "--db",
+        str(tmp_path / "demo.duckdb"),
+        "--out",
+        str(read_only_folder / "out"),
+        "--merchants",
+        "2",
+        "--days",
+        "1",
+    )
+    refused(demo, str(read_only_folder / "out"), "Read-only file system")
+    assert left_in(read_only_folder) == []
+    assert left_in(tmp_path) == ["audit.duckdb", "read-only"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["simulate", "--db", "/proc/posaudit.duckdb", "--merchants", "2", "--days", "1"],
+        [
+            "simulate",
+            "--db",
+            "{tmp}/w.duckdb",
+            "--merchants",
+            "2",
+            "--days",
+            "1",
+            "--parquet",
+            "/proc/posaudit",
+        ],
+        ["export", "--db", "{store}", "--out", "/proc/posaudit"],
+        [
+            "demo",
+            "--db",
+            "{tmp}/demo.duckdb",
+            "--out",
+            "/proc/posaudit",
+            "--merchants",
+            "2",
+            "--days",
+            "1",
+        ],
+        ["simulate", "--db", "/proc/self/status", "--append"],
+    ],
+)
+def test_a_path_under_proc_is_one_line(store: Path, tmp_path: Path, args: list[str]) -> None:
+    filled = [a.format(tmp=tmp_path, store=store) for a in args]
+    refused(cli(*filled), "/proc/")
+    assert left_in(tmp_path) == ["audit.duckdb"]
+
+
+def test_no_space_left_is_one_line_and_leaves_nothing(full_folder: Path, store: Path) -> None:
+    db = full_folder / "w.duckdb"
+    refused(
+        cli("simulate", "--db", str(db), "--merchants", "20", "--days", "5"),
+        str(full_folder),
+        "No space left on device",
+    )
+    assert left_in(full_folder) == []
+    # all but 64 KiB taken: the export cannot finish
+    free = os.statvfs(full_folder).f_bavail * os.statvfs(full_folder).f_frsize
+    (full_folder / "filler").write_bytes(b"\0" * (free - 64 * 1024))
+    out = full_folder / "export"
+    refused(cli("export", "--db", str(store), "--out", str(out)), "No space left on device")
+    assert left_in(full_folder) == ["filler"]
