@@ -251,6 +251,15 @@ def _run_error(exc: Exception, *, bad_input: bool) -> NoReturn:
     _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
 
 
+def _not_run_note(summary: RunSummary) -> str:
+    """The open findings a run left as they were because their rules are off in its policy."""
+    counts = summary.counts
+    if not counts.not_run:
+        return ""
+    rules = ", ".join(counts.rules_not_run)
+    return f"; {counts.not_run:,} more open findings kept as they were, their rules not run ({rules})"
+
+
 def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
     """What a finished stage of a run reports on the progress bar."""
     if name == "plan":
@@ -260,7 +269,8 @@ def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
     if name == "detect":
         return f"{fields['findings']:,} findings from {fields['rules']} rules"
     if name == "write":
-        return f"{fields['new']:,} new, {fields['seen']:,} seen before, {fields['resolved']:,} resolved"
+        not_run = f", {fields['not_run']:,} of rules not run" if fields.get("not_run") else ""
+        return f"{fields['new']:,} new, {fields['seen']:,} seen before, {fields['resolved']:,} resolved{not_run}"
     return f"{fields['step']}: {fields['status']}"
 
 
@@ -437,8 +447,8 @@ def run(
         out.print(table)
         out.print(
             f"{summary.findings_open:,} open findings: {summary.new:,} new, {summary.seen:,} seen before "
-            f"({summary.counts.carried:,} carried over), {summary.resolved:,} resolved; read {summary.rows_read:,} rows "
-            f"in {summary.seconds:.1f} s ({summary.reason})",
+            f"({summary.counts.carried:,} carried over), {summary.resolved:,} resolved{_not_run_note(summary)}; "
+            f"read {summary.rows_read:,} rows in {summary.seconds:.1f} s ({summary.reason})",
             markup=False, soft_wrap=True,
         )  # fmt: skip
     for r in failed:
