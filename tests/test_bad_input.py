@@ -7,6 +7,7 @@ copy, no lock file, an existing store byte for byte as it was.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
@@ -387,3 +388,28 @@ def test_no_space_left_is_one_line_and_leaves_nothing(full_folder: Path, store: 
     out = full_folder / "export"
     refused(cli("export", "--db", str(store), "--out", str(out)), "No space left on device")
     assert left_in(full_folder) == ["filler"]
+
+
+def test_a_run_on_a_full_disk_is_one_line_and_commits_nothing(
+    sample_store: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "full"
+    folder.mkdir()
+    size = sample_store.stat().st_size + 100 * 1024  # the store, and too little for its log
+    if shutil.which("mount") is None or not _mount(
+        "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)
+    ):
+        pytest.skip("a small tmpfs needs mount(8) and the right to mount (root)")
+    try:
+        store = folder / "audit.duckdb"
+        shutil.copyfile(sample_store, store)
+        result = cli("run", "--db", str(store), "--quiet")
+        refused(result, str(folder), "No space left on device")
+        assert json.loads(result.stdout.strip().splitlines()[-1])["status"] == "bad_input"
+        assert not (folder / "audit.duckdb.lock").exists()
+        shutil.copyfile(store, tmp_path / "after.duckdb")  # read it where DuckDB has room
+        for leftover in folder.glob("audit.duckdb.wal"):
+            shutil.copyfile(leftover, tmp_path / "after.duckdb.wal")
+    finally:
+        subprocess.run(["umount", str(folder)], check=False)
+    refused(cli("evaluate", "--db", str(tmp_path / "after.duckdb")), "has no successful run")

@@ -98,20 +98,33 @@ def _schema_sql() -> str:
 _DUCKDB_FILE_ERROR: Final = re.compile(r'(?:file|from file) "(?P<path>[^"]+)"(?::|,)? (?P<cause>.+)$')
 
 
+_IO_WORDS: Final = ("Could not write", "Could not read", "Cannot open file", "Could not open")
+
+
+def _io_cause(text: str) -> bool:
+    """Whether a DuckDB message says a file could not be read, written or opened (a commit
+    that fails on a full disk arrives as a TransactionException saying so)."""
+    return any(words in text for words in _IO_WORDS)
+
+
 def environment_error(exc: BaseException) -> StoreError | None:
     """A StoreError with one line for DuckDB's refusals by the environment (a full or
     read-only file system, a file cut short), or None for any other error."""
     if isinstance(exc, StoreError):
         return exc
-    if not isinstance(exc, duckdb.IOException | duckdb.FatalException | duckdb.PermissionException):
+    if not isinstance(exc, duckdb.Error):
         return None
     text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
     found = _DUCKDB_FILE_ERROR.search(text)
-    if found is None:
+    file_io = found is not None and _io_cause(text)
+    if not (file_io or isinstance(exc, duckdb.IOException | duckdb.FatalException)):
+        return None
+    if found is None or not file_io:
         return StoreError(text)
+    path, cause = found["path"], found["cause"].strip()
     if "Could not read enough bytes" in text:
-        return StoreError(f"{found['path']} is a damaged posaudit store (cut short): {found['cause'].strip()}")
-    return StoreError(f"cannot use {found['path']}: {found['cause'].strip()}")
+        return StoreError(f"{path} is a damaged posaudit store (cut short): {cause}")
+    return StoreError(f"cannot use {path}: {cause}")
 
 
 STAGING_SUFFIX: Final = ".staging"
