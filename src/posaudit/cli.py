@@ -7,6 +7,7 @@ Exit codes: 0 ok, 1 unexpected failure, 2 bad input (one line on stderr, nothing
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -26,6 +27,7 @@ from posaudit.store import StoreError, StoreLockedError, default_db_path
 if TYPE_CHECKING:
     from posaudit.detect.policy import Policy
     from posaudit.pipeline import RunSummary
+    from posaudit.simulate.estimate import SimulationEstimate
     from posaudit.spark.runner import SparkRun
 
 EXIT_OK = 0
@@ -60,15 +62,48 @@ def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
     raise typer.Exit(code)
 
 
+def environment_problem(exc: OSError) -> str:
+    """An operating system's refusal as one line: the path and the cause (its strerror)."""
+    where = " -> ".join(str(name) for name in (exc.filename, exc.filename2) if name is not None)
+    cause = exc.strerror or (os.strerror(exc.errno) if exc.errno else str(exc))
+    return f"{where}: {cause}" if where else cause
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
-    """Turn the library's input errors into one line and exit code 2 (3 when locked)."""
+    """Turn the library's input errors into one line and exit code 2 (3 when locked).
+
+    An unusable environment is bad input too: a read-only or full file system, a path the
+    system refuses (too long, under /proc) is one line naming the path and the cause.
+    """
+    from posaudit.store import environment_error
+
     try:
         yield
     except StoreError as exc:
         fail(str(exc), EXIT_LOCKED if isinstance(exc, StoreLockedError) else EXIT_BAD_INPUT)
     except ConfigError as exc:
         fail(str(exc))
+    except OSError as exc:
+        fail(environment_problem(exc))
+    except Exception as exc:
+        problem = environment_error(exc)
+        if problem is None:
+            raise
+        fail(str(problem))
+
+
+def _confirm_size(estimate: SimulationEstimate, *, yes: bool) -> None:
+    """Say what a simulation will take; refuse (exit 2) one past the limit without ``--yes``."""
+    from posaudit.simulate.estimate import EVENTS_LIMIT
+
+    if estimate.over_limit and not yes:
+        fail(
+            f"this world would take {estimate.describe()}, past the limit of "
+            f"{EVENTS_LIMIT:,} events: add --yes to simulate it anyway, or fewer --merchants or --days"
+        )
+    # on stdout, with what was done: stderr stays one line when the simulation then fails
+    out.print(f"simulating {estimate.describe()} (estimated)", markup=False, soft_wrap=True)
 
 
 def _progress(enabled: bool) -> Progress:
@@ -120,35 +155,56 @@ def simulate(
     append: Annotated[bool, typer.Option("--append", help="Continue the store's world for --days more days.")] = False,
     no_fraud: Annotated[bool, typer.Option("--no-fraud", help="No attacks or abuse; conditions such as weak PINs stay.")] = False,
     parquet: Annotated[Path | None, typer.Option(help="Also export every table as Parquet (Hive-partitioned by date) here.")] = None,
+    yes: Annotated[bool, typer.Option("--yes", help="Simulate a world past the size limit (100 million events) without asking.")] = False,
 ) -> None:
     """Simulate a world of merchants, terminals and operators into the store.
 
+    Before it starts it prints about how many events, bytes and minutes the world takes; a
+    world of more than 100 million events needs --yes.
+
     Example: posaudit simulate --db data/world.duckdb --merchants 50 --days 14 --seed 3
     """
+    from posaudit.simulate.engine import continued_scenario
     from posaudit.simulate.engine import simulate as run_simulation
-    from posaudit.simulate.scenario import load_scenario
-    from posaudit.store import Store
+    from posaudit.simulate.estimate import simulation_estimate
+    from posaudit.simulate.scenario import check_seed, load_scenario
+    from posaudit.store import Store, lock
 
     path = db or default_db_path()
     with user_errors():
         if append and (merchants is not None or start is not None or scenario is not None):
             fail("--append continues the store's own world: drop --merchants, --start and --scenario")
-        loaded = load_scenario(scenario, merchants=merchants, days=days if not append else (days or 1), start=start)
+        check_seed(seed)
+        loaded = load_scenario(scenario, merchants=merchants, days=days if not append else (1 if days is None else days), start=start)
         if not append:
+            Store.check_new_path(path)
             if path.exists():
                 fail(f"{path} already holds a world: add --append to continue it, or choose a new --db")
-            Store.check_new_path(path)
         if parquet is not None and parquet.exists() and not parquet.is_dir():
             fail(f"--parquet {parquet} is a file, not a folder")
-        with _progress(_interactive()) as bar:
-            task = bar.add_task("simulating", total=loaded.days, note="")
+        if append and not path.exists():
+            fail(f"--append needs an existing store, and {path} does not exist")
+        parquet_made = parquet is not None and not parquet.exists()
+        # the writer lock from the estimate (which reads the store to append to) to the rename
+        lock.acquire(path, purpose="simulate --append" if append else "simulate")
+        try:
+            planned = continued_scenario(path, loaded.days) if append else loaded
+            _confirm_size(simulation_estimate(planned, new_store=not append), yes=yes)
+            with _progress(_interactive()) as bar:
+                task = bar.add_task("simulating", total=loaded.days, note="")
 
-            def tick(done: int, total: int, events: int) -> None:
-                bar.update(task, completed=done, total=total, note=f"{events:,} events")
+                def tick(done: int, total: int, events: int) -> None:
+                    bar.update(task, completed=done, total=total, note=f"{events:,} events")
 
-            summary = run_simulation(
-                path, loaded, seed=seed, fraud_on=not no_fraud, append=append, parquet_dir=parquet, progress=tick
-            )
+                summary = run_simulation(
+                    path, loaded, seed=seed, fraud_on=not no_fraud, append=append, parquet_dir=parquet, progress=tick
+                )
+        except BaseException:
+            if parquet_made:  # a half-written export is not left behind with no store to match
+                shutil.rmtree(parquet, ignore_errors=True)  # type: ignore[arg-type]
+            raise
+        finally:
+            lock.release(path)
     table = Table(title=f"{path}: days {summary.first_day + 1}-{summary.first_day + summary.days} from {summary.start}")
     table.add_column("table")
     table.add_column("rows written", justify="right")
@@ -181,12 +237,28 @@ def _run_failed(message: str, code: int, status: str) -> NoReturn:
 
 
 def _run_error(exc: Exception, *, bad_input: bool) -> NoReturn:
-    """End a run that raised: the store locked (exit 3), bad input (exit 2) or a failure (1)."""
-    if bad_input:
+    """End a run that raised: the store locked (exit 3), bad input or an unusable environment
+    (a full or read-only file system: exit 2) or a failure (1)."""
+    from posaudit.store import environment_error
+
+    if isinstance(exc, OSError):
+        _run_failed(environment_problem(exc), EXIT_BAD_INPUT, "bad_input")
+    problem = environment_error(exc)
+    if bad_input or problem is not None:
         locked = isinstance(exc, StoreLockedError)
-        _run_failed(str(exc), EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
+        message = str(problem if problem is not None else exc)
+        _run_failed(message, EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
     message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
     _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
+
+
+def _not_run_note(summary: RunSummary) -> str:
+    """The open findings a run left as they were because their rules are off in its policy."""
+    counts = summary.counts
+    if not counts.not_run:
+        return ""
+    rules = ", ".join(counts.rules_not_run)
+    return f"; {counts.not_run:,} more open findings kept as they were, their rules not run ({rules})"
 
 
 def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
@@ -198,7 +270,8 @@ def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
     if name == "detect":
         return f"{fields['findings']:,} findings from {fields['rules']} rules"
     if name == "write":
-        return f"{fields['new']:,} new, {fields['seen']:,} seen before, {fields['resolved']:,} resolved"
+        not_run = f", {fields['not_run']:,} of rules not run" if fields.get("not_run") else ""
+        return f"{fields['new']:,} new, {fields['seen']:,} seen before, {fields['resolved']:,} resolved{not_run}"
     return f"{fields['step']}: {fields['status']}"
 
 
@@ -388,8 +461,8 @@ def run(
         out.print(table)
         out.print(
             f"{summary.findings_open:,} open findings: {summary.new:,} new, {summary.seen:,} seen before "
-            f"({summary.counts.carried:,} carried over), {summary.resolved:,} resolved; read {summary.rows_read:,} rows "
-            f"in {summary.seconds:.1f} s ({summary.reason})",
+            f"({summary.counts.carried:,} carried over), {summary.resolved:,} resolved{_not_run_note(summary)}; "
+            f"read {summary.rows_read:,} rows in {summary.seconds:.1f} s ({summary.reason})",
             markup=False, soft_wrap=True,
         )  # fmt: skip
     for r in failed:
@@ -555,7 +628,8 @@ def export(
         store = Store.open(path, read_only=True)
         try:
             out_dir.parent.mkdir(parents=True, exist_ok=True)
-            # the folder appears whole or not at all: a failed export leaves nothing to block the next
+            # the folder appears whole or not at all: a failed export (a full disk, say) leaves
+            # nothing to be read as the store, nor to block the next export
             with written_folder(out_dir) as folder:
                 tables = store.export_parquet(folder, partitioned=not flat)
         finally:
@@ -620,6 +694,7 @@ def demo(
     merchants: Annotated[int, typer.Option(help="Merchants in the demo world.")] = 200,
     days: Annotated[int, typer.Option(help="Days in the demo world.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
+    yes: Annotated[bool, typer.Option("--yes", help="Build a world past the size limit (100 million events) without asking.")] = False,
 ) -> None:
     """The main job: simulate the default world into a fresh store, audit it and write the report.
 
@@ -629,17 +704,25 @@ def demo(
     Example: posaudit demo --out out
     """
     from posaudit.simulate.engine import simulate as run_simulation
-    from posaudit.simulate.scenario import load_scenario
+    from posaudit.simulate.estimate import simulation_estimate
+    from posaudit.simulate.scenario import check_seed, load_scenario
     from posaudit.store import Store, lock
 
     path = db or default_db_path()
     with user_errors():
+        check_seed(seed)
         loaded = load_scenario(None, merchants=merchants, days=days)
+        if out_dir.exists() and not out_dir.is_dir():
+            fail(f"--out {out_dir} is a file, not a folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         # the demo's store is its own: held from the first check to the report
         lock.acquire(path, purpose="demo")
         try:
             _check_demo_may_replace(path)
+            Store.check_new_path(path.with_name(path.name + ".building"))
+            _confirm_size(simulation_estimate(loaded), yes=yes)
+            # a folder the report cannot be written to fails here, before the world is built
+            out_dir.mkdir(parents=True, exist_ok=True)
             building = path.with_name(path.name + ".building")
             for leftover in (building, building.with_name(building.name + ".wal")):
                 leftover.unlink(missing_ok=True)
@@ -656,7 +739,6 @@ def demo(
                 marked.close()
             # the finished store replaces the old demo store in one step
             os.replace(building, path)
-            out_dir.mkdir(parents=True, exist_ok=True)
             store = Store.open(path, read_only=True)
             counts = store.row_counts()
             store.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Collection
 from pathlib import Path
@@ -44,8 +45,9 @@ def merge_settings(
     """Write ``override`` into ``base`` in place, refusing what the default does not know.
 
     Every key must exist in ``base``; values keep the default's type (an int is accepted
-    where a float is expected); numbers may not be negative, and keys in ``share_keys`` lie
-    in 0..1. Raises :class:`ConfigError` naming the file, the key and the value.
+    where a float is expected); numbers must be finite (TOML allows ``nan`` and ``inf``,
+    which pass every range check) and not negative, and keys in ``share_keys`` lie in 0..1.
+    Raises :class:`ConfigError` naming the file, the key and the value.
     """
     for key, value in override.items():
         path = f"{where}.{key}" if where else key
@@ -67,6 +69,12 @@ def merge_settings(
             raise ConfigError(msg)
         if isinstance(value, list) and current and any(not isinstance(v, type(current[0])) for v in value):
             msg = f"{source}: '{path}' must be a list of {type(current[0]).__name__}"
+            raise ConfigError(msg)
+        if isinstance(value, float) and not math.isfinite(value):
+            msg = f"{source}: '{path}' must be a finite number (got {value})"
+            raise ConfigError(msg)
+        if isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+            msg = f"{source}: '{path}' must hold finite numbers (got {value})"
             raise ConfigError(msg)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
             msg = f"{source}: '{path}' must not be negative (got {value})"

@@ -120,6 +120,8 @@ WINDOW_TABLES: Final = ("login_events", "transactions")
 # posaudit_meta key holding what the data looked like at the last run's watermark.
 FINGERPRINT_KEY: Final = "pipeline.fingerprint"
 SEVERITY_RANK: Final = {name: rank for rank, name in enumerate(SEVERITIES)}
+# The column of a run's table of open findings counting those of rules the run did not run.
+NOT_RUN_COLUMN: Final = "rule not run"
 
 # Named points of a run where the kill tests pause (or fail) it: $POSAUDIT_TEST_HOOK=point[:fail].
 TEST_HOOK_ENV: Final = "POSAUDIT_TEST_HOOK"
@@ -861,6 +863,10 @@ class MergeCounts:
     carried: int = 0  # of ``seen``: carried over unchanged, outside what the run re-decided
     reopened: int = 0  # of ``seen``: resolved before, reported again
     resolved: int = 0
+    # open findings of rules the run did not run (switched off in the policy): kept as they
+    # were, open and of the run that last ran their rule; neither seen nor resolved
+    not_run: int = 0
+    rules_not_run: list[str] = field(default_factory=list)
 
 
 def merge_findings(
@@ -871,7 +877,9 @@ def merge_findings(
     New ones are inserted; known ones refreshed (and reopened if resolved); open findings in
     what the run re-decided but did not report are resolved; the other open findings (older
     than what an incremental run re-decides, see the module docstring) are carried over.
-    Findings of rules the run did not run at all (switched off in the policy) are resolved.
+    Findings of rules the run did not run at all (switched off in the policy) are left as they
+    were: nothing decided they are gone, so they stay open, under the run that last ran their
+    rule, and are counted apart (``not_run``), never as resolved.
     """
     counts = MergeCounts()
     store.execute("CREATE TEMP TABLE _run_findings AS SELECT * FROM findings LIMIT 0")
@@ -891,11 +899,17 @@ def merge_findings(
         )
         if scope_frame.height:
             store.append("_run_scope", scope_frame)
-        # open, not reported, and either in what its rule re-decided or of a rule not run
+        # open findings of a rule the run did not run: untouched
+        not_run = "status = 'open' AND rule NOT IN (SELECT rule FROM _run_scope)"
+        counts.not_run = _count(store, f"SELECT count(*) FROM findings WHERE {not_run}")
+        counts.rules_not_run = [
+            str(r[0]) for r in store.query(f"SELECT DISTINCT rule FROM findings WHERE {not_run} ORDER BY rule")
+        ]
+        # open, not reported, of a rule the run ran, and in what that rule re-decided
         unreported = (
-            "f.status = 'open' AND f.finding_id NOT IN (SELECT finding_id FROM _run_findings) AND NOT EXISTS "
-            "(SELECT 1 FROM _run_scope s WHERE s.rule = f.rule AND s.recheck_from IS NOT NULL "
-            "AND f.window_end < s.recheck_from)"
+            "f.status = 'open' AND f.finding_id NOT IN (SELECT finding_id FROM _run_findings) AND EXISTS "
+            "(SELECT 1 FROM _run_scope s WHERE s.rule = f.rule AND (s.recheck_from IS NULL "
+            "OR f.window_end >= s.recheck_from))"
         )
         counts.resolved = _count(store, f"SELECT count(*) FROM findings f WHERE {unreported}")
         store.execute(
@@ -903,7 +917,10 @@ def merge_findings(
             f"(SELECT f.finding_id FROM findings f WHERE {unreported})",
             [run_id],
         )
-        carried = "status = 'open' AND finding_id NOT IN (SELECT finding_id FROM _run_findings)"
+        carried = (
+            "status = 'open' AND finding_id NOT IN (SELECT finding_id FROM _run_findings) "
+            "AND rule IN (SELECT rule FROM _run_scope)"
+        )
         counts.carried = _count(store, f"SELECT count(*) FROM findings WHERE {carried}")
         store.execute(f"UPDATE findings SET run_id = ? WHERE {carried}", [run_id])
         known = _count(
@@ -992,7 +1009,9 @@ class RunSummary:
             "data_from": self.data_from.isoformat(), "data_to": self.data_to.isoformat(),
             "watermark": self.watermark.isoformat(), "rows_read": self.rows_read,
             "findings": self.findings_open, "new": self.new, "seen": self.seen, "carried": self.counts.carried,
-            "reopened": self.counts.reopened, "resolved": self.resolved, "new_by_severity": self.new_by_severity,
+            "reopened": self.counts.reopened, "resolved": self.resolved,
+            "not_run": self.counts.not_run, "rules_not_run": self.counts.rules_not_run,
+            "new_by_severity": self.new_by_severity,
             "rules_over_all_data": len(self.rules_over_all_data), "policy_hash": self.policy_hash,
             "code_version": self.code_version,
             "stage_seconds": {k: round(v, 3) for k, v in self.stage_seconds.items()},
@@ -1151,7 +1170,7 @@ def _execute(
     counts = written.counts
     stages["write"] = time.perf_counter() - mark
     emit("write", {"new": counts.new, "seen": counts.seen, "carried": counts.carried, "resolved": counts.resolved,
-                   "seconds": round(stages["write"], 3)})  # fmt: skip
+                   "not_run": counts.not_run, "seconds": round(stages["write"], 3)})  # fmt: skip
     _hook("committed")
     return RunSummary(
         run_id=run_id, mode=plan.mode, reason=plan.reason, previous_run_id=plan.previous_run_id,
@@ -1365,6 +1384,12 @@ def write_run(
             "SELECT CAST(severity AS VARCHAR), count(*) FROM findings WHERE first_run_id = ? GROUP BY ALL",
             [run_id],
         )
+        not_run = counts.rules_not_run
+        not_run_by_family = store.frame(
+            "SELECT family, count(*) AS n FROM findings WHERE status = 'open' AND rule IN "
+            f"({', '.join(f'$r{i}' for i in range(len(not_run)))}) GROUP BY ALL",
+            {f"r{i}": rule for i, rule in enumerate(not_run)},
+        ) if not_run else None  # fmt: skip
         seconds = time.perf_counter() - started
         store.execute(
             "INSERT INTO pipeline_runs (run_id, started_at, finished_at, status, mode, engine, data_from, data_to, "
@@ -1378,10 +1403,16 @@ def write_run(
         fingerprint = json.dumps(data_fingerprint(store, data_to))
         store.set_meta(FINGERPRINT_KEY, fingerprint)
     by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]
+    table = pivot_by_severity(open_now)
+    if not_run_by_family is not None:
+        # the open findings the run left as they were, of rules switched off in its policy
+        table = table.join(
+            not_run_by_family.rename({"n": NOT_RUN_COLUMN}), on="family", how="left"
+        ).with_columns(pl.col(NOT_RUN_COLUMN).fill_null(0))
     return WrittenRun(
         counts=counts,
         new_by_severity={s: by_severity[s] for s in SEVERITIES if s in by_severity},
-        open_by_family_and_severity=pivot_by_severity(open_now),
+        open_by_family_and_severity=table,
     )
 
 

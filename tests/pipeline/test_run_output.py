@@ -19,7 +19,7 @@ STAGES = ["plan", "read", "detect", "write"]
 SUMMARY_KEYS = {
     "run_id", "status", "mode", "reason", "previous_run_id", "started_at", "finished_at", "seconds", "data_from",
     "data_to", "watermark", "rows_read", "findings", "new", "seen", "carried", "reopened", "resolved",
-    "new_by_severity", "rules_over_all_data", "policy_hash", "code_version", "stage_seconds", "fail_on", "alert",
+    "not_run", "rules_not_run", "new_by_severity", "rules_over_all_data", "policy_hash", "code_version", "stage_seconds", "fail_on", "alert",
     "exit_code",
 }  # fmt: skip
 

@@ -16,8 +16,9 @@ from posaudit.config import ConfigError, merge_settings, parse_toml, read_text_f
 # Keys naming a span of time or a minimum count: zero would make the rule meaningless.
 _POSITIVE_SUFFIXES = ("_minutes", "_hours", "_days")
 _POSITIVE_PREFIXES = ("min_", "max_")
-# Counts of the anomaly score's model: zero trees or a sample of zero days scores nothing.
-_POSITIVE_KEYS = frozenset({"n_estimators", "fit_rows"})
+# Counts of the anomaly score's model: zero trees or a sample of zero days scores nothing; a
+# PIN history of none compares with nothing, and a round unit of 0 fen divides by zero.
+_POSITIVE_KEYS = frozenset({"n_estimators", "fit_rows", "history_size", "round_unit_fen"})
 _SHARE_KEYS = frozenset({"top_fraction", "min_anomaly_score", "medium_anomaly_score"})
 
 

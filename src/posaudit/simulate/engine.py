@@ -35,7 +35,13 @@ from posaudit.simulate.pinmodel import (
     weak_classes,
 )
 from posaudit.simulate.rng import stream
-from posaudit.simulate.scenario import SCENARIOS, Scenario, scenario_from_text
+from posaudit.simulate.scenario import (
+    SCENARIOS,
+    Scenario,
+    check_days,
+    check_seed,
+    scenario_from_text,
+)
 from posaudit.simulate.world import US_PER_DAY, World, build_world, day_start_us
 from posaudit.store import EVENT_TABLES, Store, StoreError
 
@@ -315,6 +321,28 @@ def world_pins(path: Path) -> dict[str, frozenset[str]]:
     }
 
 
+def continued_scenario(path: Path, days: int) -> Scenario:
+    """The scenario ``simulate(path, ..., append=True)`` would run: the store's own world for
+    ``days`` more days (read-only; for the estimate before an append)."""
+    if not Path(path).exists():
+        msg = f"--append needs an existing store, and {path} does not exist"
+        raise StoreError(msg)
+    store = Store.open(path, read_only=True)
+    try:
+        rows = store.query(
+            "SELECT start_date, merchants, scenario_toml, first_day + days FROM simulations "
+            "ORDER BY simulation_id DESC LIMIT 1"
+        )
+    finally:
+        store.close()
+    if not rows:
+        msg = f"{path} holds no simulated world to append to"
+        raise StoreError(msg)
+    start, merchants, text, first_day = rows[0]
+    check_days(start, int(first_day), days, source=f"--append to {path}")  # type: ignore[arg-type,call-overload]
+    return scenario_from_text(str(text), merchants=int(merchants), days=days, start=str(start))  # type: ignore[call-overload]
+
+
 def simulate(
     path: Path,
     scenario: Scenario,
@@ -333,6 +361,7 @@ def simulate(
     ``digester``: the PIN key's, else :func:`posaudit.pins.pin_digester`'s.
     """
     started = time.perf_counter()
+    check_seed(seed)
     digester = pin_digester() if digester is None else digester
     fingerprint = digester.fingerprint
     path = Path(path)
@@ -360,6 +389,7 @@ def simulate(
                 raise StoreError(msg)
             seed, start, merchants, text, first_day, fraud_on = rows[0]  # type: ignore[assignment]
             days = scenario.days
+            check_days(start, int(first_day), days, source=f"--append to {path}")  # type: ignore[arg-type]
             scenario = scenario_from_text(str(text), merchants=int(merchants), days=days, start=str(start))  # type: ignore[call-overload]
             for prefix, table, column in (("L", "login_events", "event_id"), ("K", "lockouts", "lockout_id"),
                                           ("P", "pin_events", "event_id"), ("G", "ground_truth", "incident_id")):  # fmt: skip

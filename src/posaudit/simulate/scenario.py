@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import copy
+import re
 import tomllib
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from importlib.resources import files
 from pathlib import Path
 from typing import Any, Final
@@ -50,6 +51,15 @@ _SHARE_KEYS: Final = frozenset(
 )
 MAX_MERCHANTS: Final = 1_000_000
 MAX_DAYS: Final = 3_650
+# The simulated days lie in 2000-2099. A world's terminals were installed up to about four
+# years before its first day and the audit's windows reach back from there, so a first day
+# near 0001-01-01 leaves dates Python cannot hold, and one near 9999-12-31 runs off the end;
+# no POS data this tool audits (EMV cards, QR payments) is older than 2000.
+FIRST_START: Final = date(2000, 1, 1)
+LAST_DAY: Final = date(2099, 12, 31)
+# A seed is kept in the store as a BIGINT.
+MAX_SEED: Final = 2**63 - 1
+_ISO_DATE: Final = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 class ScenarioError(ConfigError):
@@ -95,13 +105,39 @@ class Scenario:
         return float(spec["rate"])
 
 
+def check_seed(seed: int) -> None:
+    """Raise ScenarioError unless ``seed`` is a whole number the store can keep (0..2**63-1)."""
+    if not 0 <= seed <= MAX_SEED:
+        msg = f"--seed must be between 0 and {MAX_SEED} (2**63-1), got {seed}"
+        raise ScenarioError(msg)
+
+
+def check_days(start: date, first_day: int, days: int, *, source: str) -> None:
+    """Raise ScenarioError when days ``first_day`` .. ``first_day + days - 1`` run past 2099."""
+    last = start + timedelta(days=first_day + days - 1)
+    if last > LAST_DAY:
+        msg = (
+            f"{source}: the last simulated day would be {last.isoformat()}: simulated days lie "
+            f"between {FIRST_START} and {LAST_DAY}"
+        )
+        raise ScenarioError(msg)
+
+
 def _check(settings: dict[str, Any], source: str) -> None:
     world = settings["world"]
     try:
-        date.fromisoformat(world["start"])
+        if not _ISO_DATE.fullmatch(world["start"]):
+            raise ValueError
+        start = date.fromisoformat(world["start"])
     except ValueError:
         msg = f"{source}: 'world.start' is not a date (YYYY-MM-DD): {world['start']!r}"
         raise ScenarioError(msg) from None
+    if not FIRST_START <= start <= LAST_DAY:
+        msg = (
+            f"{source}: 'world.start' must lie between {FIRST_START} and {LAST_DAY} (got {start}): "
+            "terminals are installed years before the first day, and POS data this old does not exist"
+        )
+        raise ScenarioError(msg)
     if not 1 <= world["merchants"] <= MAX_MERCHANTS:
         msg = f"{source}: 'world.merchants' must be between 1 and {MAX_MERCHANTS:,} (got {world['merchants']})"
         raise ScenarioError(msg)
@@ -113,6 +149,7 @@ def _check(settings: dict[str, Any], source: str) -> None:
         if rate > 1:
             msg = f"{source}: 'scenarios.{name}.rate' is a share between 0 and 1 (got {rate})"
             raise ScenarioError(msg)
+    check_days(start, 0, world["days"], source=source)
 
 
 def load_scenario(

@@ -571,6 +571,7 @@ def write_to_store(
             "seen": counts.seen,
             "carried": counts.carried,
             "resolved": counts.resolved,
+            "not_run": counts.not_run,
             "seconds": round(stages["write"], 3),
         },
     )

@@ -13,6 +13,7 @@ from posaudit.store.db import (
     TABLES,
     Store,
     default_db_path,
+    environment_error,
     read_parquet_table,
 )
 from posaudit.store.errors import StoreError, StoreLockedError
@@ -25,5 +26,6 @@ __all__ = [
     "StoreError",
     "StoreLockedError",
     "default_db_path",
+    "environment_error",
     "read_parquet_table",
 ]

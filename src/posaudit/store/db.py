@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import queue
+import re
 import shutil
+import stat
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -92,6 +94,78 @@ def _schema_sql() -> str:
     return files("posaudit.store").joinpath("schema.sql").read_text(encoding="utf-8")
 
 
+# DuckDB's messages for a file it could not read or write: 'Could not write file "PATH": CAUSE'.
+_DUCKDB_FILE_ERROR: Final = re.compile(r'(?:file|from file) "(?P<path>[^"]+)"(?::|,)? (?P<cause>.+)$')
+
+
+_IO_WORDS: Final = ("Could not write", "Could not read", "Cannot open file", "Could not open")
+
+
+def _io_cause(text: str) -> bool:
+    """Whether a DuckDB message says a file could not be read, written or opened (a commit
+    that fails on a full disk arrives as a TransactionException saying so)."""
+    return any(words in text for words in _IO_WORDS)
+
+
+def environment_error(exc: BaseException) -> StoreError | None:
+    """A StoreError with one line for DuckDB's refusals by the environment (a full or
+    read-only file system, a file cut short), or None for any other error."""
+    if isinstance(exc, StoreError):
+        return exc
+    if not isinstance(exc, duckdb.Error):
+        return None
+    text = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    found = _DUCKDB_FILE_ERROR.search(text)
+    file_io = found is not None and _io_cause(text)
+    if not (file_io or isinstance(exc, duckdb.IOException | duckdb.FatalException)):
+        return None
+    if found is None or not file_io:
+        return StoreError(text)
+    path, cause = found["path"], found["cause"].strip()
+    if "Could not read enough bytes" in text:
+        return StoreError(f"{path} is a damaged posaudit store (cut short): {cause}")
+    return StoreError(f"cannot use {path}: {cause}")
+
+
+STAGING_SUFFIX: Final = ".staging"
+# A DuckDB file starts with its headers (one 4 KiB file header, two database headers), then
+# its blocks: a file shorter than that was cut short (a copy that ran out of space, say).
+_DUCKDB_HEADER_BYTES: Final = 3 * 4096
+
+
+def _file_kind(path: Path) -> str | None:
+    """What is at ``path`` (following links): None when nothing, 'a file', 'a folder', 'a FIFO'..."""
+    try:
+        mode = os.stat(path).st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
+             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))  # fmt: skip
+    return next((name for test, name in kinds if test(mode)), "not a regular file")
+
+
+def _check_whole(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    """Raise StoreError when the file is too short to hold the blocks its header says are used.
+
+    Free blocks at the end may be cut off by DuckDB itself, so only the used ones count: a
+    cut that removes used blocks (half the file, say) is caught here, before any is read.
+    """
+    if path.with_name(path.name + ".wal").exists():
+        return  # blocks in the log are not in the file yet
+    rows = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() LIMIT 1").fetchall()
+    if not rows or rows[0][0] is None:
+        return
+    block_size, blocks = int(rows[0][0]), int(rows[0][1])
+    expected = _DUCKDB_HEADER_BYTES + block_size * blocks
+    actual = path.stat().st_size
+    if actual < expected:
+        msg = (
+            f"{path} is a damaged posaudit store: the file is {actual:,} bytes, its blocks in use "
+            f"need {expected:,} (cut short, perhaps by a full disk or an interrupted copy)"
+        )
+        raise StoreError(msg)
+
+
 def _remove_database_files(path: Path) -> None:
     for candidate in (path, path.with_name(path.name + ".wal")):
         candidate.unlink(missing_ok=True)
@@ -142,11 +216,29 @@ class Store:
     @classmethod
     def check_new_path(cls, path: Path) -> None:
         """Raise StoreError if a store cannot be created at ``path``; writes nothing."""
-        if not path.parent.is_dir():
-            msg = f"cannot create the store {path}: folder {path.parent} does not exist"
-            raise StoreError(msg)
-        if path.is_dir():
+        try:
+            if not path.parent.is_dir():
+                msg = f"cannot create the store {path}: folder {path.parent} does not exist"
+                raise StoreError(msg)
+            # the store's staged copy and its log are named after it: each must fit too
+            longest = os.fsencode(path.name + STAGING_SUFFIX + ".wal")
+            limit = os.pathconf(path.parent, "PC_NAME_MAX")
+            if len(longest) > limit:
+                msg = (
+                    f"cannot create the store {path}: its name is {len(os.fsencode(path.name))} bytes, "
+                    f"and with {STAGING_SUFFIX + '.wal'!r} passes the file system's limit of {limit}"
+                )
+                raise StoreError(msg)
+            kind = _file_kind(path)
+        except OSError as exc:
+            cause = exc.strerror or str(exc)
+            msg = f"cannot create the store {path}: {cause}"
+            raise StoreError(msg) from None
+        if kind == "a folder":
             msg = f"cannot create the store {path}: it is a folder"
+            raise StoreError(msg)
+        if kind not in (None, "a file"):
+            msg = f"cannot create the store {path}: it is {kind}, not a regular file"
             raise StoreError(msg)
 
     @classmethod
@@ -158,11 +250,20 @@ class Store:
         ``purpose`` says in the lock file what the writer does.
         """
         path = Path(path)
-        if not path.exists():
+        try:
+            kind = _file_kind(path)
+        except OSError as exc:
+            msg = f"cannot open the store {path}: {exc.strerror or exc}"
+            raise StoreError(msg) from None
+        if kind is None:
             msg = f"no store at {path}: create one with `posaudit simulate --db {path}`"
             raise StoreError(msg)
-        if path.is_dir():
+        if kind == "a folder":
             msg = f"{path} is a folder, not a store file"
+            raise StoreError(msg)
+        if kind != "a file":
+            # DuckDB would wait forever on a FIFO's writer, or read a device
+            msg = f"{path} is {kind}, not a store file"
             raise StoreError(msg)
         if not read_only:
             lock.acquire(path, purpose=purpose)
@@ -189,7 +290,7 @@ class Store:
         in one rename. A failure, or a kill at any moment, leaves ``path`` as it was.
         """
         path = Path(path)
-        staging = path.with_name(path.name + ".staging")
+        staging = path.with_name(path.name + STAGING_SUFFIX)
         if not append:
             cls.check_new_path(path)
         # the writer lock of the store, from before it is read until the copy is renamed over it
@@ -202,21 +303,29 @@ class Store:
                 raise StoreError(msg)
             # with the lock held, a copy already there is a dead writer's: never read, removed
             _remove_database_files(staging)
-            if append:
-                shutil.copyfile(path, staging)
-            con = cls._connect(staging, read_only=False)
+            try:
+                if append:
+                    shutil.copyfile(path, staging)
+                con = cls._connect(staging, read_only=False)
+            except BaseException:
+                _remove_database_files(staging)
+                raise
             # a bounded buffer pool keeps a long simulation's memory flat
             con.execute(f"SET memory_limit = '{WRITE_MEMORY_LIMIT}'")
             store = cls(staging, con, read_only=False)
             try:
                 yield store
                 store.execute("CHECKPOINT")
-            except BaseException:
                 store.close()
+                os.replace(staging, path)
+            except BaseException as exc:
+                with suppress(Exception):  # after a fatal write error the connection is gone
+                    store.close()
                 _remove_database_files(staging)
+                problem = environment_error(exc) if isinstance(exc, Exception) else None
+                if problem is not None:
+                    raise problem from exc
                 raise
-            store.close()
-            os.replace(staging, path)
         finally:
             lock.release(path)
 
@@ -238,6 +347,15 @@ class Store:
 
     @staticmethod
     def _validate(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        try:
+            Store._validate_contents(path, con)
+        except duckdb.Error as exc:
+            msg = f"{path} is a damaged posaudit store: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from exc
+
+    @staticmethod
+    def _validate_contents(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+        _check_whole(path, con)
         names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         if "posaudit_meta" not in names:
             what = "an empty DuckDB database" if not names else "a DuckDB database of another schema"
