@@ -55,10 +55,11 @@ charts.pin_problems_chart(summary)
 # %% [markdown]
 # ## Weak PINs, by weakness class
 #
-# The classes are what a guesser tries first: repeated digits, runs, repeated pairs and
-# triples, keypad shapes, lucky numbers, dates (birthdays), the most common PINs, and PINs
-# built from the operator's own number. Administrators matter most: their PIN opens the
-# terminal's settings.
+# The classes are what a guesser tries first, each PIN under its simplest explanation:
+# repeated digits, runs and near-runs, repeated pairs and triples (111222), counting
+# (246810), keypad shapes, famous and lucky numbers, dates (birthdays, year and month),
+# the most common PINs of public password leaks, and PINs built from the operator's own
+# number. Administrators matter most: their PIN opens the terminal's settings.
 
 # %%
 charts.weakness_chart(pins.weakness_classes(roster))
