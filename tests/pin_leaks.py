@@ -35,11 +35,33 @@ def _as_text(frame: pl.DataFrame, column: str) -> pl.Series:
     return values.cast(pl.String)
 
 
+# Six digits as a JSON number ("refund_amount_fen": 102849): an amount or a count, unless it
+# is the row's own operator's PIN.
+JSON_NUMBER = re.compile(r'":\s*(\d{6})(?![0-9.])')
+JSON_OPERATOR = re.compile(r'"operator_id":\s*"([^"]+)"')
+
+
+def _pins_in_cells(
+    text: pl.Series, operators: pl.Series | None, held: Held, every: frozenset[str]
+) -> set[str]:
+    """PINs in text cells: any PIN of the world as text, a JSON number only as its row's own."""
+    pairs = pl.DataFrame({"cell": text, "operator": operators if operators is not None else None})
+    hits: set[str] = set()
+    for cell, operator in pairs.drop_nulls("cell").unique().iter_rows():
+        numbers = set(JSON_NUMBER.findall(cell))
+        # the row's operator: its own column, else the operator the JSON names
+        named = [operator] if operator in held else JSON_OPERATOR.findall(cell)
+        own = frozenset().union(*(held.get(o, frozenset()) for o in named))
+        hits |= (pins_in_text(cell, every) - numbers) | (numbers & own)
+    return hits
+
+
 def pins_in_frame(frame: pl.DataFrame, held: Held) -> dict[str, set[str]]:
     """Column by column, the PINs ``frame`` holds.
 
-    Text (strings, JSON, enums, times) is searched for any PIN of the world. A number is a
-    PIN when it is one of the row's own operator's PINs (or any operator's, in a row that
+    Text (strings, JSON, enums, times) is searched for any PIN of the world, but for numbers
+    inside JSON, which count as numbers. A number is a PIN when it is one of the row's own
+    operator's PINs (or any operator's, in a row that
     names none): amounts of six digits are common, and only this tells a coincidence from
     a PIN stored as a number.
     """
@@ -66,7 +88,8 @@ def pins_in_frame(frame: pl.DataFrame, held: Held) -> dict[str, set[str]]:
             hits = set(own.get_column("value"))
             hits |= set(cells.filter(~is_named).get_column("value")) & every
         else:
-            hits = {p for cell in text.drop_nulls().unique() for p in pins_in_text(cell, every)}
+            operators = frame.get_column(owner).cast(pl.String) if owner else None
+            hits = _pins_in_cells(text, operators, held, every)
         if hits:
             found[column] = hits
     return found

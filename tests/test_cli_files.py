@@ -18,7 +18,7 @@ from tests.conftest import build_store
 POSAUDIT = [sys.executable, "-m", "posaudit"]
 EXPORTED = [t for t in TABLES if t != "posaudit_meta"]  # the store's own bookkeeping stays home
 # A world far too large to finish before the kill: the test never waits on its end.
-LONG_SIMULATION = ("--merchants", "2000", "--days", "365", "--seed", "1")
+LONG_SIMULATION = ("--merchants", "2000", "--days", "365", "--seed", "1", "--yes")
 
 
 def cli(*args: str) -> subprocess.CompletedProcess[str]:
