@@ -158,19 +158,26 @@ def started_kernel(port: int) -> str:
         return str(json.load(response)["id"])
 
 
-@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
-def test_a_stopped_lab_leaves_no_server_kernel_port_or_folder(
-    lab_session: tuple[subprocess.Popen[str], int], tmp_path: Path, stop: signal.Signals
-) -> None:
-    lab, port = lab_session
+def lab_with_a_kernel(
+    lab: subprocess.Popen[str], port: int
+) -> tuple[list[psutil.Process], list[psutil.Process]]:
+    """A kernel started through the REST API: every process the lab then runs, and the kernel's."""
     kernel_id = started_kernel(port)
     deadline = time.monotonic() + START_SECONDS
     while True:
         started = psutil.Process(lab.pid).children(recursive=True)
         kernels = [p for p in started if kernel_id in cmdline(p)]
         if kernels or time.monotonic() > deadline:
-            break
+            return started, kernels
         time.sleep(0.5)
+
+
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_stopped_lab_leaves_no_server_kernel_port_or_folder(
+    lab_session: tuple[subprocess.Popen[str], int], tmp_path: Path, stop: signal.Signals
+) -> None:
+    lab, port = lab_session
+    started, kernels = lab_with_a_kernel(lab, port)
     assert kernels, [cmdline(p) for p in started]
     groups = {os.getpgid(p.pid) for p in started}
     (session_folder,) = (tmp_path / "tmp").glob("posaudit-lab-*")
@@ -228,14 +235,7 @@ def test_the_kernels_get_no_pin_key(
     `posaudit lab` (the tests set it), and neither JupyterLab nor a kernel it starts has it."""
     lab, port = lab_session
     assert os.environ[PIN_KEY_ENV]
-    kernel_id = started_kernel(port)
-    deadline = time.monotonic() + START_SECONDS
-    while True:
-        started = psutil.Process(lab.pid).children(recursive=True)
-        kernels = [p for p in started if kernel_id in cmdline(p)]
-        if kernels or time.monotonic() > deadline:
-            break
-        time.sleep(0.5)
+    started, kernels = lab_with_a_kernel(lab, port)
     assert kernels and len(started) >= 2
     for process in started:
         environment = process.environ()
