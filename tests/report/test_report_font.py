@@ -7,16 +7,11 @@ configuration (``FONTCONFIG_FILE``), as a machine without the font would have it
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from posaudit.detect.policy import load_policy
-from posaudit.pipeline import run_pipeline
-from posaudit.store import Store
 
 SYSTEM_FONTS = Path("/usr/share/fonts")
 FONTS_CONF = """<?xml version="1.0"?>
@@ -29,15 +24,8 @@ FONTS_CONF = """<?xml version="1.0"?>
 
 
 @pytest.fixture(scope="module")
-def audited(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("font") / "w.duckdb"
-    shutil.copy(sample_store, path)
-    store = Store.open(path)
-    try:
-        run_pipeline(store, load_policy())
-    finally:
-        store.close()
-    return path
+def audited(audited_sample: Path) -> Path:
+    return audited_sample
 
 
 def fonts_conf(folder: Path, font_dirs: list[Path]) -> Path:

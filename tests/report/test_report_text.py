@@ -6,7 +6,6 @@ from __future__ import annotations
 import html as html_lib
 import json
 import re
-import shutil
 from collections import Counter
 from datetime import datetime
 from pathlib import Path
@@ -14,8 +13,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from posaudit.detect.policy import load_policy
-from posaudit.pipeline import run_pipeline
 from posaudit.report import ReportResult, build_report
 from posaudit.store import Store
 
@@ -26,15 +23,8 @@ TOKEN = re.compile(r"[A-Z]*\d[\d,.:%\-]*(?<![.,:\-])")
 
 
 @pytest.fixture(scope="module")
-def audited(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("text") / "w.duckdb"
-    shutil.copy(sample_store, path)
-    store = Store.open(path)
-    try:
-        run_pipeline(store, load_policy())
-    finally:
-        store.close()
-    return path
+def audited(audited_sample: Path) -> Path:
+    return audited_sample
 
 
 @pytest.fixture(scope="module")

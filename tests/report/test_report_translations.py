@@ -4,17 +4,14 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 import pytest
 
-from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import all_rules
 from posaudit.pins import LocalPinKey, pin_digester
-from posaudit.pipeline import run_pipeline
 from posaudit.report.builder import localized_findings
 from posaudit.report.data import load_report_data
 from posaudit.report.pseudonyms import Pseudonyms
@@ -102,15 +99,8 @@ def test_a_template_missing_its_evidence_falls_back() -> None:
 
 
 @pytest.fixture(scope="module")
-def sample_run(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("translated") / "w.duckdb"
-    shutil.copy(sample_store, path)
-    store = Store.open(path)
-    try:
-        run_pipeline(store, load_policy())
-    finally:
-        store.close()
-    return path
+def sample_run(audited_sample: Path) -> Path:
+    return audited_sample
 
 
 @pytest.mark.parametrize(("lang", "masked"), [("zh", False), ("zh", True), ("en", True)])
