@@ -30,15 +30,11 @@ import polars as pl
 
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import DERIVED_TABLES, all_rules
-from posaudit.pins import pin_key
-from posaudit.pipeline import (
-    POPULATION_FAMILIES,
-    TableReader,
-    _shaped,
-    data_window,
-    derived_inputs,
-    plan_run,
-)
+from posaudit.pins import pin_digester
+from posaudit.run.detect import shaped_findings
+from posaudit.run.inputs import derived_inputs
+from posaudit.run.plan import POPULATION_FAMILIES, data_window, plan_run
+from posaudit.run.read import TableReader
 from posaudit.store import Store
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]
@@ -106,7 +102,7 @@ def rule_costs(path: Path, policy: Path | None) -> list[tuple[str, float]]:
         reader = TableReader(store)
         began = time.perf_counter()
         derived = derived_inputs(
-            rules, reader.read("operators"), window=data_window(store), key=pin_key()
+            rules, reader.read("operators"), window=data_window(store), digester=pin_digester()
         )
         costs = [("(PIN exclusion list and data window)", time.perf_counter() - began)]
         for r in rules:
@@ -116,7 +112,7 @@ def rule_costs(path: Path, policy: Path | None) -> list[tuple[str, float]]:
                 if t not in derived
             } | derived
             began = time.perf_counter()
-            _shaped(r(tables, **(r.parameters | load_policy(policy).parameters(r.name)))).collect()
+            shaped_findings(r(tables, **(r.parameters | load_policy(policy).parameters(r.name)))).collect()
             costs.append((r.name, time.perf_counter() - began))
     finally:
         store.close()

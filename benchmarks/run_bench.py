@@ -28,13 +28,15 @@ import sys, time
 import polars as pl
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
-from posaudit.pipeline import TableReader, data_window, derived_inputs, store_columns_used
-from posaudit.pins import pin_key
+from posaudit.pins import pin_digester
+from posaudit.run.inputs import derived_inputs
+from posaudit.run.plan import data_window
+from posaudit.run.read import TableReader, store_columns_used
 from posaudit.store import Store
 store = Store.open(sys.argv[1], read_only=True)
 rules = list(all_rules().values())
 # the PIN exclusion list is built, not read: outside the pass
-derived = derived_inputs(rules, store.read("operators"), window=data_window(store), key=pin_key())
+derived = derived_inputs(rules, store.read("operators"), window=data_window(store), digester=pin_digester())
 started = time.perf_counter()
 # the columns and rows the run reads, read the same way; one group-by per table
 names = sorted({n for r in rules for n in r.inputs} - DERIVED_INPUTS - set(DERIVED_TABLES))

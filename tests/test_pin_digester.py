@@ -23,7 +23,8 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from posaudit import pins, pipeline
+from posaudit import pins
+from posaudit.run.local import run_pipeline
 from posaudit.detect.policy import load_policy
 from posaudit.pins import (
     PIN_DIGESTER_ENV,
@@ -121,7 +122,7 @@ def test_a_run_works_through_the_digester_alone(
             pins._exclusion_list_cached.cache_clear()  # each builds its own exclusion list
             store = Store.open(path)
             try:
-                pipeline.run_pipeline(store, load_policy(), digester=digester)
+                run_pipeline(store, load_policy(), digester=digester)
                 findings[name].append(_findings(store))
                 assert store.meta()["pin_key_fingerprint"] == local.fingerprint
             finally:

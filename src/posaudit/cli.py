@@ -26,7 +26,7 @@ from posaudit.store import StoreError, StoreLockedError, default_db_path
 
 if TYPE_CHECKING:
     from posaudit.detect.policy import Policy
-    from posaudit.pipeline import RunSummary
+    from posaudit.run.record import RunSummary
     from posaudit.simulate.estimate import SimulationEstimate
     from posaudit.spark.runner import SparkRun
 
@@ -397,7 +397,9 @@ def run(
     """
     from posaudit.detect.findings import SEVERITIES
     from posaudit.detect.policy import load_policy
-    from posaudit.pipeline import event_line, load_pipeline, run_pipeline, run_step, step_summary
+    from posaudit.run.local import run_pipeline
+    from posaudit.run.record import event_line
+    from posaudit.run.steps import load_pipeline, run_steps, step_summary
     from posaudit.store import Store
 
     with user_errors():
@@ -439,11 +441,11 @@ def run(
                 _run_error(exc, bad_input=isinstance(exc, StoreError | ConfigError))
             finally:
                 store.close()
-        results = []
-        for step in definition.steps[1:] if definition else ():
-            result = run_step(step, db=path, out=out_dir or definition.out, summary=summary, pipeline=definition.name)  # type: ignore[union-attr]
-            on_event("step", result.to_record())
-            results.append(result)
+        results = (
+            run_steps(definition, db=path, out=out_dir or definition.out, summary=summary, on_event=on_event)
+            if definition is not None
+            else []
+        )
     failed = [r for r in results if r.status == "failed"]
     alert = threshold is not None and summary.new_at_or_above(threshold) > 0
     code = EXIT_FAILURE if failed else EXIT_FINDINGS if alert else EXIT_OK
@@ -744,7 +746,7 @@ def demo(
             store.close()
             # the audit of the new world, then its report
             from posaudit.detect.policy import load_policy
-            from posaudit.pipeline import run_pipeline
+            from posaudit.run.local import run_pipeline
             from posaudit.report import build_report
 
             store = Store.open(path, purpose="demo")

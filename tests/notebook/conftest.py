@@ -17,7 +17,7 @@ import pytest
 from notebook_helpers import NOTEBOOK_NAMES, execute_notebooks
 
 from posaudit.detect.policy import load_policy
-from posaudit.pipeline import run_pipeline
+from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 
 FIRST_POLICY = """

@@ -17,12 +17,15 @@ from typing import Any
 import polars as pl
 
 from posaudit.detect.policy import load_policy
-from posaudit.pipeline import RunSummary, run_pipeline
+from posaudit.run.local import run_pipeline
+from posaudit.run.record import RunSummary
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario
 from posaudit.store import TABLES, Store
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]
+# posaudit paused or failing at a named point of a run (see hooked_run.py)
+HOOKED = [sys.executable, str(Path(__file__).with_name("hooked_run.py"))]
 REPO = Path(__file__).resolve().parents[2]
 DATA_SAMPLES = REPO / "data_samples" / "world"
 FINDING_COLUMNS = ["finding_id", "rule", "window_start", "window_end", "severity", "score", "entity_type",
@@ -38,6 +41,13 @@ def cli(
         text=True,
         timeout=timeout,
         env={**os.environ, **(env or {})},
+    )
+
+
+def hooked_cli(point: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """`posaudit ARGS` with a run that stops at ``point`` (``name:fail`` fails there)."""
+    return subprocess.run(
+        [*HOOKED, point, *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
@@ -131,12 +141,12 @@ def store_from_parquet(root: Path, path: Path) -> Path:
 
 
 class Paused:
-    """`posaudit run` started with a test hook, paused at a named point until killed."""
+    """`posaudit run` paused at a named point until killed (see hooked_run.py)."""
 
     def __init__(self, *args: str, point: str):
-        env = {**os.environ, "POSAUDIT_TEST_HOOK": point}
-        self.process = subprocess.Popen([*POSAUDIT, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                                        text=True, env=env)  # fmt: skip
+        self.process = subprocess.Popen(
+            [*HOOKED, point, *args], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
+        )
         self.lines: queue.Queue[str] = queue.Queue()
         self._pump_thread = threading.Thread(target=self._pump, daemon=True)
         self._pump_thread.start()

@@ -11,10 +11,10 @@ import polars as pl
 import pytest
 from pipeline_kit import append_days, comparable, copy, findings, frame, run_here
 
-from posaudit import pipeline
+from posaudit.run import score as run_score
 from posaudit.detect import registry
 from posaudit.detect.policy import load_policy
-from posaudit.pipeline import RunSummary
+from posaudit.run.record import RunSummary
 from tests.injected import add_lockout_storm
 
 RULES = sorted(name for name in registry.all_rules() if load_policy().enabled(name))
@@ -218,9 +218,9 @@ def test_the_equality_check_can_fail(chain: dict[str, object], base: Path, tmp_p
     registry.all_rules()
     if mistake.startswith("score"):
         # the new days' 28-day sums counted from the new days alone
-        kept_context = pipeline.context_rows
+        kept_context = run_score.context_rows
         monkeypatch.setattr(
-            pipeline, "context_rows", lambda store, day: kept_context(store, day).clear()
+            run_score, "context_rows", lambda store, day: kept_context(store, day).clear()
         )
         name, lookback = "operator_anomaly_scores", registry.RULES["operator_anomaly_scores"].lookback
     else:

@@ -11,11 +11,25 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from posaudit import kept, pipeline
+from dataclasses import dataclass
+
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import all_rules
 from posaudit.pins import PIN_KEY_ENV, exclusion_list, pin_digester
+from posaudit.run import kept
+from posaudit.run.inputs import empty_derived_inputs, kept_exclusion
+from posaudit.run.local import run_pipeline
+from posaudit.run.read import ColumnsUsed, columns_to_read, store_columns_used
 from posaudit.store import Store
+
+
+@dataclass(frozen=True)
+class Kept:
+    """What a run finds kept: the columns its rules read and the PIN exclusion list (None:
+    not kept for this code, policy, key and operators)."""
+
+    columns: ColumnsUsed | None
+    exclusion: pl.DataFrame | None
 
 
 @pytest.fixture
@@ -23,21 +37,23 @@ def audited(sample_store: Path, tmp_path: Path) -> Iterator[Store]:
     path = tmp_path / "audited.duckdb"
     shutil.copy(sample_store, path)
     store = Store.open(path)
-    pipeline.run_pipeline(store, load_policy())
+    run_pipeline(store, load_policy())
     yield store
     store.close()
 
 
 def _made(
     store: Store, policy_text: str | None = None, tmp: Path | None = None
-) -> pipeline.MadeOnce:
+) -> Kept:
     policy = load_policy()
     if policy_text is not None and tmp is not None:
         (tmp / "policy.toml").write_text(policy_text)
         policy = load_policy(tmp / "policy.toml")
     rules = [r for r in all_rules().values() if policy.enabled(r.name)]
     operators = store.read("operators")
-    return pipeline._made_once(store, rules, policy, operators, digester=pin_digester())
+    columns = columns_to_read(store, rules, policy)
+    exclusion = kept_exclusion(store, rules, operators, digester=pin_digester())
+    return Kept(columns.columns if columns.was_kept else None, exclusion.rows)
 
 
 def test_a_run_keeps_the_exclusion_list_it_built_and_the_next_finds_it(audited: Store) -> None:
@@ -79,8 +95,8 @@ def test_the_kept_columns_are_the_planned_ones_and_another_policy_plans_again(
     made = _made(audited)
     policy = load_policy()
     rules = [r for r in all_rules().values() if policy.enabled(r.name)]
-    empty = pipeline.empty_derived_inputs(rules)
-    planned = pipeline.store_columns_used(audited, rules, policy, empty)
+    empty = empty_derived_inputs(rules)
+    planned = store_columns_used(audited, rules, policy, empty)
     assert made.columns == planned
     other = _made(audited, "[rules.weak_pins]\nenabled = false\n", tmp_path)
     assert other.columns is None and other.exclusion is None  # no rule asks for the list
@@ -101,5 +117,5 @@ def test_a_run_of_other_code_keeps_its_own_exclusion_list(
     run finds it."""
     monkeypatch.setattr(kept, "code_digest", lambda: "other code")
     assert _made(audited).exclusion is None
-    pipeline.run_pipeline(audited, load_policy())
+    run_pipeline(audited, load_policy())
     assert _made(audited).exclusion is not None

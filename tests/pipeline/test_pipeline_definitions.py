@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 from pathlib import Path
 
 import polars as pl
@@ -13,11 +14,12 @@ from pipeline_kit import (
     append_days,
     cli,
     copy,
+    run_here,
     store_from_parquet,
     summary_line,
 )
 
-from posaudit.pipeline import PipelineError, load_pipeline
+from posaudit.run.steps import PipelineError, load_pipeline, write_report
 
 DEFINITIONS = sorted((REPO / "pipelines").glob("*.toml"))
 
@@ -164,3 +166,39 @@ def test_a_failing_step_exits_1_after_the_others_ran(sample_world: Path, tmp_pat
     assert result.stderr.startswith("posaudit: error: step report failed: ")
     quality = json.loads((out / "quality" / "evaluation-run-00001.json").read_text())
     assert quality["run_id"] == "run-00001" and quality["recall"]
+
+
+def test_a_report_step_that_fails_says_why_in_one_line(sample_store: Path, tmp_path: Path) -> None:
+    with pytest.raises(RuntimeError) as failed:
+        write_report(
+            sample_store,
+            tmp_path,
+            run_id="run-99999",
+            formats=["html"],
+            lang="en",
+            timeout_minutes=5,
+        )
+    assert str(failed.value) == (
+        f"{sample_store} has no successful run to report on: "
+        f"run `posaudit run --db {sample_store}` first"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_report_step_past_its_time_is_stopped(sample_store: Path, tmp_path: Path) -> None:
+    """The report's worker is stopped at the step's timeout, leaving no file behind."""
+    store = copy(sample_store, tmp_path / "audited.duckdb")
+    run_here(store)
+    out = tmp_path / "report"
+    out.mkdir()
+    with pytest.raises(RuntimeError, match=r"^the report took more than 0\.0001 minutes"):
+        write_report(
+            store,
+            out,
+            run_id="run-00001",
+            formats=["html", "pdf"],
+            lang="en",
+            timeout_minutes=0.0001,
+        )
+    assert [p.name for p in out.iterdir()] == []
+    assert not [c for c in multiprocessing.active_children() if c.name == "posaudit-report"]

@@ -10,11 +10,21 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from posaudit import kept, pipeline
+from posaudit.run import kept
+from posaudit.run.inputs import derived_inputs
+from posaudit.run.plan import data_window
+from posaudit.run.read import (
+    ColumnsUsed,
+    KeptRefunds,
+    TableReader,
+    columns_used,
+    derived_rows,
+    plain_strings,
+)
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
 from posaudit.pins import pin_digester
-from posaudit.pipeline import run_pipeline
+from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 
 
@@ -23,14 +33,14 @@ def store(sample_store: Path) -> Store:
     return Store.open(sample_store, read_only=True)
 
 
-def _columns(store: Store, names: list[str]) -> pipeline.ColumnsUsed:
+def _columns(store: Store, names: list[str]) -> ColumnsUsed:
     rules = [all_rules()[n] for n in names]
-    derived = pipeline.derived_inputs(
-        rules, store.read("operators"), window=pipeline.data_window(store), digester=pin_digester()
+    derived = derived_inputs(
+        rules, store.read("operators"), window=data_window(store), digester=pin_digester()
     )
     tables = {n for r in rules for n in r.inputs} - DERIVED_INPUTS - set(DERIVED_TABLES)
     tables |= {"transactions"}
-    return pipeline.columns_used(
+    return columns_used(
         rules, load_policy(), {n: store.schema(n) for n in tables}, derived
     )
 
@@ -58,9 +68,9 @@ def test_a_derived_table_from_the_rows_it_needs_equals_it_from_the_whole_table(
     store: Store, days_back: int | None
 ) -> None:
     table = DERIVED_TABLES["approved_refunds"]
-    _, last = pipeline.data_window(store)
+    _, last = data_window(store)
     since = None if days_back is None else last - timedelta(days=days_back)
-    read = pipeline.TableReader(store).read_derived("approved_refunds", since)
+    read = TableReader(store).read_derived("approved_refunds", since)
     whole = table(store.read("transactions").lazy()).collect()
     order = ["ts", "txn_id"]
     if since is None:
@@ -81,9 +91,9 @@ def test_a_derived_table_from_the_rows_it_needs_equals_it_from_the_whole_table(
 
 
 def test_the_rows_a_derived_table_reads_are_few_and_reach_back_to_old_sales(store: Store) -> None:
-    _, last = pipeline.data_window(store)
+    _, last = data_window(store)
     since = last - timedelta(days=3)
-    conditions = pipeline._derived_rows(DERIVED_TABLES["approved_refunds"], since)
+    conditions = derived_rows(DERIVED_TABLES["approved_refunds"], since)
     rows = store.read("transactions", where=conditions)
     assert rows.get_column("txn_id").is_unique().all()  # the conditions do not overlap
     assert rows.height < store.read("transactions", columns=["txn_id"]).height / 20
@@ -112,10 +122,10 @@ def test_a_query_table_from_the_store_equals_it_from_polars(
     store: Store, name: str, days_back: int | None
 ) -> None:
     table = DERIVED_TABLES[name]
-    _, last = pipeline.data_window(store)
+    _, last = data_window(store)
     since = None if days_back is None else last - timedelta(days=days_back)
-    read = pipeline.TableReader(store).read_derived(name, since)
-    frames = {s: pipeline._plain_strings(store.read(s)).lazy() for s in table.sources}
+    read = TableReader(store).read_derived(name, since)
+    frames = {s: plain_strings(store.read(s)).lazy() for s in table.sources}
     if since is not None:
         frames[table.source] = frames[table.source].filter(pl.col("ts") >= since)
     computed = table(*frames.values()).collect()
@@ -149,15 +159,15 @@ def test_the_refunds_frame_read_with_what_a_run_kept_equals_it_read_from_the_sto
     shutil.copy(sample_store, path)
     store = Store.open(path)
     try:
-        _, last = pipeline.data_window(store)
+        _, last = data_window(store)
         _refund_again(store, at=last - timedelta(hours=1))
         summary = run_pipeline(store, load_policy())
         assert kept.refunds_kept_by(store, summary.run_id)
         since = last - timedelta(days=days_back)
         changed_from = last - timedelta(days=changed_days_back)
-        reader = pipeline.TableReader(store, kept=pipeline.KeptRefunds(changed_from))
+        reader = TableReader(store, kept=KeptRefunds(changed_from))
         read = reader.read_derived("approved_refunds", since)
-        expected = pipeline.TableReader(store).read_derived("approved_refunds", since)
+        expected = TableReader(store).read_derived("approved_refunds", since)
         assert_frame_equal(read, expected, check_dtypes=False)
         # it reaches back to earlier refunds of the same sales, and keeps the new ones
         assert read.filter(pl.col("ts") < since).height > 0

@@ -17,7 +17,8 @@ from pipeline_kit import cli, copy, findings, summary_line
 
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import load_policy
-from posaudit.pipeline import NOT_RUN_COLUMN, RuleScope, write_run
+from posaudit.run.plan import RuleScope
+from posaudit.run.record import NOT_RUN_COLUMN, write_run
 from posaudit.store import Store
 
 pytestmark = pytest.mark.slow

@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hooked_run import HOOK_POINTS
 from pipeline_kit import (
     Paused,
     append_days,
@@ -17,12 +18,11 @@ from pipeline_kit import (
     file_bytes,
     findings,
     frame,
+    hooked_cli,
     run_here,
     snapshot,
     summary_line,
 )
-
-from posaudit.pipeline import HOOK_POINTS
 
 pytestmark = pytest.mark.slow
 
@@ -105,7 +105,7 @@ def test_a_second_run_exits_at_once_with_code_3(due: Path, tmp_path: Path) -> No
 def test_a_failed_run_is_recorded_and_changes_no_finding(due: Path, tmp_path: Path) -> None:
     store = copy(due, tmp_path / "failing.duckdb")
     before = findings(store, "true")
-    result = cli("run", "--db", str(store), env={"POSAUDIT_TEST_HOOK": "computed:fail"})
+    result = hooked_cli("computed:fail", "run", "--db", str(store))
     assert result.returncode == 1
     assert (
         result.stderr.strip()

@@ -16,7 +16,7 @@ import polars as pl
 import pytest
 
 from posaudit.detect.policy import load_policy
-from posaudit.pipeline import run_pipeline
+from posaudit.run.local import run_pipeline
 from posaudit.report import FORMATS, ReportResult, build_report
 from posaudit.report.data import _rank_score
 from posaudit.report.translations import FAMILIES, RULES

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from posaudit.detect.policy import load_policy
-from posaudit.pipeline import run_pipeline
+from posaudit.run.local import run_pipeline
 from posaudit.report import build_report
 from posaudit.report.translations import RULES
 from posaudit.store import Store

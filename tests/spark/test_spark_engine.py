@@ -17,7 +17,9 @@ from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import all_rules
 from posaudit.pins import pin_digester
-from posaudit.pipeline import data_window, findings_for_tables, run_pipeline
+from posaudit.run.detect import findings_for_tables
+from posaudit.run.local import run_pipeline
+from posaudit.run.plan import data_window
 from posaudit.score.operators import operator_day_scores
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario

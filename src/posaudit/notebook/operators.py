@@ -83,11 +83,11 @@ def score_inputs(audit: Audit) -> list[pl.LazyFrame]:
     """The anomaly score's inputs, read as a run reads them.
 
     The store computes the per-terminal day sums and picks the refunds with their sales
-    (:class:`posaudit.pipeline.TableReader`), so the ten million transactions of a large store
+    (:class:`posaudit.run.read.TableReader`), so the ten million transactions of a large store
     never cross into Python: the same frames the run scored, a fraction of the rows.
     """
     from posaudit.detect.registry import DERIVED_TABLES
-    from posaudit.pipeline import TableReader
+    from posaudit.run.read import TableReader
 
     with read_only(audit.db) as store:
         reader = TableReader(store)

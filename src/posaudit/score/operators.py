@@ -27,7 +27,7 @@ its own operator-days (merchant and category medians, a forest fitted on its sam
 sample's scores for percentiles), the data's current, incomplete week by the model of the week
 before. A day's score thus depends on its own week (and, until that week is complete, the week
 before) and never on later data: a nightly run scores the new day with a model kept from an
-earlier run (:mod:`posaudit.kept`, the forest kept as arrays by :mod:`posaudit.score.models`),
+earlier run (:mod:`posaudit.run.kept`, the forest kept as arrays by :mod:`posaudit.score.models`),
 and a week's days get their final scores the night the week completes. Comparing a week with
 itself also compares operator-days that have had as many days of 28-day context.
 
@@ -635,7 +635,8 @@ def week_of(day: str = "day") -> pl.Expr:
     return pl.col(day).cast(pl.Date).dt.truncate("1w")
 
 
-def _monday(day: date) -> date:
+def monday_of(day: date) -> date:
+    """The Monday of the calendar week of ``day``."""
     return day - timedelta(days=day.weekday())
 
 
@@ -654,7 +655,7 @@ def week_plan(days: Iterable[date]) -> pl.DataFrame:
         return pl.DataFrame(schema={"week": pl.Date, "model_week": pl.Date})
     last = max(present)
     rows = []
-    for week in sorted({_monday(d) for d in present}):
+    for week in sorted({monday_of(d) for d in present}):
         before = week - timedelta(days=7)
         covered = sum(1 for d in present if before <= d < week)
         complete = last >= week + timedelta(days=6)
@@ -1209,7 +1210,7 @@ def weekly_scores(
     activity = activity.sort("operator_id", "day")
     plan = week_plan({*activity.get_column("day").unique().to_list(), *other_days})
     if score_from is not None:
-        plan = plan.filter(pl.col("week") >= _monday(score_from))
+        plan = plan.filter(pl.col("week") >= monday_of(score_from))
     needed = set(plan.get_column("model_week").to_list())
     kept = {w: m for w, m in (models or {}).items() if w in needed}
     fitted, prepared = fit_week_models(

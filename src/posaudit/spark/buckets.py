@@ -9,7 +9,7 @@ also reads an event table without a card cannot be bucketed and runs on the driv
 the data, like the population scores (family ``scores``: a model ranks every operator-day
 against all others).
 
-The bucket's work is :func:`posaudit.pipeline.findings_for_tables` over the bucket's rows:
+The bucket's work is :func:`posaudit.run.detect.findings_for_tables` over the bucket's rows:
 the same code path as the local engine, with the whole store's data window.
 """
 
@@ -28,7 +28,8 @@ from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import DERIVED_INPUTS, Rule, all_rules
 from posaudit.pins import PinDigester
-from posaudit.pipeline import POPULATION_FAMILIES, findings_for_tables
+from posaudit.run.detect import findings_for_tables
+from posaudit.run.plan import POPULATION_FAMILIES
 from posaudit.store.db import EVENT_TIME_COLUMN
 
 Scheme = Literal["merchant", "card"]

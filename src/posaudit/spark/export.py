@@ -19,7 +19,7 @@ from typing import Any, Final
 
 from posaudit import __version__
 from posaudit.atomic import written_folder
-from posaudit.pipeline import data_fingerprint, data_window
+from posaudit.run.plan import data_fingerprint, data_window
 from posaudit.store import Store, StoreError
 from posaudit.store.db import BUCKETED_TABLES
 

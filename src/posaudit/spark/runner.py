@@ -2,7 +2,7 @@
 
 A run reads a bucketed export (:mod:`posaudit.spark.export`; made from the store first when
 there is none), runs each bucket's rules through Arrow on the executors with
-:func:`posaudit.pipeline.findings_for_tables` (the local engine's own detection step), runs
+:func:`posaudit.run.detect.findings_for_tables` (the local engine's own detection step), runs
 the anomaly score in stages (:mod:`posaudit.spark.score`: features and scores per bucket, the
 model fitted on the driver) and any other rule that cannot be bucketed on the driver, and
 merges the findings into the store in
@@ -27,7 +27,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import reduce
@@ -36,20 +36,25 @@ from typing import TYPE_CHECKING, Final, Literal
 
 import polars as pl
 
-from posaudit import __version__
-from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
+from posaudit.atomic import written_file
+from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import Rule, all_rules
-from posaudit.kept import forget_all_kept
 from posaudit.pins import PinDigester, pin_digester
-from posaudit.pipeline import (
+from posaudit.run.detect import one_per_finding_id
+from posaudit.run.kept import forget_all_kept
+from posaudit.run.plan import check_runnable, full_scopes, previous_run
+from posaudit.run.record import (
+    EventSink,
     MergeCounts,
-    RuleScope,
     RunSummary,
+    WrittenRun,
+    ignore_events,
+    in_severity_order,
     next_run_id,
-    one_per_finding_id,
     pivot_by_severity,
     record_failed_run,
+    run_summary,
     write_run,
 )
 from posaudit.spark.buckets import (
@@ -87,14 +92,12 @@ Strategy = Literal["shards", "groupby"]
 STRATEGIES: Final = ("shards", "groupby")
 BUCKETS_PER_CORE: Final = 4
 MIN_BUCKETS: Final = 8
-EventSink = Callable[[str, Mapping[str, object]], None]
 
 FINDINGS_DDL: Final = (
     "finding_id string, rule string, family string, severity string, score double, "
     "entity_type string, entity_id string, merchant_id string, window_start timestamp_ntz, "
     "window_end timestamp_ntz, summary string, evidence string"
 )
-SEVERITY_RANK: Final = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 
 def _arrow_schema() -> pa.Schema:
@@ -325,12 +328,9 @@ def _reason(placement: Placement) -> str:
     return "Spark engine, every rule over all the data"
 
 
-def _previous_run_id(store: Store) -> str | None:
-    rows = store.query(
-        "SELECT run_id FROM pipeline_runs WHERE status = 'succeeded' "
-        "ORDER BY finished_at DESC, run_id DESC LIMIT 1"
-    )
-    return str(rows[0][0]) if rows else None
+def _previous_run_id(store: Store | None) -> str | None:
+    previous = previous_run(store) if store is not None else None
+    return previous.run_id if previous is not None else None
 
 
 def resolve_export(
@@ -395,7 +395,7 @@ def run_spark(
     ``settings.master`` and stopped at the end. ``digester``: the PIN key's, else
     :func:`pin_digester`'s; it goes to the executors with each task.
     """
-    emit = on_event or (lambda _name, _fields: None)
+    emit = on_event or ignore_events
     rules = [r for r in all_rules().values() if policy.enabled(r.name)]
     placement = place_rules(rules)
     started_at = datetime.now().replace(microsecond=0)
@@ -413,10 +413,7 @@ def run_spark(
         msg = f"--findings-out {settings.findings_out} is a file, not a folder"
         raise StoreError(msg)
     if store is not None:
-        store.check_pin_key(digester.fingerprint)
-        if int(store.query("SELECT count(*) FROM transactions")[0][0]) == 0:  # type: ignore[call-overload]
-            msg = f"{store.path} holds no transactions: simulate or load data before the audit"
-            raise StoreError(msg)
+        check_runnable(store, digester)
     export, export_into = resolve_export(settings, store, digester=digester)
     temporary: Path | None = None
     own_session = session is None
@@ -444,7 +441,7 @@ def run_spark(
                 "run_id": run_id,
                 "mode": "full",
                 "reason": _reason(placement),
-                "previous_run_id": _previous_run_id(store) if store is not None else None,
+                "previous_run_id": _previous_run_id(store),
                 "rules": len(rules),
                 "rules_over_all_data": len(rules),
                 "engine": "spark",
@@ -524,10 +521,6 @@ def run_spark(
 # -- writing -------------------------------------------------------------------------------
 
 
-def _scopes(rules: list[Rule]) -> dict[str, RuleScope]:
-    return {r.name: RuleScope(r.name, None, None, "full run") for r in rules}
-
-
 def write_to_store(
     store: Store,
     result: DetectResult,
@@ -549,7 +542,7 @@ def write_to_store(
         store,
         result.findings,
         run_id=run_id,
-        scopes=_scopes(rules),
+        scopes=full_scopes(rules),
         policy=policy,
         mode="full",
         engine="spark",
@@ -560,70 +553,41 @@ def write_to_store(
         rows_read=result.rows_read,
         # the Spark engine keeps nothing: the next local run computes the score and the
         # refunds frame over all the data again
-        also=lambda: forget_all_kept(store),
+        keep_state=lambda: forget_all_kept(store),
     )
-    counts = written.counts
     stages["write"] = time.perf_counter() - mark
-    emit(
-        "write",
-        {
-            "new": counts.new,
-            "seen": counts.seen,
-            "carried": counts.carried,
-            "resolved": counts.resolved,
-            "not_run": counts.not_run,
-            "seconds": round(stages["write"], 3),
-        },
-    )
+    emit("write", written.counts.event_fields(stages["write"]))
     return _summary(
-        run_id,
-        previous,
-        reason,
-        started_at,
-        started,
-        result,
-        export,
-        counts,
-        policy,
-        written.new_by_severity,
-        written.open_by_family_and_severity,
-        stages,
+        run_id, written, previous, reason, started_at, started, result, export, policy, stages
     )
 
 
 def _summary(
     run_id: str,
+    written: WrittenRun,
     previous: str | None,
     reason: str,
     started_at: datetime,
     started: float,
     result: DetectResult,
     export: BucketedExport,
-    counts: MergeCounts,
     policy: Policy,
-    by_severity: dict[str, int],
-    open_now: pl.DataFrame,
     stages: dict[str, float],
 ) -> RunSummary:
-    return RunSummary(
+    """A Spark run's summary: always full, every rule over all the data."""
+    return run_summary(
+        written,
         run_id=run_id,
         mode="full",
         reason=reason,
         previous_run_id=previous,
         started_at=started_at,
-        finished_at=datetime.now().replace(microsecond=0),
-        seconds=time.perf_counter() - started,
+        started=started,
         rows_read=result.rows_read,
         data_from=export.data_from,
         data_to=export.data_to,
-        watermark=export.data_to,
-        counts=counts,
-        findings_open=counts.new + counts.seen,
         rules_over_all_data=sorted(result.rules),
-        policy_hash=policy.hash,
-        code_version=__version__,
-        new_by_severity={s: by_severity[s] for s in SEVERITIES if s in by_severity},
-        open_by_family_and_severity=open_now,
+        policy=policy,
         stage_seconds=stages,
     )
 
@@ -652,36 +616,20 @@ def write_to_parquet(
     folder.mkdir(parents=True, exist_ok=True)
     findings = result.findings.with_columns(pl.lit(run_id).alias("run_id"))
     target = folder / f"findings-{run_id}.parquet"
-    partial = target.with_name(f".{target.name}.partial")
-    findings.write_parquet(partial)
-    partial.replace(target)
-    counts = MergeCounts(new=findings.height)
+    with written_file(target) as part:
+        findings.write_parquet(part)
     by_severity = {str(s): int(n) for s, n in findings.group_by("severity").len().iter_rows()}
-    open_now = findings.group_by("family", "severity").len("n")
-    stages["write"] = time.perf_counter() - mark
-    emit(
-        "write",
-        {
-            "new": counts.new,
-            "seen": 0,
-            "carried": 0,
-            "resolved": 0,
-            "seconds": round(stages["write"], 3),
-        },
+    written = WrittenRun(
+        counts=MergeCounts(new=findings.height),
+        new_by_severity=in_severity_order(by_severity),
+        open_by_family_and_severity=pivot_by_severity(
+            findings.group_by("family", "severity").len("n")
+        ),
     )
+    stages["write"] = time.perf_counter() - mark
+    emit("write", written.counts.event_fields(stages["write"]))
     summary = _summary(
-        run_id,
-        None,
-        reason,
-        started_at,
-        started,
-        result,
-        export,
-        counts,
-        policy,
-        by_severity,
-        pivot_by_severity(open_now),
-        stages,
+        run_id, written, None, reason, started_at, started, result, export, policy, stages
     )
     record = summary.to_record() | {
         "engine": "spark",

@@ -45,12 +45,7 @@ import polars as pl
 from posaudit import code_digest
 from posaudit.pins import WEAKNESS_CLASSES, PinDigester
 from posaudit.score.models import WeekModel
-from posaudit.score.operators import (
-    CONTEXT_DAYS,
-    _monday,
-    week_plan,
-    weekly_scores,
-)
+from posaudit.score.operators import CONTEXT_DAYS, monday_of, week_plan, weekly_scores
 
 if TYPE_CHECKING:
     from posaudit.store import Store
@@ -110,9 +105,7 @@ def context_rows(store: Store, changed_day: date) -> pl.DataFrame:
 
 def kept_models(store: Store, changed_day: date) -> dict[date, WeekModel]:
     """The kept week models that no change from ``changed_day`` on can touch."""
-    rows = store.query(
-        f"SELECT model FROM {MODELS_TABLE} WHERE depends_until <= ?", [changed_day]
-    )
+    rows = store.query(f"SELECT model FROM {MODELS_TABLE} WHERE depends_until <= ?", [changed_day])
     models = (WeekModel.from_bytes(bytes(blob)) for (blob,) in rows)  # type: ignore[call-overload]
     return {m.week: m for m in models if m is not None}
 
@@ -130,7 +123,7 @@ def incremental_scores(
     scored with and the first day re-decided: ``changed_day``, or the Monday of its week when
     that week's days are now scored by another model than the kept one.
     """
-    monday = _monday(changed_day)
+    monday = monday_of(changed_day)
     earlier = _rows(store, DAYS_TABLE, monday, changed_day)
     activity = (
         pl.concat([earlier, new_days], how="vertical_relaxed") if earlier.height else new_days
@@ -181,7 +174,7 @@ def write_kept(
     new_last = days.get_column("day").max() if days.height else None
     found: list[date] = [d for d in (kept_last, new_last) if isinstance(d, date)]
     if found:
-        week = _monday(max(found))
+        week = monday_of(max(found))
         context_from = week - timedelta(days=CONTEXT_DAYS - 1)
         store.execute(f"DELETE FROM {DAYS_TABLE} WHERE day < ?", [week])
         store.execute(f"DELETE FROM {CONTEXT_TABLE} WHERE day < ?", [context_from])
@@ -194,9 +187,7 @@ def write_kept(
             days.filter(pl.col("day") >= context_from).select(_CONTEXT_COLUMNS),
         )
         kept = {w for (w,) in store.query(f"SELECT model_week FROM {MODELS_TABLE}")}
-        fresh = [
-            m for w, m in models.items() if w not in kept and w >= week - timedelta(days=7)
-        ]
+        fresh = [m for w, m in models.items() if w not in kept and w >= week - timedelta(days=7)]
         if fresh:
             store.append(MODELS_TABLE, _model_rows(fresh, run_id))
         store.set_meta(WEEK_KEY, week.isoformat())

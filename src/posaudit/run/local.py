@@ -1,0 +1,286 @@
+"""The local engine's run: plan, read, detect, record, in one process on the store.
+
+A run reads the tables the enabled rules name, supplies the inputs no table holds (the PIN
+exclusion list, the default-PIN digests, the data window), collects all rules together so
+that Polars shares their work, and merges the findings into the store in one transaction
+with a ``pipeline_runs`` row. Each stage has its module: :mod:`~posaudit.run.plan` (full or
+incremental, and what each rule reads and re-decides), :mod:`~posaudit.run.read`,
+:mod:`~posaudit.run.inputs`, :mod:`~posaudit.run.detect` (and :mod:`~posaudit.run.score`
+for the anomaly score), :mod:`~posaudit.run.record`, and :mod:`~posaudit.run.kept` for what
+a run keeps so that the next one does only the new day's work.
+
+The anomaly score, the longest step, starts on its own thread as soon as its tables are
+read, while the others are read and detected; the PIN exclusion list, when not kept, is
+built on another thread while the store is read.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime
+
+import polars as pl
+
+from posaudit.detect.findings import FINDINGS_SCHEMA
+from posaudit.detect.policy import Policy
+from posaudit.detect.registry import Rule, all_rules
+from posaudit.pins import PinDigester, pin_digester
+from posaudit.run.detect import findings_by_rule, one_per_finding_id, outside_lookback
+from posaudit.run.inputs import KeptExclusion, derived_inputs, kept_exclusion
+from posaudit.run.kept import forget_kept_refunds, refunds_kept_by, write_kept_refunds
+from posaudit.run.plan import WINDOW_TABLES, RuleScope, RunPlan, check_runnable, plan_run
+from posaudit.run.read import ColumnsToRead, KeptRefunds, TableReader, columns_to_read, read_inputs
+from posaudit.run.record import (
+    EventSink,
+    RunSummary,
+    ignore_events,
+    next_run_id,
+    record_failed_run,
+    run_summary,
+    write_run,
+)
+from posaudit.run.score import ScoreOutcome, fits_a_model, keep_score, score_outcome
+from posaudit.score.operators import SCORE_RULE, preload_model
+from posaudit.store import Store
+
+# Starts the anomaly score on its tables as soon as they are read, with how the run reads
+# the refunds.
+ScoreStarter = Callable[[dict[str, pl.LazyFrame], KeptRefunds | None], None]
+
+
+def run_pipeline(
+    store: Store,
+    policy: Policy,
+    *,
+    full: bool = False,
+    on_event: EventSink | None = None,
+    digester: PinDigester | None = None,
+) -> RunSummary:
+    """Run every enabled rule (incrementally when possible) and record the run. Raises StoreError.
+
+    ``store`` must be open for writing: its writer lock makes this process the only
+    writer. A failure after planning is recorded as a ``failed`` run and re-raised; the
+    findings are then untouched. ``digester``: the PIN key's, else :func:`pin_digester`'s.
+    """
+    emit = on_event or ignore_events
+    rules = [r for r in all_rules().values() if policy.enabled(r.name)]
+    started_at = datetime.now().replace(microsecond=0)
+    started = time.perf_counter()
+    digester = pin_digester() if digester is None else digester
+    check_runnable(store, digester)
+    plan = plan_run(store, policy, rules, full=full)
+    planned = time.perf_counter() - started
+    run_id = next_run_id(store)
+    emit(
+        "plan",
+        {
+            "run_id": run_id,
+            "mode": plan.mode,
+            "reason": plan.reason,
+            "previous_run_id": plan.previous_run_id,
+            "rules": len(rules),
+            "rules_over_all_data": len(plan.rules_over_all_data),
+        },
+    )
+    run = LocalRun(store, policy, rules, plan, run_id, digester, emit)
+    try:
+        summary = run.execute(started_at, started)
+    except Exception as exc:
+        record_failed_run(
+            store,
+            policy,
+            run_id=run_id,
+            mode=plan.mode,
+            engine="local",
+            started_at=started_at,
+            seconds=time.perf_counter() - started,
+            exc=exc,
+        )
+        raise
+    summary.stage_seconds = {"plan": planned, **summary.stage_seconds}
+    return summary
+
+
+@dataclass
+class ReadStage:
+    """What the read stage hands on: each rule's tables, the runner's inputs, and what the
+    run keeps of its reading (the refunds frame, the columns, the exclusion list)."""
+
+    reader: TableReader
+    inputs: dict[str, dict[str, pl.LazyFrame]]
+    derived: dict[str, pl.LazyFrame]
+    columns: ColumnsToRead
+    exclusion: KeptExclusion
+
+    def keep(self, store: Store, run_id: str) -> None:
+        """Keep what the next run starts from and the score does not decide (in the run's
+        transaction): the refunds frame (or mark it as nobody's), the columns and the
+        exclusion list."""
+        self.columns.keep(store)
+        self.exclusion.keep(store, self.derived)
+        refunds = self.reader.refunds_to_keep
+        if refunds is not None:
+            write_kept_refunds(store, run_id, refunds[0], changed_from=refunds[1])
+        else:
+            forget_kept_refunds(store)
+
+
+@dataclass
+class LocalRun:
+    """One planned run of the local engine, stage by stage."""
+
+    store: Store
+    policy: Policy
+    rules: list[Rule]
+    plan: RunPlan
+    run_id: str
+    digester: PinDigester
+    emit: EventSink
+
+    def execute(self, started_at: datetime, started: float) -> RunSummary:
+        stages: dict[str, float] = {}
+        mark = time.perf_counter()
+        scopes = dict(self.plan.scopes)
+        score = next((r for r in self.rules if r.name == SCORE_RULE), None)
+        others = [r for r in self.rules if r is not score]
+        if score is not None and fits_a_model(scopes[score.name], self.plan.data_to):
+            preload_model()  # while the store is read
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as scorer:
+            scoring: list[Future[ScoreOutcome]] = []
+
+            def start_score(tables: dict[str, pl.LazyFrame], refunds: KeptRefunds | None) -> None:
+                assert score is not None
+                outcome = scorer.submit(
+                    score_outcome,
+                    self.store,
+                    score,
+                    tables,
+                    self.policy,
+                    scopes[score.name],
+                    refunds,
+                )
+                scoring.append(outcome)
+
+            read = self.read(scopes, score, start_score)
+            stages["read"] = time.perf_counter() - mark
+            self.emit("read", {"rows": read.reader.rows_read, "seconds": round(stages["read"], 3)})
+
+            mark = time.perf_counter()
+            frames = self.detect(others, read, scopes)
+            with self.store.transaction():
+                # What the next run starts from and owes nothing to the score is written
+                # while the score, often the longest step, still runs on its own thread.
+                read.keep(self.store, self.run_id)
+                outcome = scoring[0].result() if scoring else None
+                if score is not None and outcome is not None:
+                    frames[score.name] = outcome.findings
+                    scope = scopes[score.name]
+                    scopes[score.name] = RuleScope(
+                        score.name, scope.read_from, outcome.recheck_from, scope.why_all
+                    )
+                findings = one_per_finding_id(
+                    pl.concat([frames[r.name] for r in self.rules])
+                    if self.rules
+                    else pl.DataFrame(schema=FINDINGS_SCHEMA)
+                )
+                stages["detect"] = time.perf_counter() - mark
+                over_all = sorted(name for name, s in scopes.items() if s.read_from is None)
+                self.emit(
+                    "detect",
+                    {
+                        "rules": len(self.rules),
+                        "rules_over_all_data": len(over_all),
+                        "findings": findings.height,
+                        "seconds": round(stages["detect"], 3),
+                    },
+                )
+
+                mark = time.perf_counter()
+                read_from = read.reader.earliest(WINDOW_TABLES, self.plan.data_from)
+                written = write_run(
+                    self.store,
+                    findings,
+                    run_id=self.run_id,
+                    scopes=scopes,
+                    policy=self.policy,
+                    mode=self.plan.mode,
+                    engine="local",
+                    started_at=started_at,
+                    started=started,
+                    data_from=read_from,
+                    data_to=self.plan.data_to,
+                    rows_read=read.reader.rows_read,
+                    in_transaction=True,
+                    keep_state=lambda: keep_score(self.store, self.run_id, outcome),
+                )
+        stages["write"] = time.perf_counter() - mark
+        self.emit("write", written.counts.event_fields(stages["write"]))
+        return run_summary(
+            written,
+            run_id=self.run_id,
+            mode=self.plan.mode,
+            reason=self.plan.reason,
+            previous_run_id=self.plan.previous_run_id,
+            started_at=started_at,
+            started=started,
+            rows_read=read.reader.rows_read,
+            data_from=read_from,
+            data_to=self.plan.data_to,
+            rules_over_all_data=over_all,
+            policy=self.policy,
+            stage_seconds=stages,
+        )
+
+    def read(
+        self,
+        scopes: Mapping[str, RuleScope],
+        score: Rule | None,
+        start_score: ScoreStarter,
+    ) -> ReadStage:
+        """Read every rule's tables, the score's first (handed to ``start_score`` as soon as
+        they are read), while the runner's inputs are built on a second thread."""
+        store, rules, plan = self.store, self.rules, self.plan
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as builder:
+            operators = store.read("operators")
+            exclusion = kept_exclusion(store, rules, operators, digester=self.digester)
+            building = builder.submit(
+                derived_inputs,
+                rules,
+                operators,
+                window=(plan.data_from, plan.data_to),
+                digester=self.digester,
+                exclusion=exclusion.rows,
+            )
+            columns = columns_to_read(store, rules, self.policy)
+            current = plan.changed_from is not None and refunds_kept_by(store, plan.previous_run_id)
+            kept = KeptRefunds(plan.changed_from if current else None)
+            reader = TableReader(store, columns.columns, kept)
+            stage = ReadStage(reader, {}, {}, columns, exclusion)
+            stage.inputs = read_inputs(
+                reader,
+                rules,
+                scopes,
+                read_first=score,
+                when_read=lambda tables: start_score(tables, reader.kept),
+            )
+            stage.derived = building.result()
+        return stage
+
+    def detect(
+        self, rules: list[Rule], read: ReadStage, scopes: dict[str, RuleScope]
+    ) -> dict[str, pl.DataFrame]:
+        """Each rule's findings; a windowed rule whose findings outgrow its look-back is
+        re-run over all the data (its scope in ``scopes`` says so)."""
+        frames = findings_by_rule(rules, read.inputs, read.derived, self.policy, scopes)
+        redo = [r for r in rules if outside_lookback(r, scopes[r.name], frames[r.name])]
+        if redo:
+            for r in redo:
+                scopes[r.name] = RuleScope(
+                    r.name, None, None, "a finding spans more than its look-back"
+                )
+            again = read_inputs(read.reader, redo, scopes)
+            frames |= findings_by_rule(redo, again, read.derived, self.policy, scopes)
+        return frames

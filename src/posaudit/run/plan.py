@@ -1,0 +1,291 @@
+"""Planning a run: full or incremental, and what each rule reads and re-decides.
+
+A run is incremental when the store holds a successful run made with the same policy and the
+same code, and the data up to that run's watermark (its latest event time) is unchanged.
+Every rule declares its look-back ``L``: whether a finding exists, its window and its evidence
+depend on the events from ``L`` before the window's end to the window's end, and later events
+change it only within ``L`` (a burst they extend). So new events after the watermark ``W``
+can only change findings ending at or after ``W - L``; the run re-decides exactly those,
+reading the rule's events from ``W - 2L`` so that each of them has its whole context, and
+carries every finding ending earlier over unchanged. A rule whose look-back reaches back
+over all the data, and a score (family ``scores``: a model ranks every operator-day against
+all others, so any new day can move any rank), is re-run over all the data. A rule with a
+finding whose window is longer than its look-back does not fit that promise and is re-run
+over all the data too. The findings after an incremental run therefore equal those of a full
+run over the same data; the tests check this for every rule.
+
+Both engines plan here: the Spark engine's runs are always full (:func:`full_scopes`), and it
+names the previous run the same way (:func:`previous_run`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Final, Literal
+
+import polars as pl
+
+from posaudit import __version__
+from posaudit.detect.policy import Policy
+from posaudit.detect.registry import DERIVED_TABLES, Rule
+from posaudit.pins import PinDigester
+from posaudit.run.kept import IncrementalScore, kept_week
+from posaudit.score.operators import SCORE_RULE
+from posaudit.store import Store, StoreError
+from posaudit.store.db import EVENT_TIME_COLUMN
+
+Mode = Literal["full", "incremental"]
+
+# Tables without an event time: always read whole, and a change to one needs a full run.
+DIMENSION_TABLES: Final = ("merchants", "terminals", "operators")
+# The tables that define the data window (first and last event) and the watermark.
+WINDOW_TABLES: Final = ("login_events", "transactions")
+# Families whose findings rank each entity against the whole population: re-run over all data.
+POPULATION_FAMILIES: Final = frozenset({"scores"})
+# posaudit_meta key holding what the data looked like at the last run's watermark.
+FINGERPRINT_KEY: Final = "pipeline.fingerprint"
+
+
+@dataclass(frozen=True)
+class RuleScope:
+    """What one rule reads and re-decides in a run.
+
+    ``read_from``: the earliest event time the rule reads (None: all events).
+    ``recheck_from``: findings ending at or after it are re-decided, earlier ones carried
+    over (None: all of the rule's findings are re-decided).
+    """
+
+    rule: str
+    read_from: datetime | None
+    recheck_from: datetime | None
+    why_all: str = ""
+    # tables the rule reads from a later time than ``read_from``
+    table_from: Mapping[str, datetime] = field(default_factory=dict)
+
+    def since(self, table: str) -> datetime | None:
+        """The earliest event time the rule reads of ``table`` (None: all of it)."""
+        return self.table_from.get(table, self.read_from)
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    mode: Mode
+    reason: str
+    previous_run_id: str | None
+    changed_from: datetime | None  # incremental: every new or changed event is at or after it
+    data_from: datetime
+    data_to: datetime
+    scopes: dict[str, RuleScope]
+
+    @property
+    def rules_over_all_data(self) -> list[str]:
+        return sorted(name for name, scope in self.scopes.items() if scope.read_from is None)
+
+
+def full_scopes(rules: Iterable[Rule], why: str = "full run") -> dict[str, RuleScope]:
+    """Every rule over all the data, all its findings re-decided."""
+    return {r.name: RuleScope(r.name, None, None, why) for r in rules}
+
+
+def timestamp_literal(value: datetime) -> str:
+    return f"TIMESTAMP '{value.isoformat(sep=' ')}'"
+
+
+def check_runnable(store: Store, digester: PinDigester) -> None:
+    """Refuse, with one line, a store made under another PIN key or holding no transactions."""
+    store.check_pin_key(digester.fingerprint)
+    if int(store.query("SELECT count(*) FROM transactions")[0][0]) == 0:  # type: ignore[call-overload]
+        msg = f"{store.path} holds no transactions: simulate or load data before running the audit"
+        raise StoreError(msg)
+
+
+def data_window(store: Store) -> tuple[datetime, datetime]:
+    """First and last event time of the audited event tables (logins and transactions)."""
+    union = " UNION ALL ".join(
+        f"SELECT min(ts) AS lo, max(ts) AS hi FROM {t}" for t in WINDOW_TABLES
+    )
+    lo, hi = store.query(f"SELECT min(lo), max(hi) FROM ({union})")[0]
+    return lo, hi  # type: ignore[return-value]
+
+
+def data_fingerprint(store: Store, watermark: datetime) -> dict[str, Any]:
+    """What the data up to ``watermark`` looks like: events per table and day, dimension hashes.
+
+    The next run compares it with the data as it is then: the earliest day whose count
+    changed is where events were loaded late (or deleted), and incremental work starts
+    there. A changed dimension table (merchants, terminals, operators) needs a full run.
+    """
+    events = {}
+    for table, column in EVENT_TIME_COLUMN.items():
+        rows = store.query(
+            f"SELECT CAST({column} AS DATE) AS day, count(*) FROM {table} "
+            f"WHERE {column} <= ? GROUP BY day",
+            [watermark],
+        )
+        events[table] = {str(day): int(n) for day, n in rows}  # type: ignore[call-overload]
+    dimensions = {}
+    for table in DIMENSION_TABLES:
+        count, digest = store.query(
+            f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t"
+        )[0]
+        dimensions[table] = f"{count}:{digest}"
+    return {"watermark": watermark.isoformat(), "events": events, "dimensions": dimensions}
+
+
+@dataclass(frozen=True)
+class PreviousRun:
+    """The store's latest successful run, whichever engine made it."""
+
+    run_id: str
+    policy_hash: str
+    code_version: str
+    watermark: datetime | None
+
+
+def previous_run(store: Store) -> PreviousRun | None:
+    rows = store.query(
+        "SELECT run_id, policy_hash, code_version, watermark FROM pipeline_runs "
+        "WHERE status = 'succeeded' ORDER BY finished_at DESC, run_id DESC LIMIT 1"
+    )
+    if not rows:
+        return None
+    run_id, policy_hash, code_version, watermark = rows[0]
+    return PreviousRun(str(run_id), str(policy_hash), str(code_version), watermark)  # type: ignore[arg-type]
+
+
+def changed_since(
+    store: Store, policy: Policy, previous: PreviousRun | None, data_to: datetime
+) -> tuple[datetime | None, str]:
+    """Since when the data may differ from what the previous run saw, and why.
+
+    ``(None, why)`` when the run must be full; else ``(time, why)``: every event added or
+    removed since the previous run lies at or after ``time`` (its watermark, or the start of
+    the earliest day whose events changed before it).
+    """
+    if previous is None:
+        return None, "first run on this store"
+    name = previous.run_id
+    if previous.policy_hash != policy.hash:
+        return None, f"the policy changed since {name}"
+    if previous.code_version != __version__:
+        return None, f"posaudit changed since {name} ({previous.code_version} -> {__version__})"
+    watermark = previous.watermark
+    stored = store.meta().get(FINGERPRINT_KEY)
+    before = json.loads(stored) if stored else {}
+    if watermark is None or before.get("watermark") != watermark.isoformat():
+        return None, f"{name} left no watermark"
+    now = data_fingerprint(store, watermark)
+    changed = [t for t, h in now["dimensions"].items() if before["dimensions"].get(t) != h]
+    if changed:
+        return None, f"{', '.join(changed)} changed since {name}"
+    days = [
+        day
+        for table, counts in now["events"].items()
+        for day in set(counts) | set(before["events"].get(table, {}))
+        if counts.get(day, 0) != before["events"].get(table, {}).get(day, 0)
+    ]
+    if not days and data_to <= watermark:
+        return watermark, f"no new data since {name}"
+    if not days:
+        return watermark, f"new data since {name}'s watermark {watermark:%Y-%m-%d %H:%M:%S}"
+    first = datetime.fromisoformat(min(days))
+    return first, f"new data since {name}, and events changed from {first:%Y-%m-%d} on"
+
+
+def overlong_rules(store: Store, rules: list[Rule], watermark: datetime) -> set[str]:
+    """Rules with a finding, among those they would re-decide, longer than their look-back."""
+    if not rules:
+        return set()
+    earliest = min(watermark - r.lookback for r in rules)
+    names = ", ".join("'" + r.name + "'" for r in rules)
+    candidates = store.frame(
+        "SELECT rule, window_start, window_end FROM findings "
+        f"WHERE window_end >= {timestamp_literal(earliest)} AND rule IN ({names})"
+    )
+    limits = pl.DataFrame(
+        [
+            (r.name, r.lookback, watermark - (r.lookback if r.recheck is None else r.recheck))
+            for r in rules
+        ],
+        schema={
+            "rule": pl.String,
+            "lookback": pl.Duration("us"),
+            "rechecked_from": pl.Datetime("us"),
+        },
+        orient="row",
+    )
+    overlong = candidates.join(limits, on="rule").filter(
+        (pl.col("window_end") >= pl.col("rechecked_from"))
+        & (pl.col("window_end") - pl.col("window_start") > pl.col("lookback"))
+    )
+    return set(overlong.get_column("rule").unique().to_list())
+
+
+def score_scope(
+    store: Store, rule: Rule, changed_from: datetime, previous_id: str | None
+) -> RuleScope:
+    """What the anomaly score reads in an incremental run (see :mod:`posaudit.run.kept`)."""
+    week = kept_week(store, previous_id)
+    if week is None:
+        return RuleScope(rule.name, None, None, "no operator-days kept by the previous run")
+    if changed_from.date() < week:
+        return RuleScope(rule.name, None, None, "events changed before the week it keeps")
+    reads = IncrementalScore(changed_from.date())
+    # the earliest data it uses: the kept 28-day sums and the refunds to cards, 27 days back
+    events = {
+        t: reads.events_from for t in rule.inputs if t in EVENT_TIME_COLUMN or t in DERIVED_TABLES
+    }
+    return RuleScope(rule.name, reads.refunds_from, reads.events_from, table_from=events)
+
+
+def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = False) -> RunPlan:
+    """Decide full or incremental, and what each rule reads and re-decides."""
+    data_from, data_to = data_window(store)
+    previous = previous_run(store)
+    previous_id = previous.run_id if previous else None
+    changed_from, reason = (
+        (None, "requested (--full)") if full else changed_since(store, policy, previous, data_to)
+    )
+    if changed_from is None:
+        return RunPlan("full", reason, previous_id, None, data_from, data_to, full_scopes(rules))
+    starts = {
+        table: store.query(f"SELECT min({column}) FROM {table}")[0][0]
+        for table, column in EVENT_TIME_COLUMN.items()
+    }
+    overlong = overlong_rules(store, rules, changed_from)
+    scopes = {}
+    for r in rules:
+        recheck_from = changed_from - (r.lookback if r.recheck is None else r.recheck)
+        read_from = recheck_from - r.lookback
+        table_from = (
+            {
+                t: recheck_from - back
+                for t, back in r.reads(r.parameters | policy.parameters(r.name)).items()
+            }
+            if r.reads is not None
+            else {}
+        )
+        # a derived table starts where the store table it comes from starts
+        sources = [DERIVED_TABLES[t].source if t in DERIVED_TABLES else t for t in r.inputs]
+        firsts: list[datetime] = [starts[t] for t in sources if starts.get(t) is not None]  # type: ignore[misc]
+        if r.name == SCORE_RULE:
+            scopes[r.name] = score_scope(store, r, changed_from, previous_id)
+            continue
+        if r.family in POPULATION_FAMILIES:
+            why = "ranks the whole population"
+        elif r.name in overlong:
+            why = "a finding spans more than its look-back"
+        elif not firsts or read_from <= min(firsts):
+            why = "its look-back covers all the data"
+            if table_from:
+                # the tables it reads whole are the ones read whole anyway
+                scopes[r.name] = RuleScope(r.name, None, recheck_from, why, table_from)
+                continue
+        else:
+            scopes[r.name] = RuleScope(r.name, read_from, recheck_from, table_from=table_from)
+            continue
+        scopes[r.name] = RuleScope(r.name, None, None, why)
+    return RunPlan("incremental", reason, previous_id, changed_from, data_from, data_to, scopes)
