@@ -129,6 +129,29 @@ class ReadStage:
 
 
 @dataclass
+class ScoreInBackground:
+    """The anomaly score on its own thread, started as soon as its tables are read."""
+
+    pool: ThreadPoolExecutor
+    store: Store
+    rule: Rule | None
+    policy: Policy
+    scopes: Mapping[str, RuleScope]
+    running: Future[ScoreOutcome] | None = None
+
+    def start(self, tables: dict[str, pl.LazyFrame], refunds: KeptRefunds | None) -> None:
+        assert self.rule is not None
+        scope = self.scopes[self.rule.name]
+        self.running = self.pool.submit(
+            score_outcome, self.store, self.rule, tables, self.policy, scope, refunds
+        )
+
+    def outcome(self) -> ScoreOutcome | None:
+        """The score's outcome once it is done (None: the run has no score)."""
+        return self.running.result() if self.running is not None else None
+
+
+@dataclass
 class LocalRun:
     """One planned run of the local engine, stage by stage."""
 
@@ -145,47 +168,22 @@ class LocalRun:
         mark = time.perf_counter()
         scopes = dict(self.plan.scopes)
         score = next((r for r in self.rules if r.name == SCORE_RULE), None)
-        others = [r for r in self.rules if r is not score]
         if score is not None and fits_a_model(scopes[score.name], self.plan.data_to):
             preload_model()  # while the store is read
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as scorer:
-            scoring: list[Future[ScoreOutcome]] = []
-
-            def start_score(tables: dict[str, pl.LazyFrame], refunds: KeptRefunds | None) -> None:
-                assert score is not None
-                outcome = scorer.submit(
-                    score_outcome,
-                    self.store,
-                    score,
-                    tables,
-                    self.policy,
-                    scopes[score.name],
-                    refunds,
-                )
-                scoring.append(outcome)
-
-            read = self.read(scopes, score, start_score)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as pool:
+            scoring = ScoreInBackground(pool, self.store, score, self.policy, scopes)
+            read = self.read(scopes, score, scoring.start)
             stages["read"] = time.perf_counter() - mark
             self.emit("read", {"rows": read.reader.rows_read, "seconds": round(stages["read"], 3)})
 
             mark = time.perf_counter()
-            frames = self.detect(others, read, scopes)
+            frames = self.detect([r for r in self.rules if r is not score], read, scopes)
             with self.store.transaction():
                 # What the next run starts from and owes nothing to the score is written
                 # while the score, often the longest step, still runs on its own thread.
                 read.keep(self.store, self.run_id)
-                outcome = scoring[0].result() if scoring else None
-                if score is not None and outcome is not None:
-                    frames[score.name] = outcome.findings
-                    scope = scopes[score.name]
-                    scopes[score.name] = RuleScope(
-                        score.name, scope.read_from, outcome.recheck_from, scope.why_all
-                    )
-                findings = one_per_finding_id(
-                    pl.concat([frames[r.name] for r in self.rules])
-                    if self.rules
-                    else pl.DataFrame(schema=FINDINGS_SCHEMA)
-                )
+                outcome = scoring.outcome()
+                findings = self.all_findings(frames, scopes, outcome)
                 stages["detect"] = time.perf_counter() - mark
                 over_all = sorted(name for name, s in scopes.items() if s.read_from is None)
                 self.emit(
@@ -256,18 +254,17 @@ class LocalRun:
             )
             columns = columns_to_read(store, rules, self.policy)
             current = plan.changed_from is not None and refunds_kept_by(store, plan.previous_run_id)
-            kept = KeptRefunds(plan.changed_from if current else None)
-            reader = TableReader(store, columns.columns, kept)
-            stage = ReadStage(reader, {}, {}, columns, exclusion)
-            stage.inputs = read_inputs(
+            reader = TableReader(
+                store, columns.columns, KeptRefunds(plan.changed_from if current else None)
+            )
+            inputs = read_inputs(
                 reader,
                 rules,
                 scopes,
                 read_first=score,
                 when_read=lambda tables: start_score(tables, reader.kept),
             )
-            stage.derived = building.result()
-        return stage
+            return ReadStage(reader, inputs, building.result(), columns, exclusion)
 
     def detect(
         self, rules: list[Rule], read: ReadStage, scopes: dict[str, RuleScope]
@@ -284,3 +281,21 @@ class LocalRun:
             again = read_inputs(read.reader, redo, scopes)
             frames |= findings_by_rule(redo, again, read.derived, self.policy, scopes)
         return frames
+
+    def all_findings(
+        self,
+        frames: dict[str, pl.DataFrame],
+        scopes: dict[str, RuleScope],
+        outcome: ScoreOutcome | None,
+    ) -> pl.DataFrame:
+        """The run's findings, one per id, the score's with the others'; the score's scope
+        then says from when it re-decided."""
+        if outcome is not None:
+            frames[SCORE_RULE] = outcome.findings
+            scope = scopes[SCORE_RULE]
+            scopes[SCORE_RULE] = RuleScope(
+                SCORE_RULE, scope.read_from, outcome.recheck_from, scope.why_all
+            )
+        if not self.rules:
+            return pl.DataFrame(schema=FINDINGS_SCHEMA)
+        return one_per_finding_id(pl.concat([frames[r.name] for r in self.rules]))
