@@ -29,7 +29,7 @@ import duckdb
 import polars as pl
 
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import DERIVED_TABLES, all_rules
+from posaudit.detect.registry import DERIVED_TABLES
 from posaudit.pins import pin_key
 from posaudit.pipeline import (
     POPULATION_FAMILIES,
@@ -39,6 +39,7 @@ from posaudit.pipeline import (
     derived_inputs,
     plan_run,
 )
+from posaudit.rules import all_rules
 from posaudit.store import Store
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]

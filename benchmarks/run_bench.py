@@ -27,9 +27,10 @@ BARE_PASS = """
 import sys, time
 import polars as pl
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
+from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES
 from posaudit.pipeline import TableReader, data_window, derived_inputs, store_columns_used
 from posaudit.pins import pin_key
+from posaudit.rules import all_rules
 from posaudit.store import Store
 store = Store.open(sys.argv[1], read_only=True)
 rules = list(all_rules().values())

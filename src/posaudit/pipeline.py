@@ -62,7 +62,6 @@ from posaudit.detect.registry import (
     DERIVED_TABLES,
     DerivedTable,
     Rule,
-    all_rules,
     with_derived_tables,
 )
 from posaudit.kept import (
@@ -87,6 +86,7 @@ from posaudit.kept import (
     write_kept_refunds,
 )
 from posaudit.pins import PinDigester, exclusion_list, pin_digester
+from posaudit.rules import all_rules
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     SCORE_RULE,

@@ -18,10 +18,10 @@ from test_notebooks_run import PROMISED
 
 from posaudit.detect.findings import SEVERITIES
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import all_rules
 from posaudit.notebook import bounds, operators, pins, refunds
 from posaudit.pins import WEAKNESS_LABELS
 from posaudit.pipeline import run_pipeline
+from posaudit.rules import all_rules
 from posaudit.score import operators as scoring
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario

@@ -13,8 +13,8 @@ from polars.testing import assert_frame_equal
 
 from posaudit import kept, pipeline
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import all_rules
 from posaudit.pins import PIN_KEY_ENV, exclusion_list, pin_digester
+from posaudit.rules import all_rules
 from posaudit.store import Store
 
 

@@ -12,9 +12,10 @@ from polars.testing import assert_frame_equal
 
 from posaudit import kept, pipeline
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
+from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES
 from posaudit.pins import pin_digester
 from posaudit.pipeline import run_pipeline
+from posaudit.rules import all_rules
 from posaudit.store import Store
 
 
@@ -97,7 +98,7 @@ def test_store_read_refuses_an_unknown_table(store: Store) -> None:
         store.read("approved_refunds")
 
 
-all_rules()  # registers the shared frames with the rules
+# filled when posaudit.rules imported the rule modules, which register their shared frames
 QUERY_TABLES = sorted(n for n, t in DERIVED_TABLES.items() if t.sql is not None)
 
 

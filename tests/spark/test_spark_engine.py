@@ -15,9 +15,9 @@ import pytest
 
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import all_rules
 from posaudit.pins import pin_digester
 from posaudit.pipeline import data_window, findings_for_tables, run_pipeline
+from posaudit.rules import all_rules
 from posaudit.score.operators import operator_day_scores
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario

@@ -14,8 +14,8 @@ from typing import Final
 
 import polars as pl
 
-from posaudit.detect.registry import all_rules
 from posaudit.notebook.session import SEVERITY_RANK, Audit, read_only
+from posaudit.rules import all_rules
 from posaudit.score import operators as scoring
 
 SCORE_RULE: Final = scoring.SCORE_RULE

@@ -26,9 +26,10 @@ import polars as pl
 from posaudit.detect import registry
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import Policy
-from posaudit.detect.registry import DERIVED_INPUTS, Rule, all_rules
+from posaudit.detect.registry import DERIVED_INPUTS, Rule
 from posaudit.pins import PinDigester
 from posaudit.pipeline import POPULATION_FAMILIES, findings_for_tables
+from posaudit.rules import all_rules
 from posaudit.store.db import EVENT_TIME_COLUMN
 
 Scheme = Literal["merchant", "card"]

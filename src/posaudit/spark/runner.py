@@ -39,7 +39,7 @@ import polars as pl
 from posaudit import __version__
 from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
 from posaudit.detect.policy import Policy
-from posaudit.detect.registry import Rule, all_rules
+from posaudit.detect.registry import Rule
 from posaudit.kept import forget_all_kept
 from posaudit.pins import PinDigester, pin_digester
 from posaudit.pipeline import (
@@ -52,6 +52,7 @@ from posaudit.pipeline import (
     record_failed_run,
     write_run,
 )
+from posaudit.rules import all_rules
 from posaudit.spark.buckets import (
     DIMENSION_TABLES,
     BucketJob,
