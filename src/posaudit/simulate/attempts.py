@@ -29,7 +29,9 @@ class LoginLog:
         self.operator.append(operator)
         self.outcome.append(outcome)
 
-    def lockout(self, terminal: int, operator: int, locked_at: int, unlocked_at: int, method: str) -> None:
+    def lockout(
+        self, terminal: int, operator: int, locked_at: int, unlocked_at: int, method: str
+    ) -> None:
         self.lock_terminal.append(terminal)
         self.lock_operator.append(operator)
         self.locked_at.append(locked_at)
@@ -80,7 +82,9 @@ def guessing_run(
             if method == "timeout":
                 unlock_at = attempt_us + lockout_minutes * US_PER_MINUTE
             else:
-                unlock_at = attempt_us + min(unlock_delay_us, lockout_minutes * US_PER_MINUTE - US_PER_MINUTE)
+                unlock_at = attempt_us + min(
+                    unlock_delay_us, lockout_minutes * US_PER_MINUTE - US_PER_MINUTE
+                )
             log.lockout(terminal, operator, attempt_us, unlock_at, method)
             method = "timeout"
             for locked_try in range(locked_tries):

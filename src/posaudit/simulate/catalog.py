@@ -93,4 +93,17 @@ CATEGORY_WORDS: Final = {
     "charity": "Charity Fund",
 }
 SURNAMES: Final = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu")
-GIVEN: Final = ("Wei", "Fang", "Na", "Min", "Jing", "Lei", "Jun", "Yan", "Hao", "Ting", "Yu", "Qiang")
+GIVEN: Final = (
+    "Wei",
+    "Fang",
+    "Na",
+    "Min",
+    "Jing",
+    "Lei",
+    "Jun",
+    "Yan",
+    "Hao",
+    "Ting",
+    "Yu",
+    "Qiang",
+)

@@ -53,7 +53,9 @@ def _where_or_null(mask: np.ndarray, values: np.ndarray) -> pl.Series:
     """Failure reasons: ``values`` where ``mask`` holds, null elsewhere (as the Enum)."""
     idx = np.zeros(mask.size, dtype=np.int64)
     idx[mask] = [_FAILURE_INDEX[reason] for reason in values[mask].tolist()]
-    return pl.select(pl.when(pl.Series(mask)).then(_FAILURE_NAMES.gather(pl.Series(idx)))).to_series()
+    return pl.select(
+        pl.when(pl.Series(mask)).then(_FAILURE_NAMES.gather(pl.Series(idx)))
+    ).to_series()
 
 
 def _status(failed: np.ndarray, name: str) -> pl.Series:
@@ -118,7 +120,12 @@ def make_shifts(world: World, day: int, rng: np.random.Generator, roaming_share:
     base = day_start_us(world, day)
     seller_counts = world.t_sale_n
     first = (rng.random(world.n_terminals) * seller_counts).astype(np.int64)
-    second = np.where(seller_counts > 1, (first + 1 + (rng.random(world.n_terminals) * (seller_counts - 1)).astype(np.int64)) % np.maximum(seller_counts, 1), first)
+    second = np.where(
+        seller_counts > 1,
+        (first + 1 + (rng.random(world.n_terminals) * (seller_counts - 1)).astype(np.int64))
+        % np.maximum(seller_counts, 1),
+        first,
+    )
     rows = np.arange(world.n_terminals)
     ops = np.stack([world.t_sale_ops[rows, first], world.t_sale_ops[rows, second]], axis=1)
     has_second = split < closes
@@ -127,12 +134,19 @@ def make_shifts(world: World, day: int, rng: np.random.Generator, roaming_share:
     swap = np.flatnonzero(rng.random(world.n_terminals) < roaming_share)
     done: set[int] = set()
     for terminal in swap:
-        sib = terminal + 1 if terminal + 1 < world.n_terminals and t_m[terminal + 1] == t_m[terminal] else terminal - 1
+        sib = (
+            terminal + 1
+            if terminal + 1 < world.n_terminals and t_m[terminal + 1] == t_m[terminal]
+            else terminal - 1
+        )
         if sib < 0 or t_m[sib] != t_m[terminal] or terminal in done or sib in done:
             continue
         if world.o_is_admin[ops[terminal, 0]] or world.o_is_admin[ops[sib, 0]]:
             continue
-        if ops[terminal, 0] in (ops[sib, 1], ops[terminal, 1]) or ops[sib, 0] in (ops[terminal, 1], ops[sib, 1]):
+        if ops[terminal, 0] in (ops[sib, 1], ops[terminal, 1]) or ops[sib, 0] in (
+            ops[terminal, 1],
+            ops[sib, 1],
+        ):
             continue
         ops[terminal, 0], ops[sib, 0] = ops[sib, 0], ops[terminal, 0]
         done.update((int(terminal), int(sib)))
@@ -151,14 +165,20 @@ def natural_logins(world: World, shifts: Shifts, rng: np.random.Generator, log: 
     # a second login after a break, for some shifts
     relog = rng.random(t_idx.size) < 0.4
     length = shifts.end_us[t_idx, slot] - shifts.start_us[t_idx, slot]
-    mid = shifts.start_us[t_idx, slot] + (length * rng.uniform(0.3, 0.7, t_idx.size)).astype(np.int64)
+    mid = shifts.start_us[t_idx, slot] + (length * rng.uniform(0.3, 0.7, t_idx.size)).astype(
+        np.int64
+    )
     t_idx = np.concatenate([t_idx, t_idx[relog]])
     op = np.concatenate([op, op[relog]])
     start = np.concatenate([start, mid[relog]])
     session_count = t_idx.size
     unknown = (rng.random(session_count) < behaviour["unknown_operator_share"]).astype(np.int64)
     network = (rng.random(session_count) < 0.003).astype(np.int64)
-    typos = np.where(rng.random(session_count) < behaviour["typo_share"], np.where(rng.random(session_count) < 0.8, 1, 2), 0)
+    typos = np.where(
+        rng.random(session_count) < behaviour["typo_share"],
+        np.where(rng.random(session_count) < 0.8, 1, 2),
+        0,
+    )
     count = unknown + network + typos + 1
     session = np.repeat(np.arange(session_count), count)
     offsets = np.concatenate([[0], np.cumsum(count)[:-1]])
@@ -169,7 +189,8 @@ def natural_logins(world: World, shifts: Shifts, rng: np.random.Generator, log: 
     n_end = u_end + network[session]
     w_end = n_end + typos[session]
     outcome = np.where(attempt < u_end, "unknown_operator",
-              np.where(attempt < n_end, "network_error", np.where(attempt < w_end, "wrong_pin", "success")))  # fmt: skip
+              np.where(attempt < n_end, "network_error",
+                       np.where(attempt < w_end, "wrong_pin", "success")))  # fmt: skip
     ops = op[session]
     numbers = world.o_no[ops]
     wrong_numbers = np.char.zfill((50 + rng.integers(0, 40, session.size)).astype(str), 2)
@@ -186,15 +207,35 @@ def natural_logins(world: World, shifts: Shifts, rng: np.random.Generator, log: 
             continue
         shift_operator = int(shifts.operator[terminal, 0])
         size = int(rng.integers(5, 40))
-        s0 = int(shifts.start_us[terminal, 0] + rng.random() * max(shifts.end_us[terminal, 0] - shifts.start_us[terminal, 0] - 3_600 * US_PER_SECOND, 1))
+        s0 = int(
+            shifts.start_us[terminal, 0]
+            + rng.random()
+            * max(
+                shifts.end_us[terminal, 0] - shifts.start_us[terminal, 0] - 3_600 * US_PER_SECOND, 1
+            )
+        )
         gaps = rng.integers(20, 120, size) * US_PER_SECOND
         times = s0 + np.cumsum(gaps)
         for ts_net in times.tolist():
-            log.event(ts_net, int(terminal), str(world.o_no[shift_operator]), shift_operator, "network_error")
-        log.event(int(times[-1] + 30 * US_PER_SECOND), int(terminal), str(world.o_no[shift_operator]), shift_operator, "success")
+            log.event(
+                ts_net,
+                int(terminal),
+                str(world.o_no[shift_operator]),
+                shift_operator,
+                "network_error",
+            )
+        log.event(
+            int(times[-1] + 30 * US_PER_SECOND),
+            int(terminal),
+            str(world.o_no[shift_operator]),
+            shift_operator,
+            "success",
+        )
 
 
-def forgotten_pins(world: World, resets: pl.DataFrame, rng: np.random.Generator, log: LoginLog) -> None:
+def forgotten_pins(
+    world: World, resets: pl.DataFrame, rng: np.random.Generator, log: LoginLog
+) -> None:
     """Before each reset of a forgotten PIN: wrong PINs, maybe a lockout, the unlock, a login."""
     for op, ts_reset, actor in resets.select("op", "ts", "actor").iter_rows():
         terminal = int(world.o_terminal[op])
@@ -207,15 +248,29 @@ def forgotten_pins(world: World, resets: pl.DataFrame, rng: np.random.Generator,
         log_locked = 0 < threshold <= wrong_pins
         guessing_run(
             log, start_us=start, terminal=terminal, operator=op, operator_no=str(world.o_no[op]),
-            threshold=threshold, lockout_minutes=int(world.t_minutes[terminal]), failures=min(wrong_pins, threshold) if log_locked else wrong_pins,
+            threshold=threshold, lockout_minutes=int(world.t_minutes[terminal]),
+            failures=min(wrong_pins, threshold) if log_locked else wrong_pins,
             gaps_us=gaps, succeed=False, unlock_method=method,
-            unlock_delay_us=max(ts_reset - start - wrong_pins * 40 * US_PER_SECOND, US_PER_MINUTE), locked_tries=int(rng.integers(0, 3)),
+            unlock_delay_us=max(ts_reset - start - wrong_pins * 40 * US_PER_SECOND, US_PER_MINUTE),
+            locked_tries=int(rng.integers(0, 3)),
         )  # fmt: skip
-        log.event(int(ts_reset + rng.integers(30, 180) * US_PER_SECOND), terminal, str(world.o_no[op]), op, "success")
+        log.event(
+            int(ts_reset + rng.integers(30, 180) * US_PER_SECOND),
+            terminal,
+            str(world.o_no[op]),
+            op,
+            "success",
+        )
 
 
-def natural_transactions(world: World, day: int, shifts: Shifts, rng: np.random.Generator,
-                         state: SimState, behaviour: dict[str, Any]) -> tuple[pl.DataFrame, pl.DataFrame]:  # fmt: skip
+def natural_transactions(
+    world: World,
+    day: int,
+    shifts: Shifts,
+    rng: np.random.Generator,
+    state: SimState,
+    behaviour: dict[str, Any],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The day's sales, voids and transfers; refunds of today's sales go to ``state.pending``.
 
     Returns (transactions, approved sales that nothing voids or refunds) frames.
@@ -223,7 +278,11 @@ def natural_transactions(world: World, day: int, shifts: Shifts, rng: np.random.
     t_m = world.t_merchant
     t_cat = world.m_category[t_m]
     weekend = day_date(world, day).weekday() >= 5
-    rate = _category_array(world, "sales_per_day")[t_cat] * world.m_size[t_m] * behaviour["sales_scale"]
+    rate = (
+        _category_array(world, "sales_per_day")[t_cat]
+        * world.m_size[t_m]
+        * behaviour["sales_scale"]
+    )
     if weekend:
         rate = rate * _category_array(world, "weekend")[t_cat]
     n_per_t = rng.poisson(rate)
@@ -270,7 +329,9 @@ def natural_transactions(world: World, day: int, shifts: Shifts, rng: np.random.
     # voids: minutes later, same operator, same batch
     void_mask = rng.random(approved.height) < behaviour["void_share"]
     voids = approved.filter(pl.Series(void_mask))
-    void_ts = voids.get_column("ts").to_numpy() + rng.integers(60, 600, voids.height) * US_PER_SECOND
+    void_ts = (
+        voids.get_column("ts").to_numpy() + rng.integers(60, 600, voids.height) * US_PER_SECOND
+    )
     voids = voids.with_columns(
         pl.Series("ts", np.minimum(void_ts, base + US_PER_DAY - 1)),
         pl.col("seq").alias("original"),
@@ -290,14 +351,20 @@ def natural_transactions(world: World, day: int, shifts: Shifts, rng: np.random.
     return pl.concat([sales, voids, transfers]), kept.filter(~pl.Series(refunded))
 
 
-def schedule_refunds(world: World, sales: pl.DataFrame, rng: np.random.Generator, state: SimState) -> None:
+def schedule_refunds(
+    world: World, sales: pl.DataFrame, rng: np.random.Generator, state: SimState
+) -> None:
     refund_count = sales.height
     if refund_count == 0:
         return
     term = sales.get_column("terminal").to_numpy()
     merchant = world.t_merchant[term]
     same_day = rng.random(refund_count) < 0.4
-    lag_h = np.where(same_day, rng.uniform(0.5, 8, refund_count), 24 * np.clip(rng.lognormal(1.1, 0.8, refund_count), 1, 20))
+    lag_h = np.where(
+        same_day,
+        rng.uniform(0.5, 8, refund_count),
+        24 * np.clip(rng.lognormal(1.1, 0.8, refund_count), 1, 20),
+    )
     due = sales.get_column("ts").to_numpy() + (lag_h * 3_600 * US_PER_SECOND).astype(np.int64)
     due = snap_to_opening(world, merchant, due, rng)
     amount = sales.get_column("amount").to_numpy()
@@ -311,7 +378,10 @@ def schedule_refunds(world: World, sales: pl.DataFrame, rng: np.random.Generator
     late = lag_days > REFUND_WINDOW_DAYS
     failed = rng.random(refund_count) < 0.025
     reasons = np.array(["wrong_account", "amount_not_allowed", "system_fault"])
-    failure = _where_or_null(late | failed, np.where(late, "past_refund_window", reasons[rng.integers(0, 3, refund_count)]))
+    failure = _where_or_null(
+        late | failed,
+        np.where(late, "past_refund_window", reasons[rng.integers(0, 3, refund_count)]),
+    )
     rows = pl.DataFrame(
         {
             "ts": due, "terminal": term, "operator": op, "kind": "refund",
@@ -324,7 +394,9 @@ def schedule_refunds(world: World, sales: pl.DataFrame, rng: np.random.Generator
     state.pending = pl.concat([state.pending, rows])
 
 
-def snap_to_opening(world: World, merchant: np.ndarray, ts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def snap_to_opening(
+    world: World, merchant: np.ndarray, ts: np.ndarray, rng: np.random.Generator
+) -> np.ndarray:
     """Move times outside a merchant's opening hours to shortly after its next opening."""
     day0 = ts - ts % US_PER_DAY
     minute = (ts - day0) // US_PER_MINUTE
@@ -337,7 +409,9 @@ def snap_to_opening(world: World, merchant: np.ndarray, ts: np.ndarray, rng: np.
     return np.where(after, day0 + US_PER_DAY + opens * US_PER_MINUTE + span_ok, out)
 
 
-def make_transfers(world: World, day: int, shifts: Shifts, rng: np.random.Generator, state: SimState) -> pl.DataFrame:
+def make_transfers(
+    world: World, day: int, shifts: Shifts, rng: np.random.Generator, state: SimState
+) -> pl.DataFrame:
     able = world.m_transfers[world.t_merchant] & (world.t_family == 1)
     counts = np.where(able, rng.poisson(0.8, world.n_terminals), 0)
     transfer_count = int(counts.sum())
@@ -350,9 +424,10 @@ def make_transfers(world: World, day: int, shifts: Shifts, rng: np.random.Genera
     del base
     return pl.DataFrame(
         {
-            "seq": state.take_seqs(transfer_count), "ts": ts, "terminal": term, "operator": world.t_admin[term],
-            "kind": "transfer", "channel": ACCOUNT_CHANNEL,
-            "amount": np.round(np.exp(np.log(200_000) + rng.standard_normal(transfer_count))).astype(np.int64) + 100,
+            "seq": state.take_seqs(transfer_count), "ts": ts, "terminal": term,
+            "operator": world.t_admin[term], "kind": "transfer", "channel": ACCOUNT_CHANNEL,
+            "amount": np.round(np.exp(np.log(200_000) + rng.standard_normal(transfer_count)))
+                      .astype(np.int64) + 100,
             "card": rng.integers(0, 10**9, transfer_count), "original": -1,
             "status": _status(failed, "failed"),
             "failure": _where_or_null(failed, reasons[rng.integers(0, 3, transfer_count)]),

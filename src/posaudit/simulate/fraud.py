@@ -72,13 +72,18 @@ class DayContext:
         """The day's injected transactions, as one frame."""
         if not self._buffer:
             return
-        columns = {column: np.concatenate([batch[column] for batch in self._buffer]) for column in self._buffer[0]}
+        columns = {
+            column: np.concatenate([batch[column] for batch in self._buffer])
+            for column in self._buffer[0]
+        }
         self._buffer.clear()
         frame = pl.DataFrame(
             {
                 **{column: values for column, values in columns.items() if column != "kind"},
                 "kind": pl.Series(columns["kind"].astype(str)).cast(KIND_T),
-                "status": pl.Series(["approved"], dtype=STATUS_T).gather(np.zeros(columns["ts"].size, dtype=np.int64)),
+                "status": pl.Series(["approved"], dtype=STATUS_T).gather(
+                    np.zeros(columns["ts"].size, dtype=np.int64)
+                ),
             }
         ).with_columns(pl.lit(None, FAILURE_T).alias("failure"))
         self.activity.txns.append(frame.select(list(TXN_SCHEMA)))
@@ -104,13 +109,17 @@ class DayContext:
     def _sales_at(self, terminal: int) -> pl.DataFrame:
         if self._by_terminal is None:
             ordered = self.sales.sort("terminal", "ts")
-            bounds = np.searchsorted(ordered.get_column("terminal").to_numpy(), np.arange(self.world.n_terminals + 1))
+            bounds = np.searchsorted(
+                ordered.get_column("terminal").to_numpy(), np.arange(self.world.n_terminals + 1)
+            )
             self._by_terminal = (ordered, bounds)
         ordered, bounds = self._by_terminal
         return ordered.slice(int(bounds[terminal]), int(bounds[terminal + 1] - bounds[terminal]))
 
     def busy_terminals(self, min_sales: int) -> np.ndarray:
-        counts = np.bincount(self.sales.get_column("terminal").to_numpy(), minlength=self.world.n_terminals)
+        counts = np.bincount(
+            self.sales.get_column("terminal").to_numpy(), minlength=self.world.n_terminals
+        )
         return np.flatnonzero(counts >= min_sales)
 
     def refund_operator(self, terminal: int) -> int:
@@ -141,12 +150,17 @@ def pin_brute_force(ctx: DayContext, count: int) -> None:
     for op in rng.choice(world.n_operators, size=count, replace=False):
         terminal = int(world.o_terminal[op])
         night = rng.random() < 0.5
-        minute = rng.integers(0, 300) if night else world.m_open[world.t_merchant[terminal]] + rng.integers(30, 300)
+        minute = (
+            rng.integers(0, 300)
+            if night
+            else world.m_open[world.t_merchant[terminal]] + rng.integers(30, 300)
+        )
         start = ctx.base + int(minute) * US_PER_MINUTE + int(rng.integers(0, 60)) * US_PER_SECOND
         gaps = (rng.integers(4, 21, 16) * US_PER_SECOND).tolist()
         end = guessing_run(
-            ctx.activity.logins, start_us=start, terminal=terminal, operator=int(op), operator_no=str(world.o_no[op]),
-            threshold=int(world.t_threshold[terminal]), lockout_minutes=int(world.t_minutes[terminal]),
+            ctx.activity.logins, start_us=start, terminal=terminal, operator=int(op),
+            operator_no=str(world.o_no[op]), threshold=int(world.t_threshold[terminal]),
+            lockout_minutes=int(world.t_minutes[terminal]),
             failures=int(rng.integers(20, 61)), gaps_us=gaps, succeed=bool(rng.random() < 1 / 3),
             locked_tries=int(rng.integers(1, 3)),
         )  # fmt: skip
@@ -157,7 +171,10 @@ def operator_enumeration(ctx: DayContext, count: int) -> None:
     world, rng, log = ctx.world, ctx.rng, ctx.activity.logins
     for terminal in rng.choice(world.n_terminals, size=count, replace=False):
         merchant = world.t_merchant[terminal]
-        directory = {str(world.o_no[operator]): int(operator) for operator in np.flatnonzero((world.o_merchant == merchant) & ~world.o_is_admin)}
+        directory = {
+            str(world.o_no[operator]): int(operator)
+            for operator in np.flatnonzero((world.o_merchant == merchant) & ~world.o_is_admin)
+        }
         directory[str(world.o_no[world.t_admin[terminal]])] = int(world.t_admin[terminal])
         numbers = [f"{number:02d}" for number in range(0, 60)]
         tried = rng.choice(numbers, size=int(rng.integers(10, 21)), replace=False).tolist()
@@ -196,19 +213,27 @@ def credential_sharing(ctx: DayContext, count: int) -> None:
         return
     for terminal in rng.choice(candidates, size=min(count, candidates.size), replace=False):
         op = int(ctx.shifts.operator[terminal, 0])
-        siblings = np.flatnonzero((world.t_merchant == world.t_merchant[terminal]) & (np.arange(world.n_terminals) != terminal))
+        siblings = np.flatnonzero(
+            (world.t_merchant == world.t_merchant[terminal])
+            & (np.arange(world.n_terminals) != terminal)
+        )
         sibling = int(rng.choice(siblings))
         s0, s1 = int(ctx.shifts.start_us[terminal, 0]), int(ctx.shifts.end_us[terminal, 0])
         span = int(rng.integers(60, 121)) * US_PER_MINUTE
         w0 = s0 + int(rng.random() * max(s1 - s0 - span, 1))
         ctx.activity.logins.event(w0, sibling, str(world.o_no[op]), op, "success")
         sibling_sales, home_sales = int(rng.integers(3, 9)), int(rng.integers(3, 7))
-        times = np.sort(w0 + 60 * US_PER_SECOND + (rng.random(sibling_sales + home_sales) * span).astype(np.int64))
+        times = np.sort(
+            w0
+            + 60 * US_PER_SECOND
+            + (rng.random(sibling_sales + home_sales) * span).astype(np.int64)
+        )
         where = rng.permutation(np.array([sibling] * sibling_sales + [int(terminal)] * home_sales))
         ctx.txn(
             {
                 "ts": times, "terminal": where, "operator": np.full(times.size, op), "kind": "sale",
-                "channel": rng.integers(0, 5, times.size), "amount": rng.integers(1_000, 30_000, times.size),
+                "channel": rng.integers(0, 5, times.size),
+                "amount": rng.integers(1_000, 30_000, times.size),
                 "card": rng.integers(0, 10**9, times.size), "original": np.full(times.size, -1),
                             }
         )  # fmt: skip
@@ -231,9 +256,11 @@ def takeover_refund(ctx: DayContext, count: int) -> None:
         gaps = (rng.integers(5, 15, 8) * US_PER_SECOND).tolist()
         method = str(rng.choice(["service_desk", "admin", "timeout"], p=[0.6, 0.2, 0.2]))
         login = guessing_run(
-            ctx.activity.logins, start_us=start, terminal=int(terminal), operator=op, operator_no=str(world.o_no[op]),
-            threshold=threshold, lockout_minutes=int(world.t_minutes[terminal]), failures=failures, gaps_us=gaps,
-            succeed=True, unlock_method=method, unlock_delay_us=int(rng.integers(5, 20)) * US_PER_MINUTE,
+            ctx.activity.logins, start_us=start, terminal=int(terminal), operator=op,
+            operator_no=str(world.o_no[op]), threshold=threshold,
+            lockout_minutes=int(world.t_minutes[terminal]), failures=failures, gaps_us=gaps,
+            succeed=True, unlock_method=method,
+            unlock_delay_us=int(rng.integers(5, 20)) * US_PER_MINUTE,
             locked_tries=0,
         )  # fmt: skip
         earlier = sales.filter(pl.col("ts") < start)
@@ -251,36 +278,61 @@ def _single_refunds(ctx: DayContext, count: int, scenario: str) -> None:
     world, rng = ctx.world, ctx.rng
     sales = ctx.sales
     if scenario == "refund_without_permission":
-        no_refund = np.bincount(world.o_terminal[~world.o_can_refund & ~world.o_is_admin], minlength=world.n_terminals) > 0
+        no_refund = (
+            np.bincount(
+                world.o_terminal[~world.o_can_refund & ~world.o_is_admin],
+                minlength=world.n_terminals,
+            )
+            > 0
+        )
         sales = sales.filter(pl.Series(no_refund[sales.get_column("terminal").to_numpy()]))
     if scenario == "late_refund":
-        sales = ctx.state.sale_pool.filter(pl.col("ts") < ctx.base - (REFUND_WINDOW_DAYS + 1) * US_PER_DAY)
+        sales = ctx.state.sale_pool.filter(
+            pl.col("ts") < ctx.base - (REFUND_WINDOW_DAYS + 1) * US_PER_DAY
+        )
     sales = ctx.unused(sales)
     if sales.height == 0 or count == 0:
         return
     picked = sales.sample(min(count, sales.height), seed=int(rng.integers(0, 2**31)))
     if scenario == "late_refund":
-        ctx.state.sale_pool = ctx.state.sale_pool.filter(~pl.col("seq").is_in(picked.get_column("seq").implode()))
+        ctx.state.sale_pool = ctx.state.sale_pool.filter(
+            ~pl.col("seq").is_in(picked.get_column("seq").implode())
+        )
     refund_count = picked.height
     term = picked.get_column("terminal").to_numpy()
     if scenario == "late_refund":
-        ts = ctx.base + (world.m_open[world.t_merchant[term]] + 30) * US_PER_MINUTE + rng.integers(0, 240, refund_count) * US_PER_MINUTE
+        ts = (
+            ctx.base
+            + (world.m_open[world.t_merchant[term]] + 30) * US_PER_MINUTE
+            + rng.integers(0, 240, refund_count) * US_PER_MINUTE
+        )
     else:
-        ts = picked.get_column("ts").to_numpy() + rng.integers(10, 240, refund_count) * US_PER_MINUTE
-    ts = np.minimum(snap_to_opening(world, world.t_merchant[term], ts, rng), ctx.base + US_PER_DAY - 1)
+        ts = (
+            picked.get_column("ts").to_numpy() + rng.integers(10, 240, refund_count) * US_PER_MINUTE
+        )
+    ts = np.minimum(
+        snap_to_opening(world, world.t_merchant[term], ts, rng), ctx.base + US_PER_DAY - 1
+    )
     ops = np.array([ctx.refund_operator(int(terminal)) for terminal in term])
     amount = picked.get_column("amount").to_numpy()
     card = picked.get_column("card").to_numpy()
     if scenario == "refund_without_permission":
-        ops = np.array([int(rng.choice(np.flatnonzero((world.o_terminal == terminal) & ~world.o_can_refund & ~world.o_is_admin)))
+        ops = np.array([int(rng.choice(np.flatnonzero((world.o_terminal == terminal)
+                                                      & ~world.o_can_refund & ~world.o_is_admin)))
                         for terminal in term])  # fmt: skip
     if scenario == "refund_over_sale":
         amount = (amount * rng.uniform(1.2, 3.0, refund_count)).astype(np.int64)
     if scenario == "refund_other_card":
         card = ATTACKER_CARD_BASE + rng.integers(0, 10**9, refund_count)
-    original = np.where(rng.random(refund_count) < 0.5, -1, -2) if scenario == "refund_without_sale" else None
+    original = (
+        np.where(rng.random(refund_count) < 0.5, -1, -2)
+        if scenario == "refund_without_sale"
+        else None
+    )
     rows = _refund_rows(ctx, picked, ts, ops, amount=amount, card=card, original=original)
-    for seq, when in zip(rows.get_column("seq").to_list(), rows.get_column("ts").to_list(), strict=True):
+    for seq, when in zip(
+        rows.get_column("seq").to_list(), rows.get_column("ts").to_list(), strict=True
+    ):
         ctx.label(scenario, "transaction", seq, when, when)
 
 
@@ -314,12 +366,17 @@ def _operator_refund_run(ctx: DayContext, count: int, scenario: str) -> None:
             ctx.label(scenario, "operator", op, t0, int(ts[-1]))
         elif scenario == "refund_burst":
             refund_count = int(rng.integers(8, 16))
-            start = int(sales.get_column("ts")[min(sales.height - 1, refund_count + 2)]) + int(rng.integers(1, 30)) * US_PER_MINUTE
+            start = (
+                int(sales.get_column("ts")[min(sales.height - 1, refund_count + 2)])
+                + int(rng.integers(1, 30)) * US_PER_MINUTE
+            )
             earlier = sales.filter(pl.col("ts") < start)
             refund_count = min(refund_count, earlier.height)
             span = int(rng.integers(20, 41)) * US_PER_MINUTE
             ts = np.sort(start + (rng.random(refund_count) * span).astype(np.int64))
-            _refund_rows(ctx, earlier.sample(refund_count, seed=int(rng.integers(0, 2**31))), ts, op)
+            _refund_rows(
+                ctx, earlier.sample(refund_count, seed=int(rng.integers(0, 2**31))), ts, op
+            )
             ctx.label(scenario, "operator", op, int(ts[0]), int(ts[-1]))
         else:
             sale_count = int(rng.integers(3, 7))
@@ -328,13 +385,18 @@ def _operator_refund_run(ctx: DayContext, count: int, scenario: str) -> None:
             accomplice = ATTACKER_CARD_BASE + rng.integers(0, 10**9, 2)
             big = ctx.txn(
                 {
-                    "ts": sale_ts, "terminal": np.full(sale_count, terminal), "operator": np.full(sale_count, op), "kind": "sale",
-                    "channel": np.full(sale_count, 1), "amount": rng.integers(80_000, 500_000, sale_count),
-                    "card": accomplice[rng.integers(0, 2, sale_count)], "original": np.full(sale_count, -1),
+                    "ts": sale_ts, "terminal": np.full(sale_count, terminal),
+                    "operator": np.full(sale_count, op), "kind": "sale",
+                    "channel": np.full(sale_count, 1),
+                    "amount": rng.integers(80_000, 500_000, sale_count),
+                    "card": accomplice[rng.integers(0, 2, sale_count)],
+                    "original": np.full(sale_count, -1),
                                     }
             )  # fmt: skip
             amount = big.get_column("amount").to_numpy()
-            refund = np.maximum((amount * rng.uniform(0.5, 0.9, sale_count) // 10_000) * 10_000, 20_000)
+            refund = np.maximum(
+                (amount * rng.uniform(0.5, 0.9, sale_count) // 10_000) * 10_000, 20_000
+            )
             ts = np.sort(sale_ts + rng.integers(20, 120, sale_count) * US_PER_MINUTE)
             _refund_rows(ctx, big, ts, op, amount=refund.astype(np.int64))
             ctx.label(scenario, "operator", op, int(sale_ts[0]), int(ts.max()))
@@ -345,14 +407,24 @@ INJECTORS: Final[dict[str, Callable[[DayContext, int], None]]] = {
     "operator_enumeration": operator_enumeration,
     "credential_sharing": credential_sharing,
     "takeover_refund": takeover_refund,
-    "refund_other_card": lambda context, count: _single_refunds(context, count, "refund_other_card"),
-    "refund_without_sale": lambda context, count: _single_refunds(context, count, "refund_without_sale"),
+    "refund_other_card": lambda context, count: _single_refunds(
+        context, count, "refund_other_card"
+    ),
+    "refund_without_sale": lambda context, count: _single_refunds(
+        context, count, "refund_without_sale"
+    ),
     "refund_over_sale": lambda context, count: _single_refunds(context, count, "refund_over_sale"),
-    "refund_without_permission": lambda context, count: _single_refunds(context, count, "refund_without_permission"),
+    "refund_without_permission": lambda context, count: _single_refunds(
+        context, count, "refund_without_permission"
+    ),
     "late_refund": lambda context, count: _single_refunds(context, count, "late_refund"),
-    "off_hours_refunds": lambda context, count: _operator_refund_run(context, count, "off_hours_refunds"),
+    "off_hours_refunds": lambda context, count: _operator_refund_run(
+        context, count, "off_hours_refunds"
+    ),
     "refund_burst": lambda context, count: _operator_refund_run(context, count, "refund_burst"),
-    "round_amount_refunds": lambda context, count: _operator_refund_run(context, count, "round_amount_refunds"),
+    "round_amount_refunds": lambda context, count: _operator_refund_run(
+        context, count, "round_amount_refunds"
+    ),
 }
 # The exposure each daily rate is counted against (docs/scenarios.md).
 EXPOSURE: Final = {
@@ -396,13 +468,23 @@ def plan_friendly_refunds(world: World, rng: np.random.Generator, state: SimStat
         first = None
         last = None
         while day < first_day + days:
-            minute = int(world.m_open[merchant]) + int(rng.integers(30, max(int(world.m_close[merchant] - world.m_open[merchant]) - 60, 31)))
+            minute = int(world.m_open[merchant]) + int(
+                rng.integers(
+                    30, max(int(world.m_close[merchant] - world.m_open[merchant]) - 60, 31)
+                )
+            )
             ts = day_start_us(world, day) + minute * US_PER_MINUTE
-            due = ts + int(rng.integers(1, 4)) * US_PER_DAY + int(rng.integers(-60, 60)) * US_PER_MINUTE
+            due = (
+                ts
+                + int(rng.integers(1, 4)) * US_PER_DAY
+                + int(rng.integers(-60, 60)) * US_PER_MINUTE
+            )
             due = int(snap_to_opening(world, np.array([merchant]), np.array([due]), rng)[0])
             amount = int(rng.integers(3_000, 20_000))
-            rows.append(pl.DataFrame({"day": [day], "ts": [ts], "due": [due], "terminal": [terminal], "operator": [int(op)],
-                                      "card": [int(rng.choice(friends))], "amount": [amount]}))  # fmt: skip
+            rows.append(pl.DataFrame({"day": [day], "ts": [ts], "due": [due],
+                                      "terminal": [terminal], "operator": [int(op)],
+                                      "card": [int(rng.choice(friends))],
+                                      "amount": [amount]}))  # fmt: skip
             first = ts if first is None else first
             if due < day_start_us(world, first_day + days):
                 last = due
@@ -433,10 +515,12 @@ def friendly_purchases(ctx: DayContext) -> None:
     refunds = pl.DataFrame(
         {
             "ts": today.get_column("due"), "terminal": sales.get_column("terminal"),
-            "operator": sales.get_column("operator"), "kind": pl.Series(["refund"] * purchase_count, dtype=KIND_T),
+            "operator": sales.get_column("operator"),
+            "kind": pl.Series(["refund"] * purchase_count, dtype=KIND_T),
             "channel": sales.get_column("channel"), "amount": sales.get_column("amount"),
             "card": sales.get_column("card"), "original": sales.get_column("seq"),
-            "status": pl.Series(["approved"] * purchase_count, dtype=STATUS_T), "failure": pl.Series([None] * purchase_count, dtype=FAILURE_T),
+            "status": pl.Series(["approved"] * purchase_count, dtype=STATUS_T),
+            "failure": pl.Series([None] * purchase_count, dtype=FAILURE_T),
         }
     )  # fmt: skip
     ctx.state.pending = pl.concat([ctx.state.pending, refunds.select(ctx.state.pending.columns)])

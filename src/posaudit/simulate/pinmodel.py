@@ -48,7 +48,8 @@ def pin_probabilities(weak_share: float) -> np.ndarray:
     years = np.arange(1960, 2006)
     year_w = np.exp(-0.5 * ((years - 1988) / 9.0) ** 2)
     month_days = [(month, day) for month in range(1, 13) for day in range(1, 32)
-                  if day <= (29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31)]  # fmt: skip
+                  if day <= (29 if month == 2 else 30 if month in (4, 6, 9, 11)
+                             else 31)]  # fmt: skip
     yy = (years % 100)[:, None]
     mm = np.array([md[0] for md in month_days])[None, :]
     dd = np.array([md[1] for md in month_days])[None, :]
@@ -59,7 +60,9 @@ def pin_probabilities(weak_share: float) -> np.ndarray:
         (0.25, mm * 10_000 + dd * 100 + yy),
         (0.25, dd * 10_000 + mm * 100 + yy),
     ):
-        np.add.at(probabilities, value.ravel(), (date_weights * fmt_share * DATE_SHARE * scale).ravel())
+        np.add.at(
+            probabilities, value.ravel(), (date_weights * fmt_share * DATE_SHARE * scale).ravel()
+        )
     # the rest of the weak mass: a Zipf popularity over the other weak PINs
     other = np.flatnonzero((codes > 0) & (probabilities == 0))
     other = np.random.default_rng(20240601).permutation(other)
@@ -171,7 +174,13 @@ def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: 
             continue
         operator_habit = habit[op]
         while True:
-            period = operator_rng.uniform(45, 88) if operator_habit == 0 else operator_rng.uniform(100, 240) if operator_habit == 1 else np.inf
+            period = (
+                operator_rng.uniform(45, 88)
+                if operator_habit == 0
+                else operator_rng.uniform(100, 240)
+                if operator_habit == 1
+                else np.inf
+            )
             forget = operator_rng.exponential(1.0 / forget_rate) if forget_rate > 0 else np.inf
             gap = min(period, forget)
             if not np.isfinite(gap):

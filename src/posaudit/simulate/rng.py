@@ -29,9 +29,7 @@ def exact_mask(rng: np.random.Generator, size: int, share: float) -> np.ndarray:
     return mask
 
 
-def stratified_choice(
-    rng: np.random.Generator, size: int, probabilities: np.ndarray
-) -> np.ndarray:
+def stratified_choice(rng: np.random.Generator, size: int, probabilities: np.ndarray) -> np.ndarray:
     """``size`` category draws whose counts match ``size * probabilities`` to within one
     (systematic sampling)."""
     cum = np.cumsum(probabilities / probabilities.sum())

@@ -95,7 +95,9 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
     m_category = rng.choice(n_cat, size=n_merchants, p=weights / weights.sum())
     m_size = rng.lognormal(0.0, 0.5, n_merchants)
     m_size = m_size / np.exp(0.125)  # mean 1
-    m_city = rng.choice(len(cat.CITIES), size=n_merchants, p=cat.CITY_WEIGHTS / cat.CITY_WEIGHTS.sum())
+    m_city = rng.choice(
+        len(cat.CITIES), size=n_merchants, p=cat.CITY_WEIGHTS / cat.CITY_WEIGHTS.sum()
+    )
 
     m_open = np.zeros(n_merchants, dtype=np.int64)
     m_close = np.zeros(n_merchants, dtype=np.int64)
@@ -105,7 +107,11 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
     profile_keys: dict[tuple[int, int, int], int] = {}
     profiles: list[np.ndarray] = []
     m_profile = np.zeros(n_merchants, dtype=np.int64)
-    u_hours, u_24h, u_disc = rng.random(n_merchants), rng.random(n_merchants), rng.random(n_merchants)
+    u_hours, u_24h, u_disc = (
+        rng.random(n_merchants),
+        rng.random(n_merchants),
+        rng.random(n_merchants),
+    )
     for merchant in range(n_merchants):
         category = cat.CATEGORIES[m_category[merchant]]
         if u_24h[merchant] < category.share_24h:
@@ -128,12 +134,20 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
 
     # terminals
     t_per_m = np.array(
-        [rng.integers(cat.CATEGORIES[category_code].terminals[0], cat.CATEGORIES[category_code].terminals[1] + 1) for category_code in m_category]
+        [
+            rng.integers(
+                cat.CATEGORIES[category_code].terminals[0],
+                cat.CATEGORIES[category_code].terminals[1] + 1,
+            )
+            for category_code in m_category
+        ]
     )
     t_merchant = np.repeat(np.arange(n_merchants), t_per_m)
     n_terminals = t_merchant.size
     t_model = rng.integers(0, len(cat.MODELS), n_terminals)
-    t_family = np.array([0 if cat.MODELS[model][1] == "esign" else 1 for model in t_model], dtype=np.int64)
+    t_family = np.array(
+        [0 if cat.MODELS[model][1] == "esign" else 1 for model in t_model], dtype=np.int64
+    )
     t_threshold = rng.choice([3, 5, 6], size=n_terminals, p=[0.1, 0.7, 0.2])
     t_minutes = rng.choice([30, 60], size=n_terminals, p=[0.8, 0.2])
     t_loose = exact_mask(rng, n_terminals, lockout_loose_share)
@@ -145,7 +159,11 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
     t_flaky = rng.random(n_terminals) < flaky_share
     installed_days = rng.integers(60, 1500, n_terminals)
     start_us = _us(start)
-    t_installed_us = start_us - installed_days * US_PER_DAY + rng.integers(9 * 60, 17 * 60, n_terminals) * US_PER_MINUTE
+    t_installed_us = (
+        start_us
+        - installed_days * US_PER_DAY
+        + rng.integers(9 * 60, 17 * 60, n_terminals) * US_PER_MINUTE
+    )
     t_ids = np.array([f"T{terminal + 1:06d}" for terminal in range(n_terminals)])
     m_ids = np.array([f"M{merchant + 1:06d}" for merchant in range(n_merchants)])
 
@@ -156,16 +174,24 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
         merchant = int(t_merchant[terminal])
         category = cat.CATEGORIES[m_category[merchant]]
         admin_no = cat.MODELS[t_model[terminal]][2]
-        o_rows.append((terminal, admin_no, True, True, True, bool(m_transfers[merchant] and t_family[terminal] == 1), True,
+        o_rows.append((terminal, admin_no, True, True, True,
+                       bool(m_transfers[merchant] and t_family[terminal] == 1), True,
                        int(t_installed_us[terminal])))  # fmt: skip
         for _ in range(rng.integers(category.clerks[0], category.clerks[1] + 1)):
             no = int(next_clerk_no[merchant])
             next_clerk_no[merchant] += 1
             can_refund = bool(rng.random() < category.refund_clerk_share)
-            can_transfer = bool(m_transfers[merchant] and t_family[terminal] == 1 and rng.random() < 0.3)
+            can_transfer = bool(
+                m_transfers[merchant] and t_family[terminal] == 1 and rng.random() < 0.3
+            )
             can_manage = bool(rng.random() < 0.05)
-            created = int(t_installed_us[terminal] + rng.integers(0, installed_days[terminal]) * US_PER_DAY * 0.7)
-            o_rows.append((terminal, f"{no:02d}", False, True, can_refund, can_transfer, can_manage, created))
+            created = int(
+                t_installed_us[terminal]
+                + rng.integers(0, installed_days[terminal]) * US_PER_DAY * 0.7
+            )
+            o_rows.append(
+                (terminal, f"{no:02d}", False, True, can_refund, can_transfer, can_manage, created)
+            )
     n_ops = len(o_rows)
     o_terminal = np.array([row[0] for row in o_rows], dtype=np.int64)
     o_no = np.array([row[1] for row in o_rows])
@@ -204,13 +230,17 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
     t_refund_ops, t_refund_n = padded(o_can_refund)
 
     def clock(minutes: np.ndarray) -> list[time]:
-        return [time(23, 59, 59) if minute >= 1440 else time(int(minute) // 60, int(minute) % 60) for minute in minutes]
+        return [
+            time(23, 59, 59) if minute >= 1440 else time(int(minute) // 60, int(minute) % 60)
+            for minute in minutes
+        ]
 
     merchants = pl.DataFrame(
         {
             "merchant_id": m_ids,
             "name": [
-                f"{cat.MERCHANT_WORDS[merchant % len(cat.MERCHANT_WORDS)]} {cat.CATEGORY_WORDS[cat.CATEGORY_NAMES[category_code]]} #{merchant + 1}"
+                f"{cat.MERCHANT_WORDS[merchant % len(cat.MERCHANT_WORDS)]} "
+                f"{cat.CATEGORY_WORDS[cat.CATEGORY_NAMES[category_code]]} #{merchant + 1}"
                 for merchant, category_code in enumerate(m_category)
             ],
             "category": np.array(cat.CATEGORY_NAMES)[m_category],
@@ -222,7 +252,9 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
             "is_24h": m_is_24h,
         }
     ).with_columns(
-        pl.when(pl.col("fee_class") == "discount").then(pl.col("discount_rate_bp")).alias("discount_rate_bp")
+        pl.when(pl.col("fee_class") == "discount")
+        .then(pl.col("discount_rate_bp"))
+        .alias("discount_rate_bp")
     )
     terminals = pl.DataFrame(
         {
@@ -235,8 +267,12 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
             "lockout_minutes": pl.Series(t_minutes).cast(pl.Int32),
         }
     ).with_columns(
-        pl.when(pl.col("lockout_threshold") > 0).then(pl.col("lockout_threshold")).alias("lockout_threshold"),
-        pl.when(pl.col("lockout_threshold") > 0).then(pl.col("lockout_minutes")).alias("lockout_minutes"),
+        pl.when(pl.col("lockout_threshold") > 0)
+        .then(pl.col("lockout_threshold"))
+        .alias("lockout_threshold"),
+        pl.when(pl.col("lockout_threshold") > 0)
+        .then(pl.col("lockout_minutes"))
+        .alias("lockout_minutes"),
     )
     operators = pl.DataFrame(
         {
