@@ -29,8 +29,9 @@ import duckdb
 import polars as pl
 
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import DERIVED_TABLES, all_rules
+from posaudit.detect.registry import DERIVED_TABLES
 from posaudit.pins import pin_digester
+from posaudit.rules import all_rules
 from posaudit.run.detect import shaped_findings
 from posaudit.run.inputs import derived_inputs
 from posaudit.run.plan import POPULATION_FAMILIES, data_window, plan_run

@@ -27,11 +27,12 @@ BARE_PASS = """
 import sys, time
 import polars as pl
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
+from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES
 from posaudit.pins import pin_digester
 from posaudit.run.inputs import derived_inputs
 from posaudit.run.plan import data_window
 from posaudit.run.read import TableReader, store_columns_used
+from posaudit.rules import all_rules
 from posaudit.store import Store
 store = Store.open(sys.argv[1], read_only=True)
 rules = list(all_rules().values())

@@ -26,9 +26,9 @@ def one_error_line(result: subprocess.CompletedProcess[str], *needles: str) -> N
 
 
 def test_every_command_has_help_with_an_example() -> None:
-    from posaudit.cli import app
-
     import typer.main
+
+    from posaudit.cli import app
 
     group = typer.main.get_command(app)
     commands = dict(group.commands)  # type: ignore[attr-defined]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from posaudit.detect.policy import PolicyError, default_policy_text, load_policy
-from posaudit.detect.registry import all_rules
+from posaudit.rules import all_rules
 
 
 def test_default_policy_lists_every_rule_with_the_functions_defaults() -> None:

@@ -6,7 +6,8 @@ import ast
 import importlib
 from pathlib import Path
 
-from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, RULES, all_rules
+from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, RULES
+from posaudit.rules import RULE_MODULES, all_rules
 from posaudit.simulate.scenario import SCENARIOS
 from posaudit.store import TABLES
 
@@ -108,8 +109,13 @@ def test_rules_declare_inputs_keys_and_scenarios_that_exist() -> None:
 def test_rules_never_import_duckdb_altair_or_the_cli() -> None:
     import re
 
-    for module in [*(ROOT / "src" / "posaudit" / "detect").glob("*.py"), *(ROOT / "src" / "posaudit" / "score").glob("*.py")]:
-        code = [line for line in module.read_text().splitlines() if not line.lstrip().startswith("#")]
+    for module in [
+        *(ROOT / "src" / "posaudit" / "detect").glob("*.py"),
+        *(ROOT / "src" / "posaudit" / "score").glob("*.py"),
+    ]:
+        code = [
+            line for line in module.read_text().splitlines() if not line.lstrip().startswith("#")
+        ]
         imports = [line for line in code if re.match(r"\s*(import|from)\s", line)]
         for forbidden in ("duckdb", "altair", "posaudit.cli", "posaudit.store", "typer"):
             assert not any(forbidden in line for line in imports), (module.name, forbidden)
@@ -118,7 +124,6 @@ def test_rules_never_import_duckdb_altair_or_the_cli() -> None:
 
 
 def test_derived_tables_come_from_store_tables_and_filter_real_columns() -> None:
-    all_rules()
     assert DERIVED_TABLES, "the refund rules share a derived table"
     for name, table in DERIVED_TABLES.items():
         assert table.source in TABLES, name
@@ -127,3 +132,32 @@ def test_derived_tables_come_from_store_tables_and_filter_real_columns() -> None
     for table in DERIVED_TABLES.values():
         for column in [*table.rows, *(table.linked or ())]:
             assert f"{column} " in schema, (table.name, column)
+
+
+def _imported_modules(module: Path) -> set[str]:
+    """The posaudit modules ``module`` imports, at its top or inside a function."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(module.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
+        elif isinstance(node, ast.Import):
+            names |= {alias.name for alias in node.names}
+    return {name for name in names if name.startswith("posaudit")}
+
+
+def test_the_registry_imports_no_rule_and_detection_never_imports_the_score() -> None:
+    source = ROOT / "src" / "posaudit"
+    rule_modules = {module.__name__ for module in RULE_MODULES}
+    assert not _imported_modules(source / "detect" / "registry.py") & rule_modules
+    for module in (source / "detect").glob("*.py"):
+        imported = _imported_modules(module)
+        assert not {name for name in imported if name.startswith("posaudit.score")}, module.name
+
+
+def test_the_list_names_every_module_that_registers_a_rule() -> None:
+    source = ROOT / "src" / "posaudit"
+    for module in [*(source / "detect").glob("*.py"), *(source / "score").glob("*.py")]:
+        importlib.import_module(f"posaudit.{module.parent.name}.{module.stem}")
+    registering = {rule.function.__module__ for rule in RULES.values()}
+    assert registering == {module.__name__ for module in RULE_MODULES}
+    assert all_rules() == RULES

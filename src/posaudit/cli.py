@@ -746,8 +746,8 @@ def demo(
             store.close()
             # the audit of the new world, then its report
             from posaudit.detect.policy import load_policy
-            from posaudit.run.local import run_pipeline
             from posaudit.report import build_report
+            from posaudit.run.local import run_pipeline
 
             store = Store.open(path, purpose="demo")
             try:

@@ -103,7 +103,7 @@ class Evaluation:
 
 def evaluate(findings: pl.LazyFrame, ground_truth: pl.LazyFrame, operators: pl.LazyFrame) -> Evaluation:
     """Recall per scenario, precision per rule and the false-alarm rate of one run's findings."""
-    from posaudit.detect.registry import all_rules
+    from posaudit.rules import all_rules
 
     rules_for: dict[str, list[str]] = {}
     for rule in all_rules().values():

@@ -9,7 +9,8 @@ Whatever posaudit asks of the key goes through one narrow interface, :class:`Pin
 public fingerprint, and the digests of a batch of values. :class:`LocalPinKey`, a key read
 from ``$POSAUDIT_PIN_KEY``, is one implementation; a deployment that keeps its key in another
 process or a key service names its own with ``$POSAUDIT_PIN_DIGESTER``
-(:func:`pin_digester`). No code outside this module sees the key's bytes.
+(:func:`pin_digester`). No code outside this module sees the key's bytes: the store's bulk
+digest (:mod:`posaudit.store.digests`) is handed only the padded key blocks of RFC 2104.
 
 Examples
 --------
@@ -32,11 +33,11 @@ from functools import lru_cache
 from importlib.resources import files
 from typing import Final, Literal, Protocol, runtime_checkable
 
-import duckdb
 import numpy as np
 import polars as pl
 
 from posaudit.config import ConfigError
+from posaudit.store.digests import hmac_sha256_digests
 
 PIN_KEY_ENV: Final = "POSAUDIT_PIN_KEY"
 # "package.module:factory": a callable returning the deployment's own PinDigester, for a key
@@ -281,20 +282,16 @@ def pin_digests(pins: pl.Series, *, key: bytes) -> pl.Series:
     """:func:`pin_digest` of many PINs at once, computed by DuckDB off the interpreter's lock.
 
     HMAC-SHA256 spelled out over DuckDB's ``sha256``: ``H((K ^ opad) || H((K ^ ipad) || m))``
-    with the key padded to SHA-256's 64-byte block (RFC 2104). Runs in a private in-memory
-    database, so neither the key nor a PIN reaches a store or a file.
+    with the key padded to SHA-256's 64-byte block (RFC 2104). The padding is done here; the
+    store's :func:`~posaudit.store.digests.hmac_sha256_digests` runs the query in a private
+    in-memory database, so neither the key nor a PIN reaches a store or a file.
     """
     if len(key) > _SHA256_BLOCK:
         key = hashlib.sha256(key).digest()
     block = key.ljust(_SHA256_BLOCK, b"\0")
     inner, outer = bytes(b ^ 0x36 for b in block), bytes(b ^ 0x5C for b in block)
-    frame = pl.DataFrame({"pin": pins.cast(pl.String)})  # noqa: F841 - DuckDB reads it by name
-    with duckdb.connect() as con:
-        digests = con.sql(
-            "SELECT sha256($outer || unhex(sha256($inner || encode(pin)))) AS d FROM frame",
-            params={"outer": outer, "inner": inner},
-        ).pl()
-    return digests.get_column("d").alias("pin_digest")
+    digests = hmac_sha256_digests(pins, inner_block=inner, outer_block=outer)
+    return digests.alias("pin_digest")
 
 
 def key_fingerprint(key: bytes) -> str:

@@ -94,3 +94,33 @@ def test_readme_names_the_lab_command() -> None:
     assert "posaudit lab [--db PATH] [--port N]" in Path(ROOT / "README.md").read_text(
         encoding="utf-8"
     )
+
+
+def test_the_notebook_package_uses_only_public_names_of_the_others() -> None:
+    """What the notebooks call reaches the rest of posaudit by its public names only."""
+    offenders = []
+    for path in sorted((ROOT / "src" / "posaudit" / "notebook").glob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        other_packages: set[str] = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("posaudit"):
+                if node.module == "posaudit.notebook" or node.module.startswith(
+                    "posaudit.notebook."
+                ):
+                    continue
+                offenders += [f"{path.name}: {a.name}" for a in node.names if a.name[0] == "_"]
+                other_packages |= {a.asname or a.name for a in node.names}
+            elif isinstance(node, ast.Import):
+                other_packages |= {
+                    a.asname or a.name for a in node.names if a.name.startswith("posaudit")
+                }
+        offenders += [
+            f"{path.name}: {node.value.id}.{node.attr}"
+            for node in ast.walk(tree)
+            if isinstance(node, ast.Attribute)
+            and isinstance(node.value, ast.Name)
+            and node.value.id in other_packages
+            and node.attr.startswith("_")
+            and not node.attr.startswith("__")
+        ]
+    assert offenders == []

@@ -18,9 +18,9 @@ from test_notebooks_run import PROMISED
 
 from posaudit.detect.findings import SEVERITIES
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import all_rules
 from posaudit.notebook import bounds, operators, pins, refunds
 from posaudit.pins import WEAKNESS_LABELS
+from posaudit.rules import all_rules
 from posaudit.run.local import run_pipeline
 from posaudit.score import operators as scoring
 from posaudit.simulate.engine import simulate

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
-from dataclasses import dataclass
-
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import all_rules
 from posaudit.pins import PIN_KEY_ENV, exclusion_list, pin_digester
+from posaudit.rules import all_rules
 from posaudit.run import kept
 from posaudit.run.inputs import empty_derived_inputs, kept_exclusion
 from posaudit.run.local import run_pipeline

@@ -10,8 +10,13 @@ import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
 
+from posaudit.detect.policy import load_policy
+from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES
+from posaudit.pins import pin_digester
+from posaudit.rules import all_rules
 from posaudit.run import kept
 from posaudit.run.inputs import derived_inputs
+from posaudit.run.local import run_pipeline
 from posaudit.run.plan import data_window
 from posaudit.run.read import (
     ColumnsUsed,
@@ -21,10 +26,6 @@ from posaudit.run.read import (
     derived_rows,
     plain_strings,
 )
-from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, all_rules
-from posaudit.pins import pin_digester
-from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 
 
@@ -107,7 +108,7 @@ def test_store_read_refuses_an_unknown_table(store: Store) -> None:
         store.read("approved_refunds")
 
 
-all_rules()  # registers the shared frames with the rules
+# filled when posaudit.rules imported the rule modules, which register their shared frames
 QUERY_TABLES = sorted(n for n, t in DERIVED_TABLES.items() if t.sql is not None)
 
 

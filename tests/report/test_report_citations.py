@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from posaudit.detect.policy import load_policy
-from posaudit.run.local import run_pipeline
 from posaudit.report import build_report
+from posaudit.run.local import run_pipeline
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario
 from posaudit.store import Store

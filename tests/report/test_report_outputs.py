@@ -16,10 +16,10 @@ import polars as pl
 import pytest
 
 from posaudit.detect.policy import load_policy
-from posaudit.run.local import run_pipeline
 from posaudit.report import FORMATS, ReportResult, build_report
 from posaudit.report.data import _rank_score
 from posaudit.report.translations import FAMILIES, RULES
+from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]

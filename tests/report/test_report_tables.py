@@ -18,9 +18,9 @@ from typing import Any
 import pytest
 
 from posaudit.detect.policy import load_policy
-from posaudit.run.local import run_pipeline
 from posaudit.report import build_report
 from posaudit.report.translations import RULES
+from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 
 CHROMIUM = Path("/usr/bin/chromium")

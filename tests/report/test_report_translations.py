@@ -10,7 +10,6 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from posaudit.detect.registry import all_rules
 from posaudit.pins import LocalPinKey, pin_digester
 from posaudit.report.builder import localized_findings
 from posaudit.report.data import load_report_data
@@ -26,6 +25,7 @@ from posaudit.report.translations import (
     FindingFacts,
     finding_sentence,
 )
+from posaudit.rules import all_rules
 from posaudit.store import Store
 
 CJK = re.compile(r"[\u4e00-\u9fff]")

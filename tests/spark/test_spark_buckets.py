@@ -12,8 +12,9 @@ import pytest
 
 from posaudit.detect.findings import FINDINGS_SCHEMA, to_findings
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import RULES, Rule, all_rules
+from posaudit.detect.registry import RULES, Rule
 from posaudit.pins import pin_digester
+from posaudit.rules import all_rules
 from posaudit.run.detect import findings_for_tables, one_per_finding_id
 from posaudit.run.plan import data_window
 from posaudit.spark.buckets import (

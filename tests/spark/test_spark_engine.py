@@ -15,8 +15,8 @@ import pytest
 
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import load_policy
-from posaudit.detect.registry import all_rules
 from posaudit.pins import pin_digester
+from posaudit.rules import all_rules
 from posaudit.run.detect import findings_for_tables
 from posaudit.run.local import run_pipeline
 from posaudit.run.plan import data_window

@@ -215,10 +215,3 @@ def rule(
 
     return register
 
-
-def all_rules() -> dict[str, Rule]:
-    """Every registered rule, importing the rule modules first."""
-    from posaudit.detect import logins, pins, refunds  # noqa: F401  (registration)
-    from posaudit.score import operators  # noqa: F401  (registration)
-
-    return dict(RULES)

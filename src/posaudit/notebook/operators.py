@@ -14,8 +14,8 @@ from typing import Final
 
 import polars as pl
 
-from posaudit.detect.registry import all_rules
 from posaudit.notebook.session import SEVERITY_RANK, Audit, read_only
+from posaudit.rules import all_rules
 from posaudit.score import operators as scoring
 
 SCORE_RULE: Final = scoring.SCORE_RULE
@@ -124,7 +124,7 @@ def operator_day_scores(audit: Audit) -> pl.DataFrame:
 def with_explanation(days: pl.DataFrame) -> pl.DataFrame:
     """Operator-days of :func:`operator_day_scores` with ``explanation``: their standout
     features in words, as the run writes them in its findings."""
-    return days.lazy().pipe(scoring._with_explanation).collect()
+    return days.lazy().pipe(scoring.explained_operator_days).collect()
 
 
 def score_distribution(scores: pl.DataFrame, *, bins: int = 50) -> pl.DataFrame:

@@ -21,7 +21,8 @@ import polars as pl
 from posaudit.config import ConfigError, merge_settings
 from posaudit.detect.findings import SEVERITIES
 from posaudit.detect.policy import Policy, default_policy_text
-from posaudit.detect.registry import Rule, all_rules
+from posaudit.detect.registry import Rule
+from posaudit.rules import all_rules
 from posaudit.store import Store
 
 FAMILY_ORDER: Final = ("logins", "pins", "refunds", "scores")

@@ -26,8 +26,9 @@ import polars as pl
 
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import Policy
-from posaudit.detect.registry import Rule, all_rules
+from posaudit.detect.registry import Rule
 from posaudit.pins import PinDigester, pin_digester
+from posaudit.rules import all_rules
 from posaudit.run.detect import findings_by_rule, one_per_finding_id, outside_lookback
 from posaudit.run.inputs import KeptExclusion, derived_inputs, kept_exclusion
 from posaudit.run.kept import forget_kept_refunds, refunds_kept_by, write_kept_refunds

@@ -1296,9 +1296,13 @@ def _explanations(frame: pl.DataFrame) -> pl.Series:
     return pl.Series("explanation", texts, dtype=pl.String)
 
 
-def _with_explanation(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Add ``explanation`` (see :func:`_explanations`), written row by row in Python: the rows
-    explained are the few kept as findings, and plain string formatting keeps the text exact."""
+def explained_operator_days(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """Scored operator-days with ``explanation``: their standout features in words, as a
+    finding states them (see :func:`_explanations`).
+
+    Written row by row in Python: the rows explained are the few kept as findings or shown in
+    a notebook, and plain string formatting keeps the text exact.
+    """
     schema = pl.Schema([*frame.collect_schema().items(), ("explanation", pl.String())])
     return frame.map_batches(lambda df: df.rechunk().with_columns(_explanations(df)), schema=schema)
 
@@ -1387,7 +1391,7 @@ def operator_day_scores(
     )
     return _scored_operator_days(
         activity, seed=seed, n_estimators=n_estimators, max_samples=max_samples, fit_rows=fit_rows
-    ).pipe(_with_explanation)
+    ).pipe(explained_operator_days)
 
 
 def _home_terminal() -> pl.Expr:
@@ -1415,7 +1419,7 @@ def anomaly_findings(
             (pl.col("anomaly_percentile") >= 1.0 - top_fraction)
             & (pl.col("anomaly_score") > min_anomaly_score)
         )
-        .pipe(_with_explanation)
+        .pipe(explained_operator_days)
         .with_columns(
             day.alias("window_start"),
             (day + timedelta(days=1, microseconds=-1)).alias("window_end"),

@@ -29,7 +29,9 @@ class LoginLog:
         self.operator.append(operator)
         self.outcome.append(outcome)
 
-    def lockout(self, terminal: int, operator: int, locked_at: int, unlocked_at: int, method: str) -> None:
+    def lockout(
+        self, terminal: int, operator: int, locked_at: int, unlocked_at: int, method: str
+    ) -> None:
         self.lock_terminal.append(terminal)
         self.lock_operator.append(operator)
         self.locked_at.append(locked_at)
@@ -60,7 +62,7 @@ def guessing_run(
     ``threshold`` <= 0 means the terminal never locks. The first lockout is lifted by
     ``unlock_method`` (after ``unlock_delay_us`` unless by timeout); later ones time out.
     """
-    t = start_us
+    attempt_us = start_us
     count = 0
     made = 0
     gap_i = 0
@@ -73,25 +75,27 @@ def guessing_run(
 
     method = unlock_method
     while made < failures:
-        log.event(t, terminal, operator_no, operator, "wrong_pin")
+        log.event(attempt_us, terminal, operator_no, operator, "wrong_pin")
         made += 1
         count += 1
         if threshold > 0 and count == threshold:
             if method == "timeout":
-                unlock_at = t + lockout_minutes * US_PER_MINUTE
+                unlock_at = attempt_us + lockout_minutes * US_PER_MINUTE
             else:
-                unlock_at = t + min(unlock_delay_us, lockout_minutes * US_PER_MINUTE - US_PER_MINUTE)
-            log.lockout(terminal, operator, t, unlock_at, method)
+                unlock_at = attempt_us + min(
+                    unlock_delay_us, lockout_minutes * US_PER_MINUTE - US_PER_MINUTE
+                )
+            log.lockout(terminal, operator, attempt_us, unlock_at, method)
             method = "timeout"
-            for k in range(locked_tries):
-                t_locked = t + (k + 1) * next_gap()
-                if t_locked < unlock_at:
-                    log.event(t_locked, terminal, operator_no, operator, "locked")
-            t = unlock_at + next_gap()
+            for locked_try in range(locked_tries):
+                locked_attempt_us = attempt_us + (locked_try + 1) * next_gap()
+                if locked_attempt_us < unlock_at:
+                    log.event(locked_attempt_us, terminal, operator_no, operator, "locked")
+            attempt_us = unlock_at + next_gap()
             count = 0
         else:
-            t += next_gap()
+            attempt_us += next_gap()
     if succeed:
-        log.event(t, terminal, operator_no, operator, "success")
-        return t
-    return t - gaps_us[(gap_i - 1) % len(gaps_us)]
+        log.event(attempt_us, terminal, operator_no, operator, "success")
+        return attempt_us
+    return attempt_us - gaps_us[(gap_i - 1) % len(gaps_us)]

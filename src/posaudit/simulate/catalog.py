@@ -74,7 +74,7 @@ CATEGORIES: Final = (
     Category("charity", 0.03, 6, (1, 1), (1, 2), 100, 1.0, (0.30, 0.10, 0.20, 0.30, 0.10),
              0.010, ((540, 1080),), 0.0, ((11, 3, 1),), 0.6, 0.0, 0.5, 0.6),
 )  # fmt: skip
-CATEGORY_NAMES: Final = tuple(c.name for c in CATEGORIES)
+CATEGORY_NAMES: Final = tuple(category.name for category in CATEGORIES)
 
 MERCHANT_WORDS: Final = (
     "Golden", "Lucky", "Harmony", "Sunrise", "Jade", "Red Lantern", "Peach", "Bamboo",
@@ -93,4 +93,17 @@ CATEGORY_WORDS: Final = {
     "charity": "Charity Fund",
 }
 SURNAMES: Final = ("Wang", "Li", "Zhang", "Liu", "Chen", "Yang", "Zhao", "Huang", "Zhou", "Wu")
-GIVEN: Final = ("Wei", "Fang", "Na", "Min", "Jing", "Lei", "Jun", "Yan", "Hao", "Ting", "Yu", "Qiang")
+GIVEN: Final = (
+    "Wei",
+    "Fang",
+    "Na",
+    "Min",
+    "Jing",
+    "Lei",
+    "Jun",
+    "Yan",
+    "Hao",
+    "Ting",
+    "Yu",
+    "Qiang",
+)

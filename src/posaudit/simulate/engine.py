@@ -67,7 +67,7 @@ class SimulationSummary:
 
     @property
     def events(self) -> int:
-        return sum(self.rows.get(t, 0) for t in EVENT_TABLES)
+        return sum(self.rows.get(table, 0) for table in EVENT_TABLES)
 
 
 def _ts(values: np.ndarray | pl.Series) -> pl.Series:
@@ -77,9 +77,7 @@ def _ts(values: np.ndarray | pl.Series) -> pl.Series:
 class _Renderer:
     """Turns integer-coded rows into the contract's strings; holds the id counters."""
 
-    def __init__(
-        self, world: World, seed: int, counters: dict[str, int], digester: PinDigester
-    ):
+    def __init__(self, world: World, seed: int, counters: dict[str, int], digester: PinDigester):
         self.world = world
         self.t_ids = pl.Series(world.t_ids)
         self.m_ids = pl.Series(world.merchants.get_column("merchant_id"))
@@ -90,25 +88,28 @@ class _Renderer:
         self.digester = digester
         self._digests: dict[int, str] = {}
 
-    def _ids(self, prefix: str, n: int) -> pl.Series:
+    def _ids(self, prefix: str, count: int) -> pl.Series:
         start = self.counters[prefix]
-        self.counters[prefix] += n
-        return pl.select(pl.lit(prefix) + pl.int_range(start, start + n, dtype=pl.Int64).cast(pl.String)).to_series()
+        self.counters[prefix] += count
+        return pl.select(
+            pl.lit(prefix) + pl.int_range(start, start + count, dtype=pl.Int64).cast(pl.String)
+        ).to_series()
 
     def transactions(self, txns: pl.DataFrame, state: SimState, world_day: int) -> pl.DataFrame:
-        w = self.world
+        world = self.world
         txns = txns.sort("terminal", "ts", "seq")
         term = txns.get_column("terminal").to_numpy()
         rank = txns.select(pl.int_range(1, pl.len() + 1).over("terminal")).to_series().to_numpy()
         trace = state.trace[term] + rank
         np.maximum.at(state.trace, term, trace)
         trace = (trace - 1) % 999_999 + 1  # six-digit trace numbers wrap
-        merchant = w.t_merchant[term]
+        merchant = world.t_merchant[term]
         channel = txns.get_column("channel").to_numpy()
         amount = txns.get_column("amount").to_numpy()
         bp = np.where(
-            w.m_fee_class[merchant] == 2, 0,
-            np.where(w.m_fee_class[merchant] == 1, w.m_rate_bp[merchant], np.append(CHANNEL_RATE_BP, 0)[channel]),
+            world.m_fee_class[merchant] == 2, 0,
+            np.where(world.m_fee_class[merchant] == 1, world.m_rate_bp[merchant],
+                     np.append(CHANNEL_RATE_BP, 0)[channel]),
         )  # fmt: skip
         bp = np.where(channel == 5, 0, bp)
         fee = (amount * bp + 5_000) // 10_000
@@ -133,8 +134,10 @@ class _Renderer:
                 "fee_fen": fee,
                 "card_token": pl.select(pl.Series(prefix) + card.cast(pl.String)).to_series(),
                 "original_txn_id": pl.select(
-                    pl.when(original >= 0).then(pl.lit("X") + original.cast(pl.String))
-                    .when(original == -2).then(pl.lit("X") + (seq + 7_000_000_000_000).cast(pl.String))
+                    pl.when(original >= 0)
+                    .then(pl.lit("X") + original.cast(pl.String))
+                    .when(original == -2)
+                    .then(pl.lit("X") + (seq + 7_000_000_000_000).cast(pl.String))
                 ).to_series(),  # fmt: skip
                 "trace_no": pl.Series(trace, dtype=pl.Int32),
                 "batch_no": pl.Series(self.batch_base[term] + world_day, dtype=pl.Int32),
@@ -152,7 +155,9 @@ class _Renderer:
                 "ts": _ts(logins.get_column("ts")),
                 "terminal_id": self.t_ids.gather(logins.get_column("terminal")),
                 "operator_no": logins.get_column("operator_no"),
-                "operator_id": self.o_ids.gather(op.clip(0)).zip_with(op >= 0, pl.Series([None], dtype=pl.String)),
+                "operator_id": self.o_ids.gather(op.clip(0)).zip_with(
+                    op >= 0, pl.Series([None], dtype=pl.String)
+                ),
                 "outcome": logins.get_column("outcome"),
             }
         )
@@ -175,9 +180,11 @@ class _Renderer:
         values = pins.cast(pl.Int64).to_list()
         new = sorted(set(values).difference(self._digests))
         if new:
-            digests = self.digester.digests(pl.Series([f"{p:06d}" for p in new], dtype=pl.String))
+            digests = self.digester.digests(
+                pl.Series([f"{pin:06d}" for pin in new], dtype=pl.String)
+            )
             self._digests.update(zip(new, digests.to_list(), strict=True))
-        return pl.Series([self._digests[p] for p in values], dtype=pl.String)
+        return pl.Series([self._digests[pin] for pin in values], dtype=pl.String)
 
     def pin_events(self, events: pl.DataFrame) -> pl.DataFrame:
         events = events.sort("ts", "op")
@@ -219,11 +226,15 @@ LABEL_SCHEMA: Final = {"scenario": pl.String, "entity_type": pl.String, "entity"
                        "start": pl.Int64, "end": pl.Int64}  # fmt: skip
 
 
-def condition_labels(world: World, periods: pl.DataFrame, scenario: Scenario, from_us: int, to_us: int) -> pl.DataFrame:
+def condition_labels(
+    world: World, periods: pl.DataFrame, scenario: Scenario, from_us: int, to_us: int
+) -> pl.DataFrame:
     """Ground truth of the PIN and lockout conditions over [from_us, to_us), from plaintext state."""
-    p = periods.filter((pl.col("end") > from_us) & (pl.col("start") < to_us))
-    ops = p.get_column("op").to_numpy()
-    p = p.with_columns(pl.Series("weakness", weak_classes(world, ops, p.get_column("pin").to_numpy())))
+    in_window = periods.filter((pl.col("end") > from_us) & (pl.col("start") < to_us))
+    ops = in_window.get_column("op").to_numpy()
+    in_window = in_window.with_columns(
+        pl.Series("weakness", weak_classes(world, ops, in_window.get_column("pin").to_numpy()))
+    )
     out: list[pl.DataFrame] = []
 
     def add(name: str, frame: pl.DataFrame, etype: str = "operator") -> None:
@@ -232,36 +243,62 @@ def condition_labels(world: World, periods: pl.DataFrame, scenario: Scenario, fr
                                     pl.col("entity").cast(pl.Int64), pl.col("start").cast(pl.Int64),
                                     pl.col("end").cast(pl.Int64)))  # fmt: skip
 
-    add("weak_pin", p.filter(pl.col("weakness") != "-").select(pl.col("op").alias("entity"), "start", "end"))
-    add("default_pin", p.filter((pl.col("kind") == 0) & (pl.col("actor") == 3) & (pl.col("end") == to_us))
+    add(
+        "weak_pin",
+        in_window.filter(pl.col("weakness") != "-").select(
+            pl.col("op").alias("entity"), "start", "end"
+        ),
+    )
+    add("default_pin", in_window.filter((pl.col("kind") == 0) & (pl.col("actor") == 3)
+                                        & (pl.col("end") == to_us))
         .select(pl.col("op").alias("entity"), "start", "end"))  # fmt: skip
-    history = p.sort("op", "start").with_columns(
-        pl.concat_list([pl.col("pin").shift(i).over("op") for i in range(1, REUSE_HISTORY + 1)]).alias("earlier")
+    history = in_window.sort("op", "start").with_columns(
+        pl.concat_list(
+            [
+                pl.col("pin").shift(steps_back).over("op")
+                for steps_back in range(1, REUSE_HISTORY + 1)
+            ]
+        ).alias("earlier")
     )
     # earlier periods outside the window count too: compute the history on all periods
     full = periods.sort("op", "start").with_columns(
-        pl.concat_list([pl.col("pin").shift(i).over("op") for i in range(1, REUSE_HISTORY + 1)]).alias("earlier")
+        pl.concat_list(
+            [
+                pl.col("pin").shift(steps_back).over("op")
+                for steps_back in range(1, REUSE_HISTORY + 1)
+            ]
+        ).alias("earlier")
     )
     del history
     reused = full.filter((pl.col("end") > from_us) & (pl.col("start") < to_us) & (pl.col("kind") > 0)
                          & pl.col("pin").is_in(pl.col("earlier")))  # fmt: skip
     add("reused_pin", reused.select(pl.col("op").alias("entity"), "start", "end"))
     stale_from = pl.col("start") + STALE_AFTER_DAYS * US_PER_DAY
-    add("stale_pin", p.filter((pl.col("end") - pl.col("start") > STALE_AFTER_DAYS * US_PER_DAY)
-                              & (pl.col("end") > stale_from))
+    add("stale_pin", in_window.filter((pl.col("end") - pl.col("start")
+                                       > STALE_AFTER_DAYS * US_PER_DAY)
+                                      & (pl.col("end") > stale_from))
         .select(pl.col("op").alias("entity"), stale_from.alias("start"), "end"))  # fmt: skip
-    pairs = p.select("op", "merchant", "pin", "start", "end").join(
-        p.select("op", "merchant", "pin", "start", "end"), on=["merchant", "pin"], suffix="_other"
+    pairs = in_window.select("op", "merchant", "pin", "start", "end").join(
+        in_window.select("op", "merchant", "pin", "start", "end"), on=["merchant", "pin"],
+        suffix="_other",
     ).filter((pl.col("op") != pl.col("op_other")) & (pl.col("start") < pl.col("end_other"))
              & (pl.col("start_other") < pl.col("end")))  # fmt: skip
-    shared = pairs.select(
-        pl.col("op").alias("entity"),
-        pl.max_horizontal("start", "start_other").alias("start"),
-        pl.min_horizontal("end", "end_other").alias("end"),
-    ).unique().sort("entity", "start")
+    shared = (
+        pairs.select(
+            pl.col("op").alias("entity"),
+            pl.max_horizontal("start", "start_other").alias("start"),
+            pl.min_horizontal("end", "end_other").alias("end"),
+        )
+        .unique()
+        .sort("entity", "start")
+    )
     add("shared_pin", shared)
     loose = np.flatnonzero(world.t_loose)
-    add("lockout_not_enforced", pl.DataFrame({"entity": loose, "start": from_us, "end": to_us - 1}), "terminal")
+    add(
+        "lockout_not_enforced",
+        pl.DataFrame({"entity": loose, "start": from_us, "end": to_us - 1}),
+        "terminal",
+    )
     if not out:
         return pl.DataFrame(schema=LABEL_SCHEMA)
     labels = pl.concat(out)
@@ -270,11 +307,12 @@ def condition_labels(world: World, periods: pl.DataFrame, scenario: Scenario, fr
 
 
 def _world_for(scenario: Scenario, seed: int) -> World:
-    b = scenario.behaviour
+    behaviour = scenario.behaviour
     return build_world(
         seed, scenario.merchants, scenario.start,
         lockout_loose_share=scenario.rate("lockout_not_enforced"),
-        flaky_share=b["flaky_terminal_share"], transfer_share=b["transfer_merchant_share"],
+        flaky_share=behaviour["flaky_terminal_share"],
+        transfer_share=behaviour["transfer_merchant_share"],
     )  # fmt: skip
 
 
@@ -390,7 +428,9 @@ def simulate(
             seed, start, merchants, text, first_day, fraud_on = rows[0]  # type: ignore[assignment]
             days = scenario.days
             check_days(start, int(first_day), days, source=f"--append to {path}")  # type: ignore[arg-type]
-            scenario = scenario_from_text(str(text), merchants=int(merchants), days=days, start=str(start))  # type: ignore[call-overload]
+            scenario = scenario_from_text(
+                str(text), merchants=int(merchants), days=days, start=str(start)
+            )  # type: ignore[call-overload]
             for prefix, table, column in (("L", "login_events", "event_id"), ("K", "lockouts", "lockout_id"),
                                           ("P", "pin_events", "event_id"), ("G", "ground_truth", "incident_id")):  # fmt: skip
                 counters[prefix] = int(store.query(
@@ -400,18 +440,23 @@ def simulate(
         world = _world_for(scenario, int(seed))
         summary = SimulationSummary(path=path, seed=int(seed), first_day=int(first_day), days=scenario.days,
                                     start=scenario.start)  # fmt: skip
-        state = SimState(next_txn=next_txn, trace=stream(int(seed), "world", 2).integers(0, 5_000, world.n_terminals))
+        state = SimState(
+            next_txn=next_txn,
+            trace=stream(int(seed), "world", 2).integers(0, 5_000, world.n_terminals),
+        )
         if append:
             _restore_state(store, world, state)
         renderer = _Renderer(world, int(seed), counters, digester)
-        b = scenario.behaviour
+        behaviour = scenario.behaviour
         end_day = int(first_day) + scenario.days
         from_us = day_start_us(world, int(first_day))
         to_us = day_start_us(world, end_day)
         timeline = _pin_timeline(world, scenario, int(seed), to_us)
         pin_frame = pl.DataFrame({"op": timeline.operator, "ts": timeline.ts_us, "kind": timeline.kind,
                                   "actor": timeline.actor, "pin": timeline.pin})  # fmt: skip
-        resets = pin_frame.filter((pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us))
+        resets = pin_frame.filter(
+            (pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us)
+        )
         rates = {name: scenario.rate(name, fraud=bool(fraud_on)) for name in SCENARIOS}
         phase_rng = stream(int(seed), "fraud", int(first_day))
         # rounding to the nearest whole incident keeps small worlds on the configured rate
@@ -419,7 +464,7 @@ def simulate(
         friendly = fraud.plan_friendly_refunds(world, phase_rng, state, rates["friendly_refunds"],
                                                int(first_day), scenario.days)  # fmt: skip
         labels: list[pl.DataFrame] = []
-        counts = {t: 0 for t in EVENT_TABLES}
+        counts = {table: 0 for table in EVENT_TABLES}
         if created:
             store.initialise(pin_key_fingerprint=fingerprint, code_version=__version__)
         if created:
@@ -427,21 +472,27 @@ def simulate(
             store.append("terminals", world.terminals)
             store.append("operators", world.operators)
         with store.background_writer() as writer:
-            for i, day in enumerate(range(int(first_day), end_day)):
-                r = stream(int(seed), "day", day)
+            for day_number, day in enumerate(range(int(first_day), end_day)):
+                day_rng = stream(int(seed), "day", day)
                 activity = DayActivity()
-                shifts = make_shifts(world, day, r, b["roaming_share"])
-                flaky_today = world.t_flaky & (r.random(world.n_terminals) < b["flaky_day_share"])
-                natural_logins(world, shifts, r, activity.logins, b, flaky_today)
+                shifts = make_shifts(world, day, day_rng, behaviour["roaming_share"])
+                flaky_today = world.t_flaky & (
+                    day_rng.random(world.n_terminals) < behaviour["flaky_day_share"]
+                )
+                natural_logins(world, shifts, day_rng, activity.logins, behaviour, flaky_today)
                 day_resets = resets.filter((pl.col("ts") >= day_start_us(world, day))
                                            & (pl.col("ts") < day_start_us(world, day + 1)))  # fmt: skip
-                forgotten_pins(world, day_resets, r, activity.logins)
-                txns, sales = natural_transactions(world, day, shifts, r, state, b)
+                forgotten_pins(world, day_resets, day_rng, activity.logins)
+                txns, sales = natural_transactions(world, day, shifts, day_rng, state, behaviour)
                 activity.txns.append(txns)
-                ctx = fraud.DayContext(world, day, stream(int(seed), "fraud", day, 1), state, shifts, sales, activity)
+                ctx = fraud.DayContext(
+                    world, day, stream(int(seed), "fraud", day, 1), state, shifts, sales, activity
+                )
                 fraud.inject_day(ctx, rates, phases)
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
-                _remember_sales(state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, r)
+                _remember_sales(
+                    state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng
+                )
                 logins, lockouts = fraud.log_frames(activity.logins)
                 tx = renderer.transactions(pl.concat(activity.txns), state, day)
                 lg = renderer.logins(logins)
@@ -455,9 +506,11 @@ def simulate(
                 if activity.labels:
                     labels.append(pl.DataFrame(activity.labels, schema=LABEL_SCHEMA, orient="row"))
                 if progress:
-                    progress(i + 1, scenario.days, sum(counts.values()))
+                    progress(day_number + 1, scenario.days, sum(counts.values()))
             lower = -(2**62) if not append else from_us
-            pe = renderer.pin_events(pin_frame.filter((pl.col("ts") >= lower) & (pl.col("ts") < to_us)))
+            pe = renderer.pin_events(
+                pin_frame.filter((pl.col("ts") >= lower) & (pl.col("ts") < to_us))
+            )
             writer.put("pin_events", pe)
             counts["pin_events"] += pe.height
         summary.write_seconds = writer.busy_seconds
@@ -465,7 +518,8 @@ def simulate(
         periods = pin_periods(world, timeline, to_us)
         labels.append(condition_labels(world, periods, scenario, from_us, to_us))
         if friendly:
-            labels.append(pl.DataFrame([("friendly_refunds", "operator", *f) for f in friendly],
+            labels.append(pl.DataFrame([("friendly_refunds", "operator", *incident)
+                                        for incident in friendly],
                                        schema=LABEL_SCHEMA, orient="row"))  # fmt: skip
         gt = renderer.ground_truth(pl.concat(labels))
         store.append("ground_truth", gt)
@@ -477,7 +531,9 @@ def simulate(
             gt.group_by("scenario").len().sort("scenario").iter_rows()  # type: ignore[arg-type]
         )
         summary.seconds = time.perf_counter() - started
-        sim_id = int(store.query("SELECT coalesce(max(simulation_id), 0) + 1 FROM simulations")[0][0])  # type: ignore[arg-type]
+        sim_id = int(
+            store.query("SELECT coalesce(max(simulation_id), 0) + 1 FROM simulations")[0][0]
+        )  # type: ignore[arg-type]
         store.execute(
             "INSERT INTO simulations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             [sim_id, datetime.now().replace(microsecond=0), int(seed), scenario.start, int(first_day),
@@ -490,16 +546,20 @@ def simulate(
     return summary
 
 
-def _remember_sales(state: SimState, sales: pl.DataFrame, keep_from_us: int, r: np.random.Generator) -> None:
+def _remember_sales(
+    state: SimState, sales: pl.DataFrame, keep_from_us: int, rng: np.random.Generator
+) -> None:
     """Keep a sample of recent approved sales: what late refunds can still name."""
-    sample = sales.filter(pl.Series(r.random(sales.height) < 0.05)).select(state.sale_pool.columns)
+    sample = sales.filter(pl.Series(rng.random(sales.height) < 0.05)).select(
+        state.sale_pool.columns
+    )
     state.sale_pool = pl.concat([state.sale_pool.filter(pl.col("ts") >= keep_from_us), sample])
 
 
 def _restore_state(store: Store, world: World, state: SimState) -> None:
     """Trace counters and recent sales from the store, to continue its world."""
     frame = store.frame("SELECT terminal_id, max(trace_no) AS trace FROM transactions GROUP BY ALL")
-    index = {t: i for i, t in enumerate(world.t_ids.tolist())}
+    index = {terminal_id: terminal for terminal, terminal_id in enumerate(world.t_ids.tolist())}
     for terminal_id, trace in frame.iter_rows():
         state.trace[index[terminal_id]] = int(trace)
     recent = store.frame(
@@ -508,7 +568,7 @@ def _restore_state(store: Store, world: World, state: SimState) -> None:
         "WHERE kind = 'sale' AND status = 'approved' AND channel <> 'account' "
         f"AND ts >= (SELECT max(ts) FROM transactions) - INTERVAL {SALE_POOL_DAYS} DAY USING SAMPLE 5 PERCENT (bernoulli, 7)"
     )
-    channel_index = {c: i for i, c in enumerate(CHANNEL_NAMES)}
+    channel_index = {channel: code for code, channel in enumerate(CHANNEL_NAMES)}
     state.sale_pool = recent.select(
         "seq", "ts",
         pl.col("terminal_id").replace_strict(index, return_dtype=pl.Int64).alias("terminal"),

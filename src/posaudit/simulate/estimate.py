@@ -71,18 +71,18 @@ def simulation_estimate(scenario: Scenario, *, new_store: bool = True) -> Simula
     )
 
 
-def _count(n: int) -> str:
+def _count(events: int) -> str:
     for size, word in ((10**12, "trillion"), (10**9, "billion"), (10**6, "million")):
-        if n >= size:
-            return f"{n / size:,.1f} {word}"
-    return f"{n:,}"
+        if events >= size:
+            return f"{events / size:,.1f} {word}"
+    return f"{events:,}"
 
 
-def _bytes(n: int) -> str:
+def _bytes(byte_count: int) -> str:
     for size, unit in ((10**12, "TB"), (10**9, "GB"), (10**6, "MB")):
-        if n >= size:
-            return f"{n / size:,.1f} {unit}"
-    return f"{n / 10**3:,.0f} kB"
+        if byte_count >= size:
+            return f"{byte_count / size:,.1f} {unit}"
+    return f"{byte_count / 10**3:,.0f} kB"
 
 
 def _duration(seconds: float) -> str:

@@ -13,8 +13,8 @@ from posaudit.simulate.attempts import LoginLog, guessing_run
 from posaudit.simulate.day import (
     FAILURE_T,
     KIND_T,
-    STATUS_T,
     REFUND_WINDOW_DAYS,
+    STATUS_T,
     TXN_SCHEMA,
     DayActivity,
     Shifts,
@@ -45,7 +45,7 @@ class Rows:
 class DayContext:
     world: World
     day: int
-    r: np.random.Generator
+    rng: np.random.Generator
     state: SimState
     shifts: Shifts
     sales: pl.DataFrame  # today's approved, unvoided sales
@@ -60,11 +60,11 @@ class DayContext:
 
     def txn(self, rows: dict[str, Any]) -> Rows:
         """Buffer injected transactions (always approved); returns their numeric columns."""
-        n = len(rows["ts"])
-        data = {"seq": self.state.take_seqs(n)}
+        row_count = len(rows["ts"])
+        data = {"seq": self.state.take_seqs(row_count)}
         for column in ("ts", "terminal", "operator", "channel", "amount", "card", "original"):
-            data[column] = np.broadcast_to(np.asarray(rows[column], dtype=np.int64), n)
-        data["kind"] = np.broadcast_to(np.asarray(rows["kind"]), n)
+            data[column] = np.broadcast_to(np.asarray(rows[column], dtype=np.int64), row_count)
+        data["kind"] = np.broadcast_to(np.asarray(rows["kind"]), row_count)
         self._buffer.append(data)
         return Rows(data)
 
@@ -72,13 +72,18 @@ class DayContext:
         """The day's injected transactions, as one frame."""
         if not self._buffer:
             return
-        columns = {c: np.concatenate([d[c] for d in self._buffer]) for c in self._buffer[0]}
+        columns = {
+            column: np.concatenate([batch[column] for batch in self._buffer])
+            for column in self._buffer[0]
+        }
         self._buffer.clear()
         frame = pl.DataFrame(
             {
-                **{c: v for c, v in columns.items() if c != "kind"},
+                **{column: values for column, values in columns.items() if column != "kind"},
                 "kind": pl.Series(columns["kind"].astype(str)).cast(KIND_T),
-                "status": pl.Series(["approved"], dtype=STATUS_T).gather(np.zeros(columns["ts"].size, dtype=np.int64)),
+                "status": pl.Series(["approved"], dtype=STATUS_T).gather(
+                    np.zeros(columns["ts"].size, dtype=np.int64)
+                ),
             }
         ).with_columns(pl.lit(None, FAILURE_T).alias("failure"))
         self.activity.txns.append(frame.select(list(TXN_SCHEMA)))
@@ -104,18 +109,22 @@ class DayContext:
     def _sales_at(self, terminal: int) -> pl.DataFrame:
         if self._by_terminal is None:
             ordered = self.sales.sort("terminal", "ts")
-            bounds = np.searchsorted(ordered.get_column("terminal").to_numpy(), np.arange(self.world.n_terminals + 1))
+            bounds = np.searchsorted(
+                ordered.get_column("terminal").to_numpy(), np.arange(self.world.n_terminals + 1)
+            )
             self._by_terminal = (ordered, bounds)
         ordered, bounds = self._by_terminal
         return ordered.slice(int(bounds[terminal]), int(bounds[terminal + 1] - bounds[terminal]))
 
     def busy_terminals(self, min_sales: int) -> np.ndarray:
-        counts = np.bincount(self.sales.get_column("terminal").to_numpy(), minlength=self.world.n_terminals)
+        counts = np.bincount(
+            self.sales.get_column("terminal").to_numpy(), minlength=self.world.n_terminals
+        )
         return np.flatnonzero(counts >= min_sales)
 
     def refund_operator(self, terminal: int) -> int:
-        n = int(self.world.t_refund_n[terminal])
-        return int(self.world.t_refund_ops[terminal, int(self.r.integers(0, n))])
+        refunder_count = int(self.world.t_refund_n[terminal])
+        return int(self.world.t_refund_ops[terminal, int(self.rng.integers(0, refunder_count))])
 
 
 def _refund_rows(ctx: DayContext, sales: pl.DataFrame | Rows, ts: np.ndarray, operator: int | np.ndarray,
@@ -136,206 +145,259 @@ def _refund_rows(ctx: DayContext, sales: pl.DataFrame | Rows, ts: np.ndarray, op
     )
 
 
-def pin_brute_force(ctx: DayContext, k: int) -> None:
-    w, r = ctx.world, ctx.r
-    for op in r.choice(w.n_operators, size=k, replace=False):
-        t = int(w.o_terminal[op])
-        night = r.random() < 0.5
-        minute = r.integers(0, 300) if night else w.m_open[w.t_merchant[t]] + r.integers(30, 300)
-        start = ctx.base + int(minute) * US_PER_MINUTE + int(r.integers(0, 60)) * US_PER_SECOND
-        gaps = (r.integers(4, 21, 16) * US_PER_SECOND).tolist()
+def pin_brute_force(ctx: DayContext, count: int) -> None:
+    world, rng = ctx.world, ctx.rng
+    for op in rng.choice(world.n_operators, size=count, replace=False):
+        terminal = int(world.o_terminal[op])
+        night = rng.random() < 0.5
+        minute = (
+            rng.integers(0, 300)
+            if night
+            else world.m_open[world.t_merchant[terminal]] + rng.integers(30, 300)
+        )
+        start = ctx.base + int(minute) * US_PER_MINUTE + int(rng.integers(0, 60)) * US_PER_SECOND
+        gaps = (rng.integers(4, 21, 16) * US_PER_SECOND).tolist()
         end = guessing_run(
-            ctx.activity.logins, start_us=start, terminal=t, operator=int(op), operator_no=str(w.o_no[op]),
-            threshold=int(w.t_threshold[t]), lockout_minutes=int(w.t_minutes[t]),
-            failures=int(r.integers(20, 61)), gaps_us=gaps, succeed=bool(r.random() < 1 / 3),
-            locked_tries=int(r.integers(1, 3)),
+            ctx.activity.logins, start_us=start, terminal=terminal, operator=int(op),
+            operator_no=str(world.o_no[op]), threshold=int(world.t_threshold[terminal]),
+            lockout_minutes=int(world.t_minutes[terminal]),
+            failures=int(rng.integers(20, 61)), gaps_us=gaps, succeed=bool(rng.random() < 1 / 3),
+            locked_tries=int(rng.integers(1, 3)),
         )  # fmt: skip
         ctx.label("pin_brute_force", "operator", op, start, end)
 
 
-def operator_enumeration(ctx: DayContext, k: int) -> None:
-    w, r, log = ctx.world, ctx.r, ctx.activity.logins
-    for t in r.choice(w.n_terminals, size=k, replace=False):
-        m = w.t_merchant[t]
-        directory = {str(w.o_no[o]): int(o) for o in np.flatnonzero((w.o_merchant == m) & ~w.o_is_admin)}
-        directory[str(w.o_no[w.t_admin[t]])] = int(w.t_admin[t])
-        numbers = [f"{i:02d}" for i in range(0, 60)]
-        tried = r.choice(numbers, size=int(r.integers(10, 21)), replace=False).tolist()
+def operator_enumeration(ctx: DayContext, count: int) -> None:
+    world, rng, log = ctx.world, ctx.rng, ctx.activity.logins
+    for terminal in rng.choice(world.n_terminals, size=count, replace=False):
+        merchant = world.t_merchant[terminal]
+        directory = {
+            str(world.o_no[operator]): int(operator)
+            for operator in np.flatnonzero((world.o_merchant == merchant) & ~world.o_is_admin)
+        }
+        directory[str(world.o_no[world.t_admin[terminal]])] = int(world.t_admin[terminal])
+        numbers = [f"{number:02d}" for number in range(0, 60)]
+        tried = rng.choice(numbers, size=int(rng.integers(10, 21)), replace=False).tolist()
         tried = sorted(set(tried) | set(directory))
-        passes = int(r.integers(2, 4))
-        attempts = (tried * passes)[: int(r.integers(20, 61))]
-        threshold, minutes = int(w.t_threshold[t]), int(w.t_minutes[t])
-        start = ctx.base + int(r.integers(0, 1440 - 90)) * US_PER_MINUTE
+        passes = int(rng.integers(2, 4))
+        attempts = (tried * passes)[: int(rng.integers(20, 61))]
+        threshold, minutes = int(world.t_threshold[terminal]), int(world.t_minutes[terminal])
+        start = ctx.base + int(rng.integers(0, 1440 - 90)) * US_PER_MINUTE
         ts = start
         counts: dict[int, int] = {}
         locked_until: dict[int, int] = {}
         for no in attempts:
-            ts += int(r.integers(3, 13)) * US_PER_SECOND
+            ts += int(rng.integers(3, 13)) * US_PER_SECOND
             op = directory.get(no, -1)
             if op < 0:
-                log.event(ts, int(t), no, -1, "unknown_operator")
+                log.event(ts, int(terminal), no, -1, "unknown_operator")
                 continue
             if locked_until.get(op, 0) > ts:
-                log.event(ts, int(t), no, op, "locked")
+                log.event(ts, int(terminal), no, op, "locked")
                 continue
-            log.event(ts, int(t), no, op, "wrong_pin")
+            log.event(ts, int(terminal), no, op, "wrong_pin")
             counts[op] = counts.get(op, 0) + 1
             if threshold > 0 and counts[op] == threshold:
                 locked_until[op] = ts + minutes * US_PER_MINUTE
-                log.lockout(int(t), op, ts, locked_until[op], "timeout")
+                log.lockout(int(terminal), op, ts, locked_until[op], "timeout")
                 counts[op] = 0
-        ctx.label("operator_enumeration", "terminal", t, start, ts)
+        ctx.label("operator_enumeration", "terminal", terminal, start, ts)
 
 
-def credential_sharing(ctx: DayContext, k: int) -> None:
-    w, r = ctx.world, ctx.r
-    multi = np.bincount(w.t_merchant)[w.t_merchant] > 1
+def credential_sharing(ctx: DayContext, count: int) -> None:
+    world, rng = ctx.world, ctx.rng
+    multi = np.bincount(world.t_merchant)[world.t_merchant] > 1
     candidates = np.flatnonzero(multi & (ctx.shifts.operator[:, 0] >= 0))
-    candidates = candidates[~w.o_is_admin[ctx.shifts.operator[candidates, 0]]]
+    candidates = candidates[~world.o_is_admin[ctx.shifts.operator[candidates, 0]]]
     if candidates.size == 0:
         return
-    for t in r.choice(candidates, size=min(k, candidates.size), replace=False):
-        op = int(ctx.shifts.operator[t, 0])
-        siblings = np.flatnonzero((w.t_merchant == w.t_merchant[t]) & (np.arange(w.n_terminals) != t))
-        b = int(r.choice(siblings))
-        s0, s1 = int(ctx.shifts.start_us[t, 0]), int(ctx.shifts.end_us[t, 0])
-        span = int(r.integers(60, 121)) * US_PER_MINUTE
-        w0 = s0 + int(r.random() * max(s1 - s0 - span, 1))
-        ctx.activity.logins.event(w0, b, str(w.o_no[op]), op, "success")
-        n_b, n_a = int(r.integers(3, 9)), int(r.integers(3, 7))
-        times = np.sort(w0 + 60 * US_PER_SECOND + (r.random(n_b + n_a) * span).astype(np.int64))
-        where = r.permutation(np.array([b] * n_b + [int(t)] * n_a))
+    for terminal in rng.choice(candidates, size=min(count, candidates.size), replace=False):
+        op = int(ctx.shifts.operator[terminal, 0])
+        siblings = np.flatnonzero(
+            (world.t_merchant == world.t_merchant[terminal])
+            & (np.arange(world.n_terminals) != terminal)
+        )
+        sibling = int(rng.choice(siblings))
+        s0, s1 = int(ctx.shifts.start_us[terminal, 0]), int(ctx.shifts.end_us[terminal, 0])
+        span = int(rng.integers(60, 121)) * US_PER_MINUTE
+        w0 = s0 + int(rng.random() * max(s1 - s0 - span, 1))
+        ctx.activity.logins.event(w0, sibling, str(world.o_no[op]), op, "success")
+        sibling_sales, home_sales = int(rng.integers(3, 9)), int(rng.integers(3, 7))
+        times = np.sort(
+            w0
+            + 60 * US_PER_SECOND
+            + (rng.random(sibling_sales + home_sales) * span).astype(np.int64)
+        )
+        where = rng.permutation(np.array([sibling] * sibling_sales + [int(terminal)] * home_sales))
         ctx.txn(
             {
                 "ts": times, "terminal": where, "operator": np.full(times.size, op), "kind": "sale",
-                "channel": r.integers(0, 5, times.size), "amount": r.integers(1_000, 30_000, times.size),
-                "card": r.integers(0, 10**9, times.size), "original": np.full(times.size, -1),
+                "channel": rng.integers(0, 5, times.size),
+                "amount": rng.integers(1_000, 30_000, times.size),
+                "card": rng.integers(0, 10**9, times.size), "original": np.full(times.size, -1),
                             }
         )  # fmt: skip
         ctx.label("credential_sharing", "operator", op, w0, int(times[-1]))
 
 
-def takeover_refund(ctx: DayContext, k: int) -> None:
-    w, r = ctx.world, ctx.r
+def takeover_refund(ctx: DayContext, count: int) -> None:
+    world, rng = ctx.world, ctx.rng
     busy = ctx.busy_terminals(8)
     if busy.size == 0:
         return
-    for t in r.choice(busy, size=min(k, busy.size), replace=False):
-        sales = ctx.sales_at(int(t))
+    for terminal in rng.choice(busy, size=min(count, busy.size), replace=False):
+        sales = ctx.sales_at(int(terminal))
         if sales.height < 8:
             continue
-        op = ctx.refund_operator(int(t))
-        start = int(sales.get_column("ts")[5]) + int(r.integers(1, 30)) * US_PER_MINUTE
-        threshold = int(w.t_threshold[t])
+        op = ctx.refund_operator(int(terminal))
+        start = int(sales.get_column("ts")[5]) + int(rng.integers(1, 30)) * US_PER_MINUTE
+        threshold = int(world.t_threshold[terminal])
         failures = threshold if threshold > 0 else 8
-        gaps = (r.integers(5, 15, 8) * US_PER_SECOND).tolist()
-        method = str(r.choice(["service_desk", "admin", "timeout"], p=[0.6, 0.2, 0.2]))
+        gaps = (rng.integers(5, 15, 8) * US_PER_SECOND).tolist()
+        method = str(rng.choice(["service_desk", "admin", "timeout"], p=[0.6, 0.2, 0.2]))
         login = guessing_run(
-            ctx.activity.logins, start_us=start, terminal=int(t), operator=op, operator_no=str(w.o_no[op]),
-            threshold=threshold, lockout_minutes=int(w.t_minutes[t]), failures=failures, gaps_us=gaps,
-            succeed=True, unlock_method=method, unlock_delay_us=int(r.integers(5, 20)) * US_PER_MINUTE,
+            ctx.activity.logins, start_us=start, terminal=int(terminal), operator=op,
+            operator_no=str(world.o_no[op]), threshold=threshold,
+            lockout_minutes=int(world.t_minutes[terminal]), failures=failures, gaps_us=gaps,
+            succeed=True, unlock_method=method,
+            unlock_delay_us=int(rng.integers(5, 20)) * US_PER_MINUTE,
             locked_tries=0,
         )  # fmt: skip
         earlier = sales.filter(pl.col("ts") < start)
-        n = min(int(r.integers(3, 7)), earlier.height)
-        picked = earlier.sample(n, seed=int(r.integers(0, 2**31)))
-        ts = np.sort(login + (r.integers(2, 40, n) * US_PER_MINUTE))
-        attacker = ATTACKER_CARD_BASE + int(r.integers(0, 10**9))
-        rows = _refund_rows(ctx, picked, ts, op, card=np.full(n, attacker))
+        refund_count = min(int(rng.integers(3, 7)), earlier.height)
+        picked = earlier.sample(refund_count, seed=int(rng.integers(0, 2**31)))
+        ts = np.sort(login + (rng.integers(2, 40, refund_count) * US_PER_MINUTE))
+        attacker = ATTACKER_CARD_BASE + int(rng.integers(0, 10**9))
+        rows = _refund_rows(ctx, picked, ts, op, card=np.full(refund_count, attacker))
         for seq, when in zip(rows.get_column("seq").to_list(), ts.tolist(), strict=True):
             ctx.label("refund_other_card", "transaction", seq, when, when)
         ctx.label("takeover_refund", "operator", op, start, int(ts[-1]))
 
 
-def _single_refunds(ctx: DayContext, k: int, scenario: str) -> None:
-    w, r = ctx.world, ctx.r
+def _single_refunds(ctx: DayContext, count: int, scenario: str) -> None:
+    world, rng = ctx.world, ctx.rng
     sales = ctx.sales
     if scenario == "refund_without_permission":
-        no_refund = np.bincount(w.o_terminal[~w.o_can_refund & ~w.o_is_admin], minlength=w.n_terminals) > 0
+        no_refund = (
+            np.bincount(
+                world.o_terminal[~world.o_can_refund & ~world.o_is_admin],
+                minlength=world.n_terminals,
+            )
+            > 0
+        )
         sales = sales.filter(pl.Series(no_refund[sales.get_column("terminal").to_numpy()]))
     if scenario == "late_refund":
-        sales = ctx.state.sale_pool.filter(pl.col("ts") < ctx.base - (REFUND_WINDOW_DAYS + 1) * US_PER_DAY)
+        sales = ctx.state.sale_pool.filter(
+            pl.col("ts") < ctx.base - (REFUND_WINDOW_DAYS + 1) * US_PER_DAY
+        )
     sales = ctx.unused(sales)
-    if sales.height == 0 or k == 0:
+    if sales.height == 0 or count == 0:
         return
-    picked = sales.sample(min(k, sales.height), seed=int(r.integers(0, 2**31)))
+    picked = sales.sample(min(count, sales.height), seed=int(rng.integers(0, 2**31)))
     if scenario == "late_refund":
-        ctx.state.sale_pool = ctx.state.sale_pool.filter(~pl.col("seq").is_in(picked.get_column("seq").implode()))
-    n = picked.height
+        ctx.state.sale_pool = ctx.state.sale_pool.filter(
+            ~pl.col("seq").is_in(picked.get_column("seq").implode())
+        )
+    refund_count = picked.height
     term = picked.get_column("terminal").to_numpy()
     if scenario == "late_refund":
-        ts = ctx.base + (w.m_open[w.t_merchant[term]] + 30) * US_PER_MINUTE + r.integers(0, 240, n) * US_PER_MINUTE
+        ts = (
+            ctx.base
+            + (world.m_open[world.t_merchant[term]] + 30) * US_PER_MINUTE
+            + rng.integers(0, 240, refund_count) * US_PER_MINUTE
+        )
     else:
-        ts = picked.get_column("ts").to_numpy() + r.integers(10, 240, n) * US_PER_MINUTE
-    ts = np.minimum(snap_to_opening(w, w.t_merchant[term], ts, r), ctx.base + US_PER_DAY - 1)
-    ops = np.array([ctx.refund_operator(int(x)) for x in term])
+        ts = (
+            picked.get_column("ts").to_numpy() + rng.integers(10, 240, refund_count) * US_PER_MINUTE
+        )
+    ts = np.minimum(
+        snap_to_opening(world, world.t_merchant[term], ts, rng), ctx.base + US_PER_DAY - 1
+    )
+    ops = np.array([ctx.refund_operator(int(terminal)) for terminal in term])
     amount = picked.get_column("amount").to_numpy()
     card = picked.get_column("card").to_numpy()
     if scenario == "refund_without_permission":
-        ops = np.array([int(r.choice(np.flatnonzero((w.o_terminal == x) & ~w.o_can_refund & ~w.o_is_admin)))
-                        for x in term])  # fmt: skip
+        ops = np.array([int(rng.choice(np.flatnonzero((world.o_terminal == terminal)
+                                                      & ~world.o_can_refund & ~world.o_is_admin)))
+                        for terminal in term])  # fmt: skip
     if scenario == "refund_over_sale":
-        amount = (amount * r.uniform(1.2, 3.0, n)).astype(np.int64)
+        amount = (amount * rng.uniform(1.2, 3.0, refund_count)).astype(np.int64)
     if scenario == "refund_other_card":
-        card = ATTACKER_CARD_BASE + r.integers(0, 10**9, n)
-    original = np.where(r.random(n) < 0.5, -1, -2) if scenario == "refund_without_sale" else None
+        card = ATTACKER_CARD_BASE + rng.integers(0, 10**9, refund_count)
+    original = (
+        np.where(rng.random(refund_count) < 0.5, -1, -2)
+        if scenario == "refund_without_sale"
+        else None
+    )
     rows = _refund_rows(ctx, picked, ts, ops, amount=amount, card=card, original=original)
-    for seq, when in zip(rows.get_column("seq").to_list(), rows.get_column("ts").to_list(), strict=True):
+    for seq, when in zip(
+        rows.get_column("seq").to_list(), rows.get_column("ts").to_list(), strict=True
+    ):
         ctx.label(scenario, "transaction", seq, when, when)
 
 
-def _operator_refund_run(ctx: DayContext, k: int, scenario: str) -> None:
-    w, r = ctx.world, ctx.r
+def _operator_refund_run(ctx: DayContext, count: int, scenario: str) -> None:
+    world, rng = ctx.world, ctx.rng
     need = {"off_hours_refunds": 8, "refund_burst": 20, "round_amount_refunds": 1}[scenario]
     busy = ctx.busy_terminals(need)
     if scenario == "off_hours_refunds":
-        busy = busy[~w.m_is_24h[w.t_merchant[busy]]]
+        busy = busy[~world.m_is_24h[world.t_merchant[busy]]]
     if busy.size == 0:
         return
-    for t in r.choice(busy, size=min(k, busy.size), replace=False):
-        t = int(t)
-        m = int(w.t_merchant[t])
-        op = ctx.refund_operator(t)
-        sales = ctx.sales_at(t)
+    for terminal in rng.choice(busy, size=min(count, busy.size), replace=False):
+        terminal = int(terminal)
+        merchant = int(world.t_merchant[terminal])
+        op = ctx.refund_operator(terminal)
+        sales = ctx.sales_at(terminal)
         if sales.height < need:
             continue
         if scenario == "off_hours_refunds":
-            n = int(r.integers(3, 7))
+            refund_count = int(rng.integers(3, 7))
             # after closing, into the night: before the next opening, after all of today's sales
-            minute = int(w.m_close[m]) + int(r.integers(60, 241))
+            minute = int(world.m_close[merchant]) + int(rng.integers(60, 241))
             t0 = ctx.base + minute * US_PER_MINUTE
-            ts = t0 + np.cumsum(r.integers(3, 16, n)) * US_PER_MINUTE
+            ts = t0 + np.cumsum(rng.integers(3, 16, refund_count)) * US_PER_MINUTE
             picked = sales
-            if picked.height < n:
+            if picked.height < refund_count:
                 continue
-            picked = picked.sample(n, seed=int(r.integers(0, 2**31)))
-            ctx.activity.logins.event(t0, t, str(w.o_no[op]), op, "success")
+            picked = picked.sample(refund_count, seed=int(rng.integers(0, 2**31)))
+            ctx.activity.logins.event(t0, terminal, str(world.o_no[op]), op, "success")
             _refund_rows(ctx, picked, ts, op)
             ctx.label(scenario, "operator", op, t0, int(ts[-1]))
         elif scenario == "refund_burst":
-            n = int(r.integers(8, 16))
-            start = int(sales.get_column("ts")[min(sales.height - 1, n + 2)]) + int(r.integers(1, 30)) * US_PER_MINUTE
+            refund_count = int(rng.integers(8, 16))
+            start = (
+                int(sales.get_column("ts")[min(sales.height - 1, refund_count + 2)])
+                + int(rng.integers(1, 30)) * US_PER_MINUTE
+            )
             earlier = sales.filter(pl.col("ts") < start)
-            n = min(n, earlier.height)
-            span = int(r.integers(20, 41)) * US_PER_MINUTE
-            ts = np.sort(start + (r.random(n) * span).astype(np.int64))
-            _refund_rows(ctx, earlier.sample(n, seed=int(r.integers(0, 2**31))), ts, op)
+            refund_count = min(refund_count, earlier.height)
+            span = int(rng.integers(20, 41)) * US_PER_MINUTE
+            ts = np.sort(start + (rng.random(refund_count) * span).astype(np.int64))
+            _refund_rows(
+                ctx, earlier.sample(refund_count, seed=int(rng.integers(0, 2**31))), ts, op
+            )
             ctx.label(scenario, "operator", op, int(ts[0]), int(ts[-1]))
         else:
-            n = int(r.integers(3, 7))
-            s0 = ctx.base + (w.m_open[m] + int(r.integers(10, 120))) * US_PER_MINUTE
-            sale_ts = np.sort(s0 + r.integers(0, 180, n) * US_PER_MINUTE)
-            accomplice = ATTACKER_CARD_BASE + r.integers(0, 10**9, 2)
+            sale_count = int(rng.integers(3, 7))
+            s0 = ctx.base + (world.m_open[merchant] + int(rng.integers(10, 120))) * US_PER_MINUTE
+            sale_ts = np.sort(s0 + rng.integers(0, 180, sale_count) * US_PER_MINUTE)
+            accomplice = ATTACKER_CARD_BASE + rng.integers(0, 10**9, 2)
             big = ctx.txn(
                 {
-                    "ts": sale_ts, "terminal": np.full(n, t), "operator": np.full(n, op), "kind": "sale",
-                    "channel": np.full(n, 1), "amount": r.integers(80_000, 500_000, n),
-                    "card": accomplice[r.integers(0, 2, n)], "original": np.full(n, -1),
+                    "ts": sale_ts, "terminal": np.full(sale_count, terminal),
+                    "operator": np.full(sale_count, op), "kind": "sale",
+                    "channel": np.full(sale_count, 1),
+                    "amount": rng.integers(80_000, 500_000, sale_count),
+                    "card": accomplice[rng.integers(0, 2, sale_count)],
+                    "original": np.full(sale_count, -1),
                                     }
             )  # fmt: skip
             amount = big.get_column("amount").to_numpy()
-            refund = np.maximum((amount * r.uniform(0.5, 0.9, n) // 10_000) * 10_000, 20_000)
-            ts = np.sort(sale_ts + r.integers(20, 120, n) * US_PER_MINUTE)
+            refund = np.maximum(
+                (amount * rng.uniform(0.5, 0.9, sale_count) // 10_000) * 10_000, 20_000
+            )
+            ts = np.sort(sale_ts + rng.integers(20, 120, sale_count) * US_PER_MINUTE)
             _refund_rows(ctx, big, ts, op, amount=refund.astype(np.int64))
             ctx.label(scenario, "operator", op, int(sale_ts[0]), int(ts.max()))
 
@@ -345,14 +407,24 @@ INJECTORS: Final[dict[str, Callable[[DayContext, int], None]]] = {
     "operator_enumeration": operator_enumeration,
     "credential_sharing": credential_sharing,
     "takeover_refund": takeover_refund,
-    "refund_other_card": lambda c, k: _single_refunds(c, k, "refund_other_card"),
-    "refund_without_sale": lambda c, k: _single_refunds(c, k, "refund_without_sale"),
-    "refund_over_sale": lambda c, k: _single_refunds(c, k, "refund_over_sale"),
-    "refund_without_permission": lambda c, k: _single_refunds(c, k, "refund_without_permission"),
-    "late_refund": lambda c, k: _single_refunds(c, k, "late_refund"),
-    "off_hours_refunds": lambda c, k: _operator_refund_run(c, k, "off_hours_refunds"),
-    "refund_burst": lambda c, k: _operator_refund_run(c, k, "refund_burst"),
-    "round_amount_refunds": lambda c, k: _operator_refund_run(c, k, "round_amount_refunds"),
+    "refund_other_card": lambda context, count: _single_refunds(
+        context, count, "refund_other_card"
+    ),
+    "refund_without_sale": lambda context, count: _single_refunds(
+        context, count, "refund_without_sale"
+    ),
+    "refund_over_sale": lambda context, count: _single_refunds(context, count, "refund_over_sale"),
+    "refund_without_permission": lambda context, count: _single_refunds(
+        context, count, "refund_without_permission"
+    ),
+    "late_refund": lambda context, count: _single_refunds(context, count, "late_refund"),
+    "off_hours_refunds": lambda context, count: _operator_refund_run(
+        context, count, "off_hours_refunds"
+    ),
+    "refund_burst": lambda context, count: _operator_refund_run(context, count, "refund_burst"),
+    "round_amount_refunds": lambda context, count: _operator_refund_run(
+        context, count, "round_amount_refunds"
+    ),
 }
 # The exposure each daily rate is counted against (docs/scenarios.md).
 EXPOSURE: Final = {
@@ -374,39 +446,49 @@ EXPOSURE: Final = {
 def allocate(state: SimState, name: str, expected: float, phase: float) -> int:
     """Whole incidents for today so that the running total tracks the expected total."""
     acc = state.accumulators.get(name, phase) + expected
-    k = int(np.floor(acc))
-    state.accumulators[name] = acc - k
-    return k
+    incidents = int(np.floor(acc))
+    state.accumulators[name] = acc - incidents
+    return incidents
 
 
-def plan_friendly_refunds(world: World, r: np.random.Generator, state: SimState, rate: float,
+def plan_friendly_refunds(world: World, rng: np.random.Generator, state: SimState, rate: float,
                           first_day: int, days: int) -> list[tuple[int, int, int]]:  # fmt: skip
     """Operators who refund friends' purchases over weeks; returns (operator, start, end)."""
     able = np.flatnonzero(world.o_can_refund & ~world.o_is_admin)
     if able.size == 0 or rate == 0:
         return []
-    chosen = r.choice(able, size=min(able.size, round(rate / 1000 * able.size)), replace=False)
+    chosen = rng.choice(able, size=min(able.size, round(rate / 1000 * able.size)), replace=False)
     incidents = []
     rows: list[pl.DataFrame] = []
     for op in chosen:
-        t = int(world.o_terminal[op])
-        m = int(world.t_merchant[t])
-        friends = ATTACKER_CARD_BASE + r.integers(0, 10**9, int(r.integers(2, 4)))
-        day = first_day + int(r.integers(0, 4))
+        terminal = int(world.o_terminal[op])
+        merchant = int(world.t_merchant[terminal])
+        friends = ATTACKER_CARD_BASE + rng.integers(0, 10**9, int(rng.integers(2, 4)))
+        day = first_day + int(rng.integers(0, 4))
         first = None
         last = None
         while day < first_day + days:
-            minute = int(world.m_open[m]) + int(r.integers(30, max(int(world.m_close[m] - world.m_open[m]) - 60, 31)))
+            minute = int(world.m_open[merchant]) + int(
+                rng.integers(
+                    30, max(int(world.m_close[merchant] - world.m_open[merchant]) - 60, 31)
+                )
+            )
             ts = day_start_us(world, day) + minute * US_PER_MINUTE
-            due = ts + int(r.integers(1, 4)) * US_PER_DAY + int(r.integers(-60, 60)) * US_PER_MINUTE
-            due = int(snap_to_opening(world, np.array([m]), np.array([due]), r)[0])
-            amount = int(r.integers(3_000, 20_000))
-            rows.append(pl.DataFrame({"day": [day], "ts": [ts], "due": [due], "terminal": [t], "operator": [int(op)],
-                                      "card": [int(r.choice(friends))], "amount": [amount]}))  # fmt: skip
+            due = (
+                ts
+                + int(rng.integers(1, 4)) * US_PER_DAY
+                + int(rng.integers(-60, 60)) * US_PER_MINUTE
+            )
+            due = int(snap_to_opening(world, np.array([merchant]), np.array([due]), rng)[0])
+            amount = int(rng.integers(3_000, 20_000))
+            rows.append(pl.DataFrame({"day": [day], "ts": [ts], "due": [due],
+                                      "terminal": [terminal], "operator": [int(op)],
+                                      "card": [int(rng.choice(friends))],
+                                      "amount": [amount]}))  # fmt: skip
             first = ts if first is None else first
             if due < day_start_us(world, first_day + days):
                 last = due
-            day += int(r.integers(2, 5))
+            day += int(rng.integers(2, 5))
         if first is not None and last is not None:
             incidents.append((int(op), first, last))
     state.friendly_plan = pl.concat(rows) if rows else None
@@ -419,24 +501,26 @@ def friendly_purchases(ctx: DayContext) -> None:
     if plan is None:
         return
     today = plan.filter(pl.col("day") == ctx.day)
-    n = today.height
-    if n == 0:
+    purchase_count = today.height
+    if purchase_count == 0:
         return
     sales = ctx.txn(
         {
             "ts": today.get_column("ts").to_numpy(), "terminal": today.get_column("terminal").to_numpy(),
             "operator": today.get_column("operator").to_numpy(), "kind": "sale",
-            "channel": np.full(n, 2), "amount": today.get_column("amount").to_numpy(),
-            "card": today.get_column("card").to_numpy(), "original": np.full(n, -1),
+            "channel": np.full(purchase_count, 2), "amount": today.get_column("amount").to_numpy(),
+            "card": today.get_column("card").to_numpy(), "original": np.full(purchase_count, -1),
                     }
     )  # fmt: skip
     refunds = pl.DataFrame(
         {
             "ts": today.get_column("due"), "terminal": sales.get_column("terminal"),
-            "operator": sales.get_column("operator"), "kind": pl.Series(["refund"] * n, dtype=KIND_T),
+            "operator": sales.get_column("operator"),
+            "kind": pl.Series(["refund"] * purchase_count, dtype=KIND_T),
             "channel": sales.get_column("channel"), "amount": sales.get_column("amount"),
             "card": sales.get_column("card"), "original": sales.get_column("seq"),
-            "status": pl.Series(["approved"] * n, dtype=STATUS_T), "failure": pl.Series([None] * n, dtype=FAILURE_T),
+            "status": pl.Series(["approved"] * purchase_count, dtype=STATUS_T),
+            "failure": pl.Series([None] * purchase_count, dtype=FAILURE_T),
         }
     )  # fmt: skip
     ctx.state.pending = pl.concat([ctx.state.pending, refunds.select(ctx.state.pending.columns)])
@@ -444,10 +528,10 @@ def friendly_purchases(ctx: DayContext) -> None:
 
 def inject_day(ctx: DayContext, rates: dict[str, float], phases: dict[str, float]) -> None:
     """Every scenario's incidents for today, in a fixed order."""
-    w = ctx.world
+    world = ctx.world
     exposure = {
-        "operator_days": float(w.n_operators),
-        "terminal_days": float(w.n_terminals),
+        "operator_days": float(world.n_operators),
+        "terminal_days": float(world.n_terminals),
         "sales": float(ctx.sales.height),
         "late_sales": float(ctx.sales.height) if ctx.day > REFUND_WINDOW_DAYS else 0.0,
     }
@@ -455,9 +539,9 @@ def inject_day(ctx: DayContext, rates: dict[str, float], phases: dict[str, float
         rate = rates.get(name, 0.0)
         if rate <= 0:
             continue
-        k = allocate(ctx.state, name, rate / 1000 * exposure[EXPOSURE[name]], phases[name])
-        if k:
-            inject(ctx, k)
+        incidents = allocate(ctx.state, name, rate / 1000 * exposure[EXPOSURE[name]], phases[name])
+        if incidents:
+            inject(ctx, incidents)
     friendly_purchases(ctx)
     ctx.flush()
 

@@ -40,40 +40,43 @@ ACTORS: Final = ("self", "admin", "service_desk", "acquirer")
 def pin_probabilities(weak_share: float) -> np.ndarray:
     """Probability of each of the 10^6 PINs being chosen by a person."""
     codes = _class_codes()
-    p = np.zeros(1_000_000)
+    probabilities = np.zeros(1_000_000)
     scale = weak_share / REFERENCE_WEAK_SHARE
-    head = np.array([int(v) for v in HEAD_PINS])
-    p[head] += np.array(list(HEAD_PINS.values())) * scale
+    head = np.array([int(pin) for pin in HEAD_PINS])
+    probabilities[head] += np.array(list(HEAD_PINS.values())) * scale
     # birthdays: years mostly 1960-2005, in the three orders people write them
     years = np.arange(1960, 2006)
     year_w = np.exp(-0.5 * ((years - 1988) / 9.0) ** 2)
-    month_days = [(m, d) for m in range(1, 13) for d in range(1, 32)
-                  if d <= (29 if m == 2 else 30 if m in (4, 6, 9, 11) else 31)]  # fmt: skip
+    month_days = [(month, day) for month in range(1, 13) for day in range(1, 32)
+                  if day <= (29 if month == 2 else 30 if month in (4, 6, 9, 11)
+                             else 31)]  # fmt: skip
     yy = (years % 100)[:, None]
     mm = np.array([md[0] for md in month_days])[None, :]
     dd = np.array([md[1] for md in month_days])[None, :]
-    w = (year_w[:, None] * np.ones_like(mm)).astype(float)
-    w = w / w.sum()
+    date_weights = (year_w[:, None] * np.ones_like(mm)).astype(float)
+    date_weights = date_weights / date_weights.sum()
     for fmt_share, value in (
         (0.5, yy * 10_000 + mm * 100 + dd),
         (0.25, mm * 10_000 + dd * 100 + yy),
         (0.25, dd * 10_000 + mm * 100 + yy),
     ):
-        np.add.at(p, value.ravel(), (w * fmt_share * DATE_SHARE * scale).ravel())
+        np.add.at(
+            probabilities, value.ravel(), (date_weights * fmt_share * DATE_SHARE * scale).ravel()
+        )
     # the rest of the weak mass: a Zipf popularity over the other weak PINs
-    other = np.flatnonzero((codes > 0) & (p == 0))
+    other = np.flatnonzero((codes > 0) & (probabilities == 0))
     other = np.random.default_rng(20240601).permutation(other)
     ranks = np.arange(other.size)
     zipf = 1.0 / (ranks + 10.0) ** ZIPF_EXPONENT
-    rest = max(weak_share - p.sum(), 0.0)
-    p[other] += zipf / zipf.sum() * rest
+    rest = max(weak_share - probabilities.sum(), 0.0)
+    probabilities[other] += zipf / zipf.sum() * rest
     # PINs no rule calls weak still repeat (phone and plate fragments, house numbers): half of
     # their mass follows a popularity curve, the other half is spread evenly
     strong = np.random.default_rng(20240602).permutation(np.flatnonzero(codes == 0))
     strong_zipf = 1.0 / (np.arange(strong.size) + 10.0) ** ZIPF_EXPONENT
-    p[strong] = (1.0 - weak_share) * (STRONG_POPULAR * strong_zipf / strong_zipf.sum()
+    probabilities[strong] = (1.0 - weak_share) * (STRONG_POPULAR * strong_zipf / strong_zipf.sum()
                                       + (1 - STRONG_POPULAR) / strong.size)  # fmt: skip
-    return p / p.sum()
+    return probabilities / probabilities.sum()
 
 
 @dataclass
@@ -88,10 +91,10 @@ class PinTimeline:
     horizon_us: int
 
 
-def _working_minute(world: World, op: int, u: float) -> int:
-    m = world.o_merchant[op]
-    span = max(int(world.m_close[m] - world.m_open[m]) - 60, 60)
-    return int(world.m_open[m] + 30 + u * span)
+def _working_minute(world: World, op: int, share_of_day: float) -> int:
+    merchant = world.o_merchant[op]
+    span = max(int(world.m_close[merchant] - world.m_open[merchant]) - 60, 60)
+    return int(world.m_open[merchant] + 30 + share_of_day * span)
 
 
 def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: float,
@@ -103,25 +106,25 @@ def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: 
     events after the shorter one's: appending days never rewrites history.
     """
     rng = stream(seed, "pins")
-    n = world.n_operators
-    p = pin_probabilities(weak_share)
-    cdf = np.cumsum(p)
+    operator_count = world.n_operators
+    probabilities = pin_probabilities(weak_share)
+    cdf = np.cumsum(probabilities)
     # habits, assigned in exact proportions: 0 compliant, 1 lax, 2 never
-    habit = np.zeros(n, dtype=np.int64)
-    non_compliant = exact_mask(rng, n, stale_share)
+    habit = np.zeros(operator_count, dtype=np.int64)
+    non_compliant = exact_mask(rng, operator_count, stale_share)
     habit[non_compliant] = np.where(rng.random(int(non_compliant.sum())) < 0.6, 1, 2)
     admins = np.flatnonzero(world.o_is_admin)
-    keeps_default = np.zeros(n, dtype=bool)
+    keeps_default = np.zeros(operator_count, dtype=bool)
     keeps_default[admins[exact_mask(rng, admins.size, default_share)]] = True
     # shared PINs: in chosen merchants with 2+ clerks, 2-4 clerks hold the shop's one PIN
     clerks_by_m = pl.DataFrame({"op": np.flatnonzero(~world.o_is_admin),
                                 "m": world.o_merchant[~world.o_is_admin]})  # fmt: skip
     groups = clerks_by_m.group_by("m").agg("op").filter(pl.col("op").list.len() >= 2).sort("m")
     chosen = exact_mask(rng, groups.height, shared_share)
-    shared_pin = np.full(n, -1, dtype=np.int64)
+    shared_pin = np.full(operator_count, -1, dtype=np.int64)
     for ops in groups.filter(pl.Series(chosen)).get_column("op").to_list():
-        k = min(len(ops), int(rng.integers(2, 5)))
-        members = rng.choice(ops, size=k, replace=False)
+        holder_count = min(len(ops), int(rng.integers(2, 5)))
+        members = rng.choice(ops, size=holder_count, replace=False)
         shared_pin[members] = int(np.searchsorted(cdf, rng.random() * 0.999, side="right"))
         habit[members] = 2
     reuse_phase = float(rng.random())
@@ -132,8 +135,8 @@ def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: 
     actor_out: list[int] = []
     pin_out: list[int] = []
     forget_rate = forgotten_per_year / 365.0
-    for op in range(n):
-        r = stream(seed, "pins", op)
+    for op in range(operator_count):
+        operator_rng = stream(seed, "pins", op)
         history: list[int] = []
         # Each operator's own reuse accumulator: one shared across operators made the later
         # operators' PINs depend on how many changes the earlier ones had before the horizon.
@@ -142,7 +145,7 @@ def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: 
 
         def fresh() -> int:
             while True:
-                value = int(np.searchsorted(cdf, r.random() * 0.999999, side="right"))
+                value = int(np.searchsorted(cdf, operator_rng.random() * 0.999999, side="right"))
                 if value not in history[-HISTORY_SIZE:]:
                     return value
 
@@ -154,46 +157,52 @@ def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: 
             pin_out.append(value)
             history.append(value)
 
-        t = int(world.o_created_us[op])
-        day0 = t - t % US_PER_DAY
+        event_us = int(world.o_created_us[op])
+        day0 = event_us - event_us % US_PER_DAY
         if world.o_is_admin[op]:
             family = "esign" if world.t_family[world.o_terminal[op]] == 0 else "smart"
-            emit(t, 0, 3, int(cat.DEFAULT_ADMIN_PIN[family]))
+            emit(event_us, 0, 3, int(cat.DEFAULT_ADMIN_PIN[family]))
             if keeps_default[op]:
                 continue
-            day0 += int(r.integers(0, 10)) * US_PER_DAY
-            t = day0 + _working_minute(world, op, r.random()) * US_PER_MINUTE
-            emit(max(t, int(world.o_created_us[op]) + US_PER_MINUTE), 1, 0, fresh())
+            day0 += int(operator_rng.integers(0, 10)) * US_PER_DAY
+            event_us = day0 + _working_minute(world, op, operator_rng.random()) * US_PER_MINUTE
+            emit(max(event_us, int(world.o_created_us[op]) + US_PER_MINUTE), 1, 0, fresh())
         else:
             first = shared_pin[op] if shared_pin[op] >= 0 else fresh()
-            emit(t, 0, 1, first)
+            emit(event_us, 0, 1, first)
         if shared_pin[op] >= 0:
             continue
-        h = habit[op]
+        operator_habit = habit[op]
         while True:
-            period = r.uniform(45, 88) if h == 0 else r.uniform(100, 240) if h == 1 else np.inf
-            forget = r.exponential(1.0 / forget_rate) if forget_rate > 0 else np.inf
+            period = (
+                operator_rng.uniform(45, 88)
+                if operator_habit == 0
+                else operator_rng.uniform(100, 240)
+                if operator_habit == 1
+                else np.inf
+            )
+            forget = operator_rng.exponential(1.0 / forget_rate) if forget_rate > 0 else np.inf
             gap = min(period, forget)
             if not np.isfinite(gap):
                 break
-            day = t - t % US_PER_DAY + int(max(gap, 1.0)) * US_PER_DAY
-            ts = day + _working_minute(world, op, r.random()) * US_PER_MINUTE
+            day = event_us - event_us % US_PER_DAY + int(max(gap, 1.0)) * US_PER_DAY
+            ts = day + _working_minute(world, op, operator_rng.random()) * US_PER_MINUTE
             if ts >= horizon_us:
                 break
             is_reset = forget < period
-            previous = [v for v in history[-HISTORY_SIZE:] if v != history[-1]]
+            previous = [earlier for earlier in history[-HISTORY_SIZE:] if earlier != history[-1]]
             reuse_acc += reused_share
             if reuse_acc >= 1.0 and previous:
                 reuse_acc -= 1.0
-                value = int(previous[int(r.integers(0, len(previous)))])
+                value = int(previous[int(operator_rng.integers(0, len(previous)))])
             else:
                 value = fresh()
             if is_reset:
-                actor = 2 if world.o_is_admin[op] or r.random() < 0.3 else 1
+                actor = 2 if world.o_is_admin[op] or operator_rng.random() < 0.3 else 1
                 emit(ts, 2, actor, value)
             else:
                 emit(ts, 1, 0, value)
-            t = ts
+            event_us = ts
     order = np.lexsort((np.array(ts_out), np.array(ops_out)))
     return PinTimeline(
         operator=np.array(ops_out, dtype=np.int64)[order],

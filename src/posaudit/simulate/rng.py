@@ -15,30 +15,31 @@ def stream(seed: int, name: str, *keys: int) -> np.random.Generator:
     return np.random.default_rng([seed & 0xFFFFFFFF, seed >> 32, tag, *keys])
 
 
-def exact_count(share: float, n: int) -> int:
-    """The whole number of items nearest to ``share * n`` (half to even)."""
-    return int(round(share * n))
+def exact_count(share: float, total: int) -> int:
+    """The whole number of items nearest to ``share * total`` (half to even)."""
+    return int(round(share * total))
 
 
-def exact_mask(rng: np.random.Generator, n: int, share: float) -> np.ndarray:
-    """A boolean mask with exactly ``round(share * n)`` true values at random places."""
-    mask = np.zeros(n, dtype=bool)
-    k = min(exact_count(share, n), n)
-    if k:
-        mask[rng.choice(n, size=k, replace=False)] = True
+def exact_mask(rng: np.random.Generator, size: int, share: float) -> np.ndarray:
+    """A boolean mask with exactly ``round(share * size)`` true values at random places."""
+    mask = np.zeros(size, dtype=bool)
+    true_count = min(exact_count(share, size), size)
+    if true_count:
+        mask[rng.choice(size, size=true_count, replace=False)] = True
     return mask
 
 
-def stratified_choice(rng: np.random.Generator, n: int, p: np.ndarray) -> np.ndarray:
-    """``n`` category draws whose counts match ``n * p`` to within one (systematic sampling)."""
-    cum = np.cumsum(p / p.sum())
-    u = (rng.random() + np.arange(n)) / n
-    draws = np.searchsorted(cum, u, side="right")
-    draws = np.minimum(draws, p.size - 1)
+def stratified_choice(rng: np.random.Generator, size: int, probabilities: np.ndarray) -> np.ndarray:
+    """``size`` category draws whose counts match ``size * probabilities`` to within one
+    (systematic sampling)."""
+    cum = np.cumsum(probabilities / probabilities.sum())
+    points = (rng.random() + np.arange(size)) / size  # one random offset, evenly spaced
+    draws = np.searchsorted(cum, points, side="right")
+    draws = np.minimum(draws, probabilities.size - 1)
     return rng.permutation(draws)
 
 
 def choice_rows(rng: np.random.Generator, cum: np.ndarray) -> np.ndarray:
-    """One category per row from per-row cumulative probabilities ``cum`` (n, k)."""
-    u = rng.random(cum.shape[0])
-    return np.minimum((u[:, None] >= cum).sum(axis=1), cum.shape[1] - 1)
+    """One category per row from per-row cumulative probabilities ``cum`` (rows, categories)."""
+    uniform = rng.random(cum.shape[0])
+    return np.minimum((uniform[:, None] >= cum).sum(axis=1), cum.shape[1] - 1)

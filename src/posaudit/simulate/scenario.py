@@ -194,4 +194,6 @@ def scenario_from_text(
     if cli:
         _merge(settings, {"world": cli}, "", "command line")
     _check(settings, source)
-    return Scenario(settings=copy.deepcopy(settings), text=text if text is not None else default_text)
+    return Scenario(
+        settings=copy.deepcopy(settings), text=text if text is not None else default_text
+    )

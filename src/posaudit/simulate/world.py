@@ -71,8 +71,8 @@ class World:
         return int(self.o_terminal.size)
 
 
-def _us(d: date) -> int:
-    return int((datetime.combine(d, time()) - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+def _us(day: date) -> int:
+    return int((datetime.combine(day, time()) - datetime(1970, 1, 1)).total_seconds()) * 1_000_000
 
 
 def _profile(category: cat.Category, open_minute: int, close_minute: int) -> np.ndarray:
@@ -91,11 +91,13 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
     """The world for ``seed``: the same seed and size always give the same world."""
     rng = stream(seed, "world")
     n_cat = len(cat.CATEGORIES)
-    weights = np.array([c.weight for c in cat.CATEGORIES])
+    weights = np.array([category.weight for category in cat.CATEGORIES])
     m_category = rng.choice(n_cat, size=n_merchants, p=weights / weights.sum())
     m_size = rng.lognormal(0.0, 0.5, n_merchants)
     m_size = m_size / np.exp(0.125)  # mean 1
-    m_city = rng.choice(len(cat.CITIES), size=n_merchants, p=cat.CITY_WEIGHTS / cat.CITY_WEIGHTS.sum())
+    m_city = rng.choice(
+        len(cat.CITIES), size=n_merchants, p=cat.CITY_WEIGHTS / cat.CITY_WEIGHTS.sum()
+    )
 
     m_open = np.zeros(n_merchants, dtype=np.int64)
     m_close = np.zeros(n_merchants, dtype=np.int64)
@@ -105,35 +107,47 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
     profile_keys: dict[tuple[int, int, int], int] = {}
     profiles: list[np.ndarray] = []
     m_profile = np.zeros(n_merchants, dtype=np.int64)
-    u_hours, u_24h, u_disc = rng.random(n_merchants), rng.random(n_merchants), rng.random(n_merchants)
-    for i in range(n_merchants):
-        c = cat.CATEGORIES[m_category[i]]
-        if u_24h[i] < c.share_24h:
-            o, cl, m_is_24h[i] = 0, 1440, True
+    u_hours, u_24h, u_disc = (
+        rng.random(n_merchants),
+        rng.random(n_merchants),
+        rng.random(n_merchants),
+    )
+    for merchant in range(n_merchants):
+        category = cat.CATEGORIES[m_category[merchant]]
+        if u_24h[merchant] < category.share_24h:
+            open_minute, close_minute, m_is_24h[merchant] = 0, 1440, True
         else:
-            o, cl = c.hours[int(u_hours[i] * len(c.hours))]
-            m_is_24h[i] = (o, cl) == (0, 1440)
-        m_open[i], m_close[i] = o, cl
-        if c.name == "charity":
-            m_fee_class[i] = 2
-        elif u_disc[i] < c.discount_share:
-            m_fee_class[i] = 1
-            m_rate_bp[i] = rng.integers(cat.DISCOUNT_RATE_BP[0], cat.DISCOUNT_RATE_BP[1] + 1)
-        key = (int(m_category[i]), int(o), int(cl))
+            open_minute, close_minute = category.hours[int(u_hours[merchant] * len(category.hours))]
+            m_is_24h[merchant] = (open_minute, close_minute) == (0, 1440)
+        m_open[merchant], m_close[merchant] = open_minute, close_minute
+        if category.name == "charity":
+            m_fee_class[merchant] = 2
+        elif u_disc[merchant] < category.discount_share:
+            m_fee_class[merchant] = 1
+            m_rate_bp[merchant] = rng.integers(cat.DISCOUNT_RATE_BP[0], cat.DISCOUNT_RATE_BP[1] + 1)
+        key = (int(m_category[merchant]), int(open_minute), int(close_minute))
         if key not in profile_keys:
             profile_keys[key] = len(profiles)
-            profiles.append(_profile(c, o, cl))
-        m_profile[i] = profile_keys[key]
+            profiles.append(_profile(category, open_minute, close_minute))
+        m_profile[merchant] = profile_keys[key]
     m_transfers = rng.random(n_merchants) < transfer_share
 
     # terminals
     t_per_m = np.array(
-        [rng.integers(cat.CATEGORIES[k].terminals[0], cat.CATEGORIES[k].terminals[1] + 1) for k in m_category]
+        [
+            rng.integers(
+                cat.CATEGORIES[category_code].terminals[0],
+                cat.CATEGORIES[category_code].terminals[1] + 1,
+            )
+            for category_code in m_category
+        ]
     )
     t_merchant = np.repeat(np.arange(n_merchants), t_per_m)
     n_terminals = t_merchant.size
     t_model = rng.integers(0, len(cat.MODELS), n_terminals)
-    t_family = np.array([0 if cat.MODELS[k][1] == "esign" else 1 for k in t_model], dtype=np.int64)
+    t_family = np.array(
+        [0 if cat.MODELS[model][1] == "esign" else 1 for model in t_model], dtype=np.int64
+    )
     t_threshold = rng.choice([3, 5, 6], size=n_terminals, p=[0.1, 0.7, 0.2])
     t_minutes = rng.choice([30, 60], size=n_terminals, p=[0.8, 0.2])
     t_loose = exact_mask(rng, n_terminals, lockout_loose_share)
@@ -145,36 +159,48 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
     t_flaky = rng.random(n_terminals) < flaky_share
     installed_days = rng.integers(60, 1500, n_terminals)
     start_us = _us(start)
-    t_installed_us = start_us - installed_days * US_PER_DAY + rng.integers(9 * 60, 17 * 60, n_terminals) * US_PER_MINUTE
-    t_ids = np.array([f"T{i + 1:06d}" for i in range(n_terminals)])
-    m_ids = np.array([f"M{i + 1:06d}" for i in range(n_merchants)])
+    t_installed_us = (
+        start_us
+        - installed_days * US_PER_DAY
+        + rng.integers(9 * 60, 17 * 60, n_terminals) * US_PER_MINUTE
+    )
+    t_ids = np.array([f"T{terminal + 1:06d}" for terminal in range(n_terminals)])
+    m_ids = np.array([f"M{merchant + 1:06d}" for merchant in range(n_merchants)])
 
     # operators: administrator + clerks per terminal; clerk numbers unique within a merchant
     o_rows: list[tuple[int, str, bool, bool, bool, bool, bool, int]] = []
     next_clerk_no = np.ones(n_merchants, dtype=np.int64)
-    for t in range(n_terminals):
-        m = int(t_merchant[t])
-        c = cat.CATEGORIES[m_category[m]]
-        admin_no = cat.MODELS[t_model[t]][2]
-        o_rows.append((t, admin_no, True, True, True, bool(m_transfers[m] and t_family[t] == 1), True,
-                       int(t_installed_us[t])))  # fmt: skip
-        for _ in range(rng.integers(c.clerks[0], c.clerks[1] + 1)):
-            no = int(next_clerk_no[m])
-            next_clerk_no[m] += 1
-            can_refund = bool(rng.random() < c.refund_clerk_share)
-            can_transfer = bool(m_transfers[m] and t_family[t] == 1 and rng.random() < 0.3)
+    for terminal in range(n_terminals):
+        merchant = int(t_merchant[terminal])
+        category = cat.CATEGORIES[m_category[merchant]]
+        admin_no = cat.MODELS[t_model[terminal]][2]
+        o_rows.append((terminal, admin_no, True, True, True,
+                       bool(m_transfers[merchant] and t_family[terminal] == 1), True,
+                       int(t_installed_us[terminal])))  # fmt: skip
+        for _ in range(rng.integers(category.clerks[0], category.clerks[1] + 1)):
+            no = int(next_clerk_no[merchant])
+            next_clerk_no[merchant] += 1
+            can_refund = bool(rng.random() < category.refund_clerk_share)
+            can_transfer = bool(
+                m_transfers[merchant] and t_family[terminal] == 1 and rng.random() < 0.3
+            )
             can_manage = bool(rng.random() < 0.05)
-            created = int(t_installed_us[t] + rng.integers(0, installed_days[t]) * US_PER_DAY * 0.7)
-            o_rows.append((t, f"{no:02d}", False, True, can_refund, can_transfer, can_manage, created))
+            created = int(
+                t_installed_us[terminal]
+                + rng.integers(0, installed_days[terminal]) * US_PER_DAY * 0.7
+            )
+            o_rows.append(
+                (terminal, f"{no:02d}", False, True, can_refund, can_transfer, can_manage, created)
+            )
     n_ops = len(o_rows)
-    o_terminal = np.array([r[0] for r in o_rows], dtype=np.int64)
-    o_no = np.array([r[1] for r in o_rows])
-    o_is_admin = np.array([r[2] for r in o_rows])
-    o_can_sale = np.array([r[3] for r in o_rows])
-    o_can_refund = np.array([r[4] for r in o_rows])
-    o_can_transfer = np.array([r[5] for r in o_rows])
-    o_can_manage = np.array([r[6] for r in o_rows]) | o_is_admin
-    o_created_us = np.array([r[7] for r in o_rows], dtype=np.int64)
+    o_terminal = np.array([row[0] for row in o_rows], dtype=np.int64)
+    o_no = np.array([row[1] for row in o_rows])
+    o_is_admin = np.array([row[2] for row in o_rows])
+    o_can_sale = np.array([row[3] for row in o_rows])
+    o_can_refund = np.array([row[4] for row in o_rows])
+    o_can_transfer = np.array([row[5] for row in o_rows])
+    o_can_manage = np.array([row[6] for row in o_rows]) | o_is_admin
+    o_created_us = np.array([row[7] for row in o_rows], dtype=np.int64)
     o_merchant = t_merchant[o_terminal]
     o_ids = np.char.add(np.char.add(t_ids[o_terminal], "-"), o_no)
     t_admin = np.flatnonzero(o_is_admin)
@@ -203,15 +229,19 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
     t_sale_n = np.where(no_clerk, 1, t_sale_n)
     t_refund_ops, t_refund_n = padded(o_can_refund)
 
-    def clock(minute: np.ndarray) -> list[time]:
-        return [time(23, 59, 59) if m >= 1440 else time(int(m) // 60, int(m) % 60) for m in minute]
+    def clock(minutes: np.ndarray) -> list[time]:
+        return [
+            time(23, 59, 59) if minute >= 1440 else time(int(minute) // 60, int(minute) % 60)
+            for minute in minutes
+        ]
 
     merchants = pl.DataFrame(
         {
             "merchant_id": m_ids,
             "name": [
-                f"{cat.MERCHANT_WORDS[i % len(cat.MERCHANT_WORDS)]} {cat.CATEGORY_WORDS[cat.CATEGORY_NAMES[k]]} #{i + 1}"
-                for i, k in enumerate(m_category)
+                f"{cat.MERCHANT_WORDS[merchant % len(cat.MERCHANT_WORDS)]} "
+                f"{cat.CATEGORY_WORDS[cat.CATEGORY_NAMES[category_code]]} #{merchant + 1}"
+                for merchant, category_code in enumerate(m_category)
             ],
             "category": np.array(cat.CATEGORY_NAMES)[m_category],
             "fee_class": np.array(["standard", "discount", "charity"])[m_fee_class],
@@ -222,21 +252,27 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
             "is_24h": m_is_24h,
         }
     ).with_columns(
-        pl.when(pl.col("fee_class") == "discount").then(pl.col("discount_rate_bp")).alias("discount_rate_bp")
+        pl.when(pl.col("fee_class") == "discount")
+        .then(pl.col("discount_rate_bp"))
+        .alias("discount_rate_bp")
     )
     terminals = pl.DataFrame(
         {
             "terminal_id": t_ids,
             "merchant_id": m_ids[t_merchant],
-            "model": np.array([m[0] for m in cat.MODELS])[t_model],
+            "model": np.array([model[0] for model in cat.MODELS])[t_model],
             "family": np.array(["esign", "smart"])[t_family],
             "installed_at": pl.Series(t_installed_us).cast(pl.Datetime("us")),
             "lockout_threshold": pl.Series(t_threshold).cast(pl.Int32),
             "lockout_minutes": pl.Series(t_minutes).cast(pl.Int32),
         }
     ).with_columns(
-        pl.when(pl.col("lockout_threshold") > 0).then(pl.col("lockout_threshold")).alias("lockout_threshold"),
-        pl.when(pl.col("lockout_threshold") > 0).then(pl.col("lockout_minutes")).alias("lockout_minutes"),
+        pl.when(pl.col("lockout_threshold") > 0)
+        .then(pl.col("lockout_threshold"))
+        .alias("lockout_threshold"),
+        pl.when(pl.col("lockout_threshold") > 0)
+        .then(pl.col("lockout_minutes"))
+        .alias("lockout_minutes"),
     )
     operators = pl.DataFrame(
         {

@@ -26,8 +26,9 @@ import polars as pl
 from posaudit.detect import registry
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import Policy
-from posaudit.detect.registry import DERIVED_INPUTS, Rule, all_rules
+from posaudit.detect.registry import DERIVED_INPUTS, Rule
 from posaudit.pins import PinDigester
+from posaudit.rules import all_rules
 from posaudit.run.detect import findings_for_tables
 from posaudit.run.plan import POPULATION_FAMILIES
 from posaudit.store.db import EVENT_TIME_COLUMN

@@ -39,8 +39,9 @@ import polars as pl
 from posaudit.atomic import written_file
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.policy import Policy
-from posaudit.detect.registry import Rule, all_rules
+from posaudit.detect.registry import Rule
 from posaudit.pins import PinDigester, pin_digester
+from posaudit.rules import all_rules
 from posaudit.run.detect import one_per_finding_id
 from posaudit.run.kept import forget_all_kept
 from posaudit.run.plan import check_runnable, full_scopes, previous_run

@@ -197,7 +197,7 @@ def score_tables() -> list[str]:
 
 
 def _rule(name: str) -> Rule:
-    from posaudit.detect.registry import all_rules
+    from posaudit.rules import all_rules
 
     return all_rules()[name]
 
