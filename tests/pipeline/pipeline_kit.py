@@ -17,6 +17,7 @@ from typing import Any
 import polars as pl
 
 from posaudit.detect.policy import load_policy
+from posaudit.pins import pin_digester
 from posaudit.run.local import run_pipeline
 from posaudit.run.record import RunSummary
 from posaudit.simulate.engine import simulate
@@ -137,7 +138,10 @@ def file_bytes(path: Path) -> dict[str, bytes]:
 
 def store_from_parquet(root: Path, path: Path) -> Path:
     """A store holding the world of a Parquet export (data_samples/world)."""
-    return Store.from_parquet(root, path, code_version="data_samples")
+    fingerprint = pin_digester().fingerprint
+    return Store.from_parquet(
+        root, path, code_version="data_samples", pin_key_fingerprint=fingerprint
+    )
 
 
 class Paused:

@@ -61,7 +61,10 @@ def spark() -> Iterator[SparkSession]:
 def sample_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """data_samples/world as a store (with the findings and runs the sample holds)."""
     path = tmp_path_factory.mktemp("spark-sample") / "world.duckdb"
-    return Store.from_parquet(DATA_SAMPLES, path, code_version="data_samples")
+    fingerprint = pin_digester().fingerprint
+    return Store.from_parquet(
+        DATA_SAMPLES, path, code_version="data_samples", pin_key_fingerprint=fingerprint
+    )
 
 
 @pytest.fixture(scope="module")

@@ -330,12 +330,13 @@ class Store:
             lock.release(path)
 
     @classmethod
-    def from_parquet(cls, root: Path, path: Path, *, code_version: str) -> Path:
-        """A new store at ``path`` holding a Parquet export (e.g. ``data_samples/world``)."""
-        from posaudit.pins import pin_digester
-
+    def from_parquet(
+        cls, root: Path, path: Path, *, code_version: str, pin_key_fingerprint: str
+    ) -> Path:
+        """A new store at ``path`` holding a Parquet export (e.g. ``data_samples/world``)
+        whose PINs were digested under the key of ``pin_key_fingerprint``."""
         with cls.staged(path, append=False) as store:
-            store.initialise(pin_key_fingerprint=pin_digester().fingerprint, code_version=code_version)
+            store.initialise(pin_key_fingerprint=pin_key_fingerprint, code_version=code_version)
             for table in TABLES:
                 if table == "posaudit_meta" or not (root / table).exists():
                     continue
