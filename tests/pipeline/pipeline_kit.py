@@ -20,7 +20,8 @@ from posaudit.detect.policy import load_policy
 from posaudit.pipeline import RunSummary, run_pipeline
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario
-from posaudit.store import TABLES, Store
+from posaudit.store import Store
+from posaudit.store.catalogue import TABLE_NAMES
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]
 REPO = Path(__file__).resolve().parents[2]
@@ -105,7 +106,7 @@ def snapshot(path: Path) -> dict[str, pl.DataFrame]:
     store = Store.open(path, read_only=True)
     try:
         out = {}
-        for table in TABLES:
+        for table in TABLE_NAMES:
             rows = store.frame(f"SELECT * FROM {table}")
             rows = rows.with_columns(
                 pl.col(c).cast(pl.String)

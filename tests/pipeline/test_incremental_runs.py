@@ -15,10 +15,10 @@ from posaudit import pipeline
 from posaudit.detect import registry
 from posaudit.detect.policy import load_policy
 from posaudit.pipeline import RunSummary
+from posaudit.store.catalogue import EVENT_TABLES
 from tests.injected import add_lockout_storm
 
 RULES = sorted(name for name in registry.all_rules() if load_policy().enabled(name))
-EVENTS = ("pin_events", "login_events", "lockouts", "transactions")
 
 
 def append_days_with_a_storm(path: Path) -> None:
@@ -51,7 +51,7 @@ def chain(base: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, obj
 
 
 def test_both_stores_hold_the_same_events(chain: dict[str, object]) -> None:
-    for table in EVENTS:
+    for table in EVENT_TABLES:
         sql = f"SELECT * FROM {table} ORDER BY ALL"
         assert frame(chain["scheduled"], sql).equals(frame(chain["once"], sql)), table  # type: ignore[arg-type]
 
