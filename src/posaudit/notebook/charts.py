@@ -17,9 +17,9 @@ from typing import Any, Final, cast
 import altair as alt
 import polars as pl
 
-from posaudit.detect.findings import SEVERITIES
+from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
 from posaudit.notebook import bounds
-from posaudit.notebook.session import SEVERITY_RANK, first_per
+from posaudit.notebook.session import first_per
 from posaudit.notebook.style import (
     FAMILY_COLORS,
     FONT,

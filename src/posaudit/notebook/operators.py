@@ -14,8 +14,9 @@ from typing import Final
 
 import polars as pl
 
+from posaudit.detect.findings import SEVERITY_RANK
 from posaudit.detect.registry import all_rules
-from posaudit.notebook.session import SEVERITY_RANK, Audit, read_only
+from posaudit.notebook.session import Audit, read_only
 from posaudit.score import operators as scoring
 
 SCORE_RULE: Final = scoring.SCORE_RULE

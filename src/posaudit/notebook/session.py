@@ -25,11 +25,10 @@ from typing import Any, Final
 import polars as pl
 
 from posaudit.config import ConfigError, merge_settings
-from posaudit.detect.findings import SEVERITIES
+from posaudit.detect.findings import SEVERITY_RANK
 from posaudit.detect.policy import default_policy_text
 from posaudit.store import Store, default_db_path
 
-SEVERITY_RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIES)}
 RUN_COLUMNS: Final = (
     "run_id, started_at, finished_at, status, mode, engine, data_from, data_to, rows_read, "
     "findings_total, findings_new, findings_seen, findings_resolved, policy_hash, policy_toml, "

@@ -34,13 +34,12 @@ from markupsafe import Markup
 
 from posaudit import __version__
 from posaudit.atomic import written_file
-from posaudit.detect.findings import SEVERITIES
+from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
 from posaudit.pins import pin_digester
 from posaudit.report import charts
 from posaudit.report.data import (
     FAMILY_ORDER,
     SEVERITY_ORDER,
-    SEVERITY_RANK,
     MoneyAtRisk,
     PinHygiene,
     ReportData,
