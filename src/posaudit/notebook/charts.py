@@ -27,8 +27,8 @@ from posaudit.notebook.style import (
     HIGHLIGHT,
     INK,
     MUTED,
-    SEVERITY_COLORS,
 )
+from posaudit.palette import SEVERITY_COLORS
 
 # What a chart function returns: a single view, a layer, a facet or a concatenation.
 AnyChart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.VConcatChart | alt.HConcatChart

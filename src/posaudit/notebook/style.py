@@ -1,4 +1,4 @@
-"""Colours and type shared by the notebooks' charts and tables, so a severity reads the same."""
+"""Colours and type shared by the notebooks' charts and tables (severities: posaudit.palette)."""
 
 from __future__ import annotations
 
@@ -9,14 +9,6 @@ INK: Final = "#333333"
 MUTED: Final = "#8c8c8c"
 GRID: Final = "#e6e6e6"
 HIGHLIGHT: Final = "#d62728"
-
-SEVERITY_COLORS: Final[dict[str, str]] = {
-    "info": "#a0a7b4",
-    "low": "#6baed6",
-    "medium": "#f2b134",
-    "high": "#e8601c",
-    "critical": "#a50f15",
-}
 
 FAMILY_COLORS: Final[dict[str, str]] = {
     "logins": "#4c78a8",

@@ -35,6 +35,7 @@ from markupsafe import Markup
 from posaudit import __version__
 from posaudit.atomic import written_file
 from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
+from posaudit.palette import SEVERITY_COLORS
 from posaudit.pins import pin_digester
 from posaudit.report import charts
 from posaudit.report.data import (
@@ -1152,7 +1153,7 @@ def build_report(
         "families": families,
         "pins": hygiene,
         "pin_number": 3 + len(families),
-        "severity_colours": charts.SEVERITY_COLOURS,
+        "severity_colors": SEVERITY_COLORS,
     }
     pdf_job: Future[None] | None = None
     pool: ProcessPoolExecutor | None = None
