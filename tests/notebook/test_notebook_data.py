@@ -23,6 +23,7 @@ from posaudit.notebook import (
     refunds,
     render,
     session,
+    style,
     tables,
 )
 from posaudit.notebook import charts as chart_module
@@ -365,8 +366,8 @@ def test_chart_html_loads_the_libraries_once_and_cannot_break_out_of_its_script(
 
 
 def test_every_chart_has_a_title_and_the_theme_is_registered() -> None:
-    chart_module.enable_theme()
+    style.enable_theme()
     import altair as alt
 
-    assert alt.theme.active == chart_module.THEME
-    assert chart_module.theme()["config"]["font"]
+    assert alt.theme.active == style.THEME
+    assert style.theme()["config"]["font"]

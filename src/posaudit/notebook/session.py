@@ -293,10 +293,11 @@ def open_audit(db: str | Path | None = None, run_id: str | None = None) -> Audit
 
 def setup() -> None:
     """Make a notebook ready: offline Altair charts in the posaudit theme, readable tables."""
-    from posaudit.notebook import charts, render
+    from posaudit.notebook import render
+    from posaudit.notebook.style import enable_theme
 
     render.enable()
-    charts.enable_theme()
+    enable_theme()
     pl.Config.set_tbl_rows(20)
     pl.Config.set_fmt_str_lengths(120)
     pl.Config.set_tbl_hide_dataframe_shape(True)
