@@ -88,7 +88,8 @@ def child(args: list[str]) -> tuple[float, float, str]:
 
 def events(db: Path) -> int:
     code = (
-        "import sys; from posaudit.store import Store, EVENT_TABLES; "
+        "import sys; from posaudit.store import Store; "
+        "from posaudit.store.catalogue import EVENT_TABLES; "
         "s = Store.open(sys.argv[1], read_only=True); "
         "print(sum(int(s.query(f'SELECT count(*) FROM {t}')[0][0]) for t in EVENT_TABLES))"
     )

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import polars as pl
 
-from posaudit.store import TABLES, Store
+from posaudit.store import Store
+from posaudit.store.catalogue import TABLE_NAMES
 
 # Six digits standing alone: not the tail of an id (T000001, X123456), not the fraction of a
 # time or a float (12:50:53.123456), not part of a longer number.
@@ -99,7 +100,7 @@ def pins_in_store(path: Path, held: Held) -> dict[str, set[str]]:
     """``table.column`` -> the PINs it holds, over every table of the store."""
     store = Store.open(path, read_only=True)
     try:
-        frames = {table: store.frame(f"SELECT * FROM {table}") for table in TABLES}
+        frames = {table: store.frame(f"SELECT * FROM {table}") for table in TABLE_NAMES}
     finally:
         store.close()
     return {

@@ -11,12 +11,14 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from posaudit.store import TABLES, Store, read_parquet_table
-from posaudit.store.db import TABLE_KEYS
+from posaudit.store import Store, read_parquet_table
+from posaudit.store.catalogue import CATALOGUE
 from tests.conftest import build_store
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]
-EXPORTED = [t for t in TABLES if t != "posaudit_meta"]  # the store's own bookkeeping stays home
+EXPORTED = [
+    t for t, facts in CATALOGUE.items() if facts.kind != "meta"
+]  # the store's own settings stay home
 # A world far too large to finish before the kill: the test never waits on its end.
 LONG_SIMULATION = ("--merchants", "2000", "--days", "365", "--seed", "1", "--yes")
 
@@ -56,7 +58,7 @@ def test_export_reads_back_as_the_stores_tables(
     store = Store.open(audited_world, read_only=True)
     try:
         for table in EXPORTED:
-            key = TABLE_KEYS[table]
+            key = CATALOGUE[table].key
             stored = plain(store.frame(f"SELECT * FROM {table} ORDER BY {key}"))
             read = plain(read_parquet_table(out, table).collect()).sort(key)
             assert read.columns == stored.columns, table

@@ -9,7 +9,7 @@ from pathlib import Path
 from posaudit.detect.registry import DERIVED_INPUTS, DERIVED_TABLES, RULES
 from posaudit.rules import RULE_MODULES, all_rules
 from posaudit.simulate.scenario import SCENARIOS
-from posaudit.store import TABLES
+from posaudit.store.catalogue import TABLE_NAMES
 
 ROOT = Path(__file__).parents[1]
 
@@ -98,7 +98,7 @@ def test_every_rule_is_documented_and_tested() -> None:
 
 def test_rules_declare_inputs_keys_and_scenarios_that_exist() -> None:
     for name, rule in all_rules().items():
-        assert set(rule.inputs) <= set(TABLES) | DERIVED_INPUTS | set(DERIVED_TABLES), name
+        assert set(rule.inputs) <= set(TABLE_NAMES) | DERIVED_INPUTS | set(DERIVED_TABLES), name
         assert "ground_truth" not in rule.inputs, name
         assert set(rule.scenarios) <= set(SCENARIOS), name
         assert rule.lookback.total_seconds() > 0, name
@@ -126,8 +126,8 @@ def test_rules_never_import_duckdb_altair_or_the_cli() -> None:
 def test_derived_tables_come_from_store_tables_and_filter_real_columns() -> None:
     assert DERIVED_TABLES, "the refund rules share a derived table"
     for name, table in DERIVED_TABLES.items():
-        assert table.source in TABLES, name
-        assert name not in TABLES, name
+        assert table.source in TABLE_NAMES, name
+        assert name not in TABLE_NAMES, name
     schema = (ROOT / "src" / "posaudit" / "store" / "schema.sql").read_text()
     for table in DERIVED_TABLES.values():
         for column in [*table.rows, *(table.linked or ())]:

@@ -709,6 +709,7 @@ def demo(
     from posaudit.simulate.estimate import simulation_estimate
     from posaudit.simulate.scenario import check_seed, load_scenario
     from posaudit.store import Store, lock
+    from posaudit.store.catalogue import WORLD_TABLES
 
     path = db or default_db_path()
     with user_errors():
@@ -761,7 +762,7 @@ def demo(
     table = Table(title="the demo world")
     table.add_column("table")
     table.add_column("rows", justify="right")
-    for name in ("merchants", "terminals", "operators", "pin_events", "login_events", "lockouts", "transactions", "ground_truth"):
+    for name in WORLD_TABLES:
         table.add_row(name, f"{counts[name]:,}")
     out.print(table)
     out.print(f"audit {audit.run_id}: {reported.findings:,} findings in {audit.seconds:.1f} s")

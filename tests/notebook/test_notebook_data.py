@@ -23,9 +23,11 @@ from posaudit.notebook import (
     refunds,
     render,
     session,
+    style,
     tables,
 )
 from posaudit.notebook import charts as chart_module
+from posaudit.palette import SEVERITY_COLORS
 from posaudit.store import Store, StoreError
 
 # charts is left out until it has examples of its own
@@ -349,7 +351,7 @@ def test_table_formats_money_shares_and_severity() -> None:
     assert 'data-title="Money &amp; more" data-rows="1"' in page
     assert "1,234.56" in page and "25.0 %" in page and "amount (CNY)" in page
     assert "&lt;b&gt;x&lt;/b&gt;" in page  # values are escaped
-    assert "#a50f15" in page  # the critical badge
+    assert f"background:{SEVERITY_COLORS['critical']};color:#ffffff" in page  # the critical badge
     empty = Table(pl.DataFrame({"a": []}), "Nothing", empty="All clear.")._repr_html_()
     assert 'data-rows="0"' in empty and "All clear." in empty
 
@@ -364,8 +366,8 @@ def test_chart_html_loads_the_libraries_once_and_cannot_break_out_of_its_script(
 
 
 def test_every_chart_has_a_title_and_the_theme_is_registered() -> None:
-    chart_module.enable_theme()
+    style.enable_theme()
     import altair as alt
 
-    assert alt.theme.active == chart_module.THEME
-    assert chart_module.theme()["config"]["font"]
+    assert alt.theme.active == style.THEME
+    assert style.theme()["config"]["font"]

@@ -22,7 +22,8 @@ from posaudit.run.local import run_pipeline
 from posaudit.run.record import RunSummary
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario
-from posaudit.store import TABLES, Store
+from posaudit.store import Store
+from posaudit.store.catalogue import TABLE_NAMES
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]
 # posaudit paused or failing at a named point of a run (see hooked_run.py)
@@ -116,7 +117,7 @@ def snapshot(path: Path) -> dict[str, pl.DataFrame]:
     store = Store.open(path, read_only=True)
     try:
         out = {}
-        for table in TABLES:
+        for table in TABLE_NAMES:
             rows = store.frame(f"SELECT * FROM {table}")
             rows = rows.with_columns(
                 pl.col(c).cast(pl.String)

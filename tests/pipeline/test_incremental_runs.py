@@ -16,10 +16,10 @@ from posaudit.detect.policy import load_policy
 from posaudit.rules import all_rules
 from posaudit.run import score as run_score
 from posaudit.run.record import RunSummary
+from posaudit.store.catalogue import EVENT_TABLES
 from tests.injected import add_lockout_storm
 
 RULES = sorted(name for name in all_rules() if load_policy().enabled(name))
-EVENTS = ("pin_events", "login_events", "lockouts", "transactions")
 
 
 def append_days_with_a_storm(path: Path) -> None:
@@ -52,7 +52,7 @@ def chain(base: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, obj
 
 
 def test_both_stores_hold_the_same_events(chain: dict[str, object]) -> None:
-    for table in EVENTS:
+    for table in EVENT_TABLES:
         sql = f"SELECT * FROM {table} ORDER BY ALL"
         assert frame(chain["scheduled"], sql).equals(frame(chain["once"], sql)), table  # type: ignore[arg-type]
 

@@ -16,6 +16,7 @@ import polars as pl
 import pytest
 
 from posaudit.detect.policy import load_policy
+from posaudit.palette import SEVERITY_COLORS
 from posaudit.report import FORMATS, ReportResult, build_report
 from posaudit.report.data import _rank_score
 from posaudit.report.translations import FAMILIES, RULES
@@ -129,6 +130,15 @@ def test_html_holds_every_section_and_finding(
     appendix = html.split('id="findings"', 1)[1].split("</table>", 1)[0]
     assert appendix.count("<tr>") == findings.height + 1  # the header and one row a finding
     assert "run-00002" in html and "run-00001" in html  # the run and the one before it
+
+
+def test_severities_wear_the_palette_the_notebooks_wear(
+    reports: dict[str, ReportResult],
+) -> None:
+    html = reports["en"].paths["html"].read_text(encoding="utf-8")
+    for severity, color in SEVERITY_COLORS.items():
+        assert f"--{severity}: {color};" in html, severity
+        assert f'class="chip sev-{severity}"' in html, severity  # the glossary shows each
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])

@@ -15,6 +15,7 @@ from posaudit.simulate.pinmodel import PinTimeline, build_pin_timeline, pin_prob
 from posaudit.simulate.scenario import ATTACK_SCENARIOS, load_scenario
 from posaudit.simulate.world import day_start_us
 from posaudit.store import Store
+from posaudit.store.catalogue import DIMENSION_TABLES
 from tests.conftest import SAMPLE_DAYS, SAMPLE_MERCHANTS, SAMPLE_SEED, build_store
 from tests.pin_leaks import pins_in_folder, pins_in_store, pins_in_text
 
@@ -71,7 +72,7 @@ def test_append_continues_the_world(tmp_path: Path) -> None:
     summary = simulate(path, scenario, seed=5, append=True)
     after = _tables(path)
     assert summary.first_day == 4 and summary.days == 2
-    for table in ("merchants", "terminals", "operators"):
+    for table in DIMENSION_TABLES:
         assert after[table].equals(before[table])
     tx = after["transactions"]
     assert tx.height > before["transactions"].height

@@ -7,6 +7,7 @@ from pathlib import Path
 import polars as pl
 
 from posaudit.store import Store
+from posaudit.store.catalogue import DIMENSION_TABLES, EVENT_TABLES
 
 
 def _frame(path: Path, sql: str) -> pl.DataFrame:
@@ -152,7 +153,7 @@ def test_observable_tables_carry_no_label(sample_store: Path) -> None:
     try:
         columns = store.frame(
             "SELECT table_name, column_name FROM duckdb_columns() WHERE table_name IN "
-            "('merchants', 'terminals', 'operators', 'pin_events', 'login_events', 'lockouts', 'transactions')"
+            f"{(*DIMENSION_TABLES, *EVENT_TABLES)}"
         )
     finally:
         store.close()

@@ -32,7 +32,7 @@ from posaudit.spark.export import (
     read_export,
 )
 from posaudit.store import Store, read_parquet_table
-from posaudit.store.db import BUCKETED_TABLES
+from posaudit.store.catalogue import BUCKETED_TABLES
 from tests.spark.spark_kit import assert_same_findings, copy_store
 
 BUCKETS = 4

@@ -10,6 +10,8 @@ import polars as pl
 Severity = Literal["info", "low", "medium", "high", "critical"]
 EntityType = Literal["terminal", "operator", "merchant", "transaction", "card"]
 SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
+# Each severity's place in SEVERITIES: what sorts findings and compares "at or above".
+SEVERITY_RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIES)}
 
 FINDINGS_SCHEMA: Final = pl.Schema(
     {

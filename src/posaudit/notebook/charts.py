@@ -10,31 +10,30 @@ clears the filter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import altair as alt
 import polars as pl
 
-from posaudit.detect.findings import SEVERITIES
+from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
 from posaudit.notebook import bounds
-from posaudit.notebook.session import SEVERITY_RANK, first_per
+from posaudit.notebook.session import first_per
 from posaudit.notebook.style import (
     FAMILY_COLORS,
-    FONT,
     GRID,
     HIGHLIGHT,
     INK,
+    LANES,
     MUTED,
-    SEVERITY_COLORS,
+    WIDTH,
 )
+from posaudit.palette import SEVERITY_COLORS
 
 # What a chart function returns: a single view, a layer, a facet or a concatenation.
 AnyChart = alt.Chart | alt.LayerChart | alt.FacetChart | alt.VConcatChart | alt.HConcatChart
 
-THEME: Final = "posaudit"
-WIDTH: Final = 560
 # Colours of the outcomes of failed logins: credentials in warm tones, the network in grey.
 OUTCOME_COLORS: Final[dict[str, str]] = {
     "wrong PIN": "#d6604d",
@@ -66,66 +65,6 @@ EVENT_COLORS: Final[dict[str, str]] = {
     "failed": "#9d755d",
 }
 NO_FINDING: Final = "no finding"
-
-
-def theme() -> dict[str, Any]:
-    """The posaudit chart theme: quiet grids, left-aligned titles, one font everywhere."""
-    axis = {
-        "labelFont": FONT,
-        "titleFont": FONT,
-        "labelFontSize": 11,
-        "titleFontSize": 11.5,
-        "titleFontWeight": "normal",
-        "labelColor": INK,
-        "titleColor": INK,
-        "gridColor": GRID,
-        "domainColor": "#aaaaaa",
-        "tickColor": "#aaaaaa",
-    }
-    return {
-        "config": {
-            "font": FONT,
-            "background": "white",
-            "padding": 8,
-            "view": {"stroke": None, "continuousWidth": WIDTH, "continuousHeight": 240},
-            "axis": axis,
-            "legend": {
-                "labelFont": FONT,
-                "titleFont": FONT,
-                "labelFontSize": 11,
-                "titleFontSize": 11.5,
-                "titleFontWeight": "normal",
-                "labelColor": INK,
-                "titleColor": INK,
-            },
-            "title": {
-                "font": FONT,
-                "fontSize": 14.5,
-                "fontWeight": 600,
-                "anchor": "start",
-                "color": INK,
-                "offset": 8,
-                "subtitleFont": FONT,
-                "subtitleFontSize": 11.5,
-                "subtitleColor": "#555555",
-                "subtitlePadding": 4,
-            },
-            "header": {
-                "labelFont": FONT,
-                "titleFont": FONT,
-                "labelFontSize": 11.5,
-                "labelColor": INK,
-            },
-            "text": {"font": FONT, "fontSize": 11, "color": INK},
-            "bar": {"color": "#4c78a8"},
-            "concat": {"spacing": 18},
-        }
-    }
-
-
-def enable_theme() -> None:
-    """Make :func:`theme` the theme of every chart in this kernel."""
-    alt.theme.register(THEME, enable=True)(cast("Callable[[], alt.theme.ThemeConfig]", theme))
 
 
 def _title(text: str, subtitle: str | Sequence[str | None] | None = None) -> alt.TitleParams:
@@ -1236,8 +1175,6 @@ def timeline_chart(
 
     ``shown_from`` and ``shown_to`` fix the time axis (the finding's window with padding).
     """
-    from posaudit.notebook.drilldown import LANES
-
     cut = bounds.sample_keeping(
         events.filter(pl.col("in_range")),
         pl.col("in_evidence"),

@@ -22,8 +22,7 @@ from posaudit.notebook.session import Audit, AuditError
 # Time shown around a finding's window: half its length, within these bounds.
 MIN_PADDING: Final = timedelta(minutes=30)
 MAX_PADDING: Final = timedelta(hours=12)
-# Event lanes of the timeline, top to bottom.
-LANES: Final = ("logins", "lockouts", "PIN events", "sales", "refunds", "voids", "transfers")
+# The timeline lane of each transaction kind (the lanes' order: posaudit.notebook.style.LANES).
 TXN_LANES: Final[dict[str, str]] = {
     "sale": "sales",
     "refund": "refunds",

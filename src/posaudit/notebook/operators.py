@@ -14,7 +14,8 @@ from typing import Final
 
 import polars as pl
 
-from posaudit.notebook.session import SEVERITY_RANK, Audit, read_only
+from posaudit.detect.findings import SEVERITY_RANK
+from posaudit.notebook.session import Audit, read_only
 from posaudit.rules import all_rules
 from posaudit.score import operators as scoring
 

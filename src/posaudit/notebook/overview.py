@@ -14,27 +14,22 @@ from typing import Final
 import polars as pl
 
 from posaudit.notebook.session import Audit, by_severity
+from posaudit.store.catalogue import EVENT_TABLES, EVENT_TIME_COLUMNS, table_facts
 
-# The store's tables as an analyst names them, in the order the story needs them.
-TABLE_NOTES: Final[dict[str, str]] = {
-    "merchants": "shops, with category, fee class and opening hours",
-    "terminals": "POS terminals, with their lockout setting",
-    "operators": "people who log in to a terminal, with their permissions",
-    "login_events": "every login attempt and its outcome",
-    "lockouts": "operators locked out, and how they were unlocked",
-    "pin_events": "PIN set, changed or reset (digests only, never a PIN)",
-    "transactions": "sales, voids, refunds and transfers",
-    "findings": "what the audit runs found",
-    "pipeline_runs": "the audit runs",
-    "ground_truth": "labels of simulated incidents (evaluation only, never read by detection)",
-}
-# The time column of each event table.
-EVENT_TIME: Final[dict[str, str]] = {
-    "login_events": "ts",
-    "lockouts": "locked_at",
-    "pin_events": "ts",
-    "transactions": "ts",
-}
+# The store's tables shown to an analyst, in the order the story needs them: who, what
+# happened, what the audit found. The store's bookkeeping (simulations, settings) is left out.
+SHOWN_TABLES: Final = (
+    "merchants",
+    "terminals",
+    "operators",
+    "login_events",
+    "lockouts",
+    "pin_events",
+    "transactions",
+    "findings",
+    "pipeline_runs",
+    "ground_truth",
+)
 EVENT_LABELS: Final[dict[str, str]] = {
     "login_events": "logins",
     "lockouts": "lockouts",
@@ -52,8 +47,9 @@ QUIET_HOURS: Final = 24
 def store_contents(audit: Audit) -> pl.DataFrame:
     """One row per table: rows, and for event tables the first and last event time."""
     parts = []
-    for table, note in TABLE_NOTES.items():
-        column = EVENT_TIME.get(table)
+    for table in SHOWN_TABLES:
+        facts = table_facts(table)
+        note, column = facts.holds, facts.time_column
         span = f"min({column}), max({column})" if column else "NULL::TIMESTAMP, NULL::TIMESTAMP"
         parts.append(
             f"SELECT '{table}' AS table_name, '{note}' AS holds, count(*) AS rows, {span} FROM "
@@ -64,7 +60,7 @@ def store_contents(audit: Audit) -> pl.DataFrame:
         frame.rename({frame.columns[3]: "first_event_at", frame.columns[4]: "last_event_at"})
         .with_columns(
             pl.col("table_name")
-            .replace_strict({t: i for i, t in enumerate(TABLE_NOTES)})
+            .replace_strict({t: i for i, t in enumerate(SHOWN_TABLES)})
             .alias("_order")
         )
         .sort("_order")
@@ -77,9 +73,8 @@ def headline(audit: Audit) -> str:
     data_from, data_to = audit.data_window
     counts = audit.sql(
         "SELECT (SELECT count(*) FROM merchants), (SELECT count(*) FROM terminals), "
-        "(SELECT count(*) FROM operators), (SELECT count(*) FROM login_events) + "
-        "(SELECT count(*) FROM transactions) + (SELECT count(*) FROM lockouts) + (SELECT "
-        "count(*) FROM pin_events)"
+        "(SELECT count(*) FROM operators), "
+        + " + ".join(f"(SELECT count(*) FROM {table})" for table in EVENT_TABLES)
     ).row(0)
     days = round((data_to - data_from).total_seconds() / 86_400)
     findings = audit.findings()
@@ -114,13 +109,13 @@ def daily_volumes(audit: Audit) -> pl.DataFrame:
     parts = [
         f"SELECT '{table}' AS table_name, date_trunc('day', {column}) AS day, count(*) AS events "
         f"FROM {table} GROUP BY ALL"
-        for table, column in EVENT_TIME.items()
+        for table, column in EVENT_TIME_COLUMNS.items()
     ]
     volumes = audit.sql(" UNION ALL ".join(parts)).with_columns(
         pl.col("day").cast(pl.Datetime("us"))
     )
     grid = pl.DataFrame(full_days(audit)).join(
-        pl.DataFrame({"table_name": list(EVENT_TIME)}), how="cross"
+        pl.DataFrame({"table_name": list(EVENT_TIME_COLUMNS)}), how="cross"
     )
     return (
         grid.join(volumes, on=["table_name", "day"], how="left")

@@ -25,11 +25,10 @@ from typing import Any, Final
 import polars as pl
 
 from posaudit.config import ConfigError, merge_settings
-from posaudit.detect.findings import SEVERITIES
+from posaudit.detect.findings import SEVERITY_RANK
 from posaudit.detect.policy import default_policy_text
 from posaudit.store import Store, default_db_path
 
-SEVERITY_RANK: Final[dict[str, int]] = {name: rank for rank, name in enumerate(SEVERITIES)}
 RUN_COLUMNS: Final = (
     "run_id, started_at, finished_at, status, mode, engine, data_from, data_to, rows_read, "
     "findings_total, findings_new, findings_seen, findings_resolved, policy_hash, policy_toml, "
@@ -294,10 +293,11 @@ def open_audit(db: str | Path | None = None, run_id: str | None = None) -> Audit
 
 def setup() -> None:
     """Make a notebook ready: offline Altair charts in the posaudit theme, readable tables."""
-    from posaudit.notebook import charts, render
+    from posaudit.notebook import render
+    from posaudit.notebook.style import enable_theme
 
     render.enable()
-    charts.enable_theme()
+    enable_theme()
     pl.Config.set_tbl_rows(20)
     pl.Config.set_fmt_str_lengths(120)
     pl.Config.set_tbl_hide_dataframe_shape(True)

@@ -15,7 +15,8 @@ from typing import Any, Final
 
 import polars as pl
 
-from posaudit.notebook.style import FONT, SEVERITY_COLORS
+from posaudit.notebook.style import FONT
+from posaudit.palette import SEVERITY_COLORS
 
 # Column name endings that hold shares (0..1) and read as percentages.
 _SHARE_SUFFIXES: Final = ("_rate", "_share", "rate", "share", "_percentile")

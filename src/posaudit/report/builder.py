@@ -34,13 +34,13 @@ from markupsafe import Markup
 
 from posaudit import __version__
 from posaudit.atomic import written_file
-from posaudit.detect.findings import SEVERITIES
+from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
+from posaudit.palette import SEVERITY_COLORS
 from posaudit.pins import pin_digester
 from posaudit.report import charts
 from posaudit.report.data import (
     FAMILY_ORDER,
     SEVERITY_ORDER,
-    SEVERITY_RANK,
     MoneyAtRisk,
     PinHygiene,
     ReportData,
@@ -1153,7 +1153,7 @@ def build_report(
         "families": families,
         "pins": hygiene,
         "pin_number": 3 + len(families),
-        "severity_colours": charts.SEVERITY_COLOURS,
+        "severity_colors": SEVERITY_COLORS,
     }
     pdf_job: Future[None] | None = None
     pool: ProcessPoolExecutor | None = None

@@ -14,15 +14,10 @@ import altair as alt
 import polars as pl
 import vl_convert
 
+from posaudit.palette import SEVERITY_COLORS
+
 # Noto Sans CJK SC draws Latin and Chinese alike (Debian: fonts-noto-cjk).
 FONT: Final = "Noto Sans CJK SC"
-SEVERITY_COLOURS: Final[dict[str, str]] = {
-    "critical": "#7a0c1e",
-    "high": "#d1382d",
-    "medium": "#f08a4b",
-    "low": "#f6c87a",
-    "info": "#b8bec6",
-}
 INK: Final = "#1f2933"
 MUTED: Final = "#52606d"
 ACCENT: Final = "#1f4e79"
@@ -71,7 +66,7 @@ def severity_bars(
                 title=severity_title,
                 scale=alt.Scale(
                     domain=list(severity_labels.values()),
-                    range=[SEVERITY_COLOURS[s] for s in order],
+                    range=[SEVERITY_COLORS[s] for s in order],
                 ),
                 legend=alt.Legend(orient="bottom", direction="horizontal"),
             ),

@@ -19,7 +19,7 @@ from typing import Any, Final
 import polars as pl
 
 from posaudit.config import ConfigError, merge_settings
-from posaudit.detect.findings import SEVERITIES
+from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
 from posaudit.detect.policy import Policy, default_policy_text
 from posaudit.detect.registry import Rule
 from posaudit.rules import all_rules
@@ -28,7 +28,6 @@ from posaudit.store import Store
 FAMILY_ORDER: Final = ("logins", "pins", "refunds", "scores")
 # Most severe first, as every table of the report lists them.
 SEVERITY_ORDER: Final = tuple(reversed(SEVERITIES))
-SEVERITY_RANK: Final = {s: i for i, s in enumerate(SEVERITIES)}
 # PIN age buckets of the hygiene section, in days (upper bounds inclusive).
 AGE_BUCKETS: Final = (("91-180", 180), ("181-365", 365), ("1-2y", 730), ("2y+", None))
 

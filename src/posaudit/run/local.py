@@ -32,7 +32,7 @@ from posaudit.rules import all_rules
 from posaudit.run.detect import findings_by_rule, one_per_finding_id, outside_lookback
 from posaudit.run.inputs import KeptExclusion, derived_inputs, kept_exclusion
 from posaudit.run.kept import forget_kept_refunds, refunds_kept_by, write_kept_refunds
-from posaudit.run.plan import WINDOW_TABLES, RuleScope, RunPlan, check_runnable, plan_run
+from posaudit.run.plan import RuleScope, RunPlan, check_runnable, plan_run
 from posaudit.run.read import ColumnsToRead, KeptRefunds, TableReader, columns_to_read, read_inputs
 from posaudit.run.record import (
     EventSink,
@@ -46,6 +46,7 @@ from posaudit.run.record import (
 from posaudit.run.score import ScoreOutcome, fits_a_model, keep_score, score_outcome
 from posaudit.score.operators import SCORE_RULE, preload_model
 from posaudit.store import Store
+from posaudit.store.catalogue import WINDOW_TABLES
 
 # Starts the anomaly score on its tables as soon as they are read, with how the run reads
 # the refunds.

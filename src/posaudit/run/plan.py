@@ -35,14 +35,10 @@ from posaudit.pins import PinDigester
 from posaudit.run.kept import IncrementalScore, kept_week
 from posaudit.score.operators import SCORE_RULE
 from posaudit.store import Store, StoreError
-from posaudit.store.db import EVENT_TIME_COLUMN
+from posaudit.store.catalogue import DIMENSION_TABLES, EVENT_TIME_COLUMNS, WINDOW_TABLES
 
 Mode = Literal["full", "incremental"]
 
-# Tables without an event time: always read whole, and a change to one needs a full run.
-DIMENSION_TABLES: Final = ("merchants", "terminals", "operators")
-# The tables that define the data window (first and last event) and the watermark.
-WINDOW_TABLES: Final = ("login_events", "transactions")
 # Families whose findings rank each entity against the whole population: re-run over all data.
 POPULATION_FAMILIES: Final = frozenset({"scores"})
 # posaudit_meta key holding what the data looked like at the last run's watermark.
@@ -119,7 +115,7 @@ def data_fingerprint(store: Store, watermark: datetime) -> dict[str, Any]:
     there. A changed dimension table (merchants, terminals, operators) needs a full run.
     """
     events = {}
-    for table, column in EVENT_TIME_COLUMN.items():
+    for table, column in EVENT_TIME_COLUMNS.items():
         rows = store.query(
             f"SELECT CAST({column} AS DATE) AS day, count(*) FROM {table} "
             f"WHERE {column} <= ? GROUP BY day",
@@ -236,7 +232,7 @@ def score_scope(
     reads = IncrementalScore(changed_from.date())
     # the earliest data it uses: the kept 28-day sums and the refunds to cards, 27 days back
     events = {
-        t: reads.events_from for t in rule.inputs if t in EVENT_TIME_COLUMN or t in DERIVED_TABLES
+        t: reads.events_from for t in rule.inputs if t in EVENT_TIME_COLUMNS or t in DERIVED_TABLES
     }
     return RuleScope(rule.name, reads.refunds_from, reads.events_from, table_from=events)
 
@@ -253,7 +249,7 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
         return RunPlan("full", reason, previous_id, None, data_from, data_to, full_scopes(rules))
     starts = {
         table: store.query(f"SELECT min({column}) FROM {table}")[0][0]
-        for table, column in EVENT_TIME_COLUMN.items()
+        for table, column in EVENT_TIME_COLUMNS.items()
     }
     overlong = overlong_rules(store, rules, changed_from)
     scopes = {}

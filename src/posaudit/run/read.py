@@ -34,7 +34,7 @@ from posaudit.run.kept import (
 )
 from posaudit.run.plan import RuleScope, timestamp_literal
 from posaudit.store import Store
-from posaudit.store.db import EVENT_TIME_COLUMN
+from posaudit.store.catalogue import EVENT_TIME_COLUMNS
 
 # Tables read at once, each through its own connection: two read a 10 M-event store's inputs
 # in 2.6 s where one after the other took 3.4 s (measured).
@@ -167,7 +167,7 @@ def derived_rows(table: DerivedTable, since: datetime | None, *, earlier: bool =
     ]
     kind = " AND ".join(conditions) or "true"
     if since is not None:
-        conditions.append(f"{EVENT_TIME_COLUMN[table.source]} >= {timestamp_literal(since)}")
+        conditions.append(f"{EVENT_TIME_COLUMNS[table.source]} >= {timestamp_literal(since)}")
     own = " AND ".join(conditions) or "true"
     if table.linked is None:
         return [own]
@@ -179,7 +179,7 @@ def derived_rows(table: DerivedTable, since: datetime | None, *, earlier: bool =
         # sale). Only those: the table's function drops any other row, and asking for them
         # would test every row of the source (measured: 1.9 s against 0.26 s over ten million
         # transactions).
-        before = f"{EVENT_TIME_COLUMN[table.source]} < {timestamp_literal(since)}"
+        before = f"{EVENT_TIME_COLUMNS[table.source]} < {timestamp_literal(since)}"
         parts.append(f"{kind} AND {before} AND {key} NOT IN {names} AND {named} IN {names}")
     return parts
 
@@ -239,7 +239,7 @@ class TableReader:
         ``connection``: the store through another connection (see :meth:`read_all`).
         """
         connection = connection or self.store
-        column = EVENT_TIME_COLUMN.get(name)
+        column = EVENT_TIME_COLUMNS.get(name)
         if column is None:
             since = None
         held = self._frames.get(name)
@@ -279,7 +279,7 @@ class TableReader:
         if current is not None and since is not None and since <= current:
             return self._with_kept_refunds(table, since, current, connection)
         if table.sql is not None:
-            time_column = EVENT_TIME_COLUMN.get(table.source)
+            time_column = EVENT_TIME_COLUMNS.get(table.source)
             cut = f"{time_column} >= {timestamp_literal(since)}" if since and time_column else None
             over = {table.source: cut, **dict.fromkeys(table.joined)}
             frame = plain_strings(connection.read_query(table.sql, over=over))
@@ -368,7 +368,7 @@ def read_inputs(
     for r in rules:
         for name in set(r.inputs) - DERIVED_INPUTS:
             since = scopes[r.name].since(name)
-            if (name not in EVENT_TIME_COLUMN and name not in DERIVED_TABLES) or since is None:
+            if (name not in EVENT_TIME_COLUMNS and name not in DERIVED_TABLES) or since is None:
                 needed[name] = None
             elif needed.get(name, since) is not None:
                 needed[name] = min(needed.get(name, since), since)  # type: ignore[type-var]
@@ -379,9 +379,9 @@ def read_inputs(
                 frames[name].lazy()
                 # a derived table keeps its linked rows before the window (see read_derived)
                 if (since := scopes[r.name].since(name)) is None
-                or name not in EVENT_TIME_COLUMN
+                or name not in EVENT_TIME_COLUMNS
                 or needed[name] == since
-                else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMN[name]) >= since)
+                else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMNS[name]) >= since)
             )
             for name in set(r.inputs) - DERIVED_INPUTS
         }

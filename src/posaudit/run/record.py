@@ -22,7 +22,7 @@ from typing import Any, Final, Literal
 import polars as pl
 
 from posaudit import __version__
-from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES
+from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES, SEVERITY_RANK
 from posaudit.detect.policy import Policy
 from posaudit.run.plan import FINGERPRINT_KEY, Mode, RuleScope, data_fingerprint
 from posaudit.store import Store
@@ -30,7 +30,6 @@ from posaudit.store import Store
 Engine = Literal["local", "spark"]
 # Receives each stage of a run as it ends: its name and its figures.
 EventSink = Callable[[str, Mapping[str, object]], None]
-SEVERITY_RANK: Final = {name: rank for rank, name in enumerate(SEVERITIES)}
 # The column of a run's table of open findings counting those of rules the run did not run.
 NOT_RUN_COLUMN: Final = "rule not run"
 

@@ -22,9 +22,9 @@ import polars as pl
 
 from posaudit.atomic import written_file
 from posaudit.config import ConfigError, merge_settings, parse_toml, read_text_file
-from posaudit.detect.findings import SEVERITIES
+from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
 from posaudit.run.plan import Mode
-from posaudit.run.record import SEVERITY_RANK, EventSink, RunSummary
+from posaudit.run.record import EventSink, RunSummary
 from posaudit.store import Store, StoreError
 from posaudit.untrusted import csv_safe
 

@@ -43,7 +43,8 @@ from posaudit.simulate.scenario import (
     scenario_from_text,
 )
 from posaudit.simulate.world import US_PER_DAY, World, build_world, day_start_us
-from posaudit.store import EVENT_TABLES, Store, StoreError
+from posaudit.store import Store, StoreError
+from posaudit.store.catalogue import EVENT_TABLES, key_column
 
 STALE_AFTER_DAYS: Final = 90  # PCI DSS 8.3.9
 REUSE_HISTORY: Final = 4  # PCI DSS 8.3.7
@@ -431,10 +432,15 @@ def simulate(
             scenario = scenario_from_text(
                 str(text), merchants=int(merchants), days=days, start=str(start)
             )  # type: ignore[call-overload]
-            for prefix, table, column in (("L", "login_events", "event_id"), ("K", "lockouts", "lockout_id"),
-                                          ("P", "pin_events", "event_id"), ("G", "ground_truth", "incident_id")):  # fmt: skip
-                counters[prefix] = int(store.query(
-                    f"SELECT coalesce(max(CAST(substr({column}, 2) AS BIGINT)), -1) + 1 FROM {table}")[0][0])  # type: ignore[arg-type]  # fmt: skip
+            for prefix, table in (
+                ("L", "login_events"),
+                ("K", "lockouts"),
+                ("P", "pin_events"),
+                ("G", "ground_truth"),
+            ):
+                last = f"max(CAST(substr({key_column(table)}, 2) AS BIGINT))"
+                (after_last,) = store.query(f"SELECT coalesce({last}, -1) + 1 FROM {table}")[0]
+                counters[prefix] = int(after_last)  # type: ignore[call-overload]
             next_txn = int(store.query(
                 "SELECT coalesce(max(CAST(substr(txn_id, 2) AS BIGINT)), -1) + 1 FROM transactions")[0][0])  # type: ignore[arg-type]  # fmt: skip
         world = _world_for(scenario, int(seed))

@@ -31,11 +31,10 @@ from posaudit.pins import PinDigester
 from posaudit.rules import all_rules
 from posaudit.run.detect import findings_for_tables
 from posaudit.run.plan import POPULATION_FAMILIES
-from posaudit.store.db import EVENT_TIME_COLUMN
+from posaudit.store.catalogue import DIMENSION_TABLES
 
 Scheme = Literal["merchant", "card"]
 
-DIMENSION_TABLES: Final = ("merchants", "terminals", "operators")
 # Partition keys whose partitions a merchant bucket holds whole.
 MERCHANT_KEYS: Final = frozenset({"terminal_id", "operator_id", "merchant_id"})
 # The bucket column of each scheme, and the event tables that carry it.
@@ -183,7 +182,3 @@ def local_bucket_findings(job: BucketJob) -> pl.DataFrame:
     """Every bucket of ``job`` run one after another in this process (tests, no Spark)."""
     frames = [job.shard_findings(b) for b in range(job.buckets)]
     return pl.concat(frames) if frames else pl.DataFrame(schema=FINDINGS_SCHEMA)
-
-
-def event_tables(tables: Iterable[str]) -> list[str]:
-    return [t for t in tables if t in EVENT_TIME_COLUMN]

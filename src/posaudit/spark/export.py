@@ -21,7 +21,7 @@ from posaudit import __version__
 from posaudit.atomic import written_folder
 from posaudit.run.plan import data_fingerprint, data_window
 from posaudit.store import Store, StoreError
-from posaudit.store.db import BUCKETED_TABLES
+from posaudit.store.catalogue import BUCKETED_TABLES
 
 MANIFEST: Final = "_posaudit_export.json"
 FORMAT: Final = "posaudit-bucketed-export"

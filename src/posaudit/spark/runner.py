@@ -59,7 +59,6 @@ from posaudit.run.record import (
     write_run,
 )
 from posaudit.spark.buckets import (
-    DIMENSION_TABLES,
     BucketJob,
     Placement,
     place_rules,
@@ -84,6 +83,7 @@ from posaudit.spark.score import (
 )
 from posaudit.spark.session import SparkSetupError, is_local, start_session
 from posaudit.store import Store, StoreError
+from posaudit.store.catalogue import DIMENSION_TABLES
 
 if TYPE_CHECKING:
     import pyarrow as pa

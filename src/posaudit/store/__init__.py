@@ -2,15 +2,14 @@
 
 Everything else sees tables as Polars LazyFrames and hands Arrow or Polars frames back to be
 written. Writes happen inside one transaction per command, so a failed or killed command
-leaves the store as it was.
+leaves the store as it was. What each table is (its key, time column, kind) is in
+:mod:`posaudit.store.catalogue`, beside ``schema.sql``.
 """
 
 from __future__ import annotations
 
 from posaudit.store.db import (
-    EVENT_TABLES,
     SCHEMA_VERSION,
-    TABLES,
     Store,
     default_db_path,
     environment_error,
@@ -19,9 +18,7 @@ from posaudit.store.db import (
 from posaudit.store.errors import StoreError, StoreLockedError
 
 __all__ = [
-    "EVENT_TABLES",
     "SCHEMA_VERSION",
-    "TABLES",
     "Store",
     "StoreError",
     "StoreLockedError",

@@ -21,6 +21,13 @@ import polars as pl
 import pyarrow as pa
 
 from posaudit.store import lock
+from posaudit.store.catalogue import (
+    CATALOGUE,
+    EVENT_TIME_COLUMNS,
+    TABLE_NAMES,
+    MerchantLink,
+    TableFacts,
+)
 from posaudit.store.errors import StoreError, StoreLockedError
 
 SCHEMA_VERSION: Final = "1"
@@ -28,61 +35,6 @@ APPLICATION: Final = "posaudit"
 DB_ENV: Final = "POSAUDIT_DB"
 DEFAULT_DB: Final = "data/posaudit.duckdb"
 WRITE_MEMORY_LIMIT: Final = "1GB"
-
-TABLES: Final = (
-    "merchants",
-    "terminals",
-    "operators",
-    "pin_events",
-    "login_events",
-    "lockouts",
-    "transactions",
-    "ground_truth",
-    "findings",
-    "pipeline_runs",
-    "simulations",
-    "posaudit_meta",
-)
-# Tables whose rows are events in time; what "events" counts everywhere.
-EVENT_TABLES: Final = ("pin_events", "login_events", "lockouts", "transactions")
-# The key each table's rows are ordered by in exports.
-TABLE_KEYS: Final = {
-    "merchants": "merchant_id",
-    "terminals": "terminal_id",
-    "operators": "operator_id",
-    "pin_events": "event_id",
-    "login_events": "event_id",
-    "lockouts": "lockout_id",
-    "transactions": "txn_id",
-    "ground_truth": "incident_id",
-    "findings": "finding_id",
-    "pipeline_runs": "run_id",
-    "simulations": "simulation_id",
-}
-# Column holding each event table's time, for Parquet partitioning and look-back windows.
-EVENT_TIME_COLUMN: Final = {
-    "pin_events": "ts",
-    "login_events": "ts",
-    "lockouts": "locked_at",
-    "transactions": "ts",
-}
-
-
-# The tables detection reads; a bucketed export partitions them by their merchant's bucket.
-BUCKETED_TABLES: Final = (
-    "merchants", "terminals", "operators", "pin_events", "login_events", "lockouts", "transactions",
-)  # fmt: skip
-# How a row of each bucketed table reaches its merchant: (its column naming the merchant or the
-# row that has it, the table mapping that column to a merchant_id).
-_MERCHANT_VIA: Final = {
-    "merchants": ("merchant_id", "merchants"),
-    "terminals": ("merchant_id", "terminals"),
-    "operators": ("merchant_id", "operators"),
-    "transactions": ("merchant_id", "transactions"),
-    "pin_events": ("operator_id", "operators"),
-    "login_events": ("terminal_id", "terminals"),
-    "lockouts": ("terminal_id", "terminals"),
-}
 
 
 def default_db_path() -> Path:
@@ -337,7 +289,7 @@ class Store:
         whose PINs were digested under the key of ``pin_key_fingerprint``."""
         with cls.staged(path, append=False) as store:
             store.initialise(pin_key_fingerprint=pin_key_fingerprint, code_version=code_version)
-            for table in TABLES:
+            for table in TABLE_NAMES:
                 if table == "posaudit_meta" or not (root / table).exists():
                     continue
                 columns = store.frame(f"SELECT * FROM {table} LIMIT 0").columns
@@ -373,7 +325,7 @@ class Store:
                 f"{SCHEMA_VERSION}: rebuild it with `posaudit simulate`"
             )
             raise StoreError(msg)
-        missing = [t for t in TABLES if t not in names]
+        missing = [t for t in TABLE_NAMES if t not in names]
         if missing:
             msg = f"{path} is a damaged posaudit store: missing tables {', '.join(missing)}"
             raise StoreError(msg)
@@ -451,7 +403,7 @@ class Store:
         views, Polars' own layout, so they are not copied on the way; ENUM columns arrive as
         Categorical.
         """
-        if table not in TABLES:
+        if table not in TABLE_NAMES:
             msg = f"unknown table {table!r}"
             raise StoreError(msg)
         selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
@@ -471,7 +423,7 @@ class Store:
         ``over`` maps each table the query names to a SQL condition (None: every row); the
         query sees the cut tables under their own names. Strings arrive as in :meth:`read`.
         """
-        unknown = sorted(set(over) - set(TABLES))
+        unknown = sorted(set(over) - set(TABLE_NAMES))
         if unknown:
             msg = f"unknown table {unknown[0]!r}"
             raise StoreError(msg)
@@ -498,7 +450,7 @@ class Store:
         return self._con.sql(sql, params=dict(params) if params else None).pl()
 
     def row_counts(self) -> dict[str, int]:
-        return {t: int(self.query(f"SELECT count(*) FROM {t}")[0][0]) for t in TABLES}  # type: ignore[arg-type]
+        return {t: int(self.query(f"SELECT count(*) FROM {t}")[0][0]) for t in TABLE_NAMES}  # type: ignore[arg-type]
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
@@ -559,10 +511,10 @@ class Store:
         Event tables are Hive-partitioned by event date (``date=YYYY-MM-DD``) unless
         ``partitioned`` is false, which writes one file per table (small samples).
 
-        With ``buckets``, the tables detection reads (:data:`BUCKETED_TABLES`) also carry a
-        ``bucket`` column, computed here once: ``md5_number_lower(merchant_id) % buckets`` of
-        the row's merchant (reached through the terminal or the operator where the table has no
-        ``merchant_id``), and are Hive-partitioned by it (``bucket=K/``), so one bucket holds
+        With ``buckets``, the tables detection reads (the catalogue's ``BUCKETED_TABLES``) also
+        carry a ``bucket`` column, computed here once: ``md5_number_lower(merchant_id) %
+        buckets`` of the row's merchant (reached as the catalogue's ``merchant`` link says where
+        the table has no ``merchant_id``), and are Hive-partitioned by it (``bucket=K/``), so one bucket holds
         every row of every merchant, terminal and operator it covers; event rows are in time
         order within a bucket, so a reader of a time window skips the other row groups.
         ``transactions`` also carry ``card_bucket`` (the same hash of ``card_token``, rows
@@ -582,15 +534,14 @@ class Store:
 
     def _export_parquet(self, out_dir: Path, *, partitioned: bool, buckets: int | None) -> list[str]:
         written = []
-        for table in TABLES:
-            if table == "posaudit_meta":
+        for facts in CATALOGUE.values():
+            if facts.kind == "meta":  # the store's own settings stay with the store
                 continue
+            table, key, column = facts.name, facts.key, facts.time_column
             target = out_dir / table
-            key = TABLE_KEYS[table]
-            if buckets is not None and table in BUCKETED_TABLES:
-                self._con.execute(_bucketed_copy(table, target, buckets))
-            elif partitioned and table in EVENT_TIME_COLUMN:
-                column = EVENT_TIME_COLUMN[table]
+            if buckets is not None and facts.merchant is not None:
+                self._con.execute(_bucketed_copy(facts, facts.merchant, target, buckets))
+            elif partitioned and column is not None:
                 self._con.execute(
                     f"COPY (SELECT *, CAST({column} AS DATE) AS date FROM {table} ORDER BY {key}) "
                     f"TO '{target}' (FORMAT parquet, PARTITION_BY (date), OVERWRITE_OR_IGNORE)"
@@ -604,8 +555,9 @@ class Store:
         return written
 
 
-def _bucketed_copy(table: str, target: Path, buckets: int) -> str:
-    """The COPY statement writing ``table`` with its bucket column(s), partitioned by bucket.
+def _bucketed_copy(facts: TableFacts, via: MerchantLink, target: Path, buckets: int) -> str:
+    """The COPY statement writing a table with its bucket column(s), partitioned by bucket;
+    ``via`` is how the table's rows reach their merchant.
 
     The merchant's bucket is hashed once per merchant (or terminal, or operator) and joined
     to the rows: hashing every event row costs more than the rest of the export.
@@ -614,7 +566,7 @@ def _bucketed_copy(table: str, target: Path, buckets: int) -> str:
     def bucket_of(value: str) -> str:
         return f"CAST(md5_number_lower(coalesce({value}, '')) % {buckets} AS INTEGER)"
 
-    column, source = _MERCHANT_VIA[table]
+    table, column, source = facts.name, via.column, via.table
     keys = (
         f"SELECT k, {bucket_of('merchant_id')} AS bucket FROM "
         f"(SELECT DISTINCT {column} AS k, merchant_id FROM {source})"
@@ -622,9 +574,9 @@ def _bucketed_copy(table: str, target: Path, buckets: int) -> str:
     columns = [f"coalesce(b.bucket, {bucket_of('NULL')}) AS bucket"]
     if table == "transactions":
         columns.append(f"{bucket_of('t.card_token')} AS card_bucket")
-    order = ["bucket", f"t.{TABLE_KEYS[table]}"]
-    if table in EVENT_TIME_COLUMN:
-        order.insert(1, f"t.{EVENT_TIME_COLUMN[table]}")
+    order = ["bucket", f"t.{facts.key}"]
+    if facts.time_column is not None:
+        order.insert(1, f"t.{facts.time_column}")
     rows = (
         f"SELECT t.*, {', '.join(columns)} FROM {table} t LEFT JOIN ({keys}) b "
         f"ON b.k = t.{column} ORDER BY {', '.join(order)}"
@@ -636,7 +588,7 @@ def _bucketed_copy(table: str, target: Path, buckets: int) -> str:
 def read_parquet_table(root: Path, table: str) -> pl.LazyFrame:
     """A table from a Parquet export made by :meth:`Store.export_parquet` (either layout)."""
     frame = pl.scan_parquet(root / table / "**" / "*.parquet", hive_partitioning=True)
-    return frame.drop("date", strict=False) if table in EVENT_TIME_COLUMN else frame
+    return frame.drop("date", strict=False) if table in EVENT_TIME_COLUMNS else frame
 
 
 class BackgroundWriter:
