@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 import pytest
 
+from posaudit.detect import pins
 from posaudit.detect.sentences import (
     CLOCK,
     DAY,
@@ -39,7 +40,7 @@ EXAMPLES: dict[str, str] = {
     DECIMAL: "2.57",
     r"-?\d+(?:\.\d+)?%?": "40%",
 }
-DECLARED: dict[str, Sentence] = {**SENTENCES}
+DECLARED: dict[str, Sentence] = {**SENTENCES, "other_operator": pins.OTHER_OPERATOR}
 
 
 def _clauses(sentence: Sentence) -> list[str]:
