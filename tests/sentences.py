@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import polars as pl
 
-from posaudit.detect import logins, pins
+from posaudit.detect import logins, pins, refunds
 from posaudit.detect.sentences import Sentence
 
-SENTENCES: dict[str, Sentence] = {**logins.SENTENCES, **pins.SENTENCES}
+SENTENCES: dict[str, Sentence] = {**logins.SENTENCES, **pins.SENTENCES, **refunds.SENTENCES}
 
 
 def assert_summaries_read_back(findings: pl.DataFrame) -> None:
