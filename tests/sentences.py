@@ -6,8 +6,14 @@ import polars as pl
 
 from posaudit.detect import logins, pins, refunds
 from posaudit.detect.sentences import Sentence
+from posaudit.score import operators
 
-SENTENCES: dict[str, Sentence] = {**logins.SENTENCES, **pins.SENTENCES, **refunds.SENTENCES}
+SENTENCES: dict[str, Sentence] = {
+    **logins.SENTENCES,
+    **pins.SENTENCES,
+    **refunds.SENTENCES,
+    **operators.SENTENCES,
+}
 
 
 def assert_summaries_read_back(findings: pl.DataFrame) -> None:

@@ -28,6 +28,7 @@ from posaudit.detect.sentences import (
     Value,
     Words,
 )
+from posaudit.score import operators
 from tests.sentences import SENTENCES
 
 # What a value of each pattern looks like, for the values the sentences are tried with.
@@ -40,7 +41,11 @@ EXAMPLES: dict[str, str] = {
     DECIMAL: "2.57",
     r"-?\d+(?:\.\d+)?%?": "40%",
 }
-DECLARED: dict[str, Sentence] = {**SENTENCES, "other_operator": pins.OTHER_OPERATOR}
+DECLARED: dict[str, Sentence] = {
+    **SENTENCES,
+    "other_operator": pins.OTHER_OPERATOR,
+    "feature_phrase": operators.FEATURE_PHRASE,
+}
 
 
 def _clauses(sentence: Sentence) -> list[str]:
