@@ -20,6 +20,7 @@ from posaudit.detect import pins as pin_rules
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.registry import RULES
 from posaudit.pins import LocalPinKey, exclusion_list, pin_digest
+from tests.sentences import assert_summaries_read_back
 
 KEY = b"posaudit-test-key/pin-rules"
 DATA_FROM = datetime(2026, 3, 1, 0, 0)
@@ -131,6 +132,7 @@ def collect(findings: pl.LazyFrame) -> pl.DataFrame:
     assert set(frame.get_column("entity_type")) <= {"operator"}
     for evidence in frame.get_column("evidence"):
         json.loads(evidence)
+    assert_summaries_read_back(frame)
     return frame.sort("entity_id", "window_start")
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from posaudit.detect import refunds
 from posaudit.detect.findings import FINDINGS_SCHEMA
 from posaudit.detect.registry import RULES
+from tests.sentences import assert_summaries_read_back
 
 T0 = datetime(2026, 3, 4, 10, 0)
 MERCHANT = "M000001"
@@ -156,6 +157,7 @@ def check(found: pl.LazyFrame) -> pl.DataFrame:
         for text in (row["summary"], row["evidence"]):
             assert not HEX_DIGEST.search(text), text
             assert "pin_digest" not in text
+    assert_summaries_read_back(frame)
     return frame
 
 

@@ -224,7 +224,7 @@ def test_csv_and_parquet_hold_every_finding(
     if lang == "zh":
         assert summaries.str.contains(r"[\u4e00-\u9fff]").all()
     else:
-        # written from the evidence as the Chinese ones are, not copied from the rule's summary
+        # the rule's own sentences, as a reader reads them: capitalised, with a full stop
         assert not summaries.str.contains(r"[\u4e00-\u9fff]").any()
         assert summaries.str.contains(r"^[A-Z].*\.$").all()
 

@@ -123,15 +123,19 @@ def test_every_sentence_states_the_same_numbers_and_names_in_both_languages(
     assert not differ, differ
 
 
-def test_amounts_read_with_thousands_separators_in_both_languages(
+def test_amounts_read_as_the_rule_writes_them_in_both_languages(
     reports: dict[str, ReportResult],
 ) -> None:
-    for lang, unit in (("en", "CNY"), ("zh", "元")):
-        sentences = " ".join(s for _, s in _sentences(reports, lang).values())
-        amounts = re.findall(rf"([\d,]+\.\d\d) {unit}", sentences)
-        assert any(float(a.replace(",", "")) >= 1000 for a in amounts), lang
-        for amount in amounts:
-            assert amount == f"{float(amount.replace(',', '')):,.2f}", amount
+    english, chinese = _sentences(reports, "en"), _sentences(reports, "zh")
+    amounts = []
+    for finding, (rule, sentence) in english.items():
+        ours = re.findall(r"([\d,.]+) CNY", sentence)
+        theirs = re.findall(r"([\d,.]+) 元", chinese[finding][1])
+        assert Counter(ours) == Counter(theirs), (rule, sentence, chinese[finding][1])
+        amounts += ours
+    assert any(float(a) >= 1000 for a in amounts)  # large enough to be grouped, were they
+    for amount in amounts:
+        assert re.fullmatch(r"\d+\.\d\d", amount), amount
 
 
 # -- 3. anomaly findings ranked and shown by their anomaly score ---------------------------------

@@ -27,6 +27,7 @@ from posaudit.score.operators import (
     operator_day_features,
     operator_day_scores,
 )
+from tests.sentences import assert_summaries_read_back
 
 
 def operator_anomaly_scores(*tables: pl.LazyFrame, **thresholds: Any) -> pl.LazyFrame:
@@ -432,6 +433,7 @@ def test_summary_names_operator_terminal_day_features_and_ratios() -> None:
     assert summary.startswith("operator 03 at terminal T000001 on 2026-03-17: ")
     assert re.search(r"\b\d+(\.\d)?x the (merchant|category) median\b", summary), summary
     assert re.search(r"refunds|wrong PINs|lockouts", summary), summary
+    assert_summaries_read_back(findings)
 
 
 def test_friendly_summary_says_how_many_refunds_went_to_repeat_cards() -> None:
@@ -445,6 +447,7 @@ def test_friendly_summary_says_how_many_refunds_went_to_repeat_cards() -> None:
     summaries = findings.get_column("summary").to_list()
     assert any(re.search(r"\d+ refunds to 2 repeat cards in 28 days", s) for s in summaries)
     assert all(s.startswith("operator 04 at terminal T000002 on 2026-03-") for s in summaries)
+    assert_summaries_read_back(findings)
 
 
 def test_min_anomaly_score_keeps_ordinary_worlds_quiet() -> None:

@@ -39,12 +39,24 @@ one finding, and the burst's first and last event are the finding's window.
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Final
+from typing import Any, Final
 
 import polars as pl
 
 from posaudit.detect.findings import EntityType, Severity, to_findings
 from posaudit.detect.registry import derived_query, rule
+from posaudit.detect.sentences import (
+    CLOCK,
+    DAY,
+    NUMBER,
+    Clause,
+    Count,
+    Items,
+    Operator,
+    Phrase,
+    Sentence,
+    Value,
+)
 
 FAMILY: Final = "logins"
 MAX_EVIDENCE_IDS: Final = 20
@@ -125,30 +137,18 @@ def _clock(column: str) -> pl.Expr:
 
 
 def _span(start: str = "window_start", end: str = "window_end") -> pl.Expr:
-    """'9 minutes' from start to end, in whole minutes rounded up; '1 minute' at least."""
+    """Whole minutes from start to end, rounded up; 1 at least."""
     seconds = (pl.col(end) - pl.col(start)).dt.total_seconds()
-    minutes = (seconds / 60).ceil().cast(pl.Int64).clip(lower_bound=1)
-    return _count(minutes, "minute", "minutes")
+    return (seconds / 60).ceil().cast(pl.Int64).clip(lower_bound=1)
 
 
-def _count(n: pl.Expr, one: str, many: str) -> pl.Expr:
-    """'1 lockout' / '5 lockouts'."""
-    return pl.format("{} {}", n, pl.when(n == 1).then(pl.lit(one)).otherwise(pl.lit(many)))
-
-
-def _lockout_setting() -> pl.Expr:
-    """'the terminal locks after 5 wrong PINs for 30 minutes' / 'the terminal never locks'."""
-    return (
-        pl.when(pl.col("lockout_threshold").is_null())
-        .then(pl.lit("the terminal never locks"))
-        .otherwise(
-            pl.format(
-                "the terminal locks after {} wrong PINs for {} minutes",
-                pl.col("lockout_threshold"),
-                pl.col("lockout_minutes").cast(pl.String).fill_null("unlimited"),
-            )
-        )
-    )
+def _key(*branches: tuple[pl.Expr, str], otherwise: str | None = None) -> pl.Expr:
+    """A clause's branch key: the key of the first condition that holds."""
+    (condition, key), *rest = branches
+    chosen: Any = pl.when(condition).then(pl.lit(key))
+    for condition, key in rest:
+        chosen = chosen.when(condition).then(pl.lit(key))
+    return chosen.otherwise(pl.lit(otherwise)) if otherwise is not None else chosen
 
 
 def _findings(
@@ -175,6 +175,60 @@ def _findings(
 
 
 # --- guessing -----------------------------------------------------------------------------
+
+PIN_BRUTE_FORCE: Final = Sentence(
+    en="{operator} at terminal {terminal_id} had {wrong_pins} in {span} on {day} from {start}"
+    "{was_locked}{tried_locked} ({setting}){outcome}",
+    zh="终端 {terminal_id} 的{operator}于 {day} {start} 起的 {span} 分钟内输错密码 {wrong_pins} 次"
+    "{was_locked}{tried_locked}（{setting}）{outcome}",
+    fields={
+        "operator": Operator(terminal="terminal_id"),
+        "terminal_id": Value(),
+        "wrong_pins": Count("wrong PIN", "wrong PINs"),
+        "span": Count("minute", "minutes"),
+        "day": Value(DAY),
+        "start": Value(CLOCK),
+        "was_locked": Clause(
+            {
+                "locked": (", was locked out {lockouts}", "，被锁定 {lockouts} 次"),
+                "never": (", was never locked out", "，一次也未被锁定"),
+            }
+        ),
+        "lockouts": Count("time", "times"),
+        "tried_locked": Clause(
+            {
+                "tried": (
+                    " and tried {locked_attempts} while locked",
+                    "，锁定期间又尝试 {locked_attempts} 次",
+                ),
+                "no": ("", ""),
+            }
+        ),
+        "locked_attempts": Count("more time", "more times"),
+        "setting": Clause(
+            {
+                "never": ("the terminal never locks", "该终端从不锁定"),
+                "locks": (
+                    "the terminal locks after {threshold} wrong PINs for {lock_minutes} minutes",
+                    "该终端输错 {threshold} 次后锁定 {lock_minutes} 分钟",
+                ),
+                "unlimited": (
+                    "the terminal locks after {threshold} wrong PINs for unlimited minutes",
+                    "该终端输错 {threshold} 次后锁定，不限时长",
+                ),
+            }
+        ),
+        "threshold": Value(NUMBER),
+        "lock_minutes": Value(NUMBER),
+        "outcome": Clause(
+            {
+                "in": (", then logged in at {success}", "，随后于 {success} 登录成功"),
+                "out": (", and did not get in", "，最终未能登录"),
+            }
+        ),
+        "success": Value(CLOCK),
+    },
+)
 
 
 @rule(
@@ -291,29 +345,26 @@ def pin_brute_force(
                 + 0.2 * (pl.col("failures") - min_failures) / max(min_failures, 1)
                 + pl.col("ended_in_success").cast(pl.Float64) * 0.1
             ).clip(0.7, 1.0),
-            summary=pl.format(
-                "operator {} at terminal {} had {} in {} on {} from {}{}{} ({}){}",
-                pl.col("operator_no"),
-                pl.col("terminal_id"),
-                _count(pl.col("wrong_pins"), "wrong PIN", "wrong PINs"),
-                _span(),
-                _day("window_start"),
-                _clock("window_start"),
-                pl.when(pl.col("lockouts") > 0)
-                .then(pl.format(", was locked out {}", _count(pl.col("lockouts"), "time", "times")))
-                .otherwise(pl.lit(", was never locked out")),
-                pl.when(pl.col("locked_attempts") > 0)
-                .then(
-                    pl.format(
-                        " and tried {} while locked",
-                        _count(pl.col("locked_attempts"), "more time", "more times"),
-                    )
-                )
-                .otherwise(pl.lit("")),
-                _lockout_setting(),
-                pl.when(pl.col("ended_in_success"))
-                .then(pl.format(", then logged in at {}", _clock("success_ts")))
-                .otherwise(pl.lit(", and did not get in")),
+            summary=PIN_BRUTE_FORCE.expr(
+                operator="operator_no",
+                terminal_id="terminal_id",
+                wrong_pins="wrong_pins",
+                span=_span(),
+                day=_day("window_start"),
+                start=_clock("window_start"),
+                was_locked=_key((pl.col("lockouts") > 0, "locked"), otherwise="never"),
+                lockouts="lockouts",
+                tried_locked=_key((pl.col("locked_attempts") > 0, "tried"), otherwise="no"),
+                locked_attempts="locked_attempts",
+                setting=_key(
+                    (pl.col("lockout_threshold").is_null(), "never"),
+                    (pl.col("lockout_minutes").is_null(), "unlimited"),
+                    otherwise="locks",
+                ),
+                threshold="lockout_threshold",
+                lock_minutes="lockout_minutes",
+                outcome=_key((pl.col("ended_in_success"), "in"), otherwise="out"),
+                success=_clock("success_ts"),
             ),
             evidence={
                 "terminal_id": pl.col("terminal_id"),
@@ -331,6 +382,23 @@ def pin_brute_force(
             },
         )
     )
+
+
+OPERATOR_ENUMERATION: Final = Sentence(
+    en="terminal {terminal_id} was tried with {operator_numbers} operator numbers "
+    "({unknown_numbers} unknown) in {attempts} failed logins over {span} on {day} from {start}",
+    zh="终端 {terminal_id} 于 {day} {start} 起的 {span} 分钟内被尝试了 {operator_numbers} 个"
+    "操作员编号（其中 {unknown_numbers} 个不存在），登录失败共 {attempts} 次",
+    fields={
+        "terminal_id": Value(),
+        "operator_numbers": Value(NUMBER),
+        "unknown_numbers": Value(NUMBER),
+        "attempts": Value(NUMBER),
+        "span": Count("minute", "minutes"),
+        "day": Value(DAY),
+        "start": Value(CLOCK),
+    },
+)
 
 
 @rule(
@@ -393,16 +461,14 @@ def operator_enumeration(
                 + 0.2 * pl.col("unknown_numbers") / pl.col("operator_numbers")
                 + 0.2 * (pl.col("operator_numbers") - min_operator_numbers) / 10
             ).clip(0.6, 1.0),
-            summary=pl.format(
-                "terminal {} was tried with {} operator numbers ({} unknown) in {} failed "
-                "logins over {} on {} from {}",
-                pl.col("terminal_id"),
-                pl.col("operator_numbers"),
-                pl.col("unknown_numbers"),
-                pl.col("attempts"),
-                _span(),
-                _day("window_start"),
-                _clock("window_start"),
+            summary=OPERATOR_ENUMERATION.expr(
+                terminal_id="terminal_id",
+                operator_numbers="operator_numbers",
+                unknown_numbers="unknown_numbers",
+                attempts="attempts",
+                span=_span(),
+                day=_day("window_start"),
+                start=_clock("window_start"),
             ),
             evidence={
                 "attempts": pl.col("attempts"),
@@ -416,6 +482,23 @@ def operator_enumeration(
             },
         )
     )
+
+
+LOCKOUT_STORM: Final = Sentence(
+    en="terminal {terminal_id} locked out {operators} operators ({operator_nos}) {lockouts} in "
+    "{span} on {day} from {start}",
+    zh="终端 {terminal_id} 于 {day} {start} 起的 {span} 分钟内有 {operators} 名操作员"
+    "（{operator_nos}）被锁定，共 {lockouts} 次",
+    fields={
+        "terminal_id": Value(),
+        "operators": Value(NUMBER),
+        "operator_nos": Items(Operator(terminal="terminal_id", bare=True)),
+        "lockouts": Count("time", "times"),
+        "span": Count("minute", "minutes"),
+        "day": Value(DAY),
+        "start": Value(CLOCK),
+    },
+)
 
 
 @rule(
@@ -506,15 +589,14 @@ def lockout_storm(
             entity_id="terminal_id",
             severity="medium",
             score=(0.5 + 0.1 * (pl.col("operators") - min_operators)).clip(0.5, 1.0),
-            summary=pl.format(
-                "terminal {} locked out {} operators ({}) {} in {} on {} from {}",
-                pl.col("terminal_id"),
-                pl.col("operators"),
-                pl.col("operator_nos").list.join(", "),
-                _count(pl.col("lockouts"), "time", "times"),
-                _span(),
-                _day("window_start"),
-                _clock("window_start"),
+            summary=LOCKOUT_STORM.expr(
+                terminal_id="terminal_id",
+                operators="operators",
+                operator_nos="operator_nos",
+                lockouts="lockouts",
+                span=_span(),
+                day=_day("window_start"),
+                start=_clock("window_start"),
             ),
             evidence={
                 "lockouts": pl.col("lockouts"),
@@ -529,6 +611,47 @@ def lockout_storm(
 
 
 # --- lockout policy -----------------------------------------------------------------------
+
+
+LOCKOUT_NOT_ENFORCED: Final = Sentence(
+    en="terminal {terminal_id} {breaches}; policy locks after at most {max_failures} wrong PINs "
+    "for at least {min_lockout_minutes} minutes",
+    zh="终端 {terminal_id} {breaches}；政策要求最多输错 {max_failures} 次即锁定，"
+    "且锁定至少 {min_lockout_minutes} 分钟",
+    fields={
+        "terminal_id": Value(),
+        "breaches": Clause(
+            {
+                "both": ("{setting}, and {run}", "{setting}，并且{run}"),
+                "setting": ("{setting}", "{setting}"),
+                "run": ("{run}", "{run}"),
+            }
+        ),
+        "setting": Clause(
+            {
+                "never": ("never locks an operator", "从不锁定操作员"),
+                "late_and_brief": (
+                    "locks only after {threshold} wrong PINs and only for {lock_minutes} minutes",
+                    "输错 {threshold} 次才锁定，且只锁定 {lock_minutes} 分钟",
+                ),
+                "late": ("locks only after {threshold} wrong PINs", "输错 {threshold} 次才锁定"),
+                "brief": ("locks for only {lock_minutes} minutes", "只锁定 {lock_minutes} 分钟"),
+            }
+        ),
+        "threshold": Value(NUMBER),
+        "lock_minutes": Value(NUMBER),
+        "run": Phrase(
+            "{run_operator} made {longest_run} wrong PINs in a row there on {run_day} "
+            "without a lockout",
+            "{run_operator}于 {run_day} 在该终端连续输错 {longest_run} 次密码而未被锁定",
+        ),
+        "run_operator": Operator(terminal="terminal_id"),
+        "longest_run": Value(NUMBER),
+        "run_day": Value(DAY),
+        "max_failures": Value(NUMBER),
+        "min_lockout_minutes": Value(NUMBER),
+    },
+)
 
 
 def _of_longest_run(column: str) -> pl.Expr:
@@ -644,32 +767,25 @@ def lockout_not_enforced(
     window = data_window.select(
         pl.col("data_from").cast(pl.Datetime("us")), pl.col("data_to").cast(pl.Datetime("us"))
     )
-    setting_sentence = (
-        pl.when(never_locks)
-        .then(pl.lit("never locks an operator"))
-        .when(locks_late & locks_briefly.fill_null(False))
-        .then(
-            pl.format(
-                "locks only after {} wrong PINs and only for {} minutes",
-                pl.col("lockout_threshold"),
-                pl.col("lockout_minutes"),
-            )
-        )
-        .when(locks_late)
-        .then(pl.format("locks only after {} wrong PINs", pl.col("lockout_threshold")))
-        .when(locks_briefly.fill_null(False))
-        .then(pl.format("locks for only {} minutes", pl.col("lockout_minutes")))
+    summary = LOCKOUT_NOT_ENFORCED.expr(
+        terminal_id="terminal_id",
+        breaches=_key(
+            (setting_looser & has_runs, "both"), (setting_looser, "setting"), (has_runs, "run")
+        ),
+        setting=_key(
+            (never_locks, "never"),
+            (locks_late & locks_briefly.fill_null(False), "late_and_brief"),
+            (locks_late, "late"),
+            (locks_briefly.fill_null(False), "brief"),
+        ),
+        threshold="lockout_threshold",
+        lock_minutes="lockout_minutes",
+        run_operator="operator_no",
+        longest_run="longest_run",
+        run_day=_day("longest_at"),
+        max_failures=pl.lit(max_failures),
+        min_lockout_minutes=pl.lit(min_lockout_minutes),
     )
-    runs_sentence = pl.format(
-        "operator {} made {} wrong PINs in a row there on {} without a lockout",
-        pl.col("operator_no"),
-        pl.col("longest_run"),
-        _day("longest_at"),
-    )
-    summary_parts = pl.concat_list(
-        pl.when(setting_looser).then(setting_sentence),
-        pl.when(has_runs).then(runs_sentence),
-    ).list.drop_nulls()
     return (
         _terminal_settings(terminals)
         .join(runs, on="terminal_id", how="left")
@@ -705,13 +821,7 @@ def lockout_not_enforced(
             .when(setting_looser)
             .then(0.85)
             .otherwise(0.75),
-            summary=pl.format(
-                "terminal {} {}; policy locks after at most {} wrong PINs for at least {} minutes",
-                pl.col("terminal_id"),
-                summary_parts.list.join(", and "),
-                pl.lit(max_failures),
-                pl.lit(min_lockout_minutes),
-            ),
+            summary=summary,
             evidence={
                 "reasons": pl.col("reasons"),
                 "setting_looser": pl.col("setting_looser"),
@@ -781,6 +891,25 @@ switch_day_transactions = derived_query(
 switch_day_transactions.__doc__ = """The transactions other than refunds of each operator on
 its :func:`switch_days`: ``operator_id``, ``terminal_id``, ``ts`` and ``event_id`` (the
 transaction's id)."""
+
+
+CREDENTIAL_SHARING: Final = Sentence(
+    en="{operator} of terminal {home_terminal_id} was active on terminals {terminal_ids} in turn "
+    "on {day} from {start} to {end}, switching {switches} times with at most {max_gap_minutes} "
+    "minutes between terminals",
+    zh="终端 {home_terminal_id} 的{operator}于 {day} {start} 至 {end} 在终端 {terminal_ids} "
+    "之间交替登录使用，切换 {switches} 次，每次间隔不超过 {max_gap_minutes} 分钟",
+    fields={
+        "operator": Operator(terminal="home_terminal_id"),
+        "home_terminal_id": Value(),
+        "terminal_ids": Items(Value(), separators=(" and ", "、")),
+        "day": Value(DAY),
+        "start": Value(CLOCK),
+        "end": Value(CLOCK),
+        "switches": Value(NUMBER),
+        "max_gap_minutes": Value(NUMBER),
+    },
+)
 
 
 @rule(
@@ -895,17 +1024,15 @@ def credential_sharing(
             entity_id="operator_id",
             severity="high",
             score=(0.7 + 0.05 * (pl.col("switches") - min_switches)).clip(0.7, 1.0),
-            summary=pl.format(
-                "operator {} of terminal {} was active on terminals {} in turn on {} from {} "
-                "to {}, switching {} times with at most {} minutes between terminals",
-                pl.col("operator_no"),
-                pl.col("home_terminal_id").fill_null("unknown"),
-                pl.col("terminal_ids").list.join(" and "),
-                _day("window_start"),
-                _clock("window_start"),
-                _clock("window_end"),
-                pl.col("switches"),
-                pl.lit(max_gap_minutes),
+            summary=CREDENTIAL_SHARING.expr(
+                operator="operator_no",
+                home_terminal_id=pl.col("home_terminal_id").fill_null("unknown"),
+                terminal_ids="terminal_ids",
+                day=_day("window_start"),
+                start=_clock("window_start"),
+                end=_clock("window_end"),
+                switches="switches",
+                max_gap_minutes=pl.lit(max_gap_minutes),
             ),
             evidence={
                 "operator_no": pl.col("operator_no"),
@@ -923,6 +1050,21 @@ def credential_sharing(
 
 
 # --- terminal health ----------------------------------------------------------------------
+
+
+NETWORK_FAILURE_BURST: Final = Sentence(
+    en="terminal {terminal_id} could not reach the host {network_errors} times in {span} on {day} "
+    "from {start}; check its network (these are not wrong PINs)",
+    zh="终端 {terminal_id} 于 {day} {start} 起的 {span} 分钟内有 {network_errors} 次无法连接主机；"
+    "请检查其网络（这些不是密码错误）",
+    fields={
+        "terminal_id": Value(),
+        "network_errors": Value(NUMBER),
+        "span": Count("minute", "minutes"),
+        "day": Value(DAY),
+        "start": Value(CLOCK),
+    },
+)
 
 
 @rule(
@@ -975,14 +1117,12 @@ def network_failure_burst(
             entity_id="terminal_id",
             severity="info",
             score=(0.3 + 0.02 * (pl.col("network_errors") - min_errors)).clip(0.3, 0.8),
-            summary=pl.format(
-                "terminal {} could not reach the host {} times in {} on {} from {}; "
-                "check its network (these are not wrong PINs)",
-                pl.col("terminal_id"),
-                pl.col("network_errors"),
-                _span(),
-                _day("window_start"),
-                _clock("window_start"),
+            summary=NETWORK_FAILURE_BURST.expr(
+                terminal_id="terminal_id",
+                network_errors="network_errors",
+                span=_span(),
+                day=_day("window_start"),
+                start=_clock("window_start"),
             ),
             evidence={
                 "network_errors": pl.col("network_errors"),
@@ -992,3 +1132,14 @@ def network_failure_burst(
             },
         )
     )
+
+
+# Each rule's sentence, by rule name: what the report writes each finding's sentence from.
+SENTENCES: Final[dict[str, Sentence]] = {
+    "pin_brute_force": PIN_BRUTE_FORCE,
+    "operator_enumeration": OPERATOR_ENUMERATION,
+    "lockout_storm": LOCKOUT_STORM,
+    "lockout_not_enforced": LOCKOUT_NOT_ENFORCED,
+    "credential_sharing": CREDENTIAL_SHARING,
+    "network_failure_burst": NETWORK_FAILURE_BURST,
+}

@@ -40,6 +40,18 @@ import polars as pl
 
 from posaudit.detect.findings import Severity, to_findings
 from posaudit.detect.registry import rule
+from posaudit.detect.sentences import (
+    DAY,
+    NUMBER,
+    OPERATOR_ROLES,
+    Clause,
+    Items,
+    Kind,
+    Operator,
+    Sentence,
+    Value,
+    Words,
+)
 from posaudit.pins import WEAKNESS_CLASSES, WEAKNESS_LABELS
 
 FAMILY: Final = "pins"
@@ -89,11 +101,34 @@ SCORE_BY_CLASS: Final[dict[str, float]] = {
 }
 # A PIN matching several rows of the exclusion list is reported under its first class.
 CLASS_PRIORITY: Final[dict[str, int]] = {name: i for i, name in enumerate(WEAKNESS_CLASSES)}
-ACTOR_WORDS: Final[dict[str, str]] = {
-    "self": "the operator",
-    "admin": "the administrator",
-    "service_desk": "the service desk",
-    "acquirer": "the acquirer",
+# Who set a PIN, as a sentence names them.
+ACTOR_WORDS: Final[dict[str, tuple[str, str]]] = {
+    "self": ("the operator", "操作员本人"),
+    "admin": ("the administrator", "管理员"),
+    "service_desk": ("the service desk", "服务台"),
+    "acquirer": ("the acquirer", "收单机构"),
+}
+_WEAKNESS_ZH: Final[dict[str, str]] = {
+    "repeated_digit": "重复数字",
+    "ascending_run": "升序连续数字",
+    "descending_run": "降序连续数字",
+    "repeated_pair": "两位重复",
+    "repeated_triple": "三位重复",
+    "tripled_digits": "两组三连",
+    "mirrored": "前后对称",
+    "doubled_digits": "成对数字",
+    "near_run": "近似连续数字",
+    "counting": "等差计数",
+    "keypad_shape": "键盘图形",
+    "famous_number": "著名数字",
+    "lucky_number": "吉利数字",
+    "date": "日期",
+    "common_pin": "常见密码",
+    "operator_number": "包含操作员编号",
+}
+# Each weakness class in words, English and Chinese.
+WEAKNESS_WORDS: Final[dict[str, tuple[str, str]]] = {
+    name: (WEAKNESS_LABELS[name], _WEAKNESS_ZH[name]) for name in WEAKNESS_CLASSES
 }
 # Sharing among this many operators or more is a habit of the shop, not a slip of two people.
 SHARED_GROUP_HIGH: Final = 3
@@ -170,23 +205,36 @@ def _held_days(start: str = "period_start", end: str = "period_end") -> pl.Expr:
     return ((pl.col(end) - pl.col(start)).dt.total_seconds() // SECONDS_PER_DAY).cast(pl.Int64)
 
 
-def _role_word() -> pl.Expr:
-    return (
-        pl.when(pl.col("role") == "admin")
-        .then(pl.lit("administrator"))
-        .otherwise(pl.lit("operator"))
-    )
+def _role() -> pl.Expr:
+    """The operator's role as :data:`OPERATOR_ROLES` keys it: administrators, everyone else."""
+    return pl.when(pl.col("role") == "admin").then(pl.lit("admin")).otherwise(pl.lit("operator"))
 
 
-def _who() -> pl.Expr:
-    """'operator 03 at terminal T000123 of merchant M00042' ('administrator 00' for admins)."""
-    return pl.format(
-        "{} {} at terminal {} of merchant {}",
-        _role_word(),
-        pl.col("operator_no"),
-        pl.col("terminal_id"),
-        pl.col("merchant_id"),
-    )
+# Every PIN sentence opens with the operator: 'operator 03 at terminal T000123 of merchant
+# M00042' ('administrator 00' for administrators).
+_WHO_EN: Final = "{operator} at terminal {terminal_id} of merchant {merchant_id}"
+_WHO_ZH: Final = "商户 {merchant_id} 终端 {terminal_id} 的{operator}"
+_WHO_FIELDS: Final[dict[str, Kind]] = {
+    "operator": Operator(terminal="terminal_id", role="role"),
+    "role": Words(OPERATOR_ROLES),
+    "terminal_id": Value(),
+    "merchant_id": Value(),
+}
+
+
+def _who() -> dict[str, pl.Expr | str]:
+    """The values of the fields every PIN sentence opens with."""
+    return {
+        "operator": "operator_no",
+        "role": _role(),
+        "terminal_id": "terminal_id",
+        "merchant_id": "merchant_id",
+    }
+
+
+def _held() -> pl.Expr:
+    """Whether the sentence speaks of a PIN still held ('still') or one changed ('past')."""
+    return pl.when(pl.col("is_current")).then(pl.lit("still")).otherwise(pl.lit("past"))
 
 
 def _period_evidence() -> dict[str, pl.Expr]:
@@ -227,6 +275,31 @@ def _operator_findings(
 
 # --- rules --------------------------------------------------------------------------------
 
+WEAK_PINS: Final = Sentence(
+    en=_WHO_EN + " {held}",
+    zh=_WHO_ZH + "{held}",
+    fields={
+        **_WHO_FIELDS,
+        "held": Clause(
+            {
+                "still": (
+                    "has held a weak PIN ({weakness}) since {since} and still did on {data_end}; "
+                    "have it changed",
+                    "自 {since} 起使用弱密码（{weakness}），至 {data_end} 仍在使用；应立即更换",
+                ),
+                "past": (
+                    "held a weak PIN ({weakness}) from {since} to {until}",
+                    "在 {since} 至 {until} 期间使用弱密码（{weakness}）",
+                ),
+            }
+        ),
+        "weakness": Words(WEAKNESS_WORDS, other=r"[a-z_]+"),
+        "since": Value(DAY),
+        "until": Value(DAY),
+        "data_end": Value(DAY),
+    },
+)
+
 
 @rule(
     family=FAMILY,
@@ -260,9 +333,6 @@ def weak_pins(
     priority = pl.col("weakness_class").replace_strict(
         CLASS_PRIORITY, default=len(CLASS_PRIORITY), return_dtype=pl.Int64
     )
-    label = pl.col("weakness_class").replace_strict(
-        WEAKNESS_LABELS, default=pl.col("weakness_class"), return_dtype=pl.String
-    )
     period = ["operator_id", "pin_event_id"]
     return (
         _pin_periods(pin_events, operators, data_window)
@@ -273,7 +343,6 @@ def weak_pins(
         .filter(pl.col("class_priority") == pl.col("class_priority").min().over(period))
         .unique(subset=period, keep="any")
         .with_columns(
-            label.alias("weakness_label"),
             pl.col("period_start").alias("window_start"),
             pl.col("period_end").alias("window_end"),
         )
@@ -286,24 +355,13 @@ def weak_pins(
             score=pl.col("weakness_class").replace_strict(
                 SCORE_BY_CLASS, default=0.6, return_dtype=pl.Float64
             ),
-            summary=pl.when(pl.col("is_current"))
-            .then(
-                pl.format(
-                    "{} has held a weak PIN ({}) since {} and still did on {}; have it changed",
-                    _who(),
-                    pl.col("weakness_label"),
-                    _day("period_start"),
-                    _day("data_to"),
-                )
-            )
-            .otherwise(
-                pl.format(
-                    "{} held a weak PIN ({}) from {} to {}",
-                    _who(),
-                    pl.col("weakness_label"),
-                    _day("period_start"),
-                    _day("period_end"),
-                )
+            summary=WEAK_PINS.expr(
+                **_who(),
+                held=_held(),
+                weakness="weakness_class",
+                since=_day("period_start"),
+                until=_day("period_end"),
+                data_end=_day("data_to"),
             ),
             evidence={
                 **_period_evidence(),
@@ -312,6 +370,20 @@ def weak_pins(
             },
         )
     )
+
+
+DEFAULT_PINS: Final = Sentence(
+    en=_WHO_EN + " still holds the acquirer's default PIN, set on {since} and never changed in "
+    "{held_days} days up to {data_end}; have it changed now",
+    zh=_WHO_ZH + "仍在使用收单机构的默认密码：自 {since} 设置后，至 {data_end} 已有 {held_days} 天"
+    "未更改；应立即更换",
+    fields={
+        **_WHO_FIELDS,
+        "since": Value(DAY),
+        "held_days": Value(NUMBER),
+        "data_end": Value(DAY),
+    },
+)
 
 
 @rule(
@@ -358,17 +430,46 @@ def default_pins(
             rule_name="default_pins",
             severity=pl.when(is_admin).then(pl.lit("critical")).otherwise(pl.lit("high")),
             score=pl.when(is_admin).then(0.95).otherwise(0.9),
-            summary=pl.format(
-                "{} still holds the acquirer's default PIN, set on {} and never changed in "
-                "{} days up to {}; have it changed now",
-                _who(),
-                _day("period_start"),
-                _held_days(),
-                _day("data_to"),
+            summary=DEFAULT_PINS.expr(
+                **_who(),
+                since=_day("period_start"),
+                held_days=_held_days(),
+                data_end=_day("data_to"),
             ),
             evidence={**_period_evidence(), "held_days": _held_days()},
         )
     )
+
+
+STALE_PINS: Final = Sentence(
+    en=_WHO_EN + " {held}",
+    zh=_WHO_ZH + "{held}",
+    fields={
+        **_WHO_FIELDS,
+        "held": Clause(
+            {
+                "still": (
+                    "has not changed its PIN since {since}: {held_days} days old on {data_end}, "
+                    "over the {max_age_days}-day limit since {stale_since}",
+                    "自 {since} 起未更换密码：至 {data_end} 已使用 {held_days} 天，"
+                    "自 {stale_since} 起超出 {max_age_days} 天的期限",
+                ),
+                "past": (
+                    "kept one PIN for {held_days} days from {since} to {until}, over the "
+                    "{max_age_days}-day limit since {stale_since}",
+                    "于 {since} 设置的密码一直用到 {until}，共 {held_days} 天，"
+                    "自 {stale_since} 起超出 {max_age_days} 天的期限",
+                ),
+            }
+        ),
+        "since": Value(DAY),
+        "until": Value(DAY),
+        "data_end": Value(DAY),
+        "held_days": Value(NUMBER),
+        "max_age_days": Value(NUMBER),
+        "stale_since": Value(DAY),
+    },
+)
 
 
 @rule(
@@ -416,29 +517,15 @@ def stale_pins(
             .then(pl.lit("medium"))
             .otherwise(pl.lit("low")),
             score=(0.5 + 0.4 * over).clip(0.5, 0.9),
-            summary=pl.when(pl.col("is_current"))
-            .then(
-                pl.format(
-                    "{} has not changed its PIN since {}: {} days old on {}, over the "
-                    "{}-day limit since {}",
-                    _who(),
-                    _day("period_start"),
-                    _held_days(),
-                    _day("data_to"),
-                    pl.lit(max_age_days),
-                    _day("window_start"),
-                )
-            )
-            .otherwise(
-                pl.format(
-                    "{} kept one PIN for {} days from {} to {}, over the {}-day limit since {}",
-                    _who(),
-                    _held_days(),
-                    _day("period_start"),
-                    _day("period_end"),
-                    pl.lit(max_age_days),
-                    _day("window_start"),
-                )
+            summary=STALE_PINS.expr(
+                **_who(),
+                held=_held(),
+                since=_day("period_start"),
+                until=_day("period_end"),
+                data_end=_day("data_to"),
+                held_days=_held_days(),
+                max_age_days=pl.lit(max_age_days),
+                stale_since=_day("window_start"),
             ),
             evidence={
                 **_period_evidence(),
@@ -449,6 +536,37 @@ def stale_pins(
             },
         )
     )
+
+
+# One of the other operators a shared PIN is named with: 'operator 05 at T000124'.
+OTHER_OPERATOR: Final = Sentence(
+    en="{operator} at {terminal_id}",
+    zh="终端 {terminal_id} 的{operator}",
+    fields={
+        "operator": Operator(terminal="terminal_id", role="role"),
+        "role": Words(OPERATOR_ROLES),
+        "terminal_id": Value(),
+    },
+)
+SHARED_PINS: Final = Sentence(
+    en=_WHO_EN + " held the same PIN as {others_count} of the merchant ({others}) from {since} "
+    "to {until}; their actions cannot be told apart",
+    zh=_WHO_ZH + "在 {since} 至 {until} 期间与本商户{others_count}（{others}）使用相同的密码，"
+    "无法分清各笔操作由谁完成",
+    fields={
+        **_WHO_FIELDS,
+        "others_count": Clause(
+            {
+                "one": ("another operator", "另一名操作员"),
+                "many": ("{other_count} other operators", "另外 {other_count} 名操作员"),
+            }
+        ),
+        "other_count": Value(NUMBER),
+        "others": Items(OTHER_OPERATOR),
+        "since": Value(DAY),
+        "until": Value(DAY),
+    },
+)
 
 
 @rule(
@@ -478,7 +596,7 @@ def shared_pins(
         "merchant_id",
         "pin_digest",
         pl.col("operator_id").alias("other_operator_id"),
-        pl.format("{} {} at {}", _role_word(), pl.col("operator_no"), pl.col("terminal_id")).alias(
+        OTHER_OPERATOR.expr(operator="operator_no", role=_role(), terminal_id="terminal_id").alias(
             "other_operator"
         ),
         pl.col("period_start").alias("other_start"),
@@ -511,16 +629,15 @@ def shared_pins(
             .then(pl.lit("high"))
             .otherwise(pl.lit("medium")),
             score=pl.when(pl.col("group_size") >= SHARED_GROUP_HIGH).then(0.9).otherwise(0.8),
-            summary=pl.format(
-                "{} held the same PIN as {} of the merchant ({}) from {} to {}; their actions "
-                "cannot be told apart",
-                _who(),
-                pl.when(pl.col("group_size") == 2)
-                .then(pl.lit("another operator"))
-                .otherwise(pl.format("{} other operators", pl.col("group_size") - 1)),
-                pl.col("other_operators").list.join(", "),
-                _day("window_start"),
-                _day("window_end"),
+            summary=SHARED_PINS.expr(
+                **_who(),
+                others_count=pl.when(pl.col("group_size") == 2)
+                .then(pl.lit("one"))
+                .otherwise(pl.lit("many")),
+                other_count=pl.col("group_size") - 1,
+                others="other_operators",
+                since=_day("window_start"),
+                until=_day("window_end"),
             ),
             evidence={
                 **_period_evidence(),
@@ -532,6 +649,34 @@ def shared_pins(
             },
         )
     )
+
+
+REUSED_PINS: Final = Sentence(
+    en=_WHO_EN + " went back, by {how} on {set_on}, to a PIN it already held from {earlier} "
+    "({back} back; policy: none of the last {history_size})",
+    zh=_WHO_ZH + "于 {set_on} {how}后，又改回了自 {earlier} 起用过的旧密码"
+    "（{back}；政策要求新密码不得与最近 {history_size} 个相同）",
+    fields={
+        **_WHO_FIELDS,
+        "how": Clause(
+            {
+                "reset": ("a reset by {actor}", "经{actor}重置密码"),
+                "change": ("a change", "修改密码"),
+            }
+        ),
+        "actor": Words(ACTOR_WORDS, other=r"[a-z_]+"),
+        "set_on": Value(DAY),
+        "earlier": Value(DAY),
+        "back": Clause(
+            {
+                "replaced": ("the PIN it replaced", "即刚被替换的密码"),
+                "older": ("{pins_back} PINs", "往前数第 {pins_back} 个"),
+            }
+        ),
+        "pins_back": Value(NUMBER),
+        "history_size": Value(NUMBER),
+    },
+)
 
 
 @rule(
@@ -573,16 +718,6 @@ def reused_pins(
     earlier_set_at = pl.coalesce(
         *(pl.when(same_as[k]).then(earlier("period_start", k)) for k in back)
     )
-    how = (
-        pl.when(pl.col("kind") == "reset")
-        .then(
-            pl.format(
-                "a reset by {}",
-                pl.col("actor").replace_strict(ACTOR_WORDS, default=pl.col("actor")),
-            )
-        )
-        .otherwise(pl.lit("a change"))
-    )
     return (
         _pin_periods(pin_events, operators, data_window)
         .sort("operator_id", "period_start", "pin_event_id")
@@ -598,24 +733,25 @@ def reused_pins(
         .with_columns(
             pl.col("period_start").alias("window_start"),
             pl.col("period_end").alias("window_end"),
-            how.alias("how"),
         )
         .pipe(
             _operator_findings,
             rule_name="reused_pins",
             severity="medium",
             score=pl.when(pl.col("pins_back") == 1).then(0.85).otherwise(0.8),
-            summary=pl.format(
-                "{} went back, by {} on {}, to a PIN it already held from {} ({} back; "
-                "policy: none of the last {})",
-                _who(),
-                pl.col("how"),
-                _day("period_start"),
-                _day("earlier_set_at"),
-                pl.when(pl.col("pins_back") == 1)
-                .then(pl.lit("the PIN it replaced"))
-                .otherwise(pl.format("{} PINs", pl.col("pins_back"))),
-                pl.lit(history_size),
+            summary=REUSED_PINS.expr(
+                **_who(),
+                how=pl.when(pl.col("kind") == "reset")
+                .then(pl.lit("reset"))
+                .otherwise(pl.lit("change")),
+                actor="actor",
+                set_on=_day("period_start"),
+                earlier=_day("earlier_set_at"),
+                back=pl.when(pl.col("pins_back") == 1)
+                .then(pl.lit("replaced"))
+                .otherwise(pl.lit("older")),
+                pins_back="pins_back",
+                history_size=pl.lit(history_size),
             ),
             evidence={
                 **_period_evidence(),
@@ -625,3 +761,13 @@ def reused_pins(
             },
         )
     )
+
+
+# Each rule's sentence, by rule name: what the report writes each finding's sentence from.
+SENTENCES: Final[dict[str, Sentence]] = {
+    "weak_pins": WEAK_PINS,
+    "default_pins": DEFAULT_PINS,
+    "stale_pins": STALE_PINS,
+    "shared_pins": SHARED_PINS,
+    "reused_pins": REUSED_PINS,
+}

@@ -30,8 +30,22 @@ from typing import Final
 
 import polars as pl
 
-from posaudit.detect.findings import Severity, fen_to_yuan, to_findings
+from posaudit.detect.findings import Severity, to_findings
 from posaudit.detect.registry import derived_table, rule
+from posaudit.detect.sentences import (
+    CLOCK,
+    DECIMAL,
+    MINUTE,
+    NAME,
+    NUMBER,
+    Clause,
+    Kind,
+    Money,
+    Operator,
+    Sentence,
+    Value,
+    Words,
+)
 
 FAMILY: Final = "refunds"
 # A finding on one refund depends on that refund, its sale and the other refunds of the sale.
@@ -137,17 +151,49 @@ def _ids(column: str) -> pl.Expr:
     return pl.col(column).sort_by("ts").head(MAX_EVIDENCE_IDS)
 
 
-def _refund_sentence(what: pl.Expr) -> pl.Expr:
-    """'refund X of 523.00 CNY on 2026-03-04 14:02 at terminal T by operator 03 <what>'."""
-    return pl.format(
-        "refund {} of {} on {} at terminal {} by operator {} {}",
-        pl.col("txn_id"),
-        fen_to_yuan("amount_fen"),
-        _minute("ts"),
-        pl.col("terminal_id"),
-        pl.col("operator_no"),
-        what,
-    )
+# A sentence on one refund opens with the refund: 'refund X of 523.00 CNY on 2026-03-04 14:02
+# at terminal T by operator 03'; in Chinese the refund is the subject ('…办理的退款 X') or, before
+# a clause of its own, what the operator did ('…办理了退款 X').
+_REFUND_EN: Final = "refund {refund} of {amount} on {at} at terminal {terminal_id} by {operator}"
+_REFUND_ZH: Final = "{operator}于 {at} 在终端 {terminal_id} 办理的退款 {refund}（{amount}）"
+_REFUND_MADE_ZH: Final = "{operator}于 {at} 在终端 {terminal_id} 办理了退款 {refund}（{amount}）"
+_REFUND_FIELDS: Final[dict[str, Kind]] = {
+    "refund": Value(),
+    "amount": Money(),
+    "at": Value(MINUTE),
+    "terminal_id": Value(),
+    "operator": Operator(terminal="terminal_id"),
+}
+# A sentence on an operator's refunds opens with the operator and the terminal of the first.
+_WHO_EN: Final = "{operator} at terminal {terminal_id}"
+_WHO_ZH: Final = "终端 {terminal_id} 的{operator}"
+_WHO_FIELDS: Final[dict[str, Kind]] = {
+    "operator": Operator(terminal="terminal_id"),
+    "terminal_id": Value(),
+}
+# How a lockout was lifted, as the store names it.
+UNLOCK_WORDS: Final[dict[str, tuple[str, str]]] = {
+    "timeout": ("timeout", "超时自动解除"),
+    "admin": ("admin", "由管理员解除"),
+    "service_desk": ("service_desk", "由服务台解除"),
+    "nobody": ("nobody", "未解除"),
+}
+
+
+def _refund() -> dict[str, pl.Expr | str]:
+    """The values of the fields a sentence on one refund opens with."""
+    return {
+        "refund": "txn_id",
+        "amount": "amount_fen",
+        "at": _minute("ts"),
+        "terminal_id": "terminal_id",
+        "operator": "operator_no",
+    }
+
+
+def _who() -> dict[str, pl.Expr | str]:
+    """The values of the fields a sentence on an operator's refunds opens with."""
+    return {"operator": "operator_no", "terminal_id": "terminal_id"}
 
 
 def _transaction_findings(
@@ -228,6 +274,25 @@ def _dense_runs(
 # --- per refund ---------------------------------------------------------------------------
 
 
+REFUNDS_WITHOUT_SALE: Final = Sentence(
+    en=_REFUND_EN + " {sale}",
+    zh=_REFUND_ZH + "{sale}",
+    fields={
+        **_REFUND_FIELDS,
+        "sale": Clause(
+            {
+                "named": (
+                    "names sale {original}, which this merchant never took",
+                    "所引用的原交易 {original} 并非本商户完成的交易",
+                ),
+                "none": ("names no original sale", "未引用任何原交易"),
+            }
+        ),
+        "original": Value(),
+    },
+)
+
+
 @rule(
     family=FAMILY,
     entity_type="transaction",
@@ -252,14 +317,29 @@ def refunds_without_sale(approved_refunds: pl.LazyFrame, operators: pl.LazyFrame
             rule_name="refunds_without_sale",
             severity="high",
             score=pl.when(named).then(0.9).otherwise(0.85),
-            summary=_refund_sentence(
-                pl.when(named)
-                .then(pl.format("names sale {}, which this merchant never took", "original_txn_id"))
-                .otherwise(pl.lit("names no original sale"))
+            summary=REFUNDS_WITHOUT_SALE.expr(
+                **_refund(),
+                sale=pl.when(named).then(pl.lit("named")).otherwise(pl.lit("none")),
+                original="original_txn_id",
             ),
             evidence={"original_named": named},
         )
     )
+
+
+REFUNDS_OVER_SALE: Final = Sentence(
+    en=_REFUND_EN + " brought the refunds of sale {original} to {refunded}, {ratio}x the "
+    "{sale_amount} it took",
+    zh=_REFUND_ZH + "使原交易 {original} 的累计退款达到 {refunded}，"
+    "是原交易金额 {sale_amount}的 {ratio} 倍",
+    fields={
+        **_REFUND_FIELDS,
+        "original": Value(),
+        "refunded": Money(),
+        "ratio": Value(DECIMAL),
+        "sale_amount": Money(),
+    },
+)
 
 
 @rule(
@@ -309,14 +389,12 @@ def refunds_over_sale(
             rule_name="refunds_over_sale",
             severity="high",
             score=(0.7 + 0.3 * (pl.col("ratio") - 1.0)).clip(0.7, 1.0),
-            summary=_refund_sentence(
-                pl.format(
-                    "brought the refunds of sale {} to {}, {}x the {} it took",
-                    pl.col("original_txn_id"),
-                    fen_to_yuan("refunded_fen"),
-                    pl.col("ratio").round(2),
-                    fen_to_yuan("sale_amount_fen"),
-                )
+            summary=REFUNDS_OVER_SALE.expr(
+                **_refund(),
+                original="original_txn_id",
+                refunded="refunded_fen",
+                ratio=pl.col("ratio").round(2),
+                sale_amount="sale_amount_fen",
             ),
             evidence={
                 "sale_amount_fen": pl.col("sale_amount_fen"),
@@ -328,6 +406,20 @@ def refunds_over_sale(
             },
         )
     )
+
+
+REFUNDS_TO_OTHER_CARD: Final = Sentence(
+    en=_REFUND_EN + " went to another card than the one that paid sale {original} of "
+    "{sale_amount} on {sale_at}",
+    zh=_REFUND_ZH + "退到了另一张卡或钱包，而非支付原交易 {original}（{sale_amount}，{sale_at}）"
+    "的那一张",
+    fields={
+        **_REFUND_FIELDS,
+        "original": Value(),
+        "sale_amount": Money(),
+        "sale_at": Value(MINUTE),
+    },
+)
 
 
 @rule(
@@ -354,13 +446,11 @@ def refunds_to_other_card(approved_refunds: pl.LazyFrame, operators: pl.LazyFram
             rule_name="refunds_to_other_card",
             severity="high",
             score=0.9,
-            summary=_refund_sentence(
-                pl.format(
-                    "went to another card than the one that paid sale {} of {} on {}",
-                    pl.col("original_txn_id"),
-                    fen_to_yuan("sale_amount_fen"),
-                    _minute("sale_ts"),
-                )
+            summary=REFUNDS_TO_OTHER_CARD.expr(
+                **_refund(),
+                original="original_txn_id",
+                sale_amount="sale_amount_fen",
+                sale_at=_minute("sale_ts"),
             ),
             evidence={
                 "refund_card_token": pl.col("card_token"),
@@ -369,6 +459,32 @@ def refunds_to_other_card(approved_refunds: pl.LazyFrame, operators: pl.LazyFram
             },
         )
     )
+
+
+REFUNDS_WITHOUT_PERMISSION: Final = Sentence(
+    en=_REFUND_EN + " {why}",
+    zh=_REFUND_MADE_ZH + "，{why}",
+    fields={
+        **_REFUND_FIELDS,
+        "why": Clause(
+            {
+                "no_refund_permission": (
+                    "although the operator has no refund permission",
+                    "但该操作员没有退款权限",
+                ),
+                "operator_disabled": (
+                    "although the operator was disabled on {disabled_at}",
+                    "但该操作员已于 {disabled_at} 被停用",
+                ),
+                "unknown_operator": (
+                    "although no such operator is on record",
+                    "但系统中没有该操作员的记录",
+                ),
+            }
+        ),
+        "disabled_at": Value(MINUTE),
+    },
+)
 
 
 @rule(
@@ -416,16 +532,27 @@ def refunds_without_permission(
             rule_name="refunds_without_permission",
             severity="high",
             score=0.9,
-            summary=_refund_sentence(
-                pl.when(pl.col("reason") == "no_refund_permission")
-                .then(pl.lit("although the operator has no refund permission"))
-                .when(pl.col("reason") == "operator_disabled")
-                .then(pl.format("although the operator was disabled on {}", _minute("disabled_at")))
-                .otherwise(pl.lit("although no such operator is on record"))
+            summary=REFUNDS_WITHOUT_PERMISSION.expr(
+                **_refund(), why="reason", disabled_at=_minute("disabled_at")
             ),
             evidence={"reason": pl.col("reason"), "can_refund": pl.col("can_refund")},
         )
     )
+
+
+LATE_REFUNDS: Final = Sentence(
+    en=_REFUND_EN + " came {lag_days} days after sale {original} of {sale_amount}; the refund "
+    "window is {window_days} days",
+    zh=_REFUND_ZH + "距原交易 {original}（{sale_amount}）已过 {lag_days} 天，"
+    "超出 {window_days} 天的退款期限",
+    fields={
+        **_REFUND_FIELDS,
+        "lag_days": Value(DECIMAL),
+        "original": Value(),
+        "sale_amount": Money(),
+        "window_days": Value(NUMBER),
+    },
+)
 
 
 @rule(
@@ -463,14 +590,12 @@ def late_refunds(
             rule_name="late_refunds",
             severity="medium",
             score=(0.5 + 0.5 * (pl.col("lag_days") / refund_window_days - 1.0)).clip(0.5, 1.0),
-            summary=_refund_sentence(
-                pl.format(
-                    "came {} days after sale {} of {}; the refund window is {} days",
-                    pl.col("lag_days").round(1),
-                    pl.col("original_txn_id"),
-                    fen_to_yuan("sale_amount_fen"),
-                    pl.lit(refund_window_days),
-                )
+            summary=LATE_REFUNDS.expr(
+                **_refund(),
+                lag_days=pl.col("lag_days").round(1),
+                original="original_txn_id",
+                sale_amount="sale_amount_fen",
+                window_days=pl.lit(refund_window_days),
             ),
             evidence={
                 "sale_ts": pl.col("sale_ts").dt.strftime("%Y-%m-%dT%H:%M:%S"),
@@ -518,6 +643,24 @@ def _refund_group_aggregates() -> list[pl.Expr]:
         pl.col("amount_fen").sum().alias("refunded_fen"),
         _ids("txn_id").alias("refund_txn_ids"),
     ]
+
+
+OFF_HOURS_REFUNDS: Final = Sentence(
+    en=_WHO_EN + " made {refunds} refunds totalling {refunded} between {start} and {end}, while "
+    "the merchant was closed (open {opens}-{closes}), up to {outside} minutes outside hours",
+    zh=_WHO_ZH + "于 {start} 至 {end}，即商户打烊期间（营业时间 {opens}-{closes}），办理退款 "
+    "{refunds} 笔，合计 {refunded}，最多超出营业时间 {outside} 分钟",
+    fields={
+        **_WHO_FIELDS,
+        "refunds": Value(NUMBER),
+        "refunded": Money(),
+        "start": Value(MINUTE),
+        "end": Value(MINUTE),
+        "opens": Value(CLOCK),
+        "closes": Value(CLOCK),
+        "outside": Value(NUMBER),
+    },
+)
 
 
 @rule(
@@ -594,18 +737,15 @@ def off_hours_refunds(
             rule_name="off_hours_refunds",
             severity="high",
             score=(0.6 + 0.1 * (pl.col("refunds") - min_refunds)).clip(0.6, 1.0),
-            summary=pl.format(
-                "operator {} at terminal {} made {} refunds totalling {} between {} and {}, "
-                "while the merchant was closed (open {}-{}), up to {} minutes outside hours",
-                pl.col("operator_no"),
-                pl.col("terminal_id"),
-                pl.col("refunds"),
-                fen_to_yuan("refunded_fen"),
-                _minute("window_start"),
-                _minute("window_end"),
-                pl.col("opens"),
-                pl.col("closes"),
-                pl.col("max_outside_minutes").round(0).cast(pl.Int64),
+            summary=OFF_HOURS_REFUNDS.expr(
+                **_who(),
+                refunds="refunds",
+                refunded="refunded_fen",
+                start=_minute("window_start"),
+                end=_minute("window_end"),
+                opens="opens",
+                closes="closes",
+                outside=pl.col("max_outside_minutes").round(0).cast(pl.Int64),
             ),
             evidence={
                 "refund_txn_ids": pl.col("refund_txn_ids"),
@@ -630,6 +770,23 @@ def _second_of_day(column: str) -> pl.Expr:
         + c.dt.minute().cast(pl.Int64) * 60
         + c.dt.second().cast(pl.Int64)
     )
+
+
+REFUND_BURSTS: Final = Sentence(
+    en=_WHO_EN + " made {refunds} refunds totalling {refunded} in {span} minutes from {start}; "
+    "{min_refunds} within {window_minutes} minutes make a burst",
+    zh=_WHO_ZH + "自 {start} 起的 {span} 分钟内办理退款 {refunds} 笔，合计 {refunded}；"
+    "{window_minutes} 分钟内达到 {min_refunds} 笔即为集中退款",
+    fields={
+        **_WHO_FIELDS,
+        "refunds": Value(NUMBER),
+        "refunded": Money(),
+        "span": Value(NUMBER),
+        "start": Value(MINUTE),
+        "min_refunds": Value(NUMBER),
+        "window_minutes": Value(NUMBER),
+    },
+)
 
 
 @rule(
@@ -678,17 +835,14 @@ def refund_bursts(
             rule_name="refund_bursts",
             severity="high",
             score=(0.7 + 0.05 * (pl.col("refunds") - min_refunds)).clip(0.7, 1.0),
-            summary=pl.format(
-                "operator {} at terminal {} made {} refunds totalling {} in {} minutes "
-                "from {}; {} within {} minutes make a burst",
-                pl.col("operator_no"),
-                pl.col("terminal_id"),
-                pl.col("refunds"),
-                fen_to_yuan("refunded_fen"),
-                pl.col("span_minutes"),
-                _minute("window_start"),
-                pl.lit(min_refunds),
-                pl.lit(window_minutes),
+            summary=REFUND_BURSTS.expr(
+                **_who(),
+                refunds="refunds",
+                refunded="refunded_fen",
+                span="span_minutes",
+                start=_minute("window_start"),
+                min_refunds=pl.lit(min_refunds),
+                window_minutes=pl.lit(window_minutes),
             ),
             evidence={
                 "refund_txn_ids": pl.col("refund_txn_ids"),
@@ -701,6 +855,20 @@ def refund_bursts(
             },
         )
     )
+
+
+ROUND_AMOUNT_REFUNDS: Final = Sentence(
+    en=_WHO_EN + " made {refunds} partial refunds in round amounts totalling {refunded} between "
+    "{start} and {end}",
+    zh=_WHO_ZH + "于 {start} 至 {end} 办理整数金额的部分退款 {refunds} 笔，合计 {refunded}",
+    fields={
+        **_WHO_FIELDS,
+        "refunds": Value(NUMBER),
+        "refunded": Money(),
+        "start": Value(MINUTE),
+        "end": Value(MINUTE),
+    },
+)
 
 
 @rule(
@@ -758,15 +926,12 @@ def round_amount_refunds(
             rule_name="round_amount_refunds",
             severity="high",
             score=(0.6 + 0.1 * (pl.col("refunds") - min_refunds)).clip(0.6, 1.0),
-            summary=pl.format(
-                "operator {} at terminal {} made {} partial refunds in round amounts "
-                "totalling {} between {} and {}",
-                pl.col("operator_no"),
-                pl.col("terminal_id"),
-                pl.col("refunds"),
-                fen_to_yuan("refunded_fen"),
-                _minute("window_start"),
-                _minute("window_end"),
+            summary=ROUND_AMOUNT_REFUNDS.expr(
+                **_who(),
+                refunds="refunds",
+                refunded="refunded_fen",
+                start=_minute("window_start"),
+                end=_minute("window_end"),
             ),
             evidence={
                 "refund_txn_ids": pl.col("refund_txn_ids"),
@@ -892,6 +1057,34 @@ def _suspicious_logins(
     )
 
 
+REFUNDS_AFTER_SUSPICIOUS_LOGIN: Final = Sentence(
+    en=_WHO_EN + " logged in on {login_at} after {trigger}, then made {refunds} refunds totalling "
+    "{refunded} within {minutes} minutes, {to_other_card} of them to cards that did not pay",
+    zh=_WHO_ZH + "在{trigger}之后于 {login_at} 登录，随即在 {minutes} 分钟内办理退款 {refunds} 笔，"
+    "合计 {refunded}，其中 {to_other_card} 笔退到了并未付款的卡上",
+    fields={
+        **_WHO_FIELDS,
+        "login_at": Value(MINUTE),
+        "trigger": Clause(
+            {
+                "lockout": (
+                    "a lockout on {locked_at} lifted by {unlock}",
+                    "{locked_at} 的一次锁定（{unlock}）",
+                ),
+                "failures": ("{failures} failed attempts", "连续 {failures} 次登录失败"),
+            }
+        ),
+        "locked_at": Value(MINUTE),
+        "unlock": Words(UNLOCK_WORDS, other=NAME),
+        "failures": Value(NUMBER),
+        "refunds": Value(NUMBER),
+        "refunded": Money(),
+        "minutes": Value(NUMBER),
+        "to_other_card": Value(NUMBER),
+    },
+)
+
+
 @rule(
     family=FAMILY,
     entity_type="operator",
@@ -903,9 +1096,7 @@ def _suspicious_logins(
     # ``window_minutes`` of the login, need reading from then; the logins and lockouts are
     # read as far back as the look-back (a lockout may be lifted weeks after it began).
     recheck=timedelta(0),
-    reads=lambda thresholds: {
-        "approved_refunds": timedelta(minutes=thresholds["window_minutes"])
-    },
+    reads=lambda thresholds: {"approved_refunds": timedelta(minutes=thresholds["window_minutes"])},
 )
 def refunds_after_suspicious_login(
     approved_refunds: pl.LazyFrame,
@@ -992,16 +1183,6 @@ def refunds_after_suspicious_login(
         .rename({"window_start": "first_refund_ts"})
         .with_columns(
             pl.min_horizontal("first_failure_ts", "locked_at", "login_ts").alias("window_start"),
-            pl.when(pl.col("lockout_id").is_not_null())
-            .then(
-                pl.format(
-                    "a lockout on {} lifted by {}",
-                    _minute("locked_at"),
-                    pl.col("unlock_method").fill_null("nobody"),
-                )
-            )
-            .otherwise(pl.format("{} failed attempts", pl.col("failures")))
-            .alias("trigger"),
         )
         .pipe(_with_operator_no, operators)
         .pipe(
@@ -1009,19 +1190,21 @@ def refunds_after_suspicious_login(
             rule_name="refunds_after_suspicious_login",
             severity="critical",
             score=(0.8 + 0.05 * pl.col("refunds_to_other_card")).clip(0.8, 1.0),
-            summary=pl.format(
-                "operator {} at terminal {} logged in on {} after {}, then made {} refunds "
-                "totalling {} within {} minutes, {} of them to cards that did not pay",
-                pl.col("operator_no"),
-                pl.col("terminal_id"),
-                _minute("login_ts"),
-                pl.col("trigger"),
-                pl.col("refunds"),
-                fen_to_yuan("refunded_fen"),
-                ((pl.col("window_end") - pl.col("login_ts")).dt.total_seconds() / 60)
+            summary=REFUNDS_AFTER_SUSPICIOUS_LOGIN.expr(
+                **_who(),
+                login_at=_minute("login_ts"),
+                trigger=pl.when(pl.col("lockout_id").is_not_null())
+                .then(pl.lit("lockout"))
+                .otherwise(pl.lit("failures")),
+                locked_at=_minute("locked_at"),
+                unlock=pl.col("unlock_method").fill_null("nobody"),
+                failures="failures",
+                refunds="refunds",
+                refunded="refunded_fen",
+                minutes=((pl.col("window_end") - pl.col("login_ts")).dt.total_seconds() / 60)
                 .ceil()
                 .cast(pl.Int64),
-                pl.col("refunds_to_other_card"),
+                to_other_card="refunds_to_other_card",
             ),
             evidence={
                 "login_event_id": pl.col("login_event_id"),
@@ -1040,3 +1223,17 @@ def refunds_after_suspicious_login(
             },
         )
     )
+
+
+# Each rule's sentence, by rule name: what the report writes each finding's sentence from.
+SENTENCES: Final[dict[str, Sentence]] = {
+    "refunds_without_sale": REFUNDS_WITHOUT_SALE,
+    "refunds_over_sale": REFUNDS_OVER_SALE,
+    "refunds_to_other_card": REFUNDS_TO_OTHER_CARD,
+    "refunds_without_permission": REFUNDS_WITHOUT_PERMISSION,
+    "late_refunds": LATE_REFUNDS,
+    "off_hours_refunds": OFF_HOURS_REFUNDS,
+    "refund_bursts": REFUND_BURSTS,
+    "round_amount_refunds": ROUND_AMOUNT_REFUNDS,
+    "refunds_after_suspicious_login": REFUNDS_AFTER_SUSPICIOUS_LOGIN,
+}

@@ -137,45 +137,40 @@ def localized_findings(
 ) -> tuple[pl.DataFrame, int]:
     """The findings with their sentence, evidence, entity and operator as the report shows them.
 
-    Adds ``sentence`` (written from the evidence in ``lang``), ``evidence_shown`` (JSON,
-    masked), ``entity_shown``, ``operator_shown`` and ``is_fallback``; returns the frame and how
-    many sentences fell back to the rule's English summary (a rule without a template).
+    Adds ``sentence`` (the rule's sentence in ``lang``, with the facts its stored summary
+    states), ``evidence_shown`` (JSON, masked), ``entity_shown``, ``operator_shown`` and
+    ``is_fallback``; returns the frame and how many sentences fell back to the stored English
+    summary (a rule without a sentence, or a summary an earlier version of its rule wrote).
     """
     sentences, evidence_shown, entities, operators, fallbacks = [], [], [], [], []
     for row in findings.select(
         "rule",
         "entity_type",
         "entity_id",
-        "merchant_id",
-        "window_start",
-        "window_end",
         "summary",
         "evidence",
         "operator_id",
-        "operator_role",
         "operator_name",
         "terminal_id",
     ).iter_rows(named=True):
         evidence = _scrub(json.loads(row["evidence"]) if row["evidence"] else {})
-        # Both languages are written from the evidence, never the rule's stored summary: one
-        # set of facts and one number format for every language the report is read in.
+        ids = [
+            i
+            for i in [
+                row["operator_id"],
+                *(evidence.get("other_operator_ids") or []),
+                *(evidence.get("operator_ids") or []),
+            ]
+            if i
+        ]
+        # Both languages state the facts of the rule's stored summary, through the one sentence
+        # the rule declares in both: the English sentence is the summary itself.
         facts = FindingFacts(
-            rule=row["rule"],
-            entity_type=row["entity_type"],
-            entity_id=row["entity_id"],
-            merchant_id=row["merchant_id"],
-            window_start=row["window_start"],
-            window_end=row["window_end"],
-            evidence=evidence,
-            role=row["operator_role"],
-            pseudonyms=pseudonyms,
+            rule=row["rule"], summary=row["summary"], operator_ids=tuple(ids), pseudonyms=pseudonyms
         )
         sentence = finding_sentence(facts, lang)
         fallback = sentence is None
         if sentence is None:
-            ids = [
-                i for i in [row["operator_id"], *(evidence.get("other_operator_ids") or [])] if i
-            ]
             sentence = pseudonyms.text(
                 row["summary"], operator_ids=ids, terminal_id=row["terminal_id"]
             )
@@ -1216,7 +1211,9 @@ def build_report(
                 seconds["csv"] = time.perf_counter() - mark
             if exported is not None and "parquet" in formats:
                 mark = time.perf_counter()
-                exported.write_parquet(part("parquet", f"{stem.replace('report', 'findings')}.parquet"))
+                exported.write_parquet(
+                    part("parquet", f"{stem.replace('report', 'findings')}.parquet")
+                )
                 seconds["parquet"] = time.perf_counter() - mark
             if pdf_job is not None:
                 pdf_job.result()

@@ -1,28 +1,33 @@
 # ruff: noqa: E501  (sentences and their Chinese counterparts read best whole, one per line)
-"""Every word the report shows, in English and Chinese, and each rule's finding sentence.
+"""Every word the report shows, in English and Chinese, and each finding's sentence.
 
-Findings carry an English ``summary``; a Chinese report, and a report whose operators are
-masked, renders each finding's sentence again from its rule, its columns and its evidence
-JSON with the templates below (one per rule and language). A rule without a template, or
-whose evidence lacks a key its template needs, falls back to the English summary (masked
-when the report masks operators): :func:`finding_sentence` returns ``None`` then.
+A finding's sentence is declared once, next to its rule, in both languages
+(:mod:`posaudit.detect.sentences`); the rule writes the English one into the finding's
+``summary``. The report reads the facts back out of that summary with the same declaration
+and writes the sentence in the report's language, operators masked when the report masks
+them (:func:`finding_sentence`), so its English sentence is the stored summary itself. A
+rule without a sentence, or a summary an earlier version of its rule wrote, falls back to the
+English summary (masked when the report masks operators): :func:`finding_sentence` returns
+``None`` then.
 
-Keep the templates in step with the rules' evidence: ``tests/report/test_report_translations.py``
-renders every finding of the sample run in both languages and fails on any fallback.
+``tests/report/test_report_translations.py`` renders every finding of a sample run in both
+languages, fails on any fallback, and checks that the English sentence is the summary.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from posaudit.report.pseudonyms import Pseudonyms
+from posaudit.detect import logins, pins, refunds
+from posaudit.detect.pins import ACTOR_WORDS, WEAKNESS_WORDS
+from posaudit.detect.sentences import Language, OperatorLabel, Sentence
+from posaudit.report.pseudonyms import OPERATOR_ID, Pseudonyms
+from posaudit.score import operators
 
-Language = Literal["en", "zh"]
 LANGUAGES: Final[tuple[Language, ...]] = ("en", "zh")
 
 # -- words of the page -----------------------------------------------------------------------
@@ -432,24 +437,8 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "max_samples": ("sample size per tree", "每棵树的样本量"),
     "fit_rows": ("most operator-days the forest is fitted on", "拟合森林所用的最多操作员日数"),
 }
-WEAKNESS_CLASSES: Final[dict[str, tuple[str, str]]] = {
-    "repeated_digit": ("repeated digit", "重复数字"),
-    "ascending_run": ("ascending run", "升序连续数字"),
-    "descending_run": ("descending run", "降序连续数字"),
-    "repeated_pair": ("repeated pair", "两位重复"),
-    "repeated_triple": ("repeated triple", "三位重复"),
-    "tripled_digits": ("two triples", "两组三连"),
-    "mirrored": ("mirrored halves", "前后对称"),
-    "doubled_digits": ("doubled digits", "成对数字"),
-    "near_run": ("near-run", "近似连续数字"),
-    "counting": ("counting sequence", "等差计数"),
-    "keypad_shape": ("keypad shape", "键盘图形"),
-    "famous_number": ("famous number", "著名数字"),
-    "lucky_number": ("lucky number", "吉利数字"),
-    "date": ("date", "日期"),
-    "common_pin": ("common PIN", "常见密码"),
-    "operator_number": ("operator number inside the PIN", "包含操作员编号"),
-}
+# How the PIN rules name the weakness classes in their sentences.
+WEAKNESS_CLASSES: Final[dict[str, tuple[str, str]]] = WEAKNESS_WORDS
 AGE_BUCKETS: Final[dict[str, tuple[str, str]]] = {
     "91-180": ("91 to 180 days", "91 至 180 天"),
     "181-365": ("181 days to 1 year", "181 天至 1 年"),
@@ -489,22 +478,8 @@ FEATURES: Final[dict[str, tuple[str, str]]] = {
         "28 天内退至重复卡的占比",
     ),
 }
-_SET_BY: Final[dict[str, tuple[str, str]]] = {
-    "self": ("the operator", "操作员本人"),
-    "admin": ("the administrator", "管理员"),
-    "service_desk": ("the service desk", "服务台"),
-    "acquirer": ("the acquirer", "收单机构"),
-}
-_SET_KIND: Final[dict[str, tuple[str, str]]] = {
-    "initial": ("initial setting", "初始设置"),
-    "change": ("change", "修改"),
-    "reset": ("reset", "重置"),
-}
-_UNLOCK: Final[dict[str, tuple[str, str]]] = {
-    "timeout": ("by timeout", "超时自动解除"),
-    "admin": ("by the administrator", "由管理员解除"),
-    "service_desk": ("by the service desk", "由服务台解除"),
-}
+# Who set a PIN, as the PIN rules name them.
+_SET_BY: Final[dict[str, tuple[str, str]]] = ACTOR_WORDS
 
 
 # The one spacing rule of Chinese text: one half-width space between a Chinese character and
@@ -560,88 +535,66 @@ def label(table: dict[str, tuple[str, str]], key: str, lang: Language) -> str:
 
 # -- finding sentences -----------------------------------------------------------------------
 
+# Each rule's sentence in both languages, declared next to the rule.
+SENTENCES: Final[dict[str, Sentence]] = {
+    **logins.SENTENCES,
+    **pins.SENTENCES,
+    **refunds.SENTENCES,
+    **operators.SENTENCES,
+}
+
 
 @dataclass(frozen=True)
 class FindingFacts:
-    """What a sentence template may use: one finding's columns, its evidence, and labels."""
+    """What a finding's sentence is written from: its rule and stored summary, and the operators
+    it is about by id (they place the operator numbers a masked sentence replaces)."""
 
     rule: str
-    entity_type: str
-    entity_id: str
-    merchant_id: str | None
-    window_start: datetime
-    window_end: datetime
-    evidence: dict[str, Any]
-    role: str | None  # the role of the operator the finding is about, when it is about one
+    summary: str
+    operator_ids: tuple[str, ...]
     pseudonyms: Pseudonyms
 
-    def ev(self, key: str) -> Any:
-        """An evidence value; a missing key makes the template fall back (KeyError)."""
-        return self.evidence[key]
 
-    def operator_id(self) -> str | None:
-        if self.entity_type == "operator":
-            return self.entity_id
-        value = self.evidence.get("operator_id")
-        return str(value) if value is not None else None
+def _operator_label(facts: FindingFacts) -> OperatorLabel:
+    """An operator number's pseudonym: the operator the finding names by id whose number it is
+    (at the terminal the sentence names, if one is), else the operator of that number there."""
+    known = set(facts.operator_ids)
 
-    def terminal_id(self) -> str | None:
-        if self.entity_type == "terminal":
-            return self.entity_id
-        for key in ("terminal_id", "home_terminal_id"):
-            if self.evidence.get(key):
-                return str(self.evidence[key])
-        operator = self.operator_id()
-        if operator and "-" in operator:
-            return operator.rsplit("-", 1)[0]
-        return None
+    def pseudonym(number: str, terminal: str | None) -> str:
+        if number in known or OPERATOR_ID.fullmatch(number):
+            return facts.pseudonyms.operator(number)
+        if terminal and f"{terminal}-{number}" in known:
+            return facts.pseudonyms.operator(f"{terminal}-{number}")
+        matches = {i for i in known if i.endswith(f"-{number}")}
+        if len(matches) == 1:
+            return facts.pseudonyms.operator(matches.pop())
+        return facts.pseudonyms.number(terminal, number)
+
+    return pseudonym
 
 
-def _number(operator_id: str) -> str:
-    return operator_id.rsplit("-", 1)[1] if "-" in operator_id else operator_id
+def finding_sentence(facts: FindingFacts, lang: Language) -> str | None:
+    """The finding's sentence in ``lang``; None when it must fall back to the stored summary.
 
-
-def _home_terminal(operator_id: str) -> str | None:
-    return operator_id.rsplit("-", 1)[0] if "-" in operator_id else None
-
-
-def _who(
-    f: FindingFacts, lang: Language, *, merchant: bool = False, operator_id: str | None = None
-) -> str:
-    """The operator a finding is about, as a sentence names it.
-
-    An operator is known by its number at its home terminal (its id is ``T…-NN``), in both
-    languages; a terminal it worked on that day is named apart, where the sentence says so.
+    The facts are those the stored summary states, read back with the rule's sentence, so the
+    English sentence is the summary itself (operators masked when the report masks them) and
+    the Chinese one says the same. A rule without a sentence, or a summary its sentence did not
+    write (an earlier version of the rule's), gives None. An English sentence starts with a
+    capital and ends with a full stop, a Chinese one ends with "。" and follows
+    :func:`zh_spacing`.
     """
-    operator = operator_id or f.operator_id()
-    if operator is None:
-        raise KeyError("operator_id")
-    terminal = _home_terminal(operator) or f.terminal_id() or "?"
-    admin = f.role == "admin" and operator_id is None
-    if f.pseudonyms.enabled:
-        name = f.pseudonyms.operator(operator)
-        if lang == "en":
-            role = "administrator" if admin else "operator"
-            where = f" of merchant {f.merchant_id}" if merchant and f.merchant_id else ""
-            return f"{role} {name} at terminal {terminal}{where}"
-        where = f"商户 {f.merchant_id} " if merchant and f.merchant_id else ""
-        return f"{where}终端 {terminal} 的{'管理员' if admin else '操作员'} {name}"
-    number = _number(operator)
-    if lang == "en":
-        role = "administrator" if admin else "operator"
-        where = f" of merchant {f.merchant_id}" if merchant and f.merchant_id else ""
-        return f"{role} {number} at terminal {terminal}{where}"
-    where = f"商户 {f.merchant_id} " if merchant and f.merchant_id else ""
-    return f"{where}终端 {terminal} 的 {number} 号{'管理员' if admin else '操作员'}"
-
-
-def _worked_on(f: FindingFacts, lang: Language, operator_id: str | None = None) -> str:
-    """' (working on terminal T…)' when the evidence's terminal is not the operator's home one."""
-    operator = operator_id or f.operator_id()
-    worked = f.evidence.get("terminal_id")
-    if not worked or not operator or worked == _home_terminal(operator):
-        return ""
-    return f" (working on terminal {worked})" if lang == "en" else f"在终端 {worked} 上"
+    sentence = SENTENCES.get(facts.rule)
+    values = sentence.parse(facts.summary) if sentence is not None else None
+    if sentence is None or values is None:
+        return None
+    operator = _operator_label(facts) if facts.pseudonyms.enabled else None
+    try:
+        written = sentence.render(values, lang, operator=operator)
+    except KeyError:
+        return None
+    if lang == "zh":
+        return zh_spacing(written) + "。"
+    return written[:1].upper() + written[1:] + "."
 
 
 # -- one formatting rule for every number, in both languages ---------------------------------
@@ -668,679 +621,14 @@ def _share(value: int | float | str) -> str:
     return f"{math.floor(float(value) * 1000) / 10:.1f}%"
 
 
-def _date(value: datetime | str) -> str:
-    return (value if isinstance(value, str) else value.strftime("%Y-%m-%d"))[:10]
-
-
-def _clock(value: datetime) -> str:
-    return value.strftime("%H:%M")
-
-
 def _minute(value: datetime | str) -> str:
     if isinstance(value, str):
         return value.replace("T", " ")[:16]
     return value.strftime("%Y-%m-%d %H:%M")
 
 
-def _minutes(f: FindingFacts) -> int:
-    return max(1, math.ceil((f.window_end - f.window_start).total_seconds() / 60))
-
-
-def _plural(n: int | float | str, one: str, many: str) -> str:
-    return f"{_n(n)} {one if int(n) == 1 else many}"
-
-
-def _span(f: FindingFacts, lang: Language) -> str:
-    """The finding's window in whole minutes: '1 minute', '42 minutes' / '42 分钟'."""
-    return _plural(_minutes(f), "minute", "minutes") if lang == "en" else f"{_n(_minutes(f))} 分钟"
-
-
-def _join(items: Sequence[str], lang: Language) -> str:
-    items = list(items)
-    if lang == "zh":
-        return "、".join(items)
-    if len(items) <= 2:
-        return " and ".join(items)
-    return ", ".join(items[:-1]) + " and " + items[-1]
-
-
-def _numbers(f: FindingFacts, key: str) -> list[str]:
-    terminal = f.terminal_id()
-    return [f.pseudonyms.number(terminal, str(n)) for n in f.ev(key)]
-
-
-def _lockout_setting(f: FindingFacts, lang: Language) -> str:
-    threshold, minutes = f.evidence.get("lockout_threshold"), f.evidence.get("lockout_minutes")
-    if threshold is None:
-        return "the terminal never locks" if lang == "en" else "该终端从不锁定"
-    if lang == "en":
-        return f"the terminal locks after {_n(threshold)} wrong PINs for {_n(minutes)} minutes"
-    return f"该终端输错 {_n(threshold)} 次后锁定 {_n(minutes)} 分钟"
-
-
-# Each template takes the finding's facts and returns its sentence; a KeyError (missing
-# evidence) makes the caller fall back to the English summary.
-Template = Callable[[FindingFacts], str]
-
-
-def _pin_brute_force_en(f: FindingFacts) -> str:
-    lockouts, locked = int(f.ev("lockouts")), int(f.ev("locked_attempts"))
-    text_ = (
-        f"{_who(f, 'en')} had {_plural(f.ev('wrong_attempts'), 'wrong PIN', 'wrong PINs')} in "
-        f"{_span(f, 'en')} on {_date(f.window_start)} from {_clock(f.window_start)}"
-    )
-    text_ += (
-        f", was locked out {_plural(lockouts, 'time', 'times')}"
-        if lockouts
-        else ", was never locked out"
-    )
-    if locked:
-        text_ += f" and tried {_plural(locked, 'more time', 'more times')} while locked"
-    text_ += f" ({_lockout_setting(f, 'en')})"
-    return text_ + (
-        f", then got in at {_clock(f.window_end)}"
-        if f.ev("ended_in_success")
-        else ", and did not get in"
-    )
-
-
-def _pin_brute_force_zh(f: FindingFacts) -> str:
-    lockouts, locked = int(f.ev("lockouts")), int(f.ev("locked_attempts"))
-    text_ = (
-        f"{_who(f, 'zh')}于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_span(f, 'zh')}内"
-        f"输错密码 {_n(f.ev('wrong_attempts'))} 次，"
-    )
-    text_ += f"被锁定 {_n(lockouts)} 次" if lockouts else "一次也未被锁定"
-    if locked:
-        text_ += f"，锁定期间又尝试 {_n(locked)} 次"
-    text_ += f"（{_lockout_setting(f, 'zh')}）"
-    return text_ + (
-        f"，随后于 {_clock(f.window_end)} 登录成功"
-        if f.ev("ended_in_success")
-        else "，最终未能登录"
-    )
-
-
-def _operator_enumeration_en(f: FindingFacts) -> str:
-    return (
-        f"terminal {f.entity_id} was tried with {_n(f.ev('operator_numbers'))} operator numbers "
-        f"({_n(f.ev('unknown_numbers'))} unknown) in {_plural(f.ev('attempts'), 'failed login', 'failed logins')} "
-        f"over {_span(f, 'en')} on {_date(f.window_start)} from {_clock(f.window_start)}"
-    )
-
-
-def _operator_enumeration_zh(f: FindingFacts) -> str:
-    return (
-        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_span(f, 'zh')}内"
-        f"被尝试了 {_n(f.ev('operator_numbers'))} 个操作员编号（其中 {_n(f.ev('unknown_numbers'))} 个不存在），"
-        f"登录失败共 {_n(f.ev('attempts'))} 次"
-    )
-
-
-def _lockout_storm_en(f: FindingFacts) -> str:
-    return (
-        f"terminal {f.entity_id} locked out {_n(f.ev('operators'))} operators ({', '.join(_numbers(f, 'operator_nos'))}) "
-        f"{_plural(f.ev('lockouts'), 'time', 'times')} in {_span(f, 'en')} on {_date(f.window_start)} "
-        f"from {_clock(f.window_start)}"
-    )
-
-
-def _lockout_storm_zh(f: FindingFacts) -> str:
-    return (
-        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_span(f, 'zh')}内"
-        f"有 {_n(f.ev('operators'))} 名操作员（{'、'.join(_numbers(f, 'operator_nos'))}）被锁定，共 {_n(f.ev('lockouts'))} 次"
-    )
-
-
-def _setting_parts(f: FindingFacts, lang: Language) -> list[str]:
-    threshold, minutes = f.evidence.get("lockout_threshold"), f.evidence.get("lockout_minutes")
-    max_failures, min_minutes = int(f.ev("max_failures")), int(f.ev("min_lockout_minutes"))
-    parts = []
-    if threshold is None:
-        parts.append("never locks an operator" if lang == "en" else "从不锁定操作员")
-    else:
-        late = int(threshold) > max_failures
-        brief = minutes is not None and int(minutes) < min_minutes
-        if late and brief:
-            parts.append(
-                f"locks only after {_n(threshold)} wrong PINs and only for {_n(minutes)} minutes"
-                if lang == "en"
-                else f"输错 {_n(threshold)} 次才锁定，且只锁定 {_n(minutes)} 分钟"
-            )
-        elif late:
-            parts.append(
-                f"locks only after {_n(threshold)} wrong PINs"
-                if lang == "en"
-                else f"输错 {_n(threshold)} 次才锁定"
-            )
-        elif brief:
-            parts.append(
-                f"locks for only {_n(minutes)} minutes"
-                if lang == "en"
-                else f"只锁定 {_n(minutes)} 分钟"
-            )
-    runs, longest = int(f.ev("runs_without_lockout")), int(f.ev("longest_run"))
-    if runs:
-        parts.append(
-            f"had {_plural(runs, 'run', 'runs')} of wrong PINs without a lockout, the longest {_n(longest)} in a row"
-            if lang == "en"
-            else f"有 {_n(runs)} 轮连续输错未触发锁定，最长一轮连续输错 {_n(longest)} 次"
-        )
-    return parts
-
-
-def _lockout_not_enforced_en(f: FindingFacts) -> str:
-    return (
-        f"terminal {f.entity_id} {', and '.join(_setting_parts(f, 'en'))}; policy locks after at most "
-        f"{_n(f.ev('max_failures'))} wrong PINs for at least {_n(f.ev('min_lockout_minutes'))} minutes"
-    )
-
-
-def _lockout_not_enforced_zh(f: FindingFacts) -> str:
-    return (
-        f"终端 {f.entity_id} {'，并且'.join(_setting_parts(f, 'zh'))}；政策要求最多输错 {_n(f.ev('max_failures'))} 次即锁定，"
-        f"且锁定至少 {_n(f.ev('min_lockout_minutes'))} 分钟"
-    )
-
-
-def _credential_sharing_en(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'en')} was active on terminals {_join(f.ev('terminal_ids'), 'en')} in turn on "
-        f"{_date(f.window_start)} from {_clock(f.window_start)} to {_clock(f.window_end)}, switching "
-        f"{_plural(f.ev('switches'), 'time', 'times')} with at most {_n(f.ev('max_gap_minutes'))} minutes between terminals"
-    )
-
-
-def _credential_sharing_zh(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'zh')}于 {_date(f.window_start)} {_clock(f.window_start)} 至 {_clock(f.window_end)} "
-        f"在终端 {_join(f.ev('terminal_ids'), 'zh')} 之间交替登录使用，切换 {_n(f.ev('switches'))} 次，"
-        f"每次间隔不超过 {_n(f.ev('max_gap_minutes'))} 分钟"
-    )
-
-
-def _network_failure_burst_en(f: FindingFacts) -> str:
-    return (
-        f"terminal {f.entity_id} could not reach the host {_plural(f.ev('network_errors'), 'time', 'times')} "
-        f"in {_span(f, 'en')} on {_date(f.window_start)} from {_clock(f.window_start)}; check its network "
-        "(these are not wrong PINs)"
-    )
-
-
-def _network_failure_burst_zh(f: FindingFacts) -> str:
-    return (
-        f"终端 {f.entity_id} 于 {_date(f.window_start)} {_clock(f.window_start)} 起的 {_span(f, 'zh')}内"
-        f"有 {_n(f.ev('network_errors'))} 次无法连接主机；请检查其网络（这些不是密码错误）"
-    )
-
-
-def _weak_pins_en(f: FindingFacts) -> str:
-    weakness = label(WEAKNESS_CLASSES, str(f.ev("weakness_class")), "en")
-    since, until = _date(f.ev("set_at")), _date(f.ev("held_until"))
-    if f.ev("still_held"):
-        return (
-            f"{_who(f, 'en', merchant=True)} has held a weak PIN ({weakness}) since {since} and still "
-            f"held it on {until}; have it changed"
-        )
-    return f"{_who(f, 'en', merchant=True)} held a weak PIN ({weakness}) from {since} to {until}"
-
-
-def _weak_pins_zh(f: FindingFacts) -> str:
-    weakness = label(WEAKNESS_CLASSES, str(f.ev("weakness_class")), "zh")
-    since, until = _date(f.ev("set_at")), _date(f.ev("held_until"))
-    if f.ev("still_held"):
-        return (
-            f"{_who(f, 'zh', merchant=True)}自 {since} 起使用弱密码（{weakness}），至 {until} 仍在使用；"
-            "应立即更换"
-        )
-    return f"{_who(f, 'zh', merchant=True)}在 {since} 至 {until} 期间使用弱密码（{weakness}）"
-
-
-def _default_pins_en(f: FindingFacts) -> str:
-    days = _plural(f.ev("held_days"), "day", "days")
-    if f.ev("still_held"):
-        return (
-            f"{_who(f, 'en', merchant=True)} still holds the acquirer's default PIN, set on "
-            f"{_date(f.ev('set_at'))} and never changed in {days} up to {_date(f.ev('held_until'))}; "
-            "have it changed now"
-        )
-    return (
-        f"{_who(f, 'en', merchant=True)} held the acquirer's default PIN, set on {_date(f.ev('set_at'))}, "
-        f"for {days} until {_date(f.ev('held_until'))}"
-    )
-
-
-def _default_pins_zh(f: FindingFacts) -> str:
-    days = _n(f.ev("held_days"))
-    if f.ev("still_held"):
-        return (
-            f"{_who(f, 'zh', merchant=True)}仍在使用收单机构的默认密码：自 {_date(f.ev('set_at'))} 设置后，"
-            f"至 {_date(f.ev('held_until'))} 已有 {days} 天未更改；应立即更换"
-        )
-    return (
-        f"{_who(f, 'zh', merchant=True)}曾使用收单机构的默认密码：自 {_date(f.ev('set_at'))} 设置后"
-        f"使用 {days} 天，至 {_date(f.ev('held_until'))} 才更改"
-    )
-
-
-def _pin_age_days(f: FindingFacts) -> int:
-    """Whole days a PIN was held, as the rule counts them (``held_days``; older findings
-    carry only ``age_days``, whose whole part is the same count)."""
-    held = f.evidence.get("held_days")
-    return int(held) if held is not None else math.floor(float(f.ev("age_days")))
-
-
-def _stale_pins_en(f: FindingFacts) -> str:
-    days = _plural(_pin_age_days(f), "day", "days")
-    limit = f"{_n(f.ev('max_age_days'))}-day limit"
-    if f.ev("still_held"):
-        return (
-            f"{_who(f, 'en', merchant=True)} has not changed their PIN since {_date(f.ev('set_at'))}: "
-            f"{days} old on {_date(f.ev('held_until'))}, over the {limit} since {_date(f.window_start)}"
-        )
-    return (
-        f"{_who(f, 'en', merchant=True)} kept the PIN set on {_date(f.ev('set_at'))} for {days}, until "
-        f"{_date(f.ev('held_until'))}, over the {limit} since {_date(f.window_start)}"
-    )
-
-
-def _stale_pins_zh(f: FindingFacts) -> str:
-    days = _n(_pin_age_days(f))
-    limit = f"{_n(f.ev('max_age_days'))} 天的期限"
-    if f.ev("still_held"):
-        return (
-            f"{_who(f, 'zh', merchant=True)}自 {_date(f.ev('set_at'))} 起未更换密码：至 {_date(f.ev('held_until'))} "
-            f"已使用 {days} 天，自 {_date(f.window_start)} 起超出 {limit}"
-        )
-    return (
-        f"{_who(f, 'zh', merchant=True)}于 {_date(f.ev('set_at'))} 设置的密码一直用到 {_date(f.ev('held_until'))}，"
-        f"共 {days} 天，自 {_date(f.window_start)} 起超出 {limit}"
-    )
-
-
-def _others(f: FindingFacts, lang: Language) -> str:
-    others = []
-    for operator in f.ev("other_operator_ids"):
-        terminal = _home_terminal(operator) or "?"
-        if f.pseudonyms.enabled:
-            name = f.pseudonyms.operator(operator)
-            others.append(
-                f"operator {name} at {terminal}"
-                if lang == "en"
-                else f"终端 {terminal} 的操作员 {name}"
-            )
-        else:
-            number = _number(operator)
-            others.append(
-                f"operator {number} at {terminal}"
-                if lang == "en"
-                else f"终端 {terminal} 的 {number} 号操作员"
-            )
-    return ", ".join(others) if lang == "en" else "、".join(others)
-
-
-def _shared_pins_en(f: FindingFacts) -> str:
-    n = len(f.ev("other_operator_ids"))
-    return (
-        f"{_who(f, 'en', merchant=True)} held the same PIN as {_plural(n, 'other operator', 'other operators')} of the "
-        f"merchant ({_others(f, 'en')}) from {_date(f.ev('shared_from'))} to {_date(f.ev('shared_until'))}; "
-        "their actions cannot be told apart"
-    )
-
-
-def _shared_pins_zh(f: FindingFacts) -> str:
-    n = len(f.ev("other_operator_ids"))
-    return (
-        f"{_who(f, 'zh', merchant=True)}在 {_date(f.ev('shared_from'))} 至 {_date(f.ev('shared_until'))} 期间与本商户"
-        f"另外 {_n(n)} 名操作员（{_others(f, 'zh')}）使用相同的密码，无法分清各笔操作由谁完成"
-    )
-
-
-def _pins_back(f: FindingFacts, lang: Language) -> str:
-    back = int(f.ev("pins_back"))
-    if lang == "en":
-        return "the PIN it replaced" if back == 1 else f"{_n(back)} PINs back"
-    return "即刚被替换的密码" if back == 1 else f"往前数第 {_n(back)} 个"
-
-
-def _reused_pins_en(f: FindingFacts) -> str:
-    kind = "a reset" if f.ev("set_kind") == "reset" else "a change"
-    by = label(_SET_BY, str(f.ev("set_by")), "en")
-    return (
-        f"{_who(f, 'en', merchant=True)} went back on {_date(f.ev('set_at'))}, through {kind} made by {by}, "
-        f"to a PIN they already held from {_date(f.ev('earlier_set_at'))} ({_pins_back(f, 'en')}; policy: none of "
-        f"the last {_n(f.ev('history_size'))})"
-    )
-
-
-def _reused_pins_zh(f: FindingFacts) -> str:
-    kind = label(_SET_KIND, str(f.ev("set_kind")), "zh")
-    by = label(_SET_BY, str(f.ev("set_by")), "zh")
-    return (
-        f"{_who(f, 'zh', merchant=True)}于 {_date(f.ev('set_at'))} 经{by}{kind}密码后，又改回了自 "
-        f"{_date(f.ev('earlier_set_at'))} 起用过的旧密码（{_pins_back(f, 'zh')}；政策要求新密码不得与最近 "
-        f"{_n(f.ev('history_size'))} 个相同）"
-    )
-
-
-def _refund_en(f: FindingFacts) -> str:
-    """'refund X of 27.46 CNY on 2026-09-01 06:58 by operator 03 at terminal T (on terminal U)'."""
-    operator = str(f.ev("operator_id"))
-    return (
-        f"refund {f.ev('refund_txn_id')} of {_money(f.ev('amount_fen'), 'en')} on {_minute(f.window_start)} "
-        f"by {_who(f, 'en', operator_id=operator)}{_worked_on(f, 'en', operator)}"
-    )
-
-
-def _refund_zh(f: FindingFacts) -> str:
-    """The refund as a subject: '…号操作员于 … 办理的退款 X（27.46 元）'."""
-    operator = str(f.ev("operator_id"))
-    return (
-        f"{_who(f, 'zh', operator_id=operator)}于 {_minute(f.window_start)} {_worked_on(f, 'zh', operator)}"
-        f"办理的退款 {f.ev('refund_txn_id')}（{_money(f.ev('amount_fen'), 'zh')}）"
-    )
-
-
-def _refund_made_zh(f: FindingFacts) -> str:
-    """The refund as a clause: '…号操作员于 … 办理了退款 X（27.46 元）'."""
-    operator = str(f.ev("operator_id"))
-    return (
-        f"{_who(f, 'zh', operator_id=operator)}于 {_minute(f.window_start)} {_worked_on(f, 'zh', operator)}"
-        f"办理了退款 {f.ev('refund_txn_id')}（{_money(f.ev('amount_fen'), 'zh')}）"
-    )
-
-
-def _refunds_without_sale_en(f: FindingFacts) -> str:
-    if f.ev("original_named"):
-        return (
-            f"{_refund_en(f)} names sale {f.ev('original_txn_id')}, which this merchant never took"
-        )
-    return f"{_refund_en(f)} names no original sale"
-
-
-def _refunds_without_sale_zh(f: FindingFacts) -> str:
-    if f.ev("original_named"):
-        return f"{_refund_zh(f)}所引用的原交易 {f.ev('original_txn_id')} 并非本商户完成的交易"
-    return f"{_refund_zh(f)}未引用任何原交易"
-
-
-def _over_ratio(f: FindingFacts) -> str:
-    sale = int(f.ev("sale_amount_fen"))
-    return f"{int(f.ev('sale_refunded_total_fen')) / sale:,.2f}" if sale else "∞"
-
-
-def _refunds_over_sale_en(f: FindingFacts) -> str:
-    return (
-        f"{_refund_en(f)} brought the refunds of sale {f.ev('original_txn_id')} to "
-        f"{_money(f.ev('sale_refunded_total_fen'), 'en')}, {_over_ratio(f)} times the "
-        f"{_money(f.ev('sale_amount_fen'), 'en')} it took"
-    )
-
-
-def _refunds_over_sale_zh(f: FindingFacts) -> str:
-    return (
-        f"{_refund_zh(f)}使原交易 {f.ev('original_txn_id')} 的累计退款达到 {_money(f.ev('sale_refunded_total_fen'), 'zh')}，"
-        f"是原交易金额 {_money(f.ev('sale_amount_fen'), 'zh')}的 {_over_ratio(f)} 倍"
-    )
-
-
-def _refunds_to_other_card_en(f: FindingFacts) -> str:
-    return (
-        f"{_refund_en(f)} went to another card than the one that paid sale {f.ev('original_txn_id')} of "
-        f"{_money(f.ev('sale_amount_fen'), 'en')}"
-    )
-
-
-def _refunds_to_other_card_zh(f: FindingFacts) -> str:
-    return (
-        f"{_refund_zh(f)}退到了另一张卡或钱包，而非支付原交易 {f.ev('original_txn_id')}"
-        f"（{_money(f.ev('sale_amount_fen'), 'zh')}）的那一张"
-    )
-
-
-_PERMISSION_REASONS: Final[dict[str, tuple[str, str]]] = {
-    "no_refund_permission": (
-        "although the operator has no refund permission",
-        "但该操作员没有退款权限",
-    ),
-    "operator_disabled": ("although the operator had been disabled", "但该操作员当时已被停用"),
-    "unknown_operator": ("although no such operator is on record", "但系统中没有该操作员的记录"),
-}
-
-
-def _refunds_without_permission_en(f: FindingFacts) -> str:
-    return f"{_refund_en(f)} went through {_pick(_PERMISSION_REASONS[str(f.ev('reason'))], 'en')}"
-
-
-def _refunds_without_permission_zh(f: FindingFacts) -> str:
-    return f"{_refund_made_zh(f)}，{_pick(_PERMISSION_REASONS[str(f.ev('reason'))], 'zh')}"
-
-
-def _late_refunds_en(f: FindingFacts) -> str:
-    return (
-        f"{_refund_en(f)} came {_decimal(f.ev('lag_days'))} days after sale {f.ev('original_txn_id')} on "
-        f"{_date(f.ev('sale_ts'))}; the refund window is {_n(f.ev('refund_window_days'))} days"
-    )
-
-
-def _late_refunds_zh(f: FindingFacts) -> str:
-    return (
-        f"{_refund_zh(f)}距原交易 {f.ev('original_txn_id')}（{_date(f.ev('sale_ts'))}）已过 "
-        f"{_decimal(f.ev('lag_days'))} 天，超出 {_n(f.ev('refund_window_days'))} 天的退款期限"
-    )
-
-
-def _off_hours_refunds_en(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'en')} made {_plural(f.ev('refunds'), 'refund', 'refunds')} totalling "
-        f"{_money(f.ev('refunded_fen'), 'en')} between {_minute(f.window_start)} and {_minute(f.window_end)}, while "
-        f"the merchant was closed (open {f.ev('opens_at')}-{f.ev('closes_at')}), up to "
-        f"{_plural(round(float(f.ev('max_outside_minutes'))), 'minute', 'minutes')} outside opening hours"
-    )
-
-
-def _off_hours_refunds_zh(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'zh')}于 {_minute(f.window_start)} 至 {_minute(f.window_end)}，即商户打烊期间"
-        f"（营业时间 {f.ev('opens_at')}-{f.ev('closes_at')}），办理退款 {_n(f.ev('refunds'))} 笔，合计 "
-        f"{_money(f.ev('refunded_fen'), 'zh')}，最多超出营业时间 {_n(round(float(f.ev('max_outside_minutes'))))} 分钟"
-    )
-
-
-def _refund_bursts_en(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'en')} made {_plural(f.ev('refunds'), 'refund', 'refunds')} totalling {_money(f.ev('refunded_fen'), 'en')} in "
-        f"{_plural(f.ev('span_minutes'), 'minute', 'minutes')} from {_minute(f.window_start)}; {_n(f.ev('min_refunds'))} within "
-        f"{_n(f.ev('window_minutes'))} minutes make a burst"
-    )
-
-
-def _refund_bursts_zh(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'zh')}自 {_minute(f.window_start)} 起的 {_n(f.ev('span_minutes'))} 分钟内办理退款 {_n(f.ev('refunds'))} 笔，"
-        f"合计 {_money(f.ev('refunded_fen'), 'zh')}；{_n(f.ev('window_minutes'))} 分钟内达到 {_n(f.ev('min_refunds'))} 笔即为集中退款"
-    )
-
-
-def _round_amount_refunds_en(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'en')} made {_plural(f.ev('refunds'), 'partial refund', 'partial refunds')} in round amounts totalling "
-        f"{_money(f.ev('refunded_fen'), 'en')} between {_minute(f.window_start)} and {_minute(f.window_end)}"
-    )
-
-
-def _round_amount_refunds_zh(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'zh')}于 {_minute(f.window_start)} 至 {_minute(f.window_end)} 办理整数金额的部分退款 "
-        f"{_n(f.ev('refunds'))} 笔，合计 {_money(f.ev('refunded_fen'), 'zh')}"
-    )
-
-
-def _suspicious_login(f: FindingFacts, lang: Language) -> str:
-    if f.evidence.get("lockout_id"):
-        unlock = f.evidence.get("unlock_method")
-        if lang == "en":
-            return (
-                f"after a lockout lifted {label(_UNLOCK, str(unlock), 'en')}"
-                if unlock
-                else "after a lockout"
-            )
-        return (
-            f"在一次锁定（{label(_UNLOCK, str(unlock), 'zh')}）之后" if unlock else "在一次锁定之后"
-        )
-    return (
-        f"after {_plural(f.ev('failures'), 'failed attempt', 'failed attempts')}"
-        if lang == "en"
-        else f"在连续 {_n(f.ev('failures'))} 次登录失败之后"
-    )
-
-
-def _refunds_after_suspicious_login_en(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'en')} logged in {_suspicious_login(f, 'en')}, then made {_plural(f.ev('refunds'), 'refund', 'refunds')} "
-        f"totalling {_money(f.ev('refunded_fen'), 'en')} within {_n(f.ev('window_minutes'))} minutes, "
-        f"{_n(f.ev('refunds_to_other_card'))} of them to cards that did not pay "
-        f"({_minute(f.window_start)} to {_clock(f.window_end)})"
-    )
-
-
-def _refunds_after_suspicious_login_zh(f: FindingFacts) -> str:
-    return (
-        f"{_who(f, 'zh')}{_suspicious_login(f, 'zh')}登录，随即在 {_n(f.ev('window_minutes'))} 分钟内办理退款 "
-        f"{_n(f.ev('refunds'))} 笔，合计 {_money(f.ev('refunded_fen'), 'zh')}，其中 {_n(f.ev('refunds_to_other_card'))} 笔"
-        f"退到了并未付款的卡上（{_minute(f.window_start)} 至 {_clock(f.window_end)}）"
-    )
-
-
 _SHARE_FEATURES: Final = frozenset({"refund_rate", "refund_rate_28d", "off_hours_share", "full_refund_share",
                                     "repeat_card_refund_share_28d"})  # fmt: skip
-
-
-def _feature_value(feature: str, value: Any, lang: Language) -> str:
-    if feature in _SHARE_FEATURES:
-        return f"{float(value) * 100:.0f}%"
-    if feature.endswith("_fen"):
-        return _money(value, lang)
-    if float(value) == int(float(value)):
-        return _n(value)
-    return _decimal(value)
-
-
-def _feature(f: FindingFacts, feature: str, lang: Language) -> str:
-    name = label(FEATURES, feature, lang)
-    value = f.evidence.get(feature)
-    if value is None:
-        return name
-    shown = _feature_value(feature, value, lang)
-    return f"{name}: {shown}" if lang == "en" else f"{name}为 {shown}"
-
-
-def _anomaly_rank(f: FindingFacts, lang: Language) -> str:
-    """The anomaly score, and its percentile in words."""
-    score = f"{float(f.ev('anomaly_score')):.2f}"
-    percentile = float(f.ev("anomaly_percentile"))
-    if lang == "en":
-        rank = (
-            "higher than every operator-day of its week's comparison sample"
-            if percentile >= 1.0
-            else f"higher than {_share(percentile)} of the operator-days of its week's comparison sample"
-        )
-        return f"anomaly score {score}, {rank}"
-    rank = (
-        "高于同周比较样本中的所有操作员日"
-        if percentile >= 1.0
-        else f"高于同周比较样本中 {_share(percentile)} 的操作员日"
-    )
-    return f"异常分 {score}，{rank}"
-
-
-def _operator_anomaly_scores_en(f: FindingFacts) -> str:
-    features = (
-        "; ".join(_feature(f, x, "en") for x in f.ev("standout_features")) or "no single feature"
-    )
-    return (
-        f"{_who(f, 'en')}{_worked_on(f, 'en')} on {_date(f.ev('day'))} stood out from the merchant's "
-        f"operators and from their own past ({_anomaly_rank(f, 'en')}): {features}"
-    )
-
-
-def _operator_anomaly_scores_zh(f: FindingFacts) -> str:
-    features = (
-        "；".join(_feature(f, x, "zh") for x in f.ev("standout_features")) or "无单一突出特征"
-    )
-    return (
-        f"{_who(f, 'zh')}于 {_date(f.ev('day'))} {_worked_on(f, 'zh')}的活动明显异于本商户其他操作员及其自身历史"
-        f"（{_anomaly_rank(f, 'zh')}）：{features}"
-    )
-
-
-SUMMARIES: Final[dict[Language, dict[str, Template]]] = {
-    "en": {
-        "pin_brute_force": _pin_brute_force_en,
-        "operator_enumeration": _operator_enumeration_en,
-        "lockout_storm": _lockout_storm_en,
-        "lockout_not_enforced": _lockout_not_enforced_en,
-        "credential_sharing": _credential_sharing_en,
-        "network_failure_burst": _network_failure_burst_en,
-        "weak_pins": _weak_pins_en,
-        "default_pins": _default_pins_en,
-        "stale_pins": _stale_pins_en,
-        "shared_pins": _shared_pins_en,
-        "reused_pins": _reused_pins_en,
-        "refunds_without_sale": _refunds_without_sale_en,
-        "refunds_over_sale": _refunds_over_sale_en,
-        "refunds_to_other_card": _refunds_to_other_card_en,
-        "refunds_without_permission": _refunds_without_permission_en,
-        "late_refunds": _late_refunds_en,
-        "off_hours_refunds": _off_hours_refunds_en,
-        "refund_bursts": _refund_bursts_en,
-        "round_amount_refunds": _round_amount_refunds_en,
-        "refunds_after_suspicious_login": _refunds_after_suspicious_login_en,
-        "operator_anomaly_scores": _operator_anomaly_scores_en,
-    },
-    "zh": {
-        "pin_brute_force": _pin_brute_force_zh,
-        "operator_enumeration": _operator_enumeration_zh,
-        "lockout_storm": _lockout_storm_zh,
-        "lockout_not_enforced": _lockout_not_enforced_zh,
-        "credential_sharing": _credential_sharing_zh,
-        "network_failure_burst": _network_failure_burst_zh,
-        "weak_pins": _weak_pins_zh,
-        "default_pins": _default_pins_zh,
-        "stale_pins": _stale_pins_zh,
-        "shared_pins": _shared_pins_zh,
-        "reused_pins": _reused_pins_zh,
-        "refunds_without_sale": _refunds_without_sale_zh,
-        "refunds_over_sale": _refunds_over_sale_zh,
-        "refunds_to_other_card": _refunds_to_other_card_zh,
-        "refunds_without_permission": _refunds_without_permission_zh,
-        "late_refunds": _late_refunds_zh,
-        "off_hours_refunds": _off_hours_refunds_zh,
-        "refund_bursts": _refund_bursts_zh,
-        "round_amount_refunds": _round_amount_refunds_zh,
-        "refunds_after_suspicious_login": _refunds_after_suspicious_login_zh,
-        "operator_anomaly_scores": _operator_anomaly_scores_zh,
-    },
-}
-
-
-def finding_sentence(facts: FindingFacts, lang: Language) -> str | None:
-    """The finding's sentence in ``lang`` from its template; None when it must fall back.
-
-    Both languages are written from the same evidence through the same number formats; an
-    English sentence starts with a capital and ends with a full stop, a Chinese one ends
-    with "。" and follows :func:`zh_spacing`.
-    """
-    template = SUMMARIES[lang].get(facts.rule)
-    if template is None:
-        return None
-    try:
-        sentence = template(facts)
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-        return None
-    if lang == "zh":
-        return zh_spacing(sentence) + "。"
-    return sentence[:1].upper() + sentence[1:] + "."
 
 
 # -- evidence, key by key ----------------------------------------------------------------------

@@ -82,6 +82,19 @@ import polars as pl
 from posaudit.detect.findings import to_findings
 from posaudit.detect.refunds import approved_refunds as refunds_with_sales
 from posaudit.detect.registry import derived_query, rule
+from posaudit.detect.sentences import (
+    DAY,
+    DECIMAL,
+    NUMBER,
+    Clause,
+    Count,
+    Items,
+    Money,
+    Operator,
+    Sentence,
+    Value,
+    Words,
+)
 from posaudit.score.models import ForestArrays, WeekModel
 
 if TYPE_CHECKING:
@@ -168,26 +181,81 @@ MIN_PEER_DAYS: Final = 5
 # while a two-day stub at the start of the data is too thin to be a reference).
 REFERENCE_MIN_DAYS: Final = 5
 
-# How a feature reads in a summary.
-_LABELS: Final = {
-    "sale_count": "sales",
-    "sale_amount_fen": "sales amount",
-    "refund_count": "refunds",
-    "refund_amount_fen": "refund amount",
-    "refund_rate": "refund rate",
-    "refund_card_count": "refund cards",
-    "full_refund_share": "share of full refunds",
-    "refund_lag_hours_mean": "mean refund lag in hours",
-    "void_count": "voids",
-    "wrong_pin_count": "wrong PINs",
-    "lockout_count": "lockouts",
-    "login_count": "logins",
-    "off_hours_share": "off-hours activity",
-    "terminal_count": "terminals",
-    "sale_count_28d": "sales in 28 days",
-    "refund_count_28d": "refunds in 28 days",
-    "refund_rate_28d": "28-day refund rate",
+# How a feature reads in a summary, in English and Chinese.
+FEATURE_WORDS: Final[dict[str, tuple[str, str]]] = {
+    "sale_count": ("sales", "销售笔数"),
+    "sale_amount_fen": ("sales amount", "销售金额"),
+    "refund_count": ("refunds", "退款笔数"),
+    "refund_amount_fen": ("refund amount", "退款金额"),
+    "refund_rate": ("refund rate", "退款率"),
+    "refund_card_count": ("refund cards", "退款卡数"),
+    "full_refund_share": ("share of full refunds", "全额退款占比"),
+    "refund_lag_hours_mean": ("mean refund lag in hours", "销售至退款的平均小时数"),
+    "void_count": ("voids", "撤销笔数"),
+    "wrong_pin_count": ("wrong PINs", "密码错误次数"),
+    "lockout_count": ("lockouts", "锁定次数"),
+    "login_count": ("logins", "登录次数"),
+    "off_hours_share": ("off-hours activity", "非营业时间活动占比"),
+    "terminal_count": ("terminals", "使用的终端数"),
+    "sale_count_28d": ("sales in 28 days", "28 天内销售笔数"),
+    "refund_count_28d": ("refunds in 28 days", "28 天内退款笔数"),
+    "refund_rate_28d": ("28-day refund rate", "28 天退款率"),
 }
+# One standout feature in words: 'refunds 5.2x the merchant median', '4 refunds to 2 repeat
+# cards in 28 days', '1 refund to a repeat card today', '3 voids against a merchant median of 0'.
+FEATURE_PHRASE: Final = Sentence(
+    en="{phrase}",
+    zh="{phrase}",
+    fields={
+        "phrase": Clause(
+            {
+                "repeat_cards": (
+                    "{refunds} to {cards} in {days} days",
+                    "{days} 天内退至 {cards} 张重复卡的退款 {refunds} 笔",
+                ),
+                "repeat_today": ("{repeat_refunds} today", "当天退至重复卡 {repeat_refunds} 笔"),
+                "ratio": (
+                    "{feature} {ratio}x the {scope} median",
+                    "{feature}为{scope}中位数的 {ratio} 倍",
+                ),
+                "over_zero": (
+                    "{shown} {feature} against a {scope} median of 0",
+                    "{feature}为 {shown}，而{scope}中位数为 0",
+                ),
+            }
+        ),
+        "refunds": Count("refund", "refunds"),
+        "cards": Count("repeat card", "repeat cards"),
+        "days": Value(NUMBER),
+        "repeat_refunds": Count("refund to a repeat card", "refunds to repeat cards"),
+        "feature": Words(FEATURE_WORDS),
+        "ratio": Value(DECIMAL),
+        "scope": Words({"merchant": ("merchant", "本商户"), "category": ("category", "同行业")}),
+        "shown": Clause({"amount": ("{amount}", "{amount}"), "value": ("{value}", "{value}")}),
+        "amount": Money(),
+        "value": Value(r"-?\d+(?:\.\d+)?%?"),
+    },
+)
+# The standout features of an operator-day, most telling first.
+EXPLANATION: Final = Items(FEATURE_PHRASE, separators=(", ", "；"), empty_zh="无单一突出特征")
+OPERATOR_ANOMALY_SCORES: Final = Sentence(
+    en="{operator} at terminal {home_terminal_id}{working} on {day}: {explanation}",
+    zh="终端 {home_terminal_id} 的{operator}于 {day} {working}的活动明显异于本商户其他操作员"
+    "及其自身历史：{explanation}",
+    fields={
+        "operator": Operator(terminal="home_terminal_id"),
+        "home_terminal_id": Value(),
+        "working": Clause(
+            {
+                "elsewhere": (" (working on terminal {terminal_id})", "在终端 {terminal_id} 上"),
+                "home": ("", ""),
+            }
+        ),
+        "terminal_id": Value(),
+        "day": Value(DAY),
+        "explanation": EXPLANATION,
+    },
+)
 _SHARES: Final = frozenset(
     {
         "refund_rate",
@@ -826,11 +894,15 @@ def _with_weekly_medians(activity: pl.DataFrame) -> pl.DataFrame:
     """Every operator-day with its week's reference medians and its ratios to them."""
     plan = week_plan(activity.get_column("day").unique().to_list())
     reference = reference_rows(activity.lazy())
-    return with_peer_medians(
-        with_model_week(activity.lazy(), plan),
-        merchant_medians(reference),
-        category_medians(reference),
-    ).collect().sort("operator_id", "day")
+    return (
+        with_peer_medians(
+            with_model_week(activity.lazy(), plan),
+            merchant_medians(reference),
+            category_medians(reference),
+        )
+        .collect()
+        .sort("operator_id", "day")
+    )
 
 
 def _model_inputs(features: tuple[str, ...]) -> list[pl.Expr]:
@@ -862,8 +934,7 @@ def _operator_hashes(ids: pl.Series) -> pl.Series:
     # Polars' own hash is not stable across versions or processes; the sample must be.
     distinct = ids.unique().drop_nulls().to_list()
     values = [
-        int.from_bytes(hashlib.blake2b(i.encode(), digest_size=4).digest(), "big")
-        for i in distinct
+        int.from_bytes(hashlib.blake2b(i.encode(), digest_size=4).digest(), "big") for i in distinct
     ]
     lookup = pl.DataFrame(
         {"id": distinct, "hash": values}, schema={"id": pl.String, "hash": pl.UInt64}
@@ -1226,11 +1297,6 @@ def weekly_scores(
     return scored, used
 
 
-def _counted(n: int, singular: str, plural: str) -> str:
-    """'1 refund', '4 refunds'."""
-    return f"{n} {singular if n == 1 else plural}"
-
-
 _REPEAT_CONTEXT: Final = frozenset(
     {"repeat_refund_card_count_28d", "refunds_to_repeat_cards_28d", "repeat_card_refund_share_28d"}
 )
@@ -1241,42 +1307,55 @@ def _one_decimal(value: float) -> str:
     return repr(round(float(value), 1))
 
 
-def _shown(feature: str, value: float) -> str:
-    """A feature's own value for people: '40%', '523.00 CNY', '3', '2.5'."""
-    if feature in _SHARES:
-        return f"{round(value * 100)}%"
+def _shown(feature: str, value: float) -> dict[str, str]:
+    """A feature's own value for people: '40%', '523.00 CNY', '3', '2.5' (as the fields of
+    :data:`FEATURE_PHRASE`)."""
     if feature in _AMOUNTS:
         fen = int(value)
-        return f"{fen // 100}.{fen % 100:02d} CNY"
-    if isinstance(value, int):
-        return str(value)
-    text = _one_decimal(value)
-    return text.removesuffix(".0")
+        return {"shown": "amount", "amount": f"{fen // 100}.{fen % 100:02d}"}
+    if feature in _SHARES:
+        text = f"{round(value * 100)}%"
+    elif isinstance(value, int):
+        text = str(value)
+    else:
+        text = _one_decimal(value).removesuffix(".0")
+    return {"shown": "value", "value": text}
 
 
 def _feature_phrase(feature: str, row: dict[str, Any]) -> str | None:
     """How one feature reads: 'refunds 5.2x the merchant median', '4 refunds to 2 repeat
     cards in 28 days'; None when the feature has no value."""
     if feature in _REPEAT_CONTEXT:
-        return (
-            f"{_counted(row['refunds_to_repeat_cards_28d'], 'refund', 'refunds')} to "
-            f"{_counted(row['repeat_refund_card_count_28d'], 'repeat card', 'repeat cards')} "
-            f"in {CONTEXT_DAYS} days"
-        )
+        fields = {
+            "phrase": "repeat_cards",
+            "refunds": row["refunds_to_repeat_cards_28d"],
+            "cards": row["repeat_refund_card_count_28d"],
+            "days": CONTEXT_DAYS,
+        }
+        return FEATURE_PHRASE.render(fields, "en")
     if feature == "repeat_card_refund_count":
-        counted = _counted(row[feature], "refund to a repeat card", "refunds to repeat cards")
-        return f"{counted} today"
+        return FEATURE_PHRASE.render(
+            {"phrase": "repeat_today", "repeat_refunds": row[feature]}, "en"
+        )
     value = row[feature]
     if value is None:
         return None
-    label = _LABELS[feature]
     merchant = row[_merchant_median(feature)]
     baseline = merchant if merchant is not None else row[_category_median(feature)]
     scope = "merchant" if merchant is not None else "category"
     if baseline is not None and baseline > 0:
         ratio = row[_ratio(feature)]
-        return None if ratio is None else f"{label} {_one_decimal(ratio)}x the {scope} median"
-    return f"{_shown(feature, value)} {label} against a {scope} median of 0"
+        if ratio is None:
+            return None
+        fields = {
+            "phrase": "ratio",
+            "feature": feature,
+            "ratio": _one_decimal(ratio),
+            "scope": scope,
+        }
+        return FEATURE_PHRASE.render(fields, "en")
+    fields = {"phrase": "over_zero", "feature": feature, "scope": scope, **_shown(feature, value)}
+    return FEATURE_PHRASE.render(fields, "en")
 
 
 def _explanations(frame: pl.DataFrame) -> pl.Series:
@@ -1292,19 +1371,26 @@ def _explanations(frame: pl.DataFrame) -> pl.Series:
     for row in frame.select(sorted(needed)).iter_rows(named=True):
         phrases = [_feature_phrase(row[c], row) if row[c] is not None else None for c in standouts]
         # Two standouts may be two views of one repeat-card pattern: say it once.
-        texts.append(", ".join(dict.fromkeys(p for p in phrases if p is not None)))
-    return pl.Series("explanation", texts, dtype=pl.String)
+        texts.append(list(dict.fromkeys(p for p in phrases if p is not None)))
+    return pl.Series("standout_phrases", texts, dtype=pl.List(pl.String))
 
 
 def explained_operator_days(frame: pl.LazyFrame) -> pl.LazyFrame:
-    """Scored operator-days with ``explanation``: their standout features in words, as a
-    finding states them (see :func:`_explanations`).
+    """Scored operator-days with ``standout_phrases`` (their standout features in words, as a
+    finding states them, see :func:`_explanations`) and ``explanation`` (the phrases as one
+    text).
 
     Written row by row in Python: the rows explained are the few kept as findings or shown in
     a notebook, and plain string formatting keeps the text exact.
     """
-    schema = pl.Schema([*frame.collect_schema().items(), ("explanation", pl.String())])
-    return frame.map_batches(lambda df: df.rechunk().with_columns(_explanations(df)), schema=schema)
+    schema = pl.Schema(
+        [*frame.collect_schema().items(), ("standout_phrases", pl.List(pl.String()))]
+    )
+    return frame.map_batches(
+        lambda df: df.rechunk().with_columns(_explanations(df)), schema=schema
+    ).with_columns(
+        pl.col("standout_phrases").list.join(EXPLANATION.separators[0]).alias("explanation")
+    )
 
 
 def model_frame(
@@ -1372,8 +1458,9 @@ def operator_day_scores(
     Columns: those of :func:`operator_day_features`, ``anomaly_score`` (the Isolation Forest
     score in 0..1; about 0.5 and below is ordinary), ``anomaly_percentile`` (the share of the
     week's reference sample scoring strictly lower), ``standout_feature_1..3`` (the model features
-    furthest above their median, most telling first) and ``explanation`` (those features in
-    words). For notebooks; the rule :func:`operator_anomaly_scores` keeps the top.
+    furthest above their median, most telling first), ``standout_phrases`` (those features in
+    words, a phrase each) and ``explanation`` (the phrases as one text). For notebooks; the
+    rule :func:`operator_anomaly_scores` keeps the top.
 
     Parameters
     ----------
@@ -1436,15 +1523,15 @@ def anomaly_findings(
             score=pl.col("anomaly_percentile"),
             # An operator is known by its number at its home terminal (its id's prefix); the
             # terminal it worked on that day is named apart when it is another.
-            summary=pl.format(
-                "operator {} at terminal {}{} on {}: {}",
-                "operator_no",
-                _home_terminal(),
-                pl.when(pl.col("terminal_id") != _home_terminal())
-                .then(pl.format(" (working on terminal {})", "terminal_id"))
-                .otherwise(pl.lit("")),
-                pl.col("day").dt.strftime("%Y-%m-%d"),
-                "explanation",
+            summary=OPERATOR_ANOMALY_SCORES.expr(
+                operator="operator_no",
+                home_terminal_id=_home_terminal(),
+                working=pl.when(pl.col("terminal_id") != _home_terminal())
+                .then(pl.lit("elsewhere"))
+                .otherwise(pl.lit("home")),
+                terminal_id="terminal_id",
+                day=pl.col("day").dt.strftime("%Y-%m-%d"),
+                explanation="standout_phrases",
             ),
             evidence={
                 "day": pl.col("day").dt.strftime("%Y-%m-%d"),
@@ -1546,3 +1633,7 @@ def operator_anomaly_scores(
         min_anomaly_score=min_anomaly_score,
         seed=seed,
     )
+
+
+# Each rule's sentence, by rule name: what the report writes each finding's sentence from.
+SENTENCES: Final[dict[str, Sentence]] = {SCORE_RULE: OPERATOR_ANOMALY_SCORES}
