@@ -9,7 +9,6 @@ from pathlib import Path
 
 import polars as pl
 import pytest
-from posaudit.pipeline import run_pipeline
 
 from posaudit.detect.policy import load_policy
 from posaudit.pins import LocalPinKey, pin_digester
@@ -27,6 +26,7 @@ from posaudit.report.translations import (
     finding_sentence,
 )
 from posaudit.rules import all_rules
+from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 from tests.injected import add_lockout_storm
 
