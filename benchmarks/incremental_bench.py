@@ -56,7 +56,8 @@ def open_findings(path: Path) -> pl.DataFrame:
     con = duckdb.connect(str(path), read_only=True)
     try:
         return con.sql(
-            "SELECT finding_id, rule, window_start, window_end, CAST(severity AS VARCHAR) AS severity, score, "
+            "SELECT finding_id, rule, window_start, window_end, "
+            "CAST(severity AS VARCHAR) AS severity, score, "
             "summary FROM findings WHERE status = 'open' ORDER BY finding_id"
         ).pl()
     finally:
@@ -64,13 +65,17 @@ def open_findings(path: Path) -> pl.DataFrame:
 
 
 def machine() -> str:
-    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                  if line.startswith("model name")), platform.processor())  # fmt: skip
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    names = (line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name"))
+    model = next(names, platform.processor())
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; {platform.system()} {platform.release()}; "
-            f"Python {platform.python_version()}, polars {pl.__version__}, duckdb {duckdb.__version__}; "
-            f"load average at start {load}")  # fmt: skip
+    return (
+        f"{model}, {os.cpu_count()} cores, {memory:.0f} GiB RAM; "
+        f"{platform.system()} {platform.release()}; "
+        f"Python {platform.python_version()}, polars {pl.__version__}, "
+        f"duckdb {duckdb.__version__}; load average at start {load}"
+    )
 
 
 def scopes(path: Path, policy: Path | None) -> list[tuple[str, str]]:
@@ -83,15 +88,17 @@ def scopes(path: Path, policy: Path | None) -> list[tuple[str, str]]:
         store.close()
     out = []
     for name, scope in plan.scopes.items():
-        cuts = "".join(f", {t} from {since:%Y-%m-%d %H:%M}" for t, since in sorted(scope.table_from.items()))
+        cuts = "".join(
+            f", {t} from {since:%Y-%m-%d %H:%M}" for t, since in sorted(scope.table_from.items())
+        )
         if scope.recheck_from is None:
             out.append((name, f"all data ({scope.why_all})"))
-        elif scope.read_from is None:
-            out.append((name, f"other tables whole{cuts}, re-decides findings ending from "
-                              f"{scope.recheck_from:%Y-%m-%d %H:%M}"))  # fmt: skip
+            continue
+        recheck = f"re-decides findings ending from {scope.recheck_from:%Y-%m-%d %H:%M}"
+        if scope.read_from is None:
+            out.append((name, f"other tables whole{cuts}, {recheck}"))
         else:
-            out.append((name, f"events from {scope.read_from:%Y-%m-%d %H:%M}{cuts}, re-decides findings ending "
-                              f"from {scope.recheck_from:%Y-%m-%d %H:%M}"))  # fmt: skip
+            out.append((name, f"events from {scope.read_from:%Y-%m-%d %H:%M}{cuts}, {recheck}"))
     return out
 
 
@@ -113,7 +120,8 @@ def rule_costs(path: Path, policy: Path | None) -> list[tuple[str, float]]:
                 if t not in derived
             } | derived
             began = time.perf_counter()
-            shaped_findings(r(tables, **(r.parameters | load_policy(policy).parameters(r.name)))).collect()
+            parameters = r.parameters | load_policy(policy).parameters(r.name)
+            shaped_findings(r(tables, **parameters)).collect()
             costs.append((r.name, time.perf_counter() - began))
     finally:
         store.close()
@@ -161,26 +169,34 @@ def main() -> None:
     start = f"-{args.start}" if args.start else ""
     world = work / f"world-{args.merchants}m-{args.days}d-seed{args.seed}{start}.duckdb"
     if not world.exists():
-        posaudit("simulate", "--db", str(world), "--merchants", str(args.merchants), "--days", str(args.days),
-                 "--seed", str(args.seed), *(["--start", args.start] if args.start else []))  # fmt: skip
+        size = ["--merchants", str(args.merchants), "--days", str(args.days)]
+        first_day = ["--start", args.start] if args.start else []
+        posaudit("simulate", "--db", str(world), *size, "--seed", str(args.seed), *first_day)
     base = work / "base.duckdb"
     for leftover in [*work.glob("base.duckdb*"), *work.glob("incremental-*"), *work.glob("full-*")]:
         leftover.unlink()
     shutil.copy(world, base)
     policy = None
     if args.max_lookback_days is not None:
-        off += [r.name for r in all_rules().values()
-                if r.lookback.days > args.max_lookback_days or r.family in POPULATION_FAMILIES]  # fmt: skip
+        off += [
+            r.name
+            for r in all_rules().values()
+            if r.lookback.days > args.max_lookback_days or r.family in POPULATION_FAMILIES
+        ]
         print(f"# rules looking back more than {args.max_lookback_days} days, and the score: off")
     if off:
         policy = work / "rules-off-policy.toml"
-        policy.write_text("".join(f"[rules.{name}]\nenabled = false\n" for name in dict.fromkeys(off)))
+        policy.write_text(
+            "".join(f"[rules.{name}]\nenabled = false\n" for name in dict.fromkeys(off))
+        )
         print(f"# policy: {', '.join(dict.fromkeys(off))} off")
     with_policy = ["--policy", str(policy)] if policy else []
     _, first = posaudit("run", "--db", str(base), "--quiet", *with_policy)
     posaudit("simulate", "--db", str(base), "--append", "--days", "1")
-    print(f"# store: {args.days} days, {args.merchants} merchants, audited once ({first['findings']:,} findings); "
-          f"one day appended")  # fmt: skip
+    print(
+        f"# store: {args.days} days, {args.merchants} merchants, "
+        f"audited once ({first['findings']:,} findings); one day appended"
+    )
 
     timings: dict[str, list[tuple[float, dict[str, object]]]] = {"incremental": [], "full": []}
     for i in range(args.repeat):
@@ -192,14 +208,24 @@ def main() -> None:
                 posaudit("run", "--db", str(copy), "--json", "--quiet", *extra, *with_policy)
             )
     keys = ["finding_id", "window_start", "window_end"]
-    pairs = [(open_findings(work / f"incremental-{i}.duckdb"), open_findings(work / f"full-{i}.duckdb"))
-             for i in range(args.repeat)]  # fmt: skip
+    pairs = [
+        (open_findings(work / f"incremental-{i}.duckdb"), open_findings(work / f"full-{i}.duckdb"))
+        for i in range(args.repeat)
+    ]
     same = all(a.select(keys).equals(b.select(keys)) for a, b in pairs)
     # rules whose summary or score differ between the two: rules that break ties arbitrarily
     # differ the same way between two full runs
-    unsettled = sorted({rule for a, b in pairs for rule in a.join(b, on=keys, suffix="_full").filter(
-        (pl.col("summary") != pl.col("summary_full")) | (pl.col("score") != pl.col("score_full"))
-    ).get_column("rule")})  # fmt: skip
+    summary_differs = pl.col("summary") != pl.col("summary_full")
+    score_differs = pl.col("score") != pl.col("score_full")
+    unsettled = sorted(
+        {
+            rule
+            for a, b in pairs
+            for rule in a.join(b, on=keys, suffix="_full")
+            .filter(summary_differs | score_differs)
+            .get_column("rule")
+        }
+    )
 
     def median(mode: str, key: str | None = None) -> float:
         if key is None:
@@ -211,17 +237,27 @@ def main() -> None:
     inc, full = timings["incremental"][0][1], timings["full"][0][1]
     print()
     print(
-        "| run | run seconds (median) | wall seconds, process (median) | rows read | read | detect | write |"
+        "| run | run seconds (median) | wall seconds, process (median) "
+        "| rows read | read | detect | write |"
     )
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode, summary in (("incremental", inc), ("full", full)):
-        print(f"| {mode} | {median(mode, 'seconds'):.2f} | {median(mode):.2f} | {summary['rows_read']:,} | "
-              f"{median(mode, 'stage:read'):.2f} | {median(mode, 'stage:detect'):.2f} | {median(mode, 'stage:write'):.2f} |")  # fmt: skip
+        print(
+            f"| {mode} | {median(mode, 'seconds'):.2f} | {median(mode):.2f} "
+            f"| {summary['rows_read']:,} | {median(mode, 'stage:read'):.2f} "
+            f"| {median(mode, 'stage:detect'):.2f} | {median(mode, 'stage:write'):.2f} |"
+        )
     print()
-    print(f"incremental / full: {median('incremental', 'seconds') / median('full', 'seconds'):.0%} of the run's "
-          f"seconds, {median('incremental') / median('full'):.0%} of the process wall time; "
-          f"same finding ids and windows: {same}, other columns differ in: {', '.join(unsettled) or 'none'} ({inc['findings']:,}; {inc['new']:,} new, {inc['carried']:,} carried over, "
-          f"{inc['resolved']:,} resolved); {inc['rules_over_all_data']} of {len(scopes(base, policy))} rules over all data")  # fmt: skip
+    print(
+        f"incremental / full: "
+        f"{median('incremental', 'seconds') / median('full', 'seconds'):.0%} of the run's "
+        f"seconds, {median('incremental') / median('full'):.0%} of the process wall time; "
+        f"same finding ids and windows: {same}, "
+        f"other columns differ in: {', '.join(unsettled) or 'none'} "
+        f"({inc['findings']:,}; {inc['new']:,} new, {inc['carried']:,} carried over, "
+        f"{inc['resolved']:,} resolved); "
+        f"{inc['rules_over_all_data']} of {len(scopes(base, policy))} rules over all data"
+    )
     print()
     print("What each rule read in the incremental run:")
     for name, text in scopes(base, policy):

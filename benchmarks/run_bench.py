@@ -37,7 +37,9 @@ from posaudit.store import Store
 store = Store.open(sys.argv[1], read_only=True)
 rules = list(all_rules().values())
 # the PIN exclusion list is built, not read: outside the pass
-derived = derived_inputs(rules, store.read("operators"), window=data_window(store), digester=pin_digester())
+derived = derived_inputs(
+    rules, store.read("operators"), window=data_window(store), digester=pin_digester()
+)
 started = time.perf_counter()
 # the columns and rows the run reads, read the same way; one group-by per table
 names = sorted({n for r in rules for n in r.inputs} - DERIVED_INPUTS - set(DERIVED_TABLES))
@@ -86,7 +88,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="posaudit-run-bench-"))
     copy = work / "store.duckdb"
     shutil.copy(args.db, copy)
-    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, {date.today()}")
+    print(
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, {date.today()}"
+    )
     bare_wall, bare_peak, out = child([sys.executable, "-c", BARE_PASS, str(copy)])
     bare_inner = float(out.strip().splitlines()[-1])
     import json
@@ -95,7 +100,9 @@ def main() -> None:
     def run(src: Path | None) -> tuple[float, float, dict[str, object]]:
         shutil.copy(args.db, copy)
         env = {"PYTHONPATH": str(src)} if src else {}
-        wall, peak, out = child([sys.executable, "-m", "posaudit", "run", "--db", str(copy), "--json"], env)
+        wall, peak, out = child(
+            [sys.executable, "-m", "posaudit", "run", "--db", str(copy), "--json"], env
+        )
         return wall, peak, json.loads(out.strip().splitlines()[-1])
 
     runs, baseline = [], []
@@ -106,7 +113,11 @@ def main() -> None:
 
     def spread(values: list[float]) -> str:
         middle = statistics.median(values)
-        return f"{middle:.1f}" if len(values) == 1 else f"{middle:.1f} ({min(values):.1f}-{max(values):.1f})"
+        return (
+            f"{middle:.1f}"
+            if len(values) == 1
+            else f"{middle:.1f} ({min(values):.1f}-{max(values):.1f})"
+        )
 
     print("| measure | wall s | peak RSS MiB |")
     print("| --- | ---: | ---: |")
@@ -116,15 +127,22 @@ def main() -> None:
         if not done:
             continue
         seconds = [float(d["seconds"]) for _, _, d in done]  # type: ignore[arg-type]
-        print(f"| {label} (process) | {spread([w for w, _, _ in done])} | {max(p for _, p, _ in done):,.0f} |")
+        walls = spread([w for w, _, _ in done])
+        peak = max(p for _, p, _ in done)
+        print(f"| {label} (process) | {walls} | {peak:,.0f} |")
         print(f"| {label} (in process, as recorded in pipeline_runs) | {spread(seconds)} | |")
     summary = runs[0][2]
-    stages = {k: statistics.median(float(d["stage_seconds"][k]) for _, _, d in runs) for k in summary["stage_seconds"]}  # type: ignore[index]
+    stages = {
+        k: statistics.median(float(d["stage_seconds"][k]) for _, _, d in runs)  # type: ignore[index]
+        for k in summary["stage_seconds"]
+    }
     seconds = statistics.median(float(d["seconds"]) for _, _, d in runs)  # type: ignore[arg-type]
-    print(f"\nrows read: {summary['rows_read']:,}; findings: {summary['findings']:,}; "
-          f"stages (median): {', '.join(f'{k} {v:.2f}' for k, v in stages.items())}; "
-          f"ratio run / bare pass: {seconds / bare_inner:.2f} (in process), "
-          f"{statistics.median(w for w, _, _ in runs) / bare_wall:.2f} (whole processes)")  # fmt: skip
+    print(
+        f"\nrows read: {summary['rows_read']:,}; findings: {summary['findings']:,}; "
+        f"stages (median): {', '.join(f'{k} {v:.2f}' for k, v in stages.items())}; "
+        f"ratio run / bare pass: {seconds / bare_inner:.2f} (in process), "
+        f"{statistics.median(w for w, _, _ in runs) / bare_wall:.2f} (whole processes)"
+    )
     if baseline:
         same = {d["findings"] for _, _, d in runs} == {d["findings"] for _, _, d in baseline}
         print(f"baseline findings: {baseline[0][2]['findings']:,} (same count: {same})")

@@ -180,13 +180,12 @@ def main() -> None:
                 spark_run(store, work, buckets=args.buckets, strategy="shards", reuse=reuse)  # type: ignore[arg-type]
             )
         spark = spark_runs[0] | {"wall": statistics.median(float(r["wall"]) for r in spark_runs)}  # type: ignore[arg-type]
+        run_stages = ("start", "buckets", "score", "write")
+        score_stages = ("score_activity", "score_sample", "score_fit", "score_buckets")
         stages = {
             k: statistics.median(r["record"]["stage_seconds"][k] for r in spark_runs)  # type: ignore[index]
-            for k in (
-                "start", "buckets", "score", "write",
-                "score_activity", "score_sample", "score_fit", "score_buckets",
-            )
-        }  # fmt: skip
+            for k in (*run_stages, *score_stages)
+        }
         local_wall = statistics.median(local_walls)
         overhead = (float(spark["wall"]) - local_wall) / n * 1e6  # type: ignore[arg-type]
         walls = [float(r["wall"]) for r in spark_runs]  # type: ignore[arg-type]
@@ -196,7 +195,8 @@ def main() -> None:
             f"{spark['wall']:.1f}{spread if args.repeat > 1 else ''} | {stages['start']:.1f} / "
             f"{stages['buckets']:.1f} / {stages['score']:.1f} / {stages['write']:.1f} | "
             f"{stages['score_activity']:.1f} / {stages['score_sample']:.1f} / "
-            f"{stages['score_fit']:.1f} / {stages['score_buckets']:.1f} | {overhead:.2f} | {local_peak:,.0f} / {spark['peak']:,.0f} | "
+            f"{stages['score_fit']:.1f} / {stages['score_buckets']:.1f} | {overhead:.2f} | "
+            f"{local_peak:,.0f} / {spark['peak']:,.0f} | "
             f"{all(r['ids'] == local_ids for r in spark_runs)} |",
             flush=True,
         )

@@ -22,7 +22,9 @@ SAMPLE_MERCHANTS = 20
 SAMPLE_DAYS = 21
 
 
-def build_store(path: Path, *, merchants: int, days: int, seed: int, fraud: bool = True) -> SimulationSummary:
+def build_store(
+    path: Path, *, merchants: int, days: int, seed: int, fraud: bool = True
+) -> SimulationSummary:
     scenario = load_scenario(None, merchants=merchants, days=days)
     return simulate(path, scenario, seed=seed, fraud_on=fraud)
 

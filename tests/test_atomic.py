@@ -17,8 +17,12 @@ POSAUDIT = [sys.executable, "-m", "posaudit"]
 
 
 def a_dead_pid() -> int:
-    done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
-                          capture_output=True, text=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return int(done.stdout)
 
 
@@ -72,14 +76,22 @@ def test_export_of_a_damaged_store_leaves_nothing_that_blocks_the_next(
     shutil.copy(sample_store, damaged)
     os.truncate(damaged, damaged.stat().st_size // 2)
     out = tmp_path / "export"
-    result = subprocess.run([*POSAUDIT, "export", "--db", str(damaged), "--out", str(out)],
-                            capture_output=True, text=True, check=False)  # fmt: skip
+    result = subprocess.run(
+        [*POSAUDIT, "export", "--db", str(damaged), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 2, result.stderr
     # one line naming the store (the check on opening finds it cut short)
     assert result.stderr.startswith(f"posaudit: error: {damaged} is a damaged posaudit store")
     assert result.stderr.count("\n") == 1
     assert sorted(p.name for p in tmp_path.iterdir()) == ["damaged.duckdb"]
-    again = subprocess.run([*POSAUDIT, "export", "--db", str(sample_store), "--out", str(out)],
-                           capture_output=True, text=True, check=False)  # fmt: skip
+    again = subprocess.run(
+        [*POSAUDIT, "export", "--db", str(sample_store), "--out", str(out)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert again.returncode == 0, again.stderr
     assert (out / "transactions").is_dir()

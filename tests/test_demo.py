@@ -15,9 +15,13 @@ SMALL = ["--merchants", "6", "--days", "4"]
 
 def demo(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [*POSAUDIT, "demo", *SMALL, *args], capture_output=True, text=True, cwd=cwd, timeout=900,
+        [*POSAUDIT, "demo", *SMALL, *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=900,
         check=False,
-    )  # fmt: skip
+    )
 
 
 @pytest.mark.slow

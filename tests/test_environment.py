@@ -112,8 +112,18 @@ def test_the_readme_commands_install_from_the_lock() -> None:
 def _bin_without(folder: Path, *, leave_out: set[str]) -> Path:
     """A PATH folder of links to the tools the script uses, less ``leave_out``."""
     folder.mkdir()
-    for tool in ("bash", "env", "id", "grep", "ldconfig", "fc-list", "chromium", "pdftoppm",
-                 "systemd-analyze", "java"):  # fmt: skip
+    for tool in (
+        "bash",
+        "env",
+        "id",
+        "grep",
+        "ldconfig",
+        "fc-list",
+        "chromium",
+        "pdftoppm",
+        "systemd-analyze",
+        "java",
+    ):
         found = shutil.which(tool) or (f"/sbin/{tool}" if tool == "ldconfig" else None)
         if found and tool not in leave_out:
             (folder / tool).symlink_to(found)
@@ -127,8 +137,11 @@ def test_a_missing_system_package_is_named_in_one_line(tmp_path: Path) -> None:
     env = {"PATH": str(path), "HOME": str(tmp_path)}
     result = subprocess.run(
         [str(path / "bash"), str(SYSTEM_PACKAGES), "test"],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert result.returncode == 1
     assert result.stdout == ""
     assert result.stderr == (
@@ -138,6 +151,9 @@ def test_a_missing_system_package_is_named_in_one_line(tmp_path: Path) -> None:
     # the demo needs neither
     demo = subprocess.run(
         [str(path / "bash"), str(SYSTEM_PACKAGES), "demo"],
-        env=env, capture_output=True, text=True, check=False,
-    )  # fmt: skip
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert (demo.returncode, demo.stderr) == (0, "")

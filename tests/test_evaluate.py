@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import polars as pl
 
@@ -14,14 +14,24 @@ T = datetime
 def _findings(rows: list[tuple[str, str, str, str, str, datetime, datetime]]) -> pl.LazyFrame:
     return pl.LazyFrame(
         rows,
-        schema=["finding_id", "rule", "severity", "entity_type", "entity_id", "window_start", "window_end"],
+        schema=[
+            "finding_id",
+            "rule",
+            "severity",
+            "entity_type",
+            "entity_id",
+            "window_start",
+            "window_end",
+        ],
         orient="row",
     )
 
 
 def _truth(rows: list[tuple[str, str, str, str, datetime, datetime]]) -> pl.LazyFrame:
     return pl.LazyFrame(
-        rows, schema=["incident_id", "scenario", "entity_type", "entity_id", "start_ts", "end_ts"], orient="row"
+        rows,
+        schema=["incident_id", "scenario", "entity_type", "entity_id", "start_ts", "end_ts"],
+        orient="row",
     )
 
 
@@ -29,24 +39,28 @@ OPS = pl.LazyFrame({"operator_id": [f"O{i}" for i in range(2000)]})
 
 
 def test_overlap_and_entity_decide_a_match() -> None:
+    # the hour of both brute-force incidents, and a day inside the lockout incident
+    start, end = T(2026, 3, 4, 10), T(2026, 3, 4, 11)
+    march_2, march_3 = T(2026, 3, 2), T(2026, 3, 3)
+    day = timedelta(days=1)
     truth = _truth(
         [
-            ("G1", "pin_brute_force", "operator", "O1", T(2026, 3, 4, 10), T(2026, 3, 4, 11)),
-            ("G2", "pin_brute_force", "operator", "O2", T(2026, 3, 4, 10), T(2026, 3, 4, 11)),
+            ("G1", "pin_brute_force", "operator", "O1", start, end),
+            ("G2", "pin_brute_force", "operator", "O2", start, end),
             ("G3", "lockout_not_enforced", "terminal", "T1", T(2026, 3, 1), T(2026, 3, 30)),
         ]
     )
     findings = _findings(
         [
             # touches the incident's end: overlap is inclusive
-            ("F1", "pin_brute_force", "high", "operator", "O1", T(2026, 3, 4, 11), T(2026, 3, 4, 12)),
+            ("F1", "pin_brute_force", "high", "operator", "O1", end, T(2026, 3, 4, 12)),
             # right entity, window a day later: no match
-            ("F2", "pin_brute_force", "high", "operator", "O2", T(2026, 3, 5, 10), T(2026, 3, 5, 11)),
+            ("F2", "pin_brute_force", "high", "operator", "O2", start + day, end + day),
             # same id but another entity type: no match
-            ("F3", "lockout_not_enforced", "high", "operator", "T1", T(2026, 3, 2), T(2026, 3, 3)),
-            ("F4", "lockout_not_enforced", "medium", "terminal", "T1", T(2026, 3, 2), T(2026, 3, 3)),
+            ("F3", "lockout_not_enforced", "high", "operator", "T1", march_2, march_3),
+            ("F4", "lockout_not_enforced", "medium", "terminal", "T1", march_2, march_3),
             # info findings are health notes: neither precision nor recall
-            ("F5", "network_failure_burst", "info", "operator", "O2", T(2026, 3, 4, 10), T(2026, 3, 4, 11)),
+            ("F5", "network_failure_burst", "info", "operator", "O2", start, end),
         ]
     )
     result = evaluate(findings, truth, OPS)
@@ -67,7 +81,9 @@ def test_a_finding_may_detect_several_incidents_and_an_incident_needs_one_findin
             ("G2", "stale_pin", "operator", "O1", T(2026, 1, 15), T(2026, 3, 1)),
         ]
     )
-    findings = _findings([("F1", "weak_pins", "medium", "operator", "O1", T(2026, 1, 20), T(2026, 1, 25))])
+    findings = _findings(
+        [("F1", "weak_pins", "medium", "operator", "O1", T(2026, 1, 20), T(2026, 1, 25))]
+    )
     result = evaluate(findings, truth, OPS)
     assert result.recall.get_column("recall").to_list() == [1.0, 1.0]
     assert result.precision.get_column("precision").to_list() == [1.0]

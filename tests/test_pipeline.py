@@ -64,7 +64,9 @@ def test_rerun_adds_no_duplicate(audited: Path, tmp_path: Path) -> None:
     summary = json.loads(result.stdout)
     assert summary["new"] == 0 and summary["seen"] == before.height and summary["resolved"] == 0
     after = _findings(copy)
-    assert after.select("finding_id", "first_run_id").equals(before.select("finding_id", "first_run_id"))
+    assert after.select("finding_id", "first_run_id").equals(
+        before.select("finding_id", "first_run_id")
+    )
     assert set(after.get_column("run_id")) == {summary["run_id"]}
 
 
@@ -75,16 +77,30 @@ def test_detection_never_reads_labels(audited: Path, tmp_path: Path, sample_stor
     con.execute("DELETE FROM ground_truth")
     con.close()
     assert run("run", "--db", str(unlabelled)).returncode == 0
-    columns = ["finding_id", "rule", "severity", "score", "entity_id", "window_start", "window_end", "summary", "evidence"]
+    columns = [
+        "finding_id",
+        "rule",
+        "severity",
+        "score",
+        "entity_id",
+        "window_start",
+        "window_end",
+        "summary",
+        "evidence",
+    ]
     assert _findings(unlabelled).select(columns).equals(_findings(audited).select(columns))
 
 
 def test_findings_hold_no_pin_or_digest(audited: Path) -> None:
     findings = _findings(audited)
     store = Store.open(audited, read_only=True)
-    digests = set(store.frame("SELECT DISTINCT pin_digest FROM pin_events").get_column("pin_digest"))
+    digests = set(
+        store.frame("SELECT DISTINCT pin_digest FROM pin_events").get_column("pin_digest")
+    )
     store.close()
-    text = " ".join(findings.get_column("summary").to_list() + findings.get_column("evidence").to_list())
+    text = " ".join(
+        findings.get_column("summary").to_list() + findings.get_column("evidence").to_list()
+    )
     assert not {d for d in digests if d in text}
     assert not re.search(r"[0-9a-f]{64}", text)
     # no PIN of the world in any column of any table the run wrote to (findings, runs, ...)

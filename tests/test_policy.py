@@ -36,7 +36,10 @@ def test_policy_hash_follows_the_settings(tmp_path: Path) -> None:
     [
         ("[rules.stale_pins]\nmax_age_dayz = 60\n", "unknown key 'rules.stale_pins.max_age_dayz'"),
         ("[rules.no_such_rule]\nx = 1\n", "unknown key 'rules.no_such_rule'"),
-        ('[rules.pin_brute_force]\nmin_failures = "many"\n', "'rules.pin_brute_force.min_failures' must be int"),
+        (
+            '[rules.pin_brute_force]\nmin_failures = "many"\n',
+            "'rules.pin_brute_force.min_failures' must be int",
+        ),
         ("[rules.refund_bursts]\nwindow_minutes = -60\n", "must not be negative"),
         ("[rules.refund_bursts]\nwindow_minutes = 0\n", "must be positive"),
         ("[rules.operator_anomaly_scores]\ntop_fraction = 2.0\n", "is a share"),
@@ -48,5 +51,6 @@ def test_policy_hash_follows_the_settings(tmp_path: Path) -> None:
 def test_bad_policies_are_refused(tmp_path: Path, content: str, needle: str) -> None:
     policy = tmp_path / "p.toml"
     policy.write_text(content)
-    with pytest.raises(PolicyError, match=needle.replace("(", r"\(").replace("[", r"\[").replace(".", r"\.")):
+    pattern = needle.replace("(", r"\(").replace("[", r"\[").replace(".", r"\.")
+    with pytest.raises(PolicyError, match=pattern):
         load_policy(policy)

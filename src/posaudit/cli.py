@@ -44,7 +44,9 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
-pins_app = typer.Typer(help="PIN weakness checks (no PIN is ever stored or logged).", no_args_is_help=True)
+pins_app = typer.Typer(
+    help="PIN weakness checks (no PIN is ever stored or logged).", no_args_is_help=True
+)
 app.add_typer(pins_app, name="pins")
 
 err = Console(stderr=True, highlight=False)
@@ -52,7 +54,9 @@ out = Console(highlight=False)
 
 DbOption = Annotated[
     Path | None,
-    typer.Option("--db", help="The store (DuckDB file). Default: $POSAUDIT_DB or data/posaudit.duckdb."),
+    typer.Option(
+        "--db", help="The store (DuckDB file). Default: $POSAUDIT_DB or data/posaudit.duckdb."
+    ),
 ]
 
 
@@ -100,7 +104,8 @@ def _confirm_size(estimate: SimulationEstimate, *, yes: bool) -> None:
     if estimate.over_limit and not yes:
         fail(
             f"this world would take {estimate.describe()}, past the limit of "
-            f"{EVENTS_LIMIT:,} events: add --yes to simulate it anyway, or fewer --merchants or --days"
+            f"{EVENTS_LIMIT:,} events: add --yes to simulate it anyway, "
+            "or fewer --merchants or --days"
         )
     # on stdout, with what was done: stderr stays one line when the simulation then fails
     out.print(f"simulating {estimate.describe()} (estimated)", markup=False, soft_wrap=True)
@@ -147,15 +152,35 @@ def posaudit(
 @app.command()
 def simulate(
     db: DbOption = None,
-    scenario: Annotated[Path | None, typer.Option(help="Scenario file (TOML) over the built-in default.")] = None,
-    seed: Annotated[int, typer.Option(help="Random seed: the same seed gives the same tables.")] = 7,
-    days: Annotated[int | None, typer.Option(help="Days to simulate (with --append: days to add).")] = None,
+    scenario: Annotated[
+        Path | None, typer.Option(help="Scenario file (TOML) over the built-in default.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(help="Random seed: the same seed gives the same tables.")
+    ] = 7,
+    days: Annotated[
+        int | None, typer.Option(help="Days to simulate (with --append: days to add).")
+    ] = None,
     merchants: Annotated[int | None, typer.Option(help="Merchants in the world.")] = None,
     start: Annotated[str | None, typer.Option(help="First day, YYYY-MM-DD.")] = None,
-    append: Annotated[bool, typer.Option("--append", help="Continue the store's world for --days more days.")] = False,
-    no_fraud: Annotated[bool, typer.Option("--no-fraud", help="No attacks or abuse; conditions such as weak PINs stay.")] = False,
-    parquet: Annotated[Path | None, typer.Option(help="Also export every table as Parquet (Hive-partitioned by date) here.")] = None,
-    yes: Annotated[bool, typer.Option("--yes", help="Simulate a world past the size limit (100 million events) without asking.")] = False,
+    append: Annotated[
+        bool, typer.Option("--append", help="Continue the store's world for --days more days.")
+    ] = False,
+    no_fraud: Annotated[
+        bool,
+        typer.Option("--no-fraud", help="No attacks or abuse; conditions such as weak PINs stay."),
+    ] = False,
+    parquet: Annotated[
+        Path | None,
+        typer.Option(help="Also export every table as Parquet (Hive-partitioned by date) here."),
+    ] = None,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes",
+            help="Simulate a world past the size limit (100 million events) without asking.",
+        ),
+    ] = False,
 ) -> None:
     """Simulate a world of merchants, terminals and operators into the store.
 
@@ -173,13 +198,23 @@ def simulate(
     path = db or default_db_path()
     with user_errors():
         if append and (merchants is not None or start is not None or scenario is not None):
-            fail("--append continues the store's own world: drop --merchants, --start and --scenario")
+            fail(
+                "--append continues the store's own world: drop --merchants, --start and --scenario"
+            )
         check_seed(seed)
-        loaded = load_scenario(scenario, merchants=merchants, days=days if not append else (1 if days is None else days), start=start)
+        loaded = load_scenario(
+            scenario,
+            merchants=merchants,
+            days=days if not append else (1 if days is None else days),
+            start=start,
+        )
         if not append:
             Store.check_new_path(path)
             if path.exists():
-                fail(f"{path} already holds a world: add --append to continue it, or choose a new --db")
+                fail(
+                    f"{path} already holds a world: add --append to continue it, "
+                    "or choose a new --db"
+                )
         if parquet is not None and parquet.exists() and not parquet.is_dir():
             fail(f"--parquet {parquet} is a file, not a folder")
         if append and not path.exists():
@@ -197,7 +232,13 @@ def simulate(
                     bar.update(task, completed=done, total=total, note=f"{events:,} events")
 
                 summary = run_simulation(
-                    path, loaded, seed=seed, fraud_on=not no_fraud, append=append, parquet_dir=parquet, progress=tick
+                    path,
+                    loaded,
+                    seed=seed,
+                    fraud_on=not no_fraud,
+                    append=append,
+                    parquet_dir=parquet,
+                    progress=tick,
                 )
         except BaseException:
             if parquet_made:  # a half-written export is not left behind with no store to match
@@ -205,7 +246,8 @@ def simulate(
             raise
         finally:
             lock.release(path)
-    table = Table(title=f"{path}: days {summary.first_day + 1}-{summary.first_day + summary.days} from {summary.start}")
+    last_day = summary.first_day + summary.days
+    table = Table(title=f"{path}: days {summary.first_day + 1}-{last_day} from {summary.start}")
     table.add_column("table")
     table.add_column("rows written", justify="right")
     for name, rows in summary.rows.items():
@@ -247,7 +289,9 @@ def _run_error(exc: Exception, *, bad_input: bool) -> NoReturn:
     if bad_input or problem is not None:
         locked = isinstance(exc, StoreLockedError)
         message = str(problem if problem is not None else exc)
-        _run_failed(message, EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input")
+        _run_failed(
+            message, EXIT_LOCKED if locked else EXIT_BAD_INPUT, "locked" if locked else "bad_input"
+        )
     message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
     _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
 
@@ -258,7 +302,9 @@ def _not_run_note(summary: RunSummary) -> str:
     if not counts.not_run:
         return ""
     rules = ", ".join(counts.rules_not_run)
-    return f"; {counts.not_run:,} more open findings kept as they were, their rules not run ({rules})"
+    return (
+        f"; {counts.not_run:,} more open findings kept as they were, their rules not run ({rules})"
+    )
 
 
 def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
@@ -271,7 +317,10 @@ def _run_progress_note(name: str, fields: Mapping[str, object]) -> str:
         return f"{fields['findings']:,} findings from {fields['rules']} rules"
     if name == "write":
         not_run = f", {fields['not_run']:,} of rules not run" if fields.get("not_run") else ""
-        return f"{fields['new']:,} new, {fields['seen']:,} seen before, {fields['resolved']:,} resolved{not_run}"
+        return (
+            f"{fields['new']:,} new, {fields['seen']:,} seen before, "
+            f"{fields['resolved']:,} resolved{not_run}"
+        )
     return f"{fields['step']}: {fields['status']}"
 
 
@@ -287,14 +336,21 @@ def _spark_settings(
     pipeline: bool,
 ) -> SparkRun | None:
     """The Spark run asked for (None for the local engine); a bad value fails with exit 2."""
-    spark_only = {"--master": master, "--spark-conf": conf or None, "--parquet": parquet, "--buckets": buckets,
-                  "--spark-strategy": strategy, "--findings-out": findings_out}  # fmt: skip
+    spark_only = {
+        "--master": master,
+        "--spark-conf": conf or None,
+        "--parquet": parquet,
+        "--buckets": buckets,
+        "--spark-strategy": strategy,
+        "--findings-out": findings_out,
+    }
     if engine not in ("local", "spark"):
         fail(f"--engine must be local or spark, got {engine!r}")
     if engine == "local":
         given = [name for name, value in spark_only.items() if value is not None]
         if given:
-            fail(f"{', '.join(given)} {'applies' if len(given) == 1 else 'apply'} only with --engine spark")
+            verb = "applies" if len(given) == 1 else "apply"
+            fail(f"{', '.join(given)} {verb} only with --engine spark")
         return None
     from posaudit.spark.runner import STRATEGIES, SparkRun
     from posaudit.spark.session import (
@@ -310,7 +366,10 @@ def _spark_settings(
     if buckets is not None and buckets < 1:
         fail(f"--buckets must be at least 1, got {buckets}")
     if findings_out is not None and pipeline:
-        fail("--findings-out leaves the store unwritten, so the pipeline's steps have nothing to read: drop one")
+        fail(
+            "--findings-out leaves the store unwritten, "
+            "so the pipeline's steps have nothing to read: drop one"
+        )
     if findings_out is not None and findings_out.exists() and not findings_out.is_dir():
         fail(f"--findings-out {findings_out} is a file, not a folder")
     if parquet is not None and parquet.exists() and not parquet.is_dir():
@@ -324,13 +383,20 @@ def _spark_settings(
     if problem:
         fail(problem)
     return SparkRun(
-        master=chosen, conf=settings, strategy=strategy or "shards", parquet=parquet,  # type: ignore[arg-type]
-        buckets=buckets, findings_out=findings_out,
-    )  # fmt: skip
+        master=chosen,
+        conf=settings,
+        strategy=strategy or "shards",  # type: ignore[arg-type]
+        parquet=parquet,
+        buckets=buckets,
+        findings_out=findings_out,
+    )
 
 
 def _run_on_spark(
-    path: Path, policy: Policy, settings: SparkRun, on_event: Callable[[str, Mapping[str, object]], None]
+    path: Path,
+    policy: Policy,
+    settings: SparkRun,
+    on_event: Callable[[str, Mapping[str, object]], None],
 ) -> RunSummary:
     """``posaudit run --engine spark``: the run, its errors turned into the run's exit codes."""
     from posaudit.spark.export import MANIFEST
@@ -338,13 +404,17 @@ def _run_on_spark(
     from posaudit.store import Store
 
     # data kept only as an export needs no store when the findings go to Parquet
-    parquet_only = settings.findings_out is not None and settings.parquet is not None and (
-        settings.parquet / MANIFEST
-    ).exists()  # fmt: skip
+    parquet_only = (
+        settings.findings_out is not None
+        and settings.parquet is not None
+        and (settings.parquet / MANIFEST).exists()
+    )
     store = None
     try:
         if not parquet_only:
-            store = Store.open(path, read_only=settings.findings_out is not None, purpose="run --engine spark")
+            store = Store.open(
+                path, read_only=settings.findings_out is not None, purpose="run --engine spark"
+            )
         return run_spark(settings, policy, store=store, on_event=on_event)
     except Exception as exc:
         _run_error(exc, bad_input=isinstance(exc, StoreError | SparkSetupError | ConfigError))
@@ -367,21 +437,109 @@ def _check_output_root(root: Path) -> None:
 @app.command()
 def run(
     db: DbOption = None,
-    policy: Annotated[Path | None, typer.Option(help="Policy file (TOML) over the built-in default.")] = None,
-    full: Annotated[bool, typer.Option("--full", help="Re-run every rule over all data, not only what new data can change.")] = False,
-    pipeline: Annotated[Path | None, typer.Option(help="A run definition (pipelines/*.toml): detect, then its output steps.")] = None,
-    out_dir: Annotated[Path | None, typer.Option("--out", help="Root folder of the pipeline's outputs (default: its `out`).")] = None,
-    fail_on: Annotated[str | None, typer.Option("--fail-on", help="Exit 4 when a new finding at or above this severity appears (info, low, medium, high, critical).")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON summary line, no table.")] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")] = False,
-    log_json: Annotated[bool, typer.Option("--log-json", help="Log each stage as a JSON line on stderr.")] = False,
-    engine: Annotated[str, typer.Option("--engine", help="local (DuckDB and Polars on this machine) or spark (the same rules per bucket on Spark; always a full run).")] = "local",
-    master: Annotated[str | None, typer.Option("--master", help="Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, yarn, k8s://URL, sc://HOST:PORT (Spark Connect).")] = None,
-    spark_conf: Annotated[list[str] | None, typer.Option("--spark-conf", help="A Spark setting KEY=VALUE for --engine spark, repeatable (spark.executor.memory=8g).")] = None,
-    parquet: Annotated[Path | None, typer.Option("--parquet", help="--engine spark: the bucketed export to read; a new or empty folder gets the store exported into it first (default: a temporary export).")] = None,
-    buckets: Annotated[int | None, typer.Option("--buckets", help="--engine spark: buckets of a new export (default: 4 per Spark core, at least 8).")] = None,
-    spark_strategy: Annotated[str | None, typer.Option("--spark-strategy", help="--engine spark: shards (one task per bucket reads its own files; default) or groupby (Spark reads and groups by bucket).")] = None,
-    findings_out: Annotated[Path | None, typer.Option("--findings-out", help="--engine spark: write the findings as Parquet into this folder instead of into the store.")] = None,
+    policy: Annotated[
+        Path | None, typer.Option(help="Policy file (TOML) over the built-in default.")
+    ] = None,
+    full: Annotated[
+        bool,
+        typer.Option(
+            "--full", help="Re-run every rule over all data, not only what new data can change."
+        ),
+    ] = False,
+    pipeline: Annotated[
+        Path | None,
+        typer.Option(help="A run definition (pipelines/*.toml): detect, then its output steps."),
+    ] = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Root folder of the pipeline's outputs (default: its `out`)."),
+    ] = None,
+    fail_on: Annotated[
+        str | None,
+        typer.Option(
+            "--fail-on",
+            help=(
+                "Exit 4 when a new finding at or above this severity appears "
+                "(info, low, medium, high, critical)."
+            ),
+        ),
+    ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print only the JSON summary line, no table.")
+    ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")
+    ] = False,
+    log_json: Annotated[
+        bool, typer.Option("--log-json", help="Log each stage as a JSON line on stderr.")
+    ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help=(
+                "local (DuckDB and Polars on this machine) or spark "
+                "(the same rules per bucket on Spark; always a full run)."
+            ),
+        ),
+    ] = "local",
+    master: Annotated[
+        str | None,
+        typer.Option(
+            "--master",
+            help=(
+                "Spark master for --engine spark: local[*] (default), local[N], spark://HOST:PORT, "
+                "yarn, k8s://URL, sc://HOST:PORT (Spark Connect)."
+            ),
+        ),
+    ] = None,
+    spark_conf: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--spark-conf",
+            help=(
+                "A Spark setting KEY=VALUE for --engine spark, "
+                "repeatable (spark.executor.memory=8g)."
+            ),
+        ),
+    ] = None,
+    parquet: Annotated[
+        Path | None,
+        typer.Option(
+            "--parquet",
+            help=(
+                "--engine spark: the bucketed export to read; a new or empty folder gets the store "
+                "exported into it first (default: a temporary export)."
+            ),
+        ),
+    ] = None,
+    buckets: Annotated[
+        int | None,
+        typer.Option(
+            "--buckets",
+            help="--engine spark: buckets of a new export (default: 4 per Spark core, at least 8).",
+        ),
+    ] = None,
+    spark_strategy: Annotated[
+        str | None,
+        typer.Option(
+            "--spark-strategy",
+            help=(
+                "--engine spark: shards (one task per bucket reads its own files; default) "
+                "or groupby (Spark reads and groups by bucket)."
+            ),
+        ),
+    ] = None,
+    findings_out: Annotated[
+        Path | None,
+        typer.Option(
+            "--findings-out",
+            help=(
+                "--engine spark: write the findings as Parquet into this folder "
+                "instead of into the store."
+            ),
+        ),
+    ] = None,
 ) -> None:
     """Run the detection rules and scores over what changed since the last run (or --full).
 
@@ -409,9 +567,15 @@ def run(
         threshold = fail_on or (definition.fail_on if definition else None)
         loaded = load_policy(policy or (definition.policy if definition else None))
         spark_run = _spark_settings(
-            engine, master=master, conf=spark_conf or [], parquet=parquet, buckets=buckets,
-            strategy=spark_strategy, findings_out=findings_out, pipeline=definition is not None,
-        )  # fmt: skip
+            engine,
+            master=master,
+            conf=spark_conf or [],
+            parquet=parquet,
+            buckets=buckets,
+            strategy=spark_strategy,
+            findings_out=findings_out,
+            pipeline=definition is not None,
+        )
     if definition is not None:
         _check_output_root(out_dir or definition.out)
     path = db or default_db_path()
@@ -423,9 +587,19 @@ def run(
 
         def on_event(name: str, fields: Mapping[str, object]) -> None:
             if bars:
-                bar.update(task, advance=1, description=stages.pop(0), note=_run_progress_note(name, fields))
+                bar.update(
+                    task,
+                    advance=1,
+                    description=stages.pop(0),
+                    note=_run_progress_note(name, fields),
+                )
             elif not quiet:
-                err.print(event_line(name, fields, as_json=log_json), markup=False, highlight=False, soft_wrap=True)
+                err.print(
+                    event_line(name, fields, as_json=log_json),
+                    markup=False,
+                    highlight=False,
+                    soft_wrap=True,
+                )
 
         if spark_run is not None:
             summary = _run_on_spark(path, loaded, spark_run, on_event)
@@ -435,14 +609,24 @@ def run(
             except StoreError as exc:
                 _run_error(exc, bad_input=True)
             try:
-                summary = run_pipeline(store, loaded, full=full or (definition is not None and definition.mode == "full"),
-                                       on_event=on_event)  # fmt: skip
+                summary = run_pipeline(
+                    store,
+                    loaded,
+                    full=full or (definition is not None and definition.mode == "full"),
+                    on_event=on_event,
+                )
             except Exception as exc:
                 _run_error(exc, bad_input=isinstance(exc, StoreError | ConfigError))
             finally:
                 store.close()
         results = (
-            run_steps(definition, db=path, out=out_dir or definition.out, summary=summary, on_event=on_event)
+            run_steps(
+                definition,
+                db=path,
+                out=out_dir or definition.out,
+                summary=summary,
+                on_event=on_event,
+            )
             if definition is not None
             else []
         )
@@ -452,7 +636,10 @@ def run(
     record = summary.to_record() | {"fail_on": threshold, "alert": alert, "exit_code": code}
     record |= step_summary(definition, results)
     if failed:
-        record |= {"status": "failed", "error": "; ".join(f"step {r.step}: {r.error}" for r in failed)}
+        record |= {
+            "status": "failed",
+            "error": "; ".join(f"step {r.step}: {r.error}" for r in failed),
+        }
     if not (as_json or quiet):
         counts = summary.open_by_family_and_severity
         table = Table(title=f"{summary.run_id}: open findings")
@@ -462,18 +649,24 @@ def run(
             table.add_row(*[f"{v:,}" if isinstance(v, int) else str(v) for v in row])
         out.print(table)
         out.print(
-            f"{summary.findings_open:,} open findings: {summary.new:,} new, {summary.seen:,} seen before "
-            f"({summary.counts.carried:,} carried over), {summary.resolved:,} resolved{_not_run_note(summary)}; "
+            f"{summary.findings_open:,} open findings: {summary.new:,} new, "
+            f"{summary.seen:,} seen before ({summary.counts.carried:,} carried over), "
+            f"{summary.resolved:,} resolved{_not_run_note(summary)}; "
             f"read {summary.rows_read:,} rows in {summary.seconds:.1f} s ({summary.reason})",
-            markup=False, soft_wrap=True,
-        )  # fmt: skip
+            markup=False,
+            soft_wrap=True,
+        )
     for r in failed:
         err.print(f"posaudit: error: step {r.step} failed: {r.error}", markup=False, soft_wrap=True)
     if alert and not failed and not quiet:
         count = summary.new_at_or_above(threshold)  # type: ignore[arg-type]
         if log_json:
-            err.print(event_line("alert", {"new_at_or_above": count, "fail_on": threshold}, as_json=True), markup=False,
-                      highlight=False, soft_wrap=True)  # fmt: skip
+            err.print(
+                event_line("alert", {"new_at_or_above": count, "fail_on": threshold}, as_json=True),
+                markup=False,
+                highlight=False,
+                soft_wrap=True,
+            )
         else:
             err.print(f"posaudit: {count:,} new findings at or above {threshold}", markup=False)
     _run_line(record)
@@ -484,7 +677,9 @@ def run(
 @app.command()
 def evaluate(
     db: DbOption = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="The run to evaluate (default: the latest).")] = None,
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="The run to evaluate (default: the latest).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Compare a run's findings with the simulator's ground truth: recall and precision.
@@ -500,9 +695,15 @@ def evaluate(
     with user_errors():
         store = Store.open(path, read_only=True)
         try:
-            runs = store.query("SELECT run_id FROM pipeline_runs WHERE status = 'succeeded' ORDER BY started_at DESC, run_id DESC")
+            runs = store.query(
+                "SELECT run_id FROM pipeline_runs WHERE status = 'succeeded' "
+                "ORDER BY started_at DESC, run_id DESC"
+            )
             if not runs:
-                fail(f"{path} has no successful run to evaluate: run `posaudit run --db {path}` first")
+                fail(
+                    f"{path} has no successful run to evaluate: "
+                    f"run `posaudit run --db {path}` first"
+                )
             chosen = run_id or str(runs[0][0])
             if chosen not in {str(r[0]) for r in runs}:
                 fail(f"no successful run {chosen!r} in {path}")
@@ -517,14 +718,24 @@ def evaluate(
     for column in ("scenario", "incidents", "detected", "recall", "by its own rules"):
         recall.add_column(column, justify="left" if column == "scenario" else "right")
     for row in result.recall.iter_rows(named=True):
-        recall.add_row(row["scenario"], f"{row['incidents']:,}", f"{row['detected']:,}", f"{row['recall']:.3f}",
-                       f"{row['recall_own']:.3f}")  # fmt: skip
+        recall.add_row(
+            row["scenario"],
+            f"{row['incidents']:,}",
+            f"{row['detected']:,}",
+            f"{row['recall']:.3f}",
+            f"{row['recall_own']:.3f}",
+        )
     out.print(recall)
     precision = Table(title=f"{chosen}: precision per rule (severity above info)")
     for column in ("rule", "findings", "true positives", "precision"):
         precision.add_column(column, justify="left" if column == "rule" else "right")
     for row in result.precision.iter_rows(named=True):
-        precision.add_row(row["rule"], f"{row['findings']:,}", f"{row['true_positives']:,}", f"{row['precision']:.3f}")
+        precision.add_row(
+            row["rule"],
+            f"{row['findings']:,}",
+            f"{row['true_positives']:,}",
+            f"{row['precision']:.3f}",
+        )
     out.print(precision)
     out.print(
         f"unmatched findings above 'low': {result.unmatched_above_low:,} "
@@ -580,12 +791,24 @@ def lab(
 
 @app.command()
 def report(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report files (created if absent).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the report files (created if absent).")
+    ],
     db: DbOption = None,
-    run_id: Annotated[str | None, typer.Option("--run", help="The run to report on (default: the latest).")] = None,
-    formats: Annotated[str, typer.Option("--format", help="Comma-separated: html,pdf,xlsx,csv,parquet.")] = "html,pdf,xlsx,csv,parquet",
+    run_id: Annotated[
+        str | None, typer.Option("--run", help="The run to report on (default: the latest).")
+    ] = None,
+    formats: Annotated[
+        str, typer.Option("--format", help="Comma-separated: html,pdf,xlsx,csv,parquet.")
+    ] = "html,pdf,xlsx,csv,parquet",
     lang: Annotated[str, typer.Option("--lang", help="Language of the report: en or zh.")] = "en",
-    mask_operators: Annotated[bool, typer.Option("--mask-operators", help="Replace operator names, numbers and ids with stable pseudonyms.")] = False,
+    mask_operators: Annotated[
+        bool,
+        typer.Option(
+            "--mask-operators",
+            help="Replace operator names, numbers and ids with stable pseudonyms.",
+        ),
+    ] = False,
 ) -> None:
     """Write a run's audit report: HTML, PDF, Excel workbook, and the findings as CSV and Parquet.
 
@@ -599,22 +822,34 @@ def report(
             if lang not in ("en", "zh"):
                 fail(f"--lang must be en or zh, got {lang!r}")
             chosen = parse_formats(formats)
-            result = build_report(path, out_dir, run_id=run_id, formats=chosen, lang=lang,  # type: ignore[arg-type]
-                                  mask_operators=mask_operators)  # fmt: skip
+            result = build_report(
+                path,
+                out_dir,
+                run_id=run_id,
+                formats=chosen,
+                lang=lang,  # type: ignore[arg-type]
+                mask_operators=mask_operators,
+            )
         except ReportError as exc:
             fail(str(exc))
         except OSError as exc:  # a full disk, a read-only folder: nothing that looks whole is left
             fail(f"cannot write the report to {out_dir}: {exc.strerror or exc}")
-    out.print(f"{result.run_id}: {result.findings:,} findings reported in {result.seconds['total']:.1f} s")
+    out.print(
+        f"{result.run_id}: {result.findings:,} findings reported in {result.seconds['total']:.1f} s"
+    )
     for kind, written in result.paths.items():
         out.print(f"{kind:8} {written}", markup=False, soft_wrap=True)
 
 
 @app.command()
 def export(
-    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the Parquet files (one folder per table).")],
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for the Parquet files (one folder per table).")
+    ],
     db: DbOption = None,
-    flat: Annotated[bool, typer.Option("--flat", help="One file per table instead of Hive partitions by date.")] = False,
+    flat: Annotated[
+        bool, typer.Option("--flat", help="One file per table instead of Hive partitions by date.")
+    ] = False,
 ) -> None:
     """Export every table of the store as Parquet, event tables Hive-partitioned by date.
 
@@ -641,7 +876,10 @@ def export(
 
 @pins_app.command("check")
 def pins_check(
-    operator_no: Annotated[str | None, typer.Option("--operator-no", help="Also flag PINs built from this operator number.")] = None,
+    operator_no: Annotated[
+        str | None,
+        typer.Option("--operator-no", help="Also flag PINs built from this operator number."),
+    ] = None,
 ) -> None:
     """Classify candidate PINs read from stdin, one a line: prints PIN<TAB>CLASS ('-' when none).
 
@@ -657,7 +895,9 @@ def pins_check(
     if operator_no is not None and (len(operator_no) != 2 or not operator_no.isdigit()):
         fail(f"--operator-no must be two digits, got {operator_no!r}")
     classes = classify_pins(candidates, operator_no=operator_no)
-    sys.stdout.write("".join(f"{pin}\t{cls}\n" for pin, cls in zip(candidates, classes, strict=True)))
+    sys.stdout.write(
+        "".join(f"{pin}\t{cls}\n" for pin, cls in zip(candidates, classes, strict=True))
+    )
 
 
 # posaudit_meta marks the stores `posaudit demo` made: the only files it may replace.
@@ -691,12 +931,20 @@ def _check_demo_may_replace(path: Path) -> None:
 
 @app.command()
 def demo(
-    out_dir: Annotated[Path, typer.Option("--out", help="Where the demo's outputs go.")] = Path("out"),
+    out_dir: Annotated[
+        Path,
+        typer.Option("--out", help="Where the demo's outputs go."),
+    ] = Path("out"),
     db: DbOption = None,
     merchants: Annotated[int, typer.Option(help="Merchants in the demo world.")] = 200,
     days: Annotated[int, typer.Option(help="Days in the demo world.")] = 30,
     seed: Annotated[int, typer.Option(help="Random seed.")] = 7,
-    yes: Annotated[bool, typer.Option("--yes", help="Build a world past the size limit (100 million events) without asking.")] = False,
+    yes: Annotated[
+        bool,
+        typer.Option(
+            "--yes", help="Build a world past the size limit (100 million events) without asking."
+        ),
+    ] = False,
 ) -> None:
     """The main job: simulate the default world into a fresh store, audit it and write the report.
 
@@ -732,9 +980,13 @@ def demo(
             with _progress(_interactive()) as bar:
                 task = bar.add_task("simulating", total=loaded.days, note="")
                 summary = run_simulation(
-                    building, loaded, seed=seed,
-                    progress=lambda d, t, e: bar.update(task, completed=d, total=t, note=f"{e:,} events"),
-                )  # fmt: skip
+                    building,
+                    loaded,
+                    seed=seed,
+                    progress=lambda d, t, e: bar.update(
+                        task, completed=d, total=t, note=f"{e:,} events"
+                    ),
+                )
             marked = Store.open(building, purpose="demo")
             try:
                 marked.set_meta(DEMO_META_KEY, DEMO_META_VALUE)

@@ -63,17 +63,28 @@ def merge_settings(
             continue
         if isinstance(current, float) and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        same_type = isinstance(value, type(current)) and isinstance(value, bool) == isinstance(current, bool)
+        # True is an int to isinstance: a switch takes no number, a number no switch
+        bool_matches = isinstance(value, bool) == isinstance(current, bool)
+        same_type = isinstance(value, type(current)) and bool_matches
         if not same_type:
-            msg = f"{source}: '{path}' must be {type(current).__name__}, not {type(value).__name__} ({value!r})"
+            msg = (
+                f"{source}: '{path}' must be {type(current).__name__}, "
+                f"not {type(value).__name__} ({value!r})"
+            )
             raise ConfigError(msg)
-        if isinstance(value, list) and current and any(not isinstance(v, type(current[0])) for v in value):
+        if (
+            isinstance(value, list)
+            and current
+            and any(not isinstance(v, type(current[0])) for v in value)
+        ):
             msg = f"{source}: '{path}' must be a list of {type(current[0]).__name__}"
             raise ConfigError(msg)
         if isinstance(value, float) and not math.isfinite(value):
             msg = f"{source}: '{path}' must be a finite number (got {value})"
             raise ConfigError(msg)
-        if isinstance(value, list) and any(isinstance(v, float) and not math.isfinite(v) for v in value):
+        if isinstance(value, list) and any(
+            isinstance(v, float) and not math.isfinite(v) for v in value
+        ):
             msg = f"{source}: '{path}' must hold finite numbers (got {value})"
             raise ConfigError(msg)
         if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:

@@ -21,21 +21,37 @@ def matches(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
     """Pairs of (finding, incident) where the finding detects the incident."""
     return (
         findings.select(
-            "finding_id", "rule", "severity",
-            pl.col("entity_type").cast(pl.String), "entity_id", "window_start", "window_end",
-        )  # fmt: skip
+            "finding_id",
+            "rule",
+            "severity",
+            pl.col("entity_type").cast(pl.String),
+            "entity_id",
+            "window_start",
+            "window_end",
+        )
         .join(
             ground_truth.select(
-                "incident_id", "scenario", pl.col("entity_type").cast(pl.String), "entity_id", "start_ts", "end_ts"
+                "incident_id",
+                "scenario",
+                pl.col("entity_type").cast(pl.String),
+                "entity_id",
+                "start_ts",
+                "end_ts",
             ),
             on=["entity_type", "entity_id"],
         )
-        .filter((pl.col("window_start") <= pl.col("end_ts")) & (pl.col("start_ts") <= pl.col("window_end")))
+        .filter(
+            (pl.col("window_start") <= pl.col("end_ts"))
+            & (pl.col("start_ts") <= pl.col("window_end"))
+        )
     )
 
 
 def recall_by_scenario(
-    findings: pl.LazyFrame, ground_truth: pl.LazyFrame, *, rules_for: dict[str, list[str]] | None = None
+    findings: pl.LazyFrame,
+    ground_truth: pl.LazyFrame,
+    *,
+    rules_for: dict[str, list[str]] | None = None,
 ) -> pl.LazyFrame:
     """Per scenario: incidents, incidents detected (by any finding above 'info'), recall.
 
@@ -45,18 +61,31 @@ def recall_by_scenario(
     """
     pairs = matches(findings.filter(ACCUSING), ground_truth)
     detected = pairs.select("incident_id").unique().with_columns(pl.lit(True).alias("detected"))
-    out = ground_truth.select("incident_id", "scenario").join(detected, on="incident_id", how="left")
-    aggs = [pl.len().alias("incidents"), pl.col("detected").fill_null(False).sum().alias("detected")]
+    out = ground_truth.select("incident_id", "scenario").join(
+        detected, on="incident_id", how="left"
+    )
+    aggs = [
+        pl.len().alias("incidents"),
+        pl.col("detected").fill_null(False).sum().alias("detected"),
+    ]
     if rules_for is not None:
         own_rules = pl.LazyFrame(
-            [(s, r) for s, rules in rules_for.items() for r in rules], schema=["scenario", "rule"], orient="row"
+            [(s, r) for s, rules in rules_for.items() for r in rules],
+            schema=["scenario", "rule"],
+            orient="row",
         )
         own = pairs.join(own_rules, on=["scenario", "rule"]).select("incident_id").unique()
         out = out.join(own.with_columns(pl.lit(True).alias("own")), on="incident_id", how="left")
         aggs.append(pl.col("own").fill_null(False).sum().alias("detected_own"))
-    result = out.group_by("scenario").agg(aggs).with_columns((pl.col("detected") / pl.col("incidents")).alias("recall"))
+    result = (
+        out.group_by("scenario")
+        .agg(aggs)
+        .with_columns((pl.col("detected") / pl.col("incidents")).alias("recall"))
+    )
     if rules_for is not None:
-        result = result.with_columns((pl.col("detected_own") / pl.col("incidents")).alias("recall_own"))
+        result = result.with_columns(
+            (pl.col("detected_own") / pl.col("incidents")).alias("recall_own")
+        )
     return result.sort("scenario")
 
 
@@ -68,7 +97,9 @@ def precision_by_rule(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.
         accusing.select("finding_id", "rule")
         .join(hits.with_columns(pl.lit(True).alias("hit")), on="finding_id", how="left")
         .group_by("rule")
-        .agg(pl.len().alias("findings"), pl.col("hit").fill_null(False).sum().alias("true_positives"))
+        .agg(
+            pl.len().alias("findings"), pl.col("hit").fill_null(False).sum().alias("true_positives")
+        )
         .with_columns((pl.col("true_positives") / pl.col("findings")).alias("precision"))
         .sort("rule")
     )
@@ -101,7 +132,9 @@ class Evaluation:
         }
 
 
-def evaluate(findings: pl.LazyFrame, ground_truth: pl.LazyFrame, operators: pl.LazyFrame) -> Evaluation:
+def evaluate(
+    findings: pl.LazyFrame, ground_truth: pl.LazyFrame, operators: pl.LazyFrame
+) -> Evaluation:
     """Recall per scenario, precision per rule and the false-alarm rate of one run's findings."""
     from posaudit.rules import all_rules
 

@@ -111,13 +111,15 @@ WEAKNESS_LABELS: Final[dict[str, str]] = {
 }
 NO_CLASS: Final = "-"
 
-# The 3x4 keypad of phones and POS terminals, as (row, column): 1 2 3 / 4 5 6 / 7 8 9 / _ 0 _.
+# The 3x4 keypad of phones and POS terminals, row by row (no key left and right of the 0),
+# and each key's place on it as (row, column).
+_KEYPAD_ROWS: Final = ("123", "456", "789", " 0 ")
 KEYPAD: Final[dict[int, tuple[int, int]]] = {
-    1: (0, 0), 2: (0, 1), 3: (0, 2),
-    4: (1, 0), 5: (1, 1), 6: (1, 2),
-    7: (2, 0), 8: (2, 1), 9: (2, 2),
-    0: (3, 1),
-}  # fmt: skip
+    int(key): (row, column)
+    for row, keys in enumerate(_KEYPAD_ROWS)
+    for column, key in enumerate(keys)
+    if key != " "
+}
 _KEY_AT: Final = {place: key for key, place in KEYPAD.items()}
 # Straight lines of three keys: rows, columns (the middle one twice, 2-5-8 and 5-8-0), diagonals.
 KEYPAD_LINES: Final = ("123", "456", "789", "147", "258", "580", "369", "159", "357")

@@ -29,8 +29,12 @@ def audited(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     """An audited store whose busiest merchant has a hostile name."""
     path = tmp_path_factory.mktemp("report-faults") / "audited.duckdb"
     shutil.copy(sample_store, path)
-    done = subprocess.run([*POSAUDIT, "run", "--db", str(path), "--quiet"], capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [*POSAUDIT, "run", "--db", str(path), "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     store = Store.open(path)
     try:
@@ -86,8 +90,9 @@ def test_a_report_killed_at_any_moment_leaves_no_file_that_looks_whole(
     assert len(expected) == 5
     for share in KILL_SHARES:
         out = tmp_path / f"killed-{share}"
-        process = subprocess.Popen(report(audited, out), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        process = subprocess.Popen(
+            report(audited, out), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(seconds * share)
         workers = list(spawned_workers(process.pid))
         process.send_signal(signal.SIGKILL)
@@ -112,8 +117,12 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 512 KiB file system: a report of the sample world does not fit on it."""
     mount = tmp_path / "small"
     mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
-                          capture_output=True, text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(mount)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     if done.returncode != 0:
         pytest.skip(f"cannot mount a small file system here: {done.stderr.strip()}")
     try:
@@ -145,8 +154,12 @@ def test_hostile_names_reach_the_reader_harmless(audited: Path, tmp_path: Path) 
         assert not any(c in text for c in "\x00\x1b\u202e"), "a control character got through"
     assert '"\'=HYPERLINK(""http://x"",""y"") Shop[2J ' in csv
     assert "=HYPERLINK(&#34;http://x&#34;,&#34;y&#34;) Shop[2J" in html
-    pdf = subprocess.run(["pdftotext", "-layout", str(out / "posaudit-report-run-00001-en.pdf"),
-                          "-"], capture_output=True, text=True, check=True).stdout  # fmt: skip
+    pdf = subprocess.run(
+        ["pdftotext", "-layout", str(out / "posaudit-report-run-00001-en.pdf"), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     assert "\u202e" not in pdf and "Shop" in pdf
     # the long name breaks inside the page: no text line is wider than the page's
     assert max(len(line) for line in pdf.splitlines()) < 200

@@ -67,8 +67,12 @@ def audited(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     """A store audited once: appends and runs both have work to do on a copy of it."""
     path = tmp_path_factory.mktemp("audited") / "audited.duckdb"
     shutil.copy(sample_store, path)
-    done = subprocess.run([*POSAUDIT, "run", "--db", str(path), "--quiet"], capture_output=True,
-                          text=True, check=False)  # fmt: skip
+    done = subprocess.run(
+        [*POSAUDIT, "run", "--db", str(path), "--quiet"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     return path
 
@@ -92,8 +96,9 @@ def test_a_writer_killed_at_any_moment_loses_nothing(
     original = audited.read_bytes()
     for share in KILL_SHARES:
         path = Path(shutil.copy(audited, tmp_path / "killed.duckdb"))
-        process = subprocess.Popen(command(kind, path), stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)  # fmt: skip
+        process = subprocess.Popen(
+            command(kind, path), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
         time.sleep(seconds * share)
         process.send_signal(signal.SIGKILL)
         code = process.wait(timeout=120)

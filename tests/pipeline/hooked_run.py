@@ -68,7 +68,9 @@ def install(wanted: str, action: str) -> None:
 if __name__ == "__main__":
     point, _, action = sys.argv[1].partition(":")
     if point not in HOOK_POINTS or action not in ("", "fail"):
-        sys.exit(f"unknown hook {sys.argv[1]!r}: one of {', '.join(HOOK_POINTS)}, then :fail or not")
+        sys.exit(
+            f"unknown hook {sys.argv[1]!r}: one of {', '.join(HOOK_POINTS)}, then :fail or not"
+        )
     install(point, action)
     from posaudit.cli import main
 

@@ -30,8 +30,19 @@ POSAUDIT = [sys.executable, "-m", "posaudit"]
 HOOKED = [sys.executable, str(Path(__file__).with_name("hooked_run.py"))]
 REPO = Path(__file__).resolve().parents[2]
 DATA_SAMPLES = REPO / "data_samples" / "world"
-FINDING_COLUMNS = ["finding_id", "rule", "window_start", "window_end", "severity", "score", "entity_type",
-                   "entity_id", "merchant_id", "summary", "evidence"]  # fmt: skip
+FINDING_COLUMNS = [
+    "finding_id",
+    "rule",
+    "window_start",
+    "window_end",
+    "severity",
+    "score",
+    "entity_type",
+    "entity_id",
+    "merchant_id",
+    "summary",
+    "evidence",
+]
 
 
 def cli(
@@ -88,9 +99,12 @@ def frame(path: Path, sql: str) -> pl.DataFrame:
 def findings(path: Path, where: str = "status = 'open'") -> pl.DataFrame:
     return frame(
         path,
-        "SELECT finding_id, run_id, first_run_id, rule, CAST(severity AS VARCHAR) AS severity, score, "
-        "CAST(entity_type AS VARCHAR) AS entity_type, entity_id, merchant_id, window_start, window_end, summary, "
-        f"CAST(evidence AS VARCHAR) AS evidence, status, resolved_run_id FROM findings WHERE {where} ORDER BY finding_id",
+        "SELECT finding_id, run_id, first_run_id, rule, "
+        "CAST(severity AS VARCHAR) AS severity, score, "
+        "CAST(entity_type AS VARCHAR) AS entity_type, entity_id, merchant_id, "
+        "window_start, window_end, summary, "
+        "CAST(evidence AS VARCHAR) AS evidence, status, resolved_run_id "
+        f"FROM findings WHERE {where} ORDER BY finding_id",
     )
 
 

@@ -73,9 +73,7 @@ def test_the_scheduled_runs_were_incremental(chain: dict[str, object]) -> None:
     assert chain["full"].mode == "full"  # type: ignore[attr-defined]
 
 
-def test_nightly_runs_through_a_week_equal_one_full_run(
-    sample_store: Path, tmp_path: Path
-) -> None:
+def test_nightly_runs_through_a_week_equal_one_full_run(sample_store: Path, tmp_path: Path) -> None:
     """Day by day to the end of a week: the score keeps last week's model while the week
     runs, fits the week's own model the night its Sunday arrives, and always agrees with a
     full run over the same data."""
@@ -101,7 +99,8 @@ def test_incremental_findings_equal_a_full_run(chain: dict[str, object], rule: s
     assert once.height > 0, f"{rule}: no findings to compare"
     keys = ["finding_id", "window_start", "window_end"]
     assert scheduled.select(keys).equals(once.select(keys)), (
-        f"{rule}: only incremental {scheduled.join(once, on=keys, how='anti').select(keys).to_dicts()[:3]}, "
+        f"{rule}: only incremental "
+        f"{scheduled.join(once, on=keys, how='anti').select(keys).to_dicts()[:3]}, "
         f"only full {once.join(scheduled, on=keys, how='anti').select(keys).to_dicts()[:3]}"
     )
     assert scheduled.equals(once), rule
@@ -179,22 +178,28 @@ def test_events_loaded_late_are_audited_from_their_day(
     # a burst of wrong PINs on one operator, eleven days before the end, loaded now
     con.execute(
         "INSERT INTO login_events SELECT 'LATE' || lpad(CAST(i AS VARCHAR), 3, '0'), "
-        "TIMESTAMP '2026-09-12 10:00:00' + INTERVAL (i * 20) SECOND, o.terminal_id, o.operator_no, o.operator_id, "
+        "TIMESTAMP '2026-09-12 10:00:00' + INTERVAL (i * 20) SECOND, "
+        "o.terminal_id, o.operator_no, o.operator_id, "
         "'wrong_pin' FROM range(30) r(i), (SELECT * FROM operators ORDER BY operator_id LIMIT 1) o"
     )
     con.close()
     fresh = copy(store, tmp_path / "fresh.duckdb")
     con = duckdb.connect(str(fresh))
     con.execute(
-        "DELETE FROM findings; DELETE FROM pipeline_runs; DELETE FROM posaudit_meta WHERE key LIKE 'pipeline.%'"
+        "DELETE FROM findings; DELETE FROM pipeline_runs; "
+        "DELETE FROM posaudit_meta WHERE key LIKE 'pipeline.%'"
     )
     con.close()
     late = run_here(store)
     assert late.mode == "incremental" and "from 2026-09-12 on" in late.reason
     assert run_here(fresh).mode == "full"
     assert comparable(findings(store)).equals(comparable(findings(fresh)))
-    assert findings(store, "rule = 'pin_brute_force' AND window_start >= TIMESTAMP '2026-09-12 10:00:00' "
-                           "AND window_start < TIMESTAMP '2026-09-12 10:01:00'").height == 1  # fmt: skip
+    late_attack = findings(
+        store,
+        "rule = 'pin_brute_force' AND window_start >= TIMESTAMP '2026-09-12 10:00:00' "
+        "AND window_start < TIMESTAMP '2026-09-12 10:01:00'",
+    )
+    assert late_attack.height == 1
 
 
 def test_a_changed_operator_table_means_a_full_run(
@@ -203,7 +208,8 @@ def test_a_changed_operator_table_means_a_full_run(
     store = copy(chain["scheduled"], tmp_path / "operators.duckdb")  # type: ignore[arg-type]
     con = duckdb.connect(str(store))
     con.execute(
-        "UPDATE operators SET can_refund = NOT can_refund WHERE operator_id = (SELECT min(operator_id) FROM operators)"
+        "UPDATE operators SET can_refund = NOT can_refund "
+        "WHERE operator_id = (SELECT min(operator_id) FROM operators)"
     )
     con.close()
     summary = run_here(store)
@@ -211,18 +217,26 @@ def test_a_changed_operator_table_means_a_full_run(
 
 
 @pytest.mark.parametrize(
-    "mistake", ["score without the kept 28-day context", "sales not read through the refunds' links"]
+    "mistake",
+    ["score without the kept 28-day context", "sales not read through the refunds' links"],
 )
-def test_the_equality_check_can_fail(chain: dict[str, object], base: Path, tmp_path: Path,
-                                     monkeypatch: pytest.MonkeyPatch, mistake: str) -> None:  # fmt: skip
-    """Runs that read less than the rules need differ from a full run, and the comparison sees it."""
+def test_the_equality_check_can_fail(
+    chain: dict[str, object],
+    base: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    mistake: str,
+) -> None:
+    """Runs that read less than the rules need differ from a full run, and the comparison sees
+    it."""
     if mistake.startswith("score"):
         # the new days' 28-day sums counted from the new days alone
         kept_context = run_score.context_rows
         monkeypatch.setattr(
             run_score, "context_rows", lambda store, day: kept_context(store, day).clear()
         )
-        name, lookback = "operator_anomaly_scores", registry.RULES["operator_anomaly_scores"].lookback
+        name = "operator_anomaly_scores"
+        lookback = registry.RULES[name].lookback
     else:
         # a refund's sale found only within a minute before it, not through original_txn_id
         name, lookback = "refunds_without_sale", timedelta(minutes=1)

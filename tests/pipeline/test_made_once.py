@@ -41,9 +41,7 @@ def audited(sample_store: Path, tmp_path: Path) -> Iterator[Store]:
     store.close()
 
 
-def _made(
-    store: Store, policy_text: str | None = None, tmp: Path | None = None
-) -> Kept:
+def _made(store: Store, policy_text: str | None = None, tmp: Path | None = None) -> Kept:
     policy = load_policy()
     if policy_text is not None and tmp is not None:
         (tmp / "policy.toml").write_text(policy_text)

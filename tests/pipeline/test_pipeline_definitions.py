@@ -146,7 +146,8 @@ def test_a_failing_step_exits_1_after_the_others_ran(sample_world: Path, tmp_pat
     store = copy(sample_world, tmp_path / "steps.duckdb")
     definition = tmp_path / "steps.toml"
     definition.write_text(
-        "[[steps]]\nstep = 'detect'\n[[steps]]\nstep = 'report'\nfolder = 'report'\nformats = ['csv']\n"
+        "[[steps]]\nstep = 'detect'\n"
+        "[[steps]]\nstep = 'report'\nfolder = 'report'\nformats = ['csv']\n"
         "[[steps]]\nstep = 'evaluate'\nfolder = 'quality'\n"
     )
     out = tmp_path / "out"

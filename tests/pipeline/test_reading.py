@@ -41,9 +41,7 @@ def _columns(store: Store, names: list[str]) -> ColumnsUsed:
     )
     tables = {n for r in rules for n in r.inputs} - DERIVED_INPUTS - set(DERIVED_TABLES)
     tables |= {"transactions"}
-    return columns_used(
-        rules, load_policy(), {n: store.schema(n) for n in tables}, derived
-    )
+    return columns_used(rules, load_policy(), {n: store.schema(n) for n in tables}, derived)
 
 
 def test_a_rule_reads_only_the_columns_its_plan_uses(store: Store) -> None:
@@ -87,7 +85,9 @@ def test_a_derived_table_from_the_rows_it_needs_equals_it_from_the_whole_table(
     before = read.filter(pl.col("ts") < since)
     named = after.get_column("original_txn_id").drop_nulls()
     assert before.get_column("original_txn_id").is_in(named.implode()).all()
-    expected = whole.filter((pl.col("ts") < since) & pl.col("original_txn_id").is_in(named.implode()))
+    expected = whole.filter(
+        (pl.col("ts") < since) & pl.col("original_txn_id").is_in(named.implode())
+    )
     assert_frame_equal(before.sort(order), expected.sort(order), check_dtypes=False)
 
 

@@ -17,11 +17,35 @@ pytestmark = pytest.mark.slow
 PIPELINES = Path(__file__).resolve().parents[2] / "pipelines"
 STAGES = ["plan", "read", "detect", "write"]
 SUMMARY_KEYS = {
-    "run_id", "status", "mode", "reason", "previous_run_id", "started_at", "finished_at", "seconds", "data_from",
-    "data_to", "watermark", "rows_read", "findings", "new", "seen", "carried", "reopened", "resolved",
-    "not_run", "rules_not_run", "new_by_severity", "rules_over_all_data", "policy_hash", "code_version", "stage_seconds", "fail_on", "alert",
+    "run_id",
+    "status",
+    "mode",
+    "reason",
+    "previous_run_id",
+    "started_at",
+    "finished_at",
+    "seconds",
+    "data_from",
+    "data_to",
+    "watermark",
+    "rows_read",
+    "findings",
+    "new",
+    "seen",
+    "carried",
+    "reopened",
+    "resolved",
+    "not_run",
+    "rules_not_run",
+    "new_by_severity",
+    "rules_over_all_data",
+    "policy_hash",
+    "code_version",
+    "stage_seconds",
+    "fail_on",
+    "alert",
     "exit_code",
-}  # fmt: skip
+}
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +83,13 @@ def test_logs_json_logs_and_quiet(store: Path) -> None:
 def test_a_terminal_gets_a_progress_bar(store: Path) -> None:
     leader, follower = pty.openpty()
     env = {k: v for k, v in os.environ.items() if k != "CI"} | {"COLUMNS": "120"}
-    process = subprocess.Popen([*POSAUDIT, "run", "--db", str(store)], stdout=subprocess.PIPE, stderr=follower,
-                               text=True, env=env)  # fmt: skip
+    process = subprocess.Popen(
+        [*POSAUDIT, "run", "--db", str(store)],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        text=True,
+        env=env,
+    )
     os.close(follower)
     screen = b""
     while True:
@@ -80,16 +109,19 @@ def test_a_terminal_gets_a_progress_bar(store: Path) -> None:
     assert summary_line(stdout)["mode"] == "incremental"
 
 
-def test_an_output_root_that_is_a_file_is_refused_before_the_run(store: Path, tmp_path: Path) -> None:
+def test_an_output_root_that_is_a_file_is_refused_before_the_run(
+    store: Path, tmp_path: Path
+) -> None:
     """The run is not committed when its output steps could not be written."""
     before = store.read_bytes()
     target = tmp_path / "outputs"
     target.write_text("a file, not a folder\n")
+    nightly = str(PIPELINES / "nightly.toml")
     for out in (target, target / "nightly"):
-        result = cli("run", "--db", str(store), "--pipeline", str(PIPELINES / "nightly.toml"),
-                     "--out", str(out))  # fmt: skip
+        result = cli("run", "--db", str(store), "--pipeline", nightly, "--out", str(out))
         assert result.returncode == 2, result.stderr
         assert result.stderr == (
-            f"posaudit: error: --out {out}: {target} is a file, not a folder for the run's outputs\n"
+            f"posaudit: error: --out {out}: {target} is a file, "
+            "not a folder for the run's outputs\n"
         )
         assert store.read_bytes() == before

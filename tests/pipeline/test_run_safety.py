@@ -95,8 +95,11 @@ def test_a_second_run_exits_at_once_with_code_3(due: Path, tmp_path: Path) -> No
         rf"\(pid {first.process.pid}: run, since \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\)\n",
         second.stderr,
     ), second.stderr
-    assert summary_line(second.stdout) == {"status": "locked", "error": second.stderr.strip()[len("posaudit: error: "):],
-                                           "exit_code": 3}  # fmt: skip
+    assert summary_line(second.stdout) == {
+        "status": "locked",
+        "error": second.stderr.strip()[len("posaudit: error: ") :],
+        "exit_code": 3,
+    }
     assert took < 30  # start-up only: no waiting for the lock
     assert reader.returncode == 3
     assert run_here(store).mode == "incremental"
@@ -116,7 +119,8 @@ def test_a_failed_run_is_recorded_and_changes_no_finding(due: Path, tmp_path: Pa
     assert summary["status"] == "failed" and summary["exit_code"] == 1
     runs = frame(
         store,
-        "SELECT run_id, CAST(status AS VARCHAR) AS status, error FROM pipeline_runs ORDER BY run_id",
+        "SELECT run_id, CAST(status AS VARCHAR) AS status, error FROM pipeline_runs "
+        "ORDER BY run_id",
     )
     assert runs.get_column("status").to_list() == ["succeeded", "failed"]
     assert "failing at computed" in runs.get_column("error")[1]

@@ -41,8 +41,12 @@ def test_the_cron_lines_run_shipped_definitions() -> None:
 
 
 def _verify(folder: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["systemd-analyze", "verify", *(str(p) for p in sorted(folder.iterdir()))],
-                          capture_output=True, text=True, timeout=120)  # fmt: skip
+    return subprocess.run(
+        ["systemd-analyze", "verify", *(str(p) for p in sorted(folder.iterdir()))],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 @pytest.mark.skipif(

@@ -85,15 +85,23 @@ class World:
     def operator(self, operator_id: str, merchant_id: str = "M000001") -> None:
         terminal_id, operator_no = operator_id.split("-")
         self.operators.append(
-            {"operator_id": operator_id, "terminal_id": terminal_id,
-             "merchant_id": merchant_id, "operator_no": operator_no}
-        )  # fmt: skip
+            {
+                "operator_id": operator_id,
+                "terminal_id": terminal_id,
+                "merchant_id": merchant_id,
+                "operator_no": operator_no,
+            }
+        )
 
     def merchant(self, merchant_id: str = "M000001", category: str = "cafe") -> None:
         self.merchants.append(
-            {"merchant_id": merchant_id, "category": category, "opens_at": time(8),
-             "closes_at": time(22)}
-        )  # fmt: skip
+            {
+                "merchant_id": merchant_id,
+                "category": category,
+                "opens_at": time(8),
+                "closes_at": time(22),
+            }
+        )
 
     def txn(self, txn_id: str, ts: datetime, operator_id: str = CLERK, **kw: Any) -> None:
         terminal_id = operator_id.split("-")[0]
@@ -120,19 +128,33 @@ class World:
         kw = {"amount_fen": sale["amount_fen"], "card_token": sale["card_token"]} | kw
         self.txn(txn_id, ts, kind="refund", original_txn_id=sale_id, **kw)
 
-    def login(self, ts: datetime, operator_id: str = CLERK, outcome: str = "success",
-              terminal_id: str | None = None) -> None:  # fmt: skip
+    def login(
+        self,
+        ts: datetime,
+        operator_id: str = CLERK,
+        outcome: str = "success",
+        terminal_id: str | None = None,
+    ) -> None:
         terminal = terminal_id or operator_id.split("-")[0]
         self.logins.append(
-            {"event_id": f"L{len(self.logins)}", "ts": ts, "terminal_id": terminal,
-             "operator_id": operator_id, "outcome": outcome}
-        )  # fmt: skip
+            {
+                "event_id": f"L{len(self.logins)}",
+                "ts": ts,
+                "terminal_id": terminal,
+                "operator_id": operator_id,
+                "outcome": outcome,
+            }
+        )
 
     def lockout(self, ts: datetime, operator_id: str = CLERK) -> None:
         self.lockouts.append(
-            {"lockout_id": f"K{len(self.lockouts)}", "terminal_id": operator_id.split("-")[0],
-             "operator_id": operator_id, "locked_at": ts}
-        )  # fmt: skip
+            {
+                "lockout_id": f"K{len(self.lockouts)}",
+                "terminal_id": operator_id.split("-")[0],
+                "operator_id": operator_id,
+                "locked_at": ts,
+            }
+        )
 
     def frames(self) -> list[pl.LazyFrame]:
         return [
@@ -190,8 +212,9 @@ def busy_world(seed: int = 1, *, operators_per_merchant: int = 20, days: int = 2
                 world.login(at(day, 8, 50), op, "wrong_pin")
             world.login(at(day, 9), op)
             for i in range(rng.randint(15, 25)):
-                world.txn(f"{op}-{day}-{i}", at(day, 10, i), op,
-                          amount_fen=rng.randint(1_000, 9_000))  # fmt: skip
+                world.txn(
+                    f"{op}-{day}-{i}", at(day, 10, i), op, amount_fen=rng.randint(1_000, 9_000)
+                )
             if rng.random() < 0.3:
                 world.refund(f"R{op}-{day}", at(day, 16), f"{op}-{day}-0", operator_id=op)
     return world
@@ -463,9 +486,13 @@ def test_finding_ids_name_the_rule_operator_and_day_whatever_the_row_order() -> 
     assert found.height > 0
     for finding in found.iter_rows(named=True):
         key = "|".join(
-            ("operator_anomaly_scores", "operator", finding["entity_id"],
-             f"{finding['window_start']:%Y-%m-%dT%H:%M:%S.%f}")
-        )  # fmt: skip
+            (
+                "operator_anomaly_scores",
+                "operator",
+                finding["entity_id"],
+                f"{finding['window_start']:%Y-%m-%dT%H:%M:%S.%f}",
+            )
+        )
         assert finding["finding_id"] == hashlib.sha256(key.encode()).hexdigest()[:20], key
     shuffled = [
         frame.collect().sample(fraction=1.0, shuffle=True, seed=3).lazy() for frame in frames
@@ -519,9 +546,13 @@ def test_registered_with_its_inputs_and_scenario() -> None:
     registered = RULES["operator_anomaly_scores"]
     assert registered.family == "scores" and registered.entity_type == "operator"
     assert registered.inputs == (
-        "operator_terminal_days", "login_events", "lockouts", "operators", "merchants",
+        "operator_terminal_days",
+        "login_events",
+        "lockouts",
+        "operators",
+        "merchants",
         "approved_refunds",
-    )  # fmt: skip
+    )
     assert registered.lookback == timedelta(days=CONTEXT_DAYS)
     assert registered.scenarios == ("friendly_refunds",)
     assert registered.parameters["seed"] == 0
@@ -539,10 +570,10 @@ def test_the_fit_sample_is_the_same_whole_or_in_parts() -> None:
     from posaudit.score.operators import fit_sample, sample_key
 
     days = pl.date_range(date(2026, 1, 1), date(2026, 3, 31), eager=True)
-    frame = pl.DataFrame(
-        {"operator_id": [f"T{t:06d}-{o:02d}" for t in range(40) for o in range(5)]}
-    ).join(pl.DataFrame({"day": days}), how="cross").with_columns(
-        pl.col("operator_id").str.slice(0, 7).alias("merchant_id")
+    frame = (
+        pl.DataFrame({"operator_id": [f"T{t:06d}-{o:02d}" for t in range(40) for o in range(5)]})
+        .join(pl.DataFrame({"day": days}), how="cross")
+        .with_columns(pl.col("operator_id").str.slice(0, 7).alias("merchant_id"))
     )
     whole = fit_sample(frame, total=frame.height, fit_rows=2_000)
     parts = pl.concat(

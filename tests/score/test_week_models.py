@@ -43,12 +43,15 @@ def test_a_week_is_scored_by_its_own_model_once_complete_else_by_the_last() -> N
     # the data's first week, incomplete, has no week before it: scored by itself
     assert dict(week_plan(days[:3]).iter_rows()) == {MONDAY: MONDAY}
     # a week before with too few days of data is no reference
-    stub = [MONDAY + timedelta(days=5), MONDAY + timedelta(days=6), MONDAY + timedelta(days=7)]
-    assert dict(week_plan(stub).iter_rows())[MONDAY + timedelta(days=7)] == MONDAY + timedelta(days=7)
+    next_monday = MONDAY + timedelta(days=7)
+    stub = [MONDAY + timedelta(days=5), MONDAY + timedelta(days=6), next_monday]
+    assert dict(week_plan(stub).iter_rows())[next_monday] == next_monday
 
 
 def _activity(days: int) -> pl.DataFrame:
-    world = with_friendly_refunds(with_loud_outlier(busy_world(operators_per_merchant=8, days=days)))
+    world = with_friendly_refunds(
+        with_loud_outlier(busy_world(operators_per_merchant=8, days=days))
+    )
     return operator_day_activity(*activity_inputs(*world.frames())).collect()
 
 

@@ -20,10 +20,15 @@ from tests.conftest import SAMPLE_DAYS, SAMPLE_MERCHANTS, SAMPLE_SEED, build_sto
 from tests.pin_leaks import pins_in_folder, pins_in_store, pins_in_text
 
 ORDER = {
-    "merchants": "merchant_id", "terminals": "terminal_id", "operators": "operator_id",
-    "pin_events": "event_id", "login_events": "event_id", "lockouts": "lockout_id",
-    "transactions": "txn_id", "ground_truth": "incident_id",
-}  # fmt: skip
+    "merchants": "merchant_id",
+    "terminals": "terminal_id",
+    "operators": "operator_id",
+    "pin_events": "event_id",
+    "login_events": "event_id",
+    "lockouts": "lockout_id",
+    "transactions": "txn_id",
+    "ground_truth": "incident_id",
+}
 
 
 def _tables(path: Path) -> dict[str, pl.DataFrame]:
@@ -51,12 +56,12 @@ def test_same_seed_same_parquet_bytes(tmp_path: Path) -> None:
         path = tmp_path / f"{name}.duckdb"
         build_store(path, merchants=5, days=3, seed=9)
         store = Store.open(path, read_only=True)
-        store.export_parquet(tmp_path / f"parquet-{name}")
+        folder = tmp_path / f"parquet-{name}"
+        store.export_parquet(folder)
         store.close()
-        files = sorted(p.relative_to(tmp_path / f"parquet-{name}") for p in (tmp_path / f"parquet-{name}").rglob("*.parquet"))
+        files = sorted(p.relative_to(folder) for p in folder.rglob("*.parquet"))
         # `simulations` records when and how fast each run went: the world's tables must match
-        outputs.append({f: (tmp_path / f"parquet-{name}" / f).read_bytes() for f in files
-                        if f.parts[0] != "simulations"})  # fmt: skip
+        outputs.append({f: (folder / f).read_bytes() for f in files if f.parts[0] != "simulations"})
     assert outputs[0].keys() == outputs[1].keys()
     assert any("date=" in str(f) for f in outputs[0])  # event tables are partitioned by day
     assert outputs[0] == outputs[1]
@@ -98,15 +103,35 @@ def _exposures(path: Path) -> dict[str, float]:
     try:
         q = lambda sql: float(store.query(sql)[0][0])  # noqa: E731
         days = q("SELECT count(DISTINCT CAST(ts AS DATE)) FROM transactions")
-        operators, terminals = q("SELECT count(*) FROM operators"), q("SELECT count(*) FROM terminals")
+        operators = q("SELECT count(*) FROM operators")
+        terminals = q("SELECT count(*) FROM terminals")
         sales = q("SELECT count(*) FROM transactions WHERE kind = 'sale' AND status = 'approved'")
     finally:
         store.close()
-    out = dict.fromkeys(("pin_brute_force", "credential_sharing", "takeover_refund", "off_hours_refunds",
-                         "refund_burst", "round_amount_refunds"), operators * days / 1000)  # fmt: skip
-    out |= dict.fromkeys(("refund_without_sale", "refund_over_sale", "refund_without_permission",
-                          "refund_other_card"), sales / 1000)  # fmt: skip
-    return out | {"operator_enumeration": terminals * days / 1000, "lockout_not_enforced": terminals}
+    out = dict.fromkeys(
+        (
+            "pin_brute_force",
+            "credential_sharing",
+            "takeover_refund",
+            "off_hours_refunds",
+            "refund_burst",
+            "round_amount_refunds",
+        ),
+        operators * days / 1000,
+    )
+    out |= dict.fromkeys(
+        (
+            "refund_without_sale",
+            "refund_over_sale",
+            "refund_without_permission",
+            "refund_other_card",
+        ),
+        sales / 1000,
+    )
+    return out | {
+        "operator_enumeration": terminals * days / 1000,
+        "lockout_not_enforced": terminals,
+    }
 
 
 def _prevalence(path: Path) -> dict[str, float]:
@@ -115,26 +140,34 @@ def _prevalence(path: Path) -> dict[str, float]:
     try:
         q = lambda sql: float(store.query(sql)[0][0])  # noqa: E731
         days = q("SELECT count(DISTINCT CAST(ts AS DATE)) FROM transactions")
-        operators, terminals = q("SELECT count(*) FROM operators"), q("SELECT count(*) FROM terminals")
+        operators = q("SELECT count(*) FROM operators")
+        terminals = q("SELECT count(*) FROM terminals")
         sales = q("SELECT count(*) FROM transactions WHERE kind = 'sale' AND status = 'approved'")
         incidents = dict(store.query("SELECT scenario, count(*) FROM ground_truth GROUP BY ALL"))
         takeover_refunds = q(
             "SELECT count(*) FROM ground_truth g JOIN transactions t ON g.entity_id = t.txn_id "
             "WHERE g.scenario = 'refund_other_card' AND EXISTS ("
-            "SELECT 1 FROM ground_truth h WHERE h.scenario = 'takeover_refund' AND h.entity_id = t.operator_id "
+            "SELECT 1 FROM ground_truth h "
+            "WHERE h.scenario = 'takeover_refund' AND h.entity_id = t.operator_id "
             "AND t.ts BETWEEN h.start_ts AND h.end_ts)"
         )
     finally:
         store.close()
     per = {
-        "pin_brute_force": operators * days, "operator_enumeration": terminals * days,
-        "credential_sharing": operators * days, "takeover_refund": operators * days,
-        "off_hours_refunds": operators * days, "refund_burst": operators * days,
-        "round_amount_refunds": operators * days, "refund_without_sale": sales,
-        "refund_over_sale": sales, "refund_without_permission": sales,
-    }  # fmt: skip
+        "pin_brute_force": operators * days,
+        "operator_enumeration": terminals * days,
+        "credential_sharing": operators * days,
+        "takeover_refund": operators * days,
+        "off_hours_refunds": operators * days,
+        "refund_burst": operators * days,
+        "round_amount_refunds": operators * days,
+        "refund_without_sale": sales,
+        "refund_over_sale": sales,
+        "refund_without_permission": sales,
+    }
     out = {name: 1000 * int(incidents.get(name, 0)) / exposure for name, exposure in per.items()}  # type: ignore[call-overload]
-    out["refund_other_card"] = 1000 * (int(incidents.get("refund_other_card", 0)) - takeover_refunds) / sales  # type: ignore[call-overload]
+    other_card = int(incidents.get("refund_other_card", 0))  # type: ignore[call-overload]
+    out["refund_other_card"] = 1000 * (other_card - takeover_refunds) / sales
     out["lockout_not_enforced"] = int(incidents.get("lockout_not_enforced", 0)) / terminals  # type: ignore[call-overload]
     return out
 
@@ -155,9 +188,9 @@ def test_prevalence_holds_across_world_sizes(tmp_path: Path) -> None:
             assert rate > 0
             # within 10 %, or (in the smallest world) as near as whole incidents can be
             expected_incidents = rate * exposures[path][name]
-            assert abs(value / rate - 1) <= 0.10 or abs(value - rate) * exposures[path][name] <= 0.5 + 1e-9, (
-                path.name, name, value, rate, expected_incidents,
-            )
+            within = abs(value / rate - 1) <= 0.10
+            nearest = abs(value - rate) * exposures[path][name] <= 0.5 + 1e-9
+            assert within or nearest, (path.name, name, value, rate, expected_incidents)
 
 
 def test_human_pins_have_the_published_shape() -> None:
@@ -191,9 +224,16 @@ def test_the_weak_pin_ground_truth_follows_the_classifier() -> None:
     world = _world_for(scenario, 3)
     horizon = world.start_us + 10 * 86_400_000_000
     timeline = build_pin_timeline(
-        world, 3, horizon, weak_share=0.6, default_share=0.15, shared_share=0.15, reused_share=0.1,
-        stale_share=0.5, forgotten_per_year=1.0,
-    )  # fmt: skip
+        world,
+        3,
+        horizon,
+        weak_share=0.6,
+        default_share=0.15,
+        shared_share=0.15,
+        reused_share=0.1,
+        stale_share=0.5,
+        forgotten_per_year=1.0,
+    )
     periods = pin_periods(world, timeline, horizon)
     ops, pins = periods.get_column("op").to_numpy(), periods.get_column("pin").to_numpy()
     labelled = weak_classes(world, ops, pins).tolist()
@@ -206,8 +246,15 @@ def test_the_weak_pin_ground_truth_follows_the_classifier() -> None:
 
 
 def _pin_events(timeline: PinTimeline) -> pl.DataFrame:
-    return pl.DataFrame({"op": timeline.operator, "ts": timeline.ts_us, "kind": timeline.kind,
-                         "actor": timeline.actor, "pin": timeline.pin})  # fmt: skip
+    return pl.DataFrame(
+        {
+            "op": timeline.operator,
+            "ts": timeline.ts_us,
+            "kind": timeline.kind,
+            "actor": timeline.actor,
+            "pin": timeline.pin,
+        }
+    )
 
 
 def test_a_longer_horizon_only_adds_pin_events() -> None:
@@ -240,14 +287,16 @@ def test_world_pins_are_the_pins_behind_every_digest(tmp_path: Path) -> None:
     assert all(re.fullmatch(r"\d{6}", pin) for pins in held.values() for pin in pins)
 
 
-def test_no_plaintext_pin_in_any_table_parquet_or_log(tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_no_plaintext_pin_in_any_table_parquet_or_log(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     from typer.testing import CliRunner
 
     from posaudit.cli import app
 
     path = tmp_path / "w.duckdb"
-    result = CliRunner().invoke(app, ["simulate", "--db", str(path), "--merchants", "10", "--days", "4",
-                                      "--seed", "13", "--parquet", str(tmp_path / "pq")])  # fmt: skip
+    world = ["--db", str(path), "--merchants", "10", "--days", "4", "--seed", "13"]
+    result = CliRunner().invoke(app, ["simulate", *world, "--parquet", str(tmp_path / "pq")])
     assert result.exit_code == 0, result.output
     held = world_pins(path)
     pins = frozenset().union(*held.values())

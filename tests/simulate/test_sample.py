@@ -10,9 +10,16 @@ from posaudit.store import Store, read_parquet_table
 from tests.conftest import SAMPLE_DAYS, SAMPLE_MERCHANTS, SAMPLE_SEED
 
 SAMPLE = Path(__file__).parents[2] / "data_samples" / "world"
-KEYS = {"merchants": "merchant_id", "terminals": "terminal_id", "operators": "operator_id",
-        "pin_events": "event_id", "login_events": "event_id", "lockouts": "lockout_id",
-        "transactions": "txn_id", "ground_truth": "incident_id"}  # fmt: skip
+KEYS = {
+    "merchants": "merchant_id",
+    "terminals": "terminal_id",
+    "operators": "operator_id",
+    "pin_events": "event_id",
+    "login_events": "event_id",
+    "lockouts": "lockout_id",
+    "transactions": "txn_id",
+    "ground_truth": "incident_id",
+}
 
 
 def test_sample_equals_a_fresh_simulation(sample_store: Path) -> None:
@@ -22,7 +29,11 @@ def test_sample_equals_a_fresh_simulation(sample_store: Path) -> None:
             fresh = store.frame(f"SELECT * FROM {table} ORDER BY {key}")
             committed = read_parquet_table(SAMPLE, table).collect()
             fresh = fresh.with_columns(
-                [pl.col(c).cast(pl.String) for c, t in fresh.schema.items() if isinstance(t, pl.Categorical | pl.Enum)]
+                [
+                    pl.col(c).cast(pl.String)
+                    for c, t in fresh.schema.items()
+                    if isinstance(t, pl.Categorical | pl.Enum)
+                ]
             )
             assert committed.height == fresh.height, table
             assert committed.equals(fresh.select(committed.columns)), table

@@ -21,11 +21,18 @@ def _frame(path: Path, sql: str) -> pl.DataFrame:
 def test_fees_follow_the_fee_table(sample_store: Path) -> None:
     sales = _frame(
         sample_store,
-        "SELECT t.channel::VARCHAR AS channel, t.amount_fen, t.fee_fen, m.fee_class::VARCHAR AS fee_class, "
+        "SELECT t.channel::VARCHAR AS channel, t.amount_fen, t.fee_fen, "
+        "m.fee_class::VARCHAR AS fee_class, "
         "m.discount_rate_bp FROM transactions t JOIN merchants m USING (merchant_id) "
         "WHERE t.kind = 'sale' AND t.status = 'approved'",
     )
-    base_bp = {"debit_card": 50, "credit_card": 60, "alipay_qr": 38, "wechat_qr": 38, "unionpay_qr": 38}
+    base_bp = {
+        "debit_card": 50,
+        "credit_card": 60,
+        "alipay_qr": 38,
+        "wechat_qr": 38,
+        "unionpay_qr": 38,
+    }
     expected = sales.with_columns(
         pl.when(pl.col("fee_class") == "charity")
         .then(0)
@@ -35,17 +42,23 @@ def test_fees_follow_the_fee_table(sample_store: Path) -> None:
         .alias("bp")
     ).with_columns(((pl.col("amount_fen") * pl.col("bp") + 5_000) // 10_000).alias("fee"))
     expected = expected.with_columns(
-        pl.when(pl.col("channel") == "debit_card").then(pl.min_horizontal("fee", pl.lit(2_000))).otherwise("fee").alias("fee")
+        pl.when(pl.col("channel") == "debit_card")
+        .then(pl.min_horizontal("fee", pl.lit(2_000)))
+        .otherwise("fee")
+        .alias("fee")
     )
     assert sales.height > 10_000
     assert {"standard", "discount", "charity"} <= set(sales.get_column("fee_class").unique())
     mismatched = expected.filter(pl.col("fee") != pl.col("fee_fen"))
     assert mismatched.height == 0, mismatched.head()
     # the debit cap binds somewhere in the world
-    assert expected.filter((pl.col("channel") == "debit_card") & (pl.col("fee_fen") == 2_000)).height > 0
+    capped = expected.filter((pl.col("channel") == "debit_card") & (pl.col("fee_fen") == 2_000))
+    assert capped.height > 0
 
 
-def test_no_fee_on_refunds_declines_and_transfers_and_voids_reverse_the_sale(sample_store: Path) -> None:
+def test_no_fee_on_refunds_declines_and_transfers_and_voids_reverse_the_sale(
+    sample_store: Path,
+) -> None:
     other = _frame(
         sample_store,
         "SELECT kind::VARCHAR AS kind, status::VARCHAR AS status, fee_fen FROM transactions "
@@ -54,8 +67,10 @@ def test_no_fee_on_refunds_declines_and_transfers_and_voids_reverse_the_sale(sam
     assert other.get_column("fee_fen").abs().sum() == 0
     voids = _frame(
         sample_store,
-        "SELECT v.fee_fen AS void_fee, s.fee_fen AS sale_fee, v.batch_no = s.batch_no AS same_batch "
-        "FROM transactions v JOIN transactions s ON v.original_txn_id = s.txn_id WHERE v.kind = 'void'",
+        "SELECT v.fee_fen AS void_fee, s.fee_fen AS sale_fee, "
+        "v.batch_no = s.batch_no AS same_batch "
+        "FROM transactions v JOIN transactions s ON v.original_txn_id = s.txn_id "
+        "WHERE v.kind = 'void'",
     )
     assert voids.height > 0
     assert (voids.get_column("void_fee") == -voids.get_column("sale_fee")).all()
@@ -65,7 +80,8 @@ def test_no_fee_on_refunds_declines_and_transfers_and_voids_reverse_the_sale(sam
 def test_trace_numbers_increase_by_one_per_terminal(sample_store: Path) -> None:
     gaps = _frame(
         sample_store,
-        "SELECT terminal_id, trace_no - lag(trace_no) OVER (PARTITION BY terminal_id ORDER BY ts, trace_no) AS step "
+        "SELECT terminal_id, "
+        "trace_no - lag(trace_no) OVER (PARTITION BY terminal_id ORDER BY ts, trace_no) AS step "
         "FROM transactions QUALIFY step IS NOT NULL",
     )
     assert gaps.height > 10_000
@@ -75,7 +91,8 @@ def test_trace_numbers_increase_by_one_per_terminal(sample_store: Path) -> None:
 def test_batches_settle_daily(sample_store: Path) -> None:
     per_day = _frame(
         sample_store,
-        "SELECT terminal_id, CAST(ts AS DATE) AS day, count(DISTINCT batch_no) AS batches FROM transactions "
+        "SELECT terminal_id, CAST(ts AS DATE) AS day, count(DISTINCT batch_no) AS batches "
+        "FROM transactions "
         "WHERE kind = 'sale' GROUP BY ALL",
     )
     assert (per_day.get_column("batches") == 1).all()
@@ -87,37 +104,76 @@ def test_lockouts_follow_each_terminals_setting(sample_store: Path) -> None:
         "SELECT terminal_id, operator_id, ts, outcome::VARCHAR AS outcome FROM login_events "
         "WHERE operator_id IS NOT NULL AND outcome IN ('success', 'wrong_pin')",
     )
-    lockouts = _frame(sample_store, "SELECT terminal_id, operator_id, locked_at, unlocked_at FROM lockouts")
-    terminals = _frame(sample_store, "SELECT terminal_id, lockout_threshold, lockout_minutes FROM terminals")
+    lockouts = _frame(
+        sample_store, "SELECT terminal_id, operator_id, locked_at, unlocked_at FROM lockouts"
+    )
+    terminals = _frame(
+        sample_store, "SELECT terminal_id, lockout_threshold, lockout_minutes FROM terminals"
+    )
     never = set(terminals.filter(pl.col("lockout_threshold").is_null()).get_column("terminal_id"))
     assert not set(lockouts.get_column("terminal_id")) & never
     # Every lockout comes with exactly the threshold-th consecutive wrong PIN. The counter
     # restarts after a success, an unlock, or a quiet spell as long as the lockout itself.
-    resets = pl.concat(
-        [
-            events.select("terminal_id", "operator_id", "ts", (pl.col("outcome") == "wrong_pin").alias("wrong")),
-            lockouts.select("terminal_id", "operator_id", pl.col("unlocked_at").alias("ts"), pl.lit(False).alias("wrong")),
-        ]
-    ).join(terminals, on="terminal_id").sort("terminal_id", "operator_id", "ts")
+    resets = (
+        pl.concat(
+            [
+                events.select(
+                    "terminal_id",
+                    "operator_id",
+                    "ts",
+                    (pl.col("outcome") == "wrong_pin").alias("wrong"),
+                ),
+                lockouts.select(
+                    "terminal_id",
+                    "operator_id",
+                    pl.col("unlocked_at").alias("ts"),
+                    pl.lit(False).alias("wrong"),
+                ),
+            ]
+        )
+        .join(terminals, on="terminal_id")
+        .sort("terminal_id", "operator_id", "ts")
+    )
     quiet = (pl.col("ts") - pl.col("ts").shift(1).over("terminal_id", "operator_id")) > pl.duration(
         minutes=pl.col("lockout_minutes").fill_null(30)
     )
-    run = resets.with_columns(((~pl.col("wrong")) | quiet.fill_null(False)).cum_sum().over("terminal_id", "operator_id").alias("run"))
-    run = run.with_columns(pl.col("wrong").cast(pl.Int64).cum_sum().over("terminal_id", "operator_id", "run").alias("streak"))
+    run = resets.with_columns(
+        ((~pl.col("wrong")) | quiet.fill_null(False))
+        .cum_sum()
+        .over("terminal_id", "operator_id")
+        .alias("run")
+    )
+    run = run.with_columns(
+        pl.col("wrong")
+        .cast(pl.Int64)
+        .cum_sum()
+        .over("terminal_id", "operator_id", "run")
+        .alias("streak")
+    )
     at_lock = lockouts.join(
-        run.filter("wrong").rename({"ts": "locked_at"}).drop("lockout_threshold", "lockout_minutes"),
-        on=["terminal_id", "operator_id", "locked_at"], how="left",
+        run.filter("wrong")
+        .rename({"ts": "locked_at"})
+        .drop("lockout_threshold", "lockout_minutes"),
+        on=["terminal_id", "operator_id", "locked_at"],
+        how="left",
     ).join(terminals, on="terminal_id")
     assert at_lock.height > 20
     assert (at_lock.get_column("streak") == at_lock.get_column("lockout_threshold")).all()
-    longest = run.filter("wrong").group_by("terminal_id", "operator_id", "run").agg(pl.col("streak").max())
+    longest = (
+        run.filter("wrong")
+        .group_by("terminal_id", "operator_id", "run")
+        .agg(pl.col("streak").max())
+    )
     longest = longest.select("terminal_id", "operator_id", "run", "streak")
-    longest = longest.join(terminals.drop("lockout_minutes"), on="terminal_id").filter(pl.col("lockout_threshold").is_not_null())
+    longest = longest.join(terminals.drop("lockout_minutes"), on="terminal_id").filter(
+        pl.col("lockout_threshold").is_not_null()
+    )
     assert (longest.get_column("streak") <= longest.get_column("lockout_threshold")).all()
     # timeouts last the terminal's minutes
     timed = _frame(
         sample_store,
-        "SELECT epoch(l.unlocked_at) - epoch(l.locked_at) AS held, t.lockout_minutes FROM lockouts l "
+        "SELECT epoch(l.unlocked_at) - epoch(l.locked_at) AS held, t.lockout_minutes "
+        "FROM lockouts l "
         "JOIN terminals t USING (terminal_id) "
         "WHERE l.unlock_method = 'timeout'",
     )
@@ -131,20 +187,27 @@ def test_every_ground_truth_entity_exists(sample_store: Path) -> None:
         sample_store,
         """
         SELECT g.scenario, g.entity_type::VARCHAR AS entity_type, g.entity_id FROM ground_truth g
-        WHERE (g.entity_type = 'operator' AND g.entity_id NOT IN (SELECT operator_id FROM operators))
-           OR (g.entity_type = 'terminal' AND g.entity_id NOT IN (SELECT terminal_id FROM terminals))
-           OR (g.entity_type = 'transaction' AND g.entity_id NOT IN (SELECT txn_id FROM transactions))
+        WHERE (g.entity_type = 'operator'
+               AND g.entity_id NOT IN (SELECT operator_id FROM operators))
+           OR (g.entity_type = 'terminal'
+               AND g.entity_id NOT IN (SELECT terminal_id FROM terminals))
+           OR (g.entity_type = 'transaction'
+               AND g.entity_id NOT IN (SELECT txn_id FROM transactions))
         """,
     )
     assert missing.height == 0, missing.head()
-    windows = _frame(sample_store, "SELECT count(*) AS bad FROM ground_truth WHERE end_ts < start_ts")
+    windows = _frame(
+        sample_store, "SELECT count(*) AS bad FROM ground_truth WHERE end_ts < start_ts"
+    )
     assert windows.item() == 0
 
 
 def test_every_scenario_is_injected_and_labelled(sample_store: Path) -> None:
     from posaudit.simulate.scenario import SCENARIOS
 
-    found = set(_frame(sample_store, "SELECT DISTINCT scenario FROM ground_truth").get_column("scenario"))
+    found = set(
+        _frame(sample_store, "SELECT DISTINCT scenario FROM ground_truth").get_column("scenario")
+    )
     assert set(SCENARIOS) - found == set()
 
 
@@ -158,13 +221,16 @@ def test_observable_tables_carry_no_label(sample_store: Path) -> None:
     finally:
         store.close()
     names = set(columns.get_column("column_name"))
-    assert not {n for n in names if any(w in n for w in ("fraud", "scenario", "incident", "label", "truth"))}
+    assert not {
+        n for n in names if any(w in n for w in ("fraud", "scenario", "incident", "label", "truth"))
+    }
 
 
 def test_behaviour_is_realistic_not_uniform(sample_store: Path) -> None:
     hours = _frame(
         sample_store,
-        "SELECT hour(ts) AS h, count(*) AS n FROM transactions t JOIN merchants m USING (merchant_id) "
+        "SELECT hour(ts) AS h, count(*) AS n "
+        "FROM transactions t JOIN merchants m USING (merchant_id) "
         "WHERE kind = 'sale' AND m.category = 'restaurant' GROUP BY ALL",
     )
     by_hour = dict(hours.iter_rows())
@@ -174,8 +240,18 @@ def test_behaviour_is_realistic_not_uniform(sample_store: Path) -> None:
     assert sum(by_hour.get(h, 0) for h in range(0, 9)) == 0
     refund_share = _frame(
         sample_store,
-        "SELECT count(*) FILTER (kind = 'refund') / count(*) FILTER (kind = 'sale') AS share FROM transactions",
+        "SELECT count(*) FILTER (kind = 'refund') / count(*) FILTER (kind = 'sale') AS share "
+        "FROM transactions",
     ).item()
     assert 0.01 <= refund_share <= 0.04
-    channels = _frame(sample_store, "SELECT DISTINCT channel::VARCHAR AS c FROM transactions").get_column("c")
-    assert set(channels) == {"debit_card", "credit_card", "alipay_qr", "wechat_qr", "unionpay_qr", "account"}
+    channels = _frame(
+        sample_store, "SELECT DISTINCT channel::VARCHAR AS c FROM transactions"
+    ).get_column("c")
+    assert set(channels) == {
+        "debit_card",
+        "credit_card",
+        "alipay_qr",
+        "wechat_qr",
+        "unionpay_qr",
+        "account",
+    }

@@ -42,8 +42,11 @@ class Holder:
     def __init__(self, store: Path):
         self.process = subprocess.Popen(
             [sys.executable, "-c", HOLDER, str(store)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         assert self.process.stdout is not None
         line = self.process.stdout.readline()
         assert line == "held\n", line + (self.process.stderr.read() if self.process.stderr else "")

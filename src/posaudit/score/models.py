@@ -163,10 +163,15 @@ class WeekModel:
         if self.forest is not None:
             f = self.forest
             arrays |= {
-                "feature": f.feature, "threshold": f.threshold, "left": f.left, "right": f.right,
-                "value": f.value, "roots": f.roots,
-                "shape": np.asarray([f.depth]), "denominator": np.asarray([f.denominator]),
-            }  # fmt: skip
+                "feature": f.feature,
+                "threshold": f.threshold,
+                "left": f.left,
+                "right": f.right,
+                "value": f.value,
+                "roots": f.roots,
+                "shape": np.asarray([f.depth]),
+                "denominator": np.asarray([f.denominator]),
+            }
         out = io.BytesIO()
         np.savez(out, allow_pickle=False, **arrays)
         return out.getvalue()
@@ -181,10 +186,15 @@ class WeekModel:
             forest = None
             if "feature" in kept:
                 forest = ForestArrays(
-                    feature=kept["feature"], threshold=kept["threshold"], left=kept["left"],
-                    right=kept["right"], value=kept["value"], roots=kept["roots"],
-                    depth=int(kept["shape"][0]), denominator=float(kept["denominator"][0]),
-                )  # fmt: skip
+                    feature=kept["feature"],
+                    threshold=kept["threshold"],
+                    left=kept["left"],
+                    right=kept["right"],
+                    value=kept["value"],
+                    roots=kept["roots"],
+                    depth=int(kept["shape"][0]),
+                    denominator=float(kept["denominator"][0]),
+                )
             return cls(
                 week=week,
                 reference_from=reference_from,

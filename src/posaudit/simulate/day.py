@@ -24,10 +24,19 @@ CHANNEL_NAMES: Final = (*cat.CHANNELS, "account")
 
 KIND_T: Final = pl.Enum(["sale", "void", "refund", "transfer"])
 STATUS_T: Final = pl.Enum(["approved", "declined", "failed"])
-FAILURE_T: Final = pl.Enum([
-    "insufficient_funds", "card_expired", "issuer_unavailable", "insufficient_balance",
-    "wrong_parameters", "system_fault", "wrong_account", "amount_not_allowed", "past_refund_window",
-])  # fmt: skip
+FAILURE_T: Final = pl.Enum(
+    [
+        "insufficient_funds",
+        "card_expired",
+        "issuer_unavailable",
+        "insufficient_balance",
+        "wrong_parameters",
+        "system_fault",
+        "wrong_account",
+        "amount_not_allowed",
+        "past_refund_window",
+    ]
+)
 
 TXN_SCHEMA: Final = {
     "seq": pl.Int64,
@@ -44,9 +53,13 @@ TXN_SCHEMA: Final = {
 }
 PENDING_SCHEMA: Final = {column: dtype for column, dtype in TXN_SCHEMA.items() if column != "seq"}
 SALE_POOL_SCHEMA: Final = {
-    "seq": pl.Int64, "ts": pl.Int64, "terminal": pl.Int64, "channel": pl.Int64,
-    "amount": pl.Int64, "card": pl.Int64,
-}  # fmt: skip
+    "seq": pl.Int64,
+    "ts": pl.Int64,
+    "terminal": pl.Int64,
+    "channel": pl.Int64,
+    "amount": pl.Int64,
+    "card": pl.Int64,
+}
 
 
 def _where_or_null(mask: np.ndarray, values: np.ndarray) -> pl.Series:
@@ -155,8 +168,14 @@ def make_shifts(world: World, day: int, rng: np.random.Generator, roaming_share:
     return Shifts(start_us=start, end_us=end, operator=ops, split_minute=split)
 
 
-def natural_logins(world: World, shifts: Shifts, rng: np.random.Generator, log: LoginLog,
-                   behaviour: dict[str, Any], flaky_today: np.ndarray) -> None:  # fmt: skip
+def natural_logins(
+    world: World,
+    shifts: Shifts,
+    rng: np.random.Generator,
+    log: LoginLog,
+    behaviour: dict[str, Any],
+    flaky_today: np.ndarray,
+) -> None:
     """Shift logins with their typos, mistyped numbers and network errors (vectorised)."""
     t_idx, slot = np.nonzero(shifts.operator >= 0)
     op = shifts.operator[t_idx, slot]
@@ -188,9 +207,9 @@ def natural_logins(world: World, shifts: Shifts, rng: np.random.Generator, log: 
     u_end = unknown[session]
     n_end = u_end + network[session]
     w_end = n_end + typos[session]
-    outcome = np.where(attempt < u_end, "unknown_operator",
-              np.where(attempt < n_end, "network_error",
-                       np.where(attempt < w_end, "wrong_pin", "success")))  # fmt: skip
+    outcome = np.where(attempt < w_end, "wrong_pin", "success")
+    outcome = np.where(attempt < n_end, "network_error", outcome)
+    outcome = np.where(attempt < u_end, "unknown_operator", outcome)
     ops = op[session]
     numbers = world.o_no[ops]
     wrong_numbers = np.char.zfill((50 + rng.integers(0, 40, session.size)).astype(str), 2)
@@ -247,13 +266,20 @@ def forgotten_pins(
         start = ts_reset - span
         log_locked = 0 < threshold <= wrong_pins
         guessing_run(
-            log, start_us=start, terminal=terminal, operator=op, operator_no=str(world.o_no[op]),
-            threshold=threshold, lockout_minutes=int(world.t_minutes[terminal]),
+            log,
+            start_us=start,
+            terminal=terminal,
+            operator=op,
+            operator_no=str(world.o_no[op]),
+            threshold=threshold,
+            lockout_minutes=int(world.t_minutes[terminal]),
             failures=min(wrong_pins, threshold) if log_locked else wrong_pins,
-            gaps_us=gaps, succeed=False, unlock_method=method,
+            gaps_us=gaps,
+            succeed=False,
+            unlock_method=method,
             unlock_delay_us=max(ts_reset - start - wrong_pins * 40 * US_PER_SECOND, US_PER_MINUTE),
             locked_tries=int(rng.integers(0, 3)),
-        )  # fmt: skip
+        )
         log.event(
             int(ts_reset + rng.integers(30, 180) * US_PER_SECOND),
             terminal,
@@ -318,12 +344,20 @@ def natural_transactions(
     seq = state.take_seqs(sale_count)
     sales = pl.DataFrame(
         {
-            "seq": seq, "ts": ts, "terminal": term, "operator": operator, "kind": "sale",
-            "channel": channel, "amount": amount, "card": card, "original": -1,
-            "status": _status(declined, "declined"), "failure": failure,
+            "seq": seq,
+            "ts": ts,
+            "terminal": term,
+            "operator": operator,
+            "kind": "sale",
+            "channel": channel,
+            "amount": amount,
+            "card": card,
+            "original": -1,
+            "status": _status(declined, "declined"),
+            "failure": failure,
         },
         schema=TXN_SCHEMA,
-    )  # fmt: skip
+    )
     approved = sales.filter(pl.col("status") == "approved")
 
     # voids: minutes later, same operator, same batch
@@ -384,13 +418,19 @@ def schedule_refunds(
     )
     rows = pl.DataFrame(
         {
-            "ts": due, "terminal": term, "operator": op, "kind": "refund",
-            "channel": sales.get_column("channel"), "amount": refund_amount,
-            "card": sales.get_column("card"), "original": sales.get_column("seq"),
-            "status": _status(late | failed, "failed"), "failure": failure,
+            "ts": due,
+            "terminal": term,
+            "operator": op,
+            "kind": "refund",
+            "channel": sales.get_column("channel"),
+            "amount": refund_amount,
+            "card": sales.get_column("card"),
+            "original": sales.get_column("seq"),
+            "status": _status(late | failed, "failed"),
+            "failure": failure,
         },
         schema=PENDING_SCHEMA,
-    )  # fmt: skip
+    )
     state.pending = pl.concat([state.pending, rows])
 
 
@@ -422,18 +462,24 @@ def make_transfers(
     failed = rng.random(transfer_count) < 0.05
     reasons = np.array(["insufficient_balance", "wrong_parameters", "system_fault"])
     del base
+    log_amount = np.log(200_000) + rng.standard_normal(transfer_count)
+    amount = np.round(np.exp(log_amount)).astype(np.int64) + 100
     return pl.DataFrame(
         {
-            "seq": state.take_seqs(transfer_count), "ts": ts, "terminal": term,
-            "operator": world.t_admin[term], "kind": "transfer", "channel": ACCOUNT_CHANNEL,
-            "amount": np.round(np.exp(np.log(200_000) + rng.standard_normal(transfer_count)))
-                      .astype(np.int64) + 100,
-            "card": rng.integers(0, 10**9, transfer_count), "original": -1,
+            "seq": state.take_seqs(transfer_count),
+            "ts": ts,
+            "terminal": term,
+            "operator": world.t_admin[term],
+            "kind": "transfer",
+            "channel": ACCOUNT_CHANNEL,
+            "amount": amount,
+            "card": rng.integers(0, 10**9, transfer_count),
+            "original": -1,
             "status": _status(failed, "failed"),
             "failure": _where_or_null(failed, reasons[rng.integers(0, 3, transfer_count)]),
         },
         schema=TXN_SCHEMA,
-    )  # fmt: skip
+    )
 
 
 def due_refunds(state: SimState, day_end_us: int) -> pl.DataFrame:

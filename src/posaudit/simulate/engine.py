@@ -108,10 +108,14 @@ class _Renderer:
         channel = txns.get_column("channel").to_numpy()
         amount = txns.get_column("amount").to_numpy()
         bp = np.where(
-            world.m_fee_class[merchant] == 2, 0,
-            np.where(world.m_fee_class[merchant] == 1, world.m_rate_bp[merchant],
-                     np.append(CHANNEL_RATE_BP, 0)[channel]),
-        )  # fmt: skip
+            world.m_fee_class[merchant] == 2,
+            0,
+            np.where(
+                world.m_fee_class[merchant] == 1,
+                world.m_rate_bp[merchant],
+                np.append(CHANNEL_RATE_BP, 0)[channel],
+            ),
+        )
         bp = np.where(channel == 5, 0, bp)
         fee = (amount * bp + 5_000) // 10_000
         fee = np.where(channel == 0, np.minimum(fee, DEBIT_CAP_FEN), fee)
@@ -139,7 +143,7 @@ class _Renderer:
                     .then(pl.lit("X") + original.cast(pl.String))
                     .when(original == -2)
                     .then(pl.lit("X") + (seq + 7_000_000_000_000).cast(pl.String))
-                ).to_series(),  # fmt: skip
+                ).to_series(),
                 "trace_no": pl.Series(trace, dtype=pl.Int32),
                 "batch_no": pl.Series(self.batch_base[term] + world_day, dtype=pl.Int32),
                 "status": txns.get_column("status"),
@@ -205,10 +209,12 @@ class _Renderer:
         etype = labels.get_column("entity_type")
         entity = labels.get_column("entity")
         ids = pl.select(
-            pl.when(etype == "operator").then(self.o_ids.gather(entity.clip(0, self.o_ids.len() - 1)))
-            .when(etype == "terminal").then(self.t_ids.gather(entity.clip(0, self.t_ids.len() - 1)))
+            pl.when(etype == "operator")
+            .then(self.o_ids.gather(entity.clip(0, self.o_ids.len() - 1)))
+            .when(etype == "terminal")
+            .then(self.t_ids.gather(entity.clip(0, self.t_ids.len() - 1)))
             .otherwise(pl.lit("X") + entity.cast(pl.String))
-        ).to_series()  # fmt: skip
+        ).to_series()
         return pl.DataFrame(
             {
                 "incident_id": self._ids("G", labels.height),
@@ -223,14 +229,20 @@ class _Renderer:
 
 from posaudit.simulate.catalog import CHANNEL_RATE_BP, DEBIT_CAP_FEN  # noqa: E402
 
-LABEL_SCHEMA: Final = {"scenario": pl.String, "entity_type": pl.String, "entity": pl.Int64,
-                       "start": pl.Int64, "end": pl.Int64}  # fmt: skip
+LABEL_SCHEMA: Final = {
+    "scenario": pl.String,
+    "entity_type": pl.String,
+    "entity": pl.Int64,
+    "start": pl.Int64,
+    "end": pl.Int64,
+}
 
 
 def condition_labels(
     world: World, periods: pl.DataFrame, scenario: Scenario, from_us: int, to_us: int
 ) -> pl.DataFrame:
-    """Ground truth of the PIN and lockout conditions over [from_us, to_us), from plaintext state."""
+    """Ground truth of the PIN and lockout conditions over [from_us, to_us), from plaintext
+    state."""
     in_window = periods.filter((pl.col("end") > from_us) & (pl.col("start") < to_us))
     ops = in_window.get_column("op").to_numpy()
     in_window = in_window.with_columns(
@@ -240,9 +252,15 @@ def condition_labels(
 
     def add(name: str, frame: pl.DataFrame, etype: str = "operator") -> None:
         if scenario.rate(name) >= 0 and scenario.settings["scenarios"][name]["enabled"]:
-            out.append(frame.select(pl.lit(name).alias("scenario"), pl.lit(etype).alias("entity_type"),
-                                    pl.col("entity").cast(pl.Int64), pl.col("start").cast(pl.Int64),
-                                    pl.col("end").cast(pl.Int64)))  # fmt: skip
+            out.append(
+                frame.select(
+                    pl.lit(name).alias("scenario"),
+                    pl.lit(etype).alias("entity_type"),
+                    pl.col("entity").cast(pl.Int64),
+                    pl.col("start").cast(pl.Int64),
+                    pl.col("end").cast(pl.Int64),
+                )
+            )
 
     add(
         "weak_pin",
@@ -250,9 +268,12 @@ def condition_labels(
             pl.col("op").alias("entity"), "start", "end"
         ),
     )
-    add("default_pin", in_window.filter((pl.col("kind") == 0) & (pl.col("actor") == 3)
-                                        & (pl.col("end") == to_us))
-        .select(pl.col("op").alias("entity"), "start", "end"))  # fmt: skip
+    add(
+        "default_pin",
+        in_window.filter(
+            (pl.col("kind") == 0) & (pl.col("actor") == 3) & (pl.col("end") == to_us)
+        ).select(pl.col("op").alias("entity"), "start", "end"),
+    )
     history = in_window.sort("op", "start").with_columns(
         pl.concat_list(
             [
@@ -271,19 +292,34 @@ def condition_labels(
         ).alias("earlier")
     )
     del history
-    reused = full.filter((pl.col("end") > from_us) & (pl.col("start") < to_us) & (pl.col("kind") > 0)
-                         & pl.col("pin").is_in(pl.col("earlier")))  # fmt: skip
+    reused = full.filter(
+        (pl.col("end") > from_us)
+        & (pl.col("start") < to_us)
+        & (pl.col("kind") > 0)
+        & pl.col("pin").is_in(pl.col("earlier"))
+    )
     add("reused_pin", reused.select(pl.col("op").alias("entity"), "start", "end"))
     stale_from = pl.col("start") + STALE_AFTER_DAYS * US_PER_DAY
-    add("stale_pin", in_window.filter((pl.col("end") - pl.col("start")
-                                       > STALE_AFTER_DAYS * US_PER_DAY)
-                                      & (pl.col("end") > stale_from))
-        .select(pl.col("op").alias("entity"), stale_from.alias("start"), "end"))  # fmt: skip
-    pairs = in_window.select("op", "merchant", "pin", "start", "end").join(
-        in_window.select("op", "merchant", "pin", "start", "end"), on=["merchant", "pin"],
-        suffix="_other",
-    ).filter((pl.col("op") != pl.col("op_other")) & (pl.col("start") < pl.col("end_other"))
-             & (pl.col("start_other") < pl.col("end")))  # fmt: skip
+    add(
+        "stale_pin",
+        in_window.filter(
+            (pl.col("end") - pl.col("start") > STALE_AFTER_DAYS * US_PER_DAY)
+            & (pl.col("end") > stale_from)
+        ).select(pl.col("op").alias("entity"), stale_from.alias("start"), "end"),
+    )
+    pairs = (
+        in_window.select("op", "merchant", "pin", "start", "end")
+        .join(
+            in_window.select("op", "merchant", "pin", "start", "end"),
+            on=["merchant", "pin"],
+            suffix="_other",
+        )
+        .filter(
+            (pl.col("op") != pl.col("op_other"))
+            & (pl.col("start") < pl.col("end_other"))
+            & (pl.col("start_other") < pl.col("end"))
+        )
+    )
     shared = (
         pairs.select(
             pl.col("op").alias("entity"),
@@ -310,21 +346,27 @@ def condition_labels(
 def _world_for(scenario: Scenario, seed: int) -> World:
     behaviour = scenario.behaviour
     return build_world(
-        seed, scenario.merchants, scenario.start,
+        seed,
+        scenario.merchants,
+        scenario.start,
         lockout_loose_share=scenario.rate("lockout_not_enforced"),
         flaky_share=behaviour["flaky_terminal_share"],
         transfer_share=behaviour["transfer_merchant_share"],
-    )  # fmt: skip
+    )
 
 
 def _pin_timeline(world: World, scenario: Scenario, seed: int, to_us: int) -> PinTimeline:
     return build_pin_timeline(
-        world, seed, to_us,
-        weak_share=scenario.rate("weak_pin"), default_share=scenario.rate("default_pin"),
-        shared_share=scenario.rate("shared_pin"), reused_share=scenario.rate("reused_pin"),
+        world,
+        seed,
+        to_us,
+        weak_share=scenario.rate("weak_pin"),
+        default_share=scenario.rate("default_pin"),
+        shared_share=scenario.rate("shared_pin"),
+        reused_share=scenario.rate("reused_pin"),
         stale_share=scenario.rate("stale_pin"),
         forgotten_per_year=scenario.behaviour["forgotten_pins_per_operator_year"],
-    )  # fmt: skip
+    )
 
 
 def world_pins(path: Path) -> dict[str, frozenset[str]]:
@@ -352,8 +394,9 @@ def world_pins(path: Path) -> dict[str, frozenset[str]]:
     world = _world_for(scenario, seed)
     # a longer horizon only adds PIN events after a shorter one's: the last run's holds them all
     timeline = _pin_timeline(world, scenario, seed, day_start_us(world, end_day))
-    held = pl.DataFrame({"operator_id": pl.Series(world.o_ids).gather(timeline.operator),
-                         "pin": timeline.pin})  # fmt: skip
+    held = pl.DataFrame(
+        {"operator_id": pl.Series(world.o_ids).gather(timeline.operator), "pin": timeline.pin}
+    )
     return {
         operator: frozenset(f"{pin:06d}" for pin in pins)
         for operator, pins in held.group_by("operator_id").agg("pin").iter_rows()
@@ -380,6 +423,14 @@ def continued_scenario(path: Path, days: int) -> Scenario:
     start, merchants, text, first_day = rows[0]
     check_days(start, int(first_day), days, source=f"--append to {path}")  # type: ignore[arg-type,call-overload]
     return scenario_from_text(str(text), merchants=int(merchants), days=days, start=str(start))  # type: ignore[call-overload]
+
+
+def _next_number(store: Store, table: str, column: str) -> int:
+    """The number after the highest of ``column``'s ids (a letter, then digits); 0 when none."""
+    found = store.query(
+        f"SELECT coalesce(max(CAST(substr({column}, 2) AS BIGINT)), -1) + 1 FROM {table}"
+    )
+    return int(found[0][0])  # type: ignore[call-overload]
 
 
 def simulate(
@@ -420,8 +471,8 @@ def simulate(
         if append:
             store.check_pin_key(fingerprint)
             rows = store.query(
-                "SELECT seed, start_date, merchants, scenario_toml, first_day + days, fraud FROM simulations "
-                "ORDER BY simulation_id DESC LIMIT 1"
+                "SELECT seed, start_date, merchants, scenario_toml, first_day + days, fraud "
+                "FROM simulations ORDER BY simulation_id DESC LIMIT 1"
             )
             if not rows:
                 msg = f"{path} holds no simulated world to append to"
@@ -438,14 +489,16 @@ def simulate(
                 ("P", "pin_events"),
                 ("G", "ground_truth"),
             ):
-                last = f"max(CAST(substr({key_column(table)}, 2) AS BIGINT))"
-                (after_last,) = store.query(f"SELECT coalesce({last}, -1) + 1 FROM {table}")[0]
-                counters[prefix] = int(after_last)  # type: ignore[call-overload]
-            next_txn = int(store.query(
-                "SELECT coalesce(max(CAST(substr(txn_id, 2) AS BIGINT)), -1) + 1 FROM transactions")[0][0])  # type: ignore[arg-type]  # fmt: skip
+                counters[prefix] = _next_number(store, table, key_column(table))
+            next_txn = _next_number(store, "transactions", key_column("transactions"))
         world = _world_for(scenario, int(seed))
-        summary = SimulationSummary(path=path, seed=int(seed), first_day=int(first_day), days=scenario.days,
-                                    start=scenario.start)  # fmt: skip
+        summary = SimulationSummary(
+            path=path,
+            seed=int(seed),
+            first_day=int(first_day),
+            days=scenario.days,
+            start=scenario.start,
+        )
         state = SimState(
             next_txn=next_txn,
             trace=stream(int(seed), "world", 2).integers(0, 5_000, world.n_terminals),
@@ -458,8 +511,15 @@ def simulate(
         from_us = day_start_us(world, int(first_day))
         to_us = day_start_us(world, end_day)
         timeline = _pin_timeline(world, scenario, int(seed), to_us)
-        pin_frame = pl.DataFrame({"op": timeline.operator, "ts": timeline.ts_us, "kind": timeline.kind,
-                                  "actor": timeline.actor, "pin": timeline.pin})  # fmt: skip
+        pin_frame = pl.DataFrame(
+            {
+                "op": timeline.operator,
+                "ts": timeline.ts_us,
+                "kind": timeline.kind,
+                "actor": timeline.actor,
+                "pin": timeline.pin,
+            }
+        )
         resets = pin_frame.filter(
             (pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us)
         )
@@ -467,8 +527,9 @@ def simulate(
         phase_rng = stream(int(seed), "fraud", int(first_day))
         # rounding to the nearest whole incident keeps small worlds on the configured rate
         phases = dict.fromkeys(SCENARIOS, 0.5)
-        friendly = fraud.plan_friendly_refunds(world, phase_rng, state, rates["friendly_refunds"],
-                                               int(first_day), scenario.days)  # fmt: skip
+        friendly = fraud.plan_friendly_refunds(
+            world, phase_rng, state, rates["friendly_refunds"], int(first_day), scenario.days
+        )
         labels: list[pl.DataFrame] = []
         counts = {table: 0 for table in EVENT_TABLES}
         if created:
@@ -486,8 +547,10 @@ def simulate(
                     day_rng.random(world.n_terminals) < behaviour["flaky_day_share"]
                 )
                 natural_logins(world, shifts, day_rng, activity.logins, behaviour, flaky_today)
-                day_resets = resets.filter((pl.col("ts") >= day_start_us(world, day))
-                                           & (pl.col("ts") < day_start_us(world, day + 1)))  # fmt: skip
+                day_resets = resets.filter(
+                    (pl.col("ts") >= day_start_us(world, day))
+                    & (pl.col("ts") < day_start_us(world, day + 1))
+                )
                 forgotten_pins(world, day_resets, day_rng, activity.logins)
                 txns, sales = natural_transactions(world, day, shifts, day_rng, state, behaviour)
                 activity.txns.append(txns)
@@ -524,15 +587,22 @@ def simulate(
         periods = pin_periods(world, timeline, to_us)
         labels.append(condition_labels(world, periods, scenario, from_us, to_us))
         if friendly:
-            labels.append(pl.DataFrame([("friendly_refunds", "operator", *incident)
-                                        for incident in friendly],
-                                       schema=LABEL_SCHEMA, orient="row"))  # fmt: skip
+            labels.append(
+                pl.DataFrame(
+                    [("friendly_refunds", "operator", *incident) for incident in friendly],
+                    schema=LABEL_SCHEMA,
+                    orient="row",
+                )
+            )
         gt = renderer.ground_truth(pl.concat(labels))
         store.append("ground_truth", gt)
         summary.rows = dict(counts) | {"ground_truth": gt.height}
         if created:
-            summary.rows |= {"merchants": world.merchants.height, "terminals": world.terminals.height,
-                             "operators": world.operators.height}  # fmt: skip
+            summary.rows |= {
+                "merchants": world.merchants.height,
+                "terminals": world.terminals.height,
+                "operators": world.operators.height,
+            }
         summary.incidents = dict(
             gt.group_by("scenario").len().sort("scenario").iter_rows()  # type: ignore[arg-type]
         )
@@ -542,10 +612,21 @@ def simulate(
         )  # type: ignore[arg-type]
         store.execute(
             "INSERT INTO simulations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [sim_id, datetime.now().replace(microsecond=0), int(seed), scenario.start, int(first_day),
-             scenario.days, scenario.merchants, bool(fraud_on), scenario.text, summary.events,
-             round(summary.seconds, 3), __version__],
-        )  # fmt: skip
+            [
+                sim_id,
+                datetime.now().replace(microsecond=0),
+                int(seed),
+                scenario.start,
+                int(first_day),
+                scenario.days,
+                scenario.merchants,
+                bool(fraud_on),
+                scenario.text,
+                summary.events,
+                round(summary.seconds, 3),
+                __version__,
+            ],
+        )
         if parquet_dir is not None:
             store.export_parquet(parquet_dir)
     summary.seconds = time.perf_counter() - started
@@ -569,18 +650,22 @@ def _restore_state(store: Store, world: World, state: SimState) -> None:
     for terminal_id, trace in frame.iter_rows():
         state.trace[index[terminal_id]] = int(trace)
     recent = store.frame(
-        "SELECT CAST(substr(txn_id, 2) AS BIGINT) AS seq, epoch_us(ts) AS ts, terminal_id, channel::VARCHAR AS channel, "
-        "amount_fen AS amount, CAST(substr(card_token, 2) AS BIGINT) AS card FROM transactions "
+        "SELECT CAST(substr(txn_id, 2) AS BIGINT) AS seq, epoch_us(ts) AS ts, terminal_id, "
+        "channel::VARCHAR AS channel, amount_fen AS amount, "
+        "CAST(substr(card_token, 2) AS BIGINT) AS card FROM transactions "
         "WHERE kind = 'sale' AND status = 'approved' AND channel <> 'account' "
-        f"AND ts >= (SELECT max(ts) FROM transactions) - INTERVAL {SALE_POOL_DAYS} DAY USING SAMPLE 5 PERCENT (bernoulli, 7)"
+        f"AND ts >= (SELECT max(ts) FROM transactions) - INTERVAL {SALE_POOL_DAYS} DAY "
+        "USING SAMPLE 5 PERCENT (bernoulli, 7)"
     )
     channel_index = {channel: code for code, channel in enumerate(CHANNEL_NAMES)}
     state.sale_pool = recent.select(
-        "seq", "ts",
+        "seq",
+        "ts",
         pl.col("terminal_id").replace_strict(index, return_dtype=pl.Int64).alias("terminal"),
         pl.col("channel").replace_strict(channel_index, return_dtype=pl.Int64).alias("channel"),
-        "amount", "card",
-    ).sort("seq")  # fmt: skip
+        "amount",
+        "card",
+    ).sort("seq")
 
 
 __all__ = ["CATEGORY_NAMES", "SimulationSummary", "simulate"]

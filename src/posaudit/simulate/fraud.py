@@ -127,9 +127,16 @@ class DayContext:
         return int(self.world.t_refund_ops[terminal, int(self.rng.integers(0, refunder_count))])
 
 
-def _refund_rows(ctx: DayContext, sales: pl.DataFrame | Rows, ts: np.ndarray, operator: int | np.ndarray,
-                 *, amount: np.ndarray | None = None, card: np.ndarray | None = None,
-                 original: np.ndarray | None = None) -> pl.DataFrame:  # fmt: skip
+def _refund_rows(
+    ctx: DayContext,
+    sales: pl.DataFrame | Rows,
+    ts: np.ndarray,
+    operator: int | np.ndarray,
+    *,
+    amount: np.ndarray | None = None,
+    card: np.ndarray | None = None,
+    original: np.ndarray | None = None,
+) -> pl.DataFrame:
     ctx.use(sales)
     return ctx.txn(
         {
@@ -158,12 +165,18 @@ def pin_brute_force(ctx: DayContext, count: int) -> None:
         start = ctx.base + int(minute) * US_PER_MINUTE + int(rng.integers(0, 60)) * US_PER_SECOND
         gaps = (rng.integers(4, 21, 16) * US_PER_SECOND).tolist()
         end = guessing_run(
-            ctx.activity.logins, start_us=start, terminal=terminal, operator=int(op),
-            operator_no=str(world.o_no[op]), threshold=int(world.t_threshold[terminal]),
+            ctx.activity.logins,
+            start_us=start,
+            terminal=terminal,
+            operator=int(op),
+            operator_no=str(world.o_no[op]),
+            threshold=int(world.t_threshold[terminal]),
             lockout_minutes=int(world.t_minutes[terminal]),
-            failures=int(rng.integers(20, 61)), gaps_us=gaps, succeed=bool(rng.random() < 1 / 3),
+            failures=int(rng.integers(20, 61)),
+            gaps_us=gaps,
+            succeed=bool(rng.random() < 1 / 3),
             locked_tries=int(rng.integers(1, 3)),
-        )  # fmt: skip
+        )
         ctx.label("pin_brute_force", "operator", op, start, end)
 
 
@@ -231,12 +244,16 @@ def credential_sharing(ctx: DayContext, count: int) -> None:
         where = rng.permutation(np.array([sibling] * sibling_sales + [int(terminal)] * home_sales))
         ctx.txn(
             {
-                "ts": times, "terminal": where, "operator": np.full(times.size, op), "kind": "sale",
+                "ts": times,
+                "terminal": where,
+                "operator": np.full(times.size, op),
+                "kind": "sale",
                 "channel": rng.integers(0, 5, times.size),
                 "amount": rng.integers(1_000, 30_000, times.size),
-                "card": rng.integers(0, 10**9, times.size), "original": np.full(times.size, -1),
-                            }
-        )  # fmt: skip
+                "card": rng.integers(0, 10**9, times.size),
+                "original": np.full(times.size, -1),
+            }
+        )
         ctx.label("credential_sharing", "operator", op, w0, int(times[-1]))
 
 
@@ -256,13 +273,20 @@ def takeover_refund(ctx: DayContext, count: int) -> None:
         gaps = (rng.integers(5, 15, 8) * US_PER_SECOND).tolist()
         method = str(rng.choice(["service_desk", "admin", "timeout"], p=[0.6, 0.2, 0.2]))
         login = guessing_run(
-            ctx.activity.logins, start_us=start, terminal=int(terminal), operator=op,
-            operator_no=str(world.o_no[op]), threshold=threshold,
-            lockout_minutes=int(world.t_minutes[terminal]), failures=failures, gaps_us=gaps,
-            succeed=True, unlock_method=method,
+            ctx.activity.logins,
+            start_us=start,
+            terminal=int(terminal),
+            operator=op,
+            operator_no=str(world.o_no[op]),
+            threshold=threshold,
+            lockout_minutes=int(world.t_minutes[terminal]),
+            failures=failures,
+            gaps_us=gaps,
+            succeed=True,
+            unlock_method=method,
             unlock_delay_us=int(rng.integers(5, 20)) * US_PER_MINUTE,
             locked_tries=0,
-        )  # fmt: skip
+        )
         earlier = sales.filter(pl.col("ts") < start)
         refund_count = min(int(rng.integers(3, 7)), earlier.height)
         picked = earlier.sample(refund_count, seed=int(rng.integers(0, 2**31)))
@@ -317,9 +341,13 @@ def _single_refunds(ctx: DayContext, count: int, scenario: str) -> None:
     amount = picked.get_column("amount").to_numpy()
     card = picked.get_column("card").to_numpy()
     if scenario == "refund_without_permission":
-        ops = np.array([int(rng.choice(np.flatnonzero((world.o_terminal == terminal)
-                                                      & ~world.o_can_refund & ~world.o_is_admin)))
-                        for terminal in term])  # fmt: skip
+        no_refund_right = ~world.o_can_refund & ~world.o_is_admin
+        ops = np.array(
+            [
+                int(rng.choice(np.flatnonzero((world.o_terminal == terminal) & no_refund_right)))
+                for terminal in term
+            ]
+        )
     if scenario == "refund_over_sale":
         amount = (amount * rng.uniform(1.2, 3.0, refund_count)).astype(np.int64)
     if scenario == "refund_other_card":
@@ -385,14 +413,16 @@ def _operator_refund_run(ctx: DayContext, count: int, scenario: str) -> None:
             accomplice = ATTACKER_CARD_BASE + rng.integers(0, 10**9, 2)
             big = ctx.txn(
                 {
-                    "ts": sale_ts, "terminal": np.full(sale_count, terminal),
-                    "operator": np.full(sale_count, op), "kind": "sale",
+                    "ts": sale_ts,
+                    "terminal": np.full(sale_count, terminal),
+                    "operator": np.full(sale_count, op),
+                    "kind": "sale",
                     "channel": np.full(sale_count, 1),
                     "amount": rng.integers(80_000, 500_000, sale_count),
                     "card": accomplice[rng.integers(0, 2, sale_count)],
                     "original": np.full(sale_count, -1),
-                                    }
-            )  # fmt: skip
+                }
+            )
             amount = big.get_column("amount").to_numpy()
             refund = np.maximum(
                 (amount * rng.uniform(0.5, 0.9, sale_count) // 10_000) * 10_000, 20_000
@@ -451,8 +481,9 @@ def allocate(state: SimState, name: str, expected: float, phase: float) -> int:
     return incidents
 
 
-def plan_friendly_refunds(world: World, rng: np.random.Generator, state: SimState, rate: float,
-                          first_day: int, days: int) -> list[tuple[int, int, int]]:  # fmt: skip
+def plan_friendly_refunds(
+    world: World, rng: np.random.Generator, state: SimState, rate: float, first_day: int, days: int
+) -> list[tuple[int, int, int]]:
     """Operators who refund friends' purchases over weeks; returns (operator, start, end)."""
     able = np.flatnonzero(world.o_can_refund & ~world.o_is_admin)
     if able.size == 0 or rate == 0:
@@ -481,10 +512,19 @@ def plan_friendly_refunds(world: World, rng: np.random.Generator, state: SimStat
             )
             due = int(snap_to_opening(world, np.array([merchant]), np.array([due]), rng)[0])
             amount = int(rng.integers(3_000, 20_000))
-            rows.append(pl.DataFrame({"day": [day], "ts": [ts], "due": [due],
-                                      "terminal": [terminal], "operator": [int(op)],
-                                      "card": [int(rng.choice(friends))],
-                                      "amount": [amount]}))  # fmt: skip
+            rows.append(
+                pl.DataFrame(
+                    {
+                        "day": [day],
+                        "ts": [ts],
+                        "due": [due],
+                        "terminal": [terminal],
+                        "operator": [int(op)],
+                        "card": [int(rng.choice(friends))],
+                        "amount": [amount],
+                    }
+                )
+            )
             first = ts if first is None else first
             if due < day_start_us(world, first_day + days):
                 last = due
@@ -506,23 +546,30 @@ def friendly_purchases(ctx: DayContext) -> None:
         return
     sales = ctx.txn(
         {
-            "ts": today.get_column("ts").to_numpy(), "terminal": today.get_column("terminal").to_numpy(),
-            "operator": today.get_column("operator").to_numpy(), "kind": "sale",
-            "channel": np.full(purchase_count, 2), "amount": today.get_column("amount").to_numpy(),
-            "card": today.get_column("card").to_numpy(), "original": np.full(purchase_count, -1),
-                    }
-    )  # fmt: skip
+            "ts": today.get_column("ts").to_numpy(),
+            "terminal": today.get_column("terminal").to_numpy(),
+            "operator": today.get_column("operator").to_numpy(),
+            "kind": "sale",
+            "channel": np.full(purchase_count, 2),
+            "amount": today.get_column("amount").to_numpy(),
+            "card": today.get_column("card").to_numpy(),
+            "original": np.full(purchase_count, -1),
+        }
+    )
     refunds = pl.DataFrame(
         {
-            "ts": today.get_column("due"), "terminal": sales.get_column("terminal"),
+            "ts": today.get_column("due"),
+            "terminal": sales.get_column("terminal"),
             "operator": sales.get_column("operator"),
             "kind": pl.Series(["refund"] * purchase_count, dtype=KIND_T),
-            "channel": sales.get_column("channel"), "amount": sales.get_column("amount"),
-            "card": sales.get_column("card"), "original": sales.get_column("seq"),
+            "channel": sales.get_column("channel"),
+            "amount": sales.get_column("amount"),
+            "card": sales.get_column("card"),
+            "original": sales.get_column("seq"),
             "status": pl.Series(["approved"] * purchase_count, dtype=STATUS_T),
             "failure": pl.Series([None] * purchase_count, dtype=FAILURE_T),
         }
-    )  # fmt: skip
+    )
     ctx.state.pending = pl.concat([ctx.state.pending, refunds.select(ctx.state.pending.columns)])
 
 
@@ -548,15 +595,35 @@ def inject_day(ctx: DayContext, rates: dict[str, float], phases: dict[str, float
 
 def log_frames(log: LoginLog) -> tuple[pl.DataFrame, pl.DataFrame]:
     logins = pl.DataFrame(
-        {"ts": log.ts, "terminal": log.terminal, "operator_no": log.operator_no, "operator": log.operator,
-         "outcome": log.outcome},
-        schema={"ts": pl.Int64, "terminal": pl.Int64, "operator_no": pl.String, "operator": pl.Int64,
-                "outcome": pl.String},
-    )  # fmt: skip
+        {
+            "ts": log.ts,
+            "terminal": log.terminal,
+            "operator_no": log.operator_no,
+            "operator": log.operator,
+            "outcome": log.outcome,
+        },
+        schema={
+            "ts": pl.Int64,
+            "terminal": pl.Int64,
+            "operator_no": pl.String,
+            "operator": pl.Int64,
+            "outcome": pl.String,
+        },
+    )
     lockouts = pl.DataFrame(
-        {"terminal": log.lock_terminal, "operator": log.lock_operator, "locked_at": log.locked_at,
-         "unlocked_at": log.unlocked_at, "unlock_method": log.unlock_method},
-        schema={"terminal": pl.Int64, "operator": pl.Int64, "locked_at": pl.Int64, "unlocked_at": pl.Int64,
-                "unlock_method": pl.String},
-    )  # fmt: skip
+        {
+            "terminal": log.lock_terminal,
+            "operator": log.lock_operator,
+            "locked_at": log.locked_at,
+            "unlocked_at": log.unlocked_at,
+            "unlock_method": log.unlock_method,
+        },
+        schema={
+            "terminal": pl.Int64,
+            "operator": pl.Int64,
+            "locked_at": pl.Int64,
+            "unlocked_at": pl.Int64,
+            "unlock_method": pl.String,
+        },
+    )
     return logins, lockouts

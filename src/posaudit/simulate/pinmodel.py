@@ -22,11 +22,27 @@ REFERENCE_WEAK_SHARE: Final = 0.6
 # Shares of all PINs at the reference weak share (published 6-digit PIN studies: 123456 alone
 # about 4 %, then 111111, 123123, 000000, 123321, 666666, 888888, 654321, 112233, 520520).
 HEAD_PINS: Final = {
-    "123456": 0.040, "111111": 0.015, "123123": 0.010, "000000": 0.010, "123321": 0.008,
-    "666666": 0.007, "888888": 0.007, "654321": 0.006, "112233": 0.005, "520520": 0.005,
-    "147258": 0.004, "121212": 0.004, "159357": 0.003, "168168": 0.003, "888999": 0.003,
-    "789456": 0.003, "111222": 0.003, "520131": 0.003, "201314": 0.003, "666888": 0.003,
-}  # fmt: skip
+    "123456": 0.040,
+    "111111": 0.015,
+    "123123": 0.010,
+    "000000": 0.010,
+    "123321": 0.008,
+    "666666": 0.007,
+    "888888": 0.007,
+    "654321": 0.006,
+    "112233": 0.005,
+    "520520": 0.005,
+    "147258": 0.004,
+    "121212": 0.004,
+    "159357": 0.003,
+    "168168": 0.003,
+    "888999": 0.003,
+    "789456": 0.003,
+    "111222": 0.003,
+    "520131": 0.003,
+    "201314": 0.003,
+    "666888": 0.003,
+}
 DATE_SHARE: Final = 0.22
 ZIPF_EXPONENT: Final = 1.1
 STRONG_POPULAR: Final = 0.7
@@ -47,9 +63,12 @@ def pin_probabilities(weak_share: float) -> np.ndarray:
     # birthdays: years mostly 1960-2005, in the three orders people write them
     years = np.arange(1960, 2006)
     year_w = np.exp(-0.5 * ((years - 1988) / 9.0) ** 2)
-    month_days = [(month, day) for month in range(1, 13) for day in range(1, 32)
-                  if day <= (29 if month == 2 else 30 if month in (4, 6, 9, 11)
-                             else 31)]  # fmt: skip
+    month_days = [
+        (month, day)
+        for month in range(1, 13)
+        for day in range(1, 32)
+        if day <= (29 if month == 2 else 30 if month in (4, 6, 9, 11) else 31)
+    ]
     yy = (years % 100)[:, None]
     mm = np.array([md[0] for md in month_days])[None, :]
     dd = np.array([md[1] for md in month_days])[None, :]
@@ -74,8 +93,9 @@ def pin_probabilities(weak_share: float) -> np.ndarray:
     # their mass follows a popularity curve, the other half is spread evenly
     strong = np.random.default_rng(20240602).permutation(np.flatnonzero(codes == 0))
     strong_zipf = 1.0 / (np.arange(strong.size) + 10.0) ** ZIPF_EXPONENT
-    probabilities[strong] = (1.0 - weak_share) * (STRONG_POPULAR * strong_zipf / strong_zipf.sum()
-                                      + (1 - STRONG_POPULAR) / strong.size)  # fmt: skip
+    probabilities[strong] = (1.0 - weak_share) * (
+        STRONG_POPULAR * strong_zipf / strong_zipf.sum() + (1 - STRONG_POPULAR) / strong.size
+    )
     return probabilities / probabilities.sum()
 
 
@@ -97,9 +117,18 @@ def _working_minute(world: World, op: int, share_of_day: float) -> int:
     return int(world.m_open[merchant] + 30 + share_of_day * span)
 
 
-def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: float,
-                       default_share: float, shared_share: float, reused_share: float,
-                       stale_share: float, forgotten_per_year: float) -> PinTimeline:  # fmt: skip
+def build_pin_timeline(
+    world: World,
+    seed: int,
+    horizon_us: int,
+    *,
+    weak_share: float,
+    default_share: float,
+    shared_share: float,
+    reused_share: float,
+    stale_share: float,
+    forgotten_per_year: float,
+) -> PinTimeline:
     """PIN events from each operator's creation until ``horizon_us``.
 
     Each operator's events come from its own random stream, so a longer horizon only adds
@@ -117,8 +146,9 @@ def build_pin_timeline(world: World, seed: int, horizon_us: int, *, weak_share: 
     keeps_default = np.zeros(operator_count, dtype=bool)
     keeps_default[admins[exact_mask(rng, admins.size, default_share)]] = True
     # shared PINs: in chosen merchants with 2+ clerks, 2-4 clerks hold the shop's one PIN
-    clerks_by_m = pl.DataFrame({"op": np.flatnonzero(~world.o_is_admin),
-                                "m": world.o_merchant[~world.o_is_admin]})  # fmt: skip
+    clerks_by_m = pl.DataFrame(
+        {"op": np.flatnonzero(~world.o_is_admin), "m": world.o_merchant[~world.o_is_admin]}
+    )
     groups = clerks_by_m.group_by("m").agg("op").filter(pl.col("op").list.len() >= 2).sort("m")
     chosen = exact_mask(rng, groups.height, shared_share)
     shared_pin = np.full(operator_count, -1, dtype=np.int64)

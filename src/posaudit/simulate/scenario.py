@@ -134,12 +134,16 @@ def _check(settings: dict[str, Any], source: str) -> None:
         raise ScenarioError(msg) from None
     if not FIRST_START <= start <= LAST_DAY:
         msg = (
-            f"{source}: 'world.start' must lie between {FIRST_START} and {LAST_DAY} (got {start}): "
-            "terminals are installed years before the first day, and POS data this old does not exist"
+            f"{source}: 'world.start' must lie between {FIRST_START} and {LAST_DAY} "
+            f"(got {start}): terminals are installed years before the first day, "
+            "and POS data this old does not exist"
         )
         raise ScenarioError(msg)
     if not 1 <= world["merchants"] <= MAX_MERCHANTS:
-        msg = f"{source}: 'world.merchants' must be between 1 and {MAX_MERCHANTS:,} (got {world['merchants']})"
+        msg = (
+            f"{source}: 'world.merchants' must be between 1 and {MAX_MERCHANTS:,} "
+            f"(got {world['merchants']})"
+        )
         raise ScenarioError(msg)
     if not 1 <= world["days"] <= MAX_DAYS:
         msg = f"{source}: 'world.days' must be between 1 and {MAX_DAYS} (got {world['days']})"

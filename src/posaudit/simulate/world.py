@@ -86,8 +86,15 @@ def _profile(category: cat.Category, open_minute: int, close_minute: int) -> np.
     return cdf / cdf[-1]
 
 
-def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share: float,
-                flaky_share: float, transfer_share: float) -> World:  # fmt: skip
+def build_world(
+    seed: int,
+    n_merchants: int,
+    start: date,
+    *,
+    lockout_loose_share: float,
+    flaky_share: float,
+    transfer_share: float,
+) -> World:
     """The world for ``seed``: the same seed and size always give the same world."""
     rng = stream(seed, "world")
     n_cat = len(cat.CATEGORIES)
@@ -174,9 +181,9 @@ def build_world(seed: int, n_merchants: int, start: date, *, lockout_loose_share
         merchant = int(t_merchant[terminal])
         category = cat.CATEGORIES[m_category[merchant]]
         admin_no = cat.MODELS[t_model[terminal]][2]
-        o_rows.append((terminal, admin_no, True, True, True,
-                       bool(m_transfers[merchant] and t_family[terminal] == 1), True,
-                       int(t_installed_us[terminal])))  # fmt: skip
+        admin_can_transfer = bool(m_transfers[merchant] and t_family[terminal] == 1)
+        installed = int(t_installed_us[terminal])
+        o_rows.append((terminal, admin_no, True, True, True, admin_can_transfer, True, installed))
         for _ in range(rng.integers(category.clerks[0], category.clerks[1] + 1)):
             no = int(next_clerk_no[merchant])
             next_clerk_no[merchant] += 1

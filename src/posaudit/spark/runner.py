@@ -466,9 +466,15 @@ def run_spark(
         except Exception as exc:
             if into_store and store is not None:
                 record_failed_run(
-                    store, policy, run_id=run_id, mode="full", engine="spark",
-                    started_at=started_at, seconds=time.perf_counter() - started, exc=exc,
-                )  # fmt: skip
+                    store,
+                    policy,
+                    run_id=run_id,
+                    mode="full",
+                    engine="spark",
+                    started_at=started_at,
+                    seconds=time.perf_counter() - started,
+                    exc=exc,
+                )
             raise
         detect_seconds = sum(result.seconds[k] for k in ("buckets", "score", "driver"))
         stages |= {"detect": detect_seconds, **result.seconds}
