@@ -700,9 +700,7 @@ def shared_shift() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
 
 def test_credential_sharing_fires_on_alternating_terminals() -> None:
     logins_, sales = shared_shift()
-    found = check(
-        credential_sharing(login_events(*logins_), transactions(*sales), operators())
-    )
+    found = check(credential_sharing(login_events(*logins_), transactions(*sales), operators()))
     assert found.height == 1
     row = found.row(0, named=True)
     assert (row["entity_type"], row["entity_id"]) == ("operator", CLERK)

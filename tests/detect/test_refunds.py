@@ -251,7 +251,9 @@ def test_refunds_without_sale_ignores_failed_refunds_and_refunds_of_real_sales()
         refund("R2", T0 + timedelta(hours=2), original_txn_id=None, status="failed"),
         txn("V1", T0 + timedelta(minutes=5), kind="void", original_txn_id=None),
     )
-    assert check(refunds.refunds_without_sale(refunds.approved_refunds(data), operators())).height == 0
+    assert (
+        check(refunds.refunds_without_sale(refunds.approved_refunds(data), operators())).height == 0
+    )
 
 
 # --- refunds_over_sale --------------------------------------------------------------------
@@ -295,7 +297,12 @@ def test_refunds_over_sale_orders_by_time_not_by_row_order() -> None:
 def test_refunds_over_sale_respects_tolerance() -> None:
     data = transactions(sale("S1", T0, amount_fen=10_000), refund("R1", T0, amount_fen=10_050))
     assert check(refunds.refunds_over_sale(refunds.approved_refunds(data), operators())).height == 1
-    assert check(refunds.refunds_over_sale(refunds.approved_refunds(data), operators(), tolerance_fen=50)).height == 0
+    assert (
+        check(
+            refunds.refunds_over_sale(refunds.approved_refunds(data), operators(), tolerance_fen=50)
+        ).height
+        == 0
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -315,7 +322,9 @@ def test_refunds_over_sale_fires_exactly_one_fen_past_the_sale(
         for i, p in enumerate(parts)
     ]
     found = check(
-        refunds.refunds_over_sale(refunds.approved_refunds(transactions(*rows)), operators(), tolerance_fen=tolerance_fen)
+        refunds.refunds_over_sale(
+            refunds.approved_refunds(transactions(*rows)), operators(), tolerance_fen=tolerance_fen
+        )
     )
     # refunds in total exactly equal to sale + tolerance never fire; one fen more fires the last
     assert found["entity_id"].to_list() == ([f"R{len(parts) - 1}"] if extra else [])
@@ -345,7 +354,10 @@ def test_refunds_to_other_card_is_silent_when_both_tokens_are_missing() -> None:
         sale("S1", T0, card_token=None, channel="wechat_qr"),
         refund("R1", T0 + timedelta(hours=1), card_token=None, channel="wechat_qr"),
     )
-    assert check(refunds.refunds_to_other_card(refunds.approved_refunds(data), operators())).height == 0
+    assert (
+        check(refunds.refunds_to_other_card(refunds.approved_refunds(data), operators())).height
+        == 0
+    )
 
 
 # --- refunds_without_permission -----------------------------------------------------------
@@ -400,7 +412,12 @@ def test_late_refunds_fires_past_the_window_only() -> None:
     assert found["entity_id"].to_list() == ["R2"]
     assert set(found["severity"]) == {"medium"}
     assert "came 20.0 days after sale S2" in found["summary"][0]
-    assert check(refunds.late_refunds(refunds.approved_refunds(data), operators(), refund_window_days=21)).height == 0
+    assert (
+        check(
+            refunds.late_refunds(refunds.approved_refunds(data), operators(), refund_window_days=21)
+        ).height
+        == 0
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -411,7 +428,11 @@ def test_late_refunds_fires_past_the_window_only() -> None:
 def test_late_refunds_boundary_is_the_window_itself(window_days: int, offset_seconds: int) -> None:
     lag = timedelta(days=window_days, seconds=offset_seconds)
     data = transactions(sale("S1", T0), refund("R1", T0 + lag))
-    found = check(refunds.late_refunds(refunds.approved_refunds(data), operators(), refund_window_days=window_days))
+    found = check(
+        refunds.late_refunds(
+            refunds.approved_refunds(data), operators(), refund_window_days=window_days
+        )
+    )
     assert found.height == (1 if offset_seconds > 0 else 0)
 
 
@@ -427,7 +448,9 @@ def test_off_hours_refunds_fires_on_a_night_of_refunds_past_closing() -> None:
         refund("R3", night + timedelta(minutes=95)),
         refund("R4", T0 + timedelta(hours=2)),  # in hours
     )
-    found = check(refunds.off_hours_refunds(refunds.approved_refunds(data), operators(), merchants()))
+    found = check(
+        refunds.off_hours_refunds(refunds.approved_refunds(data), operators(), merchants())
+    )
     assert found.height == 1
     row = found.row(0, named=True)
     assert row["entity_type"] == "operator" and row["entity_id"] == CLERK
@@ -440,15 +463,36 @@ def test_off_hours_refunds_fires_on_a_night_of_refunds_past_closing() -> None:
 def test_off_hours_refunds_skips_24h_merchants_single_refunds_and_grace() -> None:
     night = datetime(2026, 3, 4, 23, 10)
     data = transactions(refund("R1", night), refund("R2", night + timedelta(minutes=20)))
-    assert check(refunds.off_hours_refunds(refunds.approved_refunds(data), operators(), merchants(is_24h=True))).height == 0
+    assert (
+        check(
+            refunds.off_hours_refunds(
+                refunds.approved_refunds(data), operators(), merchants(is_24h=True)
+            )
+        ).height
+        == 0
+    )
     lone = transactions(refund("R1", night), refund("R2", night + timedelta(hours=5)))
-    assert check(refunds.off_hours_refunds(refunds.approved_refunds(lone), operators(), merchants())).height == 0
+    assert (
+        check(
+            refunds.off_hours_refunds(refunds.approved_refunds(lone), operators(), merchants())
+        ).height
+        == 0
+    )
     early = transactions(
         refund("R1", datetime(2026, 3, 4, 7, 35)), refund("R2", datetime(2026, 3, 4, 7, 45))
     )
-    assert check(refunds.off_hours_refunds(refunds.approved_refunds(early), operators(), merchants())).height == 0
     assert (
-        check(refunds.off_hours_refunds(refunds.approved_refunds(early), operators(), merchants(), grace_minutes=10)).height
+        check(
+            refunds.off_hours_refunds(refunds.approved_refunds(early), operators(), merchants())
+        ).height
+        == 0
+    )
+    assert (
+        check(
+            refunds.off_hours_refunds(
+                refunds.approved_refunds(early), operators(), merchants(), grace_minutes=10
+            )
+        ).height
         == 1
     )
 
@@ -458,11 +502,17 @@ def test_off_hours_refunds_reads_hours_across_midnight() -> None:
     inside = transactions(
         refund("R1", datetime(2026, 3, 4, 23, 30)), refund("R2", datetime(2026, 3, 5, 1, 0))
     )
-    assert check(refunds.off_hours_refunds(refunds.approved_refunds(inside), operators(), bar)).height == 0
+    assert (
+        check(refunds.off_hours_refunds(refunds.approved_refunds(inside), operators(), bar)).height
+        == 0
+    )
     outside = transactions(
         refund("R1", datetime(2026, 3, 5, 4, 0)), refund("R2", datetime(2026, 3, 5, 4, 30))
     )
-    assert check(refunds.off_hours_refunds(refunds.approved_refunds(outside), operators(), bar)).height == 1
+    assert (
+        check(refunds.off_hours_refunds(refunds.approved_refunds(outside), operators(), bar)).height
+        == 1
+    )
 
 
 @settings(max_examples=40, deadline=None)
@@ -485,7 +535,11 @@ def test_off_hours_refunds_grace_boundary(
     data = transactions(refund("R1", first), refund("R2", far))
     found = check(
         refunds.off_hours_refunds(
-            refunds.approved_refunds(data), operators(), merchants(), grace_minutes=grace_minutes, cluster_gap_minutes=600
+            refunds.approved_refunds(data),
+            operators(),
+            merchants(),
+            grace_minutes=grace_minutes,
+            cluster_gap_minutes=600,
         )
     )
     assert found.height == (1 if offset_seconds > 0 else 0)
@@ -527,7 +581,9 @@ def test_refund_bursts_merges_overlapping_and_separates_distant_bursts() -> None
         *burst(12, T0, timedelta(minutes=5)),
         *[refund(f"L{i}", T0 + timedelta(hours=5) + i * timedelta(minutes=2)) for i in range(8)],
     )
-    found = check(refunds.refund_bursts(refunds.approved_refunds(data), operators())).sort("window_start")
+    found = check(refunds.refund_bursts(refunds.approved_refunds(data), operators())).sort(
+        "window_start"
+    )
     assert found.height == 2
     assert json.loads(found["evidence"][0])["refunds"] == 12
     assert json.loads(found["evidence"][1])["refunds"] == 8
@@ -554,7 +610,10 @@ def test_refund_bursts_match_a_brute_force_oracle(minutes: list[int], k: int, wi
     rows = [refund(f"R{i:03d}", T0 + timedelta(minutes=m)) for i, m in enumerate(minutes)]
     found = check(
         refunds.refund_bursts(
-            refunds.approved_refunds(transactions(*rows)), operators(), min_refunds=k, window_minutes=window
+            refunds.approved_refunds(transactions(*rows)),
+            operators(),
+            min_refunds=k,
+            window_minutes=window,
         )
     )
     evidence = [json.loads(e) for e in found["evidence"]]
@@ -578,12 +637,18 @@ def test_refund_bursts_threshold_is_inclusive(k: int, window: int) -> None:
     at = transactions(*rows)
     below = transactions(*rows[:-1])
     assert (
-        check(refunds.refund_bursts(refunds.approved_refunds(at), operators(), min_refunds=k, window_minutes=window)).height
+        check(
+            refunds.refund_bursts(
+                refunds.approved_refunds(at), operators(), min_refunds=k, window_minutes=window
+            )
+        ).height
         == 1
     )
     assert (
         check(
-            refunds.refund_bursts(refunds.approved_refunds(below), operators(), min_refunds=k, window_minutes=window)
+            refunds.refund_bursts(
+                refunds.approved_refunds(below), operators(), min_refunds=k, window_minutes=window
+            )
         ).height
         == 0
     )
@@ -608,7 +673,11 @@ def cash_out(n: int, *, amount_fen: int = 30_000, sale_fen: int = 200_000) -> li
 
 
 def test_round_amount_refunds_fires_on_partial_round_refunds() -> None:
-    found = check(refunds.round_amount_refunds(refunds.approved_refunds(transactions(*cash_out(4))), operators()))
+    found = check(
+        refunds.round_amount_refunds(
+            refunds.approved_refunds(transactions(*cash_out(4))), operators()
+        )
+    )
     assert found.height == 1
     row = found.row(0, named=True)
     assert row["entity_id"] == CLERK
@@ -618,18 +687,29 @@ def test_round_amount_refunds_fires_on_partial_round_refunds() -> None:
 
 def test_round_amount_refunds_excludes_full_deposits_small_and_unround_amounts() -> None:
     full = transactions(*cash_out(4, amount_fen=80_000, sale_fen=80_000))
-    assert check(refunds.round_amount_refunds(refunds.approved_refunds(full), operators())).height == 0
+    assert (
+        check(refunds.round_amount_refunds(refunds.approved_refunds(full), operators())).height == 0
+    )
     small = transactions(*cash_out(4, amount_fen=10_000))
-    assert check(refunds.round_amount_refunds(refunds.approved_refunds(small), operators())).height == 0
+    assert (
+        check(refunds.round_amount_refunds(refunds.approved_refunds(small), operators())).height
+        == 0
+    )
     unround = transactions(*cash_out(4, amount_fen=30_050))
-    assert check(refunds.round_amount_refunds(refunds.approved_refunds(unround), operators())).height == 0
+    assert (
+        check(refunds.round_amount_refunds(refunds.approved_refunds(unround), operators())).height
+        == 0
+    )
     spread = transactions(
         *[
             r | {"ts": T0 + timedelta(hours=13 * i)} if r["kind"] == "refund" else r
             for i, r in enumerate(cash_out(3))
         ]
     )
-    assert check(refunds.round_amount_refunds(refunds.approved_refunds(spread), operators())).height == 0
+    assert (
+        check(refunds.round_amount_refunds(refunds.approved_refunds(spread), operators())).height
+        == 0
+    )
 
 
 def test_round_amount_refunds_counts_refunds_without_sale() -> None:
@@ -637,7 +717,12 @@ def test_round_amount_refunds_counts_refunds_without_sale() -> None:
         refund(f"R{i}", T0 + timedelta(minutes=20 * i), amount_fen=50_000, original_txn_id=None)
         for i in range(3)
     ]
-    assert check(refunds.round_amount_refunds(refunds.approved_refunds(transactions(*rows)), operators())).height == 1
+    assert (
+        check(
+            refunds.round_amount_refunds(refunds.approved_refunds(transactions(*rows)), operators())
+        ).height
+        == 1
+    )
 
 
 @settings(max_examples=30, deadline=None)
@@ -649,7 +734,11 @@ def test_round_amount_refunds_counts_refunds_without_sale() -> None:
 def test_round_amount_refunds_threshold(min_refunds: int, units: int, at_threshold: bool) -> None:
     n = min_refunds if at_threshold else min_refunds - 1
     data = transactions(*cash_out(n, amount_fen=units * 10_000, sale_fen=units * 10_000 + 1))
-    found = check(refunds.round_amount_refunds(refunds.approved_refunds(data), operators(), min_refunds=min_refunds))
+    found = check(
+        refunds.round_amount_refunds(
+            refunds.approved_refunds(data), operators(), min_refunds=min_refunds
+        )
+    )
     assert found.height == (1 if at_threshold else 0)
 
 
@@ -714,7 +803,10 @@ def test_refunds_after_many_failures_without_lockout_fire() -> None:
     )
     found = check(
         refunds.refunds_after_suspicious_login(
-            refunds.approved_refunds(transactions(*takeover_refunds(login, 3), enum=True)), events, lockouts(), operators()
+            refunds.approved_refunds(transactions(*takeover_refunds(login, 3), enum=True)),
+            events,
+            lockouts(),
+            operators(),
         )
     )
     assert found.height == 1
@@ -741,7 +833,10 @@ def test_refunds_to_other_cards_after_a_plain_login_are_not_a_takeover() -> None
     login = datetime(2026, 3, 4, 14, 0)
     events = login_events(*guessing(login - timedelta(minutes=2), 2), (login, "success"))
     found = refunds.refunds_after_suspicious_login(
-        refunds.approved_refunds(transactions(*takeover_refunds(login, 4))), events, lockouts(), operators()
+        refunds.approved_refunds(transactions(*takeover_refunds(login, 4))),
+        events,
+        lockouts(),
+        operators(),
     )
     assert check(found).height == 0
 
@@ -765,7 +860,9 @@ def test_refunds_long_after_the_suspicious_login_do_not_count() -> None:
     login = first + timedelta(minutes=3)
     events = login_events(*guessing(first, 8), (login, "success"))
     late = transactions(*takeover_refunds(login + timedelta(hours=2), 4))
-    found = refunds.refunds_after_suspicious_login(refunds.approved_refunds(late), events, lockouts(), operators())
+    found = refunds.refunds_after_suspicious_login(
+        refunds.approved_refunds(late), events, lockouts(), operators()
+    )
     assert check(found).height == 0
 
 

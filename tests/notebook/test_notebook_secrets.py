@@ -32,5 +32,5 @@ def test_tables_come_without_digests(audit: nb.Audit) -> None:
     ],
 )
 def test_queries_for_digests_are_refused(audit: nb.Audit, query: str) -> None:
-    with pytest.raises(AuditError, match="the notebooks do not read .*PIN digests stay"):
+    with pytest.raises(AuditError, match=r"the notebooks do not read .*PIN digests stay"):
         audit.sql(query)

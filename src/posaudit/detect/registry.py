@@ -214,4 +214,3 @@ def rule(
         return function
 
     return register
-

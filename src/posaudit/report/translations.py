@@ -627,17 +627,40 @@ def _minute(value: datetime | str) -> str:
     return value.strftime("%Y-%m-%d %H:%M")
 
 
-_SHARE_FEATURES: Final = frozenset({"refund_rate", "refund_rate_28d", "off_hours_share", "full_refund_share",
-                                    "repeat_card_refund_share_28d"})  # fmt: skip
+_SHARE_FEATURES: Final = frozenset(
+    {
+        "refund_rate",
+        "refund_rate_28d",
+        "off_hours_share",
+        "full_refund_share",
+        "repeat_card_refund_share_28d",
+    }
+)
 
 
 # -- evidence, key by key ----------------------------------------------------------------------
 
 EvidenceKind = Literal[
-    "text", "count", "money", "days", "minutes", "hours", "share", "percentile", "score",
-    "stamp", "bool", "number", "set_kind", "set_by", "reason", "unlock", "weakness",
-    "lockout_reasons", "features",
-]  # fmt: skip
+    "text",
+    "count",
+    "money",
+    "days",
+    "minutes",
+    "hours",
+    "share",
+    "percentile",
+    "score",
+    "stamp",
+    "bool",
+    "number",
+    "set_kind",
+    "set_by",
+    "reason",
+    "unlock",
+    "weakness",
+    "lockout_reasons",
+    "features",
+]
 # Every key a rule writes into its evidence: its label in both languages and how its value
 # reads (the unit goes with the value: '30 minutes', '27.46 元'). Anomaly features read with
 # FEATURES' labels.
@@ -792,16 +815,22 @@ _REASONS: Final[dict[str, tuple[str, str]]] = {
     "unknown_operator": ("no such operator", "无此操作员"),
 }
 _ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
-    "set_kind": {"initial": ("initial setting", "初始设置"), "change": ("change", "修改"),
-                 "reset": ("reset", "重置")},
+    "set_kind": {
+        "initial": ("initial setting", "初始设置"),
+        "change": ("change", "修改"),
+        "reset": ("reset", "重置"),
+    },
     "set_by": _SET_BY,
     "reason": _REASONS,
-    "unlock": {"timeout": ("timed out", "超时自动解除"), "admin": ("by the administrator", "由管理员解除"),
-               "service_desk": ("by the service desk", "由服务台解除")},
+    "unlock": {
+        "timeout": ("timed out", "超时自动解除"),
+        "admin": ("by the administrator", "由管理员解除"),
+        "service_desk": ("by the service desk", "由服务台解除"),
+    },
     "weakness": WEAKNESS_CLASSES,
     "lockout_reasons": _LOCKOUT_REASONS,
     "features": FEATURES,
-}  # fmt: skip
+}
 EVIDENCE_LIST_ITEMS: Final = 6
 
 

@@ -428,9 +428,15 @@ def _activity_by_day(
 ) -> pl.LazyFrame:
     """One row per operator-day with any transaction or login attempt."""
     counts = (
-        "event_count", "activity_count", "sale_count", "sale_amount_fen", "void_count",
-        "off_hours_count", "login_count", "wrong_pin_count",
-    )  # fmt: skip
+        "event_count",
+        "activity_count",
+        "sale_count",
+        "sale_amount_fen",
+        "void_count",
+        "off_hours_count",
+        "login_count",
+        "wrong_pin_count",
+    )
     by_terminal = (
         pl.concat(
             [
@@ -608,10 +614,15 @@ def operator_day_activity(
         )
     )
     zero_filled = [
-        "refund_count", "refund_amount_fen", "refund_card_count", "repeat_card_refund_count",
-        "full_refund_share", "lockout_count", "repeat_refund_card_count_28d",
+        "refund_count",
+        "refund_amount_fen",
+        "refund_card_count",
+        "repeat_card_refund_count",
+        "full_refund_share",
+        "lockout_count",
+        "repeat_refund_card_count_28d",
         "refunds_to_repeat_cards_28d",
-    ]  # fmt: skip
+    ]
     return (
         _activity_by_day(operator_terminal_days, login_events, operators, merchants)
         .join(_refunds_by_day(refunds), on=["operator_id", "day"], how="left")

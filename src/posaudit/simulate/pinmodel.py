@@ -173,19 +173,21 @@ def build_pin_timeline(
         # Phases a golden-ratio step apart keep the world's share of reuses close to exact.
         reuse_acc = (reuse_phase + op * GOLDEN_RATIO_STEP) % 1.0
 
+        # fresh and emit serve this operator only: called within this pass of the loop
         def fresh() -> int:
             while True:
-                value = int(np.searchsorted(cdf, operator_rng.random() * 0.999999, side="right"))
-                if value not in history[-HISTORY_SIZE:]:
+                draw = operator_rng.random() * 0.999999  # noqa: B023
+                value = int(np.searchsorted(cdf, draw, side="right"))
+                if value not in history[-HISTORY_SIZE:]:  # noqa: B023
                     return value
 
         def emit(ts: int, kind: int, actor: int, value: int) -> None:
-            ops_out.append(op)
+            ops_out.append(op)  # noqa: B023
             ts_out.append(ts)
             kind_out.append(kind)
             actor_out.append(actor)
             pin_out.append(value)
-            history.append(value)
+            history.append(value)  # noqa: B023
 
         event_us = int(world.o_created_us[op])
         day0 = event_us - event_us % US_PER_DAY

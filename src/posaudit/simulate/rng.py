@@ -17,7 +17,7 @@ def stream(seed: int, name: str, *keys: int) -> np.random.Generator:
 
 def exact_count(share: float, total: int) -> int:
     """The whole number of items nearest to ``share * total`` (half to even)."""
-    return int(round(share * total))
+    return round(share * total)
 
 
 def exact_mask(rng: np.random.Generator, size: int, share: float) -> np.ndarray:

@@ -347,8 +347,6 @@ def score_findings(
     mark = time.perf_counter()
     thresholds = rule.parameters | policy.parameters(rule.name)
     with pl.Config(engine_affinity="in-memory"):
-        findings = anomaly_findings(
-            kept.lazy(), **{k: thresholds[k] for k in _FINDING}
-        ).collect()
+        findings = anomaly_findings(kept.lazy(), **{k: thresholds[k] for k in _FINDING}).collect()
     seconds["score_findings"] = time.perf_counter() - mark
     return findings.select(FINDINGS_SCHEMA.names()), seconds

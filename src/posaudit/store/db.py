@@ -47,7 +47,9 @@ def _schema_sql() -> str:
 
 
 # DuckDB's messages for a file it could not read or write: 'Could not write file "PATH": CAUSE'.
-_DUCKDB_FILE_ERROR: Final = re.compile(r'(?:file|from file) "(?P<path>[^"]+)"(?::|,)? (?P<cause>.+)$')
+_DUCKDB_FILE_ERROR: Final = re.compile(
+    r'(?:file|from file) "(?P<path>[^"]+)"(?::|,)? (?P<cause>.+)$'
+)
 
 
 _IO_WORDS: Final = ("Could not write", "Could not read", "Cannot open file", "Could not open")
@@ -86,13 +88,20 @@ _DUCKDB_HEADER_BYTES: Final = 3 * 4096
 
 
 def _file_kind(path: Path) -> str | None:
-    """What is at ``path`` (following links): None when nothing, 'a file', 'a folder', 'a FIFO'..."""
+    """What is at ``path`` (following links): None when nothing, else 'a file', 'a folder',
+    'a FIFO'..."""
     try:
         mode = os.stat(path).st_mode
     except (FileNotFoundError, NotADirectoryError):
         return None
-    kinds = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
-             (stat.S_ISSOCK, "a socket"), (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"))  # fmt: skip
+    kinds = (
+        (stat.S_ISREG, "a file"),
+        (stat.S_ISDIR, "a folder"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+    )
     return next((name for test, name in kinds if test(mode)), "not a regular file")
 
 
@@ -104,7 +113,9 @@ def _check_whole(path: Path, con: duckdb.DuckDBPyConnection) -> None:
     """
     if path.with_name(path.name + ".wal").exists():
         return  # blocks in the log are not in the file yet
-    rows = con.execute("SELECT block_size, used_blocks FROM pragma_database_size() LIMIT 1").fetchall()
+    rows = con.execute(
+        "SELECT block_size, used_blocks FROM pragma_database_size() LIMIT 1"
+    ).fetchall()
     if not rows or rows[0][0] is None:
         return
     block_size, blocks = int(rows[0][0]), int(rows[0][1])
@@ -177,8 +188,9 @@ class Store:
             limit = os.pathconf(path.parent, "PC_NAME_MAX")
             if len(longest) > limit:
                 msg = (
-                    f"cannot create the store {path}: its name is {len(os.fsencode(path.name))} bytes, "
-                    f"and with {STAGING_SUFFIX + '.wal'!r} passes the file system's limit of {limit}"
+                    f"cannot create the store {path}: its name is "
+                    f"{len(os.fsencode(path.name))} bytes, and with "
+                    f"{STAGING_SUFFIX + '.wal'!r} passes the file system's limit of {limit}"
                 )
                 raise StoreError(msg)
             kind = _file_kind(path)
@@ -311,12 +323,16 @@ class Store:
         _check_whole(path, con)
         names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         if "posaudit_meta" not in names:
-            what = "an empty DuckDB database" if not names else "a DuckDB database of another schema"
+            what = (
+                "an empty DuckDB database" if not names else "a DuckDB database of another schema"
+            )
             msg = f"{path} is {what}, not a posaudit store (no posaudit_meta table)"
             raise StoreError(msg)
         meta = dict(con.execute("SELECT key, value FROM posaudit_meta").fetchall())
         if meta.get("application") != APPLICATION:
-            msg = f"{path} is not a posaudit store (posaudit_meta names {meta.get('application')!r})"
+            msg = (
+                f"{path} is not a posaudit store (posaudit_meta names {meta.get('application')!r})"
+            )
             raise StoreError(msg)
         version = meta.get("schema_version")
         if version != SCHEMA_VERSION:
@@ -408,9 +424,10 @@ class Store:
             raise StoreError(msg)
         selected = ", ".join(f'"{c}"' for c in columns) if columns else "*"
         conditions = [where] if isinstance(where, str) else list(where or [])
-        query = " UNION ALL ".join(
-            f"SELECT {selected} FROM {table} WHERE {c}" for c in conditions
-        ) or f"SELECT {selected} FROM {table}"
+        query = (
+            " UNION ALL ".join(f"SELECT {selected} FROM {table} WHERE {c}" for c in conditions)
+            or f"SELECT {selected} FROM {table}"
+        )
         self._con.execute("SET produce_arrow_string_view = true")
         try:
             return self._con.sql(query).pl()
@@ -514,9 +531,10 @@ class Store:
         With ``buckets``, the tables detection reads (the catalogue's ``BUCKETED_TABLES``) also
         carry a ``bucket`` column, computed here once: ``md5_number_lower(merchant_id) %
         buckets`` of the row's merchant (reached as the catalogue's ``merchant`` link says where
-        the table has no ``merchant_id``), and are Hive-partitioned by it (``bucket=K/``), so one bucket holds
-        every row of every merchant, terminal and operator it covers; event rows are in time
-        order within a bucket, so a reader of a time window skips the other row groups.
+        the table has no ``merchant_id``), and are Hive-partitioned by it (``bucket=K/``), so
+        one bucket holds every row of every merchant, terminal and operator it covers; event
+        rows are in time order within a bucket, so a reader of a time window skips the other
+        row groups.
         ``transactions`` also carry ``card_bucket`` (the same hash of ``card_token``, rows
         without a card in the bucket of the empty string) for rules keyed by card. In
         Python, ``int.from_bytes(hashlib.md5(value.encode()).digest()[8:], "little")``
@@ -532,7 +550,9 @@ class Store:
             msg = f"cannot export {self.path}: {str(exc).splitlines()[0]}"
             raise StoreError(msg) from exc
 
-    def _export_parquet(self, out_dir: Path, *, partitioned: bool, buckets: int | None) -> list[str]:
+    def _export_parquet(
+        self, out_dir: Path, *, partitioned: bool, buckets: int | None
+    ) -> list[str]:
         written = []
         for facts in CATALOGUE.values():
             if facts.kind == "meta":  # the store's own settings stay with the store
@@ -548,8 +568,9 @@ class Store:
                 )
             else:
                 target.mkdir(parents=True, exist_ok=True)
+                part = target / "part-0.parquet"
                 self._con.execute(
-                    f"COPY (SELECT * FROM {table} ORDER BY {key}) TO '{target / 'part-0.parquet'}' (FORMAT parquet)"
+                    f"COPY (SELECT * FROM {table} ORDER BY {key}) TO '{part}' (FORMAT parquet)"
                 )
             written.append(table)
         return written
