@@ -63,22 +63,22 @@ def guessing_run(
     ``unlock_method`` (after ``unlock_delay_us`` unless by timeout); later ones time out.
     """
     attempt_us = start_us
-    count = 0
-    made = 0
-    gap_i = 0
+    failures_in_a_row = 0
+    failures_logged = 0
+    gaps_taken = 0
 
     def next_gap() -> int:
-        nonlocal gap_i
-        gap = gaps_us[gap_i % len(gaps_us)]
-        gap_i += 1
+        nonlocal gaps_taken
+        gap = gaps_us[gaps_taken % len(gaps_us)]
+        gaps_taken += 1
         return gap
 
     method = unlock_method
-    while made < failures:
+    while failures_logged < failures:
         log.event(attempt_us, terminal, operator_no, operator, "wrong_pin")
-        made += 1
-        count += 1
-        if threshold > 0 and count == threshold:
+        failures_logged += 1
+        failures_in_a_row += 1
+        if threshold > 0 and failures_in_a_row == threshold:
             if method == "timeout":
                 unlock_at = attempt_us + lockout_minutes * US_PER_MINUTE
             else:
@@ -92,10 +92,10 @@ def guessing_run(
                 if locked_attempt_us < unlock_at:
                     log.event(locked_attempt_us, terminal, operator_no, operator, "locked")
             attempt_us = unlock_at + next_gap()
-            count = 0
+            failures_in_a_row = 0
         else:
             attempt_us += next_gap()
     if succeed:
         log.event(attempt_us, terminal, operator_no, operator, "success")
         return attempt_us
-    return attempt_us - gaps_us[(gap_i - 1) % len(gaps_us)]
+    return attempt_us - gaps_us[(gaps_taken - 1) % len(gaps_us)]
