@@ -15,20 +15,11 @@ from posaudit.simulate.pinmodel import PinTimeline, build_pin_timeline, pin_prob
 from posaudit.simulate.scenario import ATTACK_SCENARIOS, load_scenario
 from posaudit.simulate.world import day_start_us
 from posaudit.store import Store
-from posaudit.store.catalogue import DIMENSION_TABLES
+from posaudit.store.catalogue import DIMENSION_TABLES, WORLD_TABLES, key_column
 from tests.conftest import SAMPLE_DAYS, SAMPLE_MERCHANTS, SAMPLE_SEED, build_store
 from tests.pin_leaks import pins_in_folder, pins_in_store, pins_in_text
 
-ORDER = {
-    "merchants": "merchant_id",
-    "terminals": "terminal_id",
-    "operators": "operator_id",
-    "pin_events": "event_id",
-    "login_events": "event_id",
-    "lockouts": "lockout_id",
-    "transactions": "txn_id",
-    "ground_truth": "incident_id",
-}
+ORDER = {table: key_column(table) for table in WORLD_TABLES}
 
 
 def _tables(path: Path) -> dict[str, pl.DataFrame]:

@@ -7,19 +7,11 @@ from pathlib import Path
 import polars as pl
 
 from posaudit.store import Store, read_parquet_table
+from posaudit.store.catalogue import WORLD_TABLES, key_column
 from tests.conftest import SAMPLE_DAYS, SAMPLE_MERCHANTS, SAMPLE_SEED
 
 SAMPLE = Path(__file__).parents[2] / "data_samples" / "world"
-KEYS = {
-    "merchants": "merchant_id",
-    "terminals": "terminal_id",
-    "operators": "operator_id",
-    "pin_events": "event_id",
-    "login_events": "event_id",
-    "lockouts": "lockout_id",
-    "transactions": "txn_id",
-    "ground_truth": "incident_id",
-}
+KEYS = {table: key_column(table) for table in WORLD_TABLES}
 
 
 def test_sample_equals_a_fresh_simulation(sample_store: Path) -> None:
