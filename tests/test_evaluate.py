@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+import sys
 from datetime import datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 
+from posaudit.detect.policy import load_policy
 from posaudit.evaluate import evaluate
+from posaudit.run.local import run_pipeline
+from posaudit.store import Store
 
 T = datetime
 
@@ -87,3 +94,25 @@ def test_a_finding_may_detect_several_incidents_and_an_incident_needs_one_findin
     result = evaluate(findings, truth, OPS)
     assert result.recall.get_column("recall").to_list() == [1.0, 1.0]
     assert result.precision.get_column("precision").to_list() == [1.0]
+
+
+def test_a_store_without_labels_says_so_in_one_line(sample_store: Path, tmp_path: Path) -> None:
+    """Ingested data has no ground truth: evaluate refuses in one line, exit 2."""
+    path = Path(shutil.copy(sample_store, tmp_path / "unlabelled.duckdb"))
+    store = Store.open(path)
+    try:
+        store.execute("DELETE FROM ground_truth")
+        run_pipeline(store, load_policy())
+    finally:
+        store.close()
+    done = subprocess.run(
+        [sys.executable, "-m", "posaudit", "evaluate", "--db", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert done.stderr == (
+        f"posaudit: error: {path} holds no ground truth (only a simulated world has labels): "
+        "nothing to evaluate against\n"
+    )

@@ -689,6 +689,7 @@ def evaluate(
     import json
 
     from posaudit.evaluate import evaluate as evaluate_run
+    from posaudit.evaluate import no_labels
     from posaudit.store import Store
 
     path = db or default_db_path()
@@ -707,6 +708,8 @@ def evaluate(
             chosen = run_id or str(runs[0][0])
             if chosen not in {str(r[0]) for r in runs}:
                 fail(f"no successful run {chosen!r} in {path}")
+            if store.query("SELECT count(*) FROM ground_truth")[0][0] == 0:
+                fail(no_labels(path))
             findings = store.scan("findings", where=f"run_id = '{chosen}'")
             result = evaluate_run(findings, store.scan("ground_truth"), store.scan("operators"))
         finally:

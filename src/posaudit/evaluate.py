@@ -17,6 +17,14 @@ ACCUSING = pl.col("severity") != "info"
 ABOVE_LOW = ~pl.col("severity").is_in(["info", "low"])
 
 
+def no_labels(store_path: object) -> str:
+    """What to say of a store without ground truth: ingested data has no labels."""
+    return (
+        f"{store_path} holds no ground truth (only a simulated world has labels): "
+        "nothing to evaluate against"
+    )
+
+
 def matches(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
     """Pairs of (finding, incident) where the finding detects the incident."""
     return (

@@ -276,16 +276,12 @@ def write_findings_files(
 
 def write_evaluation(db: Path, folder: Path, *, run_id: str) -> Path:
     """Recall and precision of the run against the simulator's labels, as JSON."""
-    from posaudit.evaluate import evaluate
+    from posaudit.evaluate import evaluate, no_labels
 
     store = Store.open(db, read_only=True)
     try:
         if store.query("SELECT count(*) FROM ground_truth")[0][0] == 0:
-            msg = (
-                f"{db} holds no ground truth (a simulated world has it): "
-                "nothing to evaluate against"
-            )
-            raise StoreError(msg)
+            raise StoreError(no_labels(db))
         findings = store.scan("findings", where=f"run_id = '{run_id}'")
         result = evaluate(findings, store.scan("ground_truth"), store.scan("operators"))
     finally:
