@@ -282,6 +282,12 @@ def _read_mapped(
                 )
             )
         )
+    # a nullable column the mapping leaves out is null in every row
+    values += [
+        pl.lit(None, spec.dtype).alias(name)
+        for name, spec in specs.items()
+        if name not in table.columns
+    ]
     extra: list[pl.Expr] = []
     for rule in table.columns.values():
         if rule.kind == "operator_of":
