@@ -422,3 +422,31 @@ def test_lookups_and_operators_by_terminal_and_number_in_a_gb18030_export(
     reasons = query(db, "SELECT source_line, reason FROM quarantine ORDER BY 1").rows()
     assert reasons == [(4, "unknown_operator"), (5, "unknown_terminal"), (6, "bad_row")]
     assert summary["rows_quarantined"] == 3
+
+
+def test_create_missing_makes_the_terminals_and_operators_events_name(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    ingest(db, write_world(tmp_path / "in"))
+    contract = Path(__file__).parents[2] / "src/posaudit/ingest/mappings/contract.toml"
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(
+        contract.read_text().replace(
+            "[tables.transactions]\n",
+            '[tables.transactions]\ncreate_missing = ["operators", "terminals"]\n',
+        )
+    )
+    lines = [
+        txn("N1", "2024-03-02 10:00:00", terminal="T5", operator="T5-01"),
+        txn("N2", "2024-03-02 09:00:00", terminal="T5", operator="T5-01"),
+        txn("N3", terminal="T6", operator="T6-01", merchant="M9"),  # no such merchant
+    ]
+    summary = ingest(db, write_world(tmp_path / "more", lines), mapping=str(mapping))
+    assert summary["created"] == {"terminals": 1, "operators": 1}
+    terminal = query(db, "SELECT * FROM terminals WHERE terminal_id = 'T5'").row(0, named=True)
+    assert (terminal["merchant_id"], terminal["model"]) == ("M1", "unknown")
+    assert str(terminal["installed_at"]) == "2024-03-02 09:00:00"  # its first event
+    operator = query(db, "SELECT * FROM operators WHERE operator_id = 'T5-01'").row(0, named=True)
+    assert (operator["terminal_id"], operator["can_refund"]) == ("T5", False)
+    reasons = query(db, "SELECT reason FROM quarantine")["reason"].to_list()
+    assert reasons == ["unknown_merchant"]  # nothing is made under a merchant nobody holds
+    assert count(db, "transactions") == 4
