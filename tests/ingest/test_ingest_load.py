@@ -450,3 +450,17 @@ def test_create_missing_makes_the_terminals_and_operators_events_name(tmp_path: 
     reasons = query(db, "SELECT reason FROM quarantine")["reason"].to_list()
     assert reasons == ["unknown_merchant"]  # nothing is made under a merchant nobody holds
     assert count(db, "transactions") == 4
+
+
+def test_an_excel_workbook_per_table(tmp_path: Path) -> None:
+    folder = write_world(tmp_path / "in")
+    for name in ("merchants", "operators"):
+        csv = folder / f"{name}.csv"
+        pl.read_csv(csv, infer_schema=False).write_excel(folder / f"{name}.xlsx")
+        csv.unlink()
+    db = tmp_path / "s.duckdb"
+    summary = ingest(db, folder)
+    assert summary["rows_quarantined"] == 0
+    assert summary["rows_loaded_by_table"]["operators"] == 3
+    got = query(db, "SELECT opens_at, is_24h FROM merchants ORDER BY merchant_id").rows()
+    assert [(str(t), b) for t, b in got] == [("08:00:00", False), ("00:00:00", True)]

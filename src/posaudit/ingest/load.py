@@ -163,12 +163,14 @@ def ingest(
     *,
     digester: PinDigester,
     on_event: Events = _ignore,
+    planned: list[_Planned] | None = None,
 ) -> IngestSummary:
     """Ingest the files ``sources`` name into ``store`` (opened for writing) through
     ``mapping``; one transaction. Raises :class:`IngestError` for bad input, before any write.
+    ``planned``: the sources as :func:`plan` gave them already (each file hashed once).
     """
     began = time.perf_counter()
-    planned = plan(mapping, sources)
+    planned = plan(mapping, sources) if planned is None else planned
     on_event("planned", {"files": len(planned)})
     loaded_before = _loaded_fingerprints(store)
     reports: list[FileReport] = []
@@ -589,16 +591,20 @@ def ingest_files(
     The sources and the mapping are checked before the store is opened, so bad input never
     waits on nor takes the lock.
     """
-    plan(mapping, sources)
+    planned = plan(mapping, sources)
     path = Path(path)
     if not path.exists():
         # a new store is built beside its path and renamed into place when whole
         with Store.staged(path, append=False, purpose="ingest") as new:
             new.initialise(pin_key_fingerprint=digester.fingerprint, code_version=__version__)
-            return ingest(new, mapping, sources, digester=digester, on_event=on_event)
+            return ingest(
+                new, mapping, sources, digester=digester, on_event=on_event, planned=planned
+            )
     store = Store.open(path, purpose="ingest")
     try:
         store.check_pin_key(digester.fingerprint)
-        return ingest(store, mapping, sources, digester=digester, on_event=on_event)
+        return ingest(
+            store, mapping, sources, digester=digester, on_event=on_event, planned=planned
+        )
     finally:
         store.close()
