@@ -176,6 +176,7 @@ def ingest(
     reports: list[FileReport] = []
     frames: dict[str, list[tuple[int, pl.DataFrame]]] = {t: [] for t in TARGET_TABLES}
     seen: dict[str, str] = {}
+    raw_rows: dict[int, pl.DataFrame] = {}
     for item in planned:
         source = item.source
         report = FileReport(item.name, source.fingerprint, source.bytes, item.table)
@@ -187,7 +188,9 @@ def ingest(
             continue
         seen[source.fingerprint] = "this ingest"
         rules = mapping.tables[item.table]
-        frame = _read_mapped(item, rules, mapping, digester, report, index=len(reports) - 1)
+        frame, raw_rows[len(reports) - 1] = _read_mapped(
+            item, rules, mapping, digester, report, index=len(reports) - 1
+        )
         frames[item.table].append((len(reports) - 1, frame))
         on_event("file", {"file": item.name, "rows": report.rows_read})
 
@@ -232,7 +235,7 @@ def ingest(
     fresh = [r for r in reports if r.already_loaded is None]
     summary = IngestSummary(None, mapping.name, reports)
     if fresh:
-        summary.ingest_id = _write(store, mapping, fresh, reports, results, created)
+        summary.ingest_id = _write(store, mapping, fresh, reports, results, created, raw_rows)
         summary.rows_by_table = {t: results[t][0].height for t in results}
         summary.created = {t: rows.height for t, rows in created.items()}
     on_event("written", {"ingest_id": summary.ingest_id})
@@ -255,8 +258,9 @@ def _read_mapped(
     report: FileReport,
     *,
     index: int,
-) -> pl.DataFrame:
-    """A file's rows as contract values, with their conversion reasons and masked raw rows."""
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """A file's rows as contract values with their conversion reasons, and its raw rows
+    (``source_line`` and ``_raw``, a struct of the source's cells, card numbers masked)."""
     raw = read_source(item.source, encoding=mapping.encoding, delimiter=mapping.delimiter)
     columns = [c for c in raw.columns if c not in (LINE, BAD_ROW)]
     missing = [c for c in table.source_columns if c not in columns]
@@ -308,18 +312,19 @@ def _read_mapped(
         pl.struct(pl.lit("bad_row").alias("reason"), pl.col(BAD_ROW).alias("detail"))
     )
     first = pl.coalesce([bad_row, *reasons]) if reasons else bad_row
-    raw_json = cards.masked.select(pl.struct(columns).struct.json_encode().alias(_RAW))
     mapped = cards.tokenised.select(
         *values,
         *extra,
         pl.col(LINE),
         first.alias("_why"),
         pl.lit(index, pl.Int32).alias(_FILE),
-    ).with_columns(raw_json.to_series())
-    return mapped.with_columns(
+    )
+    mapped = mapped.with_columns(
         pl.col("_why").struct.field("reason").alias(_REASON),
         pl.col("_why").struct.field("detail").alias(_DETAIL),
     ).drop("_why")
+    # the raw rows, card numbers masked, kept to quote the quarantined ones when written
+    return mapped, cards.masked.select(LINE, pl.struct(columns).alias(_RAW))
 
 
 def _known(
@@ -508,6 +513,19 @@ def _checked(
     return loading, rest
 
 
+def _quoted(quarantined: pl.DataFrame, raw_rows: MappingType[int, pl.DataFrame]) -> pl.DataFrame:
+    """The raw row of each quarantined row as JSON (card numbers masked), by file and line."""
+    quotes = []
+    for (position,), own in quarantined.partition_by(_FILE, as_dict=True).items():
+        rows = raw_rows[int(position)].join(own.select(LINE), on=LINE, how="semi")  # type: ignore[call-overload]
+        quotes.append(
+            rows.select(
+                pl.lit(position, pl.Int32).alias(_FILE), LINE, pl.col(_RAW).struct.json_encode()
+            )
+        )
+    return pl.concat(quotes)
+
+
 def _next_ingest_id(store: Store) -> str:
     count = store.query("SELECT count(DISTINCT ingest_id) FROM ingested_files")[0][0]
     return f"ingest-{int(count) + 1:05d}"  # type: ignore[call-overload]
@@ -520,6 +538,7 @@ def _write(
     reports: list[FileReport],
     results: MappingType[str, tuple[pl.DataFrame, pl.DataFrame]],
     created: MappingType[str, pl.DataFrame],
+    raw_rows: MappingType[int, pl.DataFrame],
 ) -> str:
     now = datetime.now().replace(microsecond=0)
     with store.transaction():
@@ -541,9 +560,13 @@ def _write(
                     },
                     schema={_FILE: pl.Int32, "fingerprint": pl.String, "file_name": pl.String},
                 )
+                quoted = _quoted(quarantined, raw_rows)
                 store.append(
                     "quarantine",
-                    quarantined.join(files, on=_FILE, how="left").select(
+                    quarantined.drop(_RAW, strict=False)
+                    .join(quoted, on=[_FILE, LINE], how="left")
+                    .join(files, on=_FILE, how="left")
+                    .select(
                         pl.lit(ingest_id).alias("ingest_id"),
                         "fingerprint",
                         "file_name",

@@ -82,7 +82,11 @@ class CardNumbers:
 
 def card_numbers(frame: pl.DataFrame, columns: Iterable[str], digester: PinDigester) -> CardNumbers:
     """Find the full card numbers in ``columns`` of ``frame`` and tokenise and mask them."""
+    # most columns (ids, times, amounts) hold no run of 13 digits: only the others are searched
     columns = list(columns)
+    if columns:
+        holds = frame.select(pl.col(c).str.contains(r"[0-9]{13}").any() for c in columns).row(0)
+        columns = [c for c, found in zip(columns, holds, strict=True) if found]
     candidates = (
         frame.select(
             pl.concat_list(pl.col(c).str.extract_all(_WORD) for c in columns)
