@@ -235,7 +235,18 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], tuple[str, ...]]]:
     (pins / "operators.csv").write_text(
         OPERATORS.replace("disabled_at\n", "disabled_at,密码\n").replace(":00,\n", ":00,,123456\n")
     )
+    digests = tmp_path / "digests"
+    digests.mkdir()
+    (digests / "pin_events.csv").write_text(
+        "event_id,ts,operator_id,kind,pin_digest,actor\n"
+        f"P1,2024-03-01 08:00:00,T1-01,initial,{'a' * 64},self\n"
+        "P2,2024-03-01 08:00:00,T1-02,initial,123456,self\n"
+    )
     return {
+        "a pin_digest holding a PIN": (
+            ["--mapping", "contract", str(digests)],
+            ("pin_events.csv", "'pin_digest'", "plaintext PINs"),
+        ),
         "unknown mapping key": (
             ["--mapping", str(mapping), str(good)],
             ("m.toml", "unknown key 'mapping.size'"),
@@ -269,6 +280,7 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[list[str], tuple[str, ...]]]:
 
 
 BAD_INPUTS = [
+    "a pin_digest holding a PIN",
     "unknown mapping key",
     "column the file lacks",
     "another table's layout",
@@ -464,3 +476,29 @@ def test_an_excel_workbook_per_table(tmp_path: Path) -> None:
     assert summary["rows_loaded_by_table"]["operators"] == 3
     got = query(db, "SELECT opens_at, is_24h FROM merchants ORDER BY merchant_id").rows()
     assert [(str(t), b) for t, b in got] == [("08:00:00", False), ("00:00:00", True)]
+
+
+def test_pin_and_login_events_their_digests_and_operators(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    folder = write_world(tmp_path / "in", [])
+    (folder / "pin_events.csv").write_text(
+        "event_id,ts,operator_id,kind,pin_digest,actor\n"
+        f"P1,2024-03-01 08:00:00,T1-01,initial,{'a1' * 32},self\n"
+        "P2,2024-03-01 08:01:00,T1-02,initial,not-a-digest,self\n"
+        f"P3,2024-03-01 08:02:00,T1-02,rotate,{'b2' * 32},self\n"
+    )
+    (folder / "login_events.csv").write_text(
+        "event_id,ts,terminal_id,operator_no,operator_id,outcome\n"
+        "E1,2024-03-01 08:00:00,T1,01,T1-01,success\n"
+        "E2,2024-03-01 08:01:00,T1,77,,unknown_operator\n"  # a mistyped number: no operator
+        "E3,2024-03-01 08:02:00,T1,02,T1-77,success\n"
+    )
+    ingest(db, folder)
+    reasons = query(db, "SELECT target_table, source_line, reason FROM quarantine ORDER BY 1, 2")
+    assert reasons.rows() == [
+        ("login_events", 4, "unknown_operator"),
+        ("pin_events", 3, "bad_digest"),
+        ("pin_events", 4, "unknown_value"),
+    ]
+    logins = query(db, "SELECT event_id, operator_id FROM login_events ORDER BY 1").rows()
+    assert logins == [("E1", "T1-01"), ("E2", None)]
