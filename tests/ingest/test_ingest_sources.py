@@ -117,3 +117,15 @@ def test_missing_and_empty_sources_are_refused(tmp_path: Path) -> None:
     (tmp_path / "a.doc").write_text("x")
     with pytest.raises(IngestError, match=re.escape("not .doc")):
         describe(tmp_path / "a.doc")
+
+
+def test_rows_read_in_batches_keep_their_order_and_lines(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("posaudit.ingest.sources._BATCH_ROWS", 2)
+    path = tmp_path / "a.csv"
+    path.write_text('id,note\n1,a\n2,"b\nc"\n\n3,d\n4,e,f\n5,g\n')
+    frame = read(path)
+    assert frame["id"].to_list() == ["1", "2", "3", "4", "5"]
+    assert frame["source_line"].to_list() == [2, 3, 6, 7, 8]
+    assert frame["bad_row"].null_count() == 4

@@ -13,7 +13,6 @@ import codecs
 import csv
 import glob
 import hashlib
-import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ BAD_ROW: Final = "bad_row"
 DELIMITERS: Final = ",;\t|"
 _SNIFF_BYTES: Final = 64 * 1024
 _CHUNK_BYTES: Final = 1 << 20
+_BATCH_ROWS: Final = 100_000
 
 
 @dataclass(frozen=True)
@@ -224,9 +224,24 @@ def _sniff(path: Path, encoding: str) -> str:
 
 def _read_csv(path: Path, *, encoding: str, delimiter: str | None) -> pl.DataFrame:
     separator = delimiter or _sniff(path, encoding)
+    codec = "utf-8-sig" if encoding == "utf-8" else encoding
+    try:
+        with path.open(encoding=codec, errors="strict", newline="") as text:
+            return _parse_csv(path, text, separator)
+    except UnicodeDecodeError as exc:
+        # the stream decodes ahead in blocks, so its error cannot say the line: a second,
+        # careful pass finds it and raises IngestError naming it
+        for _ in _text_lines(path, encoding):
+            pass
+        msg = f"{path}: not {encoding} text ({exc.reason})"
+        raise IngestError(msg) from None
+
+
+def _parse_csv(path: Path, text: Iterable[str], separator: str) -> pl.DataFrame:
+    """The rows of CSV text, in frames of at most ``_BATCH_ROWS`` rows stacked at the end, so
+    that only one batch is ever held as Python strings."""
     # the csv module splits quoted delimiters and newlines exactly and tells each row's line
-    stream = io.StringIO("".join(_text_lines(path, encoding)), newline="")
-    reader = csv.reader(stream, delimiter=separator, strict=False)
+    reader = csv.reader(text, delimiter=separator, strict=False)
     header = next(reader, None)
     if header is None or not any(h.strip() for h in header):
         msg = f"{path} is empty"
@@ -237,9 +252,23 @@ def _read_csv(path: Path, *, encoding: str, delimiter: str | None) -> pl.DataFra
         msg = f"{path} line 1: the column {twice!r} appears twice in the header"
         raise IngestError(msg)
     width = len(names)
+    batches: list[pl.DataFrame] = []
     rows: list[list[str]] = []
     lines: list[int] = []
     problems: list[str | None] = []
+
+    def batch() -> pl.DataFrame:
+        columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
+        frame = pl.DataFrame(
+            {
+                name: pl.Series(name, list(values), pl.String)
+                for name, values in zip(names, columns, strict=True)
+            }
+        )
+        return frame.with_columns(
+            pl.Series(LINE, lines, pl.Int64), pl.Series(BAD_ROW, problems, pl.String)
+        )
+
     start = reader.line_num + 1
     for row in reader:
         if not row:  # a blank line: no row at all
@@ -253,13 +282,9 @@ def _read_csv(path: Path, *, encoding: str, delimiter: str | None) -> pl.DataFra
             problems.append(f"{len(row)} fields where the header has {width}")
             rows.append([*row[:width], *([""] * (width - len(row)))])
         start = reader.line_num + 1
-    columns = list(zip(*rows, strict=True)) if rows else [() for _ in names]
-    frame = pl.DataFrame(
-        {
-            name: pl.Series(name, list(values), pl.String)
-            for name, values in zip(names, columns, strict=True)
-        }
-    )
-    return frame.with_columns(
-        pl.Series(LINE, lines, pl.Int64), pl.Series(BAD_ROW, problems, pl.String)
-    )
+        if len(rows) == _BATCH_ROWS:
+            batches.append(batch())
+            rows, lines, problems = [], [], []
+    if rows or not batches:
+        batches.append(batch())
+    return pl.concat(batches, rechunk=True)
