@@ -893,8 +893,9 @@ def ingest(
         typer.Option(
             "--parquet",
             help=(
-                "Also write the store's tables, after the ingest, as Hive-partitioned Parquet "
-                "into this new or empty folder (what the Spark engine reads)."
+                "Also write the store, after the ingest, as the bucketed Parquet export the "
+                "Spark engine reads (run --engine spark --parquet DIR) into this new or empty "
+                "folder."
             ),
         ),
     ] = None,
@@ -920,7 +921,7 @@ def ingest(
     try:
         summary = _ingest(path, sources, mapping, parquet, bars=bars)
     except typer.Exit as exc:
-        status = "locked" if exc.exit_code == EXIT_LOCKED else "bad_input"
+        status = {EXIT_LOCKED: "locked", EXIT_FAILURE: "failed"}.get(exc.exit_code, "bad_input")
         _run_line({"status": status, "exit_code": exc.exit_code})
         raise
     except Exception as exc:
@@ -937,10 +938,10 @@ def _ingest(
     path: Path, sources: list[str], mapping: str, parquet: Path | None, *, bars: bool
 ) -> IngestSummary:
     """The ingest behind the command; bad input ends in one line and exit 2 (3 locked)."""
-    from posaudit.atomic import written_folder
     from posaudit.ingest.load import ingest_files
     from posaudit.ingest.mapping import load_mapping
     from posaudit.pins import pin_digester
+    from posaudit.spark.export import export_buckets
     from posaudit.store import Store
 
     with user_errors():
@@ -964,14 +965,21 @@ def _ingest(
                     bar.update(task, advance=1, description="written", note="")
 
             summary = ingest_files(path, loaded, sources, digester=digester, on_event=on_event)
-        if parquet is not None:
+    if parquet is not None:
+        try:
             store = Store.open(path, read_only=True)
             try:
                 parquet.parent.mkdir(parents=True, exist_ok=True)
-                with written_folder(parquet) as folder:
-                    store.export_parquet(folder)
+                export_buckets(store, parquet)
             finally:
                 store.close()
+        except (StoreError, OSError) as exc:
+            # the ingest is committed: only the export is missing, and can be made again
+            cause = environment_problem(exc) if isinstance(exc, OSError) else str(exc)
+            done = summary.ingest_id or "nothing new"
+            fail(
+                f"ingest committed ({done}), but the --parquet export failed: {cause}", EXIT_FAILURE
+            )
     return summary
 
 

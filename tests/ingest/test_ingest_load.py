@@ -15,6 +15,8 @@ import polars as pl
 import pytest
 
 from posaudit.ingest.secrets import luhn_valid
+from posaudit.spark.export import check_export_matches, read_export
+from posaudit.store import Store
 from posaudit.store.catalogue import INGEST_TABLES
 from tests.ingest.ingest_kit import (
     MERCHANTS,
@@ -164,7 +166,14 @@ def test_card_numbers_become_tokens_and_are_masked_everywhere(tmp_path: Path) ->
     assert CARD not in text and CARD not in done.stdout + done.stderr
     parquet = "".join(str(pl.read_parquet(p).rows()) for p in sorted(out.rglob("*.parquet")))
     assert parquet and CARD not in parquet
-    assert any(out.glob("transactions/date=2024-03-01/*.parquet"))
+    # the export the Spark engine reads, and made from the store as it is now
+    export = read_export(out)
+    assert export.rows["transactions"] == 2 and any(out.glob("transactions/bucket=*/*.parquet"))
+    store = Store.open(db, read_only=True)
+    try:
+        check_export_matches(export, store)
+    finally:
+        store.close()
 
 
 def test_a_plaintext_pin_column_refuses_the_file_and_is_written_nowhere(tmp_path: Path) -> None:
@@ -502,3 +511,25 @@ def test_pin_and_login_events_their_digests_and_operators(tmp_path: Path) -> Non
     ]
     logins = query(db, "SELECT event_id, operator_id FROM login_events ORDER BY 1").rows()
     assert logins == [("E1", "T1-01"), ("E2", None)]
+
+
+def test_a_parquet_export_that_fails_after_the_ingest_says_the_ingest_is_committed(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "s.duckdb"
+    folder = write_world(tmp_path / "in")
+    (folder / "transactions.csv").unlink()  # dimensions only: no events to export
+    done = cli(
+        "ingest",
+        "--db",
+        str(db),
+        "--mapping",
+        "contract",
+        "--parquet",
+        str(tmp_path / "p"),
+        str(folder),
+    )
+    assert done.returncode == 1
+    one_error_line(done, "ingest committed (ingest-00001)", "holds no events")
+    assert summary_line(done.stdout) == {"status": "failed", "exit_code": 1}
+    assert count(db, "terminals") == 2 and not (tmp_path / "p").exists()
