@@ -497,8 +497,9 @@ def _checked(
         )
     key = key_column(name)
     # the same key twice in this ingest's files: the first is kept, the others quarantined
+    # (rows in the order read: files as given, lines in each; rows with a reason don't count)
     clean = pl.col(_REASON).is_null()
-    later = clean & (pl.int_range(pl.len()).over(pl.when(clean).then(pl.col(key))) > 0) & clean
+    later = clean & (pl.int_range(pl.len()).over(pl.when(clean).then(pl.col(key))) > 0)
     rows = rows.sort(_ROW)
     rows = _flag(
         rows,
