@@ -40,7 +40,7 @@ HEADERS = {
     "登录日志.csv": "日志编号,登录日期,登录时间,终端编号,操作员号,操作员所属终端,登录结果",
     "锁定记录.csv": "锁定编号,终端编号,操作员号,锁定时间,解锁时间,解锁方式",
     "交易明细_YYYYMM.csv": (
-        "交易流水号,交易日期,交易时间,商户编号,终端编号,操作员所属终端,操作员号,交易类型,"
+        "交易流水号,交易日期,交易时间,终端编号,商户编号,操作员所属终端,操作员号,交易类型,"
         "支付方式,交易金额(元),手续费(元),卡号,卡标识,原交易流水号,凭证号,批次号,交易结果,失败原因"
     ),
 }
@@ -351,7 +351,7 @@ def test_text_is_quoted_and_safe_for_spreadsheets(tmp_path: Path) -> None:
 def test_bad_input_is_one_line_and_writes_nothing(sample_store: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
     for args, needle in (
-        (["--layout", "lakala"], "unknown layout 'lakala': choose from lakala-tms"),
+        (["--layout", "lakala"], "unknown layout 'lakala': choose from"),
         (["--layout", "lakala-tms", "--flat"], "--flat is for the Parquet export"),
     ):
         result = run("export", "--db", str(sample_store), "--out", str(out), *args)

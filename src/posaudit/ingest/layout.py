@@ -23,9 +23,10 @@ How the rules are inverted:
   difference.
 
 The first file pattern of a table names its export file; a ``*`` in it stands for the month
-(``YYYYMM``) of the rows' event time, one file per month. Files are CSV in the mapping's
-encoding, comma-delimited unless the mapping says otherwise, quoted where needed, CRLF line
-ends; free text goes through :func:`posaudit.untrusted.csv_safe`.
+(``YYYYMM``) of the rows' event time, one file per month (in a dimension's pattern, nothing).
+Files are CSV in the mapping's encoding, comma-delimited unless the mapping says otherwise,
+quoted where needed, CRLF line ends; free text goes through
+:func:`posaudit.untrusted.csv_safe`.
 
 Beside the columns the mapping reads, a layout may carry columns for the analyst that the
 mapping ignores: the lakala-tms transaction detail shows the masked card number (卡号), see
@@ -36,18 +37,24 @@ from __future__ import annotations
 
 import hashlib
 import io
-import tomllib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
+from collections.abc import Mapping as MappingType
 from dataclasses import dataclass
-from datetime import datetime, timedelta
-from importlib.resources import files
+from datetime import date, timedelta
 from pathlib import Path
 from typing import IO, Any, Final
 
 import polars as pl
 import polars.selectors as cs
 
-from posaudit.config import ConfigError
+from posaudit.ingest.mapping import (
+    ColumnRule,
+    IngestError,
+    Mapping,
+    TableMapping,
+    builtin_mappings,
+    load_mapping,
+)
 from posaudit.store import Store
 from posaudit.store.catalogue import EVENT_TIME_COLUMNS, key_column
 from posaudit.untrusted import csv_safe
@@ -59,70 +66,26 @@ CARD_CHANNELS: Final = ("debit_card", "credit_card")
 DEBIT_BINS: Final = ("622848", "621700", "622202")
 CREDIT_BINS: Final = ("625802", "625906", "625965")
 MASK: Final = "******"
-# Rows of an event table read and written at a time: one day of events keeps memory flat.
-CHUNK: Final = timedelta(days=1)
+# Rows of an event table read and written at a time (whole days): memory stays flat whatever
+# the store's size.
+CHUNK_ROWS: Final = 1_000_000
 
 
-class LayoutError(ConfigError):
-    """A layout that cannot be written: one line for the user (exit 2)."""
+class LayoutError(IngestError):
+    """A store the layout cannot carry, or a layout that does not exist: one line (exit 2)."""
 
 
-def layout_names() -> list[str]:
+def layout_names() -> tuple[str, ...]:
     """The built-in mappings a store can be exported in."""
-    folder = files("posaudit.ingest").joinpath("mappings")
-    return sorted(
-        p.name.removesuffix(".toml") for p in folder.iterdir() if p.name.endswith(".toml")
-    )
+    return builtin_mappings()
 
 
-# -- the mapping, as the export reads it ------------------------------------------------------
-@dataclass(frozen=True)
-class TableLayout:
-    """One target table of a mapping: its file patterns and its column rules (as in TOML)."""
-
-    table: str
-    files: tuple[str, ...]
-    columns: Mapping[str, Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class Layout:
-    name: str
-    encoding: str
-    delimiter: str
-    timezone: str
-    store_timezone: str
-    tables: tuple[TableLayout, ...]
-
-
-def load_layout(name: str) -> Layout:
-    """The built-in mapping ``name`` as a layout; LayoutError naming the choices if unknown."""
-    names = layout_names()
-    if name not in names:
-        msg = f"unknown layout {name!r}: choose from {', '.join(names)}"
+def load_layout(name: str) -> Mapping:
+    """The built-in mapping ``name``, checked; LayoutError naming the choices if unknown."""
+    if name not in layout_names():
+        msg = f"unknown layout {name!r}: choose from {', '.join(layout_names())}"
         raise LayoutError(msg)
-    text = files("posaudit.ingest").joinpath("mappings", f"{name}.toml").read_bytes()
-    data = tomllib.loads(text.decode("utf-8"))
-    head = data.get("mapping", {})
-    tables = tuple(
-        TableLayout(
-            table=table,
-            files=tuple(spec["files"]),
-            columns={
-                column: {"column": rule} if isinstance(rule, str) else rule
-                for column, rule in spec["columns"].items()
-            },
-        )
-        for table, spec in data.get("tables", {}).items()
-    )
-    return Layout(
-        name=head.get("name", name),
-        encoding=head.get("encoding", "utf-8"),
-        delimiter=head.get("delimiter", ","),
-        timezone=head.get("timezone", "Asia/Shanghai"),
-        store_timezone=head.get("store_timezone", "Asia/Shanghai"),
-        tables=tables,
-    )
+    return load_mapping(name)
 
 
 # -- masked card numbers ----------------------------------------------------------------------
@@ -163,7 +126,7 @@ def masked_card_numbers(transactions: pl.DataFrame) -> pl.Series:
 
 # Columns a layout shows that its mapping does not read: (name, after which column, values).
 EXTRA_COLUMNS: Final[
-    Mapping[str, Mapping[str, tuple[tuple[str, str, Callable[..., pl.Series]], ...]]]
+    MappingType[str, MappingType[str, tuple[tuple[str, str, Callable[..., pl.Series]], ...]]]
 ] = {
     "lakala-tms": {"transactions": (("卡号", "手续费(元)", masked_card_numbers),)},
 }
@@ -185,7 +148,7 @@ def yuan(fen: pl.Expr) -> pl.Expr:
     return pl.when(fen.is_not_null()).then(pl.concat_str([sign, grouped, pl.lit("."), cents]))
 
 
-def _inverse(words: Mapping[str, Any]) -> dict[Any, str]:
+def _inverse(words: MappingType[str, Any]) -> dict[Any, str]:
     """Value -> the first word the map gives for it."""
     inverse: dict[Any, str] = {}
     for word, value in words.items():
@@ -223,7 +186,7 @@ class _Written:
         self.columns[name] = held.fill_null(values)
 
 
-def _timestamps(values: pl.Series, layout: Layout) -> pl.Series:
+def _timestamps(values: pl.Series, layout: Mapping) -> pl.Series:
     if layout.timezone == layout.store_timezone or values.dtype != pl.Datetime("us"):
         return values
     zoned = values.dt.replace_time_zone(layout.store_timezone, ambiguous="earliest")
@@ -231,7 +194,7 @@ def _timestamps(values: pl.Series, layout: Layout) -> pl.Series:
 
 
 def _source_table(
-    frame: pl.DataFrame, table: TableLayout, layout: Layout, operators: pl.DataFrame
+    frame: pl.DataFrame, table: TableMapping, layout: Mapping, operators: pl.DataFrame
 ) -> pl.DataFrame:
     """``frame`` (rows of the store's ``table``) as the source columns the mapping reads."""
     frame = frame.with_columns((cs.categorical() | cs.enum()).cast(pl.String))
@@ -239,34 +202,38 @@ def _source_table(
     lists: dict[str, list[tuple[str, str]]] = {}  # source column -> (flag column, word)
     separators: dict[str, str] = {}
     for contract, rule in table.columns.items():
-        where = f"{layout.name}: tables.{table.table}.columns.{contract}"
-        if "value" in rule:
+        where = f"{layout.source}: tables.{table.table}.columns.{contract}"
+        if rule.kind == "value":
             found = frame.get_column(contract).drop_nulls().unique().to_list()
-            if any(value != rule["value"] for value in found):
+            if any(str(value) != str(rule.value) for value in found):
                 msg = f"the layout cannot carry {table.table}.{contract}: {where} is a constant"
                 raise LayoutError(msg)
-        elif "lookup" in rule:
+        elif rule.kind == "lookup":
             continue  # the mapping finds the value through the key column, written on its own
-        elif "operator_of" in rule:
-            source = rule["operator_of"]
+        elif rule.kind == "operator_of":
+            assert rule.terminal is not None and rule.operator_no is not None
             own = frame.select(contract).join(
                 operators, left_on=contract, right_on="operator_id", how="left"
             )
-            out.put(source["terminal"], own.get_column("terminal_id"))
-            out.put(source["operator_no"], own.get_column("operator_no"))
-        elif "date" in rule:
+            out.put(rule.terminal, own.get_column("terminal_id"))
+            out.put(rule.operator_no, own.get_column("operator_no"))
+        elif rule.kind == "date_time":
+            assert rule.date is not None and rule.time is not None
             stamps = _timestamps(frame.get_column(contract), layout)
-            out.put(rule["date"], stamps.dt.strftime(rule["date_format"]))
-            out.put(rule["time"], stamps.dt.strftime(rule["time_format"]))
-        elif "contains" in rule:
-            if rule["column"] not in lists:
-                out.put(rule["column"], pl.Series([None] * frame.height, dtype=pl.String))
-            lists.setdefault(rule["column"], []).append((contract, rule["contains"]))
-            separators[rule["column"]] = rule["separator"]
+            out.put(rule.date, stamps.dt.strftime(rule.date_format or "%Y-%m-%d"))
+            out.put(rule.time, stamps.dt.strftime(rule.time_format or "%H:%M:%S"))
+        elif rule.contains is not None:
+            assert rule.column is not None and rule.separator is not None
+            if rule.column not in lists:
+                out.put(rule.column, pl.Series([None] * frame.height, dtype=pl.String))
+            lists.setdefault(rule.column, []).append((contract, rule.contains))
+            separators[rule.column] = rule.separator
         else:
-            out.put(rule["column"], _column(frame, contract, rule, layout, where))
-            if set(rule) <= {"column", "empty_is_null", "strip", "default"}:
-                out.text.add(rule["column"])
+            assert rule.column is not None
+            out.put(rule.column, _column(frame, contract, rule, layout, where))
+            converted = (rule.yuan, rule.integer, rule.values, rule.boolean, rule.format)
+            if not any(converted):
+                out.text.add(rule.column)
     for source, flags in lists.items():
         words = frame.select(
             pl.concat_list([pl.when(pl.col(flag)).then(pl.lit(word)) for flag, word in flags])
@@ -285,43 +252,43 @@ def _source_table(
 
 
 def _column(
-    frame: pl.DataFrame, contract: str, rule: Mapping[str, Any], layout: Layout, where: str
+    frame: pl.DataFrame, contract: str, rule: ColumnRule, layout: Mapping, where: str
 ) -> pl.Series:
     values = frame.get_column(contract)
-    if "values" in rule:
-        inverse = _inverse(rule["values"])
+    if rule.values is not None:
+        inverse = _inverse(rule.values)
         missing = sorted(set(values.drop_nulls().unique().to_list()) - set(inverse))
         if missing:
             msg = f"the store's {contract} holds {missing[0]!r}, for which {where} has no word"
             raise LayoutError(msg)
         return values.replace_strict(inverse, default=None, return_dtype=pl.String)
-    if "boolean" in rule:
-        inverse = _inverse(rule["boolean"])
+    if rule.boolean is not None:
+        inverse = _inverse(rule.boolean)
         return values.replace_strict(inverse, default=None, return_dtype=pl.String)
-    if rule.get("yuan"):
+    if rule.yuan:
         return frame.select(yuan(pl.col(contract))).to_series()
-    if "format" in rule:
-        return _timestamps(values, layout).dt.strftime(rule["format"])
+    if rule.format is not None:
+        return _timestamps(values, layout).dt.strftime(rule.format)
     return values.cast(pl.String)
 
 
 # -- writing files ----------------------------------------------------------------------------
-def export_file_name(table: TableLayout) -> str:
-    """The name of the table's export file (``*``: the month, YYYYMM)."""
+def export_file_name(table: TableMapping) -> str:
+    """The name of the table's export file: ``*`` is the month (YYYYMM) of an event table's
+    rows, and matches nothing in a dimension's."""
     name = table.files[0]
     if any(mark in name for mark in "?[]") or name.count("*") > 1 or "/" in name:
         msg = f"table {table.table}: cannot name an export file after the pattern {name!r}"
         raise LayoutError(msg)
-    if "*" in name and table.table not in EVENT_TIME_COLUMNS:
-        msg = f"table {table.table}: {name!r} splits by month, but its rows have no time"
-        raise LayoutError(msg)
+    if table.table not in EVENT_TIME_COLUMNS:
+        return name.replace("*", "")  # rows without a time: one file, the pattern's plainest
     return name
 
 
 class _CsvFiles:
     """The files of one export folder, opened on first write, each with its header."""
 
-    def __init__(self, folder: Path, layout: Layout):
+    def __init__(self, folder: Path, layout: Mapping):
         self.folder = folder
         self.layout = layout
         self.handles: dict[str, IO[bytes]] = {}
@@ -332,7 +299,7 @@ class _CsvFiles:
         rows.write_csv(
             buffer,
             include_header=handle is None,
-            separator=self.layout.delimiter,
+            separator=self.layout.delimiter or ",",
             line_terminator="\r\n",
             quote_style="necessary",
             null_value="",
@@ -348,37 +315,43 @@ class _CsvFiles:
 
 
 def _chunks(store: Store, table: str) -> Iterator[pl.DataFrame]:
-    """The table's rows in time order, a day of events at a time (dimensions at once)."""
+    """The table's rows in time order, whole days of events up to about CHUNK_ROWS at a time
+    (dimensions at once)."""
     key = key_column(table)
     time_column = EVENT_TIME_COLUMNS.get(table)
     if time_column is None:
         yield store.read(table).sort(key)
         return
-    bounds = store.query(f"SELECT min({time_column}), max({time_column}) FROM {table}")[0]
-    if bounds[0] is None:
-        return
-    first, last = bounds
-    assert isinstance(first, datetime) and isinstance(last, datetime)
-    day = datetime.combine(first.date(), datetime.min.time())
-    while day <= last:
-        until = day + CHUNK
-        where = f"{time_column} >= '{day.isoformat()}' AND {time_column} < '{until.isoformat()}'"
-        rows = store.read(table, where=where)
-        if rows.height:
-            yield rows.sort(time_column, key)
-        day = until
+    days = store.query(
+        f"SELECT CAST({time_column} AS DATE) AS day, count(*) FROM {table} "
+        "GROUP BY day ORDER BY day"
+    )
+    spans: list[tuple[date, date]] = []
+    rows = 0
+    for day, count in days:
+        assert isinstance(day, date) and isinstance(count, int)
+        if spans and rows + count <= CHUNK_ROWS:
+            spans[-1] = (spans[-1][0], day)
+            rows += count
+        else:
+            spans.append((day, day))
+            rows = count
+    for first, last in spans:
+        until = last + timedelta(days=1)
+        where = f"{time_column} >= DATE '{first}' AND {time_column} < DATE '{until}'"
+        yield store.read(table, where=where).sort(time_column, key)
 
 
-def _none(store: Store, table: TableLayout) -> pl.DataFrame:
+def _none(store: Store, table: TableMapping) -> pl.DataFrame:
     return store.read(table.table, where="false")
 
 
-def write_layout(store: Store, folder: Path, layout: Layout) -> list[str]:
+def write_layout(store: Store, folder: Path, layout: Mapping) -> list[str]:
     """Write every table the layout names into ``folder`` (which exists); returns the files."""
     operators = store.read("operators", columns=["operator_id", "terminal_id", "operator_no"])
     written = _CsvFiles(folder, layout)
     try:
-        for table in layout.tables:
+        for table in layout.tables.values():
             name = export_file_name(table)
             if "*" not in name:  # one file, its header even when the table is empty
                 written.write(name, _source_table(_none(store, table), table, layout, operators))
