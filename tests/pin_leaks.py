@@ -100,7 +100,12 @@ def pins_in_store(path: Path, held: Held) -> dict[str, set[str]]:
     """``table.column`` -> the PINs it holds, over every table of the store."""
     store = Store.open(path, read_only=True)
     try:
-        frames = {table: store.frame(f"SELECT * FROM {table}") for table in TABLE_NAMES}
+        # a store made before the ingest tables has none to scan
+        frames = {
+            table: store.frame(f"SELECT * FROM {table}")
+            for table in TABLE_NAMES
+            if store.has_table(table)
+        }
     finally:
         store.close()
     return {

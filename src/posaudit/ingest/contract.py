@@ -46,15 +46,16 @@ REASONS: Final = (
 Reason = str
 
 # Ranges of the contract (inclusive). trace and batch numbers are the 6-digit counters of
-# ISO 8583 fields 11 and the settlement batch; a discount rate is basis points of 0.01 %
-# (10000 would be a 100 % fee); a lockout threshold below 1 would lock before any attempt.
+# ISO 8583 fields 11 and the settlement batch; an amount is never negative (a refund or void
+# says its direction by its kind), while a fee may be (a void returns the fee); a discount
+# rate is basis points of 0.01 % (10000 would be a 100 % fee); a lockout threshold below 1
+# would lock before any attempt.
 _RANGES: Final[Mapping[tuple[str, str], tuple[int | None, int | None]]] = MappingProxyType(
     {
         ("merchants", "discount_rate_bp"): (0, 10_000),
         ("terminals", "lockout_threshold"): (1, 100),
         ("terminals", "lockout_minutes"): (0, 7 * 24 * 60),
         ("transactions", "amount_fen"): (0, None),
-        ("transactions", "fee_fen"): (0, None),
         ("transactions", "trace_no"): (0, 999_999),
         ("transactions", "batch_no"): (0, 999_999),
     }

@@ -300,7 +300,8 @@ def _rule(data: object, spec: ContractColumn, *, table: str, source: str) -> Col
             ("operator_of", "operator_of"),
             ("value", "value"),
         )
-        if marker in body
+        # in a lookup, `value` names the dimension's column, not a constant
+        if marker in body and not (marker == "value" and "lookup" in body)
     ]
     if "time" in body and "date" not in body:
         msg = f"{source}: '{where}' gives 'time' without 'date': a timestamp from two columns"

@@ -16,8 +16,10 @@ from typing import Final, Literal
 
 # dimension: reference rows (merchants, terminals, operators), always read whole;
 # event: rows in time, read by window; labels: the simulation's ground truth (evaluation only);
-# findings and runs: what the audit and the simulation wrote; meta: the store's own settings.
-TableKind = Literal["dimension", "event", "labels", "findings", "runs", "meta"]
+# findings and runs: what the audit and the simulation wrote; meta: the store's own settings;
+# ingest: what `posaudit ingest` recorded (files loaded, rows quarantined), added to a store
+# made before them on its first ingest.
+TableKind = Literal["dimension", "event", "labels", "findings", "runs", "meta", "ingest"]
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,18 @@ _TABLES: Final = (
         holds="the simulations that wrote into the store",
     ),
     TableFacts(
+        "ingested_files",
+        "ingest",
+        key="ingest_id",
+        holds="the files ingested: fingerprint, mapping, rows loaded, duplicate, quarantined",
+    ),
+    TableFacts(
+        "quarantine",
+        "ingest",
+        key="ingest_id",
+        holds="rows an ingest could not trust, with the reason (card numbers masked)",
+    ),
+    TableFacts(
         "posaudit_meta",
         "meta",
         key="key",
@@ -154,6 +168,10 @@ DIMENSION_TABLES: Final = tuple(t.name for t in _TABLES if t.kind == "dimension"
 BUCKETED_TABLES: Final = tuple(t.name for t in _TABLES if t.bucketed)
 # The tables a simulated world fills: who is in it, what happens, the labels of what it injected.
 WORLD_TABLES: Final = tuple(t.name for t in _TABLES if t.kind in ("dimension", "event", "labels"))
+# The tables an ingest records into; a store made before them gains them on its first ingest.
+INGEST_TABLES: Final = tuple(t.name for t in _TABLES if t.kind == "ingest")
+# The tables every store has, whatever version of posaudit made it.
+REQUIRED_TABLES: Final = tuple(t.name for t in _TABLES if t.kind != "ingest")
 # The tables whose first and last event define the data window and the watermark.
 WINDOW_TABLES: Final = tuple(t.name for t in _TABLES if t.bounds_window)
 # The time column of each event table, in the order of EVENT_TABLES.

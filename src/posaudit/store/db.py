@@ -24,6 +24,8 @@ from posaudit.store import lock
 from posaudit.store.catalogue import (
     CATALOGUE,
     EVENT_TIME_COLUMNS,
+    INGEST_TABLES,
+    REQUIRED_TABLES,
     TABLE_NAMES,
     MerchantLink,
     TableFacts,
@@ -246,7 +248,9 @@ class Store:
 
     @classmethod
     @contextmanager
-    def staged(cls, path: Path | str, *, append: bool) -> Iterator[Store]:
+    def staged(
+        cls, path: Path | str, *, append: bool, purpose: str | None = None
+    ) -> Iterator[Store]:
         """Write a new store, or more into an existing one, through a staged copy.
 
         The block writes into ``<path>.staging`` (a copy of the store when appending) and may
@@ -258,7 +262,8 @@ class Store:
         if not append:
             cls.check_new_path(path)
         # the writer lock of the store, from before it is read until the copy is renamed over it
-        lock.acquire(path, purpose="simulate --append" if append else "simulate")
+        default = "simulate --append" if append else "simulate"
+        lock.acquire(path, purpose=purpose or default)
         try:
             if append:
                 cls.open(path, read_only=True).close()  # validate before copying
@@ -341,7 +346,8 @@ class Store:
                 f"{SCHEMA_VERSION}: rebuild it with `posaudit simulate`"
             )
             raise StoreError(msg)
-        missing = [t for t in TABLE_NAMES if t not in names]
+        # the ingest tables came later: a store made before them is whole without them
+        missing = [t for t in REQUIRED_TABLES if t not in names]
         if missing:
             msg = f"{path} is a damaged posaudit store: missing tables {', '.join(missing)}"
             raise StoreError(msg)
@@ -467,7 +473,20 @@ class Store:
         return self._con.sql(sql, params=dict(params) if params else None).pl()
 
     def row_counts(self) -> dict[str, int]:
-        return {t: int(self.query(f"SELECT count(*) FROM {t}")[0][0]) for t in TABLE_NAMES}  # type: ignore[arg-type]
+        """Rows per table; a table the store predates counts 0."""
+        return {
+            t: int(self.query(f"SELECT count(*) FROM {t}")[0][0]) if self.has_table(t) else 0  # type: ignore[arg-type]
+            for t in TABLE_NAMES
+        }
+
+    def ensure_ingest_tables(self) -> None:
+        """Create the ingest tables a store made before them lacks (inside the caller's
+        transaction, if any). Only tables are added: older posaudit still reads the store."""
+        for table in INGEST_TABLES:
+            if not self.has_table(table):
+                found = re.search(rf"CREATE TABLE {table} \(.*?\n\);", _schema_sql(), re.S)
+                assert found is not None, table  # schema.sql and the catalogue agree (tested)
+                self._con.execute(found.group(0))
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
@@ -557,6 +576,8 @@ class Store:
         for facts in CATALOGUE.values():
             if facts.kind == "meta":  # the store's own settings stay with the store
                 continue
+            if facts.kind == "ingest" and not self.has_table(facts.name):
+                continue  # a store made before ingest existed has nothing to export there
             table, key, column = facts.name, facts.key, facts.time_column
             target = out_dir / table
             if buckets is not None and facts.merchant is not None:

@@ -174,3 +174,31 @@ CREATE TABLE findings (
     status VARCHAR NOT NULL,         -- 'open' or 'resolved'
     resolved_run_id VARCHAR
 );
+
+-- One row per file an ingest loaded. A file already loaded (the same bytes) is not read again.
+CREATE TABLE ingested_files (
+    ingest_id VARCHAR NOT NULL,      -- 'ingest-00001', one per `posaudit ingest` command
+    fingerprint VARCHAR NOT NULL,    -- sha256 of the file's bytes
+    file_name VARCHAR NOT NULL,      -- as given, for the report's provenance
+    bytes BIGINT NOT NULL,
+    mapping VARCHAR NOT NULL,        -- the mapping's name
+    target_table VARCHAR NOT NULL,
+    rows_read BIGINT NOT NULL,
+    rows_loaded BIGINT NOT NULL,     -- new rows written
+    rows_duplicate BIGINT NOT NULL,  -- valid rows already in the store (same natural key)
+    rows_quarantined BIGINT NOT NULL,
+    cards_in_clear BIGINT NOT NULL,  -- full card numbers that arrived and were tokenised
+    ingested_at TIMESTAMP NOT NULL
+);
+
+-- Rows an ingest could not trust: never loaded, kept with the reason.
+CREATE TABLE quarantine (
+    ingest_id VARCHAR NOT NULL,
+    fingerprint VARCHAR NOT NULL,
+    file_name VARCHAR NOT NULL,
+    source_line BIGINT NOT NULL,
+    target_table VARCHAR NOT NULL,
+    reason VARCHAR NOT NULL,         -- a reason code (docs/ingest.md)
+    detail VARCHAR NOT NULL,         -- the column and value in words (card numbers masked)
+    raw_row VARCHAR NOT NULL         -- the source row as JSON, card numbers masked
+);

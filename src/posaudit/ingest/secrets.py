@@ -1,0 +1,113 @@
+"""Secrets at the door: plaintext PINs refused, full card numbers turned into tokens.
+
+A PIN is only ever kept as a keyed digest (docs/reliability.md, "The PIN key"); a source
+that holds PINs in clear is refused whole, before anything of it is kept or printed. A full
+card number (a primary account number, PAN) must not be stored (PCI DSS 3.4, 3.5): each one
+becomes the keyed hash ``HMAC(key, "card:" + number)`` through the deployment's
+:class:`~posaudit.pins.PinDigester`, the same token every time for the same card, and is
+masked (first 6, last 4) wherever a raw row is kept for an analyst.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final
+
+import polars as pl
+
+from posaudit.ingest.mapping import IngestError
+from posaudit.pins import PinDigester
+
+# Column names that say a column holds PINs: PIN, 密码 (password), 口令 (passcode).
+_PIN_NAME: Final = re.compile(r"(?i)(?:\bpin|pin\b|pin_|_pin|密码|口令)")
+_PIN_VALUE: Final = r"^\d{6}$"
+# A card number: 13 to 19 digits standing alone (ISO/IEC 7812), not part of a longer run of
+# letters and digits such as a hex digest, which holds long digit runs by chance.
+_WORD: Final = r"[0-9A-Za-z]+"
+_CARD: Final = r"^[0-9]{13,19}$"
+CARD_PREFIX: Final = "card:"
+
+
+def plaintext_pin_column(frame: pl.DataFrame, columns: Iterable[str]) -> str | None:
+    """The first column of ``columns`` whose name says PIN and that holds a 6-digit value,
+    or a ``pin_digest`` column holding one; None when there is none. The value is never
+    returned: only the column's name leaves this function."""
+    for name in columns:
+        if not (_PIN_NAME.search(name) or name == "pin_digest"):
+            continue
+        holds = frame.select(pl.col(name).str.strip_chars().str.contains(_PIN_VALUE).any()).item()
+        if holds:
+            return name
+    return None
+
+
+def refuse_plaintext_pins(frame: pl.DataFrame, columns: Iterable[str], *, file: str) -> None:
+    """:class:`IngestError` naming the file and the column when a column holds PINs in clear."""
+    column = plaintext_pin_column(frame, columns)
+    if column is not None:
+        msg = (
+            f"{file}: column {column!r} holds plaintext PINs (6 digits): the file is refused "
+            "whole; export PIN digests under the deployment key instead"
+        )
+        raise IngestError(msg)
+
+
+def luhn_valid(number: str) -> bool:
+    """Whether a string of digits passes the Luhn check (ISO/IEC 7812-1 annex B)."""
+    total = 0
+    for position, char in enumerate(reversed(number)):
+        digit = ord(char) - 48
+        if position % 2:
+            digit = digit * 2 - 9 if digit > 4 else digit * 2
+        total += digit
+    return total % 10 == 0
+
+
+def mask_card(number: str) -> str:
+    """The first six and last four digits, the rest starred (PCI DSS 3.4's masking)."""
+    return f"{number[:6]}{'*' * (len(number) - 10)}{number[-4:]}"
+
+
+@dataclass(frozen=True)
+class CardNumbers:
+    """The source frame twice over: with every full card number replaced by its token (what
+    is mapped and loaded) and masked (what quarantine keeps), and how many arrived."""
+
+    tokenised: pl.DataFrame
+    masked: pl.DataFrame
+    in_clear: int
+
+
+def card_numbers(frame: pl.DataFrame, columns: Iterable[str], digester: PinDigester) -> CardNumbers:
+    """Find the full card numbers in ``columns`` of ``frame`` and tokenise and mask them."""
+    columns = list(columns)
+    candidates = (
+        frame.select(
+            pl.concat_list(pl.col(c).str.extract_all(_WORD) for c in columns)
+            .explode()
+            .drop_nulls()
+            .alias("number")
+        ).filter(pl.col("number").str.contains(_CARD))
+        if columns
+        else pl.DataFrame({"number": []}, schema={"number": pl.String})
+    )
+    counted = candidates.group_by("number").len()
+    numbers = [n for n in counted["number"].to_list() if luhn_valid(n)]
+    if not numbers:
+        return CardNumbers(frame, frame, 0)
+    in_clear = int(counted.filter(pl.col("number").is_in(numbers))["len"].sum())
+    tokens = digester.digests(pl.Series([CARD_PREFIX + n for n in numbers])).to_list()
+    token_of = dict(zip(numbers, tokens, strict=True))
+    mask_of = {n: mask_card(n) for n in numbers}
+
+    def replaced(lookup: dict[str, str]) -> pl.DataFrame:
+        old, new = list(lookup), list(lookup.values())
+        return frame.with_columns(
+            # a cell that is the number becomes its token; a number inside text, replaced in it
+            pl.col(c).str.replace_many(old, new)
+            for c in columns
+        )
+
+    return CardNumbers(replaced(token_of), replaced(mask_of), in_clear)
