@@ -38,7 +38,7 @@ HEADERS = {
     ),
     "密码变更记录.csv": "事件编号,变更时间,终端编号,操作员号,变更类型,密码摘要,操作人",
     "登录日志.csv": "日志编号,登录日期,登录时间,终端编号,操作员号,操作员所属终端,登录结果",
-    "锁定记录.csv": "锁定编号,终端编号,操作员号,锁定时间,解锁时间,解锁方式",
+    "锁定记录.csv": "锁定编号,终端编号,操作员所属终端,操作员号,锁定时间,解锁时间,解锁方式",
     "交易明细_YYYYMM.csv": (
         "交易流水号,交易日期,交易时间,终端编号,商户编号,操作员所属终端,操作员号,交易类型,"
         "支付方式,交易金额(元),手续费(元),卡号,卡标识,原交易流水号,凭证号,批次号,交易结果,失败原因"
@@ -212,11 +212,11 @@ def test_operators_named_by_their_terminal_and_number(
     # some operators work at another terminal of their merchant: the reason for the column
     assert (txns.get_column("终端编号") != txns.get_column("操作员所属终端")).any()
     lockouts = frames["锁定记录.csv"].join(
-        pairs, left_on=["终端编号", "操作员号"], right_on=["terminal_id", "operator_no"]
+        pairs, left_on=["操作员所属终端", "操作员号"], right_on=["terminal_id", "operator_no"]
     )
-    assert set(lockouts.get_column("operator_id")) == set(
-        table(sample_store, "lockouts").get_column("operator_id")
-    )
+    got = lockouts.select(pl.col("锁定编号").alias("lockout_id"), "operator_id")
+    expected = table(sample_store, "lockouts").select("lockout_id", "operator_id")
+    assert got.sort("lockout_id").equals(expected.sort("lockout_id"))
     logins = frames["登录日志.csv"].join(
         pairs,
         left_on=["操作员所属终端", "操作员号"],
@@ -393,3 +393,39 @@ def test_store_times_without_a_fraction_print_none(frames: dict[str, pl.DataFram
     installed = frames["终端信息.csv"].get_column("装机时间")
     assert installed.str.contains(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d$").all()
     assert datetime.strptime(installed[0], "%Y-%m-%d %H:%M:%S")
+
+
+def test_an_operator_locked_out_at_another_terminal(sample_store: Path, tmp_path: Path) -> None:
+    store = tmp_path / "w.duckdb"
+    store.write_bytes(sample_store.read_bytes())
+    con = duckdb.connect(str(store))
+    lockout, home, sibling = con.execute(
+        "SELECT k.lockout_id, k.terminal_id, t.terminal_id FROM lockouts k "
+        "JOIN terminals h ON h.terminal_id = k.terminal_id "
+        "JOIN terminals t ON t.merchant_id = h.merchant_id AND t.terminal_id <> h.terminal_id "
+        "ORDER BY k.lockout_id LIMIT 1"
+    ).fetchone()
+    con.execute("UPDATE lockouts SET terminal_id = ? WHERE lockout_id = ?", [sibling, lockout])
+    con.close()
+    rows = export(store, tmp_path / "out")["锁定记录.csv"].filter(pl.col("锁定编号") == lockout)
+    assert rows.select("终端编号", "操作员所属终端").row(0) == (sibling, home)
+
+    # a mapping that names the operator by the lockout's own terminal cannot carry that row
+    from posaudit.ingest.layout import LayoutError, write_layout
+    from posaudit.ingest.mapping import load_mapping
+
+    text = files("posaudit.ingest").joinpath("mappings", "lakala-tms.toml").read_text("utf-8")
+    own = 'operator_id = { operator_of = { terminal = "终端编号", operator_no = "操作员号" } }'
+    lockouts = text.index("[tables.lockouts.columns]")
+    at = text.index("operator_id = ", lockouts)
+    narrow = text[:at] + own + text[text.index("\n", at) :]
+    mapping_file = tmp_path / "narrow.toml"
+    mapping_file.write_text(narrow, encoding="utf-8")
+    folder = tmp_path / "narrow"
+    folder.mkdir()
+    opened = Store.open(store, read_only=True)
+    try:
+        with pytest.raises(LayoutError, match=f"lockouts row {lockout}: .* 终端编号"):
+            write_layout(opened, folder, load_mapping(mapping_file))
+    finally:
+        opened.close()

@@ -68,7 +68,7 @@ CREDIT_BINS: Final = ("625802", "625906", "625965")
 MASK: Final = "******"
 # Rows of an event table read and written at a time (whole days): memory stays flat whatever
 # the store's size.
-CHUNK_ROWS: Final = 1_000_000
+CHUNK_ROWS: Final = 250_000
 
 
 class LayoutError(IngestError):
