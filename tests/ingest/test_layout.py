@@ -429,3 +429,53 @@ def test_an_operator_locked_out_at_another_terminal(sample_store: Path, tmp_path
             write_layout(opened, folder, load_mapping(mapping_file))
     finally:
         opened.close()
+
+
+def _mapping_like_lakala(tmp_path: Path, *edits: tuple[str, str]) -> Path:
+    """The lakala-tms mapping with lines changed: (pattern of a whole line, its new text)."""
+    text = files("posaudit.ingest").joinpath("mappings", "lakala-tms.toml").read_text("utf-8")
+    for pattern, new in edits:
+        text, count = re.subn(f"^{pattern}$", new, text, count=1, flags=re.MULTILINE)
+        assert count == 1, pattern
+    path = tmp_path / "mapping.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def _write(store: Path, folder: Path, mapping_file: Path) -> list[str]:
+    from posaudit.ingest.layout import write_layout
+    from posaudit.ingest.mapping import load_mapping
+
+    folder.mkdir()
+    opened = Store.open(store, read_only=True)
+    try:
+        return write_layout(opened, folder, load_mapping(mapping_file))
+    finally:
+        opened.close()
+
+
+def test_times_in_the_source_time_zone(sample_store: Path, tmp_path: Path) -> None:
+    """A mapping whose source is in UTC gets UTC times, and months by the UTC date."""
+    utc = _mapping_like_lakala(tmp_path, ('timezone = "Asia/Shanghai"', 'timezone = "UTC"'))
+    names = _write(sample_store, tmp_path / "utc", utc)
+    # the first hours of 1 September in Shanghai are still August in UTC
+    assert [n for n in names if n.startswith("交易明细_")] == [
+        "交易明细_202608.csv",
+        "交易明细_202609.csv",
+    ]
+    rows = pl.concat(read_file(tmp_path / "utc" / n) for n in names if n.startswith("交易明细_"))
+    stamps = (pl.col("交易日期") + pl.col("交易时间")).str.strptime(
+        pl.Datetime("us"), "%Y%m%d%H%M%S%.f"
+    )
+    got = rows.select(pl.col("交易流水号").alias("txn_id"), stamps.alias("ts"))
+    local = table(sample_store, "transactions").select("txn_id", "ts")
+    shifted = local.with_columns(pl.col("ts") - pl.duration(hours=8))
+    assert got.sort("txn_id").equals(shifted.sort("txn_id"))
+
+
+def test_a_constant_the_store_does_not_hold_is_refused(sample_store: Path, tmp_path: Path) -> None:
+    from posaudit.ingest.layout import LayoutError
+
+    constant = _mapping_like_lakala(tmp_path, ("channel = .*", 'channel = { value = "account" }'))
+    with pytest.raises(LayoutError, match=r"transactions\.channel: .* is a constant"):
+        _write(sample_store, tmp_path / "constant", constant)
