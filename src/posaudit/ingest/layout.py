@@ -62,7 +62,7 @@ from posaudit.untrusted import csv_safe
 # Channels paid by card: the only rows whose masked card number a portal shows.
 CARD_CHANNELS: Final = ("debit_card", "credit_card")
 # Issuer identification numbers in UnionPay's 62 range, by card type: debit (Agricultural
-# Bank 622848, China Construction Bank 621700, ICBC 622202) and credit (625xxx).
+# Bank 622848, China Construction Bank 621700, ICBC 622202) and numbers of the 625 credit range.
 DEBIT_BINS: Final = ("622848", "621700", "622202")
 CREDIT_BINS: Final = ("625802", "625906", "625965")
 MASK: Final = "******"
