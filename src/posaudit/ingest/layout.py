@@ -98,12 +98,15 @@ def masked_card_number(token: str, channel: str) -> str:
     card number exists anywhere to be masked.
 
     >>> masked_card_number("C10136236", "debit_card")
-    '622848******6745'
+    '622848******8486'
+    >>> masked_card_number("C10136236", "credit_card")
+    '625802******8486'
     """
     digest = hashlib.sha256(token.encode("utf-8")).digest()
     bins = DEBIT_BINS if channel == "debit_card" else CREDIT_BINS
-    number = int.from_bytes(digest[:8], "big")
-    return f"{bins[number % len(bins)]}{MASK}{(number // len(bins)) % 10_000:04d}"
+    issuer = bins[int.from_bytes(digest[:8], "big") % len(bins)]
+    last_four = int.from_bytes(digest[8:16], "big") % 10_000  # the same whatever the card type
+    return f"{issuer}{MASK}{last_four:04d}"
 
 
 def masked_card_numbers(transactions: pl.DataFrame) -> pl.Series:
