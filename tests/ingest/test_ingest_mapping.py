@@ -147,3 +147,12 @@ def test_an_unknown_name_or_missing_file_is_named(tmp_path: Path) -> None:
         load_mapping("lakala-tmz")
     with pytest.raises(IngestError, match="does not exist"):
         load_mapping(tmp_path / "none.toml")
+
+
+def test_the_example_mapping_of_the_documentation_loads(tmp_path: Path) -> None:
+    text = (Path(__file__).parents[2] / "docs/ingest.md").read_text(encoding="utf-8")
+    example = text.split("```toml\n", 1)[1].split("```", 1)[0]
+    mapping = load_mapping(write(tmp_path, example))
+    assert mapping.name == "acme-tms"
+    rules = mapping.tables["transactions"].columns
+    assert rules["ts"].kind == "date_time" and rules["operator_id"].kind == "operator_of"

@@ -57,7 +57,7 @@ def yuan_to_fen(amount: pl.Expr) -> pl.Expr:
     whole = parts.struct.field("2").str.replace_all(",", "", literal=True)
     cents = parts.struct.field("3").fill_null("").str.pad_end(2, "0")
     fen = pl.concat_str(whole, cents).cast(pl.Int64, strict=False)
-    return pl.when(sign == "-").then(-fen).otherwise(fen)
+    return pl.when(sign == "-").then(-fen).otherwise(fen).name.keep()
 
 
 def _timestamp(text: pl.Expr, formats: tuple[str, ...]) -> pl.Expr:

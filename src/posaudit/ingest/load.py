@@ -31,7 +31,7 @@ from posaudit.ingest.secrets import card_numbers, refuse_plaintext_pins
 from posaudit.ingest.sources import BAD_ROW, LINE, SourceFile, describe, read_source, source_files
 from posaudit.pins import PinDigester
 from posaudit.store import Store
-from posaudit.store.catalogue import DIMENSION_TABLES, key_column
+from posaudit.store.catalogue import DIMENSION_TABLES, EVENT_TIME_COLUMNS, key_column
 
 # A column naming a dimension row, and the dimension it names: an event's reference.
 REFERENCES: Final = {
@@ -96,6 +96,8 @@ class IngestSummary:
     files: list[FileReport]
     seconds: float = 0.0
     rows_by_table: dict[str, int] = field(default_factory=dict)
+    # dimension rows made from events, as the mapping's create_missing asked
+    created: dict[str, int] = field(default_factory=dict)
 
     @property
     def rows_loaded(self) -> int:
@@ -118,6 +120,7 @@ class IngestSummary:
             "rows_quarantined": self.rows_quarantined,
             "cards_in_clear": sum(f.cards_in_clear for f in self.files),
             "rows_loaded_by_table": self.rows_by_table,
+            "created": self.created,
             "seconds": round(self.seconds, 3),
             "per_file": [f.to_record() for f in self.files],
         }
@@ -181,24 +184,27 @@ def ingest(
             on_event("file", {"file": item.name, "rows": 0, "already_loaded": earlier})
             continue
         seen[source.fingerprint] = "this ingest"
-        table = mapping.tables[item.table]
-        frame = _read_mapped(item, table, mapping, digester, report, index=len(reports) - 1)
+        rules = mapping.tables[item.table]
+        frame = _read_mapped(item, rules, mapping, digester, report, index=len(reports) - 1)
         frames[item.table].append((len(reports) - 1, frame))
         on_event("file", {"file": item.name, "rows": report.rows_read})
 
     results: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
     accepted: dict[str, pl.DataFrame] = {}
-    for table in TARGET_TABLES:
-        if not frames[table]:
+    created: dict[str, pl.DataFrame] = {}
+    for name in TARGET_TABLES:
+        if not frames[name]:
             continue
-        rows = pl.concat([f for _, f in frames[table]], how="diagonal_relaxed")
-        loaded, rest = _checked(store, mapping.tables[table], mapping, rows, accepted)
-        results[table] = (loaded, rest)
-        if table in DIMENSION_TABLES:
-            accepted[table] = pl.concat(
-                [loaded, rest.filter(pl.col(_REASON).is_null())], how="diagonal_relaxed"
+        rows = pl.concat([f for _, f in frames[name]], how="diagonal_relaxed")
+        loaded, rest = _checked(store, mapping.tables[name], mapping, rows, accepted, created)
+        results[name] = (loaded, rest)
+        if name in DIMENSION_TABLES:
+            _accept(
+                accepted,
+                name,
+                pl.concat([loaded, rest.filter(pl.col(_REASON).is_null())], how="diagonal_relaxed"),
             )
-        on_event("checked", {"table": table, "rows": rows.height})
+        on_event("checked", {"table": name, "rows": rows.height})
 
     for position, report in enumerate(reports):
         if report.already_loaded is not None:
@@ -224,8 +230,9 @@ def ingest(
     fresh = [r for r in reports if r.already_loaded is None]
     summary = IngestSummary(None, mapping.name, reports)
     if fresh:
-        summary.ingest_id = _write(store, mapping, fresh, reports, results)
+        summary.ingest_id = _write(store, mapping, fresh, reports, results, created)
         summary.rows_by_table = {t: results[t][0].height for t in results}
+        summary.created = {t: rows.height for t, rows in created.items()}
     on_event("written", {"ingest_id": summary.ingest_id})
     summary.seconds = time.perf_counter() - began
     return summary
@@ -282,6 +289,12 @@ def _read_mapped(
                 )
             )
         )
+    # a nullable column the mapping leaves out is null in every row
+    values += [
+        pl.lit(None, spec.dtype).alias(name)
+        for name, spec in specs.items()
+        if name not in table.columns
+    ]
     extra: list[pl.Expr] = []
     for rule in table.columns.values():
         if rule.kind == "operator_of":
@@ -318,6 +331,70 @@ def _known(
     return pl.concat([stored, mine.select(pl.col(columns).cast(pl.String))]).unique()
 
 
+def _accept(into: dict[str, pl.DataFrame], dimension: str, rows: pl.DataFrame) -> None:
+    before = into.get(dimension)
+    into[dimension] = rows if before is None else pl.concat([before, rows], how="diagonal_relaxed")
+
+
+# What a dimension row made from events holds where the events say nothing: the words say so
+# to the analyst, and no permission is granted that no record shows.
+_MADE_TERMINAL: Final = {"model": "unknown", "family": "unknown"}
+_MADE_OPERATOR: Final = {
+    "operator_no": "",
+    "name": "unknown",
+    "role": "clerk",
+    "can_query": False,
+    "can_sale": False,
+    "can_refund": False,
+    "can_transfer": False,
+    "can_manage": False,
+}
+
+
+def _missing_rows(
+    store: Store,
+    dimension: str,
+    table: str,
+    rows: pl.DataFrame,
+    accepted: MappingType[str, pl.DataFrame],
+) -> pl.DataFrame | None:
+    """The terminals or operators that valid rows of ``table`` name and nobody holds, made
+    from those rows (their merchant, their earliest time); None when the rows cannot say."""
+    specs = contract_columns()[dimension]
+    key = key_column(dimension)
+    time_column = EVENT_TIME_COLUMNS.get(table) or ("created_at" if table == "operators" else None)
+    needed = {key, "merchant_id"} | ({"terminal_id"} if dimension == "operators" else set())
+    if time_column is None or not needed <= set(rows.columns):
+        return None
+    known = _known(store, dimension, accepted, [key])[key]
+    merchants = _known(store, "merchants", accepted, ["merchant_id"])["merchant_id"]
+    candidates = rows.filter(
+        pl.col(_REASON).is_null()
+        & pl.col(key).is_not_null()
+        & ~pl.col(key).is_in(known.implode())
+        & pl.col("merchant_id").is_in(merchants.implode())
+    )
+    if dimension == "operators":
+        terminals = _known(store, "terminals", accepted, ["terminal_id"])["terminal_id"]
+        candidates = candidates.filter(pl.col("terminal_id").is_in(terminals.implode()))
+    if candidates.height == 0:
+        return None
+    first_seen = "installed_at" if dimension == "terminals" else "created_at"
+    by = [key, "merchant_id", *(["terminal_id"] if dimension == "operators" else [])]
+    made = candidates.group_by(by).agg(pl.col(time_column).min().alias(first_seen))
+    made = made.unique(key, keep="first")
+    fixed = _MADE_TERMINAL if dimension == "terminals" else _MADE_OPERATOR
+    return (
+        made.with_columns(pl.lit(v).alias(c) for c, v in fixed.items())
+        .with_columns(
+            pl.lit(None, specs[c].dtype).alias(c)
+            for c in specs
+            if c not in made.columns and c not in fixed
+        )
+        .select(list(specs))
+    )
+
+
 def _flag(rows: pl.DataFrame, failing: pl.Expr, reason: str, detail: pl.Expr) -> pl.DataFrame:
     """Give ``reason`` to the rows without one where ``failing`` holds."""
     hit = pl.col(_REASON).is_null() & failing.fill_null(False)
@@ -332,10 +409,12 @@ def _checked(
     table: TableMapping,
     mapping: Mapping,
     rows: pl.DataFrame,
-    accepted: MappingType[str, pl.DataFrame],
+    accepted: dict[str, pl.DataFrame],
+    created: dict[str, pl.DataFrame],
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows to load, and the rest (duplicates of stored rows with no reason, the
-    quarantined with theirs)."""
+    quarantined with theirs). Dimension rows made for ``create_missing`` are added to
+    ``created`` and ``accepted``."""
     name = table.table
     specs = contract_columns()[name]
     rows = rows.with_row_index(_ROW).with_columns(pl.col(_ROW).cast(pl.Int64))
@@ -391,15 +470,21 @@ def _checked(
         pl.coalesce(_REASON, "_c_reason").alias(_REASON),
         pl.coalesce(_DETAIL, "_c_detail").alias(_DETAIL),
     ).drop("_c_reason", "_c_detail")
+    # terminals first: an operator is made only on a terminal that exists
+    for dimension in sorted(table.create_missing, key=("terminals", "operators").index):
+        made = _missing_rows(store, dimension, name, rows, accepted)
+        if made is not None and made.height:
+            _accept(accepted, dimension, made)
+            _accept(created, dimension, made)
     # references: each row's merchant, terminal and operator exist (stored or loaded now)
     for column, dimension in REFERENCES.items():
         if column not in specs or key_column(name) == column:
             continue
         key = key_column(dimension)
-        known = _known(store, dimension, accepted, [key])[key]
+        known_keys = _known(store, dimension, accepted, [key])[key]
         rows = _flag(
             rows,
-            pl.col(column).is_not_null() & ~pl.col(column).is_in(known.implode()),
+            pl.col(column).is_not_null() & ~pl.col(column).is_in(known_keys.implode()),
             UNKNOWN_REASON[dimension],
             pl.format(f"{column}: '{{}}' is in no {dimension} row", pl.col(column)),
         )
@@ -414,8 +499,8 @@ def _checked(
         "duplicate_in_file",
         pl.format(f"{key} '{{}}' came before in this ingest", pl.col(key)),
     )
-    stored = store.read(name, columns=[key])[key].cast(pl.String)
-    in_store = pl.col(key).is_in(stored.implode())
+    stored_keys = store.read(name, columns=[key])[key].cast(pl.String)
+    in_store = pl.col(key).is_in(stored_keys.implode())
     loading = rows.filter(pl.col(_REASON).is_null() & ~in_store)
     rest = rows.filter(pl.col(_REASON).is_not_null() | in_store)
     return loading, rest
@@ -432,11 +517,14 @@ def _write(
     fresh: Iterable[FileReport],
     reports: list[FileReport],
     results: MappingType[str, tuple[pl.DataFrame, pl.DataFrame]],
+    created: MappingType[str, pl.DataFrame],
 ) -> str:
     now = datetime.now().replace(microsecond=0)
     with store.transaction():
         store.ensure_ingest_tables()
         ingest_id = _next_ingest_id(store)
+        for dimension, made in created.items():
+            store.append(dimension, made.select(list(contract_columns()[dimension])))
         for table, (loaded, rest) in results.items():
             columns = list(contract_columns()[table])
             if loaded.height:

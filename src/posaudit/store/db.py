@@ -475,7 +475,7 @@ class Store:
     def row_counts(self) -> dict[str, int]:
         """Rows per table; a table the store predates counts 0."""
         return {
-            t: int(self.query(f"SELECT count(*) FROM {t}")[0][0]) if self.has_table(t) else 0  # type: ignore[arg-type]
+            t: int(self.query(f"SELECT count(*) FROM {t}")[0][0]) if self.has_table(t) else 0  # type: ignore[call-overload]
             for t in TABLE_NAMES
         }
 
