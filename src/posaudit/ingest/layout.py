@@ -161,7 +161,8 @@ def _inverse(words: MappingType[str, Any]) -> dict[Any, str]:
 
 @dataclass
 class _Written:
-    """The source columns of one table being built: name -> values, and their kinds."""
+    """The source columns of one table being built, in file order; each written once, or
+    again only with the same values."""
 
     frame: pl.DataFrame
     table: str
@@ -169,10 +170,8 @@ class _Written:
     columns: dict[str, pl.Series]
     text: set[str]  # copied text, made csv-safe
 
-    def put(self, name: str, values: pl.Series, *, text: bool = False) -> None:
+    def put(self, name: str, values: pl.Series) -> None:
         values = values.cast(pl.String).alias(name)
-        if text:
-            self.text.add(name)
         if name not in self.columns:
             self.columns[name] = values
             return
@@ -216,7 +215,11 @@ def _source_table(
         elif rule.kind == "operator_of":
             assert rule.terminal is not None and rule.operator_no is not None
             own = frame.select(contract).join(
-                operators, left_on=contract, right_on="operator_id", how="left"
+                operators,
+                left_on=contract,
+                right_on="operator_id",
+                how="left",
+                maintain_order="left",
             )
             out.put(rule.terminal, own.get_column("terminal_id"))
             out.put(rule.operator_no, own.get_column("operator_no"))
