@@ -848,22 +848,46 @@ def report(
 @app.command()
 def export(
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for the Parquet files (one folder per table).")
+        Path,
+        typer.Option(
+            "--out", help="A new or empty folder for the files (Parquet: one folder per table)."
+        ),
     ],
     db: DbOption = None,
     flat: Annotated[
         bool, typer.Option("--flat", help="One file per table instead of Hive partitions by date.")
     ] = False,
+    layout: Annotated[
+        str | None,
+        typer.Option(
+            "--layout",
+            help=(
+                "Write the files of a source layout instead of Parquet, as a built-in mapping "
+                "describes it (lakala-tms: GB18030 CSV with Chinese headers, yuan amounts, masked "
+                "card numbers, transactions one file per month). `posaudit ingest --mapping` "
+                "with the same name reads them back."
+            ),
+        ),
+    ] = None,
 ) -> None:
-    """Export every table of the store as Parquet, event tables Hive-partitioned by date.
+    """Export every table of the store as Parquet, event tables Hive-partitioned by date, or,
+    with --layout, as the files of a terminal-management and merchant-portal export.
 
     Example: posaudit export --db data/posaudit.duckdb --out data/parquet
+    Example: posaudit export --db data/posaudit.duckdb --layout lakala-tms --out data/lakala
     """
     from posaudit.atomic import written_folder
     from posaudit.store import Store
 
     path = db or default_db_path()
     with user_errors():
+        chosen = None
+        if layout is not None:
+            from posaudit.ingest.layout import load_layout, write_layout
+
+            if flat:
+                fail("--flat is for the Parquet export; a --layout has its own files")
+            chosen = load_layout(layout)
         if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
             fail(f"--out {out_dir} must be a new or empty folder")
         store = Store.open(path, read_only=True)
@@ -872,10 +896,17 @@ def export(
             # the folder appears whole or not at all: a failed export (a full disk, say) leaves
             # nothing to be read as the store, nor to block the next export
             with written_folder(out_dir) as folder:
-                tables = store.export_parquet(folder, partitioned=not flat)
+                if chosen is None:
+                    tables = store.export_parquet(folder, partitioned=not flat)
+                else:
+                    written = write_layout(store, folder, chosen)
         finally:
             store.close()
-    out.print(f"exported {len(tables)} tables to {out_dir}", markup=False, soft_wrap=True)
+    if chosen is None:
+        out.print(f"exported {len(tables)} tables to {out_dir}", markup=False, soft_wrap=True)
+    else:
+        what = f"exported {len(written)} files in the {chosen.name} layout to {out_dir}"
+        out.print(what, markup=False, soft_wrap=True)
 
 
 @app.command()
