@@ -139,7 +139,12 @@ def target_table(mapping: Mapping, path: Path) -> str:
     pure = PurePath(path)
     tables = [t.table for t in mapping.tables.values() if any(pure.match(glob) for glob in t.files)]
     if len(tables) != 1:
-        wanted = "; ".join(f"{t.table}: {', '.join(t.files)}" for t in mapping.tables.values())
+        # the names each table takes, of this file's kind only: the line stays readable
+        wanted = ", ".join(
+            glob
+            for t in mapping.tables.values()
+            for glob in ([g for g in t.files if PurePath(g).suffix == pure.suffix] or t.files)
+        )
         if not tables:
             msg = f"{path}: no table of mapping {mapping.name} takes this file ({wanted})"
         else:
