@@ -47,6 +47,7 @@ UNKNOWN_REASON: Final = {
 # Columns of this module's working frames, beside the contract's own.
 _ROW, _FILE, _RAW, _REASON, _DETAIL = "_row", "_file", "_raw", "_reason", "_detail"
 _OP_TERMINAL, _OP_NUMBER = "_op_terminal", "_op_number"
+_VALUE = "\x00value:"
 
 Events = Callable[[str, MappingType[str, object]], None]
 
@@ -282,20 +283,26 @@ def _read_mapped(
     report.cards_in_clear = cards.in_clear
     specs = contract_columns()[table.table]
     values: list[pl.Expr] = []
+    converting: list[pl.Expr] = []
     reasons: list[pl.Expr] = []
     for name, rule in table.columns.items():
         if rule.kind in ("lookup", "operator_of"):
             continue
         result = converted(rule, specs[name], mapping)
-        values.append(result.value.alias(name))
+        # each value is converted once, into a column of its own that its reason then reads
+        # (a source column may have the contract column's name, hence the prefix)
+        held = f"{_VALUE}{name}"
+        converting.append(result.value.alias(held))
+        values.append(pl.col(held).alias(name))
+        reason = result.reason_of(pl.col(held))
         source = ", ".join(rule.source_columns) or "value"
         cell = pl.concat_str(
             [pl.col(c).fill_null("") for c in rule.source_columns] or [pl.lit("")], separator=" "
         )
         reasons.append(
-            pl.when(result.reason.is_not_null()).then(
+            pl.when(reason.is_not_null()).then(
                 pl.struct(
-                    result.reason.alias("reason"),
+                    reason.alias("reason"),
                     pl.format(f"{name} ({source}): '{{}}'", cell).alias("detail"),
                 )
             )
@@ -317,7 +324,7 @@ def _read_mapped(
         pl.struct(pl.lit("bad_row").alias("reason"), pl.col(BAD_ROW).alias("detail"))
     )
     first = pl.coalesce([bad_row, *reasons]) if reasons else bad_row
-    mapped = cards.tokenised.select(
+    mapped = cards.tokenised.with_columns(converting).select(
         *values,
         *extra,
         pl.col(LINE),
@@ -410,6 +417,9 @@ def _missing_rows(
 def _flag(rows: pl.DataFrame, failing: pl.Expr, reason: str, detail: pl.Expr) -> pl.DataFrame:
     """Give ``reason`` to the rows without one where ``failing`` holds."""
     hit = pl.col(_REASON).is_null() & failing.fill_null(False)
+    # most checks fail no row of a clean export: the detail text is then made for none
+    if not rows.select(hit.any()).item():
+        return rows
     return rows.with_columns(
         pl.when(hit).then(pl.lit(reason)).otherwise(pl.col(_REASON)).alias(_REASON),
         pl.when(hit).then(detail).otherwise(pl.col(_DETAIL)).alias(_DETAIL),

@@ -40,6 +40,9 @@ DELIMITERS: Final = ",;\t|"
 _SNIFF_BYTES: Final = 64 * 1024
 _CHUNK_BYTES: Final = 1 << 20
 _BATCH_ROWS: Final = 100_000
+# Decoded and split at once: large enough that Polars' per-call cost vanishes, small enough
+# that the decoded text of one block stays a small part of the frame it becomes.
+_BLOCK_BYTES: Final = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -226,6 +229,11 @@ def _read_csv(path: Path, *, encoding: str, delimiter: str | None) -> pl.DataFra
     separator = delimiter or _sniff(path, encoding)
     codec = "utf-8-sig" if encoding == "utf-8" else encoding
     try:
+        return _split_csv(path, codec, separator)
+    except (_Unusual, UnicodeDecodeError):
+        # the careful reader below handles what the fast one does not, and names bad bytes
+        pass
+    try:
         with path.open(encoding=codec, errors="strict", newline="") as text:
             return _parse_csv(path, text, separator)
     except UnicodeDecodeError as exc:
@@ -288,3 +296,130 @@ def _parse_csv(path: Path, text: Iterable[str], separator: str) -> pl.DataFrame:
     if rows or not batches:
         batches.append(batch())
     return pl.concat(batches, rechunk=True)
+
+
+class _OneLine:
+    """One line for the csv module, noting whether it asked for another (a record that does
+    not end on this line)."""
+
+    def __init__(self, text: str) -> None:
+        self.text: str | None = text
+        self.asked_again = False
+
+    def __iter__(self) -> _OneLine:
+        return self
+
+    def __next__(self) -> str:
+        if self.text is None:
+            self.asked_again = True
+            raise StopIteration
+        text, self.text = self.text, None
+        return text
+
+
+class _Unusual(Exception):
+    """A file the fast reader leaves to the csv module: a quoted field spanning lines, a
+    quoted header, a carriage return that does not end a line."""
+
+
+def _blocks(path: Path, codec: str) -> Iterable[tuple[str, bool]]:
+    """The file's text in blocks that end at a line feed (the last one maybe not), and
+    whether the block is the file's last. A line feed byte is never part of a multi-byte
+    character in UTF-8, GB18030 or GBK, so a block cut there decodes on its own."""
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    rest = b""
+    with path.open("rb") as handle:
+        while True:
+            chunk = handle.read(_BLOCK_BYTES)
+            data = rest + chunk
+            if not chunk:
+                if data:
+                    yield decoder.decode(data, final=True), True
+                return
+            cut = data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            rest = data[cut:]
+            yield decoder.decode(data[:cut]), False
+
+
+def _split_csv(path: Path, codec: str, separator: str) -> pl.DataFrame:
+    """The rows of a CSV file as :func:`_parse_csv` gives them, the same cells, lines and
+    problems, with the lines that hold no quote split by Polars; a line with a quote is
+    split by the csv module on its own. Raises :class:`_Unusual` where the two could differ."""
+    names: list[str] | None = None
+    line = 1  # the physical line of the block's first line
+    frames: list[pl.DataFrame] = []
+    for text, last in _blocks(path, codec):
+        if text.count("\r") != text.count("\r\n"):
+            raise _Unusual
+        ends_open = not text.endswith("\n")
+        body = text if ends_open else text[:-1]
+        if names is None:
+            first, sep, body = body.partition("\n")
+            if '"' in first:
+                raise _Unusual
+            header = next(csv.reader([first + "\n"], delimiter=separator, strict=False), [])
+            names = [h.strip() for h in header]
+            if not any(names) or len(set(names)) != len(names):
+                raise _Unusual  # refused by the csv reader, in its words
+            line = 2
+            if not sep:
+                continue
+        frame, count = _split_block(body, line, names, separator, final=last and ends_open)
+        frames.append(frame)
+        line += count
+    if names is None:
+        raise _Unusual
+    if not frames:
+        empty = {n: pl.Series(n, [], pl.String) for n in names}
+        return pl.DataFrame(empty).with_columns(
+            pl.Series(LINE, [], pl.Int64), pl.Series(BAD_ROW, [], pl.String)
+        )
+    return pl.concat(frames, rechunk=True)
+
+
+def _split_block(
+    body: str, first_line: int, names: list[str], separator: str, *, final: bool
+) -> tuple[pl.DataFrame, int]:
+    """The rows of a block of whole lines (joined by line feeds, the last one's own line feed
+    left out), and how many physical lines it held. ``final``: its last line ends the file
+    with no line feed."""
+    width = len(names)
+    lines = pl.Series("l", [body]).str.split("\n").explode()
+    count = lines.len()
+    frame = pl.DataFrame([lines]).with_row_index(LINE, offset=first_line)
+    frame = frame.with_columns(pl.col(LINE).cast(pl.Int64), pl.col("l").str.strip_suffix("\r"))
+    quoted = frame.filter(pl.col("l").str.contains('"', literal=True))
+    plain = frame.filter(~pl.col("l").str.contains('"', literal=True) & (pl.col("l") != ""))
+    fields = pl.col("l").str.count_matches(separator, literal=True) + 1
+    cells = pl.col("l").str.split_exact(separator, width - 1).struct
+    plain = plain.select(
+        *(cells.field(f"field_{i}").fill_null("").alias(n) for i, n in enumerate(names)),
+        pl.col(LINE),
+        pl.when(fields != width)
+        .then(pl.format(f"{{}} fields where the header has {width}", fields))
+        .alias(BAD_ROW),
+    )
+    if quoted.height == 0:
+        return plain, count
+    rows: list[list[str]] = []
+    problems: list[str | None] = []
+    for number, text in quoted.select(LINE, "l").iter_rows():
+        ends_file = final and number == first_line + count - 1
+        source = _OneLine(text if ends_file else text + "\n")
+        row = next(csv.reader(source, delimiter=separator, strict=False), [])
+        if source.asked_again and not ends_file:
+            raise _Unusual  # a quoted field goes on past this line
+        if len(row) == width:
+            rows.append(row)
+            problems.append(None)
+        else:
+            problems.append(f"{len(row)} fields where the header has {width}")
+            rows.append([*row[:width], *([""] * (width - len(row)))])
+    columns = list(zip(*rows, strict=True))
+    parsed = pl.DataFrame(
+        {n: pl.Series(n, list(v), pl.String) for n, v in zip(names, columns, strict=True)}
+    ).with_columns(quoted[LINE], pl.Series(BAD_ROW, problems, pl.String))
+    return pl.concat([plain, parsed]).sort(LINE), count
