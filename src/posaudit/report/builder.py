@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Final, Literal
 
 import polars as pl
@@ -62,10 +62,12 @@ from posaudit.report.translations import (
     FAMILIES,
     FAMILY_INTROS,
     PARAMETERS,
+    QUARANTINE_REASONS,
     RULE_DESCRIPTIONS_ZH,
     RULES,
     SEVERITY_GLOSSARY,
     STATUSES,
+    TABLES,
     WEAKNESS_CLASSES,
     FindingFacts,
     Language,
@@ -322,6 +324,50 @@ def _scope(
             }
             for rule, key, value, default in data.policy_changes
         ],
+        "ingested": _ingested(data.ingested, lang),
+    }
+
+
+# Hex digits of a file's fingerprint the provenance shows: enough to tell files apart and to
+# find the file's row in ingested_files, short enough for a page's width.
+FINGERPRINT_SHOWN: Final = 12
+
+
+def _reasons(reasons: list[dict[str, Any]], lang: Language) -> str:
+    if lang == "zh":
+        return "、".join(
+            f"{label(QUARANTINE_REASONS, r['reason'], lang)} {r['rows']:,} 行" for r in reasons
+        )
+    return ", ".join(
+        f"{r['rows']:,} {label(QUARANTINE_REASONS, r['reason'], lang)}" for r in reasons
+    )
+
+
+def _ingested(files: pl.DataFrame, lang: Language) -> dict[str, Any] | None:
+    """The provenance of an ingested store: its files and their counts (None for a simulation)."""
+    if files.height == 0:
+        return None
+    counts = ("rows_read", "rows_loaded", "rows_duplicate", "rows_quarantined")
+    totals = {column: f"{files.get_column(column).sum():,}" for column in counts}
+    every_reason = (
+        files.select(pl.col("quarantined_by_reason").explode().struct.unnest())
+        .drop_nulls()
+        .group_by("reason")
+        .agg(pl.col("rows").sum())
+        .sort(["rows", "reason"], descending=[True, False])
+    )
+    return {
+        "files": [
+            {
+                "name": PurePath(row["file_name"]).name,
+                "fingerprint": row["fingerprint"][:FINGERPRINT_SHOWN] + "…",
+                "table": label(TABLES, row["target_table"], lang),
+                **{column: f"{row[column]:,}" for column in counts},
+                "reasons": _reasons(row["quarantined_by_reason"], lang),
+            }
+            for row in files.iter_rows(named=True)
+        ],
+        "totals": {**totals, "reasons": _reasons(every_reason.to_dicts(), lang)},
     }
 
 
