@@ -48,8 +48,11 @@ DAMAGE: tuple[tuple[int, int, str], ...] = (
 )
 
 
-def build_ingested_store(folder: Path, *, merchants: int, days: int, seed: int) -> Path:
-    """A store made by `posaudit ingest` from a damaged lakala-tms export, then audited once.
+def build_ingested_store(
+    folder: Path, *, merchants: int, days: int, seed: int, audited: bool = True
+) -> Path:
+    """A store made by `posaudit ingest` from a damaged lakala-tms export, then audited once
+    by `posaudit run` (unless not ``audited``).
 
     The simulated world it comes from stays beside it (``world.duckdb``); the ingested store
     has no ground truth, as a store of real exports would not.
@@ -71,7 +74,8 @@ def build_ingested_store(folder: Path, *, merchants: int, days: int, seed: int) 
         lines[line] = ",".join(fields)
     transactions.write_bytes("\n".join(lines).encode("gb18030"))
     posaudit("ingest", "--db", str(store), "--mapping", "lakala-tms", str(export))
-    posaudit("run", "--db", str(store))
+    if audited:
+        posaudit("run", "--db", str(store))
     return store
 
 
