@@ -61,9 +61,13 @@ def test_coverage_counts_every_terminal_event_on_every_day(ingested_store: Path)
     data_from, data_to = audit.data_window
     assert days == (data_to.date() - data_from.date()).days + 1
     assert coverage.height == terminals * days  # every day of every terminal, 0 when silent
+    edges = pl.col("day").is_in([data_from.date(), data_to.date()])
+    assert not coverage.filter(edges).get_column("is_silent").any()
+    inside = coverage.filter(~edges)
+    assert inside.get_column("is_silent").to_list() == (inside.get_column("events") == 0).to_list()
 
 
-def test_silent_days_leave_out_the_partial_first_and_last_day() -> None:
+def test_terminals_with_the_most_silent_days_come_first() -> None:
     first = date(2026, 9, 1)
     days = [first + timedelta(days=d) for d in range(5)]
     coverage = pl.DataFrame(
@@ -71,6 +75,7 @@ def test_silent_days_leave_out_the_partial_first_and_last_day() -> None:
             "terminal_id": ["T1"] * 5 + ["T2"] * 5,
             "day": days * 2,
             "events": [0, 3, 0, 4, 0, 1, 1, 1, 1, 1],
+            "is_silent": [False, False, True, False, False] + [False] * 5,
         }
     )
     by_terminal = ingested.coverage_by_terminal(coverage)
@@ -105,6 +110,7 @@ def test_coverage_chart_is_bounded() -> None:
             "terminal_id": [f"T{t:04d}" for t in range(100) for _ in range(400)],
             "day": [first + timedelta(days=d) for _ in range(100) for d in range(400)],
             "events": [(t * d) % 7 for t in range(100) for d in range(400)],
+            "is_silent": [(t * d) % 7 == 0 for t in range(100) for d in range(400)],
         }
     )
     by_terminal = ingested.coverage_by_terminal(coverage)
@@ -114,7 +120,7 @@ def test_coverage_chart_is_bounded() -> None:
     shown = {row["terminal_id"] for row in rows}
     assert shown == set(by_terminal.head(bounds.COVERAGE_TERMINALS).get_column("terminal_id"))
     subtitle = " ".join(spec["title"]["subtitle"])
-    assert "25 terminals with the most silent days of 100" in subtitle
+    assert "the 25 of 100 terminals with the most silent days, then the fewest events" in subtitle
     assert f"the last {bounds.DAYS} of 400 days" in subtitle
 
 
@@ -126,10 +132,14 @@ def test_coverage_chart_draws_a_small_store_whole() -> None:
             "terminal_id": [f"T{t}" for t in range(terminals) for _ in range(10)],
             "day": [first + timedelta(days=d) for _ in range(terminals) for d in range(10)],
             "events": [1] * (terminals * 10),
+            "is_silent": [False] * (terminals * 10),
         }
     )
     spec = charts.coverage_chart(coverage, ingested.coverage_by_terminal(coverage)).to_dict()
     assert sum(len(d) for d in spec["datasets"].values()) == terminals * 10
+    # red marks the silent full days the data function found, not every day without events
+    (red,) = [layer for layer in spec["layer"] if layer.get("transform")]
+    assert red["transform"] == [{"filter": "datum.is_silent"}]
     assert spec["title"]["subtitle"] == [
-        "logins, lockouts and transactions; red: a day the terminal reported nothing"
+        "logins, lockouts and transactions; red: a full day the terminal reported nothing"
     ]

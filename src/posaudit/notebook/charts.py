@@ -1268,7 +1268,8 @@ def coverage_chart(coverage: pl.DataFrame, by_terminal: pl.DataFrame) -> AnyChar
     days = bounds.latest(coverage, "day", limit=bounds.DAYS, unit="days")
     shown = days.frame.filter(pl.col("terminal_id").is_in(chosen.implode()))
     kept = (
-        f"the {chosen.len():,} terminals with the most silent days of {total:,}"
+        f"the {chosen.len():,} of {total:,} terminals with the most silent days, "
+        "then the fewest events"
         if total > chosen.len()
         else None
     )
@@ -1285,7 +1286,7 @@ def coverage_chart(coverage: pl.DataFrame, by_terminal: pl.DataFrame) -> AnyChar
         color=alt.Color("events:Q", title="events", scale=alt.Scale(scheme="blues", domainMin=0))
     )
     silent = base.mark_rect(stroke="white", strokeWidth=1, color=HIGHLIGHT).transform_filter(
-        alt.datum.events == 0
+        alt.datum.is_silent
     )
     return alt.layer(cells, silent).properties(
         width=alt.Step(16),
@@ -1293,7 +1294,7 @@ def coverage_chart(coverage: pl.DataFrame, by_terminal: pl.DataFrame) -> AnyChar
         title=_title(
             "Events per day and terminal",
             [
-                "logins, lockouts and transactions; red: a day the terminal reported nothing",
+                "logins, lockouts and transactions; red: a full day the terminal reported nothing",
                 kept,
                 days.note,
             ],

@@ -125,8 +125,12 @@ def quarantined_rows(audit: Audit, *, per_reason: int = SAMPLE_ROWS_PER_REASON) 
 
 
 def coverage(audit: Audit) -> pl.DataFrame:
-    """Events per terminal and day (logins, lockouts and transactions together),
-    every day of the data window for every terminal, 0 where it reported nothing."""
+    """Events per terminal and day (logins, lockouts and transactions together), every day
+    of the data window for every terminal, 0 where it reported nothing.
+
+    ``is_silent``: a full day without any event (the first and last day of the data are
+    partial: a terminal quiet on them may simply not have started or finished its day).
+    """
     events = " UNION ALL ".join(
         f"SELECT terminal_id, CAST({column} AS DATE) AS day FROM {table}"
         for table in TERMINAL_EVENT_TABLES
@@ -140,24 +144,25 @@ def coverage(audit: Audit) -> pl.DataFrame:
         terminals.join(days.to_frame(), how="cross")
         .join(counted, on=["terminal_id", "day"], how="left")
         .with_columns(pl.col("events").fill_null(0))
+        .with_columns(
+            (
+                (pl.col("events") == 0)
+                & pl.col("day").is_between(days.min(), days.max(), closed="none")
+            ).alias("is_silent")
+        )
         .sort("terminal_id", "day")
     )
 
 
 def coverage_by_terminal(coverage: pl.DataFrame) -> pl.DataFrame:
-    """Per terminal of :func:`coverage`: days with events and full days without, most silent
-    days first.
-
-    The first and last day of the data are partial and not counted as silent.
-    """
-    first_day, last_day = coverage.get_column("day").min(), coverage.get_column("day").max()
-    full = pl.col("day").is_between(first_day, last_day, closed="none")
+    """Per terminal of :func:`coverage`: days with events and silent full days, most silent
+    days first."""
     return (
         coverage.group_by("terminal_id")
         .agg(
             pl.col("events").sum(),
             (pl.col("events") > 0).sum().cast(pl.Int64).alias("days_with_events"),
-            ((pl.col("events") == 0) & full).sum().cast(pl.Int64).alias("silent_days"),
+            pl.col("is_silent").sum().cast(pl.Int64).alias("silent_days"),
             pl.col("day").filter(pl.col("events") > 0).min().alias("first_day"),
             pl.col("day").filter(pl.col("events") > 0).max().alias("last_day"),
         )
