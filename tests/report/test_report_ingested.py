@@ -9,6 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import polars as pl
 import pytest
 
 from posaudit.report import ReportResult, build_report
@@ -45,7 +46,11 @@ def ingested_reports(
     out = tmp_path_factory.mktemp("ingested-reports")
     return {
         lang: build_report(
-            ingested_store, out, lang=lang, formats=("html", "pdf"), generated_at=GENERATED_AT
+            ingested_store,
+            out,
+            lang=lang,
+            formats=("html", "pdf", "xlsx"),
+            generated_at=GENERATED_AT,
         )
         for lang in ("en", "zh")
     }  # type: ignore[arg-type]
@@ -58,7 +63,7 @@ def simulated_reports(
     out = tmp_path_factory.mktemp("simulated-reports")
     return {
         lang: build_report(
-            audited_sample, out, lang=lang, formats=("html",), generated_at=GENERATED_AT
+            audited_sample, out, lang=lang, formats=("html", "xlsx"), generated_at=GENERATED_AT
         )
         for lang in ("en", "zh")
     }  # type: ignore[arg-type]
@@ -129,3 +134,24 @@ def test_a_simulated_store_keeps_its_sections(
         next(i for i, h in enumerate(headings) if h.endswith(title)) for title in ORDER[lang]
     )
     assert scope < files < summary
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_workbook_has_a_sheet_of_the_files_only_when_ingested(
+    ingested_reports: dict[str, ReportResult],
+    simulated_reports: dict[str, ReportResult],
+    ingested_store: Path,
+    lang: str,
+) -> None:
+    import openpyxl
+
+    sheet = INGESTED_HEADING[lang]
+    simulated = openpyxl.load_workbook(simulated_reports[lang].paths["xlsx"], read_only=True)
+    assert sheet not in simulated.sheetnames
+    files = pl.read_excel(ingested_reports[lang].paths["xlsx"], sheet_name=sheet)
+    read, quarantined = _rows(
+        ingested_store, "SELECT sum(rows_read), sum(rows_quarantined) FROM ingested_files"
+    )[0]
+    assert files.height == 7 + 1  # a row a file and the total
+    assert files.row(-1)[3] == read and files.row(-1)[6] == quarantined == 3
+    assert files.head(7).get_column(files.columns[3]).sum() == read

@@ -1076,12 +1076,55 @@ def write_workbook(
                 table_style="Table Style Light 9",
             )
         rows[sheet_summary] = line
+        ingested = summary["scope"]["ingested"]
+        if ingested:
+            name = _SHEET_NAME.sub(" ", text("ingested_files", lang))[:31]
+            files = _ingested_frame(ingested, lang)
+            files.write_excel(
+                book,
+                name,
+                header_format=header,
+                autofit=True,
+                table_style="Table Style Light 9",
+            )
+            rows[name] = files.height
         for family in FAMILY_ORDER:
             name = _SHEET_NAME.sub(" ", label(FAMILIES, family, lang))[:31]
             frame = _excel_frame(shown.filter(pl.col("family") == family), lang)
             _findings_sheet(book, name, frame, findings_formats)
             rows[name] = frame.height
     return rows
+
+
+def _ingested_frame(ingested: dict[str, Any], lang: Language) -> pl.DataFrame:
+    """The files of the provenance section as a sheet: one row a file, the total last."""
+    columns = (
+        ("name", "file"),
+        ("fingerprint", "fingerprint"),
+        ("table", "target_table"),
+        ("rows_read", "file_rows_read"),
+        ("rows_loaded", "file_rows_loaded"),
+        ("rows_duplicate", "file_rows_duplicate"),
+        ("rows_quarantined", "file_rows_quarantined"),
+        ("reasons", "quarantine_reasons"),
+    )
+    total = {
+        "name": text("ingested_total", lang),
+        "fingerprint": "",
+        "table": "",
+        **ingested["totals"],
+    }
+    return pl.DataFrame(
+        [
+            {
+                text(word, lang): int(row[key].replace(",", ""))
+                if key.startswith("rows_")
+                else row[key]
+                for key, word in columns
+            }
+            for row in [*ingested["files"], total]
+        ]
+    )
 
 
 def export_frame(shown: pl.DataFrame, lang: Language) -> pl.DataFrame:

@@ -31,18 +31,18 @@ SEVERITY_ORDER: Final = tuple(reversed(SEVERITIES))
 # One ingested file of the provenance section, as :func:`ingested_files` returns it.
 INGESTED_FILE_SCHEMA: Final = pl.Schema(
     {
-        "ingest_id": pl.String,
-        "file_name": pl.String,
-        "fingerprint": pl.String,
-        "mapping": pl.String,
-        "target_table": pl.String,
-        "rows_read": pl.Int64,
-        "rows_loaded": pl.Int64,
-        "rows_duplicate": pl.Int64,
-        "rows_quarantined": pl.Int64,
-        "cards_in_clear": pl.Int64,
+        "ingest_id": pl.String(),
+        "file_name": pl.String(),
+        "fingerprint": pl.String(),
+        "mapping": pl.String(),
+        "target_table": pl.String(),
+        "rows_read": pl.Int64(),
+        "rows_loaded": pl.Int64(),
+        "rows_duplicate": pl.Int64(),
+        "rows_quarantined": pl.Int64(),
+        "cards_in_clear": pl.Int64(),
         "ingested_at": pl.Datetime("us"),
-        "quarantined_by_reason": pl.List(pl.Struct({"reason": pl.String, "rows": pl.Int64})),
+        "quarantined_by_reason": pl.List(pl.Struct({"reason": pl.String(), "rows": pl.Int64()})),
     }
 )
 # PIN age buckets of the hygiene section, in days (upper bounds inclusive).
@@ -341,7 +341,7 @@ def ingested_files(store: Store, run: RunRecord) -> pl.DataFrame:
         " WHERE f.ingested_at <= $started"
         " ORDER BY f.ingested_at, f.ingest_id, f.file_name",
         {"started": run.started_at},
-    ).cast(INGESTED_FILE_SCHEMA)  # type: ignore[arg-type]
+    ).cast(INGESTED_FILE_SCHEMA)
 
 
 # -- method and thresholds -----------------------------------------------------------------
