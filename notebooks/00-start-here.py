@@ -18,8 +18,8 @@
 #
 # The morning read: what the audit store holds, whether its data can be trusted, and what
 # the latest audit run found, new since the run before. The other notebooks go deeper:
-# logins and lockouts (01), PIN hygiene (02), refunds (03), operator risk (04) and one
-# finding at a time (05).
+# logins and lockouts (01), PIN hygiene (02), refunds (03), operator risk (04), one
+# finding at a time (05) and, for a store loaded from exports, the data that came in (06).
 #
 # Run all cells (**Run ▸ Run All Cells**). The store is opened read-only, query by query:
 # nothing here can change it, and a scheduled `posaudit run` can still write while this is
@@ -132,3 +132,5 @@ nb.Table(
 # - [04 · Operator risk](04-operator-risk.py): anomaly scores and the operators who stand out.
 # - [05 · Finding drill-down](05-finding-drilldown.py): one finding, its evidence and its
 #   timeline (copy a `finding_id` from any table into its parameters).
+# - [06 · Ingested data](06-ingested-data.py): for a store loaded from exports, the files
+#   that came in, the rows quarantined and why, and coverage per day and terminal.

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -35,3 +37,51 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
     build_store(path, merchants=SAMPLE_MERCHANTS, days=SAMPLE_DAYS, seed=SAMPLE_SEED)
     return path
+
+
+# Lines of the lakala-tms transactions export that an ingested store's tests damage, and how:
+# each becomes one quarantined row with its own reason, so the tests can count them by reason.
+DAMAGE: tuple[tuple[int, int, str], ...] = (
+    (10, 1, "20261345"),  # 交易日期: no such month -> bad_timestamp
+    (20, 3, "T999999"),  # 终端编号: no such terminal -> unknown_terminal
+    (30, 9, '"1,2.3"'),  # 交易金额(元): no amount -> bad_amount
+)
+
+
+def build_ingested_store(
+    folder: Path, *, merchants: int, days: int, seed: int, audited: bool = True
+) -> Path:
+    """A store made by `posaudit ingest` from a damaged lakala-tms export, then audited once
+    by `posaudit run` (unless not ``audited``).
+
+    The simulated world it comes from stays beside it (``world.duckdb``); the ingested store
+    has no ground truth, as a store of real exports would not.
+    """
+    world, export, store = folder / "world.duckdb", folder / "export", folder / "ingested.duckdb"
+    build_store(world, merchants=merchants, days=days, seed=seed)
+
+    def posaudit(*args: str) -> None:
+        command = [sys.executable, "-m", "posaudit", *args]
+        result = subprocess.run(command, capture_output=True, text=True, timeout=600, check=False)
+        assert result.returncode == 0, result.stderr
+
+    posaudit("export", "--db", str(world), "--layout", "lakala-tms", "--out", str(export))
+    (transactions,) = export.glob("交易明细_*.csv")
+    lines = transactions.read_bytes().decode("gb18030").split("\n")
+    for line, column, value in DAMAGE:
+        fields = lines[line].split(",")
+        fields[column] = value
+        lines[line] = ",".join(fields)
+    transactions.write_bytes("\n".join(lines).encode("gb18030"))
+    posaudit("ingest", "--db", str(store), "--mapping", "lakala-tms", str(export))
+    if audited:
+        posaudit("run", "--db", str(store))
+    return store
+
+
+@pytest.fixture(scope="session")
+def ingested_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 10-merchant, 7-day world exported, damaged on 3 lines, ingested and audited once."""
+    return build_ingested_store(
+        tmp_path_factory.mktemp("ingested"), merchants=10, days=7, seed=SAMPLE_SEED
+    )

@@ -98,3 +98,9 @@ def executed_notebooks(audited_store: AuditedStore) -> ExecutedNotebooks:
     parameters["05-finding-drilldown"]["finding_id"] = drilled
     notebooks = execute_notebooks(parameters)
     return ExecutedNotebooks(notebooks, before, file_digest(audited_store.path), drilled)
+
+
+@pytest.fixture(scope="session")
+def notebooks_on_ingested(ingested_store: Path) -> dict[str, Any]:
+    """Every notebook run once, with its default parameters, on a store made by ingest."""
+    return execute_notebooks({name: {"db": str(ingested_store)} for name in NOTEBOOK_NAMES})

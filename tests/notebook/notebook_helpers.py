@@ -17,6 +17,7 @@ NOTEBOOK_NAMES = (
     "03-refund-anomalies",
     "04-operator-risk",
     "05-finding-drilldown",
+    "06-ingested-data",
 )
 
 

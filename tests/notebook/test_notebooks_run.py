@@ -86,6 +86,15 @@ PROMISED: dict[str, tuple[set[str], set[str]]] = {
         {"Around the finding: operator"},
         {"Evidence", "The events the evidence names", "Related findings of the run"},
     ),
+    "06-ingested-data": (
+        {"Events per day and terminal"},
+        {
+            "Files ingested",
+            "Rows quarantined by reason",
+            "Quarantined rows, the first of each reason",
+            "Terminals by days without events",
+        },
+    ),
 }
 
 
@@ -221,3 +230,46 @@ def test_drilldown_shows_the_evidence_on_the_timeline(executed_notebooks, audite
 
 def test_notebooks_leave_the_store_as_it_was(executed_notebooks) -> None:
     assert executed_notebooks.store_after == executed_notebooks.store_before
+
+
+# A card number in full: 13 to 19 digits standing alone, not the fraction of a float in a
+# chart's data (the Luhn check is left to the ingest tests: any such number here is one too many).
+FULL_CARD = re.compile(r"(?<![0-9A-Za-z.])\d{13,19}(?![0-9])")
+
+
+@pytest.mark.parametrize("name", NOTEBOOK_NAMES)
+def test_every_notebook_runs_on_an_ingested_store(notebooks_on_ingested, name: str) -> None:
+    shown = outputs_of(notebooks_on_ingested[name])
+    assert not shown.errors, shown.errors
+    for spec in shown.charts:
+        assert 0 < chart_rows(spec) <= 5000, f"{name}: a chart with {chart_rows(spec)} rows"
+    visible = shown.text + "".join(str(spec) for spec in shown.charts)
+    assert not FULL_CARD.search(visible), f"{name} shows a long number"
+    assert "ground_truth" not in visible, f"{name} shows the empty ground truth"
+
+
+def test_ingested_data_notebook_shows_what_came_in(notebooks_on_ingested, ingested_store) -> None:
+    shown = outputs_of(notebooks_on_ingested["06-ingested-data"])
+    store = Store.open(ingested_store, read_only=True)
+    try:
+        files, quarantined, terminals = store.query(
+            "SELECT (SELECT count(*) FROM ingested_files), (SELECT count(*) FROM quarantine), "
+            "(SELECT count(*) FROM terminals)"
+        )[0]
+    finally:
+        store.close()
+    assert shown.tables["Files ingested"] == files == 7
+    assert shown.tables["Rows quarantined by reason"] == 3
+    assert shown.tables["Quarantined rows, the first of each reason"] == quarantined == 3
+    assert shown.tables["Terminals by days without events"] == terminals
+    quarantine_html = shown.table_html["Rows quarantined by reason"]
+    for reason in ("bad_timestamp", "unknown_terminal", "bad_amount"):
+        assert reason in quarantine_html
+    # the raw rows are shown as escaped text: their JSON quotes never reach the page raw
+    rows_html = shown.table_html["Quarantined rows, the first of each reason"]
+    assert "&quot;T999999&quot;" in rows_html and '"T999999"' not in rows_html
+    coverage = shown.chart("Events per day and terminal")
+    assert {r["terminal_id"] for rows in coverage["datasets"].values() for r in rows}
+    start = outputs_of(notebooks_on_ingested["00-start-here"])
+    assert shown.text.count("no ground truth") == 1
+    assert start.tables["Tables in the store"] == 9  # the ten of a simulation, but the labels

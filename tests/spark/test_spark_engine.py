@@ -26,6 +26,7 @@ from posaudit.simulate.scenario import load_scenario
 from posaudit.spark.buckets import BucketJob, store_tables, table_schemas
 from posaudit.spark.export import export_buckets
 from posaudit.store import Store
+from tests.conftest import build_ingested_store
 from tests.injected import add_lockout_storm
 from tests.spark.spark_kit import (
     DATA_SAMPLES,
@@ -196,6 +197,51 @@ def test_the_command_line_runs_spark_and_prints_the_json_line(
     assert record["status"] == "succeeded" and record["exit_code"] == 0
     assert record["findings"] == store_findings(db).height > 0
     assert (tmp_path / "export" / "_posaudit_export.json").exists()
+
+
+def test_a_store_made_by_ingest_gives_the_local_findings(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    """An ingested store (no ground truth, quarantined rows left out) through `posaudit run
+    --engine spark`: the findings of the local engine on the same store."""
+    folder = tmp_path_factory.mktemp("spark-ingested")
+    ingested = build_ingested_store(folder, merchants=12, days=7, seed=8, audited=False)
+    local = copy_store(ingested, folder / "local.duckdb")
+    store = Store.open(local)
+    try:
+        run_pipeline(store, load_policy())
+    finally:
+        store.close()
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "posaudit",
+            "run",
+            "--db",
+            str(ingested),
+            "--engine",
+            "spark",
+            "--master",
+            "local[2]",
+            "--json",
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1])["status"] == "succeeded"
+    store = Store.open(ingested, read_only=True)
+    try:
+        assert store.query("SELECT CAST(engine AS VARCHAR) FROM pipeline_runs") == [("spark",)]
+    finally:
+        store.close()
+    want = store_findings(local)
+    assert want.height > 0
+    assert_same_findings(store_findings(ingested), want)
 
 
 def test_the_staged_score_gives_the_local_scores(

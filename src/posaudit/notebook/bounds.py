@@ -51,6 +51,10 @@ FAILURE_TERMINAL_ROWS: Final = 2_000
 # Heat maps (top operator-days by feature, top operators by family): rows of 17-18 px; past
 # 50 rows the chart is taller than a screen.
 HEATMAP_ROWS: Final = 50
+# Coverage per day and terminal (a heat map of 18-px rows, one column a day): the terminals
+# with the most silent days, as many as keep a chart of the last DAYS days within Altair's
+# limit (25 x 180 = 4,500 cells) and on one screen.
+COVERAGE_TERMINALS: Final = 25
 # A drill-down timeline (640 px, zoomable): every event the evidence names, and others up
 # to this many. Its data function counts ordinary sales per hour past the same number
 # (``drilldown.MAX_EVENTS``); the chart samples only if that was not enough.

@@ -1255,3 +1255,48 @@ def timeline_chart(
             ],
         ),
     )
+
+
+def coverage_chart(coverage: pl.DataFrame, by_terminal: pl.DataFrame) -> AnyChart:
+    """Events per day and terminal, a day without any in red: where the data has holes.
+
+    At most the :data:`~bounds.COVERAGE_TERMINALS` terminals first in ``by_terminal`` (the most
+    silent days first) and the last :data:`~bounds.DAYS` days.
+    """
+    total = by_terminal.height
+    chosen = by_terminal.head(bounds.COVERAGE_TERMINALS).get_column("terminal_id")
+    days = bounds.latest(coverage, "day", limit=bounds.DAYS, unit="days")
+    shown = days.frame.filter(pl.col("terminal_id").is_in(chosen.implode()))
+    kept = (
+        f"the {chosen.len():,} of {total:,} terminals with the most silent days, "
+        "then the fewest events"
+        if total > chosen.len()
+        else None
+    )
+    base = alt.Chart(shown).encode(
+        x=alt.X("day:O", title=None, timeUnit="monthdate", axis=alt.Axis(labelAngle=-50)),
+        y=alt.Y("terminal_id:N", title=None, sort=chosen.to_list()),
+        tooltip=[
+            "terminal_id:N",
+            alt.Tooltip("day:T", format="%Y-%m-%d"),
+            alt.Tooltip("events:Q", format=","),
+        ],
+    )
+    cells = base.mark_rect(stroke="white", strokeWidth=1).encode(
+        color=alt.Color("events:Q", title="events", scale=alt.Scale(scheme="blues", domainMin=0))
+    )
+    silent = base.mark_rect(stroke="white", strokeWidth=1, color=HIGHLIGHT).transform_filter(
+        alt.datum.is_silent
+    )
+    return alt.layer(cells, silent).properties(
+        width=alt.Step(16),
+        height=alt.Step(18),
+        title=_title(
+            "Events per day and terminal",
+            [
+                "logins, lockouts and transactions; red: a full day the terminal reported nothing",
+                kept,
+                days.note,
+            ],
+        ),
+    )

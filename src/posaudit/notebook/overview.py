@@ -45,9 +45,16 @@ QUIET_HOURS: Final = 24
 
 
 def store_contents(audit: Audit) -> pl.DataFrame:
-    """One row per table: rows, and for event tables the first and last event time."""
+    """One row per table: rows, and for event tables the first and last event time.
+
+    The ground truth is left out when it is empty (a store loaded from exports has none): an
+    empty table of labels would read as "no incident", when it means "nothing is known".
+    """
     parts = []
+    labelled = audit.sql("SELECT count(*) AS n FROM ground_truth").item() > 0
     for table in SHOWN_TABLES:
+        if table == "ground_truth" and not labelled:
+            continue
         facts = table_facts(table)
         note, column = facts.holds, facts.time_column
         span = f"min({column}), max({column})" if column else "NULL::TIMESTAMP, NULL::TIMESTAMP"
@@ -60,7 +67,7 @@ def store_contents(audit: Audit) -> pl.DataFrame:
         frame.rename({frame.columns[3]: "first_event_at", frame.columns[4]: "last_event_at"})
         .with_columns(
             pl.col("table_name")
-            .replace_strict({t: i for i, t in enumerate(SHOWN_TABLES)})
+            .replace_strict({t: i for i, t in enumerate(SHOWN_TABLES)}, return_dtype=pl.Int64)
             .alias("_order")
         )
         .sort("_order")

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
-from pathlib import Path
+from pathlib import Path, PurePath
 from typing import Any, Final, Literal
 
 import polars as pl
@@ -62,10 +62,12 @@ from posaudit.report.translations import (
     FAMILIES,
     FAMILY_INTROS,
     PARAMETERS,
+    QUARANTINE_REASONS,
     RULE_DESCRIPTIONS_ZH,
     RULES,
     SEVERITY_GLOSSARY,
     STATUSES,
+    TABLES,
     WEAKNESS_CLASSES,
     FindingFacts,
     Language,
@@ -322,6 +324,50 @@ def _scope(
             }
             for rule, key, value, default in data.policy_changes
         ],
+        "ingested": _ingested(data.ingested, lang),
+    }
+
+
+# Hex digits of a file's fingerprint the provenance shows: enough to tell files apart and to
+# find the file's row in ingested_files, short enough for a page's width.
+FINGERPRINT_SHOWN: Final = 12
+
+
+def _reasons(reasons: list[dict[str, Any]], lang: Language) -> str:
+    if lang == "zh":
+        return "、".join(
+            f"{label(QUARANTINE_REASONS, r['reason'], lang)} {r['rows']:,} 行" for r in reasons
+        )
+    return ", ".join(
+        f"{r['rows']:,} {label(QUARANTINE_REASONS, r['reason'], lang)}" for r in reasons
+    )
+
+
+def _ingested(files: pl.DataFrame, lang: Language) -> dict[str, Any] | None:
+    """The provenance of an ingested store: its files and their counts (None for a simulation)."""
+    if files.height == 0:
+        return None
+    counts = ("rows_read", "rows_loaded", "rows_duplicate", "rows_quarantined")
+    totals = {column: f"{files.get_column(column).sum():,}" for column in counts}
+    every_reason = (
+        files.select(pl.col("quarantined_by_reason").explode().struct.unnest())
+        .drop_nulls()
+        .group_by("reason")
+        .agg(pl.col("rows").sum())
+        .sort(["rows", "reason"], descending=[True, False])
+    )
+    return {
+        "files": [
+            {
+                "name": PurePath(row["file_name"]).name,
+                "fingerprint": row["fingerprint"][:FINGERPRINT_SHOWN] + "…",
+                "table": label(TABLES, row["target_table"], lang),
+                **{column: f"{row[column]:,}" for column in counts},
+                "reasons": _reasons(row["quarantined_by_reason"], lang),
+            }
+            for row in files.iter_rows(named=True)
+        ],
+        "totals": {**totals, "reasons": _reasons(every_reason.to_dicts(), lang)},
     }
 
 
@@ -1030,12 +1076,55 @@ def write_workbook(
                 table_style="Table Style Light 9",
             )
         rows[sheet_summary] = line
+        ingested = summary["scope"]["ingested"]
+        if ingested:
+            name = _SHEET_NAME.sub(" ", text("ingested_files", lang))[:31]
+            files = _ingested_frame(ingested, lang)
+            files.write_excel(
+                book,
+                name,
+                header_format=header,
+                autofit=True,
+                table_style="Table Style Light 9",
+            )
+            rows[name] = files.height
         for family in FAMILY_ORDER:
             name = _SHEET_NAME.sub(" ", label(FAMILIES, family, lang))[:31]
             frame = _excel_frame(shown.filter(pl.col("family") == family), lang)
             _findings_sheet(book, name, frame, findings_formats)
             rows[name] = frame.height
     return rows
+
+
+def _ingested_frame(ingested: dict[str, Any], lang: Language) -> pl.DataFrame:
+    """The files of the provenance section as a sheet: one row a file, the total last."""
+    columns = (
+        ("name", "file"),
+        ("fingerprint", "fingerprint"),
+        ("table", "target_table"),
+        ("rows_read", "file_rows_read"),
+        ("rows_loaded", "file_rows_loaded"),
+        ("rows_duplicate", "file_rows_duplicate"),
+        ("rows_quarantined", "file_rows_quarantined"),
+        ("reasons", "quarantine_reasons"),
+    )
+    total = {
+        "name": text("ingested_total", lang),
+        "fingerprint": "",
+        "table": "",
+        **ingested["totals"],
+    }
+    return pl.DataFrame(
+        [
+            {
+                text(word, lang): int(row[key].replace(",", ""))
+                if key.startswith("rows_")
+                else row[key]
+                for key, word in columns
+            }
+            for row in [*ingested["files"], total]
+        ]
+    )
 
 
 def export_frame(shown: pl.DataFrame, lang: Language) -> pl.DataFrame:

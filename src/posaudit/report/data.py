@@ -28,6 +28,23 @@ from posaudit.store import Store
 FAMILY_ORDER: Final = ("logins", "pins", "refunds", "scores")
 # Most severe first, as every table of the report lists them.
 SEVERITY_ORDER: Final = tuple(reversed(SEVERITIES))
+# One ingested file of the provenance section, as :func:`ingested_files` returns it.
+INGESTED_FILE_SCHEMA: Final = pl.Schema(
+    {
+        "ingest_id": pl.String(),
+        "file_name": pl.String(),
+        "fingerprint": pl.String(),
+        "mapping": pl.String(),
+        "target_table": pl.String(),
+        "rows_read": pl.Int64(),
+        "rows_loaded": pl.Int64(),
+        "rows_duplicate": pl.Int64(),
+        "rows_quarantined": pl.Int64(),
+        "cards_in_clear": pl.Int64(),
+        "ingested_at": pl.Datetime("us"),
+        "quarantined_by_reason": pl.List(pl.Struct({"reason": pl.String(), "rows": pl.Int64()})),
+    }
+)
 # PIN age buckets of the hygiene section, in days (upper bounds inclusive).
 AGE_BUCKETS: Final = (("91-180", 180), ("181-365", 365), ("1-2y", 730), ("2y+", None))
 
@@ -85,6 +102,10 @@ class ReportData:
     policy_changes: list[tuple[str, str, Any, Any]]
     operator_roles: dict[str, str] = field(default_factory=dict)
     # the approved refunds findings name by id in a list (amounts of the others are in evidence)
+    # the files an ingest loaded before the run (empty for a simulated world)
+    ingested: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=INGESTED_FILE_SCHEMA)
+    )
     refund_amounts: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(schema={"txn_id": pl.String, "amount_fen": pl.Int64})
     )
@@ -296,6 +317,33 @@ def population(store: Store, run: RunRecord) -> dict[str, int]:
     }
 
 
+def ingested_files(store: Store, run: RunRecord) -> pl.DataFrame:
+    """The files ``posaudit ingest`` loaded before the run started, oldest first: one row per
+    file with its counts and ``quarantined_by_reason`` (a list of reason and rows, most first).
+
+    Empty for a store that no ingest wrote into (a simulated world), which has no such tables.
+    """
+    if not store.has_table("ingested_files"):
+        return pl.DataFrame(schema=INGESTED_FILE_SCHEMA)
+    return store.frame(
+        "WITH reasons AS ("
+        "  SELECT ingest_id, fingerprint, target_table, reason, count(*) AS rows"
+        "  FROM quarantine GROUP BY ALL),"
+        " by_file AS ("
+        "  SELECT ingest_id, fingerprint, target_table,"
+        "   list(struct_pack(reason := reason, rows := rows) ORDER BY rows DESC, reason)"
+        "   AS quarantined_by_reason"
+        "  FROM reasons GROUP BY ALL)"
+        " SELECT f.ingest_id, f.file_name, f.fingerprint, f.mapping, f.target_table,"
+        "  f.rows_read, f.rows_loaded, f.rows_duplicate, f.rows_quarantined, f.cards_in_clear,"
+        "  f.ingested_at, coalesce(b.quarantined_by_reason, []) AS quarantined_by_reason"
+        " FROM ingested_files f LEFT JOIN by_file b USING (ingest_id, fingerprint, target_table)"
+        " WHERE f.ingested_at <= $started"
+        " ORDER BY f.ingested_at, f.ingest_id, f.file_name",
+        {"started": run.started_at},
+    ).cast(INGESTED_FILE_SCHEMA)
+
+
 # -- method and thresholds -----------------------------------------------------------------
 
 _SECTION: Final = re.compile(r"^\s*\[rules\.([A-Za-z0-9_]+)\]\s*$")
@@ -390,6 +438,7 @@ def load_report_data(store: Store, run_id: str | None = None) -> ReportData:
         operator_roles=dict(
             operators.select("operator_id", pl.col("role").cast(pl.String)).iter_rows()
         ),
+        ingested=ingested_files(store, run),
         refund_amounts=store.frame(
             "SELECT txn_id, CAST(amount_fen AS BIGINT) AS amount_fen FROM transactions "
             "WHERE list_contains($ids, txn_id) AND kind = 'refund'",

@@ -78,6 +78,20 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "masking_off": ("shown", "如实显示"),
     "policy_changes": ("Thresholds changed from the built-in policy", "相对内置策略修改过的阈值"),
     "default": ("Default", "默认值"),
+    "ingested_files": ("Files ingested", "导入的文件"),
+    "ingested_intro": (
+        "The store holds exported data loaded by posaudit ingest, not a simulation: these are its files, each known by the SHA-256 fingerprint of its bytes. Every row read was loaded, found already in the store (duplicate) or quarantined with a reason; quarantined rows are in no figure of this report. The store holds no ground truth, so the report measures no detection rate.",
+        "数据库中的数据由 posaudit ingest 从导出文件载入，而非模拟生成：以下为其文件，每个文件以其内容的 SHA-256 指纹标识。读取的每一行或已载入，或已在库中（重复），或因某一原因被隔离；被隔离的行不计入本报告的任何数字。数据库中没有真实标签，因此本报告不衡量检出率。",
+    ),
+    "file": ("File", "文件"),
+    "fingerprint": ("Fingerprint", "指纹"),
+    "target_table": ("Table", "数据表"),
+    "file_rows_read": ("Read", "读取"),
+    "file_rows_loaded": ("Loaded", "载入"),
+    "file_rows_duplicate": ("Duplicate", "重复"),
+    "file_rows_quarantined": ("Quarantined", "隔离"),
+    "quarantine_reasons": ("Quarantined because", "隔离原因"),
+    "ingested_total": ("All files", "全部文件"),
     "pins_note": (
         "No PIN and no PIN digest appears in this report: weak PINs are named by their weakness class only.",
         "本报告不含任何密码或密码摘要：弱密码仅以其弱点类别表示。",
@@ -339,6 +353,33 @@ ENTITY_TYPES: Final[dict[str, tuple[str, str]]] = {
     "transaction": ("transaction", "交易"),
     "card": ("card", "卡"),
 }
+# The reason codes of the quarantine (docs/ingest.md), as the provenance section names them.
+QUARANTINE_REASONS: Final[dict[str, tuple[str, str]]] = {
+    "bad_row": ("malformed row", "行格式错误"),
+    "bad_timestamp": ("bad date or time", "日期或时间无效"),
+    "bad_amount": ("bad amount", "金额无效"),
+    "bad_number": ("bad number", "数字无效"),
+    "bad_digest": ("bad PIN digest", "密码摘要无效"),
+    "unknown_value": ("unknown value", "未知取值"),
+    "missing_value": ("missing value", "缺少必填值"),
+    "out_of_range": ("out of range", "超出范围"),
+    "unknown_merchant": ("unknown merchant", "未知商户"),
+    "unknown_terminal": ("unknown terminal", "未知终端"),
+    "unknown_operator": ("unknown operator", "未知操作员"),
+    "duplicate_in_file": ("repeated in the files", "文件内重复"),
+}
+
+# The store's tables an ingest loads, as the provenance section names them.
+TABLES: Final[dict[str, tuple[str, str]]] = {
+    "merchants": ("merchants", "商户"),
+    "terminals": ("terminals", "终端"),
+    "operators": ("operators", "操作员"),
+    "login_events": ("logins", "登录记录"),
+    "lockouts": ("lockouts", "锁定记录"),
+    "pin_events": ("PIN events", "密码事件"),
+    "transactions": ("transactions", "交易"),
+}
+
 STATUSES: Final[dict[str, tuple[str, str]]] = {
     "open": ("open", "未解决"),
     "resolved": ("resolved", "已解决"),
