@@ -21,12 +21,12 @@ import os
 import platform
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+from measure import child
 
 # Transcodes every CSV of a folder to UTF-8 in another, as a stream in large blocks (a block
 # is cut at a line feed, never inside a GB18030 character); prints the seconds it took.
@@ -61,32 +61,6 @@ for number, path in enumerate(sorted(folder.glob("*.csv"))):
 con.close()
 print(time.perf_counter() - started, rows)
 """
-
-# Runs a command and prints its peak resident memory (KiB) last on stderr: a fresh parent per
-# measurement, so no earlier child's peak is counted.
-PEAK = """
-import resource, subprocess, sys
-done = subprocess.run(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
-sys.exit(done.returncode)
-"""
-
-
-def child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak resident MiB and standard output of a fresh process."""
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", PEAK, *args],
-        capture_output=True,
-        text=True,
-        check=False,
-        env=os.environ | {"CI": "1"} | (env or {}),
-    )
-    wall = time.perf_counter() - started
-    if result.returncode != 0:
-        sys.exit(f"{' '.join(args[:4])} failed:\n{result.stderr}")
-    peak = int(result.stderr.strip().splitlines()[-1]) / 1024
-    return wall, peak, result.stdout
 
 
 def spread(values: list[float], digits: int = 1) -> str:

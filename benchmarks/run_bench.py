@@ -16,12 +16,12 @@ import argparse
 import os
 import platform
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 from datetime import date
 from pathlib import Path
+
+from measure import child
 
 BARE_PASS = """
 import sys, time
@@ -53,30 +53,6 @@ keys = {"transactions": "terminal_id", "login_events": "terminal_id", "lockouts"
 pl.collect_all([tables[t].group_by(k).agg(pl.len()) for t, k in keys.items() if t in tables])
 print(time.perf_counter() - started)
 """
-
-# Runs a command and prints its peak resident memory (KiB) last on stderr: a fresh parent per
-# measurement, so no earlier child's peak is counted.
-PEAK = """
-import resource, subprocess, sys
-done = subprocess.run(sys.argv[1:])
-print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, file=sys.stderr)
-sys.exit(done.returncode)
-"""
-
-
-def child(args: list[str], env: dict[str, str] | None = None) -> tuple[float, float, str]:
-    """Wall seconds, peak resident MiB and standard output of a fresh process."""
-    started = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-c", PEAK, *args],
-        capture_output=True,
-        text=True,
-        check=True,
-        env=os.environ | {"CI": "1"} | (env or {}),
-    )
-    wall = time.perf_counter() - started
-    peak = int(result.stderr.strip().splitlines()[-1]) / 1024
-    return wall, peak, result.stdout
 
 
 def main() -> None:
