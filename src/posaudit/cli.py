@@ -59,6 +59,11 @@ DbOption = Annotated[
         "--db", help="The store (DuckDB file). Default: $POSAUDIT_DB or data/posaudit.duckdb."
     ),
 ]
+# The summary-line commands (run, ingest) print the same way.
+JsonSummaryOption = Annotated[
+    bool, typer.Option("--json", help="Print only the JSON summary line, no table.")
+]
+QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")]
 
 
 def fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
@@ -465,12 +470,8 @@ def run(
             ),
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print only the JSON summary line, no table.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")
-    ] = False,
+    as_json: JsonSummaryOption = False,
+    quiet: QuietOption = False,
     log_json: Annotated[
         bool, typer.Option("--log-json", help="Log each stage as a JSON line on stderr.")
     ] = False,
@@ -933,12 +934,8 @@ def ingest(
             ),
         ),
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print only the JSON summary line, no table.")
-    ] = False,
-    quiet: Annotated[
-        bool, typer.Option("--quiet", "-q", help="Nothing on stderr but errors.")
-    ] = False,
+    as_json: JsonSummaryOption = False,
+    quiet: QuietOption = False,
 ) -> None:
     """Load real exports into the store through a mapping; quarantine the rows it cannot trust.
 
