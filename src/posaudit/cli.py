@@ -990,6 +990,8 @@ def _ingest(
             def on_event(name: str, fields: Mapping[str, object]) -> None:
                 if name == "planned":
                     bar.update(task, total=int(fields["files"]) + 1)  # type: ignore[call-overload]
+                elif name == "block":
+                    bar.update(task, note=f"{fields['file']}: {fields['rows']:,} rows")
                 elif name == "file":
                     bar.update(task, advance=1, note=str(fields["file"]))
                 elif name == "written":

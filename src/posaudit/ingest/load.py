@@ -1,20 +1,23 @@
 """One ingest: source files read through a mapping, checked, and loaded in one transaction.
 
-Every file is read, converted and checked before anything is written; bad input (a mapping
-naming a column a file lacks, a plaintext PIN column, an unreadable file) is refused before
-the store is touched. Then, under the store's writer lock, the loaded rows, the quarantined
-rows and one ``ingested_files`` row per file are written in one transaction: a failure or a
-kill leaves the store as it was.
+Each file's header is read before anything is written, so that a file the mapping cannot read
+(a missing column, an unreadable header, no table taking it) is refused before the store is
+touched. Then, under the store's writer lock and in one transaction, each file is read in
+blocks of rows: a block is converted, checked against the contract, the dimensions and the
+keys placed before it, its quarantined rows written with their reasons and its good rows
+loaded. A failure, a refusal found inside a file (a plaintext PIN column, a byte of another
+encoding) or a kill rolls the whole ingest back: the store is as it was. Memory is bounded by
+the block, not by the files.
 
 Every row read ends in exactly one place: loaded, a duplicate of a row the store holds
 already (same natural key, the catalogue's key), or quarantine with its reason. Rows in =
-loaded + duplicate + quarantined, per file, checked before the transaction begins.
+loaded + duplicate + quarantined, per file, checked before the transaction commits.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -26,12 +29,14 @@ import polars as pl
 from posaudit import __version__
 from posaudit.ingest.contract import TARGET_TABLES, contract_columns, contract_failures
 from posaudit.ingest.convert import converted
+from posaudit.ingest.keys import LATER, STORED, TableKeys
 from posaudit.ingest.mapping import IngestError, Mapping, TableMapping
 from posaudit.ingest.secrets import card_numbers, refuse_plaintext_pins
-from posaudit.ingest.sources import BAD_ROW, LINE, SourceFile, describe, read_source, source_files
+from posaudit.ingest.sources import BAD_ROW, LINE, SourceRows, describe, open_source, source_files
 from posaudit.pins import PinDigester
 from posaudit.store import Store
 from posaudit.store.catalogue import DIMENSION_TABLES, EVENT_TIME_COLUMNS, key_column
+from posaudit.store.db import BackgroundWriter
 
 # A column naming a dimension row, and the dimension it names: an event's reference.
 REFERENCES: Final = {
@@ -45,9 +50,11 @@ UNKNOWN_REASON: Final = {
     "operators": "unknown_operator",
 }
 # Columns of this module's working frames, beside the contract's own.
-_ROW, _FILE, _RAW, _REASON, _DETAIL = "_row", "_file", "_raw", "_reason", "_detail"
+_FILE, _RAW, _REASON, _DETAIL, _FATE = "_file", "_raw", "_reason", "_detail", "_fate"
 _OP_TERMINAL, _OP_NUMBER = "_op_terminal", "_op_number"
 _VALUE = "\x00value:"
+# Rows between commits when the ingest builds a new store (see ``ingest``'s ``staged``).
+_COMMIT_ROWS: Final = 1_000_000
 
 Events = Callable[[str, MappingType[str, object]], None]
 
@@ -129,9 +136,15 @@ class IngestSummary:
 
 @dataclass
 class _Planned:
-    source: SourceFile
+    """A file of the ingest: its header read, its table known."""
+
+    rows: SourceRows
     table: str
     name: str
+
+    @property
+    def fingerprint(self) -> str:
+        return self.rows.source.fingerprint
 
 
 def target_table(mapping: Mapping, path: Path) -> str:
@@ -155,10 +168,25 @@ def target_table(mapping: Mapping, path: Path) -> str:
 
 
 def plan(mapping: Mapping, sources: Sequence[str | Path]) -> list[_Planned]:
-    """Each file the sources name, described and given its table; bad input refused here."""
+    """Each file the sources name, described, given its table and its header read; bad input
+    found there (no such file, no table for it, a column the mapping reads and it lacks) is
+    refused here, before any store is opened."""
     planned = []
     for path in source_files(sources):
-        planned.append(_Planned(describe(path), target_table(mapping, path), str(path)))
+        source = describe(path)
+        table = target_table(mapping, path)
+        rows = open_source(source, encoding=mapping.encoding, delimiter=mapping.delimiter)
+        wanted = mapping.tables[table].source_columns
+        missing = [c for c in wanted if c not in rows.columns]
+        if missing:
+            columns = rows.columns
+            msg = (
+                f"{path}: no column {missing[0]!r}, which mapping {mapping.name} reads for "
+                f"{table} (the file has {', '.join(columns[:12])}"
+                f"{', ...' if len(columns) > 12 else ''})"
+            )
+            raise IngestError(msg)
+        planned.append(_Planned(rows, table, str(path)))
     return planned
 
 
@@ -170,21 +198,25 @@ def ingest(
     digester: PinDigester,
     on_event: Events = _ignore,
     planned: list[_Planned] | None = None,
+    staged: bool = False,
 ) -> IngestSummary:
     """Ingest the files ``sources`` name into ``store`` (opened for writing) through
-    ``mapping``; one transaction. Raises :class:`IngestError` for bad input, before any write.
-    ``planned``: the sources as :func:`plan` gave them already (each file hashed once).
+    ``mapping``; one transaction. Raises :class:`IngestError` for bad input; found inside a
+    file, it rolls the transaction back. ``planned``: the sources as :func:`plan` gave them
+    already (each file hashed once). ``staged``: the store is a new one being built beside its
+    path (:meth:`Store.staged`), which only becomes the store when whole: the ingest then
+    commits every million rows or so, so that a large first load holds no transaction of all
+    its rows in memory.
     """
     began = time.perf_counter()
     planned = plan(mapping, sources) if planned is None else planned
     on_event("planned", {"files": len(planned)})
     loaded_before = _loaded_fingerprints(store)
     reports: list[FileReport] = []
-    frames: dict[str, list[tuple[int, pl.DataFrame]]] = {t: [] for t in TARGET_TABLES}
+    work: list[tuple[int, _Planned]] = []
     seen: dict[str, str] = {}
-    raw_rows: dict[int, pl.DataFrame] = {}
-    for item in planned:
-        source = item.source
+    for position, item in enumerate(planned):
+        source = item.rows.source
         report = FileReport(item.name, source.fingerprint, source.bytes, item.table)
         reports.append(report)
         earlier = loaded_before.get(source.fingerprint) or seen.get(source.fingerprint)
@@ -193,57 +225,10 @@ def ingest(
             on_event("file", {"file": item.name, "rows": 0, "already_loaded": earlier})
             continue
         seen[source.fingerprint] = "this ingest"
-        rules = mapping.tables[item.table]
-        frame, raw_rows[len(reports) - 1] = _read_mapped(
-            item, rules, mapping, digester, report, index=len(reports) - 1
-        )
-        frames[item.table].append((len(reports) - 1, frame))
-        on_event("file", {"file": item.name, "rows": report.rows_read})
-
-    results: dict[str, tuple[pl.DataFrame, pl.DataFrame]] = {}
-    accepted: dict[str, pl.DataFrame] = {}
-    created: dict[str, pl.DataFrame] = {}
-    for name in TARGET_TABLES:
-        if not frames[name]:
-            continue
-        rows = pl.concat([f for _, f in frames[name]], how="diagonal_relaxed")
-        loaded, rest = _checked(store, mapping.tables[name], mapping, rows, accepted, created)
-        results[name] = (loaded, rest)
-        if name in DIMENSION_TABLES:
-            _accept(
-                accepted,
-                name,
-                pl.concat([loaded, rest.filter(pl.col(_REASON).is_null())], how="diagonal_relaxed"),
-            )
-        on_event("checked", {"table": name, "rows": rows.height})
-
-    for position, report in enumerate(reports):
-        if report.already_loaded is not None:
-            continue
-        loaded, rest = results[report.target_table]
-        mine = pl.col(_FILE) == position
-        report.rows_loaded = loaded.filter(mine).height
-        own = rest.filter(mine)
-        report.rows_duplicate = own.filter(pl.col(_REASON).is_null()).height
-        quarantined = own.filter(pl.col(_REASON).is_not_null())
-        report.rows_quarantined = quarantined.height
-        report.reasons = dict(quarantined.group_by(_REASON).len().iter_rows())
-        # every row read is in exactly one place: nothing lost, nothing counted twice
-        placed = report.rows_loaded + report.rows_duplicate + report.rows_quarantined
-        if placed != report.rows_read:
-            msg = (
-                f"{report.file_name}: {report.rows_read} rows read but {placed} placed "
-                f"({report.rows_loaded} loaded, {report.rows_duplicate} duplicate, "
-                f"{report.rows_quarantined} quarantined)"
-            )
-            raise AssertionError(msg)
-
-    fresh = [r for r in reports if r.already_loaded is None]
+        work.append((position, item))
     summary = IngestSummary(None, mapping.name, reports)
-    if fresh:
-        summary.ingest_id = _write(store, mapping, fresh, reports, results, created, raw_rows)
-        summary.rows_by_table = {t: results[t][0].height for t in results}
-        summary.created = {t: rows.height for t, rows in created.items()}
+    if work:
+        _Ingest(store, mapping, digester, reports, on_event, staged=staged).load(work, summary)
     on_event("written", {"ingest_id": summary.ingest_id})
     summary.seconds = time.perf_counter() - began
     return summary
@@ -256,35 +241,243 @@ def _loaded_fingerprints(store: Store) -> dict[str, str]:
     return {str(f): str(i) for f, i in rows}
 
 
-def _read_mapped(
-    item: _Planned,
-    table: TableMapping,
-    mapping: Mapping,
-    digester: PinDigester,
-    report: FileReport,
-    *,
-    index: int,
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """A file's rows as contract values with their conversion reasons, and its raw rows
-    (``source_line`` and ``_raw``, a struct of the source's cells, card numbers masked)."""
-    raw = read_source(item.source, encoding=mapping.encoding, delimiter=mapping.delimiter)
-    columns = [c for c in raw.columns if c not in (LINE, BAD_ROW)]
-    missing = [c for c in table.source_columns if c not in columns]
-    if missing:
-        msg = (
-            f"{item.name}: no column {missing[0]!r}, which mapping {mapping.name} reads for "
-            f"{table.table} (the file has {', '.join(columns[:12])}"
-            f"{', ...' if len(columns) > 12 else ''})"
+def _next_ingest_id(store: Store) -> str:
+    count = store.query("SELECT count(DISTINCT ingest_id) FROM ingested_files")[0][0]
+    return f"ingest-{int(count) + 1:05d}"  # type: ignore[call-overload]
+
+
+class _Known:
+    """The dimension rows an ingest's checks see: the store's (this ingest's loads included,
+    being in its transaction) and those made from events for ``create_missing``."""
+
+    def __init__(self, store: Store, flush: Callable[[], None]) -> None:
+        self.store = store
+        self.flush = flush
+        self.made: dict[str, pl.DataFrame] = {}
+        self._stored: dict[tuple[str, tuple[str, ...]], pl.DataFrame] = {}
+        self._rows: dict[tuple[str, tuple[str, ...]], pl.DataFrame] = {}
+
+    def stored(self, dimension: str, columns: Sequence[str]) -> pl.DataFrame:
+        """The store's rows of a dimension, ``columns`` only, as strings, each once."""
+        wanted = (dimension, tuple(columns))
+        if wanted not in self._stored:
+            self.flush()
+            read = self.store.read(dimension, columns=list(columns))
+            self._stored[wanted] = read.with_columns(pl.col(columns).cast(pl.String)).unique()
+        return self._stored[wanted]
+
+    def rows(self, dimension: str, columns: Sequence[str]) -> pl.DataFrame:
+        """The stored rows and the made ones, ``columns`` only."""
+        wanted = (dimension, tuple(columns))
+        if wanted not in self._rows:
+            stored = self.stored(dimension, columns)
+            made = self.made.get(dimension)
+            if made is not None:
+                mine = made.select(pl.col(list(columns)).cast(pl.String))
+                stored = pl.concat([stored, mine]).unique()
+            self._rows[wanted] = stored
+        return self._rows[wanted]
+
+    def keys(self, dimension: str) -> pl.Series:
+        key = key_column(dimension)
+        return self.rows(dimension, [key])[key]
+
+    def loaded(self, dimension: str) -> None:
+        """The store's rows of ``dimension`` changed: read them again when next asked."""
+        for cache in (self._stored, self._rows):
+            for wanted in [w for w in cache if w[0] == dimension]:
+                del cache[wanted]
+
+    def make(self, dimension: str, rows: pl.DataFrame, first_seen: str) -> None:
+        """Add rows made from events; a key made before keeps its earliest row."""
+        before = self.made.get(dimension)
+        both = rows if before is None else pl.concat([before, rows])
+        key = key_column(dimension)
+        self.made[dimension] = both.sort(first_seen, key, "merchant_id").unique(
+            key, keep="first", maintain_order=True
         )
-        raise IngestError(msg)
-    refuse_plaintext_pins(raw, columns, file=item.name)
-    cards = card_numbers(raw, columns, digester)
-    report.rows_read = raw.height
-    report.cards_in_clear = cards.in_clear
+        for wanted in [w for w in self._rows if w[0] == dimension]:
+            del self._rows[wanted]
+
+
+class _Ingest:
+    """The writing part of one ingest, inside its transaction."""
+
+    # made when the transaction begins
+    writer: BackgroundWriter
+    known: _Known
+
+    def __init__(
+        self,
+        store: Store,
+        mapping: Mapping,
+        digester: PinDigester,
+        reports: list[FileReport],
+        on_event: Events,
+        *,
+        staged: bool,
+    ) -> None:
+        self.store = store
+        self.staged = staged
+        self.uncommitted = 0
+        self.mapping = mapping
+        self.digester = digester
+        self.reports = reports
+        self.on_event = on_event
+        self.ingest_id = ""
+
+    def load(self, work: list[tuple[int, _Planned]], summary: IngestSummary) -> None:
+        now = datetime.now().replace(microsecond=0)
+        store = self.store
+        with store.transaction(), store.background_writer(depth=3) as writer:
+            store.ensure_ingest_tables()
+            self.ingest_id = summary.ingest_id = _next_ingest_id(store)
+            self.writer = writer
+            self.known = _Known(store, writer.flush)
+            for table in TARGET_TABLES:
+                mine = [(p, item) for p, item in work if item.table == table]
+                if not mine:
+                    continue
+                writer.flush()
+                keys = TableKeys(store, table, flush=writer.flush)
+                for position, item in mine:
+                    report = self.reports[position]
+                    for block in item.rows.blocks():
+                        self._block(table, keys, position, item, block)
+                        self._commit_now_and_then(block.height)
+                        self.on_event("block", {"file": item.name, "rows": report.rows_read})
+                    self.on_event("file", {"file": item.name, "rows": report.rows_read})
+                writer.flush()
+                keys.close()
+                summary.rows_by_table[table] = sum(self.reports[p].rows_loaded for p, _ in mine)
+                if table in DIMENSION_TABLES:
+                    self.known.loaded(table)
+                self.on_event("checked", {"table": table})
+            writer.flush()
+            for dimension, made in self.known.made.items():
+                store.append(dimension, made.select(list(contract_columns()[dimension])))
+                summary.created[dimension] = made.height
+            fresh = [self.reports[p] for p, _ in work]
+            for report in fresh:
+                _check_placed(report)
+            store.append("ingested_files", _files_rows(self.ingest_id, self.mapping, fresh, now))
+
+    def _commit_now_and_then(self, rows: int) -> None:
+        """In a store being staged, commit once a million rows or so wait: nobody sees the
+        store before it is whole, and a transaction holds its rows in memory."""
+        self.uncommitted += rows
+        if self.staged and self.uncommitted >= _COMMIT_ROWS:
+            self.writer.flush()
+            self.store.execute("COMMIT")
+            self.store.execute("BEGIN TRANSACTION")
+            self.uncommitted = 0
+
+    # -- one block ------------------------------------------------------------------------
+    def _block(
+        self, table: str, keys: TableKeys, position: int, item: _Planned, block: pl.DataFrame
+    ) -> None:
+        report = self.reports[position]
+        columns = item.rows.columns
+        refuse_plaintext_pins(block, columns, file=item.name)
+        cards = card_numbers(block, columns, self.digester)
+        report.rows_read += block.height
+        report.cards_in_clear += cards.in_clear
+        rules = self.mapping.tables[table]
+        rows = _checked(self.known, rules, _mapped(cards.tokenised, rules, self.mapping, position))
+        # the same key twice in this ingest's files: the first is kept, the others quarantined
+        # (rows in the order read: files as given, lines in each; rows with a reason don't count)
+        key = key_column(table)
+        rows = rows.with_columns(keys.fates(rows[key], rows[_REASON].is_null()).alias(_FATE))
+        rows = _flag(
+            rows,
+            pl.col(_FATE) == LATER,
+            "duplicate_in_file",
+            pl.format(f"{key} '{{}}' came before in this ingest", pl.col(key)),
+        )
+        failed = rows.filter(pl.col(_REASON).is_not_null())
+        if failed.height:
+            self._quarantine(table, item, report, failed, cards.masked)
+        report.rows_duplicate += rows.filter(pl.col(_FATE) == STORED).height
+        good = rows.filter(pl.col(_REASON).is_null() & pl.col(_FATE).is_null())
+        if good.height:
+            self.writer.put(table, good.select(*contract_columns()[table]))
+            report.rows_loaded += good.height
+
+    def _quarantine(
+        self,
+        table: str,
+        item: _Planned,
+        report: FileReport,
+        failed: pl.DataFrame,
+        masked: pl.DataFrame,
+    ) -> None:
+        """Write ``failed`` (rows with ``_reason`` and ``_detail``) to quarantine, each with
+        its raw row from ``masked`` (the block, card numbers masked) as JSON."""
+        quoted = masked.join(failed.select(LINE), on=LINE, how="semi").select(
+            LINE, pl.struct(item.rows.columns).struct.json_encode().alias(_RAW)
+        )
+        self.writer.put(
+            "quarantine",
+            failed.join(quoted, on=LINE, how="left").select(
+                pl.lit(self.ingest_id).alias("ingest_id"),
+                pl.lit(report.fingerprint).alias("fingerprint"),
+                pl.lit(report.file_name).alias("file_name"),
+                pl.col(LINE).alias("source_line"),
+                pl.lit(table).alias("target_table"),
+                pl.col(_REASON).alias("reason"),
+                pl.col(_DETAIL).fill_null("").alias("detail"),
+                pl.col(_RAW).alias("raw_row"),
+            ),
+        )
+        for reason, count in failed.group_by(_REASON).len().iter_rows():
+            report.reasons[reason] = report.reasons.get(reason, 0) + count
+        report.rows_quarantined += failed.height
+
+
+def _check_placed(report: FileReport) -> None:
+    """Every row read is in exactly one place: nothing lost, nothing counted twice."""
+    placed = report.rows_loaded + report.rows_duplicate + report.rows_quarantined
+    if placed != report.rows_read:
+        msg = (
+            f"{report.file_name}: {report.rows_read} rows read but {placed} placed "
+            f"({report.rows_loaded} loaded, {report.rows_duplicate} duplicate, "
+            f"{report.rows_quarantined} quarantined)"
+        )
+        raise AssertionError(msg)
+
+
+def _files_rows(
+    ingest_id: str, mapping: Mapping, fresh: Sequence[FileReport], now: datetime
+) -> pl.DataFrame:
+    return pl.DataFrame(
+        [
+            {
+                "ingest_id": ingest_id,
+                "fingerprint": r.fingerprint,
+                "file_name": r.file_name,
+                "bytes": r.bytes,
+                "mapping": mapping.name,
+                "target_table": r.target_table,
+                "rows_read": r.rows_read,
+                "rows_loaded": r.rows_loaded,
+                "rows_duplicate": r.rows_duplicate,
+                "rows_quarantined": r.rows_quarantined,
+                "cards_in_clear": r.cards_in_clear,
+                "ingested_at": now,
+            }
+            for r in fresh
+        ]
+    )
+
+
+def _mapped(frame: pl.DataFrame, table: TableMapping, mapping: Mapping, index: int) -> pl.DataFrame:
+    """A block's rows (card numbers tokenised) as contract values, with the reason and detail
+    of the first column that did not convert (null when all did)."""
     specs = contract_columns()[table.table]
     values: list[pl.Expr] = []
     converting: list[pl.Expr] = []
-    reasons: list[pl.Expr] = []
+    codes: list[pl.Expr] = [pl.when(pl.col(BAD_ROW).is_not_null()).then(pl.lit("bad_row"))]
+    details: list[pl.Expr] = [pl.when(pl.col(BAD_ROW).is_not_null()).then(pl.col(BAD_ROW))]
     for name, rule in table.columns.items():
         if rule.kind in ("lookup", "operator_of"):
             continue
@@ -299,13 +492,9 @@ def _read_mapped(
         cell = pl.concat_str(
             [pl.col(c).fill_null("") for c in rule.source_columns] or [pl.lit("")], separator=" "
         )
-        reasons.append(
-            pl.when(reason.is_not_null()).then(
-                pl.struct(
-                    reason.alias("reason"),
-                    pl.format(f"{name} ({source}): '{{}}'", cell).alias("detail"),
-                )
-            )
+        codes.append(reason)
+        details.append(
+            pl.when(reason.is_not_null()).then(pl.format(f"{name} ({source}): '{{}}'", cell))
         )
     # a nullable column the mapping leaves out is null in every row
     values += [
@@ -320,39 +509,25 @@ def _read_mapped(
                 pl.col(rule.terminal).fill_null("").str.strip_chars().alias(_OP_TERMINAL),  # type: ignore[arg-type]
                 pl.col(rule.operator_no).fill_null("").str.strip_chars().alias(_OP_NUMBER),  # type: ignore[arg-type]
             ]
-    bad_row = pl.when(pl.col(BAD_ROW).is_not_null()).then(
-        pl.struct(pl.lit("bad_row").alias("reason"), pl.col(BAD_ROW).alias("detail"))
-    )
-    first = pl.coalesce([bad_row, *reasons]) if reasons else bad_row
-    mapped = cards.tokenised.with_columns(converting).select(
+    converted_frame = frame.with_columns(converting).with_columns(pl.coalesce(codes).alias(_REASON))
+    mapped = converted_frame.select(
         *values,
         *extra,
         pl.col(LINE),
-        first.alias("_why"),
+        pl.col(_REASON),
+        pl.lit(None, pl.String).alias(_DETAIL),
         pl.lit(index, pl.Int32).alias(_FILE),
     )
-    mapped = mapped.with_columns(
-        pl.col("_why").struct.field("reason").alias(_REASON),
-        pl.col("_why").struct.field("detail").alias(_DETAIL),
-    ).drop("_why")
-    # the raw rows, card numbers masked, kept to quote the quarantined ones when written
-    return mapped, cards.masked.select(LINE, pl.struct(columns).alias(_RAW))
-
-
-def _known(
-    store: Store, dimension: str, accepted: MappingType[str, pl.DataFrame], columns: list[str]
-) -> pl.DataFrame:
-    """Rows of a dimension, ``columns`` only: the store's and those this ingest accepted."""
-    stored = store.read(dimension, columns=columns).with_columns(pl.col(columns).cast(pl.String))
-    mine = accepted.get(dimension)
-    if mine is None or mine.height == 0:
-        return stored.unique()
-    return pl.concat([stored, mine.select(pl.col(columns).cast(pl.String))]).unique()
-
-
-def _accept(into: dict[str, pl.DataFrame], dimension: str, rows: pl.DataFrame) -> None:
-    before = into.get(dimension)
-    into[dimension] = rows if before is None else pl.concat([before, rows], how="diagonal_relaxed")
+    failing = converted_frame.filter(pl.col(_REASON).is_not_null())
+    if failing.height == 0:
+        return mapped
+    # the words of a failure are made for the rows that failed only: a clean export has none
+    worded = failing.select(LINE, pl.coalesce(details).alias("_worded"))
+    return (
+        mapped.join(worded, on=LINE, how="left", maintain_order="left")
+        .with_columns(pl.col("_worded").alias(_DETAIL))
+        .drop("_worded")
+    )
 
 
 # What a dimension row made from events holds where the events say nothing: the words say so
@@ -370,40 +545,35 @@ _MADE_OPERATOR: Final = {
 }
 
 
-def _missing_rows(
-    store: Store,
-    dimension: str,
-    table: str,
-    rows: pl.DataFrame,
-    accepted: MappingType[str, pl.DataFrame],
-) -> pl.DataFrame | None:
-    """The terminals or operators that valid rows of ``table`` name and nobody holds, made
-    from those rows (their merchant, their earliest time); None when the rows cannot say."""
+def _make_missing(known: _Known, dimension: str, table: str, rows: pl.DataFrame) -> None:
+    """Make the terminals or operators that valid rows of ``table`` name and the store does
+    not hold, from those rows (their merchant, their earliest time); nothing when the rows
+    cannot say."""
     specs = contract_columns()[dimension]
     key = key_column(dimension)
     time_column = EVENT_TIME_COLUMNS.get(table) or ("created_at" if table == "operators" else None)
     needed = {key, "merchant_id"} | ({"terminal_id"} if dimension == "operators" else set())
     if time_column is None or not needed <= set(rows.columns):
-        return None
-    known = _known(store, dimension, accepted, [key])[key]
-    merchants = _known(store, "merchants", accepted, ["merchant_id"])["merchant_id"]
+        return
+    # rows naming a key made from an earlier block count too: the earliest time is kept
+    stored = known.stored(dimension, [key])[key]
     candidates = rows.filter(
         pl.col(_REASON).is_null()
         & pl.col(key).is_not_null()
-        & ~pl.col(key).is_in(known.implode())
-        & pl.col("merchant_id").is_in(merchants.implode())
+        & ~pl.col(key).is_in(stored.implode())
+        & pl.col("merchant_id").is_in(known.keys("merchants").implode())
     )
     if dimension == "operators":
-        terminals = _known(store, "terminals", accepted, ["terminal_id"])["terminal_id"]
-        candidates = candidates.filter(pl.col("terminal_id").is_in(terminals.implode()))
+        candidates = candidates.filter(
+            pl.col("terminal_id").is_in(known.keys("terminals").implode())
+        )
     if candidates.height == 0:
-        return None
+        return
     first_seen = "installed_at" if dimension == "terminals" else "created_at"
     by = [key, "merchant_id", *(["terminal_id"] if dimension == "operators" else [])]
     made = candidates.group_by(by).agg(pl.col(time_column).min().alias(first_seen))
-    made = made.unique(key, keep="first")
     fixed = _MADE_TERMINAL if dimension == "terminals" else _MADE_OPERATOR
-    return (
+    made = (
         made.with_columns(pl.lit(v).alias(c) for c, v in fixed.items())
         .with_columns(
             pl.lit(None, specs[c].dtype).alias(c)
@@ -412,6 +582,7 @@ def _missing_rows(
         )
         .select(list(specs))
     )
+    known.make(dimension, made, first_seen)
 
 
 def _flag(rows: pl.DataFrame, failing: pl.Expr, reason: str, detail: pl.Expr) -> pl.DataFrame:
@@ -426,27 +597,16 @@ def _flag(rows: pl.DataFrame, failing: pl.Expr, reason: str, detail: pl.Expr) ->
     )
 
 
-def _checked(
-    store: Store,
-    table: TableMapping,
-    mapping: Mapping,
-    rows: pl.DataFrame,
-    accepted: dict[str, pl.DataFrame],
-    created: dict[str, pl.DataFrame],
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The rows to load, and the rest (duplicates of stored rows with no reason, the
-    quarantined with theirs). Dimension rows made for ``create_missing`` are added to
-    ``created`` and ``accepted``."""
+def _checked(known: _Known, table: TableMapping, rows: pl.DataFrame) -> pl.DataFrame:
+    """A block's mapped rows with the reason of each that fails a check: look-ups, the
+    contract, references. Dimension rows for ``create_missing`` are made on the way."""
     name = table.table
     specs = contract_columns()[name]
-    rows = rows.with_row_index(_ROW).with_columns(pl.col(_ROW).cast(pl.Int64))
     for column, rule in table.columns.items():
         if rule.kind == "operator_of":
-            known = _known(
-                store, "operators", accepted, ["terminal_id", "operator_no", "operator_id"]
-            )
+            operators = known.rows("operators", ["terminal_id", "operator_no", "operator_id"])
             rows = rows.join(
-                known.rename(
+                operators.rename(
                     {"terminal_id": _OP_TERMINAL, "operator_no": _OP_NUMBER, "operator_id": column}
                 ),
                 on=[_OP_TERMINAL, _OP_NUMBER],
@@ -466,11 +626,11 @@ def _checked(
             looked, key, value = rule.lookup, rule.key, rule.value
             assert looked is not None and key is not None and value is not None
             dim_key = key_column(looked)
-            known = _known(store, looked, accepted, [dim_key, value]).unique(dim_key, keep="first")
+            found = known.rows(looked, [dim_key, value]).unique(dim_key, keep="first")
             rows = rows.join(
-                known.rename({dim_key: key, value: column})
+                found.rename({dim_key: key, value: column})
                 if value != dim_key
-                else known.rename({dim_key: key}).with_columns(pl.col(key).alias(column)),
+                else found.rename({dim_key: key}).with_columns(pl.col(key).alias(column)),
                 on=key,
                 how="left",
                 maintain_order="left",
@@ -483,137 +643,38 @@ def _checked(
                     pl.format(f"{column}: no {looked} row with {dim_key} '{{}}'", pl.col(key)),
                 )
     # the contract: types, enums, required values, ranges; only for rows without a reason yet
-    pending = rows.filter(pl.col(_REASON).is_null())
-    failures = contract_failures(name, pending.select(*specs, _ROW))
-    rows = rows.join(
-        failures.rename({"reason": "_c_reason", "detail": "_c_detail"}), on=_ROW, how="left"
-    )
-    rows = rows.with_columns(
-        pl.coalesce(_REASON, "_c_reason").alias(_REASON),
-        pl.coalesce(_DETAIL, "_c_detail").alias(_DETAIL),
-    ).drop("_c_reason", "_c_detail")
+    pending = rows.with_row_index("_row").filter(pl.col(_REASON).is_null())
+    failures = contract_failures(name, pending.select(*specs, pl.col("_row").cast(pl.Int64)))
+    if failures.height:
+        rows = (
+            rows.with_row_index("_row")
+            .with_columns(pl.col("_row").cast(pl.Int64))
+            .join(
+                failures.rename({"reason": "_c_reason", "detail": "_c_detail"}),
+                on="_row",
+                how="left",
+                maintain_order="left",
+            )
+            .with_columns(
+                pl.coalesce(_REASON, "_c_reason").alias(_REASON),
+                pl.coalesce(_DETAIL, "_c_detail").alias(_DETAIL),
+            )
+            .drop("_row", "_c_reason", "_c_detail")
+        )
     # terminals first: an operator is made only on a terminal that exists
     for dimension in sorted(table.create_missing, key=("terminals", "operators").index):
-        made = _missing_rows(store, dimension, name, rows, accepted)
-        if made is not None and made.height:
-            _accept(accepted, dimension, made)
-            _accept(created, dimension, made)
+        _make_missing(known, dimension, name, rows)
     # references: each row's merchant, terminal and operator exist (stored or loaded now)
     for column, dimension in REFERENCES.items():
         if column not in specs or key_column(name) == column:
             continue
-        key = key_column(dimension)
-        known_keys = _known(store, dimension, accepted, [key])[key]
         rows = _flag(
             rows,
-            pl.col(column).is_not_null() & ~pl.col(column).is_in(known_keys.implode()),
+            pl.col(column).is_not_null() & ~pl.col(column).is_in(known.keys(dimension).implode()),
             UNKNOWN_REASON[dimension],
             pl.format(f"{column}: '{{}}' is in no {dimension} row", pl.col(column)),
         )
-    key = key_column(name)
-    # the same key twice in this ingest's files: the first is kept, the others quarantined
-    # (rows in the order read: files as given, lines in each; rows with a reason don't count)
-    clean = pl.col(_REASON).is_null()
-    later = clean & (pl.int_range(pl.len()).over(pl.when(clean).then(pl.col(key))) > 0)
-    rows = rows.sort(_ROW)
-    rows = _flag(
-        rows,
-        later,
-        "duplicate_in_file",
-        pl.format(f"{key} '{{}}' came before in this ingest", pl.col(key)),
-    )
-    stored_keys = store.read(name, columns=[key])[key].cast(pl.String)
-    in_store = pl.col(key).is_in(stored_keys.implode())
-    loading = rows.filter(pl.col(_REASON).is_null() & ~in_store)
-    rest = rows.filter(pl.col(_REASON).is_not_null() | in_store)
-    return loading, rest
-
-
-def _quoted(quarantined: pl.DataFrame, raw_rows: MappingType[int, pl.DataFrame]) -> pl.DataFrame:
-    """The raw row of each quarantined row as JSON (card numbers masked), by file and line."""
-    quotes = []
-    for (position,), own in quarantined.partition_by(_FILE, as_dict=True).items():
-        rows = raw_rows[int(position)].join(own.select(LINE), on=LINE, how="semi")  # type: ignore[call-overload]
-        quotes.append(
-            rows.select(
-                pl.lit(position, pl.Int32).alias(_FILE), LINE, pl.col(_RAW).struct.json_encode()
-            )
-        )
-    return pl.concat(quotes)
-
-
-def _next_ingest_id(store: Store) -> str:
-    count = store.query("SELECT count(DISTINCT ingest_id) FROM ingested_files")[0][0]
-    return f"ingest-{int(count) + 1:05d}"  # type: ignore[call-overload]
-
-
-def _write(
-    store: Store,
-    mapping: Mapping,
-    fresh: Iterable[FileReport],
-    reports: list[FileReport],
-    results: MappingType[str, tuple[pl.DataFrame, pl.DataFrame]],
-    created: MappingType[str, pl.DataFrame],
-    raw_rows: MappingType[int, pl.DataFrame],
-) -> str:
-    now = datetime.now().replace(microsecond=0)
-    with store.transaction():
-        store.ensure_ingest_tables()
-        ingest_id = _next_ingest_id(store)
-        for dimension, made in created.items():
-            store.append(dimension, made.select(list(contract_columns()[dimension])))
-        for table, (loaded, rest) in results.items():
-            columns = list(contract_columns()[table])
-            if loaded.height:
-                store.append(table, loaded.select(columns))
-            quarantined = rest.filter(pl.col(_REASON).is_not_null())
-            if quarantined.height:
-                files = pl.DataFrame(
-                    {
-                        _FILE: list(range(len(reports))),
-                        "fingerprint": [r.fingerprint for r in reports],
-                        "file_name": [r.file_name for r in reports],
-                    },
-                    schema={_FILE: pl.Int32, "fingerprint": pl.String, "file_name": pl.String},
-                )
-                quoted = _quoted(quarantined, raw_rows)
-                store.append(
-                    "quarantine",
-                    quarantined.drop(_RAW, strict=False)
-                    .join(quoted, on=[_FILE, LINE], how="left")
-                    .join(files, on=_FILE, how="left")
-                    .select(
-                        pl.lit(ingest_id).alias("ingest_id"),
-                        "fingerprint",
-                        "file_name",
-                        pl.col(LINE).alias("source_line"),
-                        pl.lit(table).alias("target_table"),
-                        pl.col(_REASON).alias("reason"),
-                        pl.col(_DETAIL).fill_null("").alias("detail"),
-                        pl.col(_RAW).alias("raw_row"),
-                    ),
-                )
-        files_rows = pl.DataFrame(
-            [
-                {
-                    "ingest_id": ingest_id,
-                    "fingerprint": r.fingerprint,
-                    "file_name": r.file_name,
-                    "bytes": r.bytes,
-                    "mapping": mapping.name,
-                    "target_table": r.target_table,
-                    "rows_read": r.rows_read,
-                    "rows_loaded": r.rows_loaded,
-                    "rows_duplicate": r.rows_duplicate,
-                    "rows_quarantined": r.rows_quarantined,
-                    "cards_in_clear": r.cards_in_clear,
-                    "ingested_at": now,
-                }
-                for r in fresh
-            ]
-        )
-        store.append("ingested_files", files_rows)
-    return ingest_id
+    return rows
 
 
 def ingest_files(
@@ -627,8 +688,8 @@ def ingest_files(
     """Open the store at ``path`` for writing (its writer lock held throughout: a store locked
     by another writer is :class:`~posaudit.store.StoreLockedError`) and ingest into it.
 
-    The sources and the mapping are checked before the store is opened, so bad input never
-    waits on nor takes the lock.
+    The sources and the mapping are checked before the store is opened, so bad input found
+    in a file's name or header never waits on nor takes the lock.
     """
     planned = plan(mapping, sources)
     path = Path(path)
@@ -637,7 +698,13 @@ def ingest_files(
         with Store.staged(path, append=False, purpose="ingest") as new:
             new.initialise(pin_key_fingerprint=digester.fingerprint, code_version=__version__)
             return ingest(
-                new, mapping, sources, digester=digester, on_event=on_event, planned=planned
+                new,
+                mapping,
+                sources,
+                digester=digester,
+                on_event=on_event,
+                planned=planned,
+                staged=True,
             )
     store = Store.open(path, purpose="ingest")
     try:

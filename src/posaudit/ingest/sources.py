@@ -1,10 +1,15 @@
-"""Source files: SOURCE arguments expanded to files, each read as a frame of strings.
+"""Source files: SOURCE arguments expanded to files, each read as blocks of strings.
 
 Every format arrives the same way: one String column per source column, as the file spells
 it, and ``source_line``, where an analyst finds the row (CSV: the physical line, the header
 being line 1; Excel: the sheet row; Parquet and JSON lines: the row number from 1). A row that
 does not split into the header's fields (a truncated last line, a stray quote) is kept with
 ``bad_row`` set, so that it is counted and quarantined rather than lost.
+
+A file is opened in two steps. :func:`open_source` reads its header only, so that a file that
+cannot be read, or lacks a column, is refused before an ingest touches its store. Then
+:meth:`SourceRows.blocks` gives its rows in blocks of bounded size, so that a file of any size
+is read in a bounded amount of memory.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ import codecs
 import csv
 import glob
 import hashlib
+import io
 import json
-from collections.abc import Iterable, Sequence
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Literal
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from posaudit.ingest.mapping import IngestError
 
@@ -37,11 +46,11 @@ LINE: Final = "source_line"
 BAD_ROW: Final = "bad_row"
 # Delimiters a CSV export uses, tried in this order when the mapping gives none.
 DELIMITERS: Final = ",;\t|"
-_SNIFF_BYTES: Final = 64 * 1024
 _CHUNK_BYTES: Final = 1 << 20
+# Rows per block where the csv module splits, and where Excel, Parquet and JSON lines are cut.
 _BATCH_ROWS: Final = 100_000
-# Decoded and split at once: large enough that Polars' per-call cost vanishes, small enough
-# that the decoded text of one block stays a small part of the frame it becomes.
+# CSV text decoded and split at once: large enough that Polars' per-call cost vanishes, small
+# enough that a block's frames stay a small part of the memory an ingest may take.
 _BLOCK_BYTES: Final = 16 << 20
 
 
@@ -101,7 +110,7 @@ def describe(path: Path) -> SourceFile:
     size = 0
     try:
         with path.open("rb") as handle:
-            while chunk := handle.read(_CHUNK_BYTES):
+            while chunk := handle.read(_CHUNK_BYTES * 8):
                 digest.update(chunk)
                 size += len(chunk)
     except IsADirectoryError:
@@ -113,41 +122,134 @@ def describe(path: Path) -> SourceFile:
     return SourceFile(path, kind, digest.hexdigest(), size)  # type: ignore[arg-type]
 
 
+class SourceRows:
+    """A source file with its header read: its ``columns``, and its rows in :meth:`blocks`.
+
+    Each block is a frame of one String column per source column, ``source_line`` and
+    ``bad_row`` (null for a row that splits into the header's fields, else the problem in
+    words), in the file's order. A header and no row gives no block (no lockouts that month).
+    """
+
+    def __init__(
+        self, source: SourceFile, columns: list[str], blocks: Callable[[], Iterator[pl.DataFrame]]
+    ):
+        self.source = source
+        self.columns = columns
+        self._blocks = blocks
+
+    def blocks(self) -> Iterator[pl.DataFrame]:
+        """The file's rows, in blocks; read from the file again at each call. Each block is
+        read on a thread of its own while the caller works on the one before."""
+        return _ahead(self._blocks())
+
+    def empty(self) -> pl.DataFrame:
+        """A frame with the blocks' columns and no row."""
+        return pl.DataFrame(
+            {c: pl.Series(c, [], pl.String) for c in self.columns}
+            | {LINE: pl.Series(LINE, [], pl.Int64), BAD_ROW: pl.Series(BAD_ROW, [], pl.String)}
+        )
+
+
+def _ahead(blocks: Iterator[pl.DataFrame], depth: int = 2) -> Iterator[pl.DataFrame]:
+    """``blocks``, produced on a reader thread up to ``depth`` ahead of the caller: decoding
+    and splitting (much of it outside the GIL) overlap the work done on the block before. An
+    error of the reader is raised to the caller; a caller that stops early stops the reader."""
+    handed: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+
+    def offer(kind: str, value: object) -> bool:
+        while not stop.is_set():
+            try:
+                handed.put((kind, value), timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def read() -> None:
+        try:
+            for block in blocks:
+                if not offer("block", block):
+                    return
+            offer("done", None)
+        except BaseException as exc:  # raised again on the caller's thread
+            offer("error", exc)
+
+    reader = threading.Thread(target=read, name="posaudit-reader", daemon=True)
+    reader.start()
+    try:
+        while True:
+            kind, value = handed.get()
+            if kind == "block":
+                yield value  # type: ignore[misc]
+            elif kind == "error":
+                raise value  # type: ignore[misc]
+            else:
+                return
+    finally:
+        stop.set()
+        reader.join()
+
+
+def open_source(
+    source: SourceFile, *, encoding: str = "utf-8", delimiter: str | None = None
+) -> SourceRows:
+    """The file with its header read; :class:`IngestError` when it has none or is not of its
+    format. A CSV file's delimiter, unless given, is the one its header holds most of."""
+    path = source.path
+    if source.format == "csv":
+        return _open_csv(source, encoding=encoding, delimiter=delimiter)
+    if source.format == "parquet":
+        try:
+            columns = list(pq.ParquetFile(path).schema_arrow.names)
+        except Exception as exc:  # pyarrow raises several kinds for a file that is not Parquet
+            raise IngestError(f"{path} is not a Parquet file: {_first_line(exc)}") from None
+        return SourceRows(source, columns, lambda: _parquet_blocks(path))
+    frame = _read_excel(path) if source.format == "xlsx" else _read_ndjson(path)
+    columns = [c for c in frame.columns if c not in (LINE, BAD_ROW)]
+    frame = frame.select(*columns, LINE, BAD_ROW)
+    return SourceRows(
+        source,
+        columns,
+        lambda: (frame.slice(s, _BATCH_ROWS) for s in range(0, frame.height, _BATCH_ROWS)),
+    )
+
+
 def read_source(
     source: SourceFile, *, encoding: str = "utf-8", delimiter: str | None = None
 ) -> pl.DataFrame:
-    """The rows of a source file as strings, with ``source_line`` and ``bad_row``.
+    """All the rows of a source file in one frame (for small files and tests: an ingest reads
+    :meth:`SourceRows.blocks`)."""
+    rows = open_source(source, encoding=encoding, delimiter=delimiter)
+    return pl.concat([rows.empty(), *rows.blocks()], how="vertical")
 
-    ``bad_row`` is null for a row that splits into the header's fields, else the problem in
-    words. A header and no row is a table with nothing in it (no lockouts that month); a file
-    with no header at all is :class:`IngestError`.
-    """
-    path = source.path
-    if source.format == "csv":
-        frame = _read_csv(path, encoding=encoding, delimiter=delimiter)
-    elif source.format == "xlsx":
-        frame = _read_excel(path)
-    elif source.format == "parquet":
-        frame = _strings(_read_other(path, pl.read_parquet, what="a Parquet file"))
-    else:
-        frame = _strings(_read_other(path, _read_ndjson, what="a JSON lines file"))
-    return frame
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def _read_ndjson(path: Path) -> pl.DataFrame:
-    return pl.read_ndjson(path, infer_schema_length=None)
-
-
-def _read_other(path: Path, reader: object, *, what: str) -> pl.DataFrame:
     try:
-        frame: pl.DataFrame = reader(path)  # type: ignore[operator]
+        frame = pl.read_ndjson(path, infer_schema_length=None)
     except (pl.exceptions.PolarsError, OSError, ValueError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        msg = f"{path} is not {what}: {first}"
-        raise IngestError(msg) from None
-    return frame.with_row_index(LINE, offset=1).with_columns(
-        pl.col(LINE).cast(pl.Int64), pl.lit(None, pl.String).alias(BAD_ROW)
+        raise IngestError(f"{path} is not a JSON lines file: {_first_line(exc)}") from None
+    return (
+        _strings(frame)
+        .with_row_index(LINE, offset=1)
+        .with_columns(pl.col(LINE).cast(pl.Int64), pl.lit(None, pl.String).alias(BAD_ROW))
     )
+
+
+def _parquet_blocks(path: Path) -> Iterator[pl.DataFrame]:
+    line = 1
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=_BATCH_ROWS):
+        frame = _strings(pl.from_arrow(batch))  # type: ignore[arg-type]
+        yield frame.with_columns(
+            pl.int_range(line, line + frame.height, dtype=pl.Int64).alias(LINE),
+            pl.lit(None, pl.String).alias(BAD_ROW),
+        )
+        line += frame.height
 
 
 def _strings(frame: pl.DataFrame) -> pl.DataFrame:
@@ -176,9 +278,7 @@ def _read_excel(path: Path) -> pl.DataFrame:
     try:
         frame = pl.read_excel(path, engine="calamine", infer_schema_length=0)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        msg = f"{path} is not an Excel workbook: {first}"
-        raise IngestError(msg) from None
+        raise IngestError(f"{path} is not an Excel workbook: {_first_line(exc)}") from None
     # the header is sheet row 1, so the first row of data is row 2
     return (
         _strings(frame)
@@ -187,80 +287,173 @@ def _read_excel(path: Path) -> pl.DataFrame:
     )
 
 
-def _text_lines(path: Path, encoding: str) -> Iterable[str]:
-    """The file's text, decoded as a stream (GB18030 and GBK included, a UTF-8 BOM dropped);
-    a byte the encoding cannot read is :class:`IngestError` naming the line."""
-    codec = "utf-8-sig" if encoding == "utf-8" else encoding
-    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
-    line = 1
+# -- CSV ----------------------------------------------------------------------------------------
+def _codec(encoding: str) -> str:
+    return "utf-8-sig" if encoding == "utf-8" else encoding
+
+
+def _not_text(path: Path, line: int, byte: int, encoding: str) -> IngestError:
+    return IngestError(
+        f"{path} line {line}: not {encoding} text (byte 0x{byte:02x}); "
+        "set the mapping's encoding (utf-8, gb18030, gbk)"
+    )
+
+
+def _header_bytes(path: Path) -> bytes:
+    """The file's first line, its line feed included (the whole file when it has none)."""
+    head = b""
     with path.open("rb") as handle:
-        while True:
-            chunk = handle.read(_CHUNK_BYTES)
-            try:
-                text = decoder.decode(chunk, final=not chunk)
-            except UnicodeDecodeError as exc:
-                good = chunk[: exc.start]
-                where = line + good.count(b"\n")
-                msg = (
-                    f"{path} line {where}: not {encoding} text (byte 0x{chunk[exc.start]:02x}); "
-                    "set the mapping's encoding (utf-8, gb18030, gbk)"
-                )
-                raise IngestError(msg) from None
-            line += chunk.count(b"\n")
-            if text:
-                yield text
-            if not chunk:
-                return
+        while chunk := handle.read(_CHUNK_BYTES):
+            cut = chunk.find(b"\n")
+            if cut >= 0:
+                return head + chunk[: cut + 1]
+            head += chunk
+    return head
 
 
-def _sniff(path: Path, encoding: str) -> str:
-    head = ""
-    for text in _text_lines(path, encoding):
-        head += text
-        if len(head) >= _SNIFF_BYTES:
-            break
-    first = head.split("\n", 1)[0]
+def _open_csv(source: SourceFile, *, encoding: str, delimiter: str | None) -> SourceRows:
+    path = source.path
+    raw = _header_bytes(path)
+    try:
+        first = raw.decode(_codec(encoding))
+    except UnicodeDecodeError as exc:
+        raise _not_text(path, 1, raw[exc.start], encoding) from None
+    line = first.rstrip("\n").removesuffix("\r")
+    separator = delimiter or _sniff(line)
+    if '"' in line or "\r" in line:
+        # a quoted header (or one with a stray carriage return): the csv module reads the file
+        with path.open(encoding=_codec(encoding), errors="strict", newline="") as text:
+            header = next(csv.reader(text, delimiter=separator, strict=False), None)
+        names = _names(path, header)
+        return SourceRows(
+            source,
+            names,
+            lambda: _csv_module_blocks(path, encoding, separator, None, offset=0, line=1),
+        )
+    names = _names(path, next(csv.reader([line], delimiter=separator, strict=False), None))
+    return SourceRows(
+        source, names, lambda: _csv_blocks(path, encoding, separator, names, offset=len(raw))
+    )
+
+
+def _names(path: Path, header: list[str] | None) -> list[str]:
+    if header is None or not any(h.strip() for h in header):
+        raise IngestError(f"{path} is empty")
+    names = [h.strip() for h in header]
+    if len(set(names)) != len(names):
+        twice = next(n for n in names if names.count(n) > 1)
+        raise IngestError(f"{path} line 1: the column {twice!r} appears twice in the header")
+    return names
+
+
+def _sniff(first: str) -> str:
     counts = {d: first.count(d) for d in DELIMITERS}
     best = max(counts, key=lambda d: counts[d])
     return best if counts[best] else ","
 
 
-def _read_csv(path: Path, *, encoding: str, delimiter: str | None) -> pl.DataFrame:
-    separator = delimiter or _sniff(path, encoding)
-    codec = "utf-8-sig" if encoding == "utf-8" else encoding
-    try:
-        return _split_csv(path, codec, separator)
-    except (_Unusual, UnicodeDecodeError):
-        # the careful reader below handles what the fast one does not, and names bad bytes
-        pass
-    try:
-        with path.open(encoding=codec, errors="strict", newline="") as text:
-            return _parse_csv(path, text, separator)
-    except UnicodeDecodeError as exc:
-        # the stream decodes ahead in blocks, so its error cannot say the line: a second,
-        # careful pass finds it and raises IngestError naming it
-        for _ in _text_lines(path, encoding):
-            pass
-        msg = f"{path}: not {encoding} text ({exc.reason})"
-        raise IngestError(msg) from None
+class _Unusual(Exception):
+    """A block the fast reader leaves to the csv module: a quoted field spanning lines, a
+    carriage return that does not end a line."""
 
 
-def _parse_csv(path: Path, text: Iterable[str], separator: str) -> pl.DataFrame:
-    """The rows of CSV text, in frames of at most ``_BATCH_ROWS`` rows stacked at the end, so
-    that only one batch is ever held as Python strings."""
+def _csv_blocks(
+    path: Path, encoding: str, separator: str, names: list[str], *, offset: int
+) -> Iterator[pl.DataFrame]:
+    """The rows after the header, block by block: each block is cut at a line feed, decoded
+    and split by Polars (lines with a quote by the csv module, one line at a time). From a
+    block where a line does not hold its own record on, the csv module reads the rest.
+
+    A line feed byte is never part of a multi-byte character in UTF-8, GB18030 or GBK, so a
+    block cut there decodes on its own.
+    """
+    decoder = codecs.getincrementaldecoder(_codec(encoding))(errors="strict")
+    line = 2  # the physical line of the block's first line
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        rest = b""
+        start = offset  # the byte offset of ``rest``
+        while True:
+            chunk = handle.read(_BLOCK_BYTES)
+            data = rest + chunk
+            last = not chunk
+            if last and not data:
+                return
+            cut = len(data) if last else data.rfind(b"\n") + 1
+            if cut == 0:
+                rest = data
+                continue
+            block, rest = data[:cut], data[cut:]
+            if block:
+                try:
+                    text = decoder.decode(block, final=last)
+                except UnicodeDecodeError as exc:
+                    where = line + block.count(b"\n", 0, exc.start)
+                    raise _not_text(path, where, block[exc.start], encoding) from None
+                try:
+                    if text.count("\r") != text.count("\r\n"):
+                        raise _Unusual
+                    ends_open = not text.endswith("\n")
+                    body = text if ends_open else text[:-1]
+                    frame, count = _split_block(
+                        body, line, names, separator, final=last and ends_open
+                    )
+                except _Unusual:
+                    yield from _csv_module_blocks(
+                        path, encoding, separator, names, offset=start, line=line
+                    )
+                    return
+                yield frame
+                line += count
+                start += cut
+            if last:
+                return
+
+
+def _csv_module_blocks(
+    path: Path, encoding: str, separator: str, names: list[str] | None, *, offset: int, line: int
+) -> Iterator[pl.DataFrame]:
+    """The rows from byte ``offset`` (physical line ``line``) on, split by the csv module in
+    frames of at most ``_BATCH_ROWS`` rows; ``names`` None: the first record is the header."""
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        text = io.TextIOWrapper(handle, encoding=_codec(encoding), errors="strict", newline="")
+        try:
+            yield from _parse_csv(path, text, separator, names, line)
+        except UnicodeDecodeError as exc:
+            # the stream decodes ahead in blocks, so its error cannot say the line: a second,
+            # careful pass finds it
+            _find_bad_byte(path, encoding, offset, line)
+            raise IngestError(f"{path}: not {encoding} text ({exc.reason})") from None
+
+
+def _find_bad_byte(path: Path, encoding: str, offset: int, line: int) -> None:
+    decoder = codecs.getincrementaldecoder(_codec(encoding))(errors="strict")
+    with path.open("rb") as handle:
+        handle.seek(offset)
+        while True:
+            chunk = handle.read(_CHUNK_BYTES)
+            try:
+                decoder.decode(chunk, final=not chunk)
+            except UnicodeDecodeError as exc:
+                where = line + chunk.count(b"\n", 0, exc.start)
+                raise _not_text(path, where, chunk[exc.start], encoding) from None
+            line += chunk.count(b"\n")
+            if not chunk:
+                return
+
+
+def _parse_csv(
+    path: Path, text: Iterable[str], separator: str, names: list[str] | None, first_line: int
+) -> Iterator[pl.DataFrame]:
+    """The rows of CSV text in frames of at most ``_BATCH_ROWS`` rows, so that only one batch
+    is ever held as Python strings. ``first_line``: the physical line the text begins on."""
     # the csv module splits quoted delimiters and newlines exactly and tells each row's line
     reader = csv.reader(text, delimiter=separator, strict=False)
-    header = next(reader, None)
-    if header is None or not any(h.strip() for h in header):
-        msg = f"{path} is empty"
-        raise IngestError(msg)
-    names = [h.strip() for h in header]
-    if len(set(names)) != len(names):
-        twice = next(n for n in names if names.count(n) > 1)
-        msg = f"{path} line 1: the column {twice!r} appears twice in the header"
-        raise IngestError(msg)
+    shift = first_line - 1
+    if names is None:
+        names = _names(path, next(reader, None))
     width = len(names)
-    batches: list[pl.DataFrame] = []
     rows: list[list[str]] = []
     lines: list[int] = []
     problems: list[str | None] = []
@@ -277,10 +470,10 @@ def _parse_csv(path: Path, text: Iterable[str], separator: str) -> pl.DataFrame:
             pl.Series(LINE, lines, pl.Int64), pl.Series(BAD_ROW, problems, pl.String)
         )
 
-    start = reader.line_num + 1
+    start = reader.line_num + 1 + shift
     for row in reader:
         if not row:  # a blank line: no row at all
-            start = reader.line_num + 1
+            start = reader.line_num + 1 + shift
             continue
         lines.append(start)
         if len(row) == width:
@@ -289,13 +482,12 @@ def _parse_csv(path: Path, text: Iterable[str], separator: str) -> pl.DataFrame:
         else:
             problems.append(f"{len(row)} fields where the header has {width}")
             rows.append([*row[:width], *([""] * (width - len(row)))])
-        start = reader.line_num + 1
+        start = reader.line_num + 1 + shift
         if len(rows) == _BATCH_ROWS:
-            batches.append(batch())
+            yield batch()
             rows, lines, problems = [], [], []
-    if rows or not batches:
-        batches.append(batch())
-    return pl.concat(batches, rechunk=True)
+    if rows:
+        yield batch()
 
 
 class _OneLine:
@@ -315,69 +507,6 @@ class _OneLine:
             raise StopIteration
         text, self.text = self.text, None
         return text
-
-
-class _Unusual(Exception):
-    """A file the fast reader leaves to the csv module: a quoted field spanning lines, a
-    quoted header, a carriage return that does not end a line."""
-
-
-def _blocks(path: Path, codec: str) -> Iterable[tuple[str, bool]]:
-    """The file's text in blocks that end at a line feed (the last one maybe not), and
-    whether the block is the file's last. A line feed byte is never part of a multi-byte
-    character in UTF-8, GB18030 or GBK, so a block cut there decodes on its own."""
-    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
-    rest = b""
-    with path.open("rb") as handle:
-        while True:
-            chunk = handle.read(_BLOCK_BYTES)
-            data = rest + chunk
-            if not chunk:
-                if data:
-                    yield decoder.decode(data, final=True), True
-                return
-            cut = data.rfind(b"\n") + 1
-            if cut == 0:
-                rest = data
-                continue
-            rest = data[cut:]
-            yield decoder.decode(data[:cut]), False
-
-
-def _split_csv(path: Path, codec: str, separator: str) -> pl.DataFrame:
-    """The rows of a CSV file as :func:`_parse_csv` gives them, the same cells, lines and
-    problems, with the lines that hold no quote split by Polars; a line with a quote is
-    split by the csv module on its own. Raises :class:`_Unusual` where the two could differ."""
-    names: list[str] | None = None
-    line = 1  # the physical line of the block's first line
-    frames: list[pl.DataFrame] = []
-    for text, last in _blocks(path, codec):
-        if text.count("\r") != text.count("\r\n"):
-            raise _Unusual
-        ends_open = not text.endswith("\n")
-        body = text if ends_open else text[:-1]
-        if names is None:
-            first, sep, body = body.partition("\n")
-            if '"' in first:
-                raise _Unusual
-            header = next(csv.reader([first + "\n"], delimiter=separator, strict=False), [])
-            names = [h.strip() for h in header]
-            if not any(names) or len(set(names)) != len(names):
-                raise _Unusual  # refused by the csv reader, in its words
-            line = 2
-            if not sep:
-                continue
-        frame, count = _split_block(body, line, names, separator, final=last and ends_open)
-        frames.append(frame)
-        line += count
-    if names is None:
-        raise _Unusual
-    if not frames:
-        empty = {n: pl.Series(n, [], pl.String) for n in names}
-        return pl.DataFrame(empty).with_columns(
-            pl.Series(LINE, [], pl.Int64), pl.Series(BAD_ROW, [], pl.String)
-        )
-    return pl.concat(frames, rechunk=True)
 
 
 def _split_block(

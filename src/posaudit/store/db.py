@@ -472,6 +472,18 @@ class Store:
         """The result of a SQL query as a Polars DataFrame (``params``: named ``$`` values)."""
         return self._con.sql(sql, params=dict(params) if params else None).pl()
 
+    def frame_with(self, sql: str, **frames: pl.DataFrame) -> pl.DataFrame:
+        """The result of a SQL query that also reads ``frames``, each under its keyword's name
+        (an empty frame when the statement returns no rows)."""
+        for name, frame in frames.items():
+            self._con.register(name, frame.to_arrow())
+        try:
+            result = self._con.sql(sql)
+            return result.pl() if result is not None else pl.DataFrame()
+        finally:
+            for name in frames:
+                self._con.unregister(name)
+
     def row_counts(self) -> dict[str, int]:
         """Rows per table; a table the store predates counts 0."""
         return {
@@ -634,7 +646,11 @@ def read_parquet_table(root: Path, table: str) -> pl.LazyFrame:
 
 
 class BackgroundWriter:
-    """Appends queued chunks on a second thread; DuckDB releases the GIL while it writes."""
+    """Appends queued chunks on a second thread; DuckDB releases the GIL while it writes.
+
+    The store's connection is not to be used by two threads at once: the caller reads or
+    writes it itself only after :meth:`flush`.
+    """
 
     def __init__(self, store: Store, *, depth: int):
         self._store = store
@@ -648,17 +664,20 @@ class BackgroundWriter:
     def _run(self) -> None:
         while True:
             item = self._queue.get()
-            if item is None:
-                return
-            if self._error is not None:
-                continue
-            table, data = item
-            began = time.perf_counter()
             try:
-                self._store.append(table, data)
-                self.busy_seconds += time.perf_counter() - began
-            except BaseException as exc:  # re-raised on the caller's thread
-                self._error = exc
+                if item is None:
+                    return
+                if self._error is not None:
+                    continue
+                table, data = item
+                began = time.perf_counter()
+                try:
+                    self._store.append(table, data)
+                    self.busy_seconds += time.perf_counter() - began
+                except BaseException as exc:  # re-raised on the caller's thread
+                    self._error = exc
+            finally:
+                self._queue.task_done()
 
     def put(self, table: str, data: pa.Table | pl.DataFrame) -> None:
         if self._error is not None:
@@ -668,6 +687,13 @@ class BackgroundWriter:
             began = time.perf_counter()
             self._queue.put((table, arrow))
             self.wait_seconds += time.perf_counter() - began
+
+    def flush(self) -> None:
+        """Wait until every chunk put so far is written: the store may then be read (or
+        written) on the caller's thread, the writer being idle."""
+        self._queue.join()
+        if self._error is not None:
+            raise self._error
 
     def close(self) -> None:
         self._queue.put(None)
