@@ -145,6 +145,8 @@ _TRICKY = {
     "header and blank lines": "id,amount,note\r\n\r\n\r\n",
     "one column": "id\n1\n\n2\n",
     "tabs": "id\tamount\tnote\n1\t2\t3\n4\t5\n",
+    "empty cells, CRLF": "id,amount,note\r\n1,,\r\n,,\r\n2,3,\r\n\r\n,4,\r\n",
+    "control characters in cells": "id,amount,note\n1,a\x1fb,c\x1e\n2,\x1d,\n",
 }
 
 

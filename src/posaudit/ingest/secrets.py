@@ -85,6 +85,10 @@ def card_numbers(frame: pl.DataFrame, columns: Iterable[str], digester: PinDiges
     # most columns (ids, times, amounts) hold no run of 13 digits: only the others are searched
     columns = list(columns)
     if columns:
+        # a column whose cells are all shorter than a card number is not searched
+        longest = frame.select(pl.col(c).str.len_bytes().max() for c in columns).row(0)
+        columns = [c for c, n in zip(columns, longest, strict=True) if (n or 0) >= 13]
+    if columns:
         holds = frame.select(pl.col(c).str.contains(r"[0-9]{13}").any() for c in columns).row(0)
         columns = [c for c, found in zip(columns, holds, strict=True) if found]
     candidates = (

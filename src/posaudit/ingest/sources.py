@@ -514,18 +514,53 @@ def _split_block(
 ) -> tuple[pl.DataFrame, int]:
     """The rows of a block of whole lines (joined by line feeds, the last one's own line feed
     left out), and how many physical lines it held. ``final``: its last line ends the file
-    with no line feed."""
+    with no line feed.
+
+    Polars' CSV reader, told that no character quotes, gives every physical line as one row:
+    once as the whole line (to count its fields, and to find blank lines and quotes), once
+    split into the header's fields. A line with a quote is split by the csv module on its own.
+    """
     width = len(names)
-    lines = pl.Series("l", [body]).str.split("\n").explode()
-    count = lines.len()
-    frame = pl.DataFrame([lines]).with_row_index(LINE, offset=first_line)
-    frame = frame.with_columns(pl.col(LINE).cast(pl.Int64), pl.col("l").str.strip_suffix("\r"))
-    quoted = frame.filter(pl.col("l").str.contains('"', literal=True))
-    plain = frame.filter(~pl.col("l").str.contains('"', literal=True) & (pl.col("l") != ""))
+    count = body.count("\n") + 1
+    sentinel = next((c for c in "\x1f\x1e\x1d" if c != separator and c not in body), None)
+    if sentinel is None:
+        raise _Unusual
+    data = (body + "\n").encode("utf-8")
+    whole = pl.read_csv(
+        data,
+        has_header=False,
+        new_columns=["l"],
+        separator=sentinel,
+        quote_char=None,
+        infer_schema=False,
+    )
+    # a first line of as many fields as the header fixes the frame's width; it is dropped
+    cells = pl.read_csv(
+        (separator * (width - 1) + "\n").encode() + data,
+        has_header=False,
+        schema=dict.fromkeys(names, pl.String),
+        separator=separator,
+        quote_char=None,
+        truncate_ragged_lines=True,
+    ).slice(1)
+    if whole.height != count or cells.height != count:
+        raise _Unusual  # a line Polars reads otherwise: the csv module reads the rest
+    frame = pl.concat(
+        [
+            whole.select(
+                pl.int_range(first_line, first_line + count, dtype=pl.Int64).alias(LINE),
+                pl.col("l").str.strip_suffix("\r"),
+            ),
+            cells,
+        ],
+        how="horizontal",
+    )
+    is_quoted = pl.col("l").str.contains('"', literal=True)
+    quoted = frame.filter(is_quoted)
     fields = pl.col("l").str.count_matches(separator, literal=True) + 1
-    cells = pl.col("l").str.split_exact(separator, width - 1).struct
-    plain = plain.select(
-        *(cells.field(f"field_{i}").fill_null("").alias(n) for i, n in enumerate(names)),
+    # a blank line is no row at all; an empty cell is "" as the csv module gives it
+    plain = frame.filter(pl.col("l").is_not_null() & (pl.col("l") != "") & ~is_quoted).select(
+        *(pl.col(n).fill_null("") for n in names),
         pl.col(LINE),
         pl.when(fields != width)
         .then(pl.format(f"{{}} fields where the header has {width}", fields))
