@@ -103,6 +103,31 @@ def test_iso_timestamps_and_times_by_default() -> None:
     assert got["reason"].to_list() == [None, "bad_timestamp"]
 
 
+def test_an_offset_in_the_value_gives_its_own_zone() -> None:
+    cells = {
+        "c": [
+            "2024-03-01T08:15:00+08:00",
+            "2024-03-01 00:15:00.5Z",
+            "2024-02-29T19:15:00-0500",
+            "2024-03-01 08:15:00",  # no offset: the mapping's zone
+            "2024-03-01T08:15:00+25:00",
+        ]
+    }
+    # the source's zone is London, the store's Shanghai: the offsets win where they are given
+    got = convert("transactions", "ts", "c", cells, timezone="Europe/London")
+    assert got["value"].to_list() == [
+        datetime(2024, 3, 1, 8, 15),
+        datetime(2024, 3, 1, 8, 15, 0, 500000),
+        datetime(2024, 3, 1, 8, 15),
+        datetime(2024, 3, 1, 16, 15),
+        None,
+    ]
+    assert got["reason"].to_list() == [None, None, None, None, "bad_timestamp"]
+    rule = {"column": "c", "format": "%d/%m/%Y %H:%M %z"}
+    got = convert("transactions", "ts", rule, {"c": ["01/03/2024 01:15 +0100", "01/03/2024"]})
+    assert got["value"].to_list() == [datetime(2024, 3, 1, 8, 15), None]
+
+
 def test_a_value_map_and_a_word_it_lacks() -> None:
     rule = {"column": "c", "values": {"消费": "sale", "退货": "refund"}}
     got = convert("transactions", "kind", rule, {"c": ["消费", " 退货 ", "冲正", ""]})

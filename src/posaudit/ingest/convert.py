@@ -34,7 +34,11 @@ ISO_TIMESTAMPS: Final = (
     "%Y-%m-%dT%H:%M:%S",
     "%Y-%m-%d %H:%M",
 )
+# ISO 8601 with the offset written in the value: +08:00, +0800 or Z.
+ISO_OFFSET_TIMESTAMPS: Final = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%d %H:%M:%S%.f%#z")
 ISO_TIMES: Final = ("%H:%M:%S%.f", "%H:%M:%S", "%H:%M")
+# strftime directives of an offset: a format holding one gives the zone in each value
+_OFFSETS: Final = ("%z", "%:z", "%::z", "%#z")
 TRUE_WORDS: Final = ("true", "t", "1", "yes", "y")
 FALSE_WORDS: Final = ("false", "f", "0", "no", "n")
 
@@ -93,6 +97,15 @@ def _in_store_zone(stamp: pl.Expr, mapping: Mapping) -> pl.Expr:
     )
 
 
+def _with_offset(text: pl.Expr, formats: tuple[str, ...], mapping: Mapping) -> pl.Expr:
+    """Times that carry their own offset, as the store's local time; ``timezone`` is not
+    needed for them."""
+    aware = pl.coalesce(
+        text.str.strptime(pl.Datetime("us", "UTC"), f, strict=False, exact=True) for f in formats
+    )
+    return aware.dt.convert_time_zone(mapping.store_timezone).dt.replace_time_zone(None)
+
+
 def _constant(value: object, spec: ContractColumn) -> pl.Expr:
     if spec.type == "timestamp":
         return _timestamp(pl.lit(value, pl.String), ISO_TIMESTAMPS)
@@ -145,9 +158,16 @@ def converted(rule: ColumnRule, spec: ContractColumn, mapping: Mapping) -> Conve
     elif spec.type == "integer":
         value = cell.str.replace(r"^\+", "").cast(pl.Int64, strict=False)
         reason = "bad_amount" if spec.name.endswith("_fen") else "bad_number"
+    elif spec.type == "timestamp" and rule.format and any(z in rule.format for z in _OFFSETS):
+        value, reason = _with_offset(cell, (rule.format,), mapping), "bad_timestamp"
+    elif spec.type == "timestamp" and rule.format:
+        value = _in_store_zone(_timestamp(cell, (rule.format,)), mapping)
+        reason = "bad_timestamp"
     elif spec.type == "timestamp":
-        formats = (rule.format,) if rule.format else ISO_TIMESTAMPS
-        value, reason = _in_store_zone(_timestamp(cell, formats), mapping), "bad_timestamp"
+        # ISO 8601: a value without an offset is in the mapping's zone, one with it in its own
+        local = _in_store_zone(_timestamp(cell, ISO_TIMESTAMPS), mapping)
+        value = pl.coalesce(local, _with_offset(cell, ISO_OFFSET_TIMESTAMPS, mapping))
+        reason = "bad_timestamp"
     elif spec.type == "time":
         value, reason = _time(cell, (rule.format,) if rule.format else ISO_TIMES), "bad_timestamp"
     elif spec.type == "boolean":
