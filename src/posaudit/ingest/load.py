@@ -32,7 +32,15 @@ from posaudit.ingest.convert import converted
 from posaudit.ingest.keys import LATER, STORED, TableKeys
 from posaudit.ingest.mapping import IngestError, Mapping, TableMapping
 from posaudit.ingest.secrets import card_numbers, refuse_plaintext_pins
-from posaudit.ingest.sources import BAD_ROW, LINE, SourceRows, describe, open_source, source_files
+from posaudit.ingest.sources import (
+    BAD_ROW,
+    LINE,
+    SourceRows,
+    ahead,
+    describe,
+    open_source,
+    source_files,
+)
 from posaudit.pins import PinDigester
 from posaudit.store import Store
 from posaudit.store.catalogue import DIMENSION_TABLES, EVENT_TIME_COLUMNS, key_column
@@ -53,6 +61,8 @@ UNKNOWN_REASON: Final = {
 _FILE, _RAW, _REASON, _DETAIL, _FATE = "_file", "_raw", "_reason", "_detail", "_fate"
 _OP_TERMINAL, _OP_NUMBER = "_op_terminal", "_op_number"
 _VALUE = "\x00value:"
+# Rows appended to a table at once.
+_CHUNK_ROWS: Final = 300_000
 # Rows between commits when the ingest builds a new store (see ``ingest``'s ``staged``).
 _COMMIT_ROWS: Final = 1_000_000
 
@@ -300,6 +310,34 @@ class _Known:
             del self._rows[wanted]
 
 
+@dataclass(frozen=True)
+class _Converted:
+    """A block as conversion leaves it: what needs no store, done on a thread of its own."""
+
+    rows_read: int
+    cards_in_clear: int
+    # the rows as contract values, with the reason a conversion failed
+    mapped: pl.DataFrame
+    # the source rows, card numbers masked, to quote the quarantined ones
+    masked: pl.DataFrame
+
+    @classmethod
+    def of(
+        cls,
+        block: pl.DataFrame,
+        item: _Planned,
+        rules: TableMapping,
+        mapping: Mapping,
+        position: int,
+        digester: PinDigester,
+    ) -> _Converted:
+        columns = item.rows.columns
+        refuse_plaintext_pins(block, columns, file=item.name)
+        cards = card_numbers(block, columns, digester)
+        mapped = _mapped(cards.tokenised, rules, mapping, position)
+        return cls(block.height, cards.in_clear, mapped, cards.masked)
+
+
 class _Ingest:
     """The writing part of one ingest, inside its transaction."""
 
@@ -320,6 +358,9 @@ class _Ingest:
         self.store = store
         self.staged = staged
         self.uncommitted = 0
+        # rows of ``table`` waiting to go to the writer
+        self.table = ""
+        self.pending: list[pl.DataFrame] = []
         self.mapping = mapping
         self.digester = digester
         self.reports = reports
@@ -333,27 +374,35 @@ class _Ingest:
             store.ensure_ingest_tables()
             self.ingest_id = summary.ingest_id = _next_ingest_id(store)
             self.writer = writer
-            self.known = _Known(store, writer.flush)
+            self.known = _Known(store, self._settle_writes)
             for table in TARGET_TABLES:
                 mine = [(p, item) for p, item in work if item.table == table]
                 if not mine:
                     continue
-                writer.flush()
-                keys = TableKeys(store, table, flush=writer.flush)
+                self._settle_writes()
+                self.table = table
+                keys = TableKeys(store, table, flush=self._settle_writes)
                 for position, item in mine:
                     report = self.reports[position]
-                    for block in item.rows.blocks():
-                        self._block(table, keys, position, item, block)
-                        self._commit_now_and_then(block.height)
+                    rules = self.mapping.tables[table]
+                    # each block is read, and then converted, on threads of their own, ahead of
+                    # the checks that need the store
+                    converted_blocks = ahead(
+                        _Converted.of(block, item, rules, self.mapping, position, self.digester)
+                        for block in item.rows.blocks()
+                    )
+                    for block in converted_blocks:
+                        self._block(table, keys, position, item, rules, block)
+                        self._commit_now_and_then(block.rows_read)
                         self.on_event("block", {"file": item.name, "rows": report.rows_read})
                     self.on_event("file", {"file": item.name, "rows": report.rows_read})
-                writer.flush()
+                self._settle_writes()
                 keys.close()
                 summary.rows_by_table[table] = sum(self.reports[p].rows_loaded for p, _ in mine)
                 if table in DIMENSION_TABLES:
                     self.known.loaded(table)
                 self.on_event("checked", {"table": table})
-            writer.flush()
+            self._settle_writes()
             for dimension, made in self.known.made.items():
                 store.append(dimension, made.select(list(contract_columns()[dimension])))
                 summary.created[dimension] = made.height
@@ -362,28 +411,49 @@ class _Ingest:
                 _check_placed(report)
             store.append("ingested_files", _files_rows(self.ingest_id, self.mapping, fresh, now))
 
+    def _load(self, table: str, rows: pl.DataFrame) -> None:
+        """Queue rows for ``table``; they go to the writer in chunks of about 300,000
+        rows, which DuckDB appends and compresses faster than many small ones."""
+        self.pending.append(rows)
+        if sum(p.height for p in self.pending) >= _CHUNK_ROWS:
+            self._put_pending(table)
+
+    def _put_pending(self, table: str) -> None:
+        if self.pending:
+            self.writer.put(table, pl.concat(self.pending, rechunk=False))
+            self.pending = []
+
+    def _settle_writes(self) -> None:
+        """Every row so far in the store, the writer idle: the store may be read (the keys
+        placed before a block are confirmed in it) or written on this thread."""
+        if self.pending:
+            self._put_pending(self.table)
+        self.writer.flush()
+
     def _commit_now_and_then(self, rows: int) -> None:
         """In a store being staged, commit once a million rows or so wait: nobody sees the
         store before it is whole, and a transaction holds its rows in memory."""
         self.uncommitted += rows
         if self.staged and self.uncommitted >= _COMMIT_ROWS:
-            self.writer.flush()
+            self._settle_writes()
             self.store.execute("COMMIT")
             self.store.execute("BEGIN TRANSACTION")
             self.uncommitted = 0
 
     # -- one block ------------------------------------------------------------------------
     def _block(
-        self, table: str, keys: TableKeys, position: int, item: _Planned, block: pl.DataFrame
+        self,
+        table: str,
+        keys: TableKeys,
+        position: int,
+        item: _Planned,
+        rules: TableMapping,
+        block: _Converted,
     ) -> None:
         report = self.reports[position]
-        columns = item.rows.columns
-        refuse_plaintext_pins(block, columns, file=item.name)
-        cards = card_numbers(block, columns, self.digester)
-        report.rows_read += block.height
-        report.cards_in_clear += cards.in_clear
-        rules = self.mapping.tables[table]
-        rows = _checked(self.known, rules, _mapped(cards.tokenised, rules, self.mapping, position))
+        report.rows_read += block.rows_read
+        report.cards_in_clear += block.cards_in_clear
+        rows = _checked(self.known, rules, block.mapped)
         # the same key twice in this ingest's files: the first is kept, the others quarantined
         # (rows in the order read: files as given, lines in each; rows with a reason don't count)
         key = key_column(table)
@@ -396,11 +466,11 @@ class _Ingest:
         )
         failed = rows.filter(pl.col(_REASON).is_not_null())
         if failed.height:
-            self._quarantine(table, item, report, failed, cards.masked)
+            self._quarantine(table, item, report, failed, block.masked)
         report.rows_duplicate += rows.filter(pl.col(_FATE) == STORED).height
         good = rows.filter(pl.col(_REASON).is_null() & pl.col(_FATE).is_null())
         if good.height:
-            self.writer.put(table, good.select(*contract_columns()[table]))
+            self._load(table, good.select(*contract_columns()[table]))
             report.rows_loaded += good.height
 
     def _quarantine(

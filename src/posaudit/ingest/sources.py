@@ -25,13 +25,14 @@ import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Literal
+from typing import Final, Literal, TypeVar
 
 import polars as pl
 import pyarrow.parquet as pq
 
 from posaudit.ingest.mapping import IngestError
 
+T = TypeVar("T")
 SourceFormat = Literal["csv", "xlsx", "parquet", "jsonl"]
 
 FORMATS: Final = {
@@ -140,7 +141,7 @@ class SourceRows:
     def blocks(self) -> Iterator[pl.DataFrame]:
         """The file's rows, in blocks; read from the file again at each call. Each block is
         read on a thread of its own while the caller works on the one before."""
-        return _ahead(self._blocks())
+        return ahead(self._blocks())
 
     def empty(self) -> pl.DataFrame:
         """A frame with the blocks' columns and no row."""
@@ -150,7 +151,7 @@ class SourceRows:
         )
 
 
-def _ahead(blocks: Iterator[pl.DataFrame], depth: int = 2) -> Iterator[pl.DataFrame]:
+def ahead(blocks: Iterator[T], depth: int = 2) -> Iterator[T]:
     """``blocks``, produced on a reader thread up to ``depth`` ahead of the caller: decoding
     and splitting (much of it outside the GIL) overlap the work done on the block before. An
     error of the reader is raised to the caller; a caller that stops early stops the reader."""
