@@ -174,6 +174,22 @@ def test_card_numbers_become_tokens_and_are_masked_everywhere(tmp_path: Path) ->
         check_export_matches(export, store)
     finally:
         store.close()
+    # nor in what the audit of the ingested store gives: its run, its report, its logs
+    run = cli("run", "--db", str(db), "--json")
+    assert run.returncode == 0, run.stderr
+    report = cli(
+        "report", "--db", str(db), "--out", str(tmp_path / "report"), "--format", "html,xlsx,csv"
+    )
+    assert report.returncode == 0, report.stderr
+    written = sorted((tmp_path / "report").rglob("*"))
+    assert [p.suffix for p in written if p.is_file()].count(".html") == 1
+    outputs = [run.stdout, run.stderr, report.stdout, report.stderr]
+    for path in written:
+        if path.suffix == ".xlsx":
+            outputs += [str(frame.rows()) for frame in pl.read_excel(path, sheet_id=0).values()]
+        elif path.is_file():
+            outputs.append(path.read_text(encoding="utf-8"))
+    assert not [text for text in outputs if CARD in text]
 
 
 def test_a_plaintext_pin_column_refuses_the_file_and_is_written_nowhere(tmp_path: Path) -> None:
