@@ -171,15 +171,17 @@ def check_chain(reviews: list[Review], recorded: tuple[int, str] | None) -> Trai
         previous_id, previous_digest = rid, review.digest
     last = (previous_id, previous_digest) if reviews else None
     if recorded is not None and (last is None or recorded[0] > last[0]):
+        kept = previous_id  # 0 when the trail is empty
+        first_gone = kept + 1
         gone = (
-            f"review {recorded[0]}"
-            if last is None or recorded[0] == last[0] + 1
-            else (f"reviews {last[0] + 1}-{recorded[0]}")
+            f"review {first_gone}"
+            if recorded[0] == first_gone
+            else f"reviews {first_gone}-{recorded[0]}"
         )
         problem = (
-            f"the review trail breaks after review {previous_id}: {gone} recorded as written "
+            f"the review trail breaks after review {kept}: {gone} recorded as written "
             "and deleted since"
-            if last is not None
+            if kept
             else f"the review trail is empty, but the store recorded {gone} as written: deleted"
         )
         return _broken(reviews, problem)
