@@ -1163,6 +1163,8 @@ def _check_rule_and_family(
     rule: str | None, family: str | None, store_rules: set[tuple[str, str]]
 ) -> None:
     """Refuse (exit 2) a rule or family that no rule has and no finding in the store names."""
+    if rule is None and family is None:
+        return
     from posaudit.rules import all_rules
 
     known = {(name, r.family) for name, r in all_rules().items()} | store_rules
@@ -1230,8 +1232,12 @@ def review_list(
     )
     for column in shown:
         # the id is what the other review commands take: never cut short
-        width = {"min_width": 20, "no_wrap": True} if column == "finding_id" else {}
-        table.add_column(column, justify="right" if column == "reviews" else "left", **width)
+        table.add_column(
+            column,
+            justify="right" if column == "reviews" else "left",
+            min_width=20 if column == "finding_id" else None,
+            no_wrap=column == "finding_id",
+        )
     for row in queue.select(shown).iter_rows():
         table.add_row(*["" if v is None else str(v) for v in row])
     out.print(table)

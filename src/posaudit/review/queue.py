@@ -58,7 +58,8 @@ def review_queue(
 ) -> pl.DataFrame:
     """Findings with their current review, filtered: open reviews first, then by severity and
     score, highest first. ``decision`` may be ``undecided``."""
-    conditions, params = [], {}
+    conditions: list[str] = []
+    params: dict[str, str] = {}
     if status is not None:
         conditions.append("review_status = $status")
         params["status"] = checked_status(status)

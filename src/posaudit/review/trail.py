@@ -203,7 +203,9 @@ def check_chain(reviews: list[Review], recorded: tuple[int, str] | None) -> Trai
             "review 1 breaks the chain: the store recorded no review as written "
             "(the trail was inserted, or that record deleted)",
         )
-    return TrailCheck(len(reviews), *(last or (None, None)), problem=None)
+    if last is None:
+        return TrailCheck(0, None, None, problem=None)
+    return TrailCheck(len(reviews), last[0], last[1], problem=None)
 
 
 def _broken(reviews: list[Review], problem: str) -> TrailCheck:
