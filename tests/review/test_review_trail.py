@@ -4,6 +4,8 @@ deleted or inserted behind posaudit's back, with DuckDB itself."""
 from __future__ import annotations
 
 import hashlib
+import os
+import subprocess
 from datetime import datetime
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import duckdb
 import pytest
 
 from posaudit.review.trail import GENESIS, Review, review_digest
-from tests.review.conftest import cli, refused
+from tests.review.conftest import POSAUDIT, cli, refused
 
 
 @pytest.fixture
@@ -163,3 +165,40 @@ def test_the_digest_is_sha256_over_the_previous_digest_and_canonical_json() -> N
     )
     expected = hashlib.sha256(("0" * 64 + "\n" + body).encode("utf-8")).hexdigest()
     assert review_digest(GENESIS, review.fields()) == expected
+
+
+def test_analysts_deciding_at_once_never_fork_the_chain(
+    world: Path, finding_ids: list[str]
+) -> None:
+    """Decisions started together: each either lands in the trail or is refused with exit 3,
+    and the trail they leave verifies."""
+    env = {k: v for k, v in os.environ.items() if k != "POSAUDIT_ANALYST"}
+    started = [
+        subprocess.Popen(
+            [
+                *POSAUDIT,
+                "review",
+                "decide",
+                finding,
+                "--decision",
+                "confirmed_fraud",
+                "--db",
+                str(world),
+            ],
+            env=env | {"POSAUDIT_ANALYST": f"analyst-{n}"},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n, finding in enumerate(finding_ids * 2)
+    ]
+    ended = [(p.wait(timeout=600), *p.communicate()) for p in started]
+    landed = [out for code, out, _ in ended if code == 0]
+    assert {code for code, _, _ in ended} <= {0, 3}, ended
+    assert landed, ended
+    for code, _, err in ended:
+        if code == 3:
+            assert len(err.strip().splitlines()) == 1 and "locked" in err, err
+    done = cli("review", "verify", "--db", str(world))
+    assert done.returncode == 0, done.stderr
+    assert f"whole: {len(landed)} review" in done.stdout
