@@ -1102,7 +1102,9 @@ def _review_line(review: object) -> str:
     )
 
 
-FindingArgument = Annotated[str, typer.Argument(help="The finding's id (finding_id).")]
+FindingArgument = Annotated[
+    str, typer.Argument(metavar="FINDING_ID", help="The finding's id (findings.finding_id).")
+]
 NoteOption = Annotated[
     str | None, typer.Option("--note", help="A note for the trail (text, tabs and line breaks).")
 ]

@@ -74,11 +74,14 @@ def _text_problem(value: object, *, limit: int, lines: bool) -> str | None:
 def checked_note(value: object) -> str | None:
     """A note as stored (None for no note), or ReviewError saying why it is not text.
 
-    A note may run over several lines; it may not hold control characters other than tab
-    and line feed, nor bidirectional controls, and is stored in Unicode's NFC form.
+    A note may run over several lines (a Windows line end is stored as a line feed); it may
+    not hold other control characters than tab and line feed, nor bidirectional controls,
+    and is stored in Unicode's NFC form.
     """
     if value is None:
         return None
+    if isinstance(value, str):
+        value = value.replace("\r\n", "\n")
     problem = _text_problem(value, limit=NOTE_MAX_CHARACTERS, lines=True)
     if problem is not None:
         msg = f"the note {problem}"
