@@ -36,8 +36,9 @@ def test_every_command_has_help_with_an_example() -> None:
 
     group = typer.main.get_command(app)
     commands = dict(group.commands)  # type: ignore[attr-defined]
-    commands.update({f"pins {k}": v for k, v in commands.pop("pins").commands.items()})
-    assert {"simulate", "demo", "export", "pins check"} <= set(commands)
+    for group in ("pins", "review"):
+        commands.update({f"{group} {k}": v for k, v in commands.pop(group).commands.items()})
+    assert {"simulate", "demo", "export", "pins check", "review decide"} <= set(commands)
     for name, command in commands.items():
         assert (
             command.help

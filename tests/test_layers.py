@@ -20,7 +20,7 @@ LAYERS: Final = (
     ("posaudit", "posaudit.config", "posaudit.atomic", "posaudit.untrusted", "posaudit.palette"),
     ("posaudit.store",),
     ("posaudit.pins",),
-    ("posaudit.detect", "posaudit.simulate", "posaudit.ingest"),
+    ("posaudit.detect", "posaudit.simulate", "posaudit.ingest", "posaudit.review"),
     ("posaudit.score",),
     ("posaudit.rules",),
     ("posaudit.evaluate", "posaudit.report"),

@@ -49,6 +49,14 @@ pins_app = typer.Typer(
     help="PIN weakness checks (no PIN is ever stored or logged).", no_args_is_help=True
 )
 app.add_typer(pins_app, name="pins")
+review_app = typer.Typer(
+    help=(
+        "Analysts' reviews of findings: decide, assign, list the queue, show a trail, verify it "
+        "(docs/review.md)."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(review_app, name="review")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -1068,6 +1076,258 @@ def pins_check(
     sys.stdout.write(
         "".join(f"{pin}\t{cls}\n" for pin, cls in zip(candidates, classes, strict=True))
     )
+
+
+@contextmanager
+def review_errors() -> Iterator[None]:
+    """:func:`user_errors`, and a review that cannot be recorded or read as asked (exit 2)."""
+    from posaudit.review import ReviewError
+
+    with user_errors():
+        try:
+            yield
+        except ReviewError as exc:
+            fail(str(exc))
+
+
+def _review_line(review: object) -> str:
+    from posaudit.review.trail import Review
+
+    assert isinstance(review, Review)
+    decided = f" as {review.decision}" if review.decision else ""
+    assigned = f", assigned to {review.assignee}" if review.assignee else ""
+    return (
+        f"review {review.review_id}: finding {review.finding_id} {review.status}{decided}"
+        f"{assigned}, by {review.analyst} (digest {review.digest})"
+    )
+
+
+FindingArgument = Annotated[
+    str, typer.Argument(metavar="FINDING_ID", help="The finding's id (findings.finding_id).")
+]
+NoteOption = Annotated[
+    str | None, typer.Option("--note", help="A note for the trail (text, tabs and line breaks).")
+]
+
+
+@review_app.command("decide")
+def review_decide(
+    finding_id: FindingArgument,
+    decision: Annotated[
+        str,
+        typer.Option(
+            "--decision",
+            help="confirmed_fraud, policy_breach, false_positive or benign_explained.",
+        ),
+    ],
+    note: NoteOption = None,
+    status: Annotated[
+        str, typer.Option("--status", help="The review's status: open, in_review or closed.")
+    ] = "closed",
+    db: DbOption = None,
+) -> None:
+    """Record a decision on a finding: a new review in the trail, closed unless --status says.
+
+    The analyst is $POSAUDIT_ANALYST, else the OS user. Exit codes: 0 recorded, 2 bad input
+    (an unknown finding, decision or status, a note that is not text: nothing written), 3 the
+    store is locked by another posaudit process.
+
+    Example: posaudit review decide 3fa2c1d0e9b8a7f6e5d4 --decision false_positive --note "deposit"
+    """
+    from posaudit.review import decide
+
+    with review_errors():
+        review = decide(
+            db or default_db_path(), finding_id, decision=decision, status=status, note=note
+        )
+    out.print(_review_line(review), markup=False, soft_wrap=True)
+
+
+@review_app.command("assign")
+def review_assign(
+    finding_id: FindingArgument,
+    to: Annotated[str, typer.Option("--to", help="Who reviews the finding.")],
+    note: NoteOption = None,
+    db: DbOption = None,
+) -> None:
+    """Assign a finding to an analyst: an open finding is then in review; its decision stays.
+
+    Example: posaudit review assign 3fa2c1d0e9b8a7f6e5d4 --to wang.li
+    """
+    from posaudit.review import assign
+
+    with review_errors():
+        review = assign(db or default_db_path(), finding_id, assignee=to, note=note)
+    out.print(_review_line(review), markup=False, soft_wrap=True)
+
+
+def _check_rule_and_family(
+    rule: str | None, family: str | None, store_rules: set[tuple[str, str]]
+) -> None:
+    """Refuse (exit 2) a rule or family that no rule has and no finding in the store names."""
+    if rule is None and family is None:
+        return
+    from posaudit.rules import all_rules
+
+    known = {(name, r.family) for name, r in all_rules().items()} | store_rules
+    rules, families = sorted({r for r, _ in known}), sorted({f for _, f in known})
+    if rule is not None and rule not in rules:
+        fail(f"unknown rule {rule!r}: the rules are {', '.join(rules)}")
+    if family is not None and family not in families:
+        fail(f"unknown family {family!r}: the families are {', '.join(families)}")
+
+
+@review_app.command("list")
+def review_list(
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Only this review status: open, in_review, closed."),
+    ] = None,
+    decision: Annotated[
+        str | None,
+        typer.Option("--decision", help="Only this decision, or undecided."),
+    ] = None,
+    rule: Annotated[str | None, typer.Option("--rule", help="Only this rule's findings.")] = None,
+    family: Annotated[
+        str | None, typer.Option("--family", help="Only this family's findings (logins, pins...).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array, no table.")] = False,
+    db: DbOption = None,
+) -> None:
+    """The review queue: findings with their current review state, open ones first.
+
+    A finding never reviewed is open and undecided.
+
+    Example: posaudit review list --status open --family refunds --json
+    """
+    import json
+
+    from posaudit.review import review_queue
+    from posaudit.store import Store
+
+    path = db or default_db_path()
+    with review_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            pairs = {
+                (str(r), str(f))
+                for r, f in store.query("SELECT DISTINCT rule, family FROM findings")
+            }
+            _check_rule_and_family(rule, family, pairs)
+            queue = review_queue(store, status=status, decision=decision, rule=rule, family=family)
+        finally:
+            store.close()
+    if as_json:
+        sys.stdout.write(json.dumps(queue.to_dicts(), default=str, ensure_ascii=False) + "\n")
+        return
+    table = Table(title=f"{path}: review queue")
+    shown = (
+        "finding_id",
+        "rule",
+        "severity",
+        "entity_id",
+        "finding_status",
+        "review_status",
+        "decision",
+        "assignee",
+        "reviews",
+    )
+    for column in shown:
+        # the id is what the other review commands take: never cut short
+        table.add_column(
+            column,
+            justify="right" if column == "reviews" else "left",
+            min_width=20 if column == "finding_id" else None,
+            no_wrap=column == "finding_id",
+        )
+    for row in queue.select(shown).iter_rows():
+        table.add_row(*["" if v is None else str(v) for v in row])
+    out.print(table)
+    out.print(f"{queue.height:,} finding{'' if queue.height == 1 else 's'}", markup=False)
+
+
+@review_app.command("show")
+def review_show(
+    finding_id: FindingArgument,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON, no tables.")] = False,
+    db: DbOption = None,
+) -> None:
+    """A finding as the runs recorded it, and its review trail, oldest review first.
+
+    Example: posaudit review show 3fa2c1d0e9b8a7f6e5d4
+    """
+    import json
+
+    from posaudit.review import finding_with_trail
+    from posaudit.store import Store
+    from posaudit.untrusted import readable
+
+    with review_errors():
+        store = Store.open(db or default_db_path(), read_only=True)
+        try:
+            found = finding_with_trail(store, finding_id)
+        finally:
+            store.close()
+    if as_json:
+        record = {"finding": found.finding, "reviews": [r.to_record() for r in found.reviews]}
+        sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+        return
+    finding = found.finding
+    table = Table(title=f"finding {finding_id}", show_header=False)
+    for key in (
+        "rule",
+        "family",
+        "severity",
+        "score",
+        "entity_type",
+        "entity_id",
+        "window_start",
+        "window_end",
+        "status",
+        "summary",
+    ):
+        value = finding[key]
+        table.add_row(key, f"{value:.3f}" if key == "score" else readable(str(value)))
+    current = found.current
+    table.add_row(
+        "review", "open, undecided (never reviewed)" if current is None else _review_line(current)
+    )
+    out.print(table)
+    trail = Table(title=f"trail: {len(found.reviews)} reviews")
+    for column in ("review", "at (UTC)", "by", "status", "decision", "assignee", "note"):
+        trail.add_column(column)
+    for r in found.reviews:
+        trail.add_row(
+            str(r.review_id),
+            r.reviewed_at.isoformat(timespec="seconds"),
+            readable(r.analyst),
+            r.status,
+            r.decision or "",
+            readable(r.assignee or ""),
+            readable(r.note or ""),
+        )
+    out.print(trail)
+
+
+@review_app.command("verify")
+def review_verify(db: DbOption = None) -> None:
+    """Recompute the review trail's chain of digests: exit 0 when whole, 2 naming the first
+    review that was edited, deleted or inserted.
+
+    Example: posaudit review verify --db data/posaudit.duckdb
+    """
+    from posaudit.review import verify_trail
+    from posaudit.store import Store
+
+    with review_errors():
+        store = Store.open(db or default_db_path(), read_only=True)
+        try:
+            check = verify_trail(store)
+        finally:
+            store.close()
+    if not check.whole:
+        fail(check.line())
+    out.print(check.line(), markup=False, soft_wrap=True)
 
 
 # posaudit_meta marks the stores `posaudit demo` made: the only files it may replace.

@@ -4,6 +4,7 @@ catalogue names exists in its table with the role it gives it."""
 from __future__ import annotations
 
 from importlib.resources import files
+from pathlib import Path
 
 import duckdb
 import pytest
@@ -124,3 +125,36 @@ def test_a_table_is_bucketed_when_it_reaches_a_merchant() -> None:
     assert table_facts("pin_events").merchant == MerchantLink("operator_id", "operators")
     assert table_facts("pin_events").bucketed
     assert not table_facts("findings").bucketed
+
+
+def test_a_store_made_before_the_later_tables_gains_them_as_the_schema_says(
+    tmp_path: Path,
+) -> None:
+    """The ingest and review tables, and the ENUM types they use, created on a store that
+    lacks them are column for column those of a new store."""
+    from posaudit.store import Store
+    from posaudit.store.catalogue import LATER_TABLES
+
+    def columns(store: Store) -> list[tuple[object, ...]]:
+        return store.query(
+            "SELECT table_name, column_name, data_type FROM duckdb_columns() "
+            "WHERE NOT internal ORDER BY table_name, column_index"
+        )
+
+    path = tmp_path / "old.duckdb"
+    with Store.staged(path, append=False) as new:
+        new.initialise(pin_key_fingerprint="f", code_version="0")
+        whole = columns(new)
+        for table in LATER_TABLES:
+            new.execute(f"DROP TABLE {table}")
+        for enum in ("review_status_t", "review_decision_t"):
+            new.execute(f"DROP TYPE {enum}")
+    store = Store.open(path)
+    try:
+        assert not any(store.has_table(t) for t in LATER_TABLES)
+        with store.transaction():
+            store.ensure_ingest_tables()
+            store.ensure_review_tables()
+        assert columns(store) == whole
+    finally:
+        store.close()

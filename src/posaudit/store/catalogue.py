@@ -18,8 +18,9 @@ from typing import Final, Literal
 # event: rows in time, read by window; labels: the simulation's ground truth (evaluation only);
 # findings and runs: what the audit and the simulation wrote; meta: the store's own settings;
 # ingest: what `posaudit ingest` recorded (files loaded, rows quarantined), added to a store
-# made before them on its first ingest.
-TableKind = Literal["dimension", "event", "labels", "findings", "runs", "meta", "ingest"]
+# made before them on its first ingest; reviews: the analysts' append-only trail of decisions on
+# findings, added to a store made before it on its first review.
+TableKind = Literal["dimension", "event", "labels", "findings", "runs", "meta", "ingest", "reviews"]
 
 
 @dataclass(frozen=True)
@@ -149,6 +150,12 @@ _TABLES: Final = (
         holds="rows an ingest could not trust, with the reason (card numbers masked)",
     ),
     TableFacts(
+        "finding_reviews",
+        "reviews",
+        key="review_id",
+        holds="analysts' reviews of findings: status, decision, assignee, note, chained digests",
+    ),
+    TableFacts(
         "posaudit_meta",
         "meta",
         key="key",
@@ -170,8 +177,12 @@ BUCKETED_TABLES: Final = tuple(t.name for t in _TABLES if t.bucketed)
 WORLD_TABLES: Final = tuple(t.name for t in _TABLES if t.kind in ("dimension", "event", "labels"))
 # The tables an ingest records into; a store made before them gains them on its first ingest.
 INGEST_TABLES: Final = tuple(t.name for t in _TABLES if t.kind == "ingest")
+# The analysts' review trail; a store made before it gains it on its first review.
+REVIEW_TABLES: Final = tuple(t.name for t in _TABLES if t.kind == "reviews")
+# The tables a store made by an older posaudit may lack: each is created on its first write.
+LATER_TABLES: Final = INGEST_TABLES + REVIEW_TABLES
 # The tables every store has, whatever version of posaudit made it.
-REQUIRED_TABLES: Final = tuple(t.name for t in _TABLES if t.kind != "ingest")
+REQUIRED_TABLES: Final = tuple(t.name for t in _TABLES if t.name not in LATER_TABLES)
 # The tables whose first and last event define the data window and the watermark.
 WINDOW_TABLES: Final = tuple(t.name for t in _TABLES if t.bounds_window)
 # The time column of each event table, in the order of EVENT_TABLES.

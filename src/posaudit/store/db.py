@@ -25,7 +25,9 @@ from posaudit.store.catalogue import (
     CATALOGUE,
     EVENT_TIME_COLUMNS,
     INGEST_TABLES,
+    LATER_TABLES,
     REQUIRED_TABLES,
+    REVIEW_TABLES,
     TABLE_NAMES,
     MerchantLink,
     TableFacts,
@@ -346,7 +348,7 @@ class Store:
                 f"{SCHEMA_VERSION}: rebuild it with `posaudit simulate`"
             )
             raise StoreError(msg)
-        # the ingest tables came later: a store made before them is whole without them
+        # the ingest and review tables came later: a store made before them is whole without them
         missing = [t for t in REQUIRED_TABLES if t not in names]
         if missing:
             msg = f"{path} is a damaged posaudit store: missing tables {', '.join(missing)}"
@@ -494,11 +496,25 @@ class Store:
     def ensure_ingest_tables(self) -> None:
         """Create the ingest tables a store made before them lacks (inside the caller's
         transaction, if any). Only tables are added: older posaudit still reads the store."""
-        for table in INGEST_TABLES:
-            if not self.has_table(table):
-                found = re.search(rf"CREATE TABLE {table} \(.*?\n\);", _schema_sql(), re.S)
-                assert found is not None, table  # schema.sql and the catalogue agree (tested)
-                self._con.execute(found.group(0))
+        self._create_missing(INGEST_TABLES)
+
+    def ensure_review_tables(self) -> None:
+        """Create the review trail (and its ENUM types) a store made before it lacks (inside
+        the caller's transaction, if any). Older posaudit still reads the store."""
+        self._create_missing(REVIEW_TABLES)
+
+    def _create_missing(self, tables: Sequence[str]) -> None:
+        schema = _schema_sql()
+        for table in tables:
+            if self.has_table(table):
+                continue
+            found = re.search(rf"CREATE TABLE {table} \(.*?\n\);", schema, re.S)
+            assert found is not None, table  # schema.sql and the catalogue agree (tested)
+            for type_name in sorted(set(re.findall(r"\b(\w+_t)\b", found.group(0)))):
+                made = re.search(rf"CREATE TYPE {type_name} AS ENUM \(.*?\);", schema, re.S)
+                assert made is not None, type_name
+                self._con.execute(made.group(0).replace("CREATE TYPE", "CREATE TYPE IF NOT EXISTS"))
+            self._con.execute(found.group(0))
 
     # -- writing ---------------------------------------------------------------------------
     @contextmanager
@@ -588,8 +604,8 @@ class Store:
         for facts in CATALOGUE.values():
             if facts.kind == "meta":  # the store's own settings stay with the store
                 continue
-            if facts.kind == "ingest" and not self.has_table(facts.name):
-                continue  # a store made before ingest existed has nothing to export there
+            if facts.name in LATER_TABLES and not self.has_table(facts.name):
+                continue  # a store made before the table existed has nothing to export there
             table, key, column = facts.name, facts.key, facts.time_column
             target = out_dir / table
             if buckets is not None and facts.merchant is not None:

@@ -202,3 +202,24 @@ CREATE TABLE quarantine (
     detail VARCHAR NOT NULL,         -- the column and value in words (card numbers masked)
     raw_row VARCHAR NOT NULL         -- the source row as JSON, card numbers masked
 );
+
+-- The analysts' review trail: append-only, nothing updated or deleted. A finding's current
+-- review is its row with the highest review_id. Each row carries the digest of the row before
+-- it and its own: sha256 over that digest and the row's fields (docs/review.md), so an edited,
+-- deleted or inserted row breaks the chain where it happened (`posaudit review verify`).
+CREATE TYPE review_status_t AS ENUM ('open', 'in_review', 'closed');
+CREATE TYPE review_decision_t AS ENUM (
+    'confirmed_fraud', 'policy_breach', 'false_positive', 'benign_explained'
+);
+CREATE TABLE finding_reviews (
+    review_id BIGINT PRIMARY KEY,    -- 1, 2, 3...: the order of the chain
+    reviewed_at TIMESTAMP NOT NULL,  -- UTC
+    analyst VARCHAR NOT NULL,        -- $POSAUDIT_ANALYST, else the OS user
+    finding_id VARCHAR NOT NULL,
+    status review_status_t NOT NULL,
+    decision review_decision_t,      -- NULL while undecided
+    assignee VARCHAR,
+    note VARCHAR,
+    previous_digest VARCHAR NOT NULL,  -- the digest of review_id - 1 (64 zeros for the first)
+    digest VARCHAR NOT NULL
+);

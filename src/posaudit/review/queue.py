@@ -1,0 +1,127 @@
+"""Reading reviews: the queue of findings with their current review, and one finding's trail.
+
+A finding never reviewed is in the queue as open, undecided and unassigned, with no reviews.
+A store made before the trail existed reads the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+import polars as pl
+
+from posaudit.review.trail import COLUMNS, TABLE, Review, review_of
+from posaudit.review.values import ReviewError, checked_decision, checked_status
+from posaudit.store import Store
+
+# The decision filter's word for findings without a decision.
+UNDECIDED: Final = "undecided"
+_EMPTY_TRAIL: Final = (
+    "SELECT * FROM (VALUES (NULL::BIGINT, NULL::TIMESTAMP, NULL::VARCHAR, NULL::VARCHAR, "
+    "NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR)) "
+    f"AS t({', '.join(COLUMNS)}) WHERE false"
+)
+# The queue's columns, in order; the finding's own status (open or resolved by the runs) apart
+# from its review status.
+QUEUE_COLUMNS: Final = (
+    "finding_id",
+    "rule",
+    "family",
+    "severity",
+    "score",
+    "entity_type",
+    "entity_id",
+    "window_start",
+    "window_end",
+    "finding_status",
+    "review_status",
+    "decision",
+    "assignee",
+    "reviews",
+    "reviewed_at",
+    "analyst",
+)
+
+
+def _trail_source(store: Store) -> str:
+    return TABLE if store.has_table(TABLE) else f"({_EMPTY_TRAIL})"
+
+
+def review_queue(
+    store: Store,
+    *,
+    status: str | None = None,
+    decision: str | None = None,
+    rule: str | None = None,
+    family: str | None = None,
+) -> pl.DataFrame:
+    """Findings with their current review, filtered: open reviews first, then by severity and
+    score, highest first. ``decision`` may be ``undecided``."""
+    conditions: list[str] = []
+    params: dict[str, str] = {}
+    if status is not None:
+        conditions.append("review_status = $status")
+        params["status"] = checked_status(status)
+    if decision == UNDECIDED:
+        conditions.append("decision IS NULL")
+    elif decision is not None:
+        conditions.append("decision = $decision")
+        params["decision"] = checked_decision(decision)
+    for name, value in (("rule", rule), ("family", family)):
+        if value is not None:
+            conditions.append(f"{name} = ${name}")
+            params[name] = value
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    sql = f"""
+        WITH trail AS (SELECT * FROM {_trail_source(store)}),
+        latest AS (
+            SELECT *, count(*) OVER (PARTITION BY finding_id) AS reviews FROM trail
+            QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1
+        ),
+        queue AS (
+            SELECT f.finding_id, f.rule, f.family, CAST(f.severity AS VARCHAR) AS severity,
+                f.score, CAST(f.entity_type AS VARCHAR) AS entity_type, f.entity_id,
+                f.window_start, f.window_end, f.status AS finding_status,
+                coalesce(CAST(l.status AS VARCHAR), 'open') AS review_status,
+                CAST(l.decision AS VARCHAR) AS decision, l.assignee,
+                coalesce(l.reviews, 0) AS reviews, l.reviewed_at, l.analyst,
+                f.severity AS severity_order
+            FROM findings f LEFT JOIN latest l USING (finding_id)
+        )
+        SELECT {", ".join(QUEUE_COLUMNS)} FROM queue {where}
+        ORDER BY CASE review_status WHEN 'open' THEN 0 WHEN 'in_review' THEN 1 ELSE 2 END,
+            severity_order DESC, score DESC, finding_id
+    """
+    return store.frame(sql, params)
+
+
+@dataclass(frozen=True)
+class FindingTrail:
+    """A finding as the runs recorded it, and every review of it, oldest first."""
+
+    finding: dict[str, object]
+    reviews: list[Review]
+
+    @property
+    def current(self) -> Review | None:
+        return self.reviews[-1] if self.reviews else None
+
+
+def finding_with_trail(store: Store, finding_id: str) -> FindingTrail:
+    """The finding and its reviews; ReviewError when the store has no such finding."""
+    found = store.frame(
+        "SELECT * FROM findings WHERE finding_id = $id", {"id": finding_id}
+    ).to_dicts()
+    if not found:
+        msg = f"unknown finding {finding_id!r}: no such finding in {store.path}"
+        raise ReviewError(msg)
+    rows = (
+        store.query(
+            f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE finding_id = ? ORDER BY review_id",
+            [finding_id],
+        )
+        if store.has_table(TABLE)
+        else []
+    )
+    return FindingTrail(found[0], [review_of(row) for row in rows])
