@@ -31,9 +31,9 @@ def cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]
     )
 
 
-def refused(result: subprocess.CompletedProcess[str], *needles: str) -> str:
-    """Exit 2 with one line on stderr holding every needle; returns that line."""
-    assert result.returncode == 2, result.stderr
+def refused(result: subprocess.CompletedProcess[str], *needles: str, code: int = 2) -> str:
+    """Exit ``code`` with one line on stderr holding every needle; returns that line."""
+    assert result.returncode == code, (result.returncode, result.stderr)
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1, result.stderr
     assert lines[0].startswith("posaudit: error: "), lines[0]

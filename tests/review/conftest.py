@@ -28,17 +28,6 @@ def cli(*args: str | bytes, analyst: str | None = "ana") -> subprocess.Completed
     )
 
 
-def refused(result: subprocess.CompletedProcess[str], *needles: str, code: int = 2) -> str:
-    """Exit ``code`` with one line on stderr holding every needle; returns that line."""
-    assert result.returncode == code, (result.returncode, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("posaudit: error: "), lines[0]
-    for needle in needles:
-        assert needle in lines[0], lines[0]
-    return lines[0]
-
-
 @pytest.fixture(scope="session")
 def audited_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 10-merchant, 5-day world after one run: findings of several rules and families."""

@@ -9,7 +9,8 @@ import pytest
 
 from posaudit.review import ReviewError, decide
 from posaudit.store import Store
-from tests.review.conftest import cli, refused
+from tests.review.conftest import cli
+from tests.test_bad_input import refused
 
 FINDING = "{finding}"  # stands for a finding of the world in the cases below
 

@@ -13,7 +13,8 @@ import duckdb
 import pytest
 
 from posaudit.review.trail import GENESIS, Review, review_digest
-from tests.review.conftest import POSAUDIT, cli, refused
+from tests.review.conftest import POSAUDIT, cli
+from tests.test_bad_input import refused
 
 
 @pytest.fixture

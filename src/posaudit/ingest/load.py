@@ -58,7 +58,7 @@ UNKNOWN_REASON: Final = {
     "operators": "unknown_operator",
 }
 # Columns of this module's working frames, beside the contract's own.
-_FILE, _RAW, _REASON, _DETAIL, _FATE = "_file", "_raw", "_reason", "_detail", "_fate"
+_RAW, _REASON, _DETAIL, _FATE = "_raw", "_reason", "_detail", "_fate"
 _OP_TERMINAL, _OP_NUMBER = "_op_terminal", "_op_number"
 _VALUE = "\x00value:"
 # Rows appended to a table at once.
@@ -328,13 +328,12 @@ class _Converted:
         item: _Planned,
         rules: TableMapping,
         mapping: Mapping,
-        position: int,
         digester: PinDigester,
     ) -> _Converted:
         columns = item.rows.columns
         refuse_plaintext_pins(block, columns, file=item.name)
         cards = card_numbers(block, columns, digester)
-        mapped = _mapped(cards.tokenised, rules, mapping, position)
+        mapped = _mapped(cards.tokenised, rules, mapping)
         return cls(block.height, cards.in_clear, mapped, cards.masked)
 
 
@@ -388,7 +387,7 @@ class _Ingest:
                     # each block is read, and then converted, on threads of their own, ahead of
                     # the checks that need the store
                     converted_blocks = ahead(
-                        _Converted.of(block, item, rules, self.mapping, position, self.digester)
+                        _Converted.of(block, item, rules, self.mapping, self.digester)
                         for block in item.rows.blocks()
                     )
                     for block in converted_blocks:
@@ -540,7 +539,7 @@ def _files_rows(
     )
 
 
-def _mapped(frame: pl.DataFrame, table: TableMapping, mapping: Mapping, index: int) -> pl.DataFrame:
+def _mapped(frame: pl.DataFrame, table: TableMapping, mapping: Mapping) -> pl.DataFrame:
     """A block's rows (card numbers tokenised) as contract values, with the reason and detail
     of the first column that did not convert (null when all did)."""
     specs = contract_columns()[table.table]
@@ -586,7 +585,6 @@ def _mapped(frame: pl.DataFrame, table: TableMapping, mapping: Mapping, index: i
         pl.col(LINE),
         pl.col(_REASON),
         pl.lit(None, pl.String).alias(_DETAIL),
-        pl.lit(index, pl.Int32).alias(_FILE),
     )
     failing = converted_frame.filter(pl.col(_REASON).is_not_null())
     if failing.height == 0:

@@ -477,18 +477,24 @@ def _parse_csv(
             start = reader.line_num + 1 + shift
             continue
         lines.append(start)
-        if len(row) == width:
-            rows.append(row)
-            problems.append(None)
-        else:
-            problems.append(f"{len(row)} fields where the header has {width}")
-            rows.append([*row[:width], *([""] * (width - len(row)))])
+        cells, problem = _fitted(row, width)
+        rows.append(cells)
+        problems.append(problem)
         start = reader.line_num + 1 + shift
         if len(rows) == _BATCH_ROWS:
             yield batch()
             rows, lines, problems = [], [], []
     if rows:
         yield batch()
+
+
+def _fitted(row: list[str], width: int) -> tuple[list[str], str | None]:
+    """A split row cut or padded with empty cells to the header's ``width``, and the problem
+    in words when it had another number of fields (None when it had as many)."""
+    if len(row) == width:
+        return row, None
+    problem = f"{len(row)} fields where the header has {width}"
+    return [*row[:width], *([""] * (width - len(row)))], problem
 
 
 class _OneLine:
@@ -577,12 +583,9 @@ def _split_block(
         row = next(csv.reader(source, delimiter=separator, strict=False), [])
         if source.asked_again and not ends_file:
             raise _Unusual  # a quoted field goes on past this line
-        if len(row) == width:
-            rows.append(row)
-            problems.append(None)
-        else:
-            problems.append(f"{len(row)} fields where the header has {width}")
-            rows.append([*row[:width], *([""] * (width - len(row)))])
+        cells, problem = _fitted(row, width)
+        rows.append(cells)
+        problems.append(problem)
     columns = list(zip(*rows, strict=True))
     parsed = pl.DataFrame(
         {n: pl.Series(n, list(v), pl.String) for n, v in zip(names, columns, strict=True)}
