@@ -12,6 +12,7 @@ import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TextIO
 
@@ -308,6 +309,23 @@ def _run_error(exc: Exception, *, bad_input: bool) -> NoReturn:
         )
     message = f"the run failed and left the findings as they were: {type(exc).__name__}: {exc}"
     _run_failed(message.splitlines()[0], EXIT_FAILURE, "failed")
+
+
+def _review_note(summary: RunSummary) -> str:
+    """What the run did with the analysts' decisions and snoozes, when it met any."""
+    counts = summary.counts
+    parts = [
+        f"{counts.dismissed:,} dismissed by analysts kept closed" if counts.dismissed else "",
+        f"{counts.reopened_by_evidence:,} dismissed reopened as their evidence grew"
+        if counts.reopened_by_evidence
+        else "",
+        f"{counts.snoozed:,} new snoozed (not alerted)" if counts.snoozed else "",
+        f"{len(summary.queued_applied):,} queued review actions applied"
+        if summary.queued_applied
+        else "",
+    ]
+    shown = [p for p in parts if p]
+    return f" ({'; '.join(shown)})" if shown else ""
 
 
 def _not_run_note(summary: RunSummary) -> str:
@@ -661,7 +679,7 @@ def run(
         out.print(
             f"{summary.findings_open:,} open findings: {summary.new:,} new, "
             f"{summary.seen:,} seen before ({summary.counts.carried:,} carried over), "
-            f"{summary.resolved:,} resolved{_not_run_note(summary)}; "
+            f"{summary.resolved:,} resolved{_not_run_note(summary)}{_review_note(summary)}; "
             f"read {summary.rows_read:,} rows in {summary.seconds:.1f} s ({summary.reason})",
             markup=False,
             soft_wrap=True,
@@ -1096,12 +1114,21 @@ def _review_line(review: object) -> str:
     assert isinstance(review, Review)
     decided = f" as {review.decision}" if review.decision else ""
     assigned = f", assigned to {review.assignee}" if review.assignee else ""
+    what = f"finding {review.finding_id}" if review.finding_id else f"case {review.case_id}"
+    through = f" (through {review.case_id})" if review.finding_id and review.case_id else ""
     return (
-        f"review {review.review_id}: finding {review.finding_id} {review.status}{decided}"
+        f"review {review.review_id}: {what}{through} {review.status}{decided}"
         f"{assigned}, by {review.analyst} (digest {review.digest})"
     )
 
 
+TargetArgument = Annotated[
+    str,
+    typer.Argument(
+        metavar="ID",
+        help="A finding's id, or a case's: case-<entity type>-<entity id> (review list --cases).",
+    ),
+]
 FindingArgument = Annotated[
     str, typer.Argument(metavar="FINDING_ID", help="The finding's id (findings.finding_id).")
 ]
@@ -1110,9 +1137,49 @@ NoteOption = Annotated[
 ]
 
 
+def _record_review(target: str, kind: str, db: Path | None, **values: object) -> None:
+    """Check an action, record it (or queue it while the store is held) and say which."""
+    from posaudit.review import checked_action, record
+
+    path = db or default_db_path()
+    with review_errors():
+        action = checked_action(kind, **values)  # type: ignore[arg-type]
+        outcome = record(path, target, action)
+    if outcome.queued is not None:
+        out.print(
+            f"queued, not yet recorded: {outcome.held_by}; the {kind} on {target} is kept as "
+            f"request {outcome.queued.request_id} and applied when the store is free (by the "
+            "run holding it as it ends, or the next review); `posaudit review pending` lists it",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    applied = outcome.settled.applied
+    if applied:
+        out.print(
+            f"applied first {len(applied):,} review action{'' if len(applied) == 1 else 's'} "
+            "queued while the store was held",
+            markup=False,
+        )
+    for request, reason in outcome.settled.rejected:
+        err.print(
+            f"posaudit: warning: the queued {request.action.kind} on {request.target} "
+            f"could not be applied: {reason}",
+            markup=False,
+            soft_wrap=True,
+        )
+    out.print(_review_line(outcome.review), markup=False, soft_wrap=True)
+    if len(outcome.reviews) > 1:
+        out.print(
+            f"and {len(outcome.reviews) - 1:,} of the case's findings with it "
+            f"(reviews {outcome.reviews[1].review_id}-{outcome.reviews[-1].review_id})",
+            markup=False,
+        )
+
+
 @review_app.command("decide")
 def review_decide(
-    finding_id: FindingArgument,
+    target: TargetArgument,
     decision: Annotated[
         str,
         typer.Option(
@@ -1126,39 +1193,148 @@ def review_decide(
     ] = "closed",
     db: DbOption = None,
 ) -> None:
-    """Record a decision on a finding: a new review in the trail, closed unless --status says.
+    """Record a decision on a finding, or on a case and its findings not yet closed: a new
+    review in the trail, closed unless --status says.
 
-    The analyst is $POSAUDIT_ANALYST, else the OS user. Exit codes: 0 recorded, 2 bad input
-    (an unknown finding, decision or status, a note that is not text: nothing written), 3 the
-    store is locked by another posaudit process.
+    The analyst is $POSAUDIT_ANALYST, else the OS user. While another posaudit process (a
+    run) holds the store, the decision is queued on disk, applied when the store is free, and
+    the line says so. Exit codes: 0 recorded or queued, 2 bad input (an unknown finding, case,
+    decision or status, a note that is not text: nothing written).
 
     Example: posaudit review decide 3fa2c1d0e9b8a7f6e5d4 --decision false_positive --note "deposit"
     """
-    from posaudit.review import decide
-
-    with review_errors():
-        review = decide(
-            db or default_db_path(), finding_id, decision=decision, status=status, note=note
-        )
-    out.print(_review_line(review), markup=False, soft_wrap=True)
+    _record_review(target, "decide", db, decision=decision, status=status, note=note)
 
 
 @review_app.command("assign")
 def review_assign(
-    finding_id: FindingArgument,
-    to: Annotated[str, typer.Option("--to", help="Who reviews the finding.")],
+    target: TargetArgument,
+    to: Annotated[str, typer.Option("--to", help="Who reviews the finding or case.")],
     note: NoteOption = None,
     db: DbOption = None,
 ) -> None:
-    """Assign a finding to an analyst: an open finding is then in review; its decision stays.
+    """Assign a finding, or a case and its findings not yet closed, to an analyst: an open one
+    is then in review; decisions stay.
 
-    Example: posaudit review assign 3fa2c1d0e9b8a7f6e5d4 --to wang.li
+    Example: posaudit review assign case-operator-T000011-02 --to wang.li
     """
-    from posaudit.review import assign
+    _record_review(target, "assign", db, assignee=to, note=note)
 
+
+@review_app.command("comment")
+def review_comment(
+    target: TargetArgument,
+    note: Annotated[str, typer.Option("--note", help="The comment (text, line breaks).")],
+    db: DbOption = None,
+) -> None:
+    """Comment on a finding or a case: a review that changes nothing but adds the note.
+
+    Example: posaudit review comment case-terminal-T000057 --note "router replaced on 12-01"
+    """
+    _record_review(target, "comment", db, note=note)
+
+
+@review_app.command("reopen")
+def review_reopen(
+    target: TargetArgument,
+    note: NoteOption = None,
+    db: DbOption = None,
+) -> None:
+    """Reopen a finding, or a case and the findings closed with it: open and undecided again
+    (the earlier decision stays in the trail).
+
+    Example: posaudit review reopen case-operator-T000011-02 --note "new refunds to his card"
+    """
+    _record_review(target, "reopen", db, note=note)
+
+
+@review_app.command("snooze")
+def review_snooze(
+    target: TargetArgument,
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why (required): kept in the trail.")
+    ] = None,
+    days: Annotated[
+        int | None, typer.Option("--days", help="For this many days (at most 180).")
+    ] = None,
+    until: Annotated[
+        datetime | None,
+        typer.Option("--until", formats=["%Y-%m-%d"], help="Until this day, UTC (YYYY-MM-DD)."),
+    ] = None,
+    rule: Annotated[
+        str | None, typer.Option("--rule", help="Only this rule (a case: default every rule).")
+    ] = None,
+    all_rules: Annotated[
+        bool, typer.Option("--all-rules", help="Every rule (a finding: default its own rule).")
+    ] = False,
+    lift: Annotated[
+        bool, typer.Option("--lift", help="End the snooze in force now (with --reason).")
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Snooze a finding's entity for its rule, or a case's entity for every rule (or --rule),
+    for at most 180 days: its findings are still recorded and listed, marked snoozed, and count
+    for nothing in --fail-on alerts or the report's headline.
+
+    Exit codes: 0 recorded, 2 bad input (no reason, no end or one past 180 days, an unknown
+    finding, case or rule), 3 the store is locked by another posaudit process.
+
+    Example: posaudit review snooze case-terminal-T000057 --rule network_failure_burst --days 30
+    --reason "router replaced on 2026-12-20"
+    """
+    from posaudit.review import ReviewError, snooze
+
+    if rule is not None:
+        _check_rule_and_family(rule, None, set())
     with review_errors():
-        review = assign(db or default_db_path(), finding_id, assignee=to, note=note)
-    out.print(_review_line(review), markup=False, soft_wrap=True)
+        if lift and (days is not None or until is not None):
+            raise ReviewError("--lift ends the snooze now: give no --days or --until with it")
+        made = snooze(
+            db or default_db_path(),
+            target,
+            reason=reason,
+            rule=rule,
+            all_rules=all_rules,
+            days=days,
+            until=until,
+            lift=lift,
+        )
+    covered = made.rule or "every rule"
+    verb = "lifted" if lift else f"until {made.until:%Y-%m-%d %H:%M} UTC"
+    out.print(
+        f"snooze {made.snooze_id}: {made.entity_type} {made.entity_id}, {covered}, {verb}, "
+        f"by {made.analyst} (digest {made.digest})",
+        markup=False,
+        soft_wrap=True,
+    )
+
+
+@review_app.command("pending")
+def review_pending(db: DbOption = None) -> None:
+    """Review actions queued while the store was held, not yet applied, and those that could
+    not be applied (with the reason).
+
+    Example: posaudit review pending --db data/posaudit.duckdb
+    """
+    from posaudit.review.pending import pending_requests, rejected_requests
+
+    path = db or default_db_path()
+    waiting, refused = pending_requests(path), rejected_requests(path)
+    for request in waiting:
+        out.print(
+            f"queued {request.made_at:%Y-%m-%d %H:%M:%S} UTC by {request.action.analyst}: "
+            f"{request.action.kind} {request.target} (request {request.request_id})",
+            markup=False,
+            soft_wrap=True,
+        )
+    for request, reason in refused:
+        out.print(
+            f"not applied: {request.action.kind} {request.target} queued "
+            f"{request.made_at:%Y-%m-%d %H:%M:%S} UTC by {request.action.analyst}: {reason}",
+            markup=False,
+            soft_wrap=True,
+        )
+    out.print(f"{len(waiting):,} queued, {len(refused):,} not applied", markup=False)
 
 
 def _check_rule_and_family(
@@ -1191,18 +1367,25 @@ def review_list(
     family: Annotated[
         str | None, typer.Option("--family", help="Only this family's findings (logins, pins...).")
     ] = None,
+    case: Annotated[str | None, typer.Option("--case", help="Only this case's findings.")] = None,
+    cases: Annotated[
+        bool, typer.Option("--cases", help="List the cases (findings by entity), not findings.")
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array, no table.")] = False,
     db: DbOption = None,
 ) -> None:
-    """The review queue: findings with their current review state, open ones first.
+    """The review queue: findings with their current review state, open ones first; or, with
+    --cases, the cases: each entity's findings, how many are undecided, the case's review.
 
-    A finding never reviewed is open and undecided.
+    A finding or case never reviewed is open and undecided.
 
     Example: posaudit review list --status open --family refunds --json
     """
     import json
 
-    from posaudit.review import review_queue
+    import polars as pl
+
+    from posaudit.review import case_list, review_queue
     from posaudit.store import Store
 
     path = db or default_db_path()
@@ -1214,66 +1397,135 @@ def review_list(
                 for r, f in store.query("SELECT DISTINCT rule, family FROM findings")
             }
             _check_rule_and_family(rule, family, pairs)
-            queue = review_queue(store, status=status, decision=decision, rule=rule, family=family)
+            if cases:
+                queue = case_list(store, status=status)
+            else:
+                queue = review_queue(
+                    store, status=status, decision=decision, rule=rule, family=family, case=case
+                )
         finally:
             store.close()
     if as_json:
         sys.stdout.write(json.dumps(queue.to_dicts(), default=str, ensure_ascii=False) + "\n")
         return
-    table = Table(title=f"{path}: review queue")
-    shown = (
-        "finding_id",
-        "rule",
-        "severity",
-        "entity_id",
-        "finding_status",
-        "review_status",
-        "decision",
-        "assignee",
-        "reviews",
+    table = Table(title=f"{path}: {'cases' if cases else 'review queue'}")
+    shown: tuple[str, ...] = (
+        ("case_id", "findings", "undecided", "top_severity", "status", "decision", "assignee")
+        if cases
+        else (
+            "finding_id",
+            "rule",
+            "severity",
+            "entity_id",
+            "review_status",
+            "decision",
+            "assignee",
+            "reviews",
+        )
     )
     for column in shown:
         # the id is what the other review commands take: never cut short
         table.add_column(
-            column,
-            justify="right" if column == "reviews" else "left",
-            min_width=20 if column == "finding_id" else None,
-            no_wrap=column == "finding_id",
+            column.replace("_", " "),
+            justify="right" if column in ("reviews", "findings", "undecided") else "left",
+            min_width=20 if column in ("finding_id", "case_id") else None,
+            no_wrap=column in ("finding_id", "case_id"),
+        )
+    if not cases:
+        # a snoozed finding is listed, marked so
+        queue = queue.with_columns(
+            pl.when(pl.col("snoozed"))
+            .then(pl.col("review_status") + " (snoozed)")
+            .otherwise(pl.col("review_status"))
+            .alias("review_status")
         )
     for row in queue.select(shown).iter_rows():
         table.add_row(*["" if v is None else str(v) for v in row])
     out.print(table)
-    out.print(f"{queue.height:,} finding{'' if queue.height == 1 else 's'}", markup=False)
+    noun = "case" if cases else "finding"
+    out.print(f"{queue.height:,} {noun}{'' if queue.height == 1 else 's'}", markup=False)
+
+
+def _trail_table(title: str, reviews: list[object]) -> Table:
+    from posaudit.review.trail import Review
+    from posaudit.untrusted import readable
+
+    trail = Table(title=title)
+    for column in ("review", "at (UTC)", "by", "of", "status", "decision", "assignee", "note"):
+        trail.add_column(column)
+    for r in reviews:
+        assert isinstance(r, Review)
+        trail.add_row(
+            str(r.review_id),
+            r.reviewed_at.isoformat(timespec="seconds"),
+            readable(r.analyst),
+            "case" if r.finding_id is None else "finding",
+            r.status,
+            r.decision or "",
+            readable(r.assignee or ""),
+            readable(r.note or ""),
+        )
+    return trail
 
 
 @review_app.command("show")
 def review_show(
-    finding_id: FindingArgument,
+    target: TargetArgument,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON, no tables.")] = False,
     db: DbOption = None,
 ) -> None:
-    """A finding as the runs recorded it, and its review trail, oldest review first.
+    """A finding as the runs recorded it and its review trail, oldest review first; or a case:
+    its findings with their reviews, and the case's own trail.
 
     Example: posaudit review show 3fa2c1d0e9b8a7f6e5d4
     """
     import json
 
-    from posaudit.review import finding_with_trail
+    from posaudit.review import case_trail, finding_with_trail
+    from posaudit.review.cases import is_case_id
+    from posaudit.review.trail import plural
     from posaudit.store import Store
     from posaudit.untrusted import readable
 
     with review_errors():
         store = Store.open(db or default_db_path(), read_only=True)
         try:
-            found = finding_with_trail(store, finding_id)
+            found = None if is_case_id(target) else finding_with_trail(store, target)
+            case = case_trail(store, target) if found is None else None
         finally:
             store.close()
+    if case is not None:
+        if as_json:
+            record = {
+                "case_id": target,
+                "findings": case.findings.to_dicts(),
+                "reviews": [r.to_record() for r in case.reviews],
+            }
+            sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+            return
+        current = case.current
+        out.print(
+            f"case {target}: {plural(case.findings.height, 'finding')}, "
+            + ("open, undecided (never reviewed)" if current is None else _review_line(current)),
+            markup=False,
+            soft_wrap=True,
+        )
+        table = Table(title="findings")
+        shown = ("finding_id", "rule", "severity", "review_status", "decision", "assignee")
+        for column in shown:
+            table.add_column(column.replace("_", " "), no_wrap=column == "finding_id")
+        for row in case.findings.select(shown).iter_rows():
+            table.add_row(*["" if v is None else readable(str(v)) for v in row])
+        out.print(table)
+        out.print(_trail_table(f"case trail: {plural(len(case.reviews), 'review')}", case.reviews))
+        return
+    assert found is not None
     if as_json:
         record = {"finding": found.finding, "reviews": [r.to_record() for r in found.reviews]}
         sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
         return
     finding = found.finding
-    table = Table(title=f"finding {finding_id}", show_header=False)
+    table = Table(title=f"finding {target}", show_header=False)
     for key in (
         "rule",
         "family",
@@ -1292,42 +1544,35 @@ def review_show(
     table.add_row(
         "review", "open, undecided (never reviewed)" if current is None else _review_line(current)
     )
+    table.add_row("case", f"case-{finding['entity_type']}-{finding['entity_id']}")
     out.print(table)
-    trail = Table(title=f"trail: {len(found.reviews)} reviews")
-    for column in ("review", "at (UTC)", "by", "status", "decision", "assignee", "note"):
-        trail.add_column(column)
-    for r in found.reviews:
-        trail.add_row(
-            str(r.review_id),
-            r.reviewed_at.isoformat(timespec="seconds"),
-            readable(r.analyst),
-            r.status,
-            r.decision or "",
-            readable(r.assignee or ""),
-            readable(r.note or ""),
-        )
-    out.print(trail)
+    out.print(_trail_table(f"trail: {plural(len(found.reviews), 'review')}", found.reviews))
 
 
 @review_app.command("verify")
 def review_verify(db: DbOption = None) -> None:
-    """Recompute the review trail's chain of digests: exit 0 when whole, 2 naming the first
-    review that was edited, deleted or inserted.
+    """Recompute the chains of digests of the review trail and of the snoozes: exit 0 when
+    whole, 2 naming the first review or snooze that was edited, deleted or inserted.
 
     Example: posaudit review verify --db data/posaudit.duckdb
     """
-    from posaudit.review import verify_trail
+    from posaudit.review import verify_snoozes, verify_trail
     from posaudit.store import Store
 
     with review_errors():
         store = Store.open(db or default_db_path(), read_only=True)
         try:
             check = verify_trail(store)
+            snoozes = verify_snoozes(store)
         finally:
             store.close()
-    if not check.whole:
-        fail(check.line())
-    out.print(check.line(), markup=False, soft_wrap=True)
+    for problem in (check, snoozes):
+        if not problem.whole:
+            fail(problem.line())
+    line = check.line()
+    if snoozes.last_id is not None:
+        line += f"; {snoozes.line()}"
+    out.print(line, markup=False, soft_wrap=True)
 
 
 # posaudit_meta marks the stores `posaudit demo` made: the only files it may replace.

@@ -3,6 +3,7 @@ documented exit code, and nothing written (the store byte for byte as it was, no
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -96,22 +97,34 @@ def test_a_missing_store_is_one_line(tmp_path: Path) -> None:
     assert not missing.exists()
 
 
-def test_a_locked_store_is_exit_3_and_the_decision_is_not_written(
+def test_a_decision_on_a_held_store_is_queued_then_applied_by_the_next_review(
     world: Path, finding_ids: list[str]
 ) -> None:
     holder = Store.open(world, purpose="run")  # a run holding the store
     try:
-        for args in (
-            ["decide", finding_ids[0], "--decision", "false_positive"],
-            ["assign", finding_ids[0], "--to", "bo"],
-        ):
-            line = refused(cli("review", *args, "--db", str(world)), "locked", code=3)
-            assert "run" in line
+        queued = cli(
+            "review", "decide", finding_ids[0], "--decision", "false_positive", "--db", str(world)
+        )
+        assert queued.returncode == 0, queued.stderr
+        assert queued.stdout.startswith("queued, not yet recorded:"), queued.stdout
+        assert "(pid" in queued.stdout and "run" in queued.stdout
+        # a typo is still refused at once, not queued
+        refused(
+            cli("review", "decide", finding_ids[0], "--decision", "fraud", "--db", str(world)),
+            "unknown decision 'fraud'",
+        )
+        pending = cli("review", "pending", "--db", str(world))
+        assert "1 queued, 0 not applied" in pending.stdout
+        assert f"decide {finding_ids[0]}" in pending.stdout
     finally:
         holder.close()
     assert reviews_in(world) == 0
-    done = cli(
-        "review", "decide", finding_ids[0], "--decision", "false_positive", "--db", str(world)
-    )
+    done = cli("review", "assign", finding_ids[0], "--to", "bo", "--db", str(world))
     assert done.returncode == 0, done.stderr
-    assert reviews_in(world) == 1
+    assert "applied first 1 review action queued while the store was held" in done.stdout
+    assert reviews_in(world) == 2
+    shown = json.loads(cli("review", "show", finding_ids[0], "--db", str(world), "--json").stdout)
+    first, second = shown["reviews"]
+    assert first["decision"] == "false_positive" and first["request_id"]
+    assert second["assignee"] == "bo" and second["decision"] == "false_positive"
+    assert "0 queued" in cli("review", "pending", "--db", str(world)).stdout

@@ -11,7 +11,9 @@ from typing import Final
 
 import polars as pl
 
-from posaudit.review.trail import COLUMNS, TABLE, Review, review_of
+from posaudit.review.cases import case_entity, case_findings, case_sql
+from posaudit.review.snooze import snoozed_sql
+from posaudit.review.trail import COLUMNS, TABLE, Review, review_of, select_columns
 from posaudit.review.values import ReviewError, checked_decision, checked_status
 from posaudit.store import Store
 
@@ -19,8 +21,8 @@ from posaudit.store import Store
 UNDECIDED: Final = "undecided"
 _EMPTY_TRAIL: Final = (
     "SELECT * FROM (VALUES (NULL::BIGINT, NULL::TIMESTAMP, NULL::VARCHAR, NULL::VARCHAR, "
-    "NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR)) "
-    f"AS t({', '.join(COLUMNS)}) WHERE false"
+    "NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR, NULL::BIGINT, "
+    f"NULL::VARCHAR, NULL::VARCHAR, NULL::VARCHAR)) AS t({', '.join(COLUMNS)}) WHERE false"
 )
 # The queue's columns, in order; the finding's own status (open or resolved by the runs) apart
 # from its review status.
@@ -35,6 +37,8 @@ QUEUE_COLUMNS: Final = (
     "window_start",
     "window_end",
     "finding_status",
+    "case_id",
+    "snoozed",
     "review_status",
     "decision",
     "assignee",
@@ -45,7 +49,9 @@ QUEUE_COLUMNS: Final = (
 
 
 def _trail_source(store: Store) -> str:
-    return TABLE if store.has_table(TABLE) else f"({_EMPTY_TRAIL})"
+    if not store.has_table(TABLE):
+        return f"({_EMPTY_TRAIL})"
+    return f"(SELECT {select_columns(store)} FROM {TABLE})"
 
 
 def review_queue(
@@ -55,11 +61,16 @@ def review_queue(
     decision: str | None = None,
     rule: str | None = None,
     family: str | None = None,
+    case: str | None = None,
 ) -> pl.DataFrame:
     """Findings with their current review, filtered: open reviews first, then by severity and
-    score, highest first. ``decision`` may be ``undecided``."""
+    score, highest first. ``decision`` may be ``undecided``; ``case`` a case's findings."""
     conditions: list[str] = []
     params: dict[str, str] = {}
+    if case is not None:
+        case_entity(case)  # a malformed case id is refused
+        conditions.append("case_id = $case")
+        params["case"] = case
     if status is not None:
         conditions.append("review_status = $status")
         params["status"] = checked_status(status)
@@ -77,12 +88,14 @@ def review_queue(
         WITH trail AS (SELECT * FROM {_trail_source(store)}),
         latest AS (
             SELECT *, count(*) OVER (PARTITION BY finding_id) AS reviews FROM trail
+            WHERE finding_id IS NOT NULL
             QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1
         ),
         queue AS (
             SELECT f.finding_id, f.rule, f.family, CAST(f.severity AS VARCHAR) AS severity,
                 f.score, CAST(f.entity_type AS VARCHAR) AS entity_type, f.entity_id,
                 f.window_start, f.window_end, f.status AS finding_status,
+                {case_sql("f")} AS case_id, {snoozed_sql(store, "f")} AS snoozed,
                 coalesce(CAST(l.status AS VARCHAR), 'open') AS review_status,
                 CAST(l.decision AS VARCHAR) AS decision, l.assignee,
                 coalesce(l.reviews, 0) AS reviews, l.reviewed_at, l.analyst,
@@ -118,10 +131,92 @@ def finding_with_trail(store: Store, finding_id: str) -> FindingTrail:
         raise ReviewError(msg)
     rows = (
         store.query(
-            f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE finding_id = ? ORDER BY review_id",
+            f"SELECT {select_columns(store)} FROM {TABLE} WHERE finding_id = ? ORDER BY review_id",
             [finding_id],
         )
         if store.has_table(TABLE)
         else []
     )
     return FindingTrail(found[0], [review_of(row) for row in rows])
+
+
+# The case list's columns, in order.
+CASE_COLUMNS: Final = (
+    "case_id",
+    "entity_type",
+    "entity_id",
+    "findings",
+    "undecided",
+    "top_severity",
+    "status",
+    "decision",
+    "assignee",
+    "snoozed",
+    "reviewed_at",
+)
+
+
+def case_list(store: Store, *, status: str | None = None) -> pl.DataFrame:
+    """Every case (an entity with findings): its findings, how many are undecided, their
+    highest severity, and the case's own current review; open cases first, then by that
+    severity and the number undecided."""
+    findings = review_queue(store)
+    if findings.is_empty():
+        return pl.DataFrame(schema={c: pl.String for c in CASE_COLUMNS})
+    rank = {name: i for i, name in enumerate(("info", "low", "medium", "high", "critical"))}
+    grouped = findings.group_by("case_id", "entity_type", "entity_id").agg(
+        pl.len().alias("findings"),
+        pl.col("decision").is_null().sum().alias("undecided"),
+        pl.col("severity")
+        .sort_by(pl.col("severity").replace_strict(rank, return_dtype=pl.Int8))
+        .last()
+        .alias("top_severity"),
+        pl.col("snoozed").all().alias("snoozed"),
+    )
+    own = store.frame(
+        f"""SELECT case_id, CAST(status AS VARCHAR) AS status,
+            CAST(decision AS VARCHAR) AS decision, assignee, reviewed_at
+        FROM {_trail_source(store)} t WHERE finding_id IS NULL AND case_id IS NOT NULL
+        QUALIFY row_number() OVER (PARTITION BY case_id ORDER BY review_id DESC) = 1"""
+    )
+    cases = grouped.join(own, on="case_id", how="left").with_columns(
+        pl.col("status").fill_null("open")
+    )
+    if status is not None:
+        cases = cases.filter(pl.col("status") == checked_status(status))
+    order = {"open": 0, "in_review": 1, "closed": 2}
+    return cases.sort(
+        pl.col("status").replace_strict(order, return_dtype=pl.Int8),
+        pl.col("top_severity").replace_strict(rank, return_dtype=pl.Int8),
+        "undecided",
+        "case_id",
+        descending=[False, True, True, False],
+    ).select(CASE_COLUMNS)
+
+
+@dataclass(frozen=True)
+class CaseTrail:
+    """A case's findings with their current review, and the case's own reviews, oldest first."""
+
+    case_id: str
+    findings: pl.DataFrame
+    reviews: list[Review]
+
+    @property
+    def current(self) -> Review | None:
+        return self.reviews[-1] if self.reviews else None
+
+
+def case_trail(store: Store, case_id: str) -> CaseTrail:
+    """The case and its reviews; ReviewError when no finding names its entity."""
+    case_findings(store, case_id)
+    rows = (
+        store.query(
+            f"SELECT {select_columns(store)} FROM {TABLE} "
+            "WHERE case_id = ? AND finding_id IS NULL ORDER BY review_id",
+            [case_id],
+        )
+        if store.has_table(TABLE)
+        else []
+    )
+    return CaseTrail(case_id, review_queue(store, case=case_id), [review_of(r) for r in rows])

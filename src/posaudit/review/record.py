@@ -1,16 +1,35 @@
-"""Writing reviews: a decision or an assignment, appended to the trail under the writer lock.
+"""Writing reviews: a decision, an assignment, a comment or a reopening, of a finding or a case,
+appended to the trail under the writer lock.
 
-Each review is the finding's whole state after it (status, decision, assignee), so the latest
-review alone says where a finding stands; what an action does not change is carried from the
-review before it. The new row, and the store's record of the last review written, are one
-transaction: a failure or a kill leaves the trail as it was.
+Each review is its finding's (or case's) whole state after it (status, decision, assignee),
+so the latest review alone says where it stands; what an action does not change is carried
+from the review before it. An action on a case is one review of the case and one of each of
+its findings the action reaches (:func:`apply_action`). Everything an action writes, and the
+store's record of the last review written, is one transaction: a failure or a kill leaves the
+trail as it was.
+
+While another posaudit process holds the store, an action is queued on disk instead
+(:mod:`posaudit.review.pending`) and applied, in the order it was made, by the next writer
+that can: the run holding the store as it ends, or the next review.
 """
 
 from __future__ import annotations
 
+import time
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Final
 
+from posaudit.review.action import Action, checked_action
+from posaudit.review.cases import case_findings, is_case_id
+from posaudit.review.evidence import evidence_events
+from posaudit.review.pending import (
+    Request,
+    Settled,
+    enqueue,
+    pending_requests,
+)
 from posaudit.review.trail import (
     COLUMNS,
     GENESIS,
@@ -21,28 +40,36 @@ from posaudit.review.trail import (
     recorded_last,
     review_digest,
     review_of,
+    select_columns,
 )
-from posaudit.review.values import (
-    Decision,
-    ReviewError,
-    ReviewStatus,
-    checked_decision,
-    checked_name,
-    checked_note,
-    checked_status,
-    current_analyst,
-)
+from posaudit.review.values import ReviewError
 from posaudit.store import Store
+from posaudit.store.errors import StoreLockedError
+
+# Decisions that say a finding was not what its rule accused: a run does not bring such a
+# finding back unless its evidence grows.
+DISMISSED: Final = ("false_positive", "benign_explained")
+# Decisions that say it was: the numerator of a rule's precision.
+UPHELD: Final = ("confirmed_fraud", "policy_breach")
+# How long a review waits for a store another process holds before queueing: another
+# analyst's review holds it for a moment, a run for minutes.
+LOCK_WAIT_SECONDS: Final = 3.0
 
 
-def latest_review(store: Store, finding_id: str) -> Review | None:
-    """The finding's current review, or None when it has none."""
+def latest_review(
+    store: Store, finding_id: str | None = None, *, case_id: str | None = None
+) -> Review | None:
+    """The current review of a finding, or of a case (``case_id``), or None when it has none."""
     if not store.has_table(TABLE):
         return None
+    if case_id is not None:
+        where, key = "case_id = ? AND finding_id IS NULL", case_id
+    else:
+        where, key = "finding_id = ?", finding_id
     rows = store.query(
-        f"SELECT {', '.join(COLUMNS)} FROM {TABLE} WHERE finding_id = ? "
+        f"SELECT {select_columns(store)} FROM {TABLE} WHERE {where} "
         "ORDER BY review_id DESC LIMIT 1",
-        [finding_id],
+        [key],
     )
     return review_of(rows[0]) if rows else None
 
@@ -53,17 +80,10 @@ def _check_finding(store: Store, finding_id: str) -> None:
         raise ReviewError(msg)
 
 
-def _append(
-    store: Store,
-    finding_id: str,
-    *,
-    analyst: str,
-    status: ReviewStatus,
-    decision: Decision | None,
-    assignee: str | None,
-    note: str | None,
-) -> Review:
-    """Append one review after the last one written, with the store's record of it."""
+def append_review(store: Store, **values: object) -> Review:
+    """Append one review after the last one written, with the store's record of it (inside the
+    caller's transaction). ``values`` are the review's fields but its id and digests;
+    ``reviewed_at`` defaults to now."""
     last = recorded_last(store)
     highest = int(store.query(f"SELECT coalesce(max(review_id), 0) FROM {TABLE}")[0][0])  # type: ignore[call-overload]
     if last is None:
@@ -75,22 +95,9 @@ def _append(
     # after the last review written, and after any row put there since: a gap or a row that
     # does not follow stays visible to `verify`, never covered
     review_id = max(highest, last[0] if last else 0) + 1
-    fields: dict[str, object] = {
-        "review_id": review_id,
-        "reviewed_at": datetime.now(UTC).replace(tzinfo=None),
-        "analyst": analyst,
-        "finding_id": finding_id,
-        "status": status,
-        "decision": decision,
-        "assignee": assignee,
-        "note": note,
-    }
-    draft = Review(**fields, previous_digest=previous, digest="")  # type: ignore[arg-type]
-    review = Review(
-        **fields,  # type: ignore[arg-type]
-        previous_digest=previous,
-        digest=review_digest(previous, draft.fields()),
-    )
+    values.setdefault("reviewed_at", datetime.now(UTC).replace(tzinfo=None))
+    draft = Review(review_id=review_id, previous_digest=previous, digest="", **values)  # type: ignore[arg-type]
+    review = replace(draft, digest=review_digest(previous, draft.fields()))
     store.execute(
         f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
         [getattr(review, column) for column in COLUMNS],
@@ -100,30 +107,165 @@ def _append(
     return review
 
 
-def _write(path: Path | str, finding_id: str, purpose: str, **change: object) -> Review:
-    """Open the store for writing (its lock), check the finding, append the review."""
-    store = Store.open(path, purpose=purpose)
+def _evidence_events(store: Store, finding_ids: list[str]) -> dict[str, int | None]:
+    if not finding_ids:
+        return {}
+    found = store.frame(
+        "SELECT finding_id, evidence FROM findings WHERE finding_id IN (SELECT unnest($ids))",
+        {"ids": finding_ids},
+    )
+    return {
+        row["finding_id"]: evidence_events(row["evidence"]) for row in found.iter_rows(named=True)
+    }
+
+
+def _reached(store: Store, case_id: str, action: Action) -> list[str]:
+    """The case's findings an action on the case reaches: a decision or an assignment those
+    not closed (a finding decided on its own keeps its decision); a reopening those closed
+    through this case; a comment none."""
+    members = case_findings(store, case_id)
+    if action.kind == "comment":
+        return []
+    current = {m: latest_review(store, m) for m in members}
+    if action.kind == "reopen":
+        return [
+            m
+            for m, r in current.items()
+            if r is not None and r.status == "closed" and r.case_id == case_id
+        ]
+    return [m for m, r in current.items() if r is None or r.status != "closed"]
+
+
+def apply_action(store: Store, target: str, action: Action) -> list[Review]:
+    """Append the reviews of ``action`` on a finding or a case (inside the caller's transaction,
+    the lock held); the first is the target's own. ReviewError for an unknown target."""
+    common = {
+        "analyst": action.analyst,
+        "note": action.note,
+        "request_id": action.request_id,
+    }
+    if action.made_at is not None:
+        common["reviewed_at"] = action.made_at
+    if not is_case_id(target):
+        _check_finding(store, target)
+        state = action.next_state(latest_review(store, target))
+        events = _evidence_events(store, [target]) if state["decision"] else {}
+        return [
+            append_review(
+                store,
+                finding_id=target,
+                case_id=None,
+                evidence_events=events.get(target),
+                **state,
+                **common,
+            )
+        ]
+    members = _reached(store, target, action)
+    state = action.next_state(latest_review(store, case_id=target))
+    reviews = [append_review(store, finding_id=None, case_id=target, **state, **common)]
+    events = _evidence_events(store, members) if action.kind == "decide" else {}
+    for member in members:
+        member_state = action.next_state(latest_review(store, member))
+        reviews.append(
+            append_review(
+                store,
+                finding_id=member,
+                case_id=target,
+                evidence_events=events.get(member),
+                **member_state,
+                **common,
+            )
+        )
+    return reviews
+
+
+def apply_queued(store: Store) -> Settled:
+    """Apply the actions queued while the store was held, oldest first, inside the caller's
+    transaction (the lock held); what :meth:`Settled.finish` does once it commits. An action
+    already in the trail (applied, then killed before its file was removed) is not applied
+    again; one that cannot be (its finding unknown) is set aside with the reason."""
+    settled = Settled()
+    requests = pending_requests(store.path)
+    if not requests:
+        return settled
+    store.ensure_review_tables()
+    applied_before = {
+        str(r[0])
+        for r in store.query(
+            f"SELECT DISTINCT request_id FROM {TABLE} WHERE request_id IS NOT NULL"
+        )
+    }
+    for request in requests:
+        if request.request_id in applied_before:
+            settled.applied.append(request)
+            continue
+        try:
+            apply_action(store, request.target, request.action)
+        except ReviewError as exc:
+            settled.rejected.append((request, str(exc)))
+            continue
+        settled.applied.append(request)
+    return settled
+
+
+@dataclass
+class Outcome:
+    """What became of an action: recorded (its reviews) or queued (its request, and who held
+    the store); and the earlier queued actions applied on the way."""
+
+    reviews: list[Review] = field(default_factory=list)
+    queued: Request | None = None
+    held_by: str | None = None
+    settled: Settled = field(default_factory=Settled)
+
+    @property
+    def review(self) -> Review:
+        return self.reviews[0]
+
+
+def _open_waiting(path: Path, purpose: str, wait: float) -> Store:
+    """The store opened for writing, trying again for up to ``wait`` seconds while it is held."""
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return Store.open(path, purpose=purpose)
+        except StoreLockedError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
+
+
+def record(
+    path: Path | str,
+    target: str,
+    action: Action,
+    *,
+    queue: bool = True,
+    purpose: str | None = None,
+    wait: float = LOCK_WAIT_SECONDS,
+) -> Outcome:
+    """Open the store for writing (its lock), apply what was queued, then ``action``.
+
+    While another process holds the store past ``wait`` seconds (another analyst's review
+    holds it for a moment; a run for minutes), the action is queued on disk (``queue``) and
+    the outcome says so; without ``queue`` StoreLockedError is raised.
+    """
     try:
-        _check_finding(store, finding_id)
+        store = _open_waiting(Path(path), purpose or f"review {action.kind}", wait)
+    except StoreLockedError as held:
+        if not queue:
+            raise
+        made = replace(action, made_at=datetime.now(UTC).replace(tzinfo=None))
+        return Outcome(queued=enqueue(Path(path), target, made), held_by=str(held))
+    try:
         with store.transaction():
             store.ensure_review_tables()
-            before = latest_review(store, finding_id)
-            state = _next_state(before, change)
-            return _append(store, finding_id, **state)  # type: ignore[arg-type]
+            settled = apply_queued(store)
+            reviews = apply_action(store, target, action)
+        settled.finish(store.path)
+        return Outcome(reviews=reviews, settled=settled)
     finally:
         store.close()
-
-
-def _next_state(before: Review | None, change: dict[str, object]) -> dict[str, object]:
-    """The finding's state after ``change``; what it leaves out carried from ``before``."""
-    state: dict[str, object] = {
-        "status": before.status if before else "open",
-        "decision": before.decision if before else None,
-        "assignee": before.assignee if before else None,
-    }
-    if change.pop("start_review", False) and state["status"] == "open":
-        state["status"] = "in_review"
-    return state | {k: v for k, v in change.items() if v is not None or k == "note"}
 
 
 def decide(
@@ -135,19 +277,15 @@ def decide(
     note: object = None,
     analyst: str | None = None,
 ) -> Review:
-    """Record a decision on a finding (closed unless ``status`` says otherwise).
+    """Record a decision on a finding or a case (closed unless ``status`` says otherwise).
 
     Every value is checked before the store is opened; an unknown finding, decision or status,
     or a note that is not text, raises ReviewError and writes nothing. ``analyst`` defaults to
-    ``$POSAUDIT_ANALYST``, else the OS user.
+    ``$POSAUDIT_ANALYST``, else the OS user. A store held by another process raises
+    StoreLockedError (:func:`record` queues instead).
     """
-    change = {
-        "decision": checked_decision(decision),
-        "status": checked_status(status),
-        "note": checked_note(note),
-        "analyst": checked_name(analyst, what="the analyst") if analyst else current_analyst(),
-    }
-    return _write(path, finding_id, "review decide", **change)
+    action = checked_action("decide", decision=decision, status=status, note=note, analyst=analyst)
+    return record(path, finding_id, action, queue=False, wait=0).review
 
 
 def assign(
@@ -158,14 +296,7 @@ def assign(
     note: object = None,
     analyst: str | None = None,
 ) -> Review:
-    """Assign a finding to someone; an open finding is then in review, others keep their status.
-
-    The decision stays as it was. Bad input raises ReviewError and writes nothing.
-    """
-    change = {
-        "assignee": checked_name(assignee, what="the assignee"),
-        "note": checked_note(note),
-        "analyst": checked_name(analyst, what="the analyst") if analyst else current_analyst(),
-        "start_review": True,
-    }
-    return _write(path, finding_id, "review assign", **change)
+    """Assign a finding or a case to someone; an open one is then in review, others keep their
+    status, and the decision stays. Bad input raises ReviewError and writes nothing."""
+    action = checked_action("assign", assignee=assignee, note=note, analyst=analyst)
+    return record(path, finding_id, action, queue=False, wait=0).review

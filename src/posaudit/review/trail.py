@@ -2,8 +2,11 @@
 
 A review's digest is the SHA-256, in hex, of the digest of the review before it, a line feed,
 and the review's canonical encoding: its fields as JSON with sorted keys, no spaces, text in
-UTF-8 and the time as ``YYYY-MM-DDTHH:MM:SS.ffffff`` (UTC). The first review follows
-:data:`GENESIS`. Anyone can recompute the chain from the table alone (docs/review.md).
+UTF-8 and the time as ``YYYY-MM-DDTHH:MM:SS.ffffff`` (UTC). The fields added since the trail
+first shipped (:data:`LATER_FIELDS`) are encoded only when they hold a value, so every digest
+written before them still holds. The first review follows :data:`GENESIS`. Anyone can
+recompute the chain from the table alone (docs/review.md). Snoozes
+(:mod:`posaudit.review.snooze`) are chained the same way in a chain of their own.
 
 The store also records the last review it wrote (its id and digest, in ``posaudit_meta``), so
 a review deleted from the end of the trail, or one inserted after it, is found too. A writer
@@ -15,9 +18,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
 from posaudit.store import Store
 
@@ -31,13 +35,18 @@ COLUMNS: Final = (
     "reviewed_at",
     "analyst",
     "finding_id",
+    "case_id",
     "status",
     "decision",
     "assignee",
     "note",
+    "evidence_events",
+    "request_id",
     "previous_digest",
     "digest",
 )
+# Fields the trail gained after it first shipped: in a review's digest only when not NULL.
+LATER_FIELDS: Final = ("case_id", "evidence_events", "request_id")
 
 
 @dataclass(frozen=True)
@@ -47,17 +56,30 @@ class Review:
     review_id: int
     reviewed_at: datetime
     analyst: str
-    finding_id: str
+    finding_id: str | None
     status: str
     decision: str | None
     assignee: str | None
     note: str | None
     previous_digest: str
     digest: str
+    case_id: str | None = None
+    evidence_events: int | None = None
+    request_id: str | None = None
+
+    @property
+    def seq(self) -> int:
+        """Its place in the chain."""
+        return self.review_id
+
+    @property
+    def target(self) -> str:
+        """What was reviewed: the finding, else the case."""
+        return self.finding_id or self.case_id or ""
 
     def fields(self) -> dict[str, object]:
-        """What the digest covers: every column but the two digests."""
-        return {
+        """What the digest covers: every column but the two digests (the later ones when set)."""
+        fields: dict[str, object] = {
             "review_id": self.review_id,
             "reviewed_at": self.reviewed_at.isoformat(timespec="microseconds"),
             "analyst": self.analyst,
@@ -67,6 +89,11 @@ class Review:
             "assignee": self.assignee,
             "note": self.note,
         }
+        for name in LATER_FIELDS:
+            value = getattr(self, name)
+            if value is not None:
+                fields[name] = value
+        return fields
 
     def to_record(self) -> dict[str, object]:
         return self.fields() | {"previous_digest": self.previous_digest, "digest": self.digest}
@@ -83,29 +110,53 @@ def review_digest(previous_digest: str, fields: dict[str, object]) -> str:
     return hashlib.sha256(previous_digest.encode("ascii") + b"\n" + canonical(fields)).hexdigest()
 
 
+def _text(value: object) -> str | None:
+    return None if value is None else str(value)
+
+
 def review_of(row: tuple[object, ...]) -> Review:
-    """A review from a row of the table read in :data:`COLUMNS` order."""
+    """A review from a row of the table read in :data:`COLUMNS` order (:func:`select_columns`)."""
     values = dict(zip(COLUMNS, row, strict=True))
+    events = values["evidence_events"]
     return Review(
         review_id=int(values["review_id"]),  # type: ignore[call-overload]
         reviewed_at=values["reviewed_at"],  # type: ignore[arg-type]
         analyst=str(values["analyst"]),
-        finding_id=str(values["finding_id"]),
+        finding_id=_text(values["finding_id"]),
+        case_id=_text(values["case_id"]),
         status=str(values["status"]),
-        decision=None if values["decision"] is None else str(values["decision"]),
-        assignee=None if values["assignee"] is None else str(values["assignee"]),
-        note=None if values["note"] is None else str(values["note"]),
+        decision=_text(values["decision"]),
+        assignee=_text(values["assignee"]),
+        note=_text(values["note"]),
+        evidence_events=None if events is None else int(events),  # type: ignore[call-overload]
+        request_id=_text(values["request_id"]),
         previous_digest=str(values["previous_digest"]),
         digest=str(values["digest"]),
     )
 
 
-def recorded_last(store: Store) -> tuple[int, str] | None:
-    """The last review the store recorded writing (id, digest), or None before the first."""
+def select_columns(store: Store) -> str:
+    """:data:`COLUMNS` as a select list over the trail as it is: a column a trail made before
+    it lacks reads as NULL (such a store gains it on its next review)."""
+    have = {
+        str(r[0])
+        for r in store.query(
+            "SELECT column_name FROM information_schema.columns WHERE table_name = ?", [TABLE]
+        )
+    }
+    return ", ".join(c if c in have else f"NULL AS {c}" for c in COLUMNS)
+
+
+def recorded_last(
+    store: Store, keys: tuple[str, str] = (LAST_ID_KEY, LAST_DIGEST_KEY)
+) -> tuple[int, str] | None:
+    """The last row of a chain the store recorded writing (id, digest), or None before the
+    first; ``keys`` name the record in ``posaudit_meta`` (the reviews' by default)."""
     meta = store.meta()
-    if LAST_ID_KEY not in meta or LAST_DIGEST_KEY not in meta:
+    id_key, digest_key = keys
+    if id_key not in meta or digest_key not in meta:
         return None
-    return int(meta[LAST_ID_KEY]), meta[LAST_DIGEST_KEY]
+    return int(meta[id_key]), meta[digest_key]
 
 
 @dataclass(frozen=True)
@@ -116,6 +167,7 @@ class TrailCheck:
     last_id: int | None
     last_digest: str | None
     problem: str | None
+    noun: str = "review"
 
     @property
     def whole(self) -> bool:
@@ -126,47 +178,68 @@ class TrailCheck:
         if self.problem is not None:
             return self.problem
         if self.last_id is None:
-            return "the review trail is empty, and whole"
+            return f"the {self.noun} trail is empty, and whole"
         return (
-            f"the review trail is whole: {self.reviews:,} reviews, "
-            f"the last review {self.last_id} with digest {self.last_digest}"
+            f"the {self.noun} trail is whole: {plural(self.reviews, self.noun)}, "
+            f"the last {self.noun} {self.last_id} with digest {self.last_digest}"
         )
+
+
+def plural(count: int, noun: str) -> str:
+    """``1 review``, ``2 reviews``, ``1,000 reviews``."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
 
 
 def verify_trail(store: Store) -> TrailCheck:
     """Recompute the chain of ``finding_reviews`` and name the first row that breaks it."""
     rows = (
-        store.query(f"SELECT {', '.join(COLUMNS)} FROM {TABLE} ORDER BY review_id")
+        store.query(f"SELECT {select_columns(store)} FROM {TABLE} ORDER BY review_id")
         if store.has_table(TABLE)
         else []
     )
     return check_chain([review_of(row) for row in rows], recorded_last(store))
 
 
-def check_chain(reviews: list[Review], recorded: tuple[int, str] | None) -> TrailCheck:
-    """The check of reviews in id order against the last review the store recorded."""
+class Link(Protocol):
+    """A row of a chain: its place, its fields and its two digests."""
+
+    @property
+    def seq(self) -> int: ...
+    @property
+    def previous_digest(self) -> str: ...
+    @property
+    def digest(self) -> str: ...
+    def fields(self) -> dict[str, object]: ...
+
+
+def check_chain(
+    reviews: Sequence[Link], recorded: tuple[int, str] | None, *, noun: str = "review"
+) -> TrailCheck:
+    """The check of a chain's rows in order against the last one the store recorded.
+
+    ``noun`` names a row in the messages ("review", "snooze")."""
     previous_id, previous_digest = 0, GENESIS
     for review in reviews:
-        rid = review.review_id
+        rid = review.seq
         if rid != previous_id + 1:
             missing = (
-                f"review {previous_id + 1}"
+                f"{noun} {previous_id + 1}"
                 if rid == previous_id + 2
-                else f"reviews {previous_id + 1}-{rid - 1}"
+                else f"{noun}s {previous_id + 1}-{rid - 1}"
             )
-            return _broken(reviews, f"review {rid} breaks the chain: {missing} before it deleted")
+            return _broken(reviews, f"{noun} {rid} breaks the chain: {missing} before it deleted")
         if review.previous_digest != previous_digest:
             return _broken(
                 reviews,
-                f"review {rid} breaks the chain: the digest before it is not review "
-                f"{previous_id}'s (it or the review before it was replaced or inserted)"
+                f"{noun} {rid} breaks the chain: the digest before it is not {noun} "
+                f"{previous_id}'s (it or the {noun} before it was replaced or inserted)"
                 if rid > 1
-                else f"review {rid} breaks the chain: it does not start from the first digest",
+                else f"{noun} {rid} breaks the chain: it does not start from the first digest",
             )
         if review_digest(previous_digest, review.fields()) != review.digest:
             return _broken(
                 reviews,
-                f"review {rid} breaks the chain: its fields do not give its digest (edited)",
+                f"{noun} {rid} breaks the chain: its fields do not give its digest (edited)",
             )
         previous_id, previous_digest = rid, review.digest
     last = (previous_id, previous_digest) if reviews else None
@@ -174,39 +247,40 @@ def check_chain(reviews: list[Review], recorded: tuple[int, str] | None) -> Trai
         kept = previous_id  # 0 when the trail is empty
         first_gone = kept + 1
         gone = (
-            f"review {first_gone}"
+            f"{noun} {first_gone}"
             if recorded[0] == first_gone
-            else f"reviews {first_gone}-{recorded[0]}"
+            else f"{noun}s {first_gone}-{recorded[0]}"
         )
         problem = (
-            f"the review trail breaks after review {kept}: {gone} recorded as written "
+            f"the {noun} trail breaks after {noun} {kept}: {gone} recorded as written "
             "and deleted since"
             if kept
-            else f"the review trail is empty, but the store recorded {gone} as written: deleted"
+            else f"the {noun} trail is empty, but the store recorded {gone} as written: deleted"
         )
         return _broken(reviews, problem)
     if recorded is not None and last is not None and recorded != last:
         if recorded[0] < last[0]:
             problem = (
-                f"review {recorded[0] + 1} breaks the chain: the store recorded review "
+                f"{noun} {recorded[0] + 1} breaks the chain: the store recorded {noun} "
                 f"{recorded[0]} as its last, so it was inserted"
             )
         else:
             problem = (
-                f"review {last[0]} breaks the chain: its digest is not the one the store "
+                f"{noun} {last[0]} breaks the chain: its digest is not the one the store "
                 "recorded when it was written (the trail was rewritten)"
             )
         return _broken(reviews, problem)
     if recorded is None and last is not None:
         return _broken(
             reviews,
-            "review 1 breaks the chain: the store recorded no review as written "
+            f"{noun} 1 breaks the chain: the store recorded no {noun} as written "
             "(the trail was inserted, or that record deleted)",
         )
     if last is None:
-        return TrailCheck(0, None, None, problem=None)
-    return TrailCheck(len(reviews), last[0], last[1], problem=None)
+        return TrailCheck(0, None, None, problem=None, noun=noun)
+    return TrailCheck(len(reviews), last[0], last[1], problem=None, noun=noun)
 
 
-def _broken(reviews: list[Review], problem: str) -> TrailCheck:
+def _broken(reviews: Sequence[Link], problem: str) -> TrailCheck:
+    """A chain found broken: ``problem`` is the line to print."""
     return TrailCheck(len(reviews), None, None, problem=problem)

@@ -216,6 +216,7 @@ class LocalRun:
                     in_transaction=True,
                     keep_state=lambda: keep_score(self.store, self.run_id, outcome),
                 )
+        written.queued.finish(self.store.path)
         stages["write"] = time.perf_counter() - mark
         self.emit("write", written.counts.event_fields(stages["write"]))
         return run_summary(

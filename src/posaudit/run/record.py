@@ -24,6 +24,8 @@ import polars as pl
 from posaudit import __version__
 from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES, SEVERITY_RANK
 from posaudit.detect.policy import Policy
+from posaudit.review import apply_queued, respect_decisions, snoozed_sql
+from posaudit.review.pending import Settled
 from posaudit.run.plan import FINGERPRINT_KEY, Mode, RuleScope, data_fingerprint
 from posaudit.store import Store
 
@@ -53,6 +55,13 @@ class MergeCounts:
     # were, open and of the run that last ran their rule; neither seen nor resolved
     not_run: int = 0
     rules_not_run: list[str] = field(default_factory=list)
+    # of ``seen``: closed by an analyst as a false positive or benign, reported again with no
+    # more evidence: not brought back (docs/review.md)
+    dismissed: int = 0
+    # of ``seen``: so dismissed, but reported with more events inside: reopened for review
+    reopened_by_evidence: int = 0
+    # of ``new``: snoozed by an analyst, so no part of the alert
+    snoozed: int = 0
 
     def event_fields(self, seconds: float) -> dict[str, object]:
         """The figures of a run's ``write`` event."""
@@ -62,6 +71,8 @@ class MergeCounts:
             "carried": self.carried,
             "resolved": self.resolved,
             "not_run": self.not_run,
+            "dismissed": self.dismissed,
+            "reopened_by_evidence": self.reopened_by_evidence,
             "seconds": round(seconds, 3),
         }
 
@@ -145,6 +156,8 @@ def merge_findings(
         )
         counts.new = findings.height - known
         counts.seen = known + counts.carried
+        effects = respect_decisions(store, run_id, "_run_findings")
+        counts.dismissed, counts.reopened_by_evidence = effects.dismissed, effects.reopened
     finally:
         store.execute("DROP TABLE _run_findings")
         store.execute("DROP TABLE _run_scope")
@@ -176,6 +189,9 @@ class WrittenRun:
     counts: MergeCounts
     new_by_severity: dict[str, int]
     open_by_family_and_severity: pl.DataFrame
+    # the decisions queued while the run held the store, applied in its transaction: their
+    # files are removed once it commits (``queued.finish``)
+    queued: Settled = field(default_factory=Settled)
 
 
 def write_run(
@@ -207,15 +223,19 @@ def write_run(
         counts = merge_findings(store, findings, run_id, scopes)
         if keep_state is not None:
             keep_state()
+        # what analysts decided while the run held the store, after the run's own reviews
+        queued = apply_queued(store)
         open_now = store.frame(
             "SELECT family, CAST(severity AS VARCHAR) AS severity, count(*) AS n FROM findings "
             "WHERE status = 'open' GROUP BY ALL"
         )
+        # a snoozed finding is recorded and listed, but no part of the alert
         new_rows = store.query(
-            "SELECT CAST(severity AS VARCHAR), count(*) FROM findings "
-            "WHERE first_run_id = ? GROUP BY ALL",
+            "SELECT CAST(severity AS VARCHAR), count(*) FROM findings f "
+            f"WHERE first_run_id = ? AND NOT {snoozed_sql(store, 'f')} GROUP BY ALL",
             [run_id],
         )
+        counts.snoozed = counts.new - sum(int(n) for _, n in new_rows)  # type: ignore[call-overload]
         not_run_by_family = _open_by_family(store, counts.rules_not_run)
         seconds = time.perf_counter() - started
         store.execute(
@@ -245,6 +265,8 @@ def write_run(
         )
         fingerprint = json.dumps(data_fingerprint(store, data_to))
         store.set_meta(FINGERPRINT_KEY, fingerprint)
+    if not in_transaction:
+        queued.finish(store.path)
     by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]
     table = pivot_by_severity(open_now)
     if not_run_by_family is not None:
@@ -256,6 +278,7 @@ def write_run(
         counts=counts,
         new_by_severity=in_severity_order(by_severity),
         open_by_family_and_severity=table,
+        queued=queued,
     )
 
 
@@ -330,6 +353,8 @@ class RunSummary:
     new_by_severity: dict[str, int] = field(default_factory=dict)
     open_by_family_and_severity: pl.DataFrame = field(default_factory=pl.DataFrame)
     stage_seconds: dict[str, float] = field(default_factory=dict)
+    # the review actions queued while the run held the store that it applied (request ids)
+    queued_applied: list[str] = field(default_factory=list)
 
     @property
     def new(self) -> int:
@@ -371,6 +396,10 @@ class RunSummary:
             "resolved": self.resolved,
             "not_run": self.counts.not_run,
             "rules_not_run": self.counts.rules_not_run,
+            "dismissed": self.counts.dismissed,
+            "reopened_by_evidence": self.counts.reopened_by_evidence,
+            "snoozed": self.counts.snoozed,
+            "queued_reviews_applied": len(self.queued_applied),
             "new_by_severity": self.new_by_severity,
             "rules_over_all_data": len(self.rules_over_all_data),
             "policy_hash": self.policy_hash,
@@ -418,6 +447,7 @@ def run_summary(
         new_by_severity=written.new_by_severity,
         open_by_family_and_severity=written.open_by_family_and_severity,
         stage_seconds=stage_seconds,
+        queued_applied=[r.request_id for r in written.queued.applied],
     )
 
 

@@ -153,7 +153,13 @@ _TABLES: Final = (
         "finding_reviews",
         "reviews",
         key="review_id",
-        holds="analysts' reviews of findings: status, decision, assignee, note, chained digests",
+        holds="analysts' reviews of findings and cases: status, decision, note, chained digests",
+    ),
+    TableFacts(
+        "review_snoozes",
+        "reviews",
+        key="snooze_id",
+        holds="snoozes of a rule (or all) for one entity, with expiry and reason, chained",
     ),
     TableFacts(
         "posaudit_meta",

@@ -138,6 +138,14 @@ def _remove_database_files(path: Path) -> None:
         candidate.unlink(missing_ok=True)
 
 
+# Columns the review trail gained after it first shipped (docs/review.md), with their types.
+_REVIEW_COLUMNS_ADDED: Final = {
+    "case_id": "VARCHAR",
+    "evidence_events": "BIGINT",
+    "request_id": "VARCHAR",
+}
+
+
 class Store:
     """A posaudit DuckDB file.
 
@@ -500,8 +508,23 @@ class Store:
 
     def ensure_review_tables(self) -> None:
         """Create the review trail (and its ENUM types) a store made before it lacks (inside
-        the caller's transaction, if any). Older posaudit still reads the store."""
+        the caller's transaction, if any). Older posaudit still reads the store.
+
+        A trail made before cases and queued decisions gains their columns, NULL in its
+        rows, and may then hold reviews of a case (no finding)."""
         self._create_missing(REVIEW_TABLES)
+        have = {
+            str(r[0])
+            for r in self.query(
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'finding_reviews'"
+            )
+        }
+        for column, kind in _REVIEW_COLUMNS_ADDED.items():
+            if column not in have:
+                self._con.execute(f"ALTER TABLE finding_reviews ADD COLUMN {column} {kind}")
+        if "case_id" not in have:
+            self._con.execute("ALTER TABLE finding_reviews ALTER COLUMN finding_id DROP NOT NULL")
 
     def _create_missing(self, tables: Sequence[str]) -> None:
         schema = _schema_sql()

@@ -215,11 +215,30 @@ CREATE TABLE finding_reviews (
     review_id BIGINT PRIMARY KEY,    -- 1, 2, 3...: the order of the chain
     reviewed_at TIMESTAMP NOT NULL,  -- UTC
     analyst VARCHAR NOT NULL,        -- $POSAUDIT_ANALYST, else the OS user
-    finding_id VARCHAR NOT NULL,
+    finding_id VARCHAR,              -- the finding reviewed; NULL for a review of a case
+    case_id VARCHAR,                 -- the case reviewed, or through which a finding was
     status review_status_t NOT NULL,
     decision review_decision_t,      -- NULL while undecided
     assignee VARCHAR,
     note VARCHAR,
+    evidence_events BIGINT,          -- events in the finding's evidence when it was decided
+    request_id VARCHAR,              -- a decision queued while the store was held: its request
     previous_digest VARCHAR NOT NULL,  -- the digest of review_id - 1 (64 zeros for the first)
+    digest VARCHAR NOT NULL
+);
+
+-- Snoozes: one entity's findings of one rule (or of every rule, rule NULL) count for nothing
+-- in alerts and the report's headline until `until`. Append-only and chained like the
+-- reviews; the latest row for an entity and rule is the one in force (a lift ends it now).
+CREATE TABLE review_snoozes (
+    snooze_id BIGINT PRIMARY KEY,
+    created_at TIMESTAMP NOT NULL,   -- UTC
+    analyst VARCHAR NOT NULL,
+    entity_type VARCHAR NOT NULL,
+    entity_id VARCHAR NOT NULL,
+    rule VARCHAR,                    -- NULL: every rule
+    until TIMESTAMP NOT NULL,        -- UTC; at most 180 days after created_at
+    reason VARCHAR NOT NULL,
+    previous_digest VARCHAR NOT NULL,
     digest VARCHAR NOT NULL
 );
