@@ -303,6 +303,20 @@ class TriagePanel:
         self.result = widgets.Output(layout=widgets.Layout(width="98%"))
         self.analyst = widgets.HTML()
 
+        # names a page (and the browser test) can find each control by
+        for name, control in (
+            ("finding", self.finding),
+            ("decision", self.decision),
+            ("note", self.note),
+            ("record", self.record),
+            ("assignee", self.assignee),
+            ("assign", self.assign_button),
+            ("result", self.result),
+            ("queue", self.queue_html),
+            ("card", self.card_html),
+            ("trail", self.trail_html),
+        ):
+            control.add_class(f"posaudit-triage-{name}")
         for control in (
             self.family,
             self.severity,
