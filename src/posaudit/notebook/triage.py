@@ -167,16 +167,18 @@ def trail_table(trail: FindingTrail) -> pl.DataFrame:
         }
         for review in trail.reviews
     ]
-    schema = {
-        "review": pl.Int64,
-        "reviewed_at": pl.Datetime("us"),
-        "analyst": pl.String,
-        "status": pl.String,
-        "decision": pl.String,
-        "assignee": pl.String,
-        "note": pl.String,
-        "digest": pl.String,
-    }
+    schema = pl.Schema(
+        {
+            "review": pl.Int64(),
+            "reviewed_at": pl.Datetime("us"),
+            "analyst": pl.String(),
+            "status": pl.String(),
+            "decision": pl.String(),
+            "assignee": pl.String(),
+            "note": pl.String(),
+            "digest": pl.String(),
+        }
+    )
     return pl.DataFrame(rows, schema=schema)
 
 
