@@ -394,9 +394,12 @@ class TriagePanel:
         families = [ANY, *sorted(self.queue.get_column("family").unique().to_list())]
         if list(self.family.options) != families:
             keep = self.family.value if self.family.value in families else ANY
-            with self.family.hold_trait_notifications():
+            self._quiet = True  # the queue is shown once, below
+            try:
                 self.family.options = families
                 self.family.value = keep
+            finally:
+                self._quiet = False
         shown_before = self.finding_id
         self._show_queue(keep_current=True)
         if shown_before is not None and self.finding_id == shown_before:
@@ -404,7 +407,8 @@ class TriagePanel:
         self._show_analyst()
 
     def _on_filter(self, _change: dict[str, Any]) -> None:
-        self._show_queue()
+        if not self._quiet:
+            self._show_queue()
 
     def _show_queue(self, *, keep_current: bool = False) -> None:
         if self.queue.width == 0:  # the store could not be read: its error is shown
