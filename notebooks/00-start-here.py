@@ -19,7 +19,8 @@
 # The morning read: what the audit store holds, whether its data can be trusted, and what
 # the latest audit run found, new since the run before. The other notebooks go deeper:
 # logins and lockouts (01), PIN hygiene (02), refunds (03), operator risk (04), one
-# finding at a time (05) and, for a store loaded from exports, the data that came in (06).
+# finding at a time (05), for a store loaded from exports, the data that came in (06), and
+# the review queue where analysts record what each finding was (07).
 #
 # Run all cells (**Run ▸ Run All Cells**). The store is opened read-only, query by query:
 # nothing here can change it, and a scheduled `posaudit run` can still write while this is
@@ -134,3 +135,5 @@ nb.Table(
 #   timeline (copy a `finding_id` from any table into its parameters).
 # - [06 · Ingested data](06-ingested-data.py): for a store loaded from exports, the files
 #   that came in, the rows quarantined and why, and coverage per day and terminal.
+# - [07 · Triage](07-triage.py): the review queue with filters; pick a finding, read its
+#   evidence and trail, and record a decision or assign it.

@@ -18,6 +18,7 @@ NOTEBOOK_NAMES = (
     "04-operator-risk",
     "05-finding-drilldown",
     "06-ingested-data",
+    "07-triage",
 )
 
 

@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.request
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -52,9 +53,10 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def lab_server(audited_store, tmp_path: Path) -> Iterator[str]:
-    """``posaudit lab`` on a copy of the notebooks (saving touches no reviewed file); its URL."""
+@contextmanager
+def running_lab(db: Path, tmp_path: Path) -> Iterator[str]:
+    """``posaudit lab`` on ``db`` and a copy of the notebooks (saving touches no reviewed
+    file), until the block ends; its URL."""
     work = tmp_path / "work"
     shutil.copytree(
         NOTEBOOKS,
@@ -75,7 +77,7 @@ def lab_server(audited_store, tmp_path: Path) -> Iterator[str]:
         "posaudit",
         "lab",
         "--db",
-        str(audited_store.path),
+        str(db),
         "--port",
         str(port),
         "--",
@@ -118,6 +120,13 @@ def lab_server(audited_store, tmp_path: Path) -> Iterator[str]:
                 os.killpg(server.pid, signal.SIGKILL)
                 server.wait(timeout=10)
         log.close()
+
+
+@pytest.fixture
+def lab_server(audited_store, tmp_path: Path) -> Iterator[str]:
+    """``posaudit lab`` on the audited sample; its URL."""
+    with running_lab(audited_store.path, tmp_path) as url:
+        yield url
 
 
 def test_start_here_runs_in_jupyterlab_and_draws_its_charts(

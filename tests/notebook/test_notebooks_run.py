@@ -95,6 +95,8 @@ PROMISED: dict[str, tuple[set[str], set[str]]] = {
             "Terminals by days without events",
         },
     ),
+    # its tables are in widgets: test_triage_shows_the_queue_in_its_widgets
+    "07-triage": (set(), set()),
 }
 
 
@@ -226,6 +228,45 @@ def test_drilldown_shows_the_evidence_on_the_timeline(executed_notebooks, audite
     }
     assert set(evidence["login_event_ids"]) <= ringed
     assert shown.tables["The events the evidence names"] >= len(evidence["login_event_ids"])
+
+
+def widget_states(notebook) -> list[dict]:
+    """The state of every widget the notebook showed, as nbclient stored it."""
+    stored = notebook.metadata.get("widgets", {})
+    return list(
+        stored.get("application/vnd.jupyter.widget-state+json", {}).get("state", {}).values()
+    )
+
+
+def test_triage_shows_the_queue_in_its_widgets(executed_notebooks, audited_store) -> None:
+    notebook = executed_notebooks.notebooks["07-triage"]
+    shown = outputs_of(notebook)
+    assert not shown.errors, shown.errors
+    views = [
+        output
+        for cell in notebook.cells
+        for output in cell.get("outputs", [])
+        if "application/vnd.jupyter.widget-view+json" in output.get("data", {})
+    ]
+    assert len(views) == 1  # the panel, in one output
+    states = widget_states(notebook)
+    html = " ".join(
+        str(w["state"].get("value", "")) for w in states if w["model_name"] == "HTMLModel"
+    )
+    store = Store.open(audited_store.path, read_only=True)
+    try:
+        findings = int(store.query("SELECT count(*) FROM findings")[0][0])
+    finally:
+        store.close()
+    assert f"Findings to review: {findings:,} of {findings:,}" in html
+    assert f'data-rows="{findings}"' in html
+    for title in ("Evidence", "Its review trail, oldest first", "The events the evidence names"):
+        assert f'data-title="{title}"' in html
+    buttons = {w["state"].get("description") for w in states if w["model_name"] == "ButtonModel"}
+    assert {"Record decision", "Assign"} <= buttons
+    dropdowns = [w["state"] for w in states if w["model_name"] == "DropdownModel"]
+    pickers = [d for d in dropdowns if d.get("description") == "finding"]
+    assert len(pickers) == 1 and len(pickers[0]["_options_labels"]) == min(findings, 200) > 0
 
 
 def test_notebooks_leave_the_store_as_it_was(executed_notebooks) -> None:

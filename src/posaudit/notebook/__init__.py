@@ -11,9 +11,11 @@ one-line calls and charts:
   :mod:`~posaudit.notebook.operators`, :mod:`~posaudit.notebook.drilldown`: the frames behind
   each notebook, one module per notebook;
 - :mod:`posaudit.notebook.charts`: Altair charts, frame in, chart out;
-- :mod:`posaudit.notebook.tables`: the tables as analysts read them (:class:`Table`).
+- :mod:`posaudit.notebook.tables`: the tables as analysts read them (:class:`Table`);
+- :mod:`posaudit.notebook.triage`: 07-triage's queue, filters and decision widgets.
 
-Nothing here writes to the store, and nothing shows a PIN or a PIN digest.
+Nothing here writes to the store but the triage panel's reviews (through
+:mod:`posaudit.review`, under the writer lock), and nothing shows a PIN or a PIN digest.
 """
 
 from __future__ import annotations

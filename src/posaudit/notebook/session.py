@@ -134,6 +134,11 @@ class Audit:
         with read_only(self.db) as store:
             return _without_digests(plain_strings(store.frame(query)))
 
+    def reread(self) -> None:
+        """Forget the tables read so far: the next read sees what runs and reviews wrote since."""
+        self._tables.clear()
+        self._window = None
+
     def table(self, name: str) -> pl.DataFrame:
         """A whole table, read once per :class:`Audit` and kept in memory (no PIN digest)."""
         if name not in self._tables:
