@@ -18,6 +18,7 @@ from posaudit.notebook import triage
 from posaudit.notebook.triage import QueueFilter, TriagePanel, filtered_queue
 from posaudit.pins import PIN_KEY_ENV
 from posaudit.review import finding_with_trail, review_queue, verify_trail
+from posaudit.review.pending import pending_requests
 from posaudit.store import Store
 
 NOW = datetime(2026, 12, 6, 12, 0)
@@ -245,13 +246,16 @@ def held(store: Path) -> Iterator[int]:
             holder.wait(timeout=30)
 
 
-def test_a_store_held_by_a_run_refuses_the_decision_in_one_line(
+def test_a_decision_while_a_run_holds_the_store_is_queued_in_one_line(
     panel: TriagePanel, store: Path, held: int
 ) -> None:
     panel.record.click()
     shown = panel.result_text
-    assert shown.startswith(f"{store} is locked by another posaudit process (pid {held}: run")
+    assert shown.startswith(
+        f"queued, not yet recorded: {store} is locked by another posaudit process (pid {held}: run"
+    )
     assert shown.count("\n") == 1
+    assert len(pending_requests(store)) == 1
     # refreshing meanwhile says the same kind of line instead of failing the cell
     panel.refresh()
     assert "is in use by another posaudit process" in panel.result_text

@@ -3,9 +3,9 @@
 The analyst narrows the queue (:func:`posaudit.review.review_queue`) by family, severity at
 or above, age, assignee, decision and review status; picks a finding and reads its card, its
 review trail, its evidence and the events behind it (the 05 drill-down's frames); then
-records a decision or an assignment with :func:`posaudit.review.decide` and
-:func:`posaudit.review.assign`. Those take the store's writer lock for one transaction, as
-``posaudit review decide`` does, and need no PIN key: nothing here reads or asks for one.
+records a decision or an assignment with :func:`posaudit.review.record`, as ``posaudit review
+decide`` does: under the store's writer lock for one transaction, or queued (and said so)
+while a run holds the store. Reviews need no PIN key: nothing here reads or asks for one.
 
 The frames (:func:`queue_with_age`, :func:`filtered_queue`, :func:`trail_table`) are plain
 functions; :class:`TriagePanel` only wires them to ipywidgets, so its callbacks run the same
@@ -26,7 +26,15 @@ from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
 from posaudit.notebook import drilldown
 from posaudit.notebook.session import Audit, AuditError, read_only
 from posaudit.notebook.tables import Table
-from posaudit.review import DECISIONS, STATUSES, ReviewError, assign, decide, review_queue
+from posaudit.review import (
+    DECISIONS,
+    STATUSES,
+    Action,
+    ReviewError,
+    checked_action,
+    record,
+    review_queue,
+)
 from posaudit.review import finding_with_trail as read_finding_with_trail
 from posaudit.review.queue import UNDECIDED, FindingTrail
 from posaudit.review.trail import Review
@@ -511,39 +519,43 @@ class TriagePanel:
         """Record the chosen decision and note on the picked finding; re-read the queue."""
         note = self.note.value if self.note.value.strip() else None
         return self._act(
-            lambda finding_id: decide(
-                self.audit.db, finding_id, decision=str(self.decision.value), note=note
-            ),
-            clear=self.note,
+            lambda: checked_action("decide", decision=str(self.decision.value), note=note)
         )
 
     def record_assignment(self) -> Review | None:
         """Assign the picked finding to the name typed (with the note, if any)."""
         note = self.note.value if self.note.value.strip() else None
-        return self._act(
-            lambda finding_id: assign(
-                self.audit.db, finding_id, assignee=self.assignee.value, note=note
-            ),
-            clear=self.note,
-        )
+        return self._act(lambda: checked_action("assign", assignee=self.assignee.value, note=note))
 
-    def _act(self, action: Callable[[str], Review], *, clear: widgets.Textarea) -> Review | None:
+    def _act(self, make: Callable[[], Action]) -> Review | None:
+        """Record an action on the picked finding (or queue it while a run holds the store,
+        and say so); the review recorded, None when queued or refused."""
         self.result.outputs = ()
         if self.finding_id is None:
             self.result.append_stderr("pick a finding in the queue first\n")
             return None
         try:
-            review = action(self.finding_id)
+            outcome = record(self.audit.db, self.finding_id, make())
         except _SHOWN_ERRORS as exc:
             self.show_error(exc)
             return None
-        clear.value = ""
+        self.note.value = ""
+        if outcome.queued is not None:
+            self.result.append_stdout(
+                f"queued, not yet recorded: {outcome.held_by}; kept as request "
+                f"{outcome.queued.request_id} and applied when the store is free\n"
+            )
+            return None
         self.refresh()  # its own error, if the store is taken meanwhile, shows below the review
         self.result.outputs = (
-            {"output_type": "stream", "name": "stdout", "text": review_line(review) + "\n"},
+            {
+                "output_type": "stream",
+                "name": "stdout",
+                "text": review_line(outcome.review) + "\n",
+            },
             *self.result.outputs,
         )
-        return review
+        return outcome.review
 
     def show_error(self, exc: BaseException) -> None:
         """An error's one line in :attr:`result`."""
