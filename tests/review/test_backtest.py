@@ -288,3 +288,17 @@ def test_the_comparison_counts_severity_changes_and_precision() -> None:
     assert z["current_findings"] == z["new_findings"] == 0 and z["current_precision"] is None
     assert total["current_findings"] == 3 and total["new_findings"] == 3
     assert total["current_precision"] == pytest.approx(1 / 3)
+
+
+def test_a_current_policy_this_posaudit_cannot_read_is_one_line_and_exit_2(
+    trial: Trial, world: Path
+) -> None:
+    con = duckdb.connect(str(world))
+    con.execute("UPDATE pipeline_runs SET policy_toml = '[rules.refund_storms]\nmin_refunds = 3\n'")
+    con.close()
+    result = cli("backtest", "--db", str(world), "--policy", str(trial.policy))
+    assert result.returncode == 2 and not result.stdout
+    assert result.stderr.strip().splitlines() == [
+        "posaudit: error: the policy of run-00001 (pipeline_runs): unknown key "
+        "'rules.refund_storms'"
+    ]

@@ -292,12 +292,16 @@ def backtest(
     their findings with the analysts' decisions (``rules``: only these). Reads only."""
     current = current_policy(store)
     policies = [current.policy, new_policy]
-    found = replayed_findings(store, policies, rules=rules, digester=digester)
+    current_findings, new_findings = replayed_findings(
+        store, policies, rules=rules, digester=digester
+    )
     shown = [
         name
         for name in all_rules()
         if (rules is None or name in rules)
         and (rules is not None or any(p.enabled(name) for p in policies))
     ]
-    comparison = policy_comparison(*found, latest_decisions(store), rules=shown)
+    comparison = policy_comparison(
+        current_findings, new_findings, latest_decisions(store), rules=shown
+    )
     return Backtest(comparison, current, new_policy, new_source)
