@@ -196,3 +196,25 @@ def test_a_run_keeps_the_refunds_frame_and_a_run_that_cannot_forgets_it(
         assert kept.refunds_kept_by(store, again.run_id)
     finally:
         store.close()
+
+
+def test_a_rule_runs_alone_on_the_columns_it_uses(sample_store: Path, tmp_path: Path) -> None:
+    # The stale PINs select pin_digest and drop it unused: run with the other PIN rules off,
+    # pin_events is read without it, and the rule's plan must still find the column.
+    path = tmp_path / "alone.duckdb"
+    shutil.copy(sample_store, path)
+    policy = tmp_path / "stale-only.toml"
+    policy.write_text(
+        "".join(
+            f"[rules.{name}]\nenabled = false\n"
+            for name in ("weak_pins", "default_pins", "shared_pins", "reused_pins")
+        ),
+        encoding="utf-8",
+    )
+    store = Store.open(path)
+    try:
+        run_pipeline(store, load_policy(policy))
+        stale = store.query("SELECT count(*) FROM findings WHERE rule = 'stale_pins'")[0][0]
+        assert stale > 0  # type: ignore[operator]
+    finally:
+        store.close()

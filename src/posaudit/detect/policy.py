@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import hashlib
 import json
 import tomllib
@@ -65,16 +64,21 @@ def _check(settings: dict[str, Any], source: str) -> None:
 
 def load_policy(path: Path | None = None) -> Policy:
     """The default policy overridden by ``path``; raises PolicyError with one clear line."""
-    default_text = default_policy_text()
-    settings = tomllib.loads(default_text)
     if path is None:
-        return Policy(settings=settings, text=default_text)
+        default_text = default_policy_text()
+        return Policy(settings=tomllib.loads(default_text), text=default_text)
     text = read_text_file(path, what="policy", error=PolicyError)
-    override = parse_toml(text, source=str(path), error=PolicyError)
-    merged = copy.deepcopy(settings)
+    return policy_from_text(text, source=str(path))
+
+
+def policy_from_text(text: str, *, source: str) -> Policy:
+    """The default policy overridden by the TOML ``text`` (a policy file's, or the one a run
+    recorded); raises PolicyError with one clear line naming ``source``."""
+    override = parse_toml(text, source=source, error=PolicyError)
+    merged = tomllib.loads(default_policy_text())
     try:
-        merge_settings(merged, override, source=str(path), share_keys=_SHARE_KEYS)
+        merge_settings(merged, override, source=source, share_keys=_SHARE_KEYS)
     except ConfigError as exc:
         raise PolicyError(str(exc)) from None
-    _check(merged, str(path))
+    _check(merged, source)
     return Policy(settings=merged, text=text)

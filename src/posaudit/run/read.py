@@ -230,6 +230,8 @@ class TableReader:
         self._counting = threading.Lock()
         self._frames: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
         self._derived: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
+        # per table read in part: its other columns, as nulls of their types
+        self._unread: dict[str, list[pl.Expr]] = {}
 
     def read(
         self, name: str, since: datetime | None = None, connection: Store | None = None
@@ -254,7 +256,22 @@ class TableReader:
         with self._counting:
             self.rows_read += frame.height
         self._frames[name] = (since, frame)
+        if wanted is not None:
+            whole = plain_strings(connection.read(name, where="false")).schema
+            self._unread[name] = [
+                pl.lit(None, dtype=t).alias(c) for c, t in whole.items() if c not in frame.columns
+            ]
         return frame
+
+    def with_unread_columns(self, name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
+        """``frame`` (of table ``name``) with the columns left unread, as nulls of their types.
+
+        Polars checks a rule's plan against its tables' columns before it finds those the
+        plan uses: a column that a rule selects and then drops unused (``pin_digest``, for
+        the stale PINs) must exist. Its nulls are never made: the optimised plan drops it.
+        """
+        unread = self._unread.get(name)
+        return frame.with_columns(unread) if unread else frame
 
     def read_derived(
         self, name: str, since: datetime | None = None, connection: Store | None = None
@@ -375,13 +392,14 @@ def read_inputs(
 
     def cut(r: Rule) -> dict[str, pl.LazyFrame]:
         return {
-            name: (
+            name: reader.with_unread_columns(
+                name,
                 frames[name].lazy()
                 # a derived table keeps its linked rows before the window (see read_derived)
                 if (since := scopes[r.name].since(name)) is None
                 or name not in EVENT_TIME_COLUMNS
                 or needed[name] == since
-                else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMNS[name]) >= since)
+                else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMNS[name]) >= since),
             )
             for name in set(r.inputs) - DERIVED_INPUTS
         }
