@@ -8,9 +8,12 @@ transaction: a failure or a kill leaves the trail as it was.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from posaudit.review.batch import DecisionRow, RefusedRow
 from posaudit.review.trail import (
     COLUMNS,
     GENESIS,
@@ -169,3 +172,61 @@ def assign(
         "start_review": True,
     }
     return _write(path, finding_id, "review assign", **change)
+
+
+@dataclass(frozen=True)
+class RecordedRows:
+    """What :func:`decide_many` did: the reviews written, in the rows' order, and the rows
+    refused because the store holds no such finding."""
+
+    reviews: list[Review]
+    refused: list[RefusedRow]
+
+
+def decide_many(
+    path: Path | str, rows: Sequence[DecisionRow], *, analyst: str | None = None
+) -> RecordedRows:
+    """Record checked decisions (:mod:`posaudit.review.batch`) in one transaction, in order.
+
+    The rows are appended to the trail one after another under one hold of the writer lock;
+    a row naming a finding the store does not hold is refused and the others are recorded.
+    Each row is a decision as :func:`decide` records it; an empty ``assignee`` keeps the
+    finding's assignee. A failure or a kill records none of them.
+    """
+    who = checked_name(analyst, what="the analyst") if analyst else current_analyst()
+    store = Store.open(path, purpose="review import")
+    try:
+        wanted = sorted({row.finding_id for row in rows})
+        known = {
+            str(found[0])
+            for found in store.query(
+                "SELECT finding_id FROM findings WHERE list_contains(?::VARCHAR[], finding_id)",
+                [wanted],
+            )
+        }
+        refused = [
+            RefusedRow(
+                row.line, f"unknown finding {row.finding_id!r}: no such finding in {store.path}"
+            )
+            for row in rows
+            if row.finding_id not in known
+        ]
+        recordable = [row for row in rows if row.finding_id in known]
+        reviews: list[Review] = []
+        if not recordable:  # nothing written, not even the trail's table on an older store
+            return RecordedRows(reviews, refused)
+        with store.transaction():
+            store.ensure_review_tables()
+            for row in recordable:
+                change: dict[str, object] = {
+                    "decision": row.decision,
+                    "status": row.status,
+                    "note": row.note,
+                    "assignee": row.assignee,
+                    "analyst": who,
+                }
+                state = _next_state(latest_review(store, row.finding_id), change)
+                reviews.append(_append(store, row.finding_id, **state))  # type: ignore[arg-type]
+        return RecordedRows(reviews, refused)
+    finally:
+        store.close()
