@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 
 import polars as pl
+import pytest
 
 from posaudit.store import Store
 from tests.review.conftest import cli
@@ -283,3 +284,42 @@ def test_evaluate_with_reviews_needs_no_ground_truth(world: Path, finding_ids: l
     table = cli("evaluate", "--labels", "reviews", "--db", str(world))
     assert table.returncode == 0, table.stderr
     assert "precision per rule from the analysts' decisions" in table.stdout
+
+
+def test_a_failure_while_recording_records_none_of_the_rows(
+    world: Path, finding_ids: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from posaudit.review import record
+    from posaudit.review.batch import DecisionRow
+
+    done = cli(
+        "review", "decide", finding_ids[0], "--decision", "policy_breach", "--db", str(world)
+    )
+    assert done.returncode == 0, done.stderr
+    store = Store.open(world, read_only=True)
+    try:
+        meta = store.meta()
+    finally:
+        store.close()
+    trail = trail_of(world)
+    appended = record._append
+    calls: list[str] = []
+
+    def fails_on_the_second(store: Store, finding_id: str, **state: object) -> object:
+        calls.append(finding_id)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return appended(store, finding_id, **state)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(record, "_append", fails_on_the_second)
+    rows = [DecisionRow(line, f, "false_positive") for line, f in enumerate(finding_ids, 2)]
+    with pytest.raises(OSError, match="No space"):
+        record.decide_many(world, rows, analyst="ana")
+    assert len(calls) == 2
+    assert trail_of(world) == trail
+    store = Store.open(world, read_only=True)
+    try:
+        assert store.meta() == meta
+    finally:
+        store.close()
+    assert "the review trail is whole: 1 reviews" in verified(world)
