@@ -26,11 +26,14 @@ from posaudit.config import ConfigError
 from posaudit.store import StoreError, StoreLockedError, default_db_path
 
 if TYPE_CHECKING:
+    import polars as pl
+
     from posaudit.detect.policy import Policy
     from posaudit.ingest.load import IngestSummary
     from posaudit.run.record import RunSummary
     from posaudit.simulate.estimate import SimulationEstimate
     from posaudit.spark.runner import SparkRun
+    from posaudit.store import Store
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
@@ -709,10 +712,22 @@ def evaluate(
         str | None, typer.Option("--run", help="The run to evaluate (default: the latest).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
+    labels: Annotated[
+        str,
+        typer.Option(
+            "--labels",
+            help=(
+                "truth: the simulator's ground truth (recall and precision); reviews: the "
+                "analysts' decisions (precision per rule with a 95 % interval)."
+            ),
+        ),
+    ] = "truth",
 ) -> None:
-    """Compare a run's findings with the simulator's ground truth: recall and precision.
+    """Compare a run's findings with the simulator's ground truth: recall and precision; or,
+    with --labels reviews, with the analysts' decisions: precision per rule.
 
     Example: posaudit evaluate --db data/posaudit.duckdb --json
+    Example: posaudit evaluate --db data/ingested.duckdb --labels reviews
     """
     import json
 
@@ -721,6 +736,8 @@ def evaluate(
     from posaudit.store import Store
 
     path = db or default_db_path()
+    if labels not in EVALUATION_LABELS:
+        fail(f"--labels must be {' or '.join(EVALUATION_LABELS)}, got {labels!r}")
     with user_errors():
         store = Store.open(path, read_only=True)
         try:
@@ -736,6 +753,9 @@ def evaluate(
             chosen = run_id or str(runs[0][0])
             if chosen not in {str(r[0]) for r in runs}:
                 fail(f"no successful run {chosen!r} in {path}")
+            if labels == "reviews":
+                _evaluate_reviews(store, chosen, as_json=as_json)
+                return
             if store.query("SELECT count(*) FROM ground_truth")[0][0] == 0:
                 fail(no_labels(path))
             findings = store.scan("findings", where=f"run_id = '{chosen}'")
@@ -1684,6 +1704,235 @@ def review_verify(db: DbOption = None) -> None:
     if snoozes.last_id is not None:
         line += f"; {snoozes.line()}"
     out.print(line, markup=False, soft_wrap=True)
+
+
+# -- review export and import, evaluate --labels reviews -----------------------------------
+EVALUATION_LABELS = ("truth", "reviews")
+# What a file of decisions may be written in: UTF-8 (with or without a byte order mark), else
+# GB18030, the encoding a spreadsheet saves CSV in on a Chinese Windows.
+DECISION_FILE_ENCODINGS = ("utf-8", "gb18030")
+
+
+@review_app.command("export")
+def review_export(
+    out_file: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="FILE.csv, FILE.xlsx (an Excel workbook) or - for CSV on stdout (the default).",
+        ),
+    ] = "-",
+    current: Annotated[
+        bool,
+        typer.Option(
+            "--current",
+            help=(
+                "One row per reviewed finding, its latest review, with the finding's rule, "
+                "family, severity, entity and window (what `review import` reads back)."
+            ),
+        ),
+    ] = False,
+    db: DbOption = None,
+) -> None:
+    """Export the review trail: every review, every column, in review_id order; or, with
+    --current, each reviewed finding's current review.
+
+    A file is written whole or not at all. Values are as stored, so the digests can be
+    recomputed from the export.
+
+    Example: posaudit review export --db data/posaudit.duckdb --out trail.csv
+    Example: posaudit review export --current --out decisions.xlsx
+    """
+    from posaudit.atomic import written_file
+    from posaudit.review.export import current_reviews, review_trail
+    from posaudit.store import Store
+
+    to_stdout = out_file == "-"
+    target = Path(out_file)
+    excel = not to_stdout and target.suffix.lower() == ".xlsx"
+    with review_errors():
+        if not to_stdout and target.is_dir():
+            fail(f"--out {target} is a folder, not a file")
+        store = Store.open(db or default_db_path(), read_only=True)
+        try:
+            table = current_reviews(store) if current else review_trail(store)
+        finally:
+            store.close()
+        if to_stdout:
+            sys.stdout.write(table.write_csv())
+            sys.stdout.flush()
+            return
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with written_file(target) as part:
+            if excel:
+                import xlsxwriter
+
+                # text stays text: a note such as "=1+1" must not become a formula
+                options = {
+                    "strings_to_formulas": False,
+                    "strings_to_urls": False,
+                    "strings_to_numbers": False,
+                }
+                with xlsxwriter.Workbook(str(part), options) as book:
+                    table.write_excel(book, worksheet="reviews", autofit=True)
+            else:
+                table.write_csv(part)
+    what = "current reviews" if current else "reviews"
+    out.print(f"exported {table.height:,} {what} to {target}", markup=False, soft_wrap=True)
+
+
+def _decision_file_rows(path: Path) -> pl.DataFrame:
+    """The rows of a file of decisions as text, with their line numbers (a polars DataFrame);
+    exit 2 when the file is not UTF-8 or GB18030 text, or is not CSV."""
+    from posaudit.ingest.mapping import IngestError
+    from posaudit.ingest.sources import SourceFile, read_source
+
+    if path.is_dir():
+        fail(f"{path} is a folder, not a CSV file of decisions")
+    data = path.read_bytes()
+    if not data.strip():
+        fail(f"{path} is empty: a CSV file of decisions has a header with finding_id, decision")
+    encoding = None
+    for candidate in DECISION_FILE_ENCODINGS:
+        try:
+            text = data.decode("utf-8-sig" if candidate == "utf-8" else candidate)
+        except UnicodeDecodeError:
+            continue
+        encoding = candidate
+        break
+    if encoding is None or "\x00" in text:
+        fail(f"{path} is not a CSV file of decisions: not UTF-8 or GB18030 text")
+    try:
+        return read_source(SourceFile(path, "csv", "", len(data)), encoding=encoding)
+    except IngestError as exc:
+        fail(str(exc))
+
+
+@review_app.command("import")
+def review_import(
+    file: Annotated[
+        Path,
+        typer.Argument(
+            metavar="FILE.csv",
+            help=(
+                "Decisions, one a row: columns finding_id and decision; note, status (closed "
+                "when absent) and assignee optional. UTF-8 or GB18030."
+            ),
+        ),
+    ],
+    db: DbOption = None,
+) -> None:
+    """Record the decisions of a CSV file, as an analyst keeps them in a spreadsheet.
+
+    Each row is checked as `review decide` checks a decision. The good rows are recorded in
+    one transaction, in the file's order; each bad row is named by its line and reason on
+    stderr. Exit codes: 0 every row recorded, 2 some rows refused (the good ones are recorded)
+    or a file without the columns finding_id and decision (nothing recorded), 3 the store is
+    locked by another posaudit process (nothing recorded).
+
+    Example: posaudit review import decisions.csv --db data/posaudit.duckdb
+    """
+    from posaudit.review.batch import decision_rows, missing_columns
+    from posaudit.review.record import decide_many
+
+    with review_errors():
+        rows = _decision_file_rows(file)
+        lacking = missing_columns(rows.columns)
+        if lacking:
+            fail(
+                f"{file} line 1: the header has no {' and no '.join(lacking)} column "
+                "(a file of decisions has finding_id, decision and optionally note, status, "
+                "assignee)"
+            )
+        good, bad = decision_rows(rows)
+        reviews = []
+        if good:
+            recorded = decide_many(db or default_db_path(), good)
+            reviews, bad = recorded.reviews, sorted([*bad, *recorded.refused], key=lambda r: r.line)
+    for refused in bad:
+        err.print(f"posaudit: error: {file} {refused.text()}", markup=False, soft_wrap=True)
+    last = (
+        f"; the last review {reviews[-1].review_id} with digest {reviews[-1].digest}"
+        if reviews
+        else "; no review written"
+    )
+    out.print(
+        f"{file}: {len(reviews):,} recorded, {len(bad):,} refused{last}",
+        markup=False,
+        soft_wrap=True,
+    )
+    if bad:
+        raise typer.Exit(EXIT_BAD_INPUT)
+
+
+def _evaluate_reviews(store: Store, run_id: str, *, as_json: bool) -> None:
+    """``evaluate --labels reviews``: precision per rule from the analysts' decisions."""
+    import json
+
+    import polars as pl
+
+    from posaudit.evaluate import TOTAL, precision_from_reviews
+    from posaudit.review.trail import TABLE
+
+    findings = store.scan("findings", where=f"run_id = '{run_id}'")
+    reviews = (
+        store.scan(TABLE)
+        if store.has_table(TABLE)
+        else pl.LazyFrame(
+            schema={"review_id": pl.Int64, "finding_id": pl.String, "decision": pl.String}
+        )
+    )
+    precision = precision_from_reviews(findings, reviews).collect()
+    total = precision.filter(pl.col("rule") == TOTAL).row(0, named=True)
+    if not total["decided"]:
+        fail(
+            f"{store.path} holds no decisions on the findings of {run_id} above 'info': "
+            "nothing to evaluate against (record some with `posaudit review decide` or "
+            "`posaudit review import`)"
+        )
+    per_rule = precision.filter(pl.col("rule") != TOTAL)
+    if as_json:
+        record = {
+            "run_id": run_id,
+            "labels": "reviews",
+            "precision": per_rule.to_dicts(),
+            "total": total,
+        }
+        out.print_json(json.dumps(record))
+        return
+    from rich import box
+
+    table = Table(
+        title=f"{run_id}: precision per rule from the analysts' decisions",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    # figures whole; in a narrow terminal the rule's name folds instead
+    table.add_column("rule", overflow="fold")
+    for column in ("findings", "decided", "true", "false", "undecided", "precision", "95 %"):
+        table.add_column(column, justify="right", no_wrap=True, min_width=max(len(column), 4))
+    for row in precision.iter_rows(named=True):
+        interval = (
+            f"{row['precision_low']:.2f}-{row['precision_high']:.2f}" if row["decided"] else "-"
+        )
+        table.add_row(
+            row["rule"],
+            f"{row['findings']:,}",
+            f"{row['decided']:,}",
+            f"{row['decided_true']:,}",
+            f"{row['decided_false']:,}",
+            f"{row['undecided_share']:.0%}",
+            "-" if row["precision"] is None else f"{row['precision']:.3f}",
+            interval,
+        )
+    out.print(table)
+    out.print(
+        "true: confirmed_fraud or policy_breach; false: false_positive or benign_explained; "
+        "95 %: Wilson score interval of precision (docs/evaluation.md)",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 # posaudit_meta marks the stores `posaudit demo` made: the only files it may replace.

@@ -4,17 +4,28 @@ A finding detects an incident when it names the incident's entity (same entity t
 and its window overlaps the incident's. Recall per scenario = incidents detected / incidents.
 Precision per rule = findings detecting some incident / findings, over findings of severity
 above 'info'. This module is the only reader of ``ground_truth``.
+
+Where there is no ground truth (ingested data), the analysts' decisions are the labels:
+:func:`precision_from_reviews` gives, over the same findings, precision = decided true /
+decided with a 95 % Wilson score interval (docs/evaluation.md).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
 ACCUSING = pl.col("severity") != "info"
 ABOVE_LOW = ~pl.col("severity").is_in(["info", "low"])
+# The decisions that say a finding was right, and those that say it was not (docs/review.md).
+DECIDED_TRUE: Final = ("confirmed_fraud", "policy_breach")
+DECIDED_FALSE: Final = ("false_positive", "benign_explained")
+# The standard normal quantile of 0.975: a two-sided 95 % interval.
+Z_95: Final = 1.959963984540054
+# The name of the row of all rules together in the precision from reviews.
+TOTAL: Final = "all rules"
 
 
 def no_labels(store_path: object) -> str:
@@ -159,3 +170,65 @@ def evaluate(
         ]
     )
     return Evaluation(recall, precision, int(unmatched.item()), int(n_ops.item()))
+
+
+def wilson_interval(successes: pl.Expr, trials: pl.Expr, *, z: float = Z_95) -> list[pl.Expr]:
+    """The Wilson score interval of a proportion, as two expressions (``low``, ``high``).
+
+    With p = successes / n: (p + z²/2n ± z·sqrt(p(1-p)/n + z²/4n²)) / (1 + z²/n); null when
+    n is 0. Unlike p ± z·sqrt(p(1-p)/n) it stays within [0, 1] and is not zero-wide at
+    p = 0 or 1, which matters for the few decisions a rule may have.
+
+    >>> frame = pl.DataFrame({"true": [8, 0], "decided": [10, 0]})
+    >>> low, high = wilson_interval(pl.col("true"), pl.col("decided"))
+    >>> frame.select(low.round(4), high.round(4)).rows()
+    [(0.4902, 0.9433), (None, None)]
+    """
+    n = trials.cast(pl.Float64)
+    p = successes.cast(pl.Float64) / n
+    z2 = z * z
+    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
+    half = z * (p * (1 - p) / n + z2 / (4 * n * n)).sqrt() / (1 + z2 / n)
+    valid = trials > 0
+    return [
+        pl.when(valid).then((centre - half).clip(0.0, 1.0)).alias("low"),
+        pl.when(valid).then((centre + half).clip(0.0, 1.0)).alias("high"),
+    ]
+
+
+def current_decisions(reviews: pl.LazyFrame) -> pl.LazyFrame:
+    """Each reviewed finding's decision now: that of its latest review (null: undecided)."""
+    return (
+        reviews.select("review_id", "finding_id", pl.col("decision").cast(pl.String))
+        .sort("review_id")
+        .group_by("finding_id")
+        .agg(pl.col("decision").last())
+    )
+
+
+def precision_from_reviews(findings: pl.LazyFrame, reviews: pl.LazyFrame) -> pl.LazyFrame:
+    """Per rule, over findings above 'info': findings, decided, decided true and false, the
+    undecided share, precision = decided true / decided and its 95 % Wilson interval; then
+    the row of all rules together (``rule`` = :data:`TOTAL`)."""
+    decided = (
+        findings.filter(ACCUSING)
+        .select("finding_id", "rule")
+        .join(current_decisions(reviews), on="finding_id", how="left")
+    )
+    counts = [
+        pl.len().alias("findings"),
+        pl.col("decision").is_not_null().sum().alias("decided"),
+        pl.col("decision").is_in(DECIDED_TRUE).sum().alias("decided_true"),
+        pl.col("decision").is_in(DECIDED_FALSE).sum().alias("decided_false"),
+    ]
+    per_rule = decided.group_by("rule").agg(counts).sort("rule")
+    total = decided.select(pl.lit(TOTAL).alias("rule"), *counts)
+    low, high = wilson_interval(pl.col("decided_true"), pl.col("decided"))
+    return pl.concat([per_rule, total]).with_columns(
+        (1 - pl.col("decided") / pl.col("findings")).alias("undecided_share"),
+        pl.when(pl.col("decided") > 0)
+        .then(pl.col("decided_true") / pl.col("decided"))
+        .alias("precision"),
+        low.alias("precision_low"),
+        high.alias("precision_high"),
+    )

@@ -43,6 +43,8 @@ class Action:
         }
         if self.kind == "decide":
             state |= {"status": self.status or "closed", "decision": self.decision}
+            if self.assignee is not None:  # an import's row may name one
+                state["assignee"] = self.assignee
         elif self.kind == "assign":
             state["assignee"] = self.assignee
             if state["status"] == "open":

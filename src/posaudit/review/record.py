@@ -16,12 +16,14 @@ that can: the run holding the store as it ends, or the next review.
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
 from posaudit.review.action import Action, checked_action
+from posaudit.review.batch import DecisionRow, RefusedRow
 from posaudit.review.cases import case_findings, is_case_id
 from posaudit.review.evidence import evidence_events
 from posaudit.review.pending import (
@@ -42,7 +44,7 @@ from posaudit.review.trail import (
     review_of,
     select_columns,
 )
-from posaudit.review.values import ReviewError
+from posaudit.review.values import ReviewError, checked_name, current_analyst
 from posaudit.store import Store
 from posaudit.store.errors import StoreLockedError
 
@@ -300,3 +302,63 @@ def assign(
     status, and the decision stays. Bad input raises ReviewError and writes nothing."""
     action = checked_action("assign", assignee=assignee, note=note, analyst=analyst)
     return record(path, finding_id, action, queue=False, wait=0).review
+
+
+@dataclass(frozen=True)
+class RecordedRows:
+    """What :func:`decide_many` did: the reviews written, in the rows' order, and the rows
+    refused because the store holds no such finding."""
+
+    reviews: list[Review]
+    refused: list[RefusedRow]
+
+
+def decide_many(
+    path: Path | str, rows: Sequence[DecisionRow], *, analyst: str | None = None
+) -> RecordedRows:
+    """Record checked decisions (:mod:`posaudit.review.batch`) in one transaction, in order.
+
+    The rows are appended to the trail one after another under one hold of the writer lock;
+    a row naming a finding the store does not hold is refused and the others are recorded.
+    Each row is a decision as :func:`decide` records it; an empty ``assignee`` keeps the
+    finding's assignee. A failure or a kill records none of them.
+    """
+    who = checked_name(analyst, what="the analyst") if analyst else current_analyst()
+    store = Store.open(path, purpose="review import")
+    try:
+        wanted = sorted({row.finding_id for row in rows})
+        known = {
+            str(found[0])
+            for found in store.query(
+                "SELECT finding_id FROM findings WHERE list_contains(?::VARCHAR[], finding_id)",
+                [wanted],
+            )
+        }
+        refused = [
+            RefusedRow(
+                row.line, f"unknown finding {row.finding_id!r}: no such finding in {store.path}"
+            )
+            for row in rows
+            if row.finding_id not in known
+        ]
+        recordable = [row for row in rows if row.finding_id in known]
+        reviews: list[Review] = []
+        if not recordable:  # nothing written, not even the trail's table on an older store
+            return RecordedRows(reviews, refused)
+        with store.transaction():
+            store.ensure_review_tables()
+            settled = apply_queued(store)
+            for row in recordable:
+                action = Action(
+                    "decide",
+                    who,
+                    decision=row.decision,
+                    status=row.status,
+                    assignee=row.assignee,
+                    note=row.note,
+                )
+                reviews.extend(apply_action(store, row.finding_id, action))
+        settled.finish(store.path)
+        return RecordedRows(reviews, refused)
+    finally:
+        store.close()
