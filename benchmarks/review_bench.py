@@ -21,7 +21,7 @@ import statistics
 import time
 from pathlib import Path
 
-from posaudit.review import checked_action, record, review_queue
+from posaudit.review import checked_action, record_action, review_queue
 from posaudit.store import Store
 
 
@@ -57,7 +57,7 @@ def main() -> None:
     for finding_id in ids:
         action = checked_action("decide", decision="false_positive", note="bench", analyst="bench")
         start = time.perf_counter()
-        record(args.db, finding_id, action, queue=False, wait=0)
+        record_action(args.db, finding_id, action, queue=False, wait=0)
         decisions.append(time.perf_counter() - start)
         start = time.perf_counter()
         Store.open(args.db, purpose="bench").close()

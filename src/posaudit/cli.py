@@ -1270,12 +1270,12 @@ NoteOption = Annotated[
 
 def _record_review(target: str, kind: str, db: Path | None, **values: object) -> None:
     """Check an action, record it (or queue it while the store is held) and say which."""
-    from posaudit.review import checked_action, record
+    from posaudit.review import checked_action, record_action
 
     path = db or default_db_path()
     with review_errors():
         action = checked_action(kind, **values)  # type: ignore[arg-type]
-        outcome = record(path, target, action)
+        outcome = record_action(path, target, action)
     if outcome.queued is not None:
         out.print(
             f"queued, not yet recorded: {outcome.held_by}; the {kind} on {target} is kept as "

@@ -12,6 +12,7 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from posaudit.review.trail import COLUMNS
 from posaudit.store import Store
 from tests.review.conftest import cli
 from tests.test_bad_input import refused
@@ -211,26 +212,16 @@ def test_export_writes_every_column_of_the_trail_in_order_to_csv_stdout_and_exce
     # a column added to the trail later comes along, read by its name
     store = Store.open(world)
     try:
-        store.execute("ALTER TABLE finding_reviews ADD COLUMN case_id VARCHAR")
-        store.execute("UPDATE finding_reviews SET case_id = 'case-operator-T000011-02'")
+        store.execute("ALTER TABLE finding_reviews ADD COLUMN ticket VARCHAR")
+        store.execute("UPDATE finding_reviews SET ticket = 'AUD-1207'")
     finally:
         store.close()
     on_stdout = cli("review", "export", "--db", str(world))
     assert on_stdout.returncode == 0, on_stdout.stderr
     trail = pl.read_csv(io.StringIO(on_stdout.stdout))
-    assert trail.columns[-1] == "case_id"
-    assert trail.columns[:10] == [
-        "review_id",
-        "reviewed_at",
-        "analyst",
-        "finding_id",
-        "status",
-        "decision",
-        "assignee",
-        "note",
-        "previous_digest",
-        "digest",
-    ]
+    assert trail.columns[-1] == "ticket"
+    assert trail.get_column("ticket").to_list() == ["AUD-1207"] * 3
+    assert trail.columns[:-1] == list(COLUMNS)
     assert trail.get_column("review_id").to_list() == [1, 2, 3]
     assert trail.get_column("decision").to_list() == list(DECISIONS[:3])
     workbook = tmp_path / "out" / "trail.xlsx"
@@ -302,16 +293,16 @@ def test_a_failure_while_recording_records_none_of_the_rows(
     finally:
         store.close()
     trail = trail_of(world)
-    appended = record._append
-    calls: list[str] = []
+    appended = record.append_review
+    calls: list[object] = []
 
-    def fails_on_the_second(store: Store, finding_id: str, **state: object) -> object:
-        calls.append(finding_id)
+    def fails_on_the_second(store: Store, **values: object) -> object:
+        calls.append(values["finding_id"])
         if len(calls) == 2:
             raise OSError(28, "No space left on device")
-        return appended(store, finding_id, **state)  # type: ignore[arg-type]
+        return appended(store, **values)
 
-    monkeypatch.setattr(record, "_append", fails_on_the_second)
+    monkeypatch.setattr(record, "append_review", fails_on_the_second)
     rows = [DecisionRow(line, f, "false_positive") for line, f in enumerate(finding_ids, 2)]
     with pytest.raises(OSError, match="No space"):
         record.decide_many(world, rows, analyst="ana")
@@ -322,4 +313,4 @@ def test_a_failure_while_recording_records_none_of_the_rows(
         assert store.meta() == meta
     finally:
         store.close()
-    assert "the review trail is whole: 1 reviews" in verified(world)
+    assert "the review trail is whole: 1 review," in verified(world)

@@ -3,7 +3,7 @@
 The analyst narrows the queue (:func:`posaudit.review.review_queue`) by family, severity at
 or above, age, assignee, decision and review status; picks a finding and reads its card, its
 review trail, its evidence and the events behind it (the 05 drill-down's frames); then
-records a decision or an assignment with :func:`posaudit.review.record`, as ``posaudit review
+records a decision or an assignment with :func:`posaudit.review.record_action`, as ``posaudit review
 decide`` does: under the store's writer lock for one transaction, or queued (and said so)
 while a run holds the store. Reviews need no PIN key: nothing here reads or asks for one.
 
@@ -32,7 +32,7 @@ from posaudit.review import (
     Action,
     ReviewError,
     checked_action,
-    record,
+    record_action,
     review_queue,
 )
 from posaudit.review import finding_with_trail as read_finding_with_trail
@@ -535,7 +535,7 @@ class TriagePanel:
             self.result.append_stderr("pick a finding in the queue first\n")
             return None
         try:
-            outcome = record(self.audit.db, self.finding_id, make())
+            outcome = record_action(self.audit.db, self.finding_id, make())
         except _SHOWN_ERRORS as exc:
             self.show_error(exc)
             return None

@@ -24,7 +24,7 @@ from posaudit.review.record import (
     apply_queued,
     assign,
     decide,
-    record,
+    record_action,
 )
 from posaudit.review.respect import DecisionEffects, respect_decisions
 from posaudit.review.snooze import active_snoozes, snooze, snoozed_sql, verify_snoozes
@@ -49,7 +49,7 @@ __all__ = [
     "checked_action",
     "decide",
     "finding_with_trail",
-    "record",
+    "record_action",
     "respect_decisions",
     "review_queue",
     "snooze",

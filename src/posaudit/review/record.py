@@ -237,7 +237,7 @@ def _open_waiting(path: Path, purpose: str, wait: float) -> Store:
             time.sleep(0.05)
 
 
-def record(
+def record_action(
     path: Path | str,
     target: str,
     action: Action,
@@ -287,7 +287,7 @@ def decide(
     StoreLockedError (:func:`record` queues instead).
     """
     action = checked_action("decide", decision=decision, status=status, note=note, analyst=analyst)
-    return record(path, finding_id, action, queue=False, wait=0).review
+    return record_action(path, finding_id, action, queue=False, wait=0).review
 
 
 def assign(
@@ -301,7 +301,7 @@ def assign(
     """Assign a finding or a case to someone; an open one is then in review, others keep their
     status, and the decision stays. Bad input raises ReviewError and writes nothing."""
     action = checked_action("assign", assignee=assignee, note=note, analyst=analyst)
-    return record(path, finding_id, action, queue=False, wait=0).review
+    return record_action(path, finding_id, action, queue=False, wait=0).review
 
 
 @dataclass(frozen=True)
