@@ -6,8 +6,10 @@ Exit codes: 0 ok, 1 unexpected failure, 2 bad input (one line on stderr, nothing
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import signal
 import sys
 import warnings
 from collections.abc import Callable, Iterator, Mapping
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TextIO
 
 import typer
+from rich import box
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
@@ -1502,7 +1505,15 @@ def review_list(
     cases: Annotated[
         bool, typer.Option("--cases", help="List the cases (findings by entity), not findings.")
     ] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="Print a JSON array, no table.")] = False,
+    limit: Annotated[
+        int,
+        typer.Option(
+            "--limit", min=0, help="Rows of the table shown, the first in queue order; 0: all."
+        ),
+    ] = 50,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print a JSON array of every row, no table.")
+    ] = False,
     db: DbOption = None,
 ) -> None:
     """The review queue: findings with their current review state, open ones first; or, with
@@ -1512,7 +1523,6 @@ def review_list(
 
     Example: posaudit review list --status open --family refunds --json
     """
-    import json
 
     import polars as pl
 
@@ -1537,30 +1547,41 @@ def review_list(
         finally:
             store.close()
     if as_json:
-        sys.stdout.write(json.dumps(queue.to_dicts(), default=str, ensure_ascii=False) + "\n")
+        # Polars writes the array itself: 50,000 findings in a tenth of the time of json.dumps
+        written = queue.write_json()
+        sys.stdout.write(written + "\n")
         return
-    table = Table(title=f"{path}: {'cases' if cases else 'review queue'}")
+    total = queue.height
+    if limit:
+        queue = queue.head(limit)
+    table = Table(
+        title=f"{path}: {'cases' if cases else 'review queue'}",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+    )
     shown: tuple[str, ...] = (
         ("case_id", "findings", "undecided", "top_severity", "status", "decision", "assignee")
         if cases
-        else (
-            "finding_id",
-            "rule",
-            "severity",
-            "entity_id",
-            "review_status",
-            "decision",
-            "assignee",
-            "reviews",
-        )
+        else ("finding_id", "rule", "severity", "review_status", "decision", "assignee")
     )
+    headers = {
+        "top_severity": "top",
+        "review_status": "status",
+        "findings": "all",
+        "undecided": "open",
+    }
     for column in shown:
-        # the id is what the other review commands take: never cut short
+        # the ids are what the other review commands take: never cut short
+        header = headers.get(column, column.replace("_", " "))
+        whole = column in ("finding_id", "case_id", "severity", "top_severity", "findings")
         table.add_column(
-            column.replace("_", " "),
-            justify="right" if column in ("reviews", "findings", "undecided") else "left",
-            min_width=20 if column in ("finding_id", "case_id") else None,
-            no_wrap=column in ("finding_id", "case_id"),
+            header,
+            justify="right" if column in ("findings", "undecided") else "left",
+            no_wrap=whole or column == "rule",
+            overflow="ellipsis" if column == "rule" else "fold",
+            # a narrow terminal cuts the rule's name short (its start tells it), not the table
+            min_width=None if whole or column == "rule" else len(header),
+            max_width=max(12, out.width - 66) if column == "rule" else None,
         )
     if not cases:
         # a snoozed finding is listed, marked so
@@ -1574,7 +1595,12 @@ def review_list(
         table.add_row(*["" if v is None else str(v) for v in row])
     out.print(table)
     noun = "case" if cases else "finding"
-    out.print(f"{queue.height:,} {noun}{'' if queue.height == 1 else 's'}", markup=False)
+    shown_note = (
+        f", the first {queue.height:,} shown (--limit 0 shows all, --json prints all)"
+        if queue.height < total
+        else ""
+    )
+    out.print(f"{total:,} {noun}{'' if total == 1 else 's'}{shown_note}", markup=False)
 
 
 def _trail_table(title: str, reviews: list[object]) -> Table:
@@ -2105,6 +2131,12 @@ def main() -> None:
     except typer.TyperException as exc:
         err.print(f"posaudit: error: {exc.format_message()}", markup=False, soft_wrap=True)
         raise SystemExit(EXIT_BAD_INPUT) from None
+    except OSError as exc:
+        if exc.errno != errno.EPIPE:
+            raise
+        # the reader of the output went away (`| head`): stop as a pipe's writer does, quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(128 + signal.SIGPIPE) from None
     raise SystemExit(result if isinstance(result, int) else EXIT_OK)
 
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import doctest
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +18,7 @@ from posaudit.pins import PIN_KEY_ENV
 from posaudit.review import finding_with_trail, review_queue, verify_trail
 from posaudit.review.pending import pending_requests
 from posaudit.store import Store
+from tests.review.conftest import held_by_another_process
 
 NOW = datetime(2026, 12, 6, 12, 0)
 
@@ -223,27 +222,8 @@ def test_a_note_that_is_not_text_is_refused_and_nothing_written(
 @pytest.fixture
 def held(store: Path) -> Iterator[int]:
     """Another process holding the store for writing, as a run does; its pid."""
-    script = (
-        "import sys\n"
-        "from posaudit.store import Store\n"
-        "store = Store.open(sys.argv[1], purpose='run')\n"
-        "print('held', flush=True)\n"
-        "sys.stdin.readline()\n"
-        "store.close()\n"
-    )
-    with subprocess.Popen(
-        [sys.executable, "-c", script, str(store)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        text=True,
-    ) as holder:
-        assert holder.stdout is not None and holder.stdin is not None
-        try:
-            assert holder.stdout.readline() == "held\n"
-            yield holder.pid
-        finally:
-            holder.stdin.close()
-            holder.wait(timeout=30)
+    with held_by_another_process(store) as pid:
+        yield pid
 
 
 def test_a_decision_while_a_run_holds_the_store_is_queued_in_one_line(

@@ -6,6 +6,8 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -58,3 +60,29 @@ def finding_ids(audited_world: Path) -> list[str]:
         store.close()
     assert len(rows) == 3
     return [str(r[0]) for r in rows]
+
+
+@contextmanager
+def held_by_another_process(store: Path) -> Iterator[int]:
+    """Another process holding the store for writing, as a run does; its pid."""
+    script = (
+        "import sys\n"
+        "from posaudit.store import Store\n"
+        "store = Store.open(sys.argv[1], purpose='run')\n"
+        "print('held', flush=True)\n"
+        "sys.stdin.readline()\n"
+        "store.close()\n"
+    )
+    with subprocess.Popen(
+        [sys.executable, "-c", script, str(store)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    ) as holder:
+        assert holder.stdout is not None and holder.stdin is not None
+        try:
+            assert holder.stdout.readline() == "held\n"
+            yield holder.pid
+        finally:
+            holder.stdin.close()
+            holder.wait(timeout=30)

@@ -28,6 +28,7 @@ from posaudit.spark.export import export_buckets
 from posaudit.store import Store
 from tests.conftest import build_ingested_store
 from tests.injected import add_lockout_storm
+from tests.review.conftest import held_by_another_process
 from tests.spark.spark_kit import (
     DATA_SAMPLES,
     SCORE_TOLERANCE,
@@ -288,3 +289,74 @@ def test_the_staged_score_gives_the_local_scores(
         assert gap is not None and gap <= SCORE_TOLERANCE, (column, gap)  # type: ignore[operator]
     # the staging folder goes with the run
     assert not [p for p in export.root.iterdir() if p.name.startswith(STAGING_PREFIX)]
+
+
+def test_a_spark_run_respects_the_analysts_decisions(
+    spark: SparkSession, small_world: Path, tmp_path: Path
+) -> None:
+    """A dismissed finding stays dismissed, grown evidence reopens it, and a decision queued
+    while the store was held lands with the run: on Spark as on the local engine."""
+    from datetime import timedelta
+
+    import duckdb
+
+    from posaudit.review import checked_action, decide, record_action
+
+    db = copy_store(small_world, tmp_path / "reviewed.duckdb")
+    store = Store.open(db)
+    try:
+        run_pipeline(store, load_policy(), full=True)
+        kept, grown, queued = (
+            store.frame(
+                "SELECT finding_id, window_start, evidence FROM findings WHERE rule = $rule "
+                "ORDER BY finding_id LIMIT 1",
+                {"rule": rule},
+            ).row(0, named=True)
+            for rule in ("refund_bursts", "pin_brute_force", "weak_pins")
+        )
+    finally:
+        store.close()
+    for finding in (kept, grown):
+        decide(db, finding["finding_id"], decision="false_positive", analyst="ana")
+    evidence = json.loads(grown["evidence"])
+    con = duckdb.connect(str(db))
+    try:
+        con.execute(
+            "INSERT INTO login_events VALUES ('LATE1', ?, ?, ?, ?, 'wrong_pin')",
+            [
+                grown["window_start"] + timedelta(seconds=1),
+                evidence["terminal_id"],
+                evidence["operator_no"],
+                f"{evidence['terminal_id']}-{evidence['operator_no']}",
+            ],
+        )
+    finally:
+        con.close()
+    with held_by_another_process(db):
+        waiting = record_action(
+            db,
+            queued["finding_id"],
+            checked_action("decide", decision="policy_breach", analyst="bo"),
+            wait=0,
+        )
+    assert waiting.queued is not None
+    store = Store.open(db)
+    try:
+        summary = run_spark(
+            SparkRun(master="local[2]", buckets=3), load_policy(), store=store, session=spark
+        )
+        latest = dict(
+            store.query(
+                "SELECT finding_id, CAST(decision AS VARCHAR) FROM finding_reviews "
+                "QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1"
+            )
+        )
+    finally:
+        store.close()
+    assert summary.counts.dismissed == 1 and summary.counts.reopened_by_evidence == 1
+    assert summary.queued_applied == [waiting.queued.request_id]
+    assert latest == {
+        kept["finding_id"]: "false_positive",
+        grown["finding_id"]: None,
+        queued["finding_id"]: "policy_breach",
+    }
