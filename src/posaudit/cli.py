@@ -1934,8 +1934,8 @@ def _evaluate_reviews(store: Store, run_id: str, *, as_json: bool) -> None:
         pad_edge=False,
         collapse_padding=True,
     )
-    # figures whole; in a narrow terminal the rule's name folds instead
-    table.add_column("rule", overflow="fold")
+    # figures whole; in a narrow terminal the rule's name is cut short (its start tells it)
+    table.add_column("rule", no_wrap=True, overflow="ellipsis", max_width=max(12, out.width - 68))
     for column in ("findings", "decided", "true", "false", "undecided", "precision", "95 %"):
         table.add_column(column, justify="right", no_wrap=True, min_width=max(len(column), 4))
     for row in precision.iter_rows(named=True):

@@ -293,20 +293,19 @@ def test_a_failure_while_recording_records_none_of_the_rows(
     finally:
         store.close()
     trail = trail_of(world)
-    appended = record.append_review
+    appended = record.append_reviews
     calls: list[object] = []
 
-    def fails_on_the_second(store: Store, **values: object) -> object:
-        calls.append(values["finding_id"])
-        if len(calls) == 2:
-            raise OSError(28, "No space left on device")
-        return appended(store, **values)
+    def fails_after_the_first(store: Store, drafts: list[dict[str, object]]) -> object:
+        calls.extend(d["finding_id"] for d in drafts)
+        appended(store, drafts[:1])  # the first row written, then the disk fills
+        raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(record, "append_review", fails_on_the_second)
+    monkeypatch.setattr(record, "append_reviews", fails_after_the_first)
     rows = [DecisionRow(line, f, "false_positive") for line, f in enumerate(finding_ids, 2)]
     with pytest.raises(OSError, match="No space"):
         record.decide_many(world, rows, analyst="ana")
-    assert len(calls) == 2
+    assert len(calls) == len(finding_ids)
     assert trail_of(world) == trail
     store = Store.open(world, read_only=True)
     try:

@@ -22,6 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+import polars as pl
+
 from posaudit.review.action import Action, checked_action
 from posaudit.review.batch import DecisionRow, RefusedRow
 from posaudit.review.cases import case_findings, is_case_id
@@ -83,9 +85,16 @@ def _check_finding(store: Store, finding_id: str) -> None:
 
 
 def append_review(store: Store, **values: object) -> Review:
-    """Append one review after the last one written, with the store's record of it (inside the
-    caller's transaction). ``values`` are the review's fields but its id and digests;
-    ``reviewed_at`` defaults to now."""
+    """Append one review after the last one written (:func:`append_reviews`)."""
+    return append_reviews(store, [values])[0]
+
+
+def append_reviews(store: Store, drafts: list[dict[str, object]]) -> list[Review]:
+    """Append reviews, in order, after the last one written, with the store's record of the
+    last (inside the caller's transaction). Each draft holds a review's fields but its id and
+    digests; ``reviewed_at`` defaults to now. One insert, however many."""
+    if not drafts:
+        return []
     last = recorded_last(store)
     highest = int(store.query(f"SELECT coalesce(max(review_id), 0) FROM {TABLE}")[0][0])  # type: ignore[call-overload]
     if last is None:
@@ -96,17 +105,49 @@ def append_review(store: Store, **values: object) -> Review:
         previous = last[1]
     # after the last review written, and after any row put there since: a gap or a row that
     # does not follow stays visible to `verify`, never covered
-    review_id = max(highest, last[0] if last else 0) + 1
-    values.setdefault("reviewed_at", datetime.now(UTC).replace(tzinfo=None))
-    draft = Review(review_id=review_id, previous_digest=previous, digest="", **values)  # type: ignore[arg-type]
-    review = replace(draft, digest=review_digest(previous, draft.fields()))
-    store.execute(
-        f"INSERT INTO {TABLE} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})",
-        [getattr(review, column) for column in COLUMNS],
+    review_id = max(highest, last[0] if last else 0)
+    now = datetime.now(UTC).replace(tzinfo=None)
+    written: list[Review] = []
+    for values in drafts:
+        review_id += 1
+        draft = Review(
+            review_id=review_id,
+            previous_digest=previous,
+            digest="",
+            **({"reviewed_at": now} | values),  # type: ignore[arg-type]
+        )
+        review = replace(draft, digest=review_digest(previous, draft.fields()))
+        written.append(review)
+        previous = review.digest
+    frame = pl.DataFrame(
+        [{column: getattr(r, column) for column in COLUMNS} for r in written],
+        schema={
+            column: pl.Int64
+            if column in ("review_id", "evidence_events")
+            else pl.Datetime("us")
+            if column == "reviewed_at"
+            else pl.String
+            for column in COLUMNS
+        },
+        orient="row",
     )
-    store.set_meta(LAST_ID_KEY, str(review.review_id))
-    store.set_meta(LAST_DIGEST_KEY, review.digest)
-    return review
+    store.append(TABLE, frame)
+    store.set_meta(LAST_ID_KEY, str(written[-1].review_id))
+    store.set_meta(LAST_DIGEST_KEY, written[-1].digest)
+    return written
+
+
+def latest_reviews(store: Store, finding_ids: list[str]) -> dict[str, Review]:
+    """The current review of each of ``finding_ids`` that has one."""
+    if not finding_ids or not store.has_table(TABLE):
+        return {}
+    rows = store.query(
+        f"SELECT {select_columns(store)} FROM {TABLE} "
+        "WHERE list_contains(?::VARCHAR[], finding_id) "
+        "QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1",
+        [finding_ids],
+    )
+    return {str(r.finding_id): r for r in map(review_of, rows)}
 
 
 def _evidence_events(store: Store, finding_ids: list[str]) -> dict[str, int | None]:
@@ -128,7 +169,8 @@ def _reached(store: Store, case_id: str, action: Action) -> list[str]:
     members = case_findings(store, case_id)
     if action.kind == "comment":
         return []
-    current = {m: latest_review(store, m) for m in members}
+    found = latest_reviews(store, members)
+    current = {m: found.get(m) for m in members}
     if action.kind == "reopen":
         return [
             m
@@ -164,21 +206,20 @@ def apply_action(store: Store, target: str, action: Action) -> list[Review]:
         ]
     members = _reached(store, target, action)
     state = action.next_state(latest_review(store, case_id=target))
-    reviews = [append_review(store, finding_id=None, case_id=target, **state, **common)]
     events = _evidence_events(store, members) if action.kind == "decide" else {}
-    for member in members:
-        member_state = action.next_state(latest_review(store, member))
-        reviews.append(
-            append_review(
-                store,
-                finding_id=member,
-                case_id=target,
-                evidence_events=events.get(member),
-                **member_state,
-                **common,
-            )
-        )
-    return reviews
+    before = latest_reviews(store, members)
+    drafts: list[dict[str, object]] = [{"finding_id": None, "case_id": target, **state, **common}]
+    drafts += [
+        {
+            "finding_id": member,
+            "case_id": target,
+            "evidence_events": events.get(member),
+            **action.next_state(before.get(member)),
+            **common,
+        }
+        for member in members
+    ]
+    return append_reviews(store, drafts)
 
 
 def apply_queued(store: Store) -> Settled:
@@ -348,6 +389,11 @@ def decide_many(
         with store.transaction():
             store.ensure_review_tables()
             settled = apply_queued(store)
+            # one pass: each row's state follows the finding's review before it, which may be
+            # an earlier row of the same file
+            current = latest_reviews(store, sorted({row.finding_id for row in recordable}))
+            events = _evidence_events(store, sorted({row.finding_id for row in recordable}))
+            drafts: list[dict[str, object]] = []
             for row in recordable:
                 action = Action(
                     "decide",
@@ -357,7 +403,28 @@ def decide_many(
                     assignee=row.assignee,
                     note=row.note,
                 )
-                reviews.extend(apply_action(store, row.finding_id, action))
+                state = action.next_state(current.get(row.finding_id))
+                drafts.append(
+                    {
+                        "finding_id": row.finding_id,
+                        "case_id": None,
+                        "evidence_events": events.get(row.finding_id),
+                        "analyst": who,
+                        "note": row.note,
+                        **state,
+                    }
+                )
+                current[row.finding_id] = Review(
+                    review_id=0,
+                    reviewed_at=datetime.min,
+                    analyst=who,
+                    finding_id=row.finding_id,
+                    previous_digest="",
+                    digest="",
+                    note=None,
+                    **state,  # type: ignore[arg-type]
+                )
+            reviews.extend(append_reviews(store, drafts))
         settled.finish(store.path)
         return RecordedRows(reviews, refused)
     finally:
