@@ -127,6 +127,12 @@ def test_a_scenario_with_nan_or_infinity_is_refused(
             "[rules.round_amount_refunds]\nround_unit_fen = 0\n",
             ["'rules.round_amount_refunds.round_unit_fen' must be positive"],
         ),
+        ("[review]\ndeadline_days = 0\n", ["'review.deadline_days' must be positive (got 0)"]),
+        ("[review]\ndeadline_days = -7\n", ["'review.deadline_days' must not be negative"]),
+        ("[review]\ndeadline_days = 7.5\n", ["'review.deadline_days' must be int, not float"]),
+        ('[review]\ndeadline_days = "two weeks"\n', ["'review.deadline_days' must be int"]),
+        ("[review]\ndeadline_days = true\n", ["'review.deadline_days' must be int, not bool"]),
+        ("[review]\ndeadline_dayz = 7\n", ["unknown key 'review.deadline_dayz'"]),
     ],
 )
 def test_a_policy_with_nan_or_an_empty_history_is_refused(

@@ -46,6 +46,10 @@ def test_policy_hash_follows_the_settings(tmp_path: Path) -> None:
         ("[rules.operator_anomaly_scores]\nfit_rows = 0\n", "must be positive"),
         ("[rules.stale_pins]\nenabled = 1\n", "must be bool"),
         ("[rules\n", "not valid TOML"),
+        ("[review]\ndeadline_days = 0\n", "'review.deadline_days' must be positive"),
+        ("[review]\ndeadline_days = -1\n", "'review.deadline_days' must not be negative"),
+        ("[review]\ndeadline_days = 1.5\n", "'review.deadline_days' must be int"),
+        ("[review]\ndeadline_days = false\n", "'review.deadline_days' must be int"),
     ],
 )
 def test_bad_policies_are_refused(tmp_path: Path, content: str, needle: str) -> None:
@@ -54,3 +58,11 @@ def test_bad_policies_are_refused(tmp_path: Path, content: str, needle: str) -> 
     pattern = needle.replace("(", r"\(").replace("[", r"\[").replace(".", r"\.")
     with pytest.raises(PolicyError, match=pattern):
         load_policy(policy)
+
+
+def test_the_review_deadline_is_the_policys_or_fourteen_days(tmp_path: Path) -> None:
+    assert load_policy().review_deadline_days == 14
+    week = tmp_path / "week.toml"
+    week.write_text("[review]\ndeadline_days = 7\n")
+    assert load_policy(week).review_deadline_days == 7
+    assert load_policy(week).hash != load_policy().hash

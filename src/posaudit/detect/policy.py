@@ -19,6 +19,9 @@ _POSITIVE_PREFIXES = ("min_", "max_")
 # PIN history of none compares with nothing, and a round unit of 0 fen divides by zero.
 _POSITIVE_KEYS = frozenset({"n_estimators", "fit_rows", "history_size", "round_unit_fen"})
 _SHARE_KEYS = frozenset({"top_fraction", "min_anomaly_score", "medium_anomaly_score"})
+# Days a finding may wait for an analyst's decision when a run's policy does not say (a run
+# recorded before the policy had a [review] table): the default policy's value.
+DEFAULT_DEADLINE_DAYS = 14
 
 
 class PolicyError(ConfigError):
@@ -43,11 +46,25 @@ class Policy:
     def enabled(self, rule: str) -> bool:
         return bool(self.settings["rules"].get(rule, {}).get("enabled", True))
 
+    @property
+    def review_deadline_days(self) -> int:
+        """Days a finding may wait for an analyst's decision before it is overdue."""
+        return review_deadline_days(self.settings)
+
     def parameters(self, rule: str) -> dict[str, Any]:
         return {k: v for k, v in self.settings["rules"].get(rule, {}).items() if k != "enabled"}
 
 
+def review_deadline_days(settings: dict[str, Any]) -> int:
+    """``[review] deadline_days`` of a policy's settings (the default when it has none)."""
+    return int(settings.get("review", {}).get("deadline_days", DEFAULT_DEADLINE_DAYS))
+
+
 def _check(settings: dict[str, Any], source: str) -> None:
+    deadline = settings.get("review", {}).get("deadline_days", DEFAULT_DEADLINE_DAYS)
+    if deadline <= 0:
+        msg = f"{source}: 'review.deadline_days' must be positive (got {deadline})"
+        raise PolicyError(msg)
     for rule, params in settings["rules"].items():
         for key, value in params.items():
             if isinstance(value, bool) or not isinstance(value, int | float):

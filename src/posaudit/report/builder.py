@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path, PurePath
 from typing import Any, Final, Literal
@@ -39,30 +39,39 @@ from posaudit.palette import SEVERITY_COLORS
 from posaudit.pins import pin_digester
 from posaudit.report import charts
 from posaudit.report.data import (
+    AGEING_BUCKETS,
     FAMILY_ORDER,
+    OLDEST_LISTED,
     SEVERITY_ORDER,
     MoneyAtRisk,
     PinHygiene,
     ReportData,
     ReportError,
+    ageing_counts,
     change_counts,
     family_severity_counts,
+    headline_findings,
     load_report_data,
     money_at_risk,
     pin_hygiene,
+    review_counts,
+    set_aside_counts,
     top_entities,
     top_merchants,
+    undecided_ages,
 )
 from posaudit.report.pdf import die_with_parent, missing_font, write_pdf
 from posaudit.report.pseudonyms import Pseudonyms
 from posaudit.report.tables import table_assets
 from posaudit.report.translations import (
     AGE_BUCKETS,
+    DECISIONS,
     ENTITY_TYPES,
     FAMILIES,
     FAMILY_INTROS,
     PARAMETERS,
     QUARANTINE_REASONS,
+    REVIEW_STATUSES,
     RULE_DESCRIPTIONS_ZH,
     RULES,
     SEVERITY_GLOSSARY,
@@ -82,7 +91,7 @@ from posaudit.report.translations import (
     SEVERITIES as SEVERITY_LABELS,
 )
 from posaudit.store import Store
-from posaudit.untrusted import csv_safe
+from posaudit.untrusted import csv_safe, readable_text
 from posaudit.untrusted import shown as shown_text
 
 Format = Literal["html", "pdf", "xlsx", "csv", "parquet"]
@@ -95,6 +104,12 @@ PDF_APPENDIX_LIMIT: Final = 500
 EVIDENCE_LIST_ITEMS: Final = 6
 # Default PINs and shared-PIN groups listed in the PIN section; the workbook holds them all.
 PIN_LIST_LIMIT: Final = 20
+# Reviews the appendix lists, newest first; the workbook holds every one.
+TRAIL_LISTED: Final = 200
+# A note as the appendix shows it: its first words, the whole note in the workbook.
+NOTE_SHOWN_CHARACTERS: Final = 160
+# Hex digits of a review's digest the appendix shows: enough to find it in the trail.
+DIGEST_SHOWN: Final = 12
 # A PIN digest is 64 hex digits; no evidence value may look like one.
 _DIGEST: Final = re.compile(r"\b[0-9a-fA-F]{64}\b")
 _PIN_WORD: Final = re.compile(r"\bpin(?=s?\b)")
@@ -816,6 +831,174 @@ def _pin_section(
     }
 
 
+# -- the analysts' review ------------------------------------------------------------------------
+
+_CASE_OPERATOR: Final = "case-operator-"
+
+
+def _entity(entity_type: str, entity_id: str, pseudonyms: Pseudonyms) -> str:
+    return pseudonyms.operator(entity_id) if entity_type == "operator" else entity_id
+
+
+def _case(case_id: str, pseudonyms: Pseudonyms) -> str:
+    """A case id as shown: an operator's case names the operator's pseudonym when masking."""
+    if pseudonyms.enabled and case_id.startswith(_CASE_OPERATOR):
+        return _CASE_OPERATOR + pseudonyms.operator(case_id.removeprefix(_CASE_OPERATOR))
+    return case_id
+
+
+def _analyst_text(value: str | None, lang: Language, pseudonyms: Pseudonyms) -> str:
+    """A note or a reason an analyst wrote, as shown: withheld when the report masks
+    operators (it may name one), else its text (controls dropped as the page prints it)."""
+    if not value:
+        return ""
+    if pseudonyms.enabled:
+        return text("withheld", lang)
+    return value
+
+
+def _shortened(value: str, limit: int = NOTE_SHOWN_CHARACTERS) -> str:
+    """The first words of a long note, cut at a space near ``limit`` and marked."""
+    flat = " ".join(value.split())
+    if len(flat) <= limit:
+        return flat
+    cut = flat[:limit]
+    space = cut.rfind(" ")
+    return (cut[:space] if space > limit * 0.6 else cut).rstrip(" ,.;:") + " …"
+
+
+def _review_section(data: ReportData, lang: Language, pseudonyms: Pseudonyms) -> dict[str, Any]:
+    """Decisions and open cases per family, ageing against the deadline, snoozes in force."""
+    review = data.review
+    findings = data.findings
+    counts = review_counts(findings)
+    columns = ("findings", "decided_true", "decided_false", "undecided", "open_cases", "snoozed")
+    decisions = [
+        {"family": label(FAMILIES, r["family"], lang), **{c: f"{r[c]:,}" for c in columns}}
+        for r in counts.iter_rows(named=True)
+    ]
+    totals = {c: f"{int(counts.get_column(c).sum()):,}" for c in columns}
+    # a case with findings in two families is one case
+    totals["open_cases"] = (
+        f"{findings.filter(pl.col('case_status') != 'closed').get_column('case_id').n_unique():,}"
+    )
+    undecided = undecided_ages(findings, as_of=review.as_of, deadline_days=review.deadline_days)
+    ageing = ageing_counts(undecided)
+    deadline = review.deadline_days
+    oldest = [
+        {
+            "finding_id": r["finding_id"],
+            "rule": label(RULES, r["rule"], lang),
+            "family": label(FAMILIES, r["family"], lang),
+            "entity": f"{label(ENTITY_TYPES, r['entity_type'], lang)} "
+            f"{_entity(r['entity_type'], r['entity_id'], pseudonyms)}",
+            "age": f"{int(r['age_days']):,}",
+            "age_value": r["age_days"],
+            "bucket": r["bucket"],
+            "assignee": r["assignee"] or text("unassigned", lang),
+            "severity": r["severity"],
+            "severity_label": label(SEVERITY_LABELS, r["severity"], lang),
+        }
+        for r in undecided.head(OLDEST_LISTED).iter_rows(named=True)
+    ]
+    snoozes = [
+        {
+            "entity": f"{label(ENTITY_TYPES, r['entity_type'], lang)} "
+            f"{_entity(r['entity_type'], r['entity_id'], pseudonyms)}",
+            "rule": label(RULES, r["rule"], lang) if r["rule"] else text("every_rule", lang),
+            "until": _stamp(r["until"]),
+            "reason": _analyst_text(r["reason"], lang, pseudonyms),
+            "analyst": r["analyst"],
+        }
+        for r in review.active_snoozes.iter_rows(named=True)
+    ]
+    return {
+        "intro": text("review_intro", lang, as_of=_stamp(review.as_of)),
+        "reviewed": review.trail.height > 0 or review.snoozes.height > 0,
+        "checks": _trail_checks(data),
+        "decisions": decisions,
+        "decision_totals": totals,
+        "ageing_note": text("review_ageing_note", lang, deadline=deadline),
+        "ageing_headers": [
+            text("ageing_within", lang, deadline=deadline),
+            text("ageing_over_1x", lang),
+            text("ageing_over_2x", lang),
+        ],
+        "ageing": [
+            {
+                "family": label(FAMILIES, r["family"], lang),
+                "buckets": [f"{r[b]:,}" for b in AGEING_BUCKETS],
+                "undecided": f"{r['undecided']:,}",
+            }
+            for r in ageing.iter_rows(named=True)
+        ],
+        "ageing_totals": {
+            "buckets": [f"{int(ageing.get_column(b).sum()):,}" for b in AGEING_BUCKETS],
+            "undecided": f"{undecided.height:,}",
+        },
+        "oldest": oldest,
+        "oldest_note": text(
+            "review_oldest_note",
+            lang,
+            shown=len(oldest),
+            count=f"{undecided.height:,}",
+            sheet=_sheet_name(text("sheet_awaiting", lang)),
+        )
+        if undecided.height > len(oldest)
+        else "",
+        "snoozes": snoozes,
+    }
+
+
+def _trail_checks(data: ReportData) -> dict[str, Any]:
+    """The two chains' check lines, as ``posaudit review verify`` prints them."""
+    checks = (data.review.trail_check, data.review.snooze_check)
+    return {
+        "lines": [check.line() for check in checks],
+        "whole": all(check.whole for check in checks),
+    }
+
+
+def _trail_section(data: ReportData, lang: Language, pseudonyms: Pseudonyms) -> dict[str, Any]:
+    """Appendix B: the latest reviews, newest first, and the chains' check."""
+    trail = data.review.trail
+    latest = trail.sort("review_id", descending=True).head(TRAIL_LISTED)
+    sheet = _sheet_name(text("sheet_reviews", lang))
+    rows = [
+        {
+            "review_id": r["review_id"],
+            "reviewed_at": _stamp(r["reviewed_at"]),
+            "analyst": r["analyst"],
+            "target": r["finding_id"] or _case(r["case_id"] or "", pseudonyms),
+            "through_case": _case(r["case_id"], pseudonyms)
+            if r["finding_id"] and r["case_id"]
+            else "",
+            "status": label(REVIEW_STATUSES, r["status"], lang),
+            "decision": label(DECISIONS, r["decision"], lang) if r["decision"] else "—",
+            "assignee": r["assignee"] or "",
+            "note": _shortened(_analyst_text(r["note"], lang, pseudonyms)),
+            "digest": r["digest"][:DIGEST_SHOWN] + "…",
+        }
+        for r in latest.iter_rows(named=True)
+    ]
+    return {
+        "checks": _trail_checks(data),
+        "rows": rows,
+        "note": (
+            text("trail_latest", lang, shown=len(rows), count=f"{trail.height:,}", sheet=sheet)
+            if trail.height > len(rows)
+            else text("trail_all", lang, count=f"{trail.height:,}", sheet=sheet)
+        )
+        if rows
+        else text("trail_empty", lang),
+    }
+
+
+def _sheet_name(name: str) -> str:
+    """A worksheet's name: no character Excel refuses, at most 31 characters."""
+    return _SHEET_NAME.sub(" ", name)[:31]
+
+
 # -- rendering ---------------------------------------------------------------------------------
 
 
@@ -945,11 +1128,15 @@ def write_workbook(
     data: ReportData,
     summary: dict[str, Any],
     lang: Language,
+    *,
+    pseudonyms: Pseudonyms | None = None,
 ) -> dict[str, int]:
-    """The workbook: a summary sheet and one sheet per family; returns rows per sheet.
+    """The workbook: a summary sheet, one sheet per family, and the review's sheets (the
+    findings awaiting a decision, every review, every snooze); returns rows per sheet.
 
     The findings in ``shown`` are already in the report's words and masked as asked.
     """
+    pseudonyms = pseudonyms or Pseudonyms(key=b"", enabled=False)
     import xlsxwriter
 
     rows: dict[str, int] = {}
@@ -1027,7 +1214,9 @@ def write_workbook(
             autofilter=False,
             table_style="Table Style Light 9",
         )
-        line += counts.height + 3
+        line += counts.height + 1
+        sheet.write(line, 0, summary["summary"]["left_out"], plain)
+        line += 2
         sheet.write(line, 0, text("whats_new", lang), bold)
         line += 1
         changes = pl.DataFrame(
@@ -1093,7 +1282,153 @@ def write_workbook(
             frame = _excel_frame(shown.filter(pl.col("family") == family), lang)
             _findings_sheet(book, name, frame, findings_formats)
             rows[name] = frame.height
+        for key, frame in (
+            ("sheet_awaiting", _awaiting_frame(data, lang, pseudonyms)),
+            ("sheet_reviews", _trail_frame(data.review.trail, lang, pseudonyms)),
+            ("sheet_snoozes", _snoozes_frame(data.review.snoozes, lang, pseudonyms)),
+        ):
+            name = _sheet_name(text(key, lang))
+            frame.write_excel(
+                book,
+                name,
+                header_format=header,
+                autofit=True,
+                table_style="Table Style Light 9",
+                dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm:ss"},
+            )
+            rows[name] = frame.height
     return rows
+
+
+def _readable(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every text cell without control or bidirectional characters (analysts' text included)."""
+    return frame.with_columns(
+        pl.col(name).map_batches(readable_text, return_dtype=pl.String)
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+    )
+
+
+def _masked_cases(column: str, pseudonyms: Pseudonyms) -> pl.Expr:
+    return pl.col(column).map_elements(
+        lambda case_id: _case(case_id, pseudonyms), return_dtype=pl.String, skip_nulls=True
+    )
+
+
+def _analyst_texts(column: str, lang: Language, pseudonyms: Pseudonyms) -> pl.Expr:
+    if not pseudonyms.enabled:
+        return pl.col(column)
+    return pl.when(pl.col(column).is_not_null()).then(pl.lit(text("withheld", lang)))
+
+
+def _entities(pseudonyms: Pseudonyms) -> pl.Expr:
+    if not pseudonyms.enabled:
+        return pl.col("entity_id")
+    return pl.struct("entity_type", "entity_id").map_elements(
+        lambda e: _entity(e["entity_type"], e["entity_id"], pseudonyms), return_dtype=pl.String
+    )
+
+
+def _trail_frame(trail: pl.DataFrame, lang: Language, pseudonyms: Pseudonyms) -> pl.DataFrame:
+    """Every review, oldest first, every column, headers in the report's language."""
+    columns = (
+        "review_id",
+        "reviewed_at",
+        "analyst",
+        "finding_id",
+        "case",
+        "status",
+        "decision",
+        "assignee",
+        "note",
+        "evidence_events",
+        "request_id",
+        "previous_digest",
+        "digest",
+    )
+    return _readable(
+        trail.with_columns(
+            _masked_cases("case_id", pseudonyms).alias("case"),
+            pl.col("status").replace_strict(
+                {k: label(REVIEW_STATUSES, k, lang) for k in REVIEW_STATUSES},
+                default=pl.col("status"),
+            ),
+            pl.col("decision").replace_strict(
+                {k: label(DECISIONS, k, lang) for k in DECISIONS}, default=pl.col("decision")
+            ),
+            _analyst_texts("note", lang, pseudonyms).alias("note"),
+        ).select([pl.col(c).alias(text(c, lang)) for c in columns])
+    )
+
+
+def _snoozes_frame(snoozes: pl.DataFrame, lang: Language, pseudonyms: Pseudonyms) -> pl.DataFrame:
+    """Every snooze recorded (a lift is a snooze ending when it was made), oldest first."""
+    columns = (
+        "snooze_id",
+        "created_at",
+        "analyst",
+        "entity_type",
+        "entity",
+        "rule",
+        "until",
+        "reason",
+        "previous_digest",
+        "digest",
+    )
+    return _readable(
+        snoozes.with_columns(
+            pl.col("entity_type").replace_strict(
+                {k: label(ENTITY_TYPES, k, lang) for k in ENTITY_TYPES},
+                default=pl.col("entity_type"),
+            ),
+            _entities(pseudonyms).alias("entity"),
+            pl.col("rule")
+            .replace_strict({r: label(RULES, r, lang) for r in RULES}, default=pl.col("rule"))
+            .fill_null(text("every_rule", lang)),
+            _analyst_texts("reason", lang, pseudonyms).alias("reason"),
+        ).select([pl.col(c).alias(text(c, lang)) for c in columns])
+    )
+
+
+def _awaiting_frame(data: ReportData, lang: Language, pseudonyms: Pseudonyms) -> pl.DataFrame:
+    """Every finding of the run without a decision, oldest first, with its age in days."""
+    review = data.review
+    undecided = undecided_ages(
+        data.findings, as_of=review.as_of, deadline_days=review.deadline_days
+    )
+    buckets = {
+        "within": text("ageing_within", lang, deadline=review.deadline_days),
+        "over_1x": text("ageing_over_1x", lang),
+        "over_2x": text("ageing_over_2x", lang),
+    }
+    return _readable(
+        undecided.select(
+            pl.col("finding_id").alias(text("finding_id", lang)),
+            pl.col("severity")
+            .replace_strict({s: label(SEVERITY_LABELS, s, lang) for s in SEVERITIES})
+            .alias(text("severity", lang)),
+            pl.col("rule")
+            .replace_strict({r: label(RULES, r, lang) for r in RULES}, default=pl.col("rule"))
+            .alias(text("rule", lang)),
+            pl.col("entity_type")
+            .replace_strict(
+                {e: label(ENTITY_TYPES, e, lang) for e in ENTITY_TYPES},
+                default=pl.col("entity_type"),
+            )
+            .alias(text("entity_type", lang)),
+            _entities(pseudonyms).alias(text("entity_id", lang)),
+            pl.col("first_run_id").alias(text("first_run", lang)),
+            pl.col("age_days").round(1).alias(text("age_days", lang)),
+            pl.col("bucket").replace_strict(buckets).alias(text("ageing_bucket", lang)),
+            pl.col("review_status")
+            .replace_strict(
+                {k: label(REVIEW_STATUSES, k, lang) for k in REVIEW_STATUSES},
+                default=pl.col("review_status"),
+            )
+            .alias(text("status", lang)),
+            pl.col("assignee").alias(text("assignee", lang)),
+        )
+    )
 
 
 def _ingested_frame(ingested: dict[str, Any], lang: Language) -> pl.DataFrame:
@@ -1212,10 +1547,20 @@ def build_report(
     now = generated_at or datetime.now().replace(microsecond=0)
     scope = _scope(data, lang, pseudonyms, now)
     pins = pin_hygiene(data.findings, operators_in_scope=data.population["operators_at_end"])
-    money = money_at_risk(data.findings, data.refund_amounts)
-    summary = _summary(data, shown, lang, pseudonyms, hygiene=pins, money=money)
+    # The headline counts what is left to look at: not what an analyst dismissed or snoozed.
+    headline = replace(data, findings=headline_findings(data.findings))
+    money = money_at_risk(headline.findings, data.refund_amounts)
+    summary = _summary(headline, shown, lang, pseudonyms, hygiene=pins, money=money)
+    left_out = set_aside_counts(data.findings)
+    summary["left_out"] = (
+        text("headline_left_out", lang, **{k: f"{v:,}" for k, v in left_out.items()})
+        if any(left_out.values())
+        else text("headline_left_out_none", lang)
+    )
     families = _families(data, shown, lang, first_number=3)
     hygiene = _pin_section(pins, lang, pseudonyms, end=data.run.data_to)
+    review = _review_section(data, lang, pseudonyms)
+    trail = _trail_section(data, lang, pseudonyms)
     seconds["sections"] = time.perf_counter() - mark
 
     out.mkdir(parents=True, exist_ok=True)
@@ -1237,6 +1582,10 @@ def build_report(
         "families": families,
         "pins": hygiene,
         "pin_number": 3 + len(families),
+        "review": review,
+        "review_number": 4 + len(families),
+        "trail": trail,
+        "appendix_total": data.findings.height,
         "severity_colors": SEVERITY_COLORS,
     }
     pdf_job: Future[None] | None = None
@@ -1288,7 +1637,14 @@ def build_report(
             if "xlsx" in formats:
                 mark = time.perf_counter()
                 workbook = part("xlsx", f"{stem}.xlsx")
-                write_workbook(workbook, shown, data, {"scope": scope, "summary": summary}, lang)
+                write_workbook(
+                    workbook,
+                    shown,
+                    data,
+                    {"scope": scope, "summary": summary},
+                    lang,
+                    pseudonyms=pseudonyms,
+                )
                 seconds["xlsx"] = time.perf_counter() - mark
             exported = export_frame(shown, lang) if {"csv", "parquet"} & set(formats) else None
             if exported is not None and "csv" in formats:

@@ -20,8 +20,31 @@ import polars as pl
 
 from posaudit.config import ConfigError, merge_settings
 from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
-from posaudit.detect.policy import Policy, default_policy_text
+from posaudit.detect.policy import (
+    DEFAULT_DEADLINE_DAYS,
+    Policy,
+    default_policy_text,
+    review_deadline_days,
+)
 from posaudit.detect.registry import Rule
+from posaudit.review import (
+    DISMISSED,
+    UPHELD,
+    TrailCheck,
+    active_snoozes,
+    snoozed_sql,
+    verify_snoozes,
+    verify_trail,
+)
+from posaudit.review.cases import case_sql
+from posaudit.review.summary import (
+    SNOOZE_SCHEMA,
+    TRAIL_SCHEMA,
+    case_statuses,
+    every_review,
+    every_snooze,
+    latest_reviews,
+)
 from posaudit.rules import all_rules
 from posaudit.store import Store
 
@@ -90,6 +113,36 @@ class RuleMethod:
     thresholds: tuple[Threshold, ...]
 
 
+@dataclass(frozen=True)
+class ReviewState:
+    """The analysts' review as the report shows it, read when the report is made.
+
+    ``as_of``: the moment the report ages findings and reads snoozes at, the end of the run
+    it reports (a wall-clock time, as the runs' starts the ages are measured from).
+    """
+
+    as_of: datetime
+    deadline_days: int
+    trail: pl.DataFrame  # every review, oldest first (posaudit.review.summary.TRAIL_SCHEMA)
+    snoozes: pl.DataFrame  # every snooze ever recorded, oldest first
+    active_snoozes: pl.DataFrame  # the snoozes in force at ``as_of``
+    trail_check: TrailCheck
+    snooze_check: TrailCheck
+
+
+def _no_review() -> ReviewState:
+    """A review where nothing was reviewed (for data made without a store)."""
+    return ReviewState(
+        as_of=datetime(1970, 1, 1),
+        deadline_days=DEFAULT_DEADLINE_DAYS,
+        trail=pl.DataFrame(schema=TRAIL_SCHEMA),
+        snoozes=pl.DataFrame(schema=SNOOZE_SCHEMA),
+        active_snoozes=pl.DataFrame(schema=SNOOZE_SCHEMA).drop("previous_digest", "digest"),
+        trail_check=TrailCheck(0, None, None, problem=None),
+        snooze_check=TrailCheck(0, None, None, problem=None, noun="snooze"),
+    )
+
+
 @dataclass
 class ReportData:
     store_name: str
@@ -109,6 +162,7 @@ class ReportData:
     refund_amounts: pl.DataFrame = field(
         default_factory=lambda: pl.DataFrame(schema={"txn_id": pl.String, "amount_fen": pl.Int64})
     )
+    review: ReviewState = field(default_factory=_no_review)
 
 
 # -- the run -------------------------------------------------------------------------------
@@ -426,6 +480,8 @@ def load_report_data(store: Store, run_id: str | None = None) -> ReportData:
         f"SELECT {_FINDING_COLUMNS} FROM findings WHERE resolved_run_id = '{run.run_id}'"
     )
     settings, verified = effective_policy(run.policy_toml, run.policy_hash)
+    as_of = run.finished_at or run.started_at
+    findings = with_reviews(store, findings, as_of=as_of)
     return ReportData(
         store_name=store.path.name,
         run=run,
@@ -444,6 +500,46 @@ def load_report_data(store: Store, run_id: str | None = None) -> ReportData:
             "WHERE list_contains($ids, txn_id) AND kind = 'refund'",
             {"ids": refund_ids_named(findings)},
         ),
+        review=ReviewState(
+            as_of=as_of,
+            deadline_days=review_deadline_days(settings),
+            trail=every_review(store),
+            snoozes=every_snooze(store),
+            active_snoozes=active_snoozes(store, at=as_of),
+            trail_check=verify_trail(store),
+            snooze_check=verify_snoozes(store),
+        ),
+    )
+
+
+def with_reviews(store: Store, findings: pl.DataFrame, *, as_of: datetime) -> pl.DataFrame:
+    """The findings with their analysts' review: ``review_status``, ``decision``,
+    ``assignee`` (current review; open and undecided when never reviewed), ``case_id`` and
+    ``case_status`` (the case's own review; open when never reviewed), ``is_snoozed`` (at
+    ``as_of``), ``is_dismissed`` (closed as not what its rule accused) and ``first_seen_at``
+    (when the run that first found it started)."""
+    flags = store.frame(
+        f"SELECT finding_id, {case_sql('f')} AS case_id, "
+        f"{snoozed_sql(store, 'f', at=as_of)} AS is_snoozed FROM findings f"
+    )
+    first_seen = store.frame(
+        "SELECT run_id AS first_run_id, started_at AS first_seen_at FROM pipeline_runs"
+    )
+    return (
+        findings.join(latest_reviews(store), on="finding_id", how="left")
+        .join(flags, on="finding_id", how="left")
+        .join(case_statuses(store), on="case_id", how="left")
+        .join(first_seen, on="first_run_id", how="left")
+        .with_columns(
+            pl.col("review_status").fill_null("open"),
+            pl.col("case_status").fill_null("open"),
+            pl.col("is_snoozed").fill_null(value=False),
+        )
+        .with_columns(
+            ((pl.col("review_status") == "closed") & pl.col("decision").is_in(DISMISSED)).alias(
+                "is_dismissed"
+            )
+        )
     )
 
 
@@ -521,6 +617,82 @@ def top_merchants(findings: pl.DataFrame, *, limit: int = 10) -> pl.DataFrame:
             pl.col("worst_rank").replace_strict(dict(enumerate(SEVERITIES))).alias("worst")
         )
     )
+
+
+# -- the analysts' review ----------------------------------------------------------------
+
+# The ageing buckets, by a finding's age against the review deadline.
+AGEING_BUCKETS: Final = ("within", "over_1x", "over_2x")
+# Findings the report lists by age, oldest first; the workbook lists every one.
+OLDEST_LISTED: Final = 20
+
+
+def headline_findings(findings: pl.DataFrame) -> pl.DataFrame:
+    """The findings the headline counts: neither dismissed by an analyst nor snoozed."""
+    return findings.filter(~pl.col("is_dismissed") & ~pl.col("is_snoozed"))
+
+
+def set_aside_counts(findings: pl.DataFrame) -> dict[str, int]:
+    """How many findings the headline leaves out, by reason: ``dismissed`` (their current
+    review closed as a false positive or benign and explained) and ``snoozed`` (snoozed and
+    not dismissed: each finding is counted under one reason)."""
+    dismissed = int(findings.get_column("is_dismissed").sum())
+    snoozed = findings.filter(pl.col("is_snoozed") & ~pl.col("is_dismissed")).height
+    return {"dismissed": dismissed, "snoozed": snoozed}
+
+
+def review_counts(findings: pl.DataFrame) -> pl.DataFrame:
+    """Per family: findings, decided true, decided false, undecided, open cases and snoozed.
+
+    A case counts in a family when one of its findings is of that family, and is open while
+    its own current review is not closed (a case never reviewed is open)."""
+    counted = findings.group_by("family").agg(
+        pl.len().alias("findings"),
+        pl.col("decision").is_in(UPHELD).sum().alias("decided_true"),
+        pl.col("decision").is_in(DISMISSED).sum().alias("decided_false"),
+        pl.col("decision").is_null().sum().alias("undecided"),
+        pl.col("case_id").filter(pl.col("case_status") != "closed").n_unique().alias("open_cases"),
+        pl.col("is_snoozed").sum().alias("snoozed"),
+    )
+    return (
+        pl.DataFrame({"family": list(FAMILY_ORDER)})
+        .join(counted, on="family", how="left")
+        .fill_null(0)
+        .with_columns(pl.exclude("family").cast(pl.Int64))
+    )
+
+
+def undecided_ages(findings: pl.DataFrame, *, as_of: datetime, deadline_days: int) -> pl.DataFrame:
+    """The findings without a decision, oldest first, with ``age_days`` (from when the run
+    that first found them started to ``as_of``) and ``bucket``: ``within`` the deadline,
+    ``over_1x`` (past it, up to twice it) or ``over_2x``."""
+    age = (pl.lit(as_of) - pl.col("first_seen_at")).dt.total_seconds() / 86_400
+    return (
+        findings.filter(pl.col("decision").is_null())
+        .with_columns(age.clip(lower_bound=0).alias("age_days"))
+        .with_columns(
+            pl.when(pl.col("age_days") <= deadline_days)
+            .then(pl.lit("within"))
+            .when(pl.col("age_days") <= 2 * deadline_days)
+            .then(pl.lit("over_1x"))
+            .otherwise(pl.lit("over_2x"))
+            .alias("bucket")
+        )
+        .sort(["age_days", "severity_rank", "finding_id"], descending=[True, True, False])
+    )
+
+
+def ageing_counts(undecided: pl.DataFrame) -> pl.DataFrame:
+    """Per family: the undecided findings in each ageing bucket, and in all."""
+    wide = undecided.group_by("family", "bucket").len("count")
+    rows = pl.DataFrame({"family": list(FAMILY_ORDER)})
+    for bucket in AGEING_BUCKETS:
+        rows = rows.join(
+            wide.filter(pl.col("bucket") == bucket).select("family", pl.col("count").alias(bucket)),
+            on="family",
+            how="left",
+        )
+    return rows.fill_null(0).with_columns(pl.sum_horizontal(*AGEING_BUCKETS).alias("undecided"))
 
 
 # -- PIN hygiene -------------------------------------------------------------------------------

@@ -293,6 +293,116 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "entity_id": ("Entity ID", "对象编号"),
     "operator_label": ("Operator", "操作员"),
     "status": ("Status", "状态"),
+    # the analysts' review
+    "review": ("Analysts' review", "分析员复核"),
+    "review_intro": (
+        "What the analysts decided about the findings of this run, read from the store's review trail when the report was made. Findings are aged and snoozes read as of the end of the run ({as_of} UTC).",
+        "分析员对本次运行各项发现的复核结论，于生成报告时从数据库的复核记录读取。发现的等待时长和暂缓状态均以运行结束时（{as_of} UTC）为准。",
+    ),
+    "review_none": (
+        "Nothing has been reviewed yet: no analyst has recorded a decision, a case review or a snooze in this store, so every finding is undecided.",
+        "尚未进行任何复核：该数据库中没有分析员记录过结论、案件复核或暂缓，因此所有发现均未有结论。",
+    ),
+    "review_decisions": ("Decisions and open cases by family", "按类别统计的结论和未结案件"),
+    "review_decisions_note": (
+        "Decided true: confirmed fraud or a policy breach. Decided false: a false positive, or benign and explained. A finding's decision is its latest review's. A case is every finding of one entity (an operator, a terminal...); it is open until its own latest review closes it, and counts in every family it has a finding in.",
+        "结论为真：确认舞弊或违反政策。结论为假：误报，或属正常且已解释。发现的结论以其最新一条复核为准。案件是同一对象（操作员、终端等）的全部发现；在其自身最新一条复核结案之前均为未结，并计入其发现所属的每个类别。",
+    ),
+    "decided_true": ("Decided true", "结论为真"),
+    "decided_false": ("Decided false", "结论为假"),
+    "undecided": ("Undecided", "尚无结论"),
+    "open_cases": ("Open cases", "未结案件"),
+    "snoozed": ("Snoozed", "已暂缓"),
+    "review_ageing": ("Findings awaiting a decision, by age", "等待结论的发现（按等待时长）"),
+    "review_ageing_note": (
+        "The policy gives analysts {deadline} days to decide a finding ([review] deadline_days). A finding's age runs from the start of the run that first found it to the end of this run.",
+        "审计策略规定分析员须在 {deadline} 天内对每项发现作出结论（[review] deadline_days）。发现的等待时长自首次发现它的运行开始时起算，至本次运行结束时止。",
+    ),
+    "ageing_within": (
+        "Within the deadline ({deadline} days or less)",
+        "期限内（{deadline} 天以内）",
+    ),
+    "ageing_over_1x": ("Overdue, up to twice the deadline", "超期，不超过两倍"),
+    "ageing_over_2x": ("Overdue, more than twice the deadline", "超期两倍以上"),
+    "ageing_none": ("Every finding of this run has a decision.", "本次运行的每项发现均已有结论。"),
+    "review_oldest": ("The oldest findings awaiting a decision", "等待结论时间最长的发现"),
+    "review_oldest_note": (
+        "The {shown} oldest of {count}; the workbook's sheet “{sheet}” lists them all.",
+        "列出 {count} 项中等待最久的 {shown} 项；Excel 工作簿的“{sheet}”工作表列出全部。",
+    ),
+    "age_days": ("Age (days)", "等待天数"),
+    "ageing_bucket": ("Against the deadline", "对照期限"),
+    "assignee": ("Assignee", "负责人"),
+    "unassigned": ("nobody", "未分配"),
+    "review_snoozes": ("Snoozes in force", "生效中的暂缓"),
+    "review_snoozes_note": (
+        "A snoozed finding is still listed in its family and the appendix; it counts in no headline figure until the snooze ends.",
+        "被暂缓的发现仍列于其类别和附录中；在暂缓结束前不计入任何摘要数字。",
+    ),
+    "snoozes_none": ("No snooze is in force.", "没有生效中的暂缓。"),
+    "every_rule": ("every rule", "全部规则"),
+    "until": ("Until (UTC)", "截止时间（UTC）"),
+    "reason": ("Reason", "原因"),
+    "analyst": ("Analyst", "分析员"),
+    "withheld": ("withheld: this report masks operators", "已隐去：本报告对操作员作匿名处理"),
+    "headline_left_out": (
+        "These figures leave out {snoozed} snoozed and {dismissed} dismissed by an analyst (closed as a false positive, or benign and explained); the family sections and the appendix list every finding.",
+        "以上数字不含已暂缓的 {snoozed} 项发现和被分析员排除的 {dismissed} 项发现（以误报或正常且已解释结案）；各类别章节和附录列出全部发现。",
+    ),
+    "headline_left_out_none": (
+        "No finding is snoozed or dismissed by an analyst: these figures count every finding.",
+        "没有发现被暂缓或被分析员排除：以上数字包含全部发现。",
+    ),
+    # the review trail (appendix B)
+    "trail": ("Appendix: the review trail", "附录：复核记录"),
+    "trail_intro": (
+        "Every review is a row of an append-only trail, chained by SHA-256 digests so that an edited, deleted or inserted row is found (docs/review.md). The check below was run when the report was made.",
+        "每条复核都是只增不改的记录中的一行，并以 SHA-256 摘要逐行链接，任何被修改、删除或插入的行都能被发现（见 docs/review.md）。以下检查于生成报告时进行。",
+    ),
+    "trail_check": (
+        "Chain check, as posaudit review verify prints it",
+        "链式校验（posaudit review verify 的输出）",
+    ),
+    "trail_broken": (
+        "The review trail is not whole: it was changed outside posaudit. Its decisions cannot be relied on until this is explained.",
+        "复核记录不完整：曾在 posaudit 之外被改动。在查明原因之前，其中的结论不可作为依据。",
+    ),
+    "trail_latest": (
+        "The latest {shown} of {count} reviews, newest first; the workbook's sheet “{sheet}” holds every review.",
+        "按时间倒序列出 {count} 条复核中最新的 {shown} 条；Excel 工作簿的“{sheet}”工作表包含全部复核。",
+    ),
+    "trail_all": (
+        "All {count} reviews, newest first; the workbook's sheet “{sheet}” holds them too.",
+        "按时间倒序列出全部 {count} 条复核；Excel 工作簿的“{sheet}”工作表同样包含。",
+    ),
+    "trail_empty": ("No review has been recorded yet.", "尚未记录任何复核。"),
+    "review_id": ("Review", "编号"),
+    "reviewed_at": ("Time (UTC)", "时间（UTC）"),
+    "target": ("Finding or case", "发现或案件"),
+    "decision": ("Decision", "结论"),
+    "note": ("Note", "备注"),
+    "digest": ("Digest", "摘要"),
+    "previous_digest": ("Previous digest", "上一条摘要"),
+    "case": ("Case", "案件"),
+    "evidence_events": ("Events when decided", "作出结论时的事件数"),
+    "request_id": ("Queued request", "排队请求"),
+    "snooze_id": ("Snooze", "暂缓编号"),
+    "created_at": ("Recorded at (UTC)", "记录时间（UTC）"),
+    "sheet_reviews": ("Review trail", "复核记录"),
+    "sheet_snoozes": ("Snoozes", "暂缓记录"),
+    "sheet_awaiting": ("Awaiting decision", "等待结论"),
+}
+
+REVIEW_STATUSES: Final[dict[str, tuple[str, str]]] = {
+    "open": ("open", "待处理"),
+    "in_review": ("in review", "复核中"),
+    "closed": ("closed", "已结案"),
+}
+DECISIONS: Final[dict[str, tuple[str, str]]] = {
+    "confirmed_fraud": ("confirmed fraud", "确认舞弊"),
+    "policy_breach": ("policy breach", "违反政策"),
+    "false_positive": ("false positive", "误报"),
+    "benign_explained": ("benign, explained", "正常且已解释"),
 }
 
 SEVERITY_GLOSSARY: Final[dict[str, tuple[str, str]]] = {
