@@ -12,7 +12,7 @@ import shutil
 import signal
 import sys
 import warnings
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -1603,7 +1603,7 @@ def review_list(
     out.print(f"{total:,} {noun}{'' if total == 1 else 's'}{shown_note}", markup=False)
 
 
-def _trail_table(title: str, reviews: list[object]) -> Table:
+def _trail_table(title: str, reviews: Sequence[object]) -> Table:
     from posaudit.review.trail import Review
     from posaudit.untrusted import readable
 
@@ -1678,8 +1678,11 @@ def review_show(
         return
     assert found is not None
     if as_json:
-        record = {"finding": found.finding, "reviews": [r.to_record() for r in found.reviews]}
-        sys.stdout.write(json.dumps(record, default=str, ensure_ascii=False) + "\n")
+        trail_record: dict[str, object] = {
+            "finding": found.finding,
+            "reviews": [r.to_record() for r in found.reviews],
+        }
+        sys.stdout.write(json.dumps(trail_record, default=str, ensure_ascii=False) + "\n")
         return
     finding = found.finding
     table = Table(title=f"finding {target}", show_header=False)

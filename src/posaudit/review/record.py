@@ -66,10 +66,11 @@ def latest_review(
     """The current review of a finding, or of a case (``case_id``), or None when it has none."""
     if not store.has_table(TABLE):
         return None
-    if case_id is not None:
-        where, key = "case_id = ? AND finding_id IS NULL", case_id
-    else:
-        where, key = "finding_id = ?", finding_id
+    where, key = (
+        ("case_id = ? AND finding_id IS NULL", case_id)
+        if case_id is not None
+        else ("finding_id = ?", finding_id)
+    )
     rows = store.query(
         f"SELECT {select_columns(store)} FROM {TABLE} WHERE {where} "
         "ORDER BY review_id DESC LIMIT 1",
@@ -183,7 +184,7 @@ def _reached(store: Store, case_id: str, action: Action) -> list[str]:
 def apply_action(store: Store, target: str, action: Action) -> list[Review]:
     """Append the reviews of ``action`` on a finding or a case (inside the caller's transaction,
     the lock held); the first is the target's own. ReviewError for an unknown target."""
-    common = {
+    common: dict[str, object] = {
         "analyst": action.analyst,
         "note": action.note,
         "request_id": action.request_id,

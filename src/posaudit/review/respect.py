@@ -54,7 +54,7 @@ def respect_decisions(store: Store, run_id: str, reported: str) -> DecisionEffec
     reopened = 0
     for finding_id, review_id, decision, then, assignee, evidence in rows:
         now = evidence_events(str(evidence))
-        if then is None or now is None or now <= then:
+        if then is None or now is None or now <= int(then):  # type: ignore[call-overload]
             continue
         append_review(
             store,
