@@ -26,8 +26,9 @@
 # review in the store's append-only trail, as `posaudit review decide` records it
 # ([docs/review.md](../docs/review.md)): nothing is overwritten, and `posaudit review verify`
 # checks the chain. Reviews are recorded under your name (`$POSAUDIT_ANALYST`, else your user
-# name) and need no PIN key. While a run writes the store a decision is refused with one line
-# saying who holds it: record it again when the run is done.
+# name) and need no PIN key. While a run writes the store a decision is queued, and the line
+# under the buttons says so: the run applies it as it ends (`posaudit review pending` lists
+# what waits).
 
 # %% tags=["parameters"]
 db = None  # the store; None: $POSAUDIT_DB, else data/posaudit.duckdb
