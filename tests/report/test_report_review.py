@@ -19,7 +19,7 @@ from posaudit.review import (
     case_list,
     checked_action,
     decide,
-    record,
+    record_action,
     review_queue,
     snooze,
 )
@@ -114,7 +114,7 @@ def reviewed(world: Path) -> dict[str, object]:
     decide(path, explained, decision="benign_explained", status="in_review", analyst="bo")
     case_id = cases.filter(pl.col("findings") >= 3).get_column("case_id")[0]
     action = checked_action("decide", decision="policy_breach", note="the whole case", analyst="li")
-    record(path, case_id, action, queue=False)
+    record_action(path, case_id, action, queue=False)
     made = snooze(path, snoozed, days=30, reason="router replaced", analyst="ana")
     return {"path": path, "case_id": case_id, "snooze": made, "dismissed": dismissed}
 

@@ -515,7 +515,8 @@ def load_report_data(store: Store, run_id: str | None = None) -> ReportData:
 def with_reviews(store: Store, findings: pl.DataFrame, *, as_of: datetime) -> pl.DataFrame:
     """The findings with their analysts' review: ``review_status``, ``decision``,
     ``assignee`` (current review; open and undecided when never reviewed), ``case_id`` and
-    ``case_status`` (the case's own review; open when never reviewed), ``is_snoozed`` (at
+    ``case_status`` (the case's own review; never reviewed as a whole, open while any of its
+    findings is not closed), ``is_snoozed`` (at
     ``as_of``), ``is_dismissed`` (closed as not what its rule accused) and ``first_seen_at``
     (when the run that first found it started)."""
     flags = store.frame(
@@ -532,8 +533,15 @@ def with_reviews(store: Store, findings: pl.DataFrame, *, as_of: datetime) -> pl
         .join(first_seen, on="first_run_id", how="left")
         .with_columns(
             pl.col("review_status").fill_null("open"),
-            pl.col("case_status").fill_null("open"),
             pl.col("is_snoozed").fill_null(value=False),
+        )
+        .with_columns(
+            # a case never reviewed as a whole is open while any of its findings is
+            pl.col("case_status").fill_null(
+                pl.when((pl.col("review_status") != "closed").any().over("case_id"))
+                .then(pl.lit("open"))
+                .otherwise(pl.lit("closed"))
+            )
         )
         .with_columns(
             ((pl.col("review_status") == "closed") & pl.col("decision").is_in(DISMISSED)).alias(

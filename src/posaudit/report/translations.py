@@ -305,8 +305,8 @@ UI: Final[dict[str, tuple[str, str]]] = {
     ),
     "review_decisions": ("Decisions and open cases by family", "按类别统计的结论和未结案件"),
     "review_decisions_note": (
-        "Decided true: confirmed fraud or a policy breach. Decided false: a false positive, or benign and explained. A finding's decision is its latest review's. A case is every finding of one entity (an operator, a terminal...); it is open until its own latest review closes it, and counts in every family it has a finding in.",
-        "结论为真：确认舞弊或违反政策。结论为假：误报，或属正常且已解释。发现的结论以其最新一条复核为准。案件是同一对象（操作员、终端等）的全部发现；在其自身最新一条复核结案之前均为未结，并计入其发现所属的每个类别。",
+        "Decided true: confirmed fraud or a policy breach. Decided false: a false positive, or benign and explained. A finding's decision is its latest review's. A case is every finding of one entity (an operator, a terminal...); it is open until its own latest review closes it (never reviewed as a whole: while any of its findings is not closed), and counts in every family it has a finding in.",
+        "结论为真：确认舞弊或违反政策。结论为假：误报，或属正常且已解释。发现的结论以其最新一条复核为准。案件是同一对象（操作员、终端等）的全部发现；在其自身最新一条复核结案之前均为未结（从未整体复核的案件：只要其中仍有未结的发现即为未结），并计入其发现所属的每个类别。",
     ),
     "decided_true": ("Decided true", "结论为真"),
     "decided_false": ("Decided false", "结论为假"),

@@ -158,8 +158,9 @@ CASE_COLUMNS: Final = (
 
 def case_list(store: Store, *, status: str | None = None) -> pl.DataFrame:
     """Every case (an entity with findings): its findings, how many are undecided, their
-    highest severity, and the case's own current review; open cases first, then by that
-    severity and the number undecided."""
+    highest severity, and the case's own current review (never reviewed as a whole: open
+    while any of its findings is not closed); open cases first, then by that severity and the
+    number undecided."""
     findings = review_queue(store)
     if findings.is_empty():
         return pl.DataFrame(schema={c: pl.String for c in CASE_COLUMNS})
@@ -172,6 +173,7 @@ def case_list(store: Store, *, status: str | None = None) -> pl.DataFrame:
         .last()
         .alias("top_severity"),
         pl.col("snoozed").all().alias("snoozed"),
+        (pl.col("review_status") != "closed").sum().alias("unclosed"),
     )
     own = store.frame(
         f"""SELECT case_id, CAST(status AS VARCHAR) AS status,
@@ -179,8 +181,11 @@ def case_list(store: Store, *, status: str | None = None) -> pl.DataFrame:
         FROM {_trail_source(store)} t WHERE finding_id IS NULL AND case_id IS NOT NULL
         QUALIFY row_number() OVER (PARTITION BY case_id ORDER BY review_id DESC) = 1"""
     )
+    # a case never reviewed as a whole is open while any of its findings is
     cases = grouped.join(own, on="case_id", how="left").with_columns(
-        pl.col("status").fill_null("open")
+        pl.col("status").fill_null(
+            pl.when(pl.col("unclosed") > 0).then(pl.lit("open")).otherwise(pl.lit("closed"))
+        )
     )
     if status is not None:
         cases = cases.filter(pl.col("status") == checked_status(status))
