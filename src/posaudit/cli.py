@@ -58,8 +58,9 @@ pins_app = typer.Typer(
 app.add_typer(pins_app, name="pins")
 review_app = typer.Typer(
     help=(
-        "Analysts' reviews of findings: decide, assign, list the queue, show a trail, verify it "
-        "(docs/review.md)."
+        "Analysts' reviews of findings and cases (every finding of one entity): decide, assign, "
+        "comment, reopen, snooze; the queue and the cases, a trail, what waits in the queue on "
+        "disk; verify the trail; export and import decisions (docs/review.md)."
     ),
     no_args_is_help=True,
 )
