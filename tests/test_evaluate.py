@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import sys
@@ -12,7 +13,13 @@ import polars as pl
 import pytest
 
 from posaudit.detect.policy import load_policy
-from posaudit.evaluate import TOTAL, evaluate, precision_from_reviews, wilson_interval
+from posaudit.evaluate import (
+    TOTAL,
+    alert_volume,
+    evaluate,
+    precision_from_reviews,
+    wilson_interval,
+)
 from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 
@@ -203,3 +210,169 @@ def test_a_rule_without_decisions_has_no_precision() -> None:
     row = result.row(0, named=True)
     assert (row["decided"], row["undecided_share"], row["precision"]) == (0, 1.0, None)
     assert (row["precision_low"], row["precision_high"]) == (None, None)
+
+
+def _operators(rows: list[tuple[str, datetime, datetime | None]]) -> pl.LazyFrame:
+    schema = {"operator_id": pl.String, "created_at": pl.Datetime, "disabled_at": pl.Datetime}
+    return pl.LazyFrame(rows, schema=schema, orient="row")
+
+
+def test_alert_volume_counts_per_1000_active_operators_per_day() -> None:
+    # a window of 2.5 days; 4 operators active in it, 2 not
+    data_from, data_to = T(2026, 3, 1), T(2026, 3, 3, 12)
+    operators = _operators(
+        [
+            ("O1", T(2025, 1, 1), None),
+            ("O2", T(2025, 1, 1), T(2026, 3, 2)),  # disabled inside the window: active
+            ("O3", T(2026, 3, 3), None),  # created inside the window: active
+            ("O4", T(2026, 3, 3, 12), None),  # created at its last instant: active
+            ("O5", T(2025, 1, 1), T(2026, 2, 28)),  # disabled before it
+            ("O6", T(2026, 3, 4), None),  # created after it
+        ]
+    )
+    day = (data_from, data_to)
+    severities = ["critical", "high", "high", "high", "medium", "info"]
+    findings = _findings(
+        [(f"F{i}", "r", s, "operator", "O1", *day) for i, s in enumerate(severities)]
+    )
+    volume = alert_volume(findings, operators, data_from=data_from, data_to=data_to).collect()
+    assert volume.get_column("operators").unique().to_list() == [4]
+    assert volume.get_column("days").unique().to_list() == [2.5]
+    rates = dict(volume.select("severity", "per_1000_operators_per_day").iter_rows())
+    # by hand: 1000 x findings / 4 operators / 2.5 days = 100 per finding
+    assert rates == {
+        "info": 100.0,
+        "low": 0.0,
+        "medium": 100.0,
+        "high": 300.0,
+        "critical": 100.0,
+        "critical+high": 400.0,
+        "all": 600.0,
+    }
+    assert volume.get_column("findings").to_list() == [1, 0, 1, 3, 1, 4, 6]
+
+
+@pytest.mark.parametrize(
+    ("operators", "window"),
+    [
+        pytest.param(_operators([]), (T(2026, 3, 1), T(2026, 3, 2)), id="no operators"),
+        pytest.param(
+            _operators([("O1", T(2026, 3, 5), None)]),
+            (T(2026, 3, 1), T(2026, 3, 2)),
+            id="no operator active",
+        ),
+        pytest.param(
+            _operators([("O1", T(2025, 1, 1), None)]),
+            (T(2026, 3, 1), T(2026, 3, 1)),
+            id="zero-day window",
+        ),
+        pytest.param(_operators([("O1", T(2025, 1, 1), None)]), (None, None), id="no window"),
+    ],
+)
+def test_alert_volume_without_operators_or_days_has_no_rate(
+    operators: pl.LazyFrame, window: tuple[datetime | None, datetime | None]
+) -> None:
+    day = (T(2026, 3, 1), T(2026, 3, 2))
+    findings = _findings([("F1", "r", "high", "operator", "O1", *day)])
+    data_from, data_to = window
+    volume = alert_volume(findings, operators, data_from=data_from, data_to=data_to).collect()
+    assert volume.get_column("per_1000_operators_per_day").null_count() == volume.height == 7
+    assert dict(volume.select("severity", "findings").iter_rows())["high"] == 1
+
+
+@pytest.fixture(scope="module")
+def audited_sample(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The sample world, audited once by `posaudit run`."""
+    path = Path(shutil.copy(sample_store, tmp_path_factory.mktemp("volume") / "audited.duckdb"))
+    store = Store.open(path)
+    try:
+        run_pipeline(store, load_policy())
+    finally:
+        store.close()
+    return path
+
+
+def _posaudit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "posaudit", *args], capture_output=True, text=True, check=False
+    )
+
+
+def test_evaluate_json_carries_the_alert_volume(audited_sample: Path) -> None:
+    done = _posaudit("evaluate", "--db", str(audited_sample), "--json")
+    assert done.returncode == 0, done.stderr
+    volume = json.loads(done.stdout)["alert_volume"]
+    store = Store.open(audited_sample, read_only=True)
+    try:
+        data_from, data_to = store.query("SELECT data_from, data_to FROM pipeline_runs")[0]
+        ((findings, paging),) = store.query(
+            "SELECT count(*), count(*) FILTER (severity IN ('critical', 'high')) FROM findings"
+        )
+        (operators,) = store.query("SELECT count(*) FROM operators")[0]
+    finally:
+        store.close()
+    days = (data_to - data_from).total_seconds() / 86_400
+    assert (volume["data_from"], volume["data_to"]) == (data_from.isoformat(), data_to.isoformat())
+    # the simulator hires every operator before the world's first day and disables none
+    assert volume["operators"] == operators
+    assert volume["days"] == pytest.approx(days, abs=1e-4)
+    assert (volume["findings"]["all"], volume["findings"]["critical+high"]) == (findings, paging)
+    assert volume["per_1000_operators_per_day"]["critical+high"] == pytest.approx(
+        1000 * paging / operators / days, abs=1e-3
+    )
+    assert list(volume["findings"]) == [
+        "info",
+        "low",
+        "medium",
+        "high",
+        "critical",
+        "critical+high",
+        "all",
+    ]
+
+
+def test_evaluate_with_reviews_carries_the_alert_volume(
+    audited_sample: Path, tmp_path: Path
+) -> None:
+    path = Path(shutil.copy(audited_sample, tmp_path / "reviewed.duckdb"))
+    store = Store.open(path, read_only=True)
+    try:
+        (finding_id,) = store.query("SELECT finding_id FROM findings WHERE severity = 'high'")[0]
+    finally:
+        store.close()
+    decided = _posaudit(
+        "review", "decide", str(finding_id), "--decision", "confirmed_fraud", "--db", str(path)
+    )
+    assert decided.returncode == 0, decided.stderr
+    done = _posaudit("evaluate", "--db", str(path), "--labels", "reviews", "--json")
+    assert done.returncode == 0, done.stderr
+    with_reviews = json.loads(done.stdout)["alert_volume"]
+    truth = json.loads(_posaudit("evaluate", "--db", str(path), "--json").stdout)
+    assert with_reviews == truth["alert_volume"]
+    table = _posaudit("evaluate", "--db", str(path), "--labels", "reviews")
+    assert table.returncode == 0, table.stderr
+    assert "alert volume, findings per 1,000 operators per day" in table.stdout
+    assert "critical+high" in table.stdout
+
+
+@pytest.mark.parametrize(
+    ("damage", "why"),
+    [
+        ("DELETE FROM operators", "no operator was active in the run's data window"),
+        ("UPDATE pipeline_runs SET data_to = data_from", "the run's data window has no length"),
+    ],
+)
+def test_evaluate_without_operators_or_days_says_there_is_no_rate(
+    audited_sample: Path, tmp_path: Path, damage: str, why: str
+) -> None:
+    path = Path(shutil.copy(audited_sample, tmp_path / "damaged.duckdb"))
+    store = Store.open(path)
+    try:
+        store.execute(damage)
+    finally:
+        store.close()
+    done = _posaudit("evaluate", "--db", str(path))
+    assert done.returncode == 0, done.stderr
+    assert f"alert volume: no rate, {why} (docs/evaluation.md)" in done.stdout
+    record = json.loads(_posaudit("evaluate", "--db", str(path), "--json").stdout)
+    assert record["alert_volume"]["per_1000_operators_per_day"]["critical+high"] is None

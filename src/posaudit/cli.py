@@ -764,10 +764,12 @@ def evaluate(
                 fail(no_labels(path))
             findings = store.scan("findings", where=f"run_id = '{chosen}'")
             result = evaluate_run(findings, store.scan("ground_truth"), store.scan("operators"))
+            volume = _alert_volume(store, chosen)
         finally:
             store.close()
     if as_json:
-        out.print_json(json.dumps({"run_id": chosen, **result.to_dict()}))
+        record = {"run_id": chosen, **result.to_dict(), "alert_volume": volume}
+        out.print_json(json.dumps(record))
         return
     recall = Table(title=f"{chosen}: recall per scenario")
     for column in ("scenario", "incidents", "detected", "recall", "by its own rules"):
@@ -796,6 +798,54 @@ def evaluate(
         f"unmatched findings above 'low': {result.unmatched_above_low:,} "
         f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators)"
     )
+    _print_alert_volume(chosen, volume)
+
+
+def _alert_volume(store: Store, run_id: str) -> dict[str, Any]:
+    """The run's alert volume (``posaudit.evaluate.alert_volume``) as ``evaluate --json``
+    prints it: over the run's data window and the operators active in it."""
+    from datetime import datetime
+
+    from posaudit.evaluate import alert_volume, alert_volume_record
+
+    window = store.query("SELECT data_from, data_to FROM pipeline_runs WHERE run_id = ?", [run_id])
+    data_from, data_to = (bound if isinstance(bound, datetime) else None for bound in window[0])
+    findings = store.scan("findings", where=f"run_id = '{run_id}'")
+    volume = alert_volume(
+        findings, store.scan("operators"), data_from=data_from, data_to=data_to
+    ).collect()
+    return {
+        "data_from": None if data_from is None else data_from.isoformat(),
+        "data_to": None if data_to is None else data_to.isoformat(),
+        **alert_volume_record(volume),
+    }
+
+
+def _print_alert_volume(run_id: str, volume: dict[str, Any]) -> None:
+    """The alert volume's table, or one line saying why there is no rate."""
+    rates = volume["per_1000_operators_per_day"]
+    out.print(
+        f"{run_id}: alert volume, findings per 1,000 operators per day "
+        f"({volume['operators']:,} operators active in a data window of {volume['days']:.2f} days)",
+        markup=False,
+        soft_wrap=True,
+    )
+    table = Table()
+    for column in ("severity", "findings", "per 1,000 operators per day"):
+        table.add_column(column, justify="left" if column == "severity" else "right")
+    for severity, findings in volume["findings"].items():
+        rate = rates[severity]
+        table.add_row(severity, f"{findings:,}", "-" if rate is None else f"{rate:.2f}")
+    out.print(table)
+    if rates["all"] is None:
+        why = (
+            "no operator was active in the run's data window"
+            if not volume["operators"]
+            else "the run's data window has no length"
+        )
+        out.print(
+            f"alert volume: no rate, {why} (docs/evaluation.md)", markup=False, soft_wrap=True
+        )
 
 
 def _backtest_tables(
@@ -1921,12 +1971,14 @@ def _evaluate_reviews(store: Store, run_id: str, *, as_json: bool) -> None:
             "`posaudit review import`)"
         )
     per_rule = precision.filter(pl.col("rule") != TOTAL)
+    volume = _alert_volume(store, run_id)
     if as_json:
         record = {
             "run_id": run_id,
             "labels": "reviews",
             "precision": per_rule.to_dicts(),
             "total": total,
+            "alert_volume": volume,
         }
         out.print_json(json.dumps(record))
         return
@@ -1963,6 +2015,7 @@ def _evaluate_reviews(store: Store, run_id: str, *, as_json: bool) -> None:
         markup=False,
         soft_wrap=True,
     )
+    _print_alert_volume(run_id, volume)
 
 
 # posaudit_meta marks the stores `posaudit demo` made: the only files it may replace.

@@ -8,11 +8,15 @@ above 'info'. This module is the only reader of ``ground_truth``.
 Where there is no ground truth (ingested data), the analysts' decisions are the labels:
 :func:`precision_from_reviews` gives, over the same findings, precision = decided true /
 decided with a 95 % Wilson score interval (docs/evaluation.md).
+
+:func:`alert_volume` measures how many findings a run asks analysts to read: findings per
+1,000 operators per day, by severity, over the run's data window.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Final
 
 import polars as pl
@@ -26,6 +30,12 @@ DECIDED_FALSE: Final = ("false_positive", "benign_explained")
 Z_95: Final = 1.959963984540054
 # The name of the row of all rules together in the precision from reviews.
 TOTAL: Final = "all rules"
+# The findings' severities, least first (the store's severity_t).
+SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
+# The rows of the alert volume besides one per severity: the findings that page, and all.
+CRITICAL_AND_HIGH: Final = "critical+high"
+ALL_SEVERITIES: Final = "all"
+SECONDS_PER_DAY: Final = 86_400
 
 
 def no_labels(store_path: object) -> str:
@@ -232,3 +242,94 @@ def precision_from_reviews(findings: pl.LazyFrame, reviews: pl.LazyFrame) -> pl.
         low.alias("precision_low"),
         high.alias("precision_high"),
     )
+
+
+def active_operators(
+    operators: pl.LazyFrame, *, data_from: datetime, data_to: datetime
+) -> pl.LazyFrame:
+    """The operators that existed at some time in ``[data_from, data_to]``: created by its end
+    and not disabled before its start."""
+    return operators.filter(
+        (pl.col("created_at") <= data_to)
+        & (pl.col("disabled_at").is_null() | (pl.col("disabled_at") >= data_from))
+    )
+
+
+def alert_volume(
+    findings: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    data_from: datetime | None,
+    data_to: datetime | None,
+) -> pl.LazyFrame:
+    """Findings per 1,000 operators per day, by severity, over a run's data window.
+
+    One row per severity (least first, every severity even without findings), then
+    ``critical+high`` and ``all``: ``severity``, ``findings``, ``operators`` (those active in
+    the window, :func:`active_operators`), ``days`` (the window's length, data_to - data_from,
+    in days of 86,400 s) and ``per_1000_operators_per_day`` = 1000 x findings / operators /
+    days; null when there are no active operators, the window has no length, or there is no
+    window (``data_from`` None: a run over no events).
+
+    >>> findings = pl.LazyFrame({"severity": ["critical", "critical", "high", "info"]})
+    >>> operators = pl.LazyFrame(
+    ...     {
+    ...         "created_at": [datetime(2026, 1, 1)] * 4,
+    ...         "disabled_at": [None, None, None, datetime(2026, 2, 1)],
+    ...     }
+    ... )
+    >>> volume = alert_volume(
+    ...     findings, operators, data_from=datetime(2026, 3, 1), data_to=datetime(2026, 3, 5)
+    ... ).collect()
+    >>> volume.select("severity", "findings", "per_1000_operators_per_day").rows()
+    ... # doctest: +NORMALIZE_WHITESPACE
+    [('info', 1, 83.33333333333333), ('low', 0, 0.0), ('medium', 0, 0.0),
+     ('high', 1, 83.33333333333333), ('critical', 2, 166.66666666666666),
+     ('critical+high', 3, 250.0), ('all', 4, 333.3333333333333)]
+    """
+    if data_from is None or data_to is None:
+        active = operators.clear()
+        days = 0.0
+    else:
+        active = active_operators(operators, data_from=data_from, data_to=data_to)
+        days = (data_to - data_from).total_seconds() / SECONDS_PER_DAY
+    severity = pl.col("severity").cast(pl.String)
+    counts = findings.select(
+        *(severity.eq(s).sum().cast(pl.Int64).alias(s) for s in SEVERITIES),
+        severity.is_in(["critical", "high"]).sum().cast(pl.Int64).alias(CRITICAL_AND_HIGH),
+        pl.len().cast(pl.Int64).alias(ALL_SEVERITIES),
+    ).unpivot(variable_name="severity", value_name="findings")
+    return (
+        counts.join(active.select(pl.len().cast(pl.Int64).alias("operators")), how="cross")
+        .with_columns(pl.lit(days, dtype=pl.Float64).alias("days"))
+        .with_columns(
+            pl.when((pl.col("operators") > 0) & (pl.col("days") > 0))
+            .then(1000 * pl.col("findings") / pl.col("operators") / pl.col("days"))
+            .alias("per_1000_operators_per_day")
+        )
+        .sort(pl.col("severity").cast(pl.Enum([*SEVERITIES, CRITICAL_AND_HIGH, ALL_SEVERITIES])))
+    )
+
+
+def alert_volume_record(volume: pl.DataFrame) -> dict[str, Any]:
+    """The ``alert_volume`` of ``evaluate --json``: one collected :func:`alert_volume`.
+
+    >>> findings = pl.LazyFrame({"severity": ["high"]})
+    >>> operators = pl.LazyFrame({"created_at": [datetime(2026, 1, 1)], "disabled_at": [None]})
+    >>> window = {"data_from": datetime(2026, 3, 1), "data_to": datetime(2026, 3, 3)}
+    >>> record = alert_volume_record(alert_volume(findings, operators, **window).collect())
+    >>> record["days"], record["operators"], record["per_1000_operators_per_day"]["high"]
+    (2.0, 1, 500.0)
+    """
+    rows = volume.rows_by_key("severity", named=True, unique=True)
+    first = volume.row(0, named=True)
+    rate = "per_1000_operators_per_day"
+    return {
+        "operators": first["operators"],
+        "days": round(first["days"], 4),
+        "findings": {severity: row["findings"] for severity, row in rows.items()},
+        rate: {
+            severity: None if row[rate] is None else round(row[rate], 3)
+            for severity, row in rows.items()
+        },
+    }
