@@ -728,7 +728,8 @@ def evaluate(
     ] = "truth",
 ) -> None:
     """Compare a run's findings with the simulator's ground truth: recall and precision; or,
-    with --labels reviews, with the analysts' decisions: precision per rule.
+    with --labels reviews, with the analysts' decisions: precision per rule. Both also report
+    the alert volume: findings per 1,000 operators per day, by severity.
 
     Example: posaudit evaluate --db data/posaudit.duckdb --json
     Example: posaudit evaluate --db data/ingested.duckdb --labels reviews
