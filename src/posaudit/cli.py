@@ -192,6 +192,14 @@ def simulate(
         bool,
         typer.Option("--no-fraud", help="No attacks or abuse; conditions such as weak PINs stay."),
     ] = False,
+    evasion: Annotated[
+        str | None,
+        typer.Option(
+            help="How hard every attack hides from the default policy, 0 (not) to 1 "
+            "(just under every threshold); over the scenario file's levels.",
+            show_default=False,
+        ),
+    ] = None,
     parquet: Annotated[
         Path | None,
         typer.Option(help="Also export every table as Parquet (Hive-partitioned by date) here."),
@@ -214,14 +222,18 @@ def simulate(
     from posaudit.simulate.engine import continued_scenario
     from posaudit.simulate.engine import simulate as run_simulation
     from posaudit.simulate.estimate import simulation_estimate
-    from posaudit.simulate.scenario import check_seed, load_scenario
+    from posaudit.simulate.scenario import check_seed, load_scenario, parse_evasion
     from posaudit.store import Store, lock
 
     path = db or default_db_path()
     with user_errors():
-        if append and (merchants is not None or start is not None or scenario is not None):
+        level = None if evasion is None else parse_evasion(evasion)
+        if append and (
+            merchants is not None or start is not None or scenario is not None or level is not None
+        ):
             fail(
-                "--append continues the store's own world: drop --merchants, --start and --scenario"
+                "--append continues the store's own world: "
+                "drop --merchants, --start, --scenario and --evasion"
             )
         check_seed(seed)
         loaded = load_scenario(
@@ -229,6 +241,7 @@ def simulate(
             merchants=merchants,
             days=days if not append else (1 if days is None else days),
             start=start,
+            evasion=level,
         )
         if not append:
             Store.check_new_path(path)

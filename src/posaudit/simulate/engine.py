@@ -36,6 +36,7 @@ from posaudit.simulate.pinmodel import (
 )
 from posaudit.simulate.rng import stream
 from posaudit.simulate.scenario import (
+    ATTACK_SCENARIOS,
     SCENARIOS,
     Scenario,
     check_days,
@@ -524,6 +525,7 @@ def simulate(
             (pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us)
         )
         rates = {name: scenario.rate(name, fraud=bool(fraud_on)) for name in SCENARIOS}
+        evasion = {name: scenario.evasion(name) for name in ATTACK_SCENARIOS}
         phase_rng = stream(int(seed), "fraud", int(first_day))
         # rounding to the nearest whole incident keeps small worlds on the configured rate
         phases = dict.fromkeys(SCENARIOS, 0.5)
@@ -555,7 +557,14 @@ def simulate(
                 txns, sales = natural_transactions(world, day, shifts, day_rng, state, behaviour)
                 activity.txns.append(txns)
                 ctx = fraud.DayContext(
-                    world, day, stream(int(seed), "fraud", day, 1), state, shifts, sales, activity
+                    world,
+                    day,
+                    stream(int(seed), "fraud", day, 1),
+                    state,
+                    shifts,
+                    sales,
+                    activity,
+                    evasion=evasion,
                 )
                 fraud.inject_day(ctx, rates, phases)
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Final
 
 import numpy as np
@@ -25,6 +26,19 @@ from posaudit.simulate.world import US_PER_DAY, US_PER_MINUTE, World, day_start_
 
 US_PER_SECOND: Final = 1_000_000
 ATTACKER_CARD_BASE: Final = 900_000_000_000
+
+
+@cache
+def _limit(rule: str, parameter: str) -> int:
+    """The default policy's threshold an evading attacker stays under (docs/scenarios.md)."""
+    from posaudit.detect.policy import load_policy
+
+    return int(load_policy().parameters(rule)[parameter])
+
+
+def _towards(value: int, target: int, level: float) -> int:
+    """``value`` moved ``level`` (0..1) of the way to ``target``: itself at 0, ``target`` at 1."""
+    return round(value + level * (target - value))
 
 
 class Rows:
@@ -53,6 +67,11 @@ class DayContext:
     _by_terminal: tuple[pl.DataFrame, np.ndarray] | None = None
     _used: set[int] | None = None
     _buffer: list[dict[str, np.ndarray]] = field(default_factory=list)
+    evasion: dict[str, float] = field(default_factory=dict)
+
+    def level(self, scenario: str) -> float:
+        """The scenario's evasion level, 0 (today's attack) .. 1 (just under the policy)."""
+        return self.evasion.get(scenario, 0.0)
 
     @property
     def base(self) -> int:
@@ -154,9 +173,11 @@ def _refund_rows(
 
 def pin_brute_force(ctx: DayContext, count: int) -> None:
     world, rng = ctx.world, ctx.rng
+    level = ctx.level("pin_brute_force")
     for op in rng.choice(world.n_operators, size=count, replace=False):
         terminal = int(world.o_terminal[op])
-        night = rng.random() < 0.5
+        # an evading attacker guesses in busy hours, when a few wrong PINs are unremarkable
+        night = rng.random() < 0.5 * (1 - level)
         minute = (
             rng.integers(0, 300)
             if night
@@ -164,6 +185,14 @@ def pin_brute_force(ctx: DayContext, count: int) -> None:
         )
         start = ctx.base + int(minute) * US_PER_MINUTE + int(rng.integers(0, 60)) * US_PER_SECOND
         gaps = (rng.integers(4, 21, 16) * US_PER_SECOND).tolist()
+        failures = int(rng.integers(20, 61))
+        succeed = bool(rng.random() < 1 / 3)
+        locked_tries = int(rng.integers(1, 3))
+        if level > 0:
+            # wrong and locked attempts in one burst stay under the policy's count
+            locked_tries = _towards(locked_tries, 0, level)
+            below = _limit("pin_brute_force", "min_failures") - 1 - locked_tries
+            failures = max(1, _towards(failures, below, level))
         end = guessing_run(
             ctx.activity.logins,
             start_us=start,
@@ -172,10 +201,10 @@ def pin_brute_force(ctx: DayContext, count: int) -> None:
             operator_no=str(world.o_no[op]),
             threshold=int(world.t_threshold[terminal]),
             lockout_minutes=int(world.t_minutes[terminal]),
-            failures=int(rng.integers(20, 61)),
+            failures=failures,
             gaps_us=gaps,
-            succeed=bool(rng.random() < 1 / 3),
-            locked_tries=int(rng.integers(1, 3)),
+            succeed=succeed,
+            locked_tries=locked_tries,
         )
         ctx.label("pin_brute_force", "operator", op, start, end)
 
@@ -192,6 +221,10 @@ def operator_enumeration(ctx: DayContext, count: int) -> None:
         numbers = [f"{number:02d}" for number in range(0, 60)]
         tried = rng.choice(numbers, size=int(rng.integers(10, 21)), replace=False).tolist()
         tried = sorted(set(tried) | set(directory))
+        level = ctx.level("operator_enumeration")
+        if level > 0:  # fewer distinct operator numbers than the policy counts
+            below = _limit("operator_enumeration", "min_operator_numbers") - 1
+            tried = tried[: max(1, _towards(len(tried), below, level))]
         passes = int(rng.integers(2, 4))
         attempts = (tried * passes)[: int(rng.integers(20, 61))]
         threshold, minutes = int(world.t_threshold[terminal]), int(world.t_minutes[terminal])
@@ -217,6 +250,31 @@ def operator_enumeration(ctx: DayContext, count: int) -> None:
         ctx.label("operator_enumeration", "terminal", terminal, start, ts)
 
 
+def _quiet_spell(ctx: DayContext, op: int, span: int) -> tuple[int, int] | None:
+    """The start and length (at most ``span``) of the longest time in today's opening hours,
+    after the policy's switch gap and a margin, in which ``op`` neither logs in nor works
+    (None when too short)."""
+    log = ctx.activity.logins
+    logins = np.asarray(log.ts, dtype=np.int64)[np.asarray(log.operator, dtype=np.int64) == op]
+    busy = [logins]
+    for frame in ctx.activity.txns:
+        mine = frame.filter((pl.col("operator") == op) & (pl.col("kind") != "refund"))
+        busy.append(mine.get_column("ts").to_numpy())
+    merchant = ctx.world.o_merchant[op]
+    opens = ctx.base + int(ctx.world.m_open[merchant]) * US_PER_MINUTE
+    closes = min(ctx.base + int(ctx.world.m_close[merchant]) * US_PER_MINUTE, ctx.base + US_PER_DAY)
+    inside = np.concatenate(busy)
+    inside = inside[(inside > opens) & (inside < closes)]
+    points = np.sort(np.concatenate([[opens, closes - 1], inside]))
+    gaps = np.diff(points)
+    longest = int(np.argmax(gaps))
+    margin = (_limit("credential_sharing", "max_gap_minutes") + 5) * US_PER_MINUTE
+    room = int(gaps[longest]) - 2 * margin - US_PER_MINUTE
+    if room < 20 * US_PER_MINUTE:
+        return None
+    return int(points[longest]) + margin, min(span, room)
+
+
 def credential_sharing(ctx: DayContext, count: int) -> None:
     world, rng = ctx.world, ctx.rng
     multi = np.bincount(world.t_merchant)[world.t_merchant] > 1
@@ -234,8 +292,16 @@ def credential_sharing(ctx: DayContext, count: int) -> None:
         s0, s1 = int(ctx.shifts.start_us[terminal, 0]), int(ctx.shifts.end_us[terminal, 0])
         span = int(rng.integers(60, 121)) * US_PER_MINUTE
         w0 = s0 + int(rng.random() * max(s1 - s0 - span, 1))
-        ctx.activity.logins.event(w0, sibling, str(world.o_no[op]), op, "success")
         sibling_sales, home_sales = int(rng.integers(3, 9)), int(rng.integers(3, 7))
+        level = ctx.level("credential_sharing")
+        if level > 0 and rng.random() < level:
+            # the borrowed login is used on the sibling only in a quiet spell of its owner's,
+            # further from the owner's activity than the policy's switch gap: no switches
+            quiet = _quiet_spell(ctx, op, span)
+            if quiet is not None:
+                w0, span = quiet
+                sibling_sales, home_sales = sibling_sales + home_sales, 0
+        ctx.activity.logins.event(w0, sibling, str(world.o_no[op]), op, "success")
         times = np.sort(
             w0
             + 60 * US_PER_SECOND
@@ -270,6 +336,13 @@ def takeover_refund(ctx: DayContext, count: int) -> None:
         start = int(sales.get_column("ts")[5]) + int(rng.integers(1, 30)) * US_PER_MINUTE
         threshold = int(world.t_threshold[terminal])
         failures = threshold if threshold > 0 else 8
+        level = ctx.level("takeover_refund")
+        if level > 0:
+            # fewer wrong PINs before the login than the policy counts, and no lockout
+            below = _limit("refunds_after_suspicious_login", "min_failures") - 1
+            if threshold > 0:
+                below = min(below, threshold - 1)
+            failures = max(1, _towards(failures, below, level))
         gaps = (rng.integers(5, 15, 8) * US_PER_SECOND).tolist()
         method = str(rng.choice(["service_desk", "admin", "timeout"], p=[0.6, 0.2, 0.2]))
         login = guessing_run(
@@ -349,7 +422,13 @@ def _single_refunds(ctx: DayContext, count: int, scenario: str) -> None:
             ]
         )
     if scenario == "refund_over_sale":
-        amount = (amount * rng.uniform(1.2, 3.0, refund_count)).astype(np.int64)
+        # an evading refund exceeds the sale by a plausible few per cent (tolerance is 0 fen,
+        # so it cannot go under the rule)
+        factor = rng.uniform(1.2, 3.0, refund_count)
+        level = ctx.level(scenario)
+        if level > 0:
+            factor = 1 + (factor - 1) * (1 - 0.95 * level)
+        amount = np.maximum((amount * factor).astype(np.int64), amount + 1)
     if scenario == "refund_other_card":
         card = ATTACKER_CARD_BASE + rng.integers(0, 10**9, refund_count)
     original = (
@@ -379,8 +458,12 @@ def _operator_refund_run(ctx: DayContext, count: int, scenario: str) -> None:
         sales = ctx.sales_at(terminal)
         if sales.height < need:
             continue
+        level = ctx.level(scenario)
         if scenario == "off_hours_refunds":
             refund_count = int(rng.integers(3, 7))
+            if level > 0:  # fewer refunds while closed than the policy counts
+                below = _limit("off_hours_refunds", "min_refunds") - 1
+                refund_count = max(1, _towards(refund_count, below, level))
             # after closing, into the night: before the next opening, after all of today's sales
             minute = int(world.m_close[merchant]) + int(rng.integers(60, 241))
             t0 = ctx.base + minute * US_PER_MINUTE
@@ -401,6 +484,12 @@ def _operator_refund_run(ctx: DayContext, count: int, scenario: str) -> None:
             earlier = sales.filter(pl.col("ts") < start)
             refund_count = min(refund_count, earlier.height)
             span = int(rng.integers(20, 41)) * US_PER_MINUTE
+            if level > 0:
+                # fewer refunds than the policy counts, spread over up to three of its windows
+                window = _limit("refund_bursts", "window_minutes") * US_PER_MINUTE
+                below = _limit("refund_bursts", "min_refunds") - 1
+                refund_count = max(1, min(refund_count, _towards(refund_count, below, level)))
+                span = _towards(span, 3 * window, level)
             ts = np.sort(start + (rng.random(refund_count) * span).astype(np.int64))
             _refund_rows(
                 ctx, earlier.sample(refund_count, seed=int(rng.integers(0, 2**31))), ts, op
@@ -408,6 +497,9 @@ def _operator_refund_run(ctx: DayContext, count: int, scenario: str) -> None:
             ctx.label(scenario, "operator", op, int(ts[0]), int(ts[-1]))
         else:
             sale_count = int(rng.integers(3, 7))
+            if level > 0:  # fewer round refunds in the policy's window than it counts
+                below = _limit("round_amount_refunds", "min_refunds") - 1
+                sale_count = max(1, _towards(sale_count, below, level))
             s0 = ctx.base + (world.m_open[merchant] + int(rng.integers(10, 120))) * US_PER_MINUTE
             sale_ts = np.sort(s0 + rng.integers(0, 180, sale_count) * US_PER_MINUTE)
             accomplice = ATTACKER_CARD_BASE + rng.integers(0, 10**9, 2)

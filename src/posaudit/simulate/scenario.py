@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
 import re
 import tomllib
 from dataclasses import dataclass
@@ -47,6 +49,7 @@ _SHARE_KEYS: Final = frozenset(
         "void_share",
         "roaming_share",
         "transfer_merchant_share",
+        "evasion",
     }
 )
 MAX_MERCHANTS: Final = 1_000_000
@@ -96,6 +99,10 @@ class Scenario:
     @property
     def behaviour(self) -> dict[str, Any]:
         return dict(self.settings["behaviour"])
+
+    def evasion(self, scenario: str) -> float:
+        """How hard the attack scenario hides from the default policy: 0 (not at all) .. 1."""
+        return float(self.settings["scenarios"][scenario].get("evasion", 0.0))
 
     def rate(self, scenario: str, *, fraud: bool = True) -> float:
         """The scenario's configured rate, 0 when it is off (attacks are off without fraud)."""
@@ -162,6 +169,7 @@ def load_scenario(
     merchants: int | None = None,
     days: int | None = None,
     start: str | None = None,
+    evasion: float | None = None,
 ) -> Scenario:
     """The default scenario, overridden by ``path`` and then by the given values.
 
@@ -169,9 +177,52 @@ def load_scenario(
     TOML syntax, an unknown key, a value of the wrong type, a negative count or rate.
     """
     if path is None:
-        return scenario_from_text(None, merchants=merchants, days=days, start=start)
+        return scenario_from_text(
+            None, merchants=merchants, days=days, start=start, evasion=evasion
+        )
     text = read_text_file(path, what="scenario", error=ScenarioError)
-    return scenario_from_text(text, merchants=merchants, days=days, start=start, source=str(path))
+    return scenario_from_text(
+        text, merchants=merchants, days=days, start=start, evasion=evasion, source=str(path)
+    )
+
+
+def parse_evasion(value: str) -> float:
+    """``--evasion``'s value as a number in 0..1; raises ScenarioError with one line."""
+    try:
+        level = float(value)
+    except ValueError:
+        level = math.nan
+    if not 0 <= level <= 1:  # nan fails too
+        msg = f"--evasion must be a number between 0 and 1, got {value!r}"
+        raise ScenarioError(msg)
+    return level
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str):
+        return json.dumps(value)
+    return repr(value)
+
+
+def settings_text(settings: dict[str, Any]) -> str:
+    """Every setting as a scenario file (scalars in tables and subtables)."""
+    lines: list[str] = []
+
+    def table(name: str, values: dict[str, Any]) -> None:
+        scalars = {k: v for k, v in values.items() if not isinstance(v, dict)}
+        if scalars:
+            lines.append(f"[{name}]")
+            lines.extend(f"{key} = {_toml_value(value)}" for key, value in scalars.items())
+            lines.append("")
+        for key, value in values.items():
+            if isinstance(value, dict):
+                table(f"{name}.{key}", value)
+
+    for name, values in settings.items():
+        table(name, values)
+    return "\n".join(lines)
 
 
 def scenario_from_text(
@@ -180,11 +231,19 @@ def scenario_from_text(
     merchants: int | None = None,
     days: int | None = None,
     start: str | None = None,
+    evasion: float | None = None,
     source: str = "scenario",
 ) -> Scenario:
-    """A scenario from TOML text over the default (``None``: the default alone)."""
+    """A scenario from TOML text over the default (``None``: the default alone).
+
+    ``evasion`` (``--evasion``) sets every attack scenario's evasion level, over the file's.
+    """
     default_text = default_scenario_text()
     settings = tomllib.loads(default_text)
+    # every attack scenario may name its evasion level; the default file leaves it out so that
+    # the default world, and the scenario text its store keeps, stay what they were
+    for name in ATTACK_SCENARIOS:
+        settings["scenarios"][name].setdefault("evasion", 0.0)
     if text is not None and text != default_text:
         override = parse_toml(text, source=source, error=ScenarioError)
         _merge(settings, override, "", source)
@@ -198,6 +257,11 @@ def scenario_from_text(
     if cli:
         _merge(settings, {"world": cli}, "", "command line")
     _check(settings, source)
-    return Scenario(
-        settings=copy.deepcopy(settings), text=text if text is not None else default_text
-    )
+    kept = text if text is not None else default_text
+    if evasion is not None and any(
+        settings["scenarios"][name]["evasion"] != evasion for name in ATTACK_SCENARIOS
+    ):
+        for name in ATTACK_SCENARIOS:
+            settings["scenarios"][name]["evasion"] = float(evasion)
+        kept = settings_text(settings)  # the store keeps the level, for --append
+    return Scenario(settings=copy.deepcopy(settings), text=kept)
