@@ -94,6 +94,8 @@ class SimState:
     sale_pool: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=SALE_POOL_SCHEMA))
     accumulators: dict[str, float] = field(default_factory=dict)
     friendly_plan: pl.DataFrame | None = None
+    # look-alike new clerks: (operator, first day, day after the last)
+    new_clerks: list[tuple[int, int, int]] = field(default_factory=list)
 
     def take_seqs(self, count: int) -> np.ndarray:
         seqs = np.arange(self.next_txn, self.next_txn + count, dtype=np.int64)

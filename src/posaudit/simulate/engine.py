@@ -14,7 +14,7 @@ import polars as pl
 
 from posaudit import __version__
 from posaudit.pins import PinDigester, pin_digester
-from posaudit.simulate import fraud
+from posaudit.simulate import fraud, lookalikes
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
     CHANNEL_NAMES,
@@ -37,6 +37,7 @@ from posaudit.simulate.pinmodel import (
 from posaudit.simulate.rng import stream
 from posaudit.simulate.scenario import (
     ATTACK_SCENARIOS,
+    LOOKALIKE_KINDS,
     SCENARIOS,
     Scenario,
     check_days,
@@ -526,6 +527,7 @@ def simulate(
         )
         rates = {name: scenario.rate(name, fraud=bool(fraud_on)) for name in SCENARIOS}
         evasion = {name: scenario.evasion(name) for name in ATTACK_SCENARIOS}
+        benign = {kind: scenario.lookalike_rate(kind) for kind in LOOKALIKE_KINDS}
         phase_rng = stream(int(seed), "fraud", int(first_day))
         # rounding to the nearest whole incident keeps small worlds on the configured rate
         phases = dict.fromkeys(SCENARIOS, 0.5)
@@ -567,6 +569,9 @@ def simulate(
                     evasion=evasion,
                 )
                 fraud.inject_day(ctx, rates, phases)
+                if any(benign.values()):  # off: not a single random draw more
+                    ctx.rng = stream(int(seed), "lookalike", day)
+                    lookalikes.inject_day(ctx, benign, end_day)
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
                 _remember_sales(
                     state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng

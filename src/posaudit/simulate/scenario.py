@@ -39,6 +39,18 @@ CONDITION_SCENARIOS: Final = (
     "lockout_not_enforced",
 )
 SCENARIOS: Final = ATTACK_SCENARIOS + CONDITION_SCENARIOS
+# Innocent look-alikes (docs/scenarios.md), labelled ``benign:<kind>`` in ground truth.
+LOOKALIKE_KINDS: Final = (
+    "return_wave",
+    "replaced_card",
+    "closing_refunds",
+    "shift_cover",
+    "forgetful_operator",
+    "hotel_deposits",
+    "new_clerk",
+    "seasonal_peak",
+)
+BENIGN_PREFIX: Final = "benign:"
 # Keys whose value is a share and so lies in 0..1.
 _SHARE_KEYS: Final = frozenset(
     {
@@ -103,6 +115,11 @@ class Scenario:
     def evasion(self, scenario: str) -> float:
         """How hard the attack scenario hides from the default policy: 0 (not at all) .. 1."""
         return float(self.settings["scenarios"][scenario].get("evasion", 0.0))
+
+    def lookalike_rate(self, kind: str) -> float:
+        """The look-alike kind's rate per 1,000 merchant-days; 0 while look-alikes are off."""
+        table = self.settings["lookalikes"]
+        return float(table[kind]) if table["enabled"] else 0.0
 
     def rate(self, scenario: str, *, fraud: bool = True) -> float:
         """The scenario's configured rate, 0 when it is off (attacks are off without fraud)."""
@@ -170,6 +187,7 @@ def load_scenario(
     days: int | None = None,
     start: str | None = None,
     evasion: float | None = None,
+    lookalikes: bool | None = None,
 ) -> Scenario:
     """The default scenario, overridden by ``path`` and then by the given values.
 
@@ -178,11 +196,22 @@ def load_scenario(
     """
     if path is None:
         return scenario_from_text(
-            None, merchants=merchants, days=days, start=start, evasion=evasion
+            None,
+            merchants=merchants,
+            days=days,
+            start=start,
+            evasion=evasion,
+            lookalikes=lookalikes,
         )
     text = read_text_file(path, what="scenario", error=ScenarioError)
     return scenario_from_text(
-        text, merchants=merchants, days=days, start=start, evasion=evasion, source=str(path)
+        text,
+        merchants=merchants,
+        days=days,
+        start=start,
+        evasion=evasion,
+        lookalikes=lookalikes,
+        source=str(path),
     )
 
 
@@ -232,11 +261,14 @@ def scenario_from_text(
     days: int | None = None,
     start: str | None = None,
     evasion: float | None = None,
+    lookalikes: bool | None = None,
     source: str = "scenario",
 ) -> Scenario:
     """A scenario from TOML text over the default (``None``: the default alone).
 
-    ``evasion`` (``--evasion``) sets every attack scenario's evasion level, over the file's.
+    ``evasion`` (``--evasion``) sets every attack scenario's evasion level, over the file's;
+    ``lookalikes`` (``--lookalikes`` / ``--no-lookalikes``) switches the innocent look-alikes
+    on or off, over the file's ``[lookalikes] enabled``.
     """
     default_text = default_scenario_text()
     settings = tomllib.loads(default_text)
@@ -264,4 +296,7 @@ def scenario_from_text(
         for name in ATTACK_SCENARIOS:
             settings["scenarios"][name]["evasion"] = float(evasion)
         kept = settings_text(settings)  # the store keeps the level, for --append
+    if lookalikes is not None and settings["lookalikes"]["enabled"] != lookalikes:
+        settings["lookalikes"]["enabled"] = bool(lookalikes)
+        kept = settings_text(settings)  # the store keeps the switch, for --append
     return Scenario(settings=copy.deepcopy(settings), text=kept)
