@@ -200,6 +200,15 @@ def simulate(
             show_default=False,
         ),
     ] = None,
+    lookalikes: Annotated[
+        bool | None,
+        typer.Option(
+            "--lookalikes/--no-lookalikes",
+            help="Switch the innocent look-alikes (honest behaviour resembling attacks, "
+            "labelled benign:<kind>) on or off, over the scenario file's [lookalikes] enabled.",
+            show_default=False,
+        ),
+    ] = None,
     parquet: Annotated[
         Path | None,
         typer.Option(help="Also export every table as Parquet (Hive-partitioned by date) here."),
@@ -229,11 +238,15 @@ def simulate(
     with user_errors():
         level = None if evasion is None else parse_evasion(evasion)
         if append and (
-            merchants is not None or start is not None or scenario is not None or level is not None
+            merchants is not None
+            or start is not None
+            or scenario is not None
+            or level is not None
+            or lookalikes is not None
         ):
             fail(
                 "--append continues the store's own world: "
-                "drop --merchants, --start, --scenario and --evasion"
+                "drop --merchants, --start, --scenario, --evasion and --lookalikes"
             )
         check_seed(seed)
         loaded = load_scenario(
@@ -242,6 +255,7 @@ def simulate(
             days=days if not append else (1 if days is None else days),
             start=start,
             evasion=level,
+            lookalikes=lookalikes,
         )
         if not append:
             Store.check_new_path(path)
@@ -798,7 +812,7 @@ def evaluate(
         )
     out.print(recall)
     precision = Table(title=f"{chosen}: precision per rule (severity above info)")
-    for column in ("rule", "findings", "true positives", "precision"):
+    for column in ("rule", "findings", "true positives", "precision", "on look-alikes"):
         precision.add_column(column, justify="left" if column == "rule" else "right")
     for row in result.precision.iter_rows(named=True):
         precision.add_row(
@@ -806,8 +820,22 @@ def evaluate(
             f"{row['findings']:,}",
             f"{row['true_positives']:,}",
             f"{row['precision']:.3f}",
+            f"{row['on_lookalikes']:,}",
         )
     out.print(precision)
+    if result.lookalikes is not None and result.lookalikes.height:
+        benign = Table(title=f"{chosen}: findings on innocent look-alikes (false positives)")
+        for column in ("kind", "incidents", "rule", "incidents flagged", "findings"):
+            benign.add_column(column, justify="left" if column in ("kind", "rule") else "right")
+        for row in result.lookalikes.iter_rows(named=True):
+            benign.add_row(
+                row["kind"],
+                f"{row['incidents']:,}",
+                row["rule"] or "-",
+                f"{row['incidents_flagged']:,}",
+                f"{row['findings']:,}",
+            )
+        out.print(benign)
     out.print(
         f"unmatched findings above 'low': {result.unmatched_above_low:,} "
         f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators)"

@@ -5,6 +5,11 @@ and its window overlaps the incident's. Recall per scenario = incidents detected
 Precision per rule = findings detecting some incident / findings, over findings of severity
 above 'info'. This module is the only reader of ``ground_truth``.
 
+Incidents labelled ``benign:<kind>`` are the simulator's innocent look-alikes, not attacks:
+recall leaves them out, a finding that matches only look-alikes is a false positive in the
+precision per rule, and :func:`lookalike_findings` counts the findings on them per kind and
+rule (docs/evaluation.md).
+
 Where there is no ground truth (ingested data), the analysts' decisions are the labels:
 :func:`precision_from_reviews` gives, over the same findings, precision = decided true /
 decided with a 95 % Wilson score interval (docs/evaluation.md).
@@ -36,6 +41,9 @@ SEVERITIES: Final = ("info", "low", "medium", "high", "critical")
 CRITICAL_AND_HIGH: Final = "critical+high"
 ALL_SEVERITIES: Final = "all"
 SECONDS_PER_DAY: Final = 86_400
+# The scenario prefix of an innocent look-alike in ground truth (docs/scenarios.md).
+BENIGN_PREFIX: Final = "benign:"
+IS_BENIGN = pl.col("scenario").str.starts_with(BENIGN_PREFIX)
 
 
 def no_labels(store_path: object) -> str:
@@ -119,24 +127,113 @@ def recall_by_scenario(
 
 
 def precision_by_rule(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
-    """Per rule: findings above 'info', how many detect some incident, precision."""
+    """Per rule: findings above 'info', how many detect some incident, precision, and
+    ``on_lookalikes``: the false positives that match an innocent look-alike (and no other
+    incident). A finding that matches only look-alikes detects nothing."""
     accusing = findings.filter(ACCUSING)
-    hits = matches(accusing, ground_truth).select("finding_id").unique()
+    pairs = matches(accusing, ground_truth)
+    hits = pairs.filter(~IS_BENIGN).select("finding_id").unique()
+    benign = pairs.filter(IS_BENIGN).select("finding_id").unique()
     return (
         accusing.select("finding_id", "rule")
         .join(hits.with_columns(pl.lit(True).alias("hit")), on="finding_id", how="left")
+        .join(benign.with_columns(pl.lit(True).alias("benign")), on="finding_id", how="left")
         .group_by("rule")
         .agg(
-            pl.len().alias("findings"), pl.col("hit").fill_null(False).sum().alias("true_positives")
+            pl.len().alias("findings"),
+            pl.col("hit").fill_null(False).sum().alias("true_positives"),
+            (pl.col("benign").fill_null(False) & pl.col("hit").is_null())
+            .sum()
+            .alias("on_lookalikes"),
         )
         .with_columns((pl.col("true_positives") / pl.col("findings")).alias("precision"))
+        .select("rule", "findings", "true_positives", "precision", "on_lookalikes")
         .sort("rule")
     )
 
 
+def lookalike_findings(
+    findings: pl.LazyFrame,
+    ground_truth: pl.LazyFrame,
+    *,
+    rules_for: dict[str, list[str]] | None = None,
+) -> pl.LazyFrame:
+    """Per look-alike kind and rule: the false positives on the kind's incidents, by severity.
+
+    A false positive here is a finding above 'info' that matches an incident of the kind and
+    detects no attack or condition; with ``rules_for`` (scenario -> the rules written for it)
+    none of its own rule's scenarios: a refund-burst finding on a return wave is a false
+    positive even if the clerk also has a weak PIN, a weak-PIN finding there is not. One row
+    per kind and rule (``rule`` null for a kind no finding
+    matched): ``kind``, ``incidents`` (of the kind), ``incidents_flagged`` (matched by such a
+    finding of the rule), ``findings`` and one count per severity above 'info'.
+    """
+    benign = ground_truth.filter(IS_BENIGN).with_columns(
+        pl.col("scenario").str.strip_prefix(BENIGN_PREFIX).alias("kind")
+    )
+    incidents = benign.group_by("kind").agg(pl.len().alias("incidents"))
+    accusing = findings.filter(ACCUSING)
+    detected = matches(accusing, ground_truth.filter(~IS_BENIGN))
+    if rules_for is not None:
+        own_rules = pl.LazyFrame(
+            [(scenario, rule) for scenario, rules in rules_for.items() for rule in rules],
+            schema={"scenario": pl.String, "rule": pl.String},
+            orient="row",
+        )
+        detected = detected.with_columns(pl.col("rule").cast(pl.String)).join(
+            own_rules, on=["scenario", "rule"]
+        )
+    detecting = detected.select("finding_id").unique()
+    false = accusing.join(detecting, on="finding_id", how="anti")
+    pairs = matches(false, benign).with_columns(
+        pl.col("scenario").str.strip_prefix(BENIGN_PREFIX).alias("kind"),
+        pl.col("severity").cast(pl.String),
+    )
+    per_rule = (
+        pairs.group_by("kind", "rule")
+        .agg(
+            pl.col("incident_id").n_unique().cast(pl.Int64).alias("incidents_flagged"),
+            pl.col("finding_id").n_unique().cast(pl.Int64).alias("findings"),
+            *(
+                pl.col("finding_id")
+                .filter(pl.col("severity") == severity)
+                .n_unique()
+                .cast(pl.Int64)
+                .alias(severity)
+                for severity in SEVERITIES[1:]
+            ),
+        )
+        .with_columns(pl.col("rule").cast(pl.String))
+    )
+    return (
+        incidents.join(per_rule, on="kind", how="left")
+        .with_columns(pl.exclude("kind", "rule", "incidents").fill_null(0))
+        .sort("kind", "rule", nulls_last=True)
+    )
+
+
+def lookalike_record(frame: pl.DataFrame) -> dict[str, Any]:
+    """The ``lookalikes`` of ``evaluate --json``: kind -> incidents, findings, by rule."""
+    record: dict[str, Any] = {}
+    for row in frame.iter_rows(named=True):
+        kind = record.setdefault(
+            row["kind"], {"incidents": row["incidents"], "findings": 0, "by_rule": {}}
+        )
+        if row["rule"] is None:
+            continue
+        kind["findings"] += row["findings"]
+        kind["by_rule"][row["rule"]] = {
+            "findings": row["findings"],
+            "incidents_flagged": row["incidents_flagged"],
+            "by_severity": {severity: row[severity] for severity in SEVERITIES[1:]},
+        }
+    return record
+
+
 def unmatched_above_low(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
-    """Findings of severity medium or more that detect no incident (false alarms that page)."""
-    hits = matches(findings, ground_truth).select("finding_id").unique()
+    """Findings of severity medium or more that detect no incident (false alarms that page);
+    an innocent look-alike is no incident to detect."""
+    hits = matches(findings, ground_truth.filter(~IS_BENIGN)).select("finding_id").unique()
     return findings.filter(ABOVE_LOW).join(hits, on="finding_id", how="anti")
 
 
@@ -146,6 +243,7 @@ class Evaluation:
     precision: pl.DataFrame
     unmatched_above_low: int
     operators: int
+    lookalikes: pl.DataFrame | None = None
 
     @property
     def unmatched_per_1000_operators(self) -> float:
@@ -158,6 +256,7 @@ class Evaluation:
             "unmatched_above_low": self.unmatched_above_low,
             "operators": self.operators,
             "unmatched_above_low_per_1000_operators": round(self.unmatched_per_1000_operators, 3),
+            "lookalikes": {} if self.lookalikes is None else lookalike_record(self.lookalikes),
         }
 
 
@@ -171,15 +270,17 @@ def evaluate(
     for rule in all_rules().values():
         for scenario in rule.scenarios:
             rules_for.setdefault(scenario, []).append(rule.name)
-    recall, precision, unmatched, n_ops = pl.collect_all(
+    attacks = ground_truth.filter(~IS_BENIGN)  # recall is of attacks (and conditions) only
+    recall, precision, unmatched, n_ops, benign = pl.collect_all(
         [
-            recall_by_scenario(findings, ground_truth, rules_for=rules_for),
+            recall_by_scenario(findings, attacks, rules_for=rules_for),
             precision_by_rule(findings, ground_truth),
             unmatched_above_low(findings, ground_truth).select(pl.len()),
             operators.select(pl.len()),
+            lookalike_findings(findings, ground_truth, rules_for=rules_for),
         ]
     )
-    return Evaluation(recall, precision, int(unmatched.item()), int(n_ops.item()))
+    return Evaluation(recall, precision, int(unmatched.item()), int(n_ops.item()), benign)
 
 
 def wilson_interval(successes: pl.Expr, trials: pl.Expr, *, z: float = Z_95) -> list[pl.Expr]:
