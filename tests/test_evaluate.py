@@ -376,3 +376,72 @@ def test_evaluate_without_operators_or_days_says_there_is_no_rate(
     assert f"alert volume: no rate, {why} (docs/evaluation.md)" in done.stdout
     record = json.loads(_posaudit("evaluate", "--db", str(path), "--json").stdout)
     assert record["alert_volume"]["per_1000_operators_per_day"]["critical+high"] is None
+
+
+def test_lookalikes_are_false_positives_and_no_part_of_recall() -> None:
+    start, end = T(2026, 3, 4, 10), T(2026, 3, 4, 11)
+    truth = _truth(
+        [
+            ("G1", "benign:return_wave", "operator", "O1", start, end),
+            ("G2", "benign:return_wave", "operator", "O2", start, end),
+            ("G3", "benign:shift_cover", "operator", "O3", start, end),
+            ("G4", "weak_pin", "operator", "O1", T(2026, 3, 1), T(2026, 3, 30)),
+            ("G5", "refund_burst", "operator", "O4", start, end),
+            ("G6", "benign:hotel_deposits", "operator", "O5", start, end),
+        ]
+    )
+    at = (T(2026, 3, 4, 10, 10), T(2026, 3, 4, 10, 40))
+    findings = _findings(
+        [
+            # on a return wave of an operator whose weak PIN it does not detect (not its rule)
+            ("F1", "refund_bursts", "high", "operator", "O1", *at),
+            # on a return wave alone
+            ("F2", "refund_bursts", "medium", "operator", "O2", *at),
+            # the weak PIN of O1: its own incident, no false positive on the wave
+            ("F3", "weak_pins", "medium", "operator", "O1", *at),
+            ("F4", "credential_sharing", "critical", "operator", "O3", *at),
+            # info is neither
+            ("F5", "refund_bursts", "info", "operator", "O2", *at),
+            ("F6", "refund_bursts", "high", "operator", "O4", *at),
+        ]
+    )
+    result = evaluate(findings, truth, OPS)
+    recall = dict(result.recall.select("scenario", "recall").iter_rows())
+    assert recall == {"refund_burst": 1.0, "weak_pin": 1.0}
+    precision = {row["rule"]: row for row in result.precision.iter_rows(named=True)}
+    # F1 detects G4 (any incident counts for precision), F2 matches only a look-alike
+    assert precision["refund_bursts"]["findings"] == 3
+    assert precision["refund_bursts"]["true_positives"] == 2
+    assert precision["refund_bursts"]["on_lookalikes"] == 1
+    assert precision["credential_sharing"]["precision"] == 0.0
+    assert precision["credential_sharing"]["on_lookalikes"] == 1
+    assert (precision["weak_pins"]["precision"], precision["weak_pins"]["on_lookalikes"]) == (1, 0)
+    # F2 and F4 detect nothing and are above 'low'
+    assert result.unmatched_above_low == 2
+    record = result.to_dict()["lookalikes"]
+    severities = {"low": 0, "medium": 0, "high": 0, "critical": 0}
+    assert record == {
+        "hotel_deposits": {"incidents": 1, "findings": 0, "by_rule": {}},
+        "return_wave": {
+            "incidents": 2,
+            "findings": 2,
+            "by_rule": {
+                "refund_bursts": {
+                    "findings": 2,
+                    "incidents_flagged": 2,
+                    "by_severity": severities | {"medium": 1, "high": 1},
+                }
+            },
+        },
+        "shift_cover": {
+            "incidents": 1,
+            "findings": 1,
+            "by_rule": {
+                "credential_sharing": {
+                    "findings": 1,
+                    "incidents_flagged": 1,
+                    "by_severity": severities | {"critical": 1},
+                }
+            },
+        },
+    }

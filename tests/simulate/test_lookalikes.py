@@ -1,0 +1,163 @@
+"""Innocent look-alikes: off by default, each kind labelled benign:<kind> when on."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import polars as pl
+import pytest
+
+from posaudit.config import ConfigError
+from posaudit.simulate.engine import continued_scenario, simulate
+from posaudit.simulate.scenario import LOOKALIKE_KINDS, load_scenario, scenario_from_text
+from posaudit.store import Store
+from posaudit.store.catalogue import WORLD_TABLES, key_column
+
+POSAUDIT = [sys.executable, "-m", "posaudit"]
+# every kind often enough to appear in 30 merchants over 8 days around a month's end
+DENSE = "[lookalikes]\nenabled = true\n" + "".join(f"{kind} = 150.0\n" for kind in LOOKALIKE_KINDS)
+MERCHANTS, DAYS, START, SEED = 30, 8, "2026-09-26", 4  # seed 4: 3 hotels
+
+
+def _tables(path: Path) -> dict[str, pl.DataFrame]:
+    store = Store.open(path, read_only=True)
+    try:
+        return {t: store.frame(f"SELECT * FROM {t} ORDER BY {key_column(t)}") for t in WORLD_TABLES}
+    finally:
+        store.close()
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]:
+    path = tmp_path_factory.mktemp("lookalikes") / "w.duckdb"
+    scenario = scenario_from_text(DENSE, merchants=MERCHANTS, days=DAYS, start=START)
+    simulate(path, scenario, seed=SEED)
+    return _tables(path)
+
+
+def _incidents(world: dict[str, pl.DataFrame], kind: str) -> pl.DataFrame:
+    found = world["ground_truth"].filter(pl.col("scenario") == f"benign:{kind}")
+    assert found.height > 0, kind
+    return found
+
+
+def _in(frame: pl.DataFrame, column: str, incident: dict, ts: str = "ts") -> pl.DataFrame:
+    return frame.filter(
+        (pl.col(column) == incident["entity_id"])
+        & pl.col(ts).is_between(incident["start_ts"], incident["end_ts"])
+    )
+
+
+def test_every_kind_appears_and_is_labelled(world: dict[str, pl.DataFrame]) -> None:
+    for kind in LOOKALIKE_KINDS:
+        incidents = _incidents(world, kind)
+        expected = "transaction" if kind == "replaced_card" else "operator"
+        assert set(incidents.get_column("entity_type").to_list()) == {expected}, kind
+
+
+def test_each_kind_shows_what_it_resembles(world: dict[str, pl.DataFrame]) -> None:
+    txns, logins = world["transactions"], world["login_events"]
+    refunds = txns.filter(pl.col("kind") == "refund")
+    for kind in ("return_wave", "closing_refunds", "seasonal_peak"):
+        for incident in _incidents(world, kind).iter_rows(named=True):
+            assert _in(refunds, "operator_id", incident).height >= 3, (kind, incident)
+    # the refund goes to another card than the sale's, of the same city
+    sales = txns.select(
+        pl.col("txn_id").alias("original_txn_id"), pl.col("card_token").alias("paid")
+    )
+    for incident in _incidents(world, "replaced_card").iter_rows(named=True):
+        refund = refunds.filter(pl.col("txn_id") == incident["entity_id"]).join(
+            sales, on="original_txn_id"
+        )
+        assert refund.height == 1
+        assert refund.item(0, "card_token") != refund.item(0, "paid")
+    for incident in _incidents(world, "hotel_deposits").iter_rows(named=True):
+        mine = _in(refunds, "operator_id", incident)  # natural refunds may fall in between
+        assert mine.filter(pl.col("amount_fen") % 10_000 == 0).height >= 3
+    for incident in _incidents(world, "shift_cover").iter_rows(named=True):
+        mine = _in(logins.filter(pl.col("outcome") == "success"), "operator_id", incident)
+        assert mine.get_column("terminal_id").n_unique() == 2
+    for incident in _incidents(world, "forgetful_operator").iter_rows(named=True):
+        mine = _in(logins, "operator_id", incident)
+        assert mine.filter(pl.col("outcome") == "wrong_pin").height >= 3
+        assert mine.get_column("outcome").to_list()[-1] == "success"
+    for incident in _incidents(world, "new_clerk").iter_rows(named=True):
+        failed = _in(logins.filter(pl.col("outcome") == "wrong_pin"), "operator_id", incident)
+        assert failed.height > 0
+
+
+def test_no_observable_table_hints_at_a_lookalike(world: dict[str, pl.DataFrame]) -> None:
+    hints = ("benign", "lookalike", "look-alike", *LOOKALIKE_KINDS)
+    for table, frame in world.items():
+        if table == "ground_truth":
+            continue
+        for column in frame.columns:
+            assert not any(hint in column for hint in hints), (table, column)
+        for column in frame.select(pl.col(pl.String, pl.Categorical, pl.Enum)).columns:
+            values = frame.get_column(column).cast(pl.String).unique().drop_nulls().to_list()
+            assert not [v for v in values if any(hint in v for hint in hints)], (table, column)
+
+
+def test_off_is_the_world_without_them(tmp_path: Path) -> None:
+    default, forced = tmp_path / "default.duckdb", tmp_path / "forced.duckdb"
+    simulate(default, load_scenario(None, merchants=12, days=6, start=START), seed=5)
+    off = scenario_from_text(DENSE, merchants=12, days=6, start=START, lookalikes=False)
+    simulate(forced, off, seed=5)
+    first, second = _tables(default), _tables(forced)
+    for table in WORLD_TABLES:
+        assert first[table].equals(second[table]), table
+
+
+def test_on_adds_to_the_days_and_keeps_the_world(tmp_path: Path) -> None:
+    plain, on = tmp_path / "plain.duckdb", tmp_path / "on.duckdb"
+    simulate(plain, load_scenario(None, merchants=12, days=6, start=START), seed=5)
+    simulate(on, load_scenario(None, merchants=12, days=6, start=START, lookalikes=True), seed=5)
+    first, second = _tables(plain), _tables(on)
+    for table in ("merchants", "terminals", "operators", "pin_events"):
+        assert first[table].equals(second[table]), table
+    attacks = pl.col("scenario").str.starts_with("benign:").not_()
+    assert first["ground_truth"].filter(attacks).height == (
+        second["ground_truth"].filter(attacks).height
+    )
+    kept = continued_scenario(on, 1)  # --append continues with them on
+    assert kept.lookalike_rate("return_wave") > 0
+
+
+def test_they_are_off_by_default() -> None:
+    scenario = load_scenario(None)
+    assert {scenario.lookalike_rate(kind) for kind in LOOKALIKE_KINDS} == {0.0}
+    assert scenario.settings["lookalikes"]["enabled"] is False
+    on = load_scenario(None, lookalikes=True)
+    assert all(on.lookalike_rate(kind) > 0 for kind in LOOKALIKE_KINDS)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[lookalikes]\nreturn_wave = -1.0\n", "'lookalikes.return_wave' must not be negative"),
+        ("[lookalikes]\nreturn_wave = nan\n", "'lookalikes.return_wave' must be a finite"),
+        ('[lookalikes]\nreturn_wave = "many"\n', "'lookalikes.return_wave' must be float"),
+        ('[lookalikes]\nenabled = "yes"\n', "'lookalikes.enabled' must be bool"),
+        ("[lookalikes]\nenabled = 1\n", "'lookalikes.enabled' must be bool"),
+        ("[lookalikes]\nbirthday_party = 1.0\n", "unknown key 'lookalikes.birthday_party'"),
+        ("lookalikes = true\n", "'lookalikes' must be a table"),
+    ],
+)
+def test_a_bad_lookalikes_table_is_refused(tmp_path: Path, text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        scenario_from_text(text)
+    assert needle in str(raised.value)
+    scenario = tmp_path / "scenario.toml"
+    scenario.write_text(text)
+    result = subprocess.run(
+        [*POSAUDIT, "simulate", "--db", str(tmp_path / "w.duckdb"), "--scenario", str(scenario),
+         "--merchants", "2", "--days", "1", "--lookalikes"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert needle in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.toml"]
