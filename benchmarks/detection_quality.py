@@ -4,7 +4,13 @@ Simulates each world, runs the audit, evaluates against ground truth, and prints
 the worst recall per scenario and precision per rule across worlds, each world's figures,
 and the false-alarm rate of a world without injected fraud.
 
+With ``--evasion-curve``: the same worlds' audit at each evasion level instead (small worlds,
+several seeds and sizes), printing per scenario its recall by its own rules and by any finding
+of severity medium or above, the worst across worlds and the mean, and per rule its precision
+over all worlds of a level (docs/detection.md, "Recall by evasion level").
+
     python benchmarks/detection_quality.py
+    python benchmarks/detection_quality.py --evasion-curve
 """
 
 from __future__ import annotations
@@ -22,6 +28,12 @@ WORLDS = [
     ("seed 2, wide", 500, 14, 2, []),
     ("seed 3, long", 80, 60, 3, []),
     ("no fraud", 400, 30, 4, ["--no-fraud"]),
+]
+# The evasion curve: every level on every (merchants, days, seed); small enough that the whole
+# curve runs in minutes on two shared cores.
+EVASION_LEVELS = (0.0, 0.25, 0.5, 0.75, 1.0)
+CURVE_WORLDS = [
+    (merchants, days, seed) for merchants, days in ((40, 14), (80, 10)) for seed in (1, 2, 3)
 ]
 
 
@@ -87,5 +99,83 @@ def main() -> None:
         print(f"| {rule} | " + " | ".join(cells) + " |")
 
 
+def recall_above_low(db: Path, run_id: str) -> dict[str, float]:
+    """Per scenario, the recall of the run's findings of severity medium or above."""
+    from posaudit.evaluate import ABOVE_LOW, recall_by_scenario
+    from posaudit.store import Store
+
+    store = Store.open(db, read_only=True)
+    try:
+        findings = store.scan("findings", where=f"run_id = '{run_id}'").filter(ABOVE_LOW)
+        recall = recall_by_scenario(findings, store.scan("ground_truth")).collect()
+    finally:
+        store.close()
+    return dict(recall.select("scenario", "recall").iter_rows())  # type: ignore[arg-type]
+
+
+def evasion_curve() -> None:
+    workdir = Path(tempfile.mkdtemp(prefix="posaudit-curve-"))
+    # level -> one (own-rule recall, medium+ recall, evaluate's precision rows) per world
+    own: dict[float, list[dict[str, float]]] = {level: [] for level in EVASION_LEVELS}
+    medium: dict[float, list[dict[str, float]]] = {level: [] for level in EVASION_LEVELS}
+    precision: dict[float, list[list[dict]]] = {level: [] for level in EVASION_LEVELS}
+    evaded_levels: dict[str, set[float]] = {}
+    for level in EVASION_LEVELS:
+        for merchants, days, seed in CURVE_WORLDS:
+            db = workdir / f"{level}-{merchants}-{seed}.duckdb"
+            size = ["--merchants", str(merchants), "--days", str(days), "--seed", str(seed)]
+            posaudit("simulate", "--db", str(db), *size, "--evasion", str(level))
+            posaudit("run", "--db", str(db), "--json")
+            report = json.loads(posaudit("evaluate", "--db", str(db), "--json"))
+            own[level].append({r["scenario"]: r["recall_own"] for r in report["recall"]})
+            medium[level].append(recall_above_low(db, report["run_id"]))
+            precision[level].append(report["precision"])
+            for r in report["recall"]:
+                if r.get("evasion") is not None:
+                    evaded_levels.setdefault(r["scenario"], set()).add(r["evasion"])
+            db.unlink()
+    scenarios = sorted({s for worlds in own.values() for world in worlds for s in world})
+    sizes = sorted({(m, d) for m, d, _ in CURVE_WORLDS})
+    seeds = sorted({s for _, _, s in CURVE_WORLDS})
+    print(
+        f"{len(CURVE_WORLDS)} worlds per level ({', '.join(f'{m} x {d}' for m, d in sizes)} "
+        f"merchants x days; seeds {', '.join(map(str, seeds))}). Each cell: worst across worlds "
+        "/ mean; '-' where no world had an incident of the scenario."
+    )
+    for title, table in (
+        ("Recall by the scenario's own rules", own),
+        ("Recall by any finding of severity medium or above", medium),
+    ):
+        print(f"\n{title}.\n")
+        print("| scenario | " + " | ".join(f"evasion {level:g}" for level in EVASION_LEVELS) + " |")
+        print("| --- |" + " ---: |" * len(EVASION_LEVELS))
+        for s in scenarios:
+            cells = []
+            for level in EVASION_LEVELS:
+                values = [world[s] for world in table[level] if s in world]
+                cells.append(
+                    f"{min(values):.2f} / {sum(values) / len(values):.2f}" if values else "-"
+                )
+            marker = "" if s in evaded_levels else " (condition: no level)"
+            print(f"| {s}{marker} | " + " | ".join(cells) + " |")
+    rules = sorted({r["rule"] for worlds in precision.values() for w in worlds for r in w})
+    print("\nPrecision per rule, severity above info, over all worlds of a level (findings).\n")
+    print("| rule | " + " | ".join(f"evasion {level:g}" for level in EVASION_LEVELS) + " |")
+    print("| --- |" + " ---: |" * len(EVASION_LEVELS))
+    for rule in rules:
+        cells = []
+        for level in EVASION_LEVELS:
+            rows = [r for w in precision[level] for r in w if r["rule"] == rule]
+            found = sum(r["findings"] for r in rows)
+            hits = sum(r["true_positives"] for r in rows)
+            cells.append(f"{hits / found:.3f} ({found:,})" if found else "-")
+        print(f"| {rule} | " + " | ".join(cells) + " |")
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--evasion-curve"]:
+        evasion_curve()
+    elif sys.argv[1:]:
+        raise SystemExit(f"unknown arguments {sys.argv[1:]}: the only option is --evasion-curve")
+    else:
+        main()

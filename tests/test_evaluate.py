@@ -21,6 +21,7 @@ from posaudit.evaluate import (
     wilson_interval,
 )
 from posaudit.run.local import run_pipeline
+from posaudit.simulate.scenario import ATTACK_SCENARIOS
 from posaudit.store import Store
 
 T = datetime
@@ -445,3 +446,82 @@ def test_lookalikes_are_false_positives_and_no_part_of_recall() -> None:
             },
         },
     }
+
+
+ATTACKS = {"pin_brute_force", "refund_burst", "takeover_refund"}
+
+
+def _recall_rows(path: Path) -> dict[str, dict[str, object]]:
+    done = _posaudit("evaluate", "--db", str(path), "--json")
+    assert done.returncode == 0, done.stderr
+    return {row["scenario"]: row for row in json.loads(done.stdout)["recall"]}
+
+
+@pytest.fixture(scope="module")
+def evaded_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small world simulated at `--evasion 0.5`, with two appended days (which continue at
+    the store's level), audited."""
+    path = tmp_path_factory.mktemp("evasion") / "evaded.duckdb"
+    size = ("--merchants", "12", "--seed", "5")
+    for args in (("--days", "5", *size, "--evasion", "0.5"), ("--days", "2", "--append")):
+        done = _posaudit("simulate", "--db", str(path), *args)
+        assert done.returncode == 0, done.stderr
+    done = _posaudit("run", "--db", str(path))
+    assert done.returncode == 0, done.stderr
+    return path
+
+
+def test_evaluate_shows_the_evasion_level_a_world_was_simulated_at(evaded_world: Path) -> None:
+    rows = _recall_rows(evaded_world)
+    assert ATTACKS | {"weak_pin"} <= set(rows)
+    for name, row in rows.items():
+        # the conditions (weak, shared, default PINs...) take no level
+        level = (0.5, [0.5]) if name in ATTACK_SCENARIOS else (None, [])
+        assert (row["evasion"], row["evasion_levels"]) == level, name
+    table = _posaudit("evaluate", "--db", str(evaded_world))
+    assert table.returncode == 0, table.stderr
+    assert "evasion" in table.stdout
+    line = next(ln for ln in table.stdout.splitlines() if "pin_brute_force" in ln)
+    assert line.split("│")[2].strip() == "0.5"
+
+
+def test_a_store_simulated_before_evasion_levels_reads_as_0(audited_sample: Path) -> None:
+    store = Store.open(audited_sample, read_only=True)
+    try:
+        texts = [row[0] for row in store.query("SELECT scenario_toml FROM simulations")]
+    finally:
+        store.close()
+    assert texts and not any("evasion" in text for text in texts)
+    rows = _recall_rows(audited_sample)
+    for name in ATTACKS & set(rows):
+        assert (rows[name]["evasion"], rows[name]["evasion_levels"]) == (0.0, [0.0])
+
+
+def test_days_simulated_at_different_levels_read_as_mixed(
+    evaded_world: Path, tmp_path: Path
+) -> None:
+    path = Path(shutil.copy(evaded_world, tmp_path / "mixed.duckdb"))
+    store = Store.open(path)
+    try:
+        # the appended days as a store made before levels existed would have recorded them
+        store.execute("UPDATE simulations SET scenario_toml = '' WHERE simulation_id = 2")
+    finally:
+        store.close()
+    rows = _recall_rows(path)
+    assert (rows["refund_burst"]["evasion"], rows["refund_burst"]["evasion_levels"]) == (
+        "mixed",
+        [0.0, 0.5],
+    )
+    table = _posaudit("evaluate", "--db", str(path))
+    line = next(ln for ln in table.stdout.splitlines() if "refund_burst" in ln)
+    assert line.split("│")[2].strip() == "mixed: 0, 0.5"
+
+
+def test_without_simulations_no_scenario_has_a_level() -> None:
+    """An ingested store has no simulations: its scenarios show no level, not 0."""
+    truth = _truth([("G1", "refund_burst", "operator", "O1", T(2026, 1, 1), T(2026, 1, 2))])
+    findings = _findings(
+        [("F1", "refund_burst", "high", "operator", "O1", T(2026, 1, 1), T(2026, 1, 2))]
+    )
+    (row,) = evaluate(findings, truth, OPS).to_dict()["recall"]
+    assert (row["evasion"], row["evasion_levels"]) == (None, [])

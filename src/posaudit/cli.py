@@ -791,7 +791,18 @@ def evaluate(
             if store.query("SELECT count(*) FROM ground_truth")[0][0] == 0:
                 fail(no_labels(path))
             findings = store.scan("findings", where=f"run_id = '{chosen}'")
-            result = evaluate_run(findings, store.scan("ground_truth"), store.scan("operators"))
+            texts = [
+                str(row[0])
+                for row in store.query(
+                    "SELECT scenario_toml FROM simulations ORDER BY simulation_id"
+                )
+            ]
+            result = evaluate_run(
+                findings,
+                store.scan("ground_truth"),
+                store.scan("operators"),
+                scenario_texts=texts,
+            )
             volume = _alert_volume(store, chosen)
         finally:
             store.close()
@@ -800,11 +811,13 @@ def evaluate(
         out.print_json(json.dumps(record))
         return
     recall = Table(title=f"{chosen}: recall per scenario")
-    for column in ("scenario", "incidents", "detected", "recall", "by its own rules"):
+    for column in ("scenario", "evasion", "incidents", "detected", "recall", "by its own rules"):
         recall.add_column(column, justify="left" if column == "scenario" else "right")
     for row in result.recall.iter_rows(named=True):
+        levels = result.evasion.get(row["scenario"], [])
         recall.add_row(
             row["scenario"],
+            _evasion_cell(levels),
             f"{row['incidents']:,}",
             f"{row['detected']:,}",
             f"{row['recall']:.3f}",
@@ -841,6 +854,16 @@ def evaluate(
         f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators)"
     )
     _print_alert_volume(chosen, volume)
+
+
+def _evasion_cell(levels: list[float]) -> str:
+    """A scenario's evasion level in evaluate's table: the level, "mixed: a, b" when its days
+    ran at several, "-" when it takes none (a condition) or the store was ingested."""
+    if not levels:
+        return "-"
+    if len(levels) == 1:
+        return f"{levels[0]:g}"
+    return "mixed: " + ", ".join(f"{level:g}" for level in levels)
 
 
 def _alert_volume(store: Store, run_id: str) -> dict[str, Any]:

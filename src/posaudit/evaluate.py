@@ -16,11 +16,16 @@ decided with a 95 % Wilson score interval (docs/evaluation.md).
 
 :func:`alert_volume` measures how many findings a run asks analysts to read: findings per
 1,000 operators per day, by severity, over the run's data window.
+
+:func:`evasion_levels` reads, from the scenarios the store's simulations ran, the evasion level
+each attack scenario was simulated at, shown beside its recall.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
 
@@ -44,6 +49,8 @@ SECONDS_PER_DAY: Final = 86_400
 # The scenario prefix of an innocent look-alike in ground truth (docs/scenarios.md).
 BENIGN_PREFIX: Final = "benign:"
 IS_BENIGN = pl.col("scenario").str.starts_with(BENIGN_PREFIX)
+# What a scenario's evasion reads as when its store's days were simulated at several levels.
+MIXED: Final = "mixed"
 
 
 def no_labels(store_path: object) -> str:
@@ -237,6 +244,40 @@ def unmatched_above_low(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> p
     return findings.filter(ABOVE_LOW).join(hits, on="finding_id", how="anti")
 
 
+def evasion_levels(scenario_texts: Iterable[str]) -> dict[str, list[float]]:
+    """Per attack scenario, the evasion levels it was simulated at, least first.
+
+    ``scenario_texts``: the scenario TOML each of the store's simulations kept (``--evasion``
+    and ``--append`` included, docs/scenarios.md). A scenario that names no level ran at 0, as
+    every scenario did before levels existed. No texts (an ingested store): no levels.
+
+    >>> levels = evasion_levels(["[scenarios.refund_burst]\\nevasion = 0.5", ""])
+    >>> levels["refund_burst"], levels["late_refund"]
+    ([0.0, 0.5], [0.0])
+    """
+    from posaudit.simulate.scenario import ATTACK_SCENARIOS
+
+    levels: dict[str, set[float]] = {}
+    for text in scenario_texts:
+        scenarios = tomllib.loads(text).get("scenarios", {})
+        for name in ATTACK_SCENARIOS:
+            level = float(scenarios.get(name, {}).get("evasion", 0.0))
+            levels.setdefault(name, set()).add(level)
+    return {name: sorted(found) for name, found in levels.items()}
+
+
+def evasion_label(levels: list[float]) -> float | str | None:
+    """One scenario's evasion level as ``evaluate`` reports it: the level, :data:`MIXED` when
+    its days ran at several, None when it has none (a condition, or an ingested store).
+
+    >>> evasion_label([0.5]), evasion_label([0.0, 1.0]), evasion_label([])
+    (0.5, 'mixed', None)
+    """
+    if not levels:
+        return None
+    return levels[0] if len(levels) == 1 else MIXED
+
+
 @dataclass
 class Evaluation:
     recall: pl.DataFrame
@@ -244,6 +285,11 @@ class Evaluation:
     unmatched_above_low: int
     operators: int
     lookalikes: pl.DataFrame | None = None
+    # scenario -> the evasion levels it was simulated at (evasion_levels); empty when ingested
+    evasion: dict[str, list[float]] = field(default_factory=dict)
+
+    def evasion_of(self, scenario: str) -> float | str | None:
+        return evasion_label(self.evasion.get(scenario, []))
 
     @property
     def unmatched_per_1000_operators(self) -> float:
@@ -251,7 +297,14 @@ class Evaluation:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "recall": self.recall.to_dicts(),
+            "recall": [
+                row
+                | {
+                    "evasion": self.evasion_of(row["scenario"]),
+                    "evasion_levels": self.evasion.get(row["scenario"], []),
+                }
+                for row in self.recall.to_dicts()
+            ],
             "precision": self.precision.to_dicts(),
             "unmatched_above_low": self.unmatched_above_low,
             "operators": self.operators,
@@ -261,9 +314,14 @@ class Evaluation:
 
 
 def evaluate(
-    findings: pl.LazyFrame, ground_truth: pl.LazyFrame, operators: pl.LazyFrame
+    findings: pl.LazyFrame,
+    ground_truth: pl.LazyFrame,
+    operators: pl.LazyFrame,
+    *,
+    scenario_texts: Iterable[str] = (),
 ) -> Evaluation:
-    """Recall per scenario, precision per rule and the false-alarm rate of one run's findings."""
+    """Recall per scenario, precision per rule and the false-alarm rate of one run's findings;
+    with ``scenario_texts`` (the store's simulations' scenarios) each scenario's evasion level."""
     from posaudit.rules import all_rules
 
     rules_for: dict[str, list[str]] = {}
@@ -280,7 +338,14 @@ def evaluate(
             lookalike_findings(findings, ground_truth, rules_for=rules_for),
         ]
     )
-    return Evaluation(recall, precision, int(unmatched.item()), int(n_ops.item()), benign)
+    return Evaluation(
+        recall,
+        precision,
+        int(unmatched.item()),
+        int(n_ops.item()),
+        lookalikes=benign,
+        evasion=evasion_levels(scenario_texts),
+    )
 
 
 def wilson_interval(successes: pl.Expr, trials: pl.Expr, *, z: float = Z_95) -> list[pl.Expr]:
