@@ -14,6 +14,7 @@ from posaudit.simulate.engine import continued_scenario, simulate
 from posaudit.simulate.scenario import LOOKALIKE_KINDS, load_scenario, scenario_from_text
 from posaudit.store import Store
 from posaudit.store.catalogue import WORLD_TABLES, key_column
+from tests.simulate.hints import assert_no_hint
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]
 # every kind often enough to appear in 30 merchants over 8 days around a month's end
@@ -90,14 +91,7 @@ def test_each_kind_shows_what_it_resembles(world: dict[str, pl.DataFrame]) -> No
 
 def test_no_observable_table_hints_at_a_lookalike(world: dict[str, pl.DataFrame]) -> None:
     hints = ("benign", "lookalike", "look-alike", *LOOKALIKE_KINDS)
-    for table, frame in world.items():
-        if table == "ground_truth":
-            continue
-        for column in frame.columns:
-            assert not any(hint in column for hint in hints), (table, column)
-        for column in frame.select(pl.col(pl.String, pl.Categorical, pl.Enum)).columns:
-            values = frame.get_column(column).cast(pl.String).unique().drop_nulls().to_list()
-            assert not [v for v in values if any(hint in v for hint in hints)], (table, column)
+    assert_no_hint(world, hints)
 
 
 def test_off_is_the_world_without_them(tmp_path: Path) -> None:
