@@ -31,11 +31,10 @@ from typing import Any, Final
 
 import polars as pl
 
+from posaudit.review.values import DISMISSED, UPHELD
+
 ACCUSING = pl.col("severity") != "info"
 ABOVE_LOW = ~pl.col("severity").is_in(["info", "low"])
-# The decisions that say a finding was right, and those that say it was not (docs/review.md).
-DECIDED_TRUE: Final = ("confirmed_fraud", "policy_breach")
-DECIDED_FALSE: Final = ("false_positive", "benign_explained")
 # The standard normal quantile of 0.975: a two-sided 95 % interval.
 Z_95: Final = 1.959963984540054
 # The name of the row of all rules together in the precision from reviews.
@@ -394,8 +393,8 @@ def precision_from_reviews(findings: pl.LazyFrame, reviews: pl.LazyFrame) -> pl.
     counts = [
         pl.len().alias("findings"),
         pl.col("decision").is_not_null().sum().alias("decided"),
-        pl.col("decision").is_in(DECIDED_TRUE).sum().alias("decided_true"),
-        pl.col("decision").is_in(DECIDED_FALSE).sum().alias("decided_false"),
+        pl.col("decision").is_in(UPHELD).sum().alias("decided_true"),
+        pl.col("decision").is_in(DISMISSED).sum().alias("decided_false"),
     ]
     per_rule = decided.group_by("rule").agg(counts).sort("rule")
     total = decided.select(pl.lit(TOTAL).alias("rule"), *counts)

@@ -90,6 +90,7 @@ from posaudit.report.translations import (
 from posaudit.report.translations import (
     SEVERITIES as SEVERITY_LABELS,
 )
+from posaudit.review.trail import COLUMNS as TRAIL_COLUMNS
 from posaudit.store import Store
 from posaudit.untrusted import csv_safe, readable_text
 from posaudit.untrusted import shown as shown_text
@@ -1331,21 +1332,8 @@ def _entities(pseudonyms: Pseudonyms) -> pl.Expr:
 
 def _trail_frame(trail: pl.DataFrame, lang: Language, pseudonyms: Pseudonyms) -> pl.DataFrame:
     """Every review, oldest first, every column, headers in the report's language."""
-    columns = (
-        "review_id",
-        "reviewed_at",
-        "analyst",
-        "finding_id",
-        "case",
-        "status",
-        "decision",
-        "assignee",
-        "note",
-        "evidence_events",
-        "request_id",
-        "previous_digest",
-        "digest",
-    )
+    # the trail's own columns, the case shown under its (masked) name
+    columns = tuple("case" if c == "case_id" else c for c in TRAIL_COLUMNS)
     return _readable(
         trail.with_columns(
             _masked_cases("case_id", pseudonyms).alias("case"),

@@ -18,8 +18,6 @@ from __future__ import annotations
 from posaudit.review.action import Action, checked_action
 from posaudit.review.queue import case_list, case_trail, finding_with_trail, review_queue
 from posaudit.review.record import (
-    DISMISSED,
-    UPHELD,
     Outcome,
     apply_queued,
     assign,
@@ -29,7 +27,7 @@ from posaudit.review.record import (
 from posaudit.review.respect import DecisionEffects, respect_decisions
 from posaudit.review.snooze import active_snoozes, snooze, snoozed_sql, verify_snoozes
 from posaudit.review.trail import TrailCheck, verify_trail
-from posaudit.review.values import DECISIONS, STATUSES, ReviewError
+from posaudit.review.values import DECISIONS, DISMISSED, STATUSES, UPHELD, ReviewError
 
 __all__ = [
     "DECISIONS",

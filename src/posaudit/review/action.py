@@ -3,6 +3,7 @@ checked before any store is opened, and the state it leaves."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final, Literal
@@ -36,11 +37,11 @@ class Action:
 
     def next_state(self, before: Review | None) -> dict[str, object]:
         """The state after this action over ``before`` (None: never reviewed)."""
-        state: dict[str, object] = {
-            "status": before.status if before else "open",
-            "decision": before.decision if before else None,
-            "assignee": before.assignee if before else None,
-        }
+        return self.after(state_of(before))
+
+    def after(self, before: Mapping[str, object]) -> dict[str, object]:
+        """The state (status, decision, assignee) after this action over the state ``before``."""
+        state = dict(before)
         if self.kind == "decide":
             state |= {"status": self.status or "closed", "decision": self.decision}
             if self.assignee is not None:  # an import's row may name one
@@ -52,6 +53,16 @@ class Action:
         elif self.kind == "reopen":
             state |= {"status": "open", "decision": None}
         return state
+
+
+def state_of(review: Review | None) -> dict[str, object]:
+    """What a review says of where its finding stands; never reviewed: open, undecided and
+    unassigned."""
+    return {
+        "status": review.status if review else "open",
+        "decision": review.decision if review else None,
+        "assignee": review.assignee if review else None,
+    }
 
 
 def checked_action(

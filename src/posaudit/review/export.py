@@ -12,7 +12,7 @@ from typing import Final
 
 import polars as pl
 
-from posaudit.review.trail import COLUMNS, TABLE
+from posaudit.review.trail import COLUMNS, TABLE, current_reviews_sql
 from posaudit.store import Store
 
 # The finding's own columns a current decision is exported with, before the review's.
@@ -81,10 +81,7 @@ def current_reviews(store: Store) -> pl.DataFrame:
     )
     return store.frame(
         f"""
-        WITH latest AS (
-            SELECT * FROM {TABLE}
-            QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1
-        )
+        WITH latest AS ({current_reviews_sql(store, columns="*")})
         SELECT {finding}, {review}
         FROM latest r JOIN findings f USING (finding_id)
         ORDER BY f.finding_id

@@ -24,7 +24,7 @@ from typing import Final
 
 import polars as pl
 
-from posaudit.review.action import Action, checked_action
+from posaudit.review.action import Action, checked_action, state_of
 from posaudit.review.batch import DecisionRow, RefusedRow
 from posaudit.review.cases import case_findings, is_case_id
 from posaudit.review.evidence import evidence_events
@@ -36,25 +36,24 @@ from posaudit.review.pending import (
 )
 from posaudit.review.trail import (
     COLUMNS,
-    GENESIS,
     LAST_DIGEST_KEY,
     LAST_ID_KEY,
     TABLE,
     Review,
-    recorded_last,
+    chain_end,
+    current_reviews_sql,
     review_digest,
     review_of,
     select_columns,
 )
-from posaudit.review.values import ReviewError, checked_name, current_analyst
+from posaudit.review.values import (
+    ReviewError,
+    checked_name,
+    current_analyst,
+)
 from posaudit.store import Store
 from posaudit.store.errors import StoreLockedError
 
-# Decisions that say a finding was not what its rule accused: a run does not bring such a
-# finding back unless its evidence grows.
-DISMISSED: Final = ("false_positive", "benign_explained")
-# Decisions that say it was: the numerator of a rule's precision.
-UPHELD: Final = ("confirmed_fraud", "policy_breach")
 # How long a review waits for a store another process holds before queueing: another
 # analyst's review holds it for a moment, a run for minutes.
 LOCK_WAIT_SECONDS: Final = 3.0
@@ -96,17 +95,7 @@ def append_reviews(store: Store, drafts: list[dict[str, object]]) -> list[Review
     digests; ``reviewed_at`` defaults to now. One insert, however many."""
     if not drafts:
         return []
-    last = recorded_last(store)
-    highest = int(store.query(f"SELECT coalesce(max(review_id), 0) FROM {TABLE}")[0][0])  # type: ignore[call-overload]
-    if last is None:
-        # before the first review, or a store whose record is gone: follow the table's last row
-        rows = store.query(f"SELECT digest FROM {TABLE} ORDER BY review_id DESC LIMIT 1")
-        previous = str(rows[0][0]) if rows else GENESIS
-    else:
-        previous = last[1]
-    # after the last review written, and after any row put there since: a gap or a row that
-    # does not follow stays visible to `verify`, never covered
-    review_id = max(highest, last[0] if last else 0)
+    review_id, previous = chain_end(store)
     now = datetime.now(UTC).replace(tzinfo=None)
     written: list[Review] = []
     for values in drafts:
@@ -143,9 +132,7 @@ def latest_reviews(store: Store, finding_ids: list[str]) -> dict[str, Review]:
     if not finding_ids or not store.has_table(TABLE):
         return {}
     rows = store.query(
-        f"SELECT {select_columns(store)} FROM {TABLE} "
-        "WHERE list_contains(?::VARCHAR[], finding_id) "
-        "QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1",
+        current_reviews_sql(store, where="list_contains(?::VARCHAR[], finding_id)"),
         [finding_ids],
     )
     return {str(r.finding_id): r for r in map(review_of, rows)}
@@ -392,7 +379,12 @@ def decide_many(
             settled = apply_queued(store)
             # one pass: each row's state follows the finding's review before it, which may be
             # an earlier row of the same file
-            current = latest_reviews(store, sorted({row.finding_id for row in recordable}))
+            current = {
+                finding: state_of(review)
+                for finding, review in latest_reviews(
+                    store, sorted({row.finding_id for row in recordable})
+                ).items()
+            }
             events = _evidence_events(store, sorted({row.finding_id for row in recordable}))
             drafts: list[dict[str, object]] = []
             for row in recordable:
@@ -404,7 +396,7 @@ def decide_many(
                     assignee=row.assignee,
                     note=row.note,
                 )
-                state = action.next_state(current.get(row.finding_id))
+                state = action.after(current.get(row.finding_id, state_of(None)))
                 drafts.append(
                     {
                         "finding_id": row.finding_id,
@@ -415,16 +407,7 @@ def decide_many(
                         **state,
                     }
                 )
-                current[row.finding_id] = Review(
-                    review_id=0,
-                    reviewed_at=datetime.min,
-                    analyst=who,
-                    finding_id=row.finding_id,
-                    previous_digest="",
-                    digest="",
-                    note=None,
-                    **state,  # type: ignore[arg-type]
-                )
+                current[row.finding_id] = state
             reviews.extend(append_reviews(store, drafts))
         settled.finish(store.path)
         return RecordedRows(reviews, refused)

@@ -15,8 +15,9 @@ from dataclasses import dataclass
 from typing import Final
 
 from posaudit.review.evidence import evidence_events
-from posaudit.review.record import DISMISSED, append_review
-from posaudit.review.trail import TABLE, select_columns
+from posaudit.review.record import append_review
+from posaudit.review.trail import TABLE, current_reviews_sql
+from posaudit.review.values import DISMISSED
 from posaudit.store import Store
 
 # Who the trail names for a review a run appends.
@@ -38,10 +39,7 @@ def respect_decisions(store: Store, run_id: str, reported: str) -> DecisionEffec
     if not store.has_table(TABLE):
         return DecisionEffects()
     dismissed = ", ".join(f"'{d}'" for d in DISMISSED)
-    latest = f"""WITH latest AS (
-            SELECT {select_columns(store)} FROM {TABLE} WHERE finding_id IS NOT NULL
-            QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1
-        )"""
+    latest = f"WITH latest AS ({current_reviews_sql(store)})"
     rows = store.query(
         f"""{latest}
         SELECT l.finding_id, l.review_id, CAST(l.decision AS VARCHAR), l.evidence_events,

@@ -17,7 +17,13 @@ from typing import Final
 import polars as pl
 
 from posaudit.review.cases import case_entity, case_findings, is_case_id
-from posaudit.review.trail import GENESIS, TrailCheck, check_chain, recorded_last, review_digest
+from posaudit.review.trail import (
+    TrailCheck,
+    chain_end,
+    check_chain,
+    recorded_last,
+    review_digest,
+)
 from posaudit.review.values import ReviewError, checked_name, checked_note, current_analyst
 from posaudit.store import Store
 
@@ -157,11 +163,9 @@ def snooze(
 
 
 def _append(store: Store, **values: object) -> Snooze:
-    last = recorded_last(store, LAST_KEYS)
-    highest = int(store.query(f"SELECT coalesce(max(snooze_id), 0) FROM {SNOOZES}")[0][0])  # type: ignore[call-overload]
-    previous = last[1] if last else GENESIS
+    last_id, previous = chain_end(store, table=SNOOZES, id_column="snooze_id", keys=LAST_KEYS)
     draft = Snooze(
-        snooze_id=max(highest, last[0] if last else 0) + 1,
+        snooze_id=last_id + 1,
         previous_digest=previous,
         digest="",
         **values,  # type: ignore[arg-type]

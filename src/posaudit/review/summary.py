@@ -11,7 +11,7 @@ from typing import Final
 import polars as pl
 
 from posaudit.review.snooze import SNOOZE_COLUMNS, SNOOZES
-from posaudit.review.trail import COLUMNS, TABLE, select_columns
+from posaudit.review.trail import COLUMNS, TABLE, current_reviews_sql, select_columns
 from posaudit.store import Store
 
 # A finding's current review, as :func:`latest_reviews` returns it.
@@ -67,8 +67,7 @@ def latest_reviews(store: Store) -> pl.DataFrame:
     return store.frame(
         f"""SELECT finding_id, CAST(status AS VARCHAR) AS review_status,
             CAST(decision AS VARCHAR) AS decision, assignee, reviewed_at
-        FROM (SELECT {select_columns(store)} FROM {TABLE}) t WHERE finding_id IS NOT NULL
-        QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1"""
+        FROM ({current_reviews_sql(store)}) t"""
     ).cast(dict(LATEST_SCHEMA))  # type: ignore[arg-type]
 
 

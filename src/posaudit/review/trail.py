@@ -147,6 +147,18 @@ def select_columns(store: Store) -> str:
     return ", ".join(c if c in have else f"NULL AS {c}" for c in COLUMNS)
 
 
+def current_reviews_sql(store: Store, columns: str | None = None, where: str = "") -> str:
+    """The SQL of each reviewed finding's current review: its row with the highest
+    ``review_id`` (reviews of a case alone left out). ``columns``: the select list (default
+    :data:`COLUMNS`, NULL where the trail lacks one); ``where``: a condition on the rows."""
+    condition = f" AND ({where})" if where else ""
+    return (
+        f"SELECT {columns or select_columns(store)} FROM {TABLE} "
+        f"WHERE finding_id IS NOT NULL{condition} "
+        "QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1"
+    )
+
+
 def recorded_last(
     store: Store, keys: tuple[str, str] = (LAST_ID_KEY, LAST_DIGEST_KEY)
 ) -> tuple[int, str] | None:
@@ -157,6 +169,25 @@ def recorded_last(
     if id_key not in meta or digest_key not in meta:
         return None
     return int(meta[id_key]), meta[digest_key]
+
+
+def chain_end(
+    store: Store,
+    *,
+    table: str = TABLE,
+    id_column: str = "review_id",
+    keys: tuple[str, str] = (LAST_ID_KEY, LAST_DIGEST_KEY),
+) -> tuple[int, str]:
+    """The id of a chain's last row and its digest, where the next row follows: after the
+    last row the store recorded writing and after any row put there since, so a gap or a row
+    that does not follow stays visible to `verify`, never covered. Before the first row, or
+    in a store whose record is gone, the digest is the table's last row's (or :data:`GENESIS`)."""
+    last = recorded_last(store, keys)
+    highest = int(store.query(f"SELECT coalesce(max({id_column}), 0) FROM {table}")[0][0])  # type: ignore[call-overload]
+    if last is None:
+        rows = store.query(f"SELECT digest FROM {table} ORDER BY {id_column} DESC LIMIT 1")
+        return highest, str(rows[0][0]) if rows else GENESIS
+    return max(highest, last[0]), last[1]
 
 
 @dataclass(frozen=True)

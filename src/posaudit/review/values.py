@@ -22,6 +22,10 @@ DECISIONS: Final[tuple[Decision, ...]] = (
     "false_positive",
     "benign_explained",
 )
+# Decisions that say a finding was what its rule accused (a rule's precision counts them) and
+# those that say it was not (a run does not bring such a finding back unless its evidence grows).
+UPHELD: Final[tuple[Decision, ...]] = ("confirmed_fraud", "policy_breach")
+DISMISSED: Final[tuple[Decision, ...]] = ("false_positive", "benign_explained")
 ANALYST_ENV: Final = "POSAUDIT_ANALYST"
 # A note is a paragraph or a few, not a document: the trail is read line by line.
 NOTE_MAX_CHARACTERS: Final = 10_000

@@ -28,6 +28,8 @@ from posaudit.detect.policy import Policy, load_policy, policy_from_text
 from posaudit.detect.registry import Rule
 from posaudit.pins import PinDigester, pin_digester
 from posaudit.review.trail import TABLE as REVIEWS_TABLE
+from posaudit.review.trail import current_reviews_sql
+from posaudit.review.values import DISMISSED, UPHELD
 from posaudit.rules import all_rules
 from posaudit.run.detect import findings_by_rule, one_per_finding_id
 from posaudit.run.inputs import derived_inputs, kept_exclusion
@@ -37,9 +39,6 @@ from posaudit.run.score import score_outcome
 from posaudit.score.operators import SCORE_RULE, preload_model
 from posaudit.store import Store
 
-# A decision's side: a finding the analysts found real, or not.
-DECIDED_TRUE: Final = ("confirmed_fraud", "policy_breach")
-DECIDED_FALSE: Final = ("false_positive", "benign_explained")
 # The groups of findings compared, and what is counted of each.
 GROUPS: Final = ("current", "new", "gained", "lost")
 COUNTS: Final = ("findings", "decided_true", "decided_false", "undecided")
@@ -173,8 +172,7 @@ def latest_decisions(store: Store) -> pl.DataFrame:
         return pl.DataFrame(schema={"finding_id": pl.String, "decision": pl.String})
     return store.frame(
         "SELECT finding_id, CAST(decision AS VARCHAR) AS decision "
-        f"FROM {REVIEWS_TABLE} "
-        "QUALIFY row_number() OVER (PARTITION BY finding_id ORDER BY review_id DESC) = 1"
+        f"FROM ({current_reviews_sql(store, columns='finding_id, decision')})"
     )
 
 
@@ -182,8 +180,8 @@ def _counts(group: str, member: pl.Expr) -> list[pl.Expr]:
     """The findings of ``group`` (rows where ``member``) and their decisions, per rule."""
     return [
         member.sum().alias(f"{group}_findings"),
-        (member & pl.col("decision").is_in(DECIDED_TRUE)).sum().alias(f"{group}_decided_true"),
-        (member & pl.col("decision").is_in(DECIDED_FALSE)).sum().alias(f"{group}_decided_false"),
+        (member & pl.col("decision").is_in(UPHELD)).sum().alias(f"{group}_decided_true"),
+        (member & pl.col("decision").is_in(DISMISSED)).sum().alias(f"{group}_decided_false"),
         (member & pl.col("decision").is_null()).sum().alias(f"{group}_undecided"),
     ]
 
