@@ -7,9 +7,9 @@ precision within about m of the precision against the ground truth, and exactly 
 0 (tests/review/test_oracle.py).
 
 Every finding of severity above 'info' of the store's latest successful run is decided (the
-population of evaluate's precision): confirmed_fraud when it detects an incident
-(posaudit.evaluate.matches), false_positive otherwise; then round(m x findings) of them,
-drawn at random with --seed, get the other decision.
+population of evaluate's precision): confirmed_fraud when it detects an incident its rule is
+credited with (posaudit.evaluate.detecting, credited_scenarios), false_positive otherwise;
+then round(m x findings) of them, drawn at random with --seed, get the other decision.
 
 Example:
     python scripts/oracle_analyst.py --db data/w.duckdb --mistakes 0.05 --seed 1 \\
@@ -28,7 +28,7 @@ import numpy as np
 import polars as pl
 
 from posaudit.atomic import written_file
-from posaudit.evaluate import ACCUSING, matches
+from posaudit.evaluate import ACCUSING, credited_scenarios, detecting
 from posaudit.store import Store
 
 TRUE_DECISION = "confirmed_fraud"
@@ -40,7 +40,7 @@ def oracle_decisions(
 ) -> pl.DataFrame:
     """finding_id, decision and note for every finding above 'info', in finding_id order."""
     accusing = findings.filter(ACCUSING).sort("finding_id")
-    hits = matches(accusing.lazy(), ground_truth.lazy()).select("finding_id").unique().collect()
+    hits = detecting(accusing.lazy(), ground_truth.lazy(), credited_scenarios()).collect()
     decided = (
         accusing.select("finding_id")
         .join(hits.with_columns(pl.lit(True).alias("detects")), on="finding_id", how="left")

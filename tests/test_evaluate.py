@@ -105,6 +105,33 @@ def test_a_finding_may_detect_several_incidents_and_an_incident_needs_one_findin
     assert result.precision.get_column("precision").to_list() == [1.0]
 
 
+def test_a_rule_is_credited_with_its_own_scenarios_and_a_score_with_every_attack() -> None:
+    week = (T(2026, 3, 2), T(2026, 3, 8))
+    truth = _truth(
+        [
+            ("G1", "refund_burst", "operator", "O1", *week),
+            ("G2", "weak_pin", "operator", "O2", *week),
+            ("G3", "credential_sharing", "operator", "O3", *week),
+        ]
+    )
+    at = (T(2026, 3, 4, 10), T(2026, 3, 4, 11))
+    findings = _findings(
+        [
+            ("F1", "refund_bursts", "high", "operator", "O1", *at),  # its own scenario
+            ("F2", "refund_bursts", "high", "operator", "O3", *at),  # sharing is not a burst
+            ("F3", "operator_anomaly_scores", "low", "operator", "O1", *at),  # an attack
+            ("F4", "operator_anomaly_scores", "low", "operator", "O3", *at),  # an attack
+            ("F5", "operator_anomaly_scores", "low", "operator", "O2", *at),  # a weak PIN only
+        ]
+    )
+    rows = {row["rule"]: row for row in evaluate(findings, truth, OPS).precision.to_dicts()}
+    burst, score = rows["refund_bursts"], rows["operator_anomaly_scores"]
+    assert (burst["true_positives"], burst["true_positives_any"]) == (1, 2)
+    assert (burst["precision"], burst["precision_any"]) == (0.5, 1.0)
+    assert (score["true_positives"], score["true_positives_any"]) == (2, 3)
+    assert score["precision"] == pytest.approx(2 / 3)
+
+
 def test_a_store_without_labels_says_so_in_one_line(sample_store: Path, tmp_path: Path) -> None:
     """Ingested data has no ground truth: evaluate refuses in one line, exit 2."""
     path = Path(shutil.copy(sample_store, tmp_path / "unlabelled.duckdb"))
@@ -410,9 +437,13 @@ def test_lookalikes_are_false_positives_and_no_part_of_recall() -> None:
     recall = dict(result.recall.select("scenario", "recall").iter_rows())
     assert recall == {"refund_burst": 1.0, "weak_pin": 1.0}
     precision = {row["rule"]: row for row in result.precision.iter_rows(named=True)}
-    # F1 detects G4 (any incident counts for precision), F2 matches only a look-alike
+    # F1 names O1, whose weak PIN (G4) is no refund burst: only precision_any credits it;
+    # F2 matches only a look-alike; F6 detects its own scenario
     assert precision["refund_bursts"]["findings"] == 3
-    assert precision["refund_bursts"]["true_positives"] == 2
+    assert precision["refund_bursts"]["true_positives"] == 1
+    assert precision["refund_bursts"]["precision"] == pytest.approx(1 / 3)
+    assert precision["refund_bursts"]["true_positives_any"] == 2
+    assert precision["refund_bursts"]["precision_any"] == pytest.approx(2 / 3)
     assert precision["refund_bursts"]["on_lookalikes"] == 1
     assert precision["credential_sharing"]["precision"] == 0.0
     assert precision["credential_sharing"]["on_lookalikes"] == 1

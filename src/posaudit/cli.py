@@ -825,7 +825,8 @@ def evaluate(
         )
     out.print(recall)
     precision = Table(title=f"{chosen}: precision per rule (severity above info)")
-    for column in ("rule", "findings", "true positives", "precision", "on look-alikes"):
+    columns = ("rule", "findings", "true positives", "precision", "any incident", "on look-alikes")
+    for column in columns:
         precision.add_column(column, justify="left" if column == "rule" else "right")
     for row in result.precision.iter_rows(named=True):
         precision.add_row(
@@ -833,9 +834,15 @@ def evaluate(
             f"{row['findings']:,}",
             f"{row['true_positives']:,}",
             f"{row['precision']:.3f}",
+            f"{row['precision_any']:.3f}",
             f"{row['on_lookalikes']:,}",
         )
     out.print(precision)
+    out.print(
+        "true positives: findings detecting one of the rule's own scenarios (a score: any "
+        "attack); any incident: precision crediting every incident on the entity "
+        "(docs/evaluation.md)"
+    )
     if result.lookalikes is not None and result.lookalikes.height:
         benign = Table(title=f"{chosen}: findings on innocent look-alikes (false positives)")
         for column in ("kind", "incidents", "rule", "incidents flagged", "findings"):

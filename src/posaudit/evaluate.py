@@ -2,8 +2,11 @@
 
 A finding detects an incident when it names the incident's entity (same entity type and id)
 and its window overlaps the incident's. Recall per scenario = incidents detected / incidents.
-Precision per rule = findings detecting some incident / findings, over findings of severity
-above 'info'. This module is the only reader of ``ground_truth``.
+Precision per rule = findings detecting an incident the rule is credited with / findings, over
+findings of severity above 'info': a rule is credited with its own scenarios (``Rule.scenarios``)
+and a score (family ``scores``, which ranks rather than tests one condition) with every attack
+(:func:`credited_scenarios`); ``precision_any`` credits every incident on the entity. This module
+is the only reader of ``ground_truth``.
 
 Incidents labelled ``benign:<kind>`` are the simulator's innocent look-alikes, not attacks:
 recall leaves them out, a finding that matches only look-alikes is a false positive in the
@@ -90,6 +93,43 @@ def matches(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
     )
 
 
+def credited_scenarios() -> pl.LazyFrame:
+    """(rule, scenario): the incidents a finding of the rule is right to name.
+
+    A rule is credited with the scenarios it was written for (``Rule.scenarios``): a
+    credential-sharing finding on a manager covering two tills is a false alarm even when that
+    manager also holds a weak PIN. A score (family ``scores``) ranks operator-days that stand
+    out rather than test one condition, so it is credited with every attack scenario, and with
+    no condition (a weak PIN is no odd day).
+    """
+    from posaudit.rules import all_rules
+    from posaudit.simulate.scenario import ATTACK_SCENARIOS
+
+    pairs = sorted(
+        {
+            (rule.name, scenario)
+            for rule in all_rules().values()
+            for scenario in (
+                (*rule.scenarios, *ATTACK_SCENARIOS) if rule.family == "scores" else rule.scenarios
+            )
+        }
+    )
+    return pl.LazyFrame(pairs, schema={"rule": pl.String, "scenario": pl.String}, orient="row")
+
+
+def detecting(
+    findings: pl.LazyFrame, ground_truth: pl.LazyFrame, credited: pl.LazyFrame | None
+) -> pl.LazyFrame:
+    """The ``finding_id`` of each finding that detects an attack or condition it is credited
+    with (``credited``: rule, scenario; None credits every one); look-alikes detect nothing."""
+    pairs = matches(findings, ground_truth.filter(~IS_BENIGN))
+    if credited is not None:
+        pairs = pairs.with_columns(pl.col("rule").cast(pl.String)).join(
+            credited, on=["rule", "scenario"]
+        )
+    return pairs.select("finding_id").unique()
+
+
 def recall_by_scenario(
     findings: pl.LazyFrame,
     ground_truth: pl.LazyFrame,
@@ -132,28 +172,48 @@ def recall_by_scenario(
     return result.sort("scenario")
 
 
-def precision_by_rule(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
-    """Per rule: findings above 'info', how many detect some incident, precision, and
-    ``on_lookalikes``: the false positives that match an innocent look-alike (and no other
-    incident). A finding that matches only look-alikes detects nothing."""
+def precision_by_rule(
+    findings: pl.LazyFrame,
+    ground_truth: pl.LazyFrame,
+    *,
+    credited: pl.LazyFrame | None = None,
+) -> pl.LazyFrame:
+    """Per rule, over findings above 'info': ``findings``; ``true_positives``, those detecting
+    an incident the rule is credited with (``credited``, :func:`credited_scenarios`; None
+    credits every incident) and ``precision``; ``true_positives_any`` and ``precision_any``,
+    crediting every attack or condition on the entity; and ``on_lookalikes``, the findings that
+    match an innocent look-alike and detect no incident at all."""
     accusing = findings.filter(ACCUSING)
-    pairs = matches(accusing, ground_truth)
-    hits = pairs.filter(~IS_BENIGN).select("finding_id").unique()
-    benign = pairs.filter(IS_BENIGN).select("finding_id").unique()
+    hits = detecting(accusing, ground_truth, credited)
+    any_hits = detecting(accusing, ground_truth, None)
+    benign = matches(accusing, ground_truth.filter(IS_BENIGN)).select("finding_id").unique()
     return (
         accusing.select("finding_id", "rule")
         .join(hits.with_columns(pl.lit(True).alias("hit")), on="finding_id", how="left")
+        .join(any_hits.with_columns(pl.lit(True).alias("any")), on="finding_id", how="left")
         .join(benign.with_columns(pl.lit(True).alias("benign")), on="finding_id", how="left")
         .group_by("rule")
         .agg(
             pl.len().alias("findings"),
             pl.col("hit").fill_null(False).sum().alias("true_positives"),
-            (pl.col("benign").fill_null(False) & pl.col("hit").is_null())
+            pl.col("any").fill_null(False).sum().alias("true_positives_any"),
+            (pl.col("benign").fill_null(False) & pl.col("any").is_null())
             .sum()
             .alias("on_lookalikes"),
         )
-        .with_columns((pl.col("true_positives") / pl.col("findings")).alias("precision"))
-        .select("rule", "findings", "true_positives", "precision", "on_lookalikes")
+        .with_columns(
+            (pl.col("true_positives") / pl.col("findings")).alias("precision"),
+            (pl.col("true_positives_any") / pl.col("findings")).alias("precision_any"),
+        )
+        .select(
+            "rule",
+            "findings",
+            "true_positives",
+            "precision",
+            "true_positives_any",
+            "precision_any",
+            "on_lookalikes",
+        )
         .sort("rule")
     )
 
@@ -162,35 +222,24 @@ def lookalike_findings(
     findings: pl.LazyFrame,
     ground_truth: pl.LazyFrame,
     *,
-    rules_for: dict[str, list[str]] | None = None,
+    credited: pl.LazyFrame | None = None,
 ) -> pl.LazyFrame:
     """Per look-alike kind and rule: the false positives on the kind's incidents, by severity.
 
     A false positive here is a finding above 'info' that matches an incident of the kind and
-    detects no attack or condition; with ``rules_for`` (scenario -> the rules written for it)
-    none of its own rule's scenarios: a refund-burst finding on a return wave is a false
-    positive even if the clerk also has a weak PIN, a weak-PIN finding there is not. One row
-    per kind and rule (``rule`` null for a kind no finding
-    matched): ``kind``, ``incidents`` (of the kind), ``incidents_flagged`` (matched by such a
-    finding of the rule), ``findings`` and one count per severity above 'info'.
+    detects no attack or condition; with ``credited`` (:func:`credited_scenarios`) none its
+    rule is credited with: a refund-burst finding on a return wave is a false positive even if
+    the clerk also has a weak PIN, a weak-PIN finding there is not. One row per kind and rule
+    (``rule`` null for a kind no finding matched): ``kind``, ``incidents`` (of the kind),
+    ``incidents_flagged`` (matched by such a finding of the rule), ``findings`` and one count
+    per severity above 'info'.
     """
     benign = ground_truth.filter(IS_BENIGN).with_columns(
         pl.col("scenario").str.strip_prefix(BENIGN_PREFIX).alias("kind")
     )
     incidents = benign.group_by("kind").agg(pl.len().alias("incidents"))
     accusing = findings.filter(ACCUSING)
-    detected = matches(accusing, ground_truth.filter(~IS_BENIGN))
-    if rules_for is not None:
-        own_rules = pl.LazyFrame(
-            [(scenario, rule) for scenario, rules in rules_for.items() for rule in rules],
-            schema={"scenario": pl.String, "rule": pl.String},
-            orient="row",
-        )
-        detected = detected.with_columns(pl.col("rule").cast(pl.String)).join(
-            own_rules, on=["scenario", "rule"]
-        )
-    detecting = detected.select("finding_id").unique()
-    false = accusing.join(detecting, on="finding_id", how="anti")
+    false = accusing.join(detecting(accusing, ground_truth, credited), on="finding_id", how="anti")
     pairs = matches(false, benign).with_columns(
         pl.col("scenario").str.strip_prefix(BENIGN_PREFIX).alias("kind"),
         pl.col("severity").cast(pl.String),
@@ -239,7 +288,7 @@ def lookalike_record(frame: pl.DataFrame) -> dict[str, Any]:
 def unmatched_above_low(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
     """Findings of severity medium or more that detect no incident (false alarms that page);
     an innocent look-alike is no incident to detect."""
-    hits = matches(findings, ground_truth.filter(~IS_BENIGN)).select("finding_id").unique()
+    hits = detecting(findings, ground_truth, None)
     return findings.filter(ABOVE_LOW).join(hits, on="finding_id", how="anti")
 
 
@@ -328,13 +377,14 @@ def evaluate(
         for scenario in rule.scenarios:
             rules_for.setdefault(scenario, []).append(rule.name)
     attacks = ground_truth.filter(~IS_BENIGN)  # recall is of attacks (and conditions) only
+    credited = credited_scenarios()
     recall, precision, unmatched, n_ops, benign = pl.collect_all(
         [
             recall_by_scenario(findings, attacks, rules_for=rules_for),
-            precision_by_rule(findings, ground_truth),
+            precision_by_rule(findings, ground_truth, credited=credited),
             unmatched_above_low(findings, ground_truth).select(pl.len()),
             operators.select(pl.len()),
-            lookalike_findings(findings, ground_truth, rules_for=rules_for),
+            lookalike_findings(findings, ground_truth, credited=credited),
         ]
     )
     return Evaluation(
