@@ -184,8 +184,9 @@ SEVERITIES_OF: dict[str, tuple[str, ...]] = {
 }
 
 
-def check(found: pl.LazyFrame) -> pl.DataFrame:
-    """Collect a rule's output and check what every finding must satisfy."""
+def check(found: pl.LazyFrame, *, severities: tuple[str, ...] | None = None) -> pl.DataFrame:
+    """Collect a rule's output and check what every finding must satisfy: among others, its
+    rule's severity (and one of ``severities`` when given)."""
     frame = found.collect()
     assert frame.schema == FINDINGS_SCHEMA
     for row in frame.iter_rows(named=True):
@@ -193,6 +194,7 @@ def check(found: pl.LazyFrame) -> pl.DataFrame:
         assert row["family"] == "logins"
         assert row["window_start"] <= row["window_end"]
         assert row["severity"] in SEVERITIES_OF[row["rule"]], (row["rule"], row["severity"])
+        assert severities is None or row["severity"] in severities
         assert 0.0 <= row["score"] <= 1.0
         evidence = json.loads(row["evidence"])
         # PINs are secrets: no PIN or digest field, no digest-shaped value, ever
@@ -496,7 +498,7 @@ def test_lockout_storm_fires_on_several_operators_locked_within_the_hour() -> No
         lockout(T0 + timedelta(minutes=4), operator_id=OTHER_CLERK),
         lockout(T0 + timedelta(minutes=9), operator_id=ADMIN),
     )
-    found = check(logins.lockout_storm(locks, terminals(), operators()))
+    found = check(logins.lockout_storm(locks, terminals(), operators()), severities=("medium",))
     assert found.height == 1
     row = found.row(0, named=True)
     assert (row["entity_type"], row["entity_id"]) == ("terminal", TERMINAL)
@@ -521,7 +523,7 @@ def test_lockout_storm_leaves_guessing_of_single_operators_and_spread_lockouts_a
     ]
     for rows in (attacks, forgotten):
         found = logins.lockout_storm(lockouts(*rows), terminals(), operators())
-        assert check(found).height == 0
+        assert check(found, severities=("medium",)).height == 0
 
 
 def test_lockout_storm_counts_operators_of_one_terminal_only() -> None:
@@ -792,7 +794,10 @@ def test_network_failure_burst_is_an_info_note_on_the_terminal() -> None:
     times = every(T0, 6, 60)
     rows = [attempt(ts, "network_error") for ts in times]
     rows.append(attempt(times[-1] + timedelta(seconds=30), "success"))
-    found = check(logins.network_failure_burst(login_events(*rows, enum=True), terminals()))
+    found = check(
+        logins.network_failure_burst(login_events(*rows, enum=True), terminals()),
+        severities=("info",),
+    )
     assert found.height == 1
     row = found.row(0, named=True)
     assert (row["entity_type"], row["entity_id"]) == ("terminal", TERMINAL)
@@ -807,4 +812,4 @@ def test_network_failure_burst_ignores_stray_errors_and_credential_failures() ->
     rows += [attempt(ts, "wrong_pin") for ts in every(T0 + timedelta(minutes=5), 20, 10)]
     rows += [attempt(ts, "network_error") for ts in every(T0 + timedelta(days=1), 4, 30)]
     found = logins.network_failure_burst(login_events(*rows), terminals())
-    assert check(found).height == 0
+    assert check(found, severities=("info",)).height == 0
