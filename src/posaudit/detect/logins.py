@@ -9,7 +9,7 @@ attack, and which terminals would not have stopped an attack, without being sent
 clerk who forgot a PIN or every terminal with a bad network. The rules here:
 
 - ``pin_brute_force``: many wrong PINs on one operator in one burst, lockouts and all:
-  someone guessing that operator's PIN (critical when the burst ends in a success);
+  someone guessing that operator's PIN (high when the burst ends in a success);
 - ``operator_enumeration``: many operator numbers tried on one terminal in one burst, most of
   them not existing: someone looking for any login with a guessable PIN;
 - ``lockout_storm``: several operators of one terminal locked out within the hour: the
@@ -257,7 +257,7 @@ def pin_brute_force(
     tries and call the administrator; a typo costs one or two. Failed attempts of one
     operator on one terminal form a burst while each follows the previous within
     ``max_gap_minutes``, not counting the time the operator was locked out; a burst with
-    ``min_failures`` or more wrong or locked attempts is a finding, critical when the
+    ``min_failures`` or more wrong or locked attempts is a finding (medium), high when the
     operator's next attempt within ``success_within_minutes`` succeeded (the guess was
     right).
 
@@ -337,9 +337,11 @@ def pin_brute_force(
             rule_name="pin_brute_force",
             entity_type="operator",
             entity_id="operator_id",
+            # High when the guessing worked (someone holds the PIN now); a failed burst is an
+            # attack to review (docs/detection.md#severity).
             severity=pl.when(pl.col("ended_in_success"))
-            .then(pl.lit("critical"))
-            .otherwise(pl.lit("high")),
+            .then(pl.lit("high"))
+            .otherwise(pl.lit("medium")),
             score=(
                 0.7
                 + 0.2 * (pl.col("failures") - min_failures) / max(min_failures, 1)
@@ -455,7 +457,7 @@ def operator_enumeration(
             rule_name="operator_enumeration",
             entity_type="terminal",
             entity_id="terminal_id",
-            severity="high",
+            severity="medium",
             score=(
                 0.6
                 + 0.2 * pl.col("unknown_numbers") / pl.col("operator_numbers")
@@ -815,7 +817,7 @@ def lockout_not_enforced(
             rule_name="lockout_not_enforced",
             entity_type="terminal",
             entity_id="terminal_id",
-            severity="high",
+            severity="medium",
             score=pl.when(setting_looser & has_runs)
             .then(0.95)
             .when(setting_looser)
@@ -1022,7 +1024,7 @@ def credential_sharing(
             rule_name="credential_sharing",
             entity_type="operator",
             entity_id="operator_id",
-            severity="high",
+            severity="medium",
             score=(0.7 + 0.05 * (pl.col("switches") - min_switches)).clip(0.7, 1.0),
             summary=CREDENTIAL_SHARING.expr(
                 operator="operator_no",

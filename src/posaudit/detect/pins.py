@@ -60,26 +60,6 @@ FAMILY: Final = "pins"
 PIN_HISTORY: Final = timedelta(days=100 * 365)
 SECONDS_PER_DAY: Final = 86_400
 
-# Classes a guesser tries within the first lockout cycles (10 candidates each, the head of
-# leaked-PIN lists, or the operator number the attacker types anyway) are high; the rest medium.
-SEVERITY_BY_CLASS: Final[dict[str, Severity]] = {
-    "repeated_digit": "high",
-    "ascending_run": "high",
-    "descending_run": "high",
-    "common_pin": "high",
-    "operator_number": "high",
-    "repeated_pair": "medium",
-    "repeated_triple": "medium",
-    "tripled_digits": "medium",
-    "mirrored": "medium",
-    "doubled_digits": "medium",
-    "near_run": "medium",
-    "counting": "medium",
-    "keypad_shape": "medium",
-    "famous_number": "medium",
-    "lucky_number": "medium",
-    "date": "medium",
-}
 # Strength of the finding: how early a guesser reaches the class (smaller classes, higher).
 SCORE_BY_CLASS: Final[dict[str, float]] = {
     "repeated_digit": 0.95,
@@ -131,7 +111,7 @@ WEAKNESS_WORDS: Final[dict[str, tuple[str, str]]] = {
     name: (WEAKNESS_LABELS[name], _WEAKNESS_ZH[name]) for name in WEAKNESS_CLASSES
 }
 # Sharing among this many operators or more is a habit of the shop, not a slip of two people.
-SHARED_GROUP_HIGH: Final = 3
+SHARED_GROUP_HABIT: Final = 3
 
 
 # --- shared steps -------------------------------------------------------------------------
@@ -349,9 +329,9 @@ def weak_pins(
         .pipe(
             _operator_findings,
             rule_name="weak_pins",
-            severity=pl.col("weakness_class").replace_strict(
-                SEVERITY_BY_CLASS, default="medium", return_dtype=pl.String
-            ),
+            # A breach of the PIN rules, whatever the class; the score ranks how early a
+            # guesser reaches it (docs/detection.md#severity).
+            severity="medium",
             score=pl.col("weakness_class").replace_strict(
                 SCORE_BY_CLASS, default=0.6, return_dtype=pl.Float64
             ),
@@ -408,7 +388,8 @@ def default_pins(
     the digests of the default PINs under the deployment key (column ``pin_digest``): the
     runner computes them, so no PIN is written in a policy file. A finding needs the
     operator's current PIN to be the one set by the acquirer's ``initial`` event and to be a
-    default; it runs from installation to the end of the data. Critical on administrators.
+    default; it runs from installation to the end of the data. Medium, an administrator's
+    scored first.
     """
     defaults = default_pin_digests.select(pl.col("pin_digest").cast(pl.String)).unique()
     is_admin = pl.col("role") == "admin"
@@ -428,7 +409,9 @@ def default_pins(
         .pipe(
             _operator_findings,
             rule_name="default_pins",
-            severity=pl.when(is_admin).then(pl.lit("critical")).otherwise(pl.lit("high")),
+            # A known credential to change, not yet a use of it; an administrator's ranks first
+            # by score (docs/detection.md#severity).
+            severity="medium",
             score=pl.when(is_admin).then(0.95).otherwise(0.9),
             summary=DEFAULT_PINS.expr(
                 **_who(),
@@ -589,7 +572,7 @@ def shared_pins(
     Equal digests under one key mean equal PINs, so the rule pairs the PIN periods of a
     merchant's operators on their digest and keeps the pairs that overlap in time. One
     finding per operator and PIN period, over the time it was shared, naming the other
-    operators (never the PIN); high when three or more shared it.
+    operators (never the PIN); scored higher when three or more shared it.
     """
     periods = _pin_periods(pin_events, operators, data_window).filter(_in_data_window())
     others = periods.select(
@@ -625,10 +608,8 @@ def shared_pins(
         .pipe(
             _operator_findings,
             rule_name="shared_pins",
-            severity=pl.when(pl.col("group_size") >= SHARED_GROUP_HIGH)
-            .then(pl.lit("high"))
-            .otherwise(pl.lit("medium")),
-            score=pl.when(pl.col("group_size") >= SHARED_GROUP_HIGH).then(0.9).otherwise(0.8),
+            severity="medium",
+            score=pl.when(pl.col("group_size") >= SHARED_GROUP_HABIT).then(0.9).otherwise(0.8),
             summary=SHARED_PINS.expr(
                 **_who(),
                 others_count=pl.when(pl.col("group_size") == 2)

@@ -315,7 +315,7 @@ def refunds_without_sale(approved_refunds: pl.LazyFrame, operators: pl.LazyFrame
         .pipe(
             _transaction_findings,
             rule_name="refunds_without_sale",
-            severity="high",
+            severity="medium",
             score=pl.when(named).then(0.9).otherwise(0.85),
             summary=REFUNDS_WITHOUT_SALE.expr(
                 **_refund(),
@@ -387,7 +387,7 @@ def refunds_over_sale(
         .pipe(
             _transaction_findings,
             rule_name="refunds_over_sale",
-            severity="high",
+            severity="medium",
             score=(0.7 + 0.3 * (pl.col("ratio") - 1.0)).clip(0.7, 1.0),
             summary=REFUNDS_OVER_SALE.expr(
                 **_refund(),
@@ -444,7 +444,7 @@ def refunds_to_other_card(approved_refunds: pl.LazyFrame, operators: pl.LazyFram
         .pipe(
             _transaction_findings,
             rule_name="refunds_to_other_card",
-            severity="high",
+            severity="medium",
             score=0.9,
             summary=REFUNDS_TO_OTHER_CARD.expr(
                 **_refund(),
@@ -530,7 +530,7 @@ def refunds_without_permission(
         .pipe(
             _transaction_findings,
             rule_name="refunds_without_permission",
-            severity="high",
+            severity="medium",
             score=0.9,
             summary=REFUNDS_WITHOUT_PERMISSION.expr(
                 **_refund(), why="reason", disabled_at=_minute("disabled_at")
@@ -735,7 +735,7 @@ def off_hours_refunds(
         .pipe(
             _operator_findings,
             rule_name="off_hours_refunds",
-            severity="high",
+            severity="medium",
             score=(0.6 + 0.1 * (pl.col("refunds") - min_refunds)).clip(0.6, 1.0),
             summary=OFF_HOURS_REFUNDS.expr(
                 **_who(),
@@ -833,7 +833,7 @@ def refund_bursts(
         .pipe(
             _operator_findings,
             rule_name="refund_bursts",
-            severity="high",
+            severity="medium",
             score=(0.7 + 0.05 * (pl.col("refunds") - min_refunds)).clip(0.7, 1.0),
             summary=REFUND_BURSTS.expr(
                 **_who(),
@@ -924,7 +924,7 @@ def round_amount_refunds(
         .pipe(
             _operator_findings,
             rule_name="round_amount_refunds",
-            severity="high",
+            severity="medium",
             score=(0.6 + 0.1 * (pl.col("refunds") - min_refunds)).clip(0.6, 1.0),
             summary=ROUND_AMOUNT_REFUNDS.expr(
                 **_who(),
@@ -1188,6 +1188,8 @@ def refunds_after_suspicious_login(
         .pipe(
             _operator_findings,
             rule_name="refunds_after_suspicious_login",
+            # Money leaving through a login its owner may not hold: the one rule that is
+            # critical (docs/detection.md#severity).
             severity="critical",
             score=(0.8 + 0.05 * pl.col("refunds_to_other_card")).clip(0.8, 1.0),
             summary=REFUNDS_AFTER_SUSPICIOUS_LOGIN.expr(

@@ -405,20 +405,25 @@ DECISIONS: Final[dict[str, tuple[str, str]]] = {
     "benign_explained": ("benign, explained", "正常且已解释"),
 }
 
+# What each severity asks of an analyst; the scale and each rule's place on it are in
+# docs/detection.md#severity.
 SEVERITY_GLOSSARY: Final[dict[str, tuple[str, str]]] = {
     "critical": (
-        "Act today: an attack or loss that is happening or succeeded.",
-        "需立即处理：正在发生或已经得手的攻击或损失。",
+        "Act today: money is leaving through a login its owner may not hold (refunds right after a suspicious login).",
+        "需当天处理：资金正通过可能已不在本人掌握中的登录账号流出（可疑登录后随即发生的退款）。",
     ),
     "high": (
-        "Act this week: a clear breach of policy or a likely fraud.",
-        "需本周处理：明显违反政策或很可能存在舞弊。",
+        "Act today: an attack on a login that worked (a guessed PIN that got in); no money seen leaving yet.",
+        "需当天处理：针对登录账号的攻击已经得手（猜中密码并已登录），尚未发现资金流出。",
     ),
     "medium": (
-        "Plan a fix: a weakness an attacker can use.",
-        "需安排整改：可被攻击者利用的薄弱环节。",
+        "Review within the review deadline: a pattern of abuse, an attack that did not get in, or a broken control (refund, lockout or PIN rules).",
+        "需在复核期限内复核：滥用模式、未得手的攻击，或被违反的控制措施（退款、锁定或密码规则）。",
     ),
-    "low": ("Note: a weakness of little immediate risk.", "备注：短期风险较小的薄弱环节。"),
+    "low": (
+        "Note: a lead or a lesser lapse (an unusual operator-day, a PIN kept past its change date).",
+        "备注：线索或较轻的疏漏（异常的操作员日、超过更换期限仍在使用的密码）。",
+    ),
     "info": (
         "Health note: accuses nobody (e.g. a terminal's bad network).",
         "运行状况提示：不指向任何人（例如终端网络不佳）。",
