@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 import polars as pl
-import pytest
 
 from posaudit.score.ranking import (
-    OPERATOR_FAMILIES,
     RANKING_FEATURES,
+    SCORED_OPERATOR_FEATURES,
     daily_anomaly_scores,
     merchant_day_features,
     operator_day_ranking_features,
@@ -169,7 +168,7 @@ def test_merchant_days_sum_their_operator_days_and_count_unknown_numbers() -> No
 
 def test_the_takeover_operator_day_ranks_first_with_its_reasons() -> None:
     ranked = daily_anomaly_scores(
-        operator_days().lazy().filter(pl.col("day") == DAY2), features=OPERATOR_FAMILIES
+        operator_days().lazy().filter(pl.col("day") == DAY2), features=SCORED_OPERATOR_FEATURES
     ).collect()
     first = ranked.row(0, named=True)
     assert (first["operator_id"], first["rank"]) == ("T1-01", 1)
@@ -177,11 +176,34 @@ def test_the_takeover_operator_day_ranks_first_with_its_reasons() -> None:
     assert ranked.get_column("rank").to_list() == [1, 2, 3]
 
 
-def test_families_count_one_behaviour_once() -> None:
-    days = pl.LazyFrame(
-        {"operator_id": ["a", "b", "c", "d"], "day": 1, "x": [0, 0, 0, 1], "y": [0, 0, 0, 1]}
+def test_a_terminal_new_to_an_operator_with_a_history_is_counted() -> None:
+    w = world()
+    # T1-03 sold on T1 on each of the ten days before day 2, then on day 2 also on T2
+    history = [DAY2 - timedelta(days=d) for d in range(1, 11)]
+    extra = pl.LazyFrame(
+        {
+            "txn_id": [f"h{i}" for i in range(len(history))] + ["n1", "n2"],
+            "ts": [at(d, 16) for d in history] + [at(DAY2, 16), at(DAY2, 17)],
+            "terminal_id": ["T1"] * len(history) + ["T2", "T2"],
+            "merchant_id": "M1",
+            "operator_id": "T1-03",
+            "kind": "sale",
+            "amount_fen": 1_000,
+            "card_token": "c9",
+            "original_txn_id": None,
+            "status": "approved",
+        }
     )
-    apart = daily_anomaly_scores(days, features=("x", "y")).collect()
-    together = daily_anomaly_scores(days, features={"xy": ("x", "y")}).collect()
-    assert apart.row(0, named=True)["anomaly_score"] == pytest.approx(2 * 1.3862943611198906)
-    assert together.row(0, named=True)["anomaly_score"] == pytest.approx(1.3862943611198906)
+    transactions = pl.concat([w["transactions"], extra], how="diagonal_relaxed")
+    days = operator_day_ranking_features(
+        transactions,
+        w["login_events"],
+        w["lockouts"],
+        w["pin_events"],
+        w["operators"],
+        w["merchants"],
+    ).collect()
+    assert row(days, "T1-03", DAY2)["new_terminal_events"] == 2
+    assert row(days, "T1-03", DAY1)["new_terminal_events"] == 0
+    # T1-01 worked T2 for the first time too, but with one earlier day it has no history
+    assert row(days, "T1-01", DAY2)["new_terminal_events"] == 0
