@@ -168,3 +168,75 @@ def test_no_supervised_model_without_an_attack_to_learn_from() -> None:
     )
     train, test = time_split(days)
     assert supervised_scores(frame, kind="operator", train_days=train, test_days=test) is None
+
+
+def findings_frame() -> pl.LazyFrame:
+    from datetime import datetime
+
+    return pl.LazyFrame(
+        {
+            "finding_id": ["f1", "f2", "f3", "f4"],
+            "rule": ["refund_bursts", "weak_pins", "refunds_to_other_card", "refund_bursts"],
+            "severity": ["high", "high", "critical", "low"],
+            "entity_type": ["operator", "operator", "transaction", "operator"],
+            "entity_id": ["a", "b", "t1", "c"],
+            "window_start": [
+                datetime(2026, 3, 2, 10),
+                datetime(2025, 12, 1),
+                datetime(2026, 3, 3, 9),
+                datetime(2026, 3, 2, 10),
+            ],
+            "window_end": [
+                datetime(2026, 3, 2, 11),
+                datetime(2026, 3, 3),
+                datetime(2026, 3, 3, 9),
+                datetime(2026, 3, 2, 11),
+            ],
+        }
+    )
+
+
+def test_rule_flagged_days_are_event_findings_at_medium_or_above() -> None:
+    from datetime import datetime
+
+    from posaudit.ranking_evaluation import rule_flagged_days
+
+    transactions = pl.LazyFrame(
+        {"txn_id": ["t1"], "operator_id": ["e"], "ts": [datetime(2026, 3, 3, 9)]}
+    )
+    operators = pl.LazyFrame({"operator_id": ["a", "b", "c", "e"], "merchant_id": "M1"})
+    operator_days, merchant_days = pl.collect_all(
+        rule_flagged_days(findings_frame(), transactions, operators)
+    )
+    # f1 flags a on its day; f2 is a standing condition (months long); f3 flags the refund's
+    # operator e; f4 is low
+    assert sorted(operator_days.rows()) == [("a", D1), ("e", D2)]
+    # merchant-days follow the findings on operators themselves
+    assert merchant_days.rows() == [("M1", D1)]
+
+
+def test_after_rules_puts_flagged_entity_days_last_with_the_same_budget() -> None:
+    from posaudit.ranking_evaluation import after_rules
+
+    ranked = ranked_days()
+    flagged = pl.DataFrame({"operator_id": ["a"], "day": [D1]})
+    residual = after_rules(ranked, flagged, score="score", key="operator_id")
+    day1 = residual.filter(pl.col("day") == D1)
+    assert day1.get_column("operator_id").to_list() == ["b", "c", "d", "e", "a"]
+    assert day1.get_column("day_entities").to_list() == [5] * 5
+    assert in_budget(residual).select("operator_id").to_series().to_list() == ["b", "b"]
+
+
+def test_labels_from_the_analysts_decisions() -> None:
+    from posaudit.ranking_evaluation import review_entity_days
+
+    reviews = pl.LazyFrame(
+        {
+            "review_id": [1, 2, 3],
+            "finding_id": ["f1", "f4", "f4"],
+            "decision": ["confirmed_fraud", "policy_breach", "false_positive"],
+        }
+    )
+    labels = review_entity_days(findings_frame(), reviews).collect().sort("operator_id")
+    # f1 upheld; f4's latest decision dismissed it
+    assert labels.rows() == [("a", D1, True), ("c", D1, False)]

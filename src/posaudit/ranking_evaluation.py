@@ -40,8 +40,8 @@ from posaudit.evaluate import ABOVE_LOW, BENIGN_PREFIX, matches
 from posaudit.review.values import DISMISSED, UPHELD
 from posaudit.score.ranking import (
     KEYS,
-    MERCHANT_FAMILIES,
-    OPERATOR_FAMILIES,
+    SCORED_MERCHANT_FEATURES,
+    SCORED_OPERATOR_FEATURES,
     EntityKind,
     daily_anomaly_scores,
     merchant_day_features,
@@ -50,15 +50,16 @@ from posaudit.score.ranking import (
 
 # What the unsupervised score sums over, per entity kind (posaudit.score.ranking).
 SCORING: dict[str, Any] = {
-    "operator": OPERATOR_FAMILIES,
-    "merchant": MERCHANT_FAMILIES,
+    "operator": SCORED_OPERATOR_FEATURES,
+    "merchant": SCORED_MERCHANT_FEATURES,
 }
 TOP_K: Final = 100  # an investigator's day, as in the Handbook's card precision top-100
 BUDGET_SHARE: Final = 0.01  # the budget: 1 % of the day's entity-days
 TEST_SHARE: Final = 0.4  # the later share of the days held out to test
 GAP_DAYS: Final = 1
 # A finding on a window this short is about an event; longer ones are standing conditions.
-EVENT_WINDOW: Final = timedelta(days=2)  # days between the last training day and the first test day
+EVENT_WINDOW: Final = timedelta(days=2)
+FLAG_PARTS = 1  # days between the last training day and the first test day
 MIN_TRAIN_DAYS: Final = 3
 # The budgets recall is measured within: each score's top 1 % per day, on every day or on the
 # test days, as ranked or after the entity-days the rules raised (after_rules).
@@ -355,7 +356,7 @@ def rule_flagged_days(
     )
     operator_days = pl.concat([on_operator, on_transaction]).unique()
     merchant_days = (
-        operator_days.join(
+        on_operator.join(
             operators.select(
                 pl.col("operator_id").cast(pl.String), pl.col("merchant_id").cast(pl.String)
             ),
