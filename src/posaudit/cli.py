@@ -882,22 +882,27 @@ def _share(value: float | None) -> str:
 
 def _print_ranking(run_id: str, ranking: Any) -> None:
     """The ranking section of ``evaluate``: precision within the budget per score, then
-    recall per scenario by the rules, within the budget, and by either."""
+    recall per scenario by the rules, within the budget, and by either; then both scores'
+    budget recall on the test days."""
     record = ranking.to_dict()
     days = record["test_days"]
     span = f"{days[0]} to {days[-1]}" if days else "none"
     table = Table(
-        title=f"{run_id}: daily ranking, test days {span} (trained before, "
-        f"{record['gap_days']}-day gap)"
+        title=f"{run_id}: daily ranking; test days {span}, the model trained on the days "
+        f"before a {record['gap_days']}-day gap"
     )
-    for column in ("entity", "score", "P@100/day", "P@1%/day", "AP", "entity-days", "attacks"):
-        table.add_column(column, justify="left" if column in ("entity", "score") else "right")
+    for column in ("kind", "score", "P@100", "P@1%", "AP", "entity-days", "attacks"):
+        table.add_column(column, justify="left" if column in ("kind", "score") else "right")
+    labels = {
+        "unsupervised_all_days": "unsupervised, all days",
+        "unsupervised": "unsupervised",
+        "supervised": "supervised",
+    }
     for kind, scores in record["scores"].items():
-        for name in ("unsupervised_all_days", "unsupervised", "supervised"):
+        for name, label in labels.items():
             m = scores.get(name) or {}
-            label = "unsupervised, all days" if name == "unsupervised_all_days" else name
             table.add_row(
-                f"{kind}-days",
+                kind,
                 label,
                 _share(m.get("precision_at_100")),
                 _share(m.get("precision_at_1pct")),
@@ -910,24 +915,28 @@ def _print_ranking(run_id: str, ranking: Any) -> None:
     columns = {
         "scenario": "scenario",
         "incidents": "incidents",
-        "rules": "rules (medium+)",
-        "unsupervised": "budget",
-        "union": "rules or budget",
-        "union_after_rules": "rules or budget after rules",
-        "test_incidents": "test incidents",
-        "unsupervised_test": "unsupervised (test)",
-        "supervised_test": "supervised (test)",
+        "rules": "rules",
+        "unsupervised": "top 1 %",
+        "union": "either",
+        "union_after_rules": "after rules",
     }
     for header in columns.values():
         recall.add_column(header, justify="left" if header == "scenario" else "right")
+    test = Table(title=f"{run_id}: recall within the top 1 % on the test days")
+    tested = {
+        "scenario": "scenario",
+        "test_incidents": "incidents",
+        "unsupervised_test": "unsupervised",
+        "supervised_test": "supervised",
+    }
+    for header in tested.values():
+        test.add_column(header, justify="left" if header == "scenario" else "right")
+    counts = ("scenario", "incidents", "test_incidents")
     for row in record["recall"]:
-        recall.add_row(
-            *(
-                str(row[c]) if c in ("scenario", "incidents", "test_incidents") else _share(row[c])
-                for c in columns
-            )
-        )
+        recall.add_row(*(str(row[c]) if c in counts else _share(row[c]) for c in columns))
+        test.add_row(*(str(row[c]) if c in counts else _share(row[c]) for c in tested))
     out.print(recall)
+    out.print(test)
     if record["note"]:
         out.print(f"note: {record['note']}", markup=False, soft_wrap=True)
 

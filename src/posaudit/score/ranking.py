@@ -73,7 +73,7 @@ against the operator's own past, not also the refund amount and rate. Counting e
 behaviour once (its rarest feature only) was measured too, on the worlds of docs/detection.md:
 it ranked evading refund bursts, whose evidence is several moderately rare refund features
 together, lower (budget recall 0.24 to 0.07 on average at evasion 0.5) and gained nothing
-elsewhere, so the plain sum stays.
+elsewhere, so the plain sum stays (docs/detection.md, "Ranking for a daily budget").
 """
 
 from __future__ import annotations
