@@ -240,3 +240,31 @@ def test_labels_from_the_analysts_decisions() -> None:
     labels = review_entity_days(findings_frame(), reviews).collect().sort("operator_id")
     # f1 upheld; f4's latest decision dismissed it
     assert labels.rows() == [("a", D1, True), ("c", D1, False)]
+
+
+def test_a_world_without_attacks_or_days_to_train_on_is_measured_with_a_note() -> None:
+    from datetime import datetime
+
+    from posaudit.ranking_evaluation import evaluate_ranking
+    from tests.score.test_ranking import world
+
+    tables = world() | {
+        "ground_truth": pl.LazyFrame(
+            schema={
+                "incident_id": pl.String,
+                "scenario": pl.String,
+                "entity_type": pl.String,
+                "entity_id": pl.String,
+                "start_ts": pl.Datetime("us"),
+                "end_ts": pl.Datetime("us"),
+            }
+        )
+    }
+    findings = findings_frame().filter(pl.col("window_start") > datetime(2027, 1, 1))
+    result = evaluate_ranking(tables, findings).to_dict()
+    assert result["note"] is not None and "to train on" in result["note"]
+    assert result["recall"] == [] and result["test_days"] == []
+    operators = result["scores"]["operator"]
+    assert operators["unsupervised_all_days"]["attacks"] == 0
+    assert operators["unsupervised_all_days"]["average_precision"] is None
+    assert operators["supervised"] == {}

@@ -935,8 +935,9 @@ def _print_ranking(run_id: str, ranking: Any) -> None:
     for row in record["recall"]:
         recall.add_row(*(str(row[c]) if c in counts else _share(row[c]) for c in columns))
         test.add_row(*(str(row[c]) if c in counts else _share(row[c]) for c in tested))
-    out.print(recall)
-    out.print(test)
+    if record["recall"]:  # no attack incident (a world without fraud): no recall to show
+        out.print(recall)
+        out.print(test)
     if record["note"]:
         out.print(f"note: {record['note']}", markup=False, soft_wrap=True)
 
