@@ -582,7 +582,7 @@ def ranked_day(
         t["operators"],
         t["merchants"],
     )
-    features = SCORED_OPERATOR_FEATURES
+    features: tuple[str, ...] = SCORED_OPERATOR_FEATURES
     if entity == "merchant":
         rows = merchant_day_features(rows, t["login_events"], t["terminals"])
         features = SCORED_MERCHANT_FEATURES
