@@ -26,6 +26,8 @@ LAYERS: Final = (
     ("posaudit.score",),
     ("posaudit.rules",),
     ("posaudit.evaluate", "posaudit.report"),
+    # the daily ranking's evaluation reuses evaluate's matching of findings to incidents
+    ("posaudit.ranking_evaluation",),
     ("posaudit.run",),
     ("posaudit.spark", "posaudit.notebook"),
     ("posaudit.cli",),

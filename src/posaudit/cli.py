@@ -804,10 +804,12 @@ def evaluate(
                 scenario_texts=texts,
             )
             volume = _alert_volume(store, chosen)
+            ranking = _ranking_evaluation(store, findings)
         finally:
             store.close()
     if as_json:
         record = {"run_id": chosen, **result.to_dict(), "alert_volume": volume}
+        record["ranking"] = ranking.to_dict()
         out.print_json(json.dumps(record))
         return
     recall = Table(title=f"{chosen}: recall per scenario")
@@ -861,6 +863,7 @@ def evaluate(
         f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators)"
     )
     _print_alert_volume(chosen, volume)
+    _print_ranking(chosen, ranking)
 
 
 def _evasion_cell(levels: list[float]) -> str:
@@ -871,6 +874,79 @@ def _evasion_cell(levels: list[float]) -> str:
     if len(levels) == 1:
         return f"{levels[0]:g}"
     return "mixed: " + ", ".join(f"{level:g}" for level in levels)
+
+
+def _ranking_evaluation(store: Store, findings: pl.LazyFrame) -> Any:
+    """The daily ranking's evaluation (``posaudit.ranking_evaluation``) over the store."""
+    from posaudit.ranking_evaluation import evaluate_ranking, store_tables
+
+    return evaluate_ranking(store_tables(store), findings)
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
+
+
+def _print_ranking(run_id: str, ranking: Any) -> None:
+    """The ranking section of ``evaluate``: precision within the budget per score, then
+    recall per scenario by the rules, within the budget, and by either; then both scores'
+    budget recall on the test days."""
+    record = ranking.to_dict()
+    days = record["test_days"]
+    span = f"{days[0]} to {days[-1]}" if days else "none"
+    table = Table(
+        title=f"{run_id}: daily ranking; test days {span}, the model trained on the days "
+        f"before a {record['gap_days']}-day gap"
+    )
+    for column in ("kind", "score", "P@100", "P@1%", "AP", "entity-days", "attacks"):
+        table.add_column(column, justify="left" if column in ("kind", "score") else "right")
+    labels = {
+        "unsupervised_all_days": "unsupervised, all days",
+        "unsupervised": "unsupervised",
+        "supervised": "supervised",
+    }
+    for kind, scores in record["scores"].items():
+        for name, label in labels.items():
+            m = scores.get(name) or {}
+            table.add_row(
+                kind,
+                label,
+                _share(m.get("precision_at_100")),
+                _share(m.get("precision_at_1pct")),
+                _share(m.get("average_precision")),
+                f"{m['entity_days']:,}" if m else "-",
+                f"{m['attacks']:,}" if m else "-",
+            )
+    out.print(table)
+    recall = Table(title=f"{run_id}: recall per scenario within the top 1 % of each day")
+    columns = {
+        "scenario": "scenario",
+        "incidents": "incidents",
+        "rules": "rules",
+        "unsupervised": "top 1 %",
+        "union": "either",
+        "union_after_rules": "after rules",
+    }
+    for header in columns.values():
+        recall.add_column(header, justify="left" if header == "scenario" else "right")
+    test = Table(title=f"{run_id}: recall within the top 1 % on the test days")
+    tested = {
+        "scenario": "scenario",
+        "test_incidents": "incidents",
+        "unsupervised_test": "unsupervised",
+        "supervised_test": "supervised",
+    }
+    for header in tested.values():
+        test.add_column(header, justify="left" if header == "scenario" else "right")
+    counts = ("scenario", "incidents", "test_incidents")
+    for row in record["recall"]:
+        recall.add_row(*(str(row[c]) if c in counts else _share(row[c]) for c in columns))
+        test.add_row(*(str(row[c]) if c in counts else _share(row[c]) for c in tested))
+    if record["recall"]:  # no attack incident (a world without fraud): no recall to show
+        out.print(recall)
+        out.print(test)
+    if record["note"]:
+        out.print(f"note: {record['note']}", markup=False, soft_wrap=True)
 
 
 def _alert_volume(store: Store, run_id: str) -> dict[str, Any]:
@@ -970,6 +1046,120 @@ def _backtest_tables(
             end_section=i == len(decided) - 2,
         )
     return [findings, decisions]
+
+
+@app.command()
+def rank(
+    db: DbOption = None,
+    day: Annotated[
+        str | None, typer.Option(help="The day to rank, YYYY-MM-DD (default: the latest).")
+    ] = None,
+    entity: Annotated[
+        str, typer.Option(help="What to rank: operator (operator-days) or merchant.")
+    ] = "operator",
+    top: Annotated[
+        int | None, typer.Option(help="How many to list (default: 1 % of the day).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """A day's operator-days (or merchant-days) ranked for an analyst's budget.
+
+    Each is scored by how rare its features are that day (docs/detection.md, "Ranking for a
+    daily budget"): refunds against its peers and its own past, refund peaks, refunds after
+    wrong PINs, refunds to cards that never paid there, work on another terminal or in
+    unusual hours. Lists the top --top (default: the day's budget, 1 % of its entity-days, at
+    least 1) with the score and the three features that raised it most. Reads the store only.
+
+    Example: posaudit rank --db data/posaudit.duckdb --day 2026-03-14 --json
+    """
+    import json
+    from datetime import date
+
+    from posaudit.ranking_evaluation import budget_size
+    from posaudit.score.ranking import ranked_day
+    from posaudit.store import Store
+
+    if entity not in RANKED_ENTITIES:
+        fail(f"--entity must be {' or '.join(RANKED_ENTITIES)}, got {entity!r}")
+    if top is not None and top < 1:
+        fail(f"--top must be at least 1, got {top}")
+    wanted = None
+    if day is not None:
+        try:
+            wanted = date.fromisoformat(day)
+        except ValueError:
+            fail(f"--day must be a date YYYY-MM-DD, got {day!r}")
+    path = db or default_db_path()
+    with user_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            tables = {
+                name: store.scan(name)
+                for name in (
+                    "transactions",
+                    "login_events",
+                    "lockouts",
+                    "pin_events",
+                    "operators",
+                    "merchants",
+                    "terminals",
+                )
+            }
+            ranked, days = ranked_day(tables, entity=entity, day=wanted)  # type: ignore[arg-type]
+        finally:
+            store.close()
+    if not days:
+        fail(f"{path} holds no operator activity to rank")
+    if ranked is None:
+        fail(
+            f"no operator activity on {wanted} in {path}: "
+            f"the data runs from {days[0]} to {days[-1]}"
+        )
+    entities = ranked.height
+    shown = ranked.head(top if top is not None else budget_size(entities))
+    chosen = shown.get_column("day")[0] if shown.height else wanted
+    key = f"{entity}_id"
+    rows = [
+        {
+            "rank": row["rank"],
+            key: row[key],
+            **({"merchant_id": row["merchant_id"]} if entity == "operator" else {}),
+            "score": round(row["anomaly_score"], 4),
+            "top_features": [
+                {"feature": row[f"top_feature_{i}"], "value": row[f"top_value_{i}"]}
+                for i in (1, 2, 3)
+                if row[f"top_feature_{i}"] is not None
+            ],
+        }
+        for row in shown.iter_rows(named=True)
+    ]
+    if as_json:
+        record = {
+            "day": str(chosen),
+            "entity": entity,
+            "entities": entities,
+            "budget": budget_size(entities),
+            "top": rows,
+        }
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    table = Table(
+        title=f"{chosen}: {entity}-days ranked ({entities:,} that day; the 1 % budget is "
+        f"{budget_size(entities)})"
+    )
+    for column in ("rank", entity, "score", "top features"):
+        table.add_column(column, justify="right" if column in ("rank", "score") else "left")
+    for row in rows:
+        table.add_row(
+            str(row["rank"]),
+            row[key],
+            f"{row['score']:.2f}",
+            ", ".join(f"{f['feature']} = {f['value']:.3g}" for f in row["top_features"]) or "-",
+        )
+    out.print(table)
+
+
+RANKED_ENTITIES = ("operator", "merchant")
 
 
 @app.command()
