@@ -172,3 +172,19 @@ def test_a_bad_lookalikes_table_is_refused(tmp_path: Path, text: str, needle: st
     assert len(lines) == 1, result.stderr
     assert needle in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.toml"]
+
+
+def test_the_cli_simulates_them_unless_told_not_to(tmp_path: Path) -> None:
+    counts = {}
+    for name, flags in (("default", []), ("off", ["--no-lookalikes"])):
+        db = tmp_path / f"{name}.duckdb"
+        result = subprocess.run(
+            [*POSAUDIT, "simulate", "--db", str(db), "--merchants", "30", "--days", "4",
+             "--start", "2026-09-27", "--seed", "4", *flags],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        truth = _tables(db)["ground_truth"]
+        counts[name] = truth.filter(pl.col("scenario").str.starts_with("benign:")).height
+    assert counts["default"] > 0
+    assert counts["off"] == 0
