@@ -205,7 +205,8 @@ def simulate(
         typer.Option(
             "--lookalikes/--no-lookalikes",
             help="Switch the innocent look-alikes (honest behaviour resembling attacks, "
-            "labelled benign:<kind>) on or off, over the scenario file's [lookalikes] enabled.",
+            "labelled benign:<kind>; on by default) on or off, over the scenario file's "
+            "[lookalikes] enabled.",
             show_default=False,
         ),
     ] = None,

@@ -813,3 +813,46 @@ def test_network_failure_burst_ignores_stray_errors_and_credential_failures() ->
     rows += [attempt(ts, "network_error") for ts in every(T0 + timedelta(days=1), 4, 30)]
     found = logins.network_failure_burst(login_events(*rows), terminals())
     assert check(found, severities=("info",)).height == 0
+
+
+# --- innocent look-alikes -----------------------------------------------------------------
+
+
+def test_pin_brute_force_leaves_a_forgotten_pin_on_a_loose_terminal_alone() -> None:
+    # a terminal that locks only after 20 wrong PINs: the clerk keys 20, is locked, the
+    # administrator lets the clerk back in, two more wrong tries, then the right PIN
+    times = every(T0, 20, 30)
+    unlocked = times[-1] + timedelta(minutes=8)
+    after = every(unlocked + timedelta(seconds=30), 2, 30)
+    rows = [attempt(ts, "wrong_pin") for ts in (*times, *after)]
+    rows.append(attempt(after[-1] + timedelta(seconds=30), "success"))
+    forgot = lockouts(lockout(times[-1], 8, method="admin"))
+    found = logins.pin_brute_force(login_events(*rows), forgot, terminals(20, 30))
+    assert check(found).height == 0
+    # the same tries with the lock timing out: a guesser waits for no one, and is found
+    timed_out = lockouts(lockout(times[-1], 8, method="timeout"))
+    found = logins.pin_brute_force(login_events(*rows), timed_out, terminals(20, 30))
+    assert check(found).height == 1
+    # and a guesser who goes on through a second lockout is found whoever lifted the first
+    second = every(after[-1] + timedelta(seconds=30), 20, 10)
+    guessing = [*rows[:-1], *(attempt(ts, "wrong_pin") for ts in second)]
+    locks = lockouts(lockout(times[-1], 8, method="admin"), lockout(second[-1], 30))
+    found = logins.pin_brute_force(login_events(*guessing), locks, terminals(20, 30))
+    assert check(found).height == 1
+
+
+def test_lockout_storm_leaves_two_forgetful_clerks_let_back_in_alone() -> None:
+    # two clerks forgot their PINs 41 minutes apart; the administrator unlocked each
+    forgotten = lockouts(
+        lockout(T0, operator_id=CLERK, method="admin"),
+        lockout(T0 + timedelta(minutes=41), operator_id=OTHER_CLERK, method="service_desk"),
+    )
+    found = logins.lockout_storm(forgotten, terminals(), operators())
+    assert check(found, severities=("medium",)).height == 0
+    # the same two lockouts timing out, as when a stranger tries operator after operator
+    tried = lockouts(
+        lockout(T0, operator_id=CLERK),
+        lockout(T0 + timedelta(minutes=41), operator_id=OTHER_CLERK),
+    )
+    found = logins.lockout_storm(tried, terminals(), operators())
+    assert check(found, severities=("medium",)).height == 1

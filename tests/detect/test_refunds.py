@@ -669,10 +669,37 @@ def test_refund_bursts_threshold_is_inclusive(k: int, window: int) -> None:
     )
 
 
+def returns(n: int, sale_day: datetime, *, start: datetime = T0, **kw: Any) -> list[dict[str, Any]]:
+    """``n`` sales made at ``sale_day`` (each its own card), refunded in full to their cards
+    within the hour from ``start``; ``kw`` changes the refunds."""
+    rows: list[dict[str, Any]] = []
+    for i in range(n):
+        rows.append(sale(f"S{i}", sale_day + timedelta(minutes=7 * i), card_token=f"CARD-{i}"))
+        refunded = {"amount_fen": 50_000, "card_token": f"CARD-{i}"} | kw
+        rows.append(
+            refund(f"R{i}", start + timedelta(minutes=5 * i), original_txn_id=f"S{i}", **refunded)
+        )
+    return rows
+
+
+def test_refund_bursts_leaves_a_wave_of_customer_returns_alone() -> None:
+    # month's end: 10 customers bring back what they bought last week, to their own cards
+    wave = transactions(*returns(10, T0 - timedelta(days=6)))
+    assert check(refunds.refund_bursts(refunds.approved_refunds(wave), operators())).height == 0
+    # the same refunds of this morning's takings, the customers just gone: a burst
+    today = transactions(*returns(10, T0 - timedelta(hours=2)))
+    assert check(refunds.refund_bursts(refunds.approved_refunds(today), operators())).height == 1
+    # last week's sales refunded to other cards, or for more than they took, are no returns
+    for changed in ({"card_token": "CARD-X"}, {"amount_fen": 60_000}):
+        odd = transactions(*returns(10, T0 - timedelta(days=6), **changed))
+        found = refunds.refund_bursts(refunds.approved_refunds(odd), operators())
+        assert check(found).height == 1, changed
+
+
 # --- round_amount_refunds -----------------------------------------------------------------
 
 
-def cash_out(n: int, *, amount_fen: int = 30_000, sale_fen: int = 200_000) -> list[dict[str, Any]]:
+def cash_out(n: int, *, amount_fen: int = 30_000, sale_fen: int = 213_457) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     for i in range(n):
         rows.append(sale(f"S{i}", T0 - timedelta(days=2), amount_fen=sale_fen))
@@ -725,6 +752,18 @@ def test_round_amount_refunds_excludes_full_deposits_small_and_unround_amounts()
         check(refunds.round_amount_refunds(refunds.approved_refunds(spread), operators())).height
         == 0
     )
+
+
+def test_round_amount_refunds_leaves_hotel_deposits_returned_less_a_charge_alone() -> None:
+    # 1,000 CNY deposits returned at check-out less a 200 CNY charge: round because the
+    # deposit was
+    deposits = transactions(*cash_out(4, amount_fen=80_000, sale_fen=100_000))
+    found = refunds.round_amount_refunds(refunds.approved_refunds(deposits), operators())
+    assert check(found).height == 0
+    # the same round sums booked against purchases of uneven amounts: cash-out
+    purchases = transactions(*cash_out(4, amount_fen=80_000, sale_fen=100_050))
+    found = refunds.round_amount_refunds(refunds.approved_refunds(purchases), operators())
+    assert check(found).height == 1
 
 
 def test_round_amount_refunds_counts_refunds_without_sale() -> None:

@@ -96,7 +96,8 @@ def test_no_observable_table_hints_at_a_lookalike(world: dict[str, pl.DataFrame]
 
 def test_off_is_the_world_without_them(tmp_path: Path) -> None:
     default, forced = tmp_path / "default.duckdb", tmp_path / "forced.duckdb"
-    simulate(default, load_scenario(None, merchants=12, days=6, start=START), seed=5)
+    plain = load_scenario(None, merchants=12, days=6, start=START, lookalikes=False)
+    simulate(default, plain, seed=5)
     off = scenario_from_text(DENSE, merchants=12, days=6, start=START, lookalikes=False)
     simulate(forced, off, seed=5)
     first, second = _tables(default), _tables(forced)
@@ -106,8 +107,9 @@ def test_off_is_the_world_without_them(tmp_path: Path) -> None:
 
 def test_on_adds_to_the_days_and_keeps_the_world(tmp_path: Path) -> None:
     plain, on = tmp_path / "plain.duckdb", tmp_path / "on.duckdb"
-    simulate(plain, load_scenario(None, merchants=12, days=6, start=START), seed=5)
-    simulate(on, load_scenario(None, merchants=12, days=6, start=START, lookalikes=True), seed=5)
+    off = load_scenario(None, merchants=12, days=6, start=START, lookalikes=False)
+    simulate(plain, off, seed=5)
+    simulate(on, load_scenario(None, merchants=12, days=6, start=START), seed=5)  # on by default
     first, second = _tables(plain), _tables(on)
     for table in ("merchants", "terminals", "operators", "pin_events"):
         assert first[table].equals(second[table]), table
@@ -119,12 +121,27 @@ def test_on_adds_to_the_days_and_keeps_the_world(tmp_path: Path) -> None:
     assert kept.lookalike_rate("return_wave") > 0
 
 
-def test_they_are_off_by_default() -> None:
+def test_they_are_on_by_default() -> None:
     scenario = load_scenario(None)
-    assert {scenario.lookalike_rate(kind) for kind in LOOKALIKE_KINDS} == {0.0}
-    assert scenario.settings["lookalikes"]["enabled"] is False
-    on = load_scenario(None, lookalikes=True)
-    assert all(on.lookalike_rate(kind) > 0 for kind in LOOKALIKE_KINDS)
+    assert scenario.settings["lookalikes"]["enabled"] is True
+    assert all(scenario.lookalike_rate(kind) > 0 for kind in LOOKALIKE_KINDS)
+    off = load_scenario(None, lookalikes=False)
+    assert {off.lookalike_rate(kind) for kind in LOOKALIKE_KINDS} == {0.0}
+    in_file = scenario_from_text("[lookalikes]\nenabled = false\n")
+    assert {in_file.lookalike_rate(kind) for kind in LOOKALIKE_KINDS} == {0.0}
+
+
+def test_every_kind_appears_with_the_default_settings(tmp_path: Path) -> None:
+    # the default rates, no scenario file: 60 merchants over a month (with hotels, and a
+    # month's end for the return waves) hold every kind (measured on seed 1)
+    path = tmp_path / "default.duckdb"
+    simulate(path, load_scenario(None, merchants=60, days=30), seed=1)
+    world = _tables(path)
+    for kind in LOOKALIKE_KINDS:
+        incidents = _incidents(world, kind)
+        expected = "transaction" if kind == "replaced_card" else "operator"
+        assert set(incidents.get_column("entity_type").to_list()) == {expected}, kind
+    assert_no_hint(world, ("benign", "lookalike", "look-alike", *LOOKALIKE_KINDS))
 
 
 @pytest.mark.parametrize(
@@ -155,3 +172,19 @@ def test_a_bad_lookalikes_table_is_refused(tmp_path: Path, text: str, needle: st
     assert len(lines) == 1, result.stderr
     assert needle in lines[0]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["scenario.toml"]
+
+
+def test_the_cli_simulates_them_unless_told_not_to(tmp_path: Path) -> None:
+    counts = {}
+    for name, flags in (("default", []), ("off", ["--no-lookalikes"])):
+        db = tmp_path / f"{name}.duckdb"
+        result = subprocess.run(
+            [*POSAUDIT, "simulate", "--db", str(db), "--merchants", "30", "--days", "4",
+             "--start", "2026-09-27", "--seed", "4", *flags],
+            capture_output=True, text=True, timeout=600,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        truth = _tables(db)["ground_truth"]
+        counts[name] = truth.filter(pl.col("scenario").str.starts_with("benign:")).height
+    assert counts["default"] > 0
+    assert counts["off"] == 0

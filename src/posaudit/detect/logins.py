@@ -63,6 +63,10 @@ MAX_EVIDENCE_IDS: Final = 20
 # Attempts that fail on the PIN of a known operator; `locked` attempts are guesses too, made
 # while the terminal refused them.
 PIN_FAILURES: Final = ("wrong_pin", "locked")
+# Lockouts lifted by a person who knows the operator (the merchant's administrator on site, or
+# the acquirer's service desk after checking who called), not by the clock: somebody vouched
+# for the operator who asked to be let back in (docs/detection.md).
+PERSON_UNLOCKS: Final = ("admin", "service_desk")
 # Attempts that fail on the credentials (not the network): what someone guessing produces.
 CREDENTIAL_FAILURES: Final = ("wrong_pin", "locked", "unknown_operator")
 
@@ -254,7 +258,11 @@ def pin_brute_force(
     Someone who does not know an operator's PIN but wants its login (for its refund menu, or
     to act in its name) types candidate PINs one after the other, and where the terminal
     locks, waits for each lockout to time out and goes on. Forgetful staff stop after a few
-    tries and call the administrator; a typo costs one or two. Failed attempts of one
+    tries and call the administrator; a typo costs one or two. A burst with one lockout,
+    which a person lifted (:data:`PERSON_UNLOCKS`), is a forgotten PIN however many tries
+    the terminal allowed before locking (and a few more wrong tries after it, the clerk still
+    unsure): the guesser waits for the lock to time out and goes on to the next, the
+    forgetful clerk asks to be let back in. Failed attempts of one
     operator on one terminal form a burst while each follows the previous within
     ``max_gap_minutes``, not counting the time the operator was locked out; a burst with
     ``min_failures`` or more wrong or locked attempts is a finding (medium), high when the
@@ -277,6 +285,7 @@ def pin_brute_force(
         pl.col("operator_id").cast(pl.String),
         pl.col("locked_at").cast(pl.Datetime("us")),
         pl.col("unlocked_at").cast(pl.Datetime("us")),
+        pl.col("unlock_method").cast(pl.String).is_in(PERSON_UNLOCKS).alias("lifted_by_person"),
     ).sort("locked_at")
     successes = (
         logins.filter(pl.col("outcome") == "success")
@@ -284,6 +293,8 @@ def pin_brute_force(
         .sort("success_ts")
     )
     in_burst = pl.col("locked_at") >= pl.col("ts").min()
+    # a forgotten PIN: one lockout, which a person lifted, and no guessing through a second
+    forgotten = (pl.col("lockouts") == 1) & (pl.col("lockouts_lifted_by_person") == 1)
     # Asof joins with `by` cannot check sortedness per group: both sides are sorted on their
     # key explicitly here, hence check_sortedness=False.
     return (
@@ -310,12 +321,16 @@ def pin_brute_force(
             (pl.col("outcome") == "wrong_pin").sum().alias("wrong_pins"),
             (pl.col("outcome") == "locked").sum().alias("locked_attempts"),
             pl.col("lockout_id").filter(in_burst).n_unique().alias("lockouts"),
+            pl.col("lockout_id")
+            .filter(in_burst & pl.col("lifted_by_person").fill_null(False))
+            .n_unique()
+            .alias("lockouts_lifted_by_person"),
             pl.col("operator_no").sort_by("ts").first(),
             pl.col("ts").min().alias("window_start"),
             pl.col("ts").max().alias("last_failure_ts"),
             _ids("event_id").alias("event_ids"),
         )
-        .filter(pl.col("failures") >= min_failures)
+        .filter((pl.col("failures") >= min_failures) & ~forgotten)
         .sort("last_failure_ts")
         .join_asof(
             successes,
@@ -530,7 +545,10 @@ def lockout_storm(
     finding. An operator locked more than ``max_lockouts_per_operator`` times in a row (its
     own lockouts no more than ``max_gap_minutes`` apart) is someone guessing that one
     operator's PIN, reported by ``pin_brute_force``; its lockouts are left out here, so two
-    such attacks at once on one terminal do not make a storm.
+    such attacks at once on one terminal do not make a storm. So are lockouts a person lifted
+    (:data:`PERSON_UNLOCKS`): the operator asked to be let back in and somebody who knows
+    them did, which is a clerk who forgot the PIN; a stranger trying operator numbers waits
+    for no one.
 
     Parameters
     ----------
@@ -547,7 +565,10 @@ def lockout_storm(
     ).unique(subset="operator_id", keep="any")
     operator = ["terminal_id", "operator_id"]
     return (
-        lockouts.select(
+        lockouts.filter(
+            ~pl.col("unlock_method").cast(pl.String).is_in(PERSON_UNLOCKS).fill_null(False)
+        )
+        .select(
             pl.col("lockout_id").cast(pl.String),
             pl.col("terminal_id").cast(pl.String),
             pl.col("operator_id").cast(pl.String),

@@ -772,6 +772,18 @@ def _second_of_day(column: str) -> pl.Expr:
     )
 
 
+def _customer_return() -> pl.Expr:
+    """A refund that is a customer bringing goods back: to the card (or wallet, or cash: no
+    token on either side) that paid, for no more than the sale took, of a sale made on an
+    earlier day than the refund."""
+    return (
+        pl.col("has_sale")
+        & pl.col("card_token").eq_missing(pl.col("sale_card_token"))
+        & (pl.col("amount_fen") <= pl.col("sale_amount_fen"))
+        & (pl.col("sale_ts").dt.date() < pl.col("ts").dt.date())
+    ).fill_null(False)
+
+
 REFUND_BURSTS: Final = Sentence(
     en=_WHO_EN + " made {refunds} refunds totalling {refunded} in {span} minutes from {start}; "
     "{min_refunds} within {window_minutes} minutes make a burst",
@@ -811,6 +823,12 @@ def refund_bursts(
     through refunds of earlier sales before anybody notices. Overlapping bursts of one
     operator merge into one finding.
 
+    A customer's return is left out of the count (:func:`_customer_return`): a refund to the
+    card that paid, of no more than the sale, of a sale made on an earlier day. Returns pile
+    up at a month's end or after a holiday, and a wave of them is still each customer bringing
+    back what they bought; what a burst empties out is the day's own takings, refunded while
+    the customers who paid them have just left.
+
     Parameters
     ----------
     min_refunds
@@ -820,7 +838,8 @@ def refund_bursts(
     """
     window = timedelta(minutes=window_minutes)
     return (
-        approved_refunds.pipe(_dense_runs, min_events=min_refunds, window=window)
+        approved_refunds.filter(~_customer_return())
+        .pipe(_dense_runs, min_events=min_refunds, window=window)
         .group_by("operator_id", "run_id")
         .agg(*_refund_group_aggregates())
         .with_columns(
@@ -893,7 +912,9 @@ def round_amount_refunds(
     earlier large purchase refunds round sums of 100 CNY notes; real partial refunds (a
     returned item, a price correction) are never that round. Refunds that return exactly the
     whole sale are left out: hotels take round deposits and refund them in full, which is
-    normal.
+    normal. So are partial refunds of a sale that was itself round: a deposit returned less a
+    round charge (a night's minibar, a damage fee) is round because the deposit was; the
+    cash-out is booked against an ordinary purchase of an uneven amount.
 
     Parameters
     ----------
@@ -908,11 +929,17 @@ def round_amount_refunds(
     """
     window = timedelta(hours=window_hours)
     full_refund = pl.col("has_sale") & (pl.col("amount_fen") == pl.col("sale_amount_fen"))
+    # a round sale is a deposit: what it returns less a round charge is round as a matter of
+    # course; the cash-out signature is a round refund of a sale that was not round
+    round_sale = (pl.col("has_sale") & (pl.col("sale_amount_fen") % round_unit_fen == 0)).fill_null(
+        False
+    )
     return (
         approved_refunds.filter(
             (pl.col("amount_fen") % round_unit_fen == 0)
             & (pl.col("amount_fen") >= min_amount_fen)
             & ~full_refund
+            & ~round_sale
         )
         .pipe(_dense_runs, min_events=min_refunds, window=window)
         .group_by("operator_id", "run_id")

@@ -1,8 +1,8 @@
 """Innocent look-alikes: honest behaviour that resembles an attack (docs/scenarios.md).
 
 Each incident is labelled ``benign:<kind>`` in ground truth, and only there: the rows it adds
-are ordinary sales, refunds and logins. Off by default; when off nothing here runs, so the
-world and its random draws are exactly those without look-alikes.
+are ordinary sales, refunds and logins. On by default; when off (``--no-lookalikes``)
+nothing here runs, so the world and its random draws are exactly those without look-alikes.
 """
 
 from __future__ import annotations
