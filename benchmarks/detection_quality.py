@@ -4,10 +4,17 @@ Simulates each world, runs the audit, evaluates against ground truth, and prints
 the worst recall per scenario and precision per rule across worlds, each world's figures,
 and the false-alarm rate of a world without injected fraud.
 
+Every world has the simulator's innocent look-alikes (on by default). Precision is
+``evaluate``'s: a finding is true when it detects one of its rule's own scenarios (a score: any
+attack); ``precision_any`` beside it credits every incident on the entity. The world table also
+gives the alert volume (critical and high per 1,000 operators per day) and, for the world without
+fraud, every finding above 'low' per 1,000 operators besides the unmatched ones.
+
 With ``--evasion-curve``: the same worlds' audit at each evasion level instead (small worlds,
-several seeds and sizes), printing per scenario its recall by its own rules and by any finding
-of severity medium or above, the worst across worlds and the mean, and per rule its precision
-over all worlds of a level (docs/detection.md, "Recall by evasion level").
+several seeds and sizes), printing per scenario its recall by its own rules, by any finding
+of severity medium or above, and by a finding at medium or above or the top 1 % of the daily
+ranking (evaluate's ``ranking``), the worst across worlds and the mean, and per rule its
+precision over all worlds of a level (docs/detection.md, "Recall by evasion level").
 
     python benchmarks/detection_quality.py
     python benchmarks/detection_quality.py --evasion-curve
@@ -59,18 +66,23 @@ def main() -> None:
         db.unlink()
     print(
         "| world | merchants x days | seed | findings | run s | min recall | min precision "
-        "| unmatched above low per 1,000 operators |"
+        "| critical+high per 1,000 operators per day "
+        "| unmatched above low per 1,000 operators | above low per 1,000 operators |"
     )
-    print("| --- | --- | ---: | ---: | ---: | --- | --- | ---: |")
+    print("| --- | --- | ---: | ---: | ---: | --- | --- | ---: | ---: | ---: |")
     for name, (merchants, days, seed, _flags, run, report) in reports.items():
         recall = min(report["recall"], key=lambda r: r["recall"], default=None)
         precision = min(report["precision"], key=lambda r: r["precision"], default=None)
         r_txt = f"{recall['recall']:.3f} ({recall['scenario']})" if recall else "-"
         p_txt = f"{precision['precision']:.3f} ({precision['rule']})" if precision else "-"
+        volume = report["alert_volume"]
+        above_low = sum(volume["findings"][s] for s in ("medium", "high", "critical"))
         print(
             f"| {name} | {merchants} x {days} | {seed} | {run['findings']:,} "
             f"| {run['seconds']:.1f} | {r_txt} | {p_txt} "
-            f"| {report['unmatched_above_low_per_1000_operators']:.2f} |"
+            f"| {volume['per_1000_operators_per_day']['critical+high']:.2f} "
+            f"| {report['unmatched_above_low_per_1000_operators']:.2f} "
+            f"| {1000 * above_low / report['operators']:.2f} |"
         )
     fraud_worlds = {k: v for k, v in reports.items() if not v[3]}
     scenarios = sorted({r["scenario"] for v in fraud_worlds.values() for r in v[5]["recall"]})
@@ -88,14 +100,18 @@ def main() -> None:
             )
         print(f"| {s} | " + " | ".join(cells) + " |")
     rules = sorted({r["rule"] for v in fraud_worlds.values() for r in v[5]["precision"]})
-    print("\nPrecision per rule, severity above info (findings).")
+    print("\nPrecision per rule, severity above info: own scenarios / any incident (findings).")
     print("\n| rule | " + " | ".join(fraud_worlds) + " |")
     print("| --- |" + " ---: |" * len(fraud_worlds))
     for rule in rules:
         cells = []
         for v in fraud_worlds.values():
             row = next((r for r in v[5]["precision"] if r["rule"] == rule), None)
-            cells.append(f"{row['precision']:.3f} ({row['findings']})" if row else "-")
+            cells.append(
+                f"{row['precision']:.3f} / {row['precision_any']:.3f} ({row['findings']})"
+                if row
+                else "-"
+            )
         print(f"| {rule} | " + " | ".join(cells) + " |")
 
 
@@ -118,6 +134,7 @@ def evasion_curve() -> None:
     # level -> one (own-rule recall, medium+ recall, evaluate's precision rows) per world
     own: dict[float, list[dict[str, float]]] = {level: [] for level in EVASION_LEVELS}
     medium: dict[float, list[dict[str, float]]] = {level: [] for level in EVASION_LEVELS}
+    budget: dict[float, list[dict[str, float]]] = {level: [] for level in EVASION_LEVELS}
     precision: dict[float, list[list[dict]]] = {level: [] for level in EVASION_LEVELS}
     evaded_levels: dict[str, set[float]] = {}
     for level in EVASION_LEVELS:
@@ -129,6 +146,9 @@ def evasion_curve() -> None:
             report = json.loads(posaudit("evaluate", "--db", str(db), "--json"))
             own[level].append({r["scenario"]: r["recall_own"] for r in report["recall"]})
             medium[level].append(recall_above_low(db, report["run_id"]))
+            budget[level].append(
+                {r["scenario"]: r["union"] for r in report.get("ranking", {}).get("recall", [])}
+            )
             precision[level].append(report["precision"])
             for r in report["recall"]:
                 if r.get("evasion") is not None:
@@ -145,6 +165,11 @@ def evasion_curve() -> None:
     for title, table in (
         ("Recall by the scenario's own rules", own),
         ("Recall by any finding of severity medium or above", medium),
+        (
+            "Recall by a finding of severity medium or above or the top 1 % of the day's "
+            "ranking (operator-days and merchant-days; evaluate's ranking, 'either')",
+            budget,
+        ),
     ):
         print(f"\n{title}.\n")
         print("| scenario | " + " | ".join(f"evasion {level:g}" for level in EVASION_LEVELS) + " |")
@@ -159,7 +184,10 @@ def evasion_curve() -> None:
             marker = "" if s in evaded_levels else " (condition: no level)"
             print(f"| {s}{marker} | " + " | ".join(cells) + " |")
     rules = sorted({r["rule"] for worlds in precision.values() for w in worlds for r in w})
-    print("\nPrecision per rule, severity above info, over all worlds of a level (findings).\n")
+    print(
+        "\nPrecision per rule, severity above info, over all worlds of a level: own scenarios "
+        "/ any incident (findings).\n"
+    )
     print("| rule | " + " | ".join(f"evasion {level:g}" for level in EVASION_LEVELS) + " |")
     print("| --- |" + " ---: |" * len(EVASION_LEVELS))
     for rule in rules:
@@ -168,7 +196,10 @@ def evasion_curve() -> None:
             rows = [r for w in precision[level] for r in w if r["rule"] == rule]
             found = sum(r["findings"] for r in rows)
             hits = sum(r["true_positives"] for r in rows)
-            cells.append(f"{hits / found:.3f} ({found:,})" if found else "-")
+            hits_any = sum(r["true_positives_any"] for r in rows)
+            cells.append(
+                f"{hits / found:.3f} / {hits_any / found:.3f} ({found:,})" if found else "-"
+            )
         print(f"| {rule} | " + " | ".join(cells) + " |")
 
 
