@@ -68,7 +68,7 @@ def measure(db: Path) -> dict[str, Any]:
         SCORED_OPERATOR_FEATURES,
         daily_anomaly_scores,
         merchant_day_features,
-        operator_day_ranking_features,
+        ranking_features_of,
     )
     from posaudit.store import Store
 
@@ -80,19 +80,7 @@ def measure(db: Path) -> dict[str, Any]:
         )[0][0]
         tables = {name: frame.collect().lazy() for name, frame in store_tables(store).items()}
         started = time.perf_counter()
-        operator_days = operator_day_ranking_features(
-            *(
-                tables[name]
-                for name in (
-                    "transactions",
-                    "login_events",
-                    "lockouts",
-                    "pin_events",
-                    "operators",
-                    "merchants",
-                )
-            )
-        ).collect()
+        operator_days = ranking_features_of(tables).collect()
         merchant_days = merchant_day_features(
             operator_days.lazy(), tables["login_events"], tables["terminals"]
         ).collect()

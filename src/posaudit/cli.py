@@ -1077,7 +1077,7 @@ def rank(
     from datetime import date
 
     from posaudit.ranking_evaluation import budget_size
-    from posaudit.score.ranking import ranked_day
+    from posaudit.score.ranking import RANKING_TABLES, ranked_day
     from posaudit.store import Store
 
     if entity not in RANKED_ENTITIES:
@@ -1094,18 +1094,7 @@ def rank(
     with user_errors():
         store = Store.open(path, read_only=True)
         try:
-            tables = {
-                name: store.scan(name)
-                for name in (
-                    "transactions",
-                    "login_events",
-                    "lockouts",
-                    "pin_events",
-                    "operators",
-                    "merchants",
-                    "terminals",
-                )
-            }
+            tables = {name: store.scan(name) for name in RANKING_TABLES}
             ranked, days = ranked_day(tables, entity=entity, day=wanted)  # type: ignore[arg-type]
         finally:
             store.close()

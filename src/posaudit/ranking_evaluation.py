@@ -40,12 +40,13 @@ from posaudit.evaluate import ABOVE_LOW, BENIGN_PREFIX, matches
 from posaudit.review.values import DISMISSED, UPHELD
 from posaudit.score.ranking import (
     KEYS,
+    RANKING_TABLES,
     SCORED_MERCHANT_FEATURES,
     SCORED_OPERATOR_FEATURES,
     EntityKind,
     daily_anomaly_scores,
     merchant_day_features,
-    operator_day_ranking_features,
+    ranking_features_of,
 )
 
 # What the unsupervised score sums over, per entity kind (posaudit.score.ranking).
@@ -460,14 +461,7 @@ def evaluate_ranking(
     ground_truth. The unsupervised score is measured on every day and on the test days; the
     supervised only on the test days, which the model never saw."""
     t = tables
-    operator_days = operator_day_ranking_features(
-        t["transactions"],
-        t["login_events"],
-        t["lockouts"],
-        t["pin_events"],
-        t["operators"],
-        t["merchants"],
-    ).collect()
+    operator_days = ranking_features_of(t).collect()
     merchant_days = merchant_day_features(
         operator_days.lazy(), t["login_events"], t["terminals"]
     ).collect()
@@ -609,14 +603,4 @@ def _recall_table(
 
 def store_tables(store: Any) -> dict[str, pl.LazyFrame]:
     """The tables :func:`evaluate_ranking` reads, from an open store."""
-    names = (
-        "transactions",
-        "login_events",
-        "lockouts",
-        "pin_events",
-        "operators",
-        "merchants",
-        "terminals",
-        "ground_truth",
-    )
-    return {name: store.scan(name) for name in names}
+    return {name: store.scan(name) for name in (*RANKING_TABLES, "ground_truth")}

@@ -83,6 +83,7 @@ from typing import Final, Literal
 
 import polars as pl
 
+from posaudit.detect.logins import PERSON_UNLOCKS
 from posaudit.detect.refunds import approved_refunds
 from posaudit.score.operators import operator_day_features
 
@@ -96,7 +97,6 @@ UNUSUAL_WEEKDAY_SHARE: Final = 0.25  # worked on under 1 in 4 of its earlier wee
 MIN_WEEKDAY_HISTORY: Final = 14  # earlier active days before a weekday profile means anything
 MIN_TERMINAL_HISTORY: Final = 7  # earlier active days before a terminal counts as new to it
 ROUND_FEN: Final = 10_000  # 100 CNY: the round amounts of cash-out refunds
-RESET_UNLOCKS: Final = ("admin", "service_desk")  # a person lifted the lock, not the clock
 EXPLAINED: Final = 3  # features named per entity-day
 
 # New operator-day features (beside those of operator_day_features).
@@ -338,7 +338,7 @@ def _refund_features(
     resets = pl.concat(
         [
             lockouts.filter(
-                pl.col("unlock_method").cast(pl.String).is_in(RESET_UNLOCKS)
+                pl.col("unlock_method").cast(pl.String).is_in(PERSON_UNLOCKS)
                 & pl.col("unlocked_at").is_not_null()
             ).select(pl.col("operator_id").cast(pl.String), pl.col("unlocked_at").alias("ts")),
             pin_events.filter(pl.col("kind").cast(pl.String) == "reset").select(
@@ -397,6 +397,25 @@ def _refund_features(
                 "round_refund_count",
             )
         )
+    )
+
+
+# The store tables the ranking reads (the evaluation adds ground_truth).
+RANKING_TABLES: Final = (
+    "transactions",
+    "login_events",
+    "lockouts",
+    "pin_events",
+    "operators",
+    "merchants",
+    "terminals",
+)
+
+
+def ranking_features_of(tables: dict[str, pl.LazyFrame]) -> pl.LazyFrame:
+    """:func:`operator_day_ranking_features` of the store's tables by name."""
+    return operator_day_ranking_features(
+        *(tables[name] for name in RANKING_TABLES if name != "terminals")
     )
 
 
@@ -574,14 +593,7 @@ def ranked_day(
     None when ``day`` has no activity. Features read the day and the days before it only,
     but the data after it is read too (a day's peer medians are its week's)."""
     t = tables
-    rows = operator_day_ranking_features(
-        t["transactions"],
-        t["login_events"],
-        t["lockouts"],
-        t["pin_events"],
-        t["operators"],
-        t["merchants"],
-    )
+    rows = ranking_features_of(t)
     features: tuple[str, ...] = SCORED_OPERATOR_FEATURES
     if entity == "merchant":
         rows = merchant_day_features(rows, t["login_events"], t["terminals"])
