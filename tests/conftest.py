@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -36,6 +37,23 @@ def sample_store(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 20-merchant, 21-day world (about 70k events), the size of data_samples/."""
     path = tmp_path_factory.mktemp("sample") / "sample.duckdb"
     build_store(path, merchants=SAMPLE_MERCHANTS, days=SAMPLE_DAYS, seed=SAMPLE_SEED)
+    return path
+
+
+@pytest.fixture(scope="session")
+def audited_sample(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A copy of the sample world after one full run, for tests that only read it."""
+    from posaudit.detect.policy import load_policy
+    from posaudit.run.local import run_pipeline
+    from posaudit.store import Store
+
+    path = tmp_path_factory.mktemp("audited-sample") / "w.duckdb"
+    shutil.copy(sample_store, path)
+    store = Store.open(path)
+    try:
+        run_pipeline(store, load_policy())
+    finally:
+        store.close()
     return path
 
 

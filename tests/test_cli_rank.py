@@ -3,31 +3,23 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
-from posaudit.detect.policy import load_policy
-from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 
 SCORES = {"unsupervised_all_days", "unsupervised", "supervised"}
 METRICS = {"precision_at_100", "precision_at_1pct", "average_precision", "entity_days", "attacks"}
 
 
-@pytest.fixture(scope="module")
-def audited(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample world, audited once."""
-    path = Path(shutil.copy(sample_store, tmp_path_factory.mktemp("rank") / "audited.duckdb"))
-    store = Store.open(path)
-    try:
-        run_pipeline(store, load_policy())
-    finally:
-        store.close()
-    return path
+@pytest.fixture
+def audited(audited_sample: Path) -> Path:
+    """The sample world, audited once for the session (the rank and evaluate commands only
+    read it)."""
+    return audited_sample
 
 
 def posaudit(*args: str) -> subprocess.CompletedProcess[str]:

@@ -308,18 +308,6 @@ def test_alert_volume_without_operators_or_days_has_no_rate(
     assert dict(volume.select("severity", "findings").iter_rows())["high"] == 1
 
 
-@pytest.fixture(scope="module")
-def audited_sample(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample world, audited once by `posaudit run`."""
-    path = Path(shutil.copy(sample_store, tmp_path_factory.mktemp("volume") / "audited.duckdb"))
-    store = Store.open(path)
-    try:
-        run_pipeline(store, load_policy())
-    finally:
-        store.close()
-    return path
-
-
 def _posaudit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "posaudit", *args], capture_output=True, text=True, check=False
