@@ -810,6 +810,18 @@ def test_credential_sharing_leaves_a_shift_cover_alone() -> None:
     assert check(found).height == 0
 
 
+def test_credential_sharing_leaves_a_cover_signed_on_at_the_sibling_first_alone() -> None:
+    # the clerk signs on at the sibling, serves a customer at home, and signs on there too
+    logins_, sales = shift_cover()
+    logins_[1], logins_[2] = (
+        {**logins_[1], "terminal_id": SIBLING},
+        {**logins_[2], "terminal_id": TERMINAL},
+    )
+    sales.append(sale("H", T0 + timedelta(hours=4, minutes=1)))
+    found = credential_sharing(login_events(*logins_), transactions(*sales), operators())
+    assert check(found).height == 0
+
+
 def test_credential_sharing_still_finds_a_cover_like_episode_without_both_sign_ons() -> None:
     # the same back and forth, but the sibling's sign-on comes 20 minutes after the home one:
     # not a clerk taking on two tills at once
@@ -817,7 +829,7 @@ def test_credential_sharing_still_finds_a_cover_like_episode_without_both_sign_o
     found = check(credential_sharing(login_events(*logins_), transactions(*sales), operators()))
     assert found.height == 1
     assert found.row(0, named=True)["severity"] == "medium"
-    assert json.loads(found.row(0, named=True)["evidence"])["cover_sign_on_minutes"] == 5
+    assert json.loads(found.row(0, named=True)["evidence"])["cover_sign_on_minutes"] == 3
     # and with the home sign-on taken away, the login was signed on at the sibling only
     found = check(
         credential_sharing(login_events(logins_[0], logins_[2]), transactions(*sales), operators())

@@ -955,11 +955,11 @@ def credential_sharing(
     max_gap_minutes: int = 30,  # sharing alternates every few minutes
     min_switches: int = 3,  # A->B->A->B; a handover from one terminal to another is one switch
     window_minutes: int = 120,  # sharing goes on "within the same hour or two"
-    # A clerk covering two tills signs on at one and walks over to sign on at the other: "a
-    # couple of minutes" in one shop; 5 leaves room for a slow walk. Its cost: a login borrowed
-    # within 5 minutes of its owner's sign-on looks the same (1-3 % of simulated sharing;
-    # docs/detection.md#innocent-look-alikes-what-tells-them-apart).
-    cover_sign_on_minutes: int = 5,
+    # A clerk covering two tills signs on at one, walks over and signs on at the other: a couple
+    # of minutes in one shop. Each minute more also takes a login borrowed by chance within
+    # that time of its owner's own sign-on for a cover: under 1 % of simulated sharing at 3
+    # minutes, 2 % at 5, 4 % at 10 (docs/detection.md#innocent-look-alikes-what-tells-them-apart).
+    cover_sign_on_minutes: int = 3,
 ) -> pl.LazyFrame:
     """Operators whose login is active on two terminals in turn, back and forth within minutes.
 
@@ -973,11 +973,11 @@ def credential_sharing(
     different terminals no more than ``max_gap_minutes`` apart; switches form an episode
     while each follows the previous within ``window_minutes``. An episode with
     ``min_switches`` or more switches, at least one of them back to a terminal the operator
-    had just left, is a finding, unless it is a *shift cover*: one of its switches is a
-    sign-on at a terminal within ``cover_sign_on_minutes`` of the operator's sign-on at the
-    terminal it came from. A clerk asked to cover two tills signs on at both, one after the
-    other; a borrowed login is signed on at the sibling only, while its owner's session on
-    the home terminal has run since the shift began (docs/detection.md).
+    had just left, is a finding, unless it is a *shift cover*: within the episode the operator
+    signed on at a terminal no more than ``cover_sign_on_minutes`` after signing on at
+    another. A clerk asked to cover two tills signs on at both, one after the other; a
+    borrowed login is signed on at the sibling only, while its owner's session on the home
+    terminal has run since the shift began (docs/detection.md).
 
     Parameters
     ----------
@@ -988,7 +988,7 @@ def credential_sharing(
     window_minutes
         Longest time between two switches of one episode.
     cover_sign_on_minutes
-        Longest time between the two sign-ons, one on each terminal, that open a shift cover.
+        Longest time between the two sign-ons, on two terminals, that make a shift cover.
     """
     by = ["operator_id"]
     day = pl.col("ts").dt.date().alias("day")
@@ -1033,19 +1033,23 @@ def credential_sharing(
         .alias(f"previous_sign_on_{c}")
         for c in ("terminal_id", "ts")
     ]
-    back = pl.col("terminal_id") == pl.col("previous_terminal_id").shift(1).over(*by, "burst")
-    # signed on here minutes after signing on at the terminal it came from: both tills taken on
+    # signed on here minutes after signing on at another terminal: both tills taken on
     paired_sign_on = (
         pl.col("is_sign_on")
-        & (pl.col("previous_sign_on_terminal_id") == pl.col("previous_terminal_id"))
+        & (pl.col("previous_sign_on_terminal_id") != pl.col("terminal_id"))
         & (
             (pl.col("ts") - pl.col("previous_sign_on_ts"))
             <= timedelta(minutes=cover_sign_on_minutes)
         )
     ).fill_null(False)
+    last_paired_sign_on = (
+        pl.when(paired_sign_on).then(pl.col("ts")).forward_fill().over(by).alias("paired_at")
+    )
+    back = pl.col("terminal_id") == pl.col("previous_terminal_id").shift(1).over(*by, "burst")
     return (
         activity.sort(*by, "ts", "event_id")
         .with_columns(*previous, *sign_on)
+        .with_columns(last_paired_sign_on)
         .filter(
             (pl.col("terminal_id") != pl.col("previous_terminal_id"))
             & ((pl.col("ts") - pl.col("previous_ts")) <= timedelta(minutes=max_gap_minutes))
@@ -1056,7 +1060,10 @@ def credential_sharing(
         .agg(
             pl.len().alias("switches"),
             pl.col("is_back").sum().alias("switches_back"),
-            paired_sign_on.any().alias("is_shift_cover"),
+            # a pair of sign-ons inside the episode
+            (pl.col("paired_at").max() >= pl.col("previous_ts").min())
+            .fill_null(False)
+            .alias("is_shift_cover"),
             pl.concat_list("previous_terminal_id", "terminal_id")
             .list.explode()
             .unique()
