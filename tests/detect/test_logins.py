@@ -779,6 +779,74 @@ def test_credential_sharing_needs_a_return_to_a_terminal() -> None:
     assert check(found).height == 0
 
 
+def shift_cover(
+    *, second_sign_on_after_minutes: int = 2
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The clerk works its own terminal all morning; at the shift change at 14:00 it signs on
+    again at home and then at the sibling, and sells on both for 40 minutes."""
+    change = T0 + timedelta(hours=4)
+    logins_ = [
+        attempt(T0 - timedelta(minutes=5), "success"),
+        attempt(change, "success"),
+        attempt(
+            change + timedelta(minutes=second_sign_on_after_minutes),
+            "success",
+            terminal_id=SIBLING,
+        ),
+    ]
+    sales = [sale(f"A{i}", ts) for i, ts in enumerate(every(T0, 24, 600))]
+    sales += [
+        sale(f"C{i}", change + timedelta(minutes=m), terminal_id=SIBLING if i % 2 else TERMINAL)
+        for i, m in enumerate((5, 11, 16, 22, 29, 35, 42))
+    ]
+    return logins_, sales
+
+
+def test_credential_sharing_leaves_a_shift_cover_alone() -> None:
+    # signed on at both tills two minutes apart, with a home sale between: a cover
+    logins_, sales = shift_cover()
+    sales.append(sale("H", T0 + timedelta(hours=4, minutes=1)))
+    found = credential_sharing(login_events(*logins_), transactions(*sales), operators())
+    assert check(found).height == 0
+
+
+def test_credential_sharing_leaves_a_cover_signed_on_at_the_sibling_first_alone() -> None:
+    # the clerk signs on at the sibling, serves a customer at home, and signs on there too
+    logins_, sales = shift_cover()
+    logins_[1], logins_[2] = (
+        {**logins_[1], "terminal_id": SIBLING},
+        {**logins_[2], "terminal_id": TERMINAL},
+    )
+    sales.append(sale("H", T0 + timedelta(hours=4, minutes=1)))
+    found = credential_sharing(login_events(*logins_), transactions(*sales), operators())
+    assert check(found).height == 0
+
+
+def test_credential_sharing_still_finds_a_cover_like_episode_without_both_sign_ons() -> None:
+    # the same back and forth, but the sibling's sign-on comes 20 minutes after the home one:
+    # not a clerk taking on two tills at once
+    logins_, sales = shift_cover(second_sign_on_after_minutes=20)
+    found = check(credential_sharing(login_events(*logins_), transactions(*sales), operators()))
+    assert found.height == 1
+    assert found.row(0, named=True)["severity"] == "medium"
+    assert json.loads(found.row(0, named=True)["evidence"])["cover_sign_on_minutes"] == 3
+    # and with the home sign-on taken away, the login was signed on at the sibling only
+    found = check(
+        credential_sharing(login_events(logins_[0], logins_[2]), transactions(*sales), operators())
+    )
+    assert found.height == 1
+
+
+def test_credential_sharing_of_a_login_signed_on_at_the_sibling_only_stays_medium() -> None:
+    # a borrowed login: one sign-on, on the sibling, the owner's session running since morning
+    logins_, sales = shared_shift()
+    found = check(
+        credential_sharing(login_events(*logins_), transactions(*sales), operators()),
+        severities=("medium",),
+    )
+    assert found.height == 1
+
+
 def test_credential_sharing_needs_switches_within_max_gap() -> None:
     logins_, sales = shared_shift()
     found = credential_sharing(

@@ -955,6 +955,11 @@ def credential_sharing(
     max_gap_minutes: int = 30,  # sharing alternates every few minutes
     min_switches: int = 3,  # A->B->A->B; a handover from one terminal to another is one switch
     window_minutes: int = 120,  # sharing goes on "within the same hour or two"
+    # A clerk covering two tills signs on at one, walks over and signs on at the other: a couple
+    # of minutes in one shop. Each minute more also takes a login borrowed by chance within
+    # that time of its owner's own sign-on for a cover: under 1 % of simulated sharing at 3
+    # minutes, 2 % at 5, 4 % at 10 (docs/detection.md#innocent-look-alikes-what-tells-them-apart).
+    cover_sign_on_minutes: int = 3,
 ) -> pl.LazyFrame:
     """Operators whose login is active on two terminals in turn, back and forth within minutes.
 
@@ -968,7 +973,11 @@ def credential_sharing(
     different terminals no more than ``max_gap_minutes`` apart; switches form an episode
     while each follows the previous within ``window_minutes``. An episode with
     ``min_switches`` or more switches, at least one of them back to a terminal the operator
-    had just left, is a finding.
+    had just left, is a finding, unless it is a *shift cover*: within the episode the operator
+    signed on at a terminal no more than ``cover_sign_on_minutes`` after signing on at
+    another. A clerk asked to cover two tills signs on at both, one after the other; a
+    borrowed login is signed on at the sibling only, while its owner's session on the home
+    terminal has run since the shift began (docs/detection.md).
 
     Parameters
     ----------
@@ -978,6 +987,8 @@ def credential_sharing(
         Switches in one episode that make a finding.
     window_minutes
         Longest time between two switches of one episode.
+    cover_sign_on_minutes
+        Longest time between the two sign-ons, on two terminals, that make a shift cover.
     """
     by = ["operator_id"]
     day = pl.col("ts").dt.date().alias("day")
@@ -993,6 +1004,7 @@ def credential_sharing(
         .filter((pl.col("outcome") == "success") & pl.col("operator_id").is_not_null())
         .select("operator_id", "terminal_id", "ts", "event_id", day)
         .join(days, on=["operator_id", "day"], how="semi")
+        .with_columns(pl.lit(True).alias("is_sign_on"))
     )
     activity = pl.concat(
         [
@@ -1003,6 +1015,7 @@ def credential_sharing(
                 pl.col("ts").cast(pl.Datetime("us")),
                 pl.col("event_id").cast(pl.String),
                 day,
+                pl.lit(False).alias("is_sign_on"),
             ),
         ]
     )
@@ -1010,10 +1023,33 @@ def credential_sharing(
         pl.col(c).shift(1).over(by).alias(f"previous_{c}")
         for c in ("terminal_id", "ts", "event_id")
     ]
+    # the operator's sign-on before this event, wherever it was
+    sign_on = [
+        pl.when(pl.col("is_sign_on"))
+        .then(pl.col(c))
+        .shift(1)
+        .forward_fill()
+        .over(by)
+        .alias(f"previous_sign_on_{c}")
+        for c in ("terminal_id", "ts")
+    ]
+    # signed on here minutes after signing on at another terminal: both tills taken on
+    paired_sign_on = (
+        pl.col("is_sign_on")
+        & (pl.col("previous_sign_on_terminal_id") != pl.col("terminal_id"))
+        & (
+            (pl.col("ts") - pl.col("previous_sign_on_ts"))
+            <= timedelta(minutes=cover_sign_on_minutes)
+        )
+    ).fill_null(False)
+    last_paired_sign_on = (
+        pl.when(paired_sign_on).then(pl.col("ts")).forward_fill().over(by).alias("paired_at")
+    )
     back = pl.col("terminal_id") == pl.col("previous_terminal_id").shift(1).over(*by, "burst")
     return (
         activity.sort(*by, "ts", "event_id")
-        .with_columns(*previous)
+        .with_columns(*previous, *sign_on)
+        .with_columns(last_paired_sign_on)
         .filter(
             (pl.col("terminal_id") != pl.col("previous_terminal_id"))
             & ((pl.col("ts") - pl.col("previous_ts")) <= timedelta(minutes=max_gap_minutes))
@@ -1024,6 +1060,10 @@ def credential_sharing(
         .agg(
             pl.len().alias("switches"),
             pl.col("is_back").sum().alias("switches_back"),
+            # a pair of sign-ons inside the episode
+            (pl.col("paired_at").max() >= pl.col("previous_ts").min())
+            .fill_null(False)
+            .alias("is_shift_cover"),
             pl.concat_list("previous_terminal_id", "terminal_id")
             .list.explode()
             .unique()
@@ -1037,7 +1077,11 @@ def credential_sharing(
             .head(MAX_EVIDENCE_IDS)
             .alias("event_ids"),
         )
-        .filter((pl.col("switches") >= min_switches) & (pl.col("switches_back") >= 1))
+        .filter(
+            (pl.col("switches") >= min_switches)
+            & (pl.col("switches_back") >= 1)
+            & ~pl.col("is_shift_cover")
+        )
         .join(numbers, on="operator_id", how="left")
         .with_columns(pl.coalesce("operator_no", "operator_id").alias("operator_no"))
         .pipe(
@@ -1067,6 +1111,7 @@ def credential_sharing(
                 "max_gap_minutes": pl.lit(max_gap_minutes),
                 "min_switches": pl.lit(min_switches),
                 "window_minutes": pl.lit(window_minutes),
+                "cover_sign_on_minutes": pl.lit(cover_sign_on_minutes),
             },
         )
     )
