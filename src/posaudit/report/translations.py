@@ -560,6 +560,10 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "max_failures": ("policy: lock after at most this many wrong PINs", "政策：最多输错几次即锁定"),
     "min_lockout_minutes": ("policy: lock for at least (minutes)", "政策：最短锁定时间（分钟）"),
     "min_switches": ("fewest switches between terminals", "最少终端切换次数"),
+    "cover_sign_on_minutes": (
+        "sign-ons at two tills this close are a shift cover (minutes)",
+        "在两台终端先后登录间隔不超过此值视为代班（分钟）",
+    ),
     "window_minutes": ("window (minutes)", "时间窗口（分钟）"),
     "min_errors": ("fewest network errors", "最少网络错误次数"),
     "max_age_days": ("longest PIN age (days)", "密码最长使用天数"),
@@ -932,6 +936,11 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     "max_failures": ("policy: lock after at most (wrong PINs)", "政策：最多输错次数", "count"),
     "min_lockout_minutes": ("policy: lock for at least", "政策：最短锁定时长", "minutes"),
     "min_switches": ("policy: fewest switches", "阈值：最少切换次数", "count"),
+    "cover_sign_on_minutes": (
+        "policy: sign-ons of a shift cover within",
+        "阈值：代班登录间隔上限",
+        "minutes",
+    ),
     "window_minutes": ("policy: window", "阈值：时间窗口", "minutes"),
     "window_hours": ("policy: window", "阈值：时间窗口", "hours"),
     "max_age_days": ("policy: longest PIN age", "政策：密码最长使用期限", "days"),
