@@ -855,6 +855,76 @@ def test_credential_sharing_needs_switches_within_max_gap() -> None:
     assert check(found).height == 0
 
 
+def borrowed_while_away(
+    *, sibling_sign_on: timedelta = timedelta(hours=5)
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The clerk works its own terminal all morning and stops; an hour later its login signs
+    on at the sibling, whose own clerk has sold there since the morning, and the two logins'
+    sales there go in turn. The clerk's login never switches terminals within 30 minutes."""
+    away = T0 + sibling_sign_on
+    logins_ = [
+        attempt(T0 - timedelta(minutes=5), "success"),
+        attempt(
+            T0 - timedelta(minutes=4), "success", operator_id=SIBLING_CLERK, terminal_id=SIBLING
+        ),
+        attempt(away, "success", terminal_id=SIBLING),
+    ]
+    sales = [sale(f"A{i}", ts) for i, ts in enumerate(every(T0, 10, 24 * 60))]
+    sales += [
+        sale(f"S{i}", ts, terminal_id=SIBLING, operator_id=SIBLING_CLERK)
+        for i, ts in enumerate(every(T0, 48, 10 * 60))
+    ]
+    sales += [
+        sale(f"B{i}", away + timedelta(minutes=m), terminal_id=SIBLING)
+        for i, m in enumerate((3, 14, 26, 43))
+    ]
+    return logins_, sales
+
+
+def test_credential_sharing_finds_a_login_used_in_turn_with_another_on_one_till() -> None:
+    logins_, sales = borrowed_while_away()
+    found = check(credential_sharing(login_events(*logins_), transactions(*sales), operators()))
+    assert found.height == 1
+    row = found.row(0, named=True)
+    assert (row["entity_type"], row["entity_id"]) == ("operator", CLERK)
+    assert row["summary"].startswith(
+        "operator 03 of terminal T000001 signed on at terminal T000002 on 2026-03-04 and sold "
+        "there in turn with another login from 15:00 to 15:50, switching 8 times"
+    )
+    evidence = json.loads(row["evidence"])
+    assert evidence["seen_on"] == "till"
+    assert evidence["terminal_ids"] == [SIBLING]
+    assert {"B0", "S30"} <= set(evidence["event_ids"])
+
+
+def test_credential_sharing_on_a_till_leaves_a_cover_and_a_handover_alone() -> None:
+    # a cover: the clerk signs on at home again and, two minutes later, at the sibling
+    logins_, sales = borrowed_while_away()
+    away = T0 + timedelta(hours=5)
+    cover = [*logins_, attempt(away - timedelta(minutes=2), "success")]
+    found = credential_sharing(login_events(*cover), transactions(*sales), operators())
+    assert check(found).height == 0
+    # a handover: the sibling's clerk stops as the clerk takes the till over (one switch)
+    handover = [s for s in sales if not (s["txn_id"].startswith("S") and s["ts"] > away)]
+    found = credential_sharing(login_events(*logins_), transactions(*handover), operators())
+    assert check(found).height == 0
+
+
+def test_credential_sharing_on_a_till_needs_both_logins_signed_on_and_two_tills() -> None:
+    logins_, sales = borrowed_while_away()
+    # the sibling's clerk never signed on there that day: its sales are no session to share
+    found = credential_sharing(
+        login_events(logins_[0], logins_[2]), transactions(*sales), operators()
+    )
+    assert check(found).height == 0
+    # a clerk who works only the sibling that day (roaming) is that till's clerk for the day
+    roaming = [s for s in sales if not s["txn_id"].startswith("A")]
+    found = credential_sharing(
+        login_events(logins_[1], logins_[2]), transactions(*roaming), operators()
+    )
+    assert check(found).height == 0
+
+
 # --- network_failure_burst ----------------------------------------------------------------
 
 

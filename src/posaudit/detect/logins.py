@@ -915,16 +915,184 @@ switch_day_transactions.__doc__ = """The transactions other than refunds of each
 its :func:`switch_days`: ``operator_id``, ``terminal_id``, ``ts`` and ``event_id`` (the
 transaction's id)."""
 
+# A borrowed login used on a sibling till while the till's own clerk works it shows on the
+# till: its sales and the clerk's in turn. Only the tills a switch-day operator signed on at
+# that day are read, every operator's sales there.
+TILL_DAY_TRANSACTIONS_SQL: Final = f"""
+SELECT t.operator_id, t.terminal_id, t.ts, t.event_id
+FROM (
+    SELECT
+        CAST(operator_id AS VARCHAR) AS operator_id,
+        CAST(terminal_id AS VARCHAR) AS terminal_id,
+        ts,
+        CAST(txn_id AS VARCHAR) AS event_id,
+        CAST(ts AS DATE) AS day
+    FROM transactions
+    WHERE kind <> 'refund'
+) AS t
+INNER JOIN (
+    SELECT DISTINCT CAST(g.terminal_id AS VARCHAR) AS terminal_id, s.day AS day
+    FROM login_events AS g
+    INNER JOIN ({SWITCH_DAYS_SQL}) AS s
+        ON CAST(g.operator_id AS VARCHAR) = s.operator_id AND CAST(g.ts AS DATE) = s.day
+    WHERE g.outcome = 'success'
+) AS d ON t.terminal_id = d.terminal_id AND t.day = d.day
+"""
+till_day_transactions = derived_query(
+    "till_day_transactions",
+    sql=TILL_DAY_TRANSACTIONS_SQL,
+    source="transactions",
+    joined=("login_events", "operators"),
+    time_column="ts",
+)
+till_day_transactions.__doc__ = """The transactions other than refunds, of every operator, on
+each terminal and day where an operator of a :func:`switch_days` day signed on:
+``operator_id``, ``terminal_id``, ``ts`` and ``event_id``."""
+
+
+def _till_sharing(
+    till_day_transactions: pl.LazyFrame,
+    login_events: pl.LazyFrame,
+    activity: pl.LazyFrame,
+    paired_sign_ons: pl.LazyFrame,
+    *,
+    max_gap: timedelta,
+    window: timedelta,
+    min_switches: int,
+) -> pl.LazyFrame:
+    """:func:`credential_sharing`'s episodes seen on a till: two logins signed on at one till
+    on a day, one of them on a :func:`switch_days` day, whose sales there went in turn."""
+    till = ["terminal_id"]
+    switches = (
+        till_day_transactions.select(
+            pl.col("operator_id").cast(pl.String),
+            pl.col("terminal_id").cast(pl.String),
+            pl.col("ts").cast(pl.Datetime("us")),
+            pl.col("event_id").cast(pl.String),
+        )
+        .sort(*till, "ts", "event_id")
+        .with_columns(
+            pl.col(c).shift(1).over(till).alias(f"previous_{c}")
+            for c in ("operator_id", "ts", "event_id")
+        )
+        .filter(
+            (pl.col("operator_id") != pl.col("previous_operator_id"))
+            & ((pl.col("ts") - pl.col("previous_ts")) <= max_gap)
+        )
+        .with_columns(pl.col("ts").dt.date().alias("day"))
+    )
+    # each switch once for each of its two logins: the till came to it, or left it
+    kept = ("terminal_id", "day", "ts", "event_id", "previous_ts", "previous_event_id")
+    per_login = pl.concat(
+        [
+            switches.select(
+                "operator_id",
+                pl.col("previous_operator_id").alias("other_operator_id"),
+                *kept,
+                pl.lit(True).alias("is_into"),
+            ),
+            switches.select(
+                pl.col("previous_operator_id").alias("operator_id"),
+                pl.col("operator_id").alias("other_operator_id"),
+                *kept,
+                pl.lit(False).alias("is_into"),
+            ),
+        ]
+    )
+    day_keys = ["operator_id", "terminal_id", "day"]
+    # a login signed on at the till on a day it worked two tills (a roaming clerk works one)
+    two_tills = (
+        activity.group_by("operator_id", "day")
+        .agg(pl.col("terminal_id").n_unique().alias("tills"))
+        .filter(pl.col("tills") >= 2)
+        .select("operator_id", "day")
+    )
+    switch_day_sign_ons = (
+        activity.filter(pl.col("is_sign_on"))
+        .select(day_keys)
+        .unique()
+        .join(two_tills, on=["operator_id", "day"], how="semi")
+    )
+    # every login signed on at a till that day, as the other of a switch
+    others_signed_on = (
+        _logins(login_events)
+        .filter((pl.col("outcome") == "success") & pl.col("operator_id").is_not_null())
+        .select(
+            pl.col("operator_id").alias("other_operator_id"),
+            "terminal_id",
+            pl.col("ts").dt.date().alias("day"),
+        )
+        .unique()
+    )
+    by = ["operator_id", "terminal_id"]
+    # back to the login the till had just left
+    back = pl.col("is_into") != pl.col("is_into").shift(1).over(*by, "burst")
+    episodes = (
+        # both logins signed on at the till that day, one of them on a switch day
+        per_login.join(switch_day_sign_ons, on=day_keys, how="semi")
+        .join(others_signed_on, on=["other_operator_id", "terminal_id", "day"], how="semi")
+        .pipe(_with_burst_ids, by=by, max_gap=window)
+        .with_columns(back.fill_null(False).alias("is_back"))
+        .group_by(*by, "burst")
+        .agg(
+            pl.len().alias("switches"),
+            pl.col("is_back").sum().alias("switches_back"),
+            pl.col("previous_ts").min().alias("window_start"),
+            pl.col("ts").max().alias("window_end"),
+            pl.concat_list("previous_event_id", "event_id")
+            .list.explode()
+            .unique(maintain_order=True)
+            .head(MAX_EVIDENCE_IDS)
+            .alias("event_ids"),
+        )
+        .filter((pl.col("switches") >= min_switches) & (pl.col("switches_back") >= 1))
+    )
+    covers = (
+        episodes.select(*by, "burst", "window_start", "window_end")
+        .join(paired_sign_ons, on="operator_id")
+        .filter(
+            (pl.col("paired_at") >= pl.col("window_start") - window)
+            & (pl.col("paired_at") <= pl.col("window_end"))
+        )
+        .select(*by, "burst")
+        .unique()
+    )
+    return episodes.join(covers, on=[*by, "burst"], how="anti").select(
+        "operator_id",
+        "switches",
+        "switches_back",
+        pl.concat_list("terminal_id").alias("terminal_ids"),
+        "window_start",
+        "window_end",
+        "event_ids",
+        pl.lit("till").alias("seen"),
+    )
+
 
 CREDENTIAL_SHARING: Final = Sentence(
-    en="{operator} of terminal {home_terminal_id} was active on terminals {terminal_ids} in turn "
-    "on {day} from {start} to {end}, switching {switches} times with at most {max_gap_minutes} "
-    "minutes between terminals",
-    zh="终端 {home_terminal_id} 的{operator}于 {day} {start} 至 {end} 在终端 {terminal_ids} "
-    "之间交替登录使用，切换 {switches} 次，每次间隔不超过 {max_gap_minutes} 分钟",
+    en="{operator} of terminal {home_terminal_id} {seen}",
+    zh="终端 {home_terminal_id} 的{operator}{seen}",
     fields={
         "operator": Operator(terminal="home_terminal_id"),
         "home_terminal_id": Value(),
+        "seen": Clause(
+            {
+                "terminals": (
+                    "was active on terminals {terminal_ids} in turn on {day} from {start} to "
+                    "{end}, switching {switches} times with at most {max_gap_minutes} minutes "
+                    "between terminals",
+                    "于 {day} {start} 至 {end} 在终端 {terminal_ids} 之间交替登录使用，"
+                    "切换 {switches} 次，每次间隔不超过 {max_gap_minutes} 分钟",
+                ),
+                "till": (
+                    "signed on at terminal {terminal_ids} on {day} and sold there in turn with "
+                    "another login from {start} to {end}, switching {switches} times with at "
+                    "most {max_gap_minutes} minutes between logins",
+                    "于 {day} 登录终端 {terminal_ids}，{start} 至 {end} 与该终端的另一登录"
+                    "交替交易，切换 {switches} 次，每次间隔不超过 {max_gap_minutes} 分钟",
+                ),
+            }
+        ),
         "terminal_ids": Items(Value(), separators=(" and ", "、")),
         "day": Value(DAY),
         "start": Value(CLOCK),
@@ -946,6 +1114,7 @@ def credential_sharing(
     login_events: pl.LazyFrame,
     switch_days: pl.LazyFrame,
     switch_day_transactions: pl.LazyFrame,
+    till_day_transactions: pl.LazyFrame,
     operators: pl.LazyFrame,
     *,
     # A roaming clerk works a sibling terminal a whole shift (docs/scenarios.md): one switch at
@@ -979,10 +1148,21 @@ def credential_sharing(
     borrowed login is signed on at the sibling only, while its owner's session on the home
     terminal has run since the shift began (docs/detection.md).
 
+    The same sharing shows on a till, when the borrowed login is used there while its owner
+    is away from it: the login signed on at the till on one of its :func:`switch_days`, and
+    the till's sales went from it to another operator's login and back, each switch within
+    ``max_gap_minutes`` of the sale before, ``min_switches`` or more in one episode as above.
+    One till serves one person at a time; two logins taking turns on it within minutes are
+    two people on one login, or one person on another's. A shift cover is left alone here too
+    (the operator's two sign-ons within ``cover_sign_on_minutes``, no more than
+    ``max_gap_minutes`` before the episode or in it), and a clerk taking over a till at a
+    shift change follows the leaving clerk's last sale once, not in turn.
+
     Parameters
     ----------
     max_gap_minutes
-        Longest time between activities on two terminals that counts as a switch.
+        Longest time between activities on two terminals, or between two logins' sales on
+        one terminal, that counts as a switch.
     min_switches
         Switches in one episode that make a finding.
     window_minutes
@@ -991,6 +1171,8 @@ def credential_sharing(
         Longest time between the two sign-ons, on two terminals, that make a shift cover.
     """
     by = ["operator_id"]
+    max_gap = timedelta(minutes=max_gap_minutes)
+    window = timedelta(minutes=window_minutes)
     day = pl.col("ts").dt.date().alias("day")
     numbers = operators.select(
         pl.col("operator_id").cast(pl.String),
@@ -1046,15 +1228,15 @@ def credential_sharing(
         pl.when(paired_sign_on).then(pl.col("ts")).forward_fill().over(by).alias("paired_at")
     )
     back = pl.col("terminal_id") == pl.col("previous_terminal_id").shift(1).over(*by, "burst")
-    return (
-        activity.sort(*by, "ts", "event_id")
-        .with_columns(*previous, *sign_on)
-        .with_columns(last_paired_sign_on)
+    ordered = activity.sort(*by, "ts", "event_id").with_columns(*previous, *sign_on)
+    back = pl.col("terminal_id") == pl.col("previous_terminal_id").shift(1).over(*by, "burst")
+    between_terminals = (
+        ordered.with_columns(last_paired_sign_on)
         .filter(
             (pl.col("terminal_id") != pl.col("previous_terminal_id"))
-            & ((pl.col("ts") - pl.col("previous_ts")) <= timedelta(minutes=max_gap_minutes))
+            & ((pl.col("ts") - pl.col("previous_ts")) <= max_gap)
         )
-        .pipe(_with_burst_ids, by=by, max_gap=timedelta(minutes=window_minutes))
+        .pipe(_with_burst_ids, by=by, max_gap=window)
         .with_columns(back.fill_null(False).alias("is_back"))
         .group_by(*by, "burst")
         .agg(
@@ -1082,6 +1264,51 @@ def credential_sharing(
             & (pl.col("switches_back") >= 1)
             & ~pl.col("is_shift_cover")
         )
+        .select(
+            "operator_id",
+            "switches",
+            "switches_back",
+            "terminal_ids",
+            "window_start",
+            "window_end",
+            "event_ids",
+            pl.lit("terminals").alias("seen"),
+        )
+    )
+    on_a_till = _till_sharing(
+        till_day_transactions,
+        login_events,
+        activity,
+        ordered.filter(paired_sign_on).select("operator_id", pl.col("ts").alias("paired_at")),
+        max_gap=max_gap,
+        window=window,
+        min_switches=min_switches,
+    )
+    # an episode seen both ways is one finding, the terminals' one
+    seen_already = (
+        on_a_till.select("operator_id", "window_start", "window_end")
+        .join(
+            between_terminals.select(
+                "operator_id",
+                pl.col("window_start").alias("other_start"),
+                pl.col("window_end").alias("other_end"),
+            ),
+            on="operator_id",
+        )
+        .filter(
+            (pl.col("window_start") <= pl.col("other_end"))
+            & (pl.col("other_start") <= pl.col("window_end"))
+        )
+        .select("operator_id", "window_start")
+        .unique()
+    )
+    return (
+        pl.concat(
+            [
+                between_terminals,
+                on_a_till.join(seen_already, on=["operator_id", "window_start"], how="anti"),
+            ]
+        )
         .join(numbers, on="operator_id", how="left")
         .with_columns(pl.coalesce("operator_no", "operator_id").alias("operator_no"))
         .pipe(
@@ -1094,6 +1321,7 @@ def credential_sharing(
             summary=CREDENTIAL_SHARING.expr(
                 operator="operator_no",
                 home_terminal_id=pl.col("home_terminal_id").fill_null("unknown"),
+                seen="seen",
                 terminal_ids="terminal_ids",
                 day=_day("window_start"),
                 start=_clock("window_start"),
@@ -1107,6 +1335,7 @@ def credential_sharing(
                 "terminal_ids": pl.col("terminal_ids"),
                 "switches": pl.col("switches"),
                 "switches_back": pl.col("switches_back"),
+                "seen_on": pl.col("seen"),
                 "event_ids": pl.col("event_ids"),
                 "max_gap_minutes": pl.lit(max_gap_minutes),
                 "min_switches": pl.lit(min_switches),
