@@ -207,3 +207,36 @@ def test_a_terminal_new_to_an_operator_with_a_history_is_counted() -> None:
     assert row(days, "T1-03", DAY1)["new_terminal_events"] == 0
     # T1-01 worked T2 for the first time too, but with one earlier day it has no history
     assert row(days, "T1-01", DAY2)["new_terminal_events"] == 0
+
+
+def test_refunds_that_are_not_customer_returns_are_counted() -> None:
+    w = world()
+    # T1-03 refunds its own sale of the same morning: no customer return (that is of a sale
+    # made on an earlier day), the day's own takings going back out
+    same_day = pl.LazyFrame(
+        {
+            "txn_id": ["r4"],
+            "ts": [at(DAY2, 9, 30)],
+            "terminal_id": "T1",
+            "merchant_id": "M1",
+            "operator_id": "T1-03",
+            "kind": "refund",
+            "amount_fen": 1_000,
+            "card_token": "c6",
+            "original_txn_id": "s6",
+            "status": "approved",
+        }
+    )
+    frame = operator_day_ranking_features(
+        pl.concat([w["transactions"], same_day]),
+        w["login_events"],
+        w["lockouts"],
+        w["pin_events"],
+        w["operators"],
+        w["merchants"],
+    ).collect()
+    assert row(frame, "T1-03", DAY2)["non_return_refund_count"] == 1
+    # r1 went to a card that never paid; r0 and r2 returned earlier sales to their cards
+    assert row(frame, "T1-01", DAY2)["non_return_refund_count"] == 1
+    assert row(frame, "T1-02", DAY2)["non_return_refund_count"] == 0  # r3, a return
+    assert "non_return_refund_count" in SCORED_OPERATOR_FEATURES

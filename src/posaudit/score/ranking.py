@@ -44,7 +44,11 @@ wrong PIN or lockout of the operator; ``lockout_reset_refund_count``, those amon
 after the lock was lifted by an administrator or the service desk or the PIN was reset (a
 lockout or a run of wrong PINs, a reset, then refunds: an account takeover's shape);
 ``stranger_card_refunds``, refunds to a card that never paid at the merchant before;
-``round_refund_count``, partial refunds of a round amount (whole 100 CNY); and from
+``round_refund_count``, partial refunds of a round amount (whole 100 CNY);
+``non_return_refund_count``, refunds that are not a customer's return
+(:func:`posaudit.detect.refunds._customer_return`: to the paying card, no more than the sale,
+of a sale of an earlier day), so a burst spread under the rule's count per window still shows
+as the day's own takings going back out; and from
 :mod:`posaudit.score.operators` the refunds clustering on a few cards across days
 (``repeat_card_refund_count``, ``refunds_to_repeat_cards_28d``).
 
@@ -84,7 +88,7 @@ from typing import Final, Literal
 import polars as pl
 
 from posaudit.detect.logins import PERSON_UNLOCKS
-from posaudit.detect.refunds import approved_refunds
+from posaudit.detect.refunds import _customer_return, approved_refunds
 from posaudit.score.operators import operator_day_features
 
 EntityKind = Literal["operator", "merchant"]
@@ -116,6 +120,7 @@ RANKING_FEATURES: Final = (
     "lockout_reset_refund_count",
     "stranger_card_refunds",
     "round_refund_count",
+    "non_return_refund_count",
 )
 # What the unsupervised operator-day score sums over: one view of each behaviour.
 SCORED_OPERATOR_FEATURES: Final = (
@@ -126,6 +131,7 @@ SCORED_OPERATOR_FEATURES: Final = (
     "refunds_to_repeat_cards_28d",
     "stranger_card_refunds",
     "round_refund_count",
+    "non_return_refund_count",
     "refunds_after_wrong_pin",
     "lockout_reset_refund_count",
     "wrong_pin_count_vs_own",
@@ -312,6 +318,7 @@ def _refund_features(
             "amount_fen",
             "card_token",
             "sale_amount_fen",
+            _customer_return().alias("is_customer_return"),
         )
         .with_columns(pl.col("ts").dt.date().alias("day"))
     )
@@ -387,6 +394,7 @@ def _refund_features(
             .fill_null(False)
             .sum()
             .alias("round_refund_count"),
+            (~pl.col("is_customer_return")).sum().alias("non_return_refund_count"),
         )
         .with_columns(
             pl.col(c).cast(pl.UInt32)
@@ -395,6 +403,7 @@ def _refund_features(
                 "lockout_reset_refund_count",
                 "stranger_card_refunds",
                 "round_refund_count",
+                "non_return_refund_count",
             )
         )
     )
