@@ -1149,14 +1149,17 @@ def credential_sharing(
     terminal has run since the shift began (docs/detection.md).
 
     The same sharing shows on a till, when the borrowed login is used there while its owner
-    is away from it: the login signed on at the till on one of its :func:`switch_days`, and
-    the till's sales went from it to another operator's login and back, each switch within
+    is away from it: the login signed on at the till on a day it worked two or more tills,
+    another login signed on there that day too (the till's own clerk), and the till's sales
+    went from one of the two logins to the other and back, each switch within
     ``max_gap_minutes`` of the sale before, ``min_switches`` or more in one episode as above.
     One till serves one person at a time; two logins taking turns on it within minutes are
     two people on one login, or one person on another's. A shift cover is left alone here too
     (the operator's two sign-ons within ``cover_sign_on_minutes``, no more than
-    ``max_gap_minutes`` before the episode or in it), and a clerk taking over a till at a
-    shift change follows the leaving clerk's last sale once, not in turn.
+    ``window_minutes`` before the episode or in it: a cover clerk stays on both tills a
+    while), a clerk who works only that till all day (roaming) is that till's clerk for the
+    day, and a clerk taking over a till at a shift change follows the leaving clerk's last
+    sale once, not in turn.
 
     Parameters
     ----------
