@@ -74,7 +74,7 @@ DEFAULT_WORLD: dict[str, str] = {
     "pin_events": "1a4ae5eb52ce2e6c",
     "login_events": "190af74fc4c1553a",
     "lockouts": "cb085f0c7d873908",
-    "transactions": "e888e26769261076",
+    "transactions": "f593f2cc6c6a92e1",  # e888e26769261076 before the account references
     "ground_truth": "11e7dd04868d3f5f",
 }
 

@@ -13,7 +13,7 @@ import numpy as np
 import polars as pl
 
 from posaudit import __version__
-from posaudit.pins import PinDigester, pin_digester
+from posaudit.pins import PinDigester, account_ref_tokens, pin_digester
 from posaudit.simulate import fraud, lookalikes
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
@@ -44,13 +44,16 @@ from posaudit.simulate.scenario import (
     check_seed,
     scenario_from_text,
 )
-from posaudit.simulate.world import US_PER_DAY, World, build_world, day_start_us
+from posaudit.simulate.world import US_PER_DAY, World, account_of, build_world, day_start_us
 from posaudit.store import Store, StoreError
 from posaudit.store.catalogue import EVENT_TABLES, key_column
 
 STALE_AFTER_DAYS: Final = 90  # PCI DSS 8.3.9
 REUSE_HISTORY: Final = 4  # PCI DSS 8.3.7
 SALE_POOL_DAYS: Final = 45
+# The issuer part of a simulated Payment Account Reference (a real one starts with the BIN
+# controller's four characters); it never leaves the simulator: the store keeps the token.
+SIMULATED_PAR_PREFIX: Final = "S001"
 
 Progress = Callable[[int, int, int], None]
 
@@ -128,6 +131,7 @@ class _Renderer:
         original = txns.get_column("original")
         card = txns.get_column("card")
         prefix = np.where(channel < 2, "C", np.where(channel == 5, "A", "Q"))
+        account_ref = self.account_refs(card.to_numpy(), is_card=channel < 2)
         return pl.DataFrame(
             {
                 "txn_id": pl.select(pl.lit("X") + seq.cast(pl.String)).to_series(),
@@ -140,6 +144,7 @@ class _Renderer:
                 "amount_fen": amount,
                 "fee_fen": fee,
                 "card_token": pl.select(pl.Series(prefix) + card.cast(pl.String)).to_series(),
+                "account_ref": account_ref,
                 "original_txn_id": pl.select(
                     pl.when(original >= 0)
                     .then(pl.lit("X") + original.cast(pl.String))
@@ -180,6 +185,18 @@ class _Renderer:
                 "unlocked_at": _ts(lockouts.get_column("unlocked_at")),
                 "unlock_method": lockouts.get_column("unlock_method"),
             }
+        )
+
+    def account_refs(self, cards: np.ndarray, *, is_card: np.ndarray) -> pl.Series:
+        """The account reference token of each card transaction (null for QR codes and
+        transfers): the keyed token of the card's account's PAR, the same for every card of
+        the account. A simulated PAR is a 4-character issuer prefix and the account number
+        in 25 digits, EMVCo's 29 characters."""
+        accounts = pl.Series(account_of(cards)).zip_with(
+            pl.Series(is_card), pl.Series([None], dtype=pl.Int64)
+        )
+        return account_ref_tokens(
+            SIMULATED_PAR_PREFIX + accounts.cast(pl.String).str.zfill(25), self.digester
         )
 
     def digests(self, pins: pl.Series) -> pl.Series:
