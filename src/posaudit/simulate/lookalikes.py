@@ -20,8 +20,6 @@ from posaudit.simulate.day import FAILURE_T, KIND_T, REFUND_WINDOW_DAYS, STATUS_
 from posaudit.simulate.fraud import DayContext, _refund_rows, allocate
 from posaudit.simulate.scenario import BENIGN_PREFIX, LOOKALIKE_KINDS
 from posaudit.simulate.world import (
-    CARD_BLOCK,
-    REPLACEMENT_OFFSET,
     US_PER_DAY,
     US_PER_MINUTE,
     day_date,
@@ -143,14 +141,13 @@ def replaced_card(ctx: DayContext, merchant: int) -> None:
     at = opens + int(rng.integers(30, max((closes - opens) // US_PER_MINUTE - 10, 31))) * (
         US_PER_MINUTE
     )
-    # cards only, and not a card already replaced once
-    earlier = _older_sales(ctx, terminal, at).filter(
-        (pl.col("channel") < 2) & (pl.col("card") % CARD_BLOCK < REPLACEMENT_OFFSET)
-    )
+    earlier = _older_sales(ctx, terminal, at).filter(pl.col("channel") < 2)  # cards only
     if earlier.height == 0:
         return
     sale = _take(ctx, earlier, 1)
-    # the new card has another number (and token) but the old card's account
+    # The new card has another number (and token) but the old card's account. The draw that
+    # once numbered it is still taken, so that a seeded world stays the world it was.
+    rng.integers(5_000_000, 10_000_000)
     new_card = replacement_of(int(sale.get_column("card")[0]))
     rows = _refund_rows(
         ctx, sale, np.array([at]), ctx.refund_operator(terminal), card=np.array([new_card])

@@ -363,5 +363,15 @@ def account_of(card: np.ndarray) -> np.ndarray:
 
 
 def replacement_of(card: int) -> int:
-    """The number of the card issued to replace ``card`` (of the same account)."""
-    return int(account_of(np.array([card]))[0]) + REPLACEMENT_OFFSET
+    """The number of the card issued to replace ``card``: another card of the same account,
+    in the other half of its block (a replacement's own replacement is its account's first
+    number).
+
+    >>> replacement_of(30_000_123), replacement_of(35_000_123)
+    (35000123, 30000123)
+    """
+    return (
+        card + REPLACEMENT_OFFSET
+        if card % CARD_BLOCK < REPLACEMENT_OFFSET
+        else card - REPLACEMENT_OFFSET
+    )
