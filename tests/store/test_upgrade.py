@@ -113,3 +113,26 @@ def test_a_newer_store_is_refused_with_one_line(tmp_path: Path) -> None:
     done = posaudit("run", "--db", str(db))
     assert done.returncode == 2
     assert "schema version 3" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_parquet_export_of_a_version_1_store_loads_with_null_references(
+    old_store: tuple[Path, int], tmp_path: Path
+) -> None:
+    db, rows = old_store
+    export = tmp_path / "export"
+    store = Store.open(db, read_only=True)
+    try:
+        store.export_parquet(export, partitioned=False)
+    finally:
+        store.close()
+    # as a version-1 store wrote it: no account_ref column
+    (part,) = (export / "transactions").glob("*.parquet")
+    pl.read_parquet(part).drop("account_ref").write_parquet(part)
+    made = Store.from_parquet(
+        export, tmp_path / "new.duckdb", code_version="test", pin_key_fingerprint="x"
+    )
+    store = Store.open(made, read_only=True)
+    try:
+        assert store.query("SELECT count(*), count(account_ref) FROM transactions")[0] == (rows, 0)
+    finally:
+        store.close()

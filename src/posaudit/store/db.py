@@ -396,7 +396,8 @@ class Store:
                 columns = store.frame(f"SELECT * FROM {table} LIMIT 0").columns
                 rows = read_parquet_table(root, table).collect()
                 if rows.height:
-                    store.append(table, rows.select(columns))
+                    # an export of an older store lacks the later columns: they load null
+                    store.append(table, rows.select(c for c in columns if c in rows.columns))
         return path
 
     @staticmethod
