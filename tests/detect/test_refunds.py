@@ -34,6 +34,7 @@ TXN_SCHEMA: dict[str, Any] = {
     "channel": pl.String,
     "amount_fen": pl.Int64,
     "card_token": pl.String,
+    "account_ref": pl.String,
     "original_txn_id": pl.String,
     "status": pl.String,
 }
@@ -73,6 +74,7 @@ def txn(txn_id: str, ts: datetime, **kw: Any) -> dict[str, Any]:
         "channel": "credit_card",
         "amount_fen": 10_000,
         "card_token": "CARD-A",
+        "account_ref": None,
         "original_txn_id": None,
         "status": "approved",
     }
@@ -373,6 +375,38 @@ def test_refunds_to_other_card_is_silent_when_both_tokens_are_missing() -> None:
         check(refunds.refunds_to_other_card(refunds.approved_refunds(data), operators())).height
         == 0
     )
+
+
+def test_refunds_to_other_card_leaves_a_new_card_of_the_paying_account_alone() -> None:
+    # the customer's card was reissued: a new token, the same account reference
+    data = transactions(
+        sale("S1", T0, card_token="CARD-A", account_ref="PAR-1"),
+        refund("R1", T0 + timedelta(days=3), card_token="CARD-B", account_ref="PAR-1"),
+        refund("R2", T0 + timedelta(days=3), card_token="CARD-C", account_ref="PAR-2"),
+        refund("R3", T0 + timedelta(days=3), card_token="CARD-D", account_ref=None),
+        sale("S2", T0, card_token="CARD-E", account_ref=None),
+        refund(
+            "R4",
+            T0 + timedelta(days=3),
+            card_token="CARD-F",
+            account_ref="PAR-1",
+            original_txn_id="S2",
+        ),
+    )
+    found = check(refunds.refunds_to_other_card(refunds.approved_refunds(data), operators()))
+    # another account, or no reference on either side to tell: the finding as before
+    assert sorted(found["entity_id"]) == ["R2", "R3", "R4"]
+    evidence = json.loads(found.filter(pl.col("entity_id") == "R2").row(0, named=True)["evidence"])
+    assert (evidence["refund_card_token"], evidence["sale_card_token"]) == ("CARD-C", "CARD-A")
+
+
+def test_refunds_to_other_card_reads_a_frame_without_account_references() -> None:
+    data = transactions(
+        sale("S1", T0, card_token="CARD-A"),
+        refund("R1", T0 + timedelta(hours=1), card_token="CARD-B"),
+    ).drop("account_ref")
+    found = check(refunds.refunds_to_other_card(refunds.approved_refunds(data), operators()))
+    assert found["entity_id"].to_list() == ["R1"]
 
 
 # --- refunds_without_permission -----------------------------------------------------------
@@ -689,6 +723,15 @@ def test_refund_bursts_leaves_a_wave_of_customer_returns_alone() -> None:
     # the same refunds of this morning's takings, the customers just gone: a burst
     today = transactions(*returns(10, T0 - timedelta(hours=2)))
     assert check(refunds.refund_bursts(refunds.approved_refunds(today), operators())).height == 1
+    # a customer whose card was reissued brings goods back to the new card: a return still
+    reissued = [
+        row
+        | {"account_ref": f"PAR-{row['txn_id'][1:]}"}
+        | ({"card_token": f"NEW-{row['txn_id'][1:]}"} if row["kind"] == "refund" else {})
+        for row in returns(10, T0 - timedelta(days=6))
+    ]
+    found = refunds.refund_bursts(refunds.approved_refunds(transactions(*reissued)), operators())
+    assert check(found).height == 0
     # last week's sales refunded to other cards, or for more than they took, are no returns
     for changed in ({"card_token": "CARD-X"}, {"amount_fen": 60_000}):
         odd = transactions(*returns(10, T0 - timedelta(days=6), **changed))
@@ -799,17 +842,26 @@ def test_round_amount_refunds_threshold(min_refunds: int, units: int, at_thresho
 # --- refunds_after_suspicious_login -------------------------------------------------------
 
 
-def takeover_refunds(start: datetime, n: int, *, card: str = "CARD-X") -> list[dict[str, Any]]:
+def takeover_refunds(
+    start: datetime, n: int, *, card: str = "CARD-X", account: str | None = None
+) -> list[dict[str, Any]]:
+    """``n`` refunds after ``start`` of sales the day before, to ``card`` ("same": the paying
+    card; "new": a new card of the paying account) of account ``account`` ("same": the
+    paying card's; the sales' cards have accounts PAR-i only when ``account`` is given)."""
     rows: list[dict[str, Any]] = []
     for i in range(n):
-        rows.append(sale(f"S{i}", start - timedelta(days=1), card_token=f"CARD-{i}"))
+        paying = f"PAR-{i}" if account is not None else None
+        rows.append(
+            sale(f"S{i}", start - timedelta(days=1), card_token=f"CARD-{i}", account_ref=paying)
+        )
         rows.append(
             refund(
                 f"R{i}",
                 start + timedelta(minutes=5 + 8 * i),
                 amount_fen=40_000,
                 original_txn_id=f"S{i}",
-                card_token=card if card != "same" else f"CARD-{i}",
+                card_token={"same": f"CARD-{i}", "new": f"NEW-{i}"}.get(card, card),
+                account_ref=paying if account == "same" else account,
             )
         )
     return rows
@@ -881,6 +933,36 @@ def test_forgetful_operator_refunding_to_the_paying_card_is_not_a_takeover() -> 
         )
     )
     assert found.height == 0
+
+
+@pytest.mark.parametrize(
+    ("card", "account", "takeover"),
+    [
+        ("new", "same", False),  # reissued cards of the paying accounts: the customers' own
+        ("new", "PAR-X", True),  # the attacker's card, of another account
+        ("new", None, True),  # no reference on the refunds: the data cannot tell
+        ("same", "same", False),
+    ],
+)
+def test_refunds_after_suspicious_login_count_new_cards_of_the_paying_account_as_theirs(
+    card: str, account: str | None, takeover: bool
+) -> None:
+    first = datetime(2026, 3, 4, 14, 0)
+    locked = first + timedelta(seconds=60)
+    login = locked + timedelta(minutes=10)
+    events = login_events(*guessing(first, 5), (login, "success"))
+    rows = takeover_refunds(login, 3, card=card, account=account or "")
+    if account is None:
+        rows = [row | {"account_ref": None} if row["kind"] == "refund" else row for row in rows]
+    found = check(
+        refunds.refunds_after_suspicious_login(
+            refunds.approved_refunds(transactions(*rows)),
+            events,
+            lockouts((locked, locked + timedelta(minutes=8), "admin")),
+            operators(),
+        )
+    )
+    assert found.height == int(takeover)
 
 
 def test_refunds_to_other_cards_after_a_plain_login_are_not_a_takeover() -> None:

@@ -22,6 +22,7 @@ from tests.ingest.ingest_kit import (
     MERCHANTS,
     OPERATORS,
     TERMINALS,
+    TXN_HEADER,
     cli,
     count,
     file_bytes,
@@ -549,3 +550,68 @@ def test_a_parquet_export_that_fails_after_the_ingest_says_the_ingest_is_committ
     one_error_line(done, "ingest committed (ingest-00001)", "holds no events")
     assert summary_line(done.stdout) == {"status": "failed", "exit_code": 1}
     assert count(db, "terminals") == 2 and not (tmp_path / "p").exists()
+
+
+# Payment Account References (EMVCo: 4 characters, then 25): one account with two cards.
+PAR = "V0010013816180398169200863191"
+OTHER_PAR = "V0010013816180398169200000000"
+
+
+def test_account_references_become_tokens_and_tell_a_reissued_card(tmp_path: Path) -> None:
+    header = TXN_HEADER.replace("card_token,", "card_token,account_ref,")
+    rows = [
+        ("X1", "sale", "C1", PAR, ""),
+        ("X2", "refund", "C2", f" {PAR} ", "X1"),  # the customer's reissued card
+        ("X3", "refund", "C3", OTHER_PAR, "X1"),  # a card of another account
+        ("X4", "refund", "C4", "", "X1"),  # no reference: the data cannot tell
+        ("X5", "chargeback", "C5", PAR, ""),  # quarantined without its reference
+    ]
+    lines = [
+        f"{i},2024-03-0{n + 1} 10:00:00,T1,M1,T1-01,{kind},debit_card,1000,6,{card},{par},"
+        f"{original},{n + 1},1,approved,\n"
+        for n, (i, kind, card, par, original) in enumerate(rows)
+    ]
+    folder = write_world(tmp_path / "in")
+    (folder / "transactions.csv").write_text(header + "".join(lines))
+    db = tmp_path / "s.duckdb"
+    summary = ingest(db, folder)
+    assert summary["rows_quarantined"] == 1
+    stored = query(db, "SELECT txn_id, account_ref FROM transactions ORDER BY txn_id")
+    tokens = stored["account_ref"].to_list()
+    assert tokens[0] == tokens[1] != tokens[2] and tokens[3] is None
+    assert all(len(t) == 64 for t in tokens[:3])
+    # the reference itself is in no table, the quarantine included
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        tables = [r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()]
+        text = "".join(str(con.sql(f"SELECT * FROM {t}").fetchall()) for t in tables)
+    finally:
+        con.close()
+    assert PAR not in text and OTHER_PAR not in text and "X5" in text
+    # the refund to the reissued card goes back to the customer who paid; the others do not
+    run = cli("run", "--db", str(db), "--json")
+    assert run.returncode == 0, run.stderr
+    flagged = query(
+        db, "SELECT entity_id FROM findings WHERE rule = 'refunds_to_other_card' ORDER BY 1"
+    )
+    assert flagged["entity_id"].to_list() == ["X3", "X4"]
+    # exported and ingested again (the contract layout), the tokens stay as they are
+    export = tmp_path / "export"
+    done = cli("export", "--db", str(db), "--layout", "contract", "--out", str(export))
+    assert done.returncode == 0, done.stderr
+    again = tmp_path / "again.duckdb"
+    ingest(again, export)
+    assert (
+        query(again, "SELECT account_ref FROM transactions ORDER BY txn_id")[
+            "account_ref"
+        ].to_list()
+        == tokens
+    )
+
+
+def test_an_export_without_account_references_loads_them_as_null(tmp_path: Path) -> None:
+    db = tmp_path / "s.duckdb"
+    assert "account_ref" not in TXN_HEADER
+    ingest(db, write_world(tmp_path / "in"))
+    stored = query(db, "SELECT count(*) AS n, count(account_ref) AS refs FROM transactions")
+    assert stored.row(0) == (2, 0)

@@ -128,6 +128,7 @@ def test_every_rule_is_read_as_written(tmp_path: Path) -> None:
         (('time = "时间", ', ""), "gives 'date' without 'time'"),
         (('"%Y/%m/%d %H:%M"', "7"), "'tables.operators.columns.created_at.format'"),
         (('name = "tms"', 'name = "tms'), "is not valid TOML"),
+        (('trace_no = "凭证号"', 'trace_no = { column = "凭证号", optional = true }'), "required"),
     ],
 )
 def test_a_mistake_is_one_line_naming_the_file_and_key(
@@ -156,3 +157,13 @@ def test_the_example_mapping_of_the_documentation_loads(tmp_path: Path) -> None:
     assert mapping.name == "acme-tms"
     rules = mapping.tables["transactions"].columns
     assert rules["ts"].kind == "date_time" and rules["operator_id"].kind == "operator_of"
+
+
+def test_an_optional_column_may_be_missing_from_a_file(tmp_path: Path) -> None:
+    text = FULL.replace(
+        'trace_no = "凭证号"',
+        'trace_no = "凭证号"\naccount_ref = { column = "PAR", optional = true }',
+    )
+    rules = load_mapping(write(tmp_path, text)).tables["transactions"]
+    assert rules.columns["account_ref"].optional and rules.optional_columns == {"PAR"}
+    assert "PAR" in rules.source_columns

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 
 import polars as pl
+import pytest
 
 from posaudit.score.ranking import (
     RANKING_FEATURES,
@@ -240,3 +241,25 @@ def test_refunds_that_are_not_customer_returns_are_counted() -> None:
     assert row(frame, "T1-01", DAY2)["non_return_refund_count"] == 1
     assert row(frame, "T1-02", DAY2)["non_return_refund_count"] == 0  # r3, a return
     assert "non_return_refund_count" in SCORED_OPERATOR_FEATURES
+
+
+@pytest.mark.parametrize(("account", "strangers"), [("P1", 0), ("P9", 1), (None, 1)])
+def test_a_new_card_of_an_account_that_paid_is_no_stranger(
+    account: str | None, strangers: int
+) -> None:
+    # r1's card never paid at M1; with the account reference of c1 (which paid), it is c1's
+    # reissued card
+    w = world()
+    accounts = {"c1": "P1", "stranger": account}
+    transactions = w["transactions"].with_columns(
+        pl.col("card_token").replace_strict(accounts, default=None).alias("account_ref")
+    )
+    days = operator_day_ranking_features(
+        transactions,
+        w["login_events"],
+        w["lockouts"],
+        w["pin_events"],
+        w["operators"],
+        w["merchants"],
+    ).collect()
+    assert row(days, "T1-01", DAY2)["stranger_card_refunds"] == strangers

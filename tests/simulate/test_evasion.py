@@ -74,7 +74,7 @@ DEFAULT_WORLD: dict[str, str] = {
     "pin_events": "1a4ae5eb52ce2e6c",
     "login_events": "190af74fc4c1553a",
     "lockouts": "cb085f0c7d873908",
-    "transactions": "e888e26769261076",
+    "transactions": "490abac3b58fa21b",  # e888e26769261076 before the account references
     "ground_truth": "11e7dd04868d3f5f",
 }
 
@@ -151,6 +151,24 @@ def test_takeover_at_evasion_one_stays_under_the_policy(evading: dict) -> None:
 
 def _refunds(tables: dict[str, pl.DataFrame]) -> pl.DataFrame:
     return tables["transactions"].filter(pl.col("kind") == "refund")
+
+
+def test_refunds_to_other_cards_go_to_other_accounts(evading: dict) -> None:
+    # the attacker's card is of another account than the card that paid, whatever the level
+    transactions = evading["transactions"]
+    sales = transactions.select(
+        pl.col("txn_id").alias("original_txn_id"), pl.col("account_ref").alias("paid_from")
+    )
+    incidents = _incidents(evading, "refund_other_card").get_column("entity_id")
+    refunds = (
+        _refunds(evading)
+        .filter(pl.col("txn_id").is_in(incidents))
+        .join(sales, on="original_txn_id")
+    )
+    cards = refunds.filter(pl.col("paid_from").is_not_null())
+    assert cards.height > 0
+    assert cards.filter(pl.col("account_ref").is_null()).height == 0
+    assert cards.filter(pl.col("account_ref") == pl.col("paid_from")).height == 0
 
 
 def test_refund_bursts_at_evasion_one_stay_under_the_policy(evading: dict) -> None:

@@ -64,7 +64,7 @@ def test_each_kind_shows_what_it_resembles(world: dict[str, pl.DataFrame]) -> No
     for kind in ("return_wave", "closing_refunds", "seasonal_peak"):
         for incident in _incidents(world, kind).iter_rows(named=True):
             assert _in(refunds, "operator_id", incident).height >= 3, (kind, incident)
-    # the refund goes to another card than the sale's, of the same city
+    # the refund goes to another card than the sale's
     sales = txns.select(
         pl.col("txn_id").alias("original_txn_id"), pl.col("card_token").alias("paid")
     )
@@ -74,6 +74,9 @@ def test_each_kind_shows_what_it_resembles(world: dict[str, pl.DataFrame]) -> No
         )
         assert refund.height == 1
         assert refund.item(0, "card_token") != refund.item(0, "paid")
+        # ... of the same account: the new card keeps the account reference
+        paid_from = txns.filter(pl.col("txn_id") == refund.item(0, "original_txn_id"))
+        assert refund.item(0, "account_ref") == paid_from.item(0, "account_ref") is not None
     for incident in _incidents(world, "hotel_deposits").iter_rows(named=True):
         mine = _in(refunds, "operator_id", incident)  # natural refunds may fall in between
         assert mine.filter(pl.col("amount_fen") % 10_000 == 0).height >= 3
@@ -92,6 +95,15 @@ def test_each_kind_shows_what_it_resembles(world: dict[str, pl.DataFrame]) -> No
 def test_no_observable_table_hints_at_a_lookalike(world: dict[str, pl.DataFrame]) -> None:
     hints = ("benign", "lookalike", "look-alike", *LOOKALIKE_KINDS)
     assert_no_hint(world, hints)
+    # every card transaction carries its account reference, whatever made it; nothing else does
+    txns = world["transactions"]
+    is_card = pl.col("channel").cast(pl.String).is_in(["debit_card", "credit_card"])
+    assert txns.filter(is_card & pl.col("account_ref").is_null()).height == 0
+    assert txns.filter(~is_card & pl.col("account_ref").is_not_null()).height == 0
+    # and one account reference is a 64-digit token like any other, never the card's number
+    tokens = txns.get_column("account_ref").drop_nulls()
+    assert tokens.str.contains(r"^[0-9a-f]{64}$").all()
+    assert tokens.is_in(txns.get_column("card_token").str.slice(1)).sum() == 0
 
 
 def test_off_is_the_world_without_them(tmp_path: Path) -> None:

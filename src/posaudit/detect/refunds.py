@@ -21,6 +21,13 @@ as ``failed``), and a refused refund moved no money. A refund's original sale is
 sale of the same merchant named by ``original_txn_id`` and made no later than the refund; a
 refund naming anything else has no sale. The rules share one frame, :func:`approved_refunds`:
 the few approved refunds with their sales, which a run computes once.
+
+"The card that paid" is the paying cardholder's account where the data can tell: a card
+reissued (expired, lost, upgraded) has a new card token, but its network's Payment Account
+Reference (``account_ref``, kept as a keyed token) stays with the account. A refund to
+another card of the same account goes back to the customer who paid
+(:func:`refund_to_payer`); where either side has no account reference, only the same card
+token counts.
 """
 
 from __future__ import annotations
@@ -65,11 +72,40 @@ REFUND_COLUMNS: Final = (
     "operator_id",
     "amount_fen",
     "card_token",
+    "account_ref",
     "original_txn_id",
 )
 
 
 # --- shared steps -------------------------------------------------------------------------
+
+
+def with_account_ref(transactions: pl.LazyFrame) -> pl.LazyFrame:
+    """``transactions`` with an ``account_ref`` column: null in every row when the frame has
+    none (an export without account references, a frame made before the column)."""
+    if "account_ref" in transactions.collect_schema().names():
+        return transactions
+    return transactions.with_columns(pl.lit(None, pl.String).alias("account_ref"))
+
+
+def refund_to_payer() -> pl.Expr:
+    """Whether an approved refund goes back to whoever paid its sale: to the card token that
+    paid (or wallet, or cash: no token on either side), or to another card of the same
+    account, the same ``account_ref`` as the sale's (a reissued card). Null account
+    references tell nothing: without them only the same token counts.
+
+    Reads ``card_token``, ``sale_card_token``, ``account_ref`` and ``sale_account_ref`` of
+    :func:`approved_refunds`. Every rule that asks whether a refund went to the paying card
+    asks it through this expression.
+
+    >>> frame = pl.DataFrame({"card_token": ["c1", "c2", "c2"], "sale_card_token": "c1",
+    ...     "account_ref": ["a", "a", None], "sale_account_ref": "a"})
+    >>> frame.select(refund_to_payer()).to_series().to_list()
+    [True, True, False]
+    """
+    same_card = pl.col("card_token").eq_missing(pl.col("sale_card_token"))
+    same_account = (pl.col("account_ref") == pl.col("sale_account_ref")).fill_null(False)
+    return same_card | same_account
 
 
 def _approved_refunds(transactions: pl.LazyFrame) -> pl.LazyFrame:
@@ -85,10 +121,12 @@ def _approved_refunds(transactions: pl.LazyFrame) -> pl.LazyFrame:
 
 def _refunds_with_sales(transactions: pl.LazyFrame) -> pl.LazyFrame:
     """Approved refunds with their original sale: ``sale_ts``, ``sale_amount_fen``,
-    ``sale_card_token`` (null when the refund has no sale) and ``has_sale``.
+    ``sale_card_token``, ``sale_account_ref`` (null when the refund has no sale) and
+    ``has_sale``.
 
     The refunds are few, so the sales are cut down to those the refunds name before the join.
     """
+    transactions = with_account_ref(transactions)
     refunds = _approved_refunds(transactions)
     sales = (
         transactions.filter((pl.col("kind") == "sale") & (pl.col("status") == "approved"))
@@ -98,6 +136,7 @@ def _refunds_with_sales(transactions: pl.LazyFrame) -> pl.LazyFrame:
             pl.col("ts").cast(pl.Datetime("us")).alias("sale_ts"),
             pl.col("amount_fen").cast(pl.Int64).alias("sale_amount_fen"),
             pl.col("card_token").cast(pl.String).alias("sale_card_token"),
+            pl.col("account_ref").cast(pl.String).alias("sale_account_ref"),
         )
         .join(refunds.select("original_txn_id").unique(), on="original_txn_id", how="semi")
         # a txn_id is unique in the store; keep one row even if a feed repeats a sale
@@ -109,7 +148,7 @@ def _refunds_with_sales(transactions: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(matched.alias("has_sale"))
         .with_columns(
             pl.when(pl.col("has_sale")).then(pl.col(c)).alias(c)
-            for c in ("sale_ts", "sale_amount_fen", "sale_card_token")
+            for c in ("sale_ts", "sale_amount_fen", "sale_card_token", "sale_account_ref")
         )
     )
 
@@ -123,11 +162,12 @@ def approved_refunds(transactions: pl.LazyFrame) -> pl.LazyFrame:
     """The approved refunds with their original sale, the frame every refund rule starts from.
 
     Columns: the refund's ``txn_id``, ``ts``, ``terminal_id``, ``merchant_id``,
-    ``operator_id``, ``amount_fen``, ``card_token`` and ``original_txn_id``, then its sale's
-    ``sale_ts``, ``sale_amount_fen`` and ``sale_card_token`` (null without one) and
-    ``has_sale``. It needs only the approved refunds and the rows they name, so a run reads
-    just those. Rows come in time order (then by id) whatever order the transactions came in,
-    so evidence that lists refunds in time order is the same from any reader.
+    ``operator_id``, ``amount_fen``, ``card_token``, ``account_ref`` and ``original_txn_id``,
+    then its sale's ``sale_ts``, ``sale_amount_fen``, ``sale_card_token`` and
+    ``sale_account_ref`` (null without one) and ``has_sale``. It needs only the approved
+    refunds and the rows they name, so a run reads just those. Rows come in time order (then
+    by id) whatever order the transactions came in, so evidence that lists refunds in time
+    order is the same from any reader.
     """
     return _refunds_with_sales(transactions).sort("ts", "txn_id")
 
@@ -434,12 +474,12 @@ def refunds_to_other_card(approved_refunds: pl.LazyFrame, operators: pl.LazyFram
 
     A refund goes back to the card that paid; sending it elsewhere turns a refund into a
     transfer from the merchant to whoever holds that card, which is how both dishonest clerks
-    and account takeovers cash out. A missing token on one side only counts as different.
+    and account takeovers cash out. A missing token on one side only counts as different. A
+    new card of the paying account (the same account reference: the customer's card was
+    reissued) is the customer's own, not another card (:func:`refund_to_payer`).
     """
     return (
-        approved_refunds.filter(
-            pl.col("has_sale") & pl.col("card_token").ne_missing(pl.col("sale_card_token"))
-        )
+        approved_refunds.filter(pl.col("has_sale") & ~refund_to_payer())
         .pipe(_with_operator_no, operators)
         .pipe(
             _transaction_findings,
@@ -774,11 +814,11 @@ def _second_of_day(column: str) -> pl.Expr:
 
 def _customer_return() -> pl.Expr:
     """A refund that is a customer bringing goods back: to the card (or wallet, or cash: no
-    token on either side) that paid, for no more than the sale took, of a sale made on an
-    earlier day than the refund."""
+    token on either side) that paid, or a new card of its account (:func:`refund_to_payer`),
+    for no more than the sale took, of a sale made on an earlier day than the refund."""
     return (
         pl.col("has_sale")
-        & pl.col("card_token").eq_missing(pl.col("sale_card_token"))
+        & refund_to_payer()
         & (pl.col("amount_fen") <= pl.col("sale_amount_fen"))
         & (pl.col("sale_ts").dt.date() < pl.col("ts").dt.date())
     ).fill_null(False)
@@ -1148,7 +1188,8 @@ def refunds_after_suspicious_login(
     include a refund. So the rule also asks for what a takeover is for: ``min_refunds`` or
     more approved refunds by that operator within ``window_minutes`` of the login, at least
     ``min_refunds_to_other_card`` of them to a card other than the one that paid the sale (or
-    with no sale at all). An honest refund always goes back to the paying card.
+    with no sale at all). An honest refund always goes back to the paying card, or to a new
+    card of the paying account (:func:`refund_to_payer`).
 
     Parameters
     ----------
@@ -1173,7 +1214,7 @@ def refunds_after_suspicious_login(
         failure_window=timedelta(minutes=failure_window_minutes),
         unlock_window=timedelta(minutes=unlock_window_minutes),
     ).sort("login_ts")
-    to_other_card = ~pl.col("has_sale") | pl.col("card_token").ne_missing(pl.col("sale_card_token"))
+    to_other_card = ~pl.col("has_sale") | ~refund_to_payer()
     return (
         approved_refunds.with_columns(to_other_card.alias("to_other_card"))
         .sort("ts")

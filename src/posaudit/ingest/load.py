@@ -31,7 +31,7 @@ from posaudit.ingest.contract import TARGET_TABLES, contract_columns, contract_f
 from posaudit.ingest.convert import converted
 from posaudit.ingest.keys import LATER, STORED, TableKeys
 from posaudit.ingest.mapping import IngestError, Mapping, TableMapping
-from posaudit.ingest.secrets import card_numbers, refuse_plaintext_pins
+from posaudit.ingest.secrets import account_references, card_numbers, refuse_plaintext_pins
 from posaudit.ingest.sources import (
     BAD_ROW,
     LINE,
@@ -186,8 +186,12 @@ def plan(mapping: Mapping, sources: Sequence[str | Path]) -> list[_Planned]:
         source = describe(path)
         table = target_table(mapping, path)
         rows = open_source(source, encoding=mapping.encoding, delimiter=mapping.delimiter)
-        wanted = mapping.tables[table].source_columns
-        missing = [c for c in wanted if c not in rows.columns]
+        rules = mapping.tables[table]
+        missing = [
+            c
+            for c in rules.source_columns
+            if c not in rows.columns and c not in rules.optional_columns
+        ]
         if missing:
             columns = rows.columns
             msg = (
@@ -332,6 +336,9 @@ class _Converted:
     ) -> _Converted:
         columns = item.rows.columns
         refuse_plaintext_pins(block, columns, file=item.name)
+        absent = rules.optional_columns - set(block.columns)
+        block = block.with_columns(pl.lit(None, pl.String).alias(c) for c in sorted(absent))
+        block = account_references(block, _account_ref_columns(rules, block), digester)
         cards = card_numbers(block, columns, digester)
         mapped = _mapped(cards.tokenised, rules, mapping)
         return cls(block.height, cards.in_clear, mapped, cards.masked)
@@ -537,6 +544,15 @@ def _files_rows(
             for r in fresh
         ]
     )
+
+
+def _account_ref_columns(table: TableMapping, frame: pl.DataFrame) -> list[str]:
+    """The source columns that hold account references (PAR): those the contract's
+    ``account_ref`` is copied from."""
+    rule = table.columns.get("account_ref")
+    if rule is None or rule.kind != "column" or rule.column not in frame.columns:
+        return []
+    return [rule.column]  # type: ignore[list-item]
 
 
 def _mapped(frame: pl.DataFrame, table: TableMapping, mapping: Mapping) -> pl.DataFrame:

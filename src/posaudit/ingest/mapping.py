@@ -52,6 +52,7 @@ _COLUMN_OPTIONS: Final = frozenset(
         "empty_is_null",
         "default",
         "strip",
+        "optional",
     }
 )
 _KIND_KEYS: Final[MappingType[RuleKind, frozenset[str]]] = MappingProxyType(
@@ -94,6 +95,7 @@ class ColumnRule:
     empty_is_null: bool = False
     default: Any = None
     strip: bool = True
+    optional: bool = False  # a file without the source column: the contract column is null
     date: str | None = None
     time: str | None = None
     date_format: str | None = None
@@ -127,6 +129,11 @@ class TableMapping:
         for rule in self.columns.values():
             seen.update(dict.fromkeys(rule.source_columns))
         return tuple(seen)
+
+    @property
+    def optional_columns(self) -> frozenset[str]:
+        """The source columns a file may lack (their contract columns are then null)."""
+        return frozenset(r.column for r in self.columns.values() if r.optional and r.column)
 
 
 @dataclass(frozen=True)
@@ -392,6 +399,10 @@ def _column_rule(
     for key in ("yuan", "integer", "empty_is_null"):
         options[key] = _flag(body, key, where=where, source=source)
     options["strip"] = _flag(body, "strip", where=where, source=source, default=True)
+    options["optional"] = _flag(body, "optional", where=where, source=source)
+    if options["optional"] and not spec.nullable:
+        msg = f"{source}: '{where}.optional': {spec.name} is required, a file must give it"
+        raise IngestError(msg)
     if options["yuan"] and (spec.type != "integer" or not spec.name.endswith("_fen")):
         msg = f"{source}: '{where}.yuan': yuan converts to fen, and {spec.name} is not in fen"
         raise IngestError(msg)

@@ -5,7 +5,10 @@ that holds PINs in clear is refused whole, before anything of it is kept or prin
 card number (a primary account number, PAN) must not be stored (PCI DSS 3.4, 3.5): each one
 becomes the keyed hash ``HMAC(key, "card:" + number)`` through the deployment's
 :class:`~posaudit.pins.PinDigester`, the same token every time for the same card, and is
-masked (first 6, last 4) wherever a raw row is kept for an analyst.
+masked (first 6, last 4) wherever a raw row is kept for an analyst. A Payment Account
+Reference (PAR, EMVCo: the 29 characters that name a cardholder's account across its cards)
+is tokenised alike, ``HMAC(key, "par:" + reference)``, before anything else reads the row,
+so that neither the store nor a quarantined row keeps the reference.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from typing import Final
 import polars as pl
 
 from posaudit.ingest.mapping import IngestError
-from posaudit.pins import PinDigester
+from posaudit.pins import PinDigester, account_ref_tokens
 
 # Column names that say a column holds PINs: PIN, 密码 (password), 口令 (passcode).
 _PIN_NAME: Final = re.compile(r"(?i)(?:\bpin|pin\b|pin_|_pin|密码|口令)")
@@ -27,6 +30,9 @@ _PIN_VALUE: Final = r"^\d{6}$"
 # letters and digits such as a hex digest, which holds long digit runs by chance.
 _WORD: Final = r"[0-9A-Za-z]+"
 _CARD: Final = r"^[0-9]{13,19}$"
+# An account reference token as posaudit writes it (a hex HMAC-SHA256, e.g. in a store's
+# export): kept as it is, never hashed again. A raw PAR is 29 letters and digits.
+_TOKEN: Final = r"^[0-9a-f]{64}$"
 CARD_PREFIX: Final = "card:"
 
 
@@ -119,3 +125,31 @@ def card_numbers(frame: pl.DataFrame, columns: Iterable[str], digester: PinDiges
         )
 
     return CardNumbers(replaced(token_of), replaced(mask_of), in_clear)
+
+
+def account_references(
+    frame: pl.DataFrame, columns: Iterable[str], digester: PinDigester
+) -> pl.DataFrame:
+    """``frame`` with each of ``columns``, source columns of account references (PAR), as
+    their tokens: each value trimmed, an empty cell null, a value already a token kept,
+    every other value ``HMAC(key, "par:" + value)``.
+
+    >>> from posaudit.pins import LocalPinKey
+    >>> key = LocalPinKey(b"k" * 32)
+    >>> frame = pl.DataFrame({"par": [" V0010013816180398169200863191 ", "", None]})
+    >>> tokens = account_references(frame, ["par"], key).get_column("par")
+    >>> tokens[0] == account_ref_tokens(pl.Series(["V0010013816180398169200863191"]), key)[0]
+    True
+    >>> tokens[1:].to_list()
+    [None, None]
+    """
+    replaced = []
+    for column in columns:
+        values = frame.get_column(column).cast(pl.String).str.strip_chars()
+        values = values.replace("", None)
+        is_token = values.str.contains(_TOKEN).fill_null(False)
+        tokens = account_ref_tokens(
+            values.zip_with(~is_token, pl.Series([None], dtype=pl.String)), digester
+        )
+        replaced.append(values.zip_with(is_token, tokens).alias(column))
+    return frame.with_columns(replaced) if replaced else frame

@@ -43,12 +43,13 @@ Sequences: ``refunds_after_wrong_pin``, refunds within a shift (8 hours) after t
 wrong PIN or lockout of the operator; ``lockout_reset_refund_count``, those among them made
 after the lock was lifted by an administrator or the service desk or the PIN was reset (a
 lockout or a run of wrong PINs, a reset, then refunds: an account takeover's shape);
-``stranger_card_refunds``, refunds to a card that never paid at the merchant before;
+``stranger_card_refunds``, refunds to a card that never paid at the merchant before, nor
+any other card of its account (the same ``account_ref``: a reissued card) when it has one;
 ``round_refund_count``, partial refunds of a round amount (whole 100 CNY);
 ``non_return_refund_count``, refunds that are not a customer's return
-(:func:`posaudit.detect.refunds._customer_return`: to the paying card, no more than the sale,
-of a sale of an earlier day), so a burst spread under the rule's count per window still shows
-as the day's own takings going back out; and from
+(:func:`posaudit.detect.refunds._customer_return`: to the paying card or its account, no more
+than the sale, of a sale of an earlier day), so a burst spread under the rule's count per
+window still shows as the day's own takings going back out; and from
 :mod:`posaudit.score.operators` the refunds clustering on a few cards across days
 (``repeat_card_refund_count``, ``refunds_to_repeat_cards_28d``).
 
@@ -88,7 +89,7 @@ from typing import Final, Literal
 import polars as pl
 
 from posaudit.detect.logins import PERSON_UNLOCKS
-from posaudit.detect.refunds import _customer_return, approved_refunds
+from posaudit.detect.refunds import _customer_return, approved_refunds, with_account_ref
 from posaudit.score.operators import operator_day_features
 
 EntityKind = Literal["operator", "merchant"]
@@ -317,19 +318,25 @@ def _refund_features(
             "operator_id",
             "amount_fen",
             "card_token",
+            "account_ref",
             "sale_amount_fen",
             _customer_return().alias("is_customer_return"),
         )
         .with_columns(pl.col("ts").dt.date().alias("day"))
     )
+    paid = with_account_ref(transactions).filter(
+        (pl.col("kind") == "sale") & (pl.col("status") == "approved")
+    )
     first_paid = (
-        transactions.filter(
-            (pl.col("kind") == "sale")
-            & (pl.col("status") == "approved")
-            & pl.col("card_token").is_not_null()
-        )
+        paid.filter(pl.col("card_token").is_not_null())
         .group_by(pl.col("merchant_id").cast(pl.String), pl.col("card_token").cast(pl.String))
         .agg(pl.col("ts").min().alias("first_paid_at"))
+    )
+    # a reissued card's account paid before even when the new card did not
+    account_first_paid = (
+        paid.filter(pl.col("account_ref").is_not_null())
+        .group_by(pl.col("merchant_id").cast(pl.String), pl.col("account_ref").cast(pl.String))
+        .agg(pl.col("ts").min().alias("account_first_paid_at"))
     )
     wrong = pl.concat(
         [
@@ -368,6 +375,7 @@ def _refund_features(
     one = pl.col("txn_id").is_not_null().cast(pl.UInt32)
     return (
         refunds.join(first_paid, on=["merchant_id", "card_token"], how="left")
+        .join(account_first_paid, on=["merchant_id", "account_ref"], how="left")
         .join(trouble, on=["operator_id", "day"], how="left")
         .join(reset_after, on=["operator_id", "day"], how="left")
         .sort("operator_id", "ts")
@@ -384,6 +392,10 @@ def _refund_features(
             (
                 pl.col("card_token").is_not_null()
                 & (pl.col("first_paid_at").is_null() | (pl.col("first_paid_at") >= pl.col("ts")))
+                & (
+                    pl.col("account_first_paid_at").is_null()
+                    | (pl.col("account_first_paid_at") >= pl.col("ts"))
+                )
             )
             .sum()
             .alias("stranger_card_refunds"),

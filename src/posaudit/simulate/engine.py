@@ -11,6 +11,7 @@ from typing import Final
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from posaudit import __version__
 from posaudit.pins import PinDigester, pin_digester
@@ -44,13 +45,50 @@ from posaudit.simulate.scenario import (
     check_seed,
     scenario_from_text,
 )
-from posaudit.simulate.world import US_PER_DAY, World, build_world, day_start_us
+from posaudit.simulate.world import US_PER_DAY, World, account_of, build_world, day_start_us
 from posaudit.store import Store, StoreError
 from posaudit.store.catalogue import EVENT_TABLES, key_column
 
 STALE_AFTER_DAYS: Final = 90  # PCI DSS 8.3.9
 REUSE_HISTORY: Final = 4  # PCI DSS 8.3.7
 SALE_POOL_DAYS: Final = 45
+# What the deployment's digester is asked once a simulation, for the key of the account
+# reference tokens (:func:`account_ref_key`).
+ACCOUNT_REF_KEY_LABEL: Final = "simulated account references"
+
+
+def account_ref_key(digester: PinDigester) -> np.ndarray:
+    """Four 64-bit words of key for :func:`simulated_account_refs`: the deployment key's
+    digest of :data:`ACCOUNT_REF_KEY_LABEL`, so that only the key's holder can make them."""
+    digest = digester.digests(pl.Series([ACCOUNT_REF_KEY_LABEL]))[0]
+    return np.array([int(digest[i : i + 16], 16) for i in range(0, 64, 16)], dtype=np.uint64)
+
+
+def _mixed(x: np.ndarray) -> np.ndarray:
+    # SplitMix64's finaliser: every bit of the input reaches every bit of the output
+    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def simulated_account_refs(accounts: np.ndarray, key: np.ndarray) -> pl.Series:
+    """The account reference token of each simulated account: 64 hex digits, shaped like the
+    keyed token ingest makes of a real reference (:func:`posaudit.pins.account_ref_tokens`).
+
+    A simulated account has no real Payment Account Reference to protect, and a large world
+    has millions of accounts: rather than an HMAC each, the token is four keyed SplitMix64
+    lanes of the account number (``key``: :func:`account_ref_key`), computed in numpy. The
+    same account gives the same token under the same key; nothing in it shows the number.
+    """
+    with np.errstate(over="ignore"):  # the mixing multiplies modulo 2**64 by design
+        lanes = _mixed(_mixed(accounts.astype(np.uint64)[:, None] ^ key[None, :]) + key[None, :])
+    raw = np.ascontiguousarray(lanes.astype(">u8"))
+    digests = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(32), accounts.size, [None, pa.py_buffer(raw)]
+    )
+    binary = pl.Series("account_ref", digests.cast(pa.binary()))
+    return binary.bin.encode("hex")
+
 
 Progress = Callable[[int, int, int], None]
 
@@ -90,6 +128,7 @@ class _Renderer:
         self.batch_base = stream(seed, "world", 1).integers(1, 500, world.n_terminals)
         self.digester = digester
         self._digests: dict[int, str] = {}
+        self._account_key: np.ndarray | None = None
 
     def _ids(self, prefix: str, count: int) -> pl.Series:
         start = self.counters[prefix]
@@ -128,6 +167,7 @@ class _Renderer:
         original = txns.get_column("original")
         card = txns.get_column("card")
         prefix = np.where(channel < 2, "C", np.where(channel == 5, "A", "Q"))
+        account_ref = self.account_refs(card.to_numpy(), is_card=channel < 2)
         return pl.DataFrame(
             {
                 "txn_id": pl.select(pl.lit("X") + seq.cast(pl.String)).to_series(),
@@ -140,6 +180,7 @@ class _Renderer:
                 "amount_fen": amount,
                 "fee_fen": fee,
                 "card_token": pl.select(pl.Series(prefix) + card.cast(pl.String)).to_series(),
+                "account_ref": account_ref,
                 "original_txn_id": pl.select(
                     pl.when(original >= 0)
                     .then(pl.lit("X") + original.cast(pl.String))
@@ -180,6 +221,23 @@ class _Renderer:
                 "unlocked_at": _ts(lockouts.get_column("unlocked_at")),
                 "unlock_method": lockouts.get_column("unlock_method"),
             }
+        )
+
+    def account_refs(self, cards: np.ndarray, *, is_card: np.ndarray) -> pl.Series:
+        """The account reference token of each card transaction (null for QR codes and
+        transfers), the same for every card of the account: :func:`simulated_account_refs`
+        of the card's account."""
+        if self._account_key is None:
+            self._account_key = account_ref_key(self.digester)
+        accounts = pl.DataFrame({"account": account_of(cards), "is_card": is_card})
+        distinct = accounts.filter("is_card").select(pl.col("account").unique())
+        tokens = distinct.with_columns(
+            simulated_account_refs(distinct.get_column("account").to_numpy(), self._account_key)
+        )
+        return (
+            accounts.join(tokens, on="account", how="left", maintain_order="left")
+            .select(pl.when("is_card").then("account_ref").alias("account_ref"))
+            .to_series()
         )
 
     def digests(self, pins: pl.Series) -> pl.Series:

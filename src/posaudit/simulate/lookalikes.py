@@ -19,7 +19,13 @@ from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import FAILURE_T, KIND_T, REFUND_WINDOW_DAYS, STATUS_T
 from posaudit.simulate.fraud import DayContext, _refund_rows, allocate
 from posaudit.simulate.scenario import BENIGN_PREFIX, LOOKALIKE_KINDS
-from posaudit.simulate.world import US_PER_DAY, US_PER_MINUTE, day_date, day_start_us
+from posaudit.simulate.world import (
+    US_PER_DAY,
+    US_PER_MINUTE,
+    day_date,
+    day_start_us,
+    replacement_of,
+)
 
 US_PER_SECOND: Final = 1_000_000
 SHOPS: Final = ("apparel", "electronics", "supermarket")
@@ -129,7 +135,7 @@ def closing_refunds(ctx: DayContext, merchant: int) -> None:
 
 def replaced_card(ctx: DayContext, merchant: int) -> None:
     """A customer's card was replaced: the refund of a sale goes to the new card."""
-    world, rng = ctx.world, ctx.rng
+    rng = ctx.rng
     terminal = _terminal_of(ctx, merchant)
     opens, closes = _opening(ctx, merchant)
     at = opens + int(rng.integers(30, max((closes - opens) // US_PER_MINUTE - 10, 31))) * (
@@ -139,8 +145,10 @@ def replaced_card(ctx: DayContext, merchant: int) -> None:
     if earlier.height == 0:
         return
     sale = _take(ctx, earlier, 1)
-    city = int(world.m_city[merchant])
-    new_card = city * 10_000_000 + int(rng.integers(5_000_000, 10_000_000))
+    # The new card has another number (and token) but the old card's account. The draw that
+    # once numbered it is still taken, so that a seeded world stays the world it was.
+    rng.integers(5_000_000, 10_000_000)
+    new_card = replacement_of(int(sale.get_column("card")[0]))
     rows = _refund_rows(
         ctx, sale, np.array([at]), ctx.refund_operator(terminal), card=np.array([new_card])
     )

@@ -15,6 +15,11 @@ from posaudit.simulate.rng import exact_mask, stream
 US_PER_MINUTE: Final = 60_000_000
 US_PER_DAY: Final = 86_400_000_000
 POLICY_MAX_FAILURES: Final = 6
+# Card numbers come in blocks of CARD_BLOCK per city (a city's customers hold the first
+# numbers of its block); a card issued to replace one takes the number REPLACEMENT_OFFSET
+# above it, in the block's upper half, and belongs to the same account.
+CARD_BLOCK: Final = 10_000_000
+REPLACEMENT_OFFSET: Final = 5_000_000
 POLICY_MIN_LOCKOUT_MINUTES: Final = 30
 
 
@@ -344,3 +349,29 @@ def day_start_us(world: World, day: int) -> int:
 
 def day_date(world: World, day: int) -> date:
     return world.start + timedelta(days=day)
+
+
+def account_of(card: np.ndarray) -> np.ndarray:
+    """The account each card number belongs to: a replacement card's is the account of the
+    card it replaced, every other card's its own number.
+
+    >>> account_of(np.array([30_000_123, 35_000_123])).tolist()
+    [30000123, 30000123]
+    """
+    replacement = card % CARD_BLOCK >= REPLACEMENT_OFFSET
+    return np.where(replacement, card - REPLACEMENT_OFFSET, card)
+
+
+def replacement_of(card: int) -> int:
+    """The number of the card issued to replace ``card``: another card of the same account,
+    in the other half of its block (a replacement's own replacement is its account's first
+    number).
+
+    >>> replacement_of(30_000_123), replacement_of(35_000_123)
+    (35000123, 30000123)
+    """
+    return (
+        card + REPLACEMENT_OFFSET
+        if card % CARD_BLOCK < REPLACEMENT_OFFSET
+        else card - REPLACEMENT_OFFSET
+    )

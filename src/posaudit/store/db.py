@@ -14,6 +14,7 @@ from contextlib import contextmanager, suppress
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
+from types import MappingProxyType
 from typing import Final
 
 import duckdb
@@ -34,7 +35,21 @@ from posaudit.store.catalogue import (
 )
 from posaudit.store.errors import StoreError, StoreLockedError
 
-SCHEMA_VERSION: Final = "1"
+SCHEMA_VERSION: Final = "2"
+# How a store of an older schema version becomes the next version, in place: what a store
+# holds (an ingested one cannot be made again) is kept, and only columns are added.
+# :meth:`Store.open` for writing runs the steps, under the writer lock, in one transaction.
+_UPGRADES: Final = MappingProxyType(
+    {
+        # 2: a transaction carries its card's account reference (PAR), null in the rows before
+        "1": (
+            "ALTER TABLE transactions ADD COLUMN account_ref VARCHAR",
+            # a run's kept refunds frame predates the column: the next run computes it again
+            "DROP TABLE IF EXISTS kept_refunds",
+            "DELETE FROM posaudit_meta WHERE key = 'refunds.state_run_id'",
+        ),
+    }
+)
 APPLICATION: Final = "posaudit"
 DB_ENV: Final = "POSAUDIT_DB"
 DEFAULT_DB: Final = "data/posaudit.duckdb"
@@ -146,6 +161,55 @@ _REVIEW_COLUMNS_ADDED: Final = {
 }
 
 
+def _check_store_file(path: Path) -> None:
+    """Raise StoreError unless ``path`` is a regular file (a store to open)."""
+    try:
+        kind = _file_kind(path)
+    except OSError as exc:
+        msg = f"cannot open the store {path}: {exc.strerror or exc}"
+        raise StoreError(msg) from None
+    if kind is None:
+        msg = f"no store at {path}: create one with `posaudit simulate --db {path}`"
+        raise StoreError(msg)
+    if kind == "a folder":
+        msg = f"{path} is a folder, not a store file"
+        raise StoreError(msg)
+    if kind != "a file":
+        # DuckDB would wait forever on a FIFO's writer, or read a device
+        msg = f"{path} is {kind}, not a store file"
+        raise StoreError(msg)
+
+
+_TABLE_DEFINITION: Final = re.compile(r"CREATE TABLE (\w+) \((.*?)\n\);", re.S)
+_COLUMN_DEFINITION: Final = re.compile(r"^\s*([a-z_]\w*) (\w+)")
+
+
+def _views_as_upgraded(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
+    """The views that read a store of an older schema version, opened read-only, as this
+    version: each table lacking columns of ``schema.sql`` read with them, null, in their
+    order (temporary: they live in the connection, never in the file)."""
+    database = con.execute("SELECT current_database()").fetchall()[0][0]
+    views = []
+    for table, body in _TABLE_DEFINITION.findall(_schema_sql()):
+        held = {
+            str(r[0])
+            for r in con.execute(
+                "SELECT column_name FROM duckdb_columns() WHERE database_name = ? "
+                "AND schema_name = 'main' AND table_name = ?",
+                [database, table],
+            ).fetchall()
+        }
+        wanted = [m.groups() for m in map(_COLUMN_DEFINITION.match, body.splitlines()) if m]
+        if not held or all(name in held for name, _ in wanted):
+            continue
+        columns = ", ".join(
+            f'"{name}"' if name in held else f'CAST(NULL AS {kind}) AS "{name}"'
+            for name, kind in wanted
+        )
+        views.append(f'CREATE TEMP VIEW {table} AS SELECT {columns} FROM "{database}".main.{table}')
+    return tuple(views)
+
+
 class Store:
     """A posaudit DuckDB file.
 
@@ -160,12 +224,17 @@ class Store:
         *,
         read_only: bool,
         locked: Path | None = None,
+        views: tuple[str, ...] = (),
     ):
         self.path = path
         self.read_only = read_only
         self._con = connection
         # the store whose writer lock this object let go of when closed (None: it holds none)
         self._locked = locked
+        # a read-only store of an older version: the views that read it as this version's
+        self._views = views
+        for view in views:
+            connection.execute(view)
 
     # -- opening ---------------------------------------------------------------------------
     @staticmethod
@@ -223,30 +292,23 @@ class Store:
 
         Opened for writing, the store's writer lock (:mod:`posaudit.store.lock`) is held
         until :meth:`close`: another writer is refused at once with StoreLockedError.
-        ``purpose`` says in the lock file what the writer does.
+        ``purpose`` says in the lock file what the writer does. A store of an older schema
+        version is upgraded in place when opened for writing; opened read-only, it is read
+        as this version, the columns it lacks null.
         """
         path = Path(path)
-        try:
-            kind = _file_kind(path)
-        except OSError as exc:
-            msg = f"cannot open the store {path}: {exc.strerror or exc}"
-            raise StoreError(msg) from None
-        if kind is None:
-            msg = f"no store at {path}: create one with `posaudit simulate --db {path}`"
-            raise StoreError(msg)
-        if kind == "a folder":
-            msg = f"{path} is a folder, not a store file"
-            raise StoreError(msg)
-        if kind != "a file":
-            # DuckDB would wait forever on a FIFO's writer, or read a device
-            msg = f"{path} is {kind}, not a store file"
-            raise StoreError(msg)
+        _check_store_file(path)
         if not read_only:
             lock.acquire(path, purpose=purpose)
+        views: tuple[str, ...] = ()
         try:
             con = cls._connect(path, read_only=read_only)
             try:
-                cls._validate(path, con)
+                version = cls._validate(path, con)
+                if version != SCHEMA_VERSION and read_only:
+                    views = _views_as_upgraded(con)
+                elif version != SCHEMA_VERSION:
+                    cls._upgrade(path, con, version)
             except BaseException:
                 con.close()
                 raise
@@ -254,7 +316,7 @@ class Store:
             if not read_only:
                 lock.release(path)
             raise
-        return cls(path, con, read_only=read_only, locked=None if read_only else path)
+        return cls(path, con, read_only=read_only, locked=None if read_only else path, views=views)
 
     @classmethod
     @contextmanager
@@ -274,9 +336,15 @@ class Store:
         # the writer lock of the store, from before it is read until the copy is renamed over it
         default = "simulate --append" if append else "simulate"
         lock.acquire(path, purpose=purpose or default)
+        version = SCHEMA_VERSION
         try:
-            if append:
-                cls.open(path, read_only=True).close()  # validate before copying
+            if append:  # validate before copying
+                _check_store_file(path)
+                con = cls._connect(path, read_only=True)
+                try:
+                    version = cls._validate(path, con)
+                finally:
+                    con.close()
             elif path.exists():
                 msg = f"{path} already exists"
                 raise StoreError(msg)
@@ -286,6 +354,12 @@ class Store:
                 if append:
                     shutil.copyfile(path, staging)
                 con = cls._connect(staging, read_only=False)
+                if append and version != SCHEMA_VERSION:
+                    try:
+                        cls._upgrade(path, con, version)
+                    except BaseException:
+                        con.close()
+                        raise
             except BaseException:
                 _remove_database_files(staging)
                 raise
@@ -322,19 +396,21 @@ class Store:
                 columns = store.frame(f"SELECT * FROM {table} LIMIT 0").columns
                 rows = read_parquet_table(root, table).collect()
                 if rows.height:
-                    store.append(table, rows.select(columns))
+                    # an export of an older store lacks the later columns: they load null
+                    store.append(table, rows.select(c for c in columns if c in rows.columns))
         return path
 
     @staticmethod
-    def _validate(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    def _validate(path: Path, con: duckdb.DuckDBPyConnection) -> str:
+        """Check the store and return its schema version: this one, or one it upgrades from."""
         try:
-            Store._validate_contents(path, con)
+            return Store._validate_contents(path, con)
         except duckdb.Error as exc:
             msg = f"{path} is a damaged posaudit store: {str(exc).splitlines()[0]}"
             raise StoreError(msg) from exc
 
     @staticmethod
-    def _validate_contents(path: Path, con: duckdb.DuckDBPyConnection) -> None:
+    def _validate_contents(path: Path, con: duckdb.DuckDBPyConnection) -> str:
         _check_whole(path, con)
         names = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         if "posaudit_meta" not in names:
@@ -350,10 +426,11 @@ class Store:
             )
             raise StoreError(msg)
         version = meta.get("schema_version")
-        if version != SCHEMA_VERSION:
+        if version != SCHEMA_VERSION and version not in _UPGRADES:
             msg = (
                 f"{path} has store schema version {version}, this posaudit reads version "
-                f"{SCHEMA_VERSION}: rebuild it with `posaudit simulate`"
+                f"{SCHEMA_VERSION} and upgrades versions {', '.join(_UPGRADES)}: open it with "
+                "the posaudit that made it, or rebuild it with `posaudit simulate`"
             )
             raise StoreError(msg)
         # the ingest and review tables came later: a store made before them is whole without them
@@ -361,6 +438,33 @@ class Store:
         if missing:
             msg = f"{path} is a damaged posaudit store: missing tables {', '.join(missing)}"
             raise StoreError(msg)
+        return str(version)
+
+    @staticmethod
+    def _upgrade(path: Path, con: duckdb.DuckDBPyConnection, version: str) -> None:
+        """Upgrade a store of schema ``version`` to this one, in one transaction; the caller
+        holds the writer lock."""
+        start = version
+        try:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                while version != SCHEMA_VERSION:
+                    for step in _UPGRADES[version]:
+                        con.execute(step)
+                    version = str(int(version) + 1)
+                con.execute(
+                    "UPDATE posaudit_meta SET value = ? WHERE key = 'schema_version'", [version]
+                )
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except duckdb.Error as exc:
+            msg = (
+                f"cannot upgrade {path} from store schema version {start} to "
+                f"{SCHEMA_VERSION}: {str(exc).splitlines()[0]}"
+            )
+            raise StoreError(msg) from exc
 
     def initialise(self, *, pin_key_fingerprint: str, code_version: str) -> None:
         """Create every table of the schema and the metadata rows in a new, empty file."""
@@ -389,7 +493,7 @@ class Store:
         another thread while this one reads too (DuckDB runs the two queries at once)."""
         cursor = self._con.cursor()
         try:
-            yield Store(self.path, cursor, read_only=self.read_only)
+            yield Store(self.path, cursor, read_only=self.read_only, views=self._views)
         finally:
             cursor.close()
 
@@ -461,7 +565,7 @@ class Store:
             msg = f"unknown table {unknown[0]!r}"
             raise StoreError(msg)
         cuts = ", ".join(
-            f"{t} AS (SELECT * FROM main.{t}{'' if c is None else f' WHERE {c}'})"
+            f"{t} AS (SELECT * FROM {self._stored(t)}{'' if c is None else f' WHERE {c}'})"
             for t, c in over.items()
         )
         self._con.execute("SET produce_arrow_string_view = true")
@@ -469,6 +573,12 @@ class Store:
             return self._con.sql(f"WITH {cuts} {sql}").pl()
         finally:
             self._con.execute("RESET produce_arrow_string_view")
+
+    def _stored(self, table: str) -> str:
+        """The table's name, qualified past a query's own name for it: the stored table, or
+        the view that reads a store of an older version as this one."""
+        viewed = any(v.startswith(f"CREATE TEMP VIEW {table} ") for v in self._views)
+        return f"temp.main.{table}" if viewed else f"main.{table}"
 
     def schema(self, table: str) -> pl.Schema:
         """A table's columns as Polars sees them when read."""

@@ -117,6 +117,7 @@ CREATE TABLE transactions (
     amount_fen BIGINT NOT NULL,
     fee_fen BIGINT NOT NULL,
     card_token VARCHAR,
+    account_ref VARCHAR,             -- keyed token of the card's Payment Account Reference
     original_txn_id VARCHAR,
     trace_no INTEGER NOT NULL,
     batch_no INTEGER NOT NULL,

@@ -1,0 +1,138 @@
+"""A store of schema version 1 (before account references) is upgraded in place."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import polars as pl
+import pytest
+
+from posaudit.store import SCHEMA_VERSION, Store
+
+POSAUDIT = [sys.executable, "-m", "posaudit"]
+
+
+def posaudit(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*POSAUDIT, *args], capture_output=True, text=True, timeout=600)
+
+
+def as_version_1(db: Path) -> int:
+    """Make ``db`` what posaudit wrote at schema version 1: transactions without
+    ``account_ref``, and a run's kept refunds frame of that version. Returns the rows."""
+    con = duckdb.connect(str(db))
+    try:
+        con.execute("ALTER TABLE transactions DROP COLUMN account_ref")
+        con.execute("UPDATE posaudit_meta SET value = '1' WHERE key = 'schema_version'")
+        con.execute("CREATE TABLE kept_refunds AS SELECT txn_id, ts FROM transactions LIMIT 3")
+        con.execute("INSERT INTO posaudit_meta VALUES ('refunds.state_run_id', 'run-00001')")
+        return int(con.execute("SELECT count(*) FROM transactions").fetchone()[0])  # type: ignore[index]
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def old_store(tmp_path: Path) -> tuple[Path, int]:
+    db = tmp_path / "old.duckdb"
+    made = posaudit("simulate", "--db", str(db), "--merchants", "3", "--days", "2", "--seed", "3")
+    assert made.returncode == 0, made.stderr
+    return db, as_version_1(db)
+
+
+def test_a_run_upgrades_a_version_1_store_in_place(old_store: tuple[Path, int]) -> None:
+    db, rows = old_store
+    done = posaudit("run", "--db", str(db))
+    assert done.returncode == 0, done.stderr
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        meta = dict(con.execute("SELECT key, value FROM posaudit_meta").fetchall())
+        assert meta["schema_version"] == SCHEMA_VERSION == "2"
+        counted = con.execute("SELECT count(*), count(account_ref) FROM transactions").fetchone()
+        # every row kept; the rows made before the column have no account reference
+        assert counted == (rows, 0)
+        # the old run's refunds frame was dropped, and the run kept a new one with the column
+        kept = {r[0] for r in con.execute("DESCRIBE kept_refunds").fetchall()}
+        assert {"account_ref", "sale_account_ref"} <= kept
+    finally:
+        con.close()
+    assert posaudit("evaluate", "--db", str(db)).returncode == 0
+
+
+def test_a_version_1_store_opened_read_only_reads_as_this_version(
+    old_store: tuple[Path, int],
+) -> None:
+    db, rows = old_store
+    before = db.read_bytes()
+    store = Store.open(db, read_only=True)
+    try:
+        transactions = store.read("transactions")
+        assert transactions.height == rows
+        # in the column's place, null: the data cannot tell
+        columns = transactions.columns
+        assert columns[columns.index("card_token") + 1] == "account_ref"
+        assert transactions.get_column("account_ref").null_count() == rows
+        assert store.schema("transactions")["account_ref"] == pl.String
+        with store.cursor() as cursor:
+            assert "account_ref" in cursor.read("transactions", where="false").columns
+        cut = store.read_query(
+            "SELECT count(account_ref) AS n FROM transactions", over={"transactions": None}
+        )
+        assert cut.item() == 0
+        assert store.meta()["schema_version"] == "1"
+    finally:
+        store.close()
+    assert posaudit("export", "--db", str(db), "--out", str(db.parent / "export")).returncode == 0
+    assert db.read_bytes() == before
+
+
+def test_appending_to_a_version_1_store_upgrades_it(old_store: tuple[Path, int]) -> None:
+    db, rows = old_store
+    done = posaudit("simulate", "--db", str(db), "--append", "--days", "1")
+    assert done.returncode == 0, done.stderr
+    store = Store.open(db, read_only=True)
+    try:
+        assert store.meta()["schema_version"] == SCHEMA_VERSION
+        old, new = store.query(
+            "SELECT count(*) FILTER (WHERE account_ref IS NULL AND channel IN "
+            "('debit_card', 'credit_card')), count(account_ref) FROM transactions"
+        )[0]
+        assert old > 0 and new > 0  # the old card rows without, the appended ones with
+        assert store.query("SELECT count(*) FROM transactions")[0][0] > rows  # type: ignore[operator]
+    finally:
+        store.close()
+
+
+def test_a_newer_store_is_refused_with_one_line(tmp_path: Path) -> None:
+    db = tmp_path / "new.duckdb"
+    assert posaudit("simulate", "--db", str(db), "--merchants", "2", "--days", "1").returncode == 0
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE posaudit_meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    done = posaudit("run", "--db", str(db))
+    assert done.returncode == 2
+    assert "schema version 3" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_parquet_export_of_a_version_1_store_loads_with_null_references(
+    old_store: tuple[Path, int], tmp_path: Path
+) -> None:
+    db, rows = old_store
+    export = tmp_path / "export"
+    store = Store.open(db, read_only=True)
+    try:
+        store.export_parquet(export, partitioned=False)
+    finally:
+        store.close()
+    # as a version-1 store wrote it: no account_ref column
+    (part,) = (export / "transactions").glob("*.parquet")
+    pl.read_parquet(part).drop("account_ref").write_parquet(part)
+    made = Store.from_parquet(
+        export, tmp_path / "new.duckdb", code_version="test", pin_key_fingerprint="x"
+    )
+    store = Store.open(made, read_only=True)
+    try:
+        assert store.query("SELECT count(*), count(account_ref) FROM transactions")[0] == (rows, 0)
+    finally:
+        store.close()
