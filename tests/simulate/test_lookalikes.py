@@ -92,6 +92,20 @@ def test_each_kind_shows_what_it_resembles(world: dict[str, pl.DataFrame]) -> No
         assert failed.height > 0
 
 
+def test_a_return_wave_brings_back_goods_bought_on_earlier_days(
+    world: dict[str, pl.DataFrame],
+) -> None:
+    txns = world["transactions"]
+    sales = txns.select(pl.col("txn_id").alias("original_txn_id"), pl.col("ts").alias("sold"))
+    refunds = txns.filter(pl.col("kind") == "refund").join(sales, on="original_txn_id")
+    for incident in _incidents(world, "return_wave").iter_rows(named=True):
+        wave = _in(refunds, "operator_id", incident)
+        # natural refunds of the clerk may fall inside the wave; most of it is the wave's own
+        earlier = wave.filter(pl.col("sold").dt.date() < pl.col("ts").dt.date())
+        assert earlier.height >= 3, incident
+        assert earlier.height >= 0.8 * wave.height, incident
+
+
 def test_no_observable_table_hints_at_a_lookalike(world: dict[str, pl.DataFrame]) -> None:
     hints = ("benign", "lookalike", "look-alike", *LOOKALIKE_KINDS)
     assert_no_hint(world, hints)

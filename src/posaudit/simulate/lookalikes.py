@@ -73,16 +73,20 @@ def _terminal_of(ctx: DayContext, merchant: int) -> int:
     return int(ctx.rng.choice(np.flatnonzero(ctx.world.t_merchant == merchant)))
 
 
-def _older_sales(ctx: DayContext, terminal: int, before: int) -> pl.DataFrame:
-    """Sales of ``terminal`` before ``before`` that may still be refunded: today's and the
-    remembered ones of the refund window, none refunded by an injection yet."""
-    today = ctx.sales_at(terminal).filter(pl.col("ts") < before)
+def _older_sales(
+    ctx: DayContext, terminal: int, before: int, *, today: bool = True
+) -> pl.DataFrame:
+    """Sales of ``terminal`` before ``before`` that may still be refunded: the remembered ones
+    of the refund window and (``today``) today's, none refunded by an injection yet."""
     pool = ctx.state.sale_pool.filter(
         (pl.col("terminal") == terminal)
         & (pl.col("ts") >= before - (REFUND_WINDOW_DAYS - 1) * US_PER_DAY)
     )
     columns = ["seq", "ts", "terminal", "channel", "amount", "card"]
-    return ctx.unused(pl.concat([pool.select(columns), today.select(columns)]))
+    parts = [pool.select(columns)]
+    if today:
+        parts.append(ctx.sales_at(terminal).filter(pl.col("ts") < before).select(columns))
+    return ctx.unused(pl.concat(parts))
 
 
 def _take(ctx: DayContext, sales: pl.DataFrame, count: int) -> pl.DataFrame:
@@ -102,11 +106,20 @@ def _opening(ctx: DayContext, merchant: int) -> tuple[int, int]:
 
 
 def _refund_run(
-    ctx: DayContext, kind: str, merchant: int, low: int, high: int, at: int, span: int
+    ctx: DayContext,
+    kind: str,
+    merchant: int,
+    low: int,
+    high: int,
+    at: int,
+    span: int,
+    *,
+    today: bool = True,
 ) -> None:
-    """``low``-``high`` full refunds to the paying cards by one refunder within ``span``."""
+    """``low``-``high`` full refunds to the paying cards by one refunder within ``span``, of
+    the till's sales of the refund window (``today``: today's sales among them)."""
     terminal = _terminal_of(ctx, merchant)
-    earlier = _older_sales(ctx, terminal, at)
+    earlier = _older_sales(ctx, terminal, at, today=today)
     count = min(int(ctx.rng.integers(low, high + 1)), earlier.height)
     if count < 3:
         return
@@ -117,12 +130,13 @@ def _refund_run(
 
 
 def return_wave(ctx: DayContext, merchant: int) -> None:
-    """Month-end or post-holiday returns: 8-14 full refunds at one till within an hour."""
+    """Month-end or post-holiday returns: 8-14 full refunds at one till within an hour, of
+    goods bought on earlier days (none in the data's first days, with no earlier sales)."""
     opens, closes = _opening(ctx, merchant)
     at = opens + int(ctx.rng.integers(60, 240)) * US_PER_MINUTE
     span = int(ctx.rng.integers(40, 70)) * US_PER_MINUTE
     if at + span < closes:
-        _refund_run(ctx, "return_wave", merchant, 8, 14, at, span)
+        _refund_run(ctx, "return_wave", merchant, 8, 14, at, span, today=False)
 
 
 def closing_refunds(ctx: DayContext, merchant: int) -> None:
