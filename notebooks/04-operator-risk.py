@@ -45,8 +45,9 @@ audit
 # ## Anomaly scores
 #
 # An Isolation Forest isolates unusual combinations with few random cuts; scores near 0.5 are
-# ordinary. The run reports the top share of operator-days (the policy's `top_fraction`)
-# that also clear a minimum score.
+# ordinary. Of the top share of each week's operator-days (the policy's `top_fraction`) above
+# a minimum score, the run reports the days with a refund to a repeat card, and the others
+# only when the forest isolates them very fast (`lead_anomaly_score`), as low leads.
 
 # %%
 charts.score_distribution_chart(

@@ -18,7 +18,7 @@ _POSITIVE_PREFIXES = ("min_", "max_")
 # Counts of the anomaly score's model: zero trees or a sample of zero days scores nothing; a
 # PIN history of none compares with nothing, and a round unit of 0 fen divides by zero.
 _POSITIVE_KEYS = frozenset({"n_estimators", "fit_rows", "history_size", "round_unit_fen"})
-_SHARE_KEYS = frozenset({"top_fraction", "min_anomaly_score", "medium_anomaly_score"})
+_SHARE_KEYS = frozenset({"top_fraction", "min_anomaly_score", "lead_anomaly_score"})
 # Days a finding may wait for an analyst's decision when a run's policy does not say (a run
 # recorded before the policy had a [review] table): the default policy's value.
 DEFAULT_DEADLINE_DAYS = 14

@@ -77,6 +77,7 @@ def score_settings(audit: Audit) -> dict[str, float | int]:
         "fit_rows": int(rule["fit_rows"]),
         "top_fraction": float(rule["top_fraction"]),
         "min_anomaly_score": float(rule["min_anomaly_score"]),
+        "lead_anomaly_score": float(rule["lead_anomaly_score"]),
     }
 
 
@@ -101,8 +102,9 @@ def score_inputs(audit: Audit) -> list[pl.LazyFrame]:
 def operator_day_scores(audit: Audit) -> pl.DataFrame:
     """Every operator-day with its anomaly score, percentile and standout features.
 
-    Adds ``in_findings``: the day is in the top the run reports (percentile and score over the
-    policy's cut), which is what the rule kept. The explanation in words is written only for
+    Adds ``in_findings``: the day is one the run reports (in the top of its week above the
+    policy's cut, with a refund to a repeat card or a score above the lead cut), which is
+    what the rule kept. The explanation in words is written only for
     the days shown (:func:`with_explanation`): a few hundred, not every operator-day.
     """
     settings = score_settings(audit)
@@ -115,9 +117,10 @@ def operator_day_scores(audit: Audit) -> pl.DataFrame:
         fit_rows=int(settings["fit_rows"]),
     )
     return scored.with_columns(
-        (
-            (pl.col("anomaly_percentile") >= 1.0 - settings["top_fraction"])
-            & (pl.col("anomaly_score") > settings["min_anomaly_score"])
+        scoring.reported_days(
+            top_fraction=settings["top_fraction"],
+            min_anomaly_score=settings["min_anomaly_score"],
+            lead_anomaly_score=settings["lead_anomaly_score"],
         ).alias("in_findings")
     )
 

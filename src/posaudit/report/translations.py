@@ -592,6 +592,14 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
         "anomaly score above which a finding is medium",
         "异常分高于此值时评为“中”",
     ),
+    "lead_anomaly_score": (
+        "anomaly score a day without repeat-card refunds must exceed to be reported",
+        "无重复卡退款的操作员日须超过此异常分才报告",
+    ),
+    "medium_repeat_refunds": (
+        "refunds to repeat cards in 28 days for a medium finding",
+        "28 天内退至重复卡的退款笔数达到此值时评为“中”",
+    ),
     "seed": ("random seed of the model", "模型随机种子"),
     "n_estimators": ("trees in the forest", "森林中的树数量"),
     "max_samples": ("sample size per tree", "每棵树的样本量"),
@@ -966,6 +974,16 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
         "share",
     ),
     "min_anomaly_score": ("policy: lowest anomaly score", "阈值：最低异常分", "score"),
+    "lead_anomaly_score": (
+        "policy: lowest score of a day without repeat-card refunds",
+        "阈值：无重复卡退款日的最低异常分",
+        "score",
+    ),
+    "medium_repeat_refunds": (
+        "policy: refunds to repeat cards for medium",
+        "阈值：评为“中”的重复卡退款笔数",
+        "count",
+    ),
     "seed": ("model seed", "模型随机种子", "text"),
 }
 _LOCKOUT_REASONS: Final[dict[str, tuple[str, str]]] = {

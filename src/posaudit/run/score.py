@@ -31,6 +31,7 @@ from posaudit.run.plan import RuleScope
 from posaudit.run.read import KeptRefunds, TableReader
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
+    FINDING_PARAMETERS,
     anomaly_findings,
     monday_of,
     operator_day_activity,
@@ -39,7 +40,6 @@ from posaudit.score.operators import (
 from posaudit.store import Store
 
 FOREST_PARAMETERS = ("seed", "n_estimators", "max_samples", "fit_rows")
-FINDING_PARAMETERS = ("top_fraction", "medium_anomaly_score", "min_anomaly_score", "seed")
 
 
 @dataclass(frozen=True)

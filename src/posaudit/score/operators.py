@@ -17,8 +17,10 @@ The module has three layers, each usable on its own from a notebook:
   merchant's median operator-day of the week it is compared with.
 - :func:`operator_day_scores`: every operator-day with an Isolation Forest anomaly score, its
   percentile and the features that set it apart.
-- :func:`operator_anomaly_scores`: the registered rule; findings for the top ``top_fraction``
-  of each week's operator-days.
+- :func:`operator_anomaly_scores`: the registered rule; findings for the days in the top
+  ``top_fraction`` of each week's operator-days that refund a repeat card (medium once the
+  refunds to repeat cards form a pattern), and as low leads the others the forest isolates
+  very fast (:func:`anomaly_findings`).
 
 Week by week
 ------------
@@ -1497,25 +1499,85 @@ def _home_terminal() -> pl.Expr:
     return pl.col("operator_id").str.replace(r"-[^-]*$", "")
 
 
+# The parameters of :func:`anomaly_findings`, as the rule's policy names them: every engine
+# (a local run, the Spark stages) passes these from the policy and nothing else.
+FINDING_PARAMETERS: Final = (
+    "top_fraction",
+    "min_anomaly_score",
+    "lead_anomaly_score",
+    "medium_repeat_refunds",
+    "seed",
+)
+
+
+def in_quota(*, top_fraction: float, min_anomaly_score: float) -> pl.Expr:
+    """True for a scored operator-day in the top ``top_fraction`` of its week whose score
+    exceeds ``min_anomaly_score``: the days the forest sets apart, before what sets them apart
+    is asked (a stage may keep only these rows for :func:`anomaly_findings`)."""
+    return (pl.col("anomaly_percentile") >= 1.0 - top_fraction) & (
+        pl.col("anomaly_score") > min_anomaly_score
+    )
+
+
+def refunds_a_repeat_card() -> pl.Expr:
+    """True on an operator-day with a refund to a card the operator refunded on an earlier day
+    (within 27 days): the pattern of ``friendly_refunds``, the score's own subject."""
+    return pl.col("repeat_card_refund_count") > 0
+
+
+def reported_days(
+    *, top_fraction: float, min_anomaly_score: float, lead_anomaly_score: float
+) -> pl.Expr:
+    """True for a scored operator-day the rule reports (see :func:`anomaly_findings`)."""
+    return in_quota(top_fraction=top_fraction, min_anomaly_score=min_anomaly_score) & (
+        refunds_a_repeat_card() | (pl.col("anomaly_score") > lead_anomaly_score)
+    )
+
+
+def anomaly_severity(*, medium_repeat_refunds: int) -> pl.Expr:
+    """'medium' for a reported day that refunds a repeat card when the operator's refunds to
+    repeat cards in 28 days reach ``medium_repeat_refunds``; 'low' otherwise."""
+    pattern = refunds_a_repeat_card() & (
+        pl.col("refunds_to_repeat_cards_28d") >= medium_repeat_refunds
+    )
+    return pl.when(pattern).then(pl.lit("medium")).otherwise(pl.lit("low"))
+
+
 def anomaly_findings(
     scored: pl.LazyFrame,
     *,
     top_fraction: float,
-    medium_anomaly_score: float,
     min_anomaly_score: float,
+    lead_anomaly_score: float,
+    medium_repeat_refunds: int,
     seed: int,
 ) -> pl.LazyFrame:
-    """Findings for the scored operator-days in the top ``top_fraction`` above the minimum.
+    """Findings for the scored operator-days that stand out and say something on their own.
+
+    A day is a candidate when it is in the top ``top_fraction`` of its week with a score
+    above ``min_anomaly_score`` (:func:`in_quota`). A quota is always filled, so being in it
+    says only that the day is among the week's oddest; what the day *shows* decides:
+
+    - a refund to a card the operator refunded on an earlier day (:func:`refunds_a_repeat_card`,
+      the slow refund abuse this score is for) makes it a finding; 'medium' once the
+      operator's refunds to repeat cards in 28 days reach ``medium_repeat_refunds`` (one card
+      refunded on two days happens to honest regulars; more is a pattern), else 'low';
+    - any other standout (a refund-heavy day, wrong PINs, a second terminal) is a 'low' lead
+      only when the forest isolates the day very fast (score above ``lead_anomaly_score``):
+      those are other rules' subjects, and honest busy days fill the rest of the quota.
 
     ``scored`` holds operator-days with ``anomaly_score`` and ``anomaly_percentile`` among
-    all operator-days (it may hold only the ones scoring above ``min_anomaly_score``, the
-    only ones that can be kept); explanations are written for the rows kept.
+    all operator-days (it may hold only the days :func:`in_quota`, the only ones that can be
+    kept); explanations are written for the rows kept.
     """
     day = pl.col("day").cast(pl.Datetime("us"))
     return (
         scored.filter(
-            (pl.col("anomaly_percentile") >= 1.0 - top_fraction)
-            & (pl.col("anomaly_score") > min_anomaly_score)
+            reported_days(
+                top_fraction=top_fraction,
+                min_anomaly_score=min_anomaly_score,
+                lead_anomaly_score=lead_anomaly_score,
+            )
         )
         .pipe(explained_operator_days)
         .with_columns(
@@ -1528,9 +1590,7 @@ def anomaly_findings(
             family="scores",
             entity_type="operator",
             entity_id="operator_id",
-            severity=pl.when(pl.col("anomaly_score") > medium_anomaly_score)
-            .then(pl.lit("medium"))
-            .otherwise(pl.lit("low")),
+            severity=anomaly_severity(medium_repeat_refunds=medium_repeat_refunds),
             score=pl.col("anomaly_percentile"),
             # An operator is known by its number at its home terminal (its id's prefix); the
             # terminal it worked on that day is named apart when it is another.
@@ -1559,6 +1619,8 @@ def anomaly_findings(
                 "repeat_card_refund_txn_ids": pl.col("repeat_card_refund_txn_ids"),
                 "top_fraction": pl.lit(top_fraction),
                 "min_anomaly_score": pl.lit(min_anomaly_score),
+                "lead_anomaly_score": pl.lit(lead_anomaly_score),
+                "medium_repeat_refunds": pl.lit(medium_repeat_refunds),
                 "seed": pl.lit(seed),
             },
         )
@@ -1581,10 +1643,15 @@ def operator_anomaly_scores(
     approved_refunds: pl.LazyFrame,
     *,
     top_fraction: float = 0.01,  # the top 1 % of operator-days an auditor reads (the issue)
-    # An anomaly is a lead, not an accusation: 'low' unless the forest isolates the day very
-    # quickly (score above this; natural worlds without abuse stay below it, measured).
-    medium_anomaly_score: float = 0.7,
     min_anomaly_score: float = 0.5,  # Isolation Forest: <= 0.5 is no distinct anomaly (Liu 2008)
+    # A day in the top that shows no repeat-card refund is another rule's subject or an honest
+    # busy day: a 'low' lead only when the forest isolates it very fast (score above this).
+    lead_anomaly_score: float = 0.7,
+    # Refunds to repeat cards in 28 days that make a repeat-card day 'medium': one card
+    # refunded on two days happens to honest regulars (on simulated worlds with look-alikes,
+    # every repeat-card day in the top that matched no attack had exactly 2); a third refund
+    # to the same few cards is a pattern (docs/detection.md, "The anomaly score").
+    medium_repeat_refunds: int = 3,
     seed: int = 0,  # random_state: fixed so re-runs give the same findings and finding ids
     # Liu 2008: path lengths converge well within 100 trees; 200 ranked the same operator-days
     # at twice the cost (measured on simulated worlds).
@@ -1617,10 +1684,14 @@ def operator_anomaly_scores(
     top_fraction
         Share of each week's operator-days kept, by anomaly percentile (among the sample
         of the week it is compared with).
-    medium_anomaly_score
-        Isolation Forest score above which a finding is 'medium' rather than 'low'.
     min_anomaly_score
         Isolation Forest score an operator-day must exceed to be reported, however it ranks.
+    lead_anomaly_score
+        Isolation Forest score a day in the top without a refund to a repeat card must exceed
+        to be reported (as 'low').
+    medium_repeat_refunds
+        Refunds to repeat cards in the operator's 28 days from which a repeat-card day is
+        'medium' rather than 'low'.
     seed, n_estimators, max_samples
         The forest's ``random_state``, number of trees and sub-sample size.
     fit_rows
@@ -1640,8 +1711,9 @@ def operator_anomaly_scores(
     return anomaly_findings(
         scored,
         top_fraction=top_fraction,
-        medium_anomaly_score=medium_anomaly_score,
         min_anomaly_score=min_anomaly_score,
+        lead_anomaly_score=lead_anomaly_score,
+        medium_repeat_refunds=medium_repeat_refunds,
         seed=seed,
     )
 

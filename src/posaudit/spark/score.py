@@ -45,12 +45,14 @@ from posaudit.detect.registry import Rule, with_derived_tables
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import (
     FEATURES,
+    FINDING_PARAMETERS,
     MODEL_FEATURES,
     SCORE_RULE,
     anomaly_findings,
     category_medians,
     fit_sample,
     fit_week_model,
+    in_quota,
     merchant_medians,
     model_frame,
     operator_day_activity,
@@ -69,7 +71,6 @@ STAGING_PREFIX: Final = ".score-"
 _COUNT_DDL: Final = "bucket long, rows long"
 # the forest's settings, as the rule's keyword parameters name them
 _FOREST: Final = ("seed", "n_estimators", "max_samples")
-_FINDING: Final = ("top_fraction", "medium_anomaly_score", "min_anomaly_score", "seed")
 
 
 def _stage_folder(staging: str, stage: str, bucket: int | None = None) -> Path:
@@ -151,8 +152,10 @@ class ScoreJob:
         }
         scored = score_weeks(self._read("activity", bucket), self.plan, models)
         kept = scored.filter(
-            (pl.col("anomaly_percentile") >= 1.0 - self.thresholds["top_fraction"])
-            & (pl.col("anomaly_score") > self.thresholds["min_anomaly_score"])
+            in_quota(
+                top_fraction=self.thresholds["top_fraction"],
+                min_anomaly_score=self.thresholds["min_anomaly_score"],
+            )
         )
         return self._write("scored", bucket, kept)
 
@@ -271,8 +274,8 @@ def staged_scores(
 
     ``staging``: a folder where the bucket stage has already written stage 1
     (:class:`StageActivity`); a new one, with stage 1 run here, when not given. Returns the
-    operator-days in the top of their week above ``min_anomaly_score`` (the rows the local
-    engine makes findings of) and each stage's seconds. The staging folder is removed on the
+    operator-days in the top of their week above ``min_anomaly_score`` (the candidates the
+    local engine makes findings of) and each stage's seconds. The staging folder is removed on the
     way out.
     """
     import time
@@ -347,6 +350,7 @@ def score_findings(
     mark = time.perf_counter()
     thresholds = rule.parameters | policy.parameters(rule.name)
     with pl.Config(engine_affinity="in-memory"):
-        findings = anomaly_findings(kept.lazy(), **{k: thresholds[k] for k in _FINDING}).collect()
+        finding = {k: thresholds[k] for k in FINDING_PARAMETERS}
+        findings = anomaly_findings(kept.lazy(), **finding).collect()
     seconds["score_findings"] = time.perf_counter() - mark
     return findings.select(FINDINGS_SCHEMA.names()), seconds
