@@ -286,9 +286,11 @@ def lookalike_record(frame: pl.DataFrame) -> dict[str, Any]:
 
 
 def unmatched_above_low(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
-    """Findings of severity medium or more that detect no incident (false alarms that page);
-    an innocent look-alike is no incident to detect."""
-    hits = detecting(findings, ground_truth, None)
+    """Findings of severity medium or more that detect none of their rule's own scenarios
+    (:func:`credited_scenarios`, as precision): the false alarms that page. An innocent
+    look-alike is no incident to detect, and a refund burst on a clerk with a weak PIN is a
+    false alarm all the same."""
+    hits = detecting(findings, ground_truth, credited_scenarios())
     return findings.filter(ABOVE_LOW).join(hits, on="finding_id", how="anti")
 
 
