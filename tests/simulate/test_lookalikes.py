@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import polars as pl
@@ -104,6 +105,29 @@ def test_a_return_wave_brings_back_goods_bought_on_earlier_days(
         earlier = wave.filter(pl.col("sold").dt.date() < pl.col("ts").dt.date())
         assert earlier.height >= 3, incident
         assert earlier.height >= 0.8 * wave.height, incident
+
+
+def test_a_new_clerk_is_clumsy_on_the_till_it_works_that_day(
+    world: dict[str, pl.DataFrame],
+) -> None:
+    # one clerk at one till at a time: its sales never alternate between two tills (but while
+    # it covers two tills, or its login is shared, which this dense world also makes)
+    sales = world["transactions"].filter(pl.col("kind") == "sale")
+    two_tills = world["ground_truth"].filter(
+        pl.col("scenario").is_in(["benign:shift_cover", "credential_sharing"])
+    )
+    for incident in _incidents(world, "new_clerk").iter_rows(named=True):
+        mine = _in(sales, "operator_id", incident).sort("ts")
+        for other in two_tills.filter(pl.col("entity_id") == incident["entity_id"]).iter_rows(
+            named=True
+        ):
+            day = pl.col("ts").dt.date()
+            mine = mine.filter(~day.is_between(other["start_ts"].date(), other["end_ts"].date()))
+        switched = mine.filter(
+            (pl.col("terminal_id") != pl.col("terminal_id").shift())
+            & (pl.col("ts") - pl.col("ts").shift() < timedelta(minutes=30))
+        )
+        assert switched.height == 0, incident
 
 
 def test_no_observable_table_hints_at_a_lookalike(world: dict[str, pl.DataFrame]) -> None:

@@ -316,18 +316,22 @@ def new_clerk(ctx: DayContext, merchant: int, last_day: int) -> None:
 
 
 def new_clerk_day(ctx: DayContext) -> None:
-    """Each new clerk's clumsy day: a PIN not yet remembered (1-3 wrong PINs, under the
-    lockout), then sales with one or two keyed wrong and refunded in full minutes later."""
-    world = ctx.world
+    """Each new clerk's clumsy day, on the till and in the shift it works that day (none on a
+    day off): a PIN not yet remembered (1-3 wrong PINs, under the lockout), then sales with
+    one or two keyed wrong and refunded in full minutes later."""
+    world, shifts = ctx.world, ctx.shifts
     for op, first, until in ctx.state.new_clerks:
         if not first <= ctx.day < until:
             continue
         rng = ctx.rng
-        terminal = int(world.o_terminal[op])
+        tills, slots = np.nonzero(shifts.operator == op)
+        if tills.size == 0:
+            continue  # a day off
+        terminal, slot = int(tills[0]), int(slots[0])
+        shift_start = int(shifts.start_us[terminal, slot])
+        minutes = max((int(shifts.end_us[terminal, slot]) - shift_start) // US_PER_MINUTE - 100, 1)
+        start = shift_start + int(rng.integers(0, minutes)) * US_PER_MINUTE
         merchant = int(world.t_merchant[terminal])
-        opens, closes = _opening(ctx, merchant)
-        hours = max((closes - opens) // US_PER_MINUTE - 150, 1)
-        start = opens + int(rng.integers(0, hours)) * US_PER_MINUTE
         threshold = int(world.t_threshold[terminal])
         wrong = int(rng.integers(1, 4))
         if threshold > 0:
