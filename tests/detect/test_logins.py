@@ -910,6 +910,25 @@ def test_credential_sharing_on_a_till_leaves_a_cover_and_a_handover_alone() -> N
     assert check(found).height == 0
 
 
+def test_credential_sharing_on_a_till_leaves_turns_with_a_clerk_covering_it_alone() -> None:
+    # the till's own clerk covers it and another till at once (signed on at both within two
+    # minutes, as the clerk comes): the clerk taking turns with it on the till is no sharer
+    logins_, sales = borrowed_while_away()
+    away = T0 + timedelta(hours=5)
+    covering = [
+        *logins_,
+        attempt(away - timedelta(minutes=3), "success", operator_id=SIBLING_CLERK),
+        attempt(
+            away - timedelta(minutes=1),
+            "success",
+            operator_id=SIBLING_CLERK,
+            terminal_id=SIBLING,
+        ),
+    ]
+    found = credential_sharing(login_events(*covering), transactions(*sales), operators())
+    assert check(found).height == 0
+
+
 def test_credential_sharing_on_a_till_needs_both_logins_signed_on_and_two_tills() -> None:
     logins_, sales = borrowed_while_away()
     # the sibling's clerk never signed on there that day: its sales are no session to share

@@ -1044,12 +1044,21 @@ def _till_sharing(
             .unique(maintain_order=True)
             .head(MAX_EVIDENCE_IDS)
             .alias("event_ids"),
+            pl.col("other_operator_id").unique().alias("partners"),
         )
         .filter((pl.col("switches") >= min_switches) & (pl.col("switches_back") >= 1))
     )
+    # a cover by either login of the turns: the operator, or the partner it took turns with
+    # (the till's own clerk and a clerk covering it and its sibling share the till a while)
+    cols = (*by, "burst", "window_start", "window_end")
+    either_login = pl.concat(
+        [
+            episodes.select(*cols, pl.col("operator_id").alias("covering")),
+            episodes.select(*cols, pl.col("partners").alias("covering")).explode("covering"),
+        ]
+    )
     covers = (
-        episodes.select(*by, "burst", "window_start", "window_end")
-        .join(paired_sign_ons, on="operator_id")
+        either_login.join(paired_sign_ons.rename({"operator_id": "covering"}), on="covering")
         .filter(
             (pl.col("paired_at") >= pl.col("window_start") - window)
             & (pl.col("paired_at") <= pl.col("window_end"))
