@@ -14,6 +14,7 @@ import pytest
 
 from posaudit.config import ConfigError
 from posaudit.detect.policy import load_policy
+from posaudit.evaluate import recall_by_scenario
 from posaudit.simulate.engine import continued_scenario, simulate
 from posaudit.simulate.scenario import (
     ATTACK_SCENARIOS,
@@ -258,10 +259,21 @@ def test_at_evasion_one_the_evading_scenarios_escape_their_own_rules(tmp_path: P
     evaluated = _cli("evaluate", "--db", str(db), "--json")
     assert evaluated.returncode == 0, evaluated.stderr
     recall = {row["scenario"]: row for row in json.loads(evaluated.stdout)["recall"]}
-    for scenario in EVADING:
+    for scenario in set(EVADING) - {"credential_sharing"}:
         assert recall[scenario]["incidents"] > 0, scenario
-        # a sharer whose owner never pauses long enough cannot avoid switching (docs)
-        most = 0.2 if scenario == "credential_sharing" else 0.0
-        assert recall[scenario]["recall_own"] <= most, recall[scenario]
+        assert recall[scenario]["recall_own"] == 0.0, recall[scenario]
+    # credential_sharing stays under the terminals' switching its policy counts (a sharer whose
+    # owner never pauses long enough cannot avoid switching, docs); the till, where the sharer
+    # takes turns with the till's own clerk, still shows it (docs/detection.md)
+    assert recall["credential_sharing"]["incidents"] > 0
+    store = Store.open(db, read_only=True)
+    try:
+        truth = store.scan("ground_truth").filter(pl.col("scenario") == "credential_sharing")
+        sharing = store.scan("findings").filter(pl.col("rule") == "credential_sharing")
+        seen_on = pl.col("evidence").str.json_path_match("$.seen_on")
+        switching = recall_by_scenario(sharing.filter(seen_on == "terminals"), truth).collect()
+    finally:
+        store.close()
+    assert switching.item(0, "recall") <= 0.2, switching
     for scenario in ("refund_other_card", "refund_without_sale", "refund_over_sale"):
         assert recall[scenario]["recall_own"] == 1.0, recall[scenario]
