@@ -1164,9 +1164,9 @@ def credential_sharing(
     ``max_gap_minutes`` of the sale before, ``min_switches`` or more in one episode as above.
     One till serves one person at a time; two logins taking turns on it within minutes are
     two people on one login, or one person on another's. A shift cover is left alone here too
-    (the operator's two sign-ons within ``cover_sign_on_minutes``, no more than
-    ``window_minutes`` before the episode or in it: a cover clerk stays on both tills a
-    while), a clerk who works only that till all day (roaming) is that till's clerk for the
+    (two sign-ons within ``cover_sign_on_minutes`` of the operator, or of the login it took
+    turns with, no more than ``window_minutes`` before the episode or in it: a cover clerk
+    stays on both tills a while, and the till's own clerk shares the till with it), a clerk who works only that till all day (roaming) is that till's clerk for the
     day, and a clerk taking over a till at a shift change follows the leaving clerk's last
     sale once, not in turn.
 
