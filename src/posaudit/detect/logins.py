@@ -890,18 +890,19 @@ other than the operator's home terminal: the only days an operator can switch te
 
 # Refunds are left out: a refund is made on the terminal that holds the sale and is booked to
 # the operator trusted with refunds wherever that operator is.
+NON_REFUNDS_SQL: Final = """
+SELECT
+    CAST(operator_id AS VARCHAR) AS operator_id,
+    CAST(terminal_id AS VARCHAR) AS terminal_id,
+    ts,
+    CAST(txn_id AS VARCHAR) AS event_id,
+    CAST(ts AS DATE) AS day
+FROM transactions
+WHERE kind <> 'refund'
+"""
 SWITCH_DAY_TRANSACTIONS_SQL: Final = f"""
 SELECT t.operator_id, t.terminal_id, t.ts, t.event_id
-FROM (
-    SELECT
-        CAST(operator_id AS VARCHAR) AS operator_id,
-        CAST(terminal_id AS VARCHAR) AS terminal_id,
-        ts,
-        CAST(txn_id AS VARCHAR) AS event_id,
-        CAST(ts AS DATE) AS day
-    FROM transactions
-    WHERE kind <> 'refund'
-) AS t
+FROM ({NON_REFUNDS_SQL}) AS t
 INNER JOIN ({SWITCH_DAYS_SQL}) AS s ON t.operator_id = s.operator_id AND t.day = s.day
 """
 switch_day_transactions = derived_query(
@@ -920,16 +921,7 @@ transaction's id)."""
 # that day are read, every operator's sales there.
 TILL_DAY_TRANSACTIONS_SQL: Final = f"""
 SELECT t.operator_id, t.terminal_id, t.ts, t.event_id
-FROM (
-    SELECT
-        CAST(operator_id AS VARCHAR) AS operator_id,
-        CAST(terminal_id AS VARCHAR) AS terminal_id,
-        ts,
-        CAST(txn_id AS VARCHAR) AS event_id,
-        CAST(ts AS DATE) AS day
-    FROM transactions
-    WHERE kind <> 'refund'
-) AS t
+FROM ({NON_REFUNDS_SQL}) AS t
 INNER JOIN (
     SELECT DISTINCT CAST(g.terminal_id AS VARCHAR) AS terminal_id, s.day AS day
     FROM login_events AS g
@@ -1166,9 +1158,10 @@ def credential_sharing(
     two people on one login, or one person on another's. A shift cover is left alone here too
     (two sign-ons within ``cover_sign_on_minutes`` of the operator, or of the login it took
     turns with, no more than ``window_minutes`` before the episode or in it: a cover clerk
-    stays on both tills a while, and the till's own clerk shares the till with it), a clerk who works only that till all day (roaming) is that till's clerk for the
-    day, and a clerk taking over a till at a shift change follows the leaving clerk's last
-    sale once, not in turn.
+    stays on both tills a while, and the till's own clerk shares the till with it), a clerk
+    who works only that till all day (roaming) is that till's clerk for the day, and a clerk
+    taking over a till at a shift change follows the leaving clerk's last sale once, not in
+    turn.
 
     Parameters
     ----------
