@@ -165,3 +165,12 @@ def test_every_finding_of_the_sample_run_has_its_own_sentence(
             for key in ("operator_no", "operator_nos"):
                 value = json.loads(evidence).get(key)
                 assert value is None or "OP-" in str(value), evidence
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_credential_sharings_two_views_read_as_words(lang: str) -> None:
+    from posaudit.report.translations import evidence_value
+
+    for view in ("terminals", "till"):
+        shown = evidence_value("seen_on", view, lang)
+        assert shown and shown != view, (view, shown)

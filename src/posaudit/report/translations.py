@@ -828,6 +828,7 @@ EvidenceKind = Literal[
     "weakness",
     "lockout_reasons",
     "features",
+    "sharing_view",
 ]
 # Every key a rule writes into its evidence: its label in both languages and how its value
 # reads (the unit goes with the value: '30 minutes', '27.46 元'). Anomaly features read with
@@ -880,6 +881,7 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     "reasons": ("why", "原因", "lockout_reasons"),
     "switches": ("switches between terminals", "终端切换次数", "count"),
     "switches_back": ("switches back", "切回次数", "count"),
+    "seen_on": ("seen on", "发现于", "sharing_view"),
     "network_errors": ("network errors", "网络错误次数", "count"),
     # PINs
     "weakness_class": ("weakness class", "弱点类别", "weakness"),
@@ -1013,6 +1015,11 @@ _ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
     "weakness": WEAKNESS_CLASSES,
     "lockout_reasons": _LOCKOUT_REASONS,
     "features": FEATURES,
+    # credential_sharing's two views: switching between terminals, or turns on one till
+    "sharing_view": {
+        "terminals": ("two terminals in turn", "两台终端交替"),
+        "till": ("one till, in turn with another login", "同一终端与另一登录交替"),
+    },
 }
 EVIDENCE_LIST_ITEMS: Final = 6
 
