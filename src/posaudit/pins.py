@@ -296,25 +296,6 @@ def pin_digests(pins: pl.Series, *, key: bytes) -> pl.Series:
     return digests.alias("pin_digest")
 
 
-# A Payment Account Reference (EMVCo PAR) is kept as the keyed hash of this prefix and the
-# reference, as a full card number is kept as that of "card:" and the number
-# (:mod:`posaudit.ingest.secrets`): the same token for the same account, never the reference.
-ACCOUNT_REF_PREFIX: Final = "par:"
-
-
-def account_ref_tokens(references: pl.Series, digester: PinDigester) -> pl.Series:
-    """The token of each account reference (null stays null), through the deployment's
-    digester: ``HMAC(key, "par:" + reference)``. Each distinct reference is digested once."""
-    references = references.cast(pl.String)
-    distinct = references.drop_nulls().unique()
-    if distinct.is_empty():
-        return pl.Series("account_ref", [None] * references.len(), dtype=pl.String)
-    tokens = digester.digests(ACCOUNT_REF_PREFIX + distinct)
-    return references.replace_strict(distinct, tokens, default=None, return_dtype=pl.String).alias(
-        "account_ref"
-    )
-
-
 def key_fingerprint(key: bytes) -> str:
     """A short public fingerprint of the key, stored so a store and a key can be matched."""
     return hmac.new(key, b"posaudit key fingerprint", hashlib.sha256).hexdigest()[:16]

@@ -942,6 +942,21 @@ each terminal and day where an operator of a :func:`switch_days` day signed on:
 ``operator_id``, ``terminal_id``, ``ts`` and ``event_id``."""
 
 
+def _episode_extent() -> list[pl.Expr]:
+    """A sharing episode's first and last moment and its events (the first
+    :data:`MAX_EVIDENCE_IDS`), aggregated over its switches (``previous_ts``, ``ts``,
+    ``previous_event_id``, ``event_id``)."""
+    return [
+        pl.col("previous_ts").min().alias("window_start"),
+        pl.col("ts").max().alias("window_end"),
+        pl.concat_list("previous_event_id", "event_id")
+        .list.explode()
+        .unique(maintain_order=True)
+        .head(MAX_EVIDENCE_IDS)
+        .alias("event_ids"),
+    ]
+
+
 def _till_sharing(
     till_day_transactions: pl.LazyFrame,
     login_events: pl.LazyFrame,
@@ -1029,13 +1044,7 @@ def _till_sharing(
         .agg(
             pl.len().alias("switches"),
             pl.col("is_back").sum().alias("switches_back"),
-            pl.col("previous_ts").min().alias("window_start"),
-            pl.col("ts").max().alias("window_end"),
-            pl.concat_list("previous_event_id", "event_id")
-            .list.explode()
-            .unique(maintain_order=True)
-            .head(MAX_EVIDENCE_IDS)
-            .alias("event_ids"),
+            *_episode_extent(),
             pl.col("other_operator_id").unique().alias("partners"),
         )
         .filter((pl.col("switches") >= min_switches) & (pl.col("switches_back") >= 1))
@@ -1232,7 +1241,6 @@ def credential_sharing(
     last_paired_sign_on = (
         pl.when(paired_sign_on).then(pl.col("ts")).forward_fill().over(by).alias("paired_at")
     )
-    back = pl.col("terminal_id") == pl.col("previous_terminal_id").shift(1).over(*by, "burst")
     ordered = activity.sort(*by, "ts", "event_id").with_columns(*previous, *sign_on)
     back = pl.col("terminal_id") == pl.col("previous_terminal_id").shift(1).over(*by, "burst")
     between_terminals = (
@@ -1256,13 +1264,7 @@ def credential_sharing(
             .unique()
             .sort()
             .alias("terminal_ids"),
-            pl.col("previous_ts").min().alias("window_start"),
-            pl.col("ts").max().alias("window_end"),
-            pl.concat_list("previous_event_id", "event_id")
-            .list.explode()
-            .unique(maintain_order=True)
-            .head(MAX_EVIDENCE_IDS)
-            .alias("event_ids"),
+            *_episode_extent(),
         )
         .filter(
             (pl.col("switches") >= min_switches)

@@ -812,7 +812,7 @@ def _second_of_day(column: str) -> pl.Expr:
     )
 
 
-def _customer_return() -> pl.Expr:
+def customer_return() -> pl.Expr:
     """A refund that is a customer bringing goods back: to the card (or wallet, or cash: no
     token on either side) that paid, or a new card of its account (:func:`refund_to_payer`),
     for no more than the sale took, of a sale made on an earlier day than the refund."""
@@ -863,7 +863,7 @@ def refund_bursts(
     through refunds of earlier sales before anybody notices. Overlapping bursts of one
     operator merge into one finding.
 
-    A customer's return is left out of the count (:func:`_customer_return`): a refund to the
+    A customer's return is left out of the count (:func:`customer_return`): a refund to the
     card that paid, of no more than the sale, of a sale made on an earlier day. Returns pile
     up at a month's end or after a holiday, and a wave of them is still each customer bringing
     back what they bought; what a burst empties out is the day's own takings, refunded while
@@ -878,7 +878,7 @@ def refund_bursts(
     """
     window = timedelta(minutes=window_minutes)
     return (
-        approved_refunds.filter(~_customer_return())
+        approved_refunds.filter(~customer_return())
         .pipe(_dense_runs, min_events=min_refunds, window=window)
         .group_by("operator_id", "run_id")
         .agg(*_refund_group_aggregates())

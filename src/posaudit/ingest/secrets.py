@@ -21,7 +21,7 @@ from typing import Final
 import polars as pl
 
 from posaudit.ingest.mapping import IngestError
-from posaudit.pins import PinDigester, account_ref_tokens
+from posaudit.pins import PinDigester
 
 # Column names that say a column holds PINs: PIN, 密码 (password), 口令 (passcode).
 _PIN_NAME: Final = re.compile(r"(?i)(?:\bpin|pin\b|pin_|_pin|密码|口令)")
@@ -34,6 +34,9 @@ _CARD: Final = r"^[0-9]{13,19}$"
 # export): kept as it is, never hashed again. A raw PAR is 29 letters and digits.
 _TOKEN: Final = r"^[0-9a-f]{64}$"
 CARD_PREFIX: Final = "card:"
+# A Payment Account Reference is kept as the keyed hash of this prefix and the reference, as
+# a card number is kept as that of CARD_PREFIX and the number.
+ACCOUNT_REF_PREFIX: Final = "par:"
 
 
 def plaintext_pin_column(frame: pl.DataFrame, columns: Iterable[str]) -> str | None:
@@ -125,6 +128,19 @@ def card_numbers(frame: pl.DataFrame, columns: Iterable[str], digester: PinDiges
         )
 
     return CardNumbers(replaced(token_of), replaced(mask_of), in_clear)
+
+
+def account_ref_tokens(references: pl.Series, digester: PinDigester) -> pl.Series:
+    """The token of each account reference (null stays null), through the deployment's
+    digester: ``HMAC(key, "par:" + reference)``. Each distinct reference is digested once."""
+    references = references.cast(pl.String)
+    distinct = references.drop_nulls().unique()
+    if distinct.is_empty():
+        return pl.Series("account_ref", [None] * references.len(), dtype=pl.String)
+    tokens = digester.digests(ACCOUNT_REF_PREFIX + distinct)
+    return references.replace_strict(distinct, tokens, default=None, return_dtype=pl.String).alias(
+        "account_ref"
+    )
 
 
 def account_references(

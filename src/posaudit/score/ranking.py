@@ -47,7 +47,7 @@ lockout or a run of wrong PINs, a reset, then refunds: an account takeover's sha
 any other card of its account (the same ``account_ref``: a reissued card) when it has one;
 ``round_refund_count``, partial refunds of a round amount (whole 100 CNY);
 ``non_return_refund_count``, refunds that are not a customer's return
-(:func:`posaudit.detect.refunds._customer_return`: to the paying card or its account, no more
+(:func:`posaudit.detect.refunds.customer_return`: to the paying card or its account, no more
 than the sale, of a sale of an earlier day), so a burst spread under the rule's count per
 window still shows as the day's own takings going back out; and from
 :mod:`posaudit.score.operators` the refunds clustering on a few cards across days
@@ -89,7 +89,7 @@ from typing import Final, Literal
 import polars as pl
 
 from posaudit.detect.logins import PERSON_UNLOCKS
-from posaudit.detect.refunds import _customer_return, approved_refunds, with_account_ref
+from posaudit.detect.refunds import approved_refunds, customer_return, with_account_ref
 from posaudit.score.operators import operator_day_features
 
 EntityKind = Literal["operator", "merchant"]
@@ -320,7 +320,7 @@ def _refund_features(
             "card_token",
             "account_ref",
             "sale_amount_fen",
-            _customer_return().alias("is_customer_return"),
+            customer_return().alias("is_customer_return"),
         )
         .with_columns(pl.col("ts").dt.date().alias("day"))
     )

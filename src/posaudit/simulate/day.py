@@ -15,7 +15,14 @@ import polars as pl
 from posaudit.simulate import catalog as cat
 from posaudit.simulate.attempts import LoginLog, guessing_run
 from posaudit.simulate.rng import choice_rows
-from posaudit.simulate.world import US_PER_DAY, US_PER_MINUTE, World, day_date, day_start_us
+from posaudit.simulate.world import (
+    CARD_BLOCK,
+    US_PER_DAY,
+    US_PER_MINUTE,
+    World,
+    day_date,
+    day_start_us,
+)
 
 US_PER_SECOND: Final = 1_000_000
 REFUND_WINDOW_DAYS: Final = 15  # the acquirer refuses refunds later than this after the sale
@@ -339,7 +346,7 @@ def natural_transactions(
     amount = np.where(is_round, np.maximum(np.round(amount / unit), 1) * unit, np.round(amount))
     amount = np.maximum(amount, 100).astype(np.int64)
     city_pool = 200_000
-    card = world.m_city[merchant] * 10_000_000 + rng.integers(0, city_pool, sale_count)
+    card = world.m_city[merchant] * CARD_BLOCK + rng.integers(0, city_pool, sale_count)
     declined = rng.random(sale_count) < 0.012
     reasons = np.array(["insufficient_funds", "card_expired", "issuer_unavailable"])
     failure = _where_or_null(declined, reasons[rng.integers(0, 3, sale_count)])

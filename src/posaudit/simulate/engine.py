@@ -73,7 +73,8 @@ def _mixed(x: np.ndarray) -> np.ndarray:
 
 def simulated_account_refs(accounts: np.ndarray, key: np.ndarray) -> pl.Series:
     """The account reference token of each simulated account: 64 hex digits, shaped like the
-    keyed token ingest makes of a real reference (:func:`posaudit.pins.account_ref_tokens`).
+    keyed token ingest makes of a real reference
+    (:func:`posaudit.ingest.secrets.account_ref_tokens`).
 
     A simulated account has no real Payment Account Reference to protect, and a large world
     has millions of accounts: rather than an HMAC each, the token is four keyed SplitMix64

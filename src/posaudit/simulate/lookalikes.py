@@ -20,6 +20,8 @@ from posaudit.simulate.day import FAILURE_T, KIND_T, REFUND_WINDOW_DAYS, STATUS_
 from posaudit.simulate.fraud import DayContext, _refund_rows, allocate
 from posaudit.simulate.scenario import BENIGN_PREFIX, LOOKALIKE_KINDS
 from posaudit.simulate.world import (
+    CARD_BLOCK,
+    REPLACEMENT_OFFSET,
     US_PER_DAY,
     US_PER_MINUTE,
     day_date,
@@ -159,9 +161,9 @@ def replaced_card(ctx: DayContext, merchant: int) -> None:
     if earlier.height == 0:
         return
     sale = _take(ctx, earlier, 1)
-    # The new card has another number (and token) but the old card's account. The draw that
-    # once numbered it is still taken, so that a seeded world stays the world it was.
-    rng.integers(5_000_000, 10_000_000)
+    # The new card has another number (and token) but the old card's account. A number is
+    # still drawn here, which keeps the rest of the day's random stream where it is.
+    rng.integers(REPLACEMENT_OFFSET, CARD_BLOCK)
     new_card = replacement_of(int(sale.get_column("card")[0]))
     rows = _refund_rows(
         ctx, sale, np.array([at]), ctx.refund_operator(terminal), card=np.array([new_card])
@@ -181,7 +183,7 @@ def _sales(ctx: DayContext, ts: np.ndarray, terminals: np.ndarray, op: int) -> N
             "kind": "sale",
             "channel": rng.integers(0, 5, ts.size),
             "amount": rng.integers(1_000, 30_000, ts.size),
-            "card": city * 10_000_000 + rng.integers(0, 5_000_000, ts.size),
+            "card": city * CARD_BLOCK + rng.integers(0, REPLACEMENT_OFFSET, ts.size),
             "original": np.full(ts.size, -1),
         }
     )
@@ -260,7 +262,7 @@ def hotel_deposits(ctx: DayContext, merchant: int, last_day: int) -> None:
     ts = np.sort(ctx.base + rng.integers(14 * 60, 22 * 60, count) * US_PER_MINUTE)
     deposit = rng.choice(np.array([50_000, 80_000, 100_000, 150_000, 200_000]), count)
     city = int(world.m_city[merchant])
-    card = city * 10_000_000 + rng.integers(0, 5_000_000, count)
+    card = city * CARD_BLOCK + rng.integers(0, REPLACEMENT_OFFSET, count)
     sales = ctx.txn(
         {
             "ts": ts,
@@ -352,7 +354,7 @@ def new_clerk_day(ctx: DayContext) -> None:
                 "kind": "sale",
                 "channel": rng.integers(0, 5, count),
                 "amount": rng.integers(1_000, 30_000, count),
-                "card": city * 10_000_000 + rng.integers(0, 5_000_000, count),
+                "card": city * CARD_BLOCK + rng.integers(0, REPLACEMENT_OFFSET, count),
                 "original": np.full(count, -1),
             }
         )
