@@ -861,7 +861,8 @@ def evaluate(
         out.print(benign)
     out.print(
         f"unmatched findings above 'low': {result.unmatched_above_low:,} "
-        f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators)"
+        f"({result.unmatched_per_1000_operators:.2f} per 1,000 operators, "
+        f"{result.unmatched_per_1000_merchants:.2f} per 1,000 merchants)"
     )
     _print_alert_volume(chosen, volume)
     _print_ranking(chosen, ranking)

@@ -335,6 +335,9 @@ class Evaluation:
     unmatched_above_low: int
     operators: int
     lookalikes: pl.DataFrame | None = None
+    merchants: int = 0
+    # family -> its unmatched findings above low (families without any left out)
+    unmatched_by_family: dict[str, int] = field(default_factory=dict)
     # scenario -> the evasion levels it was simulated at (evasion_levels); empty when ingested
     evasion: dict[str, list[float]] = field(default_factory=dict)
 
@@ -344,6 +347,10 @@ class Evaluation:
     @property
     def unmatched_per_1000_operators(self) -> float:
         return 1000 * self.unmatched_above_low / self.operators if self.operators else 0.0
+
+    @property
+    def unmatched_per_1000_merchants(self) -> float:
+        return 1000 * self.unmatched_above_low / self.merchants if self.merchants else 0.0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -359,6 +366,9 @@ class Evaluation:
             "unmatched_above_low": self.unmatched_above_low,
             "operators": self.operators,
             "unmatched_above_low_per_1000_operators": round(self.unmatched_per_1000_operators, 3),
+            "merchants": self.merchants,
+            "unmatched_above_low_per_1000_merchants": round(self.unmatched_per_1000_merchants, 3),
+            "unmatched_above_low_by_family": self.unmatched_by_family,
             "lookalikes": {} if self.lookalikes is None else lookalike_record(self.lookalikes),
         }
 
@@ -380,22 +390,36 @@ def evaluate(
             rules_for.setdefault(scenario, []).append(rule.name)
     attacks = ground_truth.filter(~IS_BENIGN)  # recall is of attacks (and conditions) only
     credited = credited_scenarios()
+    families = {rule.name: rule.family for rule in all_rules().values()}
     recall, precision, unmatched, n_ops, benign = pl.collect_all(
         [
             recall_by_scenario(findings, attacks, rules_for=rules_for),
             precision_by_rule(findings, ground_truth, credited=credited),
-            unmatched_above_low(findings, ground_truth).select(pl.len()),
-            operators.select(pl.len()),
+            unmatched_above_low(findings, ground_truth)
+            .group_by(pl.col("rule").replace_strict(families, default="other").alias("family"))
+            .len()
+            .sort("family"),
+            operators.select(
+                pl.len(),
+                (
+                    pl.col("merchant_id").n_unique()
+                    if "merchant_id" in operators.collect_schema()
+                    else pl.lit(0)
+                ).alias("merchants"),
+            ),
             lookalike_findings(findings, ground_truth, credited=credited),
         ]
     )
+    by_family = {str(family): int(n) for family, n in unmatched.iter_rows()}
     return Evaluation(
         recall,
         precision,
-        int(unmatched.item()),
-        int(n_ops.item()),
+        sum(by_family.values()),
+        int(n_ops.item(0, "len")),
         lookalikes=benign,
         evasion=evasion_levels(scenario_texts),
+        merchants=int(n_ops.item(0, "merchants")),
+        unmatched_by_family=by_family,
     )
 
 

@@ -19,6 +19,7 @@ import pytest
 from posaudit.detect.policy import load_policy
 from posaudit.palette import SEVERITY_COLORS
 from posaudit.report import FORMATS, ReportResult, build_report
+from posaudit.report.data import FAMILY_ORDER
 from posaudit.report.translations import FAMILIES, RULES
 from posaudit.run.local import run_pipeline
 from posaudit.store import Store
@@ -177,13 +178,13 @@ def test_workbook_sheets_match_the_findings(
     from openpyxl import load_workbook
 
     book = load_workbook(reports[lang].paths["xlsx"], read_only=False)
-    names = [FAMILIES[f][0 if lang == "en" else 1] for f in ("logins", "pins", "refunds", "scores")]
+    names = [FAMILIES[f][0 if lang == "en" else 1] for f in FAMILY_ORDER]
     review = ["Awaiting decision", "Review trail", "Snoozes"]
     assert book.sheetnames[1:] == names + (
         review if lang == "en" else ["等待结论", "复核记录", "暂缓记录"]
     )
     counts = dict(findings.group_by("family").len().iter_rows())
-    for family, name in zip(("logins", "pins", "refunds", "scores"), names, strict=True):
+    for family, name in zip(FAMILY_ORDER, names, strict=True):
         sheet = book[name]
         assert sheet.max_row - 1 == counts.get(family, 0), name
         assert sheet.freeze_panes == "A2"

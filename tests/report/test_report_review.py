@@ -14,6 +14,7 @@ import pytest
 
 from posaudit.detect.policy import load_policy
 from posaudit.report import ReportResult, build_report
+from posaudit.report.data import FAMILY_ORDER
 from posaudit.report.translations import FAMILIES
 from posaudit.review import (
     case_list,
@@ -27,7 +28,6 @@ from posaudit.run.local import run_pipeline
 from posaudit.store import Store
 from tests.conftest import build_store
 
-FAMILY_ORDER = ("logins", "pins", "refunds", "scores")
 NOTE = '<script>alert("x")</script> seen on CCTV & =HYPERLINK("http://x","y")'
 
 

@@ -16,6 +16,7 @@ from posaudit.store.catalogue import (
     EVENT_TABLES,
     EVENT_TIME_COLUMNS,
     TABLE_NAMES,
+    UPGRADE_TABLES,
     WINDOW_TABLES,
     WORLD_TABLES,
     MerchantLink,
@@ -92,7 +93,15 @@ def test_every_merchant_link_reaches_a_merchant_id(schema: dict[str, dict[str, s
 
 def test_the_derived_lists_follow_the_catalogue() -> None:
     assert DIMENSION_TABLES == ("merchants", "terminals", "operators")
-    assert EVENT_TABLES == ("pin_events", "login_events", "lockouts", "transactions")
+    assert EVENT_TABLES == (
+        "pin_events",
+        "login_events",
+        "lockouts",
+        "transactions",
+        "operator_events",
+        "batch_totals",
+    )
+    assert UPGRADE_TABLES == ("operator_events", "batch_totals")
     assert tuple(EVENT_TIME_COLUMNS) == EVENT_TABLES
     # detection reads the dimensions and the events, and a bucketed export splits all of them
     assert BUCKETED_TABLES == DIMENSION_TABLES + EVENT_TABLES

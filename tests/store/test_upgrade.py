@@ -1,4 +1,5 @@
-"""A store of schema version 1 (before account references) is upgraded in place."""
+"""A store of an older schema version is upgraded in place: version 1 (before account
+references) and version 2 (before operator events and batch totals)."""
 
 from __future__ import annotations
 
@@ -19,11 +20,25 @@ def posaudit(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*POSAUDIT, *args], capture_output=True, text=True, timeout=600)
 
 
+VERSION_3_TABLES = ("operator_events", "batch_totals")
+
+
+def as_version_2(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the store what posaudit wrote at schema version 2: no operator events and no batch
+    totals, nor the types only they use."""
+    for table in VERSION_3_TABLES:
+        con.execute(f"DROP TABLE {table}")
+    con.execute("DROP TYPE operator_event_kind_t")
+    con.execute("DROP TYPE permission_t")
+    con.execute("UPDATE posaudit_meta SET value = '2' WHERE key = 'schema_version'")
+
+
 def as_version_1(db: Path) -> int:
     """Make ``db`` what posaudit wrote at schema version 1: transactions without
     ``account_ref``, and a run's kept refunds frame of that version. Returns the rows."""
     con = duckdb.connect(str(db))
     try:
+        as_version_2(con)
         con.execute("ALTER TABLE transactions DROP COLUMN account_ref")
         con.execute("UPDATE posaudit_meta SET value = '1' WHERE key = 'schema_version'")
         con.execute("CREATE TABLE kept_refunds AS SELECT txn_id, ts FROM transactions LIMIT 3")
@@ -48,7 +63,9 @@ def test_a_run_upgrades_a_version_1_store_in_place(old_store: tuple[Path, int]) 
     con = duckdb.connect(str(db), read_only=True)
     try:
         meta = dict(con.execute("SELECT key, value FROM posaudit_meta").fetchall())
-        assert meta["schema_version"] == SCHEMA_VERSION == "2"
+        assert meta["schema_version"] == SCHEMA_VERSION == "3"
+        tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
+        assert set(VERSION_3_TABLES) <= tables
         counted = con.execute("SELECT count(*), count(account_ref) FROM transactions").fetchone()
         # every row kept; the rows made before the column have no account reference
         assert counted == (rows, 0)
@@ -108,11 +125,11 @@ def test_a_newer_store_is_refused_with_one_line(tmp_path: Path) -> None:
     db = tmp_path / "new.duckdb"
     assert posaudit("simulate", "--db", str(db), "--merchants", "2", "--days", "1").returncode == 0
     con = duckdb.connect(str(db))
-    con.execute("UPDATE posaudit_meta SET value = '3' WHERE key = 'schema_version'")
+    con.execute("UPDATE posaudit_meta SET value = '4' WHERE key = 'schema_version'")
     con.close()
     done = posaudit("run", "--db", str(db))
     assert done.returncode == 2
-    assert "schema version 3" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "schema version 4" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_parquet_export_of_a_version_1_store_loads_with_null_references(
@@ -136,3 +153,53 @@ def test_a_parquet_export_of_a_version_1_store_loads_with_null_references(
         assert store.query("SELECT count(*), count(account_ref) FROM transactions")[0] == (rows, 0)
     finally:
         store.close()
+
+
+@pytest.fixture
+def version_2_store(tmp_path: Path) -> Path:
+    db = tmp_path / "v2.duckdb"
+    made = posaudit("simulate", "--db", str(db), "--merchants", "3", "--days", "2", "--seed", "4")
+    assert made.returncode == 0, made.stderr
+    con = duckdb.connect(str(db))
+    try:
+        as_version_2(con)
+    finally:
+        con.close()
+    return db
+
+
+def test_a_version_2_store_read_only_reads_the_new_tables_empty(version_2_store: Path) -> None:
+    before = version_2_store.read_bytes()
+    store = Store.open(version_2_store, read_only=True)
+    try:
+        for table in VERSION_3_TABLES:
+            assert store.read(table).height == 0
+        assert "permission" in store.read("operator_events").columns
+        assert store.meta()["schema_version"] == "2"
+    finally:
+        store.close()
+    assert version_2_store.read_bytes() == before
+
+
+def test_opening_a_version_2_store_for_writing_adds_the_tables(version_2_store: Path) -> None:
+    done = posaudit("run", "--db", str(version_2_store))
+    assert done.returncode == 0, done.stderr
+    store = Store.open(version_2_store, read_only=True)
+    try:
+        assert store.meta()["schema_version"] == SCHEMA_VERSION
+        kinds = store.query(
+            "SELECT data_type FROM duckdb_columns() WHERE table_name = 'operator_events' "
+            "AND column_name = 'kind'"
+        )
+        assert kinds[0][0].startswith("ENUM")
+    finally:
+        store.close()
+
+
+def test_a_version_3_store_without_its_tables_is_damaged(version_2_store: Path) -> None:
+    con = duckdb.connect(str(version_2_store))
+    con.execute("UPDATE posaudit_meta SET value = '3' WHERE key = 'schema_version'")
+    con.close()
+    done = posaudit("run", "--db", str(version_2_store))
+    assert done.returncode == 2
+    assert "missing tables operator_events, batch_totals" in done.stderr

@@ -23,7 +23,9 @@ from typing import Any, Final, Literal
 import polars as pl
 
 PartitionKey = Literal["terminal_id", "operator_id", "merchant_id", "card_token"]
-Family = Literal["logins", "pins", "refunds", "scores"]
+Family = Literal[
+    "logins", "pins", "privileges", "refunds", "sales", "ledger", "merchants", "scores"
+]
 
 # Inputs that are not store tables but are supplied by the runner.
 DERIVED_INPUTS: Final = frozenset({"weak_pin_digests", "default_pin_digests", "data_window"})

@@ -58,6 +58,13 @@ _RANGES: Final[Mapping[tuple[str, str], tuple[int | None, int | None]]] = Mappin
         ("transactions", "amount_fen"): (0, None),
         ("transactions", "trace_no"): (0, 999_999),
         ("transactions", "batch_no"): (0, 999_999),
+        ("batch_totals", "batch_no"): (0, 999_999),
+        ("batch_totals", "txn_count"): (0, None),
+        ("batch_totals", "first_trace"): (0, 999_999),
+        ("batch_totals", "last_trace"): (0, 999_999),
+        ("batch_totals", "sale_amount_fen"): (0, None),
+        ("batch_totals", "void_amount_fen"): (0, None),
+        ("batch_totals", "refund_amount_fen"): (0, None),
     }
 )
 # A PIN digest is a hex HMAC-SHA256: 64 lowercase hex digits, never anything a PIN could be.

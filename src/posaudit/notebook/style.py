@@ -23,7 +23,11 @@ LANES: Final = ("logins", "lockouts", "PIN events", "sales", "refunds", "voids",
 FAMILY_COLORS: Final[dict[str, str]] = {
     "logins": "#4c78a8",
     "pins": "#9467bd",
+    "privileges": "#b279a2",
     "refunds": "#f58518",
+    "sales": "#e45756",
+    "ledger": "#72b7b2",
+    "merchants": "#9d755d",
     "scores": "#54a24b",
 }
 

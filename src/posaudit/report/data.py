@@ -48,7 +48,16 @@ from posaudit.review.summary import (
 from posaudit.rules import all_rules
 from posaudit.store import Store
 
-FAMILY_ORDER: Final = ("logins", "pins", "refunds", "scores")
+FAMILY_ORDER: Final = (
+    "logins",
+    "pins",
+    "privileges",
+    "refunds",
+    "sales",
+    "ledger",
+    "merchants",
+    "scores",
+)
 # Most severe first, as every table of the report lists them.
 SEVERITY_ORDER: Final = tuple(reversed(SEVERITIES))
 # One ingested file of the provenance section, as :func:`ingested_files` returns it.

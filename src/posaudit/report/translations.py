@@ -433,7 +433,11 @@ SEVERITY_GLOSSARY: Final[dict[str, tuple[str, str]]] = {
 FAMILIES: Final[dict[str, tuple[str, str]]] = {
     "logins": ("Logins and lockouts", "登录与锁定"),
     "pins": ("Operator PINs", "操作员密码"),
+    "privileges": ("Operator privileges", "操作员权限"),
     "refunds": ("Refunds", "退款"),
+    "sales": ("Sales patterns", "交易模式"),
+    "ledger": ("Fees and completeness", "手续费与记录完整性"),
+    "merchants": ("Merchant typologies", "商户风险类型"),
     "scores": ("Anomaly scores", "异常评分"),
 }
 FAMILY_INTROS: Final[dict[str, tuple[str, str]]] = {
@@ -445,9 +449,29 @@ FAMILY_INTROS: Final[dict[str, tuple[str, str]]] = {
         "Operators whose PIN is weak, the acquirer's default, stale, shared or reused.",
         "密码过弱、仍为默认密码、超期未换、与他人共用或改回旧密码的操作员。",
     ),
+    "privileges": (
+        "Who can manage and refund at once, permissions used as soon as granted, refunds after an "
+        "administrator reset, operators who never sign in, and factory-default PINs.",
+        "同时拥有管理与退款权限者、权限授予后随即使用、管理员重置后即退款、从未登录的操作员，以及出厂默认密码。",
+    ),
     "refunds": (
         "Refunds that break the refund rules, and refund patterns that look like cash-out.",
         "违反退款规则的退款，以及疑似套现的退款模式。",
+    ),
+    "sales": (
+        "Split sales, card testing, duplicated or replayed records, and voids made after the "
+        "customer has gone.",
+        "拆单、盗卡测试、重复或重放的交易记录，以及顾客离开后的撤销。",
+    ),
+    "ledger": (
+        "Fees recomputed from the fee table, trace numbers missing inside a batch, and batch "
+        "totals that do not add up.",
+        "按费率表重算的手续费差异、批次内缺失的流水号，以及对不上的批次汇总。",
+    ),
+    "merchants": (
+        "Merchants that cash out through sales, use another category's fee class, or wake up "
+        "from silence at the top of their category.",
+        "通过消费套现、套用其他行业费率（跳码），或沉寂后突然跃居同行业前列的商户。",
     ),
     "scores": (
         "Operator-days that stand out from the merchant's other operators and from the operator's own past.",

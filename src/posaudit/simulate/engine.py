@@ -274,6 +274,8 @@ class _Renderer:
             .then(self.o_ids.gather(entity.clip(0, self.o_ids.len() - 1)))
             .when(etype == "terminal")
             .then(self.t_ids.gather(entity.clip(0, self.t_ids.len() - 1)))
+            .when(etype == "merchant")
+            .then(self.m_ids.gather(entity.clip(0, self.m_ids.len() - 1)))
             .otherwise(pl.lit("X") + entity.cast(pl.String))
         ).to_series()
         return pl.DataFrame(

@@ -78,12 +78,19 @@ class DayContext:
         return day_start_us(self.world, self.day)
 
     def txn(self, rows: dict[str, Any]) -> Rows:
-        """Buffer injected transactions (always approved); returns their numeric columns."""
+        """Buffer injected transactions; returns their numeric columns.
+
+        They are approved unless ``rows`` gives a ``failure`` (a failure reason's name, or ""
+        for approved, per row): a failed card sale is declined, any other failed record failed.
+        """
         row_count = len(rows["ts"])
         data = {"seq": self.state.take_seqs(row_count)}
         for column in ("ts", "terminal", "operator", "channel", "amount", "card", "original"):
             data[column] = np.broadcast_to(np.asarray(rows[column], dtype=np.int64), row_count)
         data["kind"] = np.broadcast_to(np.asarray(rows["kind"]), row_count)
+        data["failure"] = np.broadcast_to(
+            np.asarray(rows.get("failure", ""), dtype=object), row_count
+        )
         self._buffer.append(data)
         return Rows(data)
 
@@ -98,13 +105,20 @@ class DayContext:
         self._buffer.clear()
         frame = pl.DataFrame(
             {
-                **{column: values for column, values in columns.items() if column != "kind"},
+                **{c: values for c, values in columns.items() if c not in ("kind", "failure")},
                 "kind": pl.Series(columns["kind"].astype(str)).cast(KIND_T),
-                "status": pl.Series(["approved"], dtype=STATUS_T).gather(
-                    np.zeros(columns["ts"].size, dtype=np.int64)
-                ),
+                "failure": pl.Series(columns["failure"].astype(str)).replace("", None),
             }
-        ).with_columns(pl.lit(None, FAILURE_T).alias("failure"))
+        ).with_columns(
+            pl.when(pl.col("failure").is_null())
+            .then(pl.lit("approved"))
+            .when(pl.col("kind") == "sale")
+            .then(pl.lit("declined"))
+            .otherwise(pl.lit("failed"))
+            .cast(STATUS_T)
+            .alias("status"),
+            pl.col("failure").cast(FAILURE_T),
+        )
         self.activity.txns.append(frame.select(list(TXN_SCHEMA)))
 
     def label(self, scenario: str, entity_type: str, entity: int, start: int, end: int) -> None:

@@ -40,7 +40,9 @@ class TableFacts:
     ``time_column``: an event table's time, for Parquet partitioning and look-back windows.
     ``merchant``: set for the tables detection reads, which a bucketed export partitions by
     their merchant's bucket. ``bounds_window``: whether the table's first and last event bound
-    the data window and the watermark of a run.
+    the data window and the watermark of a run. ``added_in``: the store schema version that
+    brought the table; opening an older store for writing creates it, a read-only open reads it
+    empty.
     ``holds``: what its rows are, as an analyst would say it.
     """
 
@@ -51,6 +53,7 @@ class TableFacts:
     time_column: str | None = None
     merchant: MerchantLink | None = None
     bounds_window: bool = False
+    added_in: int = 1
 
     def __post_init__(self) -> None:
         # A time column is what makes a table an event table: windows and partitions rely on it.
@@ -124,6 +127,24 @@ _TABLES: Final = (
         bounds_window=True,
     ),
     TableFacts(
+        "operator_events",
+        "event",
+        key="event_id",
+        holds="operators added and deleted, permissions granted and revoked, and by whom",
+        time_column="ts",
+        merchant=MerchantLink("operator_id", "operators"),
+        added_in=3,
+    ),
+    TableFacts(
+        "batch_totals",
+        "event",
+        key="batch_id",
+        holds="each batch's own count and sums when its terminal settled it",
+        time_column="settled_at",
+        merchant=MerchantLink("merchant_id", "batch_totals"),
+        added_in=3,
+    ),
+    TableFacts(
         "ground_truth",
         "labels",
         key="incident_id",
@@ -187,8 +208,12 @@ INGEST_TABLES: Final = tuple(t.name for t in _TABLES if t.kind == "ingest")
 REVIEW_TABLES: Final = tuple(t.name for t in _TABLES if t.kind == "reviews")
 # The tables a store made by an older posaudit may lack: each is created on its first write.
 LATER_TABLES: Final = INGEST_TABLES + REVIEW_TABLES
+# The tables a later store schema version brought: upgrading a store creates them.
+UPGRADE_TABLES: Final = tuple(t.name for t in _TABLES if t.added_in > 1)
 # The tables every store has, whatever version of posaudit made it.
-REQUIRED_TABLES: Final = tuple(t.name for t in _TABLES if t.name not in LATER_TABLES)
+REQUIRED_TABLES: Final = tuple(
+    t.name for t in _TABLES if t.name not in LATER_TABLES and t.added_in == 1
+)
 # The tables whose first and last event define the data window and the watermark.
 WINDOW_TABLES: Final = tuple(t.name for t in _TABLES if t.bounds_window)
 # The time column of each event table, in the order of EVENT_TABLES.

@@ -30,14 +30,16 @@ from posaudit.store.catalogue import (
     REQUIRED_TABLES,
     REVIEW_TABLES,
     TABLE_NAMES,
+    UPGRADE_TABLES,
     MerchantLink,
     TableFacts,
 )
 from posaudit.store.errors import StoreError, StoreLockedError
 
-SCHEMA_VERSION: Final = "2"
+SCHEMA_VERSION: Final = "3"
 # How a store of an older schema version becomes the next version, in place: what a store
-# holds (an ingested one cannot be made again) is kept, and only columns are added.
+# holds (an ingested one cannot be made again) is kept, and only columns and tables are added.
+# The tables a version brought (the catalogue's ``added_in``) are made from schema.sql as well.
 # :meth:`Store.open` for writing runs the steps, under the writer lock, in one transaction.
 _UPGRADES: Final = MappingProxyType(
     {
@@ -48,6 +50,8 @@ _UPGRADES: Final = MappingProxyType(
             "DROP TABLE IF EXISTS kept_refunds",
             "DELETE FROM posaudit_meta WHERE key = 'refunds.state_run_id'",
         ),
+        # 3: operator management events and the terminals' batch totals (tables only)
+        "2": (),
     }
 )
 APPLICATION: Final = "posaudit"
@@ -182,6 +186,23 @@ def _check_store_file(path: Path) -> None:
 
 _TABLE_DEFINITION: Final = re.compile(r"CREATE TABLE (\w+) \((.*?)\n\);", re.S)
 _COLUMN_DEFINITION: Final = re.compile(r"^\s*([a-z_]\w*) (\w+)")
+_TYPE_DEFINITION: Final = re.compile(r"CREATE TYPE (\w+) AS ENUM \(.*?\);", re.S)
+
+
+def _added_in(version: int) -> tuple[str, ...]:
+    """The statements of ``schema.sql`` that make the tables schema ``version`` brought, and
+    the types only they use: an upgrade creates them as a new store has them."""
+    schema = _schema_sql()
+    tables = {t for t in UPGRADE_TABLES if CATALOGUE[t].added_in == version}
+    bodies = {name: m.group(0) for m in _TABLE_DEFINITION.finditer(schema) for name in [m[1]]}
+    older = "\n".join(body for name, body in bodies.items() if name not in tables)
+    types = [
+        m.group(0)
+        for m in _TYPE_DEFINITION.finditer(schema)
+        if not re.search(rf"\b{m[1]}\b", older)
+        and any(re.search(rf"\b{m[1]}\b", bodies[t]) for t in tables)
+    ]
+    return (*types, *(bodies[t] for t in sorted(tables)))
 
 
 def _views_as_upgraded(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
@@ -200,6 +221,17 @@ def _views_as_upgraded(con: duckdb.DuckDBPyConnection) -> tuple[str, ...]:
             ).fetchall()
         }
         wanted = [m.groups() for m in map(_COLUMN_DEFINITION.match, body.splitlines()) if m]
+        if not held and table in UPGRADE_TABLES:
+            # a table a later version brought reads empty; its own enum types may not exist yet
+            known = {
+                str(r[0]) for r in con.execute("SELECT type_name FROM duckdb_types()").fetchall()
+            }
+            columns = ", ".join(
+                f'CAST(NULL AS {kind if kind in known else "VARCHAR"}) AS "{name}"'
+                for name, kind in wanted
+            )
+            views.append(f"CREATE TEMP VIEW {table} AS SELECT {columns} WHERE false")
+            continue
         if not held or all(name in held for name, _ in wanted):
             continue
         columns = ", ".join(
@@ -434,7 +466,8 @@ class Store:
             )
             raise StoreError(msg)
         # the ingest and review tables came later: a store made before them is whole without them
-        missing = [t for t in REQUIRED_TABLES if t not in names]
+        brought = [t for t in UPGRADE_TABLES if CATALOGUE[t].added_in <= int(version or 0)]
+        missing = [t for t in (*REQUIRED_TABLES, *brought) if t not in names]
         if missing:
             msg = f"{path} is a damaged posaudit store: missing tables {', '.join(missing)}"
             raise StoreError(msg)
@@ -449,7 +482,7 @@ class Store:
             con.execute("BEGIN TRANSACTION")
             try:
                 while version != SCHEMA_VERSION:
-                    for step in _UPGRADES[version]:
+                    for step in (*_UPGRADES[version], *_added_in(int(version) + 1)):
                         con.execute(step)
                     version = str(int(version) + 1)
                 con.execute(

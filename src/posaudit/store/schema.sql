@@ -19,6 +19,8 @@ CREATE TYPE failure_reason_t AS ENUM (
 CREATE TYPE entity_type_t AS ENUM ('terminal', 'operator', 'merchant', 'transaction', 'card');
 CREATE TYPE severity_t AS ENUM ('info', 'low', 'medium', 'high', 'critical');
 CREATE TYPE run_status_t AS ENUM ('running', 'succeeded', 'failed');
+CREATE TYPE operator_event_kind_t AS ENUM ('added', 'deleted', 'granted', 'revoked');
+CREATE TYPE permission_t AS ENUM ('query', 'sale', 'refund', 'transfer', 'manage');
 
 CREATE TABLE posaudit_meta (
     key VARCHAR PRIMARY KEY,
@@ -123,6 +125,35 @@ CREATE TABLE transactions (
     batch_no INTEGER NOT NULL,
     status txn_status_t NOT NULL,
     failure_reason failure_reason_t
+);
+
+-- Operator management: an operator added or deleted, a permission granted or revoked, and who
+-- did it. The operators table is the latest state; this is its history.
+CREATE TABLE operator_events (
+    event_id VARCHAR NOT NULL,
+    ts TIMESTAMP NOT NULL,
+    operator_id VARCHAR NOT NULL,
+    kind operator_event_kind_t NOT NULL,
+    permission permission_t,         -- granted and revoked only
+    actor pin_actor_t NOT NULL,      -- who made the change: an administrator, the service desk...
+    actor_operator_id VARCHAR        -- the administrator's operator, when actor = 'admin'
+);
+
+-- A terminal's own count of a batch when it settles it: what the records of the batch must add
+-- up to. Counts and sums are over approved records.
+CREATE TABLE batch_totals (
+    batch_id VARCHAR NOT NULL,       -- terminal_id:batch_no
+    terminal_id VARCHAR NOT NULL,
+    merchant_id VARCHAR NOT NULL,
+    batch_no INTEGER NOT NULL,
+    settled_at TIMESTAMP NOT NULL,
+    txn_count BIGINT NOT NULL,
+    first_trace INTEGER,
+    last_trace INTEGER,
+    sale_amount_fen BIGINT NOT NULL,
+    void_amount_fen BIGINT NOT NULL,
+    refund_amount_fen BIGINT NOT NULL,
+    fee_fen BIGINT NOT NULL
 );
 
 -- Labels of injected incidents. Read by evaluation only, never by detection.
