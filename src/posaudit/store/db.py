@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import queue
 import re
@@ -822,9 +823,29 @@ def _bucketed_copy(facts: TableFacts, via: MerchantLink, target: Path, buckets: 
 
 
 def read_parquet_table(root: Path, table: str) -> pl.LazyFrame:
-    """A table from a Parquet export made by :meth:`Store.export_parquet` (either layout)."""
+    """A table from a Parquet export made by :meth:`Store.export_parquet` (either layout).
+
+    A table without rows has no files in a partitioned export (and none in an export made
+    before the table existed): it reads as an empty frame of the store's columns."""
+    if not any((root / table).glob("**/*.parquet")):
+        return empty_table(table).lazy()
     frame = pl.scan_parquet(root / table / "**" / "*.parquet", hive_partitioning=True)
     return frame.drop("date", strict=False) if table in EVENT_TIME_COLUMNS else frame
+
+
+@functools.cache
+def _empty_tables() -> dict[str, pl.DataFrame]:
+    con = duckdb.connect()
+    try:
+        con.execute(_schema_sql())
+        return {table: con.sql(f"SELECT * FROM {table} LIMIT 0").pl() for table in TABLE_NAMES}
+    finally:
+        con.close()
+
+
+def empty_table(table: str) -> pl.DataFrame:
+    """Table ``table`` of ``schema.sql`` without rows: its columns and their types."""
+    return _empty_tables()[table]
 
 
 class BackgroundWriter:
