@@ -531,6 +531,7 @@ def batch_total_mismatches(
     totals = batch_totals.select(
         pl.col("terminal_id").cast(pl.String),
         pl.col("batch_no").cast(pl.Int64),
+        pl.col("settled_at").cast(pl.Datetime("us")),
         *(pl.col(c).cast(pl.Int64).alias(f"counted_{c}") for c in _SUMS),
     )
     sums = batch_sums.with_columns(
@@ -547,7 +548,8 @@ def batch_total_mismatches(
         .with_columns(
             pl.col("terminal_id").alias("entity_id"),
             pl.col("first_ts").alias("window_start"),
-            pl.col("last_ts").alias("window_end"),
+            # the batch's last records may be the missing ones: it ends when it settled
+            pl.max_horizontal("last_ts", "settled_at").alias("window_end"),
         )
         .pipe(
             to_findings,
