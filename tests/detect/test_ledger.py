@@ -98,8 +98,9 @@ def tables(rows: list[dict[str, Any]], fee_class: str = "standard", rate_bp: int
     }
 
 
-def run(name: str, data: dict[str, pl.LazyFrame], **params: Any) -> pl.DataFrame:
-    frame = RULES[name](data, **(RULES[name].parameters | params)).collect()
+def check(found: pl.LazyFrame) -> pl.DataFrame:
+    """Collect a rule's output and check what every finding must satisfy."""
+    frame = found.collect()
     assert frame.schema == FINDINGS_SCHEMA
     for row in frame.iter_rows(named=True):
         assert row["family"] == "ledger"
@@ -133,12 +134,12 @@ def test_fees_by_the_table_are_no_finding() -> None:
         txn("X5", T0 + timedelta(minutes=4), amount_fen=5_000, kind="refund"),
         txn("X6", T0 + timedelta(minutes=5), amount_fen=5_000, status="declined"),
     ]
-    assert run("fee_mismatches", tables(rows)).is_empty()
+    assert check(RULES["fee_mismatches"](tables(rows))).is_empty()
 
 
 def test_a_charity_charged_is_found_with_what_it_paid() -> None:
     rows = [txn("X1", T0, amount_fen=100_000), txn("X2", T0 + timedelta(hours=1))]
-    found = run("fee_mismatches", tables(rows, fee_class="charity"))
+    found = check(RULES["fee_mismatches"](tables(rows, fee_class="charity")))
     assert found.height == 1
     (ev,) = evidence(found)
     assert ev["fee_kind"] == "charity_charged"
@@ -149,23 +150,23 @@ def test_a_charity_charged_is_found_with_what_it_paid() -> None:
 
 def test_the_debit_cap_on_a_credit_card_is_found() -> None:
     rows = [txn("X1", T0, amount_fen=1_000_000, fee_fen=fees.DEBIT_CAP_FEN)]
-    (ev,) = evidence(run("fee_mismatches", tables(rows)))
+    (ev,) = evidence(check(RULES["fee_mismatches"](tables(rows))))
     assert ev["fee_kind"] == "cap_on_credit"
     assert ev["difference_fen"] == 6_000 - 2_000
 
 
 def test_the_discount_rate_on_a_standard_merchant_is_found() -> None:
     rows = [txn("X1", T0, amount_fen=50_000, channel="credit_card", fee_fen=215)]  # 0.43 %
-    (ev,) = evidence(run("fee_mismatches", tables(rows)))
+    (ev,) = evidence(check(RULES["fee_mismatches"](tables(rows))))
     assert ev["fee_kind"] == "discount_rate_on_standard"
     assert ev["difference_fen"] == 300 - 215
 
 
 def test_a_discount_merchant_is_charged_its_own_rate() -> None:
     ok = txn("X1", T0, amount_fen=50_000, fee_fen=225)  # 0.45 % of 500 CNY
-    assert run("fee_mismatches", tables([ok], "discount", 45)).is_empty()
+    assert check(RULES["fee_mismatches"](tables([ok], "discount", 45))).is_empty()
     wrong = txn("X1", T0, amount_fen=50_000)  # billed the channel's 0.60 %
-    (ev,) = evidence(run("fee_mismatches", tables([wrong], "discount", 45)))
+    (ev,) = evidence(check(RULES["fee_mismatches"](tables([wrong], "discount", 45))))
     assert ev["difference_fen"] == 225 - 300 and ev["fee_kind"] == "other"
 
 
@@ -174,7 +175,7 @@ def test_one_finding_a_merchant_day() -> None:
         txn(f"X{i}", T0 + timedelta(hours=i * 7), amount_fen=100_000, fee_fen=0)
         for i in range(4)  # 10:00, 17:00 on day 1; 00:00, 07:00 on day 2
     ]
-    found = run("fee_mismatches", tables(rows))
+    found = check(RULES["fee_mismatches"](tables(rows)))
     assert sorted(e["records"] for e in evidence(found)) == [2, 2]
     assert found.get_column("finding_id").n_unique() == 2
 
@@ -248,7 +249,9 @@ def test_a_sale_recorded_twice_within_seconds_is_found() -> None:
         txn("X1", T0, trace_no=1),
         txn("X2", T0 + timedelta(seconds=12), trace_no=2),
     ]
-    found = run("duplicate_transactions", {"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)})
+    found = check(
+        RULES["duplicate_transactions"]({"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)})
+    )
     assert found.get_column("entity_id").to_list() == ["X2"]
     (ev,) = evidence(found)
     assert ev["duplicate_of_txn_id"] == "X1" and ev["gap_seconds"] == 12
@@ -256,7 +259,9 @@ def test_a_sale_recorded_twice_within_seconds_is_found() -> None:
 
 def test_a_replay_with_the_sales_own_time_is_found() -> None:
     rows = [txn("X1", T0, trace_no=1), txn("X2", T0, trace_no=2)]
-    found = run("duplicate_transactions", {"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)})
+    found = check(
+        RULES["duplicate_transactions"]({"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)})
+    )
     assert found.get_column("entity_id").to_list() == ["X2"]
 
 
@@ -276,14 +281,14 @@ def test_a_replay_with_the_sales_own_time_is_found() -> None:
 )
 def test_repeats_that_are_no_double_are_left_alone(rows: list[dict[str, Any]]) -> None:
     data = {"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)}
-    assert run("duplicate_transactions", data).is_empty()
+    assert check(RULES["duplicate_transactions"](data)).is_empty()
 
 
 def test_the_policy_window_bounds_the_gap() -> None:
     rows = [txn("X1", T0), txn("X2", T0 + timedelta(seconds=45), trace_no=2)]
     data = {"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)}
-    assert run("duplicate_transactions", data).height == 1
-    assert run("duplicate_transactions", data, max_gap_seconds=30).is_empty()
+    assert check(RULES["duplicate_transactions"](data)).height == 1
+    assert check(RULES["duplicate_transactions"](data, max_gap_seconds=30)).is_empty()
 
 
 # --- trace_gaps -----------------------------------------------------------------------------
@@ -298,7 +303,7 @@ def batch(traces: list[int], batch_no: int = 7, start: datetime = T0) -> list[di
 
 def test_missing_trace_numbers_inside_a_batch_are_found() -> None:
     rows = batch([101, 102, 105, 106, 108])
-    found = run("trace_gaps", {"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)})
+    found = check(RULES["trace_gaps"]({"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)}))
     assert found.height == 1
     (ev,) = evidence(found)
     assert ev["missing_traces"] == 3 and ev["gaps"] == 2 and ev["first_missing_trace"] == 103
@@ -315,7 +320,9 @@ def test_missing_trace_numbers_inside_a_batch_are_found() -> None:
     ],
 )
 def test_counters_that_wrap_or_start_again_are_no_gap(rows: list[dict[str, Any]]) -> None:
-    assert run("trace_gaps", {"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)}).is_empty()
+    assert check(
+        RULES["trace_gaps"]({"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)})
+    ).is_empty()
 
 
 # --- batch_total_mismatches ---------------------------------------------------------------
@@ -342,13 +349,13 @@ def totals(**counted: int) -> pl.LazyFrame:
 def test_a_batch_that_adds_up_is_no_finding() -> None:
     rows = batch([1, 2, 3])
     data = {"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA), "batch_totals": totals()}
-    assert run("batch_total_mismatches", data).is_empty()
+    assert check(RULES["batch_total_mismatches"](data)).is_empty()
 
 
 def test_a_batch_missing_its_last_record_is_found_up_to_its_settlement() -> None:
     rows = batch([1, 2])
     data = {"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA), "batch_totals": totals()}
-    found = run("batch_total_mismatches", data)
+    found = check(RULES["batch_total_mismatches"](data))
     (ev,) = evidence(found)
     assert ev["counted_records"] == 3 and ev["recorded_records"] == 2
     assert ev["missing_sale_amount_fen"] == 10_000 and ev["missing_fee_fen"] == 60
