@@ -52,13 +52,12 @@ def fee_sql(amount: str, rate_bp: str) -> str:
 
 
 def rate_sql(channel: str, fee_class: str, discount_rate_bp: str) -> str:
-    """The rate of a sale in basis points from its channel and its merchant's fee class."""
+    """The rate of a sale in basis points from its channel and its merchant's fee class (no
+    ``IN`` list: Polars' SQL reads one as a deprecated ``is_in``)."""
+    discount = f"CAST({discount_rate_bp} AS BIGINT)"
     by_channel = " ".join(
-        f"WHEN {channel} = '{name}' THEN {bp}" for name, bp in CHANNEL_RATE_BP.items()
+        f"WHEN {channel} = '{name}' THEN "
+        f"CASE WHEN {fee_class} = 'discount' THEN {discount} ELSE {bp} END"
+        for name, bp in CHANNEL_RATE_BP.items()
     )
-    return (
-        f"CASE WHEN {fee_class} = 'charity' THEN {CHARITY_RATE_BP} "
-        f"WHEN {channel} NOT IN ({', '.join(repr(c) for c in CHANNEL_RATE_BP)}) THEN 0 "
-        f"WHEN {fee_class} = 'discount' THEN CAST({discount_rate_bp} AS BIGINT) "
-        f"{by_channel} ELSE 0 END"
-    )
+    return f"CASE WHEN {fee_class} = 'charity' THEN {CHARITY_RATE_BP} {by_channel} ELSE 0 END"

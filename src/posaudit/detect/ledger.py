@@ -61,7 +61,7 @@ FROM (
     SELECT *, CASE WHEN kind = 'void' THEN -unsigned_fen ELSE unsigned_fen END AS expected_fen
     FROM (
         SELECT *,
-            CASE WHEN status <> 'approved' OR kind NOT IN ('sale', 'void') THEN 0
+            CASE WHEN status <> 'approved' OR (kind <> 'sale' AND kind <> 'void') THEN 0
                 WHEN channel = 'debit_card' AND table_fee_fen > {fees.DEBIT_CAP_FEN}
                     THEN {fees.DEBIT_CAP_FEN}
                 ELSE table_fee_fen END AS unsigned_fen
