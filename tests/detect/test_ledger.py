@@ -306,7 +306,8 @@ def test_missing_trace_numbers_inside_a_batch_are_found() -> None:
     found = check(RULES["trace_gaps"]({"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)}))
     assert found.height == 1
     (ev,) = evidence(found)
-    assert ev["missing_traces"] == 3 and ev["gaps"] == 2 and ev["first_missing_trace"] == 103
+    assert ev["missing_traces"] == 3 and ev["records"] == 5
+    assert (ev["lowest_trace_no"], ev["highest_trace_no"]) == (101, 108)
     assert found.get_column("entity_id").to_list() == [TERMINAL]
 
 
@@ -314,6 +315,7 @@ def test_missing_trace_numbers_inside_a_batch_are_found() -> None:
     "rows",
     [
         batch([999_998, 999_999, 1, 2]),  # the counter wraps inside the batch
+        batch([999_999, 1]),
         batch([500, 501]) + batch([1, 2], batch_no=8, start=T0 + timedelta(days=1)),  # re-init
         batch([10, 11]) + batch([40, 41], batch_no=8, start=T0 + timedelta(days=1)),
         batch([5_000, 5_001, 1, 2]),  # set back inside a batch: a reset, not a deletion
@@ -366,3 +368,9 @@ def test_money_below_zero_reads_as_yuan_with_a_minus() -> None:
     """A charity's difference is negative: -660 fen is -6.60 CNY (floor division gave -7.40)."""
     shown = pl.select(fen_to_yuan(pl.Series([-660, -5, 0, 523]))).to_series().to_list()
     assert shown == ["-6.60 CNY", "-0.05 CNY", "0.00 CNY", "5.23 CNY"]
+
+
+def test_a_gap_across_the_wrap_is_found() -> None:
+    rows = batch([999_997, 999_998, 2, 3])  # 999,999 and 1 missing
+    found = check(RULES["trace_gaps"]({"transactions": pl.LazyFrame(rows, schema=TXN_SCHEMA)}))
+    assert [e["missing_traces"] for e in evidence(found)] == [2]

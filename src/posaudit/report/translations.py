@@ -648,7 +648,7 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_difference_fen": ("smallest fee difference of a record (fen)", "单笔最小手续费差额（分）"),
     "max_gap_seconds": ("longest time between the two sales (seconds)", "两笔消费的最长间隔（秒）"),
     "max_trace_no": ("largest trace number, then 1 again", "最大流水号（之后从 1 重新开始）"),
-    "max_missing": ("most numbers one gap may miss", "单处跳号最多缺失的号数"),
+    "max_missing": ("most numbers a batch may miss", "一个批次最多缺失的号数"),
 }
 # How the PIN rules name the weakness classes in their sentences.
 WEAKNESS_CLASSES: Final[dict[str, tuple[str, str]]] = WEAKNESS_WORDS
@@ -1051,8 +1051,8 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     "previous_trace_no": ("trace number of the earlier sale", "原交易流水号", "text"),
     "batch_no": ("batch", "批次号", "text"),
     "missing_traces": ("trace numbers missing", "缺失的流水号数", "count"),
-    "gaps": ("gaps", "跳号处数", "count"),
-    "first_missing_trace": ("first missing trace number", "第一个缺失的流水号", "text"),
+    "lowest_trace_no": ("lowest trace number", "最小流水号", "text"),
+    "highest_trace_no": ("highest trace number", "最大流水号", "text"),
     "counted_records": ("approved records the terminal counted", "终端汇总的已批准笔数", "count"),
     "recorded_records": ("approved records in the data", "数据中的已批准笔数", "count"),
     "counted_sale_amount_fen": ("sales the terminal counted", "终端汇总的消费金额", "money"),
@@ -1061,7 +1061,7 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     "missing_fee_fen": ("fees missing from the data", "数据中缺少的手续费", "money"),
     "min_difference_fen": ("policy: smallest difference", "阈值：最小差额", "money"),
     "max_gap_seconds": ("policy: longest gap (seconds)", "阈值：最长间隔（秒）", "number"),
-    "max_missing": ("policy: most numbers one gap may miss", "阈值：单处最多缺失号数", "count"),
+    "max_missing": ("policy: most numbers a batch may miss", "阈值：批次最多缺失号数", "count"),
 }
 _LOCKOUT_REASONS: Final[dict[str, tuple[str, str]]] = {
     "never_locks": ("never locks", "从不锁定"),
