@@ -7,6 +7,8 @@ import re
 import pytest
 from notebook_helpers import NOTEBOOK_NAMES, chart_rows, chart_titles, outputs_of
 
+from posaudit.notebook import overview
+from posaudit.notebook.session import open_audit
 from posaudit.store import Store
 
 pytestmark = pytest.mark.slow
@@ -97,6 +99,16 @@ PROMISED: dict[str, tuple[set[str], set[str]]] = {
     ),
     # its tables are in widgets: test_triage_shows_the_queue_in_its_widgets
     "07-triage": (set(), set()),
+    # fees and completeness
+    "09-fees-and-completeness": (
+        {"Fees and completeness findings per day"},
+        {
+            "Fees recomputed from the fee table",
+            "Merchants billed off the fee table",
+            "Batches with missing records",
+            "Sales recorded twice",
+        },
+    ),
 }
 
 
@@ -146,11 +158,23 @@ def test_start_here_tells_what_is_new_since_the_run_before(
         row["change"] for rows in changed["datasets"].values() for row in rows if "change" in row
     }
     assert kinds == {"new", "resolved"}
-    # the sample's data is complete: every check passes and says so
-    assert (
-        shown.tables["Breaks in trace numbers"] == 0 and "No trace number is missing" in shown.text
-    )
-    assert shown.tables["Data checks"] == 4 and shown.text.count(">ok<") == 4
+    # the sample's breaks in trace numbers are the records the simulator deleted and the
+    # counters it set anew (a wrap, a re-initialised terminal): nothing else is missing
+    store = Store.open(audited_store.path, read_only=True)
+    try:
+        labelled = {
+            row[0]
+            for row in store.query(
+                "SELECT entity_id FROM ground_truth WHERE scenario IN ('deleted_records', "
+                "'benign:trace_wrap', 'benign:terminal_reinit')"
+            )
+        }
+    finally:
+        store.close()
+    gaps = overview.trace_gaps(open_audit(audited_store.path, audited_store.runs[1]))
+    assert shown.tables["Breaks in trace numbers"] == gaps.height > 0
+    assert set(gaps.get_column("terminal_id")) <= labelled
+    assert shown.tables["Data checks"] == 4 and shown.text.count(">ok<") >= 2
 
 
 def test_logins_notebook_shows_the_attacks_of_the_run(executed_notebooks, audited_store) -> None:
@@ -314,3 +338,20 @@ def test_ingested_data_notebook_shows_what_came_in(notebooks_on_ingested, ingest
     start = outputs_of(notebooks_on_ingested["00-start-here"])
     assert shown.text.count("no ground truth") == 1
     assert start.tables["Tables in the store"] == 9  # the ten of a simulation, but the labels
+
+
+def test_fees_notebook_shows_the_leakage_of_the_run(executed_notebooks, audited_store) -> None:
+    shown = outputs_of(executed_notebooks.notebooks["09-fees-and-completeness"])
+    store = Store.open(audited_store.path, read_only=True)
+    try:
+        fen, days = store.query(
+            "SELECT sum(CAST(json_extract(evidence, '$.difference_fen') AS BIGINT)), count(*) "
+            "FROM findings WHERE rule = 'fee_mismatches' AND status = 'open'"
+        )[0]
+    finally:
+        store.close()
+    assert days > 0  # the sample holds a merchant billed off the fee table
+    assert f"Fee leakage by the run's findings: {fen / 100:,.2f} CNY net over {days:,}" in (
+        shown.text
+    )
+    assert shown.tables["Merchants billed off the fee table"] >= 1

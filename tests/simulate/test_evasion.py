@@ -75,8 +75,12 @@ DEFAULT_WORLD: dict[str, str] = {
     "pin_events": "1a4ae5eb52ce2e6c",
     "login_events": "190af74fc4c1553a",
     "lockouts": "cb085f0c7d873908",
-    "transactions": "490abac3b58fa21b",  # e888e26769261076 before the account references
-    "ground_truth": "11e7dd04868d3f5f",
+    # 490abac3b58fa21b before duplicated, deleted and misapplied-fee records; e888e26769261076
+    # before the account references
+    "transactions": "c7ad42f379570bef",
+    "ground_truth": "2a6e84da39853065",  # 11e7dd04868d3f5f before the fees and completeness
+    "batch_totals": "4aece6ff65fcd8e6",
+    "operator_events": "cb62379622f6fad5",
 }
 
 

@@ -21,6 +21,15 @@ POSAUDIT = [sys.executable, "-m", "posaudit"]
 # every kind often enough to appear in 30 merchants over 8 days around a month's end
 DENSE = "[lookalikes]\nenabled = true\n" + "".join(f"{kind} = 150.0\n" for kind in LOOKALIKE_KINDS)
 MERCHANTS, DAYS, START, SEED = 30, 8, "2026-09-26", 4  # seed 4: 3 hotels
+# what each kind is labelled on, where not the operator
+ENTITY_OF = {
+    "replaced_card": "transaction",
+    # fees and completeness
+    "retry_after_decline": "transaction",
+    "trace_wrap": "terminal",
+    "terminal_reinit": "terminal",
+    "debit_cap_purchases": "merchant",
+}
 
 
 def _tables(path: Path) -> dict[str, pl.DataFrame]:
@@ -55,7 +64,7 @@ def _in(frame: pl.DataFrame, column: str, incident: dict, ts: str = "ts") -> pl.
 def test_every_kind_appears_and_is_labelled(world: dict[str, pl.DataFrame]) -> None:
     for kind in LOOKALIKE_KINDS:
         incidents = _incidents(world, kind)
-        expected = "transaction" if kind == "replaced_card" else "operator"
+        expected = ENTITY_OF.get(kind, "operator")
         assert set(incidents.get_column("entity_type").to_list()) == {expected}, kind
 
 
@@ -189,7 +198,7 @@ def test_every_kind_appears_with_the_default_settings(tmp_path: Path) -> None:
     world = _tables(path)
     for kind in LOOKALIKE_KINDS:
         incidents = _incidents(world, kind)
-        expected = "transaction" if kind == "replaced_card" else "operator"
+        expected = ENTITY_OF.get(kind, "operator")
         assert set(incidents.get_column("entity_type").to_list()) == {expected}, kind
     assert_no_hint(world, ("benign", "lookalike", "look-alike", *LOOKALIKE_KINDS))
 

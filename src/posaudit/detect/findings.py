@@ -100,4 +100,6 @@ def empty_findings() -> pl.LazyFrame:
 def fen_to_yuan(column: str | pl.Expr) -> pl.Expr:
     """Money for people: fen as yuan with two decimals and the currency, '523.00 CNY'."""
     expr = pl.col(column) if isinstance(column, str) else column
-    return pl.format("{}.{} CNY", expr // 100, (expr % 100).cast(pl.String).str.zfill(2))
+    sign = pl.when(expr < 0).then(pl.lit("-")).otherwise(pl.lit(""))
+    size = expr.abs()
+    return pl.format("{}{}.{} CNY", sign, size // 100, (size % 100).cast(pl.String).str.zfill(2))

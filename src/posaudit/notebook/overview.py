@@ -35,6 +35,8 @@ EVENT_LABELS: Final[dict[str, str]] = {
     "lockouts": "lockouts",
     "pin_events": "PIN events",
     "transactions": "transactions",
+    "operator_events": "operator events",
+    "batch_totals": "batch totals",
 }
 # A day with less than this share of its table's median day is a low day: data may be missing.
 LOW_DAY_SHARE: Final = 0.5

@@ -50,6 +50,7 @@ from posaudit.report.data import (
     ageing_counts,
     change_counts,
     family_severity_counts,
+    fee_leakage,
     headline_findings,
     load_report_data,
     money_at_risk,
@@ -697,6 +698,7 @@ def _families(
                 )
             )
         top = rows.head(TOP_FINDINGS)
+        leakage = fee_leakage(rows)
         critical_high = rows.filter(pl.col("severity_rank") >= SEVERITY_RANK["high"]).height
         sections.append(
             {
@@ -717,6 +719,16 @@ def _families(
                     new=f"{int(rows.get_column('is_new').sum()):,}",
                 ),
                 "chart": chart,
+                "leakage": text(
+                    "fee_leakage",
+                    lang,
+                    total=money_text(leakage.total_fen, lang),
+                    findings=f"{leakage.findings:,}",
+                    not_collected=money_text(leakage.not_collected_fen, lang),
+                    over_charged=money_text(leakage.over_charged_fen, lang),
+                )
+                if leakage.findings
+                else None,
                 "top_note": text(
                     "top_findings_note", lang, shown=top.height, count=f"{rows.height:,}"
                 ),

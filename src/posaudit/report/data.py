@@ -862,6 +862,35 @@ MONEY_FAMILIES: Final = ("refunds",)
 
 
 @dataclass(frozen=True)
+class FeeLeakage:
+    """What the fee audit's findings (``fee_mismatches``) add up to: the fees the fee table
+    gives and the merchants were not charged, and the fees charged over the table. The net
+    (:attr:`total_fen`) is the sum of the findings' ``difference_fen``."""
+
+    findings: int
+    not_collected_fen: int
+    over_charged_fen: int
+
+    @property
+    def total_fen(self) -> int:
+        return self.not_collected_fen - self.over_charged_fen
+
+
+def fee_leakage(findings: pl.DataFrame) -> FeeLeakage:
+    """The fee leakage of ``findings`` (any rules; only ``fee_mismatches`` count)."""
+    difference = (
+        findings.filter(pl.col("rule") == "fee_mismatches")
+        .select(_json("evidence", "$.difference_fen").cast(pl.Int64).alias("fen"))
+        .get_column("fen")
+    )
+    return FeeLeakage(
+        findings=difference.len(),
+        not_collected_fen=int(difference.clip(lower_bound=0).sum()),
+        over_charged_fen=int(-difference.clip(upper_bound=0).sum()),
+    )
+
+
+@dataclass(frozen=True)
 class MoneyAtRisk:
     """The approved refunds findings name, in fen, each refund counted once.
 

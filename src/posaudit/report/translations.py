@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from posaudit.detect import logins, pins, refunds
+from posaudit.detect import ledger, logins, pins, refunds
 from posaudit.detect.pins import ACTOR_WORDS, WEAKNESS_WORDS
 from posaudit.detect.sentences import Language, OperatorLabel, Sentence
 from posaudit.report.pseudonyms import OPERATOR_ID, Pseudonyms
@@ -184,6 +184,12 @@ UI: Final[dict[str, tuple[str, str]]] = {
         "共 {count} 项发现，来自 {rules} 条规则（严重或高 {critical_high} 项，新增 {new} 项）。",
     ),
     "family_none": ("No findings in this family.", "该类别没有发现。"),
+    "fee_leakage": (
+        "Fee leakage: {total} net by the fee table over {findings} merchant-days with fees off "
+        "the table ({not_collected} not collected, {over_charged} charged over the table).",
+        "手续费漏损：按费率表重算，{findings} 个商户日的手续费与费率表不符，净少收 {total}"
+        "（少收 {not_collected}，多收 {over_charged}）。",
+    ),
     "by_rule_severity": ("Findings by rule and severity", "按规则和严重程度统计的发现"),
     "top_findings": ("Top findings", "最重要的发现"),
     "top_findings_note": (
@@ -546,6 +552,11 @@ RULES: Final[dict[str, tuple[str, str]]] = {
     "round_amount_refunds": ("Round-amount refunds", "整数金额退款"),
     "refunds_after_suspicious_login": ("Refunds after a suspicious login", "可疑登录后的退款"),
     "operator_anomaly_scores": ("Operator anomaly scores", "操作员异常评分"),
+    # fees and completeness
+    "fee_mismatches": ("Fees off the fee table", "手续费与费率表不符"),
+    "duplicate_transactions": ("Duplicated records", "重复交易记录"),
+    "trace_gaps": ("Trace number gaps", "流水号缺失"),
+    "batch_total_mismatches": ("Batch totals that do not add up", "批次汇总不符"),
 }
 # The English description is the rule's docstring; these are its Chinese counterparts.
 RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
@@ -570,6 +581,11 @@ RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
     "round_amount_refunds": "操作员在几小时内办理多笔整数金额的部分退款：疑似套现。",
     "refunds_after_suspicious_login": "操作员在可疑登录（锁定或多次输错密码之后）后立即办理退款，且部分退至未付款的卡。",
     "operator_anomaly_scores": "以孤立森林模型评估每个操作员日的活动，找出与本商户其他操作员及其自身历史相比最突出的操作员日。",
+    # fees and completeness
+    "fee_mismatches": "按费率表和商户费率类别重算每笔已批准消费的手续费（精确到分），收费与之不符的商户日。",
+    "duplicate_transactions": "已批准的消费在数秒内重复终端上一笔同卡、同金额的已批准消费：记录被重复或以新流水号重放。",
+    "trace_gaps": "终端同一批次内的流水号出现跳号：终端已编号的记录未进入或被删出数据。",
+    "batch_total_mismatches": "终端结算时的批次汇总与该批次的记录对不上：已批准记录或金额缺失或多出。",
 }
 PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_failures": ("fewest failed attempts", "最少失败次数"),
@@ -628,6 +644,11 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "n_estimators": ("trees in the forest", "森林中的树数量"),
     "max_samples": ("sample size per tree", "每棵树的样本量"),
     "fit_rows": ("most operator-days the forest is fitted on", "拟合森林所用的最多操作员日数"),
+    # fees and completeness
+    "min_difference_fen": ("smallest fee difference of a record (fen)", "单笔最小手续费差额（分）"),
+    "max_gap_seconds": ("longest time between the two sales (seconds)", "两笔消费的最长间隔（秒）"),
+    "max_trace_no": ("largest trace number, then 1 again", "最大流水号（之后从 1 重新开始）"),
+    "max_missing": ("most numbers a batch may miss", "一个批次最多缺失的号数"),
 }
 # How the PIN rules name the weakness classes in their sentences.
 WEAKNESS_CLASSES: Final[dict[str, tuple[str, str]]] = WEAKNESS_WORDS
@@ -733,6 +754,7 @@ SENTENCES: Final[dict[str, Sentence]] = {
     **pins.SENTENCES,
     **refunds.SENTENCES,
     **operators.SENTENCES,
+    **ledger.SENTENCES,
 }
 
 
@@ -853,6 +875,8 @@ EvidenceKind = Literal[
     "lockout_reasons",
     "features",
     "sharing_view",
+    "fee_kind",
+    "fee_class",
 ]
 # Every key a rule writes into its evidence: its label in both languages and how its value
 # reads (the unit goes with the value: '30 minutes', '27.46 元'). Anomaly features read with
@@ -1011,6 +1035,33 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
         "count",
     ),
     "seed": ("model seed", "模型随机种子", "text"),
+    # fees and completeness
+    "fee_kind": ("looks like", "疑似原因", "fee_kind"),
+    "fee_class": ("merchant fee class", "商户费率类别", "fee_class"),
+    "records": ("records", "记录笔数", "count"),
+    "charged_fen": ("fees charged", "实收手续费", "money"),
+    "expected_fen": ("fees by the fee table", "按费率表应收手续费", "money"),
+    "difference_fen": ("not collected (expected minus charged)", "少收金额（应收减实收）", "money"),
+    "txn_ids": ("records", "交易编号", "text"),
+    "txn_id": ("record", "交易编号", "text"),
+    "duplicate_of_txn_id": ("repeats sale", "重复的原交易", "text"),
+    "card_token": ("card", "卡标记", "text"),
+    "gap_seconds": ("seconds after it", "间隔秒数", "number"),
+    "trace_no": ("trace number", "流水号", "text"),
+    "previous_trace_no": ("trace number of the earlier sale", "原交易流水号", "text"),
+    "batch_no": ("batch", "批次号", "text"),
+    "missing_traces": ("trace numbers missing", "缺失的流水号数", "count"),
+    "lowest_trace_no": ("lowest trace number", "最小流水号", "text"),
+    "highest_trace_no": ("highest trace number", "最大流水号", "text"),
+    "counted_records": ("approved records the terminal counted", "终端汇总的已批准笔数", "count"),
+    "recorded_records": ("approved records in the data", "数据中的已批准笔数", "count"),
+    "counted_sale_amount_fen": ("sales the terminal counted", "终端汇总的消费金额", "money"),
+    "recorded_sale_amount_fen": ("sales in the data", "数据中的消费金额", "money"),
+    "missing_sale_amount_fen": ("sales missing from the data", "数据中缺少的消费金额", "money"),
+    "missing_fee_fen": ("fees missing from the data", "数据中缺少的手续费", "money"),
+    "min_difference_fen": ("policy: smallest difference", "阈值：最小差额", "money"),
+    "max_gap_seconds": ("policy: longest gap (seconds)", "阈值：最长间隔（秒）", "number"),
+    "max_missing": ("policy: most numbers a batch may miss", "阈值：批次最多缺失号数", "count"),
 }
 _LOCKOUT_REASONS: Final[dict[str, tuple[str, str]]] = {
     "never_locks": ("never locks", "从不锁定"),
@@ -1043,6 +1094,13 @@ _ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
     "sharing_view": {
         "terminals": ("two terminals in turn", "两台终端交替"),
         "till": ("one till, in turn with another login", "同一终端与另一登录交替"),
+    },
+    # fees and completeness
+    "fee_kind": ledger.FEE_KINDS,
+    "fee_class": {
+        "standard": ("standard", "标准"),
+        "discount": ("discount", "优惠"),
+        "charity": ("charity", "慈善"),
     },
 }
 EVIDENCE_LIST_ITEMS: Final = 6

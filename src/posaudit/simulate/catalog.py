@@ -7,11 +7,14 @@ from typing import Final
 
 import numpy as np
 
-CHANNELS: Final = ("debit_card", "credit_card", "alipay_qr", "wechat_qr", "unionpay_qr")
-# Merchant discount rate in basis points of 0.01 % (the fee table of docs/domain.md).
-CHANNEL_RATE_BP: Final = np.array([50, 60, 38, 38, 38], dtype=np.int64)
-DEBIT_CAP_FEN: Final = 2_000  # debit cards: 20 CNY per transaction at most
-DISCOUNT_RATE_BP: Final = (38, 48)  # discount-class merchants, all channels
+from posaudit.detect import fees
+
+CHANNELS: Final = fees.CARD_AND_QR_CHANNELS
+# The fee table of docs/domain.md, defined once in posaudit.detect.fees (the fee audit
+# recomputes from the same table): rate in basis points of 0.01 % by channel.
+CHANNEL_RATE_BP: Final = np.array([fees.CHANNEL_RATE_BP[c] for c in CHANNELS], dtype=np.int64)
+DEBIT_CAP_FEN: Final = fees.DEBIT_CAP_FEN  # debit cards: 20 CNY per transaction at most
+DISCOUNT_RATE_BP: Final = fees.DISCOUNT_RATE_BP  # discount-class merchants, all channels
 
 # Cities and their weights in the draw of a merchant's city.
 _CITY_WEIGHTS: Final = (

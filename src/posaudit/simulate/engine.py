@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from posaudit import __version__
 from posaudit.pins import PinDigester, pin_digester
-from posaudit.simulate import fraud, lookalikes
+from posaudit.simulate import fraud, ledger_fraud, lookalikes
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
     CHANNEL_NAMES,
@@ -130,6 +130,7 @@ class _Renderer:
         self.digester = digester
         self._digests: dict[int, str] = {}
         self._account_key: np.ndarray | None = None
+        self.fee_plan: ledger_fraud.FeePlan | None = None  # merchants billed wrongly
 
     def _ids(self, prefix: str, count: int) -> pl.Series:
         start = self.counters[prefix]
@@ -163,6 +164,15 @@ class _Renderer:
         fee = np.where(channel == 0, np.minimum(fee, DEBIT_CAP_FEN), fee)
         kind = txns.get_column("kind").to_physical().to_numpy()  # 0 sale, 1 void
         approved = txns.get_column("status").to_physical().to_numpy() == 0
+        if self.fee_plan is not None:
+            fee = self.fee_plan.charge(
+                fee,
+                merchant=merchant,
+                channel=channel,
+                amount=amount,
+                chargeable=((kind == 0) & approved) | (kind == 1),
+                ts=txns.get_column("ts").to_numpy(),
+            )
         fee = np.where((kind == 0) & approved, fee, np.where(kind == 1, -fee, 0))
         seq = txns.get_column("seq")
         original = txns.get_column("original")
@@ -597,6 +607,12 @@ def simulate(
         )
         labels: list[pl.DataFrame] = []
         counts = {table: 0 for table in EVENT_TABLES}
+        renderer.fee_plan = ledger_fraud.plan_fee_errors(
+            world,
+            stream(int(seed), "ledger-fees", int(first_day)),
+            rates["fee_misapplied"],
+            evasion["fee_misapplied"],
+        )
         if created:
             store.initialise(pin_key_fingerprint=fingerprint, code_version=__version__)
         if created:
@@ -633,12 +649,25 @@ def simulate(
                 if any(benign.values()):  # off: not a single random draw more
                     ctx.rng = stream(int(seed), "lookalike", day)
                     lookalikes.inject_day(ctx, benign, end_day)
+                if rates["duplicate_transactions"] > 0 or any(
+                    benign[kind] for kind in ledger_fraud.LOOKALIKES
+                ):  # off: not a single random draw more
+                    ctx.rng = stream(int(seed), "ledger", day)
+                    ledger_fraud.inject_day(ctx, rates, benign)
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
                 _remember_sales(
                     state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng
                 )
                 logins, lockouts = fraud.log_frames(activity.logins)
                 tx = renderer.transactions(pl.concat(activity.txns), state, day)
+                bt = ledger_fraud.batch_totals(tx)  # what the terminals counted
+                if rates["deleted_records"] > 0:
+                    ctx.rng = stream(int(seed), "ledger", day, 2)
+                    tx = ledger_fraud.deleted_records(
+                        ctx, tx, renderer.t_ids, rates["deleted_records"]
+                    )
+                writer.put("batch_totals", bt)
+                counts["batch_totals"] += bt.height
                 lg = renderer.logins(logins)
                 lk = renderer.lockouts(lockouts)
                 writer.put("transactions", tx)
@@ -659,6 +688,10 @@ def simulate(
             counts["pin_events"] += pe.height
         summary.write_seconds = writer.busy_seconds
         summary.wait_seconds = writer.wait_seconds
+        if renderer.fee_plan is not None and renderer.fee_plan.labels():
+            labels.append(
+                pl.DataFrame(renderer.fee_plan.labels(), schema=LABEL_SCHEMA, orient="row")
+            )
         periods = pin_periods(world, timeline, to_us)
         labels.append(condition_labels(world, periods, scenario, from_us, to_us))
         if friendly:

@@ -29,6 +29,10 @@ ATTACK_SCENARIOS: Final = (
     "refund_burst",
     "round_amount_refunds",
     "friendly_refunds",
+    # fees and completeness (simulate/ledger_fraud.py)
+    "duplicate_transactions",
+    "deleted_records",
+    "fee_misapplied",
 )
 CONDITION_SCENARIOS: Final = (
     "weak_pin",
@@ -49,6 +53,11 @@ LOOKALIKE_KINDS: Final = (
     "hotel_deposits",
     "new_clerk",
     "seasonal_peak",
+    # fees and completeness (simulate/ledger_fraud.py)
+    "retry_after_decline",
+    "trace_wrap",
+    "terminal_reinit",
+    "debit_cap_purchases",
 )
 BENIGN_PREFIX: Final = "benign:"
 # Keys whose value is a share and so lies in 0..1.

@@ -788,6 +788,18 @@ class Store:
                 self._con.execute(
                     f"COPY (SELECT * FROM {table} ORDER BY {key}) TO '{part}' (FORMAT parquet)"
                 )
+            if not any(target.rglob("*.parquet")):
+                # A partitioned COPY of no rows writes no file, and a reader then cannot tell
+                # the table's columns (an ingested store has no batch totals): one empty file.
+                folder = target / "bucket=0" if buckets is not None and facts.merchant else target
+                folder.mkdir(parents=True, exist_ok=True)
+                extra = ", CAST(NULL AS INTEGER) AS card_bucket" if table == "transactions" else ""
+                if partitioned and column is not None and buckets is None:
+                    extra = f", CAST({column} AS DATE) AS date"
+                self._con.execute(
+                    f"COPY (SELECT *{extra} FROM {table} LIMIT 0) TO "
+                    f"'{folder / 'part-0.parquet'}' (FORMAT parquet)"
+                )
             written.append(table)
         return written
 
