@@ -17,11 +17,18 @@ from types import ModuleType
 from typing import Final
 
 from posaudit.detect import logins, pins, refunds
+from posaudit.detect import privileges as privilege_rules
 from posaudit.detect.registry import RULES, Rule
 from posaudit.score import operators
 
 # Importing a module registers its rules; naming them here is what makes the list whole.
-RULE_MODULES: Final[tuple[ModuleType, ...]] = (logins, pins, refunds, operators)
+RULE_MODULES: Final[tuple[ModuleType, ...]] = (
+    logins,
+    pins,
+    refunds,
+    operators,
+    privilege_rules,
+)
 
 
 def all_rules() -> dict[str, Rule]:

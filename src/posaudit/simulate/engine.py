@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from posaudit import __version__
 from posaudit.pins import PinDigester, pin_digester
-from posaudit.simulate import fraud, lookalikes
+from posaudit.simulate import fraud, lookalikes, privileges
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
     CHANNEL_NAMES,
@@ -33,6 +33,7 @@ from posaudit.simulate.pinmodel import (
     PinTimeline,
     build_pin_timeline,
     pin_periods,
+    pin_text,
     weak_classes,
 )
 from posaudit.simulate.rng import stream
@@ -247,7 +248,7 @@ class _Renderer:
         new = sorted(set(values).difference(self._digests))
         if new:
             digests = self.digester.digests(
-                pl.Series([f"{pin:06d}" for pin in new], dtype=pl.String)
+                pl.Series([pin_text(pin) for pin in new], dtype=pl.String)
             )
             self._digests.update(zip(new, digests.to_list(), strict=True))
         return pl.Series([self._digests[pin] for pin in values], dtype=pl.String)
@@ -264,6 +265,10 @@ class _Renderer:
                 "actor": pl.Series(ACTORS).gather(events.get_column("actor")),
             }
         )
+
+    def operator_events(self, plan: privileges.PrivilegePlan, lower_us: int) -> pl.DataFrame:
+        events = privileges.operator_events_frame(plan, self.o_ids, lower_us)
+        return pl.DataFrame({"event_id": self._ids("O", events.height)}).hstack(events)
 
     def ground_truth(self, labels: pl.DataFrame) -> pl.DataFrame:
         labels = labels.sort("scenario", "entity_type", "entity", "start")
@@ -529,7 +534,7 @@ def simulate(
     # keeps the whole simulation all-or-nothing for the store at `path`.
     with Store.staged(path, append=append) as store:
         first_day = 0
-        counters = {"L": 0, "K": 0, "P": 0, "G": 0}
+        counters = {"L": 0, "K": 0, "P": 0, "G": 0, "O": 0}
         next_txn = 0
         if append:
             store.check_pin_key(fingerprint)
@@ -551,6 +556,7 @@ def simulate(
                 ("K", "lockouts"),
                 ("P", "pin_events"),
                 ("G", "ground_truth"),
+                ("O", "operator_events"),
             ):
                 counters[prefix] = _next_number(store, table, key_column(table))
             next_txn = _next_number(store, "transactions", key_column("transactions"))
@@ -586,6 +592,24 @@ def simulate(
         resets = pin_frame.filter(
             (pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us)
         )
+        taken = (
+            frozenset(store.frame("SELECT operator_id FROM operators").get_column("operator_id"))
+            if append
+            else frozenset()
+        )
+        privilege_plan = privileges.plan_privileges(
+            world,
+            scenario,
+            int(seed),
+            first_day=int(first_day),
+            days=scenario.days,
+            fraud_on=bool(fraud_on),
+            timeline=timeline,
+            taken=taken,
+        )
+        timeline = privilege_plan.timeline
+        pin_frame = privilege_plan.pin_frame()
+        renderer.o_ids = pl.Series(privilege_plan.all_ids())
         rates = {name: scenario.rate(name, fraud=bool(fraud_on)) for name in SCENARIOS}
         evasion = {name: scenario.evasion(name) for name in ATTACK_SCENARIOS}
         benign = {kind: scenario.lookalike_rate(kind) for kind in LOOKALIKE_KINDS}
@@ -602,7 +626,9 @@ def simulate(
         if created:
             store.append("merchants", world.merchants)
             store.append("terminals", world.terminals)
-            store.append("operators", world.operators)
+            store.append("operators", privilege_plan.operators(world.operators))
+        else:
+            privileges.update_operators(store, privilege_plan, taken)
         with store.background_writer() as writer:
             for day_number, day in enumerate(range(int(first_day), end_day)):
                 day_rng = stream(int(seed), "day", day)
@@ -633,6 +659,8 @@ def simulate(
                 if any(benign.values()):  # off: not a single random draw more
                     ctx.rng = stream(int(seed), "lookalike", day)
                     lookalikes.inject_day(ctx, benign, end_day)
+                ctx.rng = stream(int(seed), "privileges", day)
+                privileges.inject_day(ctx, privilege_plan)
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
                 _remember_sales(
                     state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng
@@ -657,6 +685,9 @@ def simulate(
             )
             writer.put("pin_events", pe)
             counts["pin_events"] += pe.height
+            oe = renderer.operator_events(privilege_plan, lower)
+            writer.put("operator_events", oe)
+            counts["operator_events"] += oe.height
         summary.write_seconds = writer.busy_seconds
         summary.wait_seconds = writer.wait_seconds
         periods = pin_periods(world, timeline, to_us)
@@ -668,6 +699,10 @@ def simulate(
                     schema=LABEL_SCHEMA,
                     orient="row",
                 )
+            )
+        if privilege_plan.labels:
+            labels.append(
+                pl.DataFrame(privilege_plan.labels, schema=LABEL_SCHEMA, orient="row")
             )
         gt = renderer.ground_truth(pl.concat(labels))
         store.append("ground_truth", gt)

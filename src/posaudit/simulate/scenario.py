@@ -29,6 +29,9 @@ ATTACK_SCENARIOS: Final = (
     "refund_burst",
     "round_amount_refunds",
     "friendly_refunds",
+    # privilege audit (simulate/privileges.py)
+    "privilege_grant_abuse",
+    "reset_then_refund",
 )
 CONDITION_SCENARIOS: Final = (
     "weak_pin",
@@ -37,6 +40,10 @@ CONDITION_SCENARIOS: Final = (
     "reused_pin",
     "stale_pin",
     "lockout_not_enforced",
+    # privilege audit (simulate/privileges.py)
+    "manage_and_refund",
+    "ghost_operator",
+    "common_default_pin",
 )
 SCENARIOS: Final = ATTACK_SCENARIOS + CONDITION_SCENARIOS
 # Innocent look-alikes (docs/scenarios.md), labelled ``benign:<kind>`` in ground truth.
@@ -49,6 +56,9 @@ LOOKALIKE_KINDS: Final = (
     "hotel_deposits",
     "new_clerk",
     "seasonal_peak",
+    # privilege audit (simulate/privileges.py)
+    "promotion",
+    "staff_turnover",
 )
 BENIGN_PREFIX: Final = "benign:"
 # Keys whose value is a share and so lies in 0..1.
