@@ -177,8 +177,10 @@ def permission_granted_then_used(
         pl.col("actor_operator_id").cast(pl.String),
         pl.col("event_id").cast(pl.String),
     )
-    added = events.filter(pl.col("kind") == "added").group_by("operator_id").agg(
-        pl.col("ts").min().alias("added_at")
+    added = (
+        events.filter(pl.col("kind") == "added")
+        .group_by("operator_id")
+        .agg(pl.col("ts").min().alias("added_at"))
     )
     grants = (
         events.filter((pl.col("kind") == "granted") & (pl.col("permission") == "refund"))
@@ -238,9 +240,11 @@ def _who_here() -> dict[str, pl.Expr | str]:
 
 
 RESET_THEN_REFUND: Final = Sentence(
-    en=_WHO_EN + " had its PIN reset by the administrator on {reset_at}, and {refund_count} "
+    en=_WHO_EN + " had its PIN reset by the administrator on {reset_at} with no failed login "
+    "before it, and {refund_count} "
     "refund(s) of {refund_amount} followed under its number within {max_hours} hours",
-    zh=_WHO_ZH + "于 {reset_at} 被管理员重置密码，随后 {max_hours} 小时内以其编号退款 "
+    zh=_WHO_ZH
+    + "于 {reset_at} 被管理员重置密码（此前本人无失败登录），随后 {max_hours} 小时内以其编号退款 "
     "{refund_count} 笔，共 {refund_amount}",
     fields={
         **_WHO_FIELDS,
@@ -263,7 +267,9 @@ def refunds_after_admin_reset(
     pin_events: pl.LazyFrame,
     approved_refunds: pl.LazyFrame,
     operators: pl.LazyFrame,
+    login_events: pl.LazyFrame,
     *,
+    asked_within_minutes: int = 60,  # a forgotten PIN's wrong tries come minutes before its reset
     max_hours: int = 4,  # half a shift: the reset PIN has not yet reached its owner's hands
     min_refunds: int = 2,  # one refund after a reset is an ordinary return; two are a pattern
 ) -> pl.LazyFrame:
@@ -271,9 +277,11 @@ def refunds_after_admin_reset(
     administrator resetting its PIN.
 
     Whoever resets a PIN knows the new one until its owner changes it. An operator who
-    forgot its PIN logs back in and sells; refunds one after the other straight after the
-    reset are the administrator using the operator's number, so the refunds carry someone
-    else's name. One finding per reset, from the reset to the last refund in the window.
+    forgot its PIN has tried it and failed first, and asks for the reset; a reset with no
+    failed login of the operator's in the ``asked_within_minutes`` before it is one nobody
+    asked for, and refunds one after the other straight after it are the administrator using
+    the operator's number, so the refunds carry someone else's name. One finding per such
+    reset, from the reset to the last refund in the window.
 
     Parameters
     ----------
@@ -281,7 +289,12 @@ def refunds_after_admin_reset(
         How long after the reset refunds count.
     min_refunds
         Fewest refunds in that time that make a finding.
+    asked_within_minutes
+        A failed login of the operator's this long before the reset means it asked for it.
     """
+    failed = login_events.filter(
+        pl.col("outcome").cast(pl.String).is_in(["wrong_pin", "locked"])
+    ).select(pl.col("operator_id").cast(pl.String), pl.col("ts").cast(pl.Datetime("us")))
     resets = pin_events.filter(
         (pl.col("kind").cast(pl.String) == "reset") & (pl.col("actor").cast(pl.String) == "admin")
     ).select(
@@ -289,6 +302,16 @@ def refunds_after_admin_reset(
         pl.col("ts").cast(pl.Datetime("us")).alias("start_at"),
         pl.col("event_id").cast(pl.String).alias("pin_event_id"),
     )
+    asked = (
+        resets.join(failed, on="operator_id", how="inner")
+        .filter(
+            (pl.col("ts") <= pl.col("start_at"))
+            & (pl.col("ts") >= pl.col("start_at") - pl.duration(minutes=asked_within_minutes))
+        )
+        .select("operator_id", "start_at")
+        .unique()
+    )
+    resets = resets.join(asked, on=["operator_id", "start_at"], how="anti")
     return (
         _refunds_after(resets.select("operator_id", "start_at"), approved_refunds, max_hours)
         .filter(pl.col("refund_count") >= min_refunds)
@@ -316,6 +339,7 @@ def refunds_after_admin_reset(
                 "refund_txn_ids": pl.col("refund_txn_ids"),
                 "max_hours": pl.lit(max_hours),
                 "min_refunds": pl.lit(min_refunds),
+                "asked_within_minutes": pl.lit(asked_within_minutes),
             },
         )
     )
@@ -441,9 +465,9 @@ def never_logged_in(
             & (pl.col("disabled_at").is_null() | (pl.col("disabled_at") > pl.col("data_to")))
         )
         .with_columns(
-            pl.max_horizontal(
-                "created_at", "data_from", pl.col("data_to") - LOGIN_LOOKBACK
-            ).alias("idle_since")
+            pl.max_horizontal("created_at", "data_from", pl.col("data_to") - LOGIN_LOOKBACK).alias(
+                "idle_since"
+            )
         )
         .filter(pl.col("idle_since") < pl.col("data_to"))
     )
@@ -571,9 +595,9 @@ def common_default_pins(
     periods = _pin_periods(pin_events, operators, data_window).filter(
         pl.col("is_current") & _in_data_window()
     )
-    # The family comes from a concatenation rather than a join: a run finds the columns a
-    # rule reads by running it over empty tables, and a join does not read its right side
-    # when its left side is empty; a concatenation reads every part.
+    # A run finds the columns a rule reads by running it over empty tables, and Polars reads
+    # neither side of a join it knows will be empty: so the family comes by concatenation and
+    # the defaults by a left join, both of which read every part.
     return (
         pl.concat([families, periods], how="diagonal_relaxed")
         .with_columns(pl.col("family").drop_nulls().first().over("terminal_id"))

@@ -439,7 +439,7 @@ def _pin_timeline(world: World, scenario: Scenario, seed: int, to_us: int) -> Pi
 
 def world_pins(path: Path) -> dict[str, frozenset[str]]:
     """Every PIN the simulator gave each operator of the world in the store at ``path``, as
-    six digits, by operator id.
+    its digits (six, or the four or eight of a common default), by operator id.
 
     The store holds digests only; the PINs are drawn again in memory from the world's seed
     and scenario, as :func:`simulate` drew them, and written nowhere. For the checks that no
@@ -448,27 +448,42 @@ def world_pins(path: Path) -> dict[str, frozenset[str]]:
     """
     store = Store.open(Path(path), read_only=True)
     try:
-        last = store.frame(
+        runs = store.frame(
             "SELECT seed, CAST(start_date AS VARCHAR) AS start_date, merchants, scenario_toml, "
-            "first_day + days AS end_day FROM simulations ORDER BY simulation_id DESC LIMIT 1"
+            "first_day, days, fraud FROM simulations ORDER BY simulation_id"
         )
     finally:
         store.close()
-    if last.is_empty():
+    if runs.is_empty():
         msg = f"{path} holds no simulated world"
         raise StoreError(msg)
-    seed, start, merchants, text, end_day = last.row(0)
-    scenario = scenario_from_text(text, merchants=merchants, days=end_day, start=start)
-    world = _world_for(scenario, seed)
-    # a longer horizon only adds PIN events after a shorter one's: the last run's holds them all
-    timeline = _pin_timeline(world, scenario, seed, day_start_us(world, end_day))
-    held = pl.DataFrame(
-        {"operator_id": pl.Series(world.o_ids).gather(timeline.operator), "pin": timeline.pin}
-    )
-    return {
-        operator: frozenset(f"{pin:06d}" for pin in pins)
-        for operator, pins in held.group_by("operator_id").agg("pin").iter_rows()
-    }
+    held: dict[str, set[str]] = {}
+    taken: frozenset[str] = frozenset()
+    for seed, start, merchants, text, first_day, days, fraud_on in runs.iter_rows():
+        scenario = scenario_from_text(text, merchants=merchants, days=days, start=start)
+        world = _world_for(scenario, seed)
+        to_us = day_start_us(world, first_day + days)
+        plan = privileges.plan_privileges(
+            world,
+            scenario,
+            seed,
+            first_day=first_day,
+            days=days,
+            fraud_on=fraud_on,
+            timeline=_pin_timeline(world, scenario, seed, to_us),
+            taken=taken,
+        )
+        lower = -(2**62) if first_day == 0 else day_start_us(world, first_day)
+        pins = plan.pin_frame().filter((pl.col("ts") >= lower) & (pl.col("ts") < to_us))
+        ids = pl.Series(plan.all_ids())
+        taken = taken | frozenset(ids.to_list())
+        for operator, pin in zip(
+            ids.gather(pins.get_column("op")).to_list(),
+            pins.get_column("pin").to_list(),
+            strict=True,
+        ):
+            held.setdefault(operator, set()).add(pin_text(pin))
+    return {operator: frozenset(pins) for operator, pins in held.items()}
 
 
 def continued_scenario(path: Path, days: int) -> Scenario:
@@ -701,9 +716,7 @@ def simulate(
                 )
             )
         if privilege_plan.labels:
-            labels.append(
-                pl.DataFrame(privilege_plan.labels, schema=LABEL_SCHEMA, orient="row")
-            )
+            labels.append(pl.DataFrame(privilege_plan.labels, schema=LABEL_SCHEMA, orient="row"))
         gt = renderer.ground_truth(pl.concat(labels))
         store.append("ground_truth", gt)
         summary.rows = dict(counts) | {"ground_truth": gt.height}

@@ -67,6 +67,8 @@ def pin_text(code: int) -> str:
     """The PIN a timeline's integer stands for, with its leading zeros."""
     length, value = divmod(int(code), LENGTH_CODE)
     return f"{value:0{length or 6}d}"
+
+
 ACTORS: Final = ("self", "admin", "service_desk", "acquirer")
 
 

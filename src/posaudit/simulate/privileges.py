@@ -166,7 +166,9 @@ class PrivilegePlan:
             .agg(pl.col("ts").min().cast(pl.Datetime("us")).alias("deleted_at"))
         )
         return (
-            rights.select("op", pl.col("refund").alias("refund_held"), pl.col("manage").alias("manage_held"))
+            rights.select(
+                "op", pl.col("refund").alias("refund_held"), pl.col("manage").alias("manage_held")
+            )
             .join(deleted, on="op", how="full", coalesce=True)
             .join(ids, on="op")
             .drop("op")
@@ -240,9 +242,7 @@ def _apply_common_defaults(
         number = str(world.o_no[op])
         family = "smart" if is_smart[op] else "esign"
         text = next(
-            pin
-            for no, fam, pin in COMMON_DEFAULT_PINS
-            if no == number and fam in (None, family)
+            pin for no, fam, pin in COMMON_DEFAULT_PINS if no == number and fam in (None, family)
         )
         last = int(first_index[op] + counts[op] - 1)
         new_pins[last] = pin_code(text)
@@ -468,9 +468,7 @@ def plan_privileges(
     for _ in range(_count(rate, merchant_days)):
         terminal = int(rng.integers(0, world.n_terminals))
         merchant = int(world.t_merchant[terminal])
-        free = [
-            n for n in TEMP_NUMBERS if f"{world.t_ids[terminal]}-{n:02d}" not in used
-        ]
+        free = [n for n in TEMP_NUMBERS if f"{world.t_ids[terminal]}-{n:02d}" not in used]
         if not free:
             continue
         number = f"{free[0]:02d}"
@@ -616,7 +614,9 @@ def update_operators(store: Any, plan: PrivilegePlan, taken: frozenset[str]) -> 
     fresh = [row for row in plan.extra_rows if row["operator_id"] not in taken]
     if fresh:
         full = plan.operators(store.frame("SELECT * FROM operators LIMIT 0"))
-        store.append("operators", full.filter(pl.col("operator_id").is_in([r["operator_id"] for r in fresh])))
+        store.append(
+            "operators", full.filter(pl.col("operator_id").is_in([r["operator_id"] for r in fresh]))
+        )
     for operator_id, refund, manage, deleted in (
         plan.final_state()
         .filter(pl.col("operator_id").is_in(list(taken)))
