@@ -703,6 +703,8 @@ def simulate(
             oe = renderer.operator_events(privilege_plan, lower)
             writer.put("operator_events", oe)
             counts["operator_events"] += oe.height
+        # the rights the days granted (an attack's grant is placed on its day) and deletions
+        privileges.update_operators(store, privilege_plan, frozenset(privilege_plan.all_ids()))
         summary.write_seconds = writer.busy_seconds
         summary.wait_seconds = writer.wait_seconds
         periods = pin_periods(world, timeline, to_us)
