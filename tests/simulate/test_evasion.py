@@ -35,6 +35,9 @@ EVADING = {
     "off_hours_refunds": "off_hours_refunds",
     "refund_burst": "refund_bursts",
     "round_amount_refunds": "round_amount_refunds",
+    # privilege audit
+    "privilege_grant_abuse": "permission_granted_then_used",
+    "reset_then_refund": "refunds_after_admin_reset",
 }
 # 30 merchants, 10 days: every evading scenario has incidents (measured)
 MERCHANTS, DAYS, SEED = 30, 10, 1

@@ -719,7 +719,7 @@ def simulate(
             )
         if privilege_plan.labels:
             labels.append(pl.DataFrame(privilege_plan.labels, schema=LABEL_SCHEMA, orient="row"))
-        gt = renderer.ground_truth(pl.concat(labels))
+        gt = renderer.ground_truth(privileges.relabelled(pl.concat(labels), privilege_plan))
         store.append("ground_truth", gt)
         summary.rows = dict(counts) | {"ground_truth": gt.height}
         if created:

@@ -86,6 +86,9 @@ class PrivilegePlan:
     resets: list[_Reset] = field(default_factory=list)
     promotions: list[tuple[int, int, int]] = field(default_factory=list)  # op, granted, use day
     temps: list[tuple[int, int, list[int]]] = field(default_factory=list)  # op, terminal, days
+    # refunds other injections made under the number of an operator granted the refund right
+    # here: (transaction seq, operator, ts)
+    borrowed: list[tuple[int, int, int]] = field(default_factory=list)
 
     @property
     def extra_ids(self) -> list[str]:
@@ -518,6 +521,12 @@ def _refunds_to(
 def inject_day(ctx: DayContext, plan: PrivilegePlan) -> None:
     """Today's planned grants, resets, promotions and temporary clerks' logins."""
     world, rng = ctx.world, ctx.rng
+    granted_here = {grant.op for grant in plan.grants} | {op for op, _, _ in plan.promotions}
+    for frame in ctx.activity.txns:
+        mine = frame.filter(
+            (pl.col("kind") == "refund") & pl.col("operator").is_in(sorted(granted_here))
+        )
+        plan.borrowed.extend(mine.select("seq", "operator", "ts").iter_rows())
     for grant in plan.grants:
         if grant.day != ctx.day:
             continue
@@ -629,3 +638,21 @@ def update_operators(store: Any, plan: PrivilegePlan, taken: frozenset[str]) -> 
             "WHERE operator_id = ?",
             [refund, manage, deleted, operator_id],
         )
+
+
+def relabelled(labels: pl.DataFrame, plan: PrivilegePlan) -> pl.DataFrame:
+    """``labels`` without the ``refund_without_permission`` labels of refunds other attacks
+    made under the number of an operator this plan grants the refund right: the operators
+    table holds the rights at the end, by which such a refund is permitted (after the grant
+    it was), so it is no refund without permission there (docs/scenarios.md)."""
+    granted = {
+        op
+        for _ts, op, kind, permission, _actor, _actor_op in plan.events
+        if kind == "granted" and permission == "refund" and _ts >= plan.from_us
+    }
+    borrowed = sorted({seq for seq, op, _ts in plan.borrowed if op in granted})
+    if not borrowed:
+        return labels
+    return labels.filter(
+        ~((pl.col("scenario") == "refund_without_permission") & pl.col("entity").is_in(borrowed))
+    )
