@@ -393,3 +393,18 @@ def test_the_default_list_holds_digests_only() -> None:
     texts = {pin for _, _, pin in COMMON_DEFAULT_PINS}
     assert not texts & set(digests.get_column("pin_digest"))
     assert digests.get_column("pin_digest").str.contains("^[0-9a-f]{64}$").all()
+
+
+def test_a_ghost_keeps_its_finding_as_the_data_grows() -> None:
+    # three months of data: the logins are counted over the last 60 days, but the finding
+    # starts where the data does, so the next day's run names the same finding
+    long = pl.LazyFrame(
+        {"data_from": [datetime(2026, 1, 1)], "data_to": [DATA_TO]},
+        schema={"data_from": pl.Datetime("us"), "data_to": pl.Datetime("us")},
+    )
+    found = collect(rules.never_logged_in(operators(), logins(*_shifts("T1-02", "T1-03")), long))
+    row = found.filter(pl.col("entity_id") == "T1-01").row(0, named=True)
+    assert row["window_start"] == datetime(2026, 1, 1)
+    assert evidence(found.filter(pl.col("entity_id") == "T1-01"))["idle_since"] == (
+        "2026-01-30T23:59:59"
+    )

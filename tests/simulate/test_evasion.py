@@ -74,12 +74,16 @@ def evading(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]
 DEFAULT_WORLD: dict[str, str] = {
     "merchants": "0ee8e20870775929",
     "terminals": "83c4f7c7a55b94c2",
-    "operators": "9ee2d735a80478e3",
-    "pin_events": "1a4ae5eb52ce2e6c",
-    "login_events": "190af74fc4c1553a",
+    # the privilege audit's operator management, on by default: 9ee2d735a80478e3 before
+    "operators": "3958997f0242bc6e",
+    "pin_events": "028690818027555a",  # 1a4ae5eb52ce2e6c before the privilege audit
+    "login_events": "9554483ac747b793",  # 190af74fc4c1553a before the privilege audit
     "lockouts": "cb085f0c7d873908",
-    "transactions": "490abac3b58fa21b",  # e888e26769261076 before the account references
-    "ground_truth": "11e7dd04868d3f5f",
+    # e888e26769261076 before the account references, 490abac3b58fa21b before the privileges
+    "transactions": "5d5fb0e1960dc66c",
+    "operator_events": "2d3e4133e8aeb970",
+    "batch_totals": "44f99a5d2296f2da",
+    "ground_truth": "c1baabca3b65b5ce",  # 11e7dd04868d3f5f before the privilege audit
 }
 
 

@@ -465,9 +465,12 @@ def never_logged_in(
             & (pl.col("disabled_at").is_null() | (pl.col("disabled_at") > pl.col("data_to")))
         )
         .with_columns(
+            # the finding's start stays put as the data grows; the logins are counted over
+            # at most the look-back before the end
+            pl.max_horizontal("created_at", "data_from").alias("added_or_first"),
             pl.max_horizontal("created_at", "data_from", pl.col("data_to") - LOGIN_LOOKBACK).alias(
                 "idle_since"
-            )
+            ),
         )
         .filter(pl.col("idle_since") < pl.col("data_to"))
     )
@@ -509,7 +512,7 @@ def never_logged_in(
         .with_columns(expected.alias("expected_logins"))
         .filter(pl.col("expected_logins") >= min_expected_logins)
         .with_columns(
-            pl.col("idle_since").alias("window_start"),
+            pl.col("added_or_first").alias("window_start"),
             pl.col("data_to").alias("window_end"),
             _held_days("idle_since", "data_to").alias("idle_days"),
         )
