@@ -222,33 +222,35 @@ def _strong_pin(rng: np.random.Generator, number: str) -> int:
 def _apply_common_defaults(
     world: World, timeline: PinTimeline, seed: int, share: float
 ) -> tuple[PinTimeline, np.ndarray]:
-    """Clerk 01s and smart terminals' administrators 99 who never change their PIN after
-    their first: a ``share`` of them keep the common default (0000, 12345678)."""
+    """Of the clerks 01 whose PIN the administrator set last (when it added them, or at a
+    reset), and the smart terminals' administrators 99 whose last PIN they chose themselves,
+    a ``share`` hold the common default (0000, 12345678) from that event on."""
     ops = timeline.operator
     counts = np.bincount(ops, minlength=world.n_operators)
     is_smart = world.t_family[world.o_terminal] == 1
-    pins = timeline.pin
     first_index = np.searchsorted(ops, np.arange(world.n_operators))
-    first_pin = pins[np.minimum(first_index, pins.size - 1)]
+    last = np.clip(first_index + counts - 1, 0, max(ops.size - 1, 0))
+    has_pin = counts > 0
+    kind, actor, pins = timeline.kind[last], timeline.actor[last], timeline.pin[last]
     # a PIN another operator of the merchant holds as well is shared: leave those alone
-    merchant_pin = pl.DataFrame({"m": world.o_merchant, "pin": first_pin})
+    merchant_pin = pl.DataFrame({"m": world.o_merchant, "pin": pins})
     shared = merchant_pin.select(pl.len().over("m", "pin") > 1).to_series().to_numpy()
-    clerk_01 = (~world.o_is_admin) & (world.o_no == "01") & (counts == 1) & ~shared
-    admin_99 = world.o_is_admin & (world.o_no == "99") & is_smart & (counts == 2)
-    eligible = np.flatnonzero(clerk_01 | admin_99)
+    by_admin = (actor == ADMIN) & ((kind == 0) | (kind == 2))
+    clerk_01 = (~world.o_is_admin) & (world.o_no == "01") & by_admin & ~shared
+    admin_99 = world.o_is_admin & (world.o_no == "99") & is_smart & (kind == 1) & (actor == 0)
+    eligible = np.flatnonzero(has_pin & (clerk_01 | admin_99))
     rng = stream(seed, "privilege_plan", 0)
     chosen = eligible[exact_mask(rng, eligible.size, share)] if eligible.size else eligible
     if chosen.size == 0:
         return timeline, chosen
-    new_pins = pins.copy()
+    new_pins = timeline.pin.copy()
     for op in chosen:
         number = str(world.o_no[op])
         family = "smart" if is_smart[op] else "esign"
         text = next(
             pin for no, fam, pin in COMMON_DEFAULT_PINS if no == number and fam in (None, family)
         )
-        last = int(first_index[op] + counts[op] - 1)
-        new_pins[last] = pin_code(text)
+        new_pins[last[op]] = pin_code(text)
     return (
         PinTimeline(
             operator=timeline.operator,
@@ -419,7 +421,8 @@ def plan_privileges(
                 int(rng.integers(10, 121)),
             )
         )
-    refunders = np.flatnonzero(clerk & world.o_can_refund)
+    # a reset would end a common default the conditions label to the end
+    refunders = np.setdiff1d(np.flatnonzero(clerk & world.o_can_refund), defaults)
     reset_count = _count(scenario.rate("reset_then_refund", fraud=fraud_on), exposure)
     resets = rng.choice(refunders, size=min(reset_count, refunders.size), replace=False)
     new_pins = []
