@@ -76,14 +76,14 @@ DEFAULT_WORLD: dict[str, str] = {
     "terminals": "83c4f7c7a55b94c2",
     # the privilege audit's operator management, on by default: 9ee2d735a80478e3 before
     "operators": "3958997f0242bc6e",
-    "pin_events": "028690818027555a",  # 1a4ae5eb52ce2e6c before the privilege audit
+    "pin_events": "bc19792c953f3c17",  # 1a4ae5eb52ce2e6c before the privilege audit
     "login_events": "9554483ac747b793",  # 190af74fc4c1553a before the privilege audit
     "lockouts": "cb085f0c7d873908",
     # e888e26769261076 before the account references, 490abac3b58fa21b before the privileges
     "transactions": "5d5fb0e1960dc66c",
     "operator_events": "2d3e4133e8aeb970",
     "batch_totals": "44f99a5d2296f2da",
-    "ground_truth": "c1baabca3b65b5ce",  # 11e7dd04868d3f5f before the privilege audit
+    "ground_truth": "dc47ec56c1847c5a",  # 11e7dd04868d3f5f before the privilege audit
 }
 
 
