@@ -35,6 +35,9 @@ EVENT_LABELS: Final[dict[str, str]] = {
     "lockouts": "lockouts",
     "pin_events": "PIN events",
     "transactions": "transactions",
+    # schema 3's event tables
+    "operator_events": "operator events",
+    "batch_totals": "batch totals",
 }
 # A day with less than this share of its table's median day is a low day: data may be missing.
 LOW_DAY_SHARE: Final = 0.5
