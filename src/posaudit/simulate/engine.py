@@ -700,6 +700,7 @@ def simulate(
             )
             writer.put("pin_events", pe)
             counts["pin_events"] += pe.height
+            privileges.settle(privilege_plan, end_day)
             oe = renderer.operator_events(privilege_plan, lower)
             writer.put("operator_events", oe)
             counts["operator_events"] += oe.height

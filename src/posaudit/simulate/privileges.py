@@ -89,6 +89,9 @@ class PrivilegePlan:
     # refunds other injections made under the number of an operator granted the refund right
     # here: (transaction seq, operator, ts)
     borrowed: list[tuple[int, int, int]] = field(default_factory=list)
+    # promotions called off: another attack refunded under the clerk's number after the grant
+    # and before its first genuine use (which, granted, would read as a grant used at once)
+    cancelled: set[int] = field(default_factory=set)
 
     @property
     def extra_ids(self) -> list[str]:
@@ -576,8 +579,11 @@ def inject_day(ctx: DayContext, plan: PrivilegePlan) -> None:
         first = reset.ts + max(delay, 4) * US_PER_MINUTE
         last = _refunds_to(ctx, "reset_then_refund", op, terminal, picked, first)
         ctx.label("reset_then_refund", "operator", op, reset.ts, last)
-    for op, _granted, use_day in plan.promotions:
+    for op, granted, use_day in plan.promotions:
         if use_day != ctx.day:
+            continue
+        if any(b_op == op and ts >= granted for _seq, b_op, ts in plan.borrowed):
+            plan.cancelled.add(op)
             continue
         terminal = int(world.o_terminal[op])
         sales = ctx.sales_at(terminal)
@@ -629,6 +635,9 @@ def update_operators(store: Any, plan: PrivilegePlan, taken: frozenset[str]) -> 
         store.append(
             "operators", full.filter(pl.col("operator_id").is_in([r["operator_id"] for r in fresh]))
         )
+    ids = plan.all_ids()
+    for op in sorted(plan.cancelled):  # the rights the world gave it: no refund
+        store.execute("UPDATE operators SET can_refund = false WHERE operator_id = ?", [ids[op]])
     for operator_id, refund, manage, deleted in (
         plan.final_state()
         .filter(pl.col("operator_id").is_in(list(taken)))
@@ -641,6 +650,30 @@ def update_operators(store: Any, plan: PrivilegePlan, taken: frozenset[str]) -> 
             "WHERE operator_id = ?",
             [refund, manage, deleted, operator_id],
         )
+
+
+def settle(plan: PrivilegePlan, last_day: int) -> None:
+    """Call off the promotions whose clerk another attack's refund used after the grant and
+    before a first genuine use: the grant event and the look-alike's label go; the clerk keeps
+    the rights it had, and that refund stays a refund without permission."""
+    for op, granted, use_day in plan.promotions:
+        if use_day >= last_day and any(
+            b_op == op and ts >= granted for _seq, b_op, ts in plan.borrowed
+        ):
+            plan.cancelled.add(op)
+    if not plan.cancelled:
+        return
+    called_off = {(op, granted) for op, granted, _use in plan.promotions if op in plan.cancelled}
+    plan.events = [
+        e
+        for e in plan.events
+        if not (e[2] == "granted" and e[3] == "refund" and (e[1], e[0]) in called_off)
+    ]
+    plan.labels = [
+        label
+        for label in plan.labels
+        if not (label[0] == BENIGN_PREFIX + "promotion" and (label[2], label[3]) in called_off)
+    ]
 
 
 def relabelled(labels: pl.DataFrame, plan: PrivilegePlan) -> pl.DataFrame:
