@@ -19,6 +19,9 @@ from posaudit.store.catalogue import TABLE_NAMES
 # Six digits standing alone: not the tail of an id (T000001, X123456), not the fraction of a
 # time or a float (12:50:53.123456), not part of a longer number.
 SIX_DIGITS = re.compile(r"(?<![0-9A-Za-z.])\d{6}(?![0-9])")
+# The common defaults of four and eight digits (0000, 12345678) the same way; four digits
+# standing alone are years too ("2026-09-01"), so a date's year is not read as a PIN.
+OTHER_LENGTHS = re.compile(r"(?<![0-9A-Za-z.:-])(?:\d{4}(?![0-9:-])|\d{8}(?![0-9]))")
 # Columns naming the operator a row is about (findings and labels name it as their entity).
 OPERATOR_COLUMNS = ("operator_id", "entity_id")
 
@@ -26,7 +29,7 @@ Held = Mapping[str, frozenset[str]]  # operator id -> every PIN it held, six dig
 
 
 def pins_in_text(text: str, pins: set[str] | frozenset[str]) -> set[str]:
-    return set(SIX_DIGITS.findall(text)) & pins
+    return (set(SIX_DIGITS.findall(text)) | set(OTHER_LENGTHS.findall(text))) & pins
 
 
 def _as_text(frame: pl.DataFrame, column: str) -> pl.Series:

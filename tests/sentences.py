@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from posaudit.detect import ledger, logins, pins, refunds
+from posaudit.detect import ledger, logins, pins, privileges, refunds
 from posaudit.detect.sentences import Sentence
 from posaudit.score import operators
 
@@ -14,6 +14,7 @@ SENTENCES: dict[str, Sentence] = {
     **refunds.SENTENCES,
     **operators.SENTENCES,
     **ledger.SENTENCES,
+    **privileges.SENTENCES,
 }
 
 

@@ -415,6 +415,16 @@ def common_pins() -> frozenset[str]:
     return frozenset(line for line in lines if line and not line.startswith("#"))
 
 
+# The common defaults a terminal ships with or an installer types, by operator number and
+# terminal family (None: every family), as docs/domain.md lists them: clerk 01 on 0000, and
+# on smart terminals, which take 8 digits, administrator 99 on 12345678. Public knowledge,
+# like the acquirer's own defaults; the audit compares only their digests.
+COMMON_DEFAULT_PINS: Final[tuple[tuple[str, str | None, str], ...]] = (
+    ("01", None, "0000"),
+    ("99", "smart", "12345678"),
+)
+
+
 @lru_cache(maxsize=1)
 def _class_codes() -> np.ndarray:
     """Weakness class code of every 6-digit PIN (0 = none, i = WEAKNESS_CLASSES[i - 1])."""

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Final
 
 from posaudit.detect import ledger, logins, pins, refunds
+from posaudit.detect import privileges as privilege_rules
 from posaudit.detect.registry import RULES, Rule
 from posaudit.score import operators
 
@@ -27,6 +28,7 @@ RULE_MODULES: Final[tuple[ModuleType, ...]] = (
     refunds,
     operators,
     ledger,
+    privilege_rules,
 )
 
 

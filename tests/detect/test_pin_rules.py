@@ -99,6 +99,10 @@ def operators(*, disabled: dict[str, datetime] | None = None, enums: bool = Fals
                 [o[3] for o in OPERATORS.values()], dtype=ROLES if enums else pl.String
             ),
             "disabled_at": pl.Series([disabled.get(o) for o in OPERATORS], dtype=pl.Datetime("us")),
+            # the administrators hold every right; clerks 03 may refund, the others only sell
+            "can_refund": [o[3] == "admin" or o[0] == "03" for o in OPERATORS.values()],
+            "can_transfer": [o[3] == "admin" for o in OPERATORS.values()],
+            "can_manage": [o[3] == "admin" for o in OPERATORS.values()],
         }
     )
 
@@ -122,7 +126,7 @@ def default_pin_digests() -> pl.LazyFrame:
 # Each rule's severities (docs/detection.md#severity): a breach of the PIN rules is medium, a
 # PIN less than twice past its change date low; none is high or critical.
 SEVERITIES_OF: dict[str, set[str]] = {
-    "weak_pins": {"medium"},
+    "weak_pins": {"low", "medium"},
     "default_pins": {"medium"},
     "stale_pins": {"low", "medium"},
     "shared_pins": {"medium"},
@@ -231,7 +235,7 @@ def test_weak_pin_held_in_the_window_is_found() -> None:
     assert row["merchant_id"] == MERCHANT
     assert row["window_start"] == day("2026-02-10 09:00")
     assert row["window_end"] == day("2026-03-12 09:30")
-    # medium whatever the class; the class sets the score: a guesser's first tries rank first
+    # clerk 03 may refund: medium whatever the class; the class sets the score
     assert (row["severity"], row["score"]) == ("medium", 0.95)
     assert "operator 03" in row["summary"]
     assert "terminal T1" in row["summary"]
@@ -240,10 +244,33 @@ def test_weak_pin_held_in_the_window_is_found() -> None:
     assert evidence(found)["weakness_class"] == "repeated_digit"
 
 
+def test_a_weak_pin_is_one_severity_higher_on_an_operator_who_can_move_money() -> None:
+    events = pin_events(
+        ("C3", "2025-10-01 10:00", "initial", DATE, "admin"),
+        ("C5", "2025-10-01 10:00", "initial", DATE, "admin"),
+        ("C7", "2025-10-01 10:00", "initial", DATE, "admin"),
+    )
+    ops = operators().with_columns(
+        pl.when(pl.col("operator_id") == "C7")
+        .then(True)
+        .otherwise("can_transfer")
+        .alias("can_transfer")
+    )
+    found = collect(pin_rules.weak_pins(events, ops, weak_pin_digests(), data_window()))
+    severity = dict(found.select("entity_id", "severity").iter_rows())
+    # refund (C3) and transfer (C7) open the money: medium; sale only (C5): low
+    assert severity == {"C3": "medium", "C5": "low", "C7": "medium"}
+    assert {e["is_privileged"] for e in map(json.loads, found.get_column("evidence"))} == {
+        True,
+        False,
+    }
+
+
 def test_a_weak_pin_still_held_runs_to_the_end_of_the_data() -> None:
     found = weak_findings(pin_events(("C5", "2025-10-01 10:00", "initial", DATE, "admin")))
     assert found.get_column("window_end").to_list() == [DATA_TO]
-    assert found.select("severity", "score").rows() == [("medium", 0.6)]
+    # clerk 05 can only sell: its weak PIN is low
+    assert found.select("severity", "score").rows() == [("low", 0.6)]
     assert evidence(found)["weakness_class"] == "date"
     assert evidence(found)["still_held"] is True
 

@@ -21,6 +21,8 @@ NOTEBOOK_NAMES = (
     "07-triage",
     # fees and completeness
     "09-fees-and-completeness",
+    # privilege audit
+    "10-operator-privileges",
 )
 
 

@@ -139,7 +139,9 @@ def _prevalence(path: Path) -> dict[str, float]:
             "SELECT count(*) FROM ground_truth g JOIN transactions t ON g.entity_id = t.txn_id "
             "WHERE g.scenario = 'refund_other_card' AND EXISTS ("
             "SELECT 1 FROM ground_truth h "
-            "WHERE h.scenario = 'takeover_refund' AND h.entity_id = t.operator_id "
+            # the login takeover's refunds and the privilege abuses' go to other cards too
+            "WHERE h.scenario IN ('takeover_refund', 'privilege_grant_abuse', 'reset_then_refund') "
+            "AND h.entity_id = t.operator_id "
             "AND t.ts BETWEEN h.start_ts AND h.end_ts)"
         )
     finally:
@@ -275,7 +277,8 @@ def test_world_pins_are_the_pins_behind_every_digest(tmp_path: Path) -> None:
     finally:
         store.close()
     assert set(events.iter_rows()) == digests
-    assert all(re.fullmatch(r"\d{6}", pin) for pins in held.values() for pin in pins)
+    # six digits, but for the common defaults of four and eight (docs/domain.md)
+    assert all(re.fullmatch(r"\d{6}|0000|12345678", pin) for pins in held.values() for pin in pins)
 
 
 def test_no_plaintext_pin_in_any_table_parquet_or_log(

@@ -35,6 +35,9 @@ EVADING = {
     "off_hours_refunds": "off_hours_refunds",
     "refund_burst": "refund_bursts",
     "round_amount_refunds": "round_amount_refunds",
+    # privilege audit
+    "privilege_grant_abuse": "permission_granted_then_used",
+    "reset_then_refund": "refunds_after_admin_reset",
 }
 # 30 merchants, 10 days: every evading scenario has incidents (measured)
 MERCHANTS, DAYS, SEED = 30, 10, 1
@@ -71,16 +74,17 @@ def evading(tmp_path_factory: pytest.TempPathFactory) -> dict[str, pl.DataFrame]
 DEFAULT_WORLD: dict[str, str] = {
     "merchants": "0ee8e20870775929",
     "terminals": "83c4f7c7a55b94c2",
-    "operators": "9ee2d735a80478e3",
-    "pin_events": "1a4ae5eb52ce2e6c",
-    "login_events": "190af74fc4c1553a",
+    # the privilege audit's operator management, on by default: 9ee2d735a80478e3 before
+    "operators": "3958997f0242bc6e",
+    "pin_events": "bc19792c953f3c17",  # 1a4ae5eb52ce2e6c before the privilege audit
+    "login_events": "9554483ac747b793",  # 190af74fc4c1553a before the privilege audit
     "lockouts": "cb085f0c7d873908",
-    # 490abac3b58fa21b before duplicated, deleted and misapplied-fee records; e888e26769261076
-    # before the account references
-    "transactions": "c7ad42f379570bef",
-    "ground_truth": "2a6e84da39853065",  # 11e7dd04868d3f5f before the fees and completeness
-    "batch_totals": "4aece6ff65fcd8e6",
-    "operator_events": "cb62379622f6fad5",
+    # e888e26769261076 before the account references, 490abac3b58fa21b before the fees and
+    # completeness and the privilege audit
+    "transactions": "TBD",
+    "ground_truth": "TBD",  # 11e7dd04868d3f5f before the fees and completeness and privileges
+    "batch_totals": "TBD",
+    "operator_events": "TBD",
 }
 
 

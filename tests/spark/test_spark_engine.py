@@ -72,10 +72,14 @@ def sample_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small simulated world: 30 merchants over 6 buckets, 10 days; flaky terminals enough
-    for bursts of network errors, and a lockout storm, so that every rule finds something."""
+    for bursts of network errors, ghost accounts, and a lockout storm, so that every rule
+    finds something."""
     folder = tmp_path_factory.mktemp("spark-small")
     scenario = folder / "flaky.toml"
-    scenario.write_text("[behaviour]\nflaky_terminal_share = 0.3\n")
+    # ghost accounts often enough that some are due their terminal's logins within 10 days
+    scenario.write_text(
+        "[behaviour]\nflaky_terminal_share = 0.3\n[scenarios.ghost_operator]\nrate = 0.1\n"
+    )
     path = folder / "small.duckdb"
     simulate(path, load_scenario(scenario, merchants=30, days=10), seed=5)
     add_lockout_storm(path)

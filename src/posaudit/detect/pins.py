@@ -300,7 +300,8 @@ def weak_pins(
     more the runs, and a lockout after 6 attempts only slows a patient attacker down. Each
     period the operator held such a PIN is one finding, with the weakness class as the
     exclusion list names it. Rows of the list with an ``operator_no`` (PINs built from an
-    operator number) apply only to operators with that number.
+    operator number) apply only to operators with that number. Low on an operator who can
+    only sell; medium on one who can refund, transfer or manage, whose PIN opens the money.
     """
     exclusion = weak_pin_digests.select(
         pl.col("pin_digest").cast(pl.String),
@@ -314,9 +315,18 @@ def weak_pins(
         CLASS_PRIORITY, default=len(CLASS_PRIORITY), return_dtype=pl.Int64
     )
     period = ["operator_id", "pin_event_id"]
+    rights = operators.select(
+        pl.col("operator_id").cast(pl.String),
+        (
+            pl.col("can_refund").cast(pl.Boolean).fill_null(False)
+            | pl.col("can_transfer").cast(pl.Boolean).fill_null(False)
+            | pl.col("can_manage").cast(pl.Boolean).fill_null(False)
+        ).alias("is_privileged"),
+    ).unique(subset="operator_id", keep="any")
     return (
         _pin_periods(pin_events, operators, data_window)
         .filter(_in_data_window())
+        .join(rights, on="operator_id", how="left")
         .join(exclusion, on="pin_digest", how="inner")
         .filter(applies)
         .with_columns(priority.alias("class_priority"))
@@ -329,9 +339,13 @@ def weak_pins(
         .pipe(
             _operator_findings,
             rule_name="weak_pins",
-            # A breach of the PIN rules, whatever the class; the score ranks how early a
-            # guesser reaches it (docs/detection.md#severity).
-            severity="medium",
+            # A breach of the PIN rules, whatever the class: low on an operator who can only
+            # sell, one step up (medium) on one who can refund, transfer or manage, whose PIN
+            # opens the money; the score ranks how early a guesser reaches the class
+            # (docs/detection.md#severity).
+            severity=pl.when(pl.col("is_privileged").fill_null(False))
+            .then(pl.lit("medium"))
+            .otherwise(pl.lit("low")),
             score=pl.col("weakness_class").replace_strict(
                 SCORE_BY_CLASS, default=0.6, return_dtype=pl.Float64
             ),
@@ -347,6 +361,7 @@ def weak_pins(
                 **_period_evidence(),
                 "weakness_class": pl.col("weakness_class"),
                 "held_days": _held_days(),
+                "is_privileged": pl.col("is_privileged").fill_null(False),
             },
         )
     )

@@ -28,7 +28,9 @@ Family = Literal[
 ]
 
 # Inputs that are not store tables but are supplied by the runner.
-DERIVED_INPUTS: Final = frozenset({"weak_pin_digests", "default_pin_digests", "data_window"})
+DERIVED_INPUTS: Final = frozenset(
+    {"weak_pin_digests", "default_pin_digests", "data_window", "common_default_pin_digests"}
+)
 
 RuleFunction = Callable[..., pl.LazyFrame]
 

@@ -35,6 +35,7 @@ EVENT_LABELS: Final[dict[str, str]] = {
     "lockouts": "lockouts",
     "pin_events": "PIN events",
     "transactions": "transactions",
+    # schema 3's event tables
     "operator_events": "operator events",
     "batch_totals": "batch totals",
 }

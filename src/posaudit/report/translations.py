@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from posaudit.detect import ledger, logins, pins, refunds
+from posaudit.detect import ledger, logins, pins, privileges, refunds
 from posaudit.detect.pins import ACTOR_WORDS, WEAKNESS_WORDS
 from posaudit.detect.sentences import Language, OperatorLabel, Sentence
 from posaudit.report.pseudonyms import OPERATOR_ID, Pseudonyms
@@ -557,6 +557,18 @@ RULES: Final[dict[str, tuple[str, str]]] = {
     "duplicate_transactions": ("Duplicated records", "重复交易记录"),
     "trace_gaps": ("Trace number gaps", "流水号缺失"),
     "batch_total_mismatches": ("Batch totals that do not add up", "批次汇总不符"),
+    # privilege audit
+    "permission_granted_then_used": (
+        "Refund right used as soon as granted",
+        "退款权限授予后随即使用",
+    ),
+    "refunds_after_admin_reset": (
+        "Refunds after an administrator's reset",
+        "管理员重置密码后的退款",
+    ),
+    "manage_and_refund": ("Clerks with manage and refund rights", "同时拥有管理与退款权限的操作员"),
+    "never_logged_in": ("Accounts never logged in", "从未登录的账户"),
+    "common_default_pins": ("Common default PINs", "常见默认密码"),
 }
 # The English description is the rule's docstring; these are its Chinese counterparts.
 RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
@@ -586,6 +598,12 @@ RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
     "duplicate_transactions": "已批准的消费在数秒内重复终端上一笔同卡、同金额的已批准消费：记录被重复或以新流水号重放。",
     "trace_gaps": "终端同一批次内的流水号出现跳号：终端已编号的记录未进入或被删出数据。",
     "batch_total_mismatches": "终端结算时的批次汇总与该批次的记录对不上：已批准记录或金额缺失或多出。",
+    # privilege audit
+    "permission_granted_then_used": "操作员获得退款权限后，在规定小时数内即办理退款：权限是为这几笔退款而授予的。",
+    "refunds_after_admin_reset": "管理员重置某操作员的密码后，短时间内以该操作员编号办理了多笔退款。",
+    "manage_and_refund": "普通操作员同时拥有管理权限和退款权限（职责分离）；管理员按设计拥有两者，不在此列。",
+    "never_logged_in": "可收款或退款的普通操作员账户从未登录，而同一终端的其他操作员平均已登录多次。",
+    "common_default_pins": "操作员仍在使用其编号在该终端型号上的常见默认密码（01 号为 0000，智能终端 99 号为 12345678）。",
 }
 PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_failures": ("fewest failed attempts", "最少失败次数"),
@@ -649,6 +667,16 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "max_gap_seconds": ("longest time between the two sales (seconds)", "两笔消费的最长间隔（秒）"),
     "max_trace_no": ("largest trace number, then 1 again", "最大流水号（之后从 1 重新开始）"),
     "max_missing": ("most numbers a batch may miss", "一个批次最多缺失的号数"),
+    # privilege audit
+    "max_hours": ("longest time that counts (hours)", "计入的最长时间（小时）"),
+    "asked_within_minutes": (
+        "a failed login this soon before means the operator asked (minutes)",
+        "重置前多久内本人登录失败视为本人申请（分钟）",
+    ),
+    "min_expected_logins": (
+        "fewest logins the clerk's fair share must reach",
+        "该操作员应有登录次数的下限",
+    ),
 }
 # How the PIN rules name the weakness classes in their sentences.
 WEAKNESS_CLASSES: Final[dict[str, tuple[str, str]]] = WEAKNESS_WORDS
@@ -755,6 +783,7 @@ SENTENCES: Final[dict[str, Sentence]] = {
     **refunds.SENTENCES,
     **operators.SENTENCES,
     **ledger.SENTENCES,
+    **privileges.SENTENCES,
 }
 
 
@@ -877,6 +906,7 @@ EvidenceKind = Literal[
     "sharing_view",
     "fee_kind",
     "fee_class",
+    "terminal_family",
 ]
 # Every key a rule writes into its evidence: its label in both languages and how its value
 # reads (the unit goes with the value: '30 minutes', '27.46 元'). Anomaly features read with
@@ -1062,6 +1092,34 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     "min_difference_fen": ("policy: smallest difference", "阈值：最小差额", "money"),
     "max_gap_seconds": ("policy: longest gap (seconds)", "阈值：最长间隔（秒）", "number"),
     "max_missing": ("policy: most numbers a batch may miss", "阈值：批次最多缺失号数", "count"),
+    # privilege audit
+    "grant_event_id": ("grant event", "授权事件编号", "text"),
+    "granted_by": ("granted by", "授权人", "set_by"),
+    "granted_by_operator_id": ("granting operator", "授权操作员", "text"),
+    "granted_at": ("granted", "授权时间", "stamp"),
+    "first_refund_at": ("first refund", "首笔退款时间", "stamp"),
+    "hours_to_use": ("grant to first refund", "授权至首笔退款", "hours"),
+    "max_hours": ("policy: longest time", "阈值：最长时间", "hours"),
+    "reset_at": ("PIN reset", "密码重置时间", "stamp"),
+    "asked_within_minutes": (
+        "policy: failed login before the reset",
+        "阈值：重置前登录失败的时间",
+        "minutes",
+    ),
+    "can_manage": ("operator may manage", "操作员有管理权限", "bool"),
+    "added_at": ("account added", "账户添加时间", "stamp"),
+    "idle_since": ("no login since", "自此未登录", "stamp"),
+    "idle_days": ("days without a login", "未登录天数", "days"),
+    "terminal_logins": ("logins by the terminal's others", "同终端其他人登录次数", "count"),
+    "terminal_operators": ("others who logged in", "登录过的其他操作员", "count"),
+    "expected_logins": ("the clerk's fair share of logins", "该操作员应有登录次数", "number"),
+    "min_expected_logins": ("policy: fewest expected logins", "阈值：最少应有登录次数", "count"),
+    "family": ("terminal family", "终端型号类别", "terminal_family"),
+    "is_privileged": (
+        "operator may refund, transfer or manage",
+        "操作员有退款、转账或管理权限",
+        "bool",
+    ),
 }
 _LOCKOUT_REASONS: Final[dict[str, tuple[str, str]]] = {
     "never_locks": ("never locks", "从不锁定"),
@@ -1102,6 +1160,7 @@ _ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
         "discount": ("discount", "优惠"),
         "charity": ("charity", "慈善"),
     },
+    "terminal_family": privileges.FAMILY_WORDS,
 }
 EVIDENCE_LIST_ITEMS: Final = 6
 

@@ -17,7 +17,7 @@ from typing import Final
 import polars as pl
 
 from posaudit.detect.registry import DERIVED_INPUTS, Rule
-from posaudit.pins import PinDigester, exclusion_list
+from posaudit.pins import COMMON_DEFAULT_PINS, PinDigester, exclusion_list
 from posaudit.run.kept import built_for, keep_exclusion_list, kept_exclusion_list
 from posaudit.store import Store
 
@@ -31,6 +31,9 @@ DERIVED_INPUT_SCHEMAS: Final = {
     ),
     "default_pin_digests": pl.Schema({"pin_digest": pl.String}),
     "data_window": pl.Schema({"data_from": pl.Datetime("us"), "data_to": pl.Datetime("us")}),
+    "common_default_pin_digests": pl.Schema(
+        {"pin_digest": pl.String, "operator_no": pl.String, "family": pl.String}
+    ),
 }
 
 
@@ -56,6 +59,16 @@ def derived_inputs(
     if "default_pin_digests" in wanted:
         digests = digester.digests(pl.Series(ACQUIRER_DEFAULT_PINS, dtype=pl.String))
         out["default_pin_digests"] = pl.LazyFrame({"pin_digest": digests})
+    if "common_default_pin_digests" in wanted:
+        # by operator number and terminal family (posaudit.pins.COMMON_DEFAULT_PINS)
+        numbers, families, pins = zip(*COMMON_DEFAULT_PINS, strict=True)
+        out["common_default_pin_digests"] = pl.LazyFrame(
+            {
+                "pin_digest": digester.digests(pl.Series(pins, dtype=pl.String)),
+                "operator_no": pl.Series(numbers, dtype=pl.String),
+                "family": pl.Series(families, dtype=pl.String),
+            }
+        )
     if "data_window" in wanted:
         out["data_window"] = pl.LazyFrame({"data_from": [window[0]], "data_to": [window[1]]})
     return {

@@ -44,6 +44,9 @@ MODELS: Final = (
     ("SUNMI P2", "smart", "99"),
     ("PAX A920", "smart", "99"),
 )
+# The PIN lengths each terminal family accepts, fewest and most digits (docs/domain.md):
+# operators are told to choose six, which every family takes.
+PIN_DIGITS: Final = {"esign": (4, 6), "smart": (4, 8)}
 # The acquirer's default administrator PIN by family; digests only ever leave the simulator.
 DEFAULT_ADMIN_PIN: Final = {"esign": "000000", "smart": "123456"}
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from posaudit import __version__
 from posaudit.pins import PinDigester, pin_digester
-from posaudit.simulate import fraud, ledger_fraud, lookalikes
+from posaudit.simulate import fraud, ledger_fraud, lookalikes, privileges
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
     CHANNEL_NAMES,
@@ -33,6 +33,7 @@ from posaudit.simulate.pinmodel import (
     PinTimeline,
     build_pin_timeline,
     pin_periods,
+    pin_text,
     weak_classes,
 )
 from posaudit.simulate.rng import stream
@@ -257,7 +258,7 @@ class _Renderer:
         new = sorted(set(values).difference(self._digests))
         if new:
             digests = self.digester.digests(
-                pl.Series([f"{pin:06d}" for pin in new], dtype=pl.String)
+                pl.Series([pin_text(pin) for pin in new], dtype=pl.String)
             )
             self._digests.update(zip(new, digests.to_list(), strict=True))
         return pl.Series([self._digests[pin] for pin in values], dtype=pl.String)
@@ -274,6 +275,10 @@ class _Renderer:
                 "actor": pl.Series(ACTORS).gather(events.get_column("actor")),
             }
         )
+
+    def operator_events(self, plan: privileges.PrivilegePlan, lower_us: int) -> pl.DataFrame:
+        events = privileges.operator_events_frame(plan, self.o_ids, lower_us)
+        return pl.DataFrame({"event_id": self._ids("O", events.height)}).hstack(events)
 
     def ground_truth(self, labels: pl.DataFrame) -> pl.DataFrame:
         labels = labels.sort("scenario", "entity_type", "entity", "start")
@@ -444,7 +449,7 @@ def _pin_timeline(world: World, scenario: Scenario, seed: int, to_us: int) -> Pi
 
 def world_pins(path: Path) -> dict[str, frozenset[str]]:
     """Every PIN the simulator gave each operator of the world in the store at ``path``, as
-    six digits, by operator id.
+    its digits (six, or the four or eight of a common default), by operator id.
 
     The store holds digests only; the PINs are drawn again in memory from the world's seed
     and scenario, as :func:`simulate` drew them, and written nowhere. For the checks that no
@@ -453,27 +458,42 @@ def world_pins(path: Path) -> dict[str, frozenset[str]]:
     """
     store = Store.open(Path(path), read_only=True)
     try:
-        last = store.frame(
+        runs = store.frame(
             "SELECT seed, CAST(start_date AS VARCHAR) AS start_date, merchants, scenario_toml, "
-            "first_day + days AS end_day FROM simulations ORDER BY simulation_id DESC LIMIT 1"
+            "first_day, days, fraud FROM simulations ORDER BY simulation_id"
         )
     finally:
         store.close()
-    if last.is_empty():
+    if runs.is_empty():
         msg = f"{path} holds no simulated world"
         raise StoreError(msg)
-    seed, start, merchants, text, end_day = last.row(0)
-    scenario = scenario_from_text(text, merchants=merchants, days=end_day, start=start)
-    world = _world_for(scenario, seed)
-    # a longer horizon only adds PIN events after a shorter one's: the last run's holds them all
-    timeline = _pin_timeline(world, scenario, seed, day_start_us(world, end_day))
-    held = pl.DataFrame(
-        {"operator_id": pl.Series(world.o_ids).gather(timeline.operator), "pin": timeline.pin}
-    )
-    return {
-        operator: frozenset(f"{pin:06d}" for pin in pins)
-        for operator, pins in held.group_by("operator_id").agg("pin").iter_rows()
-    }
+    held: dict[str, set[str]] = {}
+    taken: frozenset[str] = frozenset()
+    for seed, start, merchants, text, first_day, days, fraud_on in runs.iter_rows():
+        scenario = scenario_from_text(text, merchants=merchants, days=days, start=start)
+        world = _world_for(scenario, seed)
+        to_us = day_start_us(world, first_day + days)
+        plan = privileges.plan_privileges(
+            world,
+            scenario,
+            seed,
+            first_day=first_day,
+            days=days,
+            fraud_on=fraud_on,
+            timeline=_pin_timeline(world, scenario, seed, to_us),
+            taken=taken,
+        )
+        lower = -(2**62) if first_day == 0 else day_start_us(world, first_day)
+        pins = plan.pin_frame().filter((pl.col("ts") >= lower) & (pl.col("ts") < to_us))
+        ids = pl.Series(plan.all_ids())
+        taken = taken | frozenset(ids.to_list())
+        for operator, pin in zip(
+            ids.gather(pins.get_column("op")).to_list(),
+            pins.get_column("pin").to_list(),
+            strict=True,
+        ):
+            held.setdefault(operator, set()).add(pin_text(pin))
+    return {operator: frozenset(pins) for operator, pins in held.items()}
 
 
 def continued_scenario(path: Path, days: int) -> Scenario:
@@ -539,7 +559,7 @@ def simulate(
     # keeps the whole simulation all-or-nothing for the store at `path`.
     with Store.staged(path, append=append) as store:
         first_day = 0
-        counters = {"L": 0, "K": 0, "P": 0, "G": 0}
+        counters = {"L": 0, "K": 0, "P": 0, "G": 0, "O": 0}
         next_txn = 0
         if append:
             store.check_pin_key(fingerprint)
@@ -561,6 +581,7 @@ def simulate(
                 ("K", "lockouts"),
                 ("P", "pin_events"),
                 ("G", "ground_truth"),
+                ("O", "operator_events"),
             ):
                 counters[prefix] = _next_number(store, table, key_column(table))
             next_txn = _next_number(store, "transactions", key_column("transactions"))
@@ -596,6 +617,24 @@ def simulate(
         resets = pin_frame.filter(
             (pl.col("kind") == 2) & (pl.col("ts") >= from_us) & (pl.col("ts") < to_us)
         )
+        taken = (
+            frozenset(store.frame("SELECT operator_id FROM operators").get_column("operator_id"))
+            if append
+            else frozenset()
+        )
+        privilege_plan = privileges.plan_privileges(
+            world,
+            scenario,
+            int(seed),
+            first_day=int(first_day),
+            days=scenario.days,
+            fraud_on=bool(fraud_on),
+            timeline=timeline,
+            taken=taken,
+        )
+        timeline = privilege_plan.timeline
+        pin_frame = privilege_plan.pin_frame()
+        renderer.o_ids = pl.Series(privilege_plan.all_ids())
         rates = {name: scenario.rate(name, fraud=bool(fraud_on)) for name in SCENARIOS}
         evasion = {name: scenario.evasion(name) for name in ATTACK_SCENARIOS}
         benign = {kind: scenario.lookalike_rate(kind) for kind in LOOKALIKE_KINDS}
@@ -618,7 +657,9 @@ def simulate(
         if created:
             store.append("merchants", world.merchants)
             store.append("terminals", world.terminals)
-            store.append("operators", world.operators)
+            store.append("operators", privilege_plan.operators(world.operators))
+        else:
+            privileges.update_operators(store, privilege_plan, taken)
         with store.background_writer() as writer:
             for day_number, day in enumerate(range(int(first_day), end_day)):
                 day_rng = stream(int(seed), "day", day)
@@ -654,6 +695,8 @@ def simulate(
                 ):  # off: not a single random draw more
                     ctx.rng = stream(int(seed), "ledger", day)
                     ledger_fraud.inject_day(ctx, rates, benign)
+                ctx.rng = stream(int(seed), "privileges", day)
+                privileges.inject_day(ctx, privilege_plan)
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
                 _remember_sales(
                     state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng
@@ -686,6 +729,12 @@ def simulate(
             )
             writer.put("pin_events", pe)
             counts["pin_events"] += pe.height
+            privileges.settle(privilege_plan, end_day)
+            oe = renderer.operator_events(privilege_plan, lower)
+            writer.put("operator_events", oe)
+            counts["operator_events"] += oe.height
+        # the rights the days granted (an attack's grant is placed on its day) and deletions
+        privileges.update_operators(store, privilege_plan, frozenset(privilege_plan.all_ids()))
         summary.write_seconds = writer.busy_seconds
         summary.wait_seconds = writer.wait_seconds
         if renderer.fee_plan is not None and renderer.fee_plan.labels():
@@ -702,7 +751,9 @@ def simulate(
                     orient="row",
                 )
             )
-        gt = renderer.ground_truth(pl.concat(labels))
+        if privilege_plan.labels:
+            labels.append(pl.DataFrame(privilege_plan.labels, schema=LABEL_SCHEMA, orient="row"))
+        gt = renderer.ground_truth(privileges.relabelled(pl.concat(labels), privilege_plan))
         store.append("ground_truth", gt)
         summary.rows = dict(counts) | {"ground_truth": gt.height}
         if created:

@@ -49,6 +49,26 @@ STRONG_POPULAR: Final = 0.7
 HISTORY_SIZE: Final = 4  # PCI DSS 8.3.7: a new PIN differs from the last four
 GOLDEN_RATIO_STEP: Final = 0.6180339887498949  # successive multiples spread evenly over [0, 1)
 KINDS: Final = ("initial", "change", "reset")
+# A PIN of other than six digits is coded as LENGTH_CODE * its length + its value, so that a
+# timeline keeps every PIN in one integer array: 4 * 10**9 + 0 is "0000".
+LENGTH_CODE: Final = 1_000_000_000
+
+
+def pin_code(text: str) -> int:
+    """The integer a timeline keeps for the PIN ``text``.
+
+    >>> pin_code("004321"), pin_code("0000"), pin_text(pin_code("12345678"))
+    (4321, 4000000000, '12345678')
+    """
+    return int(text) if len(text) == 6 else len(text) * LENGTH_CODE + int(text)
+
+
+def pin_text(code: int) -> str:
+    """The PIN a timeline's integer stands for, with its leading zeros."""
+    length, value = divmod(int(code), LENGTH_CODE)
+    return f"{value:0{length or 6}d}"
+
+
 ACTORS: Final = ("self", "admin", "service_desk", "acquirer")
 
 
@@ -266,7 +286,8 @@ def pin_periods(world: World, timeline: PinTimeline, end_us: int) -> pl.DataFram
 def weak_classes(world: World, ops: np.ndarray, pins: np.ndarray) -> np.ndarray:
     """Weakness class of each PIN under its operator's own number ('-' where none)."""
     names = np.array(["-", *WEAKNESS_CLASSES])
-    classes = names[_class_codes()[pins]]
+    six = pins < 1_000_000  # the exclusion list holds 6-digit PINs: others are in no class
+    classes = np.where(six, names[_class_codes()[np.where(six, pins, 0)]], "-")
     numbers = world.o_no[ops]
     own = np.zeros(ops.size, dtype=bool)
     for candidate in (
@@ -276,4 +297,4 @@ def weak_classes(world: World, ops: np.ndarray, pins: np.ndarray) -> np.ndarray:
         np.char.add(np.char.add("00", numbers), "00"),
     ):
         own |= candidate.astype(np.int64) == pins
-    return np.where((classes == "-") & own, "operator_number", classes)
+    return np.where((classes == "-") & own & six, "operator_number", classes)

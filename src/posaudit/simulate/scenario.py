@@ -33,6 +33,9 @@ ATTACK_SCENARIOS: Final = (
     "duplicate_transactions",
     "deleted_records",
     "fee_misapplied",
+    # privilege audit (simulate/privileges.py)
+    "privilege_grant_abuse",
+    "reset_then_refund",
 )
 CONDITION_SCENARIOS: Final = (
     "weak_pin",
@@ -41,6 +44,10 @@ CONDITION_SCENARIOS: Final = (
     "reused_pin",
     "stale_pin",
     "lockout_not_enforced",
+    # privilege audit (simulate/privileges.py)
+    "manage_and_refund",
+    "ghost_operator",
+    "common_default_pin",
 )
 SCENARIOS: Final = ATTACK_SCENARIOS + CONDITION_SCENARIOS
 # Innocent look-alikes (docs/scenarios.md), labelled ``benign:<kind>`` in ground truth.
@@ -58,6 +65,9 @@ LOOKALIKE_KINDS: Final = (
     "trace_wrap",
     "terminal_reinit",
     "debit_cap_purchases",
+    # privilege audit (simulate/privileges.py)
+    "promotion",
+    "staff_turnover",
 )
 BENIGN_PREFIX: Final = "benign:"
 # Keys whose value is a share and so lies in 0..1.
