@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from posaudit.detect import logins, pins, refunds
+from posaudit.detect import logins, pins, refunds, sales
 from posaudit.detect.sentences import Sentence
 from posaudit.score import operators
 
@@ -13,6 +13,7 @@ SENTENCES: dict[str, Sentence] = {
     **pins.SENTENCES,
     **refunds.SENTENCES,
     **operators.SENTENCES,
+    **sales.SENTENCES,
 }
 
 

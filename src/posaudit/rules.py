@@ -16,12 +16,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Final
 
-from posaudit.detect import logins, pins, refunds
+from posaudit.detect import logins, pins, refunds, sales
 from posaudit.detect.registry import RULES, Rule
 from posaudit.score import operators
 
 # Importing a module registers its rules; naming them here is what makes the list whole.
-RULE_MODULES: Final[tuple[ModuleType, ...]] = (logins, pins, refunds, operators)
+RULE_MODULES: Final[tuple[ModuleType, ...]] = (logins, pins, refunds, operators, sales)
 
 
 def all_rules() -> dict[str, Rule]:

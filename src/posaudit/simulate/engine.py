@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from posaudit import __version__
 from posaudit.pins import PinDigester, pin_digester
-from posaudit.simulate import fraud, lookalikes
+from posaudit.simulate import fraud, lookalikes, sales_fraud
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
     CHANNEL_NAMES,
@@ -633,6 +633,7 @@ def simulate(
                 if any(benign.values()):  # off: not a single random draw more
                     ctx.rng = stream(int(seed), "lookalike", day)
                     lookalikes.inject_day(ctx, benign, end_day)
+                sales_fraud.inject_day(ctx, rates, benign, seed=int(seed))
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
                 _remember_sales(
                     state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng

@@ -29,6 +29,10 @@ ATTACK_SCENARIOS: Final = (
     "refund_burst",
     "round_amount_refunds",
     "friendly_refunds",
+    # sales patterns (simulate/sales_fraud.py)
+    "split_sales",
+    "card_testing",
+    "void_abuse",
 )
 CONDITION_SCENARIOS: Final = (
     "weak_pin",
@@ -49,6 +53,10 @@ LOOKALIKE_KINDS: Final = (
     "hotel_deposits",
     "new_clerk",
     "seasonal_peak",
+    # sales patterns (simulate/sales_fraud.py)
+    "second_purchase",
+    "issuer_outage",
+    "closing_corrections",
 )
 BENIGN_PREFIX: Final = "benign:"
 # Keys whose value is a share and so lies in 0..1.
