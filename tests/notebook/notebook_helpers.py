@@ -19,6 +19,7 @@ NOTEBOOK_NAMES = (
     "05-finding-drilldown",
     "06-ingested-data",
     "07-triage",
+    "08-sales-patterns",
 )
 
 

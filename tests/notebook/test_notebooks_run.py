@@ -97,6 +97,14 @@ PROMISED: dict[str, tuple[set[str], set[str]]] = {
     ),
     # its tables are in widgets: test_triage_shows_the_queue_in_its_widgets
     "07-triage": (set(), set()),
+    "08-sales-patterns": (
+        {"How long after the sale a void comes", "Declined sales per terminal-hour"},
+        {
+            "Sales-pattern findings by rule",
+            "Sales-pattern findings, most severe first",
+            "Terminal-hours with the most declined sales",
+        },
+    ),
 }
 
 
