@@ -124,8 +124,9 @@ split_sale_candidates = derived_query(
     time_column="ts",
 )
 split_sale_candidates.__doc__ = """Approved sales with another approved sale on the same card
-at the same terminal on the same day, within an hour: ``txn_id``, ``ts``, ``terminal_id``, ``merchant_id``,
-``operator_id``, ``amount_fen``, ``card_token`` (by ``SPLIT_SALE_CANDIDATES_SQL``)."""
+at the same terminal on the same day, within an hour: ``txn_id``, ``ts``, ``terminal_id``,
+``merchant_id``, ``operator_id``, ``amount_fen``, ``card_token`` (by
+``SPLIT_SALE_CANDIDATES_SQL``)."""
 
 SPLIT_SALES: Final = Sentence(
     en="terminal {terminal_id} took {sales} sales totalling {amount} on one card in {span} "
