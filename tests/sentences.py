@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from posaudit.detect import ledger, logins, pins, privileges, refunds
+from posaudit.detect import ledger, logins, pins, privileges, refunds, sales
 from posaudit.detect.sentences import Sentence
 from posaudit.score import operators
 
@@ -15,6 +15,7 @@ SENTENCES: dict[str, Sentence] = {
     **operators.SENTENCES,
     **ledger.SENTENCES,
     **privileges.SENTENCES,
+    **sales.SENTENCES,
 }
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Final
 
-from posaudit.detect import ledger, logins, pins, refunds
+from posaudit.detect import ledger, logins, pins, refunds, sales
 from posaudit.detect import privileges as privilege_rules
 from posaudit.detect.registry import RULES, Rule
 from posaudit.score import operators
@@ -29,6 +29,7 @@ RULE_MODULES: Final[tuple[ModuleType, ...]] = (
     operators,
     ledger,
     privilege_rules,
+    sales,
 )
 
 

@@ -23,6 +23,7 @@ NOTEBOOK_NAMES = (
     "09-fees-and-completeness",
     # privilege audit
     "10-operator-privileges",
+    "08-sales-patterns",
 )
 
 

@@ -119,6 +119,14 @@ PROMISED: dict[str, tuple[set[str], set[str]]] = {
             "Privilege findings",
         },
     ),
+    "08-sales-patterns": (
+        {"How long after the sale a void comes", "Declined sales per terminal-hour"},
+        {
+            "Sales-pattern findings by rule",
+            "Sales-pattern findings, most severe first",
+            "Terminal-hours with the most declined sales",
+        },
+    ),
 }
 
 

@@ -38,6 +38,10 @@ EVADING = {
     # privilege audit
     "privilege_grant_abuse": "permission_granted_then_used",
     "reset_then_refund": "refunds_after_admin_reset",
+    # sales patterns
+    "split_sales": "split_sales",
+    "card_testing": "card_testing",
+    "void_abuse": "void_abuse",
 }
 # 30 merchants, 10 days: every evading scenario has incidents (measured)
 MERCHANTS, DAYS, SEED = 30, 10, 1
@@ -208,6 +212,33 @@ def test_off_hours_refunds_at_evasion_one_stay_under_the_policy(evading: dict) -
     limit = _limit("off_hours_refunds", "min_refunds")
     for incident in _incidents(evading, "off_hours_refunds").iter_rows(named=True):
         assert 0 < _in(_refunds(evading), "operator_id", incident).height < limit, incident
+
+
+def test_split_sales_at_evasion_one_leave_the_till_between_swipes(evading: dict) -> None:
+    gap = timedelta(minutes=_limit("split_sales", "max_gap_minutes"))
+    sales = evading["transactions"].filter(
+        (pl.col("kind") == "sale") & (pl.col("status") == "approved")
+    )
+    for incident in _incidents(evading, "split_sales").iter_rows(named=True):
+        mine = _in(sales, "terminal_id", incident)
+        card = mine.group_by("card_token").len().sort("len").get_column("card_token")[-1]
+        times = mine.filter(pl.col("card_token") == card).get_column("ts").sort()
+        assert times.len() >= 3, incident
+        assert (times.diff().drop_nulls() > gap).all(), incident
+
+
+def test_card_testing_at_evasion_one_stays_under_the_policy(evading: dict) -> None:
+    limit = _limit("card_testing", "min_declines")
+    declined = evading["transactions"].filter(pl.col("status") == "declined")
+    for incident in _incidents(evading, "card_testing").iter_rows(named=True):
+        assert 0 < _in(declined, "terminal_id", incident).height < limit, incident
+
+
+def test_void_abuse_at_evasion_one_stays_under_the_policy(evading: dict) -> None:
+    limit = _limit("void_abuse", "min_late_voids")
+    voids = evading["transactions"].filter(pl.col("kind") == "void")
+    for incident in _incidents(evading, "void_abuse").iter_rows(named=True):
+        assert 0 < _in(voids, "operator_id", incident).height < limit, incident
 
 
 def test_no_observable_table_hints_at_a_label_or_an_evasion(evading: dict) -> None:

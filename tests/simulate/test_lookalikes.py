@@ -61,11 +61,40 @@ def _in(frame: pl.DataFrame, column: str, incident: dict, ts: str = "ts") -> pl.
     )
 
 
+# the kinds not labelled on an operator, and what they are labelled on
+ON_ENTITY = {
+    "replaced_card": "transaction",
+    "second_purchase": "terminal",
+    "issuer_outage": "terminal",
+}
+
+
 def test_every_kind_appears_and_is_labelled(world: dict[str, pl.DataFrame]) -> None:
     for kind in LOOKALIKE_KINDS:
         incidents = _incidents(world, kind)
-        expected = ENTITY_OF.get(kind, "operator")
+        expected = ENTITY_OF.get(kind, ON_ENTITY.get(kind, "operator"))
         assert set(incidents.get_column("entity_type").to_list()) == {expected}, kind
+
+
+def test_the_sales_lookalikes_show_what_they_resemble(world: dict[str, pl.DataFrame]) -> None:
+    txns = world["transactions"]
+    sales = txns.filter(pl.col("kind") == "sale")
+    for incident in _incidents(world, "second_purchase").iter_rows(named=True):
+        mine = _in(sales, "terminal_id", incident)
+        again = mine.group_by("card_token").len().filter(pl.col("len") >= 2)
+        assert again.height >= 1, incident
+    for incident in _incidents(world, "issuer_outage").iter_rows(named=True):
+        mine = _in(sales, "terminal_id", incident)
+        declined = mine.filter(pl.col("failure_reason") == "issuer_unavailable")
+        assert declined.height >= 8, incident
+        paid = mine.filter(pl.col("status") == "approved").get_column("card_token")
+        assert declined.get_column("card_token").is_in(paid.implode()).all(), incident
+    voids = txns.filter(pl.col("kind") == "void")
+    for incident in _incidents(world, "closing_corrections").iter_rows(named=True):
+        mine = _in(voids, "operator_id", incident)
+        assert mine.height >= 2, incident
+        again = _in(sales, "operator_id", incident).get_column("card_token")
+        assert mine.get_column("card_token").is_in(again.implode()).all(), incident
 
 
 def test_each_kind_shows_what_it_resembles(world: dict[str, pl.DataFrame]) -> None:
@@ -198,7 +227,7 @@ def test_every_kind_appears_with_the_default_settings(tmp_path: Path) -> None:
     world = _tables(path)
     for kind in LOOKALIKE_KINDS:
         incidents = _incidents(world, kind)
-        expected = ENTITY_OF.get(kind, "operator")
+        expected = ENTITY_OF.get(kind, ON_ENTITY.get(kind, "operator"))
         assert set(incidents.get_column("entity_type").to_list()) == {expected}, kind
     assert_no_hint(world, ("benign", "lookalike", "look-alike", *LOOKALIKE_KINDS))
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, Literal
 
-from posaudit.detect import ledger, logins, pins, privileges, refunds
+from posaudit.detect import ledger, logins, pins, privileges, refunds, sales
 from posaudit.detect.pins import ACTOR_WORDS, WEAKNESS_WORDS
 from posaudit.detect.sentences import Language, OperatorLabel, Sentence
 from posaudit.report.pseudonyms import OPERATOR_ID, Pseudonyms
@@ -569,6 +569,10 @@ RULES: Final[dict[str, tuple[str, str]]] = {
     "manage_and_refund": ("Clerks with manage and refund rights", "同时拥有管理与退款权限的操作员"),
     "never_logged_in": ("Accounts never logged in", "从未登录的账户"),
     "common_default_pins": ("Common default PINs", "常见默认密码"),
+    # sales patterns
+    "split_sales": ("Split sales", "拆单"),
+    "card_testing": ("Card testing", "测卡"),
+    "void_abuse": ("Late voids", "事后撤销"),
 }
 # The English description is the rule's docstring; these are its Chinese counterparts.
 RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
@@ -604,6 +608,10 @@ RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
     "manage_and_refund": "普通操作员同时拥有管理权限和退款权限（职责分离）；管理员按设计拥有两者，不在此列。",
     "never_logged_in": "可收款或退款的普通操作员账户从未登录，而同一终端的其他操作员平均已登录多次。",
     "common_default_pins": "操作员仍在使用其编号在该终端型号上的常见默认密码（01 号为 0000，智能终端 99 号为 12345678）。",
+    # sales patterns
+    "split_sales": "同一终端在几分钟内用同一张卡连续完成多笔销售：一笔交易被拆成几笔（拆单）。",
+    "card_testing": "终端在短时间内有大量来自不同卡的小额销售被拒：有人在测试盗取的卡号是否可用（测卡）。",
+    "void_abuse": "操作员在销售很久之后（批次结束时、顾客早已离开）撤销多笔销售，且多于本商户其他操作员。",
 }
 PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_failures": ("fewest failed attempts", "最少失败次数"),
@@ -676,6 +684,31 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_expected_logins": (
         "fewest logins the clerk's fair share must reach",
         "该操作员应有登录次数的下限",
+    ),
+    # sales patterns
+    "min_sales": ("fewest sales on one card", "同一张卡最少销售笔数"),
+    "min_declines": ("fewest declined sales", "最少被拒销售笔数"),
+    "min_cards": ("fewest distinct cards", "最少不同卡数"),
+    "max_amount_share": (
+        "largest median declined amount, as a share of the average sale",
+        "被拒金额中位数占平均销售金额的最大比例",
+    ),
+    "late_void_minutes": (
+        "a void this long after its sale is late (minutes)",
+        "销售后超过此时长的撤销视为事后撤销（分钟）",
+    ),
+    "max_retried_share": (
+        "largest share of the declines paid again on the same card",
+        "被拒后用同一张卡重新付款的最大比例",
+    ),
+    "retry_minutes": (
+        "a sale on the same card this soon after a decline is paying again (minutes)",
+        "被拒后此时长内同卡付款视为重新付款（分钟）",
+    ),
+    "min_late_voids": ("fewest late voids in a day", "每日最少事后撤销笔数"),
+    "correction_minutes": (
+        "a sale on the same card this soon after a void makes it a correction (minutes)",
+        "撤销后此时长内同卡重新收款视为更正（分钟）",
     ),
 }
 # How the PIN rules name the weakness classes in their sentences.
@@ -784,6 +817,7 @@ SENTENCES: Final[dict[str, Sentence]] = {
     **operators.SENTENCES,
     **ledger.SENTENCES,
     **privileges.SENTENCES,
+    **sales.SENTENCES,
 }
 
 
@@ -907,6 +941,7 @@ EvidenceKind = Literal[
     "fee_kind",
     "fee_class",
     "terminal_family",
+    "decline_reason",
 ]
 # Every key a rule writes into its evidence: its label in both languages and how its value
 # reads (the unit goes with the value: '30 minutes', '27.46 元'). Anomaly features read with
@@ -1120,6 +1155,55 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
         "操作员有退款、转账或管理权限",
         "bool",
     ),
+    # sales patterns
+    "sale_txn_ids": ("sales", "销售交易", "text"),
+    "sales": ("sales", "销售笔数", "count"),
+    "largest_fen": ("largest sale", "单笔最大金额", "money"),
+    "declined_txn_ids": ("declined sales", "被拒销售", "text"),
+    "declines": ("declined sales", "被拒笔数", "count"),
+    "cards": ("distinct cards", "不同卡数", "count"),
+    "retried": ("paid again on the same card", "同卡重新付款笔数", "count"),
+    "max_retried_share": (
+        "policy: largest share paid again",
+        "阈值：同卡重新付款的最大比例",
+        "share",
+    ),
+    "retry_minutes": ("policy: paying again within", "阈值：重新付款时限", "minutes"),
+    "median_amount_fen": ("median declined amount", "被拒金额中位数", "money"),
+    "average_sale_fen": ("average approved sale that day", "当日批准销售平均金额", "money"),
+    "decline_reasons": ("decline reasons", "拒绝原因", "decline_reason"),
+    "void_txn_ids": ("voids", "撤销交易", "text"),
+    "voids": ("late voids", "事后撤销笔数", "count"),
+    "voided_fen": ("voided", "撤销金额", "money"),
+    "shortest_delay_minutes": (
+        "shortest time from sale to void",
+        "销售至撤销的最短间隔",
+        "minutes",
+    ),
+    "peer_late_voids": (
+        "late voids by the merchant's other operators that day",
+        "本商户其他操作员当日事后撤销笔数",
+        "count",
+    ),
+    "min_sales": ("policy: fewest sales on one card", "阈值：同一张卡最少销售笔数", "count"),
+    "min_declines": ("policy: fewest declined sales", "阈值：最少被拒笔数", "count"),
+    "min_cards": ("policy: fewest distinct cards", "阈值：最少不同卡数", "count"),
+    "max_amount_share": (
+        "policy: largest median declined amount (share of the average sale)",
+        "阈值：被拒金额中位数占平均销售的最大比例",
+        "share",
+    ),
+    "late_void_minutes": (
+        "policy: a void this late is late",
+        "阈值：事后撤销的最短间隔",
+        "minutes",
+    ),
+    "min_late_voids": ("policy: fewest late voids in a day", "阈值：每日最少事后撤销笔数", "count"),
+    "correction_minutes": (
+        "policy: a re-sale this soon makes a correction",
+        "阈值：视为更正的重新收款时限",
+        "minutes",
+    ),
 }
 _LOCKOUT_REASONS: Final[dict[str, tuple[str, str]]] = {
     "never_locks": ("never locks", "从不锁定"),
@@ -1161,6 +1245,12 @@ _ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
         "charity": ("charity", "慈善"),
     },
     "terminal_family": privileges.FAMILY_WORDS,
+    # card_testing's decline reasons, as the store names them
+    "decline_reason": {
+        "insufficient_funds": ("insufficient funds", "余额不足"),
+        "card_expired": ("card expired", "卡已过期"),
+        "issuer_unavailable": ("issuer unavailable", "发卡行无法连接"),
+    },
 }
 EVIDENCE_LIST_ITEMS: Final = 6
 

@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from posaudit import __version__
 from posaudit.pins import PinDigester, pin_digester
-from posaudit.simulate import fraud, ledger_fraud, lookalikes, privileges
+from posaudit.simulate import fraud, ledger_fraud, lookalikes, privileges, sales_fraud
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
     CHANNEL_NAMES,
@@ -697,6 +697,7 @@ def simulate(
                     ledger_fraud.inject_day(ctx, rates, benign)
                 ctx.rng = stream(int(seed), "privileges", day)
                 privileges.inject_day(ctx, privilege_plan)
+                sales_fraud.inject_day(ctx, rates, benign, seed=int(seed))
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
                 _remember_sales(
                     state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng

@@ -401,6 +401,8 @@ def inject_day(ctx: DayContext, rates: dict[str, float], last_day: int) -> None:
     """Today's look-alikes of every kind, in a fixed order; ``rates`` per 1,000 eligible
     merchant-days; ``last_day`` is the day after the world's last."""
     for kind in LOOKALIKE_KINDS:
+        if kind not in CATEGORIES:  # another module's kind (sales_fraud.py)
+            continue
         rate = rates.get(kind, 0.0)
         if rate <= 0 or kind not in CATEGORIES:  # other kinds are made in their own modules
             continue

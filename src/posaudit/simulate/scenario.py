@@ -36,6 +36,10 @@ ATTACK_SCENARIOS: Final = (
     # privilege audit (simulate/privileges.py)
     "privilege_grant_abuse",
     "reset_then_refund",
+    # sales patterns (simulate/sales_fraud.py)
+    "split_sales",
+    "card_testing",
+    "void_abuse",
 )
 CONDITION_SCENARIOS: Final = (
     "weak_pin",
@@ -68,6 +72,10 @@ LOOKALIKE_KINDS: Final = (
     # privilege audit (simulate/privileges.py)
     "promotion",
     "staff_turnover",
+    # sales patterns (simulate/sales_fraud.py)
+    "second_purchase",
+    "issuer_outage",
+    "closing_corrections",
 )
 BENIGN_PREFIX: Final = "benign:"
 # Keys whose value is a share and so lies in 0..1.
