@@ -26,7 +26,7 @@ from posaudit.detect import logins, pins, refunds
 from posaudit.detect.pins import ACTOR_WORDS, WEAKNESS_WORDS
 from posaudit.detect.sentences import Language, OperatorLabel, Sentence
 from posaudit.report.pseudonyms import OPERATOR_ID, Pseudonyms
-from posaudit.score import operators
+from posaudit.score import merchants, operators
 
 LANGUAGES: Final[tuple[Language, ...]] = ("en", "zh")
 
@@ -546,6 +546,10 @@ RULES: Final[dict[str, tuple[str, str]]] = {
     "round_amount_refunds": ("Round-amount refunds", "整数金额退款"),
     "refunds_after_suspicious_login": ("Refunds after a suspicious login", "可疑登录后的退款"),
     "operator_anomaly_scores": ("Operator anomaly scores", "操作员异常评分"),
+    # merchant typologies
+    "cash_out_sales": ("Cash-out through sales", "消费套现"),
+    "category_misuse": ("Category misuse", "跳码（套用他类费率）"),
+    "dormant_surge": ("Dormant terminal surges", "沉寂终端突增"),
 }
 # The English description is the rule's docstring; these are its Chinese counterparts.
 RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
@@ -570,6 +574,10 @@ RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
     "round_amount_refunds": "操作员在几小时内办理多笔整数金额的部分退款：疑似套现。",
     "refunds_after_suspicious_login": "操作员在可疑登录（锁定或多次输错密码之后）后立即办理退款，且部分退至未付款的卡。",
     "operator_anomaly_scores": "以孤立森林模型评估每个操作员日的活动，找出与本商户其他操作员及其自身历史相比最突出的操作员日。",
+    # merchant typologies
+    "cash_out_sales": "同日重复刷卡、金额略低于整千元且从未退款或撤销的信用卡消费，集中出现在同行业几乎无交易的时段：疑似套现。",
+    "category_misuse": "优惠或公益费率商户的金额、时段与支付渠道构成明显偏向另一行业：疑似跳码。",
+    "dormant_surge": "沉寂一个月以上的终端恢复交易后，日交易笔数进入同行业前十分之一，且为此前水平的数倍。",
 }
 PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_failures": ("fewest failed attempts", "最少失败次数"),
@@ -628,6 +636,35 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "n_estimators": ("trees in the forest", "森林中的树数量"),
     "max_samples": ("sample size per tree", "每棵树的样本量"),
     "fit_rows": ("most operator-days the forest is fitted on", "拟合森林所用的最多操作员日数"),
+    # merchant typologies
+    "min_sales": ("fewest such sales in a day", "单日最少此类消费笔数"),
+    "odd_hour_percent": (
+        "a three-hour bin with less than this share of the category's sales is odd (%)",
+        "同行业消费占比低于此值的三小时时段视为异常时段（%）",
+    ),
+    "min_peers": (
+        "fewest other merchants or terminals of the category",
+        "同行业最少其他商户或终端数",
+    ),
+    "merge_days": (
+        "flagged days this close make one episode",
+        "间隔不超过此天数的异常日合并为一次",
+    ),
+    "min_shift_percent": (
+        "least shift from its category's profile toward another's (%)",
+        "向另一行业特征偏移的最小比例（%）",
+    ),
+    "min_spread_multiple": (
+        "least distance, in typical merchant-to-category distances",
+        "最小偏离（以商户与行业的典型距离计）",
+    ),
+    "min_silent_days": ("fewest days without a sale", "最少无交易天数"),
+    "min_jump": ("least multiple of its own earlier sales", "相对自身此前交易量的最小倍数"),
+    "top_percent": (
+        "busiest share of the category's terminal-days (%)",
+        "同行业终端日交易量前列比例（%）",
+    ),
+    "surge_days": ("days measured after the return", "恢复后统计的天数"),
 }
 # How the PIN rules name the weakness classes in their sentences.
 WEAKNESS_CLASSES: Final[dict[str, tuple[str, str]]] = WEAKNESS_WORDS
@@ -733,6 +770,7 @@ SENTENCES: Final[dict[str, Sentence]] = {
     **pins.SENTENCES,
     **refunds.SENTENCES,
     **operators.SENTENCES,
+    **merchants.SENTENCES,
 }
 
 
@@ -853,6 +891,8 @@ EvidenceKind = Literal[
     "lockout_reasons",
     "features",
     "sharing_view",
+    "category",
+    "fee_class",
 ]
 # Every key a rule writes into its evidence: its label in both languages and how its value
 # reads (the unit goes with the value: '30 minutes', '27.46 元'). Anomaly features read with
@@ -1011,6 +1051,39 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
         "count",
     ),
     "seed": ("model seed", "模型随机种子", "text"),
+    # merchant typologies
+    "days": ("days flagged", "异常天数", "count"),
+    "sales": ("sales", "消费笔数", "count"),
+    "cash_amount_fen": ("amount of those sales", "此类消费金额", "money"),
+    "odd_hour_sales": ("at the category's odd hours", "发生在同行业异常时段的笔数", "count"),
+    "category": ("registered category", "登记行业", "category"),
+    "odd_hours": ("the category's odd hours", "同行业异常时段", "text"),
+    "fee_class": ("fee class", "费率类别", "fee_class"),
+    "behaves_as": ("sells like", "交易特征接近", "category"),
+    "shift_percent": ("shift toward it (%)", "偏移比例（%）", "number"),
+    "distance": ("distance (typical distances)", "偏离程度（典型距离倍数）", "number"),
+    "silent_days": ("days silent", "沉寂天数", "days"),
+    "wake_day": ("back on", "恢复交易日", "text"),
+    "daily_sales": ("sales a day since (median)", "恢复后日均消费笔数（中位数）", "count"),
+    "daily_fen": ("amount a day since (median)", "恢复后日均金额（中位数）", "money"),
+    "before_sales": ("sales a day before", "沉寂前日均消费笔数", "number"),
+    "jump": ("times its earlier sales", "为此前的倍数", "number"),
+    "top_sales": (
+        "busiest tenth of the category from (sales)",
+        "同行业前十分之一门槛（笔）",
+        "number",
+    ),
+    "min_sales": ("policy: fewest such sales in a day", "阈值：单日最少笔数", "count"),
+    "odd_hour_percent": (
+        "policy: odd below (% of the category)",
+        "阈值：异常时段占比上限（%）",
+        "number",
+    ),
+    "min_shift_percent": ("policy: least shift (%)", "阈值：最小偏移比例（%）", "number"),
+    "min_spread_multiple": ("policy: least distance", "阈值：最小偏离倍数", "number"),
+    "min_silent_days": ("policy: fewest days silent", "阈值：最少沉寂天数", "days"),
+    "min_jump": ("policy: least multiple", "阈值：最小倍数", "number"),
+    "top_percent": ("policy: busiest share (%)", "阈值：前列比例（%）", "number"),
 }
 _LOCKOUT_REASONS: Final[dict[str, tuple[str, str]]] = {
     "never_locks": ("never locks", "从不锁定"),
@@ -1044,6 +1117,8 @@ _ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
         "terminals": ("two terminals in turn", "两台终端交替"),
         "till": ("one till, in turn with another login", "同一终端与另一登录交替"),
     },
+    "category": merchants.CATEGORY_WORDS,
+    "fee_class": merchants.FEE_CLASS_WORDS,
 }
 EVIDENCE_LIST_ITEMS: Final = 6
 

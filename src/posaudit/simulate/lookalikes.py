@@ -402,7 +402,7 @@ def inject_day(ctx: DayContext, rates: dict[str, float], last_day: int) -> None:
     merchant-days; ``last_day`` is the day after the world's last."""
     for kind in LOOKALIKE_KINDS:
         rate = rates.get(kind, 0.0)
-        if rate <= 0:
+        if rate <= 0 or kind not in CATEGORIES:  # the others are planned once per world
             continue
         eligible = _eligible(ctx, kind)
         expected = rate / 1000 * eligible.size

@@ -29,6 +29,10 @@ ATTACK_SCENARIOS: Final = (
     "refund_burst",
     "round_amount_refunds",
     "friendly_refunds",
+    # merchant typologies (simulate/merchant_fraud.py)
+    "cash_out_sales",
+    "category_misuse",
+    "dormant_surge",
 )
 CONDITION_SCENARIOS: Final = (
     "weak_pin",
@@ -49,6 +53,10 @@ LOOKALIKE_KINDS: Final = (
     "hotel_deposits",
     "new_clerk",
     "seasonal_peak",
+    # merchant typologies (simulate/merchant_fraud.py): per 1,000 merchants or terminals
+    "bulk_buyer",
+    "mixed_store",
+    "reopening",
 )
 BENIGN_PREFIX: Final = "benign:"
 # Keys whose value is a share and so lies in 0..1.
