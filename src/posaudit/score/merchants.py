@@ -411,9 +411,15 @@ def category_misuse(
         )
     )
     # one scale per feature: the spread of merchants about their category, pooled
+    # (floored: a feature every merchant shares the same way says nothing)
     scale = own.filter(pl.col("members") > 1).select(
         *(
-            (pl.col(f) - pl.col(f"own_{f}")).pow(2).mean().sqrt().alias(f"scale_{f}")
+            (pl.col(f) - pl.col(f"own_{f}"))
+            .pow(2)
+            .mean()
+            .sqrt()
+            .clip(lower_bound=1e-6)
+            .alias(f"scale_{f}")
             for f in PROFILE
         )
     )
