@@ -27,7 +27,7 @@ from posaudit.spark.buckets import BucketJob, store_tables, table_schemas
 from posaudit.spark.export import export_buckets
 from posaudit.store import Store
 from tests.conftest import build_ingested_store
-from tests.injected import add_lockout_storm
+from tests.injected import add_lockout_storm, add_merchant_typologies
 from tests.review.conftest import held_by_another_process
 from tests.spark.spark_kit import (
     DATA_SAMPLES,
@@ -72,13 +72,15 @@ def sample_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small simulated world: 30 merchants over 6 buckets, 10 days; flaky terminals enough
-    for bursts of network errors, and a lockout storm, so that every rule finds something."""
+    for bursts of network errors, a lockout storm and the merchant typologies, so that every
+    rule finds something."""
     folder = tmp_path_factory.mktemp("spark-small")
     scenario = folder / "flaky.toml"
     scenario.write_text("[behaviour]\nflaky_terminal_share = 0.3\n")
     path = folder / "small.duckdb"
     simulate(path, load_scenario(scenario, merchants=30, days=10), seed=5)
     add_lockout_storm(path)
+    add_merchant_typologies(path)
     return path
 
 

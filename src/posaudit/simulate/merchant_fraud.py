@@ -152,7 +152,8 @@ def plan_merchants(
         plan.labels.append(("category_misuse", "merchant", merchant, start_us, end_us))
 
     # dormant terminals: silent 30+ days, then far busier than before
-    room = SILENCE_DAYS[1] + HISTORY_DAYS[1] + SURGE_DAYS[1]
+    # the longest silence and surge after the fewest days of trade: 45 days
+    room = HISTORY_DAYS[0] + SILENCE_DAYS[1] - 1 + SURGE_DAYS[1] - 1
     count = _count(rates.get("dormant_surge", 0.0), world.n_terminals, rng)
     level = evasion.get("dormant_surge", 0.0)
     if days >= room:
@@ -220,7 +221,7 @@ def _surge(
 ) -> Surge:
     surge_days = int(rng.integers(*SURGE_DAYS))
     latest = first_day + days - silence - surge_days
-    silent_from = int(rng.integers(first_day + HISTORY_DAYS[0], max(latest, first_day + 3) + 1))
+    silent_from = int(rng.integers(first_day + HISTORY_DAYS[0], latest + 1))
     wake = silent_from + silence
     until = wake + surge_days if factor > 1 else wake
     return Surge(terminal, silent_from, wake, until, factor, benign=factor <= 1)
