@@ -19,6 +19,8 @@ NOTEBOOK_NAMES = (
     "05-finding-drilldown",
     "06-ingested-data",
     "07-triage",
+    # merchant typologies
+    "11-merchant-typologies",
 )
 
 

@@ -97,6 +97,10 @@ PROMISED: dict[str, tuple[set[str], set[str]]] = {
     ),
     # its tables are in widgets: test_triage_shows_the_queue_in_its_widgets
     "07-triage": (set(), set()),
+    "11-merchant-typologies": (
+        {"Categories' sales by hour", "Merchants by ticket and card mix"},
+        {"Merchant typology findings", "Discount- and charity-class merchants"},
+    ),
 }
 
 
