@@ -75,8 +75,11 @@ DEFAULT_WORLD: dict[str, str] = {
     "pin_events": "1a4ae5eb52ce2e6c",
     "login_events": "190af74fc4c1553a",
     "lockouts": "cb085f0c7d873908",
-    "transactions": "490abac3b58fa21b",  # e888e26769261076 before the account references
-    "ground_truth": "11e7dd04868d3f5f",
+    # 490abac3b58fa21b / 11e7dd04868d3f5f before the merchant typologies (on by default)
+    "transactions": "d26a430b887fd2d7",  # e888e26769261076 before the account references
+    "ground_truth": "b80138e6ac7beb7c",
+    "operator_events": "cb62379622f6fad5",
+    "batch_totals": "44f99a5d2296f2da",
 }
 
 

@@ -18,18 +18,18 @@ from posaudit.store import Store
 POSAUDIT = [sys.executable, "-m", "posaudit"]
 MINE = ("cash_out_sales", "category_misuse", "dormant_surge")
 # rates high enough that a 40-merchant world of 48 days holds each typology several times
-BUSY = """
-[scenarios.cash_out_sales]
-rate = 150.0
-[scenarios.category_misuse]
-rate = 150.0
-[scenarios.dormant_surge]
-rate = 80.0
-[lookalikes]
-bulk_buyer = 100.0
-mixed_store = 150.0
-reopening = 60.0
-"""
+RATES = {"cash_out_sales": 150.0, "category_misuse": 150.0, "dormant_surge": 80.0}
+LOOKALIKES = "[lookalikes]\nbulk_buyer = 100.0\nmixed_store = 150.0\nreopening = 60.0\n"
+
+
+def _busy(evasion: float = 0.0) -> str:
+    """Rates high enough that a 40-merchant world of 48 days holds each typology several
+    times, at ``evasion``."""
+    return LOOKALIKES + "".join(
+        f"[scenarios.{name}]\nrate = {rate}\nevasion = {evasion}\n" for name, rate in RATES.items()
+    )
+
+
 MERCHANTS, DAYS, SEED = 40, 48, 3
 
 
@@ -37,8 +37,8 @@ def _cli(*args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([*POSAUDIT, *args], capture_output=True, text=True, timeout=900)
 
 
-def _world(path: Path, extra: str = "") -> Path:
-    simulate(path, scenario_from_text(BUSY + extra, merchants=MERCHANTS, days=DAYS), seed=SEED)
+def _world(path: Path, evasion: float = 0.0) -> Path:
+    simulate(path, scenario_from_text(_busy(evasion), merchants=MERCHANTS, days=DAYS), seed=SEED)
     return path
 
 
@@ -132,10 +132,7 @@ def test_the_typologies_leave_the_other_merchants_sales_as_they_were(
 
 
 def test_at_evasion_one_the_typologies_escape_their_rules(tmp_path: Path) -> None:
-    db = _world(
-        tmp_path / "evading.duckdb",
-        "".join(f"[scenarios.{name}]\nevasion = 1.0\n" for name in MINE),
-    )
+    db = _world(tmp_path / "evading.duckdb", evasion=1.0)
     assert _cli("run", "--db", str(db)).returncode == 0
     evaluated = _cli("evaluate", "--db", str(db), "--json")
     assert evaluated.returncode == 0, evaluated.stderr
