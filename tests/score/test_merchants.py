@@ -30,7 +30,7 @@ def _day(terminal: str, merchant: str, day: int, **values: float) -> dict[str, o
         "day": START + timedelta(days=day),
         "sale_count": 0,
         "sale_amount_fen": 0,
-        "log_amount_sum": 0.0,
+        "log_amount_sum": 0,
         "credit_count": 0,
         "debit_count": 0,
         "round_count": 0,
@@ -121,7 +121,7 @@ def _profile(
         0,
         sale_count=count,
         sale_amount_fen=round(count * amount_fen),
-        log_amount_sum=count * float(pl.Series([amount_fen]).log().item()),
+        log_amount_sum=round(count * float(pl.Series([amount_fen]).log().item()) * 1_000_000),
         credit_count=round(count * credit),
         **bins,
     )

@@ -34,6 +34,9 @@ HOUR_BINS: Final = 8  # three hours each: 00-03 .. 21-24
 ROUND_STEP_FEN: Final = 100_000  # 1,000 CNY: the sums a credit line is drawn in
 # "Just under" a round sum: at most a fiftieth (2 %) below it.
 NEAR_ROUND_DIVISOR: Final = 50
+# ln(amount) is summed in millionths, as an integer: a sum of floats depends on the order the
+# engine adds them in, and a finding's score and evidence must not.
+LOG_SCALE: Final = 1_000_000
 CHANNEL_COLUMNS: Final = {
     "credit_count": "'credit_card'",
     "debit_count": "'debit_card'",
@@ -100,8 +103,9 @@ _DAYS_SQL: Final = f"""(
         CAST(t.ts AS DATE) AS day,
         CAST(SUM(CASE WHEN {_SALE} THEN 1 ELSE 0 END) AS BIGINT) AS sale_count,
         CAST(SUM(CASE WHEN {_SALE} THEN t.amount_fen ELSE 0 END) AS BIGINT) AS sale_amount_fen,
-        CAST(SUM(CASE WHEN {_SALE} THEN LN(CAST(t.amount_fen AS DOUBLE)) ELSE 0.0 END)
-            AS DOUBLE) AS log_amount_sum,
+        CAST(SUM(CASE WHEN {_SALE}
+            THEN CAST(ROUND(LN(CAST(t.amount_fen AS DOUBLE)) * {LOG_SCALE}) AS BIGINT)
+            ELSE 0 END) AS BIGINT) AS log_amount_sum,
         CAST(SUM(CASE WHEN {_SALE} AND t.channel = 'credit_card' THEN 1 ELSE 0 END)
             AS BIGINT) AS credit_count,
         CAST(SUM(CASE WHEN {_SALE} AND t.channel = 'debit_card' THEN 1 ELSE 0 END)
@@ -135,8 +139,8 @@ merchant_terminal_days = derived_query(
 merchant_terminal_days.__doc__ = """Every terminal's day in a row (``MERCHANT_TERMINAL_DAYS_SQL``).
 
 Columns: ``terminal_id``, ``merchant_id``, ``day``; of approved sales ``sale_count``,
-``sale_amount_fen``, ``log_amount_sum`` (of ln amount), ``credit_count``, ``debit_count``,
-``round_count`` (whole 100 CNY) and ``h0`` .. ``h7`` (by three-hour bin of the clock);
+``sale_amount_fen``, ``log_amount_sum`` (of ln amount, in millionths), ``credit_count``,
+``debit_count``, ``round_count`` (whole 100 CNY) and ``h0`` .. ``h7`` (by three-hour bin of the clock);
 ``return_count`` (approved refunds and voids); ``cash_count``, ``cash_amount_fen`` and
 ``cash_h0`` .. ``cash_h7``:
 credit sales at most 2 % under a multiple of 1,000 CNY by a card that made another such sale
@@ -368,7 +372,7 @@ def _merchant_profiles(
         .select(
             "merchant_id",
             "sale_count",
-            (pl.col("log_amount_sum") / count).alias("log_amount"),
+            (pl.col("log_amount_sum") / LOG_SCALE / count).alias("log_amount"),
             (pl.col("credit_count") / count).alias("credit"),
             (pl.col("debit_count") / count).alias("debit"),
             (pl.col("round_count") / count).alias("round"),
@@ -473,7 +477,7 @@ def category_misuse(
         family=FAMILY,
         entity_type="merchant",
         severity="medium",
-        score=(0.5 + 0.5 * pl.col("shift")).clip(0.5, 1.0),
+        score=(0.5 + 0.5 * pl.col("shift")).clip(0.5, 1.0).round(4),
         summary=CATEGORY_MISUSE.expr(
             merchant_id="merchant_id",
             fee_class="fee_class",
