@@ -140,7 +140,7 @@ merchant_terminal_days.__doc__ = """Every terminal's day in a row (``MERCHANT_TE
 
 Columns: ``terminal_id``, ``merchant_id``, ``day``; of approved sales ``sale_count``,
 ``sale_amount_fen``, ``log_amount_sum`` (of ln amount, in millionths), ``credit_count``,
-``debit_count``, ``round_count`` (whole 100 CNY) and ``h0`` .. ``h7`` (by three-hour bin of the clock);
+``debit_count``, ``round_count`` (whole 100 CNY) and ``h0`` .. ``h7`` (three-hour bins);
 ``return_count`` (approved refunds and voids); ``cash_count``, ``cash_amount_fen`` and
 ``cash_h0`` .. ``cash_h7``:
 credit sales at most 2 % under a multiple of 1,000 CNY by a card that made another such sale
