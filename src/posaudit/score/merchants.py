@@ -404,19 +404,37 @@ def category_misuse(
     their own (categories of ``min_peers`` other merchants or more; merchants of
     ``min_sales`` sales or more)."""
     profiles = _merchant_profiles(merchant_terminal_days, merchants, min_sales)
+    # A category's profile is that of its standard-class merchants where it has min_peers of
+    # them: misuse hides among the discount and charity classes, so they are not its measure.
+    # A category without enough (charity) is measured by all its merchants.
+    standard = (pl.col("fee_class") == "standard").cast(pl.Int64)
     sums = profiles.group_by("category").agg(
-        pl.len().alias("members"), *(pl.col(f).sum().alias(f"sum_{f}") for f in PROFILE)
+        pl.len().alias("members"),
+        standard.sum().alias("standard_members"),
+        *(pl.col(f).sum().alias(f"sum_{f}") for f in PROFILE),
+        *((pl.col(f) * standard).sum().alias(f"standard_sum_{f}") for f in PROFILE),
     )
+    by_standard = pl.col("standard_members") - standard >= min_peers
     # each merchant's own category without it (leave one out), and how far it lies from it
     own = profiles.join(sums, on="category", how="inner").with_columns(
+        pl.when(by_standard)
+        .then(pl.col("standard_members") - standard)
+        .otherwise(pl.col("members") - 1)
+        .alias("peers"),
         *(
-            ((pl.col(f"sum_{f}") - pl.col(f)) / (pl.col("members") - 1)).alias(f"own_{f}")
+            pl.when(by_standard)
+            .then(
+                (pl.col(f"standard_sum_{f}") - pl.col(f) * standard)
+                / (pl.col("standard_members") - standard)
+            )
+            .otherwise((pl.col(f"sum_{f}") - pl.col(f)) / (pl.col("members") - 1))
+            .alias(f"own_{f}")
             for f in PROFILE
-        )
+        ),
     )
-    # one scale per feature: the spread of merchants about their category, pooled
+    # one scale per feature: the spread of standard-class merchants about their category, pooled
     # (floored: a feature every merchant shares the same way says nothing)
-    scale = own.filter(pl.col("members") > 1).select(
+    scale = own.filter((pl.col("peers") > 0) & (pl.col("fee_class") == "standard")).select(
         *(
             (pl.col(f) - pl.col(f"own_{f}"))
             .pow(2)
@@ -436,20 +454,25 @@ def category_misuse(
     own = own.with_columns(
         pl.sum_horizontal([pl.col(f"v_{f}").pow(2) for f in PROFILE]).sqrt().alias("distance")
     )
-    typical = own.filter(pl.col("members") - 1 >= min_peers).select(
-        pl.col("distance").median().alias("typical")
-    )
+    typical = own.filter(
+        (pl.col("peers") >= min_peers) & (pl.col("fee_class") == "standard")
+    ).select(pl.col("distance").median().alias("typical"))
     centres = sums.filter(pl.col("members") >= min_peers).select(
         pl.col("category").alias("other"),
-        *((pl.col(f"sum_{f}") / pl.col("members")).alias(f"other_{f}") for f in PROFILE),
+        *(
+            pl.when(pl.col("standard_members") >= min_peers)
+            .then(pl.col(f"standard_sum_{f}") / pl.col("standard_members"))
+            .otherwise(pl.col(f"sum_{f}") / pl.col("members"))
+            .alias(f"other_{f}")
+            for f in PROFILE
+        ),
     )
     delta = {f: (pl.col(f"other_{f}") - pl.col(f"own_{f}")) / pl.col(f"scale_{f}") for f in PROFILE}
     length2 = pl.sum_horizontal([d.pow(2) for d in delta.values()])
     dot = pl.sum_horizontal([pl.col(f"v_{f}") * delta[f] for f in PROFILE])
     candidates = (
         own.filter(
-            pl.col("fee_class").is_in(["discount", "charity"])
-            & (pl.col("members") - 1 >= min_peers)
+            pl.col("fee_class").is_in(["discount", "charity"]) & (pl.col("peers") >= min_peers)
         )
         .join(centres, how="cross")
         .filter(pl.col("other") != pl.col("category"))
