@@ -2,7 +2,8 @@
 
 The rules live in two layers: the detection rules in :mod:`posaudit.detect.logins`,
 :mod:`posaudit.detect.pins` and :mod:`posaudit.detect.refunds`, and the operator anomaly
-score in :mod:`posaudit.score.operators`. Each of those modules registers its rules (and the
+score in :mod:`posaudit.score.operators`, and the merchant typologies of
+:mod:`posaudit.score.merchants`. Each of those modules registers its rules (and the
 shared frames they read) with :mod:`posaudit.detect.registry` when it is imported.
 
 The list lives here, above both packages, because it has to import every rule module: kept
@@ -19,7 +20,7 @@ from typing import Final
 from posaudit.detect import ledger, logins, pins, refunds, sales
 from posaudit.detect import privileges as privilege_rules
 from posaudit.detect.registry import RULES, Rule
-from posaudit.score import operators
+from posaudit.score import merchants, operators
 
 # Importing a module registers its rules; naming them here is what makes the list whole.
 RULE_MODULES: Final[tuple[ModuleType, ...]] = (
@@ -30,6 +31,7 @@ RULE_MODULES: Final[tuple[ModuleType, ...]] = (
     ledger,
     privilege_rules,
     sales,
+    merchants,
 )
 
 

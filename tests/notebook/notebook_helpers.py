@@ -24,6 +24,8 @@ NOTEBOOK_NAMES = (
     # privilege audit
     "10-operator-privileges",
     "08-sales-patterns",
+    # merchant typologies
+    "11-merchant-typologies",
 )
 
 

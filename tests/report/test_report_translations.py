@@ -28,7 +28,7 @@ from posaudit.report.translations import (
 from posaudit.rules import all_rules
 from posaudit.run.local import run_pipeline
 from posaudit.store import Store
-from tests.injected import add_lockout_storm
+from tests.injected import add_lockout_storm, add_merchant_typologies
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 STORM = (
@@ -102,10 +102,12 @@ def test_a_summary_its_sentence_did_not_write_falls_back() -> None:
 
 @pytest.fixture(scope="module")
 def sample_run(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The sample world with a lockout storm added, after one full run: every rule fires."""
+    """The sample world with a lockout storm and the merchant typologies added, after one full
+    run: every rule fires."""
     path = tmp_path_factory.mktemp("every-rule") / "w.duckdb"
     shutil.copy(sample_store, path)
     add_lockout_storm(path)
+    add_merchant_typologies(path)
     store = Store.open(path)
     try:
         run_pipeline(store, load_policy())

@@ -16,7 +16,7 @@ from posaudit.detect.registry import RULES, Rule
 from posaudit.pins import pin_digester
 from posaudit.rules import all_rules
 from posaudit.run.detect import findings_for_tables, one_per_finding_id
-from posaudit.run.plan import data_window
+from posaudit.run.plan import POPULATION_FAMILIES, data_window
 from posaudit.spark.buckets import (
     BucketJob,
     local_bucket_findings,
@@ -110,7 +110,9 @@ def test_rules_run_where_their_partition_key_allows() -> None:
     rules = list(all_rules().values())
     placement = place_rules(rules)
     assert "operator_anomaly_scores" in placement.driver  # ranks the whole population
-    assert set(placement.merchant) == {r.name for r in rules if r.family != "scores"}
+    # each merchant against its category: the whole population too
+    assert {"cash_out_sales", "category_misuse", "dormant_surge"} <= set(placement.driver)
+    assert set(placement.merchant) == {r.name for r in rules if r.family not in POPULATION_FAMILIES}
     card = _card_rule()
     mixed = Rule(
         **{**card.__dict__, "name": "cards_and_logins", "inputs": ("transactions", "login_events")}
@@ -127,7 +129,11 @@ def test_buckets_together_give_the_local_findings(exported: tuple[Path, Path]) -
     try:
         window = data_window(store)
         policy = load_policy()
-        rules = [r for r in all_rules().values() if policy.enabled(r.name) and r.family != "scores"]
+        rules = [
+            r
+            for r in all_rules().values()
+            if policy.enabled(r.name) and r.family not in POPULATION_FAMILIES
+        ]
         whole = {t: store.scan(t) for t in store_tables(rules)}
         want = findings_for_tables(rules, whole, policy, window=window, digester=pin_digester())
     finally:

@@ -27,7 +27,7 @@ from posaudit.spark.buckets import BucketJob, store_tables, table_schemas
 from posaudit.spark.export import export_buckets
 from posaudit.store import Store
 from tests.conftest import build_ingested_store
-from tests.injected import add_lockout_storm
+from tests.injected import add_lockout_storm, add_merchant_typologies
 from tests.review.conftest import held_by_another_process
 from tests.spark.spark_kit import (
     DATA_SAMPLES,
@@ -72,8 +72,8 @@ def sample_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small simulated world: 30 merchants over 6 buckets, 10 days; flaky terminals enough
-    for bursts of network errors, ghost accounts, and a lockout storm, so that every rule
-    finds something."""
+    for bursts of network errors, ghost accounts, a lockout storm and the merchant typologies,
+    so that every rule finds something."""
     folder = tmp_path_factory.mktemp("spark-small")
     scenario = folder / "flaky.toml"
     # ghost accounts often enough that some are due their terminal's logins within 10 days
@@ -83,6 +83,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = folder / "small.duckdb"
     simulate(path, load_scenario(scenario, merchants=30, days=10), seed=5)
     add_lockout_storm(path)
+    add_merchant_typologies(path)
     return path
 
 

@@ -1300,3 +1300,63 @@ def coverage_chart(coverage: pl.DataFrame, by_terminal: pl.DataFrame) -> AnyChar
             ],
         ),
     )
+
+
+def category_hours_chart(hours: pl.DataFrame, *, odd_hour_percent: float) -> AnyChart:
+    """Each category's sales by three-hour bin; the cash-out rule counts sales in the pale bins."""
+    frame = hours.with_columns((pl.col("share") * 100 < odd_hour_percent).alias("odd")).head(
+        bounds.ALTAIR_MAX_ROWS
+    )
+    return (
+        alt.Chart(frame.to_pandas())
+        .mark_rect()
+        .encode(
+            x=alt.X("hours:O", title="hours of the day"),
+            y=alt.Y("category:N", title=None),
+            color=alt.Color("share:Q", title="share of sales", scale=alt.Scale(scheme="blues")),
+            tooltip=["category:N", "hours:N", alt.Tooltip("share:Q", format=".1%")],
+        )
+        .properties(
+            width=WIDTH // 2,
+            title=_title(
+                "Categories' sales by hour",
+                f"cash-out counts sales in bins under {odd_hour_percent:g} % of the category's",
+            ),
+        )
+    )
+
+
+def merchant_profiles_chart(profiles: pl.DataFrame) -> AnyChart:
+    """Each merchant's mean ticket against its credit share, by category; ringed when a
+    merchant typology finding names it."""
+    frame = profiles.sort("sales", descending=True).head(bounds.ALTAIR_MAX_ROWS)
+    return (
+        alt.Chart(frame.to_pandas())
+        .mark_point(filled=True, size=60)
+        .encode(
+            x=alt.X("mean_ticket_yuan:Q", title="mean ticket (CNY)", scale=alt.Scale(type="log")),
+            y=alt.Y("credit_share:Q", title="credit-card share", axis=alt.Axis(format="%")),
+            color=alt.Color("category:N", scale=alt.Scale(scheme="tableau10")),
+            shape=alt.Shape("fee_class:N", title="fee class"),
+            stroke=alt.condition(
+                alt.datum.findings != "none", alt.value(INK), alt.value("transparent")
+            ),
+            tooltip=[
+                "merchant_id:N",
+                "category:N",
+                "fee_class:N",
+                alt.Tooltip("sales:Q", format=","),
+                "mean_ticket_yuan:Q",
+                alt.Tooltip("credit_share:Q", format=".1%"),
+                alt.Tooltip("night_share:Q", format=".1%"),
+                "findings:N",
+            ],
+        )
+        .properties(
+            width=WIDTH // 2,
+            title=_title(
+                "Merchants by ticket and card mix",
+                "a discount- or charity-class merchant among another category's is misuse",
+            ),
+        )
+    )

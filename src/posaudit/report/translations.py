@@ -26,7 +26,7 @@ from posaudit.detect import ledger, logins, pins, privileges, refunds, sales
 from posaudit.detect.pins import ACTOR_WORDS, WEAKNESS_WORDS
 from posaudit.detect.sentences import Language, OperatorLabel, Sentence
 from posaudit.report.pseudonyms import OPERATOR_ID, Pseudonyms
-from posaudit.score import operators
+from posaudit.score import merchants, operators
 
 LANGUAGES: Final[tuple[Language, ...]] = ("en", "zh")
 
@@ -573,6 +573,10 @@ RULES: Final[dict[str, tuple[str, str]]] = {
     "split_sales": ("Split sales", "拆单"),
     "card_testing": ("Card testing", "测卡"),
     "void_abuse": ("Late voids", "事后撤销"),
+    # merchant typologies
+    "cash_out_sales": ("Cash-out through sales", "消费套现"),
+    "category_misuse": ("Category misuse", "跳码（套用他类费率）"),
+    "dormant_surge": ("Dormant terminal surges", "沉寂终端突增"),
 }
 # The English description is the rule's docstring; these are its Chinese counterparts.
 RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
@@ -612,6 +616,10 @@ RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
     "split_sales": "同一终端在几分钟内用同一张卡连续完成多笔销售：一笔交易被拆成几笔（拆单）。",
     "card_testing": "终端在短时间内有大量来自不同卡的小额销售被拒：有人在测试盗取的卡号是否可用（测卡）。",
     "void_abuse": "操作员在销售很久之后（批次结束时、顾客早已离开）撤销多笔销售，且多于本商户其他操作员。",
+    # merchant typologies
+    "cash_out_sales": "同日重复刷卡、金额略低于整千元且从未退款或撤销的信用卡消费，集中出现在同行业几乎无交易的时段：疑似套现。",
+    "category_misuse": "优惠或公益费率商户的金额、时段与支付渠道构成明显偏向另一行业：疑似跳码。",
+    "dormant_surge": "沉寂一个月以上的终端恢复交易后，日交易笔数进入同行业前十分之一，且为此前水平的数倍。",
 }
 PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_failures": ("fewest failed attempts", "最少失败次数"),
@@ -686,7 +694,7 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
         "该操作员应有登录次数的下限",
     ),
     # sales patterns
-    "min_sales": ("fewest sales on one card", "同一张卡最少销售笔数"),
+    "min_sales": ("fewest sales", "最少消费笔数"),
     "min_declines": ("fewest declined sales", "最少被拒销售笔数"),
     "min_cards": ("fewest distinct cards", "最少不同卡数"),
     "max_amount_share": (
@@ -710,6 +718,34 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
         "a sale on the same card this soon after a void makes it a correction (minutes)",
         "撤销后此时长内同卡重新收款视为更正（分钟）",
     ),
+    # merchant typologies
+    "odd_hour_percent": (
+        "a three-hour bin with less than this share of the category's sales is odd (%)",
+        "同行业消费占比低于此值的三小时时段视为异常时段（%）",
+    ),
+    "min_peers": (
+        "fewest other merchants or terminals of the category",
+        "同行业最少其他商户或终端数",
+    ),
+    "merge_days": (
+        "flagged days this close make one episode",
+        "间隔不超过此天数的异常日合并为一次",
+    ),
+    "min_shift_percent": (
+        "least shift from its category's profile toward another's (%)",
+        "向另一行业特征偏移的最小比例（%）",
+    ),
+    "min_spread_multiple": (
+        "least distance, in typical merchant-to-category distances",
+        "最小偏离（以商户与行业的典型距离计）",
+    ),
+    "min_silent_days": ("fewest days without a sale", "最少无交易天数"),
+    "min_jump": ("least multiple of its own earlier sales", "相对自身此前交易量的最小倍数"),
+    "top_percent": (
+        "busiest share of the category's terminal-days (%)",
+        "同行业终端日交易量前列比例（%）",
+    ),
+    "surge_days": ("days measured after the return", "恢复后统计的天数"),
 }
 # How the PIN rules name the weakness classes in their sentences.
 WEAKNESS_CLASSES: Final[dict[str, tuple[str, str]]] = WEAKNESS_WORDS
@@ -818,6 +854,7 @@ SENTENCES: Final[dict[str, Sentence]] = {
     **ledger.SENTENCES,
     **privileges.SENTENCES,
     **sales.SENTENCES,
+    **merchants.SENTENCES,
 }
 
 
@@ -942,6 +979,8 @@ EvidenceKind = Literal[
     "fee_class",
     "terminal_family",
     "decline_reason",
+    "category",
+    "fee_class",
 ]
 # Every key a rule writes into its evidence: its label in both languages and how its value
 # reads (the unit goes with the value: '30 minutes', '27.46 元'). Anomaly features read with
@@ -1157,7 +1196,7 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     ),
     # sales patterns
     "sale_txn_ids": ("sales", "销售交易", "text"),
-    "sales": ("sales", "销售笔数", "count"),
+    "sales": ("sales", "消费笔数", "count"),
     "largest_fen": ("largest sale", "单笔最大金额", "money"),
     "declined_txn_ids": ("declined sales", "被拒销售", "text"),
     "declines": ("declined sales", "被拒笔数", "count"),
@@ -1185,7 +1224,7 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
         "本商户其他操作员当日事后撤销笔数",
         "count",
     ),
-    "min_sales": ("policy: fewest sales on one card", "阈值：同一张卡最少销售笔数", "count"),
+    "min_sales": ("policy: fewest sales", "阈值：最少消费笔数", "count"),
     "min_declines": ("policy: fewest declined sales", "阈值：最少被拒笔数", "count"),
     "min_cards": ("policy: fewest distinct cards", "阈值：最少不同卡数", "count"),
     "max_amount_share": (
@@ -1204,6 +1243,37 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
         "阈值：视为更正的重新收款时限",
         "minutes",
     ),
+    # merchant typologies
+    "days": ("days flagged", "异常天数", "count"),
+    "cash_amount_fen": ("amount of those sales", "此类消费金额", "money"),
+    "odd_hour_sales": ("at the category's odd hours", "发生在同行业异常时段的笔数", "count"),
+    "category": ("registered category", "登记行业", "category"),
+    "odd_hours": ("the category's odd hours", "同行业异常时段", "text"),
+    "fee_class": ("fee class", "费率类别", "fee_class"),
+    "behaves_as": ("sells like", "交易特征接近", "category"),
+    "shift_percent": ("shift toward it (%)", "偏移比例（%）", "number"),
+    "distance": ("distance (typical distances)", "偏离程度（典型距离倍数）", "number"),
+    "silent_days": ("days silent", "沉寂天数", "days"),
+    "wake_day": ("back on", "恢复交易日", "text"),
+    "daily_sales": ("sales a day since (median)", "恢复后日均消费笔数（中位数）", "count"),
+    "daily_fen": ("amount a day since (median)", "恢复后日均金额（中位数）", "money"),
+    "before_sales": ("sales a day before", "沉寂前日均消费笔数", "number"),
+    "jump": ("times its earlier sales", "为此前的倍数", "number"),
+    "top_sales": (
+        "busiest tenth of the category from (sales)",
+        "同行业前十分之一门槛（笔）",
+        "number",
+    ),
+    "odd_hour_percent": (
+        "policy: odd below (% of the category)",
+        "阈值：异常时段占比上限（%）",
+        "number",
+    ),
+    "min_shift_percent": ("policy: least shift (%)", "阈值：最小偏移比例（%）", "number"),
+    "min_spread_multiple": ("policy: least distance", "阈值：最小偏离倍数", "number"),
+    "min_silent_days": ("policy: fewest days silent", "阈值：最少沉寂天数", "days"),
+    "min_jump": ("policy: least multiple", "阈值：最小倍数", "number"),
+    "top_percent": ("policy: busiest share (%)", "阈值：前列比例（%）", "number"),
 }
 _LOCKOUT_REASONS: Final[dict[str, tuple[str, str]]] = {
     "never_locks": ("never locks", "从不锁定"),
@@ -1251,6 +1321,8 @@ _ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
         "card_expired": ("card expired", "卡已过期"),
         "issuer_unavailable": ("issuer unavailable", "发卡行无法连接"),
     },
+    "category": merchants.CATEGORY_WORDS,
+    "fee_class": merchants.FEE_CLASS_WORDS,
 }
 EVIDENCE_LIST_ITEMS: Final = 6
 

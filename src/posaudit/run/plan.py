@@ -40,7 +40,7 @@ from posaudit.store.catalogue import DIMENSION_TABLES, EVENT_TIME_COLUMNS, WINDO
 Mode = Literal["full", "incremental"]
 
 # Families whose findings rank each entity against the whole population: re-run over all data.
-POPULATION_FAMILIES: Final = frozenset({"scores"})
+POPULATION_FAMILIES: Final = frozenset({"scores", "merchants"})
 # posaudit_meta key holding what the data looked like at the last run's watermark.
 FINGERPRINT_KEY: Final = "pipeline.fingerprint"
 

@@ -103,6 +103,14 @@ class SimState:
     friendly_plan: pl.DataFrame | None = None
     # look-alike new clerks: (operator, first day, day after the last)
     new_clerks: list[tuple[int, int, int]] = field(default_factory=list)
+    # merchant typologies (simulate/merchant_fraud.py): the world's plan, and the merchants
+    # whose sales, in part (behaves_share), look like another category's (behaves_as), drawn
+    # by minute from behaves_profile's row of profile_cdf; None: every merchant its own
+    merchant_plan: Any = None
+    behaves_as: np.ndarray | None = None
+    behaves_share: np.ndarray | None = None
+    behaves_profile: np.ndarray | None = None
+    profile_cdf: np.ndarray | None = None
 
     def take_seqs(self, count: int) -> np.ndarray:
         seqs = np.arange(self.next_txn, self.next_txn + count, dtype=np.int64)
@@ -326,8 +334,11 @@ def natural_transactions(
     merchant = t_m[term]
     category = world.m_category[merchant]
     prof = world.m_profile[merchant]
-    n_prof = world.profile_cdf.shape[0]
-    flat = (world.profile_cdf + np.arange(n_prof)[:, None]).ravel()
+    profile_cdf = world.profile_cdf
+    if state.behaves_as is not None:
+        category, prof, profile_cdf = _behaviour(state, day, merchant, category, prof)
+    n_prof = profile_cdf.shape[0]
+    flat = (profile_cdf + np.arange(n_prof)[:, None]).ravel()
     minute = np.searchsorted(flat, rng.random(sale_count) + prof, side="right") - prof * 1440
     minute = np.clip(minute, 0, 1439)
     base = day_start_us(world, day)
@@ -392,6 +403,26 @@ def natural_transactions(
     transfers = make_transfers(world, day, shifts, rng, state)
     # what abuse can still refund today: approved sales neither voided nor refunded
     return pl.concat([sales, voids, transfers]), kept.filter(~pl.Series(refunded))
+
+
+def _behaviour(
+    state: SimState, day: int, merchant: np.ndarray, category: np.ndarray, prof: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The category and hour profile each sale follows, where a merchant behaves in part
+    like another category (``state.behaves_*``); no random draw, so no other draw moves."""
+    assert state.behaves_share is not None and state.behaves_profile is not None
+    assert state.behaves_as is not None and state.profile_cdf is not None
+    # a fixed spread of the day's sales over 0..1 (Knuth's multiplicative hash)
+    spread = (
+        (np.arange(merchant.size, dtype=np.uint64) + np.uint64(day * 7919))
+        * np.uint64(2_654_435_761)
+    ) % np.uint64(2**32)
+    follows = spread.astype(np.float64) / 2**32 < state.behaves_share[merchant]
+    return (
+        np.where(follows, state.behaves_as[merchant], category),
+        np.where(follows, state.behaves_profile[merchant], prof),
+        state.profile_cdf,
+    )
 
 
 def schedule_refunds(

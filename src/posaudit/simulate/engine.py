@@ -15,7 +15,14 @@ import pyarrow as pa
 
 from posaudit import __version__
 from posaudit.pins import PinDigester, pin_digester
-from posaudit.simulate import fraud, ledger_fraud, lookalikes, privileges, sales_fraud
+from posaudit.simulate import (
+    fraud,
+    ledger_fraud,
+    lookalikes,
+    merchant_fraud,
+    privileges,
+    sales_fraud,
+)
 from posaudit.simulate.catalog import CATEGORY_NAMES
 from posaudit.simulate.day import (
     CHANNEL_NAMES,
@@ -644,6 +651,16 @@ def simulate(
         friendly = fraud.plan_friendly_refunds(
             world, phase_rng, state, rates["friendly_refunds"], int(first_day), scenario.days
         )
+        merchant_plan = merchant_fraud.plan_merchants(
+            world,
+            stream(int(seed), "merchant_plan", int(first_day)),
+            state,
+            rates=rates,
+            evasion=evasion,
+            benign=benign,
+            first_day=int(first_day),
+            days=scenario.days,
+        )
         labels: list[pl.DataFrame] = []
         counts = {table: 0 for table in EVENT_TABLES}
         renderer.fee_plan = ledger_fraud.plan_fee_errors(
@@ -675,6 +692,7 @@ def simulate(
                 )
                 forgotten_pins(world, day_resets, day_rng, activity.logins)
                 txns, sales = natural_transactions(world, day, shifts, day_rng, state, behaviour)
+                txns, sales = merchant_fraud.silence(state, day, txns, sales)
                 activity.txns.append(txns)
                 ctx = fraud.DayContext(
                     world,
@@ -698,12 +716,17 @@ def simulate(
                 ctx.rng = stream(int(seed), "privileges", day)
                 privileges.inject_day(ctx, privilege_plan)
                 sales_fraud.inject_day(ctx, rates, benign, seed=int(seed))
+                ctx.rng = stream(int(seed), "merchants", day)
+                merchant_fraud.inject_day(ctx)
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
                 _remember_sales(
                     state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng
                 )
                 logins, lockouts = fraud.log_frames(activity.logins)
-                tx = renderer.transactions(pl.concat(activity.txns), state, day)
+                day_txns, logins, lockouts = merchant_fraud.quiet(
+                    world, state, day, pl.concat(activity.txns), logins, lockouts, activity.labels
+                )
+                tx = renderer.transactions(day_txns, state, day)
                 bt = ledger_fraud.batch_totals(tx)  # what the terminals counted
                 if rates["deleted_records"] > 0:
                     ctx.rng = stream(int(seed), "ledger", day, 2)
@@ -754,6 +777,9 @@ def simulate(
             )
         if privilege_plan.labels:
             labels.append(pl.DataFrame(privilege_plan.labels, schema=LABEL_SCHEMA, orient="row"))
+        merchant_labels = merchant_fraud.plan_labels(merchant_plan)
+        if merchant_labels:
+            labels.append(pl.DataFrame(merchant_labels, schema=LABEL_SCHEMA, orient="row"))
         gt = renderer.ground_truth(privileges.relabelled(pl.concat(labels), privilege_plan))
         store.append("ground_truth", gt)
         summary.rows = dict(counts) | {"ground_truth": gt.height}

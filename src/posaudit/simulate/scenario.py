@@ -40,6 +40,10 @@ ATTACK_SCENARIOS: Final = (
     "split_sales",
     "card_testing",
     "void_abuse",
+    # merchant typologies (simulate/merchant_fraud.py)
+    "cash_out_sales",
+    "category_misuse",
+    "dormant_surge",
 )
 CONDITION_SCENARIOS: Final = (
     "weak_pin",
@@ -76,6 +80,10 @@ LOOKALIKE_KINDS: Final = (
     "second_purchase",
     "issuer_outage",
     "closing_corrections",
+    # merchant typologies (simulate/merchant_fraud.py): per 1,000 merchants or terminals
+    "bulk_buyer",
+    "mixed_store",
+    "reopening",
 )
 BENIGN_PREFIX: Final = "benign:"
 # Keys whose value is a share and so lies in 0..1.
