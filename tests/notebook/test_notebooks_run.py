@@ -126,6 +126,7 @@ PROMISED: dict[str, tuple[set[str], set[str]]] = {
             "Sales-pattern findings, most severe first",
             "Terminal-hours with the most declined sales",
         },
+    ),
     "11-merchant-typologies": (
         {"Categories' sales by hour", "Merchants by ticket and card mix"},
         {"Merchant typology findings", "Discount- and charity-class merchants"},

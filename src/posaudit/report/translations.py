@@ -1249,7 +1249,6 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     "odd_hour_sales": ("at the category's odd hours", "发生在同行业异常时段的笔数", "count"),
     "category": ("registered category", "登记行业", "category"),
     "odd_hours": ("the category's odd hours", "同行业异常时段", "text"),
-    "fee_class": ("fee class", "费率类别", "fee_class"),
     "behaves_as": ("sells like", "交易特征接近", "category"),
     "shift_percent": ("shift toward it (%)", "偏移比例（%）", "number"),
     "distance": ("distance (typical distances)", "偏离程度（典型距离倍数）", "number"),
@@ -1309,11 +1308,6 @@ _ENUMS: Final[dict[str, dict[str, tuple[str, str]]]] = {
     },
     # fees and completeness
     "fee_kind": ledger.FEE_KINDS,
-    "fee_class": {
-        "standard": ("standard", "标准"),
-        "discount": ("discount", "优惠"),
-        "charity": ("charity", "慈善"),
-    },
     "terminal_family": privileges.FAMILY_WORDS,
     # card_testing's decline reasons, as the store names them
     "decline_reason": {
