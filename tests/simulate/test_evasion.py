@@ -84,11 +84,11 @@ DEFAULT_WORLD: dict[str, str] = {
     "login_events": "9554483ac747b793",  # 190af74fc4c1553a before the privilege audit
     "lockouts": "cb085f0c7d873908",
     # e888e26769261076 before the account references, 490abac3b58fa21b before the fees and
-    # completeness and the privilege audit
-    "transactions": "TBD",
-    "ground_truth": "TBD",  # 11e7dd04868d3f5f before the fees and completeness and privileges
-    "batch_totals": "TBD",
-    "operator_events": "TBD",
+    # completeness, the privilege audit, the sales patterns and the merchant typologies
+    "transactions": "8089cf74c3b9d518",
+    "ground_truth": "368acd303f61d1ff",  # 11e7dd04868d3f5f before the same
+    "batch_totals": "57bb7c39e4df2ba9",
+    "operator_events": "2d3e4133e8aeb970",
 }
 
 
