@@ -341,3 +341,24 @@ def test_the_window_of_a_finding_is_its_first_and_last_event() -> None:
         transactions(txn("S1", minutes(0)), txn("S2", minutes(1)), txn("S3", minutes(2)))
     )
     assert found.get_column("window_start").dt.date().to_list() == [date(2026, 3, 4)]
+
+
+def test_split_sales_wants_pieces_alike_in_size() -> None:
+    # different goods bought one after the other on one card: 1,990, 7,990 and 4,990 CNY
+    basket = transactions(
+        txn("S1", minutes(0), amount_fen=199_000),
+        txn("S2", minutes(2), amount_fen=799_000),
+        txn("S3", minutes(4), amount_fen=499_000),
+    )
+    assert _split(basket).height == 0
+    assert _split(basket, min_piece_percent=20).height == 1
+    # one purchase cut under a 5,000 CNY limit: the smallest piece half the largest counts
+    cut = transactions(
+        txn("S1", minutes(0), amount_fen=499_000),
+        txn("S2", minutes(2), amount_fen=400_000),
+        txn("S3", minutes(4), amount_fen=249_500),
+    )
+    found = _split(cut)
+    assert found.height == 1
+    assert json.loads(found.row(0, named=True)["evidence"])["smallest_fen"] == 249_500
+    assert _split(cut, min_piece_percent=51).height == 0

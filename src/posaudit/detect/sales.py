@@ -163,6 +163,8 @@ def split_sales(
     # terminal with gaps of at most 5 minutes; injected splits hold 3-6 sales
     max_gap_minutes: int = 5,  # the swipes of one checkout come seconds to minutes apart; a
     # customer who comes back (10-40 minutes in the simulated look-alike) has left the till
+    min_piece_percent: int = 50,  # pieces cut to stay under one limit are alike; a basket of
+    # different goods bought one by one is not (a 1,990 and a 7,990 CNY item)
 ) -> pl.LazyFrame:
     """Terminals that take several sales on one card in a row within minutes: a split purchase.
 
@@ -170,8 +172,11 @@ def split_sales(
     the same card, swiped one after the other at the same till (拆单), hiding a large
     purchase (often a cash-out) from the limit and from the checks on large sales. The sales
     of one card at one terminal, each at most ``max_gap_minutes`` after the one before, form
-    a run; a run of ``min_sales`` or more is a finding on the terminal. A customer who comes
-    back later for something else has left the till in between: the gap splits the run. The
+    a run; a run of ``min_sales`` or more whose smallest sale is at least ``min_piece_percent``
+    of its largest is a finding on the terminal: a purchase cut to stay under one limit comes
+    in pieces alike in size, a customer buying different goods one by one pays unlike amounts.
+    A customer who comes back later for something else has left the till in between: the gap
+    splits the run. The
     sales of one run are of one day (a run across midnight is cut there: the store looks only
     at terminal-days on which a card came back, so as not to order every sale it holds).
 
@@ -181,6 +186,8 @@ def split_sales(
         Sales on one card in a run that make a split purchase.
     max_gap_minutes
         Longest gap between two sales of one run (at most 60: the candidates' reach).
+    min_piece_percent
+        The smallest sale of a run as a share of its largest, at least (percent).
     """
     max_gap = timedelta(minutes=min(max_gap_minutes, CANDIDATE_GAP_MINUTES))
     return (
@@ -200,12 +207,16 @@ def split_sales(
             pl.len().alias("sales"),
             pl.col("amount_fen").sum().alias("amount_fen"),
             pl.col("amount_fen").max().alias("largest_fen"),
+            pl.col("amount_fen").min().alias("smallest_fen"),
             pl.col("ts").min().alias("window_start"),
             pl.col("ts").max().alias("window_end"),
             _ids("txn_id").alias("sale_txn_ids"),
             pl.col("operator_id").unique().sort().alias("operator_ids"),
         )
-        .filter(pl.col("sales") >= min_sales)
+        .filter(
+            (pl.col("sales") >= min_sales)
+            & (pl.col("smallest_fen") * 100 >= pl.col("largest_fen") * min_piece_percent)
+        )
         .with_columns(
             ((pl.col("window_end") - pl.col("window_start")).dt.total_seconds() / 60)
             .round(1)
@@ -235,10 +246,12 @@ def split_sales(
                 "sales": pl.col("sales"),
                 "amount_fen": pl.col("amount_fen"),
                 "largest_fen": pl.col("largest_fen"),
+                "smallest_fen": pl.col("smallest_fen"),
                 "span_minutes": pl.col("span_minutes"),
                 "operator_ids": pl.col("operator_ids"),
                 "min_sales": pl.lit(min_sales),
                 "max_gap_minutes": pl.lit(max_gap_minutes),
+                "min_piece_percent": pl.lit(min_piece_percent),
             },
         )
     )

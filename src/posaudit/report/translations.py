@@ -624,6 +624,10 @@ RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
 PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_failures": ("fewest failed attempts", "最少失败次数"),
     "max_gap_minutes": ("longest gap inside one burst (minutes)", "同一批次内最长间隔（分钟）"),
+    "min_piece_percent": (
+        "smallest sale of a run as a share of its largest, at least (%)",
+        "同一组中最小一笔占最大一笔的比例下限（%）",
+    ),
     "success_within_minutes": (
         "success this soon after counts as a hit (minutes)",
         "随后多久内成功登录视为猜中（分钟）",
@@ -1092,6 +1096,12 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     # thresholds the rule ran with (PARAMETERS name them in the method tables)
     "min_failures": ("policy: fewest failed attempts", "阈值：最少失败次数", "count"),
     "max_gap_minutes": ("policy: longest gap", "阈值：最长间隔", "minutes"),
+    "min_piece_percent": (
+        "policy: smallest sale, % of the largest",
+        "阈值：最小一笔占最大一笔（%）",
+        "number",
+    ),
+    "smallest_fen": ("smallest sale", "单笔最小金额", "money"),
     "min_errors": ("policy: fewest network errors", "阈值：最少网络错误次数", "count"),
     "min_operator_numbers": ("policy: fewest operator numbers", "阈值：最少操作员编号数", "count"),
     "min_operators": ("policy: fewest operators locked", "阈值：最少被锁定操作员数", "count"),
