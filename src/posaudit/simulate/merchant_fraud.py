@@ -326,7 +326,8 @@ def _bulk_buy(ctx: DayContext, merchant: int) -> None:
     terminal = int(rng.choice(np.flatnonzero(world.t_merchant == merchant)))
     opens, closes = int(world.m_open[merchant]), int(world.m_close[merchant])
     start = opens + int(rng.integers(30, max(closes - opens - 90, 31)))
-    minute = np.minimum(start + np.cumsum(rng.integers(1, 6, count)), closes - 1)
+    # each item its own sale, rung up a few minutes apart (never a record's double)
+    minute = np.minimum(start + np.cumsum(rng.integers(2, 6, count)), closes - 1)
     ts = ctx.base + minute * US_PER_MINUTE
     round_fen = rng.choice(ROUND_YUAN[:5], count) * 100
     card = world.m_city[merchant] * CARD_BLOCK + int(rng.integers(0, CITY_CARDS))
