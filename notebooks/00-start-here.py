@@ -137,3 +137,11 @@ nb.Table(
 #   that came in, the rows quarantined and why, and coverage per day and terminal.
 # - [07 · Triage](07-triage.py): the review queue with filters; pick a finding, read its
 #   evidence and trail, and record a decision or assign it.
+# - [08 · Sales patterns](08-sales-patterns.py): split sales, card testing and late voids, with
+#   the voids by minutes after their sale and the declines per terminal-hour.
+# - [09 · Fees and completeness](09-fees-and-completeness.py): every fee recomputed from the fee
+#   table, the fee leakage, trace number gaps, batches that do not add up and sales recorded twice.
+# - [10 · Operator privileges](10-operator-privileges.py): who holds which right, the rights
+#   granted and revoked, and the privilege findings.
+# - [11 · Merchant typologies](11-merchant-typologies.py): cash-out through sales, category
+#   misuse and dormant terminals, each merchant against its category.

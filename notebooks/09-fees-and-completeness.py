@@ -76,9 +76,7 @@ nb.Table(
 
 # %%
 nb.Table(
-    findings.filter(findings["rule"] == "duplicate_transactions").select(
-        "entity_id", "merchant_id", "window_start", "summary"
-    ),
+    ledger.duplicate_findings(findings),
     "Sales recorded twice",
     empty="No sale repeats the one before it on the same card within seconds.",
 )

@@ -19,12 +19,9 @@ NOTEBOOK_NAMES = (
     "05-finding-drilldown",
     "06-ingested-data",
     "07-triage",
-    # fees and completeness
-    "09-fees-and-completeness",
-    # privilege audit
-    "10-operator-privileges",
     "08-sales-patterns",
-    # merchant typologies
+    "09-fees-and-completeness",
+    "10-operator-privileges",
     "11-merchant-typologies",
 )
 

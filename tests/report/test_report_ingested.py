@@ -123,8 +123,13 @@ def test_a_simulated_store_keeps_its_sections(
     assert 'class="ingested"' not in simulated
     assert INGESTED_HEADING[lang] not in _headings(simulated)
     # the same sections in the same order (a family without findings has no section, so the
-    # two are compared on the sections both have), the list of files in the scope section
-    shown = set(_headings(simulated)) & set(_headings(ingested))
+    # two are compared on the sections both have, each heading once in each: the headings
+    # every family's section repeats are left out), the list of files in the scope section
+    once = [
+        {h for h in heads if heads.count(h) == 1}
+        for heads in (_headings(simulated), _headings(ingested))
+    ]
+    shown = once[0] & once[1]
     assert len(shown) >= 5
     assert [h for h in _headings(simulated) if h in shown] == [
         h for h in _headings(ingested) if h in shown

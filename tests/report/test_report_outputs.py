@@ -114,7 +114,8 @@ def test_html_makes_no_external_request(reports: dict[str, ReportResult], lang: 
     assert "<link" not in page.lower()
     assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', html))
     assert "default-src 'none'" in html  # the page forbids itself any request
-    assert page.count("<svg") == 6  # the summary, four families, PIN hygiene
+    # the summary, one chart a family, PIN hygiene
+    assert page.count("<svg") == 1 + len(FAMILY_ORDER) + 1
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -204,12 +205,20 @@ def test_workbook_sheets_match_the_findings(
         for row in findings.iter_rows(named=True)
     }
     written = {
-        r[14]: r[1] for sheet in book.worksheets[1:5] for r in sheet.iter_rows(2, values_only=True)
+        r[14]: r[1]
+        for sheet in book.worksheets[1 : 1 + len(FAMILY_ORDER)]
+        for r in sheet.iter_rows(2, values_only=True)
     }
-    assert written == {f: round(v, 4) for f, v in stored.items()}
+    # to four places: a value on the half (0.50085 as the evidence writes it) may go either way
+    assert written.keys() == stored.keys()
+    assert all(abs(written[f] - v) <= 0.00005 + 1e-9 for f, v in stored.items())
     assert any(round(v, 4) != v for v in stored.values())  # some scores had more places
     if lang == "en":
-        sentences = [r[11] for s in book.worksheets[1:5] for r in s.iter_rows(2, values_only=True)]
+        sentences = [
+            r[11]
+            for s in book.worksheets[1 : 1 + len(FAMILY_ORDER)]
+            for r in s.iter_rows(2, values_only=True)
+        ]
         assert all(s[0].isupper() for s in sentences)
     summary = book[book.sheetnames[0]]
     cells = [c for row in summary.iter_rows(values_only=True) for c in row if c is not None]
@@ -406,7 +415,7 @@ def test_html_draws_every_chart_offline_in_chromium(
                 assert [u for u in requests if not u.startswith("file://")] == [], lang
                 assert errors == [], (lang, errors)
                 charts = page.locator(".chart svg")
-                assert charts.count() == 6
+                assert charts.count() == 1 + len(FAMILY_ORDER) + 1
                 for i in range(charts.count()):
                     box = charts.nth(i).bounding_box()
                     assert box and box["width"] > 300 and box["height"] > 80, (lang, i, box)

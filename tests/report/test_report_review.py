@@ -319,6 +319,9 @@ def test_findings_age_against_the_deadline_of_the_runs_policy(
     assert f"The policy gives analysts {deadline} days to decide a finding" in html
     rows = tables(html)["review-ageing"]
     for family, row in zip(FAMILY_ORDER, rows[1:-1], strict=True):
+        if family not in buckets:  # a family the world was not built to age: its total
+            assert numbers(row)[-1] == sum(numbers(row)[:3]) == per_family.get(family, 0)
+            continue
         expected = [0, 0, 0]
         expected[buckets[family]] = per_family.get(family, 0)
         assert numbers(row) == [*expected, per_family.get(family, 0)], family

@@ -376,14 +376,14 @@ SELECT
     MAX(trace_no) AS max_trace_no,
     MAX(CASE WHEN trace_no < {HALF_TRACE} THEN trace_no END) AS max_low_trace_no,
     MIN(CASE WHEN trace_no >= {HALF_TRACE} THEN trace_no END) AS min_high_trace_no,
-    SUM(CASE WHEN status = 'approved' THEN 1 ELSE 0 END) AS txn_count,
-    SUM(CASE WHEN status = 'approved' AND kind = 'sale' THEN amount_fen ELSE 0 END)
-        AS sale_amount_fen,
-    SUM(CASE WHEN status = 'approved' AND kind = 'void' THEN amount_fen ELSE 0 END)
-        AS void_amount_fen,
-    SUM(CASE WHEN status = 'approved' AND kind = 'refund' THEN amount_fen ELSE 0 END)
-        AS refund_amount_fen,
-    SUM(fee_fen) AS fee_fen
+    CAST(SUM(CASE WHEN status = 'approved' THEN 1 ELSE 0 END) AS BIGINT) AS txn_count,
+    CAST(SUM(CASE WHEN status = 'approved' AND kind = 'sale' THEN amount_fen ELSE 0 END)
+        AS BIGINT) AS sale_amount_fen,
+    CAST(SUM(CASE WHEN status = 'approved' AND kind = 'void' THEN amount_fen ELSE 0 END)
+        AS BIGINT) AS void_amount_fen,
+    CAST(SUM(CASE WHEN status = 'approved' AND kind = 'refund' THEN amount_fen ELSE 0 END)
+        AS BIGINT) AS refund_amount_fen,
+    CAST(SUM(fee_fen) AS BIGINT) AS fee_fen
 FROM transactions
 WHERE batch_no IS NOT NULL
 GROUP BY terminal_id, merchant_id, batch_no

@@ -17,8 +17,8 @@ rights that are wrong in themselves and the rights that were given to be misused
   PIN can use without a colleague noticing. Administrators, who log in only for transfers
   and unlocks, are left out;
 - ``common_default_pins``: an operator whose PIN is still the common default for its number
-  on its terminal family (clerk 01 on 0000; administrator 99 on 12345678 where the family
-  takes 8 digits): the first thing anyone tries.
+  on its terminal family (the first clerk's, and the administrator's where the family takes
+  8 digits; docs/domain.md): the first thing anyone tries.
 """
 
 from __future__ import annotations
@@ -575,8 +575,8 @@ def common_default_pins(
     data_window: pl.LazyFrame,
 ) -> pl.LazyFrame:
     """Operators whose current PIN is the common default for their operator number on their
-    terminal family (docs/domain.md): clerk 01 on 0000, administrator 99 on 12345678 on
-    smart terminals, which take 8 digits.
+    terminal family (docs/domain.md lists them: the first clerk's, and on smart terminals,
+    which take 8 digits, the administrator's).
 
     Installers and administrators type these when they add an operator, and operators keep
     them; every guide to the terminal lists them. ``common_default_pin_digests`` holds their

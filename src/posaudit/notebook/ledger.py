@@ -138,6 +138,13 @@ def completeness_findings(findings: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def duplicate_findings(findings: pl.DataFrame) -> pl.DataFrame:
+    """The sales recorded twice: the later record, its merchant, when, and what it repeats."""
+    return findings.filter(pl.col("rule") == "duplicate_transactions").select(
+        "entity_id", "merchant_id", "window_start", "summary"
+    )
+
+
 def findings_per_day_chart(findings: pl.DataFrame) -> alt.Chart:
     """The fees and completeness findings per day, one colour per rule."""
     daily = (
