@@ -520,6 +520,7 @@ def batch_total_mismatches(
     batch_sums: pl.LazyFrame,
     *,
     tolerance_fen: int = 0,  # a terminal's total is exact: any fen is a difference
+    max_settle_hours: int = 24,  # a batch settles within the day after its last record
 ) -> pl.LazyFrame:
     """Terminal batches whose records do not add up to the total the terminal counted when it
     settled the batch: approved records or amounts missing from the store, or added to it.
@@ -529,10 +530,17 @@ def batch_total_mismatches(
     more than ``tolerance_fen``, is a finding. A batch whose every record is missing leaves
     nothing to compare with and is not found here.
 
+    A total is compared with the records of its number that it can have counted: settled no
+    earlier than the batch's first record and at most ``max_settle_hours`` after its last. A
+    terminal whose batch counter was set anew uses a number again; the old batch's total is
+    not this one's.
+
     Parameters
     ----------
     tolerance_fen
         The largest difference of an amount that still adds up.
+    max_settle_hours
+        The longest a batch stays open after its last record before the terminal settles it.
     """
     totals = batch_totals.select(
         pl.col("terminal_id").cast(pl.String),
@@ -545,7 +553,10 @@ def batch_total_mismatches(
         pl.col("batch_no").cast(pl.Int64),
         *(pl.col(c).cast(pl.Int64) for c in _SUMS),
     )
-    joined = sums.join(totals, on=["terminal_id", "batch_no"], how="inner")
+    joined = sums.join(totals, on=["terminal_id", "batch_no"], how="inner").filter(
+        (pl.col("settled_at") >= pl.col("first_ts"))
+        & (pl.col("settled_at") <= pl.col("last_ts") + pl.duration(hours=max_settle_hours))
+    )
     off = pl.col("txn_count") != pl.col("counted_txn_count")
     for column in _SUMS[1:]:
         off = off | ((pl.col(column) - pl.col(f"counted_{column}")).abs() > tolerance_fen)
