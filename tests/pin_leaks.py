@@ -25,6 +25,8 @@ OTHER_LENGTHS = re.compile(r"(?<![0-9A-Za-z.:-])(?:\d{4}(?![0-9:-])|\d{8}(?![0-9
 # Columns naming the operator a row is about (findings and labels name it as their entity).
 OPERATOR_COLUMNS = ("operator_id", "entity_id")
 
+# Amounts in fen: the schema's money columns, whatever their table (docs/domain.md).
+MONEY_SUFFIX = "_fen"
 Held = Mapping[str, frozenset[str]]  # operator id -> every PIN it held, six digits
 
 
@@ -67,7 +69,8 @@ def pins_in_frame(frame: pl.DataFrame, held: Held) -> dict[str, set[str]]:
     inside JSON, which count as numbers. A number is a PIN when it is one of the row's own
     operator's PINs (or any operator's, in a row that
     names none): amounts of six digits are common, and only this tells a coincidence from
-    a PIN stored as a number.
+    a PIN stored as a number. In a table that names no operator, money columns are amounts
+    and are not searched.
     """
     every = frozenset().union(*held.values())
     owner = next((c for c in OPERATOR_COLUMNS if c in frame.columns), None)
@@ -90,7 +93,10 @@ def pins_in_frame(frame: pl.DataFrame, held: Held) -> dict[str, set[str]]:
                 pins_of, left_on=["operator", "value"], right_on=["operator", "pin"]
             )
             hits = set(own.get_column("value"))
-            hits |= set(cells.filter(~is_named).get_column("value")) & every
+            # a money column of a table that names no operator (a batch's sums) holds amounts:
+            # among thousands of PINs some six-digit amount is one by chance
+            if not (owner is None and column.endswith(MONEY_SUFFIX)):
+                hits |= set(cells.filter(~is_named).get_column("value")) & every
         else:
             operators = frame.get_column(owner).cast(pl.String) if owner else None
             hits = _pins_in_cells(text, operators, held, every)

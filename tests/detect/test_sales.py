@@ -156,12 +156,14 @@ def _takings(average_fen: int, count: int = 100) -> pl.LazyFrame:
         {
             "terminal_id": [TERMINAL],
             "day": [T0.date()],
+            "hour": [T0.hour + 6],
             "sale_count": [count],
             "sale_amount_fen": [average_fen * count],
         },
         schema={
             "terminal_id": pl.String,
             "day": pl.Date,
+            "hour": pl.Int64,
             "sale_count": pl.Int64,
             "sale_amount_fen": pl.Int64,
         },
@@ -182,9 +184,33 @@ def _tests(count: int, *, amount_fen: int = 150, cards: int | None = None, gap: 
     ]
 
 
+def _days(*days: tuple[date, int, int]) -> pl.LazyFrame:
+    """The terminal's days (``merchant_terminal_days``): (day, sale count, sale amount)."""
+    return pl.LazyFrame(
+        [(TERMINAL, day, count, amount) for day, count, amount in days],
+        schema={
+            "terminal_id": pl.String,
+            "day": pl.Date,
+            "sale_count": pl.Int64,
+            "sale_amount_fen": pl.Int64,
+        },
+        orient="row",
+    )
+
+
 def _testing(rows: list[dict[str, Any]], average_fen: int = 8_000, **kw: Any) -> pl.DataFrame:
     data = transactions(*rows)
-    return check(sales.card_testing(sales.declined_sales(data), _takings(average_fen), **kw))
+    return check(
+        sales.card_testing(sales.declined_sales(data), _takings(average_fen), _days(), **kw)
+    )
+
+
+def _testing_at(data: pl.LazyFrame, days: pl.LazyFrame | None = None) -> pl.DataFrame:
+    """card_testing over ``data``'s own declines and takings, and the days before."""
+    takings = sales.declining_terminal_days(data)
+    return check(
+        sales.card_testing(sales.declined_sales(data), takings, _days() if days is None else days)
+    )
 
 
 def test_card_testing_finds_a_burst_of_tiny_declines_from_many_cards() -> None:
@@ -235,17 +261,43 @@ def test_card_testing_compares_with_the_terminals_own_takings_of_the_day() -> No
     sales_of_the_day = [txn(f"A{i}", minutes(60 + i), amount_fen=8_000) for i in range(20)]
     data = transactions(*_tests(10), *sales_of_the_day)
     takings = sales.declining_terminal_days(data)
-    assert takings.collect().row(0, named=True)["sale_amount_fen"] == 20 * 8_000 + 0
-    assert check(sales.card_testing(sales.declined_sales(data), takings)).height == 1
+    assert takings.collect().get_column("sale_amount_fen").sum() == 20 * 8_000 + 0
+    assert _testing_at(data).height == 1
     dear = transactions(*_tests(10, amount_fen=3_000), *sales_of_the_day)
-    found = sales.card_testing(sales.declined_sales(dear), sales.declining_terminal_days(dear))
-    assert check(found).height == 0
+    assert _testing_at(dear).height == 0
+
+
+def test_card_testing_leaves_out_the_testers_own_approved_sales() -> None:
+    """A quiet terminal: the tester's working cards, approved at tiny sums in the burst's
+    hour, are all its sales that day; the week before is what the burst is set against."""
+    approved_tests = [
+        txn(f"W{i}", minutes(i + 0.25), amount_fen=120, card_token=f"W{i}") for i in range(6)
+    ]
+    data = transactions(*_tests(10, amount_fen=1_000), *approved_tests)
+    week = _days(*((T0.date() - timedelta(days=d), 2, 12_000) for d in range(1, 8)))
+    found = _testing_at(data, week)
+    assert found.height == 1
+    assert json.loads(found.row(0, named=True)["evidence"])["average_sale_fen"] == 6_000
+    # a terminal that usually takes tiny sums: the same burst is no test
+    small = _days(*((T0.date() - timedelta(days=d), 2, 1_600) for d in range(1, 8)))
+    assert _testing_at(data, small).height == 0
+    # a day more than a week before the burst's day is not the terminal's usual sale
+    old = _days((T0.date() - timedelta(days=8), 2, 1_600))
+    found = _testing_at(data, old)
+    assert found.height == 1
+    assert json.loads(found.row(0, named=True)["evidence"])["average_sale_fen"] is None
+    # the day's other hours count with the week
+    later = [txn(f"A{i}", minutes(300 + i), amount_fen=2_000) for i in range(2)]
+    both = transactions(*_tests(10, amount_fen=1_000), *approved_tests, *later)
+    week = _days((T0.date() - timedelta(days=1), 2, 20_000))
+    evidence = json.loads(_testing_at(both, week).row(0, named=True)["evidence"])
+    assert evidence["average_sale_fen"] == (20_000 + 4_000) // 4
 
 
 def test_card_testing_counts_a_terminal_without_takings_at_any_amount() -> None:
     data = transactions(*_tests(10))
     empty = _takings(1).filter(pl.lit(False))
-    assert check(sales.card_testing(sales.declined_sales(data), empty)).height == 1
+    assert check(sales.card_testing(sales.declined_sales(data), empty, _days())).height == 1
 
 
 # --- void_abuse -------------------------------------------------------------------------------
@@ -328,10 +380,11 @@ def test_each_query_gives_the_same_rows_in_the_store_and_in_polars(name: str) ->
     frame = transactions(*rows).collect()
     table = DERIVED_TABLES[name]
     key = "txn_id" if "txn_id" in table(frame.lazy()).collect_schema() else "terminal_id"
-    in_polars = table(frame.lazy()).collect().sort(key)
+    in_polars = table(frame.lazy()).collect()
+    in_polars = in_polars.sort(key, *(c for c in in_polars.columns if c != key))
     connection = duckdb.connect()
     connection.register("transactions", frame.to_arrow())
-    in_store = connection.sql(table.sql).pl().sort(key)
+    in_store = connection.sql(table.sql).pl().sort(key, *(c for c in in_polars.columns if c != key))
     assert in_polars.height > 0
     assert in_store.select(in_polars.columns).equals(in_polars, null_equal=True)
 

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
 
 import polars as pl
 
 from posaudit.store import Store
 from posaudit.store.catalogue import DIMENSION_TABLES, EVENT_TABLES
-from tests.conftest import build_store
+from tests.conftest import SAMPLE_LACKS, build_store
 
 
 def _frame(path: Path, sql: str) -> pl.DataFrame:
@@ -240,18 +239,13 @@ def test_every_ground_truth_entity_exists(sample_store: Path) -> None:
     assert windows.item() == 0
 
 
-# a month's silence and the surge after it need 45 days; a 20-merchant world may hold no
-# discount- or charity-class merchant to misuse its category
-NEED_A_LONGER_WORLD: Final = {"dormant_surge", "category_misuse"}
-
-
 def test_every_scenario_is_injected_and_labelled(sample_store: Path) -> None:
     from posaudit.simulate.scenario import SCENARIOS
 
     found = set(
         _frame(sample_store, "SELECT DISTINCT scenario FROM ground_truth").get_column("scenario")
     )
-    assert set(SCENARIOS) - found <= NEED_A_LONGER_WORLD
+    assert set(SCENARIOS) - found <= SAMPLE_LACKS
 
 
 def test_a_longer_world_holds_the_merchant_typologies(tmp_path: Path) -> None:
@@ -260,7 +254,7 @@ def test_a_longer_world_holds_the_merchant_typologies(tmp_path: Path) -> None:
     path = tmp_path / "long.duckdb"
     build_store(path, merchants=40, days=46, seed=3)
     found = set(_frame(path, "SELECT DISTINCT scenario FROM ground_truth").get_column("scenario"))
-    assert set(MERCHANT_SCENARIOS) >= NEED_A_LONGER_WORLD
+    assert set(MERCHANT_SCENARIOS) >= SAMPLE_LACKS
     assert set(MERCHANT_SCENARIOS) <= found
 
 

@@ -292,20 +292,29 @@ declined on: ``txn_id``, ``ts``, ``terminal_id``, ``merchant_id``, ``operator_id
 ``amount_fen``, ``card_token``, ``status`` (declined or approved), ``failure_reason`` (by
 ``DECLINED_SALES_SQL``)."""
 
-# The approved sales of each terminal-day with two or more declines: the takings a burst of
-# declines is compared with. Counting per terminal and day is cheap for the store, and few
+# The approved sales of each terminal-day with two or more declines, hour by hour: the takings
+# a burst of declines is compared with, outside the burst's own hours (a tester's cards that
+# work are approved at the tester's tiny sums, and on a quiet terminal would make the day's
+# average tiny too). Counting per terminal and hour is cheap for the store, and few
 # terminal-days decline twice.
 DECLINING_TERMINAL_DAYS_SQL: Final = """
 SELECT
-    CAST(terminal_id AS VARCHAR) AS terminal_id,
-    CAST(ts AS DATE) AS day,
-    CAST(SUM(CASE WHEN status = 'approved' THEN 1 ELSE 0 END) AS BIGINT) AS sale_count,
-    CAST(SUM(CASE WHEN status = 'approved' THEN amount_fen ELSE 0 END) AS BIGINT)
+    CAST(t.terminal_id AS VARCHAR) AS terminal_id,
+    CAST(t.ts AS DATE) AS day,
+    CAST(EXTRACT(HOUR FROM t.ts) AS BIGINT) AS hour,
+    CAST(SUM(CASE WHEN t.status = 'approved' THEN 1 ELSE 0 END) AS BIGINT) AS sale_count,
+    CAST(SUM(CASE WHEN t.status = 'approved' THEN t.amount_fen ELSE 0 END) AS BIGINT)
         AS sale_amount_fen
-FROM transactions
-WHERE kind = 'sale'
-GROUP BY terminal_id, CAST(ts AS DATE)
-HAVING SUM(CASE WHEN status = 'declined' THEN 1 ELSE 0 END) > 1
+FROM transactions AS t
+JOIN (
+    SELECT terminal_id, CAST(ts AS DATE) AS day
+    FROM transactions
+    WHERE kind = 'sale' AND status = 'declined'
+    GROUP BY terminal_id, CAST(ts AS DATE)
+    HAVING COUNT(*) > 1
+) AS d ON t.terminal_id = d.terminal_id AND CAST(t.ts AS DATE) = d.day
+WHERE t.kind = 'sale'
+GROUP BY t.terminal_id, CAST(t.ts AS DATE), EXTRACT(HOUR FROM t.ts)
 """
 declining_terminal_days = derived_query(
     "declining_terminal_days",
@@ -314,17 +323,18 @@ declining_terminal_days = derived_query(
     time_column="day",
 )
 declining_terminal_days.__doc__ = """The approved sales of each terminal-day with two or more
-declined sales: ``terminal_id``, ``day``, ``sale_count``, ``sale_amount_fen`` (by
-``DECLINING_TERMINAL_DAYS_SQL``)."""
+declined sales, hour by hour: ``terminal_id``, ``day``, ``hour``, ``sale_count``,
+``sale_amount_fen`` (by ``DECLINING_TERMINAL_DAYS_SQL``)."""
 
 CARD_TESTING: Final = Sentence(
     en="terminal {terminal_id} declined {declines} sales from {cards} cards in {span} minutes "
-    "from {start}, at a median of {median} against an average approved sale of {average} "
-    "that day, {retried} of them paid again on the same card; {min_declines} declines from "
-    "{min_cards} cards at under {max_amount_share} of the average sale make card testing",
+    "from {start}, at a median of {median} against a usual sale of {average} (the week "
+    "before and the day's other hours), {retried} of them paid again on the same card; "
+    "{min_declines} declines from {min_cards} cards at under {max_amount_share} of the "
+    "average sale make card testing",
     zh="终端 {terminal_id} 自 {start} 起的 {span} 分钟内有 {cards} 张卡的 {declines} 笔销售被拒，"
-    "金额中位数 {median}，而当日批准销售的平均金额为 {average}，其中 {retried} 笔随后用同一张卡"
-    "重新付款成功；{min_cards} 张卡被拒 "
+    "金额中位数 {median}，而该终端平时的销售（前一周及当日其他时段）平均为 {average}，"
+    "其中 {retried} 笔随后用同一张卡重新付款成功；{min_cards} 张卡被拒 "
     "{min_declines} 笔且金额低于平均销售的 {max_amount_share} 即为测卡",
     fields={
         "terminal_id": Value(),
@@ -342,16 +352,77 @@ CARD_TESTING: Final = Sentence(
 )
 
 
+def _usual_sale(
+    bursts: pl.LazyFrame, hours: pl.LazyFrame, days: pl.LazyFrame, baseline_days: int
+) -> pl.LazyFrame:
+    """Each burst with the terminal's average approved sale (``average_sale_fen``) over the
+    ``baseline_days`` days before the burst's first day and that day's hours the burst does
+    not touch; null when the terminal sold nothing then."""
+    keyed = bursts.with_columns(
+        pl.col("window_start").dt.date().alias("day"),
+        pl.col("window_start").dt.hour().cast(pl.Int64).alias("first_hour"),
+        # a burst past midnight touches every later hour of its first day
+        pl.when(pl.col("window_end").dt.date() > pl.col("window_start").dt.date())
+        .then(pl.lit(23, pl.Int64))
+        .otherwise(pl.col("window_end").dt.hour().cast(pl.Int64))
+        .alias("last_hour"),
+    )
+    bursts_at = keyed.select("terminal_id", "run_id", "day", "first_hour", "last_hour")
+    same_day = (
+        bursts_at.join(hours, on=["terminal_id", "day"])
+        .filter(~pl.col("hour").is_between("first_hour", "last_hour"))
+        .select("terminal_id", "run_id", "sale_count", "sale_amount_fen")
+    )
+    week_before = (
+        bursts_at.join(
+            days.select(
+                pl.col("terminal_id").cast(pl.String),
+                pl.col("day").cast(pl.Date).alias("sale_day"),
+                pl.col("sale_count").cast(pl.Int64),
+                pl.col("sale_amount_fen").cast(pl.Int64),
+            ),
+            on="terminal_id",
+        )
+        .filter(
+            (pl.col("sale_day") < pl.col("day"))
+            & (pl.col("sale_day") >= pl.col("day") - timedelta(days=baseline_days))
+        )
+        .select("terminal_id", "run_id", "sale_count", "sale_amount_fen")
+    )
+    usual = (
+        pl.concat([same_day, week_before])
+        .group_by("terminal_id", "run_id")
+        .agg(pl.col("sale_count").sum(), pl.col("sale_amount_fen").sum())
+        .filter(pl.col("sale_count") > 0)
+        .select(
+            "terminal_id",
+            "run_id",
+            (pl.col("sale_amount_fen") / pl.col("sale_count"))
+            .round(0)
+            .cast(pl.Int64)
+            .alias("average_sale_fen"),
+        )
+    )
+    return keyed.drop("day", "first_hour", "last_hour").join(
+        usual, on=["terminal_id", "run_id"], how="left"
+    )
+
+
 @rule(
     family=FAMILY,
     entity_type="terminal",
     partition_key="terminal_id",
     lookback=timedelta(days=2),  # a burst may cross midnight; the takings of its first day
     scenarios=("card_testing",),
+    # the terminal's usual sale: the days before a burst, back from its first day
+    reads=lambda thresholds: {
+        "merchant_terminal_days": timedelta(days=thresholds["baseline_days"] + 3)
+    },
 )
 def card_testing(
     declined_sales: pl.LazyFrame,
     declining_terminal_days: pl.LazyFrame,
+    merchant_terminal_days: pl.LazyFrame,
     *,
     min_declines: int = 8,  # measured on simulated worlds (seeds 1-3): at most 3 natural
     # declines in a row at one terminal within 10-minute gaps; injected tests hold 14-57
@@ -361,6 +432,7 @@ def card_testing(
     # declined amount of an injected test is under 0.1 of the terminal's average sale
     max_retried_share: float = 0.5,  # a declined customer pays again; a tester drops the card
     retry_minutes: int = 30,  # paying again comes within minutes of the decline
+    baseline_days: int = 7,  # the terminal's usual sale: a week, every weekday once
 ) -> pl.LazyFrame:
     """Terminals with a burst of declined sales from many cards at tiny amounts: card testing.
 
@@ -368,12 +440,17 @@ def card_testing(
     at a terminal: most are declined (expired, blocked, no funds), each from another card,
     one after the other. Declines of one terminal at most ``max_gap_minutes`` apart form a
     burst; a burst of ``min_declines`` or more from ``min_cards`` or more cards whose median
-    amount is under ``max_amount_share`` of the terminal's average approved sale that day,
-    and of which at most ``max_retried_share`` were paid again on the same card at the
-    terminal within ``retry_minutes``, is a finding. An issuer that cannot be reached for a
+    amount is under ``max_amount_share`` of the terminal's usual sale, and of which at most
+    ``max_retried_share`` were paid again on the same card at the terminal within
+    ``retry_minutes``, is a finding. An issuer that cannot be reached for a
     while declines a run of customers too, but at what they usually pay, and they pay again
-    once it answers (a terminal with no approved sale that day has no average, and its bursts
-    count at any amount).
+    once it answers.
+
+    The usual sale is the terminal's average approved sale over the ``baseline_days`` days
+    before the burst's day and that day's hours the burst does not touch: a tester's cards
+    that work are approved at the tester's tiny sums, and on a quiet terminal would drag the
+    burst's own hours down with them. A terminal that sold nothing then has no usual sale,
+    and its bursts count at any amount.
 
     Parameters
     ----------
@@ -389,23 +466,15 @@ def card_testing(
         Largest share of the burst's declines paid again on the same card.
     retry_minutes
         How soon after a decline an approved sale on the same card is paying again.
+    baseline_days
+        Days before a burst whose approved sales make the terminal's usual sale.
     """
-    takings = (
-        declining_terminal_days.select(
-            pl.col("terminal_id").cast(pl.String),
-            pl.col("day").cast(pl.Date),
-            pl.col("sale_count").cast(pl.Int64),
-            pl.col("sale_amount_fen").cast(pl.Int64),
-        )
-        .filter(pl.col("sale_count") > 0)
-        .select(
-            "terminal_id",
-            "day",
-            (pl.col("sale_amount_fen") / pl.col("sale_count"))
-            .round(0)
-            .cast(pl.Int64)
-            .alias("average_sale_fen"),
-        )
+    hours = declining_terminal_days.select(
+        pl.col("terminal_id").cast(pl.String),
+        pl.col("day").cast(pl.Date),
+        pl.col("hour").cast(pl.Int64),
+        pl.col("sale_count").cast(pl.Int64),
+        pl.col("sale_amount_fen").cast(pl.Int64),
     )
     rows = declined_sales.select(
         pl.col("txn_id").cast(pl.String),
@@ -455,8 +524,7 @@ def card_testing(
             & (pl.col("cards") >= min_cards)
             & (pl.col("retried") <= max_retried_share * pl.col("declines"))
         )
-        .with_columns(pl.col("window_start").dt.date().alias("day"))
-        .join(takings, on=["terminal_id", "day"], how="left")
+        .pipe(_usual_sale, hours, merchant_terminal_days, baseline_days)
         .filter(
             (pl.col("median_amount_fen") < max_amount_share * pl.col("average_sale_fen"))
             | pl.col("average_sale_fen").is_null()
@@ -502,6 +570,7 @@ def card_testing(
                 "max_amount_share": pl.lit(float(max_amount_share)),
                 "max_retried_share": pl.lit(float(max_retried_share)),
                 "retry_minutes": pl.lit(retry_minutes),
+                "baseline_days": pl.lit(baseline_days),
             },
         )
     )

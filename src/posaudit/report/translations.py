@@ -1219,7 +1219,11 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     ),
     "retry_minutes": ("policy: paying again within", "阈值：重新付款时限", "minutes"),
     "median_amount_fen": ("median declined amount", "被拒金额中位数", "money"),
-    "average_sale_fen": ("average approved sale that day", "当日批准销售平均金额", "money"),
+    "average_sale_fen": (
+        "usual sale (the week before and the day's other hours)",
+        "平时销售平均金额（前一周及当日其他时段）",
+        "money",
+    ),
     "decline_reasons": ("decline reasons", "拒绝原因", "decline_reason"),
     "void_txn_ids": ("voids", "撤销交易", "text"),
     "voids": ("late voids", "事后撤销笔数", "count"),
