@@ -71,8 +71,17 @@ def assert_same_findings(got: pl.DataFrame, want: pl.DataFrame) -> None:
     assert got.get_column("finding_id").to_list() == want.get_column("finding_id").to_list()
     for column in EXACT_COLUMNS:
         left, right = got.get_column(column), want.get_column(column)
-        differ = (left.ne_missing(right)).sum()
-        assert differ == 0, f"{column}: {differ} findings differ"
+        differs = left.ne_missing(right)
+        rules = sorted(set(got.filter(differs).get_column("rule")))
+        examples = list(
+            zip(
+                got.filter(differs).get_column("entity_id")[:3],
+                left.filter(differs)[:3],
+                right.filter(differs)[:3],
+                strict=True,
+            )
+        )
+        assert not differs.any(), f"{column}: {differs.sum()} findings of {rules} differ {examples}"
     evidence = zip(
         got.get_column("evidence").to_list(), want.get_column("evidence").to_list(), strict=True
     )

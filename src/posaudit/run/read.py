@@ -57,14 +57,52 @@ def _recording_source(
     def source(
         with_columns: list[str] | None, _predicate: object, _n_rows: object, _batch_size: object
     ) -> Iterator[pl.DataFrame]:
-        if with_columns is None:
-            seen[name] = None
-        elif name not in seen or seen[name] is not None:
-            seen.setdefault(name, set()).update(with_columns)  # type: ignore[union-attr]
+        _note(seen, name, with_columns)
         empty = pl.DataFrame(schema=schema)
         yield empty if with_columns is None else empty.select(with_columns)
 
+    source.table = name  # type: ignore[attr-defined]  # how the plan's scan names its table
     return register_io_source(source, schema=schema)
+
+
+def _note(seen: dict[str, set[str] | None], name: str, columns: list[str] | None) -> None:
+    """Note that a plan reads ``columns`` of ``name`` (all of them when None)."""
+    if columns is None:
+        seen[name] = None
+    elif name not in seen or seen[name] is not None:
+        seen.setdefault(name, set()).update(columns)  # type: ignore[union-attr]
+
+
+def _note_planned(
+    plan: pl.LazyFrame, seen: dict[str, set[str] | None], inputs: Mapping[str, object]
+) -> None:
+    """Note the columns ``plan``'s optimised plan asks of each recording source it scans.
+
+    Running a plan over empty tables calls only the scans the engine gets to: a join whose
+    other side came out empty skips its own, and a rule's column read nowhere but there would
+    be missed (then read as nulls). The optimised plan names every scan with its projection.
+    Polars offers the optimised plan only through its plan visitor, which cannot show some
+    nodes (a Python function over a frame) but still leads past them; should the visitor
+    fail, the tables are read whole: more to read, nothing wrong.
+    """
+    try:
+        traverser = plan._ldf.visit()
+        pending = [traverser.get_node()]
+        while pending:
+            traverser.set_node(pending.pop())
+            pending.extend(traverser.get_inputs())
+            try:
+                node = traverser.view_current_node()
+            except NotImplementedError:  # a node it cannot show is no scan
+                continue
+            if type(node).__name__ == "PythonScan":
+                function, columns = node.options[0], node.options[1]
+                name = getattr(getattr(function, "io_source", None), "table", None)
+                if name is not None:
+                    _note(seen, name, None if columns is None else list(columns))
+    except Exception:  # the visitor is Polars' internal API: read whole instead
+        for name in inputs:
+            seen[name] = None
 
 
 def _ordered(columns: set[str] | None, schema: pl.Schema) -> list[str] | None:
@@ -82,8 +120,9 @@ def columns_used(
 ) -> ColumnsUsed:
     """Which columns the rules read, found by Polars' projection pushdown.
 
-    Each rule's plan runs once over empty tables that record the columns the optimised plan
-    asks of them; nothing is declared by hand, so a rule that starts using a column gets it.
+    Each rule's optimised plan names the columns it asks of each table, and the plan runs
+    once over empty tables that note them too; nothing is declared by hand, so a rule that
+    starts using a column gets it.
     Derived tables are computed whole, from the columns their own plan reads.
     """
     seen: dict[str, set[str] | None] = {}
@@ -98,7 +137,9 @@ def columns_used(
             derived_frames[name] = table(*empty).collect().lazy()
             continue
         source = _recording_source(name, schemas[table.source], derived_seen)
-        derived_frames[name] = table(source).collect().lazy()
+        plan = table(source)
+        _note_planned(plan, derived_seen, {name: source})
+        derived_frames[name] = plan.collect().lazy()
     for r in rules:
         tables = {
             n: derived.get(n)
@@ -109,7 +150,10 @@ def columns_used(
             for n in r.inputs
         }
         parameters = r.parameters | policy.parameters(r.name)
-        shaped_findings(r(tables, **parameters)).collect()  # type: ignore[arg-type]
+        plan = shaped_findings(r(tables, **parameters))  # type: ignore[arg-type]
+        recorded = {n: f for n, f in tables.items() if n not in DERIVED_TABLES}
+        _note_planned(plan, seen, {n: f for n, f in recorded.items() if n not in DERIVED_INPUTS})
+        plan.collect()
     return ColumnsUsed(
         tables={n: _ordered(c, schemas[n]) for n, c in seen.items()},
         derived={
