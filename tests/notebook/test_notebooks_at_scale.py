@@ -18,11 +18,12 @@ from test_notebooks_run import PROMISED
 
 from posaudit.detect.findings import SEVERITIES
 from posaudit.detect.policy import load_policy
-from posaudit.notebook import bounds, operators, pins, refunds
+from posaudit.notebook import bounds, ledger, operators, pins, refunds, sales
 from posaudit.pins import WEAKNESS_LABELS
 from posaudit.rules import all_rules
 from posaudit.run.local import run_pipeline
 from posaudit.score import operators as scoring
+from posaudit.score.merchants import HOUR_BINS
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario
 from posaudit.store import Store
@@ -31,6 +32,8 @@ pytestmark = pytest.mark.slow
 
 MERCHANTS, DAYS, SEED = 800, 3, 7
 RULES = len(all_rules())
+# the kinds of operator_events (operator_event_kind_t in schema.sql)
+OPERATOR_EVENT_KINDS = ("added", "deleted", "granted", "revoked")
 LINKED_ROWS = 14  # the longest linked table (risk matrix: 14 rows per operator)
 # The most rows any one dataset of each chart (by title) may carry.
 CHART_BOUNDS: dict[str, int] = {
@@ -56,6 +59,15 @@ CHART_BOUNDS: dict[str, int] = {
     "What the reported days have in common": 3 * len(scoring.FEATURES),
     "Operators who stand out": LINKED_ROWS * bounds.HEATMAP_ROWS,
     "Around the finding": bounds.TIMELINE_EVENTS,
+    "How long after the sale a void comes": int(
+        2 * (sales.VOID_DELAY_CAP_MINUTES / sales.VOID_DELAY_BIN_MINUTES + 1)
+    ),
+    "Declined sales per terminal-hour": bounds.DECLINE_POINTS,
+    "Fees and completeness findings per day": len(ledger.LEDGER_RULES) * bounds.DAYS,
+    "Operator events per day": len(OPERATOR_EVENT_KINDS) * bounds.DAYS,
+    "Privilege findings by rule": RULES,
+    "Categories' sales by hour": bounds.CATEGORY_ROWS * HOUR_BINS,
+    "Merchants by ticket and card mix": bounds.MERCHANT_POINTS_TOP + bounds.MERCHANT_POINTS_SAMPLE,
 }
 
 

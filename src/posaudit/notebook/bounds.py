@@ -55,6 +55,16 @@ HEATMAP_ROWS: Final = 50
 # with the most silent days, as many as keep a chart of the last DAYS days within Altair's
 # limit (25 x 180 = 4,500 cells) and on one screen.
 COVERAGE_TERMINALS: Final = 25
+# Declined sales per terminal-hour (a scatter of 440 x 200 px): the terminal-hours with the
+# most declines; past about 2,000 circles the cloud is solid ink.
+DECLINE_POINTS: Final = 2_000
+# Categories' sales by hour (a heat map of 20-px rows): past 40 categories it is taller than a
+# screen; the categories with the most sales are kept.
+CATEGORY_ROWS: Final = 40
+# Merchants by ticket and card mix (a log-scale scatter of 340 px): the merchants a finding
+# names first, then those with the most sales, as for the peers' rate scatters.
+MERCHANT_POINTS_TOP: Final = 1_000
+MERCHANT_POINTS_SAMPLE: Final = 1_000
 # A drill-down timeline (640 px, zoomable): every event the evidence names, and others up
 # to this many. Its data function counts ordinary sales per hour past the same number
 # (``drilldown.MAX_EVENTS``); the chart samples only if that was not enough.

@@ -1303,12 +1303,20 @@ def coverage_chart(coverage: pl.DataFrame, by_terminal: pl.DataFrame) -> AnyChar
 
 
 def category_hours_chart(hours: pl.DataFrame, *, odd_hour_percent: float) -> AnyChart:
-    """Each category's sales by three-hour bin; the cash-out rule counts sales in the pale bins."""
-    frame = hours.with_columns((pl.col("share") * 100 < odd_hour_percent).alias("odd")).head(
-        bounds.ALTAIR_MAX_ROWS
+    """Each category's sales by three-hour bin; the cash-out rule counts sales in the pale bins.
+    At most :data:`~posaudit.notebook.bounds.CATEGORY_ROWS` categories, those with the most
+    sales (``hours`` carries each category's ``sales``)."""
+    shown = bounds.whole_groups(
+        hours.with_columns((pl.col("share") * 100 < odd_hour_percent).alias("odd")),
+        "category",
+        rank=pl.col("sales").sum(),
+        max_groups=bounds.CATEGORY_ROWS,
+        max_rows=bounds.ALTAIR_MAX_ROWS,
+        noun="categories",
+        ranked="with the most sales",
     )
     return (
-        alt.Chart(frame.to_pandas())
+        alt.Chart(shown.frame.to_pandas())
         .mark_rect()
         .encode(
             x=alt.X("hours:O", title="hours of the day"),
@@ -1320,7 +1328,10 @@ def category_hours_chart(hours: pl.DataFrame, *, odd_hour_percent: float) -> Any
             width=WIDTH // 2,
             title=_title(
                 "Categories' sales by hour",
-                f"cash-out counts sales in bins under {odd_hour_percent:g} % of the category's",
+                [
+                    f"cash-out counts sales in bins under {odd_hour_percent:g} % of the category's",
+                    shown.note,
+                ],
             ),
         )
     )
@@ -1328,10 +1339,20 @@ def category_hours_chart(hours: pl.DataFrame, *, odd_hour_percent: float) -> Any
 
 def merchant_profiles_chart(profiles: pl.DataFrame) -> AnyChart:
     """Each merchant's mean ticket against its credit share, by category; ringed when a
-    merchant typology finding names it."""
-    frame = profiles.sort("sales", descending=True).head(bounds.ALTAIR_MAX_ROWS)
+    merchant typology finding names it. At most
+    :data:`~posaudit.notebook.bounds.MERCHANT_POINTS_TOP` merchants, those a finding names
+    first and then those with the most sales, and a sample of the others."""
+    shown = bounds.top_and_sample(
+        profiles.with_columns((pl.col("findings") != "none").alias("named")),
+        by=["named", "sales"],
+        descending=[True, True],
+        top=bounds.MERCHANT_POINTS_TOP,
+        sample=bounds.MERCHANT_POINTS_SAMPLE,
+        noun="merchants",
+        ranked="named by a finding or selling most",
+    )
     return (
-        alt.Chart(frame.to_pandas())
+        alt.Chart(shown.frame.drop("named").to_pandas())
         .mark_point(filled=True, size=60)
         .encode(
             x=alt.X("mean_ticket_yuan:Q", title="mean ticket (CNY)", scale=alt.Scale(type="log")),
@@ -1356,7 +1377,10 @@ def merchant_profiles_chart(profiles: pl.DataFrame) -> AnyChart:
             width=WIDTH // 2,
             title=_title(
                 "Merchants by ticket and card mix",
-                "a discount- or charity-class merchant among another category's is misuse",
+                [
+                    "a discount- or charity-class merchant among another category's is misuse",
+                    shown.note,
+                ],
             ),
         )
     )

@@ -13,6 +13,8 @@ import altair as alt
 import polars as pl
 
 from posaudit.detect.ledger import FEE_DIFFERENCES_SQL
+from posaudit.notebook import bounds
+from posaudit.notebook.charts import _title
 from posaudit.notebook.session import Audit
 from posaudit.notebook.style import WIDTH
 
@@ -146,15 +148,17 @@ def duplicate_findings(findings: pl.DataFrame) -> pl.DataFrame:
 
 
 def findings_per_day_chart(findings: pl.DataFrame) -> alt.Chart:
-    """The fees and completeness findings per day, one colour per rule."""
+    """The fees and completeness findings per day, one colour per rule; at most the last
+    :data:`~posaudit.notebook.bounds.DAYS` days."""
     daily = (
         findings.with_columns(pl.col("window_start").dt.date().alias("day"))
         .group_by("day", "rule")
         .len("findings")
         .sort("day")
     )
+    shown = bounds.latest(daily, "day", limit=bounds.DAYS, unit="days")
     return (
-        alt.Chart(daily)
+        alt.Chart(shown.frame)
         .mark_bar()
         .encode(
             x=alt.X("day:T", title=None),
@@ -162,5 +166,9 @@ def findings_per_day_chart(findings: pl.DataFrame) -> alt.Chart:
             color=alt.Color("rule:N", title="rule"),
             tooltip=["day:T", "rule:N", "findings:Q"],
         )
-        .properties(width=WIDTH - 200, height=180, title="Fees and completeness findings per day")
+        .properties(
+            width=WIDTH - 200,
+            height=180,
+            title=_title("Fees and completeness findings per day", shown.note),
+        )
     )

@@ -20,7 +20,7 @@ def terminal_days(audit: Audit) -> pl.DataFrame:
 def category_hours(days: pl.DataFrame, audit: Audit) -> pl.DataFrame:
     """Per category and three-hour bin: the share of the category's approved sales.
 
-    Columns: category, hours ('00-03' ..), share; a bin under the cash-out rule's
+    Columns: category, hours ('00-03' ..), share, sales (the bin's); a bin under the cash-out rule's
     ``odd_hour_percent`` is where its sales count.
     """
     merchants = audit.table("merchants").select("merchant_id", "category")
@@ -42,7 +42,7 @@ def category_hours(days: pl.DataFrame, audit: Audit) -> pl.DataFrame:
                 (pl.col("bin") * 3 + 3).cast(pl.String).str.zfill(2),
             ).alias("hours")
         )
-        .select("category", "hours", "share")
+        .select("category", "hours", "share", "sales")
         .sort("category", "hours")
     )
 

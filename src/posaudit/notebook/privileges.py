@@ -8,6 +8,8 @@ from typing import Final
 import altair as alt
 import polars as pl
 
+from posaudit.notebook import bounds
+from posaudit.notebook.charts import _title
 from posaudit.notebook.session import Audit
 
 FAMILY: Final = "privileges"
@@ -73,9 +75,11 @@ def findings_by_rule(findings: pl.DataFrame) -> pl.DataFrame:
 
 
 def operator_events_chart(days: pl.DataFrame) -> alt.Chart:
-    """Operator events per day, stacked by kind."""
+    """Operator events per day, stacked by kind; at most the last
+    :data:`~posaudit.notebook.bounds.DAYS` days."""
+    shown = bounds.latest(days, "day", limit=bounds.DAYS, unit="days")
     return (
-        alt.Chart(days, title="Operator events per day")
+        alt.Chart(shown.frame, title=_title("Operator events per day", shown.note))
         .mark_bar()
         .encode(
             x=alt.X("day:T", title=None),

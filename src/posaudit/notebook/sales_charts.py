@@ -5,6 +5,7 @@ from __future__ import annotations
 import altair as alt
 import polars as pl
 
+from posaudit.notebook import bounds
 from posaudit.notebook.charts import AnyChart, _title
 from posaudit.notebook.style import WIDTH
 
@@ -41,9 +42,18 @@ def void_delay_chart(delays: pl.DataFrame, *, late_void_minutes: int) -> AnyChar
 
 
 def declines_chart(declines: pl.DataFrame) -> AnyChart:
-    """Terminal-hours by declined sales and distinct cards; flagged ones coloured."""
+    """Terminal-hours by declined sales and distinct cards; flagged ones coloured. At most
+    :data:`~posaudit.notebook.bounds.DECLINE_POINTS`, those with the most declines."""
+    shown = bounds.top_and_sample(
+        declines,
+        by=["declines", "cards"],
+        descending=[True, True],
+        top=bounds.DECLINE_POINTS,
+        noun="terminal-hours",
+        ranked="with the most declines",
+    )
     return (
-        alt.Chart(declines.head(2000))
+        alt.Chart(shown.frame)
         .mark_circle(opacity=0.7)
         .encode(
             x=alt.X("declines:Q", title="declined sales in the hour"),
@@ -57,6 +67,6 @@ def declines_chart(declines: pl.DataFrame) -> AnyChart:
         .properties(
             width=WIDTH - 120,
             height=200,
-            title=_title("Declined sales per terminal-hour", "the busiest 2,000 terminal-hours"),
+            title=_title("Declined sales per terminal-hour", shown.note),
         )
     )
