@@ -647,6 +647,10 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "max_age_days": ("longest PIN age (days)", "密码最长使用天数"),
     "history_size": ("previous PINs a new PIN must differ from", "新密码不得与之前几个相同"),
     "tolerance_fen": ("tolerance (fen)", "容差（分）"),
+    "max_settle_hours": (
+        "longest a batch stays open after its last record (hours)",
+        "批次最后一笔记录后至结算的最长时间（小时）",
+    ),
     "refund_window_days": ("refund window (days)", "退款期限（天）"),
     "grace_minutes": ("grace after closing (minutes)", "打烊后宽限时间（分钟）"),
     "min_refunds": ("fewest refunds", "最少退款笔数"),
@@ -716,6 +720,10 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "retry_minutes": (
         "a sale on the same card this soon after a decline is paying again (minutes)",
         "被拒后此时长内同卡付款视为重新付款（分钟）",
+    ),
+    "baseline_days": (
+        "days before a burst whose sales make the terminal's usual sale",
+        "构成终端平时销售的被拒前天数",
     ),
     "min_late_voids": ("fewest late voids in a day", "每日最少事后撤销笔数"),
     "correction_minutes": (
@@ -1218,6 +1226,7 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
         "share",
     ),
     "retry_minutes": ("policy: paying again within", "阈值：重新付款时限", "minutes"),
+    "baseline_days": ("policy: usual sale over the days before", "阈值：平时销售取前几天", "days"),
     "median_amount_fen": ("median declined amount", "被拒金额中位数", "money"),
     "average_sale_fen": (
         "usual sale (the week before and the day's other hours)",
