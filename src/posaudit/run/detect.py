@@ -50,6 +50,22 @@ def rule_findings(
     return frames
 
 
+def collect(frame: pl.LazyFrame) -> pl.DataFrame:
+    """``frame`` collected by Polars' default (streaming) engine, and again by its in-memory
+    engine should the streaming one panic.
+
+    Polars 2.1's streaming engine now and then panics inside a string expression of a
+    finding's summary (``assertion failed: i < self.len()``, polars-arrow's
+    ``binview/mod.rs``), seen a few times in a hundred incremental runs, never the same run
+    twice, never under the in-memory engine. A plan reads only frames already in memory and
+    writes nothing, so running it again is safe and gives what it would have given.
+    """
+    try:
+        return frame.collect()
+    except pl.exceptions.PanicException:
+        return frame.collect(engine="in-memory")
+
+
 def collect_findings(rules: list[Rule], frames: list[pl.LazyFrame]) -> list[pl.DataFrame]:
     """Collect each rule's findings, two rules at a time, the population rules first.
 
@@ -62,7 +78,7 @@ def collect_findings(rules: list[Rule], frames: list[pl.LazyFrame]) -> list[pl.D
         if any(r.family == "scores" for r in rules):
             # the model's library loads while the other rules run (measured: 0.6 s less)
             preload_model()
-        done = dict(zip(order, pool.map(lambda i: frames[i].collect(), order), strict=True))
+        done = dict(zip(order, pool.map(lambda i: collect(frames[i]), order), strict=True))
     return [done[i] for i in range(len(frames))]
 
 
