@@ -598,8 +598,12 @@ class Store:
         if unknown:
             msg = f"unknown table {unknown[0]!r}"
             raise StoreError(msg)
+        # NOT MATERIALIZED: DuckDB would otherwise copy a cut the query names twice (a table
+        # and a subquery over it) whole, every column, before running the query (measured:
+        # 0.5 s and a copy of the table per query over ten million transactions).
         cuts = ", ".join(
-            f"{t} AS (SELECT * FROM {self._stored(t)}{'' if c is None else f' WHERE {c}'})"
+            f"{t} AS NOT MATERIALIZED "
+            f"(SELECT * FROM {self._stored(t)}{'' if c is None else f' WHERE {c}'})"
             for t, c in over.items()
         )
         self._con.execute("SET produce_arrow_string_view = true")
