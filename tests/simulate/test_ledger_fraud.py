@@ -13,6 +13,7 @@ import pytest
 
 from posaudit.detect.ledger import BATCH_SUMS_SQL, FEE_DIFFERENCES_SQL, traces_spanned
 from posaudit.detect.policy import load_policy
+from posaudit.detect.sale_queries import CARD_REPEATS_SQL, repeated_sales
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario
 from posaudit.store import Store
@@ -161,13 +162,7 @@ def test_evading_duplicates_come_just_inside_the_window(tmp_path: Path) -> None:
         )
     finally:
         store.close()
-    repeats = _query(path, "SELECT * FROM (" + _repeats_sql() + ") AS r")
+    repeats = repeated_sales(_query(path, CARD_REPEATS_SQL).lazy()).collect()
     gaps = repeats.filter(pl.col("txn_id").is_in(labelled["entity_id"].implode()))
     assert labelled.height > 0 and gaps.height == labelled.height
     assert gaps["gap_seconds"].max() == limit - 1
-
-
-def _repeats_sql() -> str:
-    from posaudit.detect.ledger import REPEATED_SALES_SQL
-
-    return REPEATED_SALES_SQL

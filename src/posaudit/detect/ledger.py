@@ -34,12 +34,11 @@ import polars as pl
 from posaudit.detect import fees
 from posaudit.detect.findings import to_findings
 from posaudit.detect.registry import derived_query, rule
+from posaudit.detect.sale_queries import repeated_sales
 from posaudit.detect.sentences import DAY, MINUTE, NUMBER, Count, Money, Sentence, Value, Words
 
 FAMILY: Final = "ledger"
 MAX_EVIDENCE_IDS: Final = 10
-# Repeats further apart than this are not doubles (the rule's own window lies inside it).
-REPEAT_WINDOW_SECONDS: Final = 600
 
 # -- fees --------------------------------------------------------------------------------------
 
@@ -224,61 +223,6 @@ def fee_mismatches(
 
 # -- duplicated records --------------------------------------------------------------------------
 
-_SAME_SALE = "PARTITION BY terminal_id, card_token, amount_fen ORDER BY ts, trace_no"
-# Only sales whose terminal, card and amount come twice or more, approved, are ordered: a
-# grouping of every sale, then a window over the few, costs a fraction of a window over all.
-REPEATED_SALES_SQL: Final = f"""
-SELECT
-    CAST(txn_id AS VARCHAR) AS txn_id,
-    ts,
-    CAST(terminal_id AS VARCHAR) AS terminal_id,
-    CAST(merchant_id AS VARCHAR) AS merchant_id,
-    CAST(operator_id AS VARCHAR) AS operator_id,
-    CAST(card_token AS VARCHAR) AS card_token,
-    amount_fen,
-    trace_no,
-    CAST(previous_txn_id AS VARCHAR) AS previous_txn_id,
-    previous_ts,
-    previous_trace_no,
-    DATE_PART('epoch', ts) - DATE_PART('epoch', previous_ts) AS gap_seconds
-FROM (
-    SELECT txn_id, ts, terminal_id, merchant_id, operator_id, card_token, amount_fen, status,
-        trace_no,
-        LAG(txn_id) OVER ({_SAME_SALE}) AS previous_txn_id,
-        LAG(ts) OVER ({_SAME_SALE}) AS previous_ts,
-        LAG(status) OVER ({_SAME_SALE}) AS previous_status,
-        LAG(trace_no) OVER ({_SAME_SALE}) AS previous_trace_no
-    FROM (
-        SELECT t.txn_id, t.ts, t.terminal_id, t.merchant_id, t.operator_id, t.card_token,
-            t.amount_fen, t.status, t.trace_no
-        FROM transactions AS t
-        JOIN (
-            SELECT terminal_id AS repeat_terminal_id, card_token AS repeat_card_token,
-                amount_fen AS repeat_amount_fen
-            FROM transactions
-            WHERE kind = 'sale' AND status = 'approved' AND card_token IS NOT NULL
-            GROUP BY terminal_id, card_token, amount_fen
-            HAVING COUNT(*) > 1
-        ) AS repeats
-            ON t.terminal_id = repeats.repeat_terminal_id
-            AND t.card_token = repeats.repeat_card_token
-            AND t.amount_fen = repeats.repeat_amount_fen
-        WHERE t.kind = 'sale'
-    ) AS candidates
-) AS sales
-WHERE previous_txn_id IS NOT NULL AND status = 'approved' AND previous_status = 'approved'
-    AND ts <= previous_ts + INTERVAL '{REPEAT_WINDOW_SECONDS} seconds'
-"""
-repeated_sales = derived_query(
-    "repeated_sales",
-    sql=REPEATED_SALES_SQL,
-    source="transactions",
-    time_column="ts",
-)
-repeated_sales.__doc__ = f"""Approved sales that repeat the terminal's previous sale on the same
-card for the same amount, itself approved, within {REPEAT_WINDOW_SECONDS} s (by
-``REPEATED_SALES_SQL``): the sale, the earlier one (``previous_*``) and ``gap_seconds``."""
-
 DUPLICATE_TRANSACTIONS: Final = Sentence(
     en="sale {txn} of {amount} at terminal {terminal_id} on {at} repeats sale {original} on "
     "the same card {gap} earlier",
@@ -303,7 +247,7 @@ DUPLICATE_TRANSACTIONS: Final = Sentence(
     scenarios=("duplicate_transactions",),
 )
 def duplicate_transactions(
-    repeated_sales: pl.LazyFrame,
+    card_repeats: pl.LazyFrame,
     *,
     max_gap_seconds: int = 60,  # a card is tapped or inserted again at most a minute later
 ) -> pl.LazyFrame:
@@ -320,7 +264,8 @@ def duplicate_transactions(
         The longest time between the two sales that counts as one sale recorded twice.
     """
     return (
-        repeated_sales.filter(pl.col("gap_seconds") <= max_gap_seconds)
+        repeated_sales(card_repeats)
+        .filter(pl.col("gap_seconds") <= max_gap_seconds)
         .with_columns(
             pl.col("txn_id").alias("entity_id"),
             pl.col("ts").alias("window_start"),

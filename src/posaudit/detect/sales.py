@@ -13,10 +13,11 @@ honest ones. Each rule here looks for a sequence an honest till does not produce
   after the customers have gone, and keeps what they paid. An honest void corrects a mistake
   within minutes; a sale corrected at closing is rung up again at once on the same card.
 
-Every rule reads few rows: one SQL query each (:func:`split_sale_candidates`,
-:func:`declined_sales`, :func:`void_sales`) that the store runs where the transactions lie,
-returning only the candidates, and the takings of the terminal-days with declines
-(:func:`declining_terminal_days`).
+Every rule reads few rows: the store finds the sales on cards that came back to a terminal
+(:func:`~posaudit.detect.sale_queries.card_repeats`) and the declines and voids with the
+sales on their cards (:func:`~posaudit.detect.sale_queries.declines_and_voids`) where the
+transactions lie, one pass each, and the takings of the terminal-days with declines
+(:func:`declining_terminal_days`); each rule cuts its candidates from them.
 """
 
 from __future__ import annotations
@@ -28,6 +29,12 @@ import polars as pl
 
 from posaudit.detect.findings import to_findings
 from posaudit.detect.registry import derived_query, rule
+from posaudit.detect.sale_queries import (
+    CANDIDATE_GAP_MINUTES,
+    declined_sales,
+    split_sale_candidates,
+    void_sales,
+)
 from posaudit.detect.sentences import (
     DECIMAL,
     MINUTE,
@@ -40,9 +47,6 @@ from posaudit.detect.sentences import (
 
 FAMILY: Final = "sales"
 MAX_EVIDENCE_IDS: Final = 20
-# The split-sale candidates are the approved sales with another on the same card at the same
-# terminal this close in time: the widest gap the rule may be given (max_gap_minutes).
-CANDIDATE_GAP_MINUTES: Final = 60
 
 
 def _minute(column: str) -> pl.Expr:
@@ -80,54 +84,6 @@ def _with_operator_no(frame: pl.LazyFrame, operators: pl.LazyFrame) -> pl.LazyFr
 
 # --- split sales ----------------------------------------------------------------------------
 
-# A split purchase repeats a card at a terminal on one day. The terminal-days with a repeated
-# card (a few in a hundred: customers coming back, and chance) are found by counting, which the
-# store does fast; only their sales are ordered by card and time, not every sale of the store.
-SALES_WITH_DAY_SQL: Final = """
-SELECT
-    CAST(txn_id AS VARCHAR) AS txn_id,
-    ts,
-    CAST(terminal_id AS VARCHAR) AS terminal_id,
-    CAST(merchant_id AS VARCHAR) AS merchant_id,
-    CAST(operator_id AS VARCHAR) AS operator_id,
-    CAST(amount_fen AS BIGINT) AS amount_fen,
-    CAST(card_token AS VARCHAR) AS card_token,
-    CAST(ts AS DATE) AS day
-FROM transactions
-WHERE kind = 'sale' AND status = 'approved' AND card_token IS NOT NULL
-"""
-SPLIT_SALE_CANDIDATES_SQL: Final = f"""
-SELECT txn_id, ts, terminal_id, merchant_id, operator_id, amount_fen, card_token
-FROM (
-    SELECT
-        s.txn_id, s.ts, s.terminal_id, s.merchant_id, s.operator_id, s.amount_fen,
-        s.card_token,
-        LAG(s.ts) OVER (PARTITION BY s.terminal_id, s.card_token ORDER BY s.ts, s.txn_id)
-            AS previous_ts,
-        LEAD(s.ts) OVER (PARTITION BY s.terminal_id, s.card_token ORDER BY s.ts, s.txn_id)
-            AS next_ts
-    FROM ({SALES_WITH_DAY_SQL}) AS s
-    INNER JOIN (
-        SELECT terminal_id, day
-        FROM ({SALES_WITH_DAY_SQL}) AS a
-        GROUP BY terminal_id, day
-        HAVING COUNT(DISTINCT card_token) < COUNT(*)
-    ) AS d ON s.terminal_id = d.terminal_id AND s.day = d.day
-) AS c
-WHERE c.previous_ts >= c.ts - INTERVAL '{CANDIDATE_GAP_MINUTES} minutes'
-    OR c.next_ts <= c.ts + INTERVAL '{CANDIDATE_GAP_MINUTES} minutes'
-"""
-split_sale_candidates = derived_query(
-    "split_sale_candidates",
-    sql=SPLIT_SALE_CANDIDATES_SQL,
-    source="transactions",
-    time_column="ts",
-)
-split_sale_candidates.__doc__ = """Approved sales with another approved sale on the same card
-at the same terminal on the same day, within an hour: ``txn_id``, ``ts``, ``terminal_id``,
-``merchant_id``, ``operator_id``, ``amount_fen``, ``card_token`` (by
-``SPLIT_SALE_CANDIDATES_SQL``)."""
-
 SPLIT_SALES: Final = Sentence(
     en="terminal {terminal_id} took {sales} sales totalling {amount} on one card in {span} "
     "minutes from {start}, the largest {largest}; {min_sales} sales on one card at most "
@@ -156,7 +112,7 @@ SPLIT_SALES: Final = Sentence(
     scenarios=("split_sales",),
 )
 def split_sales(
-    split_sale_candidates: pl.LazyFrame,
+    card_repeats: pl.LazyFrame,
     *,
     min_sales: int = 3,  # a purchase cut in two is a customer paying twice as often as a split
     # measured on simulated worlds (seeds 1-3): no natural run of 3 sales on one card at one
@@ -191,7 +147,8 @@ def split_sales(
     """
     max_gap = timedelta(minutes=min(max_gap_minutes, CANDIDATE_GAP_MINUTES))
     return (
-        split_sale_candidates.select(
+        split_sale_candidates(card_repeats)
+        .select(
             pl.col("txn_id").cast(pl.String),
             pl.col("ts").cast(pl.Datetime("us")),
             pl.col("terminal_id").cast(pl.String),
@@ -258,39 +215,6 @@ def split_sales(
 
 
 # --- card testing ---------------------------------------------------------------------------
-
-# The declined sales, and the approved sales on a card some sale was declined on (a customer
-# paying again): about one sale in a hundred.
-DECLINED_SALES_SQL: Final = """
-SELECT
-    CAST(t.txn_id AS VARCHAR) AS txn_id,
-    t.ts AS ts,
-    CAST(t.terminal_id AS VARCHAR) AS terminal_id,
-    CAST(t.merchant_id AS VARCHAR) AS merchant_id,
-    CAST(t.operator_id AS VARCHAR) AS operator_id,
-    CAST(t.amount_fen AS BIGINT) AS amount_fen,
-    CAST(t.card_token AS VARCHAR) AS card_token,
-    CAST(t.status AS VARCHAR) AS status,
-    CAST(t.failure_reason AS VARCHAR) AS failure_reason
-FROM transactions AS t
-WHERE t.kind = 'sale' AND (
-    t.status = 'declined'
-    OR (t.status = 'approved' AND t.card_token IN (
-        SELECT d.card_token FROM transactions AS d
-        WHERE d.kind = 'sale' AND d.status = 'declined' AND d.card_token IS NOT NULL
-    ))
-)
-"""
-declined_sales = derived_query(
-    "declined_sales",
-    sql=DECLINED_SALES_SQL,
-    source="transactions",
-    time_column="ts",
-)
-declined_sales.__doc__ = """Declined sales, and the approved sales on the cards they were
-declined on: ``txn_id``, ``ts``, ``terminal_id``, ``merchant_id``, ``operator_id``,
-``amount_fen``, ``card_token``, ``status`` (declined or approved), ``failure_reason`` (by
-``DECLINED_SALES_SQL``)."""
 
 # The approved sales of each terminal-day with two or more declines, hour by hour: the takings
 # a burst of declines is compared with, outside the burst's own hours (a tester's cards that
@@ -420,7 +344,7 @@ def _usual_sale(
     },
 )
 def card_testing(
-    declined_sales: pl.LazyFrame,
+    declines_and_voids: pl.LazyFrame,
     declining_terminal_days: pl.LazyFrame,
     merchant_terminal_days: pl.LazyFrame,
     *,
@@ -476,7 +400,7 @@ def card_testing(
         pl.col("sale_count").cast(pl.Int64),
         pl.col("sale_amount_fen").cast(pl.Int64),
     )
-    rows = declined_sales.select(
+    rows = declined_sales(declines_and_voids).select(
         pl.col("txn_id").cast(pl.String),
         pl.col("ts").cast(pl.Datetime("us")),
         pl.col("terminal_id").cast(pl.String),
@@ -578,39 +502,6 @@ def card_testing(
 
 # --- void abuse -----------------------------------------------------------------------------
 
-# The approved voids, and the approved sales on a card some void named: the voided sales and
-# any sale rung up again on the same card. A few per thousand transactions.
-VOID_SALES_SQL: Final = """
-SELECT
-    CAST(t.txn_id AS VARCHAR) AS txn_id,
-    t.ts AS ts,
-    CAST(t.kind AS VARCHAR) AS kind,
-    CAST(t.terminal_id AS VARCHAR) AS terminal_id,
-    CAST(t.merchant_id AS VARCHAR) AS merchant_id,
-    CAST(t.operator_id AS VARCHAR) AS operator_id,
-    CAST(t.amount_fen AS BIGINT) AS amount_fen,
-    CAST(t.card_token AS VARCHAR) AS card_token,
-    CAST(t.original_txn_id AS VARCHAR) AS original_txn_id
-FROM transactions AS t
-WHERE t.status = 'approved' AND (
-    t.kind = 'void'
-    OR (t.kind = 'sale' AND t.card_token IN (
-        SELECT v.card_token FROM transactions AS v
-        WHERE v.kind = 'void' AND v.status = 'approved' AND v.card_token IS NOT NULL
-    ))
-)
-"""
-void_sales = derived_query(
-    "void_sales",
-    sql=VOID_SALES_SQL,
-    source="transactions",
-    time_column="ts",
-)
-void_sales.__doc__ = """Approved voids and the approved sales on the cards they name:
-``txn_id``, ``ts``, ``kind`` (void or sale), ``terminal_id``, ``merchant_id``,
-``operator_id``, ``amount_fen``, ``card_token``, ``original_txn_id`` (by
-``VOID_SALES_SQL``)."""
-
 VOID_ABUSE: Final = Sentence(
     en="{operator} at terminal {terminal_id} voided {voids} sales totalling {voided} between "
     "{start} and {end}, each {delay} minutes or more after the sale and none rung up again; "
@@ -639,7 +530,7 @@ VOID_ABUSE: Final = Sentence(
     scenarios=("void_abuse",),
 )
 def void_abuse(
-    void_sales: pl.LazyFrame,
+    declines_and_voids: pl.LazyFrame,
     operators: pl.LazyFrame,
     *,
     late_void_minutes: int = 30,  # measured on simulated worlds (seeds 1-3): every natural void
@@ -667,7 +558,7 @@ def void_abuse(
     correction_minutes
         A sale on the same card this soon after a void makes the void a correction.
     """
-    rows = void_sales.select(
+    rows = void_sales(declines_and_voids).select(
         pl.col("txn_id").cast(pl.String),
         pl.col("ts").cast(pl.Datetime("us")),
         pl.col("kind").cast(pl.String),
