@@ -200,6 +200,7 @@ def test_rule_is_registered_with_table_inputs_and_typed_thresholds(name: str) ->
     assert registered.function is getattr(refunds, name)
     assert set(registered.inputs) <= {
         "approved_refunds",
+        "operator_events",
         "operators",
         "merchants",
         "login_events",
@@ -218,6 +219,7 @@ def test_empty_tables_give_empty_findings_of_the_schema(name: str) -> None:
         "merchants": merchants(),
         "login_events": login_events(),
         "lockouts": lockouts(),
+        "operator_events": operator_events(),
     }
     frame = RULES[name](tables).collect()
     assert frame.schema == FINDINGS_SCHEMA
@@ -423,7 +425,11 @@ def test_refunds_without_permission_fires_on_operators_without_the_right(enum: b
         sale("S2", T0, operator_id=NO_REFUND_CLERK),
         enum=enum,
     )
-    found = check(refunds.refunds_without_permission(refunds.approved_refunds(data), operators()))
+    found = check(
+        refunds.refunds_without_permission(
+            refunds.approved_refunds(data), operators(), operator_events()
+        )
+    )
     assert sorted(found["entity_id"]) == ["R2", "R3"]
     by_id = {r["entity_id"]: r for r in found.iter_rows(named=True)}
     assert "by operator 04 although the operator has no refund permission" in by_id["R2"]["summary"]
@@ -441,9 +447,49 @@ def test_refunds_without_permission_fires_after_the_operator_was_disabled() -> N
         refund("R1", T0 - timedelta(hours=1)),
         refund("R2", T0 + timedelta(hours=1)),
     )
-    found = check(refunds.refunds_without_permission(refunds.approved_refunds(data), ops))
+    found = check(
+        refunds.refunds_without_permission(refunds.approved_refunds(data), ops, operator_events())
+    )
     assert found["entity_id"].to_list() == ["R2"]
     assert "disabled" in found["summary"][0]
+
+
+def operator_events(*rows: tuple[datetime, str, str, str]) -> pl.LazyFrame:
+    """Changes of rights: (ts, operator_id, kind, permission)."""
+    return pl.LazyFrame(
+        [{"ts": ts, "operator_id": op, "kind": kind, "permission": p} for ts, op, kind, p in rows],
+        schema={
+            "ts": pl.Datetime("us"),
+            "operator_id": pl.String,
+            "kind": pl.String,
+            "permission": pl.String,
+        },
+    )
+
+
+def test_refunds_without_permission_reads_the_right_held_at_the_time() -> None:
+    """The operators table holds today's rights: a refund before a grant was made without the
+    right, one before a revoke with it; a refund after the last change goes by the table."""
+    data = transactions(
+        refund("R1", T0 - timedelta(hours=2), operator_id=CLERK),
+        refund("R2", T0 + timedelta(hours=2), operator_id=CLERK),
+        refund("R3", T0 - timedelta(hours=2), operator_id=NO_REFUND_CLERK),
+        refund("R4", T0 + timedelta(hours=2), operator_id=NO_REFUND_CLERK),
+        refund("R5", T0 + timedelta(days=3), operator_id=CLERK),
+    )
+    events = operator_events(
+        (T0, CLERK, "granted", "refund"),
+        (T0 + timedelta(days=1), CLERK, "granted", "sale"),  # another right: no matter
+        (T0, NO_REFUND_CLERK, "revoked", "refund"),
+    )
+    found = check(
+        refunds.refunds_without_permission(refunds.approved_refunds(data), operators(), events)
+    )
+    assert sorted(found["entity_id"]) == ["R1", "R4"]
+    evidence = {r["entity_id"]: json.loads(r["evidence"]) for r in found.iter_rows(named=True)}
+    assert evidence["R1"]["right_changed_at"] == T0.strftime("%Y-%m-%dT%H:%M:%S")
+    assert evidence["R4"]["right_changed_at"] is None
+    assert evidence["R1"]["can_refund"] is False
 
 
 # --- late_refunds -------------------------------------------------------------------------

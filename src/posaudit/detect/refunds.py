@@ -38,6 +38,7 @@ from typing import Final
 import polars as pl
 
 from posaudit.detect.findings import Severity, to_findings
+from posaudit.detect.pins import _stamp
 from posaudit.detect.registry import derived_table, rule
 from posaudit.detect.sentences import (
     CLOCK,
@@ -535,14 +536,19 @@ REFUNDS_WITHOUT_PERMISSION: Final = Sentence(
     scenarios=("refund_without_permission",),
 )
 def refunds_without_permission(
-    approved_refunds: pl.LazyFrame, operators: pl.LazyFrame
+    approved_refunds: pl.LazyFrame, operators: pl.LazyFrame, operator_events: pl.LazyFrame
 ) -> pl.LazyFrame:
-    """Approved refunds by an operator without refund permission (or with no operator record,
-    or disabled at the time).
+    """Approved refunds by an operator without refund permission at the time (or with no
+    operator record, or disabled at the time).
 
     Refund permission is given only to the staff whose job needs it; a refund by anyone else
     means the terminal's permission check was bypassed or the operator table was tampered
     with, and it is the refund the merchant is least likely to have sanctioned.
+
+    The operators table holds each operator's rights now; ``operator_events`` holds how they
+    came to be. A refund's operator held the right at the time unless the first change of the
+    refund right after the refund grants it (it was not held before), and did not hold it if
+    that change revokes it; with no change since, the right is the table's.
     """
     permissions = operators.select(
         pl.col("operator_id").cast(pl.String),
@@ -550,17 +556,46 @@ def refunds_without_permission(
         pl.col("can_refund").cast(pl.Boolean),
         pl.col("disabled_at").cast(pl.Datetime("us")),
     ).unique(subset="operator_id", keep="any")
+    changes = (
+        operator_events.select(
+            pl.col("operator_id").cast(pl.String),
+            pl.col("ts").cast(pl.Datetime("us")).alias("changed_at"),
+            pl.col("kind").cast(pl.String),
+            pl.col("permission").cast(pl.String),
+        )
+        .filter(pl.col("kind").is_in(["granted", "revoked"]) & (pl.col("permission") == "refund"))
+        # two changes in one instant: the revoke last, as the operator is left without
+        .sort("operator_id", "changed_at", pl.col("kind") == "granted")
+        .unique(subset=["operator_id", "changed_at"], keep="first", maintain_order=True)
+        .select("operator_id", "changed_at", (pl.col("kind") == "revoked").alias("held_before"))
+        .sort("changed_at")
+    )
+    held = (
+        pl.when(pl.col("held_before").is_not_null())
+        .then(pl.col("held_before"))
+        .otherwise(pl.col("can_refund"))
+    )
     reason = (
         pl.when(pl.col("can_refund").is_null())
         .then(pl.lit("unknown_operator"))
-        .when(~pl.col("can_refund"))
+        .when(~pl.col("could_refund"))
         .then(pl.lit("no_refund_permission"))
         .otherwise(pl.lit("operator_disabled"))
     )
     return (
         approved_refunds.join(permissions, on="operator_id", how="left")
+        .sort("ts")
+        .join_asof(
+            changes,
+            left_on="ts",
+            right_on="changed_at",
+            by="operator_id",
+            strategy="forward",
+            allow_exact_matches=False,
+        )
+        .with_columns(held.alias("could_refund"))
         .filter(
-            ~pl.col("can_refund").fill_null(False)
+            ~pl.col("could_refund").fill_null(False)
             | (pl.col("disabled_at").is_not_null() & (pl.col("disabled_at") <= pl.col("ts")))
         )
         .with_columns(
@@ -575,7 +610,11 @@ def refunds_without_permission(
             summary=REFUNDS_WITHOUT_PERMISSION.expr(
                 **_refund(), why="reason", disabled_at=_minute("disabled_at")
             ),
-            evidence={"reason": pl.col("reason"), "can_refund": pl.col("can_refund")},
+            evidence={
+                "reason": pl.col("reason"),
+                "can_refund": pl.col("could_refund"),
+                "right_changed_at": _stamp("changed_at"),
+            },
         )
     )
 

@@ -678,15 +678,14 @@ def settle(plan: PrivilegePlan, last_day: int) -> None:
 
 def relabelled(labels: pl.DataFrame, plan: PrivilegePlan) -> pl.DataFrame:
     """``labels`` without the ``refund_without_permission`` labels of refunds other attacks
-    made under the number of an operator this plan grants the refund right: the operators
-    table holds the rights at the end, by which such a refund is permitted (after the grant
-    it was), so it is no refund without permission there (docs/scenarios.md)."""
-    granted = {
-        op
-        for _ts, op, kind, permission, _actor, _actor_op in plan.events
-        if kind == "granted" and permission == "refund" and _ts >= plan.from_us
-    }
-    borrowed = sorted({seq for seq, op, _ts in plan.borrowed if op in granted})
+    made under the number of an operator this plan grants the refund right, at or after the
+    grant: the operator held the right then, so such a refund is permitted. A refund before
+    the grant was made without the right, and keeps its label (docs/scenarios.md)."""
+    granted: dict[int, int] = {}
+    for ts, op, kind, permission, _actor, _actor_op in plan.events:
+        if kind == "granted" and permission == "refund" and ts >= plan.from_us:
+            granted[op] = min(ts, granted.get(op, ts))
+    borrowed = sorted({seq for seq, op, ts in plan.borrowed if op in granted and ts >= granted[op]})
     if not borrowed:
         return labels
     return labels.filter(
