@@ -46,18 +46,24 @@ SEVERITY_OF: Final = {name: "medium" for name in RULE_NAMES}
 US_PER_DAY: Final = 86_400_000_000
 
 
-def _bins(hour: str, prefix: str, *, where: str = "1 = 1") -> str:
+def _bins(hour: str, prefix: str, *, count: str = "1") -> str:
     return ",\n".join(
-        f"    CAST(SUM(CASE WHEN {where} AND {hour} >= {3 * b} AND {hour} < {3 * b + 3} "
-        f"THEN 1 ELSE 0 END) AS BIGINT) AS {prefix}{b}"
+        f"    CAST(SUM(CASE WHEN {hour} >= {3 * b} AND {hour} < {3 * b + 3} "
+        f"THEN {count} ELSE 0 END) AS BIGINT) AS {prefix}{b}"
         for b in range(HOUR_BINS)
     )
 
 
 _SALE: Final = "t.kind = 'sale' AND t.status = 'approved'"
 _HOUR: Final = "CAST(EXTRACT(HOUR FROM t.ts) AS INTEGER)"
-# Credit sales at most 2 % under a multiple of 1,000 CNY. The store puts its own WITH before
-# a derived query, so the parts are subqueries.
+# The store puts its own WITH before a derived query, so the parts are subqueries. Each part
+# reads the transactions once and tests a row's kind and status once, in its WHERE: the
+# counts of a day's sales are summed per hour first (a few rows per terminal-day), then per
+# day (measured: 0.6 s against 0.9 s for one grouping testing every row in every sum, on ten
+# million transactions).
+#
+# Credit sales at most 2 % under a multiple of 1,000 CNY, each with how many such sales its
+# card made at the merchant that day.
 _NEAR_SQL: Final = f"""(
     SELECT
         CAST(t.terminal_id AS VARCHAR) AS terminal_id,
@@ -65,7 +71,9 @@ _NEAR_SQL: Final = f"""(
         CAST(t.card_token AS VARCHAR) AS card_token,
         CAST(t.ts AS DATE) AS day,
         {_HOUR} AS hour,
-        t.amount_fen AS amount_fen
+        t.amount_fen AS amount_fen,
+        COUNT(*) OVER (PARTITION BY t.merchant_id, t.card_token, CAST(t.ts AS DATE))
+            AS card_day_count
     FROM transactions AS t
     WHERE {_SALE} AND t.channel = 'credit_card' AND t.card_token IS NOT NULL
         AND t.amount_fen >= {ROUND_STEP_FEN} AND t.amount_fen % {ROUND_STEP_FEN} <> 0
@@ -80,54 +88,87 @@ _CASH_SQL: Final = f"""(
         CAST(SUM(n.amount_fen) AS BIGINT) AS cash_amount_fen,
 {_bins("n.hour", "cash_h")}
     FROM {_NEAR_SQL} AS n
-    JOIN (
-        SELECT merchant_id, card_token, day
-        FROM {_NEAR_SQL} AS again
-        GROUP BY merchant_id, card_token, day
-        HAVING COUNT(*) >= 2
-    ) AS r ON n.merchant_id = r.merchant_id AND n.card_token = r.card_token AND n.day = r.day
-    LEFT JOIN (
-        SELECT DISTINCT
+    ANTI JOIN (
+        SELECT
             CAST(t.merchant_id AS VARCHAR) AS merchant_id,
             CAST(t.card_token AS VARCHAR) AS card_token
         FROM transactions AS t
         WHERE t.kind IN ('refund', 'void') AND t.card_token IS NOT NULL
     ) AS x ON n.merchant_id = x.merchant_id AND n.card_token = x.card_token
-    WHERE x.card_token IS NULL
+    WHERE n.card_day_count >= 2
     GROUP BY n.terminal_id, n.day
 )"""
-_DAYS_SQL: Final = f"""(
+_SALE_HOURS_SQL: Final = f"""(
     SELECT
         CAST(t.terminal_id AS VARCHAR) AS terminal_id,
         CAST(t.merchant_id AS VARCHAR) AS merchant_id,
         CAST(t.ts AS DATE) AS day,
-        CAST(SUM(CASE WHEN {_SALE} THEN 1 ELSE 0 END) AS BIGINT) AS sale_count,
-        CAST(SUM(CASE WHEN {_SALE} THEN t.amount_fen ELSE 0 END) AS BIGINT) AS sale_amount_fen,
-        CAST(SUM(CASE WHEN {_SALE}
-            THEN CAST(ROUND(LN(CAST(t.amount_fen AS DOUBLE)) * {LOG_SCALE}) AS BIGINT)
-            ELSE 0 END) AS BIGINT) AS log_amount_sum,
-        CAST(SUM(CASE WHEN {_SALE} AND t.channel = 'credit_card' THEN 1 ELSE 0 END)
-            AS BIGINT) AS credit_count,
-        CAST(SUM(CASE WHEN {_SALE} AND t.channel = 'debit_card' THEN 1 ELSE 0 END)
-            AS BIGINT) AS debit_count,
-        CAST(SUM(CASE WHEN {_SALE} AND t.amount_fen % 10000 = 0 THEN 1 ELSE 0 END)
-            AS BIGINT) AS round_count,
-{_bins(_HOUR, "h", where=_SALE)},
-        CAST(SUM(CASE WHEN t.kind IN ('refund', 'void') AND t.status = 'approved'
-            THEN 1 ELSE 0 END) AS BIGINT) AS return_count
+        {_HOUR} AS hour,
+        COUNT(*) AS sales,
+        SUM(t.amount_fen) AS amount_fen,
+        SUM(CAST(ROUND(LN(CAST(t.amount_fen AS DOUBLE)) * {LOG_SCALE}) AS BIGINT)) AS logs,
+        SUM(CASE WHEN t.channel = 'credit_card' THEN 1 ELSE 0 END) AS credit,
+        SUM(CASE WHEN t.channel = 'debit_card' THEN 1 ELSE 0 END) AS debit,
+        SUM(CASE WHEN t.amount_fen % 10000 = 0 THEN 1 ELSE 0 END) AS round
+    FROM transactions AS t
+    WHERE {_SALE}
+    GROUP BY t.terminal_id, t.merchant_id, CAST(t.ts AS DATE), {_HOUR}
+)"""
+_SALE_DAYS_SQL: Final = f"""(
+    SELECT
+        s.terminal_id AS terminal_id,
+        s.merchant_id AS merchant_id,
+        s.day AS day,
+        SUM(s.sales) AS sale_count,
+        SUM(s.amount_fen) AS sale_amount_fen,
+        SUM(s.logs) AS log_amount_sum,
+        SUM(s.credit) AS credit_count,
+        SUM(s.debit) AS debit_count,
+        SUM(s.round) AS round_count,
+{_bins("s.hour", "h", count="s.sales")}
+    FROM {_SALE_HOURS_SQL} AS s
+    GROUP BY s.terminal_id, s.merchant_id, s.day
+)"""
+_RETURN_DAYS_SQL: Final = """(
+    SELECT
+        CAST(t.terminal_id AS VARCHAR) AS terminal_id,
+        CAST(t.merchant_id AS VARCHAR) AS merchant_id,
+        CAST(t.ts AS DATE) AS day,
+        COUNT(*) AS return_count
+    FROM transactions AS t
+    WHERE t.kind IN ('refund', 'void') AND t.status = 'approved'
+    GROUP BY t.terminal_id, t.merchant_id, CAST(t.ts AS DATE)
+)"""
+# Every terminal-day with any record has a row, a day without an approved sale too.
+_DAYS_SQL: Final = """(
+    SELECT
+        CAST(t.terminal_id AS VARCHAR) AS terminal_id,
+        CAST(t.merchant_id AS VARCHAR) AS merchant_id,
+        CAST(t.ts AS DATE) AS day
     FROM transactions AS t
     GROUP BY t.terminal_id, t.merchant_id, CAST(t.ts AS DATE)
 )"""
+
+
+def _counted(column: str, part: str = "s") -> str:
+    return f"CAST(COALESCE({part}.{column}, 0) AS BIGINT) AS {column}"
+
+
 MERCHANT_TERMINAL_DAYS_SQL: Final = f"""
 SELECT
-    d.terminal_id, d.merchant_id, d.day, d.sale_count, d.sale_amount_fen, d.log_amount_sum,
-    d.credit_count, d.debit_count, d.round_count,
-    {", ".join(f"d.h{b}" for b in range(HOUR_BINS))},
-    d.return_count,
-    CAST(COALESCE(c.cash_count, 0) AS BIGINT) AS cash_count,
-    CAST(COALESCE(c.cash_amount_fen, 0) AS BIGINT) AS cash_amount_fen,
-    {", ".join(f"CAST(COALESCE(c.cash_h{b}, 0) AS BIGINT) AS cash_h{b}" for b in range(HOUR_BINS))}
+    d.terminal_id, d.merchant_id, d.day,
+    {", ".join(_counted(c) for c in ("sale_count", "sale_amount_fen", "log_amount_sum"))},
+    {", ".join(_counted(c) for c in ("credit_count", "debit_count", "round_count"))},
+    {", ".join(_counted(f"h{b}") for b in range(HOUR_BINS))},
+    {_counted("return_count", "r")},
+    {_counted("cash_count", "c")},
+    {_counted("cash_amount_fen", "c")},
+    {", ".join(_counted(f"cash_h{b}", "c") for b in range(HOUR_BINS))}
 FROM {_DAYS_SQL} AS d
+LEFT JOIN {_SALE_DAYS_SQL} AS s
+    ON d.terminal_id = s.terminal_id AND d.merchant_id = s.merchant_id AND d.day = s.day
+LEFT JOIN {_RETURN_DAYS_SQL} AS r
+    ON d.terminal_id = r.terminal_id AND d.merchant_id = r.merchant_id AND d.day = r.day
 LEFT JOIN {_CASH_SQL} AS c ON d.terminal_id = c.terminal_id AND d.day = c.day
 """
 merchant_terminal_days = derived_query(
