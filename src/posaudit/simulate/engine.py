@@ -720,7 +720,11 @@ def simulate(
                 merchant_fraud.inject_day(ctx)
                 activity.txns.append(due_refunds(state, day_start_us(world, day + 1)))
                 _remember_sales(
-                    state, sales, day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY, day_rng
+                    state,
+                    sales,
+                    day_start_us(world, day) - SALE_POOL_DAYS * US_PER_DAY,
+                    day_rng,
+                    not_refunded=ctx.unused,
                 )
                 logins, lockouts = fraud.log_frames(activity.logins)
                 day_txns, logins, lockouts = merchant_fraud.quiet(
@@ -820,11 +824,20 @@ def simulate(
 
 
 def _remember_sales(
-    state: SimState, sales: pl.DataFrame, keep_from_us: int, rng: np.random.Generator
+    state: SimState,
+    sales: pl.DataFrame,
+    keep_from_us: int,
+    rng: np.random.Generator,
+    *,
+    not_refunded: Callable[[pl.DataFrame], pl.DataFrame],
 ) -> None:
-    """Keep a sample of recent approved sales: what late refunds can still name."""
-    sample = sales.filter(pl.Series(rng.random(sales.height) < 0.05)).select(
-        state.sale_pool.columns
+    """Keep a sample of recent approved sales: what late refunds can still name.
+
+    ``not_refunded`` drops the sales an injection refunded today: a sale refunded in full is
+    not refunded again. The sample is drawn first, so the day's random draws stay the same.
+    """
+    sample = not_refunded(
+        sales.filter(pl.Series(rng.random(sales.height) < 0.05)).select(state.sale_pool.columns)
     )
     state.sale_pool = pl.concat([state.sale_pool.filter(pl.col("ts") >= keep_from_us), sample])
 
