@@ -20,7 +20,7 @@ LAYERS: Final = (
     ("posaudit", "posaudit.config", "posaudit.atomic", "posaudit.untrusted", "posaudit.palette"),
     ("posaudit.store",),
     ("posaudit.pins",),
-    ("posaudit.detect", "posaudit.ingest", "posaudit.review"),
+    ("posaudit.detect", "posaudit.ingest", "posaudit.review", "posaudit.classics"),
     # the simulator's evading attackers stay under the default policy's thresholds
     ("posaudit.simulate",),
     ("posaudit.score",),

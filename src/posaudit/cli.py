@@ -65,6 +65,14 @@ review_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(review_app, name="review")
+analyze_app = typer.Typer(
+    help=(
+        "The auditor's classic tests on the store's amounts, simulated or ingested "
+        "(docs/classics.md). Each reads the store only."
+    ),
+    no_args_is_help=True,
+)
+app.add_typer(analyze_app, name="analyze")
 
 err = Console(stderr=True, highlight=False)
 out = Console(highlight=False)
@@ -1151,6 +1159,102 @@ def rank(
 
 
 RANKED_ENTITIES = ("operator", "merchant")
+
+
+@analyze_app.command("benford")
+def analyze_benford(
+    db: DbOption = None,
+    test: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--test",
+            help="first_digit, first_two, last_two or second_order; repeat for more "
+            "(default: all four).",
+        ),
+    ] = None,
+    by: Annotated[
+        str | None,
+        typer.Option(help="Test each merchant, terminal or operator apart (default: the store)."),
+    ] = None,
+    min_rows: Annotated[
+        int,
+        typer.Option(help="The fewest amounts an entity needs in a test to be tested (with --by)."),
+    ] = 1_000,
+    top: Annotated[
+        int, typer.Option(help="With --by: how many entities to list, the least conforming first.")
+    ] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Benford's law on the amounts of approved sales (Nigrini's tests).
+
+    For each test: how many amounts, the mean absolute deviation (MAD) from Benford's
+    proportions and its conformity band (Nigrini 2012: close, acceptable, marginally
+    acceptable, nonconformity; the last-two digits test has none), the chi-square statistic
+    and its p-value, and the spikes: the digit combinations found most above their share (Z
+    over 1.96). With --by, each entity with at least --min-rows amounts in the test, the
+    least conforming (largest MAD) first. Reads the store only.
+
+    Example: posaudit analyze benford --db data/posaudit.duckdb --test first_two --by merchant
+    """
+    import json
+
+    from posaudit.classics import benford as bf
+    from posaudit.store import Store
+
+    tests = list(dict.fromkeys(test or bf.TESTS))
+    unknown = [t for t in tests if t not in bf.TESTS]
+    if unknown:
+        fail(f"--test must be one of {', '.join(bf.TESTS)}, got {unknown[0]!r}")
+    if by is not None and by not in bf.ENTITIES:
+        fail(f"--by must be one of {', '.join(bf.ENTITIES)}, got {by!r}")
+    if min_rows < 100:
+        fail(f"--min-rows must be at least 100 (the MAD bands need many amounts), got {min_rows}")
+    if top < 1:
+        fail(f"--top must be at least 1, got {top}")
+    path = db or default_db_path()
+    with user_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            results = {
+                t: bf.benford(store, t, by=by, min_rows=min_rows)  # type: ignore[arg-type]
+                for t in tests
+            }
+        finally:
+            store.close()
+    if by is None and not any(results.values()):
+        fail(f"{path} holds no approved sale to test")
+    if as_json:
+        record = {
+            "by": by,
+            "min_rows": min_rows if by else None,
+            "tests": {
+                t: {
+                    "entities_tested": len(rs),
+                    "nonconforming": sum(1 for r in rs if r.conforms is False),
+                    "results": [r.as_dict() for r in (rs if by is None else rs[:top])],
+                }
+                for t, rs in results.items()
+            },
+        }
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    for t, rs in results.items():
+        what = "the store" if by is None else f"{len(rs):,} {by}s of {min_rows:,} amounts or more"
+        table = Table(title=f"Benford, {t.replace('_', ' ')}: {what}")
+        for column in (*(() if by is None else (by,)), "amounts", "MAD", "band", "chi-square", "p"):
+            table.add_column(column, justify="left" if column in (by, "band") else "right")
+        table.add_column("spikes (digits, z)")
+        for r in rs if by is None else rs[:top]:
+            table.add_row(
+                *(() if by is None else (r.entity or "",)),
+                f"{r.n:,}",
+                f"{r.mad:.4f}",
+                r.band or "no published bands",
+                f"{r.chi_square:,.1f}",
+                f"{r.p_value:.3g}",
+                bf.spike_text(r),
+            )
+        out.print(table)
 
 
 @app.command()

@@ -592,6 +592,8 @@ def refunds_without_permission(
             by="operator_id",
             strategy="forward",
             allow_exact_matches=False,
+            # both sides are sorted by time just above; Polars cannot check it within groups
+            check_sortedness=False,
         )
         .with_columns(held.alias("could_refund"))
         .filter(
