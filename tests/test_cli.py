@@ -38,9 +38,15 @@ def test_every_command_has_help_with_an_example() -> None:
     commands = dict(group.commands)  # type: ignore[attr-defined]
     for group in ("pins", "review", "analyze"):
         commands.update({f"{group} {k}": v for k, v in commands.pop(group).commands.items()})
-    assert {"simulate", "demo", "export", "pins check", "review decide", "analyze benford"} <= set(
-        commands
-    )
+    assert {
+        "simulate",
+        "demo",
+        "export",
+        "pins check",
+        "review decide",
+        "analyze benford",
+        "analyze duplicates",
+    } <= set(commands)
     for name, command in commands.items():
         assert (
             command.help

@@ -1161,6 +1161,117 @@ def rank(
 RANKED_ENTITIES = ("operator", "merchant")
 
 
+@analyze_app.command("duplicates")
+def analyze_duplicates(
+    db: DbOption = None,
+    window_minutes: Annotated[
+        int, typer.Option(help="How soon after the card's previous sale a sale is a duplicate.")
+    ] = 10,
+    tolerance_fen: Annotated[
+        int,
+        typer.Option(help="Near amounts: the largest difference, in fen, at the same terminal."),
+    ] = 100,
+    by: Annotated[
+        str | None,
+        typer.Option(help="Totals per merchant, terminal or operator (of the later sale)."),
+    ] = None,
+    top: Annotated[int, typer.Option(help="How many pairs (or entities) to list.")] = 20,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Duplicate sales: each approved card sale set against the card's previous sale at the
+    merchant.
+
+    A pair within --window-minutes is exact (same terminal, same amount), other_terminal (the
+    same amount at another terminal of the merchant) or near_amount (same terminal, amounts
+    at most --tolerance-fen apart). Prints the pairs and amounts of each kind (the later
+    sale's), and the pairs of the largest amounts, or with --by the entities with the most
+    duplicated money. Reads the store only.
+
+    Example: posaudit analyze duplicates --db data/posaudit.duckdb --by merchant --json
+    """
+    import json
+
+    import polars as pl
+
+    from posaudit.classics import duplicates as dup
+    from posaudit.store import Store
+
+    if window_minutes < 1:
+        fail(f"--window-minutes must be at least 1, got {window_minutes}")
+    if tolerance_fen < 0:
+        fail(f"--tolerance-fen must be 0 or more, got {tolerance_fen}")
+    if by is not None and by not in dup.ENTITIES:
+        fail(f"--by must be one of {', '.join(dup.ENTITIES)}, got {by!r}")
+    if top < 1:
+        fail(f"--top must be at least 1, got {top}")
+    path = db or default_db_path()
+    with user_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            found = dup.duplicates(
+                store, window_minutes=window_minutes, tolerance_fen=tolerance_fen
+            )
+        finally:
+            store.close()
+    totals = found.totals()
+    listed = found.by(by).head(top) if by else found.largest(top)  # type: ignore[arg-type]
+    if as_json:
+        record = {
+            "window_minutes": window_minutes,
+            "tolerance_fen": tolerance_fen,
+            "totals": totals.to_dicts(),
+            "by": by,
+            "listed": listed.with_columns(
+                pl.col(c).dt.strftime("%Y-%m-%dT%H:%M:%S")
+                for c, t in listed.schema.items()
+                if t == pl.Datetime
+            ).to_dicts()
+            if not by
+            else listed.to_dicts(),
+        }
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    table = Table(
+        title=f"Duplicate sales: within {window_minutes} minutes of the card's previous sale at "
+        f"the merchant (near: within {tolerance_fen / 100:,.2f} CNY)"
+    )
+    for column in ("kind", "pairs", "amount (CNY)"):
+        table.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, pairs, amount in totals.iter_rows():
+        table.add_row(kind, f"{pairs:,}", f"{amount / 100:,.2f}")
+    out.print(table)
+    if listed.is_empty():
+        return
+    if by:
+        entities = Table(title=f"the {by}s with the most duplicated money (top {top})")
+        for column in (by, "pairs", "amount (CNY)", "exact", "other terminal", "near amount"):
+            entities.add_column(column, justify="left" if column == by else "right")
+        for row in listed.iter_rows(named=True):
+            entities.add_row(
+                row[by],
+                f"{row['pairs']:,}",
+                f"{row['amount_fen'] / 100:,.2f}",
+                *(f"{row[f'{k}_pairs']:,}" for k in dup.KINDS),
+            )
+        out.print(entities)
+        return
+    largest = Table(title=f"the pairs of the largest amounts (top {top})")
+    for column in ("sale", "at", "terminal", "amount (CNY)", "kind", "earlier sale", "gap s"):
+        right = column in ("amount (CNY)", "gap s")
+        largest.add_column(column, justify="right" if right else "left")
+    for row in listed.iter_rows(named=True):
+        largest.add_row(
+            row["txn_id"],
+            row["ts"].strftime("%Y-%m-%d %H:%M:%S"),
+            row["terminal_id"],
+            f"{row['amount_fen'] / 100:,.2f}",
+            row["kind"],
+            row["previous_txn_id"],
+            f"{row['gap_seconds']:,.0f}",
+        )
+    out.print(largest)
+
+
 @analyze_app.command("benford")
 def analyze_benford(
     db: DbOption = None,
