@@ -30,6 +30,7 @@ def sale(txn_id: str, minutes: float, **kw: Any) -> dict[str, Any]:
         "amount_fen": 5_000,
         "kind": "sale",
         "status": "approved",
+        "trace_no": 1,
     }
     row.update(kw)
     return row
@@ -71,6 +72,13 @@ def test_each_kind_of_pair() -> None:
 def test_a_sale_is_set_against_the_cards_previous_sale_only() -> None:
     found = pairs(sale("A1", 0), sale("A2", 1), sale("A3", 2))
     assert found.select("txn_id", "previous_txn_id").rows() == [("A2", "A1"), ("A3", "A2")]
+
+
+def test_two_records_of_one_instant_are_ordered_by_their_trace_numbers() -> None:
+    """A copy written in the same microsecond as its original, with a later trace number, is
+    the duplicate, whatever its id."""
+    found = pairs(sale("X9", 0, trace_no=7), sale("X10", 0, trace_no=8))
+    assert found.select("txn_id", "previous_txn_id").rows() == [("X10", "X9")]
 
 
 def test_the_window_and_the_tolerance_are_the_callers() -> None:

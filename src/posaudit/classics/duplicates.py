@@ -61,7 +61,8 @@ def pairs_sql(window_minutes: int, tolerance_fen: int) -> str:
             FROM transactions
             WHERE kind = 'sale' AND status = 'approved' AND card_token IS NOT NULL
                 AND amount_fen IS NOT NULL
-            WINDOW card AS (PARTITION BY merchant_id, card_token ORDER BY ts, txn_id)
+            -- two records in the same second: the terminal's trace number tells their order
+            WINDOW card AS (PARTITION BY merchant_id, card_token ORDER BY ts, trace_no, txn_id)
         )
         SELECT
             txn_id, ts, terminal_id, merchant_id, operator_id, card_token, amount_fen,
