@@ -46,6 +46,7 @@ def test_every_command_has_help_with_an_example() -> None:
         "review decide",
         "analyze benford",
         "analyze duplicates",
+        "analyze gaps",
     } <= set(commands)
     for name, command in commands.items():
         assert (

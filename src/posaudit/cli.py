@@ -1272,6 +1272,110 @@ def analyze_duplicates(
     out.print(largest)
 
 
+@analyze_app.command("gaps")
+def analyze_gaps(
+    db: DbOption = None,
+    usual_share: Annotated[
+        float,
+        typer.Option(
+            help="A weekday the terminal traded on at least this share of the time is one of "
+            "its trading days; a day of it with no record is missing."
+        ),
+    ] = 0.8,
+    top: Annotated[int, typer.Option(help="How many gaps and missing days to list.")] = 20,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document with every gap and day.")
+    ] = False,
+) -> None:
+    """Gaps: trace numbers missing inside a terminal's batches, and days a terminal that
+    usually trades went silent.
+
+    A trace number missing between two that a batch holds is a record written and then lost
+    or deleted (numbers wrap from 999,999 to 1). A day with no record is missing when, within
+    the terminal's span of trading, it traded on at least --usual-share of the other days of
+    that weekday. Prints the totals and the first gaps and days (all of them with --json).
+    Reads the store only.
+
+    Example: posaudit analyze gaps --db data/posaudit.duckdb --json
+    """
+    import json
+
+    from posaudit.classics import gaps as gp
+    from posaudit.store import Store
+
+    if not 0.0 < usual_share <= 1.0:
+        fail(f"--usual-share must lie above 0 and at most 1, got {usual_share}")
+    if top < 1:
+        fail(f"--top must be at least 1, got {top}")
+    path = db or default_db_path()
+    with user_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            found = gp.gaps(store, usual_share=usual_share)
+        finally:
+            store.close()
+    if as_json:
+        record = {
+            "usual_share": usual_share,
+            "traces": {
+                "totals": found.trace_totals(),
+                "gaps": [
+                    {
+                        **row,
+                        "after_ts": row["after_ts"].isoformat(timespec="seconds"),
+                        "before_ts": row["before_ts"].isoformat(timespec="seconds"),
+                    }
+                    for row in found.traces.iter_rows(named=True)
+                ],
+            },
+            "days": {
+                "totals": found.day_totals(),
+                "days": [
+                    {**row, "day": row["day"].isoformat()}
+                    for row in found.days.iter_rows(named=True)
+                ],
+            },
+        }
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    traces, days = found.trace_totals(), found.day_totals()
+    gap_table = Table(
+        title=f"Trace gaps: {traces['missing_trace_numbers']:,} numbers missing in "
+        f"{traces['gaps']:,} gaps, {traces['batches']:,} batches of {traces['terminals']:,} "
+        f"terminals (first {min(top, traces['gaps'])})"
+    )
+    for column in ("terminal", "batch", "after", "before", "missing", "between"):
+        gap_table.add_column(
+            column, justify="left" if column in ("terminal", "between") else "right"
+        )
+    for row in found.traces.head(top).iter_rows(named=True):
+        gap_table.add_row(
+            row["terminal_id"],
+            str(row["batch_no"]),
+            str(row["after_trace_no"]),
+            str(row["before_trace_no"]),
+            f"{row['missing']:,}",
+            f"{row['after_ts']:%Y-%m-%d %H:%M} - {row['before_ts']:%H:%M}",
+        )
+    out.print(gap_table)
+    day_table = Table(
+        title=f"Missing days: {days['missing_days']:,} days of {days['terminals']:,} terminals "
+        f"that trade on that weekday at least {usual_share:.0%} of the time "
+        f"(first {min(top, days['missing_days'])})"
+    )
+    for column in ("terminal", "day", "weekday", "traded on that weekday"):
+        day_table.add_column(column, justify="left" if column != "weekday" else "right")
+    weekdays = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    for row in found.days.head(top).iter_rows(named=True):
+        day_table.add_row(
+            row["terminal_id"],
+            str(row["day"]),
+            weekdays[row["weekday"] - 1],
+            f"{row['weekday_traded']} of {row['weekday_others']} others",
+        )
+    out.print(day_table)
+
+
 @analyze_app.command("benford")
 def analyze_benford(
     db: DbOption = None,
