@@ -47,6 +47,8 @@ def test_every_command_has_help_with_an_example() -> None:
         "analyze benford",
         "analyze duplicates",
         "analyze gaps",
+        "analyze strata",
+        "analyze ageing",
     } <= set(commands)
     for name, command in commands.items():
         assert (

@@ -1376,6 +1376,145 @@ def analyze_gaps(
     out.print(day_table)
 
 
+def _yuan(fen: int | None) -> str:
+    return "" if fen is None else f"{fen / 100:,.2f}"
+
+
+@analyze_app.command("strata")
+def analyze_strata(
+    db: DbOption = None,
+    kind: Annotated[
+        str, typer.Option(help="Whose amounts: sale, refund, void or transfer (approved).")
+    ] = "sale",
+    bounds: Annotated[
+        str | None,
+        typer.Option(
+            help="The strata's bounds in CNY, rising, comma-separated (default: the amounts' "
+            "median and 80th, 95th and 99th percentiles)."
+        ),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Stratification: the approved amounts of one kind by strata of amount, with counts and
+    totals.
+
+    Each stratum holds the amounts from its lower bound up to, not including, its upper; the
+    first starts at the smallest amount and the last runs past the largest. Prints each
+    stratum's count and amount, their shares of the whole, and the smallest, largest and mean
+    amount. Reads the store only.
+
+    Example: posaudit analyze strata --db data/posaudit.duckdb --bounds 100,1000,10000
+    """
+    import json
+    from decimal import Decimal, InvalidOperation
+
+    from posaudit.classics import strata as st
+    from posaudit.store import Store
+
+    if kind not in st.KINDS:
+        fail(f"--kind must be one of {', '.join(st.KINDS)}, got {kind!r}")
+    chosen: tuple[int, ...] | None = None
+    if bounds is not None:
+        try:
+            values = [Decimal(b.strip()) for b in bounds.split(",")]
+        except InvalidOperation:
+            fail(f"--bounds must be amounts in CNY separated by commas, got {bounds!r}")
+        fen = [v * 100 for v in values]
+        if any(f != f.to_integral_value() or f <= 0 for f in fen):
+            fail(f"--bounds must be positive amounts to the fen, got {bounds!r}")
+        chosen = tuple(int(f) for f in fen)
+        if list(chosen) != sorted(set(chosen)):
+            fail(f"--bounds must rise, each once, got {bounds!r}")
+    path = db or default_db_path()
+    with user_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            found = st.strata(store, kind, chosen)  # type: ignore[arg-type]
+        finally:
+            store.close()
+    if as_json:
+        record = {
+            "kind": found.kind,
+            "bounds_fen": list(found.bounds_fen),
+            "from_quantiles": found.from_quantiles,
+            "quantiles": list(st.QUANTILES) if found.from_quantiles else None,
+            "strata": found.table.to_dicts(),
+        }
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    whence = "the median and 80th, 95th, 99th percentiles" if found.from_quantiles else "given"
+    table = Table(title=f"Approved {kind} amounts by stratum (bounds: {whence})")
+    for column in ("", "amounts (CNY)", "count", "share", "amount (CNY)", "share ", "mean"):
+        table.add_column(column, justify="left" if column == "amounts (CNY)" else "right")
+    for row in found.table.iter_rows(named=True):
+        lower, upper = row["lower_fen"], row["upper_fen"]
+        span = (
+            f"under {_yuan(upper)}"
+            if lower is None
+            else f"{_yuan(lower)} or more"
+            if upper is None
+            else f"{_yuan(lower)} to {_yuan(upper)}"
+        )
+        table.add_row(
+            str(row["stratum"]),
+            span,
+            f"{row['count']:,}",
+            f"{row['count_share']:.1%}",
+            _yuan(row["amount_fen"]),
+            f"{row['amount_share']:.1%}",
+            "-" if row["mean_fen"] is None else _yuan(round(row["mean_fen"])),
+        )
+    out.print(table)
+
+
+@analyze_app.command("ageing")
+def analyze_ageing(
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON document.")] = False,
+) -> None:
+    """Ageing: approved refunds by days after their sale, and open findings by days open.
+
+    Refunds fall in bands read against the 15-day refund window (same day, 1-7, 8-15, 16-30,
+    31-90, over 90 days; or no sale on record). Open findings are aged by the days of data
+    since the run that first raised them (its data's end) to the latest run's, by severity,
+    with how many an analyst has decided. Reads the store only.
+
+    Example: posaudit analyze ageing --db data/posaudit.duckdb --json
+    """
+    import json
+
+    import polars as pl
+
+    from posaudit.classics import ageing as ag
+    from posaudit.store import Store
+
+    path = db or default_db_path()
+    with user_errors():
+        store = Store.open(path, read_only=True)
+        try:
+            found = ag.ageing(store)
+        finally:
+            store.close()
+    if as_json:
+        record = {"refunds": found.refunds.to_dicts(), "findings": found.findings.to_dicts()}
+        sys.stdout.write(json.dumps(record) + "\n")
+        return
+    refunds = Table(title="Approved refunds by days after their sale")
+    for column in ("age", "refunds", "amount (CNY)"):
+        refunds.add_column(column, justify="left" if column == "age" else "right")
+    for band, count, amount in found.refunds.iter_rows():
+        refunds.add_row(band, f"{count:,}", _yuan(amount))
+    out.print(refunds)
+    wide = found.findings.pivot(on="severity", index="band", values="findings")
+    decided = found.findings.group_by("band", maintain_order=True).agg(pl.col("decided").sum())
+    findings = Table(title="Open findings by days of data since first raised")
+    for column in ("open for", *ag.SEVERITIES, "decided"):
+        findings.add_column(column, justify="left" if column == "open for" else "right")
+    for row, done in zip(wide.iter_rows(named=True), decided["decided"], strict=True):
+        findings.add_row(row["band"], *(f"{row[s]:,}" for s in ag.SEVERITIES), f"{done:,}")
+    out.print(findings)
+
+
 @analyze_app.command("benford")
 def analyze_benford(
     db: DbOption = None,
