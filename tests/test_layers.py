@@ -20,7 +20,9 @@ LAYERS: Final = (
     ("posaudit", "posaudit.config", "posaudit.atomic", "posaudit.untrusted", "posaudit.palette"),
     ("posaudit.store",),
     ("posaudit.pins",),
-    ("posaudit.detect", "posaudit.ingest", "posaudit.review", "posaudit.classics"),
+    ("posaudit.detect", "posaudit.ingest", "posaudit.review"),
+    # the auditor's classics read the ledger as the rules define it (trace numbers)
+    ("posaudit.classics",),
     # the simulator's evading attackers stay under the default policy's thresholds
     ("posaudit.simulate",),
     ("posaudit.score",),
