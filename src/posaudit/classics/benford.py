@@ -29,12 +29,11 @@ import numpy as np
 import polars as pl
 from scipy.stats import chi2
 
+from posaudit.classics import ENTITIES, ENTITY_COLUMN, Entity
 from posaudit.store import Store
 
 Test = Literal["first_digit", "first_two", "last_two", "second_order"]
 TESTS: Final[tuple[Test, ...]] = ("first_digit", "first_two", "last_two", "second_order")
-Entity = Literal["merchant", "terminal", "operator"]
-ENTITIES: Final[tuple[Entity, ...]] = ("merchant", "terminal", "operator")
 # The fewest amounts an entity needs in a test to be tested on its own.
 MIN_ROWS: Final = 1_000
 # Nigrini (2012), table 7.1: the upper MAD bound of close conformity, acceptable conformity and
@@ -56,11 +55,6 @@ BAND_NAMES: Final = (
 SPIKE_Z: Final = 1.96
 SPIKES_SHOWN: Final = 5
 
-_ENTITY_COLUMN: Final[dict[Entity, str]] = {
-    "merchant": "merchant_id",
-    "terminal": "terminal_id",
-    "operator": "operator_id",
-}
 _AMOUNTS: Final = (
     "kind = 'sale' AND status = 'approved' AND amount_fen > 0 AND amount_fen IS NOT NULL"
 )
@@ -96,21 +90,21 @@ def _digit_sql(test: Test, amount: str) -> tuple[str, str]:
 def counts_sql(test: Test, by: Entity | None) -> str:
     """The store's query for the digit counts of ``test``: ``entity`` (null for the whole
     store), ``digit`` and ``n``."""
-    entity = f"CAST({_ENTITY_COLUMN[by]} AS VARCHAR)" if by else "CAST(NULL AS VARCHAR)"
+    entity = f"CAST({ENTITY_COLUMN[by]} AS VARCHAR)" if by else "CAST(NULL AS VARCHAR)"
     if test == "second_order":
-        partition = f"PARTITION BY {_ENTITY_COLUMN[by]} " if by else ""
+        partition = f"PARTITION BY {ENTITY_COLUMN[by]} " if by else ""
         source = f"""(
             SELECT {entity} AS entity,
                 amount_fen - LAG(amount_fen) OVER ({partition}ORDER BY amount_fen) AS amount
             FROM transactions
-            WHERE {_AMOUNTS} {f"AND {_ENTITY_COLUMN[by]} IS NOT NULL" if by else ""}
+            WHERE {_AMOUNTS} {f"AND {ENTITY_COLUMN[by]} IS NOT NULL" if by else ""}
         )"""
         digit, defined = _digit_sql(test, "amount")
     else:
         source = f"""(
             SELECT {entity} AS entity, amount_fen AS amount
             FROM transactions
-            WHERE {_AMOUNTS} {f"AND {_ENTITY_COLUMN[by]} IS NOT NULL" if by else ""}
+            WHERE {_AMOUNTS} {f"AND {ENTITY_COLUMN[by]} IS NOT NULL" if by else ""}
         )"""
         digit, defined = _digit_sql(test, "amount")
     return f"""

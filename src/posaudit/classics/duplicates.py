@@ -22,22 +22,15 @@ from typing import Final, Literal
 
 import polars as pl
 
+from posaudit.classics import ENTITIES, ENTITY_COLUMN, Entity
 from posaudit.store import Store
 
 Kind = Literal["exact", "other_terminal", "near_amount"]
 KINDS: Final[tuple[Kind, ...]] = ("exact", "other_terminal", "near_amount")
-Entity = Literal["merchant", "terminal", "operator"]
-ENTITIES: Final[tuple[Entity, ...]] = ("merchant", "terminal", "operator")
 # A card paying again this soon, for the same, is the first place to look.
 WINDOW_MINUTES: Final = 10
 # An amount typed again with a slip: within one yuan.
 TOLERANCE_FEN: Final = 100
-
-_ENTITY_COLUMN: Final[dict[Entity, str]] = {
-    "merchant": "merchant_id",
-    "terminal": "terminal_id",
-    "operator": "operator_id",
-}
 
 
 def pairs_sql(window_minutes: int, tolerance_fen: int) -> str:
@@ -112,7 +105,7 @@ class Duplicates:
     def by(self, entity: Entity) -> pl.DataFrame:
         """Per ``entity`` (of the later sale): pairs and amount of each kind and in all, the
         largest amount first."""
-        column = _ENTITY_COLUMN[entity]
+        column = ENTITY_COLUMN[entity]
         return (
             self.pairs.filter(pl.col(column).is_not_null())
             .group_by(pl.col(column).alias(entity))
