@@ -36,7 +36,7 @@ def test_every_command_has_help_with_an_example() -> None:
 
     group = typer.main.get_command(app)
     commands = dict(group.commands)  # type: ignore[attr-defined]
-    for group in ("pins", "review", "analyze"):
+    for group in ("pins", "review", "analyze", "sample"):
         commands.update({f"{group} {k}": v for k, v in commands.pop(group).commands.items()})
     assert {
         "simulate",
@@ -49,6 +49,9 @@ def test_every_command_has_help_with_an_example() -> None:
         "analyze gaps",
         "analyze strata",
         "analyze ageing",
+        "sample size",
+        "sample draw",
+        "sample evaluate",
     } <= set(commands)
     for name, command in commands.items():
         assert (
