@@ -146,3 +146,23 @@ def test_the_commands_print_and_refuse_bad_input(sample_store: Path, tmp_path: P
         assert made.stderr.count("\n") == 1 and words in made.stderr, made.stderr
     missing = cli("analyze", "ageing", "--db", str(tmp_path / "none.duckdb"))
     assert missing.returncode == 2 and missing.stderr.count("\n") == 1, missing.stderr
+
+
+def test_a_store_without_reviews_ages_its_findings_all_undecided(
+    audited_sample: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    path = tmp_path / "no-reviews.duckdb"
+    shutil.copy(audited_sample, path)
+    store = Store.open(path)
+    try:
+        reviewed = ag.ageing(store).findings
+        for table in ("finding_reviews",):
+            store.execute(f"DROP TABLE IF EXISTS {table} CASCADE")
+        assert not store.has_table("finding_reviews")
+        plain = ag.ageing(store).findings
+    finally:
+        store.close()
+    assert plain["findings"].to_list() == reviewed["findings"].to_list()
+    assert plain["findings"].sum() > 0 and plain["decided"].sum() == 0

@@ -65,20 +65,25 @@ FROM (
 GROUP BY band
 """
 
-FINDING_AGES_SQL: Final = f"""
-WITH latest AS (
-    SELECT data_to FROM pipeline_runs
-    WHERE status = 'succeeded' AND data_to IS NOT NULL
-    ORDER BY finished_at DESC, run_id DESC LIMIT 1
-), decided AS (
-    -- a finding's latest review holds its decision now (null: undecided, or reopened)
+# A finding's latest review holds its decision now (null: undecided, or reopened).
+DECIDED_SQL: Final = """
     SELECT finding_id, decision FROM (
         SELECT finding_id, decision,
             ROW_NUMBER() OVER (PARTITION BY finding_id ORDER BY review_id DESC) AS newest
         FROM finding_reviews WHERE finding_id IS NOT NULL
     ) AS r
     WHERE newest = 1
-), aged AS (
+"""
+# A store no analyst has reviewed in may lack the review tables: nothing is decided there.
+NONE_DECIDED_SQL: Final = (
+    "SELECT CAST(NULL AS VARCHAR) AS finding_id, CAST(NULL AS VARCHAR) AS decision WHERE FALSE"
+)
+FINDING_AGES_SQL: Final = f"""
+WITH latest AS (
+    SELECT data_to FROM pipeline_runs
+    WHERE status = 'succeeded' AND data_to IS NOT NULL
+    ORDER BY finished_at DESC, run_id DESC LIMIT 1
+), decided AS ({{decided}}), aged AS (
     SELECT CAST(f.severity AS VARCHAR) AS severity,
         DATE_DIFF('day', CAST(r.data_to AS DATE), CAST(latest.data_to AS DATE)) AS days,
         d.decision IS NOT NULL AS is_decided
@@ -94,6 +99,12 @@ SELECT severity, {_band("days", FINDING_BANDS)} AS band,
 FROM aged
 GROUP BY ALL
 """
+
+
+def finding_ages_sql(store: Store) -> str:
+    """The open findings' ages, reading the decisions where the store has reviews."""
+    decided = DECIDED_SQL if store.has_table("finding_reviews") else NONE_DECIDED_SQL
+    return FINDING_AGES_SQL.replace("{decided}", decided)
 
 
 @dataclass(frozen=True)
@@ -117,7 +128,7 @@ def ageing(store: Store) -> Ageing:
         pl.DataFrame({"severity": list(SEVERITIES)}), how="cross"
     )
     findings = (
-        grid.join(store.frame(FINDING_AGES_SQL), on=["band", "severity"], how="left")
+        grid.join(store.frame(finding_ages_sql(store)), on=["band", "severity"], how="left")
         .with_columns(pl.col("findings", "decided").fill_null(0).cast(pl.Int64))
         .select("band", "severity", "findings", "decided")
     )
