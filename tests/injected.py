@@ -123,3 +123,29 @@ def add_merchant_typologies(path: Path) -> None:
         )
     finally:
         con.close()
+
+
+def add_invented_amounts(path: Path) -> None:
+    """A merchant typing amounts by hand: the merchant with the most sales in a category of
+    three or more merchants has two of every five of its sales that were never refunded or
+    voided typed a few whole yuan under 50 or 100 CNY (47-49, 95-99) instead, which no sample
+    world of 20 merchants is sure to hold. Its records, trace numbers and batches stay."""
+    con = duckdb.connect(str(path))
+    try:
+        (merchant,) = con.execute(
+            "SELECT t.merchant_id FROM transactions AS t JOIN merchants AS m USING (merchant_id) "
+            "WHERE t.kind = 'sale' AND t.status = 'approved' AND m.category IN ("
+            "  SELECT category FROM merchants GROUP BY category HAVING count(*) >= 3) "
+            "GROUP BY t.merchant_id ORDER BY count(*) DESC, t.merchant_id LIMIT 1"
+        ).fetchone()  # type: ignore[misc]
+        con.execute(
+            "UPDATE transactions AS t SET amount_fen = [4700, 4800, 4900, 9500, 9800, 9900]"
+            "[1 + c.n % 6] FROM ("
+            "  SELECT txn_id, row_number() OVER (ORDER BY txn_id) AS n FROM transactions "
+            "  WHERE merchant_id = ? AND kind = 'sale' AND status = 'approved' AND txn_id NOT IN "
+            "    (SELECT original_txn_id FROM transactions WHERE original_txn_id IS NOT NULL)"
+            ") AS c WHERE t.txn_id = c.txn_id AND c.n % 5 < 2",
+            [merchant],
+        )
+    finally:
+        con.close()

@@ -17,7 +17,7 @@ from posaudit.rules import all_rules
 from posaudit.run import score as run_score
 from posaudit.run.record import RunSummary
 from posaudit.store.catalogue import EVENT_TABLES
-from tests.injected import add_lockout_storm, add_merchant_typologies
+from tests.injected import add_invented_amounts, add_lockout_storm, add_merchant_typologies
 
 RULES = sorted(name for name in all_rules() if load_policy().enabled(name))
 
@@ -33,6 +33,7 @@ def base(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     stormy = copy(sample_store, tmp_path_factory.mktemp("base") / "base.duckdb")
     add_lockout_storm(stormy)
     add_merchant_typologies(stormy)
+    add_invented_amounts(stormy)
     return stormy
 
 

@@ -28,7 +28,7 @@ from posaudit.report.translations import (
 from posaudit.rules import all_rules
 from posaudit.run.local import run_pipeline
 from posaudit.store import Store
-from tests.injected import add_lockout_storm, add_merchant_typologies
+from tests.injected import add_invented_amounts, add_lockout_storm, add_merchant_typologies
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
 STORM = (
@@ -108,6 +108,7 @@ def sample_run(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> 
     shutil.copy(sample_store, path)
     add_lockout_storm(path)
     add_merchant_typologies(path)
+    add_invented_amounts(path)
     store = Store.open(path)
     try:
         run_pipeline(store, load_policy())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 
+import numpy as np
 import polars as pl
 
 from posaudit.detect.findings import FINDINGS_SCHEMA
@@ -13,6 +15,8 @@ from posaudit.score.merchants import (
     cash_out_sales,
     category_misuse,
     dormant_surge,
+    invented_amounts,
+    merchant_digit_days,
     merchant_terminal_days,
 )
 
@@ -261,6 +265,96 @@ def test_merchant_terminal_days_counts_repeat_card_near_round_credit_sales_never
     assert days.row(1, named=True)["return_count"] == 1
 
 
-def test_every_merchant_rule_is_medium() -> None:
+def test_every_merchant_rule_is_medium_but_the_benford_lead() -> None:
     assert set(m.SEVERITY_OF) == set(m.RULE_NAMES) == set(m.SENTENCES)
-    assert set(m.SEVERITY_OF.values()) == {"medium"}
+    assert {r: s for r, s in m.SEVERITY_OF.items() if s != "medium"} == {"invented_amounts": "low"}
+
+
+# -- invented amounts -------------------------------------------------------------------------
+
+
+def _digit_profile(extra: dict[int, float] | None = None) -> np.ndarray:
+    """A trade's first-two digit shares: Benford's, with round prices (10, 20, 50) sold often,
+    plus ``extra`` shares on some pairs."""
+    digits = np.arange(10, 100)
+    share = np.log10(1 + 1 / digits)
+    for d in (10, 20, 50):
+        share[d - 10] += 0.03
+    for d, more in (extra or {}).items():
+        share[d - 10] += more
+    return share / share.sum()
+
+
+def _digit_days(merchant: str, amounts: int, profile: np.ndarray, seed: int) -> list[dict]:
+    counts = np.random.default_rng(seed).multinomial(amounts, profile)
+    return [
+        {
+            "merchant_id": merchant,
+            "day": START + timedelta(days=d % 7),
+            "digit": 10 + i,
+            "n": int(c),
+        }
+        for i, c in enumerate(counts)
+        if c
+        for d in range(1)
+    ]
+
+
+def _digit_market(*others: tuple[str, int, np.ndarray]) -> tuple[pl.LazyFrame, pl.LazyFrame]:
+    rows: list[dict] = []
+    shops = [(f"M{i}", 3_000, _digit_profile()) for i in range(5)] + list(others)
+    for seed, (merchant, amounts, profile) in enumerate(shops):
+        rows += _digit_days(merchant, amounts, profile, seed)
+    days = pl.LazyFrame(
+        rows, schema={"merchant_id": pl.String, "day": pl.Date, "digit": pl.Int32, "n": pl.Int64}
+    )
+    merchants = _merchants([(shop, "apparel", "standard") for shop, _, _ in shops])
+    return days, merchants
+
+
+def test_invented_amounts_finds_sales_gathered_just_under_round_sums() -> None:
+    typed = _digit_profile({47: 0.04, 48: 0.05, 49: 0.06, 95: 0.03, 98: 0.04, 99: 0.05})
+    found = invented_amounts(*_digit_market(("MX", 2_000, typed))).collect()
+    assert found["entity_id"].to_list() == ["MX"]
+    row = found.row(0, named=True)
+    assert row["severity"] == "low" and row["family"] == "merchants"
+    assert found.schema == FINDINGS_SCHEMA
+    evidence = json.loads(row["evidence"])
+    assert set(evidence["spikes"].split(", ")) <= {"47", "48", "49", "95", "98", "99"}
+    assert evidence["under_round_percent"] >= 90 and evidence["mad"] > 0.0022
+    assert "49" in row["summary"] and "apparel" in row["summary"]
+
+
+def test_invented_amounts_leaves_a_merchant_selling_another_trades_round_prices_alone() -> None:
+    # as far from its peers, but its excess on round prices, not under them
+    other_trade = _digit_profile({30: 0.08, 40: 0.08, 60: 0.05})
+    assert invented_amounts(*_digit_market(("MX", 2_000, other_trade))).collect().is_empty()
+
+
+def test_invented_amounts_leaves_round_prices_its_whole_trade_sells_alone() -> None:
+    # every shop of the trade sells at round prices: none conforms to Benford, none stands out
+    assert invented_amounts(*_digit_market()).collect().is_empty()
+
+
+def test_invented_amounts_needs_amounts_and_peers() -> None:
+    typed = _digit_profile({48: 0.1, 49: 0.1, 99: 0.1})
+    few = invented_amounts(*_digit_market(("MX", 900, typed))).collect()
+    assert few.is_empty()
+    days, merchants = _digit_market(("MX", 2_000, typed))
+    alone = merchants.filter(pl.col("merchant_id").is_in(["M0", "M1", "MX"]))
+    assert invented_amounts(days, alone, min_peers=2).collect()["entity_id"].to_list() == ["MX"]
+    assert invented_amounts(days, alone, min_peers=3).collect().is_empty()
+
+
+def test_merchant_digit_days_counts_first_two_digits_of_approved_sales() -> None:
+    sales = pl.LazyFrame(
+        {
+            "merchant_id": ["A", "A", "A", "A", "A"],
+            "ts": [datetime(2026, 3, 2, 10)] * 4 + [datetime(2026, 3, 3, 10)],
+            "kind": ["sale", "sale", "refund", "sale", "sale"],
+            "status": ["approved", "approved", "approved", "declined", "approved"],
+            "amount_fen": [4_990, 49_900, 4_990, 4_990, 9],
+        }
+    )
+    days = merchant_digit_days(sales).collect().sort("day", "digit")
+    assert days.select("digit", "n").rows() == [(49, 2)]

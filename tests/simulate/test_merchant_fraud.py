@@ -16,9 +16,14 @@ from posaudit.simulate.scenario import scenario_from_text
 from posaudit.store import Store
 
 POSAUDIT = [sys.executable, "-m", "posaudit"]
-MINE = ("cash_out_sales", "category_misuse", "dormant_surge")
+MINE = ("cash_out_sales", "category_misuse", "dormant_surge", "invented_amounts")
 # rates high enough that a 40-merchant world of 48 days holds each typology several times
-RATES = {"cash_out_sales": 150.0, "category_misuse": 150.0, "dormant_surge": 80.0}
+RATES = {
+    "cash_out_sales": 150.0,
+    "category_misuse": 150.0,
+    "dormant_surge": 80.0,
+    "invented_amounts": 100.0,
+}
 LOOKALIKES = "[lookalikes]\nbulk_buyer = 100.0\nmixed_store = 150.0\nreopening = 60.0\n"
 
 
@@ -86,6 +91,40 @@ def test_cash_out_sales_are_after_hours_just_under_round_by_a_few_cards(busy: Pa
         under = 100_000 - sales.get_column("amount_fen") % 100_000
         assert (under * 50 <= sales.get_column("amount_fen")).all()
         assert 2 <= sales.get_column("card_token").n_unique() <= 4
+
+
+def test_invented_amounts_are_whole_yuan_just_under_round_sums(busy: Path) -> None:
+    txns, truth = _frames(busy)
+    inventors = truth.filter(pl.col("scenario") == "invented_amounts").get_column("entity_id")
+    assert inventors.len() >= 2
+    sales = txns.filter((pl.col("kind") == "sale") & (pl.col("status") == "approved"))
+    yuan = pl.col("amount_fen") // 100
+    rounds = [20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000]
+    under = (pl.col("amount_fen") % 100 == 0) & pl.any_horizontal(
+        [(yuan < r) & (yuan >= r * 0.94) for r in rounds]
+    )
+    share = (
+        sales.with_columns(pl.col("merchant_id").is_in(inventors.to_list()).alias("inventor"))
+        .group_by("merchant_id", "inventor")
+        .agg(under.mean().alias("under"))
+    )
+    honest = share.filter(~pl.col("inventor"))["under"]
+    # a fifth to a third of an inventor's sales sit there, against a few in a hundred elsewhere
+    assert share.filter(pl.col("inventor"))["under"].min() > 0.15
+    assert honest.quantile(0.95) < 0.08
+
+
+def test_the_audit_finds_the_merchants_inventing_amounts(busy: Path, tmp_path: Path) -> None:
+    db = tmp_path / "busy.duckdb"
+    db.write_bytes(busy.read_bytes())
+    assert _cli("run", "--db", str(db)).returncode == 0
+    evaluated = _cli("evaluate", "--db", str(db), "--json")
+    assert evaluated.returncode == 0, evaluated.stderr
+    record = json.loads(evaluated.stdout)
+    recall = {row["scenario"]: row for row in record["recall"]}["invented_amounts"]
+    precision = {row["rule"]: row for row in record["precision"]}["invented_amounts"]
+    assert recall["incidents"] >= 2 and recall["recall_own"] >= 0.75, recall
+    assert precision["precision"] >= 0.75, precision
 
 
 def test_a_bulk_buyer_rings_each_item_minutes_apart(busy: Path) -> None:

@@ -27,7 +27,7 @@ from posaudit.spark.buckets import BucketJob, store_tables, table_schemas
 from posaudit.spark.export import export_buckets
 from posaudit.store import Store
 from tests.conftest import build_ingested_store
-from tests.injected import add_lockout_storm, add_merchant_typologies
+from tests.injected import add_invented_amounts, add_lockout_storm, add_merchant_typologies
 from tests.review.conftest import held_by_another_process
 from tests.spark.spark_kit import (
     DATA_SAMPLES,
@@ -84,6 +84,7 @@ def small_world(tmp_path_factory: pytest.TempPathFactory) -> Path:
     simulate(path, load_scenario(scenario, merchants=30, days=10), seed=5)
     add_lockout_storm(path)
     add_merchant_typologies(path)
+    add_invented_amounts(path)
     return path
 
 

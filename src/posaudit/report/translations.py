@@ -397,8 +397,112 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "sheet_reviews": ("Review trail", "复核记录"),
     "sheet_snoozes": ("Snoozes", "暂缓记录"),
     "sheet_awaiting": ("Awaiting decision", "等待结论"),
+    # the auditor's classics (report/classics.py)
+    "classics": ("The auditor's classics", "审计经典检验"),
+    "classics_intro": (
+        "The standard tests an auditor runs on any ledger, on this store's approved sales: "
+        "Benford's law, the amounts by stratum, duplicate sales, gaps, the refunds' age and a "
+        "sample size. They read every record in the store, not only the run's findings "
+        "(posaudit analyze and posaudit sample; docs/classics.md).",
+        "审计人员对任何账目都会先做的标准检验，对象为本库全部已批准的消费：本福特定律、金额分层、"
+        "重复交易、断号与缺失交易日、退款账龄，以及抽样样本量。检验读取库中全部记录，不限于本次"
+        "运行的发现（posaudit analyze 与 posaudit sample；见 docs/classics.md）。",
+    ),
+    "classics_benford": ("Benford's law", "本福特定律"),
+    "classics_benford_note": (
+        "Nigrini's mean absolute deviation (MAD) decides conformity; the spikes are the digits "
+        "found most above their share. Merchants whose digits also depart from their category's "
+        "are findings of the rule 'Invented amounts (Benford)'.",
+        "是否符合以 Nigrini 的平均绝对偏差（MAD）判断；“突出数字”为出现比例最高于预期的数字。"
+        "前两位数字同时偏离同行业分布的商户，列为“疑似编造金额（本福特定律）”规则的发现。",
+    ),
+    "benford_first_digit": ("first digit", "首位数字"),
+    "benford_first_two": ("first two digits", "前两位数字"),
+    "benford_last_two": ("last two digits", "末两位数字"),
+    "benford_second_order": ("second order", "二阶检验"),
+    "band_close": ("close conformity", "高度符合"),
+    "band_acceptable": ("acceptable conformity", "可接受的符合"),
+    "band_marginal": ("marginally acceptable conformity", "勉强可接受的符合"),
+    "band_nonconformity": ("nonconformity", "不符合"),
+    "band_none": ("no published bands", "无公布的判断区间"),
+    "classics_test": ("test", "检验"),
+    "classics_amounts": ("amounts", "金额笔数"),
+    "classics_band": ("conformity", "符合程度"),
+    "classics_spikes": ("spikes", "突出数字"),
+    "classics_digits": ("digits", "数字"),
+    "classics_share": ("share of amounts", "金额笔数占比"),
+    "classics_count": ("count", "笔数"),
+    "classics_found": ("found share", "实际占比"),
+    "classics_expected": ("expected share", "预期占比"),
+    "classics_strata": ("Sales by stratum of amount", "按金额分层的消费"),
+    "classics_strata_note": (
+        "The bounds are the sales' median and 80th, 95th and 99th percentiles.",
+        "分层界限为消费金额的中位数及第 80、95、99 百分位数。",
+    ),
+    "classics_stratum": ("stratum", "层"),
+    "classics_from": ("from (CNY)", "起（元）"),
+    "classics_below": ("below (CNY)", "止于（元，不含）"),
+    "classics_count_share": ("share of count", "笔数占比"),
+    "classics_amount": ("amount (CNY)", "金额（元）"),
+    "classics_amount_share": ("share of amount", "金额占比"),
+    "stratum_under": ("under {upper}", "低于 {upper}"),
+    "stratum_over": ("{lower} or more", "{lower} 及以上"),
+    "stratum_between": ("{lower} to {upper}", "{lower} 至 {upper}"),
+    "classics_duplicates": ("Duplicate sales", "重复消费"),
+    "classics_kind": ("kind", "类型"),
+    "classics_pairs": ("pairs", "对数"),
+    "duplicate_exact": ("exact: same card, amount and terminal", "完全重复：同卡、同金额、同终端"),
+    "duplicate_other_terminal": (
+        "same card and amount at another terminal of the merchant",
+        "同卡、同金额、同商户的其他终端",
+    ),
+    "duplicate_near_amount": ("near: amounts within the tolerance", "近似重复：金额在容差之内"),
+    "classics_gaps": ("Gaps", "断号与缺失交易日"),
+    "gaps_line": (
+        "{missing} trace numbers are missing inside batches ({gaps} gaps in {batches} batches "
+        "of {terminals} terminals); terminals went silent on {days} days they usually trade "
+        "({day_terminals} terminals).",
+        "批次内缺失流水号 {missing} 个（{terminals} 台终端 {batches} 个批次中共 {gaps} 处断号）；"
+        "终端在通常营业的日子没有交易的共 {days} 天（{day_terminals} 台终端）。",
+    ),
+    "classics_ageing": ("Refunds by days after their sale", "退款距原消费的天数"),
+    "classics_age": ("age", "账龄"),
+    "classics_refunds": ("refunds", "退款笔数"),
+    "classics_sampling": ("A sample to test by hand", "人工测试的抽样"),
+    "sample_line": (
+        "A monetary-unit sample at 95 % confidence, 5 % tolerable and 1 % expected misstatement "
+        "(the AICPA formula) takes {size} units of the {items} approved sales worth {amount} "
+        "CNY: one every {interval} CNY. posaudit sample draw writes it to a file to test; "
+        "posaudit sample evaluate gives the upper misstatement limit of what was found.",
+        "按 95% 置信度、5% 可容忍错报、1% 预期错报（AICPA 公式），货币单位抽样从 {items} 笔、"
+        "合计 {amount} 元的已批准消费中抽取 {size} 个单位：每 {interval} 元抽取一个。"
+        "posaudit sample draw 将样本写入文件供测试；posaudit sample evaluate 给出所发现错报的"
+        "错报上限。",
+    ),
+    "sample_empty": ("The store holds no approved sale to sample.", "本库没有可抽样的已批准消费。"),
+    "sheet_benford": ("Benford", "本福特定律"),
+    "sheet_strata": ("Strata", "金额分层"),
+    "sheet_duplicates": ("Duplicate sales", "重复消费"),
+    "sheet_trace_gaps": ("Trace number gaps", "流水号断号"),
+    "sheet_silent_days": ("Silent days", "缺失交易日"),
+    "sheet_refund_ageing": ("Refund ageing", "退款账龄"),
+    "sheet_findings_ageing": ("Findings ageing", "发现账龄"),
 }
 
+# The classics' age bands (posaudit.classics.ageing), in the report's words.
+AGE_BANDS: Final[dict[str, tuple[str, str]]] = {
+    "same day": ("same day", "当天"),
+    "1-7 days": ("1-7 days", "1-7 天"),
+    "8-15 days": ("8-15 days", "8-15 天"),
+    "16-30 days": ("16-30 days", "16-30 天"),
+    "31-90 days": ("31-90 days", "31-90 天"),
+    "over 90 days": ("over 90 days", "90 天以上"),
+    "no sale on record": ("no sale on record", "无原消费记录"),
+    "0-7 days": ("0-7 days", "0-7 天"),
+    "8-30 days": ("8-30 days", "8-30 天"),
+    "31-60 days": ("31-60 days", "31-60 天"),
+    "61-90 days": ("61-90 days", "61-90 天"),
+}
 REVIEW_STATUSES: Final[dict[str, tuple[str, str]]] = {
     "open": ("open", "待处理"),
     "in_review": ("in review", "复核中"),
@@ -577,6 +681,7 @@ RULES: Final[dict[str, tuple[str, str]]] = {
     "cash_out_sales": ("Cash-out through sales", "消费套现"),
     "category_misuse": ("Category misuse", "跳码（套用他类费率）"),
     "dormant_surge": ("Dormant terminal surges", "沉寂终端突增"),
+    "invented_amounts": ("Invented amounts (Benford)", "疑似编造金额（本福特定律）"),
 }
 # The English description is the rule's docstring; these are its Chinese counterparts.
 RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
@@ -620,6 +725,7 @@ RULE_DESCRIPTIONS_ZH: Final[dict[str, str]] = {
     "cash_out_sales": "同日重复刷卡、金额略低于整千元且从未退款或撤销的信用卡消费，集中出现在同行业几乎无交易的时段：疑似套现。",
     "category_misuse": "优惠或公益费率商户的金额、时段与支付渠道构成明显偏向另一行业：疑似跳码。",
     "dormant_surge": "沉寂一个月以上的终端恢复交易后，日交易笔数进入同行业前十分之一，且为此前水平的数倍。",
+    "invented_amounts": "消费金额的前两位数字既偏离本福特定律，也偏离同行业商户的分布（平均绝对偏差超过 Nigrini 的不符合界限，且卡方检验显著）：疑似手工编造的金额。",
 }
 PARAMETERS: Final[dict[str, tuple[str, str]]] = {
     "min_failures": ("fewest failed attempts", "最少失败次数"),
@@ -752,6 +858,26 @@ PARAMETERS: Final[dict[str, tuple[str, str]]] = {
         "最小偏离（以商户与行业的典型距离计）",
     ),
     "min_silent_days": ("fewest days without a sale", "最少无交易天数"),
+    "min_amounts": (
+        "fewest amounts a merchant needs to be tested",
+        "商户参与检验所需的最少金额笔数",
+    ),
+    "max_mad": (
+        "largest mean absolute deviation that conforms (Nigrini)",
+        "视为符合的最大平均绝对偏差（Nigrini）",
+    ),
+    "min_z": (
+        "least chi-square against the category, as a normal deviate",
+        "相对同行业卡方值的最小标准正态偏差",
+    ),
+    "under_percent": (
+        "how far under a round sum of 20, 50 or 100 is just under (%)",
+        "低于 20、50 或 100 整数金额多少以内视为略低（%）",
+    ),
+    "min_under_percent": (
+        "least share of the excess amounts just under round sums (%)",
+        "超出部分中略低于整数金额的最小比例（%）",
+    ),
     "min_jump": ("least multiple of its own earlier sales", "相对自身此前交易量的最小倍数"),
     "top_percent": (
         "busiest share of the category's terminal-days (%)",
@@ -1294,6 +1420,27 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     ),
     "min_shift_percent": ("policy: least shift (%)", "阈值：最小偏移比例（%）", "number"),
     "min_spread_multiple": ("policy: least distance", "阈值：最小偏离倍数", "number"),
+    "mad": (
+        "MAD from Benford (first two digits)",
+        "与本福特定律的平均绝对偏差（前两位）",
+        "number",
+    ),
+    "peer_mad": ("MAD from the category", "与同行业的平均绝对偏差", "number"),
+    "chi_square": ("chi-square against the category", "相对同行业的卡方值", "number"),
+    "chi_z": ("chi-square as a normal deviate", "卡方值折算的标准正态偏差", "number"),
+    "spikes": ("digits found too often", "出现过多的前两位数字", "text"),
+    "max_mad": ("policy: largest MAD that conforms", "阈值：符合的最大平均绝对偏差", "number"),
+    "min_z": ("policy: least deviate", "阈值：最小偏差", "number"),
+    "under_round_percent": (
+        "excess just under round sums (%)",
+        "超出部分中略低于整数金额的比例（%）",
+        "number",
+    ),
+    "min_under_percent": (
+        "policy: least excess under round sums (%)",
+        "阈值：略低于整数金额的最小比例（%）",
+        "number",
+    ),
     "min_silent_days": ("policy: fewest days silent", "阈值：最少沉寂天数", "days"),
     "min_jump": ("policy: least multiple", "阈值：最小倍数", "number"),
     "top_percent": ("policy: busiest share (%)", "阈值：前列比例（%）", "number"),

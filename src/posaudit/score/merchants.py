@@ -41,8 +41,8 @@ CHANNEL_COLUMNS: Final = {
     "credit_count": "'credit_card'",
     "debit_count": "'debit_card'",
 }
-RULE_NAMES: Final = ("cash_out_sales", "category_misuse", "dormant_surge")
-SEVERITY_OF: Final = {name: "medium" for name in RULE_NAMES}
+RULE_NAMES: Final = ("cash_out_sales", "category_misuse", "dormant_surge", "invented_amounts")
+SEVERITY_OF: Final = {name: "medium" for name in RULE_NAMES} | {"invented_amounts": "low"}
 US_PER_DAY: Final = 86_400_000_000
 
 
@@ -711,8 +711,229 @@ def dormant_surge(
     )
 
 
+# -- invented amounts (Benford's first two digits) ------------------------------------------
+
+# Every approved sale's first two digits (of its amount in fen, 10 fen or more), counted per
+# merchant and day.
+MERCHANT_DIGIT_DAYS_SQL: Final = """
+SELECT
+    CAST(t.merchant_id AS VARCHAR) AS merchant_id,
+    CAST(t.ts AS DATE) AS day,
+    CAST(LEFT(CAST(t.amount_fen AS VARCHAR), 2) AS INTEGER) AS digit,
+    CAST(COUNT(*) AS BIGINT) AS n
+FROM transactions AS t
+WHERE t.kind = 'sale' AND t.status = 'approved' AND t.amount_fen >= 10
+GROUP BY CAST(t.merchant_id AS VARCHAR), CAST(t.ts AS DATE),
+    CAST(LEFT(CAST(t.amount_fen AS VARCHAR), 2) AS INTEGER)
+"""
+merchant_digit_days = derived_query(
+    "merchant_digit_days",
+    sql=MERCHANT_DIGIT_DAYS_SQL,
+    source="transactions",
+    time_column="day",
+)
+merchant_digit_days.__doc__ = """Each merchant's approved sales by day and by the first two
+digits of their amount (``MERCHANT_DIGIT_DAYS_SQL``): ``merchant_id``, ``day``, ``digit``
+(10-99), ``n``."""
+
+FIRST_TWO: Final = pl.LazyFrame(
+    {"digit": list(range(10, 100))}, schema={"digit": pl.Int32}
+).with_columns((1.0 + 1.0 / pl.col("digit").cast(pl.Float64)).log10().alias("benford"))
+# The spread of a median of several merchants' shares against that of their pooled mean
+# (pi / 2 for a normal sample): the reference's own noise, read as fewer amounts.
+MEDIAN_EFFICIENCY: Final = 2.0 / 3.141592653589793
+SPIKES_SHOWN: Final = 5
+SPIKE_Z: Final = 1.96
+# The round sums people keep under, as first two digits: 20, 50 and 100 (the 1-2-5 series of
+# limits and banknotes; 100 stands for 10 of the next power too).
+ROUND_PAIRS: Final = (20, 50, 100)
+
+
+def under_round(under_percent: float) -> pl.Expr:
+    """Whether a digit pair lies at most ``under_percent`` % under a round sum of
+    ``ROUND_PAIRS`` (18-19, 45-49 and 90-99 at 10 %)."""
+    digit = pl.col("digit").cast(pl.Float64)
+    return pl.any_horizontal(
+        [(digit < r) & (digit >= r * (1 - under_percent / 100)) for r in ROUND_PAIRS]
+    )
+
+
+INVENTED_AMOUNTS: Final = Sentence(
+    en="Merchant {merchant_id}'s {amounts} sales from {first_day} to {last_day} do not follow "
+    "the first two digits of Benford's law (MAD {mad}) nor those of other {category} "
+    "merchants (MAD {peer_mad}): too many amounts begin with {spikes}, {under}% of the excess "
+    "just under round sums, as amounts typed by hand to stay under a limit do",
+    zh="商户 {merchant_id} 于 {first_day} 至 {last_day} 的 {amounts} 笔消费金额，前两位数字既不符合"
+    "本福特定律（平均绝对偏差 {mad}），也不同于其他{category}商户（平均绝对偏差 {peer_mad}）："
+    "以 {spikes} 开头的金额过多，超出部分的 {under}% 略低于整数金额，"
+    "与为避开限额而手工录入的金额相符",
+    fields={
+        "merchant_id": Value(),
+        "amounts": Value(NUMBER),
+        "first_day": Value(DAY),
+        "last_day": Value(DAY),
+        "mad": Value(r"\d+\.\d+"),
+        "category": Words(CATEGORY_WORDS),
+        "peer_mad": Value(r"\d+\.\d+"),
+        "spikes": Value(r"\d{2}(?:, \d{2})*"),
+        "under": Value(NUMBER),
+    },
+)
+
+
+@rule(
+    family=FAMILY,
+    entity_type="merchant",
+    partition_key="merchant_id",
+    lookback=timedelta(days=30),
+    scenarios=("invented_amounts",),
+)
+def invented_amounts(
+    merchant_digit_days: pl.LazyFrame,
+    merchants: pl.LazyFrame,
+    *,
+    min_amounts: int = 1_000,
+    min_peers: int = 2,
+    max_mad: float = 0.0022,
+    min_z: float = 5.0,
+    under_percent: float = 10.0,
+    min_under_percent: float = 50.0,
+) -> pl.LazyFrame:
+    """Merchants whose sales' first two digits depart both from Benford's law and from the
+    other merchants of their category: a mean absolute deviation (MAD) from Benford's above
+    ``max_mad`` (Nigrini's bound of nonconformity), and a chi-square against the category's
+    profile (the median share of each digit pair among its merchants) ``min_z`` standard
+    deviations out; and ``min_under_percent`` % or more of the excess amounts (the shares
+    found above the category's) in digit pairs at most ``under_percent`` % under a round sum
+    of 20, 50 or 100, where amounts typed to stay under a limit gather. Merchants of
+    ``min_amounts`` amounts or more, in categories with ``min_peers`` such other merchants;
+    Benford's curve alone is no measure of one merchant, whose prices and round sums shape its
+    digits, and a merchant selling like another trade departs from its category's digits
+    without gathering under round sums."""
+    counts = merchant_digit_days.group_by("merchant_id", "digit").agg(pl.col("n").sum())
+    sizes = (
+        counts.group_by("merchant_id")
+        .agg(pl.col("n").sum().alias("amounts"))
+        .filter(pl.col("amounts") >= min_amounts)
+        .join(_categories(merchants), on="merchant_id", how="inner")
+    )
+    grid = (
+        sizes.join(FIRST_TWO, how="cross")
+        .join(counts, on=["merchant_id", "digit"], how="left")
+        .with_columns(pl.col("n").fill_null(0))
+        .with_columns((pl.col("n") / pl.col("amounts")).alias("share"))
+    )
+    # the category's profile: each digit pair's median share among its merchants, as shares
+    members = sizes.group_by("category").agg(
+        pl.len().alias("members"), pl.col("amounts").sum().alias("category_amounts")
+    )
+    profile = (
+        grid.group_by("category", "digit")
+        .agg(pl.col("share").median().alias("median"))
+        .with_columns(
+            (pl.col("median") / pl.col("median").sum().over("category")).alias("expected")
+        )
+    )
+    n = pl.col("amounts")
+    # the peers' amounts, read at the median's efficiency: the reference is noisy too
+    peers_amounts = (pl.col("category_amounts") - n) * MEDIAN_EFFICIENCY
+    gap = pl.col("share") - pl.col("expected")
+    z = ((gap.abs() - 1 / (2 * n)).clip(lower_bound=0.0)) / (
+        pl.col("expected") * (1 - pl.col("expected")) / n
+    ).sqrt()
+    judged = (
+        grid.join(members, on="category", how="inner")
+        .filter(pl.col("members") - 1 >= min_peers)
+        .join(profile, on=["category", "digit"], how="inner")
+        .with_columns(
+            z.alias("z"),
+            pl.when(pl.col("expected") > 0)
+            .then(gap.pow(2) / (pl.col("expected") * (1 / n + 1 / peers_amounts)))
+            .otherwise(0.0)
+            .alias("chi_part"),
+        )
+    )
+    spikes = (
+        judged.filter((pl.col("share") > pl.col("expected")) & (pl.col("z") > SPIKE_Z))
+        .sort(["merchant_id", "z", "digit"], descending=[False, True, False])
+        .group_by("merchant_id", maintain_order=True)
+        .agg(pl.col("digit").head(SPIKES_SHOWN).cast(pl.String).alias("spike_digits"))
+        .with_columns(pl.col("spike_digits").list.join(", ").alias("spikes"))
+    )
+    degrees = (pl.col("cells") - 1).cast(pl.Float64)
+    per_merchant = (
+        judged.group_by("merchant_id", "category", "amounts")
+        .agg(
+            (pl.col("share") - pl.col("benford")).abs().mean().alias("mad"),
+            gap.abs().mean().alias("peer_mad"),
+            pl.col("chi_part").sum().alias("chi_square"),
+            (pl.col("expected") > 0).sum().alias("cells"),
+            (gap.clip(lower_bound=0.0) * under_round(under_percent).cast(pl.Float64))
+            .sum()
+            .alias("under_excess"),
+            gap.clip(lower_bound=0.0).sum().alias("excess"),
+        )
+        .with_columns(
+            # Wilson and Hilferty: the chi-square as a standard normal deviate
+            (
+                ((pl.col("chi_square") / degrees).pow(1 / 3) - (1 - 2 / (9 * degrees)))
+                / (2 / (9 * degrees)).sqrt()
+            ).alias("chi_z")
+        )
+        .with_columns((100 * pl.col("under_excess") / pl.col("excess")).alias("under_share"))
+        .filter(
+            (pl.col("mad") > max_mad)
+            & (pl.col("chi_z") >= min_z)
+            & (pl.col("under_share") >= min_under_percent)
+        )
+        .join(spikes, on="merchant_id", how="inner")
+    )
+    window = merchant_digit_days.select(
+        pl.col("day").min().alias("first_day"), pl.col("day").max().alias("last_day")
+    )
+    return to_findings(
+        per_merchant.join(window, how="cross").with_columns(
+            _day_start("first_day").alias("window_start"),
+            _day_end("last_day").alias("window_end"),
+            pl.format("{}", pl.col("mad").round(4)).alias("mad_text"),
+            pl.format("{}", pl.col("peer_mad").round(4)).alias("peer_mad_text"),
+        ),
+        rule="invented_amounts",
+        family=FAMILY,
+        entity_type="merchant",
+        severity="low",
+        score=(0.3 + 0.05 * pl.col("chi_z") / min_z).clip(0.3, 0.5).round(4),
+        summary=INVENTED_AMOUNTS.expr(
+            merchant_id="merchant_id",
+            amounts="amounts",
+            first_day="first_day",
+            last_day="last_day",
+            mad="mad_text",
+            category="category",
+            peer_mad="peer_mad_text",
+            spikes="spikes",
+            under=pl.col("under_share").round(0).cast(pl.Int64),
+        ),
+        evidence={
+            "category": pl.col("category"),
+            "amounts": pl.col("amounts"),
+            "mad": pl.col("mad").round(5),
+            "peer_mad": pl.col("peer_mad").round(5),
+            "chi_square": pl.col("chi_square").round(1),
+            "chi_z": pl.col("chi_z").round(1),
+            "spikes": pl.col("spikes"),
+            "under_round_percent": pl.col("under_share").round(0).cast(pl.Int64),
+            "max_mad": pl.lit(max_mad),
+            "min_z": pl.lit(min_z),
+            "min_under_percent": pl.lit(min_under_percent),
+        },
+        entity_id="merchant_id",
+    )
+
+
 SENTENCES: Final[dict[str, Sentence]] = {
     "cash_out_sales": CASH_OUT_SALES,
     "category_misuse": CATEGORY_MISUSE,
     "dormant_surge": DORMANT_SURGE,
+    "invented_amounts": INVENTED_AMOUNTS,
 }

@@ -46,7 +46,19 @@ SURGE_DAYS: Final = (5, 9)
 SURGE_FACTOR: Final = (5.0, 10.0)  # the surge, times the terminal's own sales
 # A surge reaches the top of its category: at least this many times the category's mean.
 SURGE_FLOOR: Final = 3.0
-MERCHANT_SCENARIOS: Final = ("cash_out_sales", "category_misuse", "dormant_surge")
+# Invented amounts are typed by hand just under these round sums (yuan): the two smallest at or
+# above the category's median sale.
+INVENTED_ROUND_YUAN: Final = np.array([20, 50, 100, 200, 500, 1_000, 2_000, 5_000, 10_000])
+INVENTED_UNDER: Final = 0.06  # at most this share of the round sum below it, in whole yuan
+INVENTED_SHARE: Final = (0.25, 0.5)  # invented sales, as a share of the merchant's own trade
+# At full evasion the share falls to this fraction of it: a few invented sales among many.
+INVENTED_EVADED: Final = 0.1
+MERCHANT_SCENARIOS: Final = (
+    "cash_out_sales",
+    "category_misuse",
+    "dormant_surge",
+    "invented_amounts",
+)
 MERCHANT_LOOKALIKES: Final = ("bulk_buyer", "mixed_store", "reopening")
 
 
@@ -70,8 +82,16 @@ class Surge:
 
 
 @dataclass
+class Invented:
+    merchant: int
+    share: float  # invented sales a day, as a share of the merchant's expected trade
+    rounds_fen: np.ndarray  # the round sums the amounts sit just under
+
+
+@dataclass
 class MerchantPlan:
     cash_outs: list[CashOut] = field(default_factory=list)
+    invented: list[Invented] = field(default_factory=list)
     bulk_buys: dict[int, list[int]] = field(default_factory=dict)  # day -> merchants
     surges: list[Surge] = field(default_factory=list)
     labels: list[tuple[str, str, int, int, int]] = field(default_factory=list)
@@ -196,6 +216,17 @@ def plan_merchants(
                 day_start_us(world, max(surge.until, surge.wake + 7)) - 1,
             )
         )
+    # invented amounts: a merchant adding sales typed by hand, just under round sums (drawn
+    # last, so no draw above moves)
+    count = _count(rates.get("invented_amounts", 0.0), n_merchants, rng)
+    level = evasion.get("invented_amounts", 0.0)
+    for merchant in pick(np.arange(n_merchants), count):
+        template = cat.CATEGORIES[int(world.m_category[merchant])]
+        above = INVENTED_ROUND_YUAN[template.median_yuan <= INVENTED_ROUND_YUAN]
+        rounds = (above if above.size else INVENTED_ROUND_YUAN[-1:])[:2] * 100
+        share = float(rng.uniform(*INVENTED_SHARE)) * (1 - level * (1 - INVENTED_EVADED))
+        plan.invented.append(Invented(merchant, share, rounds.astype(np.int64)))
+        plan.labels.append(("invented_amounts", "merchant", merchant, start_us, end_us))
     state.merchant_plan = plan
     return plan
 
@@ -281,7 +312,7 @@ def quiet(
     return txns.filter(~at_quiet), logins.filter(~at_quiet), lockouts.filter(~at_quiet)
 
 
-def _shift_operator(ctx: DayContext, terminal: int, minute: np.ndarray) -> np.ndarray:
+def _shift_operator(ctx: DayContext, terminal: int | np.ndarray, minute: np.ndarray) -> np.ndarray:
     second = minute >= ctx.shifts.split_minute[terminal]
     operator = ctx.shifts.operator[terminal, second.astype(np.int64)]
     return np.where(operator < 0, ctx.shifts.operator[terminal, 0], operator)
@@ -380,8 +411,43 @@ def _surge_day(ctx: DayContext, surge: Surge) -> None:
     )
 
 
+def _invented_day(ctx: DayContext, invented: Invented) -> None:
+    """Today's invented sales: amounts typed by hand, a few yuan under a round sum, at the
+    merchant's own hours and on its customers' kinds of card."""
+    world, rng = ctx.world, ctx.rng
+    merchant = invented.merchant
+    template = cat.CATEGORIES[int(world.m_category[merchant])]
+    count = int(rng.poisson(invented.share * template.sales_per_day * world.m_size[merchant]))
+    if count == 0:
+        return
+    terminal = rng.choice(np.flatnonzero(world.t_merchant == merchant), count)
+    cdf = world.profile_cdf[world.m_profile[merchant]]
+    minute = np.clip(np.searchsorted(cdf, rng.random(count), side="right"), 0, 1439)
+    ts = ctx.base + minute * US_PER_MINUTE + rng.integers(0, 60, count) * US_PER_SECOND
+    mix = np.cumsum(template.channel_mix)
+    channel = np.minimum(np.searchsorted(mix, rng.random(count) * mix[-1], side="right"), 4)
+    round_fen = rng.choice(invented.rounds_fen, count)
+    most_under = np.maximum(np.floor(round_fen / 100 * INVENTED_UNDER), 1).astype(np.int64)
+    under_fen = (1 + rng.integers(0, most_under)) * 100
+    order = np.argsort(ts, kind="stable")
+    ctx.txn(
+        {
+            "ts": ts[order],
+            "terminal": terminal[order],
+            "operator": _shift_operator(ctx, terminal, minute)[order],
+            "kind": "sale",
+            "channel": channel[order],
+            "amount": (round_fen - under_fen)[order].astype(np.int64),
+            "card": (world.m_city[merchant] * CARD_BLOCK + rng.integers(0, CITY_CARDS, count))[
+                order
+            ],
+            "original": np.full(count, -1),
+        }
+    )
+
+
 def inject_day(ctx: DayContext) -> None:
-    """Today's cash-outs, bulk buys and surges, as the world's plan has them."""
+    """Today's cash-outs, bulk buys, surges and invented sales, as the world's plan has them."""
     plan = ctx.state.merchant_plan
     if plan is None:
         return
@@ -393,6 +459,8 @@ def inject_day(ctx: DayContext) -> None:
     for surge in plan.surges:
         if surge.wake <= ctx.day < surge.until:
             _surge_day(ctx, surge)
+    for invented in plan.invented:  # last: no draw above moves
+        _invented_day(ctx, invented)
     ctx.flush()
 
 

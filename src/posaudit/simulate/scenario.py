@@ -44,6 +44,7 @@ ATTACK_SCENARIOS: Final = (
     "cash_out_sales",
     "category_misuse",
     "dormant_surge",
+    "invented_amounts",
 )
 CONDITION_SCENARIOS: Final = (
     "weak_pin",
