@@ -145,3 +145,5 @@ nb.Table(
 #   granted and revoked, and the privilege findings.
 # - [11 · Merchant typologies](11-merchant-typologies.py): cash-out through sales, category
 #   misuse and dormant terminals, each merchant against its category.
+# - [12 · The auditor's classics](12-auditors-classics.py): Benford's law, duplicate sales,
+#   gaps, amounts by stratum, ageing, and a monetary-unit sample to test by hand.

@@ -23,6 +23,7 @@ NOTEBOOK_NAMES = (
     "09-fees-and-completeness",
     "10-operator-privileges",
     "11-merchant-typologies",
+    "12-auditors-classics",
 )
 
 

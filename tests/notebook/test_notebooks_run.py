@@ -131,6 +131,26 @@ PROMISED: dict[str, tuple[set[str], set[str]]] = {
         {"Categories' sales by hour", "Merchants by ticket and card mix"},
         {"Merchant typology findings", "Discount- and charity-class merchants"},
     ),
+    "12-auditors-classics": (
+        {
+            "Benford, first digit: found against expected",
+            "Benford, first two: found against expected",
+            "Approved sales by stratum of amount",
+            "Refunds by days after their sale",
+        },
+        {
+            "Benford's tests on the store's approved sales",
+            "Merchants inventing amounts",
+            "Merchants least conforming to Benford (first two digits)",
+            "Approved sales by stratum",
+            "Duplicate sales by kind",
+            "The largest duplicate sales",
+            "Trace numbers missing inside a batch",
+            "Days a terminal went silent against its own pattern",
+            "Open findings by days open",
+            "A monetary-unit sample of the sales",
+        },
+    ),
 }
 
 

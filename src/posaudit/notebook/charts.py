@@ -1384,3 +1384,132 @@ def merchant_profiles_chart(profiles: pl.DataFrame) -> AnyChart:
             ),
         )
     )
+
+
+def benford_chart(
+    curve: pl.DataFrame, *, test: str, n: int, mad: float, band: str | None, bounds_text: str | None
+) -> AnyChart:
+    """A Benford test's found share of each digit combination (bars; the spikes in red)
+    against Benford's expected share (the line) and the range where a share is within 1.96
+    standard errors of it (the shaded band). The MAD and its conformity band in the subtitle.
+    At most 100 combinations: the test's own."""
+    frame = curve.with_columns(
+        (1.96 * (pl.col("expected") * (1 - pl.col("expected")) / n).sqrt()).alias("se"),
+        pl.when(pl.col("spike")).then(pl.lit("spike")).otherwise(pl.lit("found")).alias("mark"),
+    ).with_columns(
+        (pl.col("expected") - pl.col("se")).clip(lower_bound=0).alias("low"),
+        (pl.col("expected") + pl.col("se")).alias("high"),
+    )
+    base = alt.Chart(frame.drop("se").to_pandas())
+    x = alt.X("digit:O", title="digits", axis=alt.Axis(labelAngle=0, labelOverlap=True))
+    tooltip = [
+        "digit:O",
+        alt.Tooltip("count:Q", format=","),
+        alt.Tooltip("found:Q", format=".2%"),
+        alt.Tooltip("expected:Q", format=".2%"),
+        alt.Tooltip("z:Q", format=".1f"),
+    ]
+    bars = base.mark_bar(opacity=0.85).encode(
+        x=x,
+        y=alt.Y("found:Q", title="share of amounts", axis=alt.Axis(format="%")),
+        color=alt.Color(
+            "mark:N",
+            title=None,
+            scale=alt.Scale(domain=["found", "spike"], range=["#9ecae1", HIGHLIGHT]),
+        ),
+        tooltip=tooltip,
+    )
+    spread = base.mark_area(opacity=0.25, color=MUTED, interpolate="step").encode(
+        x=x, y="low:Q", y2="high:Q"
+    )
+    line = base.mark_line(color=INK, strokeWidth=1.5).encode(x=x, y="expected:Q")
+    words = band or "no published bands"
+    return alt.layer(spread, bars, line).properties(
+        width=WIDTH,
+        height=220,
+        title=_title(
+            f"Benford, {test.replace('_', ' ')}: found against expected",
+            [f"{n:,} amounts; MAD {mad:.4f}: {words}", bounds_text],
+        ),
+    )
+
+
+def strata_chart(table: pl.DataFrame) -> AnyChart:
+    """Each stratum's share of the amounts counted and of the money, side by side."""
+    frame = (
+        table.with_columns(
+            pl.when(pl.col("from_cny").is_null())
+            .then(pl.format("under {}", pl.col("below_cny")))
+            .when(pl.col("below_cny").is_null())
+            .then(pl.format("{} or more", pl.col("from_cny")))
+            .otherwise(pl.format("{} to {}", pl.col("from_cny"), pl.col("below_cny")))
+            .alias("amounts")
+        )
+        .select("stratum", "amounts", "count", "amount_cny", "count_share", "amount_share")
+        .unpivot(
+            index=["stratum", "amounts", "count", "amount_cny"],
+            variable_name="share_of",
+            value_name="share",
+        )
+        .with_columns(
+            pl.col("share_of").replace({"count_share": "amounts", "amount_share": "money"})
+        )
+    )
+    return (
+        alt.Chart(frame.to_pandas())
+        .mark_bar()
+        .encode(
+            x=alt.X("amounts:N", title="stratum (CNY)", sort=None, axis=alt.Axis(labelAngle=0)),
+            xOffset=alt.XOffset("share_of:N"),
+            y=alt.Y("share:Q", title="share", axis=alt.Axis(format="%")),
+            color=alt.Color(
+                "share_of:N",
+                title="share of",
+                scale=alt.Scale(domain=["amounts", "money"], range=["#9ecae1", "#08519c"]),
+            ),
+            tooltip=[
+                "stratum:O",
+                "amounts:N",
+                alt.Tooltip("count:Q", format=","),
+                alt.Tooltip("amount_cny:Q", format=",.2f"),
+                "share_of:N",
+                alt.Tooltip("share:Q", format=".1%"),
+            ],
+        )
+        .properties(
+            width=WIDTH,
+            height=200,
+            title=_title(
+                "Approved sales by stratum of amount",
+                "the few largest sales carry much of the money",
+            ),
+        )
+    )
+
+
+def refund_ages_chart(ages: pl.DataFrame) -> AnyChart:
+    """Approved refunds by days after their sale, in the bands' order; the 15-day refund window
+    of the domain ends after the third band."""
+    return (
+        alt.Chart(ages.to_pandas())
+        .mark_bar(color="#6baed6")
+        .encode(
+            x=alt.X(
+                "band:N",
+                title="days after the sale",
+                sort=alt.EncodingSortField(field="order"),
+                axis=alt.Axis(labelAngle=0),
+            ),
+            y=alt.Y("refunds:Q", title="refunds"),
+            tooltip=[
+                "band:N",
+                alt.Tooltip("refunds:Q", format=","),
+                alt.Tooltip("amount_cny:Q", format=",.2f"),
+            ],
+        )
+        .properties(
+            width=WIDTH,
+            height=180,
+            title=_title("Refunds by days after their sale", "the refund window is 15 days"),
+        )
+    )
