@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from markupsafe import escape
 
 from posaudit.detect.policy import load_policy
 from posaudit.palette import SEVERITY_COLORS
@@ -35,10 +36,18 @@ HEADINGS = {
         "Scope and provenance",
         "Executive summary",
         "PIN hygiene",
+        "The auditor's classics",
         "Appendix: all findings",
         "Method and thresholds",
     ],
-    "zh": ["范围与来源", "执行摘要", "密码安全状况", "附录：全部发现", "方法与阈值"],
+    "zh": [
+        "范围与来源",
+        "执行摘要",
+        "密码安全状况",
+        "审计经典检验",
+        "附录：全部发现",
+        "方法与阈值",
+    ],
 }
 
 
@@ -114,8 +123,8 @@ def test_html_makes_no_external_request(reports: dict[str, ReportResult], lang: 
     assert "<link" not in page.lower()
     assert all(href.startswith("#") for href in re.findall(r'href="([^"]*)"', html))
     assert "default-src 'none'" in html  # the page forbids itself any request
-    # the summary, one chart a family, PIN hygiene
-    assert page.count("<svg") == 1 + len(FAMILY_ORDER) + 1
+    # the summary, one chart a family, PIN hygiene, the classics' Benford digits
+    assert page.count("<svg") == 1 + len(FAMILY_ORDER) + 1 + 1
 
 
 @pytest.mark.parametrize("lang", ["en", "zh"])
@@ -124,7 +133,7 @@ def test_html_holds_every_section_and_finding(
 ) -> None:
     html = reports[lang].paths["html"].read_text(encoding="utf-8")
     for heading in HEADINGS[lang]:
-        assert heading in html, heading
+        assert escape(heading) in html, heading
     for family in FAMILIES.values():
         assert family[0 if lang == "en" else 1] in html
     for rule in set(findings.get_column("rule")):
@@ -181,7 +190,28 @@ def test_workbook_sheets_match_the_findings(
     book = load_workbook(reports[lang].paths["xlsx"], read_only=False)
     names = [FAMILIES[f][0 if lang == "en" else 1] for f in FAMILY_ORDER]
     review = ["Awaiting decision", "Review trail", "Snoozes"]
-    assert book.sheetnames[1:] == names + (
+    classics = (
+        [
+            "Benford",
+            "Strata",
+            "Duplicate sales",
+            "Trace number gaps",
+            "Silent days",
+            "Refund ageing",
+            "Findings ageing",
+        ]
+        if lang == "en"
+        else [
+            "本福特定律",
+            "金额分层",
+            "重复消费",
+            "流水号断号",
+            "缺失交易日",
+            "退款账龄",
+            "发现账龄",
+        ]
+    )
+    assert book.sheetnames[1:] == names + classics + (
         review if lang == "en" else ["等待结论", "复核记录", "暂缓记录"]
     )
     counts = dict(findings.group_by("family").len().iter_rows())
@@ -415,7 +445,7 @@ def test_html_draws_every_chart_offline_in_chromium(
                 assert [u for u in requests if not u.startswith("file://")] == [], lang
                 assert errors == [], (lang, errors)
                 charts = page.locator(".chart svg")
-                assert charts.count() == 1 + len(FAMILY_ORDER) + 1
+                assert charts.count() == 1 + len(FAMILY_ORDER) + 1 + 1
                 for i in range(charts.count()):
                     box = charts.nth(i).bounding_box()
                     assert box and box["width"] > 300 and box["height"] > 80, (lang, i, box)
@@ -424,3 +454,35 @@ def test_html_draws_every_chart_offline_in_chromium(
                 page.close()
         finally:
             browser.close()
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_the_classics_section_and_sheets_hold_the_classics_figures(
+    reports: dict[str, ReportResult], audited: Path, lang: str
+) -> None:
+    from openpyxl import load_workbook
+
+    from posaudit.classics import benford as bf
+    from posaudit.classics import duplicates as dup
+    from posaudit.classics import strata as st
+
+    store = Store.open(audited, read_only=True)
+    try:
+        first_two = bf.benford(store, "first_two")[0]
+        strata = st.strata(store, "sale").table
+        pairs = dup.duplicates(store).pairs
+    finally:
+        store.close()
+    page = reports[lang].paths["html"].read_text("utf-8")
+    section = page[page.index('id="classics"') : page.index('id="review"')]
+    assert f"{first_two.mad:.5f}" in section and f"{first_two.n:,}" in section
+    assert ("close conformity" if lang == "en" else "高度符合") in section
+    assert "<svg" in section  # the digits against Benford's curve
+    for count in strata["count"]:
+        assert f'<td class="num">{count:,}</td>' in section
+    assert ("93 units" if lang == "en" else "抽取 93 个单位") in section
+    book = load_workbook(reports[lang].paths["xlsx"], read_only=True)
+    benford = book["Benford" if lang == "en" else "本福特定律"]
+    assert benford.max_row - 1 == 9 + 90 + 100 + 90  # every digit combination of the 4 tests
+    assert book["Strata" if lang == "en" else "金额分层"].max_row - 1 == strata.height
+    assert book["Duplicate sales" if lang == "en" else "重复消费"].max_row - 1 == pairs.height

@@ -38,6 +38,7 @@ from posaudit.detect.findings import SEVERITIES, SEVERITY_RANK
 from posaudit.palette import SEVERITY_COLORS
 from posaudit.pins import pin_digester
 from posaudit.report import charts
+from posaudit.report import classics as report_classics
 from posaudit.report.data import (
     AGEING_BUCKETS,
     FAMILY_ORDER,
@@ -1143,9 +1144,11 @@ def write_workbook(
     lang: Language,
     *,
     pseudonyms: Pseudonyms | None = None,
+    classic_sheets: Sequence[tuple[str, pl.DataFrame]] = (),
 ) -> dict[str, int]:
-    """The workbook: a summary sheet, one sheet per family, and the review's sheets (the
-    findings awaiting a decision, every review, every snooze); returns rows per sheet.
+    """The workbook: a summary sheet, one sheet per family, a sheet per classic test, and the
+    review's sheets (the findings awaiting a decision, every review, every snooze); returns
+    rows per sheet.
 
     The findings in ``shown`` are already in the report's words and masked as asked.
     """
@@ -1295,6 +1298,22 @@ def write_workbook(
             frame = _excel_frame(shown.filter(pl.col("family") == family), lang)
             _findings_sheet(book, name, frame, findings_formats)
             rows[name] = frame.height
+        for title, frame in classic_sheets:
+            name = _sheet_name(title)
+            plain = frame.with_columns(
+                pl.col(c).cast(pl.String)
+                for c, dtype in frame.schema.items()
+                if isinstance(dtype, pl.Categorical | pl.Enum)
+            )
+            plain.write_excel(
+                book,
+                name,
+                header_format=header,
+                autofit=True,
+                table_style="Table Style Light 9",
+                dtype_formats={pl.Datetime: "yyyy-mm-dd hh:mm:ss", pl.Date: "yyyy-mm-dd"},
+            )
+            rows[name] = plain.height
         for key, frame in (
             ("sheet_awaiting", _awaiting_frame(data, lang, pseudonyms)),
             ("sheet_reviews", _trail_frame(data.review.trail, lang, pseudonyms)),
@@ -1537,6 +1556,8 @@ def build_report(
     finally:
         store.close()
     seconds["read"] = time.perf_counter() - started
+    # the classics read the whole store: beside the sentences and sections
+    classics_job = report_classics.start(db)
 
     mark = time.perf_counter()
     pseudonyms = Pseudonyms.for_deployment(pin_digester(), enabled=mask_operators)
@@ -1562,6 +1583,10 @@ def build_report(
     review = _review_section(data, lang, pseudonyms)
     trail = _trail_section(data, lang, pseudonyms)
     seconds["sections"] = time.perf_counter() - mark
+    mark = time.perf_counter()
+    classic_figures = classics_job.result()
+    classics = report_classics.section(classic_figures, lang, number=4 + len(families))
+    seconds["classics"] = time.perf_counter() - mark
 
     out.mkdir(parents=True, exist_ok=True)
     stem = report_stem(data.run.run_id, lang, masked=mask_operators)
@@ -1582,8 +1607,9 @@ def build_report(
         "families": families,
         "pins": hygiene,
         "pin_number": 3 + len(families),
+        "classics": classics,
         "review": review,
-        "review_number": 4 + len(families),
+        "review_number": 5 + len(families),
         "trail": trail,
         "appendix_total": data.findings.height,
         "severity_colors": SEVERITY_COLORS,
@@ -1644,6 +1670,7 @@ def build_report(
                     {"scope": scope, "summary": summary},
                     lang,
                     pseudonyms=pseudonyms,
+                    classic_sheets=report_classics.sheets(classic_figures, lang),
                 )
                 seconds["xlsx"] = time.perf_counter() - mark
             exported = export_frame(shown, lang) if {"csv", "parquet"} & set(formats) else None
