@@ -51,3 +51,10 @@ def test_readable_text_has_no_control_or_bidi_character(value: str) -> None:
 def test_no_csv_cell_starts_a_formula(values: list[str]) -> None:
     safe = csv_safe(pl.DataFrame({"v": values}))
     assert not safe.get_column("v").str.contains(FORMULA_START).any()
+
+
+@given(st.text())
+def test_one_value_reads_as_the_same_value_in_a_column(value: str) -> None:
+    from posaudit.untrusted import readable_text
+
+    assert readable(value) == readable_text(pl.Series([value])).item()

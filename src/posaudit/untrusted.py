@@ -36,15 +36,24 @@ POP_DIRECTIONAL_ISOLATE: Final = "\u2069"
 FORMULA_START: Final = r"^[=+\-@\t\r]"
 
 
+_CONTROL: Final = re.compile(CONTROL_CHARACTERS)
+_BIDI: Final = re.compile(BIDI_CONTROLS)
+_BREAKS: Final = re.compile(LINE_BREAKS)
+
+
 def readable(value: str) -> str:
     """``value`` without control or bidirectional characters, line breaks as spaces.
+
+    The same as :func:`readable_text` on one value, with Python's own regular expressions: a
+    page calls it for every value it shows, and a Series a value costs a report of 50,000
+    findings minutes.
 
     >>> readable("Shop\\u202e 21:06 \\x1b[31mred\\x00")
     'Shop 21:06 [31mred'
     >>> readable("two\\nlines")
     'two lines'
     """
-    return readable_text(pl.Series([value])).item()
+    return _BREAKS.sub(" ", _BIDI.sub("", _CONTROL.sub("", value)))
 
 
 def shown(value: str) -> str:
