@@ -1997,6 +1997,14 @@ def report(
             help="Replace operator names, numbers and ids with stable pseudonyms.",
         ),
     ] = False,
+    classics: Annotated[
+        bool,
+        typer.Option(
+            help="The auditor's classics (Benford, strata, duplicates, gaps, ageing, the sample "
+            "size) as a section and workbook sheets; they read the whole store (seconds on a "
+            "large one).",
+        ),
+    ] = True,
 ) -> None:
     """Write a run's audit report: HTML, PDF, Excel workbook, and the findings as CSV and Parquet.
 
@@ -2017,6 +2025,7 @@ def report(
                 formats=chosen,
                 lang=lang,  # type: ignore[arg-type]
                 mask_operators=mask_operators,
+                classics=classics,
             )
         except ReportError as exc:
             fail(str(exc))

@@ -486,3 +486,14 @@ def test_the_classics_section_and_sheets_hold_the_classics_figures(
     assert benford.max_row - 1 == 9 + 90 + 100 + 90  # every digit combination of the 4 tests
     assert book["Strata" if lang == "en" else "金额分层"].max_row - 1 == strata.height
     assert book["Duplicate sales" if lang == "en" else "重复消费"].max_row - 1 == pairs.height
+
+
+def test_a_report_without_the_classics(audited: Path, tmp_path: Path) -> None:
+    from openpyxl import load_workbook
+
+    done = build_report(audited, tmp_path, formats=["html", "xlsx"], classics=False)
+    page = done.paths["html"].read_text("utf-8")
+    assert 'id="classics"' not in page and 'href="#classics"' not in page
+    assert page.count('<div class="chart">') == 1 + len(FAMILY_ORDER) + 1
+    book = load_workbook(done.paths["xlsx"], read_only=True)
+    assert "Benford" not in book.sheetnames and "Review trail" in book.sheetnames

@@ -1528,8 +1528,10 @@ def build_report(
     mask_operators: bool = False,
     generated_at: datetime | None = None,
     pdf_appendix_limit: int = PDF_APPENDIX_LIMIT,
+    classics: bool = True,
 ) -> ReportResult:
-    """Write a run's report into ``out_dir`` in each of ``formats``.
+    """Write a run's report into ``out_dir`` in each of ``formats``; ``classics``: with the
+    section and sheets of the auditor's classics.
 
     Raises ReportError (or StoreError) with one line for the user.
     """
@@ -1557,7 +1559,7 @@ def build_report(
         store.close()
     seconds["read"] = time.perf_counter() - started
     # the classics read the whole store: beside the sentences and sections
-    classics_job = report_classics.start(db)
+    classics_job = report_classics.start(db) if classics else None
 
     mark = time.perf_counter()
     pseudonyms = Pseudonyms.for_deployment(pin_digester(), enabled=mask_operators)
@@ -1584,8 +1586,12 @@ def build_report(
     trail = _trail_section(data, lang, pseudonyms)
     seconds["sections"] = time.perf_counter() - mark
     mark = time.perf_counter()
-    classic_figures = classics_job.result()
-    classics = report_classics.section(classic_figures, lang, number=4 + len(families))
+    classic_figures = classics_job.result() if classics_job else None
+    classics_section = (
+        report_classics.section(classic_figures, lang, number=4 + len(families))
+        if classic_figures
+        else None
+    )
     seconds["classics"] = time.perf_counter() - mark
 
     out.mkdir(parents=True, exist_ok=True)
@@ -1607,9 +1613,9 @@ def build_report(
         "families": families,
         "pins": hygiene,
         "pin_number": 3 + len(families),
-        "classics": classics,
+        "classics": classics_section,
         "review": review,
-        "review_number": 5 + len(families),
+        "review_number": (5 if classics_section else 4) + len(families),
         "trail": trail,
         "appendix_total": data.findings.height,
         "severity_colors": SEVERITY_COLORS,
@@ -1670,7 +1676,9 @@ def build_report(
                     {"scope": scope, "summary": summary},
                     lang,
                     pseudonyms=pseudonyms,
-                    classic_sheets=report_classics.sheets(classic_figures, lang),
+                    classic_sheets=report_classics.sheets(classic_figures, lang)
+                    if classic_figures
+                    else (),
                 )
                 seconds["xlsx"] = time.perf_counter() - mark
             exported = export_frame(shown, lang) if {"csv", "parquet"} & set(formats) else None
