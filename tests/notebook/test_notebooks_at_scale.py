@@ -16,6 +16,7 @@ import pytest
 from notebook_helpers import NOTEBOOK_NAMES, chart_titles, execute_notebooks, outputs_of
 from test_notebooks_run import PROMISED
 
+from posaudit.classics import ageing, strata
 from posaudit.detect.findings import SEVERITIES
 from posaudit.detect.policy import load_policy
 from posaudit.notebook import bounds, ledger, operators, pins, refunds, sales
@@ -68,6 +69,11 @@ CHART_BOUNDS: dict[str, int] = {
     "Privilege findings by rule": RULES,
     "Categories' sales by hour": bounds.CATEGORY_ROWS * HOUR_BINS,
     "Merchants by ticket and card mix": bounds.MERCHANT_POINTS_TOP + bounds.MERCHANT_POINTS_SAMPLE,
+    # the classics: a digit combination a row (at most 100), a stratum's two shares a row, an
+    # age band a row
+    "Benford, ": 100,
+    "Approved sales by stratum of amount": 2 * (len(strata.QUANTILES) + 1),
+    "Refunds by days after their sale": len(ageing.REFUND_BANDS) + 1,
 }
 
 
