@@ -30,9 +30,22 @@ SAMPLE_LACKS = frozenset({"dormant_surge", "category_misuse", "invented_amounts"
 
 
 def build_store(
-    path: Path, *, merchants: int, days: int, seed: int, fraud: bool = True
+    path: Path,
+    *,
+    merchants: int,
+    days: int,
+    seed: int,
+    fraud: bool = True,
+    without: tuple[str, ...] = (),
 ) -> SimulationSummary:
-    scenario = load_scenario(None, merchants=merchants, days=days)
+    """A simulated world of the default scenario, ``without`` these scenarios."""
+    if without:
+        from posaudit.simulate.scenario import scenario_from_text
+
+        text = "".join(f"[scenarios.{name}]\nenabled = false\n" for name in without)
+        scenario = scenario_from_text(text, merchants=merchants, days=days)
+    else:
+        scenario = load_scenario(None, merchants=merchants, days=days)
     return simulate(path, scenario, seed=seed, fraud_on=fraud)
 
 
