@@ -1385,6 +1385,22 @@ def analyze_gaps(
     out.print(day_table)
 
 
+def _bounds_fen(bounds: str) -> tuple[int, ...]:
+    """``--bounds`` (CNY, rising, comma-separated) in fen; a bad one fails in one line."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        fen = [Decimal(b.strip()) * 100 for b in bounds.split(",")]
+    except InvalidOperation:
+        fail(f"--bounds must be amounts in CNY separated by commas, got {bounds!r}")
+    if any(f != f.to_integral_value() or f <= 0 for f in fen):
+        fail(f"--bounds must be positive amounts to the fen, got {bounds!r}")
+    chosen = tuple(int(f) for f in fen)
+    if list(chosen) != sorted(set(chosen)):
+        fail(f"--bounds must rise, each once, got {bounds!r}")
+    return chosen
+
+
 def _yuan(fen: int | None) -> str:
     return "" if fen is None else f"{fen / 100:,.2f}"
 
@@ -1415,25 +1431,13 @@ def analyze_strata(
     Example: posaudit analyze strata --db data/posaudit.duckdb --bounds 100,1000,10000
     """
     import json
-    from decimal import Decimal, InvalidOperation
 
     from posaudit.classics import strata as st
     from posaudit.store import Store
 
     if kind not in st.KINDS:
         fail(f"--kind must be one of {', '.join(st.KINDS)}, got {kind!r}")
-    chosen: tuple[int, ...] | None = None
-    if bounds is not None:
-        try:
-            values = [Decimal(b.strip()) for b in bounds.split(",")]
-        except InvalidOperation:
-            fail(f"--bounds must be amounts in CNY separated by commas, got {bounds!r}")
-        fen = [v * 100 for v in values]
-        if any(f != f.to_integral_value() or f <= 0 for f in fen):
-            fail(f"--bounds must be positive amounts to the fen, got {bounds!r}")
-        chosen = tuple(int(f) for f in fen)
-        if list(chosen) != sorted(set(chosen)):
-            fail(f"--bounds must rise, each once, got {bounds!r}")
+    chosen = None if bounds is None else _bounds_fen(bounds)
     path = db or default_db_path()
     with user_errors():
         store = Store.open(path, read_only=True)
@@ -1717,7 +1721,6 @@ def sample_draw(
     Example: posaudit sample draw --db data/posaudit.duckdb --of transactions --method mus
     --tolerable 0.05 --expected 0.01 --seed 7 --out sample.csv
     """
-    from decimal import Decimal, InvalidOperation
 
     from posaudit.atomic import written_file
     from posaudit.classics import sampling as sm
@@ -1736,17 +1739,7 @@ def sample_draw(
         fail(f"--size must be at least 1, got {size}")
     if out_path.exists():
         fail(f"{out_path} already exists: a tested sample is not overwritten; choose another --out")
-    chosen: tuple[int, ...] | None = None
-    if bounds is not None:
-        try:
-            fen = [Decimal(b.strip()) * 100 for b in bounds.split(",")]
-        except InvalidOperation:
-            fail(f"--bounds must be amounts in CNY separated by commas, got {bounds!r}")
-        if any(f != f.to_integral_value() or f <= 0 for f in fen):
-            fail(f"--bounds must be positive amounts to the fen, got {bounds!r}")
-        chosen = tuple(int(f) for f in fen)
-        if list(chosen) != sorted(set(chosen)):
-            fail(f"--bounds must rise, each once, got {bounds!r}")
+    chosen = None if bounds is None else _bounds_fen(bounds)
     path = db or default_db_path()
     try:
         n = size if size is not None else sm.sample_size(confidence, tolerable, expected)

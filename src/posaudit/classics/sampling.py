@@ -284,23 +284,16 @@ def stratified(
     bounds = st.quantile_bounds(store, kind) if bounds_fen is None else tuple(bounds_fen)  # type: ignore[arg-type]
     if list(bounds) != sorted(set(bounds)):
         raise SamplingError(f"the bounds must rise, each once: {', '.join(map(str, bounds))}")
-    stratum_sql = " + ".join([f"CAST(amount_fen >= {b} AS BIGINT)" for b in bounds] or ["0"])
     source = (
-        f"SELECT {', '.join(TRANSACTION_COLUMNS)}, CAST({stratum_sql} + 1 AS BIGINT) AS stratum "
+        f"SELECT {', '.join(TRANSACTION_COLUMNS)}, "
+        f"CAST({st.stratum_sql(bounds)} AS BIGINT) AS stratum "
         f"FROM transactions WHERE kind = '{kind}' AND status = 'approved' AND amount_fen > 0"
     )
     counted = store.frame(
         f"SELECT stratum, COUNT(*) AS items, CAST(SUM(amount_fen) AS BIGINT) AS fen "
         f"FROM ({source}) GROUP BY stratum"
     )
-    every = pl.DataFrame(
-        {
-            "stratum": list(range(1, len(bounds) + 2)),
-            "lower_fen": [None, *bounds],
-            "upper_fen": [*bounds, None],
-        },
-        schema={"stratum": pl.Int64, "lower_fen": pl.Int64, "upper_fen": pl.Int64},
-    )
+    every = st.bounds_frame(bounds).cast({"stratum": pl.Int64})
     strata = (
         every.join(counted.cast({"stratum": pl.Int64}), on="stratum", how="left")
         .with_columns(pl.col("items", "fen").fill_null(0).cast(pl.Int64))

@@ -56,6 +56,26 @@ def quantile_bounds(store: Store, kind: Kind) -> tuple[int, ...]:
     return tuple(sorted({int(v) for v in values}))
 
 
+def stratum_sql(bounds_fen: tuple[int, ...]) -> str:
+    """The SQL of an amount's stratum (1, 2, ...): how many bounds lie at or below
+    ``amount_fen``, plus one."""
+    count = " + ".join([f"CAST(amount_fen >= {b} AS INTEGER)" for b in bounds_fen] or ["0"])
+    return f"({count} + 1)"
+
+
+def bounds_frame(bounds_fen: tuple[int, ...]) -> pl.DataFrame:
+    """Every stratum of ``bounds_fen``: ``stratum``, ``lower_fen`` (inclusive; null: from the
+    smallest) and ``upper_fen`` (exclusive; null: past the largest)."""
+    return pl.DataFrame(
+        {
+            "stratum": list(range(1, len(bounds_fen) + 2)),
+            "lower_fen": [None, *bounds_fen],
+            "upper_fen": [*bounds_fen, None],
+        },
+        schema={"stratum": pl.Int32, "lower_fen": pl.Int64, "upper_fen": pl.Int64},
+    )
+
+
 def strata(store: Store, kind: Kind = "sale", bounds_fen: tuple[int, ...] | None = None) -> Strata:
     """The approved ``kind`` amounts by strata of ``bounds_fen`` (default: the quantiles)."""
     if kind not in KINDS:
@@ -66,29 +86,18 @@ def strata(store: Store, kind: Kind = "sale", bounds_fen: tuple[int, ...] | None
     if list(bounds) != sorted(set(bounds)):
         msg = f"the bounds must rise, each once: {', '.join(str(b) for b in bounds)}"
         raise ValueError(msg)
-    # the stratum of an amount: how many bounds lie at or below it, plus one
-    stratum = " + ".join([f"CAST(amount_fen >= {b} AS INTEGER)" for b in bounds] or ["0"])
     found = store.frame(
         f"""
-        SELECT {stratum} + 1 AS stratum, CAST(COUNT(*) AS BIGINT) AS count,
+        SELECT {stratum_sql(bounds)} AS stratum, CAST(COUNT(*) AS BIGINT) AS count,
             CAST(SUM(amount_fen) AS BIGINT) AS amount_fen,
             MIN(amount_fen) AS min_fen, MAX(amount_fen) AS max_fen
         FROM ({_amounts_sql(kind)}) AS a
         GROUP BY ALL
         """
     )
-    lowers = [None, *bounds]
-    uppers = [*bounds, None]
-    every = pl.DataFrame(
-        {
-            "stratum": list(range(1, len(bounds) + 2)),
-            "lower_fen": lowers,
-            "upper_fen": uppers,
-        },
-        schema={"stratum": pl.Int32, "lower_fen": pl.Int64, "upper_fen": pl.Int64},
-    )
     table = (
-        every.join(found.with_columns(pl.col("stratum").cast(pl.Int32)), on="stratum", how="left")
+        bounds_frame(bounds)
+        .join(found.with_columns(pl.col("stratum").cast(pl.Int32)), on="stratum", how="left")
         .with_columns(pl.col("count", "amount_fen").fill_null(0).cast(pl.Int64))
         .with_columns(
             (pl.col("count") / pl.col("count").sum()).fill_nan(0.0).alias("count_share"),
@@ -114,4 +123,12 @@ def strata(store: Store, kind: Kind = "sale", bounds_fen: tuple[int, ...] | None
     return Strata(kind, bounds, from_quantiles, table)
 
 
-__all__ = ["KINDS", "QUANTILES", "Strata", "quantile_bounds", "strata"]
+__all__ = [
+    "KINDS",
+    "QUANTILES",
+    "Strata",
+    "bounds_frame",
+    "quantile_bounds",
+    "strata",
+    "stratum_sql",
+]

@@ -11,6 +11,7 @@ from posaudit.classics import duplicates as dup
 from posaudit.classics import gaps as gp
 from posaudit.classics import sampling as sm
 from posaudit.classics import strata as st
+from posaudit.notebook import charts
 from posaudit.notebook.session import Audit, plain_strings, read_only
 
 # The rule that turns the first-two digits test into findings (posaudit.score.merchants).
@@ -32,8 +33,6 @@ def benford_tests(audit: Audit) -> list[bf.Result]:
 def benford_chart_of(result: bf.Result) -> object:
     """The chart of one test's digit combinations against Benford's, with Nigrini's bands of
     the test in its subtitle."""
-    from posaudit.notebook import charts
-
     bands = bf.BANDS.get(result.test)
     text = (
         f"Nigrini's bands: close to {bands[0]:g}, acceptable to {bands[1]:g}, "

@@ -20,6 +20,7 @@ with fewer than ``min_peers`` other merchants (terminals) is not judged.
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 from typing import Final
 
@@ -741,7 +742,7 @@ FIRST_TWO: Final = pl.LazyFrame(
 ).with_columns((1.0 + 1.0 / pl.col("digit").cast(pl.Float64)).log10().alias("benford"))
 # The spread of a median of several merchants' shares against that of their pooled mean
 # (pi / 2 for a normal sample): the reference's own noise, read as fewer amounts.
-MEDIAN_EFFICIENCY: Final = 2.0 / 3.141592653589793
+MEDIAN_EFFICIENCY: Final = 2.0 / math.pi
 SPIKES_SHOWN: Final = 5
 SPIKE_Z: Final = 1.96
 # The round sums people keep under, as first two digits: 20, 50 and 100 (the 1-2-5 series of
