@@ -1739,6 +1739,8 @@ def sample_draw(
         fail(f"--size must be at least 1, got {size}")
     if out_path.exists():
         fail(f"{out_path} already exists: a tested sample is not overwritten; choose another --out")
+    if not out_path.parent.is_dir():
+        fail(f"--out {out_path}: the folder {out_path.parent} does not exist")
     chosen = None if bounds is None else _bounds_fen(bounds)
     path = db or default_db_path()
     try:
@@ -1802,6 +1804,8 @@ def sample_evaluate(
 
     from posaudit.classics import sampling as sm
 
+    if tested.is_dir():
+        fail(f"{tested} is a folder: give the sample's CSV file")
     if not tested.is_file():
         fail(f"{tested}: no such file")
     try:

@@ -417,3 +417,9 @@ def test_a_sample_is_never_written_over_and_other_files_are_refused(
     assert made.returncode == 2 and "not a posaudit sample" in made.stderr
     made = cli("sample", "evaluate", str(tmp_path / "missing.csv"))
     assert made.returncode == 2 and "no such file" in made.stderr
+    made = cli("sample", "evaluate", str(tmp_path))
+    assert made.returncode == 2 and "is a folder" in made.stderr
+    away = tmp_path / "no-such-folder" / "s.csv"
+    made = cli("sample", "draw", "--db", str(sample_store), "--out", str(away))
+    assert made.returncode == 2 and "no-such-folder does not exist" in made.stderr
+    assert len(made.stderr.strip().splitlines()) == 1 and not away.parent.exists()
