@@ -127,10 +127,13 @@ def test_without_fraud_only_the_conditions_stay(tmp_path: Path) -> None:
 def test_appended_days_continue_the_events_and_update_the_operators(tmp_path: Path) -> None:
     path = tmp_path / "w.duckdb"
     scenario = tmp_path / "turnover.toml"
-    scenario.write_text("[lookalikes]\npromotion = 60.0\nstaff_turnover = 60.0\n")
+    scenario.write_text(
+        "[scenarios.privilege_grant_abuse]\nrate = 20.0\n"
+        "[lookalikes]\npromotion = 300.0\nstaff_turnover = 60.0\n"
+    )
     simulate(path, load_scenario(scenario, merchants=10, days=4), seed=8)
     (before,) = _frames(path, "SELECT count(*) AS n FROM operator_events")
-    simulate(path, load_scenario(None, days=4), seed=0, append=True)
+    simulate(path, load_scenario(scenario, days=4), seed=0, append=True)
     events, operators = _frames(path, "SELECT * FROM operator_events", "SELECT * FROM operators")
     assert events.height > before.item()
     assert events.get_column("event_id").is_unique().all()
@@ -141,3 +144,13 @@ def test_appended_days_continue_the_events_and_update_the_operators(tmp_path: Pa
     refunders = set(operators.filter("can_refund").get_column("operator_id"))
     revoked_later = set(events.filter(pl.col("kind") == "revoked").get_column("operator_id"))
     assert set(granted.get_column("operator_id")) - revoked_later <= refunders
+    # an appended day never grants a right that an earlier day granted and nobody revoked:
+    # each change of a right changes it
+    changes = (
+        events.filter(pl.col("kind").is_in(["granted", "revoked"]))
+        .sort("ts", "event_id")
+        .with_columns(
+            before=pl.col("kind").shift(1).over("operator_id", "permission", order_by="ts")
+        )
+    )
+    assert changes.filter(pl.col("kind") == pl.col("before")).height == 0

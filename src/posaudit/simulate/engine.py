@@ -638,6 +638,13 @@ def simulate(
             fraud_on=bool(fraud_on),
             timeline=timeline,
             taken=taken,
+            refund_held=frozenset(
+                store.frame("SELECT operator_id FROM operators WHERE can_refund")
+                .get_column("operator_id")
+                .to_list()
+            )
+            if append
+            else frozenset(),
         )
         timeline = privilege_plan.timeline
         pin_frame = privilege_plan.pin_frame()

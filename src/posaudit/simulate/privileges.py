@@ -363,9 +363,12 @@ def plan_privileges(
     fraud_on: bool,
     timeline: PinTimeline,
     taken: frozenset[str] = frozenset(),
+    refund_held: frozenset[str] = frozenset(),
 ) -> PrivilegePlan:
     """The operator events, privilege attacks, conditions and look-alikes of days
-    ``first_day`` .. ``first_day + days - 1``; ``taken``: operator ids already in the store."""
+    ``first_day`` .. ``first_day + days - 1``; ``taken``: operator ids already in the store;
+    ``refund_held``: those of them holding the refund right now (earlier days granted it), who
+    are never granted it again."""
     from_us, to_us = day_start_us(world, first_day), day_start_us(world, first_day + days)
     timeline, defaults = _apply_common_defaults(
         world, timeline, seed, max(scenario.rate("common_default_pin"), 0.0)
@@ -411,7 +414,8 @@ def plan_privileges(
 
     rng = stream(seed, "privilege_plan", 3, first_day)
     promoted: set[int] = set()
-    pool = np.flatnonzero(clerk & world.o_can_sale & ~world.o_can_refund & ~manage)
+    holds_now = np.isin(world.o_ids, sorted(refund_held))
+    pool = np.flatnonzero(clerk & world.o_can_sale & ~world.o_can_refund & ~manage & ~holds_now)
     exposure = world.n_operators * days
     grant_count = _count(scenario.rate("privilege_grant_abuse", fraud=fraud_on), exposure)
     for op in rng.choice(pool, size=min(grant_count, pool.size), replace=False):
