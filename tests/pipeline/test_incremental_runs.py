@@ -204,18 +204,119 @@ def test_events_loaded_late_are_audited_from_their_day(
     assert late_attack.height == 1
 
 
-def test_a_changed_operator_table_means_a_full_run(
-    chain: dict[str, object], tmp_path: Path
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        (
+            "UPDATE operators SET can_refund = NOT can_refund WHERE operator_id = $first",
+            "'s can_refund changed with no event saying when since run-",
+        ),
+        (
+            "UPDATE operators SET role = CASE WHEN role = 'admin' THEN 'clerk' ELSE 'admin' END "
+            "WHERE operator_id = $first",
+            "'s role changed",
+        ),
+        ("DELETE FROM operators WHERE operator_id = $first", " removed since run-"),
+        (
+            "UPDATE terminals SET lockout_threshold = lockout_threshold + 1 "
+            "WHERE terminal_id = (SELECT min(terminal_id) FROM terminals)",
+            "'s lockout_threshold changed",
+        ),
+        (
+            "INSERT INTO operators SELECT * REPLACE ($first || 'x' AS operator_id) "
+            "FROM operators WHERE operator_id = $first; "
+            "UPDATE login_events SET operator_id = $first || 'x' WHERE event_id = "
+            "(SELECT min(event_id) FROM login_events WHERE operator_id = $first)",
+            "x added, named by earlier login_events",
+        ),
+    ],
+    ids=["a right with no event", "a role", "an operator removed", "a terminal", "named earlier"],
+)
+def test_a_dimension_change_no_event_explains_means_a_full_run(
+    chain: dict[str, object], tmp_path: Path, change: str, reason: str
 ) -> None:
+    """A change to merchants, terminals or operators that the events do not date may change
+    what the rules decided of any earlier event: the run is full, and says why."""
     store = copy(chain["scheduled"], tmp_path / "operators.duckdb")  # type: ignore[arg-type]
     con = duckdb.connect(str(store))
+    first = con.execute("SELECT min(operator_id) FROM operators").fetchall()[0][0]
+    for statement in change.split("; "):
+        con.execute(statement, {"first": first} if "$first" in statement else None)
+    con.close()
+    summary = run_here(store)
+    assert summary.mode == "full" and reason in summary.reason, summary.reason
+
+
+def test_a_right_granted_again_means_a_full_run(chain: dict[str, object], tmp_path: Path) -> None:
+    """A grant of a right the operator held already rewrites what its earlier refunds were
+    judged by (the refund rule reads a grant as the right not held before it)."""
+    store = copy(chain["scheduled"], tmp_path / "regrant.duckdb")  # type: ignore[arg-type]
+    con = duckdb.connect(str(store))
+    holder, last = con.execute(
+        "SELECT (SELECT min(operator_id) FROM operators WHERE can_refund), max(ts) "
+        "FROM transactions"
+    ).fetchall()[0]
     con.execute(
-        "UPDATE operators SET can_refund = NOT can_refund "
-        "WHERE operator_id = (SELECT min(operator_id) FROM operators)"
+        "INSERT INTO operator_events VALUES ('O9000001', $ts, $op, 'granted', 'refund', 'admin', "
+        "NULL)",
+        {"ts": last + timedelta(minutes=1), "op": holder},
     )
     con.close()
     summary = run_here(store)
-    assert summary.mode == "full" and "operators changed" in summary.reason
+    assert summary.mode == "full", summary.reason
+    assert f"operator {holder} granted refund on" in summary.reason
+    assert "which it held already" in summary.reason
+
+
+def test_operators_hired_granted_and_deleted_by_their_events_keep_the_night_incremental(
+    chain: dict[str, object], tmp_path: Path
+) -> None:
+    """A day that hires, grants and deletes, each with its event, is new data like any other:
+    the night stays incremental and equals a full run."""
+    nightly = copy(chain["scheduled"], tmp_path / "hired.duckdb")  # type: ignore[arg-type]
+    con = duckdb.connect(str(nightly))
+    last = con.execute("SELECT max(ts) FROM transactions").fetchall()[0][0]
+    lacking, holding, kept = con.execute(
+        "SELECT min(operator_id) FILTER (NOT can_refund AND role = 'clerk'), "
+        "max(operator_id) FILTER (can_refund AND role = 'clerk'), "
+        "max(operator_id) FILTER (disabled_at IS NULL AND NOT can_refund) FROM operators"
+    ).fetchall()[0]
+    at = [last + timedelta(minutes=m) for m in (1, 2, 3, 4)]
+    con.execute(
+        "INSERT INTO operators SELECT * REPLACE ($id AS operator_id, $at AS created_at) "
+        "FROM operators WHERE operator_id = $like",
+        {"id": lacking + "-new", "at": at[0], "like": lacking},
+    )
+    con.execute("UPDATE operators SET can_refund = true WHERE operator_id = $op", {"op": lacking})
+    con.execute("UPDATE operators SET can_refund = false WHERE operator_id = $op", {"op": holding})
+    con.execute(
+        "UPDATE operators SET disabled_at = $at WHERE operator_id = $op", {"op": kept, "at": at[3]}
+    )
+    con.execute(
+        "INSERT INTO operator_events VALUES "
+        "('O9000001', $a0, $new, 'added', NULL, 'admin', NULL), "
+        "('O9000002', $a1, $lacking, 'granted', 'refund', 'admin', NULL), "
+        "('O9000003', $a2, $holding, 'revoked', 'refund', 'admin', NULL), "
+        "('O9000004', $a3, $kept, 'deleted', NULL, 'admin', NULL)",
+        {
+            "a0": at[0],
+            "a1": at[1],
+            "a2": at[2],
+            "a3": at[3],
+            "new": lacking + "-new",
+            "lacking": lacking,
+            "holding": holding,
+            "kept": kept,
+        },
+    )
+    con.close()
+    append_days(nightly)
+    summary = run_here(nightly)
+    assert summary.mode == "incremental", summary.reason
+    assert "operators added or changed, each by its events" in summary.reason
+    once = copy(nightly, tmp_path / "once.duckdb")
+    assert run_here(once, full=True).mode == "full"
+    assert comparable(findings(nightly)).equals(comparable(findings(once)))
 
 
 @pytest.mark.parametrize(

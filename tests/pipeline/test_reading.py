@@ -20,6 +20,7 @@ from posaudit.run.local import run_pipeline
 from posaudit.run.plan import data_window
 from posaudit.run.read import (
     ColumnsUsed,
+    KeptDays,
     KeptRefunds,
     TableReader,
     columns_used,
@@ -28,6 +29,7 @@ from posaudit.run.read import (
     store_columns_used,
 )
 from posaudit.store import Store
+from tests.injected import add_merchant_typologies
 
 
 @pytest.fixture(scope="module")
@@ -272,5 +274,65 @@ def test_a_rule_runs_alone_on_the_columns_it_uses(sample_store: Path, tmp_path: 
         run_pipeline(store, load_policy(policy))
         stale = store.query("SELECT count(*) FROM findings WHERE rule = 'stale_pins'")[0][0]
         assert stale > 0  # type: ignore[operator]
+    finally:
+        store.close()
+
+
+def _refund_a_cash_like_card(store: Store, at: datetime) -> str:
+    """Refund now, at ``at``, to a card of an earlier cash-like sale (a near-round credit sale
+    of a card that made two that day): the sale's day no longer reads as cash-like. Returns
+    the sale's day."""
+    sale = store.frame(
+        "SELECT * FROM transactions WHERE kind = 'sale' AND status = 'approved' "
+        "AND channel = 'credit_card' AND amount_fen >= 100000 AND amount_fen % 100000 <> 0 "
+        "AND (100000 - amount_fen % 100000) * 50 <= amount_fen AND card_token IN ("
+        "  SELECT card_token FROM transactions WHERE kind = 'sale' AND channel = 'credit_card' "
+        "  GROUP BY card_token, merchant_id, CAST(ts AS DATE) HAVING count(*) >= 2) "
+        "ORDER BY ts, txn_id LIMIT 1"
+    )
+    assert sale.height == 1, "the world holds no cash-like sale"
+    refund = sale.with_columns(
+        txn_id=pl.lit("refund-cash-1"),
+        ts=pl.lit(at).cast(sale.schema["ts"]),
+        kind=pl.lit("refund").cast(sale.schema["kind"]),
+        original_txn_id=pl.col("txn_id"),
+    )
+    store.append("transactions", refund)
+    return str(sale.item(0, "ts").date())
+
+
+@pytest.mark.parametrize("name", ["merchant_terminal_days", "merchant_digit_days"])
+@pytest.mark.parametrize("reopen", [False, True], ids=["new days", "a refund reopens a day"])
+def test_a_frame_of_days_read_with_what_a_run_kept_equals_it_read_from_the_store(
+    sample_store: Path, tmp_path: Path, name: str, reopen: bool
+) -> None:
+    path = tmp_path / "days.duckdb"
+    shutil.copy(sample_store, path)
+    add_merchant_typologies(path)
+    store = Store.open(path)
+    try:
+        _, last = data_window(store)
+        summary = run_pipeline(store, load_policy())
+        assert kept.days_kept_by(store, name, summary.run_id)
+        before = store.frame(f"SELECT * FROM {kept.kept_days_table(name)}")
+        at = last + timedelta(hours=1)
+        reopened_day = _refund_a_cash_like_card(store, at) if reopen else None
+        reader = TableReader(store, days=KeptDays(at.date(), summary.run_id))
+        read = reader.read_derived(name)
+        expected = TableReader(store).read_derived(name)
+        keys = [c for c in ("terminal_id", "merchant_id", "day", "digit") if c in read.columns]
+        assert_frame_equal(read.sort(keys), expected.sort(keys), check_dtypes=False)
+        fresh, redone = reader.days_to_keep[name]
+        assert redone is not None and redone[0] == at.date()
+        if reopen and name == "merchant_terminal_days":
+            # the sale's day was read again (with the card's other near-round days): its
+            # cash-like count fell
+            assert reopened_day in [str(d) for d in redone[1]]
+            day = pl.col("day").cast(pl.String) == reopened_day
+            cash = pl.col("cash_count").sum()
+            assert read.filter(day).select(cash).item() < before.filter(day).select(cash).item()
+        else:
+            assert redone[1] == []
+        assert fresh.height < read.height
     finally:
         store.close()

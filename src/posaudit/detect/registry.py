@@ -49,6 +49,12 @@ class DerivedTable:
 
     A frame defined by a query (``sql`` set) reads ``source`` and the ``joined`` tables whole
     (from a run's start time on for ``source``); its function runs the same query in Polars.
+
+    ``per_day``: the frame has a row per day (``time_column`` a date) computed from the
+    source's rows of that day, and from those matching the condition ``reaches`` whatever
+    their day; ``reopens``, a query, names the earlier days (a column ``day``) whose rows the
+    source's rows from ``$since`` on may change. A nightly run keeps such a frame and computes
+    only the new days and the reopened ones (:mod:`posaudit.run.kept`).
     """
 
     name: str
@@ -59,6 +65,9 @@ class DerivedTable:
     time_column: str
     joined: tuple[str, ...] = ()
     sql: str | None = None
+    per_day: bool = False
+    reaches: str | None = None
+    reopens: str | None = None
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -104,13 +113,20 @@ def derived_query(
     source: str,
     joined: tuple[str, ...] = (),
     time_column: str,
+    per_day: bool = False,
+    reaches: str | None = None,
+    reopens: str | None = None,
 ) -> Callable[..., pl.LazyFrame]:
     """Register a shared frame defined by ``sql`` over ``source`` and the ``joined`` tables.
 
     The query names the tables as the store does and keeps to the SQL both DuckDB and
     Polars run (explicit casts, ``CASE WHEN`` rather than ``FILTER``). Returns the frame's
-    Polars function: the source frames in, the query's result out, lazily.
+    Polars function: the source frames in, the query's result out, lazily. ``per_day``,
+    ``reaches`` and ``reopens``: see :class:`DerivedTable`.
     """
+    if (reaches is not None or reopens is not None) and not per_day:
+        msg = f"derived table {name}: only a frame of days reaches other days or reopens them"
+        raise ValueError(msg)
     sources = (source, *joined)
 
     def function(*frames: pl.LazyFrame) -> pl.LazyFrame:
@@ -127,6 +143,9 @@ def derived_query(
         time_column=time_column,
         joined=tuple(joined),
         sql=sql,
+        per_day=per_day,
+        reaches=reaches,
+        reopens=reopens,
     )
     return function
 

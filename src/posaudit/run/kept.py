@@ -221,6 +221,7 @@ def forget_all_kept(store: Store) -> None:
     """Mark everything kept as nobody's: after a run that keeps nothing (the Spark engine)."""
     forget_kept(store)
     forget_kept_refunds(store)
+    forget_kept_days(store)
 
 
 # -- the refunds with their sales ----------------------------------------------------------
@@ -392,3 +393,73 @@ def keep_exclusion_list(
     store.execute(f"DELETE FROM {EXCLUSION_TABLE}")
     store.append(EXCLUSION_TABLE, rows)
     store.set_meta(EXCLUSION_KEY, digest)
+
+
+# -- frames of days ------------------------------------------------------------------------
+#
+# A frame of days (``DerivedTable.per_day``: the merchants' terminal-days and digit-days) has
+# a row per day computed from that day's transactions, and the population rules read it over
+# all the data: computing it is a pass over every transaction. A run keeps each such frame it
+# read whole (``kept_<frame>``); the next incremental run computes only the days from the
+# changed day on and the earlier days the new rows reopen (a refund to a card of an earlier
+# cash-like sale), and takes the other days from the kept table. A run with events loaded
+# late (before the previous watermark, which may have removed a row too) computes the frames
+# whole.
+
+DAYS_KEY_PREFIX: Final = "days.state_run_id."  # + the frame: the run whose rows the table holds
+
+
+def kept_days_table(name: str) -> str:
+    return "kept_" + name
+
+
+def days_kept_by(store: Store, name: str, run_id: str | None) -> bool:
+    """Whether the store keeps the frame of days ``name`` as run ``run_id`` left it."""
+    return (
+        run_id is not None
+        and store.meta().get(DAYS_KEY_PREFIX + name) == run_id
+        and store.has_table(kept_days_table(name))
+    )
+
+
+def kept_day_rows(store: Store, name: str, *, before: date, besides: list[date]) -> pl.DataFrame:
+    """The kept rows of the frame of days ``name`` before ``before``, but those of ``besides``."""
+    return store.frame(
+        f"SELECT * FROM {kept_days_table(name)} WHERE day < $before{_besides(besides)}",
+        {"before": before},
+    )
+
+
+def _besides(days: list[date]) -> str:
+    """A SQL condition leaving out ``days`` (after an AND), empty when there are none."""
+    return (" AND day NOT IN (" + ", ".join(f"DATE '{d}'" for d in days) + ")") if days else ""
+
+
+def write_kept_days(
+    store: Store,
+    run_id: str,
+    name: str,
+    rows: pl.DataFrame,
+    *,
+    redone: tuple[date, list[date]] | None,
+) -> None:
+    """Keep the frame of days ``name`` (inside the caller's transaction): ``rows`` is the whole
+    frame when ``redone`` is None, else the rows of the days from ``redone[0]`` on and of the
+    days ``redone[1]``, which replace the kept ones."""
+    table = kept_days_table(name)
+    if store.has_table(table) and redone is None:
+        store.execute(f"DROP TABLE {table}")
+    if not store.has_table(table):
+        store.create_table_like(table, rows)
+    if redone is not None:
+        since, days = redone
+        store.execute(f"DELETE FROM {table} WHERE day >= ? OR NOT (true{_besides(days)})", [since])
+    store.append(table, rows)
+    store.set_meta(DAYS_KEY_PREFIX + name, run_id)
+
+
+def forget_kept_days(store: Store) -> None:
+    """Mark every kept frame of days as nobody's (inside the caller's transaction)."""
+    for key in store.meta():
+        if key.startswith(DAYS_KEY_PREFIX):
+            store.forget_meta(key)

@@ -31,9 +31,21 @@ from posaudit.pins import PinDigester, pin_digester
 from posaudit.rules import all_rules
 from posaudit.run.detect import findings_by_rule, one_per_finding_id, outside_lookback
 from posaudit.run.inputs import KeptExclusion, derived_inputs, kept_exclusion
-from posaudit.run.kept import forget_kept_refunds, refunds_kept_by, write_kept_refunds
+from posaudit.run.kept import (
+    forget_kept_refunds,
+    refunds_kept_by,
+    write_kept_days,
+    write_kept_refunds,
+)
 from posaudit.run.plan import RuleScope, RunPlan, check_runnable, plan_run
-from posaudit.run.read import ColumnsToRead, KeptRefunds, TableReader, columns_to_read, read_inputs
+from posaudit.run.read import (
+    ColumnsToRead,
+    KeptDays,
+    KeptRefunds,
+    TableReader,
+    columns_to_read,
+    read_inputs,
+)
 from posaudit.run.record import (
     EventSink,
     RunSummary,
@@ -128,6 +140,8 @@ class ReadStage:
             write_kept_refunds(store, run_id, refunds[0], changed_from=refunds[1])
         else:
             forget_kept_refunds(store)
+        for name, (rows, redone) in self.reader.days_to_keep.items():
+            write_kept_days(store, run_id, name, rows, redone=redone)
 
 
 @dataclass
@@ -257,8 +271,17 @@ class LocalRun:
             )
             columns = columns_to_read(store, rules, self.policy)
             current = plan.changed_from is not None and refunds_kept_by(store, plan.previous_run_id)
+            # a removed event may have been a refund that kept an earlier day's sale from
+            # reading as cash-like: the frames of days are then computed whole
+            days_current = plan.changed_from is not None and not plan.events_removed
             reader = TableReader(
-                store, columns.columns, KeptRefunds(plan.changed_from if current else None)
+                store,
+                columns.columns,
+                KeptRefunds(plan.changed_from if current else None),
+                KeptDays(
+                    plan.changed_from.date() if days_current else None,  # type: ignore[union-attr]
+                    plan.previous_run_id,
+                ),
             )
             inputs = read_inputs(
                 reader,

@@ -32,6 +32,7 @@ from posaudit import __version__
 from posaudit.detect.policy import Policy
 from posaudit.detect.registry import DERIVED_TABLES, Rule
 from posaudit.pins import PinDigester
+from posaudit.run.dimensions import dimension_changes, dimensions_kept_by
 from posaudit.run.kept import IncrementalScore, kept_week
 from posaudit.score.operators import SCORE_RULE
 from posaudit.store import Store, StoreError
@@ -43,6 +44,8 @@ Mode = Literal["full", "incremental"]
 POPULATION_FAMILIES: Final = frozenset({"scores", "merchants"})
 # posaudit_meta key holding what the data looked like at the last run's watermark.
 FINGERPRINT_KEY: Final = "pipeline.fingerprint"
+# The table of the operators' rights as they change (see posaudit.run.dimensions).
+RIGHTS_TABLE: Final = "operator_events"
 
 
 @dataclass(frozen=True)
@@ -75,6 +78,8 @@ class RunPlan:
     data_from: datetime
     data_to: datetime
     scopes: dict[str, RuleScope]
+    # incremental: some events the previous run saw are gone (a day's count fell)
+    events_removed: bool = False
 
     @property
     def rules_over_all_data(self) -> list[str]:
@@ -152,43 +157,75 @@ def previous_run(store: Store) -> PreviousRun | None:
     return PreviousRun(str(run_id), str(policy_hash), str(code_version), watermark)  # type: ignore[arg-type]
 
 
+@dataclass(frozen=True)
+class Changes:
+    """Since when the data may differ from what the previous run saw, and why: ``since`` is
+    None when the run must be full; else every event added or removed since the previous run
+    lies at or after it (its watermark, or the start of the earliest day whose events changed
+    before it). ``removed``: some day holds fewer events than the previous run saw."""
+
+    since: datetime | None
+    why: str
+    removed: bool = False
+
+
 def changed_since(
     store: Store, policy: Policy, previous: PreviousRun | None, data_to: datetime
-) -> tuple[datetime | None, str]:
-    """Since when the data may differ from what the previous run saw, and why.
-
-    ``(None, why)`` when the run must be full; else ``(time, why)``: every event added or
-    removed since the previous run lies at or after ``time`` (its watermark, or the start of
-    the earliest day whose events changed before it).
-    """
+) -> Changes:
+    """Since when the data may differ from what the previous run saw, and why."""
     if previous is None:
-        return None, "first run on this store"
+        return Changes(None, "first run on this store")
     name = previous.run_id
     if previous.policy_hash != policy.hash:
-        return None, f"the policy changed since {name}"
+        return Changes(None, f"the policy changed since {name}")
     if previous.code_version != __version__:
-        return None, f"posaudit changed since {name} ({previous.code_version} -> {__version__})"
+        return Changes(
+            None, f"posaudit changed since {name} ({previous.code_version} -> {__version__})"
+        )
     watermark = previous.watermark
     stored = store.meta().get(FINGERPRINT_KEY)
     before = json.loads(stored) if stored else {}
     if watermark is None or before.get("watermark") != watermark.isoformat():
-        return None, f"{name} left no watermark"
+        return Changes(None, f"{name} left no watermark")
     now = data_fingerprint(store, watermark)
-    changed = [t for t, h in now["dimensions"].items() if before["dimensions"].get(t) != h]
-    if changed:
-        return None, f"{', '.join(changed)} changed since {name}"
-    days = [
-        day
+    days_by_table = [
+        (day, table)
         for table, counts in now["events"].items()
         for day in set(counts) | set(before["events"].get(table, {}))
         if counts.get(day, 0) != before["events"].get(table, {}).get(day, 0)
     ]
+    days = [day for day, _ in days_by_table]
+    removed = any(
+        counts.get(day, 0) < before["events"].get(table, {}).get(day, 0)
+        for table, counts in now["events"].items()
+        for day in before["events"].get(table, {})
+    )
+    since = datetime.fromisoformat(min(days)) if days else watermark
+    late = sorted(day for day, table in days_by_table if table == RIGHTS_TABLE)
+    if late:
+        # a refund's right is read from the first change of it after the refund: a change
+        # loaded late rewrites what refunds before it were judged by, back to the one before
+        return Changes(
+            None, f"operator events changed from {late[0]} on, before {name}'s watermark"
+        )
     if not days and data_to <= watermark:
-        return watermark, f"no new data since {name}"
-    if not days:
-        return watermark, f"new data since {name}'s watermark {watermark:%Y-%m-%d %H:%M:%S}"
-    first = datetime.fromisoformat(min(days))
-    return first, f"new data since {name}, and events changed from {first:%Y-%m-%d} on"
+        reason = f"no new data since {name}"
+    elif not days:
+        reason = f"new data since {name}'s watermark {watermark:%Y-%m-%d %H:%M:%S}"
+    else:
+        reason = f"new data since {name}, and events changed from {since:%Y-%m-%d} on"
+    changed = [t for t, h in now["dimensions"].items() if before["dimensions"].get(t) != h]
+    if not dimensions_kept_by(store, name):
+        if changed:
+            return Changes(None, f"{', '.join(changed)} changed since {name}")
+        return Changes(since, reason, removed)
+    dimensions = dimension_changes(store, since, watermark)
+    if not dimensions.explained:
+        return Changes(None, f"{dimensions.full} since {name}")
+    rows = ", ".join(f"{n:,} {t}" for t, n in dimensions.rows.items() if n)
+    if rows:
+        reason += f" ({rows} added or changed, each by its events)"
+    return Changes(since, reason, removed)
 
 
 def overlong_rules(store: Store, rules: list[Rule], watermark: datetime) -> set[str]:
@@ -242,9 +279,12 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
     data_from, data_to = data_window(store)
     previous = previous_run(store)
     previous_id = previous.run_id if previous else None
-    changed_from, reason = (
-        (None, "requested (--full)") if full else changed_since(store, policy, previous, data_to)
+    changes = (
+        Changes(None, "requested (--full)")
+        if full
+        else changed_since(store, policy, previous, data_to)
     )
+    changed_from, reason = changes.since, changes.why
     if changed_from is None:
         return RunPlan("full", reason, previous_id, None, data_from, data_to, full_scopes(rules))
     starts = {
@@ -284,4 +324,13 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
             scopes[r.name] = RuleScope(r.name, read_from, recheck_from, table_from=table_from)
             continue
         scopes[r.name] = RuleScope(r.name, None, None, why)
-    return RunPlan("incremental", reason, previous_id, changed_from, data_from, data_to, scopes)
+    return RunPlan(
+        "incremental",
+        reason,
+        previous_id,
+        changed_from,
+        data_from,
+        data_to,
+        scopes,
+        events_removed=changes.removed,
+    )

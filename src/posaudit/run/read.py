@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Final
 
 import polars as pl
@@ -28,7 +28,10 @@ from posaudit.run.kept import (
     COLUMNS_KEY,
     REFUNDS_FRAME,
     built_for,
+    day_start,
+    days_kept_by,
     keep_value,
+    kept_day_rows,
     kept_refunds,
     kept_value,
 )
@@ -255,21 +258,44 @@ class KeptRefunds:
     changed_from: datetime | None
 
 
+@dataclass(frozen=True)
+class KeptDays:
+    """How a run reads the frames of days (``DerivedTable.per_day``) with what the previous
+    run kept (:mod:`posaudit.run.kept`): the days before ``changed_day`` are taken from the
+    tables run ``run_id`` kept, but those the new rows reopen (``changed_day`` None: every
+    frame is computed whole, so that this run can keep it)."""
+
+    changed_day: date | None
+    run_id: str | None = None
+
+
+# A frame of days to keep: its rows, and the first day and the reopened days they replace
+# (None: they are the whole frame).
+DaysToKeep = tuple[pl.DataFrame, tuple[date, list[date]] | None]
+
+
 class TableReader:
     """Reads store tables once, whole or from an event time on, only the columns asked for.
 
     With ``kept``, the refunds frame is read with the kept one, and :attr:`refunds_to_keep`
     then holds what the run can keep: the frame, and the time from which its rows are new
-    (None: all are).
+    (None: all are). With ``days``, the frames of days read whole are read with the kept
+    ones, and :attr:`days_to_keep` holds what the run can keep of each.
     """
 
     def __init__(
-        self, store: Store, columns: ColumnsUsed | None = None, kept: KeptRefunds | None = None
+        self,
+        store: Store,
+        columns: ColumnsUsed | None = None,
+        kept: KeptRefunds | None = None,
+        days: KeptDays | None = None,
     ):
         self.store = store
         self.columns = columns
         self.kept = kept
+        self.days = days
         self.refunds_to_keep: tuple[pl.DataFrame, datetime | None] | None = None
+        self.days_to_keep: dict[str, DaysToKeep] = {}
         self.rows_read = 0
         self._counting = threading.Lock()
         self._frames: dict[str, tuple[datetime | None, pl.DataFrame]] = {}
@@ -339,6 +365,8 @@ class TableReader:
         current = kept.changed_from if kept is not None else None
         if current is not None and since is not None and since <= current:
             return self._with_kept_refunds(table, since, current, connection)
+        if since is None and table.per_day and table.sql is not None and self.days is not None:
+            return self._days(table, connection)
         if table.sql is not None:
             time_column = EVENT_TIME_COLUMNS.get(table.source)
             cut = f"{time_column} >= {timestamp_literal(since)}" if since and time_column else None
@@ -358,6 +386,48 @@ class TableReader:
         self._derived[name] = (since, frame)
         if kept is not None and since is None:
             self.refunds_to_keep = (frame, None)
+        return frame
+
+    def _days(self, table: DerivedTable, connection: Store) -> pl.DataFrame:
+        """The frame of days ``table`` whole: the days from the changed day on and those the
+        new rows reopen computed from the source, the others as kept (all computed when
+        nothing current is kept). Its rows read are the rows computed and the rows kept."""
+        assert table.sql is not None and self.days is not None
+        joined = dict.fromkeys(table.joined)
+        changed = self.days.changed_day
+        if changed is None or not days_kept_by(connection, table.name, self.days.run_id):
+            frame = plain_strings(
+                connection.read_query(table.sql, over={table.source: None, **joined})
+            )
+            with self._counting:
+                self.rows_read += frame.height
+            self._derived[table.name] = (None, frame)
+            self.days_to_keep[table.name] = (frame, None)
+            return frame
+        start = day_start(changed)
+        reopened: list[date] = []
+        if table.reopens is not None:
+            found = connection.frame(table.reopens, {"since": start})
+            reopened = sorted(found.get_column("day").to_list())
+        column = EVENT_TIME_COLUMNS[table.source]
+        cut = f"{column} >= {timestamp_literal(start)}"
+        if reopened:
+            days = ", ".join(f"DATE '{day}'" for day in reopened)
+            cut += f" OR CAST({column} AS DATE) IN ({days})"
+        if table.reaches is not None:
+            cut = f"({cut}) OR ({table.reaches})"
+        day = pl.col(table.time_column)
+        fresh = plain_strings(
+            connection.read_query(table.sql, over={table.source: cut, **joined})
+        ).filter((day >= changed) | day.is_in(reopened))
+        earlier = plain_strings(
+            kept_day_rows(connection, table.name, before=changed, besides=reopened)
+        )
+        with self._counting:
+            self.rows_read += fresh.height + earlier.height
+        frame = pl.concat([earlier.cast(fresh.schema), fresh])
+        self._derived[table.name] = (None, frame)
+        self.days_to_keep[table.name] = (fresh, (changed, reopened))
         return frame
 
     def _with_kept_refunds(

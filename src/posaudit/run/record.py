@@ -26,6 +26,7 @@ from posaudit.detect.findings import FINDINGS_SCHEMA, SEVERITIES, SEVERITY_RANK
 from posaudit.detect.policy import Policy
 from posaudit.review import apply_queued, respect_decisions, snoozed_sql
 from posaudit.review.pending import Settled
+from posaudit.run.dimensions import keep_dimensions
 from posaudit.run.plan import FINGERPRINT_KEY, Mode, RuleScope, data_fingerprint
 from posaudit.store import Store
 
@@ -265,6 +266,7 @@ def write_run(
         )
         fingerprint = json.dumps(data_fingerprint(store, data_to))
         store.set_meta(FINGERPRINT_KEY, fingerprint)
+        keep_dimensions(store, run_id)
     if not in_transaction:
         queued.finish(store.path)
     by_severity = {str(s): int(n) for s, n in new_rows}  # type: ignore[call-overload]

@@ -172,11 +172,30 @@ LEFT JOIN {_RETURN_DAYS_SQL} AS r
     ON d.terminal_id = r.terminal_id AND d.merchant_id = r.merchant_id AND d.day = r.day
 LEFT JOIN {_CASH_SQL} AS c ON d.terminal_id = c.terminal_id AND d.day = c.day
 """
+# A day's cash-like sales are those of cards never refunded or voided at the merchant, on any
+# day: a terminal-day's row reads the refunds and voids to cards of every day, and a refund
+# or void from $since on changes the rows of the earlier days its card made such sales on.
+_REFUNDS_AND_VOIDS_TO_CARDS: Final = "kind IN ('refund', 'void') AND card_token IS NOT NULL"
+_CASH_DAYS_REOPENED_SQL: Final = f"""
+SELECT DISTINCT CAST(t.ts AS DATE) AS day
+FROM transactions AS t
+SEMI JOIN (
+    SELECT merchant_id, card_token FROM transactions
+    WHERE ts >= $since AND {_REFUNDS_AND_VOIDS_TO_CARDS}
+) AS x ON t.merchant_id = x.merchant_id AND t.card_token = x.card_token
+WHERE t.ts < $since AND {_SALE} AND t.channel = 'credit_card'
+    AND t.amount_fen >= {ROUND_STEP_FEN} AND t.amount_fen % {ROUND_STEP_FEN} <> 0
+    AND ({ROUND_STEP_FEN} - t.amount_fen % {ROUND_STEP_FEN}) * {NEAR_ROUND_DIVISOR}
+        <= t.amount_fen
+"""
 merchant_terminal_days = derived_query(
     "merchant_terminal_days",
     sql=MERCHANT_TERMINAL_DAYS_SQL,
     source="transactions",
     time_column="day",
+    per_day=True,
+    reaches=_REFUNDS_AND_VOIDS_TO_CARDS,
+    reopens=_CASH_DAYS_REOPENED_SQL,
 )
 merchant_terminal_days.__doc__ = """Every terminal's day in a row (``MERCHANT_TERMINAL_DAYS_SQL``).
 
@@ -732,6 +751,7 @@ merchant_digit_days = derived_query(
     sql=MERCHANT_DIGIT_DAYS_SQL,
     source="transactions",
     time_column="day",
+    per_day=True,
 )
 merchant_digit_days.__doc__ = """Each merchant's approved sales by day and by the first two
 digits of their amount (``MERCHANT_DIGIT_DAYS_SQL``): ``merchant_id``, ``day``, ``digit``
