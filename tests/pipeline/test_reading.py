@@ -301,10 +301,33 @@ def _refund_a_cash_like_card(store: Store, at: datetime) -> str:
     return str(sale.item(0, "ts").date())
 
 
+def _cash_like_sales_by_a_refunded_card(store: Store, at: datetime) -> None:
+    """Two near-round credit sales at ``at`` by a card refunded at the merchant before: not
+    cash-like, which only the earlier refund says."""
+    refund = store.frame(
+        "SELECT * FROM transactions WHERE kind = 'refund' AND card_token IS NOT NULL "
+        "AND channel = 'credit_card' ORDER BY ts, txn_id LIMIT 1"
+    )
+    assert refund.height == 1, "the world holds no refund to a credit card"
+    sales = pl.concat([refund, refund]).with_columns(
+        txn_id=pl.Series(["cash-again-1", "cash-again-2"]),
+        ts=pl.lit(at).cast(refund.schema["ts"]),
+        kind=pl.lit("sale").cast(refund.schema["kind"]),
+        status=pl.lit("approved").cast(refund.schema["status"]),
+        amount_fen=pl.lit(199_800).cast(refund.schema["amount_fen"]),
+        original_txn_id=pl.lit(None).cast(refund.schema["original_txn_id"]),
+    )
+    store.append("transactions", sales)
+
+
 @pytest.mark.parametrize("name", ["merchant_terminal_days", "merchant_digit_days"])
-@pytest.mark.parametrize("reopen", [False, True], ids=["new days", "a refund reopens a day"])
+@pytest.mark.parametrize(
+    "reach",
+    [None, "refund", "sale"],
+    ids=["new days", "a refund reaches an earlier day", "a sale reaches an earlier refund"],
+)
 def test_a_frame_of_days_read_with_what_a_run_kept_equals_it_read_from_the_store(
-    sample_store: Path, tmp_path: Path, name: str, reopen: bool
+    sample_store: Path, tmp_path: Path, name: str, reach: str | None
 ) -> None:
     path = tmp_path / "days.duckdb"
     shutil.copy(sample_store, path)
@@ -313,24 +336,29 @@ def test_a_frame_of_days_read_with_what_a_run_kept_equals_it_read_from_the_store
     try:
         _, last = data_window(store)
         summary = run_pipeline(store, load_policy())
-        assert kept.days_kept_by(store, name, summary.run_id)
+        assert kept.days_kept_by(store, DERIVED_TABLES[name], summary.run_id)
         before = store.frame(f"SELECT * FROM {kept.kept_days_table(name)}")
         at = last + timedelta(hours=1)
-        reopened_day = _refund_a_cash_like_card(store, at) if reopen else None
+        reopened_day = _refund_a_cash_like_card(store, at) if reach == "refund" else None
+        if reach == "sale":
+            _cash_like_sales_by_a_refunded_card(store, at)
         reader = TableReader(store, days=KeptDays(at.date(), summary.run_id))
         read = reader.read_derived(name)
         expected = TableReader(store).read_derived(name)
         keys = [c for c in ("terminal_id", "merchant_id", "day", "digit") if c in read.columns]
         assert_frame_equal(read.sort(keys), expected.sort(keys), check_dtypes=False)
-        fresh, redone = reader.days_to_keep[name]
+        fresh, redone, _ = reader.days_to_keep[name]
         assert redone is not None and redone[0] == at.date()
-        if reopen and name == "merchant_terminal_days":
+        if reach == "refund" and name == "merchant_terminal_days":
             # the sale's day was read again (with the card's other near-round days): its
             # cash-like count fell
             assert reopened_day in [str(d) for d in redone[1]]
             day = pl.col("day").cast(pl.String) == reopened_day
             cash = pl.col("cash_count").sum()
             assert read.filter(day).select(cash).item() < before.filter(day).select(cash).item()
+        elif reach == "sale" and name == "merchant_terminal_days":
+            # the new day read the earlier refund: its two sales are not cash-like
+            assert redone[1] == [at.date()]
         else:
             assert redone[1] == []
         assert fresh.height < read.height

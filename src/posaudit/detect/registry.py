@@ -51,10 +51,12 @@ class DerivedTable:
     (from a run's start time on for ``source``); its function runs the same query in Polars.
 
     ``per_day``: the frame has a row per day (``time_column`` a date) computed from the
-    source's rows of that day, and from those matching the condition ``reaches`` whatever
-    their day; ``reopens``, a query, names the earlier days (a column ``day``) whose rows the
-    source's rows from ``$since`` on may change. A nightly run keeps such a frame and computes
-    only the new days and the reopened ones (:mod:`posaudit.run.kept`).
+    source's rows of that day; but the days that the query ``reached_by`` names, with
+    ``reach_key`` values (columns ``day`` and the key's), read whatever their day the source's
+    rows matching the condition ``reaches`` that share the values (a cash-like sale's day
+    reads every refund to its card at the merchant). ``reached_by`` reads only ``source``,
+    and names a day from that day's rows. A nightly run keeps such a frame and computes only
+    the new days and the earlier days that new rows reach (:mod:`posaudit.run.kept`).
     """
 
     name: str
@@ -67,7 +69,8 @@ class DerivedTable:
     sql: str | None = None
     per_day: bool = False
     reaches: str | None = None
-    reopens: str | None = None
+    reached_by: str | None = None
+    reach_key: tuple[str, ...] = ()
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -115,17 +118,21 @@ def derived_query(
     time_column: str,
     per_day: bool = False,
     reaches: str | None = None,
-    reopens: str | None = None,
+    reached_by: str | None = None,
+    reach_key: tuple[str, ...] = (),
 ) -> Callable[..., pl.LazyFrame]:
     """Register a shared frame defined by ``sql`` over ``source`` and the ``joined`` tables.
 
     The query names the tables as the store does and keeps to the SQL both DuckDB and
     Polars run (explicit casts, ``CASE WHEN`` rather than ``FILTER``). Returns the frame's
     Polars function: the source frames in, the query's result out, lazily. ``per_day``,
-    ``reaches`` and ``reopens``: see :class:`DerivedTable`.
+    ``reaches``, ``reached_by`` and ``reach_key``: see :class:`DerivedTable`.
     """
-    if (reaches is not None or reopens is not None) and not per_day:
-        msg = f"derived table {name}: only a frame of days reaches other days or reopens them"
+    if (reaches is None) != (reached_by is None) or (reaches is None) != (not reach_key):
+        msg = f"derived table {name}: reaches, reached_by and reach_key come together"
+        raise ValueError(msg)
+    if reaches is not None and not per_day:
+        msg = f"derived table {name}: only a frame of days reaches the rows of other days"
         raise ValueError(msg)
     sources = (source, *joined)
 
@@ -145,7 +152,8 @@ def derived_query(
         sql=sql,
         per_day=per_day,
         reaches=reaches,
-        reopens=reopens,
+        reached_by=reached_by,
+        reach_key=reach_key,
     )
     return function
 

@@ -46,8 +46,10 @@ from posaudit import code_digest
 from posaudit.pins import WEAKNESS_CLASSES, PinDigester
 from posaudit.score.models import WeekModel
 from posaudit.score.operators import CONTEXT_DAYS, monday_of, week_plan, weekly_scores
+from posaudit.store.catalogue import EVENT_TIME_COLUMNS
 
 if TYPE_CHECKING:
+    from posaudit.detect.registry import DerivedTable
     from posaudit.store import Store
 
 DAYS_TABLE: Final = "score_operator_days"
@@ -254,14 +256,19 @@ def kept_refunds(
 ) -> pl.DataFrame:
     """The kept refunds before ``before``: those from ``since`` on, and the earlier ones of
     a sale named by one of them or in ``names`` (the sales of the refunds after them)."""
-    return store.frame(
-        f"WITH kept AS (SELECT * FROM {REFUNDS_TABLE} WHERE ts < $before), "
-        "named AS (SELECT original_txn_id FROM kept WHERE ts >= $since "
-        "UNION SELECT unnest($names)) "
-        "SELECT * FROM kept WHERE ts >= $since UNION ALL "
-        "SELECT * FROM kept WHERE ts < $since AND original_txn_id IN (SELECT * FROM named)",
-        {"since": since, "before": before, "names": names.drop_nulls().unique().to_list()},
+    recent = store.frame(
+        f"SELECT * FROM {REFUNDS_TABLE} WHERE ts >= $since AND ts < $before",
+        {"since": since, "before": before},
     )
+    # the sales named, as a list: a sub-query naming them makes DuckDB read the kept table
+    # several times slower (measured)
+    named = pl.concat([recent.get_column("original_txn_id"), names]).drop_nulls().unique()
+    earlier = store.frame(
+        f"SELECT * FROM {REFUNDS_TABLE} WHERE ts < $since "
+        "AND original_txn_id IN (SELECT unnest($names))",
+        {"since": since, "names": named.to_list()},
+    )
+    return pl.concat([recent, earlier])
 
 
 def kept_refund_cards(store: Store, *, since: datetime, before: datetime) -> pl.DataFrame:
@@ -401,10 +408,15 @@ def keep_exclusion_list(
 # a row per day computed from that day's transactions, and the population rules read it over
 # all the data: computing it is a pass over every transaction. A run keeps each such frame it
 # read whole (``kept_<frame>``); the next incremental run computes only the days from the
-# changed day on and the earlier days the new rows reopen (a refund to a card of an earlier
-# cash-like sale), and takes the other days from the kept table. A run with events loaded
-# late (before the previous watermark, which may have removed a row too) computes the frames
-# whole.
+# changed day on, and takes the other days from the kept table.
+#
+# A day of a frame that reaches other days (a cash-like sale's day reads the refunds and voids
+# to its card at the merchant, whatever their day) is computed again when new rows reach it:
+# the run keeps the keys of the rows that reach (``kept_<frame>_reaching``: each card refunded
+# or voided at a merchant) and of those reached, with their day (``kept_<frame>_reached``: the
+# cards of cash-like sales), so that finding those days costs what the new day costs. A run
+# with events removed (a day's count fell below what the previous run saw: the removed row
+# may have reached a day) computes the frames whole.
 
 DAYS_KEY_PREFIX: Final = "days.state_run_id."  # + the frame: the run whose rows the table holds
 
@@ -413,12 +425,20 @@ def kept_days_table(name: str) -> str:
     return "kept_" + name
 
 
-def days_kept_by(store: Store, name: str, run_id: str | None) -> bool:
-    """Whether the store keeps the frame of days ``name`` as run ``run_id`` left it."""
+def kept_reach_tables(name: str) -> tuple[str, str]:
+    """The kept keys of the rows that reach other days, and of those they reach (with day)."""
+    return f"kept_{name}_reaching", f"kept_{name}_reached"
+
+
+def days_kept_by(store: Store, table: DerivedTable, run_id: str | None) -> bool:
+    """Whether the store keeps the frame of days ``table`` as run ``run_id`` left it."""
+    tables = [kept_days_table(table.name)]
+    if table.reaches is not None:
+        tables.extend(kept_reach_tables(table.name))
     return (
         run_id is not None
-        and store.meta().get(DAYS_KEY_PREFIX + name) == run_id
-        and store.has_table(kept_days_table(name))
+        and store.meta().get(DAYS_KEY_PREFIX + table.name) == run_id
+        and all(store.has_table(t) for t in tables)
     )
 
 
@@ -435,6 +455,50 @@ def _besides(days: list[date]) -> str:
     return (" AND day NOT IN (" + ", ".join(f"DATE '{d}'" for d in days) + ")") if days else ""
 
 
+@dataclass(frozen=True)
+class Reach:
+    """The keys of a frame's rows that reach other days (``reaching``) and of those reached,
+    with their day (``reached``), of the source's rows from a time on (or all of them)."""
+
+    reaching: pl.DataFrame
+    reached: pl.DataFrame
+
+
+def reach_rows(store: Store, table: DerivedTable, since: datetime | None) -> Reach:
+    """The keys of ``table``'s source rows that reach other days and that are reached, from
+    ``since`` on (all of them when None)."""
+    assert table.reaches is not None and table.reached_by is not None
+    column = EVENT_TIME_COLUMNS[table.source]
+    cut = f"{column} >= TIMESTAMP '{since.isoformat(sep=' ')}'" if since is not None else None
+    keys = ", ".join(f"CAST({k} AS VARCHAR) AS {k}" for k in table.reach_key)
+    reaching = store.read_query(
+        f"SELECT DISTINCT {keys} FROM {table.source} WHERE {table.reaches}",
+        over={table.source: cut},
+    )
+    reached = store.read_query(
+        f"SELECT DISTINCT * FROM ({table.reached_by})", over={table.source: cut}
+    )
+    return Reach(reaching, reached)
+
+
+def days_reached(store: Store, table: DerivedTable, new: Reach, changed: date) -> list[date]:
+    """The days whose rows the new rows reach: earlier reached days whose keys the new rows
+    that reach share, and new reached days whose keys earlier rows that reach share."""
+    reaching, reached = kept_reach_tables(table.name)
+    using = ", ".join(table.reach_key)
+    earlier = store.frame_with(
+        f"SELECT DISTINCT k.day FROM {reached} AS k SEMI JOIN fresh USING ({using}) "
+        f"WHERE k.day < DATE '{changed}'",
+        fresh=new.reaching,
+    )
+    later = store.frame_with(
+        f"SELECT DISTINCT n.day FROM fresh AS n SEMI JOIN {reaching} USING ({using})",
+        fresh=new.reached,
+    )
+    days = {*earlier.get_column("day").to_list(), *later.get_column("day").to_list()}
+    return sorted(days)
+
+
 def write_kept_days(
     store: Store,
     run_id: str,
@@ -442,20 +506,42 @@ def write_kept_days(
     rows: pl.DataFrame,
     *,
     redone: tuple[date, list[date]] | None,
+    reach: Reach | None = None,
 ) -> None:
     """Keep the frame of days ``name`` (inside the caller's transaction): ``rows`` is the whole
     frame when ``redone`` is None, else the rows of the days from ``redone[0]`` on and of the
-    days ``redone[1]``, which replace the kept ones."""
+    days ``redone[1]``, which replace the kept ones. ``reach``: the keys of the rows that
+    reach and are reached, all of them or (with ``redone``) those from its first day on."""
     table = kept_days_table(name)
-    if store.has_table(table) and redone is None:
-        store.execute(f"DROP TABLE {table}")
-    if not store.has_table(table):
-        store.create_table_like(table, rows)
+    _replace_or_create(store, table, rows, whole=redone is None)
     if redone is not None:
         since, days = redone
         store.execute(f"DELETE FROM {table} WHERE day >= ? OR NOT (true{_besides(days)})", [since])
     store.append(table, rows)
+    if reach is not None:
+        reaching, reached = kept_reach_tables(name)
+        _replace_or_create(store, reaching, reach.reaching, whole=redone is None)
+        _replace_or_create(store, reached, reach.reached, whole=redone is None)
+        if redone is None:
+            store.append(reaching, reach.reaching)
+        else:
+            using = ", ".join(reach.reaching.columns)
+            store.frame_with(
+                f"INSERT INTO {reaching} SELECT * FROM fresh ANTI JOIN {reaching} USING ({using})",
+                fresh=reach.reaching,
+            )
+            store.execute(f"DELETE FROM {reached} WHERE day >= ?", [redone[0]])
+        store.append(reached, reach.reached)
     store.set_meta(DAYS_KEY_PREFIX + name, run_id)
+
+
+def _replace_or_create(store: Store, table: str, rows: pl.DataFrame, *, whole: bool) -> None:
+    """An empty ``table`` shaped as ``rows`` when ``whole`` or when there is none; else the
+    table as it is."""
+    if whole and store.has_table(table):
+        store.execute(f"DROP TABLE {table}")
+    if not store.has_table(table):
+        store.create_table_like(table, rows)
 
 
 def forget_kept_days(store: Store) -> None:

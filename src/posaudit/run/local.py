@@ -140,8 +140,8 @@ class ReadStage:
             write_kept_refunds(store, run_id, refunds[0], changed_from=refunds[1])
         else:
             forget_kept_refunds(store)
-        for name, (rows, redone) in self.reader.days_to_keep.items():
-            write_kept_days(store, run_id, name, rows, redone=redone)
+        for name, days in self.reader.days_to_keep.items():
+            write_kept_days(store, run_id, name, days.rows, redone=days.redone, reach=days.reach)
 
 
 @dataclass

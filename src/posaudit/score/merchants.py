@@ -57,6 +57,20 @@ def _bins(hour: str, prefix: str, *, count: str = "1") -> str:
 
 _SALE: Final = "t.kind = 'sale' AND t.status = 'approved'"
 _HOUR: Final = "CAST(EXTRACT(HOUR FROM t.ts) AS INTEGER)"
+
+
+def _near_round_credit_sales(t: str) -> str:
+    """The condition on a transaction (columns prefixed ``t``) of an approved credit sale at
+    most 2 % under a multiple of 1,000 CNY, with its card."""
+    return (
+        f"{t}kind = 'sale' AND {t}status = 'approved' AND {t}channel = 'credit_card' "
+        f"AND {t}card_token IS NOT NULL AND {t}amount_fen >= {ROUND_STEP_FEN} "
+        f"AND {t}amount_fen % {ROUND_STEP_FEN} <> 0 "
+        f"AND ({ROUND_STEP_FEN} - {t}amount_fen % {ROUND_STEP_FEN}) * {NEAR_ROUND_DIVISOR} "
+        f"<= {t}amount_fen"
+    )
+
+
 # The store puts its own WITH before a derived query, so the parts are subqueries. Each part
 # reads the transactions once and tests a row's kind and status once, in its WHERE: the
 # counts of a day's sales are summed per hour first (a few rows per terminal-day), then per
@@ -76,10 +90,7 @@ _NEAR_SQL: Final = f"""(
         COUNT(*) OVER (PARTITION BY t.merchant_id, t.card_token, CAST(t.ts AS DATE))
             AS card_day_count
     FROM transactions AS t
-    WHERE {_SALE} AND t.channel = 'credit_card' AND t.card_token IS NOT NULL
-        AND t.amount_fen >= {ROUND_STEP_FEN} AND t.amount_fen % {ROUND_STEP_FEN} <> 0
-        AND ({ROUND_STEP_FEN} - t.amount_fen % {ROUND_STEP_FEN}) * {NEAR_ROUND_DIVISOR}
-            <= t.amount_fen
+    WHERE {_near_round_credit_sales("t.")}
 )"""
 _CASH_SQL: Final = f"""(
     SELECT
@@ -172,21 +183,17 @@ LEFT JOIN {_RETURN_DAYS_SQL} AS r
     ON d.terminal_id = r.terminal_id AND d.merchant_id = r.merchant_id AND d.day = r.day
 LEFT JOIN {_CASH_SQL} AS c ON d.terminal_id = c.terminal_id AND d.day = c.day
 """
-# A day's cash-like sales are those of cards never refunded or voided at the merchant, on any
-# day: a terminal-day's row reads the refunds and voids to cards of every day, and a refund
-# or void from $since on changes the rows of the earlier days its card made such sales on.
-_REFUNDS_AND_VOIDS_TO_CARDS: Final = "kind IN ('refund', 'void') AND card_token IS NOT NULL"
-_CASH_DAYS_REOPENED_SQL: Final = f"""
-SELECT DISTINCT CAST(t.ts AS DATE) AS day
+# The cards of a merchant-day's near-round credit sales, two or more (the cash-like sales if
+# the card is never refunded or voided there).
+_CASH_LIKE_CARDS_SQL: Final = f"""
+SELECT
+    CAST(t.merchant_id AS VARCHAR) AS merchant_id,
+    CAST(t.card_token AS VARCHAR) AS card_token,
+    CAST(t.ts AS DATE) AS day
 FROM transactions AS t
-SEMI JOIN (
-    SELECT merchant_id, card_token FROM transactions
-    WHERE ts >= $since AND {_REFUNDS_AND_VOIDS_TO_CARDS}
-) AS x ON t.merchant_id = x.merchant_id AND t.card_token = x.card_token
-WHERE t.ts < $since AND {_SALE} AND t.channel = 'credit_card'
-    AND t.amount_fen >= {ROUND_STEP_FEN} AND t.amount_fen % {ROUND_STEP_FEN} <> 0
-    AND ({ROUND_STEP_FEN} - t.amount_fen % {ROUND_STEP_FEN}) * {NEAR_ROUND_DIVISOR}
-        <= t.amount_fen
+WHERE {_near_round_credit_sales("t.")}
+GROUP BY CAST(t.merchant_id AS VARCHAR), CAST(t.card_token AS VARCHAR), CAST(t.ts AS DATE)
+HAVING COUNT(*) >= 2
 """
 merchant_terminal_days = derived_query(
     "merchant_terminal_days",
@@ -194,8 +201,10 @@ merchant_terminal_days = derived_query(
     source="transactions",
     time_column="day",
     per_day=True,
-    reaches=_REFUNDS_AND_VOIDS_TO_CARDS,
-    reopens=_CASH_DAYS_REOPENED_SQL,
+    reaches="kind IN ('refund', 'void') AND card_token IS NOT NULL",
+    # a cash-like sale's day reads every refund and void to its card at the merchant
+    reached_by=_CASH_LIKE_CARDS_SQL,
+    reach_key=("merchant_id", "card_token"),
 )
 merchant_terminal_days.__doc__ = """Every terminal's day in a row (``MERCHANT_TERMINAL_DAYS_SQL``).
 

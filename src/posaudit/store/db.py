@@ -564,8 +564,10 @@ class Store:
         *,
         columns: Sequence[str] | None = None,
         where: str | Sequence[str] | None = None,
+        params: Mapping[str, object] | None = None,
     ) -> pl.DataFrame:
-        """Rows of a table (``where``: a SQL condition), only ``columns`` when given.
+        """Rows of a table (``where``: a SQL condition, with named ``$`` values ``params``),
+        only ``columns`` when given.
 
         ``where`` may be several conditions that select disjoint rows: each is read on its
         own and the rows stacked, which DuckDB runs much faster than one condition joining
@@ -584,7 +586,7 @@ class Store:
         )
         self._con.execute("SET produce_arrow_string_view = true")
         try:
-            return self._con.sql(query).pl()
+            return self._con.sql(query, params=dict(params) if params else None).pl()
         finally:
             self._con.execute("RESET produce_arrow_string_view")
 
