@@ -42,14 +42,22 @@ POSAUDIT = [sys.executable, "-m", "posaudit"]
 
 
 def posaudit(*args: str) -> tuple[float, dict[str, object]]:
-    """Wall seconds and the JSON summary of one posaudit command."""
+    """Wall seconds and the JSON summary of one posaudit command, with its peak resident
+    memory in MiB under ``peak_mib`` (the process's own, from the kernel's accounting)."""
     began = time.perf_counter()
-    done = subprocess.run([*POSAUDIT, *args], capture_output=True, text=True, check=False)
-    wall = time.perf_counter() - began
-    if done.returncode not in (0, 4):
-        sys.exit(f"posaudit {' '.join(args)} exited {done.returncode}: {done.stderr.strip()}")
-    lines = done.stdout.strip().splitlines()
-    return wall, (json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {})
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        child = subprocess.Popen([*POSAUDIT, *args], stdout=out, stderr=err, text=True)
+        _, status, usage = os.wait4(child.pid, 0)
+        child.returncode = os.waitstatus_to_exitcode(status)
+        wall = time.perf_counter() - began
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
+    if child.returncode not in (0, 4):
+        sys.exit(f"posaudit {' '.join(args)} exited {child.returncode}: {stderr.strip()}")
+    lines = stdout.strip().splitlines()
+    summary = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {}
+    return wall, summary | {"peak_mib": usage.ru_maxrss / 1024}
 
 
 def open_findings(path: Path) -> pl.DataFrame:
@@ -238,16 +246,20 @@ def main() -> None:
     print()
     print(
         "| run | run seconds (median) | wall seconds, process (median) "
-        "| rows read | read | detect | write |"
+        "| peak memory MiB (median) | rows read | plan | read | detect | write |"
     )
-    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for mode, summary in (("incremental", inc), ("full", full)):
         print(
             f"| {mode} | {median(mode, 'seconds'):.2f} | {median(mode):.2f} "
-            f"| {summary['rows_read']:,} | {median(mode, 'stage:read'):.2f} "
+            f"| {median(mode, 'peak_mib'):.0f} "
+            f"| {summary['rows_read']:,} | {median(mode, 'stage:plan'):.2f} "
+            f"| {median(mode, 'stage:read'):.2f} "
             f"| {median(mode, 'stage:detect'):.2f} | {median(mode, 'stage:write'):.2f} |"
         )
+    last_day = datetime.fromisoformat(str(inc["data_to"]))
     print()
+    print(f"the night's last event: {last_day:%A %Y-%m-%d %H:%M}")
     print(
         f"incremental / full: "
         f"{median('incremental', 'seconds') / median('full', 'seconds'):.0%} of the run's "
