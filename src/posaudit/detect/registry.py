@@ -57,6 +57,9 @@ class DerivedTable:
     reads every refund to its card at the merchant). ``reached_by`` reads only ``source``,
     and names a day from that day's rows. A nightly run keeps such a frame and computes only
     the new days and the earlier days that new rows reach (:mod:`posaudit.run.kept`).
+    ``rolled_up``, a query over the kept rows (named ``{kept}``), gives fewer rows that every
+    reader of the frame reads as it reads them (a rule that adds counts up over the days and
+    reads only the first and last day): a night reads the kept days so.
     """
 
     name: str
@@ -71,6 +74,7 @@ class DerivedTable:
     reaches: str | None = None
     reached_by: str | None = None
     reach_key: tuple[str, ...] = ()
+    rolled_up: str | None = None
 
     @property
     def sources(self) -> tuple[str, ...]:
@@ -120,14 +124,18 @@ def derived_query(
     reaches: str | None = None,
     reached_by: str | None = None,
     reach_key: tuple[str, ...] = (),
+    rolled_up: str | None = None,
 ) -> Callable[..., pl.LazyFrame]:
     """Register a shared frame defined by ``sql`` over ``source`` and the ``joined`` tables.
 
     The query names the tables as the store does and keeps to the SQL both DuckDB and
     Polars run (explicit casts, ``CASE WHEN`` rather than ``FILTER``). Returns the frame's
     Polars function: the source frames in, the query's result out, lazily. ``per_day``,
-    ``reaches``, ``reached_by`` and ``reach_key``: see :class:`DerivedTable`.
+    ``reaches``, ``reached_by``, ``reach_key`` and ``rolled_up``: see :class:`DerivedTable`.
     """
+    if rolled_up is not None and not per_day:
+        msg = f"derived table {name}: only a frame of days is rolled up"
+        raise ValueError(msg)
     if (reaches is None) != (reached_by is None) or (reaches is None) != (not reach_key):
         msg = f"derived table {name}: reaches, reached_by and reach_key come together"
         raise ValueError(msg)
@@ -154,6 +162,7 @@ def derived_query(
         reaches=reaches,
         reached_by=reached_by,
         reach_key=reach_key,
+        rolled_up=rolled_up,
     )
     return function
 

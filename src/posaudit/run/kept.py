@@ -442,12 +442,15 @@ def days_kept_by(store: Store, table: DerivedTable, run_id: str | None) -> bool:
     )
 
 
-def kept_day_rows(store: Store, name: str, *, before: date, besides: list[date]) -> pl.DataFrame:
-    """The kept rows of the frame of days ``name`` before ``before``, but those of ``besides``."""
-    return store.frame(
-        f"SELECT * FROM {kept_days_table(name)} WHERE day < $before{_besides(besides)}",
-        {"before": before},
-    )
+def kept_day_rows(
+    store: Store, table: DerivedTable, *, before: date, besides: list[date]
+) -> pl.DataFrame:
+    """The kept rows of the frame of days ``table`` before ``before``, but those of
+    ``besides``; rolled up when the frame says how (``DerivedTable.rolled_up``)."""
+    rows = f"SELECT * FROM {kept_days_table(table.name)} WHERE day < $before{_besides(besides)}"
+    if table.rolled_up is not None:
+        rows = f"WITH kept AS ({rows}) " + table.rolled_up.format(kept="kept")
+    return store.frame(rows, {"before": before})
 
 
 def _besides(days: list[date]) -> str:

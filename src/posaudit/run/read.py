@@ -429,7 +429,7 @@ class TableReader:
         fresh = plain_strings(
             connection.read_query(table.sql, over={table.source: cut, **joined})
         ).filter((day >= changed) | day.is_in(redo))
-        earlier = plain_strings(kept_day_rows(connection, table.name, before=changed, besides=redo))
+        earlier = plain_strings(kept_day_rows(connection, table, before=changed, besides=redo))
         with self._counting:
             self.rows_read += fresh.height + earlier.height
         frame = pl.concat([earlier.cast(fresh.schema), fresh])

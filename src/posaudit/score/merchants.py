@@ -755,12 +755,23 @@ WHERE t.kind = 'sale' AND t.status = 'approved' AND t.amount_fen >= 10
 GROUP BY CAST(t.merchant_id AS VARCHAR), CAST(t.ts AS DATE),
     CAST(LEFT(CAST(t.amount_fen AS VARCHAR), 2) AS INTEGER)
 """
+# invented_amounts adds each merchant's digit counts up over the days and reads the first and
+# last day of the frame: the kept days read as one row per merchant and digit (on the pair's
+# first day) and one empty row per merchant on its last day.
+MERCHANT_DIGIT_DAYS_ROLLED_UP: Final = """
+SELECT merchant_id, min(day) AS day, digit, CAST(SUM(n) AS BIGINT) AS n
+FROM {kept} GROUP BY merchant_id, digit
+UNION ALL
+SELECT merchant_id, max(day) AS day, min(digit) AS digit, CAST(0 AS BIGINT) AS n
+FROM {kept} GROUP BY merchant_id
+"""
 merchant_digit_days = derived_query(
     "merchant_digit_days",
     sql=MERCHANT_DIGIT_DAYS_SQL,
     source="transactions",
     time_column="day",
     per_day=True,
+    rolled_up=MERCHANT_DIGIT_DAYS_ROLLED_UP,
 )
 merchant_digit_days.__doc__ = """Each merchant's approved sales by day and by the first two
 digits of their amount (``MERCHANT_DIGIT_DAYS_SQL``): ``merchant_id``, ``day``, ``digit``
