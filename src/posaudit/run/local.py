@@ -229,6 +229,11 @@ class LocalRun:
                     rows_read=read.reader.rows_read,
                     in_transaction=True,
                     keep_state=lambda: keep_score(self.store, self.run_id, outcome),
+                    counted=(
+                        (self.plan.counted, self.plan.changed_from.date())
+                        if self.plan.counted is not None and self.plan.changed_from is not None
+                        else None
+                    ),
                 )
         written.queued.finish(self.store.path)
         stages["write"] = time.perf_counter() - mark

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time
 from typing import Any, Final, Literal
 
 import polars as pl
@@ -80,6 +80,8 @@ class RunPlan:
     scopes: dict[str, RuleScope]
     # incremental: some events the previous run saw are gone (a day's count fell)
     events_removed: bool = False
+    # incremental: the events per table and day up to the previous watermark, as counted now
+    counted: Mapping[str, Mapping[str, int]] | None = None
 
     @property
     def rules_over_all_data(self) -> list[str]:
@@ -112,27 +114,89 @@ def data_window(store: Store) -> tuple[datetime, datetime]:
     return lo, hi  # type: ignore[return-value]
 
 
-def data_fingerprint(store: Store, watermark: datetime) -> dict[str, Any]:
-    """What the data up to ``watermark`` looks like: events per table and day, dimension hashes.
+def _day_counts(
+    store: Store, table: str, column: str, watermark: datetime, since: date | None
+) -> dict[str, int]:
+    """Events of ``table`` per day up to ``watermark``, from the day ``since`` on (all of
+    them when None): a scan of only the row groups from it on."""
+    low = f"{column} >= {timestamp_literal(datetime.combine(since, time()))} AND " if since else ""
+    rows = store.query(
+        f"SELECT CAST({column} AS DATE) AS day, count(*) FROM {table} "
+        f"WHERE {low}{column} <= ? GROUP BY day",
+        [watermark],
+    )
+    return {str(day): int(n) for day, n in rows}  # type: ignore[call-overload]
 
-    The next run compares it with the data as it is then: the earliest day whose count
-    changed is where events were loaded late (or deleted), and incremental work starts
-    there. A changed dimension table (merchants, terminals, operators) needs a full run.
-    """
-    events = {}
-    for table, column in EVENT_TIME_COLUMNS.items():
-        rows = store.query(
-            f"SELECT CAST({column} AS DATE) AS day, count(*) FROM {table} "
-            f"WHERE {column} <= ? GROUP BY day",
-            [watermark],
-        )
-        events[table] = {str(day): int(n) for day, n in rows}  # type: ignore[call-overload]
-    dimensions = {}
+
+def _settled(store: Store, table: str, column: str, watermark: datetime) -> list[int]:
+    """The count and the sum of the times of ``table``'s events before the watermark's day:
+    one pass, no grouping, to tell whether any of those days changed."""
+    count, total = store.query(
+        f"SELECT count(*), coalesce(sum(epoch_us({column})), 0) FROM {table} WHERE {column} < ?",
+        [datetime.combine(watermark.date(), time())],
+    )[0]
+    return [int(count), int(total)]  # type: ignore[call-overload]
+
+
+def _dimension_hashes(store: Store) -> dict[str, str]:
+    """Each dimension table's row count and a hash of its rows."""
+    hashes = {}
     for table in DIMENSION_TABLES:
         count, digest = store.query(
             f"SELECT count(*), coalesce(bit_xor(hash(t)), 0) FROM {table} t"
         )[0]
-        dimensions[table] = f"{count}:{digest}"
+        hashes[table] = f"{count}:{digest}"
+    return hashes
+
+
+def data_fingerprint(
+    store: Store,
+    watermark: datetime,
+    *,
+    known: Mapping[str, Mapping[str, int]] | None = None,
+    recount_from: date | None = None,
+) -> dict[str, Any]:
+    """What the data up to ``watermark`` looks like: events per table and day, dimension hashes.
+
+    The next run compares it with the data as it is then: the earliest day whose count
+    changed is where events were loaded late (or deleted), and incremental work starts
+    there (a changed dimension is judged by :mod:`posaudit.run.dimensions`). ``known``: the
+    counts per day of each table, current before the day ``recount_from``; only the days from
+    it on are counted again. ``settled`` holds each table's count and sum of event times
+    before the watermark's day, which the next run compares first.
+    """
+    events = {}
+    settled = {}
+    for table, column in EVENT_TIME_COLUMNS.items():
+        if known is not None and recount_from is not None:
+            kept = {d: n for d, n in known.get(table, {}).items() if d < recount_from.isoformat()}
+            events[table] = kept | _day_counts(store, table, column, watermark, recount_from)
+        else:
+            events[table] = _day_counts(store, table, column, watermark, None)
+        settled[table] = _settled(store, table, column, watermark)
+    dimensions = _dimension_hashes(store)
+    return {
+        "watermark": watermark.isoformat(),
+        "events": events,
+        "settled": settled,
+        "dimensions": dimensions,
+    }
+
+
+def counts_now(store: Store, before: Mapping[str, Any], watermark: datetime) -> dict[str, Any]:
+    """The data up to ``watermark`` as :func:`data_fingerprint` describes it, counting per day
+    only the watermark's day for each table whose earlier days are as ``before`` saw them
+    (same count and sum of event times), and every day of the others."""
+    day = watermark.date()
+    events = {}
+    for table, column in EVENT_TIME_COLUMNS.items():
+        seen = before.get("settled", {}).get(table)
+        if seen is not None and _settled(store, table, column, watermark) == seen:
+            earlier = {d: n for d, n in before["events"].get(table, {}).items() if d < str(day)}
+            events[table] = earlier | _day_counts(store, table, column, watermark, day)
+        else:
+            events[table] = _day_counts(store, table, column, watermark, None)
+    dimensions = _dimension_hashes(store)
     return {"watermark": watermark.isoformat(), "events": events, "dimensions": dimensions}
 
 
@@ -167,6 +231,8 @@ class Changes:
     since: datetime | None
     why: str
     removed: bool = False
+    # the events per table and day up to the previous watermark, as counted now
+    counted: Mapping[str, Mapping[str, int]] | None = None
 
 
 def changed_since(
@@ -187,7 +253,7 @@ def changed_since(
     before = json.loads(stored) if stored else {}
     if watermark is None or before.get("watermark") != watermark.isoformat():
         return Changes(None, f"{name} left no watermark")
-    now = data_fingerprint(store, watermark)
+    now = counts_now(store, before, watermark)
     days_by_table = [
         (day, table)
         for table, counts in now["events"].items()
@@ -218,14 +284,14 @@ def changed_since(
     if not dimensions_kept_by(store, name):
         if changed:
             return Changes(None, f"{', '.join(changed)} changed since {name}")
-        return Changes(since, reason, removed)
+        return Changes(since, reason, removed, now["events"])
     dimensions = dimension_changes(store, since, watermark)
     if not dimensions.explained:
         return Changes(None, f"{dimensions.full} since {name}")
     rows = ", ".join(f"{n:,} {t}" for t, n in dimensions.rows.items() if n)
     if rows:
         reason += f" ({rows} added or changed, each by its events)"
-    return Changes(since, reason, removed)
+    return Changes(since, reason, removed, now["events"])
 
 
 def overlong_rules(store: Store, rules: list[Rule], watermark: datetime) -> set[str]:
@@ -333,4 +399,5 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
         data_to,
         scopes,
         events_removed=changes.removed,
+        counted=changes.counted,
     )

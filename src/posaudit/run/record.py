@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any, Final, Literal
 
 import polars as pl
@@ -211,6 +211,7 @@ def write_run(
     rows_read: int,
     keep_state: Callable[[], None] | None = None,
     in_transaction: bool = False,
+    counted: tuple[Mapping[str, Mapping[str, int]], date] | None = None,
 ) -> WrittenRun:
     """Merge a run's findings, record the run and the data's fingerprint, in one transaction.
 
@@ -218,7 +219,8 @@ def write_run(
     start; ``data_to`` is the watermark the next run starts from. ``keep_state`` writes what
     the run keeps for the next (:mod:`posaudit.run.kept`) in the same transaction;
     ``in_transaction``: the caller's transaction, which it commits, is the one (it may hold
-    more of the run's state).
+    more of the run's state). ``counted``: the events per table and day the plan counted,
+    current before the given day, from which the data's fingerprint is counted again.
     """
     with nullcontext() if in_transaction else store.transaction():
         counts = merge_findings(store, findings, run_id, scopes)
@@ -264,7 +266,10 @@ def write_run(
                 round(seconds, 3),
             ],
         )
-        fingerprint = json.dumps(data_fingerprint(store, data_to))
+        known, recount_from = counted if counted is not None else (None, None)
+        fingerprint = json.dumps(
+            data_fingerprint(store, data_to, known=known, recount_from=recount_from)
+        )
         store.set_meta(FINGERPRINT_KEY, fingerprint)
         keep_dimensions(store, run_id)
     if not in_transaction:
