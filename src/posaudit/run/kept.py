@@ -12,23 +12,24 @@ run computes it again. It keeps:
 
 The score. A day's operator-day row depends only on events of that day and the 27 days
 before it, and a week's model only on that week's rows (:mod:`posaudit.score.operators`). A
-run keeps what the next nightly run needs, for the data's last week (the week of its last
-day):
+run keeps what the next nightly run needs, for the data's last two weeks (the week of its
+last day and the one before, since the next night's first events may come before the
+midnight that the last run's data passed):
 
-- ``score_operator_days``: that week's operator-day rows (:func:`operator_day_activity`): the
-  next run fits the week's model on them once the week is complete, and re-scores them;
-- ``score_context``: each operator-day's sales and refunds from 27 days before that week's
-  Monday on, from which the next run takes the 28-day sums of new days (and which days the
-  week before had data on);
-- ``score_models``: the models of that week and the week before (the current week is scored
-  by the week before's model until it is complete), with the day from which a change of
-  data would change each (``depends_until``).
+- ``score_operator_days``: those weeks' operator-day rows (:func:`operator_day_activity`):
+  the next run fits a week's model on them once the week is complete, and re-scores them;
+- ``score_context``: each operator-day's sales and refunds from 27 days before the first
+  kept week's Monday on, from which the next run takes the 28-day sums of new days (and
+  which days the week before had data on);
+- ``score_models``: the models of those weeks and the week before (a week is scored by the
+  week before's model until it is complete), with the day from which a change of data would
+  change each (``depends_until``).
 
-An incremental run whose data changed from day ``C`` on (in the kept week or later)
+An incremental run whose data changed from day ``C`` on (in the kept weeks or later)
 recomputes the rows from ``C`` on out of the events from ``C`` on (and the refunds to cards
 of the 27 days before), keeps the models that depend on days before ``C`` only, fits the
 others, and re-decides the score's findings from ``C`` on (from the week's Monday when the
-week got a new model). A change before the kept week, or state kept by another run than the
+week got a new model). A change before the kept weeks, or state kept by another run than the
 last successful one, makes the score read all the data again.
 """
 
@@ -55,6 +56,8 @@ if TYPE_CHECKING:
 DAYS_TABLE: Final = "score_operator_days"
 CONTEXT_TABLE: Final = "score_context"
 MODELS_TABLE: Final = "score_models"
+# The weeks of operator-days kept: the last day's week and the one before.
+KEPT_WEEKS: Final = 2
 STATE_KEY: Final = "score.state_run_id"  # the run whose rows and models the tables hold
 WEEK_KEY: Final = "score.kept_week"  # the Monday of the week whose rows are kept
 _CONTEXT_COLUMNS: Final = ("operator_id", "day", "sale_count", "refund_count")
@@ -176,7 +179,9 @@ def write_kept(
     new_last = days.get_column("day").max() if days.height else None
     found: list[date] = [d for d in (kept_last, new_last) if isinstance(d, date)]
     if found:
-        week = monday_of(max(found))
+        # the week before the last day's too: a night's first events may come before
+        # midnight of the Sunday that the last run's data passed (a day's shifts start then)
+        week = monday_of(max(found)) - timedelta(days=7 * (KEPT_WEEKS - 1))
         context_from = week - timedelta(days=CONTEXT_DAYS - 1)
         store.execute(f"DELETE FROM {DAYS_TABLE} WHERE day < ?", [week])
         store.execute(f"DELETE FROM {CONTEXT_TABLE} WHERE day < ?", [context_from])
