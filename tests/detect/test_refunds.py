@@ -487,8 +487,10 @@ def test_refunds_without_permission_reads_the_right_held_at_the_time() -> None:
     )
     assert sorted(found["entity_id"]) == ["R1", "R4"]
     evidence = {r["entity_id"]: json.loads(r["evidence"]) for r in found.iter_rows(named=True)}
-    assert evidence["R1"]["right_changed_at"] == T0.strftime("%Y-%m-%dT%H:%M:%S")
-    assert evidence["R4"]["right_changed_at"] is None
+    # the last change of the right before the refund: none before R1 (later data cannot change
+    # it), the revoke before R4
+    assert evidence["R1"]["right_set_at"] is None
+    assert evidence["R4"]["right_set_at"] == T0.strftime("%Y-%m-%dT%H:%M:%S")
     assert evidence["R1"]["can_refund"] is False
 
 

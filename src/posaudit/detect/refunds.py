@@ -60,6 +60,8 @@ FAMILY: Final = "refunds"
 # The shared frame reaches those through original_txn_id whatever their age (its ``linked``
 # rows), so the rules judging one refund at a time look back one day only.
 REFUND_LOOKBACK: Final = timedelta(days=1)
+# How far back the changes of operators' rights are read: all of them.
+RIGHTS_HISTORY: Final = timedelta(days=36_500)
 MAX_EVIDENCE_IDS: Final = 20
 SECONDS_PER_DAY: Final = 86_400
 # Merchants open around the clock store closes_at as 23:59:59; read that as midnight.
@@ -534,6 +536,9 @@ REFUNDS_WITHOUT_PERMISSION: Final = Sentence(
     partition_key="operator_id",
     lookback=timedelta(days=1),
     scenarios=("refund_without_permission",),
+    # the changes of rights whatever their age: the evidence names the last one before the
+    # refund (the table is small)
+    reads=lambda _thresholds: {"operator_events": RIGHTS_HISTORY},
 )
 def refunds_without_permission(
     approved_refunds: pl.LazyFrame, operators: pl.LazyFrame, operator_events: pl.LazyFrame
@@ -548,7 +553,9 @@ def refunds_without_permission(
     The operators table holds each operator's rights now; ``operator_events`` holds how they
     came to be. A refund's operator held the right at the time unless the first change of the
     refund right after the refund grants it (it was not held before), and did not hold it if
-    that change revokes it; with no change since, the right is the table's.
+    that change revokes it; with no change since, the right is the table's. The evidence names
+    the last change of the right before the refund (when the operator came to be without it),
+    which later data cannot change.
     """
     permissions = operators.select(
         pl.col("operator_id").cast(pl.String),
@@ -596,6 +603,14 @@ def refunds_without_permission(
             check_sortedness=False,
         )
         .with_columns(held.alias("could_refund"))
+        .join_asof(
+            changes.select("operator_id", pl.col("changed_at").alias("set_at")),
+            left_on="ts",
+            right_on="set_at",
+            by="operator_id",
+            strategy="backward",
+            check_sortedness=False,
+        )
         .filter(
             ~pl.col("could_refund").fill_null(False)
             | (pl.col("disabled_at").is_not_null() & (pl.col("disabled_at") <= pl.col("ts")))
@@ -615,7 +630,7 @@ def refunds_without_permission(
             evidence={
                 "reason": pl.col("reason"),
                 "can_refund": pl.col("could_refund"),
-                "right_changed_at": _stamp("changed_at"),
+                "right_set_at": _stamp("set_at"),
             },
         )
     )

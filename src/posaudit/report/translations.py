@@ -1198,7 +1198,7 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     "refunds_to_other_card": ("refunds to another card", "退至他卡的笔数", "count"),
     "original_named": ("names an original sale", "引用了原交易", "bool"),
     "can_refund": ("operator may refund", "操作员有退款权限", "bool"),
-    "right_changed_at": ("refund right next changed", "退款权限下次变更时间", "stamp"),
+    "right_set_at": ("refund right last changed", "退款权限上次变更时间", "stamp"),
     "reason": ("why", "原因", "reason"),
     "sale_ts": ("sale made", "原交易时间", "stamp"),
     "lag_days": ("days after the sale", "距原交易天数", "days"),
