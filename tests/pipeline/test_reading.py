@@ -337,7 +337,7 @@ def test_a_frame_of_days_read_with_what_a_run_kept_equals_it_read_from_the_store
         _, last = data_window(store)
         summary = run_pipeline(store, load_policy())
         assert kept.days_kept_by(store, DERIVED_TABLES[name], summary.run_id)
-        before = store.frame(f"SELECT * FROM {kept.kept_days_table(name)}")
+        before = store.frame(f"SELECT * FROM {kept.kept_table(name)}")
         at = last + timedelta(hours=1)
         reopened_day = _refund_a_cash_like_card(store, at) if reach == "refund" else None
         if reach == "sale":

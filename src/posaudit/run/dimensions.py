@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Final
 
 import polars as pl
 
+from posaudit.run.kept import kept_table
 from posaudit.store.catalogue import CATALOGUE, DIMENSION_TABLES, EVENT_TIME_COLUMNS
 
 if TYPE_CHECKING:
     from posaudit.store import Store
 
-KEPT_PREFIX: Final = "kept_"
 DIMENSIONS_KEY: Final = "dimensions.state_run_id"  # the run whose copies the tables hold
 # An operator's rights: the operators column and the permission its events grant or revoke.
 RIGHTS: Final = {
@@ -60,10 +60,6 @@ class DimensionChanges:
         return not self.full
 
 
-def kept_table(table: str) -> str:
-    return KEPT_PREFIX + table
-
-
 def dimensions_kept_by(store: Store, run_id: str | None) -> bool:
     """Whether the store keeps the dimensions as run ``run_id`` left them."""
     return (
@@ -79,11 +75,6 @@ def keep_dimensions(store: Store, run_id: str) -> None:
     for table in DIMENSION_TABLES:
         store.execute(f"CREATE OR REPLACE TABLE {kept_table(table)} AS SELECT * FROM {table}")
     store.set_meta(DIMENSIONS_KEY, run_id)
-
-
-def forget_kept_dimensions(store: Store) -> None:
-    """Mark the kept copies as nobody's (inside the caller's transaction)."""
-    store.forget_meta(DIMENSIONS_KEY)
 
 
 def _naming_events(store: Store, key: str) -> list[tuple[str, str]]:

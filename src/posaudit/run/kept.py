@@ -63,6 +63,11 @@ WEEK_KEY: Final = "score.kept_week"  # the Monday of the week whose rows are kep
 _CONTEXT_COLUMNS: Final = ("operator_id", "day", "sale_count", "refund_count")
 
 
+def kept_table(name: str) -> str:
+    """The store table in which a run keeps its copy of ``name`` (a table or a frame)."""
+    return "kept_" + name
+
+
 def kept_week(store: Store, run_id: str | None) -> date | None:
     """The Monday of the week whose operator-days the store keeps for the score, when kept by
     run ``run_id``; None when nothing is kept for it."""
@@ -426,18 +431,14 @@ def keep_exclusion_list(
 DAYS_KEY_PREFIX: Final = "days.state_run_id."  # + the frame: the run whose rows the table holds
 
 
-def kept_days_table(name: str) -> str:
-    return "kept_" + name
-
-
 def kept_reach_tables(name: str) -> tuple[str, str]:
     """The kept keys of the rows that reach other days, and of those they reach (with day)."""
-    return f"kept_{name}_reaching", f"kept_{name}_reached"
+    return f"{kept_table(name)}_reaching", f"{kept_table(name)}_reached"
 
 
 def days_kept_by(store: Store, table: DerivedTable, run_id: str | None) -> bool:
     """Whether the store keeps the frame of days ``table`` as run ``run_id`` left it."""
-    tables = [kept_days_table(table.name)]
+    tables = [kept_table(table.name)]
     if table.reaches is not None:
         tables.extend(kept_reach_tables(table.name))
     return (
@@ -452,7 +453,7 @@ def kept_day_rows(
 ) -> pl.DataFrame:
     """The kept rows of the frame of days ``table`` before ``before``, but those of
     ``besides``; rolled up when the frame says how (``DerivedTable.rolled_up``)."""
-    rows = f"SELECT * FROM {kept_days_table(table.name)} WHERE day < $before{_besides(besides)}"
+    rows = f"SELECT * FROM {kept_table(table.name)} WHERE day < $before{_besides(besides)}"
     if table.rolled_up is not None:
         rows = f"WITH kept AS ({rows}) " + table.rolled_up.format(kept="kept")
     return store.frame(rows, {"before": before})
@@ -460,7 +461,12 @@ def kept_day_rows(
 
 def _besides(days: list[date]) -> str:
     """A SQL condition leaving out ``days`` (after an AND), empty when there are none."""
-    return (" AND day NOT IN (" + ", ".join(f"DATE '{d}'" for d in days) + ")") if days else ""
+    return f" AND NOT {_among(days)}" if days else ""
+
+
+def _among(days: list[date]) -> str:
+    """The SQL condition that ``day`` is one of ``days``."""
+    return "day IN (" + ", ".join(f"DATE '{d}'" for d in days) + ")" if days else "false"
 
 
 @dataclass(frozen=True)
@@ -520,11 +526,11 @@ def write_kept_days(
     frame when ``redone`` is None, else the rows of the days from ``redone[0]`` on and of the
     days ``redone[1]``, which replace the kept ones. ``reach``: the keys of the rows that
     reach and are reached, all of them or (with ``redone``) those from its first day on."""
-    table = kept_days_table(name)
+    table = kept_table(name)
     _replace_or_create(store, table, rows, whole=redone is None)
     if redone is not None:
         since, days = redone
-        store.execute(f"DELETE FROM {table} WHERE day >= ? OR NOT (true{_besides(days)})", [since])
+        store.execute(f"DELETE FROM {table} WHERE day >= ? OR {_among(days)}", [since])
     store.append(table, rows)
     if reach is not None:
         reaching, reached = kept_reach_tables(name)

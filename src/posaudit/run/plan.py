@@ -115,17 +115,27 @@ def data_window(store: Store) -> tuple[datetime, datetime]:
 
 
 def _day_counts(
-    store: Store, table: str, column: str, watermark: datetime, since: date | None
+    store: Store,
+    table: str,
+    watermark: datetime,
+    *,
+    known: Mapping[str, int] | None = None,
+    since: date | None = None,
 ) -> dict[str, int]:
-    """Events of ``table`` per day up to ``watermark``, from the day ``since`` on (all of
-    them when None): a scan of only the row groups from it on."""
+    """Events of ``table`` per day up to ``watermark``: the days before ``since`` as
+    ``known`` says, the others counted (a scan of only the row groups from ``since`` on;
+    every day when either is None)."""
+    column = EVENT_TIME_COLUMNS[table]
+    if known is None or since is None:
+        known, since = {}, None
     low = f"{column} >= {timestamp_literal(datetime.combine(since, time()))} AND " if since else ""
     rows = store.query(
         f"SELECT CAST({column} AS DATE) AS day, count(*) FROM {table} "
         f"WHERE {low}{column} <= ? GROUP BY day",
         [watermark],
     )
-    return {str(day): int(n) for day, n in rows}  # type: ignore[call-overload]
+    kept = {d: n for d, n in known.items() if since is not None and d < since.isoformat()}
+    return kept | {str(day): int(n) for day, n in rows}  # type: ignore[call-overload]
 
 
 def _settled(store: Store, table: str, column: str, watermark: datetime) -> list[int]:
@@ -168,11 +178,8 @@ def data_fingerprint(
     events = {}
     settled = {}
     for table, column in EVENT_TIME_COLUMNS.items():
-        if known is not None and recount_from is not None:
-            kept = {d: n for d, n in known.get(table, {}).items() if d < recount_from.isoformat()}
-            events[table] = kept | _day_counts(store, table, column, watermark, recount_from)
-        else:
-            events[table] = _day_counts(store, table, column, watermark, None)
+        counted = known.get(table, {}) if known is not None else None
+        events[table] = _day_counts(store, table, watermark, known=counted, since=recount_from)
         settled[table] = _settled(store, table, column, watermark)
     dimensions = _dimension_hashes(store)
     return {
@@ -187,15 +194,16 @@ def counts_now(store: Store, before: Mapping[str, Any], watermark: datetime) -> 
     """The data up to ``watermark`` as :func:`data_fingerprint` describes it, counting per day
     only the watermark's day for each table whose earlier days are as ``before`` saw them
     (same count and sum of event times), and every day of the others."""
-    day = watermark.date()
     events = {}
     for table, column in EVENT_TIME_COLUMNS.items():
         seen = before.get("settled", {}).get(table)
         if seen is not None and _settled(store, table, column, watermark) == seen:
-            earlier = {d: n for d, n in before["events"].get(table, {}).items() if d < str(day)}
-            events[table] = earlier | _day_counts(store, table, column, watermark, day)
+            known = before["events"].get(table, {})
+            events[table] = _day_counts(
+                store, table, watermark, known=known, since=watermark.date()
+            )
         else:
-            events[table] = _day_counts(store, table, column, watermark, None)
+            events[table] = _day_counts(store, table, watermark)
     dimensions = _dimension_hashes(store)
     return {"watermark": watermark.isoformat(), "events": events, "dimensions": dimensions}
 
