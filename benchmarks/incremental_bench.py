@@ -32,7 +32,7 @@ from posaudit.detect.policy import load_policy
 from posaudit.detect.registry import DERIVED_TABLES
 from posaudit.pins import pin_digester
 from posaudit.rules import all_rules
-from posaudit.run.detect import shaped_findings
+from posaudit.run.detect import collect, shaped_findings
 from posaudit.run.inputs import derived_inputs
 from posaudit.run.plan import POPULATION_FAMILIES, data_window, plan_run
 from posaudit.run.read import TableReader
@@ -129,7 +129,8 @@ def rule_costs(path: Path, policy: Path | None) -> list[tuple[str, float]]:
             } | derived
             began = time.perf_counter()
             parameters = r.parameters | load_policy(policy).parameters(r.name)
-            shaped_findings(r(tables, **parameters)).collect()
+            # as the run collects: again in memory should the streaming engine panic
+            collect(shaped_findings(r(tables, **parameters)))
             costs.append((r.name, time.perf_counter() - began))
     finally:
         store.close()

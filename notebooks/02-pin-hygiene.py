@@ -133,7 +133,7 @@ nb.Table(
         "terminal_id",
         "set_at",
         "set_by",
-        "still_held",
+        "held",
         "summary",
         "finding_id",
     ),

@@ -2728,6 +2728,8 @@ def review_show(
         "summary",
     ):
         value = finding[key]
+        if key == "window_end" and value is None:
+            value = "none: a state still held"
         table.add_row(key, f"{value:.3f}" if key == "score" else readable(str(value)))
     current = found.current
     table.add_row(

@@ -88,7 +88,8 @@ def matches(findings: pl.LazyFrame, ground_truth: pl.LazyFrame) -> pl.LazyFrame:
         )
         .filter(
             (pl.col("window_start") <= pl.col("end_ts"))
-            & (pl.col("start_ts") <= pl.col("window_end"))
+            # an open finding (a state still held) runs on to the end of the data
+            & (pl.col("window_end").is_null() | (pl.col("start_ts") <= pl.col("window_end")))
         )
     )
 

@@ -304,8 +304,11 @@ def review_entity_days(findings: pl.LazyFrame, reviews: pl.LazyFrame) -> pl.Lazy
     finding, False when all dismissed it (``posaudit.evaluate.current_decisions``)."""
     from posaudit.evaluate import current_decisions
 
+    # an open finding (a state still held) runs to the latest time the findings reach
+    latest = pl.max_horizontal(pl.col("window_start").max(), pl.col("window_end").max())
     decided = (
         findings.filter(pl.col("entity_type").cast(pl.String) == "operator")
+        .with_columns(pl.col("window_end").fill_null(latest))
         .select(
             "finding_id",
             pl.col("entity_id").alias("operator_id"),

@@ -266,9 +266,13 @@ def test_a_weak_pin_is_one_severity_higher_on_an_operator_who_can_move_money() -
     }
 
 
-def test_a_weak_pin_still_held_runs_to_the_end_of_the_data() -> None:
+def test_a_weak_pin_still_held_is_an_open_state() -> None:
     found = weak_findings(pin_events(("C5", "2025-10-01 10:00", "initial", DATE, "admin")))
-    assert found.get_column("window_end").to_list() == [DATA_TO]
+    # no end: the finding names neither the data's end nor the days held so far
+    assert found.get_column("window_end").to_list() == [None]
+    assert "since 2025-10-01, still held" in found.get_column("summary")[0]
+    assert evidence(found)["held_until"] is None
+    assert evidence(found)["held_days"] is None
     # clerk 05 can only sell: its weak PIN is low
     assert found.select("severity", "score").rows() == [("low", 0.6)]
     assert evidence(found)["weakness_class"] == "date"
@@ -342,8 +346,9 @@ def test_an_administrator_on_the_default_pin_is_medium_and_scored_first() -> Non
     assert found.height == 1
     row = found.row(0, named=True)
     assert (row["entity_id"], row["severity"], row["score"]) == ("A1", "medium", 0.95)
-    assert (row["window_start"], row["window_end"]) == (day("2024-05-06 11:00"), DATA_TO)
+    assert (row["window_start"], row["window_end"]) == (day("2024-05-06 11:00"), None)
     assert "administrator 00 at terminal T1 of merchant M1" in row["summary"]
+    assert "since 2024-05-06, never changed" in row["summary"]
     assert "default PIN" in row["summary"]
 
 
@@ -395,10 +400,40 @@ def test_a_pin_older_than_90_days_is_stale_from_day_91() -> None:
     assert found.height == 1
     row = found.row(0, named=True)
     assert row["window_start"] == day("2025-12-01 10:00") + timedelta(days=90)
-    assert row["window_end"] == DATA_TO
+    assert row["window_end"] is None  # still held: an open state
     assert row["severity"] == "low"
-    assert "90-day" in row["summary"]
+    assert "90-day limit since 2026-03-01" in row["summary"]
+    assert "90 days old on 2026-03-01, still held" in row["summary"]
     assert evidence(found)["max_age_days"] == 90
+    assert evidence(found)["passed_days"] == 90
+
+
+def test_a_stale_pin_still_held_changes_only_when_it_passes_a_multiple_of_the_limit() -> None:
+    """The same finding every night between the marks; a new one the night a mark passes."""
+    events = pin_events(("C3", "2025-10-01 10:00", "initial", STRONG[0], "admin"))
+
+    def on(end: str) -> dict[str, Any]:
+        window = data_window(data_to=day(end))
+        return stale_findings(events, window).drop("evidence").row(0, named=True)
+
+    # 180 days are passed on 2026-03-30 10:00: the day before and the day of differ
+    before, day_of, week_after = on("2026-03-30 09:00"), on("2026-03-30 11:00"), on("2026-04-06")
+    assert on("2026-03-01 12:00") == before  # every night since the first mark, the same
+    assert (before["severity"], day_of["severity"]) == ("low", "medium")
+    assert before["score"] < day_of["score"]
+    assert "180 days old on 2026-03-30" in day_of["summary"]
+    assert day_of == week_after
+
+
+def test_a_stale_pin_changed_is_judged_by_the_age_it_reached() -> None:
+    events = pin_events(
+        ("C3", "2025-10-01 10:00", "initial", STRONG[0], "admin"),
+        ("C3", "2026-03-10 10:00", "change", STRONG[1]),
+    )
+    row = stale_findings(events).row(0, named=True)
+    assert row["window_end"] == day("2026-03-10 10:00")
+    assert "kept one PIN for 160 days from 2025-10-01 to 2026-03-10" in row["summary"]
+    assert evidence(stale_findings(events))["passed_days"] is None
 
 
 def test_older_pins_score_higher_and_turn_medium() -> None:
@@ -512,7 +547,19 @@ def test_overlaps_are_merged_per_operator_and_pin_period() -> None:
     assert c3.height == 1
     assert c3.row(0, named=True)["window_start"] == day("2026-03-02 10:00")
     assert c3.row(0, named=True)["window_end"] == day("2026-03-15 10:00")
+    assert "from 2026-03-02 to 2026-03-15" in c3.get_column("summary")[0]
     assert found.filter(pl.col("entity_id") == "C5").height == 2
+
+
+def test_a_pin_still_shared_is_an_open_state() -> None:
+    events = pin_events(
+        ("C3", "2026-01-10 10:00", "initial", STRONG[0], "admin"),
+        ("C5", "2026-01-20 10:00", "initial", STRONG[0], "admin"),
+    )
+    found = shared_findings(events)
+    assert found.get_column("window_end").to_list() == [None, None]
+    assert "since 2026-01-20, still shared" in found.get_column("summary")[0]
+    assert evidence(found)["still_shared"] is True
 
 
 @pytest.mark.parametrize(
@@ -560,7 +607,7 @@ def test_a_change_back_to_a_recent_pin() -> None:
     found = reused_findings(events)
     assert found.height == 1
     row = found.row(0, named=True)
-    assert (row["window_start"], row["window_end"]) == (day("2026-03-03 10:00"), DATA_TO)
+    assert (row["window_start"], row["window_end"]) == (day("2026-03-03 10:00"), None)
     assert row["severity"] == "medium"
     assert "2025-06-01" in row["summary"]
     assert evidence(found)["pins_back"] == 3

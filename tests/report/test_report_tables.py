@@ -153,6 +153,14 @@ def open_report(browser: Any, html_reports: dict[str, Path]) -> Iterator[Any]:
             page.close()
 
 
+def _first_day(when: str) -> str:
+    """A finding's time as the table shows it, by its first day: an open finding reads
+    "since D, still held", an ended one starts with its first day."""
+    found = re.search(r"\d{4}-\d{2}-\d{2}", when)
+    assert found is not None, when
+    return found.group(0)
+
+
 def _number(text: str) -> float:
     return float(text.replace(",", ""))
 
@@ -202,13 +210,13 @@ def test_numbers_scores_and_dates_sort_as_values(
     assert scores[0] == max(_number(r[6]) for r in rows)
 
     opened.sort_by(3, "ascending")  # the window, by its start: earliest first
-    days = [when[:10] for when in opened.column(3)]
+    days = [_first_day(when) for when in opened.column(3)]
     assert days == sorted(days)
-    assert days[0] == min(r[3][:10] for r in rows)
+    assert days[0] == min(_first_day(r[3]) for r in rows)
     opened.sort_by(3, "descending")
-    days = [when[:10] for when in opened.column(3)]
+    days = [_first_day(when) for when in opened.column(3)]
     assert days == sorted(days, reverse=True)
-    assert days[0] == max(r[3][:10] for r in rows)
+    assert days[0] == max(_first_day(r[3]) for r in rows)
 
     # Severity by rank, not by name (by name "Critical" would come first, then "High").
     ranks = ["Info", "Low", "Medium", "High", "Critical"]

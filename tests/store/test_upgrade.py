@@ -1,8 +1,10 @@
 """A store of an older schema version is upgraded in place: version 1 (before account
-references) and version 2 (before operator events and batch totals)."""
+references), version 2 (before operator events and batch totals) and version 3 (before open
+findings)."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -23,9 +25,16 @@ def posaudit(*args: str) -> subprocess.CompletedProcess[str]:
 VERSION_3_TABLES = ("operator_events", "batch_totals")
 
 
+def as_version_3(con: duckdb.DuckDBPyConnection) -> None:
+    """Make the store what posaudit wrote at schema version 3: every finding has an end."""
+    con.execute("ALTER TABLE findings ALTER COLUMN window_end SET NOT NULL")
+    con.execute("UPDATE posaudit_meta SET value = '3' WHERE key = 'schema_version'")
+
+
 def as_version_2(con: duckdb.DuckDBPyConnection) -> None:
     """Make the store what posaudit wrote at schema version 2: no operator events and no batch
     totals, nor the types only they use."""
+    as_version_3(con)
     for table in VERSION_3_TABLES:
         con.execute(f"DROP TABLE {table}")
     con.execute("DROP TYPE operator_event_kind_t")
@@ -63,7 +72,7 @@ def test_a_run_upgrades_a_version_1_store_in_place(old_store: tuple[Path, int]) 
     con = duckdb.connect(str(db), read_only=True)
     try:
         meta = dict(con.execute("SELECT key, value FROM posaudit_meta").fetchall())
-        assert meta["schema_version"] == SCHEMA_VERSION == "3"
+        assert meta["schema_version"] == SCHEMA_VERSION == "4"
         tables = {r[0] for r in con.execute("SELECT table_name FROM duckdb_tables()").fetchall()}
         assert set(VERSION_3_TABLES) <= tables
         counted = con.execute("SELECT count(*), count(account_ref) FROM transactions").fetchone()
@@ -125,11 +134,11 @@ def test_a_newer_store_is_refused_with_one_line(tmp_path: Path) -> None:
     db = tmp_path / "new.duckdb"
     assert posaudit("simulate", "--db", str(db), "--merchants", "2", "--days", "1").returncode == 0
     con = duckdb.connect(str(db))
-    con.execute("UPDATE posaudit_meta SET value = '4' WHERE key = 'schema_version'")
+    con.execute("UPDATE posaudit_meta SET value = '5' WHERE key = 'schema_version'")
     con.close()
     done = posaudit("run", "--db", str(db))
     assert done.returncode == 2
-    assert "schema version 4" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+    assert "schema version 5" in done.stderr and len(done.stderr.strip().splitlines()) == 1
 
 
 def test_a_parquet_export_of_a_version_1_store_loads_with_null_references(
@@ -203,3 +212,31 @@ def test_a_version_3_store_without_its_tables_is_damaged(version_2_store: Path) 
     done = posaudit("run", "--db", str(version_2_store))
     assert done.returncode == 2
     assert "missing tables operator_events, batch_totals" in done.stderr
+
+
+def test_a_version_3_store_is_upgraded_to_open_findings(tmp_path: Path) -> None:
+    """A store whose findings all had an end takes open ones: a PIN still held has none."""
+    db = tmp_path / "v3.duckdb"
+    made = posaudit("simulate", "--db", str(db), "--merchants", "3", "--days", "2", "--seed", "5")
+    assert made.returncode == 0, made.stderr
+    assert posaudit("run", "--db", str(db)).returncode == 0
+    con = duckdb.connect(str(db))
+    try:
+        # as version 3 left them: every finding with an end
+        con.execute("UPDATE findings SET window_end = window_start WHERE window_end IS NULL")
+        as_version_3(con)
+    finally:
+        con.close()
+    done = posaudit("run", "--db", str(db), "--json")
+    assert done.returncode == 0, done.stderr
+    # the earlier PIN findings all ended: the run after the upgrade decides them all again
+    assert json.loads(done.stdout.strip().splitlines()[-1])["mode"] == "full"
+    store = Store.open(db, read_only=True)
+    try:
+        assert store.meta()["schema_version"] == SCHEMA_VERSION
+        open_states = store.query(
+            "SELECT count(*) FROM findings WHERE family = 'pins' AND window_end IS NULL"
+        )[0][0]
+        assert open_states > 0  # type: ignore[operator]
+    finally:
+        store.close()

@@ -25,10 +25,16 @@ also reveal two operators on one PIN and a change back to an old one. Findings n
 weakness class, never the PIN nor its digest.
 
 A PIN *period* is the time an operator held one PIN: from a PIN event to the operator's next
-PIN event, or to the end of the data (``data_window.data_to``), or to the operator's
-``disabled_at``. PIN events go back to each operator's creation, so the rules read the whole
-history (their look-back is unbounded in practice) and report the periods that reach into the
-audited window ``[data_from, data_to]``.
+PIN event, or to the operator's ``disabled_at``, or, still held, to no end yet. PIN events go
+back to each operator's creation, so the rules read the whole history (their look-back is
+unbounded in practice) and report the periods that reach into the audited window
+``[data_from, data_to]``.
+
+The findings describe a state: a condition from when it began until a PIN event (or the
+operator's removal) ends it. A state still held at the end of the data is an open finding,
+without a ``window_end``, and nothing in it names the end of the data: the same finding
+tomorrow, until a PIN event changes it or a stale PIN passes its next whole multiple of the
+age limit (:data:`STATE_AGE_PARAMETER`). A nightly run re-decides only those operators.
 """
 
 from __future__ import annotations
@@ -59,6 +65,9 @@ FAMILY: Final = "pins"
 # looks 4 PINs back. PIN events are few (a handful per operator-year), so this costs little.
 PIN_HISTORY: Final = timedelta(days=100 * 365)
 SECONDS_PER_DAY: Final = 86_400
+# The parameter whose whole multiples of an unchanged PIN's age change a finding: the night
+# a PIN passes one re-decides its operator (posaudit.run.plan).
+STATE_AGE_PARAMETER: Final = "max_age_days"
 
 # Strength of the finding: how early a guesser reaches the class (smaller classes, higher).
 SCORE_BY_CLASS: Final[dict[str, float]] = {
@@ -125,8 +134,9 @@ def _pin_periods(
     Columns: pin_event_id, operator_id, operator_no, terminal_id, merchant_id, role, kind,
     actor, pin_digest, period_start, period_end (the operator's next PIN event, its
     ``disabled_at`` or ``data_to``, whichever comes first), is_current (still held at
-    ``data_to``), data_from, data_to. Events after ``data_to`` are not yet history and are
-    left out; operators missing from ``operators`` are left out (no merchant to name).
+    ``data_to``: the state has no end yet), data_from, data_to. Events after ``data_to`` are
+    not yet history and are left out; operators missing from ``operators`` are left out (no
+    merchant to name).
     """
     window = data_window.select(
         pl.col("data_from").cast(pl.Datetime("us")),
@@ -163,6 +173,11 @@ def _pin_periods(
         )
         .drop("next_set_at", "disabled_at")
     )
+
+
+def _state_end(column: str = "period_end") -> pl.Expr:
+    """A finding's end: the period's, or none for a PIN still held (an open state)."""
+    return pl.when(pl.col("is_current")).then(None).otherwise(pl.col(column))
 
 
 def _in_data_window() -> pl.Expr:
@@ -226,9 +241,15 @@ def _period_evidence() -> dict[str, pl.Expr]:
         "set_kind": pl.col("kind"),
         "set_by": pl.col("actor"),
         "set_at": _stamp("period_start"),
-        "held_until": _stamp("period_end"),
+        # none while still held: an open state names no end
+        "held_until": pl.when(pl.col("is_current")).then(None).otherwise(_stamp("period_end")),
         "still_held": pl.col("is_current"),
     }
+
+
+def _closed_held_days() -> pl.Expr:
+    """Whole days a changed PIN was held; none for one still held (its age grows daily)."""
+    return pl.when(pl.col("is_current")).then(None).otherwise(_held_days())
 
 
 def _operator_findings(
@@ -263,9 +284,8 @@ WEAK_PINS: Final = Sentence(
         "held": Clause(
             {
                 "still": (
-                    "has held a weak PIN ({weakness}) since {since} and still did on {data_end}; "
-                    "have it changed",
-                    "自 {since} 起使用弱密码（{weakness}），至 {data_end} 仍在使用；应立即更换",
+                    "has held a weak PIN ({weakness}) since {since}, still held; have it changed",
+                    "自 {since} 起使用弱密码（{weakness}），至今仍在使用；应立即更换",
                 ),
                 "past": (
                     "held a weak PIN ({weakness}) from {since} to {until}",
@@ -276,7 +296,6 @@ WEAK_PINS: Final = Sentence(
         "weakness": Words(WEAKNESS_WORDS, other=r"[a-z_]+"),
         "since": Value(DAY),
         "until": Value(DAY),
-        "data_end": Value(DAY),
     },
 )
 
@@ -286,6 +305,7 @@ WEAK_PINS: Final = Sentence(
     entity_type="operator",
     partition_key="operator_id",
     lookback=PIN_HISTORY,
+    states=True,
     scenarios=("weak_pin",),
 )
 def weak_pins(
@@ -334,7 +354,7 @@ def weak_pins(
         .unique(subset=period, keep="any")
         .with_columns(
             pl.col("period_start").alias("window_start"),
-            pl.col("period_end").alias("window_end"),
+            _state_end().alias("window_end"),
         )
         .pipe(
             _operator_findings,
@@ -355,12 +375,11 @@ def weak_pins(
                 weakness="weakness_class",
                 since=_day("period_start"),
                 until=_day("period_end"),
-                data_end=_day("data_to"),
             ),
             evidence={
                 **_period_evidence(),
                 "weakness_class": pl.col("weakness_class"),
-                "held_days": _held_days(),
+                "held_days": _closed_held_days(),
                 "is_privileged": pl.col("is_privileged").fill_null(False),
             },
         )
@@ -368,16 +387,10 @@ def weak_pins(
 
 
 DEFAULT_PINS: Final = Sentence(
-    en=_WHO_EN + " still holds the acquirer's default PIN, set on {since} and never changed in "
-    "{held_days} days up to {data_end}; have it changed now",
-    zh=_WHO_ZH + "仍在使用收单机构的默认密码：自 {since} 设置后，至 {data_end} 已有 {held_days} 天"
-    "未更改；应立即更换",
-    fields={
-        **_WHO_FIELDS,
-        "since": Value(DAY),
-        "held_days": Value(NUMBER),
-        "data_end": Value(DAY),
-    },
+    en=_WHO_EN + " has held the acquirer's default PIN since {since}, never changed; have it "
+    "changed now",
+    zh=_WHO_ZH + "自 {since} 起使用收单机构的默认密码，从未更改；应立即更换",
+    fields={**_WHO_FIELDS, "since": Value(DAY)},
 )
 
 
@@ -386,6 +399,7 @@ DEFAULT_PINS: Final = Sentence(
     entity_type="operator",
     partition_key="operator_id",
     lookback=PIN_HISTORY,
+    states=True,
     scenarios=("default_pin",),
 )
 def default_pins(
@@ -403,8 +417,8 @@ def default_pins(
     the digests of the default PINs under the deployment key (column ``pin_digest``): the
     runner computes them, so no PIN is written in a policy file. A finding needs the
     operator's current PIN to be the one set by the acquirer's ``initial`` event and to be a
-    default; it runs from installation to the end of the data. Medium, an administrator's
-    scored first.
+    default; it is open from installation on (the PIN's change resolves it). Medium, an
+    administrator's scored first.
     """
     defaults = default_pin_digests.select(pl.col("pin_digest").cast(pl.String)).unique()
     is_admin = pl.col("role") == "admin"
@@ -419,7 +433,7 @@ def default_pins(
         .join(defaults, on="pin_digest", how="semi")
         .with_columns(
             pl.col("period_start").alias("window_start"),
-            pl.col("data_to").alias("window_end"),
+            _state_end().alias("window_end"),
         )
         .pipe(
             _operator_findings,
@@ -428,13 +442,8 @@ def default_pins(
             # by score (docs/detection.md#severity).
             severity="medium",
             score=pl.when(is_admin).then(0.95).otherwise(0.9),
-            summary=DEFAULT_PINS.expr(
-                **_who(),
-                since=_day("period_start"),
-                held_days=_held_days(),
-                data_end=_day("data_to"),
-            ),
-            evidence={**_period_evidence(), "held_days": _held_days()},
+            summary=DEFAULT_PINS.expr(**_who(), since=_day("period_start")),
+            evidence=_period_evidence(),
         )
     )
 
@@ -447,10 +456,10 @@ STALE_PINS: Final = Sentence(
         "held": Clause(
             {
                 "still": (
-                    "has not changed its PIN since {since}: {held_days} days old on {data_end}, "
-                    "over the {max_age_days}-day limit since {stale_since}",
-                    "自 {since} 起未更换密码：至 {data_end} 已使用 {held_days} 天，"
-                    "自 {stale_since} 起超出 {max_age_days} 天的期限",
+                    "has kept one PIN since {since}, over the {max_age_days}-day limit since "
+                    "{stale_since}; {passed_days} days old on {passed_on}, still held",
+                    "自 {since} 起未更换密码，自 {stale_since} 起超出 {max_age_days} 天的期限；"
+                    "至 {passed_on} 已使用 {passed_days} 天，至今仍在使用",
                 ),
                 "past": (
                     "kept one PIN for {held_days} days from {since} to {until}, over the "
@@ -462,10 +471,11 @@ STALE_PINS: Final = Sentence(
         ),
         "since": Value(DAY),
         "until": Value(DAY),
-        "data_end": Value(DAY),
         "held_days": Value(NUMBER),
         "max_age_days": Value(NUMBER),
         "stale_since": Value(DAY),
+        "passed_days": Value(NUMBER),
+        "passed_on": Value(DAY),
     },
 )
 
@@ -475,7 +485,9 @@ STALE_PINS: Final = Sentence(
     entity_type="operator",
     partition_key="operator_id",
     lookback=PIN_HISTORY,
+    states=True,
     scenarios=("stale_pin",),
+    state_age=STATE_AGE_PARAMETER,
 )
 def stale_pins(
     pin_events: pl.LazyFrame,
@@ -488,9 +500,11 @@ def stale_pins(
 
     The longer a PIN lives, the more colleagues, former staff and shoulder-surfers know it;
     the acquirer's policy is a change at least every three months. One finding per PIN
-    period longer than that, from the day it went stale to its change (or the end of the
-    data), when that span reaches into the audited window. Low up to twice the limit,
-    medium beyond; the score grows with the age.
+    period longer than that, from the day it went stale to its change, or open while the PIN
+    is still held, when that span reaches into the audited window. Low up to twice the
+    limit, medium beyond; the score grows with the age. A PIN changed is judged by the age
+    it reached; one still held by the last whole multiple of the limit it passed (90, 180,
+    270 days...), so its finding changes on the day it passes the next, not every day.
 
     Parameters
     ----------
@@ -498,38 +512,63 @@ def stale_pins(
         Longest a PIN may be kept; a PIN held longer (strictly) is stale.
     """
     max_age = timedelta(days=max_age_days)
-    age_days = (pl.col("period_end") - pl.col("period_start")).dt.total_seconds() / SECONDS_PER_DAY
+    limit_us = max(max_age_days, 1) * SECONDS_PER_DAY * 1_000_000
+    age_us = (pl.col("period_end") - pl.col("period_start")).dt.total_microseconds()
+    # whole multiples of the limit an open PIN's age has passed (strictly: age > k * limit)
+    passed = ((pl.col("age_us") - 1) // limit_us).clip(lower_bound=0)
+    # a changed PIN by its age; a PIN still held by the last multiple of the limit it passed
+    age_days = (
+        pl.when(pl.col("is_current"))
+        .then(pl.col("passed") * max_age_days)
+        .otherwise(pl.col("age_us") / (SECONDS_PER_DAY * 1_000_000))
+    )
     over = (pl.col("age_days") - max_age_days) / (3 * max(max_age_days, 1))
+    still = pl.col("is_current")
     return (
         _pin_periods(pin_events, operators, data_window)
         .filter(((pl.col("period_end") - pl.col("period_start")) > max_age) & _in_data_window())
+        .with_columns(age_us.alias("age_us"))
+        .with_columns(passed.alias("passed"))
         .with_columns(
             (pl.col("period_start") + max_age).alias("window_start"),
-            pl.col("period_end").alias("window_end"),
+            _state_end().alias("window_end"),
             age_days.alias("age_days"),
+            (pl.col("period_start") + pl.duration(days=pl.col("passed") * max_age_days)).alias(
+                "passed_at"
+            ),
         )
         .pipe(
             _operator_findings,
             rule_name="stale_pins",
-            severity=pl.when(pl.col("age_days") > 2 * max_age_days)
+            severity=pl.when(
+                pl.when(still)
+                .then(pl.col("passed") >= 2)
+                .otherwise(pl.col("age_days") > 2 * max_age_days)
+            )
             .then(pl.lit("medium"))
             .otherwise(pl.lit("low")),
-            score=(0.5 + 0.4 * over).clip(0.5, 0.9),
+            # rounded: Polars may fuse the multiply-add, or not, by the plan, and the last
+            # bit would differ between a night's run and a full one
+            score=(0.5 + 0.4 * over).clip(0.5, 0.9).round(6),
             summary=STALE_PINS.expr(
                 **_who(),
                 held=_held(),
                 since=_day("period_start"),
                 until=_day("period_end"),
-                data_end=_day("data_to"),
                 held_days=_held_days(),
                 max_age_days=pl.lit(max_age_days),
                 stale_since=_day("window_start"),
+                passed_days=pl.col("passed") * max_age_days,
+                passed_on=_day("passed_at"),
             ),
             evidence={
                 **_period_evidence(),
-                # the whole days the summary states; age_days keeps the fraction
-                "held_days": _held_days(),
-                "age_days": pl.col("age_days").round(1),
+                # a changed PIN: the whole days the summary states, and the age with its
+                # fraction; a PIN still held: the multiple of the limit it passed, and when
+                "held_days": _closed_held_days(),
+                "age_days": pl.when(still).then(None).otherwise(pl.col("age_days").round(1)),
+                "passed_days": pl.when(still).then(pl.col("passed") * max_age_days),
+                "passed_on": pl.when(still).then(_stamp("passed_at")),
                 "max_age_days": pl.lit(max_age_days),
             },
         )
@@ -547,12 +586,24 @@ OTHER_OPERATOR: Final = Sentence(
     },
 )
 SHARED_PINS: Final = Sentence(
-    en=_WHO_EN + " held the same PIN as {others_count} of the merchant ({others}) from {since} "
-    "to {until}; their actions cannot be told apart",
-    zh=_WHO_ZH + "在 {since} 至 {until} 期间与本商户{others_count}（{others}）使用相同的密码，"
-    "无法分清各笔操作由谁完成",
+    en=_WHO_EN + " {held}; their actions cannot be told apart",
+    zh=_WHO_ZH + "{held}，无法分清各笔操作由谁完成",
     fields={
         **_WHO_FIELDS,
+        "held": Clause(
+            {
+                "still": (
+                    "has held the same PIN as {others_count} of the merchant ({others}) since "
+                    "{since}, still shared",
+                    "自 {since} 起与本商户{others_count}（{others}）使用相同的密码，至今仍在共用",
+                ),
+                "past": (
+                    "held the same PIN as {others_count} of the merchant ({others}) from "
+                    "{since} to {until}",
+                    "在 {since} 至 {until} 期间与本商户{others_count}（{others}）使用相同的密码",
+                ),
+            }
+        ),
         "others_count": Clause(
             {
                 "one": ("another operator", "另一名操作员"),
@@ -573,6 +624,7 @@ SHARED_PINS: Final = Sentence(
     # the operators who share a PIN are compared with each other: a merchant's are together
     partition_key="merchant_id",
     lookback=PIN_HISTORY,
+    states=True,
     scenarios=("shared_pin",),
 )
 def shared_pins(
@@ -599,6 +651,7 @@ def shared_pins(
         ),
         pl.col("period_start").alias("other_start"),
         pl.col("period_end").alias("other_end"),
+        pl.col("is_current").alias("other_current"),
     )
     kept = (
         *("operator_no", "terminal_id", "merchant_id", "role", "kind", "actor"),
@@ -615,11 +668,16 @@ def shared_pins(
         .agg(
             *(pl.col(c).first() for c in kept),
             pl.max_horizontal("period_start", "other_start").min().alias("window_start"),
-            pl.min_horizontal("period_end", "other_end").max().alias("window_end"),
+            pl.min_horizontal("period_end", "other_end").max().alias("shared_to"),
+            # still shared: this operator and one of the others hold the PIN yet
+            (pl.col("is_current") & pl.col("other_current")).any().alias("still_shared"),
             pl.col("other_operator_id").unique().sort().alias("other_operator_ids"),
             pl.col("other_operator").unique().sort().alias("other_operators"),
         )
-        .with_columns((pl.col("other_operator_ids").list.len() + 1).alias("group_size"))
+        .with_columns(
+            (pl.col("other_operator_ids").list.len() + 1).alias("group_size"),
+            pl.when(pl.col("still_shared")).then(None).otherwise("shared_to").alias("window_end"),
+        )
         .pipe(
             _operator_findings,
             rule_name="shared_pins",
@@ -627,13 +685,16 @@ def shared_pins(
             score=pl.when(pl.col("group_size") >= SHARED_GROUP_HABIT).then(0.9).otherwise(0.8),
             summary=SHARED_PINS.expr(
                 **_who(),
+                held=pl.when(pl.col("still_shared"))
+                .then(pl.lit("still"))
+                .otherwise(pl.lit("past")),
                 others_count=pl.when(pl.col("group_size") == 2)
                 .then(pl.lit("one"))
                 .otherwise(pl.lit("many")),
                 other_count=pl.col("group_size") - 1,
                 others="other_operators",
                 since=_day("window_start"),
-                until=_day("window_end"),
+                until=_day("shared_to"),
             ),
             evidence={
                 **_period_evidence(),
@@ -642,6 +703,7 @@ def shared_pins(
                 "group_size": pl.col("group_size"),
                 "shared_from": _stamp("window_start"),
                 "shared_until": _stamp("window_end"),
+                "still_shared": pl.col("still_shared"),
             },
         )
     )
@@ -680,6 +742,7 @@ REUSED_PINS: Final = Sentence(
     entity_type="operator",
     partition_key="operator_id",
     lookback=PIN_HISTORY,
+    states=True,
     scenarios=("reused_pin",),
 )
 def reused_pins(
@@ -728,7 +791,7 @@ def reused_pins(
         )
         .with_columns(
             pl.col("period_start").alias("window_start"),
-            pl.col("period_end").alias("window_end"),
+            _state_end().alias("window_end"),
         )
         .pipe(
             _operator_findings,

@@ -197,6 +197,11 @@ class Rule:
     # must be read, given the rule's thresholds (the others: the look-back).
     recheck: timedelta | None = None
     reads: Callable[[Mapping[str, Any]], Mapping[str, timedelta]] | None = None
+    # A rule on states (the PIN rules): each finding lasts until an event of its entity ends
+    # it, so an incremental run re-decides only the entities with new events, and those whose
+    # unchanged state passes a whole multiple of the parameter named by ``state_age`` (days).
+    states: bool = False
+    state_age: str | None = None
 
     @property
     def description(self) -> str:
@@ -221,11 +226,14 @@ def rule(
     scenarios: tuple[str, ...] = (),
     recheck: timedelta | None = None,
     reads: Callable[[Mapping[str, Any]], Mapping[str, timedelta]] | None = None,
+    states: bool = False,
+    state_age: str | None = None,
 ) -> Callable[[RuleFunction], RuleFunction]:
     """Register a rule function; the function itself is returned unchanged.
 
     ``recheck`` and ``reads`` narrow what an incremental run reads and re-decides for a
-    rule whose look-back is long only for some of its tables (see :class:`Rule`).
+    rule whose look-back is long only for some of its tables; ``states`` and ``state_age``
+    for a rule whose findings are states (see :class:`Rule`).
     """
 
     def register(function: RuleFunction) -> RuleFunction:
@@ -250,6 +258,8 @@ def rule(
             parameters=parameters,
             recheck=recheck,
             reads=reads,
+            states=states,
+            state_age=state_age,
         )
         return function
 

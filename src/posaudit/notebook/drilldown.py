@@ -136,7 +136,7 @@ def finding_card(audit: Audit, finding_id: str) -> pl.DataFrame:
             f"{f['entity_type']} {f['entity_id']}"
             + (f" of merchant {f['merchant_id']}" if f["merchant_id"] else ""),
         ),
-        ("window", f"{f['window_start']:%Y-%m-%d %H:%M:%S} to {f['window_end']:%Y-%m-%d %H:%M:%S}"),
+        ("window", _window(f["window_start"], f["window_end"])),
         ("first found", f["first_run_id"]),
         ("latest run", f["run_id"]),
         ("status", f["status"] + (f" by {f['resolved_run_id']}" if f["resolved_run_id"] else "")),
@@ -189,9 +189,22 @@ def subject_of(audit: Audit, finding: dict[str, Any]) -> Subject:
     return Subject(f"merchant {entity}", tuple(sorted(of_merchant)), (), True)
 
 
+def _window(start: datetime, end: datetime | None) -> str:
+    """A finding's window as the card says it; an open one (a state still held) has no end."""
+    if end is None:
+        return f"since {start:%Y-%m-%d %H:%M:%S}, still held"
+    return f"{start:%Y-%m-%d %H:%M:%S} to {end:%Y-%m-%d %H:%M:%S}"
+
+
+def window_end(audit: Audit, finding: dict[str, Any]) -> datetime:
+    """The finding's end; for an open one (a state still held), the end of the data."""
+    end: datetime | None = finding["window_end"]
+    return audit.data_window[1] if end is None else end
+
+
 def timeline_range(audit: Audit, finding: dict[str, Any]) -> tuple[datetime, datetime]:
     """The finding's window with padding, cut to the data the store holds."""
-    start, end = finding["window_start"], finding["window_end"]
+    start, end = finding["window_start"], window_end(audit, finding)
     padding = min(max((end - start) / 2, MIN_PADDING), MAX_PADDING)
     data_from, data_to = audit.data_window
     low = max(start - padding, data_from - MIN_PADDING)
@@ -207,7 +220,7 @@ def timeline_context(audit: Audit, finding_id: str) -> dict[str, Any]:
     shown_from, shown_to = timeline_range(audit, finding)
     return {
         "window_start": finding["window_start"],
-        "window_end": finding["window_end"],
+        "window_end": window_end(audit, finding),
         "shown_from": shown_from,
         "shown_to": shown_to,
         "title": f"Around the finding: {subject_of(audit, finding).label}",

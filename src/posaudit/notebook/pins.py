@@ -37,6 +37,29 @@ def _still_held(rule: str) -> pl.Expr:
     )
 
 
+def _still_shared() -> pl.Expr:
+    """A shared-PIN finding whose PIN the operator and one of the others both hold yet."""
+    return (pl.col("rule") == "shared_pins") & (
+        pl.col("evidence").str.json_path_match("$.still_shared") == "true"
+    )
+
+
+def held(start: str = "window_start", end: str = "window_end") -> pl.Expr:
+    """A finding's time as the page says it: 'since D, still held' for an open state, 'from D
+    to E' for one a PIN event ended."""
+    return (
+        pl.when(pl.col(end).is_null())
+        .then(pl.format("since {}, still held", pl.col(start).dt.strftime("%Y-%m-%d")))
+        .otherwise(
+            pl.format(
+                "from {} to {}",
+                pl.col(start).dt.strftime("%Y-%m-%d"),
+                pl.col(end).dt.strftime("%Y-%m-%d"),
+            )
+        )
+    )
+
+
 def pin_roster(audit: Audit) -> pl.DataFrame:
     """One row per operator active at the end of the data, with what is wrong with its PIN.
 
@@ -74,7 +97,7 @@ def pin_roster(audit: Audit) -> pl.DataFrame:
         _still_held("default_pins").any().alias("is_default"),
         _still_held("stale_pins").any().alias("is_stale"),
         pl.col("evidence")
-        .filter(_still_held("shared_pins"))
+        .filter(_still_shared())
         .str.json_path_match("$.group_size")
         .cast(pl.Int64)
         .max()
@@ -237,7 +260,7 @@ def shared_pin_groups(audit: Audit) -> pl.DataFrame:
             "terminal_id",
         ).alias("who"),
     )
-    shared = audit.findings().filter(_still_held("shared_pins"))
+    shared = audit.findings().filter(_still_shared())
     schema = pl.Schema(
         [
             ("merchant_id", pl.String()),
@@ -284,7 +307,8 @@ def shared_pin_groups(audit: Audit) -> pl.DataFrame:
 
 
 def pin_findings(audit: Audit, rule: str) -> pl.DataFrame:
-    """The run's findings of one PIN rule: operator, terminal, set when and by whom, still held."""
+    """The run's findings of one PIN rule: operator, terminal, set when and by whom, still held,
+    and the time held in words ('since D, still held' or 'from D to E')."""
     return (
         audit.findings()
         .filter(pl.col("rule") == rule)
@@ -299,6 +323,7 @@ def pin_findings(audit: Audit, rule: str) -> pl.DataFrame:
             .str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False)
             .alias("set_at"),
             (pl.col("evidence").str.json_path_match("$.still_held") == "true").alias("still_held"),
+            held().alias("held"),
             "summary",
             "is_new",
         )

@@ -236,7 +236,9 @@ def _stamp(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
 
-def _window(start: datetime, end: datetime) -> str:
+def _window(start: datetime, end: datetime | None, lang: Language) -> str:
+    if end is None:  # a state still held: an open finding
+        return text("open_since", lang, start=f"{start:%Y-%m-%d}")
     if start.date() == end.date():
         if start.strftime("%H:%M") == end.strftime("%H:%M"):
             return start.strftime("%Y-%m-%d %H:%M")
@@ -287,7 +289,7 @@ def _finding_rows(frame: pl.DataFrame, lang: Language, *, evidence: bool) -> lis
                 "entity": row["entity_shown"],
                 "entity_type": label(ENTITY_TYPES, row["entity_type"], lang),
                 "merchant": _merchant(row["merchant_id"], row["merchant_name"]),
-                "when": _window(row["window_start"], row["window_end"]),
+                "when": _window(row["window_start"], row["window_end"], lang),
                 "window_start": row["window_start"].isoformat(),
                 "sentence": _first_upper(row["sentence"]),
                 "score": f"{row['rank_score']:.2f}",
@@ -1569,7 +1571,11 @@ def build_report(
     mark = time.perf_counter()
     now = generated_at or datetime.now().replace(microsecond=0)
     scope = _scope(data, lang, pseudonyms, now)
-    pins = pin_hygiene(data.findings, operators_in_scope=data.population["operators_at_end"])
+    pins = pin_hygiene(
+        data.findings,
+        operators_in_scope=data.population["operators_at_end"],
+        data_to=data.run.data_to,
+    )
     # The headline counts what is left to look at: not what an analyst dismissed or snoozed.
     headline = replace(data, findings=headline_findings(data.findings))
     money = money_at_risk(headline.findings, data.refund_amounts)

@@ -750,10 +750,18 @@ def _day_of(path: str) -> pl.Expr:
     return _json("evidence", path).str.slice(0, 10)
 
 
-def pin_hygiene(findings: pl.DataFrame, *, operators_in_scope: int) -> PinHygiene:
+def pin_hygiene(
+    findings: pl.DataFrame, *, operators_in_scope: int, data_to: datetime | None
+) -> PinHygiene:
     """The PINs operators held at the end of the data: by weakness, default, age, sharing and
-    reuse (``operators_in_scope``: the operators active then)."""
+    reuse (``operators_in_scope``: the operators active then; ``data_to``: the end of the
+    data, which a PIN still held is aged to: its finding, an open state, names no end)."""
     pins = findings.filter((pl.col("family") == "pins") & _held_at_end())
+    set_at = _json("evidence", "$.set_at").str.to_datetime("%Y-%m-%dT%H:%M:%S", strict=False)
+    # whole days from the PIN's setting to the end of the data
+    held_days = (
+        (pl.lit(data_to, dtype=pl.Datetime("us")) - set_at).dt.total_seconds() // 86_400
+    ).cast(pl.Int64)
 
     def operators_of(rule: str) -> pl.DataFrame:
         return pins.filter(pl.col("rule") == rule)
@@ -780,19 +788,14 @@ def pin_hygiene(findings: pl.DataFrame, *, operators_in_scope: int) -> PinHygien
             "merchant_id",
             "merchant_name",
             _day_of("$.set_at").alias("set_at"),
-            _json("evidence", "$.held_days").cast(pl.Int64, strict=False).alias("held_days"),
+            held_days.alias("held_days"),
         )
         .unique(subset="operator_id", keep="first")
         .sort(["held_days", "operator_id"], descending=[True, False], nulls_last=True)
     )
     stale = (
         operators_of("stale_pins")
-        .with_columns(
-            pl.coalesce(
-                _json("evidence", "$.held_days").cast(pl.Float64, strict=False),
-                _json("evidence", "$.age_days").cast(pl.Float64, strict=False).floor(),
-            ).alias("age_days")
-        )
+        .with_columns(held_days.cast(pl.Float64).alias("age_days"))
         .group_by("entity_id")
         .agg(pl.col("age_days").max())
     )
@@ -808,11 +811,9 @@ def pin_hygiene(findings: pl.DataFrame, *, operators_in_scope: int) -> PinHygien
         )
         .fill_null(0)
     )
-    # Shared at the end: the operator's PIN still held and the sharing lasting to its end;
+    # Shared at the end: the operator's PIN still held and shared with another still held;
     # a group is the operators still sharing with one another.
-    shared = operators_of("shared_pins").filter(
-        _json("evidence", "$.shared_until") == _json("evidence", "$.held_until")
-    )
+    shared = operators_of("shared_pins").filter(_json("evidence", "$.still_shared") == "true")
     sharing = set(shared.get_column("entity_id").to_list())
     shared = shared.with_columns(
         pl.col("evidence")

@@ -294,6 +294,7 @@ UI: Final[dict[str, tuple[str, str]]] = {
     "is_new": ("New in this run", "本次新增"),
     "window_start": ("From", "开始时间"),
     "window_end": ("To", "结束时间"),
+    "open_since": ("since {start}, still held", "自 {start} 起，至今仍在"),
     "merchant_id": ("Merchant ID", "商户编号"),
     "merchant_name": ("Merchant name", "商户名称"),
     "entity_id": ("Entity ID", "对象编号"),
@@ -1185,6 +1186,9 @@ EVIDENCE: Final[dict[str, tuple[str, str, EvidenceKind]]] = {
     "group_size": ("operators sharing the PIN", "共用该密码的人数", "count"),
     "shared_from": ("shared from", "共用起始", "stamp"),
     "shared_until": ("shared until", "共用截止", "stamp"),
+    "still_shared": ("still shared at the end of the data", "数据截止时仍在共用", "bool"),
+    "passed_days": ("PIN age passed", "密码已超过的使用天数", "days"),
+    "passed_on": ("age passed on", "超过该天数的日期", "stamp"),
     "pins_back": ("PINs back", "往前第几个密码", "count"),
     "earlier_set_at": ("earlier held from", "旧密码最初设置时间", "stamp"),
     # refunds
@@ -1558,8 +1562,10 @@ def evidence_value(key: str, value: Any, lang: Language) -> str:
 
 
 def evidence_items(evidence: dict[str, Any], lang: Language) -> list[tuple[str, str]]:
-    """Each evidence entry as (label, value) in ``lang``; a key without a label shows as is."""
+    """Each evidence entry as (label, value) in ``lang``; a key without a label shows as is,
+    a key without a value (an open state's end) not at all."""
     return [
         (evidence_label(key, lang) or key, evidence_value(key, value, lang))
         for key, value in evidence.items()
+        if value is not None
     ]

@@ -42,12 +42,39 @@ def rule_findings(
     frames = []
     for r in rules:
         tables = {**inputs[r.name], **derived}
+        entities = scopes[r.name].entities
+        if entities is not None:
+            tables = of_entities(tables, scopes[r.name].entity_key, entities)
         frame = shaped_findings(r(tables, **(r.parameters | policy.parameters(r.name))))
+        if entities is not None:
+            frame = frame.filter(entity_column(scopes[r.name].entity_key).is_in(sorted(entities)))
         recheck_from = scopes[r.name].recheck_from
         if recheck_from is not None:
-            frame = frame.filter(pl.col("window_end") >= recheck_from)
+            frame = frame.filter(
+                pl.col("window_end").is_null() | (pl.col("window_end") >= recheck_from)
+            )
         frames.append(frame)
     return frames
+
+
+def entity_column(key: str) -> pl.Expr:
+    """The findings column holding a rule's partition key ``key``."""
+    return pl.col("merchant_id") if key == "merchant_id" else pl.col("entity_id")
+
+
+def of_entities(
+    tables: Mapping[str, pl.LazyFrame], key: str, entities: frozenset[str]
+) -> dict[str, pl.LazyFrame]:
+    """``tables`` cut to the rows of ``entities``, in each table holding the column ``key``
+    (a table without it, such as the PIN events of a merchant's operators, is joined to one
+    that has it by the rule)."""
+    wanted = pl.Series(sorted(entities), dtype=pl.String)
+    return {
+        name: frame.filter(pl.col(key).cast(pl.String).is_in(wanted))
+        if key in frame.collect_schema()
+        else frame
+        for name, frame in tables.items()
+    }
 
 
 def collect(frame: pl.LazyFrame) -> pl.DataFrame:

@@ -104,13 +104,26 @@ class KeptExclusion:
 
 
 def kept_exclusion(
-    store: Store, rules: list[Rule], operators: pl.DataFrame, *, digester: PinDigester
+    store: Store,
+    rules: list[Rule],
+    operators: pl.DataFrame,
+    *,
+    digester: PinDigester,
+    only: frozenset[str] | None = None,
 ) -> KeptExclusion:
     """The exclusion list kept for ``digester``'s key and ``operators``, for the PIN digests
-    the store's PIN events hold, when a rule asks for it."""
+    the store's PIN events hold (of the operators ``only`` names, when the rules asking for
+    it re-decide only those), when a rule asks for it."""
     kept_for = built_for(digester.fingerprint, *operator_numbers(operators))
     if not any("weak_pin_digests" in r.inputs for r in rules):
         return KeptExclusion(kept_for, None, digester)
-    digests = store.frame("SELECT DISTINCT pin_digest FROM pin_events").get_column("pin_digest")
+    if only is None:
+        digests = store.frame("SELECT DISTINCT pin_digest FROM pin_events")
+    else:
+        digests = store.frame(
+            "SELECT DISTINCT pin_digest FROM pin_events WHERE list_contains($ids, operator_id)",
+            params={"ids": sorted(only)},
+        )
+    digests = digests.get_column("pin_digest")
     kept = kept_exclusion_list(store, kept_for, digester=digester, digests=digests)
     return KeptExclusion(kept_for, kept, digester)

@@ -37,7 +37,7 @@ from posaudit.run.kept import (
     write_kept_days,
     write_kept_refunds,
 )
-from posaudit.run.plan import RuleScope, RunPlan, check_runnable, plan_run
+from posaudit.run.plan import RuleScope, RunPlan, check_runnable, over_all_data, plan_run
 from posaudit.run.read import (
     ColumnsToRead,
     KeptDays,
@@ -63,6 +63,20 @@ from posaudit.store.catalogue import WINDOW_TABLES
 # Starts the anomaly score on its tables as soon as they are read, with how the run reads
 # the refunds.
 ScoreStarter = Callable[[dict[str, pl.LazyFrame], KeptRefunds | None], None]
+
+
+def _digests_of(rules: list[Rule], scopes: Mapping[str, RuleScope]) -> frozenset[str] | None:
+    """The operators whose PIN digests the exclusion list is needed for: those the rules
+    reading it re-decide, when each names them (None: every operator's)."""
+    wanted: set[str] = set()
+    for r in rules:
+        if "weak_pin_digests" not in r.inputs:
+            continue
+        scope = scopes[r.name]
+        if scope.entities is None or scope.entity_key != "operator_id":
+            return None
+        wanted |= scope.entities
+    return frozenset(wanted)
 
 
 def run_pipeline(
@@ -201,7 +215,7 @@ class LocalRun:
                 outcome = scoring.outcome()
                 findings = self.all_findings(frames, scopes, outcome)
                 stages["detect"] = time.perf_counter() - mark
-                over_all = sorted(name for name, s in scopes.items() if s.read_from is None)
+                over_all = over_all_data(scopes)
                 self.emit(
                     "detect",
                     {
@@ -265,7 +279,9 @@ class LocalRun:
         store, rules, plan = self.store, self.rules, self.plan
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as builder:
             operators = store.read("operators")
-            exclusion = kept_exclusion(store, rules, operators, digester=self.digester)
+            exclusion = kept_exclusion(
+                store, rules, operators, digester=self.digester, only=_digests_of(rules, scopes)
+            )
             building = builder.submit(
                 derived_inputs,
                 rules,

@@ -34,6 +34,7 @@ from posaudit.detect.registry import DERIVED_TABLES, Rule
 from posaudit.pins import PinDigester
 from posaudit.run.dimensions import dimension_changes, dimensions_kept_by
 from posaudit.run.kept import IncrementalScore, kept_week
+from posaudit.run.states import ChangedStates, changed_states, state_entities
 from posaudit.score.operators import SCORE_RULE
 from posaudit.store import Store, StoreError
 from posaudit.store.catalogue import DIMENSION_TABLES, EVENT_TIME_COLUMNS, WINDOW_TABLES
@@ -63,6 +64,10 @@ class RuleScope:
     why_all: str = ""
     # tables the rule reads from a later time than ``read_from``
     table_from: Mapping[str, datetime] = field(default_factory=dict)
+    # a rule on states: the entities (values of ``entity_key``, the rule's partition key) it
+    # re-decides; its other findings are carried over (None: every entity)
+    entities: frozenset[str] | None = None
+    entity_key: str = ""
 
     def since(self, table: str) -> datetime | None:
         """The earliest event time the rule reads of ``table`` (None: all of it)."""
@@ -85,7 +90,12 @@ class RunPlan:
 
     @property
     def rules_over_all_data(self) -> list[str]:
-        return sorted(name for name, scope in self.scopes.items() if scope.read_from is None)
+        return over_all_data(self.scopes)
+
+
+def over_all_data(scopes: Mapping[str, RuleScope]) -> list[str]:
+    """The rules that re-decide every finding over all the data."""
+    return sorted(name for name, s in scopes.items() if s.read_from is None and s.entities is None)
 
 
 def full_scopes(rules: Iterable[Rule], why: str = "full run") -> dict[str, RuleScope]:
@@ -348,6 +358,21 @@ def score_scope(
     return RuleScope(rule.name, reads.refunds_from, reads.events_from, table_from=events)
 
 
+def state_scope(store: Store, rule: Rule, policy: Policy, changed: ChangedStates) -> RuleScope:
+    """A rule on states re-decides the entities whose state may have changed, over all their
+    events (:mod:`posaudit.run.states`)."""
+    entities = state_entities(store, rule, rule.parameters | policy.parameters(rule.name), changed)
+    kind = "merchants" if rule.partition_key == "merchant_id" else "operators"
+    return RuleScope(
+        rule.name,
+        None,
+        None,
+        f"re-decides the {len(entities):,} {kind} whose state changed",
+        entities=entities,
+        entity_key=rule.partition_key,
+    )
+
+
 def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = False) -> RunPlan:
     """Decide full or incremental, and what each rule reads and re-decides."""
     data_from, data_to = data_window(store)
@@ -366,8 +391,13 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
         for table, column in EVENT_TIME_COLUMNS.items()
     }
     overlong = overlong_rules(store, rules, changed_from)
+    states: ChangedStates | None = None
     scopes = {}
     for r in rules:
+        if r.states:
+            states = states or changed_states(store, changed_from, data_to)
+            scopes[r.name] = state_scope(store, r, policy, states)
+            continue
         recheck_from = changed_from - (r.lookback if r.recheck is None else r.recheck)
         read_from = recheck_from - r.lookback
         table_from = (

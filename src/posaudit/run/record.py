@@ -92,7 +92,10 @@ def merge_findings(
     """
     counts = MergeCounts()
     store.execute("CREATE TEMP TABLE _run_findings AS SELECT * FROM findings LIMIT 0")
-    store.execute("CREATE TEMP TABLE _run_scope (rule VARCHAR, recheck_from TIMESTAMP)")
+    store.execute(
+        "CREATE TEMP TABLE _run_scope (rule VARCHAR, recheck_from TIMESTAMP, entity_key VARCHAR)"
+    )
+    store.execute("CREATE TEMP TABLE _run_entities (rule VARCHAR, entity VARCHAR)")
     try:
         for column in ("first_run_id", "status", "resolved_run_id"):
             store.execute(f"ALTER TABLE _run_findings DROP COLUMN {column}")
@@ -103,11 +106,24 @@ def merge_findings(
                 staged.select(["finding_id", "run_id", *FINDINGS_SCHEMA.names()[1:]]),
             )
         scope_frame = pl.DataFrame(
-            {"rule": list(scopes), "recheck_from": [s.recheck_from for s in scopes.values()]},
-            schema={"rule": pl.String, "recheck_from": pl.Datetime("us")},
+            {
+                "rule": list(scopes),
+                "recheck_from": [s.recheck_from for s in scopes.values()],
+                "entity_key": [
+                    None if s.entities is None else s.entity_key for s in scopes.values()
+                ],
+            },
+            schema={"rule": pl.String, "recheck_from": pl.Datetime("us"), "entity_key": pl.String},
         )
         if scope_frame.height:
             store.append("_run_scope", scope_frame)
+        entity_frame = pl.DataFrame(
+            [(name, e) for name, s in scopes.items() for e in sorted(s.entities or ())],
+            schema={"rule": pl.String, "entity": pl.String},
+            orient="row",
+        )
+        if entity_frame.height:
+            store.append("_run_entities", entity_frame)
         # open findings of a rule the run did not run: untouched
         not_run = "status = 'open' AND rule NOT IN (SELECT rule FROM _run_scope)"
         counts.not_run = _count(store, f"SELECT count(*) FROM findings WHERE {not_run}")
@@ -117,11 +133,17 @@ def merge_findings(
                 f"SELECT DISTINCT rule FROM findings WHERE {not_run} ORDER BY rule"
             )
         ]
-        # open, not reported, of a rule the run ran, and in what that rule re-decided
+        # open, not reported, of a rule the run ran, and in what that rule re-decided: the
+        # findings ending from its recheck time on (an open one has not ended), of the
+        # entities it re-decided when it names them
         unreported = (
             "f.status = 'open' AND f.finding_id NOT IN (SELECT finding_id FROM _run_findings) "
             "AND EXISTS (SELECT 1 FROM _run_scope s WHERE s.rule = f.rule "
-            "AND (s.recheck_from IS NULL OR f.window_end >= s.recheck_from))"
+            "AND (s.recheck_from IS NULL OR f.window_end IS NULL "
+            "OR f.window_end >= s.recheck_from) "
+            "AND (s.entity_key IS NULL OR EXISTS (SELECT 1 FROM _run_entities e "
+            "WHERE e.rule = f.rule AND e.entity = CASE s.entity_key "
+            "WHEN 'merchant_id' THEN f.merchant_id ELSE f.entity_id END)))"
         )
         counts.resolved = _count(store, f"SELECT count(*) FROM findings f WHERE {unreported}")
         store.execute(
@@ -162,6 +184,7 @@ def merge_findings(
     finally:
         store.execute("DROP TABLE _run_findings")
         store.execute("DROP TABLE _run_scope")
+        store.execute("DROP TABLE _run_entities")
     return counts
 
 

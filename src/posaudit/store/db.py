@@ -37,7 +37,7 @@ from posaudit.store.catalogue import (
 )
 from posaudit.store.errors import StoreError, StoreLockedError
 
-SCHEMA_VERSION: Final = "3"
+SCHEMA_VERSION: Final = "4"
 # How a store of an older schema version becomes the next version, in place: what a store
 # holds (an ingested one cannot be made again) is kept, and only columns and tables are added.
 # The tables a version brought (the catalogue's ``added_in``) are made from schema.sql as well.
@@ -53,6 +53,13 @@ _UPGRADES: Final = MappingProxyType(
         ),
         # 3: operator management events and the terminals' batch totals (tables only)
         "2": (),
+        # 4: a finding on a state still held (a PIN) is open: it has no window_end. The PIN
+        # findings of earlier runs end at their data's last day: the next run is a full one
+        # (without the previous run's fingerprint, posaudit.run.plan)
+        "3": (
+            "ALTER TABLE findings ALTER COLUMN window_end DROP NOT NULL",
+            "DELETE FROM posaudit_meta WHERE key = 'pipeline.fingerprint'",
+        ),
     }
 )
 APPLICATION: Final = "posaudit"

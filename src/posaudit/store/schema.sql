@@ -200,7 +200,7 @@ CREATE TABLE findings (
     entity_id VARCHAR NOT NULL,
     merchant_id VARCHAR,
     window_start TIMESTAMP NOT NULL,
-    window_end TIMESTAMP NOT NULL,
+    window_end TIMESTAMP,            -- none: a state still held at the data's end (a PIN)
     summary VARCHAR NOT NULL,
     evidence JSON NOT NULL,
     status VARCHAR NOT NULL,         -- 'open' or 'resolved'
