@@ -100,6 +100,10 @@ def run_pipeline(
     digester = pin_digester() if digester is None else digester
     check_runnable(store, digester)
     plan = plan_run(store, policy, rules, full=full)
+    # the plan scanned the event times of the whole history to notice late data: a night
+    # reads only its days from here on, so those cached blocks are let go (measured: 55 MiB
+    # less at the peak of a night on 360 days, no slower; docs/benchmarks.md)
+    store.release_cache()
     planned = time.perf_counter() - started
     run_id = next_run_id(store)
     emit(

@@ -635,6 +635,26 @@ class Store:
         """Rows of a SQL query, for small look-ups (counts, maxima, metadata)."""
         return self._con.execute(sql, params or []).fetchall()
 
+    def release_cache(self) -> None:
+        """Let go of the table blocks DuckDB keeps cached from earlier queries.
+
+        DuckDB keeps every block it read until its memory limit presses, so a query that
+        scans a column across the whole history keeps it in memory for the rest of the
+        process. Lowering the limit to nothing evicts what no query holds; the limit is then
+        set back. Call it only when no other cursor of the store is running a query: one
+        would fail for want of memory.
+        """
+        shown = "SELECT current_setting('memory_limit')"
+        (limit,) = self._con.execute(shown).fetchone()  # type: ignore[misc]
+        try:
+            with suppress(duckdb.Error):  # what a transaction holds cannot be evicted: keep it
+                self._con.execute("SET memory_limit = '1MB'")
+        finally:
+            # the default to the byte; a limit set here, as it reads (to a tenth of its unit)
+            self._con.execute("RESET memory_limit")
+            if self._con.execute(shown).fetchone() != (limit,):
+                self._con.execute(f"SET memory_limit = '{limit}'")
+
     def frame(self, sql: str, params: Mapping[str, object] | None = None) -> pl.DataFrame:
         """The result of a SQL query as a Polars DataFrame (``params``: named ``$`` values)."""
         return self._con.sql(sql, params=dict(params) if params else None).pl()
