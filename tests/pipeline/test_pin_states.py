@@ -17,7 +17,10 @@ from posaudit.rules import all_rules
 from posaudit.run.plan import plan_run
 from posaudit.store import Store
 
-PIN_RULES = ("weak_pins", "default_pins", "stale_pins", "shared_pins", "reused_pins")
+PIN_RULES = (
+    *("weak_pins", "default_pins", "stale_pins", "shared_pins", "reused_pins"),
+    "common_default_pins",
+)
 # operators given a PIN change 90 days before an hour after the data's end
 CROSSING = 3
 

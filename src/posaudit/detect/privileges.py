@@ -546,16 +546,13 @@ def never_logged_in(
 
 
 COMMON_DEFAULT_PINS: Final = Sentence(
-    en=_WHO_EN + " still holds the common default PIN for its number on {family} terminals, "
-    "set on {since} and unchanged for {held_days} days up to {data_end}; have it changed now",
-    zh=_WHO_ZH + "仍在使用{family}终端上该编号的常见默认密码：自 {since} 设置，至 {data_end} "
-    "已 {held_days} 天未更改；应立即更换",
+    en=_WHO_EN + " has held the common default PIN for its number on {family} terminals since "
+    "{since}, unchanged; have it changed now",
+    zh=_WHO_ZH + "自 {since} 起使用{family}终端上该编号的常见默认密码，至今未更改；应立即更换",
     fields={
         **_WHO_FIELDS,
         "family": Words(FAMILY_WORDS, other=r"[a-z_]+"),
         "since": Value(DAY),
-        "held_days": Value(NUMBER),
-        "data_end": Value(DAY),
     },
 )
 
@@ -565,6 +562,8 @@ COMMON_DEFAULT_PINS: Final = Sentence(
     entity_type="operator",
     partition_key="operator_id",
     lookback=PIN_HISTORY,
+    # a state, as the PIN rules' (posaudit.detect.pins): open while the PIN is held
+    states=True,
     scenarios=("common_default_pin",),
 )
 def common_default_pins(
@@ -582,7 +581,8 @@ def common_default_pins(
     them; every guide to the terminal lists them. ``common_default_pin_digests`` holds their
     digests under the deployment key with the operator number and family each applies to
     (null: every family); the runner makes it, so no PIN is written anywhere. One finding
-    per operator, from the day the PIN was set to the end of the data.
+    per operator, open from the day the PIN was set (no ``window_end``: the PIN's change
+    resolves it).
     """
     families = terminals.select(
         pl.col("terminal_id").cast(pl.String), pl.col("family").cast(pl.String)
@@ -611,7 +611,7 @@ def common_default_pins(
         .with_columns(
             pl.col("terminal_id").alias("home_terminal_id"),
             pl.col("period_start").alias("window_start"),
-            pl.col("data_to").alias("window_end"),
+            pl.lit(None, dtype=pl.Datetime("us")).alias("window_end"),
         )
         .pipe(
             _operator_findings,
@@ -621,8 +621,6 @@ def common_default_pins(
                 **_who(),
                 family="family",
                 since=_day("period_start"),
-                held_days=_held_days(),
-                data_end=_day("data_to"),
             ),
             evidence={
                 "pin_event_id": pl.col("pin_event_id"),
@@ -632,7 +630,6 @@ def common_default_pins(
                 "set_kind": pl.col("kind"),
                 "set_by": pl.col("actor"),
                 "set_at": _stamp("period_start"),
-                "held_days": _held_days(),
             },
         )
     )
