@@ -38,9 +38,13 @@ def _still_held(rule: str) -> pl.Expr:
 
 
 def _still_shared() -> pl.Expr:
-    """A shared-PIN finding whose PIN the operator and one of the others both hold yet."""
+    """A shared-PIN finding whose PIN the operator and one of the others both hold yet (a
+    run before open findings wrote no ``still_shared``: its shares ran to the held PIN's end)."""
+    evidence = pl.col("evidence").str.json_path_match
+    still = evidence("$.still_shared")
     return (pl.col("rule") == "shared_pins") & (
-        pl.col("evidence").str.json_path_match("$.still_shared") == "true"
+        (still == "true")
+        | (still.is_null() & (evidence("$.shared_until") == evidence("$.held_until")))
     )
 
 

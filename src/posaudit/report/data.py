@@ -813,7 +813,15 @@ def pin_hygiene(
     )
     # Shared at the end: the operator's PIN still held and shared with another still held;
     # a group is the operators still sharing with one another.
-    shared = operators_of("shared_pins").filter(_json("evidence", "$.still_shared") == "true")
+    # (a run before open findings wrote no still_shared: its shares ran to the held PIN's end)
+    still = _json("evidence", "$.still_shared")
+    shared = operators_of("shared_pins").filter(
+        (still == "true")
+        | (
+            still.is_null()
+            & (_json("evidence", "$.shared_until") == _json("evidence", "$.held_until"))
+        )
+    )
     sharing = set(shared.get_column("entity_id").to_list())
     shared = shared.with_columns(
         pl.col("evidence")
