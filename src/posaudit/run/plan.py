@@ -11,8 +11,11 @@ carries every finding ending earlier over unchanged. A rule whose look-back reac
 over all the data, and a score (family ``scores``: a model ranks every operator-day against
 all others, so any new day can move any rank), is re-run over all the data. A rule with a
 finding whose window is longer than its look-back does not fit that promise and is re-run
-over all the data too. The findings after an incremental run therefore equal those of a full
-run over the same data; the tests check this for every rule.
+over all the data too. A rule on states (``Rule.states``: the PIN rules, whose findings last
+until an event of their operator ends them) is re-decided instead for the entities whose
+state may have changed (:mod:`posaudit.run.states`), over all their events. The findings
+after an incremental run therefore equal those of a full run over the same data; the tests
+check this for every rule.
 
 Both engines plan here: the Spark engine's runs are always full (:func:`full_scopes`), and it
 names the previous run the same way (:func:`previous_run`).
