@@ -693,6 +693,10 @@ def _of_longest_run(column: str) -> pl.Expr:
     # runs of wrong PINs without a success rarely span more than a day; the setting has none
     lookback=timedelta(days=7),
     scenarios=("lockout_not_enforced",),
+    # a terminal's finding counts its runs over the whole history: only a wrong PIN (or a
+    # lockout) can begin or change one, and a looser setting holds until the terminal changes
+    states=True,
+    state_events={"login_events": "outcome = 'wrong_pin'", "lockouts": "true"},
 )
 def lockout_not_enforced(
     login_events: pl.LazyFrame,

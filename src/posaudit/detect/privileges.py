@@ -431,6 +431,8 @@ NEVER_LOGGED_IN: Final = Sentence(
     partition_key="terminal_id",
     lookback=LOGIN_LOOKBACK,
     scenarios=("ghost_operator",),
+    # it counts the logins since the account was added, at most the look-back before the end
+    reads_last={"login_events": LOGIN_LOOKBACK},
 )
 def never_logged_in(
     operators: pl.LazyFrame,

@@ -202,6 +202,14 @@ class Rule:
     # unchanged state passes a whole multiple of the parameter named by ``state_age`` (days).
     states: bool = False
     state_age: str | None = None
+    # A rule on states kept by events other than PIN events (a terminal's runs of wrong PINs):
+    # the event rows, by table and SQL condition, that can change an entity's state. A night
+    # re-decides the entities of such rows from the first changed time less the look-back on,
+    # those with a finding that may still run on, and those added since the previous run.
+    state_events: Mapping[str, str] | None = None
+    # Tables of which the rule reads only this span before the data's end, whatever it
+    # re-decides (the last two months of logins for an account never used).
+    reads_last: Mapping[str, timedelta] | None = None
 
     @property
     def description(self) -> str:
@@ -228,12 +236,15 @@ def rule(
     reads: Callable[[Mapping[str, Any]], Mapping[str, timedelta]] | None = None,
     states: bool = False,
     state_age: str | None = None,
+    state_events: Mapping[str, str] | None = None,
+    reads_last: Mapping[str, timedelta] | None = None,
 ) -> Callable[[RuleFunction], RuleFunction]:
     """Register a rule function; the function itself is returned unchanged.
 
     ``recheck`` and ``reads`` narrow what an incremental run reads and re-decides for a
-    rule whose look-back is long only for some of its tables; ``states`` and ``state_age``
-    for a rule whose findings are states (see :class:`Rule`).
+    rule whose look-back is long only for some of its tables; ``states``, ``state_age`` and
+    ``state_events`` for a rule whose findings are states; ``reads_last`` for one that reads
+    only the last span of a table (see :class:`Rule`).
     """
 
     def register(function: RuleFunction) -> RuleFunction:
@@ -260,6 +271,8 @@ def rule(
             reads=reads,
             states=states,
             state_age=state_age,
+            state_events=state_events,
+            reads_last=reads_last,
         )
         return function
 

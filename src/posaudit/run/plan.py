@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, time, timedelta
 from typing import Any, Final, Literal
 
 import polars as pl
@@ -365,7 +365,7 @@ def state_scope(store: Store, rule: Rule, policy: Policy, changed: ChangedStates
     """A rule on states re-decides the entities whose state may have changed, over all their
     events (:mod:`posaudit.run.states`)."""
     entities = state_entities(store, rule, rule.parameters | policy.parameters(rule.name), changed)
-    kind = "merchants" if rule.partition_key == "merchant_id" else "operators"
+    kind = rule.partition_key.removesuffix("_id") + "s"
     return RuleScope(
         rule.name,
         None,
@@ -374,6 +374,17 @@ def state_scope(store: Store, rule: Rule, policy: Policy, changed: ChangedStates
         entities=entities,
         entity_key=rule.partition_key,
     )
+
+
+def reading_last(scope: RuleScope, spans: Mapping[str, timedelta], data_to: datetime) -> RuleScope:
+    """``scope`` reading each table of ``spans`` only for its span before ``data_to``, when
+    it read more (``Rule.reads_last``: the rule uses no earlier row, whatever it
+    re-decides)."""
+    table_from = dict(scope.table_from)
+    for table, span in spans.items():
+        since = scope.since(table)
+        table_from[table] = data_to - span if since is None else max(since, data_to - span)
+    return replace(scope, table_from=table_from)
 
 
 def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = False) -> RunPlan:
@@ -431,6 +442,9 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
             scopes[r.name] = RuleScope(r.name, read_from, recheck_from, table_from=table_from)
             continue
         scopes[r.name] = RuleScope(r.name, None, None, why)
+    for r in rules:
+        if r.reads_last:
+            scopes[r.name] = reading_last(scopes[r.name], r.reads_last, data_to)
     return RunPlan(
         "incremental",
         reason,

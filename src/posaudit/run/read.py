@@ -281,6 +281,14 @@ class DaysToKeep(NamedTuple):
     reach: Reach | None
 
 
+# The rows of a table a rule on states reads before the others' window: those naming one of
+# its entities (the key column, and the entities' values).
+History = tuple[str, frozenset[str]]
+
+# A table read only for the history of a rule's entities: no other rule reads its rows.
+NOTHING_ELSE: Final = datetime.max
+
+
 class TableReader:
     """Reads store tables once, whole or from an event time on, only the columns asked for.
 
@@ -311,34 +319,53 @@ class TableReader:
         self._unread: dict[str, list[pl.Expr]] = {}
 
     def read(
-        self, name: str, since: datetime | None = None, connection: Store | None = None
+        self,
+        name: str,
+        since: datetime | None = None,
+        connection: Store | None = None,
+        history: History | None = None,
     ) -> pl.DataFrame:
-        """Rows of ``name`` with event time at or after ``since`` (all rows when None).
+        """Rows of ``name`` with event time at or after ``since`` (all rows when None), and
+        with ``history`` the earlier rows of its entities (only those when ``since`` is
+        :data:`NOTHING_ELSE`).
 
         ``connection``: the store through another connection (see :meth:`read_all`).
         """
         connection = connection or self.store
         column = EVENT_TIME_COLUMNS.get(name)
         if column is None:
-            since = None
+            since, history = None, None
         held = self._frames.get(name)
         if held is not None and (held[0] is None or (since is not None and held[0] <= since)):
             frame = held[1]
             if since is None or held[0] == since or column is None:
                 return frame
             return frame.filter(pl.col(column) >= since)
-        where = f"{column} >= {timestamp_literal(since)}" if since is not None else None
+        where: list[str] = []
+        params = None
+        if history is not None and since is not None:
+            key, entities = history
+            before = "" if since is NOTHING_ELSE else f"{column} < {timestamp_literal(since)} AND "
+            where.append(f"{before}list_contains($entities, {key})")
+            params = {"entities": sorted(entities)}
+        if since is not None and since is not NOTHING_ELSE:
+            where.append(f"{column} >= {timestamp_literal(since)}")
         wanted = self.columns.tables.get(name) if self.columns else None
-        frame = plain_strings(connection.read(name, columns=wanted, where=where))
+        frame = plain_strings(connection.read(name, columns=wanted, where=where, params=params))
         with self._counting:
             self.rows_read += frame.height
-        self._frames[name] = (since, frame)
+        # with the history of some entities, the rows read reach back to the data's start
+        self._frames[name] = (None if history is not None else since, frame)
         if wanted is not None:
             whole = plain_strings(connection.read(name, where="false")).schema
             self._unread[name] = [
                 pl.lit(None, dtype=t).alias(c) for c, t in whole.items() if c not in frame.columns
             ]
         return frame
+
+    def has_column(self, name: str, column: str) -> bool:
+        """Whether store table ``name`` has ``column``."""
+        return column in self.store.read(name, where="false").columns
 
     def with_unread_columns(self, name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
         """``frame`` (of table ``name``) with the columns left unread, as nulls of their types.
@@ -474,9 +501,15 @@ class TableReader:
         self.refunds_to_keep = (frame, changed_from)
         return frame
 
-    def read_all(self, wanted: Mapping[str, datetime | None]) -> dict[str, pl.DataFrame]:
-        """Each table or derived table of ``wanted`` from its time on, read on
-        ``READ_THREADS`` threads, each through its own connection, the largest first."""
+    def read_all(
+        self,
+        wanted: Mapping[str, datetime | None],
+        histories: Mapping[str, History] | None = None,
+    ) -> dict[str, pl.DataFrame]:
+        """Each table or derived table of ``wanted`` from its time on (and the history of
+        the entities ``histories`` names, by table), read on ``READ_THREADS`` threads, each
+        through its own connection, the largest first."""
+        histories = histories or {}
         order = sorted(wanted, key=lambda n: (n not in DERIVED_TABLES, n))
         store, local, opening = self.store, threading.local(), threading.Lock()
         frames: dict[str, pl.DataFrame] = {}
@@ -489,7 +522,7 @@ class TableReader:
                 frames[name] = (
                     self.read_derived(name, wanted[name], local.store)
                     if name in DERIVED_TABLES
-                    else self.read(name, wanted[name], local.store)
+                    else self.read(name, wanted[name], local.store, histories.get(name))
                 )
 
             with ThreadPoolExecutor(READ_THREADS, thread_name_prefix="posaudit-read") as pool:
@@ -516,13 +549,35 @@ def read_inputs(
     as soon as they are (so that it can run while the rest is read).
     """
     needed: dict[str, datetime | None] = {}
+    histories: dict[str, History | None] = {}
     for r in rules:
+        scope = scopes[r.name]
         for name in set(r.inputs) - DERIVED_INPUTS:
-            since = scopes[r.name].since(name)
+            since = scope.since(name)
+            if (
+                since is None
+                and scope.entities is not None
+                and name in EVENT_TIME_COLUMNS
+                and reader.has_column(name, scope.entity_key)
+            ):
+                # a rule on states: the whole history of its entities only
+                _add_history(histories, name, (scope.entity_key, scope.entities))
+                continue
             if (name not in EVENT_TIME_COLUMNS and name not in DERIVED_TABLES) or since is None:
                 needed[name] = None
             elif needed.get(name, since) is not None:
                 needed[name] = min(needed.get(name, since), since)  # type: ignore[type-var]
+    # a table another rule reads whole holds every entity's history already
+    history = {
+        name: h
+        for name, h in histories.items()
+        if h is not None and (name not in needed or needed[name] is not None)
+    }
+    for name, wanted in histories.items():
+        if wanted is None:
+            needed[name] = None
+        elif name in history:
+            needed.setdefault(name, NOTHING_ELSE)
 
     def cut(r: Rule) -> dict[str, pl.LazyFrame]:
         return {
@@ -532,7 +587,7 @@ def read_inputs(
                 # a derived table keeps its linked rows before the window (see read_derived)
                 if (since := scopes[r.name].since(name)) is None
                 or name not in EVENT_TIME_COLUMNS
-                or needed[name] == since
+                or (needed[name] == since and name not in history)
                 else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMNS[name]) >= since),
             )
             for name in set(r.inputs) - DERIVED_INPUTS
@@ -541,7 +596,20 @@ def read_inputs(
     frames: dict[str, pl.DataFrame] = {}
     if read_first is not None and when_read is not None:
         first_tables = set(read_first.inputs) - DERIVED_INPUTS
-        frames |= reader.read_all({n: needed[n] for n in first_tables})
+        frames |= reader.read_all({n: needed[n] for n in first_tables}, history)
         when_read(cut(read_first))
-    frames |= reader.read_all({n: s for n, s in needed.items() if n not in frames})
+    frames |= reader.read_all({n: s for n, s in needed.items() if n not in frames}, history)
     return {r.name: cut(r) for r in rules}
+
+
+def _add_history(histories: dict[str, History | None], name: str, wanted: History) -> None:
+    """Add the history of ``wanted``'s entities to what is read of table ``name``; rules on
+    states keyed by different columns read it whole (None)."""
+    if name not in histories:
+        histories[name] = wanted
+        return
+    held = histories[name]
+    if held is None or held[0] != wanted[0]:
+        histories[name] = None
+    else:
+        histories[name] = (held[0], held[1] | wanted[1])

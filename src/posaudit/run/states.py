@@ -10,6 +10,12 @@ after the first changed time, those added to the operators table since the previ
 removed in that time, and, for a rule with an age, those whose current PIN passes a multiple of
 it between the first changed time and the data's end. Every other finding of the rule is
 carried over as it is, and equals what a full run gives.
+
+A rule may keep a state by other events (``Rule.state_events``): a terminal's runs of wrong
+PINs without a lockout, counted over its whole history, change only with a wrong PIN or a
+lockout there, and a looser lockout setting holds until the terminal's row changes (a full
+run). Such a rule re-decides the terminals named by those events from the first changed time
+less its look-back, those whose findings reach that time, and those added since.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ from typing import Any, Final
 from posaudit.detect.registry import Rule
 from posaudit.run.kept import kept_table
 from posaudit.store import Store
+from posaudit.store.catalogue import CATALOGUE, DIMENSION_TABLES, EVENT_TIME_COLUMNS
 
 US_PER_DAY: Final = 86_400_000_000
 
@@ -82,11 +89,46 @@ def changed_states(store: Store, since: datetime, data_to: datetime) -> ChangedS
     return ChangedStates(since, data_to, frozenset(str(r[0]) for r in rows if r[0] is not None))
 
 
+def _dimension_of(key: str) -> str | None:
+    """The dimension table whose rows ``key`` names (``terminal_id``: terminals)."""
+    return next((t for t in DIMENSION_TABLES if CATALOGUE[t].key == key), None)
+
+
+def entities_by_events(store: Store, rule: Rule, changed: ChangedStates) -> frozenset[str]:
+    """What a rule on states kept by other events than a PIN's (``Rule.state_events``)
+    re-decides: the values of its partition key named by such an event from the first
+    changed time less its look-back on, those of its findings that end there or later (or
+    not yet), and those added to their dimension since the previous run kept its copy."""
+    assert rule.state_events is not None
+    key = rule.partition_key
+    since = changed.since - rule.lookback
+    column = "merchant_id" if key == "merchant_id" else "entity_id"
+    parts = [
+        f"SELECT {key} FROM {table} WHERE {EVENT_TIME_COLUMNS[table]} >= ? AND ({where})"
+        for table, where in rule.state_events.items()
+    ]
+    params: list[object] = [since] * len(parts)
+    parts.append(
+        f"SELECT {column} FROM findings WHERE rule = ? AND (window_end IS NULL OR window_end >= ?)"
+    )
+    params += [rule.name, since]
+    dimension = _dimension_of(key)
+    if dimension is not None:
+        kept = kept_table(dimension)
+        added = f" WHERE {key} NOT IN (SELECT {key} FROM {kept})" if store.has_table(kept) else ""
+        parts.append(f"SELECT {key} FROM {dimension}{added}")
+    rows = store.query(" UNION ".join(f"({p})" for p in parts), params)
+    return frozenset(str(r[0]) for r in rows if r[0] is not None)
+
+
 def state_entities(
     store: Store, rule: Rule, parameters: Mapping[str, Any], changed: ChangedStates
 ) -> frozenset[str]:
     """What ``rule`` (on states) re-decides: operators, or merchants when it compares a
-    merchant's operators with each other (its partition key)."""
+    merchant's operators with each other (its partition key); for a rule kept by other
+    events, :func:`entities_by_events`."""
+    if rule.state_events is not None:
+        return entities_by_events(store, rule, changed)
     age = parameters.get(rule.state_age) if rule.state_age else None
     operators = changed.operators(store, int(age) if age is not None else None)
     if rule.partition_key == "merchant_id":
