@@ -22,9 +22,11 @@ from posaudit.store import Store
 RULE = "lockout_not_enforced"
 
 
-def _wrong_pins(con: duckdb.DuckDBPyConnection, terminal: str, at: datetime) -> None:
-    """Eight wrong PINs a minute apart on ``terminal`` by one of its merchant's operators,
-    with no lockout: more in a row than the policy's six allow."""
+def _wrong_pins(
+    con: duckdb.DuckDBPyConnection, terminal: str, at: datetime, count: int = 8
+) -> None:
+    """``count`` wrong PINs a minute apart on ``terminal`` by one of its merchant's operators,
+    with no lockout (eight: more in a row than the policy's six allow)."""
     (operator, number) = con.execute(
         "SELECT o.operator_id, o.operator_no FROM operators o JOIN terminals t "
         "USING (merchant_id) WHERE t.terminal_id = ? ORDER BY o.operator_id LIMIT 1",
@@ -33,7 +35,7 @@ def _wrong_pins(con: duckdb.DuckDBPyConnection, terminal: str, at: datetime) -> 
     (next_id,) = con.execute(
         "SELECT max(CAST(substr(event_id, 2) AS BIGINT)) + 1 FROM login_events"
     ).fetchone()  # type: ignore[misc]
-    for i in range(8):
+    for i in range(count):
         con.execute(
             "INSERT INTO login_events VALUES (?, ?, ?, ?, ?, 'wrong_pin')",
             [f"L{next_id + i}", at + timedelta(minutes=i), terminal, number, operator],
@@ -70,8 +72,17 @@ def nights(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
             f"(SELECT entity_id FROM findings WHERE rule = '{RULE}') "
             "ORDER BY terminal_id DESC LIMIT 1"
         ).fetchone()  # type: ignore[misc]
+        (typed,) = con.execute(
+            "SELECT terminal_id FROM terminals WHERE terminal_id NOT IN "
+            f"(SELECT entity_id FROM findings WHERE rule = '{RULE}') AND terminal_id NOT IN "
+            "(SELECT terminal_id FROM login_events WHERE outcome = 'wrong_pin' AND ts >= ?) "
+            "AND terminal_id <> ? ORDER BY terminal_id LIMIT 1",
+            [last - timedelta(days=14), fresh],
+        ).fetchone()  # type: ignore[misc]
         _wrong_pins(con, found_at, last - timedelta(hours=2))
         _wrong_pins(con, fresh, last - timedelta(hours=1))
+        # a few mistyped PINs make no run: the terminal is not re-decided
+        _wrong_pins(con, typed, last - timedelta(hours=3), count=3)
     finally:
         con.close()
     opened = Store.open(store, read_only=True)
@@ -88,6 +99,7 @@ def nights(sample_store: Path, tmp_path_factory: pytest.TempPathFactory) -> dict
         "plan": plan,
         "found_at": found_at,
         "fresh": fresh,
+        "typed": typed,
         "before": before,
         "runs": (first, night),
     }
@@ -102,6 +114,7 @@ def test_a_night_re_decides_only_the_terminals_a_wrong_pin_names(
     assert scope.entity_key == "terminal_id"
     every = set(frame(nights["store"], "SELECT terminal_id FROM terminals")["terminal_id"])  # type: ignore[arg-type]
     assert {nights["found_at"], nights["fresh"]} <= scope.entities < every
+    assert nights["typed"] not in scope.entities
     # each finding the previous run made ran to the data's end or held a run: re-decided
     assert set(nights["before"]["entity_id"]) <= scope.entities  # type: ignore[index]
     assert RULE not in plan.rules_over_all_data  # type: ignore[attr-defined]

@@ -693,10 +693,16 @@ def _of_longest_run(column: str) -> pl.Expr:
     # runs of wrong PINs without a success rarely span more than a day; the setting has none
     lookback=timedelta(days=7),
     scenarios=("lockout_not_enforced",),
-    # a terminal's finding counts its runs over the whole history: only a wrong PIN (or a
-    # lockout) can begin or change one, and a looser setting holds until the terminal changes
+    # A terminal's finding counts its runs over its whole history. A run new or changed (by
+    # a new wrong PIN, or a success or a lockout splitting one) holds more wrong PINs than the
+    # policy allows, all by one operator, all within the look-back; a looser setting holds
+    # until the terminal's row changes (a full run).
     states=True,
-    state_events={"login_events": "outcome = 'wrong_pin'", "lockouts": "true"},
+    state_events=(
+        "SELECT terminal_id FROM login_events WHERE ts >= $since AND outcome = 'wrong_pin' "
+        "AND operator_id IS NOT NULL GROUP BY terminal_id, operator_id "
+        "HAVING count(*) > $max_failures"
+    ),
 )
 def lockout_not_enforced(
     login_events: pl.LazyFrame,

@@ -203,10 +203,11 @@ class Rule:
     states: bool = False
     state_age: str | None = None
     # A rule on states kept by events other than PIN events (a terminal's runs of wrong PINs):
-    # the event rows, by table and SQL condition, that can change an entity's state. A night
-    # re-decides the entities of such rows from the first changed time less the look-back on,
-    # those with a finding that may still run on, and those added since the previous run.
-    state_events: Mapping[str, str] | None = None
+    # a SQL query of the store giving the values of the partition key whose state the events
+    # from ``$since`` on can change (``$name``: the rule's parameter ``name``). A night
+    # re-decides those from the first changed time less the look-back, those with a finding
+    # that may still run on, and those added since the previous run.
+    state_events: str | None = None
     # Tables of which the rule reads only this span before the data's end, whatever it
     # re-decides (the last two months of logins for an account never used).
     reads_last: Mapping[str, timedelta] | None = None
@@ -236,7 +237,7 @@ def rule(
     reads: Callable[[Mapping[str, Any]], Mapping[str, timedelta]] | None = None,
     states: bool = False,
     state_age: str | None = None,
-    state_events: Mapping[str, str] | None = None,
+    state_events: str | None = None,
     reads_last: Mapping[str, timedelta] | None = None,
 ) -> Callable[[RuleFunction], RuleFunction]:
     """Register a rule function; the function itself is returned unchanged.

@@ -12,14 +12,16 @@ it between the first changed time and the data's end. Every other finding of the
 carried over as it is, and equals what a full run gives.
 
 A rule may keep a state by other events (``Rule.state_events``): a terminal's runs of wrong
-PINs without a lockout, counted over its whole history, change only with a wrong PIN or a
-lockout there, and a looser lockout setting holds until the terminal's row changes (a full
-run). Such a rule re-decides the terminals named by those events from the first changed time
-less its look-back, those whose findings reach that time, and those added since.
+PINs without a lockout, counted over its whole history, change only where one operator made
+more wrong PINs there than the policy allows in a row, and a looser lockout setting holds
+until the terminal's row changes (a full run). Such a rule re-decides the terminals its query
+names from the first changed time less its look-back, those whose findings reach that time,
+and those added since.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +30,7 @@ from typing import Any, Final
 from posaudit.detect.registry import Rule
 from posaudit.run.kept import kept_table
 from posaudit.store import Store
-from posaudit.store.catalogue import CATALOGUE, DIMENSION_TABLES, EVENT_TIME_COLUMNS
+from posaudit.store.catalogue import CATALOGUE, DIMENSION_TABLES
 
 US_PER_DAY: Final = 86_400_000_000
 
@@ -94,31 +96,32 @@ def _dimension_of(key: str) -> str | None:
     return next((t for t in DIMENSION_TABLES if CATALOGUE[t].key == key), None)
 
 
-def entities_by_events(store: Store, rule: Rule, changed: ChangedStates) -> frozenset[str]:
+def entities_by_events(
+    store: Store, rule: Rule, parameters: Mapping[str, Any], changed: ChangedStates
+) -> frozenset[str]:
     """What a rule on states kept by other events than a PIN's (``Rule.state_events``)
-    re-decides: the values of its partition key named by such an event from the first
-    changed time less its look-back on, those of its findings that end there or later (or
-    not yet), and those added to their dimension since the previous run kept its copy."""
+    re-decides: the values of its partition key its query gives from the first changed time
+    less its look-back on, those of its findings that end there or later (or not yet), and
+    those added to their dimension since the previous run kept its copy."""
     assert rule.state_events is not None
     key = rule.partition_key
     since = changed.since - rule.lookback
+    named = set(re.findall(r"\$(\w+)", rule.state_events)) - {"since"}
+    values: dict[str, object] = {"since": since} | {n: parameters[n] for n in named}
     column = "merchant_id" if key == "merchant_id" else "entity_id"
     parts = [
-        f"SELECT {key} FROM {table} WHERE {EVENT_TIME_COLUMNS[table]} >= ? AND ({where})"
-        for table, where in rule.state_events.items()
+        rule.state_events,
+        f"SELECT {column} FROM findings WHERE rule = $rule "
+        "AND (window_end IS NULL OR window_end >= $since)",
     ]
-    params: list[object] = [since] * len(parts)
-    parts.append(
-        f"SELECT {column} FROM findings WHERE rule = ? AND (window_end IS NULL OR window_end >= ?)"
-    )
-    params += [rule.name, since]
+    values["rule"] = rule.name
     dimension = _dimension_of(key)
     if dimension is not None:
         kept = kept_table(dimension)
         added = f" WHERE {key} NOT IN (SELECT {key} FROM {kept})" if store.has_table(kept) else ""
         parts.append(f"SELECT {key} FROM {dimension}{added}")
-    rows = store.query(" UNION ".join(f"({p})" for p in parts), params)
-    return frozenset(str(r[0]) for r in rows if r[0] is not None)
+    rows = store.frame(" UNION ".join(f"({p})" for p in parts), values)
+    return frozenset(str(v) for v in rows.to_series() if v is not None)
 
 
 def state_entities(
@@ -128,7 +131,7 @@ def state_entities(
     merchant's operators with each other (its partition key); for a rule kept by other
     events, :func:`entities_by_events`."""
     if rule.state_events is not None:
-        return entities_by_events(store, rule, changed)
+        return entities_by_events(store, rule, parameters, changed)
     age = parameters.get(rule.state_age) if rule.state_age else None
     operators = changed.operators(store, int(age) if age is not None else None)
     if rule.partition_key == "merchant_id":
