@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-from datetime import timedelta
+import json
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -15,7 +16,9 @@ from posaudit.detect import registry
 from posaudit.detect.policy import load_policy
 from posaudit.rules import all_rules
 from posaudit.run import score as run_score
+from posaudit.run.plan import FINGERPRINT_KEY, data_fingerprint
 from posaudit.run.record import RunSummary
+from posaudit.store import Store
 from posaudit.store.catalogue import EVENT_TABLES
 from tests.injected import add_invented_amounts, add_lockout_storm, add_merchant_typologies
 
@@ -73,6 +76,23 @@ def test_the_scheduled_runs_were_incremental(chain: dict[str, object]) -> None:
         # the score took the operator-days and models the run before kept
         assert "operator_anomaly_scores" not in summary.rules_over_all_data
     assert chain["full"].mode == "full"  # type: ignore[attr-defined]
+
+
+def test_the_fingerprint_a_night_keeps_equals_one_counted_whole(
+    chain: dict[str, object],
+) -> None:
+    """A night reads the count and sum of the settled event times only from the previous
+    watermark's day on; what it keeps is what a count over the whole history gives."""
+    night = chain["runs"][-1]  # type: ignore[index]
+    assert night.mode == "incremental", night.reason
+    store = Store.open(chain["scheduled"], read_only=True)  # type: ignore[arg-type]
+    try:
+        kept = json.loads(store.meta()[FINGERPRINT_KEY])
+        whole = data_fingerprint(store, datetime.fromisoformat(kept["watermark"]))
+    finally:
+        store.close()
+    assert kept["settled"] == whole["settled"]
+    assert kept["events"] == whole["events"]
 
 
 def test_nightly_runs_through_a_week_equal_one_full_run(sample_store: Path, tmp_path: Path) -> None:

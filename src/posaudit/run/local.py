@@ -252,6 +252,7 @@ class LocalRun:
                         if self.plan.counted is not None and self.plan.changed_from is not None
                         else None
                     ),
+                    settled=self.plan.settled,
                 )
         written.queued.finish(self.store.path)
         stages["write"] = time.perf_counter() - mark

@@ -27,7 +27,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, NamedTuple
 
 import polars as pl
 
@@ -90,6 +90,8 @@ class RunPlan:
     events_removed: bool = False
     # incremental: the events per table and day up to the previous watermark, as counted now
     counted: Mapping[str, Mapping[str, int]] | None = None
+    # incremental: each table's count and sum of event times before a time, as counted now
+    settled: Mapping[str, SettledSums] | None = None
 
     @property
     def rules_over_all_data(self) -> list[str]:
@@ -151,14 +153,32 @@ def _day_counts(
     return kept | {str(day): int(n) for day, n in rows}  # type: ignore[call-overload]
 
 
-def _settled(store: Store, table: str, column: str, watermark: datetime) -> list[int]:
+class SettledSums(NamedTuple):
+    """The count and the sum of the times (epoch microseconds) of a table's events before
+    ``before``."""
+
+    before: datetime
+    events: int
+    total: int
+
+
+def _settled(
+    store: Store, table: str, column: str, watermark: datetime, *, known: SettledSums | None = None
+) -> SettledSums:
     """The count and the sum of the times of ``table``'s events before the watermark's day:
-    one pass, no grouping, to tell whether any of those days changed."""
+    one pass, no grouping, to tell whether any of those days changed. With ``known`` (the
+    same of an earlier day, as the data is now), only the days from it on are read."""
+    before = datetime.combine(watermark.date(), time())
+    since = known.before if known is not None and known.before <= before else None
+    low = f"{column} >= ? AND " if since is not None else ""
     count, total = store.query(
-        f"SELECT count(*), coalesce(sum(epoch_us({column})), 0) FROM {table} WHERE {column} < ?",
-        [datetime.combine(watermark.date(), time())],
+        f"SELECT count(*), coalesce(sum(epoch_us({column})), 0) FROM {table} "
+        f"WHERE {low}{column} < ?",
+        [since, before] if since is not None else [before],
     )[0]
-    return [int(count), int(total)]  # type: ignore[call-overload]
+    if since is not None and known is not None:
+        return SettledSums(before, known.events + int(count), known.total + int(total))  # type: ignore[call-overload]
+    return SettledSums(before, int(count), int(total))  # type: ignore[call-overload]
 
 
 def _dimension_hashes(store: Store) -> dict[str, str]:
@@ -178,6 +198,7 @@ def data_fingerprint(
     *,
     known: Mapping[str, Mapping[str, int]] | None = None,
     recount_from: date | None = None,
+    settled: Mapping[str, SettledSums] | None = None,
 ) -> dict[str, Any]:
     """What the data up to ``watermark`` looks like: events per table and day, dimension hashes.
 
@@ -186,19 +207,22 @@ def data_fingerprint(
     there (a changed dimension is judged by :mod:`posaudit.run.dimensions`). ``known``: the
     counts per day of each table, current before the day ``recount_from``; only the days from
     it on are counted again. ``settled`` holds each table's count and sum of event times
-    before the watermark's day, which the next run compares first.
+    before the watermark's day, which the next run compares first; given ``settled`` (the
+    same before an earlier time, current), only the events from that time on are read for it.
     """
     events = {}
-    settled = {}
+    sums = {}
     for table, column in EVENT_TIME_COLUMNS.items():
         counted = known.get(table, {}) if known is not None else None
         events[table] = _day_counts(store, table, watermark, known=counted, since=recount_from)
-        settled[table] = _settled(store, table, column, watermark)
+        earlier = settled.get(table) if settled is not None else None
+        count, total = _settled(store, table, column, watermark, known=earlier)[1:]
+        sums[table] = [count, total]
     dimensions = _dimension_hashes(store)
     return {
         "watermark": watermark.isoformat(),
         "events": events,
-        "settled": settled,
+        "settled": sums,
         "dimensions": dimensions,
     }
 
@@ -206,11 +230,14 @@ def data_fingerprint(
 def counts_now(store: Store, before: Mapping[str, Any], watermark: datetime) -> dict[str, Any]:
     """The data up to ``watermark`` as :func:`data_fingerprint` describes it, counting per day
     only the watermark's day for each table whose earlier days are as ``before`` saw them
-    (same count and sum of event times), and every day of the others."""
+    (same count and sum of event times), and every day of the others. ``settled`` holds
+    each table's count and sum before the watermark's day as they are now."""
     events = {}
+    settled = {}
     for table, column in EVENT_TIME_COLUMNS.items():
         seen = before.get("settled", {}).get(table)
-        if seen is not None and _settled(store, table, column, watermark) == seen:
+        settled[table] = _settled(store, table, column, watermark)
+        if seen is not None and list(settled[table][1:]) == seen:
             known = before["events"].get(table, {})
             events[table] = _day_counts(
                 store, table, watermark, known=known, since=watermark.date()
@@ -218,7 +245,12 @@ def counts_now(store: Store, before: Mapping[str, Any], watermark: datetime) -> 
         else:
             events[table] = _day_counts(store, table, watermark)
     dimensions = _dimension_hashes(store)
-    return {"watermark": watermark.isoformat(), "events": events, "dimensions": dimensions}
+    return {
+        "watermark": watermark.isoformat(),
+        "events": events,
+        "dimensions": dimensions,
+        "settled": settled,
+    }
 
 
 @dataclass(frozen=True)
@@ -254,6 +286,8 @@ class Changes:
     removed: bool = False
     # the events per table and day up to the previous watermark, as counted now
     counted: Mapping[str, Mapping[str, int]] | None = None
+    # each table's count and sum of event times before the previous watermark's day, now
+    settled: Mapping[str, SettledSums] | None = None
 
 
 def changed_since(
@@ -305,14 +339,14 @@ def changed_since(
     if not dimensions_kept_by(store, name):
         if changed:
             return Changes(None, f"{', '.join(changed)} changed since {name}")
-        return Changes(since, reason, removed, now["events"])
+        return Changes(since, reason, removed, now["events"], now["settled"])
     dimensions = dimension_changes(store, since, watermark)
     if not dimensions.explained:
         return Changes(None, f"{dimensions.full} since {name}")
     rows = ", ".join(f"{n:,} {t}" for t, n in dimensions.rows.items() if n)
     if rows:
         reason += f" ({rows} added or changed, each by its events)"
-    return Changes(since, reason, removed, now["events"])
+    return Changes(since, reason, removed, now["events"], now["settled"])
 
 
 def overlong_rules(store: Store, rules: list[Rule], watermark: datetime) -> set[str]:
@@ -455,4 +489,5 @@ def plan_run(store: Store, policy: Policy, rules: list[Rule], *, full: bool = Fa
         scopes,
         events_removed=changes.removed,
         counted=changes.counted,
+        settled=changes.settled,
     )

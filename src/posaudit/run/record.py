@@ -27,7 +27,7 @@ from posaudit.detect.policy import Policy
 from posaudit.review import apply_queued, respect_decisions, snoozed_sql
 from posaudit.review.pending import Settled
 from posaudit.run.dimensions import keep_dimensions
-from posaudit.run.plan import FINGERPRINT_KEY, Mode, RuleScope, data_fingerprint
+from posaudit.run.plan import FINGERPRINT_KEY, Mode, RuleScope, SettledSums, data_fingerprint
 from posaudit.store import Store
 
 Engine = Literal["local", "spark"]
@@ -235,6 +235,7 @@ def write_run(
     keep_state: Callable[[], None] | None = None,
     in_transaction: bool = False,
     counted: tuple[Mapping[str, Mapping[str, int]], date] | None = None,
+    settled: Mapping[str, SettledSums] | None = None,
 ) -> WrittenRun:
     """Merge a run's findings, record the run and the data's fingerprint, in one transaction.
 
@@ -243,7 +244,9 @@ def write_run(
     the run keeps for the next (:mod:`posaudit.run.kept`) in the same transaction;
     ``in_transaction``: the caller's transaction, which it commits, is the one (it may hold
     more of the run's state). ``counted``: the events per table and day the plan counted,
-    current before the given day, from which the data's fingerprint is counted again.
+    current before the given day, from which the data's fingerprint is counted again;
+    ``settled``: each table's count and sum of event times before a time, as the plan found
+    them (the fingerprint's are then read from that time on, not over the whole history).
     """
     with nullcontext() if in_transaction else store.transaction():
         counts = merge_findings(store, findings, run_id, scopes)
@@ -291,7 +294,9 @@ def write_run(
         )
         known, recount_from = counted if counted is not None else (None, None)
         fingerprint = json.dumps(
-            data_fingerprint(store, data_to, known=known, recount_from=recount_from)
+            data_fingerprint(
+                store, data_to, known=known, recount_from=recount_from, settled=settled
+            )
         )
         store.set_meta(FINGERPRINT_KEY, fingerprint)
         keep_dimensions(store, run_id)
