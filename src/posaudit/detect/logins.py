@@ -920,6 +920,8 @@ switch_day_transactions = derived_query(
     sql=SWITCH_DAY_TRANSACTIONS_SQL,
     source="transactions",
     joined=("login_events", "operators"),
+    # the switch days: of the transactions' own days only
+    joined_by_day=("login_events",),
     time_column="ts",
 )
 switch_day_transactions.__doc__ = """The transactions other than refunds of each operator on
@@ -945,6 +947,8 @@ till_day_transactions = derived_query(
     sql=TILL_DAY_TRANSACTIONS_SQL,
     source="transactions",
     joined=("login_events", "operators"),
+    # the switch days: of the transactions' own days only
+    joined_by_day=("login_events",),
     time_column="ts",
 )
 till_day_transactions.__doc__ = """The transactions other than refunds, of every operator, on

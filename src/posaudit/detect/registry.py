@@ -49,6 +49,9 @@ class DerivedTable:
 
     A frame defined by a query (``sql`` set) reads ``source`` and the ``joined`` tables whole
     (from a run's start time on for ``source``); its function runs the same query in Polars.
+    ``joined_by_day``: joined event tables whose rows the query joins to the source's only on
+    their day, so that a run reads them from the start of the day its cut of ``source``
+    starts.
 
     ``per_day``: the frame has a row per day (``time_column`` a date) computed from the
     source's rows of that day; but the days that the query ``reached_by`` names, with
@@ -69,6 +72,7 @@ class DerivedTable:
     linked: tuple[str, str] | None
     time_column: str
     joined: tuple[str, ...] = ()
+    joined_by_day: tuple[str, ...] = ()
     sql: str | None = None
     per_day: bool = False
     reaches: str | None = None
@@ -119,6 +123,7 @@ def derived_query(
     sql: str,
     source: str,
     joined: tuple[str, ...] = (),
+    joined_by_day: tuple[str, ...] = (),
     time_column: str,
     per_day: bool = False,
     reaches: str | None = None,
@@ -130,9 +135,13 @@ def derived_query(
 
     The query names the tables as the store does and keeps to the SQL both DuckDB and
     Polars run (explicit casts, ``CASE WHEN`` rather than ``FILTER``). Returns the frame's
-    Polars function: the source frames in, the query's result out, lazily. ``per_day``,
-    ``reaches``, ``reached_by``, ``reach_key`` and ``rolled_up``: see :class:`DerivedTable`.
+    Polars function: the source frames in, the query's result out, lazily. ``joined_by_day``,
+    ``per_day``, ``reaches``, ``reached_by``, ``reach_key`` and ``rolled_up``: see
+    :class:`DerivedTable`.
     """
+    if not set(joined_by_day) <= set(joined):
+        msg = f"derived table {name}: a table joined by day is one of the joined tables"
+        raise ValueError(msg)
     if rolled_up is not None and not per_day:
         msg = f"derived table {name}: only a frame of days is rolled up"
         raise ValueError(msg)
@@ -157,6 +166,7 @@ def derived_query(
         linked=None,
         time_column=time_column,
         joined=tuple(joined),
+        joined_by_day=tuple(joined_by_day),
         sql=sql,
         per_day=per_day,
         reaches=reaches,

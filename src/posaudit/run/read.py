@@ -404,7 +404,12 @@ class TableReader:
         if table.sql is not None:
             time_column = EVENT_TIME_COLUMNS.get(table.source)
             cut = f"{time_column} >= {timestamp_literal(since)}" if since and time_column else None
-            over = {table.source: cut, **dict.fromkeys(table.joined)}
+            over: dict[str, str | None] = {table.source: cut, **dict.fromkeys(table.joined)}
+            if since is not None:
+                # a table joined by day: from the start of the day the source's cut starts
+                day = day_start(since.date())
+                for joined in table.joined_by_day:
+                    over[joined] = f"{EVENT_TIME_COLUMNS[joined]} >= {timestamp_literal(day)}"
             frame = plain_strings(connection.read_query(table.sql, over=over))
             with self._counting:
                 self.rows_read += frame.height
