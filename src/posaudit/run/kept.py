@@ -120,8 +120,29 @@ def kept_models(store: Store, changed_day: date) -> dict[date, WeekModel]:
     return {m.week: m for m in models if m is not None}
 
 
+@dataclass(frozen=True)
+class KeptForScore:
+    """What the score reads of the kept state in an incremental run: the kept operator-days
+    of the changed day's week before it (``earlier``), the days of the week before with
+    operator-days (``days_before``) and the kept week models."""
+
+    earlier: pl.DataFrame
+    days_before: list[date]
+    models: dict[date, WeekModel]
+
+
+def kept_for_score(store: Store, changed_day: date) -> KeptForScore:
+    """The kept state the score needs to score the operator-days from ``changed_day`` on."""
+    monday = monday_of(changed_day)
+    earlier = _rows(store, DAYS_TABLE, monday, changed_day)
+    # which days of the week before had operator-days (it may be this week's reference)
+    before = _rows(store, CONTEXT_TABLE, monday - timedelta(days=7), monday, "DISTINCT day")
+    days_before = before.get_column("day").to_list()
+    return KeptForScore(earlier, days_before, kept_models(store, changed_day))
+
+
 def incremental_scores(
-    store: Store,
+    kept: KeptForScore,
     new_days: pl.DataFrame,
     changed_day: date,
     thresholds: dict[str, Any],
@@ -129,20 +150,19 @@ def incremental_scores(
     """Score the operator-days from ``changed_day`` on, with the kept rows and models.
 
     ``new_days``: the operator-days from ``changed_day`` on, computed from the events with
-    the kept context (:func:`context_rows`). Returns the scored rows, the models they were
-    scored with and the first day re-decided: ``changed_day``, or the Monday of its week when
-    that week's days are now scored by another model than the kept one.
+    the kept context (:func:`context_rows`); ``kept``: :func:`kept_for_score`, read before
+    (the store is not read here). Returns the scored rows, the models they were scored with
+    and the first day re-decided: ``changed_day``, or the Monday of its week when that week's
+    days are now scored by another model than the kept one.
     """
     monday = monday_of(changed_day)
-    earlier = _rows(store, DAYS_TABLE, monday, changed_day)
+    earlier = kept.earlier
     activity = (
         pl.concat([earlier, new_days], how="vertical_relaxed") if earlier.height else new_days
     )
-    # which days of the week before had operator-days (it may be this week's reference)
-    before = _rows(store, CONTEXT_TABLE, monday - timedelta(days=7), monday, "DISTINCT day")
-    days = {*activity.get_column("day").unique().to_list(), *before.get_column("day").to_list()}
+    days = {*activity.get_column("day").unique().to_list(), *kept.days_before}
     plan = week_plan(days)
-    models = kept_models(store, changed_day)
+    models = kept.models
     this_week = plan.filter(pl.col("week") == monday).get_column("model_week").to_list()
     score_from = changed_day if this_week and this_week[0] in models else monday
     forest = {k: thresholds[k] for k in ("seed", "n_estimators", "max_samples", "fit_rows")}

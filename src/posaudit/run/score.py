@@ -9,7 +9,7 @@ that day (or the week's Monday, when the week gets a new model).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -24,6 +24,7 @@ from posaudit.run.kept import (
     day_start,
     forget_kept,
     incremental_scores,
+    kept_for_score,
     kept_refund_cards,
     write_kept,
 )
@@ -84,28 +85,37 @@ def score_outcome(
     policy: Policy,
     scope: RuleScope,
     refunds: KeptRefunds | None = None,
+    done_with_store: Callable[[], None] | None = None,
 ) -> ScoreOutcome:
     """Run the anomaly score, over all the data or from the changed day on with what the
-    previous run kept; ``refunds``: how the run reads the refunds."""
+    previous run kept; ``refunds``: how the run reads the refunds. ``done_with_store`` is
+    called once the score reads the store no more (its tables, given, are in memory)."""
     thresholds = rule.parameters | policy.parameters(rule.name)
     frames = with_derived_tables(rule.inputs, dict(tables))
     inputs = [frames[name] for name in rule.inputs]
     forest = {k: thresholds[k] for k in FOREST_PARAMETERS}
     finding = {k: thresholds[k] for k in FINDING_PARAMETERS}
     if scope.read_from is None:
+        if done_with_store is not None:
+            done_with_store()
         days = operator_day_activity(*inputs).collect()
         scored, models = weekly_scores(days, **forest)
         changed_day, recheck_from = None, None
     else:
         assert scope.recheck_from is not None
         changed_day = scope.recheck_from.date()
-        with store.cursor() as cursor:
-            context = context_rows(cursor, changed_day).lazy()
-            cards = refund_cards(cursor, frames["approved_refunds"], changed_day, refunds)
-            days = operator_day_activity(
-                *inputs, refund_cards=cards.lazy(), context=context
-            ).collect()
-            scored, models, score_from = incremental_scores(cursor, days, changed_day, thresholds)
+        # everything the score reads of the store first, so that the run can let go of what
+        # DuckDB cached while the score computes
+        try:
+            with store.cursor() as cursor:
+                context = context_rows(cursor, changed_day).lazy()
+                cards = refund_cards(cursor, frames["approved_refunds"], changed_day, refunds)
+                kept = kept_for_score(cursor, changed_day)
+        finally:
+            if done_with_store is not None:
+                done_with_store()
+        days = operator_day_activity(*inputs, refund_cards=cards.lazy(), context=context).collect()
+        scored, models, score_from = incremental_scores(kept, days, changed_day, thresholds)
         recheck_from = day_start(score_from)
     findings = shaped_findings(anomaly_findings(scored.lazy(), **finding)).collect()
     return ScoreOutcome(findings, days, models, changed_day, recheck_from)
