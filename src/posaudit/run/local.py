@@ -173,30 +173,29 @@ class ScoreInBackground:
     policy: Policy
     scopes: Mapping[str, RuleScope]
     running: Future[ScoreOutcome] | None = None
-    # set once the score reads the store no more
+    # set once the score reads the store no more, or has stopped
     read_store: threading.Event = field(default_factory=threading.Event)
 
     def start(self, tables: dict[str, pl.LazyFrame], refunds: KeptRefunds | None) -> None:
         assert self.rule is not None
         scope = self.scopes[self.rule.name]
-        self.running = self.pool.submit(
-            score_outcome,
-            self.store,
-            self.rule,
-            tables,
-            self.policy,
-            scope,
-            refunds,
-            self.read_store.set,
-        )
+        self.running = self.pool.submit(self._score, tables, scope, refunds)
+
+    def _score(
+        self, tables: dict[str, pl.LazyFrame], scope: RuleScope, refunds: KeptRefunds | None
+    ) -> ScoreOutcome:
+        assert self.rule is not None
+        try:
+            return score_outcome(
+                self.store, self.rule, tables, self.policy, scope, refunds, self.read_store.set
+            )
+        finally:
+            self.read_store.set()
 
     def wait_for_its_reads(self) -> None:
-        """Wait until the score, if it runs, reads the store no more (or has failed)."""
-        if self.running is None:
-            return
-        while not self.read_store.wait(0.05):
-            if self.running.done():
-                return
+        """Wait until the score, if it runs, reads the store no more (or has stopped)."""
+        if self.running is not None:
+            self.read_store.wait()
 
     def outcome(self) -> ScoreOutcome | None:
         """The score's outcome once it is done (None: the run has no score)."""

@@ -216,8 +216,8 @@ def data_fingerprint(
         counted = known.get(table, {}) if known is not None else None
         events[table] = _day_counts(store, table, watermark, known=counted, since=recount_from)
         earlier = settled.get(table) if settled is not None else None
-        count, total = _settled(store, table, column, watermark, known=earlier)[1:]
-        sums[table] = [count, total]
+        found = _settled(store, table, column, watermark, known=earlier)
+        sums[table] = [found.events, found.total]
     dimensions = _dimension_hashes(store)
     return {
         "watermark": watermark.isoformat(),
@@ -237,7 +237,7 @@ def counts_now(store: Store, before: Mapping[str, Any], watermark: datetime) -> 
     for table, column in EVENT_TIME_COLUMNS.items():
         seen = before.get("settled", {}).get(table)
         settled[table] = _settled(store, table, column, watermark)
-        if seen is not None and list(settled[table][1:]) == seen:
+        if seen is not None and [settled[table].events, settled[table].total] == seen:
             known = before["events"].get(table, {})
             events[table] = _day_counts(
                 store, table, watermark, known=known, since=watermark.date()

@@ -363,10 +363,6 @@ class TableReader:
             ]
         return frame
 
-    def has_column(self, name: str, column: str) -> bool:
-        """Whether store table ``name`` has ``column``."""
-        return column in self.store.read(name, where="false").columns
-
     def with_unread_columns(self, name: str, frame: pl.LazyFrame) -> pl.LazyFrame:
         """``frame`` (of table ``name``) with the columns left unread, as nulls of their types.
 
@@ -563,7 +559,7 @@ def read_inputs(
                 since is None
                 and scope.entities is not None
                 and name in EVENT_TIME_COLUMNS
-                and reader.has_column(name, scope.entity_key)
+                and scope.entity_key in reader.store.schema(name)
             ):
                 # a rule on states: the whole history of its entities only
                 _add_history(histories, name, (scope.entity_key, scope.entities))
