@@ -418,6 +418,7 @@ def _spark_settings(
     strategy: str | None,
     findings_out: Path | None,
     pipeline: bool,
+    full: bool = False,
 ) -> SparkRun | None:
     """The Spark run asked for (None for the local engine); a bad value fails with exit 2."""
     spark_only = {
@@ -473,6 +474,7 @@ def _spark_settings(
         parquet=parquet,
         buckets=buckets,
         findings_out=findings_out,
+        full=full,
     )
 
 
@@ -559,7 +561,8 @@ def run(
             "--engine",
             help=(
                 "local (DuckDB and Polars on this machine) or spark "
-                "(the same rules per bucket on Spark; always a full run)."
+                "(the same rules per bucket on Spark; incremental into a store as local runs "
+                "are, full when the findings go to --findings-out)."
             ),
         ),
     ] = "local",
@@ -655,6 +658,7 @@ def run(
             strategy=spark_strategy,
             findings_out=findings_out,
             pipeline=definition is not None,
+            full=full or (definition is not None and definition.mode == "full"),
         )
     if definition is not None:
         _check_output_root(out_dir or definition.out)

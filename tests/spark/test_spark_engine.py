@@ -10,6 +10,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import polars as pl
 import pytest
 
@@ -20,14 +21,16 @@ from posaudit.rules import all_rules
 from posaudit.run.detect import findings_for_tables
 from posaudit.run.local import run_pipeline
 from posaudit.run.plan import data_window
+from posaudit.run.record import RunSummary
 from posaudit.score.operators import operator_day_scores
 from posaudit.simulate.engine import simulate
 from posaudit.simulate.scenario import load_scenario
 from posaudit.spark.buckets import BucketJob, store_tables, table_schemas
-from posaudit.spark.export import export_buckets
+from posaudit.spark.export import export_buckets, read_export
 from posaudit.store import Store
 from tests.conftest import build_ingested_store
 from tests.injected import add_invented_amounts, add_lockout_storm, add_merchant_typologies
+from tests.pipeline.pipeline_kit import append_days, run_here
 from tests.review.conftest import held_by_another_process
 from tests.spark.spark_kit import (
     DATA_SAMPLES,
@@ -169,6 +172,65 @@ def test_findings_from_an_export_alone_go_to_parquet(
     assert_same_findings(written.drop("run_id"), store_findings(audited))
     record = json.loads((tmp_path / "findings" / "run-00001.json").read_text())
     assert record["engine"] == "spark" and record["findings"] == written.height
+
+
+def _wrong_pins_loaded_late(path: Path) -> None:
+    """Thirty wrong PINs by one operator on the world's third day, loaded now."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "INSERT INTO login_events SELECT 'L' || CAST(99000000 + i AS VARCHAR), "
+            "CAST(f.ts AS DATE) + INTERVAL 2 DAY + INTERVAL 10 HOUR + INTERVAL (i * 20) SECOND, "
+            "o.terminal_id, o.operator_no, o.operator_id, 'wrong_pin' FROM range(30) r(i), "
+            "(SELECT * FROM operators ORDER BY operator_id LIMIT 1) o, "
+            "(SELECT min(ts) AS ts FROM login_events) f"
+        )
+    finally:
+        con.close()
+
+
+def test_spark_nights_over_the_updated_export_equal_a_full_run(
+    spark: SparkSession, small_world: Path, tmp_path: Path
+) -> None:
+    local, remote = (
+        copy_store(small_world, tmp_path / "local.duckdb"),
+        copy_store(small_world, tmp_path / "spark.duckdb"),
+    )
+    settings = SparkRun(master="local[2]", buckets=4, parquet=tmp_path / "export")
+
+    def night() -> RunSummary:
+        store = Store.open(remote)
+        try:
+            return run_spark(settings, load_policy(), store=store, session=spark)
+        finally:
+            store.close()
+
+    assert night().mode == "full"
+    for late in (False, True):
+        for path in (local, remote):
+            append_days(path)
+            if late:
+                _wrong_pins_loaded_late(path)
+        run_here(local, full=True)
+        summary = night()
+        assert summary.mode == "incremental", summary.reason
+        if late:
+            # a day so far back that a burst's look-back covers the whole 12-day world
+            assert "events changed from" in summary.reason
+        else:
+            assert "pin_brute_force" not in summary.rules_over_all_data
+        assert_same_findings(store_findings(remote), store_findings(local))
+    assert read_export(tmp_path / "export").generation == 2
+    # the late burst is found on its own day
+    store = Store.open(remote, read_only=True)
+    try:
+        (late_day,) = store.query(
+            "SELECT CAST(ts AS DATE) FROM login_events WHERE event_id = 'L99000000'"
+        )[0]
+    finally:
+        store.close()
+    brute = store_findings(remote).filter(pl.col("rule") == "pin_brute_force")
+    assert brute.filter(pl.col("window_start").dt.date() == late_day).height >= 1
 
 
 def test_the_command_line_runs_spark_and_prints_the_json_line(

@@ -68,7 +68,7 @@ def of_entities(
     """``tables`` cut to the rows of ``entities``, in each table holding the column ``key``
     (a table without it, such as the PIN events of a merchant's operators, is joined to one
     that has it by the rule)."""
-    wanted = pl.Series(sorted(entities), dtype=pl.String)
+    wanted = pl.Series(sorted(entities), dtype=pl.String).implode()
     return {
         name: frame.filter(pl.col(key).cast(pl.String).is_in(wanted))
         if key in frame.collect_schema()
@@ -128,12 +128,15 @@ def findings_for_tables(
     *,
     window: tuple[datetime, datetime],
     digester: PinDigester,
+    scopes: Mapping[str, RuleScope] | None = None,
 ) -> pl.DataFrame:
     """All findings of ``rules`` over ``tables`` (store tables by name), one per finding id.
 
     The whole detection step without the store: derived inputs, every rule over all the
     rows given, the findings schema. An engine that splits the data into buckets (each
-    holding every row of the partitions it covers) calls this once per bucket.
+    holding every row of the partitions it covers) calls this once per bucket. With
+    ``scopes`` (an incremental run's plan), each rule reads and re-decides only what its
+    scope says, as the local engine's run does over the store.
     """
     operators = (
         tables["operators"].collect()
@@ -141,17 +144,23 @@ def findings_for_tables(
         else pl.DataFrame({"operator_no": []}, schema={"operator_no": pl.String})
     )
     derived = derived_inputs(rules, operators, window=window, digester=digester)
-    shared = {n for r in rules for n in r.inputs if n in DERIVED_TABLES}
-    tables = {
-        **tables,
-        **{
-            n: f.collect().lazy()
-            for n, f in with_derived_tables(shared, dict(tables)).items()
-            if n in shared
-        },
-    }
-    inputs = {r.name: {n: tables[n] for n in set(r.inputs) - DERIVED_INPUTS} for r in rules}
-    scopes = full_scopes(rules, "all rows given")
+    if scopes is None:
+        shared = {n for r in rules for n in r.inputs if n in DERIVED_TABLES}
+        tables = {
+            **tables,
+            **{
+                n: f.collect().lazy()
+                for n, f in with_derived_tables(shared, dict(tables)).items()
+                if n in shared
+            },
+        }
+        inputs = {r.name: {n: tables[n] for n in set(r.inputs) - DERIVED_INPUTS} for r in rules}
+        scopes = full_scopes(rules, "all rows given")
+    else:
+        # deferred: the reader builds on this module
+        from posaudit.run.read import inputs_from_frames
+
+        inputs = inputs_from_frames(rules, tables, scopes)
     frames = collect_findings(rules, rule_findings(rules, inputs, derived, policy, scopes))
     if not frames:
         return pl.DataFrame(schema=FINDINGS_SCHEMA)

@@ -536,18 +536,24 @@ class TableReader:
         return min((s if s is not None else default for s in starts), default=default)
 
 
-def read_inputs(
-    reader: TableReader,
-    rules: list[Rule],
-    scopes: Mapping[str, RuleScope],
-    *,
-    read_first: Rule | None = None,
-    when_read: Callable[[dict[str, pl.LazyFrame]], object] | None = None,
-) -> dict[str, dict[str, pl.LazyFrame]]:
-    """Each rule's input tables, cut to its own read window; every table read once.
+class ReadPlan(NamedTuple):
+    """What a run reads of each table for its rules (:func:`reading_plan`).
 
-    ``read_first``: a rule whose tables are read before the others', handed to ``when_read``
-    as soon as they are (so that it can run while the rest is read).
+    ``needed``: each table's or derived table's earliest time read (None: whole;
+    :data:`NOTHING_ELSE`: only the history below); ``history``: the tables of which the
+    rows of some entities are read before that time, as a rule on states needs them.
+    """
+
+    needed: dict[str, datetime | None]
+    history: dict[str, History]
+
+
+def reading_plan(
+    rules: list[Rule], scopes: Mapping[str, RuleScope], has_column: Callable[[str, str], bool]
+) -> ReadPlan:
+    """What to read of each table so that every rule has its window, each table read once.
+
+    ``has_column(table, column)``: whether a store table has that column.
     """
     needed: dict[str, datetime | None] = {}
     histories: dict[str, History | None] = {}
@@ -559,7 +565,7 @@ def read_inputs(
                 since is None
                 and scope.entities is not None
                 and name in EVENT_TIME_COLUMNS
-                and scope.entity_key in reader.store.schema(name)
+                and has_column(name, scope.entity_key)
             ):
                 # a rule on states: the whole history of its entities only
                 _add_history(histories, name, (scope.entity_key, scope.entities))
@@ -579,20 +585,47 @@ def read_inputs(
             needed[name] = None
         elif name in history:
             needed.setdefault(name, NOTHING_ELSE)
+    return ReadPlan(needed, history)
+
+
+def cut_to_scope(
+    rule: Rule, scope: RuleScope, frames: Mapping[str, pl.DataFrame], plan: ReadPlan
+) -> dict[str, pl.LazyFrame]:
+    """``rule``'s input tables out of the tables read by ``plan``, each cut to its window."""
+    cut = {}
+    for name in set(rule.inputs) - DERIVED_INPUTS:
+        frame = frames[name].lazy()
+        since = scope.since(name)
+        # a derived table keeps its linked rows before the window (see read_derived)
+        if not (
+            since is None
+            or name not in EVENT_TIME_COLUMNS
+            or (plan.needed[name] == since and name not in plan.history)
+        ):
+            frame = frame.filter(pl.col(EVENT_TIME_COLUMNS[name]) >= since)
+        cut[name] = frame
+    return cut
+
+
+def read_inputs(
+    reader: TableReader,
+    rules: list[Rule],
+    scopes: Mapping[str, RuleScope],
+    *,
+    read_first: Rule | None = None,
+    when_read: Callable[[dict[str, pl.LazyFrame]], object] | None = None,
+) -> dict[str, dict[str, pl.LazyFrame]]:
+    """Each rule's input tables, cut to its own read window; every table read once.
+
+    ``read_first``: a rule whose tables are read before the others', handed to ``when_read``
+    as soon as they are (so that it can run while the rest is read).
+    """
+    plan = reading_plan(rules, scopes, lambda name, key: key in reader.store.schema(name))
+    needed, history = plan
 
     def cut(r: Rule) -> dict[str, pl.LazyFrame]:
-        return {
-            name: reader.with_unread_columns(
-                name,
-                frames[name].lazy()
-                # a derived table keeps its linked rows before the window (see read_derived)
-                if (since := scopes[r.name].since(name)) is None
-                or name not in EVENT_TIME_COLUMNS
-                or (needed[name] == since and name not in history)
-                else frames[name].lazy().filter(pl.col(EVENT_TIME_COLUMNS[name]) >= since),
-            )
-            for name in set(r.inputs) - DERIVED_INPUTS
-        }
+        tables = cut_to_scope(r, scopes[r.name], frames, plan)
+        return {name: reader.with_unread_columns(name, f) for name, f in tables.items()}
 
     frames: dict[str, pl.DataFrame] = {}
     if read_first is not None and when_read is not None:
@@ -601,6 +634,77 @@ def read_inputs(
         when_read(cut(read_first))
     frames |= reader.read_all({n: s for n, s in needed.items() if n not in frames}, history)
     return {r.name: cut(r) for r in rules}
+
+
+# -- the same reads over frames (a bucket of a Parquet export) ------------------------------
+
+
+def rows_since(
+    frame: pl.LazyFrame, table: str, since: datetime | None, history: History | None = None
+) -> pl.LazyFrame:
+    """The rows of store table ``table`` in ``frame`` that :meth:`TableReader.read` reads."""
+    column = EVENT_TIME_COLUMNS.get(table)
+    if column is None or since is None:
+        return frame
+    time_ = pl.col(column)
+    wanted = None if since is NOTHING_ELSE else time_ >= since
+    if history is not None:
+        key, entities = history
+        wanted_keys = pl.Series(sorted(entities), dtype=pl.String).implode()
+        theirs = pl.col(key).cast(pl.String).is_in(wanted_keys)
+        earlier = theirs if since is NOTHING_ELSE else (time_ < since) & theirs
+        wanted = earlier if wanted is None else wanted | earlier
+    return frame.filter(wanted) if wanted is not None else frame
+
+
+def derived_from_frames(
+    table: DerivedTable, sources: Mapping[str, pl.LazyFrame], since: datetime | None
+) -> pl.LazyFrame:
+    """Derived table ``table`` from ``since`` on, over the rows of ``sources`` (store tables by
+    name) that :meth:`TableReader.read_derived` reads for it from the store."""
+    source = sources[table.source]
+    if since is None:
+        return table(source, *(sources[j] for j in table.joined))
+    column = pl.col(EVENT_TIME_COLUMNS[table.source])
+    if table.sql is not None:
+        day = day_start(since.date())
+        joined = [
+            sources[j].filter(pl.col(EVENT_TIME_COLUMNS[j]) >= day)
+            if j in table.joined_by_day
+            else sources[j]
+            for j in table.joined
+        ]
+        return table(source.filter(column >= since), *joined)
+    kind = pl.lit(value=True)
+    for name, values in table.rows.items():
+        kind = kind & pl.col(name).cast(pl.String).is_in(list(values))
+    own = kind & (column >= since)
+    if table.linked is None:
+        return table(source.filter(own))
+    named, key = table.linked
+    names = (
+        source.filter(own & pl.col(named).is_not_null()).select(named).collect().to_series()
+    ).implode()
+    # its own rows, the rows they name, and its earlier rows naming the same (see derived_rows)
+    wanted = own | pl.col(key).is_in(names) | (kind & pl.col(named).is_in(names))
+    return table(source.filter(wanted.fill_null(value=False)))
+
+
+def inputs_from_frames(
+    rules: list[Rule], tables: Mapping[str, pl.LazyFrame], scopes: Mapping[str, RuleScope]
+) -> dict[str, dict[str, pl.LazyFrame]]:
+    """Each rule's input tables out of whole ``tables`` (store tables by name), read and cut
+    as :func:`read_inputs` reads and cuts them from the store; each table read once."""
+    plan = reading_plan(rules, scopes, lambda name, key: key in tables[name].collect_schema())
+    frames = {
+        name: (
+            derived_from_frames(DERIVED_TABLES[name], tables, since)
+            if name in DERIVED_TABLES
+            else rows_since(tables[name], name, since, plan.history.get(name))
+        ).collect()
+        for name, since in plan.needed.items()
+    }
+    return {r.name: cut_to_scope(r, scopes[r.name], frames, plan) for r in rules}
 
 
 def _add_history(histories: dict[str, History | None], name: str, wanted: History) -> None:

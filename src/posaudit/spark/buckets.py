@@ -10,7 +10,9 @@ the data, like the population scores (family ``scores``: a model ranks every ope
 against all others).
 
 The bucket's work is :func:`posaudit.run.detect.findings_for_tables` over the bucket's rows:
-the same code path as the local engine, with the whole store's data window.
+the same code path as the local engine, with the whole store's data window. In an
+incremental run the job carries the run's plan, and each rule reads and re-decides in the
+bucket what it reads and re-decides in the store on the local engine.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from posaudit.detect.registry import DERIVED_INPUTS, Rule
 from posaudit.pins import PinDigester
 from posaudit.rules import all_rules
 from posaudit.run.detect import findings_for_tables
-from posaudit.run.plan import POPULATION_FAMILIES
+from posaudit.run.plan import POPULATION_FAMILIES, RuleScope
 from posaudit.store.catalogue import DIMENSION_TABLES
 
 Scheme = Literal["merchant", "card"]
@@ -122,6 +124,8 @@ class BucketJob:
     digester: PinDigester
     buckets: int
     also: Callable[[int, Mapping[str, pl.LazyFrame]], object] | None = None
+    # an incremental run's plan: what each rule reads and re-decides (None: everything)
+    scopes: Mapping[str, RuleScope] | None = None
 
     @property
     def bucket_column(self) -> str:
@@ -163,6 +167,7 @@ class BucketJob:
             self.policy,
             window=self.window,
             digester=self.digester,
+            scopes=None if self.scopes is None else {n: self.scopes[n] for n in self.rules},
         ).select(FINDINGS_SCHEMA.names())
 
     def bucket_findings(self, bucket: int, tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:

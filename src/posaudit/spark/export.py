@@ -7,21 +7,33 @@ Hive-partitioned ``<table>/bucket=K/``, events in time order; ``transactions`` a
 last, says what the export holds: bucket count, data window, row counts, the PIN-key
 fingerprint and the data fingerprint of the store it came from. A folder without it is not
 a (complete) bucketed export.
+
+An export is brought up to date with its store (:func:`bring_up_to_date`) rather than made
+again, when the store only gained events after what the export holds: the new events of
+each table are appended per bucket as files of a new generation (``g<N>_<i>.parquet``), the
+dimension tables are written again whole, and the manifest, written last, names the
+generation. Files of a later generation than the manifest's are what an interrupted update
+left: the next update removes them, and a reader refuses the export until then.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
+import shutil
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
+import polars as pl
+
 from posaudit import __version__
-from posaudit.atomic import written_folder
+from posaudit.atomic import written_file, written_folder
 from posaudit.run.plan import data_fingerprint, data_window
 from posaudit.store import Store, StoreError
-from posaudit.store.catalogue import BUCKETED_TABLES
+from posaudit.store.catalogue import BUCKETED_TABLES, EVENT_TIME_COLUMNS
 
 MANIFEST: Final = "_posaudit_export.json"
 FORMAT: Final = "posaudit-bucketed-export"
@@ -49,6 +61,7 @@ class BucketedExport:
     cross_merchant_rows: int
     code_version: str
     exported_at: str
+    generation: int = 0  # how many updates appended to it (see bring_up_to_date)
 
     @property
     def window(self) -> tuple[datetime, datetime]:
@@ -120,6 +133,7 @@ def export_buckets(
             "code_version": __version__,
             "exported_at": datetime.now().isoformat(timespec="seconds"),
             "store": str(store.path),
+            "generation": 0,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return read_export(out_dir)
@@ -168,6 +182,7 @@ def read_export(root: Path) -> BucketedExport:
             cross_merchant_rows=int(manifest["cross_merchant_rows"]),
             code_version=str(manifest["code_version"]),
             exported_at=str(manifest["exported_at"]),
+            generation=int(manifest.get("generation", 0)),
         )
     except (KeyError, TypeError, ValueError) as exc:
         msg = f"{path} is damaged: {type(exc).__name__}: {exc}"
@@ -189,3 +204,208 @@ def check_export_matches(export: BucketedExport, store: Store) -> None:
     if stored != export.pin_key_fingerprint:
         msg = f"the export in {export.root} was made under another PIN key than {store.path}"
         raise ExportError(msg)
+
+
+# -- bringing an export up to date ---------------------------------------------------------
+#
+# An update of generation N works in a journal folder, ``.update-g<N>``: it writes the new
+# files under ``new/``, then moves each file (and dimension folder) it replaces into
+# ``replaced/`` and the new ones into place, then writes the manifest naming generation N,
+# then removes the journal. Whatever stops it, the next update finds the journal: before the
+# manifest named N, it puts the replaced files back and removes the new ones (the export is
+# as it was); after, it only removes the journal. A reader refuses an export with a journal.
+
+_GENERATION = re.compile(r"^g(\d+)_\w+\.parquet$")
+JOURNAL_PREFIX: Final = ".update-g"
+# A bucket's files of a table are merged into one when an update finds more than this many
+# (one per night otherwise: many small files slow every reader).
+MAX_FILES_PER_BUCKET: Final = 16
+
+
+def _journals(root: Path) -> list[Path]:
+    return sorted(root.glob(f"{JOURNAL_PREFIX}*"))
+
+
+def _generation_of(file: Path) -> int:
+    found = _GENERATION.match(file.name)
+    return int(found.group(1)) if found else 0
+
+
+def check_whole(export: BucketedExport) -> None:
+    """Raise ExportError when an interrupted update left the export half done."""
+    if _journals(export.root):
+        msg = (
+            f"an update of the export in {export.root} was interrupted: run again with --db "
+            "and the store to finish it"
+        )
+        raise ExportError(msg)
+
+
+def recover(root: Path, generation: int) -> None:
+    """Finish what an interrupted update left (see above): undo it, or remove its journal
+    when the manifest (at ``generation``) already names it."""
+    for journal in _journals(root):
+        done = int(journal.name.removeprefix(JOURNAL_PREFIX)) <= generation
+        replaced = journal / "replaced"
+        if not done:
+            for table in BUCKETED_TABLES:
+                for file in (root / table).glob("bucket=*/*.parquet"):
+                    if _generation_of(file) > generation:
+                        file.unlink()
+            for folder in sorted(replaced.glob("*")) if replaced.is_dir() else []:
+                if folder.name not in EVENT_TIME_COLUMNS:  # a dimension table, whole
+                    shutil.rmtree(root / folder.name, ignore_errors=True)
+                    folder.rename(root / folder.name)
+                    continue
+                for file in folder.glob("bucket=*/*.parquet"):
+                    target = root / folder.name / file.parent.name
+                    target.mkdir(parents=True, exist_ok=True)
+                    os.replace(file, target / file.name)
+        shutil.rmtree(journal)
+
+
+def _latest_time(file: Path, column: str) -> datetime | None:
+    """The latest value of ``column`` in a Parquet file, from its statistics (read when a
+    row group has none)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(file).metadata
+    index = meta.schema.names.index(column)
+    latest = None
+    for group in range(meta.num_row_groups):
+        column_meta = meta.row_group(group).column(index)
+        stats = column_meta.statistics
+        if stats is None or not stats.has_min_max:
+            value = pl.scan_parquet(file).select(pl.col(column).max()).collect().item()
+        else:
+            value = stats.max
+        if value is not None and (latest is None or value > latest):
+            latest = value
+    return latest
+
+
+def _changed_day(now: dict[str, Any], before: dict[str, Any]) -> datetime | None:
+    """The start of the earliest day whose events differ between two fingerprints."""
+    days = [
+        day
+        for table, counts in now["events"].items()
+        for day in set(counts) | set(before["events"].get(table, {}))
+        if counts.get(day, 0) != before["events"].get(table, {}).get(day, 0)
+    ]
+    return datetime.fromisoformat(min(days)) if days else None
+
+
+def bring_up_to_date(export: BucketedExport, store: Store) -> BucketedExport:
+    """``export`` holding the store's current data, by writing only what changed.
+
+    The events from the earliest day whose events changed (loaded late or removed, as the
+    fingerprint's counts per day tell) are written again from the store, and the later ones
+    appended: per bucket, files of a new generation replace those holding such days, the
+    rows before kept. The dimension tables are written again whole, the manifest last (see
+    the journal above). An export already current is returned as it is.
+    """
+    root = export.root
+    recover(root, export.generation)
+    now = data_fingerprint(store, export.data_to)
+    if data_window(store) == export.window and now == export.fingerprint:
+        return export
+    changed = _changed_day(now, export.fingerprint)
+    generation = export.generation + 1
+    journal = root / f"{JOURNAL_PREFIX}{generation}"
+    new, replaced = journal / "new", journal / "replaced"
+    # each event table: from when its rows are written from the store, and the files replaced
+    since: dict[str, datetime | None] = {}
+    rewrite: dict[Path, datetime | None] = {}
+    for table in BUCKETED_TABLES:
+        column = EVENT_TIME_COLUMNS.get(table)
+        if column is None:
+            since[table] = None
+            continue
+        files = sorted((root / table).glob("bucket=*/*.parquet"))
+        ends = {file: _latest_time(file, column) for file in files}
+        end = max((e for e in ends.values() if e is not None), default=None)
+        if changed is not None and end is not None and end >= changed:
+            since[table] = changed
+            rewrite |= {f: changed for f, e in ends.items() if e is not None and e >= changed}
+        else:
+            since[table] = end + timedelta(microseconds=1) if end is not None else None
+        by_bucket: dict[str, list[Path]] = {}
+        for file in files:
+            by_bucket.setdefault(file.parent.name, []).append(file)
+        for bucket_files in by_bucket.values():
+            if len(bucket_files) > MAX_FILES_PER_BUCKET:
+                rewrite |= {f: rewrite.get(f) for f in bucket_files}
+    done = False
+    try:
+        store.export_bucket_rows(new, since, buckets=export.buckets, pattern=f"g{generation}_{{i}}")
+        _kept_rows(root, new, rewrite, since, generation)
+        # the commit: replaced files aside, new ones in place, the manifest last
+        for file in rewrite:
+            aside = replaced / file.relative_to(root)
+            aside.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(file, aside)
+        for table in BUCKETED_TABLES:
+            if table not in EVENT_TIME_COLUMNS:
+                replaced.mkdir(parents=True, exist_ok=True)
+                (root / table).rename(replaced / table)
+                (new / table).rename(root / table)
+                continue
+            for file in sorted((new / table).glob("bucket=*/*.parquet")):
+                folder = root / table / file.parent.name
+                folder.mkdir(exist_ok=True)
+                os.replace(file, folder / file.name)
+        _write_manifest(root, store, generation)
+        done = True
+    finally:
+        if done:
+            shutil.rmtree(journal, ignore_errors=True)
+        else:
+            recover(root, export.generation)
+    return read_export(root)
+
+
+def _kept_rows(
+    root: Path,
+    new: Path,
+    rewrite: dict[Path, datetime | None],
+    since: dict[str, datetime | None],
+    generation: int,
+) -> None:
+    """Write into ``new`` the rows each replaced file keeps: those before the time its table
+    is written again from (all of them when the file is only merged with its bucket's)."""
+    by_folder: dict[Path, list[Path]] = {}
+    for file in rewrite:
+        by_folder.setdefault(file.parent, []).append(file)
+    for folder, files in sorted(by_folder.items()):
+        table = folder.parent.name
+        column = EVENT_TIME_COLUMNS[table]
+        cut = since[table] if any(rewrite[f] is not None for f in files) else None
+        rows = pl.scan_parquet(sorted(files), hive_partitioning=False)
+        if cut is not None:
+            rows = rows.filter(pl.col(column) < cut)
+        kept = rows.sort(column).collect()
+        if kept.height:
+            target = new / table / folder.name
+            target.mkdir(parents=True, exist_ok=True)
+            kept.write_parquet(target / f"g{generation}_kept.parquet")
+
+
+def _write_manifest(root: Path, store: Store, generation: int) -> None:
+    """The manifest of the export as it now holds the store's data, written whole."""
+    data_from, data_to = data_window(store)
+    manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
+    manifest |= {
+        "data_from": data_from.isoformat(),
+        "data_to": data_to.isoformat(),
+        "rows": {
+            t: int(store.query(f"SELECT count(*) FROM {t}")[0][0])  # type: ignore[call-overload]
+            for t in BUCKETED_TABLES
+        },
+        "fingerprint": data_fingerprint(store, data_to),
+        "cross_merchant_rows": cross_merchant_rows(store),
+        "code_version": __version__,
+        "updated_at": datetime.now().isoformat(timespec="seconds"),
+        "generation": generation,
+    }
+    with written_file(root / MANIFEST) as part:
+        part.write_text(json.dumps(manifest, indent=2), encoding="utf-8")

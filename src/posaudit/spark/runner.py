@@ -18,7 +18,15 @@ Two ways to give each bucket to a task, chosen with ``strategy``:
     Spark reads the event tables, shuffles them by bucket and hands each bucket to
     ``groupBy(bucket).applyInArrow``; the small dimension tables travel with the task.
 
-Every run is a full run: it reads all the data, which honours every rule's look-back.
+A run into a store is planned as a local run is (:func:`posaudit.run.plan.plan_run`): full,
+or incremental when the store's previous run was made with the same policy and code and the
+data it saw is unchanged. An incremental run first brings the export up to date with the
+store (:func:`posaudit.spark.export.bring_up_to_date`: the new events appended per bucket),
+and each bucket's task then runs every rule over what its scope reads and keeps the findings
+it re-decides, as the local engine does over the store; the findings are merged with the
+plan's scopes, so they equal a full run's. The anomaly score ranks every operator-day again
+on every Spark run (the Spark engine keeps no operator-days between runs). A run whose
+findings go to Parquet (no store: nothing to carry findings over from) is always full.
 """
 
 from __future__ import annotations
@@ -27,8 +35,8 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import reduce
 from pathlib import Path
@@ -42,9 +50,17 @@ from posaudit.detect.policy import Policy
 from posaudit.detect.registry import Rule
 from posaudit.pins import PinDigester, pin_digester
 from posaudit.rules import all_rules
-from posaudit.run.detect import one_per_finding_id
+from posaudit.run.detect import one_per_finding_id, outside_lookback
 from posaudit.run.kept import forget_all_kept
-from posaudit.run.plan import check_runnable, full_scopes, previous_run
+from posaudit.run.plan import (
+    RuleScope,
+    RunPlan,
+    check_runnable,
+    full_scopes,
+    over_all_data,
+    plan_run,
+    previous_run,
+)
 from posaudit.run.record import (
     EventSink,
     MergeCounts,
@@ -70,7 +86,8 @@ from posaudit.spark.export import (
     DEFAULT_BUCKETS,
     BucketedExport,
     ExportError,
-    check_export_matches,
+    bring_up_to_date,
+    check_whole,
     export_buckets,
     read_export,
 )
@@ -186,7 +203,12 @@ def groupby_job(spark: SparkSession, job: BucketJob) -> DataFrame:
 
 
 def driver_findings(
-    export: BucketedExport, rules: list[Rule], policy: Policy, *, digester: PinDigester
+    export: BucketedExport,
+    rules: list[Rule],
+    policy: Policy,
+    *,
+    digester: PinDigester,
+    scopes: Mapping[str, RuleScope] | None = None,
 ) -> pl.DataFrame:
     """Findings of the rules that cannot be bucketed, over all the data, on the driver.
 
@@ -207,6 +229,7 @@ def driver_findings(
         export.window,
         digester,
         1,
+        scopes=scopes,
     )
     frames = {t: job.shaped(t, scan_table(export.root, t).collect()) for t in tables}
     # Polars 2.1's streaming engine can panic in the score's string expressions while other
@@ -221,6 +244,8 @@ class DetectResult:
     rows_read: int
     rules: list[str]
     seconds: dict[str, float] = field(default_factory=dict)
+    # what each rule read and re-decided (None: every rule over all the data)
+    scopes: dict[str, RuleScope] | None = None
 
 
 def detect(
@@ -231,9 +256,17 @@ def detect(
     *,
     digester: PinDigester,
     strategy: Strategy = "shards",
+    scopes: Mapping[str, RuleScope] | None = None,
 ) -> DetectResult:
-    """All findings of ``rules`` over the export: bucketed rules on Spark, the rest here."""
+    """All findings of ``rules`` over the export: bucketed rules on Spark, the rest here.
+
+    ``scopes``: an incremental run's plan (the score's scope must be a full one: it is
+    always computed over all the data here). A windowed rule that finds a finding longer
+    than its look-back is then run again over all the data, on the driver, and the result's
+    scopes say so.
+    """
     placement = place_rules(rules)
+    scopes = dict(scopes) if scopes is not None else None
     by_name = {r.name: r for r in rules}
     seconds: dict[str, float] = {}
     frames = []
@@ -261,6 +294,7 @@ def detect(
                 digester,
                 export.buckets,
                 also,
+                scopes,
             )
             frame = (shard_job if strategy == "shards" else groupby_job)(spark, job)
             frames.append(_from_arrow(frame.toArrow()))
@@ -288,10 +322,37 @@ def detect(
             shutil.rmtree(staging, ignore_errors=True)
     mark = time.perf_counter()
     rest = [by_name[n] for n in placement.driver if n not in staged]
-    frames.append(driver_findings(export, rest, policy, digester=digester))
+    frames.append(driver_findings(export, rest, policy, digester=digester, scopes=scopes))
+    findings = pl.concat(frames)
+    if scopes is not None:
+        findings = _redone_overlong(findings, export, by_name, policy, digester, scopes)
     seconds["driver"] = time.perf_counter() - mark
     rows_read = sum(export.rows.get(t, 0) for t in store_tables(rules))
-    return DetectResult(one_per_finding_id(pl.concat(frames)), rows_read, sorted(by_name), seconds)
+    return DetectResult(one_per_finding_id(findings), rows_read, sorted(by_name), seconds, scopes)
+
+
+def _redone_overlong(
+    findings: pl.DataFrame,
+    export: BucketedExport,
+    by_name: Mapping[str, Rule],
+    policy: Policy,
+    digester: PinDigester,
+    scopes: dict[str, RuleScope],
+) -> pl.DataFrame:
+    """``findings`` with each windowed rule that found a finding longer than its look-back
+    run again over all the data (on the driver), its scope in ``scopes`` made full."""
+    redo = [
+        r
+        for name, r in by_name.items()
+        if outside_lookback(r, scopes[name], findings.filter(pl.col("rule") == name))
+    ]
+    if not redo:
+        return findings
+    for r in redo:
+        scopes[r.name] = RuleScope(r.name, None, None, "a finding spans more than its look-back")
+    names = [r.name for r in redo]
+    again = driver_findings(export, redo, policy, digester=digester, scopes=scopes)
+    return pl.concat([findings.filter(~pl.col("rule").is_in(names)), again])
 
 
 # -- a run ---------------------------------------------------------------------------------
@@ -307,6 +368,7 @@ class SparkRun:
     parquet: Path | None = None  # the bucketed export to read, or an empty folder to make it in
     buckets: int | None = None  # buckets of an export made by this run (None: bucket_count)
     findings_out: Path | None = None  # write findings here as Parquet instead of into the store
+    full: bool = False  # every rule over all the data, even where a night could do less
 
 
 def bucket_count(spark: SparkSession) -> int:
@@ -327,6 +389,30 @@ def _reason(placement: Placement) -> str:
     if on_driver:
         return f"Spark engine, every rule over all the data ({len(on_driver)} on the driver)"
     return "Spark engine, every rule over all the data"
+
+
+def spark_plan(store: Store | None, policy: Policy, rules: list[Rule], *, full: bool) -> RunPlan:
+    """The run's plan: as a local run's over ``store`` (:func:`plan_run`), the anomaly score
+    always over all the data; a full run when there is no store to carry findings over from.
+    """
+    if store is None:
+        return RunPlan(
+            "full",
+            "the findings go to Parquet",
+            None,
+            None,
+            datetime.min,
+            datetime.min,
+            full_scopes(rules),
+        )
+    plan = plan_run(store, policy, rules, full=full)
+    if plan.mode == "full" or SCORE_RULE not in plan.scopes:
+        return plan
+    scopes = dict(plan.scopes)
+    scopes[SCORE_RULE] = RuleScope(
+        SCORE_RULE, None, None, "the Spark engine ranks every operator-day again"
+    )
+    return replace(plan, scopes=scopes)
 
 
 def _previous_run_id(store: Store | None) -> str | None:
@@ -364,8 +450,14 @@ def resolve_export(
             raise ExportError(msg)
         return None, folder
     if store is not None:
-        check_export_matches(export, store)
-    elif export.pin_key_fingerprint != digester.fingerprint:
+        stored = store.meta().get("pin_key_fingerprint")
+        if stored != export.pin_key_fingerprint:
+            msg = f"the export in {export.root} was made under another PIN key than {store.path}"
+            raise ExportError(msg)
+        export = bring_up_to_date(export, store)
+    else:
+        check_whole(export)
+    if store is None and export.pin_key_fingerprint != digester.fingerprint:
         msg = f"the export in {export.root} was made under another PIN key than $POSAUDIT_PIN_KEY"
         raise ExportError(msg)
     if export.cross_merchant_rows:
@@ -416,6 +508,9 @@ def run_spark(
     if store is not None:
         check_runnable(store, digester)
     export, export_into = resolve_export(settings, store, digester=digester)
+    plan = spark_plan(store if into_store else None, policy, rules, full=settings.full)
+    scopes = plan.scopes if plan.mode == "incremental" else None
+    reason = plan.reason if scopes is not None else f"{plan.reason}; {_reason(placement)}"
     temporary: Path | None = None
     own_session = session is None
     spark = session if session is not None else start_session(settings.master, settings.conf)
@@ -440,11 +535,11 @@ def run_spark(
             "plan",
             {
                 "run_id": run_id,
-                "mode": "full",
-                "reason": _reason(placement),
+                "mode": plan.mode,
+                "reason": reason,
                 "previous_run_id": _previous_run_id(store),
                 "rules": len(rules),
-                "rules_over_all_data": len(rules),
+                "rules_over_all_data": len(over_all_data(plan.scopes)),
                 "engine": "spark",
                 "master": settings.master,
                 "strategy": settings.strategy,
@@ -461,7 +556,13 @@ def run_spark(
         )
         try:
             result = detect(
-                spark, export, rules, policy, digester=digester, strategy=settings.strategy
+                spark,
+                export,
+                rules,
+                policy,
+                digester=digester,
+                strategy=settings.strategy,
+                scopes=scopes,
             )
         except Exception as exc:
             if into_store and store is not None:
@@ -469,7 +570,7 @@ def run_spark(
                     store,
                     policy,
                     run_id=run_id,
-                    mode="full",
+                    mode=plan.mode,
                     engine="spark",
                     started_at=started_at,
                     seconds=time.perf_counter() - started,
@@ -482,7 +583,7 @@ def run_spark(
             "detect",
             {
                 "rules": len(rules),
-                "rules_over_all_data": len(rules),
+                "rules_over_all_data": len(over_all_data(result.scopes or plan.scopes)),
                 "findings": result.findings.height,
                 "seconds": round(stages["detect"], 3),
                 "driver_rules": len([n for n in placement.driver if n != SCORE_RULE]),
@@ -500,7 +601,8 @@ def run_spark(
                 started_at=started_at,
                 started=started,
                 stages=stages,
-                reason=_reason(placement),
+                plan=plan,
+                reason=reason,
                 emit=emit,
             )
         else:
@@ -514,7 +616,7 @@ def run_spark(
                 started_at=started_at,
                 started=started,
                 stages=stages,
-                reason=_reason(placement),
+                reason=reason,
                 emit=emit,
             )
     finally:
@@ -539,19 +641,23 @@ def write_to_store(
     started_at: datetime,
     started: float,
     stages: dict[str, float],
+    plan: RunPlan,
     reason: str,
     emit: EventSink,
 ) -> RunSummary:
-    """Merge the findings and record the run, in one transaction (as the local engine does)."""
+    """Merge the findings and record the run, in one transaction (as the local engine does):
+    with the plan's scopes in an incremental run, so that the findings it did not re-decide
+    are carried over."""
     mark = time.perf_counter()
     previous = _previous_run_id(store)
+    incremental = result.scopes is not None and plan.changed_from is not None
     written = write_run(
         store,
         result.findings,
         run_id=run_id,
-        scopes=full_scopes(rules),
+        scopes=result.scopes if result.scopes is not None else full_scopes(rules),
         policy=policy,
-        mode="full",
+        mode=plan.mode,
         engine="spark",
         started_at=started_at,
         started=started,
@@ -561,11 +667,27 @@ def write_to_store(
         # the Spark engine keeps nothing: the next local run computes the score and the
         # refunds frame over all the data again
         keep_state=lambda: forget_all_kept(store),
+        counted=(
+            (plan.counted, plan.changed_from.date())
+            if incremental and plan.counted is not None and plan.changed_from is not None
+            else None
+        ),
+        settled=plan.settled if incremental else None,
     )
     stages["write"] = time.perf_counter() - mark
     emit("write", written.counts.event_fields(stages["write"]))
     return _summary(
-        run_id, written, previous, reason, started_at, started, result, export, policy, stages
+        run_id,
+        written,
+        previous,
+        reason,
+        started_at,
+        started,
+        result,
+        export,
+        policy,
+        stages,
+        mode=plan.mode,
     )
 
 
@@ -580,12 +702,14 @@ def _summary(
     export: BucketedExport,
     policy: Policy,
     stages: dict[str, float],
+    *,
+    mode: Literal["full", "incremental"] = "full",
 ) -> RunSummary:
-    """A Spark run's summary: always full, every rule over all the data."""
+    """A Spark run's summary."""
     return run_summary(
         written,
         run_id=run_id,
-        mode="full",
+        mode=mode,
         reason=reason,
         previous_run_id=previous,
         started_at=started_at,
@@ -593,7 +717,9 @@ def _summary(
         rows_read=result.rows_read,
         data_from=export.data_from,
         data_to=export.data_to,
-        rules_over_all_data=sorted(result.rules),
+        rules_over_all_data=(
+            sorted(result.rules) if result.scopes is None else over_all_data(result.scopes)
+        ),
         policy=policy,
         stage_seconds=stages,
     )

@@ -797,6 +797,37 @@ class Store:
             msg = f"cannot export {self.path}: {str(exc).splitlines()[0]}"
             raise StoreError(msg) from exc
 
+    def export_bucket_rows(
+        self,
+        out_dir: Path,
+        tables: Mapping[str, datetime | None],
+        *,
+        buckets: int,
+        pattern: str,
+    ) -> None:
+        """Write the bucketed tables ``tables`` as :meth:`export_parquet` does with
+        ``buckets``, into ``out_dir/<table>/bucket=K/`` as files named by ``pattern`` (DuckDB's
+        ``FILENAME_PATTERN``): each event table's rows from its time on (all when None), each
+        table without an event time whole. What brings a bucketed export up to date."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            for table, since in tables.items():
+                facts = CATALOGUE[table]
+                assert facts.merchant is not None, table
+                self._con.execute(
+                    _bucketed_copy(
+                        facts,
+                        facts.merchant,
+                        out_dir / table,
+                        buckets,
+                        since=since,
+                        pattern=pattern,
+                    )
+                )
+        except duckdb.Error as exc:
+            msg = f"cannot export {self.path}: {str(exc).splitlines()[0]}"
+            raise StoreError(msg) from exc
+
     def _export_parquet(
         self, out_dir: Path, *, partitioned: bool, buckets: int | None
     ) -> list[str]:
@@ -837,9 +868,18 @@ class Store:
         return written
 
 
-def _bucketed_copy(facts: TableFacts, via: MerchantLink, target: Path, buckets: int) -> str:
+def _bucketed_copy(
+    facts: TableFacts,
+    via: MerchantLink,
+    target: Path,
+    buckets: int,
+    *,
+    since: datetime | None = None,
+    pattern: str | None = None,
+) -> str:
     """The COPY statement writing a table with its bucket column(s), partitioned by bucket;
-    ``via`` is how the table's rows reach their merchant.
+    ``via`` is how the table's rows reach their merchant. ``since``: only the events from
+    that time on; ``pattern``: the files' names (DuckDB's ``FILENAME_PATTERN``).
 
     The merchant's bucket is hashed once per merchant (or terminal, or operator) and joined
     to the rows: hashing every event row costs more than the rest of the export.
@@ -859,11 +899,16 @@ def _bucketed_copy(facts: TableFacts, via: MerchantLink, target: Path, buckets: 
     order = ["bucket", f"t.{facts.key}"]
     if facts.time_column is not None:
         order.insert(1, f"t.{facts.time_column}")
+    where = ""
+    if since is not None and facts.time_column is not None:
+        where = f" WHERE t.{facts.time_column} >= TIMESTAMP '{since.isoformat(sep=' ')}'"
     rows = (
         f"SELECT t.*, {', '.join(columns)} FROM {table} t LEFT JOIN ({keys}) b "
-        f"ON b.k = t.{column} ORDER BY {', '.join(order)}"
+        f"ON b.k = t.{column}{where} ORDER BY {', '.join(order)}"
     )
     options = "FORMAT parquet, PARTITION_BY (bucket), OVERWRITE_OR_IGNORE"
+    if pattern is not None:
+        options += f", FILENAME_PATTERN '{pattern}'"
     return f"COPY ({rows}) TO '{target}' ({options})"
 
 
