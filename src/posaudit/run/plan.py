@@ -17,8 +17,8 @@ state may have changed (:mod:`posaudit.run.states`), over all their events. The 
 after an incremental run therefore equal those of a full run over the same data; the tests
 check this for every rule.
 
-Both engines plan here: the Spark engine's runs are always full (:func:`full_scopes`), and it
-names the previous run the same way (:func:`previous_run`).
+Both engines plan here: the Spark engine runs each bucket with the same scopes (its anomaly
+score always over all the data), and writes to Parquet with :func:`full_scopes`.
 """
 
 from __future__ import annotations
