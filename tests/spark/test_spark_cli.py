@@ -85,6 +85,33 @@ def test_an_unreadable_parquet_folder_exits_2(store: Path, tmp_path: Path) -> No
     assert sorted(p.name for p in folder.iterdir()) == ["part-0.parquet"]
 
 
+def test_an_export_left_mid_update_is_refused_without_its_store(
+    store: Path, tmp_path: Path
+) -> None:
+    """An update stopped half way leaves its journal: read alone, the export is refused."""
+    if importlib.util.find_spec("pyspark") is None:
+        pytest.skip("without pyspark the missing package is reported first")
+    from posaudit.spark.export import JOURNAL_PREFIX, export_buckets
+    from posaudit.store import Store
+
+    opened = Store.open(store, read_only=True)
+    try:
+        export_buckets(opened, tmp_path / "export", buckets=2)
+    finally:
+        opened.close()
+    (tmp_path / "export" / f"{JOURNAL_PREFIX}1" / "replaced").mkdir(parents=True)
+    done = _run(
+        "--engine",
+        "spark",
+        "--parquet",
+        str(tmp_path / "export"),
+        "--findings-out",
+        str(tmp_path / "findings"),
+    )
+    _one_line_exit_2(done, "was interrupted: run again with --db")
+    assert not (tmp_path / "findings").exists()
+
+
 def test_no_java_exits_2(store: Path, tmp_path: Path) -> None:
     if importlib.util.find_spec("pyspark") is None:
         pytest.skip("without pyspark the missing package is reported first")

@@ -101,9 +101,9 @@ def test_new_days_are_written_as_a_new_generation(
     assert updated.generation == 1 and updated.data_to > export.data_to
     assert_export_holds_the_store(db, export.root)
     # a night's events reach back into the day before: its files are written again, the
-    # rows before it kept; the next night leaves those kept rows' files as they are
+    # rows before it kept; the next night leaves the settled history's files as they are
     before = _files(export.root)
-    kept = [name for name in before if "/g1_kept" in name]
+    kept = [name for name in before if "/g1_settled" in name]
     assert kept
     append_days(db)
     updated = _update(db, updated)
@@ -141,7 +141,8 @@ def test_a_bucket_of_many_files_is_merged_into_one(
     _update(db, export)
     assert_export_holds_the_store(db, export.root)
     for bucket in (export.root / "transactions").glob("bucket=*"):
-        assert len(list(bucket.glob("*.parquet"))) <= 2, bucket  # the merged rows, the new day
+        nightly = [f for f in bucket.glob("*.parquet") if not f.stem.endswith("_settled")]
+        assert len(nightly) <= 2, nightly  # the last days' rows merged, the new day
 
 
 def test_an_update_stopped_before_its_manifest_leaves_the_export_as_it_was(

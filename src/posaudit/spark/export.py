@@ -33,7 +33,7 @@ from posaudit import __version__
 from posaudit.atomic import written_file, written_folder
 from posaudit.run.plan import data_fingerprint, data_window
 from posaudit.store import Store, StoreError
-from posaudit.store.catalogue import BUCKETED_TABLES, EVENT_TIME_COLUMNS
+from posaudit.store.catalogue import BUCKETED_TABLES, EVENT_TIME_COLUMNS, key_column
 
 MANIFEST: Final = "_posaudit_export.json"
 FORMAT: Final = "posaudit-bucketed-export"
@@ -220,6 +220,10 @@ JOURNAL_PREFIX: Final = ".update-g"
 # A bucket's files of a table are merged into one when an update finds more than this many
 # (one per night otherwise: many small files slow every reader).
 MAX_FILES_PER_BUCKET: Final = 16
+# An update writes the rows it keeps of the last days before its changed day apart from the
+# older ones: a night's events reach back a day or so, and the next update then rewrites only
+# the file of those days, never the one of the history.
+RECENT: Final = timedelta(days=7)
 
 
 def _journals(root: Path) -> list[Path]:
@@ -262,6 +266,11 @@ def recover(root: Path, generation: int) -> None:
                     target.mkdir(parents=True, exist_ok=True)
                     os.replace(file, target / file.name)
         shutil.rmtree(journal)
+
+
+def _is_history(file: Path) -> bool:
+    """Whether ``file`` holds a bucket's history: the first export's, or settled rows."""
+    return _GENERATION.match(file.name) is None or file.stem.endswith("_settled")
 
 
 def _latest_time(file: Path, column: str) -> datetime | None:
@@ -334,7 +343,9 @@ def bring_up_to_date(export: BucketedExport, store: Store) -> BucketedExport:
             by_bucket.setdefault(file.parent.name, []).append(file)
         for bucket_files in by_bucket.values():
             if len(bucket_files) > MAX_FILES_PER_BUCKET:
-                rewrite |= {f: rewrite.get(f) for f in bucket_files}
+                # the nights' small files, merged; a file of settled history stays as it is
+                small = [f for f in bucket_files if not _is_history(f)]
+                rewrite |= {f: rewrite.get(f) for f in small}
     done = False
     try:
         store.export_bucket_rows(new, since, buckets=export.buckets, pattern=f"g{generation}_{{i}}")
@@ -383,11 +394,15 @@ def _kept_rows(
         rows = pl.scan_parquet(sorted(files), hive_partitioning=False)
         if cut is not None:
             rows = rows.filter(pl.col(column) < cut)
-        kept = rows.sort(column).collect()
-        if kept.height:
-            target = new / table / folder.name
-            target.mkdir(parents=True, exist_ok=True)
-            kept.write_parquet(target / f"g{generation}_kept.parquet")
+        kept = rows.sort(column, key_column(table)).collect()
+        target = new / table / folder.name
+        target.mkdir(parents=True, exist_ok=True)
+        # the rows of the last days apart, so that the next nights rewrite only those
+        recent = kept.filter(pl.col(column) >= cut - RECENT) if cut is not None else kept.clear()
+        settled = kept.filter(pl.col(column) < cut - RECENT) if cut is not None else kept
+        for part, name in ((settled, "settled"), (recent, "kept")):
+            if part.height:
+                part.write_parquet(target / f"g{generation}_{name}.parquet")
 
 
 def _write_manifest(root: Path, store: Store, generation: int) -> None:
