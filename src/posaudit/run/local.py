@@ -223,7 +223,7 @@ class LocalRun:
             preload_model()  # while the store is read
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-score") as pool:
             scoring = ScoreInBackground(pool, self.store, score, self.policy, scopes)
-            read = self.read(scopes, score, scoring.start)
+            read = self.read(scopes, score, scoring.start, scoring.wait_for_its_reads)
             # Every table is read: what DuckDB cached reading them (97 MiB at 360 days) is let
             # go before the rules run, once the score has read what it keeps from the store
             # (measured: docs/benchmarks.md).
@@ -300,9 +300,11 @@ class LocalRun:
         scopes: Mapping[str, RuleScope],
         score: Rule | None,
         start_score: ScoreStarter,
+        wait_for_score: Callable[[], None],
     ) -> ReadStage:
         """Read every rule's tables, the score's first (handed to ``start_score`` as soon as
-        they are read), while the runner's inputs are built on a second thread."""
+        they are read), while the runner's inputs are built on a second thread;
+        ``wait_for_score`` returns once the score reads the store no more."""
         store, rules, plan = self.store, self.rules, self.plan
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="posaudit-derive") as builder:
             operators = store.read("operators")
@@ -331,12 +333,22 @@ class LocalRun:
                     plan.previous_run_id,
                 ),
             )
+
+            # The score's tables hold a night's refunds with their sales, of any age, found
+            # by a scan of every transaction id, which DuckDB then keeps cached (75 MiB at
+            # 360 days): it is let go before the other tables are read, once the score has
+            # read what it keeps (measured: docs/benchmarks.md).
+            def let_go() -> None:
+                wait_for_score()
+                store.release_cache()
+
             inputs = read_inputs(
                 reader,
                 rules,
                 scopes,
                 read_first=score,
                 when_read=lambda tables: start_score(tables, reader.kept),
+                after_first=let_go,
             )
             return ReadStage(reader, inputs, building.result(), columns, exclusion)
 

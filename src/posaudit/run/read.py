@@ -614,11 +614,14 @@ def read_inputs(
     *,
     read_first: Rule | None = None,
     when_read: Callable[[dict[str, pl.LazyFrame]], object] | None = None,
+    after_first: Callable[[], object] | None = None,
 ) -> dict[str, dict[str, pl.LazyFrame]]:
     """Each rule's input tables, cut to its own read window; every table read once.
 
     ``read_first``: a rule whose tables are read before the others', handed to ``when_read``
-    as soon as they are (so that it can run while the rest is read).
+    as soon as they are (so that it can run while the rest is read); ``after_first`` is
+    called then, before the rest is read (to let go of what DuckDB cached reading them,
+    which no other read may be running for).
     """
     plan = reading_plan(rules, scopes, lambda name, key: key in reader.store.schema(name))
     needed, history = plan
@@ -632,6 +635,8 @@ def read_inputs(
         first_tables = set(read_first.inputs) - DERIVED_INPUTS
         frames |= reader.read_all({n: needed[n] for n in first_tables}, history)
         when_read(cut(read_first))
+        if after_first is not None:
+            after_first()
     frames |= reader.read_all({n: s for n, s in needed.items() if n not in frames}, history)
     return {r.name: cut(r) for r in rules}
 
