@@ -591,8 +591,9 @@ def run(
         typer.Option(
             "--parquet",
             help=(
-                "--engine spark: the bucketed export to read; a new or empty folder gets the store "
-                "exported into it first (default: a temporary export)."
+                "--engine spark: the bucketed export to read, brought up to date with --db first; "
+                "a new or empty folder gets the store exported into it (default: a temporary "
+                "export)."
             ),
         ),
     ] = None,
