@@ -128,14 +128,15 @@ def findings_for_tables(
     *,
     window: tuple[datetime, datetime],
     digester: PinDigester,
-    scopes: Mapping[str, RuleScope] | None = None,
+    scoped: tuple[Mapping[str, RuleScope], Mapping[str, Mapping[str, pl.LazyFrame]]] | None = None,
 ) -> pl.DataFrame:
     """All findings of ``rules`` over ``tables`` (store tables by name), one per finding id.
 
     The whole detection step without the store: derived inputs, every rule over all the
     rows given, the findings schema. An engine that splits the data into buckets (each
     holding every row of the partitions it covers) calls this once per bucket. With
-    ``scopes`` (an incremental run's plan), each rule reads and re-decides only what its
+    ``scoped`` (an incremental run's scopes, and each rule's tables read and cut to its
+    scope: :func:`posaudit.run.read.inputs_from_frames`), each rule re-decides only what its
     scope says, as the local engine's run does over the store.
     """
     operators = (
@@ -144,7 +145,9 @@ def findings_for_tables(
         else pl.DataFrame({"operator_no": []}, schema={"operator_no": pl.String})
     )
     derived = derived_inputs(rules, operators, window=window, digester=digester)
-    if scopes is None:
+    inputs: Mapping[str, Mapping[str, pl.LazyFrame]]
+    scopes: Mapping[str, RuleScope]
+    if scoped is None:
         shared = {n for r in rules for n in r.inputs if n in DERIVED_TABLES}
         tables = {
             **tables,
@@ -157,10 +160,7 @@ def findings_for_tables(
         inputs = {r.name: {n: tables[n] for n in set(r.inputs) - DERIVED_INPUTS} for r in rules}
         scopes = full_scopes(rules, "all rows given")
     else:
-        # deferred: the reader builds on this module
-        from posaudit.run.read import inputs_from_frames
-
-        inputs = inputs_from_frames(rules, tables, scopes)
+        scopes, inputs = scoped
     frames = collect_findings(rules, rule_findings(rules, inputs, derived, policy, scopes))
     if not frames:
         return pl.DataFrame(schema=FINDINGS_SCHEMA)

@@ -33,6 +33,7 @@ from posaudit.pins import PinDigester
 from posaudit.rules import all_rules
 from posaudit.run.detect import findings_for_tables
 from posaudit.run.plan import POPULATION_FAMILIES, RuleScope
+from posaudit.run.read import inputs_from_frames
 from posaudit.store.catalogue import DIMENSION_TABLES
 
 Scheme = Literal["merchant", "card"]
@@ -160,14 +161,18 @@ class BucketJob:
 
     def findings(self, tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
         """The findings of this job's rules over one bucket's tables."""
-        rules = all_rules()
+        rules = [all_rules()[name] for name in self.rules]
+        scoped = None
+        if self.scopes is not None:
+            scopes = {n: self.scopes[n] for n in self.rules}
+            scoped = (scopes, inputs_from_frames(rules, tables, scopes))
         return findings_for_tables(
-            [rules[name] for name in self.rules],
+            rules,
             dict(tables),
             self.policy,
             window=self.window,
             digester=self.digester,
-            scopes=None if self.scopes is None else {n: self.scopes[n] for n in self.rules},
+            scoped=scoped,
         ).select(FINDINGS_SCHEMA.names())
 
     def bucket_findings(self, bucket: int, tables: Mapping[str, pl.LazyFrame]) -> pl.DataFrame:
