@@ -6,6 +6,7 @@ import json
 import shutil
 from pathlib import Path
 
+import duckdb
 import polars as pl
 
 from posaudit.store import Store
@@ -89,3 +90,21 @@ def assert_same_findings(got: pl.DataFrame, want: pl.DataFrame) -> None:
     assert differ == 0, f"evidence: {differ} findings differ"
     gap = (got.get_column("score") - want.get_column("score")).abs().max()
     assert gap is not None and gap <= SCORE_TOLERANCE, gap  # type: ignore[operator]
+
+
+def wrong_pins_loaded_late(path: Path, *, days_in: int, hour: int = 0) -> None:
+    """Thirty wrong PINs by one operator, ``days_in`` days after the world's first day at
+    ``hour`` o'clock, twenty seconds apart, loaded now (ids ``L99000000`` on)."""
+    con = duckdb.connect(str(path))
+    try:
+        con.execute(
+            "INSERT INTO login_events SELECT 'L' || CAST(99000000 + i AS VARCHAR), "
+            "CAST(f.ts AS DATE) + to_days($days_in) + to_hours($hour) "
+            "+ INTERVAL (i * 20) SECOND, "
+            "o.terminal_id, o.operator_no, o.operator_id, 'wrong_pin' FROM range(30) r(i), "
+            "(SELECT * FROM operators ORDER BY operator_id LIMIT 1) o, "
+            "(SELECT min(ts) AS ts FROM login_events) f",
+            {"days_in": days_in, "hour": hour},
+        )
+    finally:
+        con.close()

@@ -38,6 +38,7 @@ from tests.spark.spark_kit import (
     assert_same_findings,
     copy_store,
     store_findings,
+    wrong_pins_loaded_late,
 )
 
 pytest.importorskip("pyspark", reason="the Spark engine is the optional extra posaudit[spark]")
@@ -174,21 +175,6 @@ def test_findings_from_an_export_alone_go_to_parquet(
     assert record["engine"] == "spark" and record["findings"] == written.height
 
 
-def _wrong_pins_loaded_late(path: Path) -> None:
-    """Thirty wrong PINs by one operator on the world's third day, loaded now."""
-    con = duckdb.connect(str(path))
-    try:
-        con.execute(
-            "INSERT INTO login_events SELECT 'L' || CAST(99000000 + i AS VARCHAR), "
-            "CAST(f.ts AS DATE) + INTERVAL 2 DAY + INTERVAL 10 HOUR + INTERVAL (i * 20) SECOND, "
-            "o.terminal_id, o.operator_no, o.operator_id, 'wrong_pin' FROM range(30) r(i), "
-            "(SELECT * FROM operators ORDER BY operator_id LIMIT 1) o, "
-            "(SELECT min(ts) AS ts FROM login_events) f"
-        )
-    finally:
-        con.close()
-
-
 def test_spark_nights_over_the_updated_export_equal_a_full_run(
     spark: SparkSession, small_world: Path, tmp_path: Path
 ) -> None:
@@ -210,7 +196,7 @@ def test_spark_nights_over_the_updated_export_equal_a_full_run(
         for path in (local, remote):
             append_days(path)
             if late:
-                _wrong_pins_loaded_late(path)
+                wrong_pins_loaded_late(path, days_in=2, hour=10)
         run_here(local, full=True)
         summary = night()
         assert summary.mode == "incremental", summary.reason
@@ -365,8 +351,6 @@ def test_a_spark_run_respects_the_analysts_decisions(
     """A dismissed finding stays dismissed, grown evidence reopens it, and a decision queued
     while the store was held lands with the run: on Spark as on the local engine."""
     from datetime import timedelta
-
-    import duckdb
 
     from posaudit.review import checked_action, decide, record_action
 

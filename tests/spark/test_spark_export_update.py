@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-import duckdb
 import polars as pl
 import pytest
 
@@ -23,7 +22,7 @@ from posaudit.spark.export import (
 from posaudit.store import Store, read_parquet_table
 from posaudit.store.catalogue import BUCKETED_TABLES, key_column
 from tests.pipeline.pipeline_kit import append_days
-from tests.spark.spark_kit import copy_store
+from tests.spark.spark_kit import copy_store, wrong_pins_loaded_late
 
 BUCKETS = 3
 
@@ -69,21 +68,6 @@ def _files(root: Path) -> dict[str, bytes]:
     }
 
 
-def _load_late(db: Path) -> None:
-    """Thirty wrong PINs on the sample's fifth day, loaded now."""
-    con = duckdb.connect(str(db))
-    try:
-        con.execute(
-            "INSERT INTO login_events SELECT 'L' || CAST(99000000 + i AS VARCHAR), "
-            "CAST(min(ts) OVER () AS DATE) + INTERVAL 4 DAY + INTERVAL (i * 20) SECOND, "
-            "o.terminal_id, o.operator_no, o.operator_id, 'wrong_pin' FROM range(30) r(i), "
-            "(SELECT * FROM operators ORDER BY operator_id LIMIT 1) o, "
-            "(SELECT min(ts) AS ts FROM login_events) f"
-        )
-    finally:
-        con.close()
-
-
 def _update(db: Path, export: BucketedExport) -> BucketedExport:
     store = Store.open(db, read_only=True)
     try:
@@ -122,7 +106,7 @@ def test_events_loaded_late_rewrite_the_files_from_their_day(
     db, export = exported
     append_days(db)
     export = _update(db, export)
-    _load_late(db)
+    wrong_pins_loaded_late(db, days_in=4)
     append_days(db)
     updated = _update(db, export)
     assert updated.generation == 2
@@ -152,7 +136,7 @@ def test_an_update_stopped_before_its_manifest_leaves_the_export_as_it_was(
     append_days(db)
     export = _update(db, export)
     before = _files(export.root)
-    _load_late(db)
+    wrong_pins_loaded_late(db, days_in=4)
     append_days(db)
 
     def stop(*_args: object) -> None:
@@ -178,7 +162,7 @@ def test_a_killed_update_is_undone_by_the_next_and_refused_by_a_reader(
     # the update's work is done in a copy, and its journal and moved files put in place
     copy = tmp_path / "copy"
     shutil.copytree(export.root, copy)
-    _load_late(db)
+    wrong_pins_loaded_late(db, days_in=4)
     append_days(db)
     _update(db, read_export(copy))
     journal = export.root / f"{JOURNAL_PREFIX}2" / "replaced"

@@ -253,6 +253,19 @@ def counts_now(store: Store, before: Mapping[str, Any], watermark: datetime) -> 
     }
 
 
+def changed_days(
+    now: Mapping[str, Mapping[str, int]], before: Mapping[str, Mapping[str, int]]
+) -> list[tuple[str, str]]:
+    """The (day, table) pairs whose count of events differs between two fingerprints'
+    ``events``."""
+    return [
+        (day, table)
+        for table, counts in now.items()
+        for day in set(counts) | set(before.get(table, {}))
+        if counts.get(day, 0) != before.get(table, {}).get(day, 0)
+    ]
+
+
 @dataclass(frozen=True)
 class PreviousRun:
     """The store's latest successful run, whichever engine made it."""
@@ -309,12 +322,7 @@ def changed_since(
     if watermark is None or before.get("watermark") != watermark.isoformat():
         return Changes(None, f"{name} left no watermark")
     now = counts_now(store, before, watermark)
-    days_by_table = [
-        (day, table)
-        for table, counts in now["events"].items()
-        for day in set(counts) | set(before["events"].get(table, {}))
-        if counts.get(day, 0) != before["events"].get(table, {}).get(day, 0)
-    ]
+    days_by_table = changed_days(now["events"], before["events"])
     days = [day for day, _ in days_by_table]
     removed = any(
         counts.get(day, 0) < before["events"].get(table, {}).get(day, 0)

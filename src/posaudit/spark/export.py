@@ -9,11 +9,11 @@ fingerprint and the data fingerprint of the store it came from. A folder without
 a (complete) bucketed export.
 
 An export is brought up to date with its store (:func:`bring_up_to_date`) rather than made
-again, when the store only gained events after what the export holds: the new events of
-each table are appended per bucket as files of a new generation (``g<N>_<i>.parquet``), the
-dimension tables are written again whole, and the manifest, written last, names the
-generation. Files of a later generation than the manifest's are what an interrupted update
-left: the next update removes them, and a reader refuses the export until then.
+again: the events from the earliest changed day on are written per bucket as files of a new
+generation (``g<N>_*.parquet``), replacing the files that held such days, the dimension
+tables are written again whole, and the manifest, written last, names the generation. An
+update works through a journal folder (see below): the next update finishes or undoes an
+interrupted one, and a reader refuses the export until then.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ import polars as pl
 
 from posaudit import __version__
 from posaudit.atomic import written_file, written_folder
-from posaudit.run.plan import data_fingerprint, data_window
+from posaudit.run.plan import changed_days, data_fingerprint, data_window
 from posaudit.store import Store, StoreError
 from posaudit.store.catalogue import BUCKETED_TABLES, EVENT_TIME_COLUMNS, key_column
 
@@ -112,31 +112,41 @@ def export_buckets(
     from posaudit.pins import pin_digester
 
     with written_folder(out_dir) as staging:
-        data_from, data_to = data_window(store)
-        if data_from is None:
+        if data_window(store)[0] is None:
             msg = f"{store.path} holds no events: simulate or load data before running the audit"
             raise ExportError(msg)
         store.export_parquet(staging, buckets=buckets)
-        rows = {t: int(store.query(f"SELECT count(*) FROM {t}")[0][0]) for t in BUCKETED_TABLES}  # type: ignore[call-overload]
         manifest = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
             "buckets": buckets,
             "bucket_columns": {"merchant": "bucket", "card": "card_bucket"},
-            "data_from": data_from.isoformat(),
-            "data_to": data_to.isoformat(),
-            "rows": rows,
+            **_store_facts(store),
             "pin_key_fingerprint": store.meta().get("pin_key_fingerprint")
             or pin_digester().fingerprint,
-            "fingerprint": data_fingerprint(store, data_to),
-            "cross_merchant_rows": cross_merchant_rows(store),
-            "code_version": __version__,
             "exported_at": datetime.now().isoformat(timespec="seconds"),
             "store": str(store.path),
             "generation": 0,
         }
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2), encoding="utf-8")
     return read_export(out_dir)
+
+
+def _store_facts(store: Store) -> dict[str, Any]:
+    """What a manifest says of the store's data as it is exported: its window, rows per
+    table, data fingerprint, the events no merchant bucket can hold, the code's version."""
+    data_from, data_to = data_window(store)
+    return {
+        "data_from": data_from.isoformat(),
+        "data_to": data_to.isoformat(),
+        "rows": {
+            t: int(store.query(f"SELECT count(*) FROM {t}")[0][0])  # type: ignore[call-overload]
+            for t in BUCKETED_TABLES
+        },
+        "fingerprint": data_fingerprint(store, data_to),
+        "cross_merchant_rows": cross_merchant_rows(store),
+        "code_version": __version__,
+    }
 
 
 def read_export(root: Path) -> BucketedExport:
@@ -200,8 +210,12 @@ def check_export_matches(export: BucketedExport, store: Store) -> None:
             f"of {store.path}: remove it, or give an empty --parquet folder to export again"
         )
         raise ExportError(msg)
-    stored = store.meta().get("pin_key_fingerprint")
-    if stored != export.pin_key_fingerprint:
+    check_pin_key(export, store)
+
+
+def check_pin_key(export: BucketedExport, store: Store) -> None:
+    """Raise ExportError when ``export`` was made under another PIN key than ``store``."""
+    if store.meta().get("pin_key_fingerprint") != export.pin_key_fingerprint:
         msg = f"the export in {export.root} was made under another PIN key than {store.path}"
         raise ExportError(msg)
 
@@ -293,17 +307,6 @@ def _latest_time(file: Path, column: str) -> datetime | None:
     return latest
 
 
-def _changed_day(now: dict[str, Any], before: dict[str, Any]) -> datetime | None:
-    """The start of the earliest day whose events differ between two fingerprints."""
-    days = [
-        day
-        for table, counts in now["events"].items()
-        for day in set(counts) | set(before["events"].get(table, {}))
-        if counts.get(day, 0) != before["events"].get(table, {}).get(day, 0)
-    ]
-    return datetime.fromisoformat(min(days)) if days else None
-
-
 def bring_up_to_date(export: BucketedExport, store: Store) -> BucketedExport:
     """``export`` holding the store's current data, by writing only what changed.
 
@@ -318,7 +321,8 @@ def bring_up_to_date(export: BucketedExport, store: Store) -> BucketedExport:
     now = data_fingerprint(store, export.data_to)
     if data_window(store) == export.window and now == export.fingerprint:
         return export
-    changed = _changed_day(now, export.fingerprint)
+    days = [day for day, _ in changed_days(now["events"], export.fingerprint["events"])]
+    changed = datetime.fromisoformat(min(days)) if days else None
     generation = export.generation + 1
     journal = root / f"{JOURNAL_PREFIX}{generation}"
     new, replaced = journal / "new", journal / "replaced"
@@ -407,18 +411,9 @@ def _kept_rows(
 
 def _write_manifest(root: Path, store: Store, generation: int) -> None:
     """The manifest of the export as it now holds the store's data, written whole."""
-    data_from, data_to = data_window(store)
     manifest = json.loads((root / MANIFEST).read_text(encoding="utf-8"))
     manifest |= {
-        "data_from": data_from.isoformat(),
-        "data_to": data_to.isoformat(),
-        "rows": {
-            t: int(store.query(f"SELECT count(*) FROM {t}")[0][0])  # type: ignore[call-overload]
-            for t in BUCKETED_TABLES
-        },
-        "fingerprint": data_fingerprint(store, data_to),
-        "cross_merchant_rows": cross_merchant_rows(store),
-        "code_version": __version__,
+        **_store_facts(store),
         "updated_at": datetime.now().isoformat(timespec="seconds"),
         "generation": generation,
     }

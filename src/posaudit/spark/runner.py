@@ -87,6 +87,7 @@ from posaudit.spark.export import (
     BucketedExport,
     ExportError,
     bring_up_to_date,
+    check_pin_key,
     check_whole,
     export_buckets,
     read_export,
@@ -450,10 +451,7 @@ def resolve_export(
             raise ExportError(msg)
         return None, folder
     if store is not None:
-        stored = store.meta().get("pin_key_fingerprint")
-        if stored != export.pin_key_fingerprint:
-            msg = f"the export in {export.root} was made under another PIN key than {store.path}"
-            raise ExportError(msg)
+        check_pin_key(export, store)
         export = bring_up_to_date(export, store)
     else:
         check_whole(export)
